@@ -1,0 +1,123 @@
+import type { Logger } from 'pino';
+import { LenixError } from '../../core/errors.js';
+import type { AgentRole, Outcome } from '../../scheduler/task-state.js';
+import type { AgentClient, LeasedTask } from './client.js';
+import { LogStreamer } from './log-streamer.js';
+
+/** What a role's handler gets for one leased task. */
+export interface TaskContext<P> {
+  readonly task: P;
+  readonly log: LogStreamer;
+  /** Aborted when the task is cancelled or the lease is lost: stop at once. */
+  readonly signal: AbortSignal;
+  upload(file: string, meta: { name: string; kind: string }): Promise<{ sha256: string; size: number }>;
+}
+
+export interface TaskResult {
+  readonly outcome: Outcome;
+  readonly result: Record<string, unknown> | null;
+}
+
+export interface AgentOptions<P> {
+  readonly client: AgentClient;
+  readonly name: string;
+  readonly role: AgentRole;
+  readonly arches: readonly string[];
+  readonly capabilities?: Record<string, unknown>;
+  readonly log: Logger;
+  readonly stop: AbortSignal;
+  readonly handle: (ctx: TaskContext<P>) => Promise<TaskResult>;
+  /** Long-poll window for one lease request. */
+  readonly waitMs?: number;
+}
+
+/**
+ * The lease loop every agent runs: register, lease (long-poll), heartbeat while working, stream the log,
+ * complete. A lost lease (expired, taken over, cancelled) aborts the handler; its result is then dropped,
+ * since the server would refuse it with 409 anyway.
+ */
+export async function runAgent<P>(o: AgentOptions<P>): Promise<void> {
+  let agentId: number | null = null;
+  let backoff = 500;
+  while (!o.stop.aborted) {
+    try {
+      if (agentId === null) {
+        agentId = (await o.client.register({ name: o.name, role: o.role, arches: o.arches, capabilities: o.capabilities ?? {} })).agentId;
+        o.log.info({ agentId, arches: o.arches }, 'registered');
+      }
+      const leased = await o.client.lease<P>(agentId, o.waitMs ?? 20_000, o.stop);
+      backoff = 500;
+      if (!leased) continue;
+      await runOne(o, leased);
+    } catch (err) {
+      if (o.stop.aborted) break;
+      if (err instanceof LenixError && (err.code === 'AGENT_NOT_FOUND' || err.code === 'UNAUTHENTICATED')) agentId = null;
+      o.log.warn({ err: (err as Error).message }, 'agent loop error; retrying');
+      await sleepUnlessStopped(backoff, o.stop);
+      backoff = Math.min(backoff * 2, 15_000);
+    }
+  }
+}
+
+async function runOne<P>(o: AgentOptions<P>, leased: LeasedTask<P>): Promise<void> {
+  const { id: leaseId, fencingToken, leaseMs } = leased.lease;
+  const lost = new AbortController();
+  const onStop = () => lost.abort();
+  o.stop.addEventListener('abort', onStop, { once: true });
+  const log = new LogStreamer((offset, data) => o.client.appendLog(leaseId, fencingToken, offset, data).then((r) => r.size));
+  const beat = setInterval(() => {
+    o.client
+      .heartbeat(leaseId, fencingToken)
+      .then((r) => {
+        if (r.cancelled) {
+          o.log.info({ leaseId }, 'task cancelled');
+          lost.abort();
+        }
+      })
+      .catch((err: unknown) => {
+        if (err instanceof LenixError && err.status === 409) {
+          o.log.warn({ leaseId, code: err.code }, 'lease lost');
+          lost.abort();
+        }
+      });
+  }, Math.max(200, Math.floor(leaseMs / 3)));
+  try {
+    let res: TaskResult;
+    try {
+      res = await o.handle({
+        task: leased.task,
+        log,
+        signal: lost.signal,
+        upload: (file, meta) => o.client.upload(leaseId, fencingToken, file, meta),
+      });
+    } catch (err) {
+      const e = err as Error;
+      res = { outcome: { kind: 'error', code: 'AGENT_ERROR', reason: e.message.slice(0, 1000) }, result: null };
+      log.write(`lenix: agent error: ${e.message}\n`);
+    }
+    await log.close();
+    if (lost.signal.aborted) return;
+    await o.client.complete(leaseId, fencingToken, res.outcome, res.result);
+  } catch (err) {
+    if (err instanceof LenixError && err.status === 409) {
+      o.log.warn({ leaseId, code: err.code }, 'result refused: the lease is no longer ours');
+      return;
+    }
+    throw err;
+  } finally {
+    clearInterval(beat);
+    o.stop.removeEventListener('abort', onStop);
+  }
+}
+
+function sleepUnlessStopped(ms: number, stop: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      stop.removeEventListener('abort', done);
+      resolve();
+    }
+    stop.addEventListener('abort', done, { once: true });
+  });
+}

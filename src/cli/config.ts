@@ -1,0 +1,51 @@
+import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { LenixError } from '../core/errors.js';
+
+/**
+ * Where the CLI finds the server and token: flags, then LENIX_SERVER / LENIX_TOKEN, then the config file
+ * that `lenix up` writes ($LENIX_CONFIG, or $XDG_CONFIG_HOME/lenix/config.json), then localhost:8080.
+ */
+export const CliConfig = z.object({ server: z.string().url(), token: z.string().min(8).optional() });
+export type CliConfig = z.infer<typeof CliConfig>;
+
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env['LENIX_CONFIG']) return env['LENIX_CONFIG'];
+  const base = env['XDG_CONFIG_HOME'] || path.join(os.homedir(), '.config');
+  return path.join(base, 'lenix', 'config.json');
+}
+
+export async function readConfig(env: NodeJS.ProcessEnv = process.env): Promise<CliConfig | null> {
+  let text: string;
+  try {
+    text = await readFile(configPath(env), 'utf8');
+  } catch {
+    return null;
+  }
+  const parsed = CliConfig.safeParse(JSON.parse(text));
+  if (!parsed.success) throw new LenixError('BAD_REQUEST', `config file ${configPath(env)} is not valid: ${parsed.error.issues[0]?.message ?? ''}`);
+  return parsed.data;
+}
+
+export async function writeConfig(config: CliConfig, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const file = configPath(env);
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await writeFile(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return file;
+}
+
+export async function resolveTarget(flags: { server?: string; token?: string }, env: NodeJS.ProcessEnv = process.env): Promise<{ server: string; token: string | null }> {
+  const file = await readConfig(env);
+  const server = flags.server ?? env['LENIX_SERVER'] ?? file?.server ?? 'http://127.0.0.1:8080';
+  const token = flags.token ?? env['LENIX_TOKEN'] ?? (file && file.server === server ? file.token : undefined) ?? null;
+  return { server, token };
+}
+
+export async function readTokenFile(file: string): Promise<string> {
+  const t = (await readFile(file, 'utf8')).trim();
+  if (t.length < 8) throw new LenixError('UNAUTHENTICATED', `token file ${file} is empty`);
+  return t;
+}

@@ -1,0 +1,292 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import pino from 'pino';
+import { runBuildNode } from '../agents/build/build-node.js';
+import { AgentClient, ApiClient } from '../agents/kit/client.js';
+import { LenixError } from '../core/errors.js';
+import type { presentBuild, presentSource, presentAgent } from '../server/api/present.js';
+import { hostArch, startServer } from '../server/main.js';
+import { readTokenFile, resolveTarget } from './config.js';
+import { followLog } from './follow.js';
+import { ago, duration, printJson, table } from './output.js';
+import { runUp } from './up.js';
+
+type BuildJson = ReturnType<typeof presentBuild> & { tasks?: TaskJson[] };
+type TaskJson = NonNullable<ReturnType<typeof presentBuild>['tasks']>[number];
+type SourceJson = ReturnType<typeof presentSource>;
+type AgentJson = ReturnType<typeof presentAgent>;
+
+interface Global {
+  server?: string;
+  token?: string;
+}
+
+async function client(cmd: Command): Promise<ApiClient> {
+  const g = cmd.optsWithGlobals<Global>();
+  const t = await resolveTarget(g);
+  return new ApiClient(t.server, t.token);
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `state.code` is the exit code an action asks for (commander discards action return values). */
+function program(state: { code: number }): Command {
+  const p = new Command('lenix')
+    .description('Lenix: build, sign, test and publish RPM packages from git, transparently')
+    .option('--server <url>', 'server URL (default: $LENIX_SERVER, the config file, or http://127.0.0.1:8080)')
+    .option('--token <token>', 'API token (default: $LENIX_TOKEN or the config file)')
+    .showHelpAfterError()
+    .exitOverride();
+
+  p.command('up')
+    .description('run the all-in-one system: server on SQLite, a local build node, sample packages')
+    .option('--data <dir>', 'data folder', process.env['LENIX_DATA'] ?? path.join(os.homedir(), '.local', 'share', 'lenix'))
+    .option('--port <port>', 'HTTP port', '8080')
+    .option('--no-samples', 'do not create and build the sample sources')
+    .action(async (o: { data: string; port: string; samples: boolean }) => {
+      await runUp({ dataDir: path.resolve(o.data), port: Number(o.port), samples: o.samples });
+    });
+
+  p.command('server')
+    .description('run the Master Service API')
+    .option('--data <dir>', 'data folder (database, blobs, git mirrors)', './lenix-data/server')
+    .option('--database <url>', 'postgres://… for PostgreSQL; default SQLite at DATA/lenix.db')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port', '8080')
+    .option('--arch <arch>', 'target architecture (repeatable; default: this host\'s)', collect)
+    .option('--admin-token-file <file>', 'where the first start writes the admin token (default DATA/admin.token)')
+    .option('--lease-seconds <n>', 'lease length', '30')
+    .option('--max-attempts <n>', 'attempts before a task fails for good', '3')
+    .option('--watch-seconds <n>', 'poll interval for watched sources', '30')
+    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string }) => {
+      const server = await startServer({
+        dataDir: path.resolve(o.data),
+        database: o.database ?? process.env['LENIX_DATABASE'],
+        host: o.host,
+        port: Number(o.port),
+        arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
+        adminTokenFile: o.adminTokenFile,
+        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000 },
+      });
+      process.stdout.write(`lenix server listening on ${server.url}\n`);
+      await waitForSignal();
+      await server.close();
+    });
+
+  p.command('node')
+    .description('run a build node: lease build tasks and run rpmbuild in a sandbox')
+    .option('--token-file <file>', 'read the agent token from a file')
+    .option('--arch <arch>', 'architecture to build (repeatable; default: this host\'s)', collect)
+    .option('--name <name>', 'node name', `${os.hostname()}`)
+    .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-node'))
+    .option('--hide <path>', 'a path the sandbox must not see (repeatable)', collect)
+    .option('--timeout <seconds>', 'wall-clock limit per build', '7200')
+    .option('--memory <mib>', 'memory limit per build (address space)', '8192')
+    .action(async (o: { tokenFile?: string; arch?: string[]; name: string; work: string; hide?: string[]; timeout: string; memory: string }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<Global>();
+      const t = await resolveTarget(g);
+      const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
+      if (!token) throw new LenixError('UNAUTHENTICATED', 'a build node needs --token, --token-file or LENIX_TOKEN');
+      const api = new ApiClient(t.server, token);
+      const stop = new AbortController();
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
+      const hide = [...(o.hide ?? []), ...(o.tokenFile ? [path.dirname(path.resolve(o.tokenFile))] : [])].map((h) => path.resolve(h));
+      await runBuildNode({
+        client: new AgentClient(api),
+        api,
+        name: o.name,
+        arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
+        workRoot: path.resolve(o.work),
+        hide,
+        timeoutMs: Number(o.timeout) * 1000,
+        memoryBytes: Number(o.memory) * 1024 * 1024,
+        log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'node', node: o.name } }),
+        stop: stop.signal,
+      });
+    });
+
+  const source = p.command('source').description('git sources');
+  source
+    .command('add <name> <url>')
+    .description('mirror a git repository (local path or URL)')
+    .option('--branch <branch>', 'branch to build (default: the remote HEAD)')
+    .option('--watch', 'build every new commit on the branch', false)
+    .option('--json', 'print JSON')
+    .action(async (name: string, url: string, o: { branch?: string; watch: boolean; json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      const resolved = /^[a-z]+:\/\//.test(url) || /^[\w.-]+@[\w.-]+:/.test(url) ? url : path.resolve(url);
+      const s = await api.json<SourceJson & { head: string; build: BuildJson | null }>('POST', '/api/v1/sources', { name, url: resolved, branch: o.branch, watch: o.watch });
+      if (o.json) return printJson(s);
+      process.stdout.write(`source ${s.name}: ${s.url} (${s.branch}) at ${s.head.slice(0, 12)}${s.watch ? ', watching' : ''}\n`);
+      if (s.build) process.stdout.write(`build ${s.build.id} queued\n`);
+    });
+  source
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { sources } = await (await client(cmd)).json<{ sources: SourceJson[] }>('GET', '/api/v1/sources');
+      if (o.json) return printJson(sources);
+      process.stdout.write(`${table(sources.map((s) => [s.name, s.branch, s.watch ? 'yes' : 'no', s.url]), ['NAME', 'BRANCH', 'WATCH', 'URL'])}\n`);
+    });
+
+  p.command('build <target> [id]')
+    .description('build SOURCE[@REF]; or `lenix build show ID`; or `lenix build cancel ID`')
+    .option('--wait', 'wait for the build to finish, showing progress', false)
+    .option('--priority <n>', 'priority (-100..100)')
+    .option('--arch <arch>', 'target architecture (repeatable)', collect)
+    .option('--json', 'print JSON')
+    .action(async (target: string, id: string | undefined, o: { wait: boolean; priority?: string; arch?: string[]; json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      if (target === 'show' || target === 'cancel') {
+        const n = Number(id);
+        if (!Number.isInteger(n) || n <= 0) throw new LenixError('BAD_REQUEST', `lenix build ${target} needs a build id`);
+        const b = target === 'show' ? await api.json<BuildJson>('GET', `/api/v1/builds/${n}`) : await api.json<BuildJson>('POST', `/api/v1/builds/${n}/cancel`, {});
+        if (o.json) return printJson(b);
+        return printBuild(target === 'show' ? b : await api.json<BuildJson>('GET', `/api/v1/builds/${n}`));
+      }
+      const at = target.indexOf('@');
+      const name = at < 0 ? target : target.slice(0, at);
+      const ref = at < 0 ? undefined : target.slice(at + 1);
+      const b = await api.json<BuildJson>('POST', '/api/v1/builds', {
+        source: name,
+        ref,
+        priority: o.priority === undefined ? undefined : Number(o.priority),
+        arches: o.arch,
+      });
+      if (!o.wait) {
+        if (o.json) return printJson(b);
+        process.stdout.write(`build ${b.id}: ${b.package}-${b.evr} from ${b.source}@${b.commit.slice(0, 12)} queued\n`);
+        return;
+      }
+      process.stderr.write(`build ${b.id}: ${b.package}-${b.evr} from ${b.source}@${b.commit.slice(0, 12)}\n`);
+      const done = await waitForBuild(api, b.id, (line) => process.stderr.write(`${line}\n`));
+      if (o.json) printJson(done);
+      else printBuild(done);
+      if (done.state !== 'succeeded') state.code = 1;
+    });
+
+  p.command('builds')
+    .description('list builds, newest first')
+    .option('--source <name>')
+    .option('--state <state>')
+    .option('--limit <n>', 'how many', '30')
+    .option('--json', 'print JSON')
+    .action(async (o: { source?: string; state?: string; limit: string; json?: boolean }, cmd: Command) => {
+      const q = new URLSearchParams({ limit: o.limit, ...(o.source ? { source: o.source } : {}), ...(o.state ? { state: o.state } : {}) });
+      const { builds } = await (await client(cmd)).json<{ builds: BuildJson[] }>('GET', `/api/v1/builds?${q}`);
+      if (o.json) return printJson(builds);
+      process.stdout.write(
+        `${table(
+          builds.map((b) => [b.id, b.source, `${b.package}-${b.evr}`, b.commit.slice(0, 12), b.state, ago(b.createdAt), duration(b.startedAt, b.finishedAt)]),
+          ['ID', 'SOURCE', 'PACKAGE', 'COMMIT', 'STATE', 'CREATED', 'TOOK'],
+        )}\n`,
+      );
+    });
+
+  p.command('logs <task>')
+    .description('print a task log; --follow streams it live until the task ends')
+    .option('-f, --follow', 'follow the log live', false)
+    .action(async (task: string, o: { follow: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      const n = Number(task);
+      if (!Number.isInteger(n) || n <= 0) throw new LenixError('BAD_REQUEST', 'a task id is a positive integer');
+      if (o.follow) {
+        await followLog(api, n, (t) => process.stdout.write(t));
+        return;
+      }
+      const res = await api.request('GET', `/api/v1/tasks/${n}/log`);
+      process.stdout.write(Buffer.from(await res.arrayBuffer()));
+    });
+
+  p.command('agents')
+    .description('list registered agents')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { agents } = await (await client(cmd)).json<{ agents: AgentJson[] }>('GET', '/api/v1/agents');
+      if (o.json) return printJson(agents);
+      process.stdout.write(`${table(agents.map((a) => [a.id, a.name, a.role, a.arches.join(','), a.online ? 'online' : 'offline', ago(a.lastSeenAt)]), ['ID', 'NAME', 'ROLE', 'ARCHES', 'STATE', 'SEEN'])}\n`);
+    });
+
+  p.command('lookaside')
+    .description('the lookaside area for source tarballs kept out of git')
+    .command('upload <file>')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      await stat(file);
+      const res = await api.request('PUT', `/api/v1/lookaside?name=${encodeURIComponent(path.basename(file))}`, { body: createReadStream(file) });
+      const r = (await res.json()) as { sha256: string; size: number; metadataLine: string };
+      if (o.json) return printJson(r);
+      process.stdout.write(`${r.sha256}  ${r.size} bytes\nadd this line to .NAME.metadata:\n${r.metadataLine}\n`);
+    });
+
+  p.command('token')
+    .description('API tokens')
+    .command('create <name>')
+    .addOption(new Option('--scope <scope>', 'scope (repeatable)').choices(['admin', 'maintainer', 'agent:build', 'agent:sign', 'agent:test']).argParser(collect))
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { scope?: string[]; json?: boolean }, cmd: Command) => {
+      const r = await (await client(cmd)).json<{ id: number; token: string; scopes: string[] }>('POST', '/api/v1/tokens', { name, scopes: o.scope ?? ['maintainer'] });
+      if (o.json) return printJson(r);
+      process.stdout.write(`${r.token}\n`);
+    });
+
+  return p;
+}
+
+function printBuild(b: BuildJson): void {
+  const out: string[] = [];
+  out.push(`build ${b.id}  ${b.package}-${b.evr}  ${b.state}${b.reason ? `  (${b.reasonCode}: ${b.reason})` : ''}`);
+  out.push(`source ${b.source}@${b.ref}  commit ${b.commit}  tree ${b.tree}`);
+  out.push(`created ${b.createdAt} by ${b.createdBy}, took ${duration(b.startedAt, b.finishedAt)}`);
+  for (const t of b.tasks ?? []) {
+    out.push(`  task ${t.id}  ${t.kind === 'srpm' ? 'srpm' : t.arch}  ${t.state}  attempts ${t.attempts}/${t.maxAttempts}  ${duration(t.startedAt, t.finishedAt)}${t.reason ? `  ${t.reasonCode}: ${t.reason}` : ''}`);
+    for (const a of t.artifacts) out.push(`    ${a.name}  sha256:${a.sha256}  ${a.size} bytes`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** Poll the build until it ends, reporting each task's state change once. */
+export async function waitForBuild(api: ApiClient, id: number, progress: (line: string) => void): Promise<BuildJson> {
+  const seen = new Map<number, string>();
+  for (;;) {
+    const b = await api.json<BuildJson>('GET', `/api/v1/builds/${id}`);
+    for (const t of b.tasks ?? []) {
+      if (seen.get(t.id) !== t.state) {
+        seen.set(t.id, t.state);
+        progress(`  task ${t.id} ${t.kind === 'srpm' ? 'srpm' : t.arch}: ${t.state}${t.reason && t.state !== 'leased' ? ` (${t.reasonCode}: ${t.reason})` : ''}`);
+      }
+    }
+    if (b.state === 'succeeded' || b.state === 'failed' || b.state === 'cancelled') return b;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+/** Run the CLI; returns the exit code. Errors print one line: `lenix: CODE: reason`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const state = { code: 0 };
+    await program(state).parseAsync([...argv]);
+    return state.code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof LenixError) {
+      process.stderr.write(`lenix: ${err.code}: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`lenix: INTERNAL: ${(err as Error).message}\n`);
+    return 7;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Lenix error codes. The union is closed: adding a code means adding it to both tables below and to
+ * docs/errors.md (a test keeps the three in sync). Codes are append-only once released.
+ */
+export const ERROR_CODES = {
+  // 400: the request is malformed
+  BAD_REQUEST: { status: 400, exit: 2, doc: 'The request body, query or parameters do not match the schema.' },
+  INVALID_NAME: { status: 400, exit: 2, doc: 'A file or object name is not a plain name (empty, `..`, `/`, control characters, too long).' },
+  INVALID_DIGEST: { status: 400, exit: 2, doc: 'A SHA-256 digest is not 64 lowercase hex characters.' },
+  // 401/403: who is asking
+  UNAUTHENTICATED: { status: 401, exit: 3, doc: 'A write was attempted without a token, or with an unknown or revoked token.' },
+  FORBIDDEN: { status: 403, exit: 3, doc: 'The token is valid but lacks the scope this action needs.' },
+  // 404
+  NOT_FOUND: { status: 404, exit: 4, doc: 'No route matches the request.' },
+  SOURCE_NOT_FOUND: { status: 404, exit: 4, doc: 'No source with that name or id.' },
+  BUILD_NOT_FOUND: { status: 404, exit: 4, doc: 'No build with that id.' },
+  TASK_NOT_FOUND: { status: 404, exit: 4, doc: 'No task with that id.' },
+  ARTIFACT_NOT_FOUND: { status: 404, exit: 4, doc: 'No artifact or blob with that digest.' },
+  AGENT_NOT_FOUND: { status: 404, exit: 4, doc: 'No agent with that id.' },
+  LEASE_NOT_FOUND: { status: 404, exit: 4, doc: 'No lease with that id.' },
+  REF_NOT_FOUND: { status: 404, exit: 4, doc: 'The git ref does not exist in the source repository.' },
+  // 409: state conflicts
+  SOURCE_EXISTS: { status: 409, exit: 5, doc: 'A source with that name already exists.' },
+  STALE_FENCING_TOKEN: { status: 409, exit: 5, doc: 'The fencing token is not the task\'s current one: another lease owns the task now.' },
+  LEASE_EXPIRED: { status: 409, exit: 5, doc: 'The lease expired before this message arrived; the task went back to the queue.' },
+  LEASE_ENDED: { status: 409, exit: 5, doc: 'The lease was already completed or cancelled.' },
+  LOG_OFFSET_GAP: { status: 409, exit: 5, doc: 'A log append starts past the end of the stored log; the agent must resend from the stored size.' },
+  BUILD_FINISHED: { status: 409, exit: 5, doc: 'The build already finished; it cannot be cancelled.' },
+  ROLE_MISMATCH: { status: 409, exit: 5, doc: 'The agent\'s role does not match the scope of its token or the task.' },
+  // 413/415/422
+  BODY_TOO_LARGE: { status: 413, exit: 2, doc: 'The request body is larger than the configured limit.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 2, doc: 'The request body has a content type this route does not accept.' },
+  DIGEST_MISMATCH: { status: 422, exit: 6, doc: 'Uploaded bytes do not hash to the declared SHA-256; nothing was stored.' },
+  SPEC_NOT_FOUND: { status: 422, exit: 6, doc: 'No spec file at the repository root or in SPECS/ at that commit.' },
+  SPEC_INVALID: { status: 422, exit: 6, doc: 'The spec file does not parse (rpmspec, sandboxed, refused it).' },
+  LOOKASIDE_INVALID: { status: 422, exit: 6, doc: 'A `.NAME.metadata` line is malformed or names a blob the lookaside area lacks.' },
+  GIT_FAILED: { status: 422, exit: 6, doc: 'A git operation on the source repository failed (clone, fetch, archive).' },
+  NOT_AN_RPM: { status: 422, exit: 6, doc: 'The bytes are not an RPM package (bad lead or header magic, or truncated).' },
+  // 5xx: the server's own failures
+  BLOB_CORRUPT: { status: 500, exit: 7, doc: 'A stored blob no longer hashes to its name; it is not served.' },
+  INTERNAL: { status: 500, exit: 7, doc: 'An unexpected server error; the log has the details.' },
+  UNAVAILABLE: { status: 503, exit: 7, doc: 'The server could not be reached or is shutting down.' },
+} as const satisfies Record<string, { status: number; exit: number; doc: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** The one error class Lenix throws on purpose. Tests assert `code`, never `message`. */
+export class LenixError extends Error {
+  override readonly name = 'LenixError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function assertNever(value: never, what = 'value'): never {
+  throw new Error(`unexpected ${what}: ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,62 @@
+import { LenixError } from './errors.js';
+
+/** Branded primitives: look-alike strings and numbers that must not be mixed up. */
+declare const brand: unique symbol;
+export type Brand<T, B extends string> = T & { readonly [brand]: B };
+
+export type Sha256 = Brand<string, 'Sha256'>;
+export type BuildId = Brand<number, 'BuildId'>;
+export type TaskId = Brand<number, 'TaskId'>;
+export type SourceId = Brand<number, 'SourceId'>;
+export type AgentId = Brand<number, 'AgentId'>;
+export type LeaseId = Brand<number, 'LeaseId'>;
+export type CommitSha = Brand<string, 'CommitSha'>;
+
+const SHA256_RE = /^[0-9a-f]{64}$/;
+const COMMIT_RE = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+
+export function parseSha256(value: unknown): Sha256 {
+  if (typeof value !== 'string' || !SHA256_RE.test(value)) {
+    throw new LenixError('INVALID_DIGEST', 'expected a SHA-256 digest: 64 lowercase hex characters');
+  }
+  return value as Sha256;
+}
+
+export function isSha256(value: unknown): value is Sha256 {
+  return typeof value === 'string' && SHA256_RE.test(value);
+}
+
+export function parseCommitSha(value: string): CommitSha {
+  if (!COMMIT_RE.test(value)) throw new LenixError('BAD_REQUEST', `not a git commit id: ${value.slice(0, 80)}`);
+  return value as CommitSha;
+}
+
+const NAME_MAX = 255;
+/**
+ * A plain file or object name: no path separators, no `.`/`..`, no control characters, bounded length.
+ * Used for artifact names, lookaside file names and source names; anything else is refused at the edge.
+ */
+export function parsePlainName(value: unknown, what = 'name'): string {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > NAME_MAX ||
+    value === '.' ||
+    value === '..' ||
+    value.includes('/') ||
+    value.includes('\\') ||
+    /[\u0000-\u001f\u007f]/.test(value)
+  ) {
+    throw new LenixError('INVALID_NAME', `${what} must be a plain file name without '/', '..' or control characters`);
+  }
+  return value;
+}
+
+const SOURCE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
+/** Source names are package-like: letters, digits, `._+-`, starting with a letter or digit. */
+export function parseSourceName(value: unknown): string {
+  if (typeof value !== 'string' || !SOURCE_NAME_RE.test(value)) {
+    throw new LenixError('INVALID_NAME', 'source name must match [A-Za-z0-9][A-Za-z0-9._+-]{0,99}');
+  }
+  return value;
+}

@@ -1,0 +1,38 @@
+import { LenixError } from './errors.js';
+
+/**
+ * AlmaLinux-style `.NAME.metadata`: one `<sha256> <path>` line per tarball kept outside git. Paths are
+ * relative to the repository root (usually SOURCES/...) and may not climb out of it. Only SHA-256 digests
+ * are accepted: a SHA-1 line is refused with a clear reason rather than trusted.
+ */
+export interface LookasideEntry {
+  readonly sha256: string;
+  readonly path: string;
+}
+
+export function parseLookasideMetadata(text: string): LookasideEntry[] {
+  const out: LookasideEntry[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([0-9a-fA-F]+)\s+(\S+)$/.exec(line);
+    if (!m) throw new LenixError('LOOKASIDE_INVALID', `metadata line ${i + 1} is not "<sha256> <path>"`);
+    const digest = m[1]!.toLowerCase();
+    const file = m[2]!;
+    if (digest.length !== 64) {
+      throw new LenixError('LOOKASIDE_INVALID', `metadata line ${i + 1}: only SHA-256 digests (64 hex) are accepted`);
+    }
+    const parts = file.split('/');
+    if (file.startsWith('/') || parts.some((p) => p === '..' || p === '.' || p === '') || file.length > 1024) {
+      throw new LenixError('LOOKASIDE_INVALID', `metadata line ${i + 1}: path must be relative and stay inside the repository`);
+    }
+    out.push({ sha256: digest, path: file });
+  }
+  return out;
+}
+
+/** `.NAME.metadata` files at the repository root. */
+export function lookasideFiles(files: readonly string[]): string[] {
+  return files.filter((f) => /^\.[^/]+\.metadata$/.test(f));
+}

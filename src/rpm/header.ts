@@ -1,0 +1,216 @@
+import { open } from 'node:fs/promises';
+import { LenixError } from '../core/errors.js';
+
+/**
+ * An RPM file's lead, signature header and main header (rpm's lib/header.c and the LSB "Package File
+ * Format"). Only the header is read, never the payload; every length is bounds-checked, so a hostile file
+ * gets NOT_AN_RPM rather than a crash or a huge allocation.
+ */
+export const TAG = {
+  NAME: 1000,
+  VERSION: 1001,
+  RELEASE: 1002,
+  EPOCH: 1003,
+  SUMMARY: 1004,
+  BUILDTIME: 1006,
+  BUILDHOST: 1007,
+  SIZE: 1009,
+  LICENSE: 1014,
+  ARCH: 1022,
+  SOURCERPM: 1044,
+  REQUIRENAME: 1049,
+  EXCLUDEARCH: 1059,
+  EXCLUSIVEARCH: 1061,
+  BUILDARCHS: 1089,
+  SOURCEPACKAGE: 1106,
+} as const;
+
+const LEAD_SIZE = 96;
+const LEAD_MAGIC = 0xedabeedb;
+const HEADER_MAGIC = 0x8eade801;
+const MAX_INDEX = 0xffff;
+const MAX_STORE = 256 * 1024 * 1024;
+
+type Value = string | string[] | number[] | Uint8Array;
+
+export interface RpmHeader {
+  readonly tags: ReadonlyMap<number, Value>;
+  /** Bytes from the start of the file to the end of the main header (the payload starts there). */
+  readonly headerEnd: number;
+}
+
+function fail(why: string): never {
+  throw new LenixError('NOT_AN_RPM', `not an RPM package: ${why}`);
+}
+
+/** The size of a header structure at `at` (16-byte preamble + index + store), from its preamble. */
+function structureSize(buf: Uint8Array, at: number): number {
+  if (buf.length < at + 16) fail('truncated header preamble');
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (view.getUint32(at) !== HEADER_MAGIC) fail('bad header magic');
+  const nindex = view.getUint32(at + 8);
+  const hsize = view.getUint32(at + 12);
+  if (nindex > MAX_INDEX || hsize > MAX_STORE) fail('header too large');
+  return 16 + nindex * 16 + hsize;
+}
+
+/** How many leading bytes of the file the parser needs, given what has been read so far; null if enough. */
+export function bytesNeeded(prefix: Uint8Array): number | null {
+  if (prefix.length < LEAD_SIZE + 16) return LEAD_SIZE + 16;
+  const sigSize = structureSize(prefix, LEAD_SIZE);
+  const mainAt = LEAD_SIZE + sigSize + ((8 - (sigSize % 8)) % 8);
+  if (prefix.length < mainAt + 16) return mainAt + 16;
+  const end = mainAt + structureSize(prefix, mainAt);
+  return prefix.length < end ? end : null;
+}
+
+export function parseRpmHeader(buf: Uint8Array): RpmHeader {
+  if (buf.length < LEAD_SIZE) fail('shorter than the lead');
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (view.getUint32(0) !== LEAD_MAGIC) fail('bad lead magic');
+  const sigSize = structureSize(buf, LEAD_SIZE);
+  const mainAt = LEAD_SIZE + sigSize + ((8 - (sigSize % 8)) % 8);
+  const mainSize = structureSize(buf, mainAt);
+  if (buf.length < mainAt + mainSize) fail('truncated main header');
+  return { tags: readStructure(buf, view, mainAt), headerEnd: mainAt + mainSize };
+}
+
+function readStructure(buf: Uint8Array, view: DataView, at: number): Map<number, Value> {
+  const nindex = view.getUint32(at + 8);
+  const hsize = view.getUint32(at + 12);
+  const store = at + 16 + nindex * 16;
+  const end = store + hsize;
+  const tags = new Map<number, Value>();
+  const decoder = new TextDecoder('utf-8', { fatal: false });
+  const cstring = (from: number): [string, number] => {
+    let i = from;
+    while (i < end && buf[i] !== 0) i++;
+    if (i >= end) fail('unterminated string');
+    return [decoder.decode(buf.subarray(from, i)), i + 1];
+  };
+  for (let k = 0; k < nindex; k++) {
+    const e = at + 16 + k * 16;
+    const tag = view.getUint32(e);
+    const type = view.getUint32(e + 4);
+    const offset = view.getInt32(e + 8);
+    const count = view.getUint32(e + 12);
+    if (offset < 0 || store + offset > end || count > MAX_STORE) fail('index entry out of bounds');
+    const p = store + offset;
+    switch (type) {
+      case 6: // STRING
+        tags.set(tag, cstring(p)[0]);
+        break;
+      case 8: // STRING_ARRAY
+      case 9: {
+        // I18NSTRING: the first string is the C locale's
+        const out: string[] = [];
+        let q = p;
+        for (let n = 0; n < count; n++) {
+          const [s, next] = cstring(q);
+          out.push(s);
+          q = next;
+        }
+        tags.set(tag, type === 9 ? [out[0] ?? ''] : out);
+        break;
+      }
+      case 2:
+      case 3:
+      case 4: {
+        const width = type === 2 ? 1 : type === 3 ? 2 : 4;
+        if (p + width * count > end) fail('integer array out of bounds');
+        const out: number[] = [];
+        for (let n = 0; n < count; n++) {
+          out.push(width === 1 ? view.getUint8(p + n) : width === 2 ? view.getUint16(p + 2 * n) : view.getUint32(p + 4 * n));
+        }
+        tags.set(tag, out);
+        break;
+      }
+      case 5: {
+        if (p + 8 * count > end) fail('integer array out of bounds');
+        const out: number[] = [];
+        for (let n = 0; n < count; n++) out.push(Number(view.getBigUint64(p + 8 * n)));
+        tags.set(tag, out);
+        break;
+      }
+      case 7: // BIN
+        if (p + count > end) fail('binary value out of bounds');
+        tags.set(tag, buf.subarray(p, p + count));
+        break;
+      default:
+        break; // NULL, CHAR: not needed
+    }
+  }
+  return tags;
+}
+
+export function str(h: RpmHeader, tag: number): string | null {
+  const v = h.tags.get(tag);
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && typeof v[0] === 'string') return v[0];
+  return null;
+}
+
+export function strings(h: RpmHeader, tag: number): string[] {
+  const v = h.tags.get(tag);
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
+  return [];
+}
+
+export function num(h: RpmHeader, tag: number): number | null {
+  const v = h.tags.get(tag);
+  return Array.isArray(v) && typeof v[0] === 'number' ? v[0] : null;
+}
+
+export interface PackageInfo {
+  readonly name: string;
+  readonly epoch: number | null;
+  readonly version: string;
+  readonly release: string;
+  /** `src` for source packages (rpm reports the build arch in ARCH; SOURCEPACKAGE marks them). */
+  readonly arch: string;
+  readonly isSource: boolean;
+  readonly sourceRpm: string | null;
+  readonly buildArchs: readonly string[];
+  readonly exclusiveArch: readonly string[];
+  readonly excludeArch: readonly string[];
+}
+
+export function packageInfo(h: RpmHeader): PackageInfo {
+  const name = str(h, TAG.NAME);
+  const version = str(h, TAG.VERSION);
+  const release = str(h, TAG.RELEASE);
+  if (!name || !version || !release) fail('header lacks name, version or release');
+  const isSource = h.tags.has(TAG.SOURCEPACKAGE) || str(h, TAG.SOURCERPM) === null;
+  return {
+    name,
+    epoch: num(h, TAG.EPOCH),
+    version,
+    release,
+    arch: isSource ? 'src' : (str(h, TAG.ARCH) ?? 'noarch'),
+    isSource,
+    sourceRpm: str(h, TAG.SOURCERPM),
+    buildArchs: strings(h, TAG.BUILDARCHS),
+    exclusiveArch: strings(h, TAG.EXCLUSIVEARCH),
+    excludeArch: strings(h, TAG.EXCLUDEARCH),
+  };
+}
+
+/** Read just the header of an RPM file on disk. */
+export async function readRpmFileHeader(file: string): Promise<RpmHeader> {
+  const h = await open(file, 'r');
+  try {
+    let buf: Uint8Array = new Uint8Array(0);
+    for (;;) {
+      const need = bytesNeeded(buf);
+      if (need === null) return parseRpmHeader(buf);
+      const next = new Uint8Array(need);
+      next.set(buf);
+      const { bytesRead } = await h.read(next, buf.length, need - buf.length, buf.length);
+      if (bytesRead < need - buf.length) fail('truncated file');
+      buf = next;
+    }
+  } finally {
+    await h.close();
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Task and build states and the rules that move between them. Pure: the store applies these decisions.
+ *
+ *   queued ──lease──▶ leased ──complete(success)──▶ succeeded
+ *     ▲                 │ ├──complete(failure)──▶ failed            (the build itself failed: never retried)
+ *     │                 │ └──complete(error) / lease expiry ──▶ queued again, or failed when attempts run out
+ *     └─────────────────┘
+ *   any unfinished state ──cancel──▶ cancelled
+ */
+export type TaskState = 'queued' | 'leased' | 'succeeded' | 'failed' | 'cancelled';
+export type TaskKind = 'srpm' | 'binary';
+export type AgentRole = 'build' | 'sign' | 'test';
+export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export const TASK_STATES: readonly TaskState[] = ['queued', 'leased', 'succeeded', 'failed', 'cancelled'];
+export const BUILD_STATES: readonly BuildState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+export const AGENT_ROLES: readonly AgentRole[] = ['build', 'sign', 'test'];
+
+export function isFinished(state: TaskState): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'cancelled';
+}
+
+/** What an agent reports when it ends its lease. */
+export type Outcome =
+  | { readonly kind: 'success' }
+  | { readonly kind: 'failure'; readonly code: string; readonly reason: string } // deterministic: do not retry
+  | { readonly kind: 'error'; readonly code: string; readonly reason: string }; // the agent's trouble: retry
+
+/** The state a task moves to when a lease ends without success (agent error or lease expiry). */
+export function afterLostAttempt(
+  attempts: number,
+  maxAttempts: number,
+  code: string,
+  reason: string,
+): { state: 'queued' } | { state: 'failed'; code: string; reason: string } {
+  if (attempts >= maxAttempts) {
+    return { state: 'failed', code, reason: `${reason} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'})` };
+  }
+  return { state: 'queued' };
+}
+
+/** A build's state from its tasks' states: any failure fails it, all done succeeds it. */
+export function buildStateFromTasks(states: readonly TaskState[], srpmDone: boolean): BuildState {
+  if (states.some((s) => s === 'cancelled')) return 'cancelled';
+  if (states.some((s) => s === 'failed')) return 'failed';
+  if (states.length > 0 && srpmDone && states.every((s) => s === 'succeeded')) return 'succeeded';
+  if (states.some((s) => s === 'leased' || s === 'succeeded')) return 'running';
+  return 'queued';
+}

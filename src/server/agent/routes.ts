@@ -1,0 +1,167 @@
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { LenixError } from '../../core/errors.js';
+import { AGENT_ROLES, type AgentRole, type Outcome } from '../../scheduler/task-state.js';
+import { ARTIFACT_KINDS } from '../../store/records.js';
+import type { Services, ZodApp } from '../app.js';
+import { requireScope, type Caller } from '../auth.js';
+import type { ServerDeps } from '../context.js';
+import { presentArtifact, presentTask } from '../api/present.js';
+
+const LeaseParams = z.object({ lease: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const Fencing = z.coerce.number().int().min(1);
+const CODE = z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/, 'an UPPER_SNAKE error code');
+
+const OutcomeBody = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('success') }),
+  z.object({ kind: z.literal('failure'), code: CODE, reason: z.string().max(4000) }),
+  z.object({ kind: z.literal('error'), code: CODE, reason: z.string().max(4000) }),
+]);
+
+function agentScope(caller: Caller | null, role: AgentRole): Caller {
+  return requireScope(caller, `agent:${role}`);
+}
+
+/**
+ * The agent protocol (architecture page): register, lease (long-poll), heartbeat, log append by offset,
+ * artifact upload by digest, complete. Every message after lease carries the lease id and fencing token.
+ */
+export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
+  const security = [{ bearer: [] }];
+
+  r.post(
+    '/agent/register',
+    {
+      schema: {
+        summary: 'Register an agent (name, role, arches); re-registering with the same name keeps the id',
+        tags: ['agent'],
+        security,
+        body: z.object({
+          name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/),
+          role: z.enum(AGENT_ROLES as [AgentRole, ...AgentRole[]]),
+          arches: z.array(z.string().regex(/^[a-z0-9_]{1,32}$/)).max(16).default([]),
+          capabilities: z.record(z.string(), z.unknown()).default({}),
+        }),
+      },
+    },
+    async (req) => {
+      const caller = agentScope(req.caller, req.body.role);
+      const agent = await s.agents.register(caller, req.body);
+      return { agentId: agent.id, leaseMs: deps.config.leaseMs };
+    },
+  );
+
+  r.post(
+    '/agent/lease',
+    {
+      schema: {
+        summary: 'Lease the next task for this agent; waits up to waitMs for one (204 when none)',
+        tags: ['agent'],
+        security,
+        body: z.object({ agentId: z.number().int().positive(), waitMs: z.number().int().min(0).max(60_000).default(0) }),
+      },
+    },
+    async (req, reply) => {
+      if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
+      const agent = await s.agents.agentFor(req.caller, req.body.agentId);
+      agentScope(req.caller, agent.role);
+      const closed = new AbortController();
+      req.raw.on('close', () => closed.abort());
+      reply.raw.on('close', () => closed.abort());
+      const got = await s.agents.lease(agent, req.body.waitMs, closed.signal);
+      if (!got) return reply.status(204).send();
+      if (closed.signal.aborted) {
+        // The agent hung up while we were finding work: the lease simply expires and the task is requeued.
+        req.log.warn({ task: got.grant.task.id }, 'agent left during lease');
+      }
+      return {
+        lease: { id: got.grant.lease.id, fencingToken: got.grant.lease.fencingToken, expiresAt: got.grant.lease.expiresAt, leaseMs: deps.config.leaseMs },
+        task: got.payload,
+      };
+    },
+  );
+
+  r.post(
+    '/agent/leases/:lease/heartbeat',
+    { schema: { summary: 'Extend a lease; answers cancelled=true when the task was cancelled', tags: ['agent'], security, params: LeaseParams, body: z.object({ fencingToken: Fencing }) } },
+    async (req) => {
+      if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
+      return s.agents.heartbeat(req.caller, req.params.lease, req.body.fencingToken);
+    },
+  );
+
+  r.post(
+    '/agent/leases/:lease/log',
+    {
+      bodyLimit: deps.config.maxLogChunkBytes,
+      schema: {
+        summary: 'Append log bytes at an offset (idempotent; a gap is refused with LOG_OFFSET_GAP)',
+        tags: ['agent'],
+        security,
+        params: LeaseParams,
+        querystring: z.object({ fencingToken: Fencing, offset: z.coerce.number().int().min(0) }),
+      },
+    },
+    async (req) => {
+      if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
+      if (req.headers['content-type'] !== 'application/octet-stream') throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send log bytes as application/octet-stream');
+      const data = await readBounded(req.body as Readable, deps.config.maxLogChunkBytes);
+      const size = await s.agents.appendLog(req.caller, req.params.lease, req.query.fencingToken, req.query.offset, data);
+      return { size };
+    },
+  );
+
+  r.put(
+    '/agent/leases/:lease/artifacts',
+    {
+      bodyLimit: deps.config.maxUploadBytes,
+      schema: {
+        summary: 'Upload an artifact; the server recomputes its SHA-256 and refuses a mismatch',
+        tags: ['agent'],
+        security,
+        params: LeaseParams,
+        querystring: z.object({
+          fencingToken: Fencing,
+          name: z.string().max(255),
+          sha256: z.string().max(64),
+          kind: z.enum(ARTIFACT_KINDS as [string, ...string[]]),
+        }),
+      },
+    },
+    async (req, reply) => {
+      if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
+      if (req.headers['content-type'] !== 'application/octet-stream') throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send artifacts as application/octet-stream');
+      const artifact = await s.agents.upload(req.caller, req.params.lease, { ...req.query, kind: req.query.kind as never }, req.body as Readable);
+      return reply.status(201).send(presentArtifact(artifact));
+    },
+  );
+
+  r.post(
+    '/agent/leases/:lease/complete',
+    {
+      schema: {
+        summary: 'End a lease with its outcome; accepted once, for the current fencing token only',
+        tags: ['agent'],
+        security,
+        params: LeaseParams,
+        body: z.object({ fencingToken: Fencing, outcome: OutcomeBody, result: z.record(z.string(), z.unknown()).nullable().default(null) }),
+      },
+    },
+    async (req) => {
+      if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
+      const r2 = await s.agents.complete(req.caller, req.params.lease, req.body.fencingToken, req.body.outcome as Outcome, req.body.result);
+      return { task: presentTask(r2.task), buildState: r2.buildState, queuedNew: r2.queuedNew };
+    },
+  );
+}
+
+async function readBounded(body: Readable, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw new LenixError('BODY_TOO_LARGE', `log chunk exceeds ${max} bytes`);
+    parts.push(chunk as Buffer);
+  }
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,110 @@
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { LenixError, isErrorCode } from '../core/errors.js';
+import { TokenAuthority, type Caller } from './auth.js';
+import type { ServerDeps } from './context.js';
+import { registerAgentRoutes } from './agent/routes.js';
+import { registerPublicRoutes } from './api/public-routes.js';
+import { registerWriteRoutes } from './api/write-routes.js';
+import { AgentService } from './services/agents.js';
+import { BuildService } from './services/builds.js';
+import { SourceService } from './services/sources.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller: Caller | null;
+  }
+}
+
+export interface Services {
+  readonly sources: SourceService;
+  readonly builds: BuildService;
+  readonly agents: AgentService;
+  readonly auth: TokenAuthority;
+}
+
+export type App = FastifyInstance;
+export type ZodApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+
+/** The Master Service API. Everything it needs comes in through `deps`; nothing is global. */
+export async function createApp(deps: ServerDeps): Promise<{ app: App; services: Services }> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: deps.config.maxJsonBytes,
+    trustProxy: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+
+  const sources = new SourceService(deps);
+  const services: Services = {
+    sources,
+    builds: new BuildService(deps, sources),
+    agents: new AgentService(deps),
+    auth: new TokenAuthority(deps.store),
+  };
+
+  // Raw bodies (artifact uploads, log appends, lookaside files) stream straight to their handler.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+
+  app.decorateRequest('caller', null);
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    req.caller = await services.auth.authenticate(req.headers.authorization, deps.clock.now());
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toLenixError(err);
+    if (e.status >= 500) req.log.error({ err }, 'request failed');
+    void reply.status(e.status).type('application/json').send(e.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send(new LenixError('NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`).toJSON());
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Lenix Master Service API', version: '1.0.0', description: 'Builds, tasks, logs, artifacts and the agent protocol.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  await app.register(async (api) => {
+    const z = api.withTypeProvider<ZodTypeProvider>();
+    registerPublicRoutes(z, deps, services);
+    registerWriteRoutes(z, deps, services);
+    registerAgentRoutes(z, deps, services);
+  }, { prefix: '/api/v1' });
+  typed.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return { app, services };
+}
+
+/** Every failure leaves as `{code, message}` with the status from the one code table (core/errors.ts). */
+export function toLenixError(err: unknown): LenixError {
+  if (err instanceof LenixError) return err;
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const first = err.validation[0];
+    const where = first ? `${first.instancePath || err.validationContext || 'request'}: ${first.message ?? 'invalid'}` : 'invalid request';
+    return new LenixError('BAD_REQUEST', `${err.validationContext ?? 'request'} ${where}`.slice(0, 300), { cause: err });
+  }
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new LenixError('BODY_TOO_LARGE', 'the request body is larger than the limit', { cause: err });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new LenixError('UNSUPPORTED_MEDIA_TYPE', 'unsupported content type', { cause: err });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new LenixError('BAD_REQUEST', 'the body is not valid JSON', { cause: err });
+    default:
+      break;
+  }
+  if (e.statusCode === 400) return new LenixError('BAD_REQUEST', (e.message ?? 'bad request').slice(0, 300), { cause: err });
+  if (e.statusCode === 413) return new LenixError('BODY_TOO_LARGE', 'the request body is larger than the limit', { cause: err });
+  if (e.statusCode === 415) return new LenixError('UNSUPPORTED_MEDIA_TYPE', 'unsupported content type', { cause: err });
+  if (e.code && isErrorCode(e.code)) return new LenixError(e.code, e.message ?? e.code, { cause: err });
+  return new LenixError('INTERNAL', 'internal error', { cause: err });
+}

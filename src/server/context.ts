@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { FsBlobStore } from '../store/blob-store.js';
+import type { Store } from '../store/store.js';
+import type { Notifier } from './notifier.js';
+
+/** Everything the server's services need, passed in explicitly (no module singletons). */
+export interface ServerConfig {
+  readonly dataDir: string;
+  /** Target architectures a build fans out to (filtered by ExclusiveArch/ExcludeArch). */
+  readonly arches: readonly string[];
+  readonly leaseMs: number;
+  readonly maxAttempts: number;
+  readonly maxJsonBytes: number;
+  readonly maxUploadBytes: number;
+  readonly maxLogChunkBytes: number;
+  readonly longPollMaxMs: number;
+  readonly watchIntervalMs: number;
+  readonly specCheckTimeoutMs: number;
+}
+
+export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
+  leaseMs: 30_000,
+  maxAttempts: 3,
+  maxJsonBytes: 1024 * 1024,
+  maxUploadBytes: 4 * 1024 * 1024 * 1024,
+  maxLogChunkBytes: 4 * 1024 * 1024,
+  longPollMaxMs: 25_000,
+  watchIntervalMs: 30_000,
+  specCheckTimeoutMs: 60_000,
+};
+
+export interface ServerDeps {
+  readonly store: Store;
+  readonly blobs: FsBlobStore;
+  readonly clock: Clock;
+  readonly notifier: Notifier;
+  readonly log: Logger;
+  readonly config: ServerConfig;
+}

@@ -1,0 +1,118 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import { systemClock, type Clock } from '../core/clock.js';
+import { Watcher } from '../intake/watcher.js';
+import { FsBlobStore } from '../store/blob-store.js';
+import { openDatabase, parseDatabaseUrl } from '../store/dialect.js';
+import { migrateToLatest } from '../store/migrate.js';
+import { Store } from '../store/store.js';
+import { createApp, type App, type Services } from './app.js';
+import { hashToken, newToken } from './auth.js';
+import { DEFAULT_CONFIG, type ServerConfig } from './context.js';
+import { Notifier } from './notifier.js';
+
+export interface ServerOptions {
+  readonly dataDir: string;
+  readonly database?: string | undefined; // postgres://… or a SQLite file; default DATA/lenix.db
+  readonly host?: string;
+  readonly port?: number;
+  readonly arches?: readonly string[];
+  readonly adminTokenFile?: string | undefined;
+  readonly config?: Partial<Omit<ServerConfig, 'dataDir' | 'arches'>>;
+  readonly clock?: Clock;
+  readonly log?: Logger;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly app: App;
+  readonly store: Store;
+  readonly services: Services;
+  readonly adminToken: string | null;
+  close(): Promise<void>;
+}
+
+/** The host's architecture in rpm's words. */
+export function hostArch(): string {
+  switch (process.arch) {
+    case 'x64':
+      return 'x86_64';
+    case 'arm64':
+      return 'aarch64';
+    case 'ppc64':
+      return 'ppc64le';
+    case 's390x':
+      return 's390x';
+    case 'riscv64':
+      return 'riscv64';
+    default:
+      return process.arch;
+  }
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const log = opts.log ?? pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'server' } });
+  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  const dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));
+  const { db, dialect } = openDatabase(dbConfig);
+  await migrateToLatest(db, dialect);
+  const store = new Store(db, dialect);
+  const blobs = new FsBlobStore(path.join(opts.dataDir, 'blobs'));
+  await blobs.clearTmp();
+  const config: ServerConfig = { ...DEFAULT_CONFIG, ...opts.config, dataDir: opts.dataDir, arches: opts.arches ?? [hostArch()] };
+  const clock = opts.clock ?? systemClock;
+  const notifier = new Notifier();
+
+  // First start: create the admin token and write it where the operator can read it (mode 0600).
+  let adminToken: string | null = null;
+  if ((await store.countTokens()) === 0) {
+    adminToken = newToken();
+    await store.createToken('admin', hashToken(adminToken), ['admin'], clock.now());
+    const file = opts.adminTokenFile ?? path.join(opts.dataDir, 'admin.token');
+    await writeFile(file, `${adminToken}\n`, { mode: 0o600 });
+    await chmod(file, 0o600);
+    log.info({ file }, 'admin token written');
+  }
+
+  const { app, services } = await createApp({ store, blobs, clock, notifier, log, config });
+  await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
+  const url = `http://${opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1'}:${port}`;
+
+  // Expired leases go back to the queue even when no agent is asking for work.
+  const reaper = setInterval(() => void services.agents.reap().catch((err: unknown) => log.error({ err }, 'reaper failed')), 1000);
+  reaper.unref();
+  const watcher = new Watcher(
+    {
+      watchedSources: async () => (await store.listSources()).filter((s) => s.watch),
+      newCommits: async (s, since) => {
+        const mirror = services.sources.mirrorOf(s);
+        await mirror.fetch();
+        return mirror.newCommits(`refs/heads/${s.branch}`, since);
+      },
+      buildCommit: async (name, sha) => {
+        await services.builds.create({ source: name, ref: sha, createdBy: `watch:${name}` });
+      },
+      markSeen: (id, sha) => store.markSourceFetched(id, clock.now(), sha),
+    },
+    log,
+    config.watchIntervalMs,
+  );
+  watcher.start();
+
+  return {
+    url,
+    app,
+    store,
+    services,
+    adminToken,
+    async close() {
+      clearInterval(reaper);
+      await watcher.stop();
+      await app.close();
+      await store.close();
+    },
+  };
+}

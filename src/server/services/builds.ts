@@ -1,0 +1,78 @@
+import { LenixError } from '../../core/errors.js';
+import { lookasideFiles, parseLookasideMetadata } from '../../core/lookaside.js';
+import { findSpec } from '../../intake/git.js';
+import { clampPriority } from '../../scheduler/fair-share.js';
+import type { BuildRecord, SourceRecord, TaskRecord } from '../../store/records.js';
+import type { ServerDeps } from '../context.js';
+import type { SourceService } from './sources.js';
+import { checkSpec } from './spec-check.js';
+
+export interface CreateBuild {
+  readonly source: string;
+  readonly ref?: string | undefined;
+  readonly priority?: number | undefined;
+  readonly arches?: readonly string[] | undefined;
+  readonly createdBy: string;
+}
+
+/** Creating builds: everything is checked (ref, spec, lookaside) before anything is written. */
+export class BuildService {
+  constructor(
+    private readonly deps: ServerDeps,
+    private readonly sources: SourceService,
+  ) {}
+
+  async create(input: CreateBuild): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
+    const source = await this.sources.require(input.source);
+    return this.createFor(source, input);
+  }
+
+  async createFor(source: SourceRecord, input: Omit<CreateBuild, 'source'>): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
+    const mirror = this.sources.mirrorOf(source);
+    await mirror.fetch();
+    const ref = input.ref ?? source.branch;
+    const commit = await mirror.resolve(/^[0-9a-f]{40}$/.test(ref) ? ref : (await isBranch(mirror, ref)) ? `refs/heads/${ref}` : ref);
+    const files = await mirror.listFiles(commit.sha);
+    const specPath = findSpec(files, source.name);
+    if (!specPath) throw new LenixError('SPEC_NOT_FOUND', `no single spec file at the root or in SPECS/ of ${source.name} at ${commit.sha.slice(0, 12)}`);
+
+    for (const meta of lookasideFiles(files)) {
+      const entries = parseLookasideMetadata(await mirror.readFile(commit.sha, meta));
+      for (const e of entries) {
+        if (!(await this.deps.store.hasLookaside(e.sha256))) {
+          throw new LenixError('LOOKASIDE_INVALID', `${meta} names ${e.path} (${e.sha256.slice(0, 12)}…), which is not in the lookaside area; upload it with lenix lookaside upload`);
+        }
+      }
+    }
+
+    const spec = await checkSpec(mirror, commit.sha, specPath, { hide: [this.deps.config.dataDir], timeoutMs: this.deps.config.specCheckTimeoutMs });
+    const arches = input.arches && input.arches.length > 0 ? [...new Set(input.arches)] : [...this.deps.config.arches];
+    const now = this.deps.clock.now();
+    const recorded = await this.deps.store.recordCommit(source.id, commit, now);
+    const created = await this.deps.store.createBuild(
+      {
+        sourceId: source.id,
+        commitId: recorded.id,
+        ref,
+        priority: clampPriority(input.priority ?? 0),
+        arches,
+        specPath,
+        packageName: spec.name,
+        packageEvr: spec.evr,
+        createdBy: input.createdBy,
+        maxAttempts: this.deps.config.maxAttempts,
+      },
+      now,
+    );
+    this.deps.notifier.emit('queue');
+    this.deps.log.info({ component: 'builds', build: created.build.id, source: source.name, commit: commit.sha }, 'build created');
+    return created;
+  }
+}
+
+async function isBranch(mirror: { resolve(ref: string): Promise<unknown> }, ref: string): Promise<boolean> {
+  return mirror.resolve(`refs/heads/${ref}`).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { LenixError } from '../../core/errors.js';
+import { parseSourceName } from '../../core/ids.js';
+import { GitMirror } from '../../intake/git.js';
+import type { CommitRecord, SourceRecord } from '../../store/records.js';
+import type { ServerDeps } from '../context.js';
+
+export interface AddSource {
+  readonly name: string;
+  readonly url: string;
+  readonly branch?: string | undefined;
+  readonly watch: boolean;
+}
+
+/** Refuse URLs that git would read as options or that name a transport we do not allow. */
+export function parseSourceUrl(url: string): string {
+  if (url.length === 0 || url.length > 2048 || url.startsWith('-') || /[\u0000-\u001f]/.test(url)) {
+    throw new LenixError('BAD_REQUEST', 'source URL must be a git URL or an absolute path');
+  }
+  if (!/^(https?|git|ssh|file):\/\//.test(url) && !path.isAbsolute(url) && !/^[\w.-]+@[\w.-]+:/.test(url)) {
+    throw new LenixError('BAD_REQUEST', 'source URL must be http(s)://, git://, ssh://, file://, user@host:path or an absolute path');
+  }
+  return url;
+}
+
+/** The Git Service: bare mirrors of source repositories and the commits builds are made from. */
+export class SourceService {
+  constructor(private readonly deps: ServerDeps) {}
+
+  mirrorOf(source: Pick<SourceRecord, 'name'>): GitMirror {
+    return new GitMirror(path.join(this.deps.config.dataDir, 'git', `${source.name}.git`));
+  }
+
+  async require(name: string): Promise<SourceRecord> {
+    const s = await this.deps.store.getSourceByName(name);
+    if (!s) throw new LenixError('SOURCE_NOT_FOUND', `no source named ${name.slice(0, 100)}`);
+    return s;
+  }
+
+  /** Mirror first, then record: a source whose clone fails leaves no row and no folder behind. */
+  async add(input: AddSource): Promise<{ source: SourceRecord; head: CommitRecord }> {
+    const name = parseSourceName(input.name);
+    const url = parseSourceUrl(input.url);
+    if (await this.deps.store.getSourceByName(name)) throw new LenixError('SOURCE_EXISTS', `source ${name} already exists`);
+    const tmp = path.join(this.deps.config.dataDir, 'git', `.new-${randomBytes(6).toString('hex')}.git`);
+    try {
+      const mirror = await GitMirror.create(url, tmp);
+      const branch = input.branch ?? (await mirror.defaultBranch());
+      const head = await mirror.resolve(`refs/heads/${branch}`).catch((err: unknown) => {
+        throw new LenixError('REF_NOT_FOUND', `branch ${branch} does not exist in ${url}`, { cause: err });
+      });
+      const now = this.deps.clock.now();
+      const source = await this.deps.store.addSource({ name, url, branch, watch: input.watch }, now);
+      try {
+        await rename(tmp, this.mirrorOf(source).dir);
+      } catch (err) {
+        await this.deps.store.deleteSourceIfUnused(source.id);
+        throw err;
+      }
+      const commit = await this.deps.store.recordCommit(source.id, head, now);
+      await this.deps.store.markSourceFetched(source.id, now, source.watch ? null : head.sha);
+      this.deps.log.info({ component: 'intake', source: name, commit: head.sha }, 'source mirrored');
+      return { source: (await this.deps.store.getSource(source.id))!, head: commit };
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Fetch the mirror and record the branch tip. */
+  async refresh(source: SourceRecord): Promise<CommitRecord> {
+    const mirror = this.mirrorOf(source);
+    await mirror.fetch();
+    const head = await mirror.resolve(`refs/heads/${source.branch}`);
+    return this.deps.store.recordCommit(source.id, head, this.deps.clock.now());
+  }
+}

@@ -1,0 +1,108 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { LenixError } from '../core/errors.js';
+import { parseSha256, type Sha256 } from '../core/ids.js';
+
+/** The port: content-addressed bytes. Implementations: filesystem (here); S3-compatible when servers scale out. */
+export interface BlobStore {
+  /** Store bytes; when `expected` is given and the bytes hash otherwise, nothing is stored (DIGEST_MISMATCH). */
+  put(body: AsyncIterable<Uint8Array> | Uint8Array, opts?: { expected?: Sha256; maxBytes?: number }): Promise<{ sha256: Sha256; size: number }>;
+  /** A verified read: the file is hashed before any byte is handed out; a corrupt blob is never served. */
+  open(sha256: Sha256): Promise<{ size: number; stream: Readable }>;
+  has(sha256: Sha256): Promise<boolean>;
+}
+
+/**
+ * Blobs at ROOT/ab/cdef… (first two hex digits as a fan-out folder). Writes go to ROOT/tmp, are fsynced,
+ * renamed into place and the folder fsynced: a blob is either whole under its name or absent.
+ */
+export class FsBlobStore implements BlobStore {
+  constructor(private readonly root: string) {}
+
+  pathOf(sha256: Sha256): string {
+    return path.join(this.root, sha256.slice(0, 2), sha256.slice(2));
+  }
+
+  async init(): Promise<void> {
+    await mkdir(path.join(this.root, 'tmp'), { recursive: true, mode: 0o700 });
+  }
+
+  async put(body: AsyncIterable<Uint8Array> | Uint8Array, opts: { expected?: Sha256; maxBytes?: number } = {}): Promise<{ sha256: Sha256; size: number }> {
+    await this.init();
+    const tmp = path.join(this.root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
+    const handle = await open(tmp, 'wx', 0o600);
+    const hash = createHash('sha256');
+    let size = 0;
+    let ok = false;
+    try {
+      const chunks: AsyncIterable<Uint8Array> | Uint8Array[] = body instanceof Uint8Array ? [body] : body;
+      for await (const chunk of chunks) {
+        size += chunk.length;
+        if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+          throw new LenixError('BODY_TOO_LARGE', `upload exceeds the limit of ${opts.maxBytes} bytes`);
+        }
+        hash.update(chunk);
+        await handle.write(chunk);
+      }
+      await handle.sync();
+      await handle.close();
+      const sha256 = hash.digest('hex') as Sha256;
+      if (opts.expected !== undefined && opts.expected !== sha256) {
+        throw new LenixError('DIGEST_MISMATCH', `declared sha256 ${opts.expected} but the bytes hash to ${sha256}`);
+      }
+      const final = this.pathOf(sha256);
+      await mkdir(path.dirname(final), { recursive: true });
+      await rename(tmp, final);
+      await fsyncDir(path.dirname(final));
+      ok = true;
+      return { sha256, size };
+    } finally {
+      if (!ok) {
+        await handle.close().catch(() => undefined);
+        await unlink(tmp).catch(() => undefined);
+      }
+    }
+  }
+
+  async has(sha256: Sha256): Promise<boolean> {
+    return stat(this.pathOf(sha256)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async open(sha256: Sha256): Promise<{ size: number; stream: Readable }> {
+    parseSha256(sha256);
+    const file = this.pathOf(sha256);
+    const st = await stat(file).catch(() => null);
+    if (!st) throw new LenixError('ARTIFACT_NOT_FOUND', `no blob ${sha256}`);
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    if (hash.digest('hex') !== sha256) throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest`);
+    return { size: st.size, stream: createReadStream(file) };
+  }
+
+  async readAll(sha256: Sha256): Promise<Buffer> {
+    const { stream } = await this.open(sha256);
+    const parts: Buffer[] = [];
+    for await (const c of stream) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  async clearTmp(): Promise<void> {
+    await rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
+    await this.init();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}

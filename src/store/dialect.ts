@@ -1,0 +1,48 @@
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import type { Database } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** Where the database lives: a SQLite file (the embedded default) or a PostgreSQL connection string. */
+export type DatabaseConfig =
+  | { readonly dialect: 'sqlite'; readonly file: string }
+  | { readonly dialect: 'postgres'; readonly url: string; readonly poolSize?: number };
+
+export interface OpenDatabase {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+}
+
+/** `postgres://...` or `postgresql://...` is PostgreSQL; anything else is a SQLite file path. */
+export function parseDatabaseUrl(value: string): DatabaseConfig {
+  if (/^postgres(ql)?:\/\//.test(value)) return { dialect: 'postgres', url: value };
+  return { dialect: 'sqlite', file: value.replace(/^sqlite:(\/\/)?/, '') };
+}
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+
+export function openDatabase(config: DatabaseConfig): OpenDatabase {
+  if (config.dialect === 'sqlite') {
+    const handle = new SQLite(config.file);
+    // WAL lets readers run beside the writer; synchronous=FULL makes every committed transaction survive a
+    // crash or power loss (the agent protocol promises that an acknowledged completion is never lost).
+    handle.pragma('journal_mode = WAL');
+    handle.pragma('synchronous = FULL');
+    handle.pragma('foreign_keys = ON');
+    handle.pragma('busy_timeout = 5000');
+    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: handle }) }), dialect: 'sqlite' };
+  }
+  // Times and offsets are bigint columns; they stay far below 2^53, so parse them as numbers
+  // (per pool, not by mutating pg's global type table).
+  const types = {
+    getTypeParser(oid: number, format?: 'text' | 'binary') {
+      if (oid === INT8_OID || oid === NUMERIC_OID) return (v: string) => Number(v);
+      return pg.types.getTypeParser(oid, format as 'text');
+    },
+  };
+  const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? 10, types: types as pg.CustomTypesConfig });
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+}

@@ -1,0 +1,122 @@
+import type { AgentRole, BuildState, TaskKind, TaskState } from '../scheduler/task-state.js';
+
+/** Typed records the store hands out; rows are parsed into these once, at the store's edge. */
+export interface SourceRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly url: string;
+  readonly branch: string;
+  readonly watch: boolean;
+  readonly createdAt: number;
+  readonly lastFetchedAt: number | null;
+  readonly lastSeenCommit: string | null;
+}
+
+export interface CommitRecord {
+  readonly id: number;
+  readonly sourceId: number;
+  readonly sha: string;
+  readonly tree: string;
+  readonly committedAt: number;
+  readonly subject: string;
+}
+
+export interface BuildRecord {
+  readonly id: number;
+  readonly sourceId: number;
+  readonly sourceName: string;
+  readonly commit: CommitRecord;
+  readonly ref: string;
+  readonly state: BuildState;
+  readonly priority: number;
+  readonly arches: readonly string[];
+  readonly specPath: string;
+  readonly packageName: string;
+  readonly packageEvr: string;
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  readonly reasonCode: string | null;
+  readonly reason: string | null;
+}
+
+export interface TaskRecord {
+  readonly id: number;
+  readonly buildId: number;
+  readonly sourceId: number;
+  readonly kind: TaskKind;
+  readonly role: AgentRole;
+  readonly arch: string;
+  readonly state: TaskState;
+  readonly priority: number;
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly fencingToken: number;
+  readonly leaseId: number | null;
+  readonly agentId: number | null;
+  readonly leaseExpiresAt: number | null;
+  readonly cancelRequested: boolean;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  readonly reasonCode: string | null;
+  readonly reason: string | null;
+  readonly result: Readonly<Record<string, unknown>> | null;
+  readonly logSize: number;
+}
+
+export interface AgentRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly role: AgentRole;
+  readonly arches: readonly string[];
+  readonly capabilities: Readonly<Record<string, unknown>>;
+  readonly tokenId: number;
+  readonly registeredAt: number;
+  readonly lastSeenAt: number;
+}
+
+export interface LeaseRecord {
+  readonly id: number;
+  readonly taskId: number;
+  readonly agentId: number;
+  readonly fencingToken: number;
+  readonly acquiredAt: number;
+  readonly expiresAt: number;
+  readonly endedAt: number | null;
+  readonly outcome: string | null;
+}
+
+export type ArtifactKind = 'srpm' | 'rpm' | 'log' | 'buildroot';
+export const ARTIFACT_KINDS: readonly ArtifactKind[] = ['srpm', 'rpm', 'log', 'buildroot'];
+
+export interface ArtifactRecord {
+  readonly id: number;
+  readonly buildId: number;
+  readonly taskId: number;
+  readonly sha256: string;
+  readonly size: number;
+  readonly name: string;
+  readonly kind: ArtifactKind;
+  readonly arch: string | null;
+  readonly nevra: string | null;
+  readonly parentId: number | null;
+  readonly createdAt: number;
+}
+
+export interface TokenRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly scopes: readonly string[];
+  readonly revokedAt: number | null;
+}
+
+export interface EventRecord {
+  readonly id: number;
+  readonly at: number;
+  readonly kind: string;
+  readonly buildId: number | null;
+  readonly taskId: number | null;
+  readonly data: Readonly<Record<string, unknown>>;
+}

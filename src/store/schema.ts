@@ -1,0 +1,154 @@
+import type { Generated } from 'kysely';
+
+/**
+ * The database as Kysely sees it. Times are integer milliseconds since the epoch (bigint in PostgreSQL,
+ * parsed back to numbers), JSON is stored as text, booleans as 0/1, so that one schema serves both dialects.
+ */
+export interface Database {
+  sources: SourcesTable;
+  commits: CommitsTable;
+  builds: BuildsTable;
+  tasks: TasksTable;
+  agents: AgentsTable;
+  leases: LeasesTable;
+  artifacts: ArtifactsTable;
+  log_chunks: LogChunksTable;
+  events: EventsTable;
+  tokens: TokensTable;
+  lookaside: LookasideTable;
+}
+
+export interface SourcesTable {
+  id: Generated<number>;
+  name: string;
+  url: string;
+  branch: string;
+  watch: number;
+  created_at: number;
+  last_fetched_at: number | null;
+  last_seen_commit: string | null;
+}
+
+export interface CommitsTable {
+  id: Generated<number>;
+  source_id: number;
+  sha: string;
+  tree: string;
+  committed_at: number; // seconds, as git reports it; also SOURCE_DATE_EPOCH
+  subject: string;
+  recorded_at: number;
+}
+
+export interface BuildsTable {
+  id: Generated<number>;
+  source_id: number;
+  commit_id: number;
+  ref: string;
+  state: string;
+  priority: number;
+  arches: string; // JSON array of target architectures
+  spec_path: string;
+  package_name: string;
+  package_evr: string;
+  created_by: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  reason_code: string | null;
+  reason: string | null;
+}
+
+export interface TasksTable {
+  id: Generated<number>;
+  build_id: number;
+  source_id: number;
+  kind: string;
+  role: string;
+  arch: string;
+  state: string;
+  priority: number;
+  vstart: number;
+  attempts: number;
+  max_attempts: number;
+  fencing_token: number;
+  lease_id: number | null;
+  agent_id: number | null;
+  lease_expires_at: number | null;
+  cancel_requested: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  reason_code: string | null;
+  reason: string | null;
+  result: string | null; // JSON: buildroot record and other results the agent reported
+  log_size: number;
+}
+
+export interface AgentsTable {
+  id: Generated<number>;
+  name: string;
+  role: string;
+  arches: string; // JSON array
+  capabilities: string; // JSON object
+  token_id: number;
+  registered_at: number;
+  last_seen_at: number;
+}
+
+export interface LeasesTable {
+  id: Generated<number>;
+  task_id: number;
+  agent_id: number;
+  fencing_token: number;
+  acquired_at: number;
+  expires_at: number;
+  ended_at: number | null;
+  outcome: string | null; // success | failure | error | expired | cancelled
+}
+
+export interface ArtifactsTable {
+  id: Generated<number>;
+  build_id: number;
+  task_id: number;
+  lease_id: number;
+  sha256: string;
+  size: number;
+  name: string;
+  kind: string; // srpm | rpm | log | buildroot
+  arch: string | null;
+  nevra: string | null;
+  parent_id: number | null;
+  created_at: number;
+}
+
+export interface LogChunksTable {
+  task_id: number;
+  start_offset: number;
+  end_offset: number;
+  data: Uint8Array;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  at: number;
+  kind: string;
+  build_id: number | null;
+  task_id: number | null;
+  data: string; // JSON
+}
+
+export interface TokensTable {
+  id: Generated<number>;
+  name: string;
+  token_hash: string;
+  scopes: string; // JSON array
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface LookasideTable {
+  sha256: string;
+  name: string;
+  size: number;
+  uploaded_at: number;
+}
