@@ -9,7 +9,9 @@ import { existsSync } from 'node:fs';
  */
 export interface SandboxRun {
   readonly command: readonly string[];
+  /** The host folder that is the only writable place; it appears inside the sandbox at SANDBOX_WORK. */
   readonly workDir: string;
+  /** Working directory inside the sandbox (under SANDBOX_WORK). */
   readonly cwd: string;
   readonly env: Readonly<Record<string, string>>;
   readonly hostname: string;
@@ -25,6 +27,11 @@ export type SandboxResult =
   | { readonly kind: 'killed'; readonly why: 'timeout' | 'cancelled' | 'signal'; readonly signal: string | null };
 
 export const BWRAP = '/usr/bin/bwrap';
+/**
+ * Where the work folder appears inside the sandbox. A fixed path (as mock's /builddir) keeps host paths out
+ * of logs and packages, and makes paths compiled into binaries the same on every node.
+ */
+export const SANDBOX_WORK = '/builddir';
 
 export function bwrapArgs(run: Pick<SandboxRun, 'workDir' | 'cwd' | 'env' | 'hostname' | 'hide' | 'command'>): string[] {
   const args = [
@@ -53,11 +60,10 @@ export function bwrapArgs(run: Pick<SandboxRun, 'workDir' | 'cwd' | 'env' | 'hos
     '--tmpfs',
     '/dev/shm',
   ];
-  // Hidden paths become empty tmpfs mounts; the work folder is bound after them (so it may lie inside one,
-  // bwrap creates its mount point in the tmpfs), and only then are they made read-only.
+  // Hidden paths become empty tmpfs mounts, made read-only after the work folder is bound.
   const hidden = run.hide.filter((p) => existsSync(p));
   for (const p of hidden) args.push('--tmpfs', p);
-  args.push('--bind', run.workDir, run.workDir);
+  args.push('--bind', run.workDir, SANDBOX_WORK);
   for (const p of hidden) args.push('--remount-ro', p);
   args.push('--chdir', run.cwd, '--clearenv');
   for (const [k, v] of Object.entries(run.env)) args.push('--setenv', k, v);

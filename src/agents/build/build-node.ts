@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { lookasideFiles, parseLookasideMetadata } from '../../core/lookaside.js';
 import { findSpec } from '../../intake/git.js';
 import { extractTar } from '../../intake/tar.js';
-import { runSandboxed, type SandboxResult } from '../../rpm/sandbox.js';
+import { SANDBOX_WORK, runSandboxed, type SandboxResult } from '../../rpm/sandbox.js';
 import type { BuildTaskPayload } from '../../core/protocol.js';
 import type { AgentClient, ApiClient } from '../kit/client.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
@@ -71,18 +71,20 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
     say(`task ${t.taskId} of build ${t.buildId}: ${t.kind === 'srpm' ? 'source package' : `binary packages for ${t.arch}`} of ${t.source.name} at ${t.commit.sha}`);
     say(`node ${o.name}; ${buildroot.hostOs}; ${buildroot.tools['rpmbuild'] ?? 'rpmbuild ?'}; ${buildroot.tools['gcc'] ?? 'no gcc'}`);
     say(`sandbox: ${buildroot.sandbox}; SOURCE_DATE_EPOCH=${t.commit.committedAt}`);
+    // Host paths (work/...) are where the node writes; inside the sandbox the same folder is SANDBOX_WORK.
+    const inside = (p: string) => path.join(SANDBOX_WORK, path.relative(work, p));
     const top = path.join(work, 'top');
     const out = path.join(work, 'out');
     await mkdir(top, { recursive: true });
     await mkdir(out, { recursive: true });
     const common = [
-      '--define', `_topdir ${top}`,
-      '--define', `_srcrpmdir ${out}`,
-      '--define', `_rpmdir ${out}`,
+      '--define', `_topdir ${inside(top)}`,
+      '--define', `_srcrpmdir ${inside(out)}`,
+      '--define', `_rpmdir ${inside(out)}`,
       ...deterministicDefines(),
     ];
     let command: string[];
-    let cwd = work;
+    let cwd = SANDBOX_WORK;
     if (t.kind === 'srpm') {
       const tree = path.join(work, 'tree');
       await mkdir(tree);
@@ -94,8 +96,8 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
       const specPath = findSpec(await listTree(tree), t.source.name) ?? t.specPath;
       const sourceDir = path.dirname(specPath) === 'SPECS' ? path.join(tree, 'SOURCES') : tree;
       await mkdir(sourceDir, { recursive: true });
-      command = ['rpmbuild', '-bs', ...common, '--define', `_sourcedir ${sourceDir}`, '--define', `_specdir ${path.dirname(path.join(tree, specPath))}`, path.join(tree, specPath)];
-      cwd = tree;
+      command = ['rpmbuild', '-bs', ...common, '--define', `_sourcedir ${inside(sourceDir)}`, '--define', `_specdir ${inside(path.dirname(path.join(tree, specPath)))}`, inside(path.join(tree, specPath))];
+      cwd = inside(tree);
     } else {
       if (!t.srpm) return { outcome: { kind: 'failure', code: 'SRPM_MISSING', reason: 'binary task without an SRPM' }, result: null };
       const srpm = path.join(work, t.srpm.name);
@@ -103,7 +105,7 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
       say(`SRPM ${t.srpm.name} sha256 ${t.srpm.sha256} verified`);
       // BuildRequires are not installed on this host's rpm database (Debian hosts have none); the toolchain
       // is the host's, recorded in the buildroot record. EL hosts can use mock as the sandbox backend instead.
-      command = ['rpmbuild', '--rebuild', '--nodeps', ...common, ...(t.arch === 'noarch' ? [] : ['--target', t.arch]), srpm];
+      command = ['rpmbuild', '--rebuild', '--nodeps', ...common, ...(t.arch === 'noarch' ? [] : ['--target', t.arch]), inside(srpm)];
     }
     say(`$ ${command.join(' ')}`);
     const result = await runSandboxed({

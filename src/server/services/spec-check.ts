@@ -4,7 +4,7 @@ import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
 import type { GitMirror } from '../../intake/git.js';
 import { extractTar } from '../../intake/tar.js';
-import { runSandboxed } from '../../rpm/sandbox.js';
+import { SANDBOX_WORK, runSandboxed } from '../../rpm/sandbox.js';
 
 export interface SpecSummary {
   readonly name: string;
@@ -22,8 +22,9 @@ export async function checkSpec(mirror: GitMirror, commit: string, specPath: str
     const tree = path.join(work, 'tree');
     await import('node:fs/promises').then((fs) => fs.mkdir(tree));
     await extractTar(mirror.archive(commit), tree);
-    const spec = path.join(tree, specPath);
-    const sourceDir = path.dirname(specPath) === 'SPECS' ? path.join(tree, 'SOURCES') : tree;
+    const inTree = path.join(SANDBOX_WORK, 'tree');
+    const spec = path.join(inTree, specPath);
+    const sourceDir = path.dirname(specPath) === 'SPECS' ? path.join(inTree, 'SOURCES') : inTree;
     let out = '';
     const result = await runSandboxed({
       command: [
@@ -31,7 +32,7 @@ export async function checkSpec(mirror: GitMirror, commit: string, specPath: str
         '-q',
         '--srpm',
         '--define',
-        `_topdir ${work}`,
+        `_topdir ${SANDBOX_WORK}`,
         '--define',
         `_sourcedir ${sourceDir}`,
         '--qf',
@@ -39,7 +40,7 @@ export async function checkSpec(mirror: GitMirror, commit: string, specPath: str
         spec,
       ],
       workDir: work,
-      cwd: tree,
+      cwd: inTree,
       env: { PATH: '/usr/bin:/bin', HOME: homedir(), LC_ALL: 'C.UTF-8' },
       hostname: 'lenix-spec',
       hide: [...opts.hide, homedir()],

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: compile, then node's test runner over the unit tests (beside the code, src/**/*.test.ts)
+# and the suites in test/ (storage conformance on SQLite and PostgreSQL, API, end to end with real tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc -p tsconfig.json
+mapfile -t files < <(find dist/src dist/test -name '*.test.js' | sort)
+if [ "${#files[@]}" -eq 0 ]; then echo "no test files found" >&2; exit 1; fi
+export LENIX_TEST_OUTPUT="${LENIX_TEST_OUTPUT:-$PWD/test-output}"
+mkdir -p "$LENIX_TEST_OUTPUT"
+exec node --test --test-concurrency="${LENIX_TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"

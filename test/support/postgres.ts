@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { chown, mkdtemp, rm, chmod } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * A throwaway PostgreSQL for tests, from Debian's own binaries: initdb and pg_ctl on a temp folder, listening
+ * on a free loopback port, removed after. initdb refuses to run as root, so as root it runs as `postgres`.
+ */
+export interface TestPostgres {
+  readonly url: string;
+  newDatabase(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function postgresBinDir(): string | null {
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return null;
+  const versions = readdirSync(base).filter((v) => existsSync(path.join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+  return versions[0] ? path.join(base, versions[0], 'bin') : null;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startPostgres(): Promise<TestPostgres> {
+  const bin = postgresBinDir();
+  if (!bin) throw new Error('PostgreSQL is not installed (run scripts/bootstrap.sh)');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-pg-'));
+  const asRoot = process.getuid?.() === 0;
+  const as = async (cmd: string, args: string[]) => {
+    if (asRoot) return run('runuser', ['-u', 'postgres', '--', cmd, ...args], { cwd: '/' });
+    return run(cmd, args);
+  };
+  if (asRoot) {
+    const { stdout } = await run('id', ['-u', 'postgres']);
+    const { stdout: gid } = await run('id', ['-g', 'postgres']);
+    await chown(dir, Number(stdout.trim()), Number(gid.trim()));
+  }
+  await chmod(dir, 0o700);
+  const data = path.join(dir, 'data');
+  await as(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'lenix', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  const port = await freePort();
+  await as(path.join(bin, 'pg_ctl'), [
+    '-D', data, '-w', '-t', '60', '-l', path.join(dir, 'log'),
+    '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+    'start',
+  ]);
+  const url = `postgres://lenix@127.0.0.1:${port}/postgres`;
+  return {
+    url,
+    async newDatabase(name: string) {
+      const pg = (await import('pg')).default;
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query(`create database "${name.replace(/[^a-z0-9_]/g, '_')}"`);
+      await c.end();
+      return `postgres://lenix@127.0.0.1:${port}/${name.replace(/[^a-z0-9_]/g, '_')}`;
+    },
+    async stop() {
+      await as(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
