@@ -28,10 +28,11 @@ export type SandboxResult =
 
 export const BWRAP = '/usr/bin/bwrap';
 /**
- * Where the work folder appears inside the sandbox. A fixed path (as mock's /builddir) keeps host paths out
+ * Where the work folder appears inside the sandbox (in the private /tmp, since the host root is read-only
+ * and has no /builddir). A fixed path, as mock's /builddir, keeps host paths out
  * of logs and packages, and makes paths compiled into binaries the same on every node.
  */
-export const SANDBOX_WORK = '/builddir';
+export const SANDBOX_WORK = '/tmp/builddir';
 
 export function bwrapArgs(run: Pick<SandboxRun, 'workDir' | 'cwd' | 'env' | 'hostname' | 'hide' | 'command'>): string[] {
   const args = [

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what Lenix needs and is missing, then the npm dependencies and the compiled CLI. Idempotent: a
+# second run installs nothing. Used by both quick-start commands (`npm start`, `npm test`) and by CI.
+#   Debian 12: apt-get (rpm, createrepo-c, dnf, bubblewrap, rpmlint, gnupg, git, postgresql, gcc, make)
+#   EL9:       dnf (the same tools under their Fedora/EL names, PostgreSQL from AppStream)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_cmds=(rpmbuild rpmspec createrepo_c dnf bwrap rpmlint gpg git gcc make prlimit tar)
+missing=()
+for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+pg_ok=0
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then pg_ok=1;            # Debian
+elif command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then pg_ok=1; fi  # EL
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+if [ "${#missing[@]}" -gt 0 ] || [ "$pg_ok" -eq 0 ]; then
+  echo "bootstrap: installing system packages (missing: ${missing[*]:-} $([ $pg_ok -eq 0 ] && echo postgresql))"
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -q
+    "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
+      rpm createrepo-c dnf bubblewrap rpmlint gnupg git postgresql gcc make util-linux tar ca-certificates
+  elif command -v dnf >/dev/null 2>&1; then
+    "${sudo_cmd[@]}" dnf install -y rpm-build rpm-sign createrepo_c dnf bubblewrap rpmlint gnupg2 git \
+      postgresql-server gcc make util-linux tar
+  else
+    echo "bootstrap: neither apt-get nor dnf found; install: ${need_cmds[*]} postgresql" >&2
+    exit 1
+  fi
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+node_minor=$(node -p 'process.versions.node.split(".")[1]')
+if [ "$node_major" -lt 20 ] || { [ "$node_major" -eq 20 ] && [ "$node_minor" -lt 19 ]; }; then
+  echo "bootstrap: Node.js >= 20.19 is required (found $(node --version))" >&2
+  exit 1
+fi
+
+# npm dependencies from the lockfile; `prepare` compiles the TypeScript. Skipped when already in place.
+stamp=node_modules/.lenix-lock-hash
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
+  echo "bootstrap: npm ci"
+  npm ci --no-audit --no-fund
+  echo "$want" > "$stamp"
+fi
+if [ ! -f dist/src/cli/main.js ]; then npx tsc -p tsconfig.json; fi
+echo "bootstrap: ready"

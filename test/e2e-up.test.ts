@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { ApiClient } from '../src/agents/kit/client.js';
+import { readSse } from '../src/cli/follow.js';
+import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
+
+const run = promisify(execFile);
+
+/**
+ * End to end through the real CLI: `lenix up` (server + local build node as child processes), real git,
+ * rpmbuild in bubblewrap, and rpm reading what comes out.
+ */
+describe('lenix up, end to end', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let up: Proc;
+  let url: string;
+  let api: ApiClient;
+
+  const cli = (...args: string[]) => lenix(args, env);
+  const json = async <T>(...args: string[]): Promise<T> => {
+    const r = await cli(...args, '--json');
+    assert.equal(r.code, 0, `lenix ${args.join(' ')} failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  };
+  type Build = { id: number; state: string; commit: string; reason: string | null; reasonCode: string | null; tasks: { id: number; kind: string; arch: string; state: string; attempts: number; artifacts: { name: string; sha256: string; size: number; kind: string; nevra: string }[] }[] };
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-e2e-'));
+    env = { LENIX_CONFIG: path.join(dir, 'config.json'), LENIX_SERVER: '', LENIX_TOKEN: '' };
+    delete env['LENIX_SERVER'];
+    delete env['LENIX_TOKEN'];
+    const port = await freePort();
+    up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', String(port)], env);
+    url = (await up.waitFor(/ready: (http:\S+)/))[1]!;
+    const token = (await readFile(path.join(dir, 'data', 'admin.token'), 'utf8')).trim();
+    api = new ApiClient(url, token);
+  });
+
+  after(async () => {
+    await up?.stop('SIGINT');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('lenix up builds the three samples and writes the admin token and CLI config', async () => {
+    assert.match(up.out, /build \d+ lenix-hello-data-1\.0-1: succeeded/);
+    assert.match(up.out, /build \d+ hello-c-1\.2-1: succeeded/);
+    assert.match(up.out, /build \d+ lenix-multi-2\.0-1: succeeded .*lenix-multi-config-2\.0-1\.noarch\.rpm/);
+    const st = await stat(path.join(dir, 'data', 'admin.token'));
+    assert.equal(st.mode & 0o077, 0, 'admin token is private');
+    const cfg = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8'));
+    assert.equal(cfg.server, url);
+    const sources = await json<{ name: string }[]>('source', 'list');
+    assert.deepEqual(sources.map((s) => s.name).sort(), ['hello-c', 'lenix-hello-data', 'lenix-multi']);
+  });
+
+  test('lenix build on the C sample gives an SRPM and an x86_64 RPM whose bytes match the record', async () => {
+    const b = await json<Build>('build', 'hello-c', '--wait');
+    assert.equal(b.state, 'succeeded');
+    const files = b.tasks.flatMap((t) => t.artifacts);
+    const srpm = files.find((a) => a.kind === 'srpm');
+    const rpm = files.find((a) => a.kind === 'rpm');
+    assert.equal(srpm?.name, 'hello-c-1.2-1.src.rpm');
+    assert.equal(rpm?.name, `hello-c-1.2-1.${os.arch() === 'x64' ? 'x86_64' : os.arch()}.rpm`);
+    const shown = await json<Build>('build', 'show', String(b.id));
+    assert.deepEqual(shown.tasks.flatMap((t) => t.artifacts.map((a) => a.sha256)), files.map((a) => a.sha256));
+    for (const a of [srpm!, rpm!]) {
+      const file = path.join(dir, a.name);
+      const got = await api.download(`/api/v1/artifacts/${a.sha256}`, file);
+      assert.equal(got, a.sha256);
+      assert.equal(createHash('sha256').update(await readFile(file)).digest('hex'), a.sha256);
+      assert.equal((await stat(file)).size, a.size);
+    }
+    const { stdout } = await run('rpm', ['-qp', '--qf', '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}', path.join(dir, rpm!.name)]);
+    assert.equal(stdout, rpm!.name.replace(/\.rpm$/, ''));
+    const { stdout: files2 } = await run('rpm', ['-qlp', path.join(dir, rpm!.name)]);
+    assert.match(files2, /\/usr\/bin\/hello-c/);
+    const { stdout: host } = await run('rpm', ['-qp', '--qf', '%{BUILDHOST}', path.join(dir, rpm!.name)]);
+    assert.equal(host, 'lenix-build');
+  });
+
+  test('the same commit of the noarch sample built twice gives byte-identical RPMs', async () => {
+    const one = await json<Build>('build', 'lenix-hello-data', '--wait');
+    const two = await json<Build>('build', 'lenix-hello-data', '--wait');
+    assert.equal(one.commit, two.commit);
+    const digests = (b: Build) => b.tasks.flatMap((t) => t.artifacts.map((a) => `${a.name} ${a.sha256}`)).sort();
+    assert.deepEqual(digests(one), digests(two));
+    assert.equal(digests(one).length, 2);
+  });
+
+  test('the build records the buildroot: rpm, compiler and host OS', async () => {
+    const builds = await json<{ id: number }[]>('builds', '--source', 'hello-c', '--limit', '1');
+    const b = await api.json<{ tasks: { buildroot: { tools: Record<string, string>; hostOs: string; packages: unknown[] } }[] }>('GET', `/api/v1/builds/${builds[0]!.id}`);
+    const br = b.tasks[1]!.buildroot;
+    assert.match(br.tools['rpmbuild']!, /RPM version/);
+    assert.match(br.tools['gcc']!, /gcc/);
+    assert.ok(br.hostOs.length > 0);
+    assert.ok(br.packages.length > 0);
+  });
+
+  test('a line printed by %build is readable through the follow endpoint before the task completes', async () => {
+    const repo = path.join(dir, 'repos', 'slow');
+    await gitRepo(repo, { 'slow.spec': specWith('slow', 'echo "LENIX-MARKER-BUILD-LINE"\nsleep 300') });
+    assert.equal((await cli('source', 'add', 'slow', repo)).code, 0);
+    const b = await json<Build>('build', 'slow');
+    // Wait for the binary task to exist, then follow its log.
+    let binary: Build['tasks'][number] | undefined;
+    for (let i = 0; i < 400 && !binary; i++) {
+      const cur = await api.json<Build>('GET', `/api/v1/builds/${b.id}`);
+      binary = cur.tasks.find((t) => t.kind === 'binary');
+      if (!binary) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(binary, 'binary task appeared');
+    const res = await api.request('GET', `/api/v1/tasks/${binary.id}/log?follow=1`);
+    assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    let text = '';
+    for await (const ev of readSse(res.body!)) {
+      assert.equal(ev.event, 'log', 'the stream must not end before the marker');
+      text += (JSON.parse(ev.data) as { text: string }).text;
+      if (text.includes('LENIX-MARKER-BUILD-LINE')) break;
+    }
+    const task = await api.json<{ state: string }>('GET', `/api/v1/tasks/${binary.id}`);
+    assert.equal(task.state, 'leased', 'the task is still running when the line arrives');
+    // Cancel: the sandbox's whole process tree is killed.
+    const cancelled = await cli('build', 'cancel', String(b.id));
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    const end = await api.request('GET', `/api/v1/tasks/${binary.id}/log?follow=1&offset=0`);
+    let ended = '';
+    for await (const ev of readSse(end.body!)) if (ev.event === 'end') ended = JSON.parse(ev.data).state;
+    assert.equal(ended, 'cancelled');
+    for (let i = 0; i < 200; i++) {
+      const { stdout } = await run('pgrep', ['-f', 'sleep 300']).catch(() => ({ stdout: '' }));
+      if (stdout.trim() === '') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const { stdout: left } = await run('pgrep', ['-f', 'sleep 300']).catch(() => ({ stdout: '' }));
+    assert.equal(left.trim(), '', 'the build process tree is gone');
+  });
+
+  test('sandbox: no network, no writes to $HOME, no view of the server data folder', async () => {
+    const hits: string[] = [];
+    const listener = net.createServer((s) => {
+      hits.push('connection');
+      s.destroy();
+    });
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+    const port = (listener.address() as net.AddressInfo).port;
+    const home = os.homedir();
+    const db = path.join(dir, 'data', 'server', 'lenix.db');
+    const cases: [string, string, RegExp][] = [
+      ['net', `bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}' || { echo "SANDBOX-CHECK: tcp connect to 127.0.0.1:${port} failed"; exit 1; }`, /SANDBOX-CHECK: tcp connect/],
+      ['home', `touch "$HOME/lenix-sandbox-escape" || { echo "SANDBOX-CHECK: cannot write to HOME=$HOME"; exit 1; }`, /SANDBOX-CHECK: cannot write to HOME/],
+      ['data', `test -r ${db} && cat ${db} > /dev/null || { echo "SANDBOX-CHECK: cannot read ${db}"; exit 1; }`, /SANDBOX-CHECK: cannot read/],
+    ];
+    try {
+      for (const [name, build, line] of cases) {
+        const repo = path.join(dir, 'repos', `escape-${name}`);
+        await gitRepo(repo, { [`escape-${name}.spec`]: specWith(`escape-${name}`, build) });
+        assert.equal((await cli('source', 'add', `escape-${name}`, repo)).code, 0);
+        const r = await cli('build', `escape-${name}`, '--wait', '--json');
+        assert.equal(r.code, 1, 'lenix build --wait exits 1 when the build fails');
+        const b = JSON.parse(r.stdout) as Build;
+        assert.equal(b.state, 'failed');
+        assert.equal(b.reasonCode, 'BUILD_FAILED');
+        const binary = b.tasks.find((t) => t.kind === 'binary')!;
+        const log = await cli('logs', String(binary.id));
+        assert.match(log.stdout, line);
+        assert.match(log.stdout, /lenix: rpmbuild exited with status 1/);
+      }
+    } finally {
+      listener.close();
+    }
+    assert.deepEqual(hits, [], 'nothing reached the listener');
+    assert.equal(existsSync(path.join(home, 'lenix-sandbox-escape')), false);
+    // The server and other builds are unaffected.
+    const ok = await json<Build>('build', 'lenix-multi', '--wait');
+    assert.equal(ok.state, 'succeeded');
+  });
+
+  test('unknown source and missing token are refused by the CLI with a coded error', async () => {
+    const r = await cli('build', 'no-such-source');
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /^lenix: SOURCE_NOT_FOUND: /);
+    const anon = await lenix(['build', 'hello-c', '--server', url], { ...env, LENIX_CONFIG: path.join(dir, 'none.json') });
+    assert.equal(anon.code, 3);
+    assert.match(anon.stderr, /UNAUTHENTICATED/);
+  });
+
+  test('Ctrl-C stops everything; a restart resumes with the same data', async () => {
+    const before = await json<{ id: number }[]>('builds', '--limit', '500');
+    assert.equal(await up.stop('SIGINT'), 0);
+    await assert.rejects(fetch(`${url}/api/v1/health`), 'the server is down');
+    const port = new URL(url).port;
+    up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', port], env);
+    await up.waitFor(/ready: /);
+    assert.match(up.out, /samples: already present/);
+    const afterRestart = await json<{ id: number }[]>('builds', '--limit', '500');
+    assert.deepEqual(afterRestart.map((b) => b.id), before.map((b) => b.id));
+    const b = await json<Build>('build', 'lenix-hello-data', '--wait');
+    assert.equal(b.state, 'succeeded');
+  });
+});
