@@ -8,4 +8,4 @@ mapfile -t files < <(find dist/src dist/test -name '*.test.js' | sort)
 if [ "${#files[@]}" -eq 0 ]; then echo "no test files found" >&2; exit 1; fi
 export LENIX_TEST_OUTPUT="${LENIX_TEST_OUTPUT:-$PWD/test-output}"
 mkdir -p "$LENIX_TEST_OUTPUT"
-exec node --test --test-concurrency="${LENIX_TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"
+exec node --test --test-timeout=900000 --test-concurrency="${LENIX_TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"

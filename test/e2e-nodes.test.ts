@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { ApiClient } from '../src/agents/kit/client.js';
+import { readSse } from '../src/cli/follow.js';
+import { Proc, freePort, gitRepo, specWith } from './support/cli.js';
+
+const run = promisify(execFile);
+
+type Build = { id: number; state: string; tasks: { id: number; kind: string; state: string; attempts: number; agentId: number | null; artifacts: { kind: string; sha256: string }[] }[] };
+
+/** Remote-style roles: `lenix server` and separate `lenix node` processes, as on several machines. */
+describe('build nodes over the agent protocol', () => {
+  let dir: string;
+  let server: Proc;
+  let url: string;
+  let api: ApiClient;
+  const procs: Proc[] = [];
+
+  const node = async (name: string) => {
+    const token = (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: ['agent:build'] })).token;
+    const p = new Proc(['node', '--server', url, '--token', token, '--name', name, '--work', path.join(dir, name), '--hide', path.join(dir, 'server')], { LENIX_CONFIG: path.join(dir, 'none.json') });
+    procs.push(p);
+    await p.waitFor(/"msg":"registered"/);
+    return p;
+  };
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-nodes-'));
+    const port = await freePort();
+    server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '2'], {});
+    procs.push(server);
+    url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
+    api = new ApiClient(url, (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim());
+  });
+
+  after(async () => {
+    for (const p of procs.reverse()) await p.stop('SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('kill -9 a node mid-build: after the lease expires another node completes the task, one result recorded', { timeout: 180_000 }, async () => {
+    const repo = path.join(dir, 'repos', 'crashy');
+    await gitRepo(repo, { 'crashy.spec': specWith('crashy', 'echo "CRASHY-STARTED on $(hostname)"\nsleep 3\necho "CRASHY-DONE"') });
+    await api.json('POST', '/api/v1/sources', { name: 'crashy', url: repo });
+    const a = await node('node-a');
+    const b0 = await api.json<Build>('POST', '/api/v1/builds', { source: 'crashy' });
+
+    let binary: Build['tasks'][number] | undefined;
+    while (!binary) {
+      binary = (await api.json<Build>('GET', `/api/v1/builds/${b0.id}`)).tasks.find((t) => t.kind === 'binary');
+      if (!binary) await new Promise((r) => setTimeout(r, 50));
+    }
+    const res = await api.request('GET', `/api/v1/tasks/${binary.id}/log?follow=1`);
+    let text = '';
+    for await (const ev of readSse(res.body!)) {
+      text += ev.event === 'log' ? (JSON.parse(ev.data) as { text: string }).text : '';
+      if (text.includes('CRASHY-STARTED')) break;
+    }
+    a.child.kill('SIGKILL');
+    await a.wait();
+    const agents = await api.json<{ agents: { id: number; name: string }[] }>('GET', '/api/v1/agents');
+    const idA = agents.agents.find((x) => x.name === 'node-a')!.id;
+
+    await node('node-b');
+    let done: Build;
+    for (;;) {
+      done = await api.json<Build>('GET', `/api/v1/builds/${b0.id}`);
+      if (['succeeded', 'failed', 'cancelled'].includes(done.state)) break;
+      await new Promise((r2) => setTimeout(r2, 100));
+    }
+    assert.equal(done.state, 'succeeded');
+    const t = done.tasks.find((x) => x.id === binary!.id)!;
+    assert.equal(t.attempts, 2);
+    assert.notEqual(t.agentId, idA, 'the second node completed it');
+    assert.equal(t.artifacts.filter((x) => x.kind === 'rpm').length, 1, 'one result recorded');
+    const events = await api.json<{ events: { kind: string; taskId: number | null }[] }>('GET', `/api/v1/builds/${b0.id}/events`);
+    assert.ok(events.events.some((e) => e.kind === 'task.requeued' && e.taskId === t.id));
+    assert.equal(events.events.filter((e) => e.kind === 'task.succeeded' && e.taskId === t.id).length, 1);
+    const log = await (await api.request('GET', `/api/v1/tasks/${t.id}/log`)).text();
+    assert.match(log, /CRASHY-DONE/);
+    const { stdout } = await run('pgrep', ['-f', 'crashy-1.0-1.src.rpm']).catch(() => ({ stdout: '' }));
+    assert.equal(stdout.trim(), '', 'the killed node left no build processes');
+  });
+});
