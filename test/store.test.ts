@@ -289,7 +289,7 @@ for (const f of factories) {
       const g = (await store.lease(a, 30_000, clock.now()))!;
       const b = await store.cancelBuild(builds[0]!.build.id, 'test', clock.now());
       assert.equal(b.state, 'cancelled');
-      assert.deepEqual(await store.heartbeat(g.lease.id, 1, a.tokenId, 30_000, clock.now()), { expiresAt: g.lease.expiresAt, cancelled: true });
+      assert.deepEqual(await store.heartbeat(g.lease.id, 1, a.tokenId, 30_000, clock.now()), { expiresAt: g.lease.expiresAt, cancelled: true, agentId: a.id });
       await rejectsWith(store.cancelBuild(b.id, 'again', clock.now()), 'BUILD_FINISHED');
       await rejectsWith(store.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()), 'LEASE_ENDED');
       assert.ok((await store.listEvents(b.id)).some((e) => e.kind === 'build.cancelled'));

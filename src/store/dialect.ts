@@ -1,6 +1,6 @@
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -21,19 +21,43 @@ export function parseDatabaseUrl(value: string): DatabaseConfig {
   return { dialect: 'sqlite', file: value.replace(/^sqlite:(\/\/)?/, '') };
 }
 
+/**
+ * Kysely prepares every query anew; the scheduler runs the same few dozen statements thousands of times a
+ * second, so keep prepared statements by SQL text (Kysely runs one statement at a time on this connection,
+ * so reusing a statement object is safe).
+ */
+function cachingPrepare(handle: SQLite.Database, max = 512): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => handle.close(),
+    prepare(sqlText: string) {
+      let st = cache.get(sqlText);
+      if (!st) {
+        st = handle.prepare(sqlText);
+        if (cache.size >= max) cache.delete(cache.keys().next().value!);
+        cache.set(sqlText, st);
+      }
+      return st as unknown as ReturnType<SqliteDatabase['prepare']>;
+    },
+  };
+}
+
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
 
 export function openDatabase(config: DatabaseConfig): OpenDatabase {
   if (config.dialect === 'sqlite') {
     const handle = new SQLite(config.file);
-    // WAL lets readers run beside the writer; synchronous=FULL makes every committed transaction survive a
-    // crash or power loss (the agent protocol promises that an acknowledged completion is never lost).
+    // WAL lets readers run beside the writer. synchronous=NORMAL (SQLite's recommendation for WAL): a
+    // committed transaction survives a process crash; after an OS crash or power loss the last few may be
+    // lost, which the protocol tolerates (an unrecorded completion's lease expires and the task runs again;
+    // blobs are fsynced before they are recorded). LENIX_SQLITE_SYNC=FULL fsyncs every commit (about half
+    // the throughput; docs/benchmarks.md).
     handle.pragma('journal_mode = WAL');
-    handle.pragma('synchronous = FULL');
+    handle.pragma(`synchronous = ${process.env['LENIX_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL'}`);
     handle.pragma('foreign_keys = ON');
     handle.pragma('busy_timeout = 5000');
-    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: handle }) }), dialect: 'sqlite' };
+    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(handle) }) }), dialect: 'sqlite' };
   }
   // Times and offsets are bigint columns; they stay far below 2^53, so parse them as numbers
   // (per pool, not by mutating pg's global type table).

@@ -421,7 +421,7 @@ export class Store {
     for (let attempt = 0; attempt < 8; attempt++) {
       try {
         return await this.tx(async (trx) => {
-          const candidate = await trx
+          let pick = trx
             .selectFrom('tasks')
             .select(['id', 'fencing_token', 'attempts'])
             .where('state', '=', 'queued')
@@ -430,8 +430,11 @@ export class Store {
             .orderBy('priority', 'desc')
             .orderBy('vstart', 'asc')
             .orderBy('id', 'asc')
-            .limit(1)
-            .executeTakeFirst();
+            .limit(1);
+          // PostgreSQL: concurrent leases skip rows another transaction is taking instead of queueing behind
+          // them. SQLite has one writer at a time, so there is nothing to skip.
+          if (this.dialect === 'postgres') pick = pick.forUpdate().skipLocked();
+          const candidate = await pick.executeTakeFirst();
           if (!candidate) return null;
           const fencing = Number(candidate.fencing_token) + 1;
           const expiresAt = now + leaseMs;
@@ -474,38 +477,66 @@ export class Store {
   }
 
   /** Check that a message belongs to the task's current lease: the right agent, the current fencing token, in time. */
-  async checkLease(leaseId: number, fencingToken: number, agentTokenId: number, now: number): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
-    const lease = await this.db.selectFrom('leases').selectAll().where('id', '=', leaseId).executeTakeFirst();
-    if (!lease) throw new LenixError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist`);
-    const agent = await this.db.selectFrom('agents').select(['token_id']).where('id', '=', lease.agent_id).executeTakeFirstOrThrow();
-    if (agent.token_id !== agentTokenId) throw new LenixError('FORBIDDEN', `lease ${leaseId} belongs to another agent`);
-    const task = await this.db.selectFrom('tasks').selectAll().where('id', '=', lease.task_id).executeTakeFirstOrThrow();
-    assertCurrent(toLease(lease), toTask(task), fencingToken, now);
-    return { lease: toLease(lease), task: toTask(task) };
+  async checkLease(leaseId: number, fencingToken: number, agentTokenId: number, now: number, db: Db = this.db): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
+    const row = await db
+      .selectFrom('leases')
+      .innerJoin('agents', 'agents.id', 'leases.agent_id')
+      .innerJoin('tasks', 'tasks.id', 'leases.task_id')
+      .selectAll('tasks')
+      .select([
+        'leases.id as l_id',
+        'leases.task_id as l_task_id',
+        'leases.agent_id as l_agent_id',
+        'leases.fencing_token as l_fencing_token',
+        'leases.acquired_at as l_acquired_at',
+        'leases.expires_at as l_expires_at',
+        'leases.ended_at as l_ended_at',
+        'leases.outcome as l_outcome',
+        'agents.token_id as a_token_id',
+      ])
+      .where('leases.id', '=', leaseId)
+      .executeTakeFirst();
+    if (!row) throw new LenixError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist`);
+    if (row.a_token_id !== agentTokenId) throw new LenixError('FORBIDDEN', `lease ${leaseId} belongs to another agent`);
+    const lease = toLease({
+      id: row.l_id,
+      task_id: row.l_task_id,
+      agent_id: row.l_agent_id,
+      fencing_token: row.l_fencing_token,
+      acquired_at: row.l_acquired_at,
+      expires_at: row.l_expires_at,
+      ended_at: row.l_ended_at,
+      outcome: row.l_outcome,
+    });
+    const task = toTask(row);
+    assertCurrent(lease, task, fencingToken, now);
+    return { lease, task };
   }
 
-  async heartbeat(leaseId: number, fencingToken: number, agentTokenId: number, leaseMs: number, now: number): Promise<{ expiresAt: number; cancelled: boolean }> {
-    const { lease, task } = await this.checkLease(leaseId, fencingToken, agentTokenId, now).catch(async (err: unknown) => {
+  async heartbeat(leaseId: number, fencingToken: number, agentTokenId: number, leaseMs: number, now: number): Promise<{ expiresAt: number; cancelled: boolean; agentId: number }> {
+    try {
+      return await this.tx(async (trx) => {
+        const { lease, task } = await this.checkLease(leaseId, fencingToken, agentTokenId, now, trx);
+        const expiresAt = now + leaseMs;
+        const r = await trx
+          .updateTable('tasks')
+          .set({ lease_expires_at: expiresAt })
+          .where('id', '=', task.id)
+          .where('state', '=', 'leased')
+          .where('fencing_token', '=', fencingToken)
+          .executeTakeFirst();
+        if (Number(r.numUpdatedRows) !== 1) throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands while heartbeating');
+        await trx.updateTable('leases').set({ expires_at: expiresAt }).where('id', '=', lease.id).execute();
+        return { expiresAt, cancelled: false, agentId: lease.agentId };
+      });
+    } catch (err) {
       // A cancelled task tells its agent to stop rather than failing the heartbeat with a bare error.
       if (err instanceof LenixError && err.code === 'LEASE_ENDED') {
         const l = await this.db.selectFrom('leases').selectAll().where('id', '=', leaseId).executeTakeFirst();
-        if (l?.outcome === 'cancelled') return { lease: toLease(l), task: null };
+        if (l?.outcome === 'cancelled') return { expiresAt: Number(l.expires_at), cancelled: true, agentId: l.agent_id };
       }
       throw err;
-    });
-    if (task === null) return { expiresAt: lease.expiresAt, cancelled: true };
-    const expiresAt = now + leaseMs;
-    const r = await this.db
-      .updateTable('tasks')
-      .set({ lease_expires_at: expiresAt })
-      .where('id', '=', task.id)
-      .where('state', '=', 'leased')
-      .where('fencing_token', '=', fencingToken)
-      .executeTakeFirst();
-    if (Number(r.numUpdatedRows) !== 1) throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands while heartbeating');
-    await this.db.updateTable('leases').set({ expires_at: expiresAt }).where('id', '=', lease.id).execute();
-    await this.touchAgent(lease.agentId, now);
-    return { expiresAt, cancelled: false };
+    }
   }
 
   /** Requeue (or fail, when attempts are used up) every task whose lease has expired. */
@@ -558,9 +589,9 @@ export class Store {
     followUp: FollowUp,
     now: number,
   ): Promise<CompleteResult> {
-    await this.checkLease(leaseId, fencingToken, agentTokenId, now);
     return this.tx(async (trx) => {
-      const row = await trx.selectFrom('tasks').selectAll().where('lease_id', '=', leaseId).executeTakeFirstOrThrow();
+      const { task: current } = await this.checkLease(leaseId, fencingToken, agentTokenId, now, trx);
+      const row = { ...current, build_id: current.buildId, attempts: current.attempts, max_attempts: current.maxAttempts, result: current.result === null ? null : json(current.result) };
       let next: { state: TaskState; code: string | null; reason: string | null };
       switch (outcome.kind) {
         case 'success':

@@ -12,7 +12,16 @@ import type { ServerDeps } from '../context.js';
 
 /** The server side of the agent protocol (architecture page, "Agent protocol"). */
 export class AgentService {
+  /** When each agent was last marked seen; "last seen" is written at most every few seconds per agent. */
+  private readonly seen = new Map<number, number>();
   constructor(private readonly deps: ServerDeps) {}
+
+  private async touch(agentId: number): Promise<void> {
+    const now = this.deps.clock.now();
+    if (now - (this.seen.get(agentId) ?? 0) < 5000) return;
+    this.seen.set(agentId, now);
+    await this.deps.store.touchAgent(agentId, now);
+  }
 
   async register(caller: Caller, a: { name: string; role: AgentRole; arches: string[]; capabilities: Record<string, unknown> }): Promise<AgentRecord> {
     return this.deps.store.registerAgent({ ...a, tokenId: caller.tokenId }, this.deps.clock.now());
@@ -28,9 +37,9 @@ export class AgentService {
   /** Lease with long-poll: wait up to `waitMs` for work, waking when tasks are queued. */
   async lease(agent: AgentRecord, waitMs: number, signal: AbortSignal): Promise<{ grant: LeaseGrant; payload: BuildTaskPayload } | null> {
     const deadline = this.deps.clock.now() + Math.min(waitMs, this.deps.config.longPollMaxMs);
-    await this.deps.store.touchAgent(agent.id, this.deps.clock.now());
+    await this.touch(agent.id);
+    // Expired leases are requeued by the server's reaper (every second), which also wakes waiters here.
     for (;;) {
-      await this.reap();
       const grant = await this.deps.store.lease(agent, this.deps.config.leaseMs, this.deps.clock.now());
       if (grant) return { grant, payload: await this.payload(grant.task) };
       const left = deadline - this.deps.clock.now();
@@ -73,7 +82,8 @@ export class AgentService {
 
   async heartbeat(caller: Caller, leaseId: number, fencingToken: number) {
     const r = await this.deps.store.heartbeat(leaseId, fencingToken, caller.tokenId, this.deps.config.leaseMs, this.deps.clock.now());
-    return r;
+    await this.touch(r.agentId);
+    return { expiresAt: r.expiresAt, cancelled: r.cancelled };
   }
 
   async appendLog(caller: Caller, leaseId: number, fencingToken: number, offset: number, data: Uint8Array): Promise<number> {

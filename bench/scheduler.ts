@@ -1,0 +1,161 @@
+/**
+ * Scheduler under load (issue 2): 10,000 queued tasks, 100 simulated agents leasing, heartbeating and
+ * completing over HTTP on loopback, against a real `lenix server` process, on SQLite and on PostgreSQL.
+ * Reports lease latency p50/p99 and completed tasks per second. Not a test: it never fails on timing.
+ *
+ *   npm run build && node dist/bench/scheduler.js [--tasks 10000] [--agents 100] [--only sqlite|postgres]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { hashToken, newToken } from '../src/server/auth.js';
+import { openDatabase, type DatabaseConfig } from '../src/store/dialect.js';
+import { migrateToLatest } from '../src/store/migrate.js';
+import { Store } from '../src/store/store.js';
+import { freePort } from '../test/support/cli.js';
+import { startPostgres } from '../test/support/postgres.js';
+
+const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
+
+const { values: args } = parseArgs({
+  options: { tasks: { type: 'string', default: '10000' }, agents: { type: 'string', default: '100' }, sources: { type: 'string', default: '20' }, only: { type: 'string' } },
+});
+const TASKS = Number(args.tasks);
+const AGENTS = Number(args.agents);
+const SOURCES = Number(args.sources);
+
+interface Result {
+  dialect: string;
+  tasks: number;
+  agents: number;
+  seedSeconds: number;
+  seconds: number;
+  perSecond: number;
+  lease: Stats;
+  heartbeat: Stats;
+  complete: Stats;
+  emptyLeases: number;
+}
+interface Stats {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
+  return { p50: q(0.5), p99: q(0.99), max: s[s.length - 1] ?? 0 };
+}
+
+async function seed(cfg: DatabaseConfig): Promise<{ tokens: string[]; seconds: number }> {
+  const t0 = performance.now();
+  const { db, dialect } = openDatabase(cfg);
+  await migrateToLatest(db, dialect);
+  const store = new Store(db, dialect);
+  const now = Date.now();
+  const perSource = Math.ceil(TASKS / SOURCES);
+  let made = 0;
+  for (let s = 0; s < SOURCES && made < TASKS; s++) {
+    const source = await store.addSource({ name: `bench-${s}`, url: `/srv/bench-${s}`, branch: 'main', watch: false }, now);
+    const commit = await store.recordCommit(source.id, { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' }, now);
+    for (let i = 0; i < perSource && made < TASKS; i++, made++) {
+      await store.createBuild(
+        { sourceId: source.id, commitId: commit.id, ref: 'main', priority: 0, arches: ['x86_64'], specPath: 'b.spec', packageName: `bench-${s}`, packageEvr: '1-1', createdBy: 'bench', maxAttempts: 3 },
+        now,
+      );
+    }
+  }
+  const tokens: string[] = [];
+  for (let i = 0; i < AGENTS; i++) {
+    const token = newToken();
+    await store.createToken(`agent-${i}`, hashToken(token), ['agent:build'], now);
+    tokens.push(token);
+  }
+  await store.close();
+  return { tokens, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function post(base: string, token: string, url: string, body: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${base}${url}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (res.status >= 400) throw new Error(`${url}: HTTP ${res.status} ${text}`);
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-'));
+  const pg = dialect === 'postgres' ? await startPostgres() : null;
+  try {
+    const dbUrl = pg ? await pg.newDatabase('bench') : path.join(dir, 'lenix.db');
+    const cfg: DatabaseConfig = pg ? { dialect: 'postgres', url: dbUrl } : { dialect: 'sqlite', file: dbUrl };
+    const { tokens, seconds: seedSeconds } = await seed(cfg);
+    const port = await freePort();
+    const prof = process.env['LENIX_BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['LENIX_BENCH_PROFILE']] : [];
+    const server = spawn(process.execPath, [...prof, BIN, 'server', '--data', dir, '--port', String(port), '--database', dbUrl], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, LENIX_LOG_LEVEL: 'warn' },
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
+      server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const leases: number[] = [];
+    const beats: number[] = [];
+    const completes: number[] = [];
+    let empty = 0;
+    let done = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      tokens.map(async (token, i) => {
+        const { json: reg } = await post(base, token, '/api/v1/agent/register', { name: `agent-${i}`, role: 'build', arches: ['x86_64', 'noarch', 'src'] });
+        for (;;) {
+          let t = performance.now();
+          const got = await post(base, token, '/api/v1/agent/lease', { agentId: reg.agentId, waitMs: 0 });
+          leases.push(performance.now() - t);
+          if (got.status === 204) {
+            empty++;
+            return;
+          }
+          const { id, fencingToken } = got.json.lease;
+          t = performance.now();
+          await post(base, token, `/api/v1/agent/leases/${id}/heartbeat`, { fencingToken });
+          beats.push(performance.now() - t);
+          t = performance.now();
+          // A deterministic failure ends the task without artifacts: the full completion path minus fan-out.
+          await post(base, token, `/api/v1/agent/leases/${id}/complete`, { fencingToken, outcome: { kind: 'failure', code: 'BENCH', reason: 'benchmark' } });
+          completes.push(performance.now() - t);
+          done++;
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    if (done !== TASKS) throw new Error(`completed ${done} of ${TASKS} tasks`);
+    return { dialect, tasks: TASKS, agents: AGENTS, seedSeconds, seconds, perSecond: done / seconds, lease: stats(leases), heartbeat: stats(beats), complete: stats(completes), emptyLeases: empty };
+  } finally {
+    await pg?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const fmt = (n: number) => n.toFixed(2);
+const results: Result[] = [];
+for (const d of ['sqlite', 'postgres'] as const) {
+  if (args.only && args.only !== d) continue;
+  process.stderr.write(`running ${d}: ${TASKS} tasks, ${AGENTS} agents…\n`);
+  results.push(await runOne(d));
+}
+console.log(`\nScheduler under load: ${TASKS} queued tasks, ${AGENTS} agents over HTTP on loopback (${os.cpus().length} cores, Node ${process.version})\n`);
+console.log('| database | lease p50 ms | lease p99 ms | heartbeat p99 ms | complete p99 ms | lease+heartbeat+complete per s | wall s |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const r of results) {
+  console.log(`| ${r.dialect} | ${fmt(r.lease.p50)} | ${fmt(r.lease.p99)} | ${fmt(r.heartbeat.p99)} | ${fmt(r.complete.p99)} | ${Math.round(r.perSecond)} | ${fmt(r.seconds)} |`);
+}
+if (results.length === 2) console.log(`\nSQLite / PostgreSQL throughput ratio: ${(results[0]!.perSecond / results[1]!.perSecond).toFixed(2)}`);
+console.log(`\n${JSON.stringify(results)}`);
