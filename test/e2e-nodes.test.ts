@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ApiClient } from '../src/agents/kit/client.js';
 import { readSse } from '../src/cli/follow.js';
-import { Proc, freePort, gitRepo, specWith } from './support/cli.js';
+import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 
 const run = promisify(execFile);
 
@@ -32,7 +32,7 @@ describe('build nodes over the agent protocol', () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-nodes-'));
     const port = await freePort();
-    server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '2'], {});
+    server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '2', '--watch-seconds', '1'], {});
     procs.push(server);
     url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
     api = new ApiClient(url, (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim());
@@ -85,5 +85,72 @@ describe('build nodes over the agent protocol', () => {
     assert.match(log, /CRASHY-DONE/);
     const { stdout } = await run('pgrep', ['-f', 'crashy-1.0-1.src.rpm']).catch(() => ({ stdout: '' }));
     assert.equal(stdout.trim(), '', 'the killed node left no build processes');
+  });
+
+  test('a watched source with lookaside tarballs builds its tip, then every new commit', { timeout: 180_000 }, async () => {
+    await node('node-c');
+    const admin = (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim();
+    const env = { LENIX_CONFIG: path.join(dir, 'none.json'), LENIX_SERVER: url, LENIX_TOKEN: admin };
+    // A tarball kept out of git, uploaded to the lookaside area.
+    const stage = path.join(dir, 'stage', 'lk-1.0');
+    await mkdir(stage, { recursive: true });
+    await writeFile(path.join(stage, 'README'), 'from the lookaside tarball\n');
+    const tarball = path.join(dir, 'stage', 'lk-1.0.tar.gz');
+    await run('tar', ['-czf', tarball, '-C', path.join(dir, 'stage'), 'lk-1.0']);
+    const up = await lenix(['lookaside', 'upload', tarball, '--json'], env);
+    assert.equal(up.code, 0, up.stderr);
+    const { sha256, metadataLine } = JSON.parse(up.stdout) as { sha256: string; metadataLine: string };
+    assert.equal(metadataLine, `${sha256} SOURCES/lk-1.0.tar.gz`);
+
+    const spec = (version: string) => `Name: lk
+Version: ${version}
+Release: 1
+Summary: lookaside test
+License: MIT
+BuildArch: noarch
+Source0: lk-1.0.tar.gz
+%description
+x
+%prep
+%setup -q -n lk-1.0
+%install
+install -D -m 0644 README %{buildroot}/usr/share/lk/README
+%files
+/usr/share/lk/README
+`;
+    const repo = path.join(dir, 'repos', 'lk');
+    await gitRepo(repo, { 'SPECS/lk.spec': spec('1.0'), '.lk.metadata': `${metadataLine}\n` });
+    const added = await lenix(['source', 'add', 'lk', repo, '--watch', '--json'], env);
+    assert.equal(added.code, 0, added.stderr);
+    const first = (JSON.parse(added.stdout) as { build: { id: number } }).build;
+    assert.ok(first, 'watching builds the current tip');
+
+    const waitBuild = async (id: number) => {
+      for (;;) {
+        const b = await api.json<Build & { evr: string; commit: string }>('GET', `/api/v1/builds/${id}`);
+        if (['succeeded', 'failed', 'cancelled'].includes(b.state)) return b;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const b1 = await waitBuild(first.id);
+    assert.equal(b1.state, 'succeeded');
+    const rpm = b1.tasks.flatMap((t) => t.artifacts).find((a) => a.kind === 'rpm')!;
+    const file = path.join(dir, 'lk.rpm');
+    await api.download(`/api/v1/artifacts/${rpm.sha256}`, file, rpm.sha256);
+    const { stdout } = await run('rpm', ['-qlp', file]);
+    assert.match(stdout, /\/usr\/share\/lk\/README/);
+
+    const sha2 = await gitRepo(repo, { 'SPECS/lk.spec': spec('1.1') }, 'lk 1.1');
+    let second: { id: number; commit: string } | undefined;
+    while (!second) {
+      const { builds } = await api.json<{ builds: { id: number; commit: string }[] }>('GET', '/api/v1/builds?source=lk');
+      second = builds.find((b) => b.commit === sha2);
+      if (!second) await new Promise((r) => setTimeout(r, 100));
+    }
+    const b2 = await waitBuild(second.id);
+    assert.equal(b2.state, 'succeeded');
+    assert.equal(b2.evr, '1.1-1');
+    const { builds } = await api.json<{ builds: unknown[] }>('GET', '/api/v1/builds?source=lk');
+    assert.equal(builds.length, 2, 'one build per commit, no duplicates');
   });
 });
