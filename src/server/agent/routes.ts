@@ -65,10 +65,13 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
       if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
       const agent = await s.agents.agentFor(req.caller, req.body.agentId);
       agentScope(req.caller, agent.role);
+      // Stop waiting if the agent hangs up during a long-poll (only then: aborting allocates a DOMException).
       const closed = new AbortController();
-      req.raw.on('close', () => closed.abort());
-      reply.raw.on('close', () => closed.abort());
-      const got = await s.agents.lease(agent, req.body.waitMs, closed.signal);
+      const hangUp = () => {
+        if (!reply.raw.writableFinished) closed.abort();
+      };
+      reply.raw.once('close', hangUp);
+      const got = await s.agents.lease(agent, req.body.waitMs, closed.signal).finally(() => reply.raw.off('close', hangUp));
       if (!got) return reply.status(204).send();
       if (closed.signal.aborted) {
         // The agent hung up while we were finding work: the lease simply expires and the task is requeued.

@@ -133,13 +133,13 @@ export class AgentService {
 
   async complete(caller: Caller, leaseId: number, fencingToken: number, outcome: Outcome, result: Record<string, unknown> | null) {
     const now = this.deps.clock.now();
-    const { task } = await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, now);
-    const followUp = outcome.kind === 'success' ? await this.followUp(task, leaseId) : ({ kind: 'none' } as const);
+    // Only a success needs the task first (to plan its follow-up); store.complete re-checks the lease in its transaction.
+    const followUp = outcome.kind === 'success' ? await this.followUp((await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, now)).task, leaseId) : ({ kind: 'none' } as const);
     const r = await this.deps.store.complete(leaseId, fencingToken, caller.tokenId, outcome, result, followUp, now);
     if (r.queuedNew > 0 || r.task.state === 'queued') this.deps.notifier.emit('queue');
-    this.deps.notifier.emit(`task:${task.id}`);
-    this.deps.notifier.emit(`log:${task.id}`);
-    this.deps.log.info({ component: 'scheduler', task: task.id, build: task.buildId, state: r.task.state, buildState: r.buildState }, 'task completed');
+    this.deps.notifier.emit(`task:${r.task.id}`);
+    this.deps.notifier.emit(`log:${r.task.id}`);
+    this.deps.log.info({ component: 'scheduler', task: r.task.id, build: r.task.buildId, state: r.task.state, buildState: r.buildState }, 'task completed');
     return r;
   }
 
