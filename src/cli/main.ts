@@ -12,6 +12,7 @@ import { hostArch, startServer } from '../server/main.js';
 import { readTokenFile, resolveTarget } from './config.js';
 import { followLog } from './follow.js';
 import { ago, duration, printJson, table } from './output.js';
+import { addReleaseCommands } from './release-commands.js';
 import { runUp } from './up.js';
 
 type BuildJson = ReturnType<typeof presentBuild> & { tasks?: TaskJson[] };
@@ -234,6 +235,7 @@ function program(state: { code: number }): Command {
       process.stdout.write(`${r.token}\n`);
     });
 
+  addReleaseCommands(p, state);
   return p;
 }
 

@@ -9,6 +9,9 @@ import { ApiClient } from '../agents/kit/client.js';
 import { LenixError } from '../core/errors.js';
 import { writeConfig } from './config.js';
 import { waitForBuild } from './main.js';
+import { waitForRelease } from './release-commands.js';
+import { generateKey, listSecretKeys } from '../crypto/gpg.js';
+import { hostArch } from '../server/main.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../../bin/lenix.js', import.meta.url));
@@ -16,6 +19,8 @@ const SAMPLES = fileURLToPath(new URL('../../../samples/', import.meta.url));
 
 /** The samples `lenix up` creates: a noarch data package, a C program, a package with a subpackage and a scriptlet. */
 export const SAMPLE_NAMES = ['lenix-hello-data', 'hello-c', 'lenix-multi'] as const;
+/** The repository `lenix up` publishes the samples into. */
+export const SAMPLE_REPO = 'lenix';
 
 export interface UpOptions {
   readonly dataDir: string;
@@ -72,34 +77,49 @@ export async function runUp(o: UpOptions): Promise<void> {
   const admin = new ApiClient(url, adminToken);
   const configFile = await writeConfig({ server: url, token: adminToken });
 
-  // The node's own token (agent:build scope only), created once and kept in the data folder.
-  const nodeTokenFile = path.join(data, 'node', 'token');
-  if (!existsSync(nodeTokenFile)) {
-    await mkdir(path.dirname(nodeTokenFile), { recursive: true, mode: 0o700 });
-    const t = await admin.json<{ token: string }>('POST', '/api/v1/tokens', { name: `node-${os.hostname()}`, scopes: ['agent:build'] });
-    await writeFile(nodeTokenFile, `${t.token}\n`, { mode: 0o600 });
+  // Each agent has its own token, with only its role's scope, created once and kept in the data folder.
+  const agentToken = async (role: 'build' | 'sign' | 'test', dir: string) => {
+    const file = path.join(data, dir, 'token');
+    if (!existsSync(file)) {
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      const t = await admin.json<{ token: string }>('POST', '/api/v1/tokens', { name: `${role}-${os.hostname()}`, scopes: [`agent:${role}`] });
+      await writeFile(file, `${t.token}\n`, { mode: 0o600 });
+    }
+    return file;
+  };
+  const child = (name: string, args: string[]) => {
+    const log = openSync(path.join(data, 'logs', `${name}.log`), 'a');
+    const c = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', log, log] });
+    children.push(c);
+    c.once('exit', (code) => {
+      if (!stopping) process.stderr.write(`lenix up: the ${name} exited (status ${code}); see ${path.join(data, 'logs', `${name}.log`)}\n`);
+    });
+    return c;
+  };
+
+  // The signer alone holds the private key, in its own folder; first start makes an RSA-4096 key.
+  const keysDir = path.join(data, 'signer', 'gnupg');
+  if ((await listSecretKeys(keysDir).catch(() => [])).length === 0) {
+    const k = await generateKey(keysDir, 'lenix-up', 'rsa4096');
+    say(`  created signing key ${k.fingerprint} (RSA-4096) in ${keysDir}`);
   }
-  const node = spawn(
-    process.execPath,
-    [BIN, 'node', '--server', url, '--token-file', nodeTokenFile, '--name', `local-${os.hostname()}`, '--work', path.join(data, 'node', 'work'), '--hide', data],
-    { stdio: ['ignore', openSync(path.join(data, 'logs', 'node.log'), 'a'), openSync(path.join(data, 'logs', 'node.log'), 'a')] },
-  );
-  children.push(node);
-  node.once('exit', (code) => {
-    if (!stopping) process.stderr.write(`lenix up: the build node exited (status ${code}); see ${path.join(data, 'logs', 'node.log')}\n`);
-  });
+  child('signer', ['signer', '--server', url, '--token-file', await agentToken('sign', 'signer'), '--keys', keysDir, '--work', path.join(data, 'signer', 'work')]);
+  child('node', ['node', '--server', url, '--token-file', await agentToken('build', 'node'), '--name', `local-${os.hostname()}`, '--work', path.join(data, 'node', 'work'), '--hide', data]);
+  child('tester', ['tester', '--server', url, '--token-file', await agentToken('test', 'tester'), '--name', `tester-${os.hostname()}`, '--work', path.join(data, 'tester', 'work'), '--hide', data]);
+  // New builds are signed once the signer has announced its key.
+  const signingKey = await until(async () => (await admin.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey);
 
   say(`Lenix is up at ${url}`);
   say(`  admin token: ${adminTokenFile}   CLI config: ${configFile}`);
   say(`  logs: ${path.join(data, 'logs')}   data: ${data}`);
 
-  if (o.samples) await ensureSamples(admin, data, say);
+  if (o.samples) await ensureSamples(admin, data, signingKey, say);
   say('');
-  say(`ready: ${url}  (try: lenix builds; lenix build show 1; Ctrl-C stops everything)`);
+  say(`ready: ${url}  (try: lenix builds; lenix repo show ${SAMPLE_REPO}; Ctrl-C stops everything)`);
   await new Promise<void>(() => undefined);
 }
 
-async function ensureSamples(admin: ApiClient, data: string, say: (line: string) => void): Promise<void> {
+async function ensureSamples(admin: ApiClient, data: string, signingKey: string, say: (line: string) => void): Promise<void> {
   const { sources } = await admin.json<{ sources: { name: string }[] }>('GET', '/api/v1/sources');
   const fresh: string[] = [];
   for (const name of SAMPLE_NAMES) {
@@ -108,17 +128,51 @@ async function ensureSamples(admin: ApiClient, data: string, say: (line: string)
     await admin.json('POST', '/api/v1/sources', { name, url: repo, branch: 'main' });
     fresh.push(name);
   }
+  const { repos } = await admin.json<{ repos: { name: string }[] }>('GET', '/api/v1/repos');
+  if (!repos.some((r) => r.name === SAMPLE_REPO)) {
+    await admin.json('POST', '/api/v1/repos', { name: SAMPLE_REPO, arches: [hostArch()], keys: [signingKey] });
+  }
   if (fresh.length === 0) {
-    say('samples: already present (builds are kept across restarts)');
+    say('samples: already present (builds, signatures and releases are kept across restarts)');
     return;
   }
-  say(`samples: building ${fresh.join(', ')}`);
+  say(`samples: building, signing and testing ${fresh.join(', ')}`);
   const builds = [];
   for (const name of fresh) builds.push(await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', { source: name }));
+  const done = [];
   for (const b of builds) {
-    const done = await waitForBuild(admin, b.id, () => undefined);
-    const files = (done.tasks ?? []).flatMap((t) => t.artifacts.map((a) => a.name));
-    say(`  build ${b.id} ${b.package}-${b.evr}: ${done.state}${done.reason ? ` (${done.reason})` : ''}  ${files.join(' ')}`);
+    const built = await waitForBuild(admin, b.id, () => undefined);
+    const pipeline = built.state === 'succeeded' ? await waitForPipeline(admin, b.id) : built;
+    const stages = (pipeline.tasks ?? []).filter((t) => t.kind === 'sign' || t.kind === 'test').map((t) => `${t.kind} ${t.state}`);
+    const files = (built.tasks ?? []).flatMap((t) => t.artifacts.filter((a) => a.kind === 'rpm').map((a) => a.name));
+    say(`  build ${b.id} ${b.package}-${b.evr}: ${built.state}${built.reason ? ` (${built.reason})` : ''}; ${stages.join(', ')}  ${files.join(' ')}`);
+    if ((pipeline.tasks ?? []).some((t) => t.kind === 'test' && t.state === 'succeeded')) done.push(b.id);
+  }
+  if (done.length === 0) return;
+  const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', { repo: SAMPLE_REPO, builds: done, approve: true });
+  const published = await waitForRelease(admin, rel.id);
+  say(`  release ${rel.id} into ${SAMPLE_REPO}: ${published.state}${published.reason ? ` (${published.reason})` : ''}`);
+  say(`  dnf: curl -o /etc/yum.repos.d/${SAMPLE_REPO}.repo ${admin.base}/repos/${SAMPLE_REPO}.repo   (gpgcheck=1, repo_gpgcheck=1)`);
+}
+
+/** Wait until a build's sign and test tasks have ended (they follow a successful build). */
+async function waitForPipeline(api: ApiClient, id: number) {
+  for (;;) {
+    const b = await api.json<Awaited<ReturnType<typeof waitForBuild>>>('GET', `/api/v1/builds/${id}`);
+    const tasks = b.tasks ?? [];
+    const sign = tasks.filter((t) => t.kind === 'sign').pop();
+    const test = tasks.filter((t) => t.kind === 'test').pop();
+    const ended = (s?: string) => s === 'succeeded' || s === 'failed' || s === 'cancelled';
+    if ((sign && ended(sign.state) && sign.state !== 'succeeded') || (test && ended(test.state))) return b;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function until<T>(fn: () => Promise<T | null | undefined>): Promise<T> {
+  for (;;) {
+    const v = await fn();
+    if (v !== null && v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

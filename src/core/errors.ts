@@ -19,6 +19,10 @@ export const ERROR_CODES = {
   AGENT_NOT_FOUND: { status: 404, exit: 4, doc: 'No agent with that id.' },
   LEASE_NOT_FOUND: { status: 404, exit: 4, doc: 'No lease with that id.' },
   REF_NOT_FOUND: { status: 404, exit: 4, doc: 'The git ref does not exist in the source repository.' },
+  KEY_NOT_FOUND: { status: 404, exit: 4, doc: 'No signing key with that fingerprint is known to the server.' },
+  REPO_NOT_FOUND: { status: 404, exit: 4, doc: 'No repository with that name.' },
+  RELEASE_NOT_FOUND: { status: 404, exit: 4, doc: 'No release with that id.' },
+  SNAPSHOT_NOT_FOUND: { status: 404, exit: 4, doc: 'No snapshot with that id in that repository (or it is not ready).' },
   // 409: state conflicts
   SOURCE_EXISTS: { status: 409, exit: 5, doc: 'A source with that name already exists.' },
   STALE_FENCING_TOKEN: { status: 409, exit: 5, doc: 'The fencing token is not the task\'s current one: another lease owns the task now.' },
@@ -27,6 +31,11 @@ export const ERROR_CODES = {
   LOG_OFFSET_GAP: { status: 409, exit: 5, doc: 'A log append starts past the end of the stored log; the agent must resend from the stored size.' },
   BUILD_FINISHED: { status: 409, exit: 5, doc: 'The build already finished; it cannot be cancelled.' },
   ROLE_MISMATCH: { status: 409, exit: 5, doc: 'The agent\'s role does not match the scope of its token or the task.' },
+  REPO_EXISTS: { status: 409, exit: 5, doc: 'A repository with that name already exists.' },
+  RELEASE_BLOCKED: { status: 409, exit: 5, doc: 'A build in the release is not built, not signed or failed its tests, and no override reason was given.' },
+  RELEASE_CONFLICT: { status: 409, exit: 5, doc: 'A package of the release has the NEVRA of a different package already in the repository.' },
+  RELEASE_STATE: { status: 409, exit: 5, doc: 'The release is not in a state that allows this action (e.g. approving a published release).' },
+  NO_SIGNING_KEY: { status: 409, exit: 5, doc: 'No signing key is configured (lenix keys use FINGERPRINT) or the repository has no active key.' },
   // 413/415/422
   BODY_TOO_LARGE: { status: 413, exit: 2, doc: 'The request body is larger than the configured limit.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 2, doc: 'The request body has a content type this route does not accept.' },
@@ -36,6 +45,8 @@ export const ERROR_CODES = {
   LOOKASIDE_INVALID: { status: 422, exit: 6, doc: 'A `.NAME.metadata` line is malformed or names a blob the lookaside area lacks.' },
   GIT_FAILED: { status: 422, exit: 6, doc: 'A git operation on the source repository failed (clone, fetch, archive).' },
   NOT_AN_RPM: { status: 422, exit: 6, doc: 'The bytes are not an RPM package (bad lead or header magic, or truncated).' },
+  KEY_INVALID: { status: 422, exit: 6, doc: 'The uploaded public key is not a single OpenPGP public key that gpg can read.' },
+  SIGNATURE_INVALID: { status: 422, exit: 6, doc: 'An uploaded signature or signed package does not verify against the expected public key.' },
   // 5xx: the server's own failures
   BLOB_CORRUPT: { status: 500, exit: 7, doc: 'A stored blob no longer hashes to its name; it is not served.' },
   INTERNAL: { status: 500, exit: 7, doc: 'An unexpected server error; the log has the details.' },

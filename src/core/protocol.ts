@@ -18,3 +18,43 @@ export interface BuildTaskPayload {
   /** For binary tasks: the SRPM the SRPM task produced, to be verified by digest before use. */
   readonly srpm: { readonly sha256: string; readonly name: string; readonly url: string } | null;
 }
+
+export interface PackageRef {
+  readonly sha256: string;
+  readonly name: string;
+  readonly url: string;
+  readonly kind: 'srpm' | 'rpm';
+  readonly arch: string;
+}
+
+/** A signer's task: sign every package of a build with one key (the digests come from the build record). */
+export interface SignTaskPayload {
+  readonly kind: 'sign';
+  readonly taskId: number;
+  readonly buildId: number;
+  readonly keyFingerprint: string;
+  readonly packages: readonly PackageRef[];
+}
+
+/** A signer's task for a publish: armored detached signatures over repository metadata files. */
+export interface RepomdTaskPayload {
+  readonly kind: 'repomd';
+  readonly taskId: number;
+  readonly releaseId: number;
+  readonly keyFingerprint: string;
+  readonly files: readonly { readonly path: string; readonly sha256: string; readonly contentBase64: string }[];
+}
+
+/** A tester's task: install, verify, remove, lint and run the package's own tests for a signed build. */
+export interface TestTaskPayload {
+  readonly kind: 'test';
+  readonly taskId: number;
+  readonly buildId: number;
+  readonly source: { readonly name: string };
+  readonly keyFingerprint: string;
+  readonly publicKeyUrl: string;
+  readonly archiveUrl: string;
+  readonly packages: readonly PackageRef[];
+}
+
+export type TaskPayload = BuildTaskPayload | SignTaskPayload | RepomdTaskPayload | TestTaskPayload;

@@ -20,6 +20,10 @@ export interface SandboxRun {
   readonly memoryBytes: number;
   readonly onOutput: (chunk: Buffer) => void;
   readonly signal?: AbortSignal;
+  /** Where the work folder appears inside (default SANDBOX_WORK). */
+  readonly mountWorkAt?: string;
+  /** Further bwrap arguments (read-only binds, capabilities), placed after the work folder's bind. */
+  readonly extra?: readonly string[];
 }
 
 export type SandboxResult =
@@ -34,7 +38,7 @@ export const BWRAP = '/usr/bin/bwrap';
  */
 export const SANDBOX_WORK = '/tmp/builddir';
 
-export function bwrapArgs(run: Pick<SandboxRun, 'workDir' | 'cwd' | 'env' | 'hostname' | 'hide' | 'command'>): string[] {
+export function bwrapArgs(run: Pick<SandboxRun, 'workDir' | 'cwd' | 'env' | 'hostname' | 'hide' | 'command' | 'mountWorkAt' | 'extra'>): string[] {
   const args = [
     '--die-with-parent',
     '--new-session',
@@ -64,7 +68,8 @@ export function bwrapArgs(run: Pick<SandboxRun, 'workDir' | 'cwd' | 'env' | 'hos
   // Hidden paths become empty tmpfs mounts, made read-only after the work folder is bound.
   const hidden = run.hide.filter((p) => existsSync(p));
   for (const p of hidden) args.push('--tmpfs', p);
-  args.push('--bind', run.workDir, SANDBOX_WORK);
+  args.push('--bind', run.workDir, run.mountWorkAt ?? SANDBOX_WORK);
+  args.push(...(run.extra ?? []));
   for (const p of hidden) args.push('--remount-ro', p);
   args.push('--chdir', run.cwd, '--clearenv');
   for (const [k, v] of Object.entries(run.env)) args.push('--setenv', k, v);

@@ -8,7 +8,20 @@
  *   any unfinished state ──cancel──▶ cancelled
  */
 export type TaskState = 'queued' | 'leased' | 'succeeded' | 'failed' | 'cancelled';
-export type TaskKind = 'srpm' | 'binary';
+export type TaskKind = 'srpm' | 'binary' | 'sign' | 'test' | 'repomd';
+
+/** Kinds whose outcome decides the build's own state (signing and tests are reported beside it). */
+export const BUILD_KINDS: readonly TaskKind[] = ['srpm', 'binary'];
+
+/**
+ * The pipeline after a build: its binary tasks succeed → one sign task; signing succeeds → one test task.
+ * (`repomd` tasks sign repository metadata for a publish and start nothing.)
+ */
+export function nextStage(kind: TaskKind, buildState: BuildState, signing: boolean): { role: AgentRole; kind: TaskKind } | null {
+  if (kind === 'binary' && buildState === 'succeeded' && signing) return { role: 'sign', kind: 'sign' };
+  if (kind === 'sign') return { role: 'test', kind: 'test' };
+  return null;
+}
 export type AgentRole = 'build' | 'sign' | 'test';
 export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 

@@ -6,6 +6,10 @@ import { TokenAuthority, type Caller } from './auth.js';
 import type { ServerDeps } from './context.js';
 import { registerAgentRoutes } from './agent/routes.js';
 import { registerPublicRoutes } from './api/public-routes.js';
+import { registerReleaseRoutes } from './api/release-routes.js';
+import { Publisher } from '../release/publisher.js';
+import { ReleaseService } from './services/releases.js';
+import path from 'node:path';
 import { registerWriteRoutes } from './api/write-routes.js';
 import { AgentService } from './services/agents.js';
 import { BuildService } from './services/builds.js';
@@ -21,6 +25,7 @@ export interface Services {
   readonly sources: SourceService;
   readonly builds: BuildService;
   readonly agents: AgentService;
+  readonly releases: ReleaseService;
   readonly auth: TokenAuthority;
 }
 
@@ -38,10 +43,27 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   app.setValidatorCompiler(validatorCompiler);
 
   const sources = new SourceService(deps);
+  const publisher = new Publisher({
+    store: deps.store,
+    releases: deps.releases,
+    blobs: deps.blobs,
+    clock: deps.clock,
+    log: deps.log,
+    reposDir: path.join(deps.config.dataDir, 'repos'),
+    requestMetadataSignature: async (release, keyFingerprint, files) => {
+      const id = await deps.store.enqueueTask(
+        { buildId: release.builds[0]!, role: 'sign', kind: 'repomd', subject: { releaseId: release.id, keyFingerprint, files }, maxAttempts: deps.config.maxAttempts },
+        deps.clock.now(),
+      );
+      deps.notifier.emit('queue');
+      return id;
+    },
+  });
   const services: Services = {
     sources,
     builds: new BuildService(deps, sources),
-    agents: new AgentService(deps),
+    agents: new AgentService(deps, { taskEnded: (t) => (t.kind === 'repomd' ? publisher.tick() : undefined) }),
+    releases: new ReleaseService(deps, publisher),
     auth: new TokenAuthority(deps.store),
   };
 
@@ -78,6 +100,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     registerWriteRoutes(z, deps, services);
     registerAgentRoutes(z, deps, services);
   }, { prefix: '/api/v1' });
+  registerReleaseRoutes(typed, deps, services);
   typed.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, services };
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import type { FsBlobStore } from '../store/blob-store.js';
+import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
 import type { Notifier } from './notifier.js';
 
@@ -32,6 +33,7 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
 
 export interface ServerDeps {
   readonly store: Store;
+  readonly releases: ReleaseStore;
   readonly blobs: FsBlobStore;
   readonly clock: Clock;
   readonly notifier: Notifier;

@@ -6,6 +6,7 @@ import { Watcher } from '../intake/watcher.js';
 import { FsBlobStore } from '../store/blob-store.js';
 import { openDatabase, parseDatabaseUrl } from '../store/dialect.js';
 import { migrateToLatest } from '../store/migrate.js';
+import { ReleaseStore } from '../store/release-store.js';
 import { Store } from '../store/store.js';
 import { createApp, type App, type Services } from './app.js';
 import { hashToken, newToken } from './auth.js';
@@ -75,14 +76,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     log.info({ file }, 'admin token written');
   }
 
-  const { app, services } = await createApp({ store, blobs, clock, notifier, log, config });
+  const releases = new ReleaseStore(db);
+  const { app, services } = await createApp({ store, releases, blobs, clock, notifier, log, config });
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
   const url = `http://${opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1'}:${port}`;
 
   // Expired leases go back to the queue even when no agent is asking for work.
-  const reaper = setInterval(() => void services.agents.reap().catch((err: unknown) => log.error({ err }, 'reaper failed')), 1000);
+  const reaper = setInterval(() => {
+    void services.agents.reap().catch((err: unknown) => log.error({ err }, 'reaper failed'));
+    void services.releases.publisher.tick();
+  }, 1000);
   reaper.unref();
   const watcher = new Watcher(
     {
@@ -110,6 +115,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     adminToken,
     async close() {
       clearInterval(reaper);
+      await services.releases.publisher.tick();
       await watcher.stop();
       await app.close();
       await store.close();

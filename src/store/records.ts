@@ -64,6 +64,7 @@ export interface TaskRecord {
   readonly reason: string | null;
   readonly result: Readonly<Record<string, unknown>> | null;
   readonly logSize: number;
+  readonly subject: Readonly<Record<string, unknown>> | null;
 }
 
 export interface AgentRecord {
@@ -88,8 +89,10 @@ export interface LeaseRecord {
   readonly outcome: string | null;
 }
 
-export type ArtifactKind = 'srpm' | 'rpm' | 'log' | 'buildroot';
-export const ARTIFACT_KINDS: readonly ArtifactKind[] = ['srpm', 'rpm', 'log', 'buildroot'];
+export type ArtifactKind = 'srpm' | 'rpm' | 'signed-srpm' | 'signed-rpm' | 'log' | 'buildroot';
+export const ARTIFACT_KINDS: readonly ArtifactKind[] = ['srpm', 'rpm', 'signed-srpm', 'signed-rpm', 'log', 'buildroot'];
+export const isPackageKind = (k: ArtifactKind): boolean => k === 'srpm' || k === 'rpm' || k === 'signed-srpm' || k === 'signed-rpm';
+export const isSourceKind = (k: ArtifactKind): boolean => k === 'srpm' || k === 'signed-srpm';
 
 export interface ArtifactRecord {
   readonly id: number;
@@ -103,6 +106,73 @@ export interface ArtifactRecord {
   readonly nevra: string | null;
   readonly parentId: number | null;
   readonly createdAt: number;
+  readonly signedBy: string | null;
+}
+
+export interface KeyRecord {
+  readonly fingerprint: string;
+  readonly name: string;
+  readonly algorithm: string;
+  readonly publicKey: string;
+  readonly createdAt: number;
+}
+
+export interface RepoKey {
+  readonly fingerprint: string;
+  readonly addedAt: number;
+  readonly retiredAt: number | null;
+}
+
+export interface RepoRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly arches: readonly string[];
+  readonly keys: readonly RepoKey[];
+  readonly currentSnapshotId: number | null;
+  readonly keepDays: number;
+  readonly createdAt: number;
+}
+
+export type ReleaseState = 'planned' | 'approved' | 'publishing' | 'published' | 'failed' | 'rejected';
+
+export interface ReleaseRecord {
+  readonly id: number;
+  readonly repoId: number;
+  readonly state: ReleaseState;
+  readonly builds: readonly number[];
+  readonly plan: Readonly<Record<string, unknown>>;
+  readonly overrideReason: string | null;
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly approvedBy: string | null;
+  readonly approvedAt: number | null;
+  readonly snapshotId: number | null;
+  readonly finishedAt: number | null;
+  readonly reasonCode: string | null;
+  readonly reason: string | null;
+}
+
+export interface SnapshotPackage {
+  readonly artifactId: number;
+  readonly sha256: string;
+  readonly name: string;
+  readonly arch: string;
+  readonly nevra: string;
+  readonly buildId: number;
+}
+
+export type SnapshotState = 'building' | 'signing' | 'ready' | 'failed';
+
+export interface SnapshotRecord {
+  readonly id: number;
+  readonly repoId: number;
+  readonly releaseId: number | null;
+  readonly state: SnapshotState;
+  readonly packages: readonly SnapshotPackage[];
+  readonly repomd: Readonly<Record<string, string>> | null;
+  readonly keyFingerprint: string | null;
+  readonly createdAt: number;
+  readonly publishedAt: number | null;
 }
 
 export interface TokenRecord {

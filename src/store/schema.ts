@@ -16,6 +16,63 @@ export interface Database {
   events: EventsTable;
   tokens: TokensTable;
   lookaside: LookasideTable;
+  keys: KeysTable;
+  settings: SettingsTable;
+  repos: ReposTable;
+  releases: ReleasesTable;
+  snapshots: SnapshotsTable;
+}
+
+export interface KeysTable {
+  fingerprint: string;
+  name: string;
+  algorithm: string;
+  public_key: string;
+  created_at: number;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface ReposTable {
+  id: Generated<number>;
+  name: string;
+  arches: string;
+  keys: string;
+  current_snapshot_id: number | null;
+  keep_days: number;
+  created_at: number;
+}
+
+export interface ReleasesTable {
+  id: Generated<number>;
+  repo_id: number;
+  state: string;
+  builds: string;
+  plan: string;
+  override_reason: string | null;
+  created_by: string;
+  created_at: number;
+  approved_by: string | null;
+  approved_at: number | null;
+  snapshot_id: number | null;
+  finished_at: number | null;
+  reason_code: string | null;
+  reason: string | null;
+}
+
+export interface SnapshotsTable {
+  id: Generated<number>;
+  repo_id: number;
+  release_id: number | null;
+  state: string;
+  packages: string;
+  repomd: string | null;
+  key_fingerprint: string | null;
+  created_at: number;
+  published_at: number | null;
 }
 
 export interface SourcesTable {
@@ -82,6 +139,7 @@ export interface TasksTable {
   reason: string | null;
   result: string | null; // JSON: buildroot record and other results the agent reported
   log_size: number;
+  subject: string | null; // JSON: role-specific inputs (0002)
 }
 
 export interface AgentsTable {
@@ -119,6 +177,7 @@ export interface ArtifactsTable {
   nevra: string | null;
   parent_id: number | null;
   created_at: number;
+  signed_by: string | null; // key fingerprint (0002)
 }
 
 export interface LogChunksTable {

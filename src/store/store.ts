@@ -3,7 +3,9 @@ import { LenixError } from '../core/errors.js';
 import { currentVirtualTime, virtualStart } from '../scheduler/fair-share.js';
 import {
   afterLostAttempt,
+  BUILD_KINDS,
   buildStateFromTasks,
+  nextStage,
   type AgentRole,
   type BuildState,
   type Outcome,
@@ -69,6 +71,7 @@ export interface NewArtifact {
   readonly arch: string | null;
   readonly nevra: string | null;
   readonly parentId: number | null;
+  readonly signedBy?: string | null;
 }
 
 /** What happens after a successful task, decided by the service (which may read artifacts) before commit. */
@@ -239,7 +242,7 @@ export class Store {
 
   private async enqueueTasks(
     trx: Db,
-    t: { buildId: number; sourceId: number; priority: number; maxAttempts: number; role: AgentRole; kind: TaskKind; arches: readonly string[]; now: number },
+    t: { buildId: number; sourceId: number; priority: number; maxAttempts: number; role: AgentRole; kind: TaskKind; arches: readonly string[]; now: number; subject?: Record<string, unknown> },
   ): Promise<number[]> {
     const ids: number[] = [];
     for (const arch of t.arches) {
@@ -283,6 +286,7 @@ export class Store {
           reason: null,
           result: null,
           log_size: 0,
+          subject: t.subject === undefined ? null : json(t.subject),
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -351,6 +355,21 @@ export class Store {
   async listTasks(buildId: number): Promise<TaskRecord[]> {
     const rows = await this.db.selectFrom('tasks').selectAll().where('build_id', '=', buildId).orderBy('id').execute();
     return rows.map(toTask);
+  }
+
+  async listTasksOfKind(kind: TaskKind, limit = 1000): Promise<TaskRecord[]> {
+    const rows = await this.db.selectFrom('tasks').selectAll().where('kind', '=', kind).orderBy('id', 'desc').limit(limit).execute();
+    return rows.map(toTask).reverse();
+  }
+
+  /** Queue one task outside the build pipeline (a `repomd` signing task for a publish, filed under a build of the release). */
+  async enqueueTask(t: { buildId: number; role: AgentRole; kind: TaskKind; subject: Record<string, unknown>; maxAttempts: number }, now: number): Promise<number> {
+    return this.tx(async (trx) => {
+      const build = await trx.selectFrom('builds').select(['priority', 'source_id']).where('id', '=', t.buildId).executeTakeFirstOrThrow();
+      const [id] = await this.enqueueTasks(trx, { buildId: t.buildId, sourceId: build.source_id, priority: build.priority, maxAttempts: t.maxAttempts, role: t.role, kind: t.kind, arches: ['any'], now, subject: t.subject });
+      await this.event(trx, now, `task.${t.kind}-queued`, t.buildId, id!, {});
+      return id!;
+    });
   }
 
   async listTasksByState(state: TaskState, limit: number): Promise<TaskRecord[]> {
@@ -646,14 +665,30 @@ export class Store {
         queuedNew = ids.length;
         await this.event(trx, now, 'build.fanned-out', row.build_id, row.id, { arches: followUp.arches });
       }
-      const buildState = await this.settleBuild(trx, row.build_id, now);
+      // Only the pipeline's own tasks move the build; sign/test/repomd tasks leave its state alone.
+      const buildState = BUILD_KINDS.includes(row.kind) ? await this.settleBuild(trx, row.build_id, now) : ((await trx.selectFrom('builds').select('state').where('id', '=', row.build_id).executeTakeFirstOrThrow()).state as BuildState);
+      if (next.state === 'succeeded') {
+        const signing = (await trx.selectFrom('settings').select('value').where('key', '=', 'signing_key').executeTakeFirst()) !== undefined;
+        const stage = nextStage(row.kind, buildState, signing);
+        if (stage) {
+          const build = await trx.selectFrom('builds').select(['priority', 'source_id']).where('id', '=', row.build_id).executeTakeFirstOrThrow();
+          queuedNew += (await this.enqueueTasks(trx, { buildId: row.build_id, sourceId: build.source_id, priority: build.priority, maxAttempts: row.max_attempts, role: stage.role, kind: stage.kind, arches: ['any'], now })).length;
+          await this.event(trx, now, `build.${stage.kind}-queued`, row.build_id, row.id, {});
+        }
+      }
       return { task: toTask(updated), buildState, queuedNew };
     });
   }
 
   /** Recompute a build's state from its tasks; records the first failure's reason on the build. */
   private async settleBuild(trx: Db, buildId: number, now: number): Promise<BuildState> {
-    const tasks = await trx.selectFrom('tasks').select(['kind', 'state', 'reason_code', 'reason', 'arch']).where('build_id', '=', buildId).orderBy('id').execute();
+    const tasks = await trx
+      .selectFrom('tasks')
+      .select(['kind', 'state', 'reason_code', 'reason', 'arch'])
+      .where('build_id', '=', buildId)
+      .where('kind', 'in', [...BUILD_KINDS])
+      .orderBy('id')
+      .execute();
     const srpmDone = tasks.some((t) => t.kind === 'srpm' && t.state === 'succeeded') && tasks.some((t) => t.kind !== 'srpm');
     const state = buildStateFromTasks(tasks.map((t) => t.state as TaskState), srpmDone);
     const failed = tasks.find((t) => t.state === 'failed');
@@ -664,6 +699,7 @@ export class Store {
         .updateTable('tasks')
         .set({ state: 'cancelled', finished_at: now, reason_code: 'BUILD_FAILED', reason: 'another task of the build failed' })
         .where('build_id', '=', buildId)
+        .where('kind', 'in', [...BUILD_KINDS])
         .where('state', '=', 'queued')
         .execute();
     }
@@ -750,6 +786,7 @@ export class Store {
           nevra: a.nevra,
           parent_id: a.parentId,
           created_at: now,
+          signed_by: a.signedBy ?? null,
         })
         .returningAll()
         .executeTakeFirstOrThrow();
@@ -895,6 +932,7 @@ function toTask(r: Selectable<Database['tasks']>): TaskRecord {
     reason: r.reason,
     result: parseJson(r.result, null),
     logSize: Number(r.log_size),
+    subject: parseJson(r.subject ?? null, null),
   };
 }
 
@@ -937,5 +975,6 @@ function toArtifact(r: Selectable<Database['artifacts']>): ArtifactRecord {
     nevra: r.nevra,
     parentId: r.parent_id,
     createdAt: Number(r.created_at),
+    signedBy: r.signed_by ?? null,
   };
 }

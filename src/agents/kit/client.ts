@@ -103,10 +103,10 @@ export class AgentClient {
     return (await res.json()) as { size: number };
   }
 
-  async upload(leaseId: number, fencingToken: number, file: string, meta: { name: string; kind: string }): Promise<{ sha256: string; size: number }> {
+  async upload(leaseId: number, fencingToken: number, file: string, meta: { name: string; kind: string; parent?: string }): Promise<{ sha256: string; size: number }> {
     const sha256 = await sha256File(file);
     const { size } = await stat(file);
-    const q = new URLSearchParams({ fencingToken: String(fencingToken), name: meta.name, sha256, kind: meta.kind });
+    const q = new URLSearchParams({ fencingToken: String(fencingToken), name: meta.name, sha256, kind: meta.kind, ...(meta.parent ? { parent: meta.parent } : {}) });
     const res = await this.api.request('PUT', `/api/v1/agent/leases/${leaseId}/artifacts?${q}`, { body: createReadStream(file) });
     await res.json();
     return { sha256, size };

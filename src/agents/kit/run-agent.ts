@@ -10,7 +10,7 @@ export interface TaskContext<P> {
   readonly log: LogStreamer;
   /** Aborted when the task is cancelled or the lease is lost: stop at once. */
   readonly signal: AbortSignal;
-  upload(file: string, meta: { name: string; kind: string }): Promise<{ sha256: string; size: number }>;
+  upload(file: string, meta: { name: string; kind: string; parent?: string }): Promise<{ sha256: string; size: number }>;
 }
 
 export interface TaskResult {

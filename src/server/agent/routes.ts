@@ -128,6 +128,7 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
           name: z.string().max(255),
           sha256: z.string().max(64),
           kind: z.enum(ARTIFACT_KINDS as [string, ...string[]]),
+          parent: z.string().regex(/^[0-9a-f]{64}$/).optional(),
         }),
       },
     },

@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
 import { LenixError } from '../../core/errors.js';
-import type { BuildTaskPayload } from '../../core/protocol.js';
+import type { PackageRef, TaskPayload } from '../../core/protocol.js';
+import { bothSignaturesOk, rpmCheckSignatures } from '../../crypto/gpg.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 import { planFanOut } from '../../scheduler/fan-out.js';
 import type { AgentRole, Outcome } from '../../scheduler/task-state.js';
-import type { AgentRecord, ArtifactKind, ArtifactRecord, TaskRecord } from '../../store/records.js';
+import { isPackageKind, isSourceKind, type AgentRecord, type ArtifactKind, type ArtifactRecord, type TaskRecord } from '../../store/records.js';
 import type { FollowUp, LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
@@ -14,7 +15,10 @@ import type { ServerDeps } from '../context.js';
 export class AgentService {
   /** When each agent was last marked seen; "last seen" is written at most every few seconds per agent. */
   private readonly seen = new Map<number, number>();
-  constructor(private readonly deps: ServerDeps) {}
+  constructor(
+    private readonly deps: ServerDeps,
+    private readonly hooks: { taskEnded?: (task: TaskRecord) => unknown } = {},
+  ) {}
 
   private async touch(agentId: number): Promise<void> {
     const now = this.deps.clock.now();
@@ -35,7 +39,7 @@ export class AgentService {
   }
 
   /** Lease with long-poll: wait up to `waitMs` for work, waking when tasks are queued. */
-  async lease(agent: AgentRecord, waitMs: number, signal: AbortSignal): Promise<{ grant: LeaseGrant; payload: BuildTaskPayload } | null> {
+  async lease(agent: AgentRecord, waitMs: number, signal: AbortSignal): Promise<{ grant: LeaseGrant; payload: TaskPayload } | null> {
     const deadline = this.deps.clock.now() + Math.min(waitMs, this.deps.config.longPollMaxMs);
     await this.touch(agent.id);
     // Expired leases are requeued by the server's reaper (every second), which also wakes waiters here.
@@ -57,27 +61,58 @@ export class AgentService {
     }
   }
 
-  private async payload(task: TaskRecord): Promise<BuildTaskPayload> {
+  private async payload(task: TaskRecord): Promise<TaskPayload> {
     const build = await this.deps.store.getBuild(task.buildId);
     if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} vanished`);
-    let srpm: BuildTaskPayload['srpm'] = null;
-    if (task.kind === 'binary') {
-      const a = (await this.deps.store.listArtifacts(build.id)).find((x) => x.kind === 'srpm');
-      if (!a) throw new LenixError('ARTIFACT_NOT_FOUND', `build ${build.id} has no SRPM`);
-      srpm = { sha256: a.sha256, name: a.name, url: `/api/v1/artifacts/${a.sha256}` };
+    const artifacts = await this.deps.store.listArtifacts(build.id);
+    const ref = (a: ArtifactRecord): PackageRef => ({ sha256: a.sha256, name: a.name, url: `/api/v1/artifacts/${a.sha256}`, kind: isSourceKind(a.kind) ? 'srpm' : 'rpm', arch: a.arch ?? 'noarch' });
+    switch (task.kind) {
+      case 'srpm':
+      case 'binary': {
+        let srpm = null;
+        if (task.kind === 'binary') {
+          const a = artifacts.find((x) => x.kind === 'srpm');
+          if (!a) throw new LenixError('ARTIFACT_NOT_FOUND', `build ${build.id} has no SRPM`);
+          srpm = { sha256: a.sha256, name: a.name, url: `/api/v1/artifacts/${a.sha256}` };
+        }
+        return {
+          taskId: task.id,
+          buildId: build.id,
+          kind: task.kind,
+          arch: task.arch,
+          source: { name: build.sourceName },
+          commit: { sha: build.commit.sha, tree: build.commit.tree, committedAt: build.commit.committedAt },
+          specPath: build.specPath,
+          packageName: build.packageName,
+          archiveUrl: `/api/v1/builds/${build.id}/source.tar`,
+          srpm,
+        };
+      }
+      case 'sign': {
+        const fpr = await this.deps.releases.getSetting('signing_key');
+        if (!fpr) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');
+        return { kind: 'sign', taskId: task.id, buildId: build.id, keyFingerprint: fpr, packages: artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm').map(ref) };
+      }
+      case 'repomd': {
+        const subject = task.subject as { releaseId: number; keyFingerprint: string; files: { path: string; sha256: string; contentBase64: string }[] } | null;
+        if (!subject) throw new LenixError('INTERNAL', `repomd task ${task.id} has no subject`);
+        return { kind: 'repomd', taskId: task.id, releaseId: subject.releaseId, keyFingerprint: subject.keyFingerprint, files: subject.files };
+      }
+      case 'test': {
+        const signed = artifacts.filter((a) => a.kind === 'signed-rpm');
+        const fpr = signed[0]?.signedBy ?? (await this.deps.releases.getSetting('signing_key')) ?? '';
+        return {
+          kind: 'test',
+          taskId: task.id,
+          buildId: build.id,
+          source: { name: build.sourceName },
+          keyFingerprint: fpr,
+          publicKeyUrl: `/keys/${fpr}.asc`,
+          archiveUrl: `/api/v1/builds/${build.id}/source.tar`,
+          packages: signed.map(ref),
+        };
+      }
     }
-    return {
-      taskId: task.id,
-      buildId: build.id,
-      kind: task.kind,
-      arch: task.arch,
-      source: { name: build.sourceName },
-      commit: { sha: build.commit.sha, tree: build.commit.tree, committedAt: build.commit.committedAt },
-      specPath: build.specPath,
-      packageName: build.packageName,
-      archiveUrl: `/api/v1/builds/${build.id}/source.tar`,
-      srpm,
-    };
   }
 
   async heartbeat(caller: Caller, leaseId: number, fencingToken: number) {
@@ -100,32 +135,49 @@ export class AgentService {
   async upload(
     caller: Caller,
     leaseId: number,
-    q: { fencingToken: number; name: string; sha256: string; kind: ArtifactKind },
+    q: { fencingToken: number; name: string; sha256: string; kind: ArtifactKind; parent?: string | undefined },
     body: Readable,
   ): Promise<ArtifactRecord> {
     const name = parsePlainName(q.name, 'artifact name');
     const expected = parseSha256(q.sha256);
-    if ((q.kind === 'srpm') !== name.endsWith('.src.rpm') || (q.kind === 'rpm' && !name.endsWith('.rpm'))) {
+    const pkg = isPackageKind(q.kind);
+    if ((pkg && !name.endsWith('.rpm')) || (pkg && isSourceKind(q.kind) !== name.endsWith('.src.rpm'))) {
       throw new LenixError('BAD_REQUEST', `artifact kind ${q.kind} does not fit the name ${name}`);
     }
     const { lease, task } = await this.deps.store.checkLease(leaseId, q.fencingToken, caller.tokenId, this.deps.clock.now());
+    const signed = q.kind === 'signed-rpm' || q.kind === 'signed-srpm';
+    if (signed !== (task.kind === 'sign')) throw new LenixError('BAD_REQUEST', `a ${task.kind} task cannot upload ${q.kind} artifacts`);
     const { sha256, size } = await this.deps.blobs.put(body, { expected, maxBytes: this.deps.config.maxUploadBytes });
     let nevra: string | null = null;
     let arch: string | null = null;
     let parentId: number | null = null;
-    if (q.kind === 'srpm' || q.kind === 'rpm') {
-      const info = packageInfo(await readRpmFileHeader(this.deps.blobs.pathOf(sha256)));
-      if (info.isSource !== (q.kind === 'srpm')) throw new LenixError('BAD_REQUEST', `${name} is ${info.isSource ? 'a source' : 'a binary'} package`);
+    let signedBy: string | null = null;
+    if (pkg) {
+      const file = this.deps.blobs.pathOf(sha256);
+      const info = packageInfo(await readRpmFileHeader(file));
+      if (info.isSource !== isSourceKind(q.kind)) throw new LenixError('BAD_REQUEST', `${name} is ${info.isSource ? 'a source' : 'a binary'} package`);
       arch = info.arch;
       const epoch = info.epoch ? `${info.epoch}:` : '';
       nevra = `${info.name}-${epoch}${info.version}-${info.release}.${info.arch}`;
-      if (q.kind === 'rpm') {
-        const srpm = (await this.deps.store.listArtifacts(task.buildId)).find((a) => a.kind === 'srpm');
-        parentId = srpm?.id ?? null;
+      const built = await this.deps.store.listArtifacts(task.buildId);
+      if (q.kind === 'rpm') parentId = built.find((a) => a.kind === 'srpm')?.id ?? null;
+      if (signed) {
+        // A signed package must be the signed form of one of this build's packages, and verify against the
+        // key the server knows (header v4 and header+payload v3 signatures), before it is recorded.
+        const parent = built.find((a) => a.sha256 === q.parent && (a.kind === 'rpm' || a.kind === 'srpm'));
+        if (!parent) throw new LenixError('BAD_REQUEST', 'parent must be the sha256 of an unsigned package of this build');
+        if (parent.nevra !== nevra) throw new LenixError('BAD_REQUEST', `signed package is ${nevra}, its parent ${parent.nevra}`);
+        const fpr = await this.deps.releases.getSetting('signing_key');
+        const key = fpr ? await this.deps.releases.getKey(fpr) : null;
+        if (!key) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');
+        const check = (await rpmCheckSignatures(key.publicKey, [file])).get(file) ?? '';
+        if (!bothSignaturesOk(check)) throw new LenixError('SIGNATURE_INVALID', `${name} does not carry valid v4 and v3 signatures by ${fpr}`);
+        parentId = parent.id;
+        signedBy = key.fingerprint;
       }
     }
     return this.deps.store.addArtifact(
-      { buildId: task.buildId, taskId: task.id, leaseId: lease.id, sha256, size, name, kind: q.kind, arch, nevra, parentId },
+      { buildId: task.buildId, taskId: task.id, leaseId: lease.id, sha256, size, name, kind: q.kind, arch, nevra, parentId, signedBy },
       q.fencingToken,
       this.deps.clock.now(),
     );
@@ -137,6 +189,7 @@ export class AgentService {
     const followUp = outcome.kind === 'success' ? await this.followUp((await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, now)).task, leaseId) : ({ kind: 'none' } as const);
     const r = await this.deps.store.complete(leaseId, fencingToken, caller.tokenId, outcome, result, followUp, now);
     if (r.queuedNew > 0 || r.task.state === 'queued') this.deps.notifier.emit('queue');
+    this.hooks.taskEnded?.(r.task);
     this.deps.notifier.emit(`task:${r.task.id}`);
     this.deps.notifier.emit(`log:${r.task.id}`);
     this.deps.log.info({ component: 'scheduler', task: r.task.id, build: r.task.buildId, state: r.task.state, buildState: r.buildState }, 'task completed');
@@ -146,6 +199,12 @@ export class AgentService {
   /** After a successful SRPM task: read the SRPM's header and fan out one binary task per allowed arch. */
   private async followUp(task: TaskRecord, leaseId: number): Promise<FollowUp> {
     const uploaded = await this.deps.store.getArtifactsByLease(leaseId);
+    if (task.kind === 'sign') {
+      const unsigned = (await this.deps.store.listArtifacts(task.buildId)).filter((a) => a.kind === 'srpm' || a.kind === 'rpm');
+      const missing = unsigned.filter((u) => !uploaded.some((s) => s.parentId === u.id));
+      return missing.length === 0 ? { kind: 'none' } : { kind: 'fail-build', code: 'UNSIGNED_PACKAGES', reason: `not signed: ${missing.map((m) => m.name).join(', ')}` };
+    }
+    if (task.kind === 'repomd' || task.kind === 'test') return { kind: 'none' };
     if (task.kind === 'binary') {
       return uploaded.some((a) => a.kind === 'rpm') ? { kind: 'none' } : { kind: 'fail-build', code: 'NO_PACKAGES', reason: 'the binary task uploaded no RPM' };
     }

@@ -1,0 +1,91 @@
+/**
+ * The script that runs inside the tester's sandbox (bash, as root in a private mount namespace with no
+ * network). Inputs come from the environment: W (work folder), PACKAGES (NEVRAs under test), TESTS (files in
+ * tests/), RPMLINT_CONFIG. Each stage prints `@@LENIX-STAGE name` and ends with one
+ * `@@LENIX-RESULT name passed|failed|skipped detail` line, which parseStages() reads back.
+ */
+export function testRootScript(): string {
+  return String.raw`#!/bin/bash
+set -uo pipefail
+ROOT="$W/root"
+stage() { echo "@@LENIX-STAGE $1"; }
+result() { echo "@@LENIX-RESULT $1 $2 $3"; }
+DNF=(dnf -y --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/repos.d" --setopt=cachedir="$W/cache"
+     --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
+
+stage root
+mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work"
+if ! mount -t overlay overlay -o "lowerdir=/usr,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
+  result root failed "cannot mount an overlay of /usr"; exit 0
+fi
+for d in bin lib lib64 sbin; do [ -e "/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
+mkdir -p "$ROOT/etc" "$ROOT/var/lib/rpm" "$ROOT/var/tmp" "$ROOT/tmp" "$ROOT/dev" "$ROOT/proc" "$ROOT/run"
+chmod 1777 "$ROOT/tmp" "$ROOT/var/tmp"
+cp /etc/passwd /etc/group "$ROOT/etc/"; : > "$ROOT/etc/hosts"
+mount --rbind /dev "$ROOT/dev" && mount -t proc proc "$ROOT/proc"
+result root passed "overlay of the host /usr plus lenix-host-base"
+
+stage install
+out=$("${"$"}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?
+echo "$out"
+if [ $rc -ne 0 ]; then
+  missing=$(echo "$out" | grep -oE 'nothing provides .+ needed by [^ ]+' | sed 's/ from .*//' | sort -u | paste -sd ';' -)
+  result install failed "${"$"}{missing:-dnf install exited $rc}"
+  exit 0
+fi
+result install passed "installed with gpgcheck=1: $PACKAGES"
+
+stage verify
+out=$(rpm --root "$ROOT" -V $PACKAGES 2>&1); rc=$?
+echo "$out"
+if [ $rc -ne 0 ]; then result verify failed "rpm -V: $(echo "$out" | head -3 | paste -sd ';' -)"; else result verify passed "rpm -V clean"; fi
+
+stage tests
+if [ -z "$TESTS" ]; then
+  result tests skipped "no tests/ folder"
+else
+  mkdir -p "$ROOT/tmp/lenix-tests" && cp -a "$W/tree/tests/." "$ROOT/tmp/lenix-tests/"
+  failed=""; ran=0
+  for t in $TESTS; do
+    [ -x "$W/tree/tests/$t" ] || { echo "lenix: skipping $t (not executable)"; continue; }
+    ran=$((ran+1))
+    echo "lenix: running tests/$t"
+    out=$(cd / && chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp "/tmp/lenix-tests/$t" 2>&1); rc=$?
+    echo "$out"
+    if [ $rc -ne 0 ]; then failed="$failed $t(exit $rc)";
+    elif echo "$out" | grep -qE '^not ok\b'; then failed="$failed $t($(echo "$out" | grep -cE '^not ok\b') TAP failures)"; fi
+  done
+  if [ -n "$failed" ]; then result tests failed "failed:$failed"; else result tests passed "$ran test(s) passed"; fi
+fi
+
+stage remove
+out=$("${"$"}{DNF[@]}" remove $PACKAGES 2>&1); rc=$?
+echo "$out"
+if [ $rc -ne 0 ]; then result remove failed "dnf remove exited $rc"; else result remove passed "removed cleanly"; fi
+
+stage rpmlint
+# rpmlint checks signatures against an rpm database: give it one that knows the signing key.
+mkdir -p "$W/lint-home" && echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
+rpmkeys --dbpath "$W/lintdb" --import "$W/key.asc"
+out=$(HOME="$W/lint-home" rpmlint -c "$RPMLINT_CONFIG" "$W"/repo/*.rpm 2>&1); rc=$?
+echo "$out"
+errors=$(echo "$out" | grep -cE ': E: ' || true); warnings=$(echo "$out" | grep -cE ': W: ' || true)
+if [ "$errors" -gt 0 ]; then result rpmlint failed "$errors errors, $warnings warnings";
+else result rpmlint passed "0 errors, $warnings warnings"; fi
+`;
+}
+
+export interface StageResult {
+  readonly name: string;
+  readonly outcome: 'passed' | 'failed' | 'skipped';
+  readonly detail: string;
+}
+
+export function parseStages(output: string): StageResult[] {
+  const out: StageResult[] = [];
+  for (const line of output.split('\n')) {
+    const m = /^@@LENIX-RESULT (\S+) (passed|failed|skipped) ?(.*)$/.exec(line);
+    if (m) out.push({ name: m[1]!, outcome: m[2] as StageResult['outcome'], detail: m[3] ?? '' });
+  }
+  return out;
+}

@@ -1,0 +1,216 @@
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { AgentClient, ApiClient } from '../agents/kit/client.js';
+import { runSigner } from '../agents/sign/signer.js';
+import { runTester } from '../agents/test/tester.js';
+import { fileURLToPath } from 'node:url';
+import { LenixError } from '../core/errors.js';
+import { exportPublicKey, generateKey, listSecretKeys } from '../crypto/gpg.js';
+import type { presentRelease, presentRepo, presentSnapshot } from '../server/api/release-routes.js';
+import { readTokenFile, resolveTarget } from './config.js';
+import { ago, printJson, table } from './output.js';
+
+type RepoJson = ReturnType<typeof presentRepo>;
+type ReleaseJson = ReturnType<typeof presentRelease>;
+type SnapshotJson = ReturnType<typeof presentSnapshot>;
+
+interface Global {
+  server?: string;
+  token?: string;
+}
+
+async function client(cmd: Command): Promise<ApiClient> {
+  const t = await resolveTarget(cmd.optsWithGlobals<Global>());
+  return new ApiClient(t.server, t.token);
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const RPMLINT_CONFIG = fileURLToPath(new URL('../../../config/rpmlint-lenix.toml', import.meta.url));
+export const DEFAULT_KEYS_DIR = path.join(os.homedir(), '.local', 'share', 'lenix-signer', 'gnupg');
+
+/** `lenix signer`, `lenix keys`, `lenix repo`, `lenix release`, `lenix releases` (issue 3). */
+export function addReleaseCommands(p: Command, state: { code: number }): void {
+  p.command('signer')
+    .description('run the sign server: the only holder of private keys; signs packages and repository metadata')
+    .option('--keys <dir>', 'GnuPG home with the private keys', DEFAULT_KEYS_DIR)
+    .option('--token-file <file>', 'read the agent token (scope agent:sign) from a file')
+    .option('--name <name>', 'signer name', `signer-${os.hostname()}`)
+    .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-signer'))
+    .action(async (o: { keys: string; tokenFile?: string; name: string; work: string }, cmd: Command) => {
+      const t = await resolveTarget(cmd.optsWithGlobals<Global>());
+      const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
+      if (!token) throw new LenixError('UNAUTHENTICATED', 'the signer needs --token, --token-file or LENIX_TOKEN (scope agent:sign)');
+      const api = new ApiClient(t.server, token);
+      const stop = new AbortController();
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(o.work, { recursive: true, mode: 0o700 });
+      await runSigner({ client: new AgentClient(api), api, name: o.name, keysDir: path.resolve(o.keys), workRoot: path.resolve(o.work), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'signer' } }), stop: stop.signal });
+    });
+
+  p.command('tester')
+    .description('run the test system: install, verify, remove, rpmlint and package tests for signed builds')
+    .option('--token-file <file>', 'read the agent token (scope agent:test) from a file')
+    .option('--name <name>', 'tester name', `tester-${os.hostname()}`)
+    .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-tester'))
+    .option('--hide <path>', 'a path the test root must not see (repeatable)', collect)
+    .option('--timeout <seconds>', 'wall-clock limit per test run', '3600')
+    .option('--rpmlint-config <file>', 'rpmlint configuration', RPMLINT_CONFIG)
+    .action(async (o: { tokenFile?: string; name: string; work: string; hide?: string[]; timeout: string; rpmlintConfig: string }, cmd: Command) => {
+      const t = await resolveTarget(cmd.optsWithGlobals<Global>());
+      const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
+      if (!token) throw new LenixError('UNAUTHENTICATED', 'the tester needs --token, --token-file or LENIX_TOKEN (scope agent:test)');
+      const api = new ApiClient(t.server, token);
+      const stop = new AbortController();
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
+      const hide = [...(o.hide ?? []), ...(o.tokenFile ? [path.dirname(path.resolve(o.tokenFile))] : []), os.homedir()].map((h) => path.resolve(h));
+      await runTester({ client: new AgentClient(api), api, name: o.name, workRoot: path.resolve(o.work), hide, timeoutMs: Number(o.timeout) * 1000, rpmlintConfig: path.resolve(o.rpmlintConfig), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }), stop: stop.signal });
+    });
+
+  const keys = p.command('keys').description('OpenPGP signing keys (private ones live only in the signer\'s folder)');
+  keys
+    .command('generate <name>')
+    .option('--keys <dir>', 'the signer\'s GnuPG home', DEFAULT_KEYS_DIR)
+    .option('--algo <algo>', 'rsa4096 (EL8/EL9 rpm) or ed25519', 'rsa4096')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { keys: string; algo: string; json?: boolean }) => {
+      if (o.algo !== 'rsa4096' && o.algo !== 'ed25519') throw new LenixError('BAD_REQUEST', '--algo is rsa4096 or ed25519');
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new LenixError('INVALID_NAME', 'key name must be a plain word');
+      const k = await generateKey(path.resolve(o.keys), name, o.algo);
+      if (o.json) return printJson(k);
+      process.stdout.write(`${k.fingerprint}  ${k.algorithm}  ${k.name}\n`);
+    });
+  keys
+    .command('list')
+    .description('keys in a local key folder (--keys), or the public keys the server knows')
+    .option('--keys <dir>', 'list the private keys in this GnuPG home instead of asking the server')
+    .option('--json', 'print JSON')
+    .action(async (o: { keys?: string; json?: boolean }, cmd: Command) => {
+      if (o.keys) {
+        const ks = await listSecretKeys(path.resolve(o.keys));
+        if (o.json) return printJson(ks);
+        process.stdout.write(`${table(ks.map((k) => [k.fingerprint, k.algorithm, k.name]), ['FINGERPRINT', 'ALGO', 'NAME'])}\n`);
+        return;
+      }
+      const r = await (await client(cmd)).json<{ signingKey: string | null; keys: { fingerprint: string; name: string; algorithm: string }[] }>('GET', '/api/v1/keys');
+      if (o.json) return printJson(r);
+      process.stdout.write(`${table(r.keys.map((k) => [k.fingerprint, k.algorithm, k.name, k.fingerprint === r.signingKey ? 'signs new builds' : '']), ['FINGERPRINT', 'ALGO', 'NAME', ''])}\n`);
+    });
+  keys
+    .command('export <fingerprint>')
+    .option('--keys <dir>', 'the signer\'s GnuPG home', DEFAULT_KEYS_DIR)
+    .action(async (fpr: string, o: { keys: string }) => {
+      process.stdout.write(await exportPublicKey(path.resolve(o.keys), fpr));
+    });
+  keys
+    .command('use <fingerprint>')
+    .description('sign new builds with this key (admin)')
+    .action(async (fpr: string, _o: unknown, cmd: Command) => {
+      const r = await (await client(cmd)).json<{ signingKey: string }>('PUT', '/api/v1/keys/signing', { fingerprint: fpr });
+      process.stdout.write(`new builds are signed with ${r.signingKey}\n`);
+    });
+
+  const repo = p.command('repo').description('published repositories');
+  repo
+    .command('create <name>')
+    .option('--arch <arch>', 'architecture (repeatable)', collect)
+    .option('--key <fingerprint>', 'signing key (repeatable; default: the server\'s signing key)', collect)
+    .option('--keep-days <n>', 'keep old snapshots this long', '14')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { arch?: string[]; key?: string[]; keepDays: string; json?: boolean }, cmd: Command) => {
+      const r = await (await client(cmd)).json<RepoJson>('POST', '/api/v1/repos', { name, arches: o.arch ?? [hostArchName()], keys: o.key ?? [], keepDays: Number(o.keepDays) });
+      if (o.json) return printJson(r);
+      process.stdout.write(`repository ${r.name} (${r.arches.join(', ')}) signed by ${r.keys.map((k) => k.fingerprint).join(', ')}\n`);
+    });
+  repo
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { repos } = await (await client(cmd)).json<{ repos: RepoJson[] }>('GET', '/api/v1/repos');
+      if (o.json) return printJson(repos);
+      process.stdout.write(`${table(repos.map((r) => [r.name, r.arches.join(','), r.currentSnapshot, r.keys.filter((k) => !k.retiredAt).length, r.repoFile]), ['NAME', 'ARCHES', 'SNAPSHOT', 'KEYS', 'REPO FILE'])}\n`);
+    });
+  repo
+    .command('show <name>')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      const r = await api.json<RepoJson & { snapshots: SnapshotJson[]; releases: ReleaseJson[] }>('GET', `/api/v1/repos/${encodeURIComponent(name)}`);
+      if (o.json) return printJson(r);
+      const out = [`repository ${r.name}  arches ${r.arches.join(', ')}  current snapshot ${r.currentSnapshot ?? '-'}`, `install: curl -o /etc/yum.repos.d/${r.name}.repo ${api.base}${r.repoFile}`];
+      for (const k of r.keys) out.push(`  key ${k.fingerprint}${k.retiredAt ? ` (retired ${k.retiredAt})` : ''}`);
+      for (const s of r.snapshots) out.push(`  snapshot ${s.id}  ${s.state}  ${s.packages.length} packages  ${s.publishedAt ?? ''}${s.id === r.currentSnapshot ? '  <- current' : ''}`);
+      process.stdout.write(`${out.join('\n')}\n`);
+    });
+  repo
+    .command('keys <name>')
+    .description('key rotation: --add a new key (listed in the .repo file at once), later --retire the old one')
+    .option('--add <fingerprint>')
+    .option('--retire <fingerprint>')
+    .action(async (name: string, o: { add?: string; retire?: string }, cmd: Command) => {
+      const r = await (await client(cmd)).json<RepoJson>('POST', `/api/v1/repos/${encodeURIComponent(name)}/keys`, { add: o.add, retire: o.retire });
+      for (const k of r.keys) process.stdout.write(`${k.fingerprint}${k.retiredAt ? '  retired' : '  active'}\n`);
+    });
+  repo
+    .command('rollback <name> [snapshot]')
+    .action(async (name: string, snapshot: string | undefined, _o: unknown, cmd: Command) => {
+      const r = await (await client(cmd)).json<{ current: number }>('POST', `/api/v1/repos/${encodeURIComponent(name)}/rollback`, snapshot ? { snapshot: Number(snapshot) } : {});
+      process.stdout.write(`${name} now serves snapshot ${r.current}\n`);
+    });
+
+  p.command('release <builds...>')
+    .description('release builds into a repository: `lenix release 12 13 --to REPO [--approve]`; `lenix release approve ID`')
+    .option('--to <repo>', 'target repository')
+    .option('--approve', 'approve at once (publishing starts)', false)
+    .option('--override <reason>', 'release despite failed tests, with a reason that is kept with the release')
+    .option('--wait', 'wait until the release is published or fails', false)
+    .option('--json', 'print JSON')
+    .action(async (builds: string[], o: { to?: string; approve: boolean; override?: string; wait: boolean; json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      let rel: ReleaseJson;
+      if (builds[0] === 'approve') {
+        rel = await api.json<ReleaseJson>('POST', `/api/v1/releases/${Number(builds[1])}/approve`, {});
+      } else {
+        if (!o.to) throw new LenixError('BAD_REQUEST', 'lenix release needs --to REPO');
+        const ids = builds.map(Number);
+        if (ids.some((n) => !Number.isInteger(n) || n <= 0)) throw new LenixError('BAD_REQUEST', 'build ids are positive integers');
+        rel = await api.json<ReleaseJson>('POST', '/api/v1/releases', { repo: o.to, builds: ids, approve: o.approve, override: o.override });
+      }
+      if (o.wait) rel = await waitForRelease(api, rel.id);
+      if (o.json) printJson(rel);
+      else printRelease(rel);
+      if (o.wait && rel.state !== 'published') state.code = 1;
+    });
+
+  p.command('releases')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { releases } = await (await client(cmd)).json<{ releases: ReleaseJson[] }>('GET', '/api/v1/releases');
+      if (o.json) return printJson(releases);
+      process.stdout.write(`${table(releases.map((r) => [r.id, r.repoId, r.builds.join(','), r.state, r.overrideReason ? `override: ${r.overrideReason}` : '', ago(r.createdAt)]), ['ID', 'REPO', 'BUILDS', 'STATE', 'NOTE', 'CREATED'])}\n`);
+    });
+}
+
+export async function waitForRelease(api: ApiClient, id: number): Promise<ReleaseJson> {
+  for (;;) {
+    const r = await api.json<ReleaseJson>('GET', `/api/v1/releases/${id}`);
+    if (r.state === 'published' || r.state === 'failed' || r.state === 'rejected') return r;
+    await new Promise((res) => setTimeout(res, 300));
+  }
+}
+
+function printRelease(r: ReleaseJson): void {
+  const plan = r.plan as { added?: { arch: string; nevra: string }[]; replaced?: { from: { nevra: string }; to: { nevra: string; arch: string } }[]; unchanged?: unknown[] };
+  const out = [`release ${r.id}  builds ${r.builds.join(', ')}  ${r.state}${r.reason ? `  (${r.reasonCode}: ${r.reason})` : ''}`];
+  if (r.overrideReason) out.push(`  override: ${r.overrideReason}`);
+  for (const a of plan.added ?? []) out.push(`  + ${a.arch}/${a.nevra}`);
+  for (const x of plan.replaced ?? []) out.push(`  ~ ${x.to.arch}/${x.from.nevra} -> ${x.to.nevra}`);
+  if ((plan.unchanged ?? []).length > 0) out.push(`  = ${(plan.unchanged ?? []).length} unchanged`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+function hostArchName(): string {
+  return process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch;
+}

@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile, chmod, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { LenixError } from '../core/errors.js';
+
+const run = promisify(execFile);
+
+/**
+ * GnuPG as the OpenPGP implementation: key generation and signing in the signer's key folder, and key
+ * inspection and signature checks with throwaway homes on the server. Every call names its --homedir.
+ */
+export interface KeyInfo {
+  readonly fingerprint: string;
+  readonly name: string;
+  readonly algorithm: string;
+}
+
+const ALGOS: Record<string, string> = { '1': 'rsa', '17': 'dsa', '19': 'ecdsa', '22': 'eddsa' };
+
+async function gpg(home: string, args: string[], input?: string): Promise<string> {
+  try {
+    const child = execFile('gpg', ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', ...args], { maxBuffer: 16 * 1024 * 1024 });
+    const out = new Promise<string>((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(Object.assign(new Error(stderr.trim().split('\n').pop() ?? `gpg exited ${code}`), { stderr }))));
+    });
+    if (input !== undefined) child.stdin!.end(input);
+    else child.stdin!.end();
+    return await out;
+  } catch (err) {
+    throw err;
+  }
+}
+
+/** A key folder with the permissions gpg insists on. */
+export async function ensureHome(home: string): Promise<void> {
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await chmod(home, 0o700);
+}
+
+export async function generateKey(home: string, name: string, algorithm: 'rsa4096' | 'ed25519'): Promise<KeyInfo> {
+  await ensureHome(home);
+  await gpg(home, ['--passphrase', '', '--quick-gen-key', `${name} <${name}@lenix.invalid>`, algorithm, 'sign', 'never']);
+  const keys = await listSecretKeys(home);
+  const k = keys.filter((x) => x.name.startsWith(`${name} <`)).pop();
+  if (!k) throw new LenixError('INTERNAL', 'gpg generated no key');
+  return k;
+}
+
+function parseColons(text: string, kind: 'sec' | 'pub'): KeyInfo[] {
+  const out: KeyInfo[] = [];
+  let algo = '';
+  let fpr = '';
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === kind) {
+      algo = ALGOS[f[3] ?? ''] ?? `algo${f[3]}`;
+      if (algo === 'rsa') algo = `rsa${f[2]}`;
+      fpr = '';
+    } else if (f[0] === 'fpr' && fpr === '') {
+      fpr = f[9] ?? '';
+    } else if (f[0] === 'uid' && fpr !== '' && !out.some((k) => k.fingerprint === fpr)) {
+      out.push({ fingerprint: fpr, name: (f[9] ?? '').replace(/\\x3a/g, ':'), algorithm: algo });
+    }
+  }
+  return out;
+}
+
+export async function listSecretKeys(home: string): Promise<KeyInfo[]> {
+  return parseColons(await gpg(home, ['--with-colons', '--list-secret-keys']), 'sec');
+}
+
+export async function exportPublicKey(home: string, fingerprint: string): Promise<string> {
+  const out = await gpg(home, ['--armor', '--export', fingerprint]);
+  if (!out.includes('BEGIN PGP PUBLIC KEY BLOCK')) throw new LenixError('KEY_NOT_FOUND', `no key ${fingerprint} in ${home}`);
+  return out;
+}
+
+/** Armored detached signature over `data` with the key `fingerprint` (SHA-256 digest). */
+export async function detachSign(home: string, fingerprint: string, data: Buffer): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-sig-'));
+  try {
+    const file = path.join(dir, 'data');
+    await writeFile(file, data);
+    await gpg(home, ['--digest-algo', 'SHA256', '--local-user', fingerprint, '--armor', '--detach-sign', '--output', `${file}.asc`, file]);
+    const { readFile } = await import('node:fs/promises');
+    return await readFile(`${file}.asc`, 'utf8');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function withTempHome<T>(fn: (home: string) => Promise<T>): Promise<T> {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'lenix-gpg-'));
+  try {
+    await chmod(home, 0o700);
+    return await fn(home);
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+/** What an armored public key is: exactly one key, its fingerprint, user id and algorithm. Hostile input fails closed. */
+export async function inspectPublicKey(armored: string): Promise<KeyInfo> {
+  if (armored.length > 64 * 1024 || !armored.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----') || armored.includes('PRIVATE KEY')) {
+    throw new LenixError('KEY_INVALID', 'expected one armored OpenPGP public key');
+  }
+  return withTempHome(async (home) => {
+    let out: string;
+    try {
+      out = await gpg(home, ['--with-colons', '--import-options', 'show-only', '--import'], armored);
+    } catch (err) {
+      throw new LenixError('KEY_INVALID', `gpg cannot read the key: ${(err as Error).message}`, { cause: err });
+    }
+    const keys = parseColons(out, 'pub');
+    if (keys.length !== 1) throw new LenixError('KEY_INVALID', `expected one public key, found ${keys.length}`);
+    return keys[0]!;
+  });
+}
+
+/** Check an armored detached signature over `data` against one public key; returns the signer's fingerprint. */
+export async function verifyDetached(publicKey: string, data: Buffer, signature: string): Promise<string> {
+  return withTempHome(async (home) => {
+    await gpg(home, ['--import'], publicKey);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-ver-'));
+    try {
+      await writeFile(path.join(dir, 'data'), data);
+      await writeFile(path.join(dir, 'data.asc'), signature);
+      const out = await gpg(home, ['--status-fd', '1', '--verify', path.join(dir, 'data.asc'), path.join(dir, 'data')]).catch((err: unknown) => {
+        throw new LenixError('SIGNATURE_INVALID', `signature does not verify: ${(err as Error).message}`, { cause: err });
+      });
+      const m = /\[GNUPG:\] VALIDSIG ([0-9A-F]{40})/.exec(out);
+      if (!m) throw new LenixError('SIGNATURE_INVALID', 'no valid signature');
+      return m[1]!;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+/** `rpmkeys -K` on packages against one public key, in a private rpm database. */
+export async function rpmCheckSignatures(publicKey: string, files: readonly string[]): Promise<Map<string, string>> {
+  return withTempHome(async (dir) => {
+    await writeFile(path.join(dir, 'key.asc'), publicKey);
+    await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '--import', path.join(dir, 'key.asc')]);
+    const results = new Map<string, string>();
+    for (const f of files) {
+      const { stdout } = await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '-Kv', f]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? 'failed' }));
+      results.set(f, stdout);
+    }
+    return results;
+  });
+}
+
+/** True when rpmkeys -Kv shows a good header signature and a good header+payload (v3) signature. */
+export function bothSignaturesOk(rpmkeysOutput: string): boolean {
+  const lines = rpmkeysOutput.split('\n').map((l) => l.trim());
+  const header = lines.some((l) => /^Header V4 \S+ Signature, key ID [0-9a-f]+: OK$/.test(l));
+  const v3 = lines.some((l) => /^V4 \S+ Signature, key ID [0-9a-f]+: OK$/.test(l));
+  return header && v3 && !lines.some((l) => /: (BAD|NOKEY|NOTTRUSTED)/.test(l));
+}

@@ -1,0 +1,260 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFile, link, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import { LenixError } from '../core/errors.js';
+import { parseSha256 } from '../core/ids.js';
+import { verifyDetached } from '../crypto/gpg.js';
+import type { FsBlobStore } from '../store/blob-store.js';
+import type { ReleaseRecord, RepoRecord, SnapshotRecord } from '../store/records.js';
+import type { ReleaseStore } from '../store/release-store.js';
+import type { Store } from '../store/store.js';
+import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
+
+const run = promisify(execFile);
+
+export interface PublisherDeps {
+  readonly store: Store;
+  readonly releases: ReleaseStore;
+  readonly blobs: FsBlobStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly reposDir: string;
+  /** Ask the signer for detached signatures over repository metadata (a `repomd` sign task). */
+  readonly requestMetadataSignature: (release: ReleaseRecord, keyFingerprint: string, files: { path: string; sha256: string; contentBase64: string }[]) => Promise<number>;
+}
+
+/**
+ * Publishing (effectful; the plan itself is pure, plan.ts). A release moves approved → publishing →
+ * published | failed, driven by what the database says, so a restarted server picks up where it stopped:
+ *
+ *   1. build the snapshot in REPOS/NAME/snapshots/ID.tmp (packages linked from the blob store, createrepo_c
+ *      per arch), then ask the signer to sign each repomd.xml;
+ *   2. when the signatures are back and verify against the repository key, write repomd.xml.asc, rename
+ *      ID.tmp to ID, and switch REPOS/NAME/current (a symlink) to it with one rename.
+ *
+ * Clients only ever read through `current`, which names a complete snapshot, so they see the old or the
+ * new one, never a mix.
+ */
+export class Publisher {
+  private running: Promise<void> | null = null;
+  private again = false;
+
+  constructor(private readonly deps: PublisherDeps) {}
+
+  repoDir(name: string): string {
+    return path.join(this.deps.reposDir, name);
+  }
+
+  /** Drive every release that is waiting to move on. Re-entrant calls coalesce into one more pass. */
+  tick(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass().catch((err: unknown) => this.deps.log.error({ component: 'release', err }, 'publish pass failed'));
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    for (const r of await this.deps.releases.listReleasesByState('publishing')) await this.advance(r);
+    for (const r of await this.deps.releases.listReleasesByState('approved')) {
+      const busy = (await this.deps.releases.listReleasesByState('publishing')).some((p) => p.repoId === r.repoId);
+      if (busy) continue; // one publish per repository at a time, in order
+      if (await this.deps.releases.moveRelease(r.id, 'approved', 'publishing', {}, this.deps.clock.now())) {
+        await this.advance((await this.deps.releases.getRelease(r.id))!);
+      }
+    }
+  }
+
+  private async advance(release: ReleaseRecord): Promise<void> {
+    const repo = (await this.deps.releases.getRepo(release.repoId))!;
+    try {
+      const snap = release.snapshotId === null ? null : await this.deps.releases.getSnapshot(release.snapshotId);
+      if (!snap || snap.state === 'building') {
+        await this.build(release, repo, snap);
+        return;
+      }
+      if (snap.state === 'signing') await this.finishIfSigned(release, repo, snap);
+    } catch (err) {
+      const e = err instanceof LenixError ? err : new LenixError('INTERNAL', (err as Error).message, { cause: err });
+      this.deps.log.error({ component: 'release', release: release.id, err: e.message }, 'publish failed');
+      if (release.snapshotId !== null) await this.deps.releases.setSnapshotState(release.snapshotId, 'failed');
+      await rm(path.join(this.repoDir(repo.name), 'snapshots', `${release.snapshotId}.tmp`), { recursive: true, force: true });
+      await this.deps.releases.moveRelease(release.id, 'publishing', 'failed', { reasonCode: e.code, reason: e.message }, this.deps.clock.now());
+    }
+  }
+
+  /** The packages a release would publish, planned against the repository's current snapshot. */
+  async plan(repo: RepoRecord, buildIds: readonly number[]) {
+    const current = repo.currentSnapshotId === null ? [] : ((await this.deps.releases.getSnapshot(repo.currentSnapshotId))?.packages ?? []);
+    const candidates: CandidatePackage[] = [];
+    for (const id of buildIds) {
+      for (const a of await this.deps.store.listArtifacts(id)) {
+        if (a.kind !== 'signed-rpm') continue;
+        candidates.push({ artifactId: a.id, sha256: a.sha256, name: a.name, arch: a.arch ?? 'noarch', nevra: a.nevra ?? a.name, buildId: id });
+      }
+    }
+    return planRelease(current as RepoPackage[], candidates, repo.arches);
+  }
+
+  private async build(release: ReleaseRecord, repo: RepoRecord, existing: SnapshotRecord | null): Promise<void> {
+    const key = activeKeys(repo).pop();
+    if (!key) throw new LenixError('NO_SIGNING_KEY', `repository ${repo.name} has no active key`);
+    const plan = await this.plan(repo, release.builds);
+    const snap = existing ?? (await this.deps.releases.createSnapshot({ repoId: repo.id, releaseId: release.id, packages: plan.packages, keyFingerprint: key }, this.deps.clock.now()));
+    if (!existing) await this.deps.releases.moveRelease(release.id, 'publishing', 'publishing', { snapshotId: snap.id }, this.deps.clock.now());
+    const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
+    await rm(tmp, { recursive: true, force: true }); // a crash mid-build leaves a partial folder: start over
+    const files: { path: string; sha256: string; contentBase64: string }[] = [];
+    const repomd: Record<string, string> = {};
+    for (const arch of repo.arches) {
+      const pkgDir = path.join(tmp, arch, 'Packages');
+      await mkdir(pkgDir, { recursive: true });
+      for (const p of plan.packages.filter((x) => x.arch === arch)) {
+        const src = this.deps.blobs.pathOf(parseSha256(p.sha256));
+        await this.deps.blobs.open(parseSha256(p.sha256)).then(({ stream }) => stream.destroy()); // verified: never publish a corrupt blob
+        await link(src, path.join(pkgDir, p.name)).catch(() => copyFile(src, path.join(pkgDir, p.name)));
+      }
+      await run('createrepo_c', ['--quiet', '--no-database', '--general-compress-type=gz', '--checksum=sha256', path.join(tmp, arch)], { maxBuffer: 16 * 1024 * 1024 });
+      const xml = await readFile(path.join(tmp, arch, 'repodata', 'repomd.xml'));
+      const sha = createHash('sha256').update(xml).digest('hex');
+      repomd[arch] = sha;
+      files.push({ path: `${arch}/repodata/repomd.xml`, sha256: sha, contentBase64: xml.toString('base64') });
+    }
+    await this.deps.releases.setSnapshotState(snap.id, 'signing', { repomd });
+    await this.deps.requestMetadataSignature(release, key, files);
+    this.deps.log.info({ component: 'release', release: release.id, snapshot: snap.id, packages: plan.packages.length }, 'snapshot built; waiting for metadata signatures');
+  }
+
+  private async finishIfSigned(release: ReleaseRecord, repo: RepoRecord, snap: SnapshotRecord): Promise<void> {
+    const task = (await this.deps.store.listTasksOfKind('repomd')).filter((t) => (t.subject as { releaseId?: number } | null)?.releaseId === release.id).pop();
+    if (!task) throw new LenixError('INTERNAL', `release ${release.id} has no metadata signing task`);
+    if (task.state === 'failed' || task.state === 'cancelled') throw new LenixError('SIGNATURE_INVALID', `metadata signing ${task.state}: ${task.reason ?? ''}`);
+    if (task.state !== 'succeeded') return;
+    const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
+    const final = path.join(this.repoDir(repo.name), 'snapshots', String(snap.id));
+    if (!(await exists(final))) {
+      if (!(await exists(tmp))) {
+        // The build folder is gone (crash before the rename finished writing it): build it again.
+        await this.deps.releases.setSnapshotState(snap.id, 'building');
+        return;
+      }
+      const key = await this.deps.releases.getKey(snap.keyFingerprint ?? '');
+      if (!key) throw new LenixError('KEY_NOT_FOUND', `key ${snap.keyFingerprint} is not known`);
+      const sigs = (task.result?.['signatures'] ?? []) as { path: string; signature: string }[];
+      for (const [arch, sha] of Object.entries(snap.repomd ?? {})) {
+        const rel = `${arch}/repodata/repomd.xml`;
+        const xml = await readFile(path.join(tmp, rel));
+        if (createHash('sha256').update(xml).digest('hex') !== sha) throw new LenixError('BLOB_CORRUPT', `${rel} changed while it was being signed`);
+        const sig = sigs.find((x) => x.path === rel);
+        if (!sig) throw new LenixError('SIGNATURE_INVALID', `no signature for ${rel}`);
+        const signer = await verifyDetached(key.publicKey, xml, sig.signature);
+        if (signer !== key.fingerprint) throw new LenixError('SIGNATURE_INVALID', `${rel} signed by ${signer}, expected ${key.fingerprint}`);
+        await writeDurably(path.join(tmp, `${rel}.asc`), sig.signature);
+      }
+      await syncTree(tmp);
+      await rename(tmp, final);
+      await fsyncDir(path.dirname(final));
+    }
+    await this.switchCurrent(repo, snap.id);
+    const now = this.deps.clock.now();
+    await this.deps.releases.setSnapshotState(snap.id, 'ready', { publishedAt: now });
+    await this.deps.releases.moveRelease(release.id, 'publishing', 'published', {}, now);
+    this.deps.log.info({ component: 'release', release: release.id, snapshot: snap.id, repo: repo.name }, 'published');
+    await this.prune(repo);
+  }
+
+  /** Point `current` at a snapshot: a new symlink renamed over the old one (rename(2) is atomic). */
+  async switchCurrent(repo: RepoRecord, snapshotId: number): Promise<void> {
+    const dir = this.repoDir(repo.name);
+    const tmpLink = path.join(dir, `.current-${snapshotId}-${process.pid}`);
+    await rm(tmpLink, { force: true });
+    await symlink(path.join('snapshots', String(snapshotId)), tmpLink);
+    await rename(tmpLink, path.join(dir, 'current'));
+    await fsyncDir(dir);
+    await this.deps.releases.setCurrentSnapshot(repo.id, snapshotId);
+  }
+
+  async currentTarget(repoName: string): Promise<string | null> {
+    return readlink(path.join(this.repoDir(repoName), 'current')).catch(() => null);
+  }
+
+  /** Roll back to a ready snapshot (default: the one published before the current one). */
+  async rollback(repo: RepoRecord, snapshotId?: number): Promise<SnapshotRecord> {
+    const snaps = (await this.deps.releases.listSnapshots(repo.id)).filter((s) => s.state === 'ready');
+    const target = snapshotId !== undefined ? snaps.find((s) => s.id === snapshotId) : snaps.find((s) => repo.currentSnapshotId !== null && s.id < repo.currentSnapshotId);
+    if (!target || !(await exists(path.join(this.repoDir(repo.name), 'snapshots', String(target.id))))) {
+      throw new LenixError('SNAPSHOT_NOT_FOUND', `no ready snapshot ${snapshotId ?? 'before the current one'} in ${repo.name}`);
+    }
+    await this.switchCurrent(repo, target.id);
+    return target;
+  }
+
+  /** Remove snapshot folders older than the repository's retention, never the current or the previous one. */
+  private async prune(repo: RepoRecord): Promise<void> {
+    const fresh = (await this.deps.releases.getRepo(repo.id))!;
+    const snaps = (await this.deps.releases.listSnapshots(repo.id)).filter((s) => s.state === 'ready');
+    const keep = new Set([fresh.currentSnapshotId, ...snaps.slice(0, 2).map((s) => s.id)]);
+    const cutoff = this.deps.clock.now() - fresh.keepDays * 86_400_000;
+    for (const s of snaps) {
+      if (keep.has(s.id) || (s.publishedAt ?? 0) > cutoff) continue;
+      await rm(path.join(this.repoDir(repo.name), 'snapshots', String(s.id)), { recursive: true, force: true });
+      await this.deps.releases.setSnapshotState(s.id, 'failed');
+    }
+  }
+}
+
+export function activeKeys(repo: RepoRecord): string[] {
+  return repo.keys.filter((k) => k.retiredAt === null).map((k) => k.fingerprint);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function writeDurably(file: string, text: string): Promise<void> {
+  const h = await open(file, 'w', 0o644);
+  try {
+    await h.writeFile(text);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** fsync every file and folder of a snapshot before it becomes visible. */
+async function syncTree(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await syncTree(p);
+    else {
+      const h = await open(p, 'r');
+      await h.sync();
+      await h.close();
+    }
+  }
+  await fsyncDir(dir);
+}

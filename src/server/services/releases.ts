@@ -1,0 +1,135 @@
+import { LenixError } from '../../core/errors.js';
+import { inspectPublicKey } from '../../crypto/gpg.js';
+import { activeKeys, type Publisher } from '../../release/publisher.js';
+import type { KeyRecord, ReleaseRecord, RepoRecord } from '../../store/records.js';
+import type { ServerDeps } from '../context.js';
+
+const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Keys the server knows (public halves only), repositories and releases with their gates. */
+export class ReleaseService {
+  constructor(
+    private readonly deps: ServerDeps,
+    readonly publisher: Publisher,
+  ) {}
+
+  /** A signer announces a public key; the server keeps only what gpg reads out of it. */
+  async addKey(armored: string): Promise<KeyRecord> {
+    const info = await inspectPublicKey(armored);
+    const key = await this.deps.releases.upsertKey({ fingerprint: info.fingerprint, name: info.name, algorithm: info.algorithm, publicKey: armored }, this.deps.clock.now());
+    if (!(await this.deps.releases.getSetting('signing_key'))) await this.deps.releases.setSetting('signing_key', key.fingerprint);
+    return key;
+  }
+
+  async requireKey(fingerprint: string): Promise<KeyRecord> {
+    const k = await this.deps.releases.getKey(fingerprint.toUpperCase());
+    if (!k) throw new LenixError('KEY_NOT_FOUND', `no key ${fingerprint.slice(0, 64)}`);
+    return k;
+  }
+
+  async useKey(fingerprint: string): Promise<KeyRecord> {
+    const k = await this.requireKey(fingerprint);
+    await this.deps.releases.setSetting('signing_key', k.fingerprint);
+    return k;
+  }
+
+  async createRepo(r: { name: string; arches: string[]; keys: string[]; keepDays: number }): Promise<RepoRecord> {
+    if (!REPO_NAME.test(r.name)) throw new LenixError('INVALID_NAME', 'repository name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
+    const keys = r.keys.length > 0 ? r.keys : [(await this.deps.releases.getSetting('signing_key')) ?? ''].filter(Boolean);
+    if (keys.length === 0) throw new LenixError('NO_SIGNING_KEY', 'a repository needs a key: --key FINGERPRINT, or a signer that has registered one');
+    for (const k of keys) await this.requireKey(k);
+    return this.deps.releases.createRepo({ ...r, keys: keys.map((k) => k.toUpperCase()) }, this.deps.clock.now());
+  }
+
+  async requireRepo(name: string): Promise<RepoRecord> {
+    const r = await this.deps.releases.getRepoByName(name);
+    if (!r) throw new LenixError('REPO_NOT_FOUND', `no repository ${name.slice(0, 64)}`);
+    return r;
+  }
+
+  /** Key rotation: add a key (listed at once in the .repo file), retire one (dropped from it). */
+  async changeKeys(name: string, change: { add?: string | undefined; retire?: string | undefined }): Promise<RepoRecord> {
+    const repo = await this.requireRepo(name);
+    const now = this.deps.clock.now();
+    let keys = [...repo.keys];
+    if (change.add) {
+      const k = await this.requireKey(change.add);
+      if (!keys.some((x) => x.fingerprint === k.fingerprint && x.retiredAt === null)) keys.push({ fingerprint: k.fingerprint, addedAt: now, retiredAt: null });
+    }
+    if (change.retire) {
+      const fpr = change.retire.toUpperCase();
+      keys = keys.map((k) => (k.fingerprint === fpr && k.retiredAt === null ? { ...k, retiredAt: now } : k));
+      if (keys.every((k) => k.retiredAt !== null)) throw new LenixError('NO_SIGNING_KEY', 'a repository must keep at least one active key');
+    }
+    await this.deps.releases.setRepoKeys(repo.id, keys);
+    return (await this.deps.releases.getRepo(repo.id))!;
+  }
+
+  /** Why a build may not be released yet (empty when it may). */
+  async gates(buildId: number): Promise<string[]> {
+    const build = await this.deps.store.getBuild(buildId);
+    if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${buildId} does not exist`);
+    if (build.state !== 'succeeded') return [`build ${buildId} is ${build.state}`];
+    const tasks = await this.deps.store.listTasks(buildId);
+    const last = (kind: string) => tasks.filter((t) => t.kind === kind).pop();
+    const why: string[] = [];
+    const sign = last('sign');
+    if (sign?.state !== 'succeeded') why.push(`build ${buildId} is not signed${sign ? ` (sign task ${sign.state}${sign.reason ? `: ${sign.reason}` : ''})` : ''}`);
+    const test = last('test');
+    if (test?.state !== 'succeeded') why.push(`build ${buildId} has not passed its tests${test ? ` (test task ${test.state}${test.reason ? `: ${test.reason}` : ''})` : ''}`);
+    return why;
+  }
+
+  async createRelease(input: { repo: string; builds: number[]; approve: boolean; override?: string | undefined; by: string }): Promise<ReleaseRecord> {
+    const repo = await this.requireRepo(input.repo);
+    const blocked: string[] = [];
+    for (const b of input.builds) blocked.push(...(await this.gates(b)));
+    const override = input.override?.trim() || null;
+    const notBuilt = blocked.filter((w) => / is (queued|running|failed|cancelled)$/.test(w));
+    if (notBuilt.length > 0) throw new LenixError('RELEASE_BLOCKED', notBuilt.join('; '));
+    if (blocked.length > 0 && !override) throw new LenixError('RELEASE_BLOCKED', `${blocked.join('; ')} (a maintainer may override with a reason)`);
+    const unsigned = blocked.filter((w) => w.includes('not signed'));
+    if (unsigned.length > 0) throw new LenixError('RELEASE_BLOCKED', `${unsigned.join('; ')}: only signed packages are published`);
+    const plan = await this.publisher.plan(repo, input.builds);
+    const release = await this.deps.releases.createRelease(
+      {
+        repoId: repo.id,
+        builds: input.builds,
+        plan: { ...plan, blockedBy: blocked } as unknown as Record<string, unknown>,
+        overrideReason: blocked.length > 0 ? override : null,
+        createdBy: input.by,
+        state: input.approve ? 'approved' : 'planned',
+        approvedBy: input.approve ? input.by : null,
+      },
+      this.deps.clock.now(),
+    );
+    if (input.approve) void this.publisher.tick();
+    return release;
+  }
+
+  async approve(id: number, by: string): Promise<ReleaseRecord> {
+    const r = await this.deps.releases.getRelease(id);
+    if (!r) throw new LenixError('RELEASE_NOT_FOUND', `no release ${id}`);
+    if (!(await this.deps.releases.moveRelease(id, 'planned', 'approved', { approvedBy: by }, this.deps.clock.now()))) {
+      throw new LenixError('RELEASE_STATE', `release ${id} is ${r.state}, not planned`);
+    }
+    void this.publisher.tick();
+    return (await this.deps.releases.getRelease(id))!;
+  }
+
+  /** The dnf .repo file for a repository, as served at /repos/NAME.repo. */
+  repoFile(repo: RepoRecord, base: string): string {
+    const keys = activeKeys(repo).map((k) => `${base}/keys/${k}.asc`);
+    return [
+      `[${repo.name}]`,
+      `name=Lenix ${repo.name} - $basearch`,
+      `baseurl=${base}/repos/${repo.name}/$basearch/`,
+      'enabled=1',
+      'gpgcheck=1',
+      'repo_gpgcheck=1',
+      `gpgkey=${keys.join('\n       ')}`,
+      'metadata_expire=5m',
+      '',
+    ].join('\n');
+  }
+}

@@ -1,0 +1,200 @@
+import type { Kysely, Selectable } from 'kysely';
+import { LenixError } from '../core/errors.js';
+import type { KeyRecord, ReleaseRecord, ReleaseState, RepoKey, RepoRecord, SnapshotPackage, SnapshotRecord, SnapshotState } from './records.js';
+import type { Database } from './schema.js';
+
+const json = (v: unknown) => JSON.stringify(v);
+const parse = <T>(t: string | null, fallback: T): T => (t === null ? fallback : (JSON.parse(t) as T));
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/** Keys, settings, repositories, releases and snapshots (issue 3), over the same Kysely handle as Store. */
+export class ReleaseStore {
+  constructor(readonly db: Kysely<Database>) {}
+
+  // ── keys and settings ─────────────────────────────────────────────────────────────────────────────
+
+  async upsertKey(k: Omit<KeyRecord, 'createdAt'>, now: number): Promise<KeyRecord> {
+    const existing = await this.getKey(k.fingerprint);
+    if (existing) return existing;
+    await this.db.insertInto('keys').values({ fingerprint: k.fingerprint, name: k.name, algorithm: k.algorithm, public_key: k.publicKey, created_at: now }).execute();
+    return (await this.getKey(k.fingerprint))!;
+  }
+
+  async getKey(fingerprint: string): Promise<KeyRecord | null> {
+    const r = await this.db.selectFrom('keys').selectAll().where('fingerprint', '=', fingerprint).executeTakeFirst();
+    return r ? { fingerprint: r.fingerprint, name: r.name, algorithm: r.algorithm, publicKey: r.public_key, createdAt: Number(r.created_at) } : null;
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    const rows = await this.db.selectFrom('keys').selectAll().orderBy('created_at').execute();
+    return rows.map((r) => ({ fingerprint: r.fingerprint, name: r.name, algorithm: r.algorithm, publicKey: r.public_key, createdAt: Number(r.created_at) }));
+  }
+
+  async getSetting(key: string): Promise<string | null> {
+    return (await this.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst())?.value ?? null;
+  }
+
+  async setSetting(key: string, value: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('settings').where('key', '=', key).execute();
+      await trx.insertInto('settings').values({ key, value }).execute();
+    });
+  }
+
+  // ── repositories ──────────────────────────────────────────────────────────────────────────────────
+
+  async createRepo(r: { name: string; arches: readonly string[]; keys: readonly string[]; keepDays: number }, now: number): Promise<RepoRecord> {
+    if (await this.getRepoByName(r.name)) throw new LenixError('REPO_EXISTS', `repository ${r.name} already exists`);
+    const keys: RepoKey[] = r.keys.map((fingerprint) => ({ fingerprint, addedAt: now, retiredAt: null }));
+    const row = await this.db
+      .insertInto('repos')
+      .values({ name: r.name, arches: json(r.arches), keys: json(keys), current_snapshot_id: null, keep_days: r.keepDays, created_at: now })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toRepo(row);
+  }
+
+  async getRepoByName(name: string): Promise<RepoRecord | null> {
+    const r = await this.db.selectFrom('repos').selectAll().where('name', '=', name).executeTakeFirst();
+    return r ? toRepo(r) : null;
+  }
+
+  async getRepo(id: number): Promise<RepoRecord | null> {
+    const r = await this.db.selectFrom('repos').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? toRepo(r) : null;
+  }
+
+  async listRepos(): Promise<RepoRecord[]> {
+    return (await this.db.selectFrom('repos').selectAll().orderBy('name').execute()).map(toRepo);
+  }
+
+  async setRepoKeys(id: number, keys: readonly RepoKey[]): Promise<void> {
+    await this.db.updateTable('repos').set({ keys: json(keys) }).where('id', '=', id).execute();
+  }
+
+  async setCurrentSnapshot(repoId: number, snapshotId: number): Promise<void> {
+    await this.db.updateTable('repos').set({ current_snapshot_id: snapshotId }).where('id', '=', repoId).execute();
+  }
+
+  // ── releases ──────────────────────────────────────────────────────────────────────────────────────
+
+  async createRelease(r: { repoId: number; builds: readonly number[]; plan: Record<string, unknown>; overrideReason: string | null; createdBy: string; state: ReleaseState; approvedBy: string | null }, now: number): Promise<ReleaseRecord> {
+    const row = await this.db
+      .insertInto('releases')
+      .values({
+        repo_id: r.repoId,
+        state: r.state,
+        builds: json(r.builds),
+        plan: json(r.plan),
+        override_reason: r.overrideReason,
+        created_by: r.createdBy,
+        created_at: now,
+        approved_by: r.approvedBy,
+        approved_at: r.approvedBy ? now : null,
+        snapshot_id: null,
+        finished_at: null,
+        reason_code: null,
+        reason: null,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toRelease(row);
+  }
+
+  async getRelease(id: number): Promise<ReleaseRecord | null> {
+    const r = await this.db.selectFrom('releases').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? toRelease(r) : null;
+  }
+
+  async listReleases(repoId?: number, limit = 100): Promise<ReleaseRecord[]> {
+    let q = this.db.selectFrom('releases').selectAll();
+    if (repoId !== undefined) q = q.where('repo_id', '=', repoId);
+    return (await q.orderBy('id', 'desc').limit(limit).execute()).map(toRelease);
+  }
+
+  async listReleasesByState(state: ReleaseState): Promise<ReleaseRecord[]> {
+    return (await this.db.selectFrom('releases').selectAll().where('state', '=', state).orderBy('id').execute()).map(toRelease);
+  }
+
+  /** Move a release from one state to another; false when it was not in `from` (someone else moved it). */
+  async moveRelease(id: number, from: ReleaseState, to: ReleaseState, set: { approvedBy?: string; snapshotId?: number; reasonCode?: string; reason?: string }, now: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable('releases')
+      .set({
+        state: to,
+        ...(set.approvedBy ? { approved_by: set.approvedBy, approved_at: now } : {}),
+        ...(set.snapshotId !== undefined ? { snapshot_id: set.snapshotId } : {}),
+        ...(set.reasonCode ? { reason_code: set.reasonCode, reason: set.reason ?? null } : {}),
+        ...(to === 'published' || to === 'failed' || to === 'rejected' ? { finished_at: now } : {}),
+      })
+      .where('id', '=', id)
+      .where('state', '=', from)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  // ── snapshots ─────────────────────────────────────────────────────────────────────────────────────
+
+  async createSnapshot(s: { repoId: number; releaseId: number | null; packages: readonly SnapshotPackage[]; keyFingerprint: string }, now: number): Promise<SnapshotRecord> {
+    const row = await this.db
+      .insertInto('snapshots')
+      .values({ repo_id: s.repoId, release_id: s.releaseId, state: 'building', packages: json(s.packages), repomd: null, key_fingerprint: s.keyFingerprint, created_at: now, published_at: null })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toSnapshot(row);
+  }
+
+  async getSnapshot(id: number): Promise<SnapshotRecord | null> {
+    const r = await this.db.selectFrom('snapshots').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? toSnapshot(r) : null;
+  }
+
+  async listSnapshots(repoId: number): Promise<SnapshotRecord[]> {
+    return (await this.db.selectFrom('snapshots').selectAll().where('repo_id', '=', repoId).orderBy('id', 'desc').execute()).map(toSnapshot);
+  }
+
+  async setSnapshotState(id: number, state: SnapshotState, set: { repomd?: Record<string, string>; publishedAt?: number } = {}): Promise<void> {
+    await this.db
+      .updateTable('snapshots')
+      .set({ state, ...(set.repomd ? { repomd: json(set.repomd) } : {}), ...(set.publishedAt ? { published_at: set.publishedAt } : {}) })
+      .where('id', '=', id)
+      .execute();
+  }
+}
+
+function toRepo(r: Selectable<Database['repos']>): RepoRecord {
+  return { id: r.id, name: r.name, arches: parse(r.arches, []), keys: parse(r.keys, []), currentSnapshotId: r.current_snapshot_id, keepDays: r.keep_days, createdAt: Number(r.created_at) };
+}
+
+function toRelease(r: Selectable<Database['releases']>): ReleaseRecord {
+  return {
+    id: r.id,
+    repoId: r.repo_id,
+    state: r.state as ReleaseState,
+    builds: parse(r.builds, []),
+    plan: parse(r.plan, {}),
+    overrideReason: r.override_reason,
+    createdBy: r.created_by,
+    createdAt: Number(r.created_at),
+    approvedBy: r.approved_by,
+    approvedAt: num(r.approved_at),
+    snapshotId: r.snapshot_id,
+    finishedAt: num(r.finished_at),
+    reasonCode: r.reason_code,
+    reason: r.reason,
+  };
+}
+
+function toSnapshot(r: Selectable<Database['snapshots']>): SnapshotRecord {
+  return {
+    id: r.id,
+    repoId: r.repo_id,
+    releaseId: r.release_id,
+    state: r.state as SnapshotState,
+    packages: parse(r.packages, []),
+    repomd: parse(r.repomd, null),
+    keyFingerprint: r.key_fingerprint,
+    createdAt: Number(r.created_at),
+    publishedAt: num(r.published_at),
+  };
+}
