@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { ApiClient } from '../src/agents/kit/client.js';
 import { readSse } from '../src/cli/follow.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
+import { DnfClient } from './support/dnf.js';
+import { mkdir, writeFile } from 'node:fs/promises';
 
 const run = promisify(execFile);
 
@@ -61,6 +63,35 @@ describe('lenix up, end to end', () => {
     assert.equal(cfg.server, url);
     const sources = await json<{ name: string }[]>('source', 'list');
     assert.deepEqual(sources.map((s) => s.name).sort(), ['hello-c', 'lenix-hello-data', 'lenix-multi']);
+  });
+
+  test('real dnf installs the published samples with gpgcheck=1 and repo_gpgcheck=1 from the .repo file over HTTP', async () => {
+    const repoFile = await (await fetch(`${url}/repos/lenix.repo`)).text();
+    assert.match(repoFile, /^gpgcheck=1$/m);
+    assert.match(repoFile, /^repo_gpgcheck=1$/m);
+    const reposDir = path.join(dir, 'client', 'repos.d');
+    await mkdir(reposDir, { recursive: true });
+    await writeFile(path.join(reposDir, 'lenix.repo'), repoFile);
+    const client = new DnfClient(path.join(dir, 'client', 'one'), reposDir);
+    await client.base(path.join(dir, 'data', 'tester', 'work', 'host-base', 'repo', 'lenix-host-base-1-1.noarch.rpm'));
+    const r = await client.dnf('install lenix-hello-data hello-c lenix-multi');
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /Importing GPG key|Key imported successfully|imported/i);
+    for (const n of ['lenix-hello-data-1.0-1.noarch', 'hello-c-1.2-1.x86_64', 'lenix-multi-2.0-1.noarch', 'lenix-multi-config-2.0-1.noarch']) assert.match(r.out, new RegExp(n.replace(/\./g, '\\.')));
+    const hello = await client.sh('chroot "$ROOT" /usr/bin/hello-c && cat "$ROOT/var/lib/lenix-multi/post-ran"');
+    assert.equal(hello.code, 0, hello.out);
+    assert.match(hello.out, /Hello from hello-c/);
+    assert.match(hello.out, /^configured \d{4}$/m, 'the %post scriptlet ran');
+
+    // rpmkeys -K with the public key the repository names.
+    const keyUrl = /^gpgkey=(\S+)$/m.exec(repoFile)![1]!;
+    const db = path.join(dir, 'client', 'rpmdb');
+    await writeFile(path.join(dir, 'client', 'key.asc'), await (await fetch(keyUrl)).text());
+    await run('rpmkeys', ['--dbpath', db, '--import', path.join(dir, 'client', 'key.asc')]);
+    const pkg = path.join(dir, 'client', 'hello-c.rpm');
+    await api.download('/repos/lenix/x86_64/Packages/hello-c-1.2-1.x86_64.rpm', pkg);
+    const { stdout } = await run('rpmkeys', ['--dbpath', db, '-K', pkg]);
+    assert.match(stdout, /digests signatures OK/);
   });
 
   test('lenix build on the C sample gives an SRPM and an x86_64 RPM whose bytes match the record', async () => {

@@ -58,6 +58,14 @@ export class ReleaseService {
     }
     if (change.retire) {
       const fpr = change.retire.toUpperCase();
+      // Clients configured from the .repo file after this change will not have the retired key: refuse while
+      // the current snapshot still serves packages signed with it.
+      const snap = repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
+      for (const p of snap?.packages ?? []) {
+        if ((await this.deps.store.findArtifact(p.sha256))?.signedBy === fpr) {
+          throw new LenixError('KEY_IN_USE', `${p.name} in the current snapshot is signed with ${fpr}; release packages signed with the new key first`);
+        }
+      }
       keys = keys.map((k) => (k.fingerprint === fpr && k.retiredAt === null ? { ...k, retiredAt: now } : k));
       if (keys.every((k) => k.retiredAt !== null)) throw new LenixError('NO_SIGNING_KEY', 'a repository must keep at least one active key');
     }
