@@ -118,5 +118,9 @@ echo ok > %{buildroot}/usr/share/${name}/ok
 
 %files
 /usr/share/${name}/ok
+
+%changelog
+* Sun Nov 01 2026 Lenix Tests <tests@lenix.invalid> - 1.0-1
+- Test package
 `;
 }

@@ -42,7 +42,13 @@ export async function runAgent<P>(o: AgentOptions<P>): Promise<void> {
   while (!o.stop.aborted) {
     try {
       if (agentId === null) {
-        agentId = (await o.client.register({ name: o.name, role: o.role, arches: o.arches, capabilities: o.capabilities ?? {} })).agentId;
+        try {
+          agentId = (await o.client.register({ name: o.name, role: o.role, arches: o.arches, capabilities: o.capabilities ?? {} })).agentId;
+        } catch (err) {
+          // A refused token or name will not fix itself: stop with the reason instead of retrying forever.
+          if (err instanceof LenixError && (err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED')) throw err;
+          throw Object.assign(err as Error, { retry: true });
+        }
         o.log.info({ agentId, arches: o.arches }, 'registered');
       }
       const leased = await o.client.lease<P>(agentId, o.waitMs ?? 20_000, o.stop);
@@ -51,6 +57,7 @@ export async function runAgent<P>(o: AgentOptions<P>): Promise<void> {
       await runOne(o, leased);
     } catch (err) {
       if (o.stop.aborted) break;
+      if (agentId === null && err instanceof LenixError && (err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED')) throw err;
       if (err instanceof LenixError && (err.code === 'AGENT_NOT_FOUND' || err.code === 'UNAUTHENTICATED')) agentId = null;
       o.log.warn({ err: (err as Error).message }, 'agent loop error; retrying');
       await sleepUnlessStopped(backoff, o.stop);
