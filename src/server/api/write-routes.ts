@@ -28,10 +28,18 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
     async (req, reply) => {
       requireScope(req.caller, 'maintainer');
       const { source, head } = await s.sources.add(req.body);
+      // Watching starts with a build of the current tip; a tip that cannot be built is reported, not fatal.
       let build = null;
-      if (source.watch) build = (await s.builds.createFor(source, { ref: head.sha, createdBy: `watch:${source.name}` })).build;
-      if (build) await store.markSourceFetched(source.id, deps.clock.now(), head.sha);
-      return reply.status(201).send({ ...presentSource(source), head: head.sha, build: build ? presentBuild(build) : null });
+      let buildError = null;
+      if (source.watch) {
+        try {
+          build = (await s.builds.createFor(source, { ref: head.sha, createdBy: `watch:${source.name}` })).build;
+        } catch (err) {
+          if (!(err instanceof LenixError)) throw err;
+          buildError = err.toJSON();
+        }
+      }
+      return reply.status(201).send({ ...presentSource(source), head: head.sha, build: build ? presentBuild(build) : null, buildError });
     },
   );
 

@@ -60,7 +60,9 @@ export class SourceService {
         throw err;
       }
       const commit = await this.deps.store.recordCommit(source.id, head, now);
-      await this.deps.store.markSourceFetched(source.id, now, source.watch ? null : head.sha);
+      // The tip is "seen" at once: the watcher builds only commits after it (the caller builds the tip itself),
+      // so a watcher pass that runs meanwhile cannot build it a second time.
+      await this.deps.store.markSourceFetched(source.id, now, head.sha);
       this.deps.log.info({ component: 'intake', source: name, commit: head.sha }, 'source mirrored');
       return { source: (await this.deps.store.getSource(source.id))!, head: commit };
     } finally {
