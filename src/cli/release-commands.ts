@@ -58,7 +58,8 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--hide <path>', 'a path the test root must not see (repeatable)', collect)
     .option('--timeout <seconds>', 'wall-clock limit per test run', '3600')
     .option('--rpmlint-config <file>', 'rpmlint configuration', RPMLINT_CONFIG)
-    .action(async (o: { tokenFile?: string; name: string; work: string; hide?: string[]; timeout: string; rpmlintConfig: string }, cmd: Command) => {
+    .option('--jobs <n>', 'test runs at once', '1')
+    .action(async (o: { tokenFile?: string; name: string; work: string; hide?: string[]; timeout: string; rpmlintConfig: string; jobs: string }, cmd: Command) => {
       const t = await resolveTarget(cmd.optsWithGlobals<Global>());
       const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
       if (!token) throw new LenixError('UNAUTHENTICATED', 'the tester needs --token, --token-file or LENIX_TOKEN (scope agent:test)');
@@ -66,7 +67,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       const stop = new AbortController();
       for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
       const hide = [...(o.hide ?? []), ...(o.tokenFile ? [path.dirname(path.resolve(o.tokenFile))] : []), os.homedir()].map((h) => path.resolve(h));
-      await runTester({ client: new AgentClient(api), api, name: o.name, workRoot: path.resolve(o.work), hide, timeoutMs: Number(o.timeout) * 1000, rpmlintConfig: path.resolve(o.rpmlintConfig), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }), stop: stop.signal });
+      await runTester({ client: new AgentClient(api), api, name: o.name, workRoot: path.resolve(o.work), hide, timeoutMs: Number(o.timeout) * 1000, rpmlintConfig: path.resolve(o.rpmlintConfig), jobs: Number(o.jobs), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }), stop: stop.signal });
     });
 
   const keys = p.command('keys').description('OpenPGP signing keys (private ones live only in the signer\'s folder)');

@@ -21,6 +21,8 @@ export interface TesterOptions {
   readonly rpmlintConfig: string;
   readonly log: Logger;
   readonly stop: AbortSignal;
+  /** Test runs at once (each its own lease loop and root). */
+  readonly jobs?: number;
 }
 
 /**
@@ -33,16 +35,21 @@ export async function runTester(o: TesterOptions): Promise<void> {
   await mkdir(o.workRoot, { recursive: true, mode: 0o700 });
   if (process.getuid?.() !== 0) throw new Error('the Debian-host tester needs root (it mounts an overlay root in a private namespace)');
   const hostBase = await buildHostBase(o.workRoot);
-  await runAgent<TestTaskPayload>({
-    client: o.client,
-    name: o.name,
-    role: 'test',
-    arches: ['any'],
-    capabilities: { root: 'overlay+host-base' },
-    log: o.log,
-    stop: o.stop,
-    handle: (ctx) => testBuild(o, ctx, hostBase),
-  });
+  const jobs = Math.max(1, o.jobs ?? 1);
+  await Promise.all(
+    Array.from({ length: jobs }, (_, i) =>
+      runAgent<TestTaskPayload>({
+        client: o.client,
+        name: jobs === 1 ? o.name : `${o.name}-${i + 1}`,
+        role: 'test',
+        arches: ['any'],
+        capabilities: { root: 'overlay+host-base' },
+        log: o.log,
+        stop: o.stop,
+        handle: (ctx) => testBuild(o, ctx, hostBase),
+      }),
+    ),
+  );
 }
 
 async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, hostBase: string): Promise<TaskResult> {

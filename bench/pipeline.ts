@@ -1,0 +1,140 @@
+/**
+ * The whole pipeline (issue 3): N small packages from commit to a published, signed repository, Lenix against
+ * a plain shell script that runs the same tools one after the other (rpmbuild in bubblewrap, rpmsign, a dnf
+ * install test, createrepo_c, gpg), in the same run; Lenix with one and with two build nodes.
+ *
+ *   npm run build && node dist/bench/pipeline.js [--packages 20]
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { ApiClient } from '../src/agents/kit/client.js';
+import { buildHostBase } from '../src/agents/test/host-base.js';
+import { generateKey } from '../src/crypto/gpg.js';
+import { Proc, freePort, gitRepo, specWith } from '../test/support/cli.js';
+
+const run = promisify(execFile);
+const { values: args } = parseArgs({ options: { packages: { type: 'string', default: '20' } } });
+const N = Number(args.packages);
+
+async function sources(dir: string): Promise<string[]> {
+  const repos: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const name = `pkg${String(i).padStart(2, '0')}`;
+    const repo = path.join(dir, 'src', name);
+    await gitRepo(repo, { [`${name}.spec`]: specWith(name, `echo building ${name}`) });
+    repos.push(repo);
+  }
+  return repos;
+}
+
+/** The baseline: the same tools, one after the other, as a packager's shell script would run them. */
+function script(): string {
+  return String.raw`#!/bin/bash
+set -euo pipefail
+D=$1; KEYS=$2; FPR=$3; HB=$4; shift 4
+mkdir -p "$D/out" "$D/repo/x86_64/Packages" "$D/home"
+echo '%_dbpath /var/lib/rpm' > "$D/home/.rpmmacros"
+for repo in "$@"; do
+  name=$(basename "$repo"); w="$D/w/$name"; mkdir -p "$w/top" "$w/out"
+  git -C "$repo" archive HEAD | tar -x -C "$w"
+  SB=(bwrap --die-with-parent --unshare-net --unshare-pid --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /var/tmp --bind "$w" "$w" --clearenv --setenv PATH /usr/bin:/bin --setenv HOME /nonexistent)
+  "${"$"}{SB[@]}" rpmbuild -bs --define "_topdir $w/top" --define "_sourcedir $w" --define "_srcrpmdir $w/out" "$w/$name.spec" >/dev/null
+  "${"$"}{SB[@]}" rpmbuild --rebuild --nodeps --define "_topdir $w/top" --define "_rpmdir $w/out" "$w"/out/*.src.rpm >/dev/null
+  rpmsign --addsign --rpmv3 --define "_gpg_name $FPR" --define "__gpg /usr/bin/gpg" --define "_gpg_path $KEYS" "$w"/out/*.rpm "$w"/out/*/*.rpm >/dev/null
+  cp "$w"/out/noarch/*.rpm "$D/repo/x86_64/Packages/"
+  # install test: a fresh root with the host base, the package installed and removed by dnf
+  mkdir -p "$w/t/repo" && cp "$w"/out/noarch/*.rpm "$w/t/repo/" && createrepo_c -q "$w/t/repo"
+  printf '[t]\nname=t\nbaseurl=file://%s\ngpgcheck=0\n[hb]\nname=hb\nbaseurl=file://%s\ngpgcheck=0\n' "$w/t/repo" "$HB" > "$w/t/t.repo"
+  mkdir -p "$w/t/reposd" && mv "$w/t/t.repo" "$w/t/reposd/"
+  HOME="$D/home" dnf -y -q --installroot="$w/t/root" --releasever=9 --setopt=reposdir="$w/t/reposd" --setopt=cachedir="$w/t/cache" --disableplugin='*' install lenix-host-base "$name" >/dev/null
+  HOME="$D/home" dnf -y -q --installroot="$w/t/root" --releasever=9 --setopt=reposdir="$w/t/reposd" --setopt=cachedir="$w/t/cache" --disableplugin='*' remove "$name" >/dev/null
+done
+createrepo_c -q --no-database "$D/repo/x86_64"
+gpg --homedir "$KEYS" --batch --pinentry-mode loopback --local-user "$FPR" --armor --detach-sign "$D/repo/x86_64/repodata/repomd.xml"
+`;
+}
+
+async function baseline(dir: string, repos: string[], keys: string, fpr: string, hostBase: string): Promise<number> {
+  const file = path.join(dir, 'pipeline.sh');
+  await writeFile(file, script());
+  const t0 = performance.now();
+  await run('bash', [file, path.join(dir, 'baseline'), keys, fpr, hostBase, ...repos], { maxBuffer: 64 * 1024 * 1024 });
+  return (performance.now() - t0) / 1000;
+}
+
+async function lenixRun(dir: string, repos: string[], keysTemplate: string, nodes: number): Promise<number> {
+  const d = path.join(dir, `lenix-${nodes}`);
+  const keys = path.join(d, 'keys');
+  await mkdir(d, { recursive: true });
+  await run('cp', ['-a', keysTemplate, keys]);
+  const port = await freePort();
+  const env = { LENIX_CONFIG: path.join(d, 'none.json'), LENIX_LOG_LEVEL: 'warn' };
+  const procs: Proc[] = [];
+  try {
+    const server = new Proc(['server', '--data', path.join(d, 'server'), '--port', String(port)], env);
+    procs.push(server);
+    const url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
+    const api = new ApiClient(url, (await readFile(path.join(d, 'server', 'admin.token'), 'utf8')).trim());
+    const token = async (scope: string) => (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name: `${scope}-${Math.random()}`, scopes: [scope] })).token;
+    const agents: Proc[] = [];
+    for (let i = 0; i < nodes; i++) agents.push(new Proc(['node', '--server', url, '--token', await token('agent:build'), '--name', `n${i}`, '--work', path.join(d, `n${i}`)], env));
+    agents.push(new Proc(['signer', '--server', url, '--token', await token('agent:sign'), '--keys', keys, '--work', path.join(d, 'sw')], env));
+    agents.push(new Proc(['tester', '--server', url, '--token', await token('agent:test'), '--work', path.join(d, 'tw'), '--jobs', '2'], env));
+    procs.push(...agents);
+    // Agents log "registered" at info; with LENIX_LOG_LEVEL=warn wait on the API instead.
+    for (;;) {
+      const { agents: list } = await api.json<{ agents: { online: boolean }[] }>('GET', '/api/v1/agents');
+      if (list.filter((a) => a.online).length === nodes + 3) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const repo of repos) await api.json('POST', '/api/v1/sources', { name: path.basename(repo), url: repo });
+    await api.json('POST', '/api/v1/repos', { name: 'bench', arches: ['x86_64'] });
+    const t0 = performance.now();
+    const ids: number[] = [];
+    for (const repo of repos) ids.push((await api.json<{ id: number }>('POST', '/api/v1/builds', { source: path.basename(repo) })).id);
+    for (const id of ids) {
+      for (;;) {
+        const b = await api.json<{ state: string; tasks: { kind: string; state: string }[] }>('GET', `/api/v1/builds/${id}`);
+        const test = b.tasks.find((t) => t.kind === 'test');
+        if (b.state === 'failed' || test?.state === 'failed') throw new Error(`build ${id} failed`);
+        if (test?.state === 'succeeded') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const rel = await api.json<{ id: number }>('POST', '/api/v1/releases', { repo: 'bench', builds: ids, approve: true });
+    for (;;) {
+      const r = await api.json<{ state: string }>('GET', `/api/v1/releases/${rel.id}`);
+      if (r.state === 'published') break;
+      if (r.state === 'failed') throw new Error('publish failed');
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    return (performance.now() - t0) / 1000;
+  } finally {
+    for (const p of procs.reverse()) await p.stop('SIGTERM');
+  }
+}
+
+const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-pipeline-'));
+try {
+  const keys = path.join(dir, 'keys');
+  const fpr = (await generateKey(keys, 'bench', 'rsa4096')).fingerprint;
+  const hostBase = await buildHostBase(path.join(dir, 'hb'));
+  const repos = await sources(dir);
+  process.stderr.write(`baseline script, ${N} packages…\n`);
+  const script1 = await baseline(dir, repos, keys, fpr, hostBase);
+  process.stderr.write(`lenix, 1 node…\n`);
+  const one = await lenixRun(dir, repos, keys, 1);
+  process.stderr.write(`lenix, 2 nodes…\n`);
+  const two = await lenixRun(dir, repos, keys, 2);
+  console.log(`\nPipeline: ${N} small packages, commit → published signed repository (${os.cpus().length} cores, Node ${process.version})\n`);
+  console.log('| run | seconds | ratio to the script |');
+  console.log('| --- | ---: | ---: |');
+  console.log(`| shell script (same tools, sequential) | ${script1.toFixed(2)} | 1.00 |`);
+  console.log(`| Lenix, 1 build node | ${one.toFixed(2)} | ${(one / script1).toFixed(2)} |`);
+  console.log(`| Lenix, 2 build nodes | ${two.toFixed(2)} | ${(two / script1).toFixed(2)} |`);
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
