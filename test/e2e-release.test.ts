@@ -257,4 +257,18 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     const upgraded = await first.dnf('--refresh upgrade rot');
     assert.equal(upgraded.code, 0, upgraded.out);
   });
+
+  test('a dependency is resolved from the target repository\'s snapshot, and named when nothing provides it', async () => {
+    await addSource('needsrot', { 'needsrot.spec': specWith('needsrot', 'echo build', { extra: 'Requires: rot >= 1.1\n' }) });
+    const alone = (await api.json<Build>('POST', '/api/v1/builds', { source: 'needsrot' })).id;
+    const t1 = lastTask(await pipeline(alone), 'test')!;
+    assert.equal(t1.state, 'failed');
+    assert.match(t1.reason!, /install: nothing provides rot >= 1\.1 needed by needsrot-1\.0-1\.noarch/);
+    const targeted = await cli('build', 'needsrot', '--repo', 'r2', '--json');
+    assert.equal(targeted.code, 0, targeted.stderr);
+    const t2 = lastTask(await pipeline((JSON.parse(targeted.stdout) as { id: number }).id), 'test')!;
+    assert.equal(t2.state, 'succeeded', `${t2.reasonCode}: ${t2.reason}`);
+    const noRepo = await cli('build', 'needsrot', '--repo', 'nope');
+    assert.equal(noRepo.code, 4);
+  });
 });

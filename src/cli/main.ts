@@ -138,8 +138,9 @@ function program(state: { code: number }): Command {
     .option('--wait', 'wait for the build to finish, showing progress', false)
     .option('--priority <n>', 'priority (-100..100)')
     .option('--arch <arch>', 'target architecture (repeatable)', collect)
+    .option('--repo <name>', 'the repository the build is meant for (its test root includes that repository)')
     .option('--json', 'print JSON')
-    .action(async (target: string, id: string | undefined, o: { wait: boolean; priority?: string; arch?: string[]; json?: boolean }, cmd: Command) => {
+    .action(async (target: string, id: string | undefined, o: { wait: boolean; priority?: string; arch?: string[]; repo?: string; json?: boolean }, cmd: Command) => {
       const api = await client(cmd);
       if (target === 'show' || target === 'cancel') {
         const n = Number(id);
@@ -156,6 +157,7 @@ function program(state: { code: number }): Command {
         ref,
         priority: o.priority === undefined ? undefined : Number(o.priority),
         arches: o.arch,
+        repo: o.repo,
       });
       if (!o.wait) {
         if (o.json) return printJson(b);

@@ -138,7 +138,7 @@ async function ensureSamples(admin: ApiClient, data: string, signingKey: string,
   }
   say(`samples: building, signing and testing ${fresh.join(', ')}`);
   const builds = [];
-  for (const name of fresh) builds.push(await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', { source: name }));
+  for (const name of fresh) builds.push(await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', { source: name, repo: SAMPLE_REPO }));
   const done = [];
   for (const b of builds) {
     const built = await waitForBuild(admin, b.id, () => undefined);

@@ -39,6 +39,7 @@ export interface BuildRecord {
   readonly finishedAt: number | null;
   readonly reasonCode: string | null;
   readonly reason: string | null;
+  readonly targetRepo: string | null;
 }
 
 export interface TaskRecord {

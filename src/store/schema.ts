@@ -113,6 +113,7 @@ export interface BuildsTable {
   finished_at: number | null;
   reason_code: string | null;
   reason: string | null;
+  target_repo: string | null; // (0003)
 }
 
 export interface TasksTable {

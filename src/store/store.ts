@@ -46,6 +46,7 @@ export interface NewBuild {
   readonly packageEvr: string;
   readonly createdBy: string;
   readonly maxAttempts: number;
+  readonly targetRepo?: string | null;
 }
 
 export interface BuildFilter {
@@ -219,6 +220,7 @@ export class Store {
           finished_at: null,
           reason_code: null,
           reason: null,
+          target_repo: b.targetRepo ?? null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -905,6 +907,7 @@ function toBuild(
     finishedAt: numOrNull(r.finished_at),
     reasonCode: r.reason_code,
     reason: r.reason,
+    targetRepo: r.target_repo ?? null,
   };
 }
 

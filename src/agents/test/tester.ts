@@ -1,5 +1,5 @@
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parsePlainName } from '../../core/ids.js';
@@ -66,8 +66,30 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
       say(`${p.name}: sha256 ${p.sha256} verified`);
     }
     await o.api.download(t.publicKeyUrl, path.join(work, 'key.asc'));
+    // The target repository's current snapshot, so that dependencies on packages already released there
+    // resolve (verified by digest, cached by digest across runs, checked by dnf against the repository keys).
+    const targetRepo = path.join(work, 'target');
+    const targetKeys: string[] = [];
+    if (t.target && t.target.packages.length > 0) {
+      await mkdir(targetRepo);
+      const cache = path.join(o.workRoot, 'cache');
+      await mkdir(cache, { recursive: true });
+      for (const p of t.target.packages) {
+        const cached = path.join(cache, p.sha256);
+        if (!existsSync(cached)) await o.api.download(p.url, cached, p.sha256);
+        await copyFile(cached, path.join(targetRepo, parsePlainName(p.name)));
+      }
+      for (const [i, url] of t.target.keyUrls.entries()) {
+        const file = path.join(work, `target-key-${i}.asc`);
+        await o.api.download(url, file);
+        targetKeys.push(`file://${file}`);
+      }
+      say(`target repository ${t.target.name}: ${t.target.packages.length} packages from its current snapshot`);
+    }
     const { execFile } = await import('node:child_process');
-    await new Promise<void>((resolve, reject) => execFile('createrepo_c', ['--quiet', '--no-database', repo], (err) => (err ? reject(err) : resolve())));
+    for (const r of targetKeys.length > 0 ? [repo, targetRepo] : [repo]) {
+      await new Promise<void>((resolve, reject) => execFile('createrepo_c', ['--quiet', '--no-database', r], (err) => (err ? reject(err) : resolve())));
+    }
 
     // The package's own tests: tests/ at the build's commit.
     const tree = path.join(work, 'tree');
@@ -93,6 +115,9 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
         'repo_gpgcheck=0',
         `gpgkey=file://${path.join(work, 'key.asc')}`,
         '',
+        ...(targetKeys.length > 0
+          ? [`[lenix-target]`, `name=Target repository ${t.target!.name}`, `baseurl=file://${targetRepo}`, 'gpgcheck=1', 'repo_gpgcheck=0', `gpgkey=${targetKeys.join(' ')}`, '']
+          : []),
         '[lenix-host-base]',
         'name=What the host offers',
         `baseurl=file://${hostBase}`,

@@ -65,6 +65,7 @@ export function presentBuild(b: BuildRecord, tasks?: readonly TaskRecord[], arti
     finishedAt: iso(b.finishedAt),
     reasonCode: b.reasonCode,
     reason: b.reason,
+    targetRepo: b.targetRepo,
     ...(tasks ? { tasks: tasks.map((t) => presentTask(t, artifacts)) } : {}),
   };
 }

@@ -62,6 +62,7 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
           ref: z.string().max(256).optional(),
           priority: z.number().int().min(-100).max(100).optional(),
           arches: z.array(ARCH).max(16).optional(),
+          repo: z.string().max(64).optional(),
         }),
       },
     },

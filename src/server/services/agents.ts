@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { LenixError } from '../../core/errors.js';
-import type { PackageRef, TaskPayload } from '../../core/protocol.js';
+import type { PackageRef, TaskPayload, TestTaskPayload } from '../../core/protocol.js';
 import { bothSignaturesOk, rpmCheckSignatures } from '../../crypto/gpg.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
@@ -101,6 +101,17 @@ export class AgentService {
       case 'test': {
         const signed = artifacts.filter((a) => a.kind === 'signed-rpm');
         const fpr = signed[0]?.signedBy ?? (await this.deps.releases.getSetting('signing_key')) ?? '';
+        let target: TestTaskPayload['target'] = null;
+        const repo = build.targetRepo ? await this.deps.releases.getRepoByName(build.targetRepo) : null;
+        const snap = repo?.currentSnapshotId ? await this.deps.releases.getSnapshot(repo.currentSnapshotId) : null;
+        if (repo && snap) {
+          const arch = repo.arches.find((a) => build.arches.includes(a)) ?? repo.arches[0];
+          target = {
+            name: repo.name,
+            packages: snap.packages.filter((p) => p.arch === arch).map((p) => ({ sha256: p.sha256, name: p.name, url: `/api/v1/artifacts/${p.sha256}`, kind: 'rpm' as const, arch: p.arch })),
+            keyUrls: repo.keys.filter((k) => k.retiredAt === null).map((k) => `/keys/${k.fingerprint}.asc`),
+          };
+        }
         return {
           kind: 'test',
           taskId: task.id,
@@ -110,6 +121,7 @@ export class AgentService {
           publicKeyUrl: `/keys/${fpr}.asc`,
           archiveUrl: `/api/v1/builds/${build.id}/source.tar`,
           packages: signed.map(ref),
+          target,
         };
       }
     }

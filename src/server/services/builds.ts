@@ -12,6 +12,7 @@ export interface CreateBuild {
   readonly ref?: string | undefined;
   readonly priority?: number | undefined;
   readonly arches?: readonly string[] | undefined;
+  readonly repo?: string | undefined;
   readonly createdBy: string;
 }
 
@@ -28,6 +29,9 @@ export class BuildService {
   }
 
   async createFor(source: SourceRecord, input: Omit<CreateBuild, 'source'>): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
+    if (input.repo !== undefined && !(await this.deps.releases.getRepoByName(input.repo))) {
+      throw new LenixError('REPO_NOT_FOUND', `no repository ${input.repo.slice(0, 64)}`);
+    }
     const mirror = this.sources.mirrorOf(source);
     await mirror.fetch();
     const ref = input.ref ?? source.branch;
@@ -61,6 +65,7 @@ export class BuildService {
         packageEvr: spec.evr,
         createdBy: input.createdBy,
         maxAttempts: this.deps.config.maxAttempts,
+        targetRepo: input.repo ?? null,
       },
       now,
     );
