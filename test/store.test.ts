@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { ManualClock } from '../src/core/clock.js';
 import { LenixError, type ErrorCode } from '../src/core/errors.js';
 import { openDatabase, type DatabaseConfig } from '../src/store/dialect.js';

@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { LenixError } from '../core/errors.js';
+import { ApiClient } from '../agents/kit/client.js';
+import type { Command } from 'commander';
 
 /**
  * Where the CLI finds the server and token: flags, then LENIX_SERVER / LENIX_TOKEN, then the config file
@@ -48,4 +50,10 @@ export async function readTokenFile(file: string): Promise<string> {
   const t = (await readFile(file, 'utf8')).trim();
   if (t.length < 8) throw new LenixError('UNAUTHENTICATED', `token file ${file} is empty`);
   return t;
+}
+
+/** An API client for a CLI command, from its global --server/--token flags, the environment or the config file. */
+export async function apiClientFor(cmd: Command): Promise<ApiClient> {
+  const t = await resolveTarget(cmd.optsWithGlobals<{ server?: string; token?: string }>());
+  return new ApiClient(t.server, t.token);
 }

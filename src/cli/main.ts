@@ -9,7 +9,7 @@ import { AgentClient, ApiClient } from '../agents/kit/client.js';
 import { LenixError } from '../core/errors.js';
 import type { presentBuild, presentSource, presentAgent } from '../server/api/present.js';
 import { hostArch, startServer } from '../server/main.js';
-import { readTokenFile, resolveTarget } from './config.js';
+import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
 import { followLog } from './follow.js';
 import { ago, duration, printJson, table } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
@@ -25,11 +25,7 @@ interface Global {
   token?: string;
 }
 
-async function client(cmd: Command): Promise<ApiClient> {
-  const g = cmd.optsWithGlobals<Global>();
-  const t = await resolveTarget(g);
-  return new ApiClient(t.server, t.token);
-}
+const client = apiClientFor;
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { LenixError } from '../core/errors.js';
 import { exportPublicKey, generateKey, listSecretKeys } from '../crypto/gpg.js';
 import type { presentRelease, presentRepo, presentSnapshot } from '../server/api/release-routes.js';
-import { readTokenFile, resolveTarget } from './config.js';
+import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
 import { ago, printJson, table } from './output.js';
 
 type RepoJson = ReturnType<typeof presentRepo>;
@@ -21,10 +21,7 @@ interface Global {
   token?: string;
 }
 
-async function client(cmd: Command): Promise<ApiClient> {
-  const t = await resolveTarget(cmd.optsWithGlobals<Global>());
-  return new ApiClient(t.server, t.token);
-}
+const client = apiClientFor;
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const RPMLINT_CONFIG = fileURLToPath(new URL('../../../config/rpmlint-lenix.toml', import.meta.url));

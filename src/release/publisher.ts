@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, link, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -12,6 +12,7 @@ import type { FsBlobStore } from '../store/blob-store.js';
 import type { ReleaseRecord, RepoRecord, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
+import { fsyncDir, writeDurably } from '../store/durable.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
 
 const run = promisify(execFile);
@@ -224,25 +225,6 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function writeDurably(file: string, text: string): Promise<void> {
-  const h = await open(file, 'w', 0o644);
-  try {
-    await h.writeFile(text);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
 }
 
 /** fsync every file and folder of a snapshot before it becomes visible. */

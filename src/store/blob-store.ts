@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { LenixError } from '../core/errors.js';
 import { parseSha256, type Sha256 } from '../core/ids.js';
+import { fsyncDir } from './durable.js';
 
 /** The port: content-addressed bytes. Implementations: filesystem (here); S3-compatible when servers scale out. */
 export interface BlobStore {
@@ -95,14 +96,5 @@ export class FsBlobStore implements BlobStore {
   async clearTmp(): Promise<void> {
     await rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
     await this.init();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
   }
 }
