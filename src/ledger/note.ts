@@ -1,0 +1,148 @@
+import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify } from 'node:crypto';
+import { LenixError } from '../core/errors.js';
+import { sha256 } from './merkle.js';
+
+/**
+ * C2SP signed-note (https://c2sp.org/signed-note): a UTF-8 text ending in a newline, a blank line, then one
+ * line per signature, `— <key name> <base64(key hash ‖ signature)>`. Ed25519 keys (type 0x01) are named
+ * `<name>+<hex key hash>+<base64(0x01 ‖ public key)>`; the key hash is the first 4 bytes of
+ * SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key).
+ */
+export const SIG_ED25519 = 0x01;
+const EM_DASH = '\u2014';
+const MAX_SIGNATURES = 100;
+const NAME_RE = /^[^\s+\u2014]+$/u;
+
+export interface VerifierKey {
+  readonly name: string;
+  readonly keyHash: number;
+  readonly type: number;
+  readonly publicKey: Uint8Array; // raw 32-byte Ed25519 key
+}
+
+export interface NoteSigner {
+  readonly name: string;
+  readonly keyHash: number;
+  sign(message: Uint8Array): Uint8Array;
+}
+
+export interface NoteSignature {
+  readonly name: string;
+  readonly keyHash: number;
+  readonly signature: Uint8Array;
+}
+
+function fail(why: string): never {
+  throw new LenixError('SIGNATURE_INVALID', why);
+}
+
+export function keyHash(name: string, typeAndKey: Uint8Array): number {
+  const h = sha256(new TextEncoder().encode(`${name}\n`), typeAndKey);
+  return ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
+}
+
+const hex8 = (n: number) => n.toString(16).padStart(8, '0');
+
+export function formatVerifierKey(name: string, publicKey: Uint8Array): string {
+  if (!NAME_RE.test(name)) fail('key names may not contain spaces, + or —');
+  const material = Uint8Array.of(SIG_ED25519, ...publicKey);
+  return `${name}+${hex8(keyHash(name, material))}+${Buffer.from(material).toString('base64')}`;
+}
+
+export function parseVerifierKey(text: string): VerifierKey {
+  const first = text.indexOf('+');
+  const second = text.indexOf('+', first + 1);
+  if (first <= 0 || second < 0) fail('a verifier key is name+hash+key');
+  const name = text.slice(0, first);
+  const hash = text.slice(first + 1, second);
+  const b64 = text.slice(second + 1);
+  if (!NAME_RE.test(name) || !/^[0-9a-f]{8}$/.test(hash)) fail('malformed verifier key name or hash');
+  const material = new Uint8Array(Buffer.from(b64, 'base64'));
+  if (Buffer.from(material).toString('base64') !== b64) fail('verifier key is not canonical base64');
+  if (material.length !== 33 || material[0] !== SIG_ED25519) fail('only Ed25519 verifier keys (type 0x01) are supported');
+  if (keyHash(name, material) !== parseInt(hash, 16)) fail('verifier key hash does not match its key');
+  return { name, keyHash: parseInt(hash, 16), type: SIG_ED25519, publicKey: material.slice(1) };
+}
+
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
+
+/** An Ed25519 note signer from a 32-byte seed. */
+export function ed25519Signer(name: string, seed: Uint8Array): NoteSigner & { publicKey: Uint8Array; verifierKey: string } {
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' });
+  const publicKey = new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519.length));
+  const verifierKey = formatVerifierKey(name, publicKey);
+  return { name, keyHash: parseVerifierKey(verifierKey).keyHash, publicKey, verifierKey, sign: (m) => new Uint8Array(edSign(null, m, key)) };
+}
+
+/** Parse `PRIVATE+KEY+name+hash+base64(0x01 ‖ seed)` (the reference implementation's signer key encoding). */
+export function parseSignerKey(text: string): NoteSigner & { publicKey: Uint8Array; verifierKey: string } {
+  const m = /^PRIVATE\+KEY\+([^+]+)\+([0-9a-f]{8})\+(\S+)$/.exec(text);
+  if (!m) fail('a signer key is PRIVATE+KEY+name+hash+key');
+  const material = new Uint8Array(Buffer.from(m[3]!, 'base64'));
+  if (material.length !== 33 || material[0] !== SIG_ED25519) fail('only Ed25519 signer keys are supported');
+  const s = ed25519Signer(m[1]!, material.slice(1));
+  if (s.keyHash !== parseInt(m[2]!, 16)) fail('signer key hash does not match its key');
+  return s;
+}
+
+export function ed25519Verify(key: VerifierKey, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64) return false;
+  const pub = createPublicKey({ key: Buffer.concat([SPKI_ED25519, key.publicKey]), format: 'der', type: 'spki' });
+  return edVerify(null, message, pub, signature);
+}
+
+/** Sign a note text (which must end in a newline) with each signer; existing signatures may be kept. */
+export function signNote(text: string, signers: readonly NoteSigner[], keep: readonly NoteSignature[] = []): string {
+  if (!text.endsWith('\n') || text.includes('\n\n') || text.length === 0) fail('note text must be non-empty lines ending in a newline');
+  const message = new TextEncoder().encode(text);
+  const lines = [...keep.map(sigLine)];
+  for (const s of signers) {
+    const sig = s.sign(message);
+    lines.push(sigLine({ name: s.name, keyHash: s.keyHash, signature: sig }));
+  }
+  return `${text}\n${lines.join('')}`;
+}
+
+function sigLine(s: NoteSignature): string {
+  const blob = new Uint8Array(4 + s.signature.length);
+  new DataView(blob.buffer).setUint32(0, s.keyHash);
+  blob.set(s.signature, 4);
+  return `${EM_DASH} ${s.name} ${Buffer.from(blob).toString('base64')}\n`;
+}
+
+/** Split a note into its text and signature lines, with the spec's bounds. */
+export function parseNote(note: string): { text: string; signatures: NoteSignature[] } {
+  if (note.length > 1_000_000) fail('note too large');
+  const split = note.lastIndexOf('\n\n');
+  if (split < 0 || !note.endsWith('\n')) fail('malformed note: no blank line before signatures');
+  const text = note.slice(0, split + 1);
+  const sigs = note.slice(split + 2).split('\n').slice(0, -1);
+  if (sigs.length === 0 || sigs.length > MAX_SIGNATURES) fail('a note has 1 to 100 signatures');
+  const signatures = sigs.map((line) => {
+    const m = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)$/u.exec(line);
+    if (!m) fail('malformed signature line');
+    const blob = new Uint8Array(Buffer.from(m[2]!, 'base64'));
+    if (blob.length < 5) fail('signature too short');
+    return { name: m[1]!, keyHash: new DataView(blob.buffer).getUint32(0), signature: blob.slice(4) };
+  });
+  return { text, signatures };
+}
+
+/**
+ * Open a note with the verifiers the caller trusts: every signature by a known key must verify, at least one
+ * must be present, and the text is returned only then. Unknown keys' signatures are ignored (cosignatures).
+ */
+export function openNote(note: string, verifiers: readonly VerifierKey[]): { text: string; verifiedBy: VerifierKey[] } {
+  const { text, signatures } = parseNote(note);
+  const message = new TextEncoder().encode(text);
+  const verifiedBy: VerifierKey[] = [];
+  for (const s of signatures) {
+    const key = verifiers.find((v) => v.name === s.name && v.keyHash === s.keyHash);
+    if (!key) continue;
+    if (!ed25519Verify(key, message, s.signature)) fail(`signature by ${s.name} does not verify`);
+    if (!verifiedBy.includes(key)) verifiedBy.push(key);
+  }
+  if (verifiedBy.length === 0) fail('no signature by a trusted key');
+  return { text, verifiedBy };
+}
