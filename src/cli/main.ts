@@ -13,6 +13,7 @@ import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
 import { followLog } from './follow.js';
 import { ago, duration, printJson, table } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
+import { addVerifyCommand } from './verify.js';
 import { runUp } from './up.js';
 
 type BuildJson = ReturnType<typeof presentBuild> & { tasks?: TaskJson[] };
@@ -234,6 +235,7 @@ function program(state: { code: number }): Command {
     });
 
   addReleaseCommands(p, state);
+  addVerifyCommand(p);
   return p;
 }
 

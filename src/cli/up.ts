@@ -109,7 +109,9 @@ export async function runUp(o: UpOptions): Promise<void> {
   // New builds are signed once the signer has announced its key.
   const signingKey = await until(async () => (await admin.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey);
 
+  const logKey = (await (await admin.request('GET', '/ledger/key')).text()).trim();
   say(`Lenix is up at ${url}`);
+  say(`  ledger key (pin it: lenix verify PKG.rpm --log-key KEY): ${logKey}`);
   say(`  admin token: ${adminTokenFile}   CLI config: ${configFile}`);
   say(`  logs: ${path.join(data, 'logs')}   data: ${data}`);
 

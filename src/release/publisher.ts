@@ -26,6 +26,8 @@ export interface PublisherDeps {
   readonly reposDir: string;
   /** Ask the signer for detached signatures over repository metadata (a `repomd` sign task). */
   readonly requestMetadataSignature: (release: ReleaseRecord, keyFingerprint: string, files: { path: string; sha256: string; contentBase64: string }[]) => Promise<number>;
+  /** Called when a snapshot is live (the release statement goes into the ledger). */
+  readonly published?: (release: ReleaseRecord, repo: RepoRecord, snapshot: SnapshotRecord) => Promise<void>;
 }
 
 /**
@@ -171,6 +173,7 @@ export class Publisher {
     await this.switchCurrent(repo, snap.id);
     const now = this.deps.clock.now();
     await this.deps.releases.setSnapshotState(snap.id, 'ready', { publishedAt: now });
+    await this.deps.published?.(release, repo, (await this.deps.releases.getSnapshot(snap.id))!);
     await this.deps.releases.moveRelease(release.id, 'publishing', 'published', {}, now);
     this.deps.log.info({ component: 'release', release: release.id, snapshot: snap.id, repo: repo.name }, 'published');
     await this.prune(repo);

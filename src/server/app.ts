@@ -14,6 +14,9 @@ import { registerWriteRoutes } from './api/write-routes.js';
 import { AgentService } from './services/agents.js';
 import { BuildService } from './services/builds.js';
 import { SourceService } from './services/sources.js';
+import { LedgerService } from './services/ledger.js';
+import { Attestations } from './services/attestations.js';
+import { registerLedgerRoutes } from './api/ledger-routes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,6 +29,7 @@ export interface Services {
   readonly builds: BuildService;
   readonly agents: AgentService;
   readonly releases: ReleaseService;
+  readonly ledger: LedgerService;
   readonly auth: TokenAuthority;
 }
 
@@ -43,7 +47,11 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   app.setValidatorCompiler(validatorCompiler);
 
   const sources = new SourceService(deps);
+  const ledger = new LedgerService(deps, deps.config.ledgerOrigin);
+  await ledger.init();
+  const attest = new Attestations(deps, ledger);
   const publisher = new Publisher({
+    published: (release, repo, snap) => attest.released(release, repo.name, snap),
     store: deps.store,
     releases: deps.releases,
     blobs: deps.blobs,
@@ -61,8 +69,14 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   });
   const services: Services = {
     sources,
-    builds: new BuildService(deps, sources),
-    agents: new AgentService(deps, { taskEnded: (t) => (t.kind === 'repomd' ? publisher.tick() : undefined) }),
+    builds: new BuildService(deps, sources, { created: (b, url, spec) => attest.source(b, url, spec) }),
+    agents: new AgentService(deps, {
+      taskEnded: async (t, buildState) => {
+        if (t.kind === 'repomd') void publisher.tick();
+        else await attest.taskEnded(t, buildState);
+      },
+    }),
+    ledger,
     releases: new ReleaseService(deps, publisher),
     auth: new TokenAuthority(deps.store),
   };
@@ -101,6 +115,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     registerAgentRoutes(z, deps, services);
   }, { prefix: '/api/v1' });
   registerReleaseRoutes(typed, deps, services);
+  registerLedgerRoutes(typed, deps, services);
   typed.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, services };
 }

@@ -18,6 +18,8 @@ export interface ServerConfig {
   readonly longPollMaxMs: number;
   readonly watchIntervalMs: number;
   readonly specCheckTimeoutMs: number;
+  /** The ledger's origin line (C2SP tlog-checkpoint), also the name of its key. */
+  readonly ledgerOrigin: string;
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
@@ -29,7 +31,13 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   longPollMaxMs: 25_000,
   watchIntervalMs: 30_000,
   specCheckTimeoutMs: 60_000,
+  ledgerOrigin: 'lenix.local/ledger',
 };
+
+/** Records a stage's statement in the transparency ledger (services/ledger.ts); a no-op where there is none. */
+export interface StatementSink {
+  record(stage: import('../attest/statements.js').Stage, statement: import('../attest/statements.js').Statement, keys: readonly string[]): Promise<number>;
+}
 
 export interface ServerDeps {
   readonly store: Store;

@@ -3,6 +3,7 @@ import type { Dialect } from './dialect.js';
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-sign-release.js';
 import * as m0003 from './migrations/0003-build-target.js';
+import * as m0004 from './migrations/0004-ledger.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -11,6 +12,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0001-initial': m0001,
   '0002-sign-release': m0002,
   '0003-build-target': m0003,
+  '0004-ledger': m0004,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {

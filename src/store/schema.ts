@@ -21,6 +21,29 @@ export interface Database {
   repos: ReposTable;
   releases: ReleasesTable;
   snapshots: SnapshotsTable;
+  ledger_entries: LedgerEntriesTable;
+  ledger_subjects: LedgerSubjectsTable;
+  ledger_checkpoints: LedgerCheckpointsTable;
+}
+
+export interface LedgerEntriesTable {
+  idx: number;
+  data: Uint8Array;
+  leaf_hash: Uint8Array;
+  kind: string;
+  subject: string;
+  created_at: number;
+}
+
+export interface LedgerSubjectsTable {
+  key: string;
+  idx: number;
+}
+
+export interface LedgerCheckpointsTable {
+  size: number;
+  note: string;
+  created_at: number;
 }
 
 export interface KeysTable {

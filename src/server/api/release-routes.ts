@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -132,6 +133,14 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
     if (!snapRoot) throw new LenixError('REPO_NOT_FOUND', `repository ${req.params.name} has nothing published`);
     const file = path.join(snapRoot, ...parts);
     if (!file.startsWith(snapRoot + path.sep)) throw new LenixError('INVALID_NAME', 'path escapes the repository');
+    if (file.endsWith('.rpm.proof')) {
+      // The offline proof bundle for a published package, next to it: `lenix verify PKG.rpm --bundle PKG.rpm.proof`.
+      const pkg = file.slice(0, -'.proof'.length);
+      if (!(await stat(pkg).catch(() => null))?.isFile()) throw new LenixError('NOT_FOUND', `no package ${path.basename(pkg)} in ${req.params.name}`);
+      const digest = createHash('sha256');
+      for await (const c of createReadStream(pkg)) digest.update(c as Buffer);
+      return reply.type('application/json').header('cache-control', 'no-cache').send(await s.ledger.bundle([`sha256:${digest.digest('hex')}`]));
+    }
     const st = await stat(file).catch(() => null);
     if (!st || !st.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
     const type = file.endsWith('.rpm') ? 'application/x-rpm' : file.endsWith('.xml') ? 'application/xml' : file.endsWith('.asc') ? 'application/pgp-signature' : 'application/octet-stream';

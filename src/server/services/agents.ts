@@ -17,7 +17,7 @@ export class AgentService {
   private readonly seen = new Map<number, number>();
   constructor(
     private readonly deps: ServerDeps,
-    private readonly hooks: { taskEnded?: (task: TaskRecord) => unknown } = {},
+    private readonly hooks: { taskEnded?: (task: TaskRecord, buildState: string) => unknown } = {},
   ) {}
 
   private async touch(agentId: number): Promise<void> {
@@ -201,7 +201,8 @@ export class AgentService {
     const followUp = outcome.kind === 'success' ? await this.followUp((await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, now)).task, leaseId) : ({ kind: 'none' } as const);
     const r = await this.deps.store.complete(leaseId, fencingToken, caller.tokenId, outcome, result, followUp, now);
     if (r.queuedNew > 0 || r.task.state === 'queued') this.deps.notifier.emit('queue');
-    this.hooks.taskEnded?.(r.task);
+    // A stage is complete once its statement is in the ledger: the hook records it before we answer.
+    await this.hooks.taskEnded?.(r.task, r.buildState);
     this.deps.notifier.emit(`task:${r.task.id}`);
     this.deps.notifier.emit(`log:${r.task.id}`);
     this.deps.log.info({ component: 'scheduler', task: r.task.id, build: r.task.buildId, state: r.task.state, buildState: r.buildState }, 'task completed');

@@ -21,6 +21,7 @@ export class BuildService {
   constructor(
     private readonly deps: ServerDeps,
     private readonly sources: SourceService,
+    private readonly hooks: { created?: (build: BuildRecord, url: string, specText: string) => Promise<void> } = {},
   ) {}
 
   async create(input: CreateBuild): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
@@ -69,6 +70,8 @@ export class BuildService {
       },
       now,
     );
+    // The source statement goes into the ledger before any agent can lease the build's first task.
+    await this.hooks.created?.(created.build, source.url, await mirror.readFile(commit.sha, specPath));
     this.deps.notifier.emit('queue');
     this.deps.log.info({ component: 'builds', build: created.build.id, source: source.name, commit: commit.sha }, 'build created');
     return created;

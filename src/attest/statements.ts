@@ -1,0 +1,104 @@
+/**
+ * in-toto Statement v1 (https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md) for each
+ * stage a package goes through. Pure: inputs are plain records; the server signs (dsse.ts) and logs them.
+ */
+export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
+export const SLSA_PROVENANCE = 'https://slsa.dev/provenance/v1';
+export const TEST_RESULT = 'https://in-toto.io/attestation/test-result/v0.1';
+export const LENIX_SOURCE = 'https://lenix.dev/attestation/source/v1';
+export const LENIX_SIGN = 'https://lenix.dev/attestation/sign/v1';
+export const LENIX_RELEASE = 'https://lenix.dev/attestation/release/v1';
+
+export type Stage = 'source' | 'build' | 'sign' | 'test' | 'release';
+
+export interface Subject {
+  readonly name: string;
+  readonly digest: Readonly<Record<string, string>>;
+}
+
+export interface Statement {
+  readonly _type: typeof STATEMENT_TYPE;
+  readonly subject: readonly Subject[];
+  readonly predicateType: string;
+  readonly predicate: Readonly<Record<string, unknown>>;
+}
+
+const statement = (subject: readonly Subject[], predicateType: string, predicate: Record<string, unknown>): Statement => ({ _type: STATEMENT_TYPE, subject, predicateType, predicate });
+
+export function sourceStatement(s: { repository: string; ref: string; commit: string; tree: string; specPath: string; specSha256: string; buildId: number }): Statement {
+  return statement([{ name: s.repository, digest: { gitCommit: s.commit, gitTree: s.tree } }], LENIX_SOURCE, {
+    repository: s.repository,
+    ref: s.ref,
+    commit: s.commit,
+    tree: s.tree,
+    spec: { path: s.specPath, digest: { sha256: s.specSha256 } },
+    buildId: s.buildId,
+  });
+}
+
+export function buildStatement(b: {
+  buildId: number;
+  repository: string;
+  ref: string;
+  commit: string;
+  arches: readonly string[];
+  builders: readonly string[];
+  startedOn: string | null;
+  finishedOn: string | null;
+  artifacts: readonly { name: string; sha256: string }[];
+  buildroots: readonly unknown[];
+  logs: readonly { name: string; sha256: string }[];
+}): Statement {
+  return statement(
+    b.artifacts.map((a) => ({ name: a.name, digest: { sha256: a.sha256 } })),
+    SLSA_PROVENANCE,
+    {
+      buildDefinition: {
+        buildType: 'https://lenix.dev/buildtypes/rpmbuild-bwrap/v1',
+        externalParameters: { source: { uri: b.repository, ref: b.ref, commit: b.commit } },
+        internalParameters: { arches: b.arches, buildId: b.buildId },
+        resolvedDependencies: [{ uri: `git+${b.repository}@${b.commit}`, digest: { gitCommit: b.commit } }, ...b.buildroots.map((r) => ({ name: 'buildroot', annotations: r }))],
+      },
+      runDetails: {
+        builder: { id: b.builders.join(',') },
+        metadata: { invocationId: `build:${b.buildId}`, startedOn: b.startedOn, finishedOn: b.finishedOn },
+        byproducts: b.logs.map((l) => ({ name: l.name, digest: { sha256: l.sha256 } })),
+      },
+    },
+  );
+}
+
+export function signStatement(s: { buildId: number; key: string; pairs: readonly { name: string; unsigned: string; signed: string }[] }): Statement {
+  return statement(
+    s.pairs.map((p) => ({ name: p.name, digest: { sha256: p.signed } })),
+    LENIX_SIGN,
+    { buildId: s.buildId, keyFingerprint: s.key, packages: s.pairs.map((p) => ({ name: p.name, unsigned: { sha256: p.unsigned }, signed: { sha256: p.signed } })) },
+  );
+}
+
+export function testStatement(t: { buildId: number; passed: boolean; packages: readonly { name: string; sha256: string }[]; stages: readonly { name: string; outcome: string; detail: string }[]; logSha256: string; tester: string }): Statement {
+  return statement(
+    t.packages.map((p) => ({ name: p.name, digest: { sha256: p.sha256 } })),
+    TEST_RESULT,
+    {
+      result: t.passed ? 'PASSED' : 'FAILED',
+      configuration: [{ name: 'lenix-test-root', annotations: { tester: t.tester } }],
+      passedTests: t.stages.filter((s) => s.outcome === 'passed').map((s) => s.name),
+      warnedTests: t.stages.filter((s) => s.outcome === 'skipped').map((s) => s.name),
+      failedTests: t.stages.filter((s) => s.outcome === 'failed').map((s) => s.name),
+      stages: t.stages,
+      log: { digest: { sha256: t.logSha256 } },
+      buildId: t.buildId,
+    },
+  );
+}
+
+export function releaseStatement(r: { repository: string; releaseId: number; snapshotId: number; repomd: Readonly<Record<string, string>>; packages: readonly { name: string; sha256: string; arch: string }[]; overrideReason: string | null }): Statement {
+  // Large releases list their packages in a content-addressed manifest (a tile entry holds at most 64 KiB);
+  // the subjects always name every package so look-ups by digest find the release.
+  return statement(
+    [...new Map(r.packages.map((p) => [p.sha256, { name: p.name, digest: { sha256: p.sha256 } }])).values()],
+    LENIX_RELEASE,
+    { repository: r.repository, releaseId: r.releaseId, snapshot: r.snapshotId, repomd: Object.fromEntries(Object.entries(r.repomd).map(([a, s]) => [a, { sha256: s }])), overrideReason: r.overrideReason },
+  );
+}

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { LenixError } from '../../core/errors.js';
+import { parseCheckpoint } from '../../ledger/checkpoint.js';
+import { parseTilePath, TILE_WIDTH } from '../../ledger/tiles.js';
+import type { Services, ZodApp } from '../app.js';
+import type { ServerDeps } from '../context.js';
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/** The ledger, public: C2SP tlog-tiles at /ledger/..., look-ups and proof bundles under /api/v1/ledger. */
+export function registerLedgerRoutes(r: ZodApp, _deps: ServerDeps, s: Services): void {
+  const ledger = s.ledger;
+
+  r.get('/ledger/checkpoint', { schema: { hide: true } }, async (_req, reply) => {
+    const cp = await ledger.checkpoint();
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(cp.note);
+  });
+
+  r.get('/ledger/key', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain; charset=utf-8').send(`${ledger.verifierKey}\n`));
+
+  r.get('/ledger/*', { schema: { hide: true, params: z.object({ '*': z.string().max(200) }) } }, async (req, reply) => {
+    const t = parseTilePath(req.params['*']);
+    const bytes = await ledger.tile(t);
+    if (!bytes) throw new LenixError('NOT_FOUND', 'that tile does not exist yet');
+    // Full tiles never change: cache them for ever, so that mirrors and CDNs can serve the log.
+    return reply
+      .type('application/octet-stream')
+      .header('cache-control', t.width === TILE_WIDTH ? 'public, max-age=31536000, immutable' : 'no-cache')
+      .send(Buffer.from(bytes));
+  });
+
+  r.get(
+    '/api/v1/ledger/lookup',
+    {
+      schema: {
+        summary: 'Ledger entries for an artifact digest, a build or a commit, with inclusion proofs against the latest checkpoint (an offline proof bundle)',
+        tags: ['ledger'],
+        querystring: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(), build: z.coerce.number().int().positive().optional(), commit: z.string().regex(/^[0-9a-f]{40}$/).optional() }),
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const keys = [...(q.sha256 ? [`sha256:${q.sha256}`] : []), ...(q.build ? [`build:${q.build}`] : []), ...(q.commit ? [`commit:${q.commit}`] : [])];
+      if (keys.length === 0) throw new LenixError('BAD_REQUEST', 'give sha256, build or commit');
+      return ledger.bundle(keys);
+    },
+  );
+
+  r.get('/api/v1/ledger/consistency', { schema: { summary: 'Consistency proof between two tree sizes', tags: ['ledger'], querystring: z.object({ from: z.coerce.number().int().min(0), to: z.coerce.number().int().min(0) }) } }, async (req) => {
+    if (req.query.from > req.query.to) throw new LenixError('BAD_REQUEST', 'from must not exceed to');
+    return { from: req.query.from, to: req.query.to, proof: ledger.consistency(req.query.from, req.query.to).map(hex) };
+  });
+
+  r.get('/api/v1/ledger', { schema: { summary: 'The ledger: size, latest checkpoint, key', tags: ['ledger'] } }, async () => {
+    const cp = await ledger.checkpoint();
+    const parsed = parseCheckpoint(cp.note.slice(0, cp.note.lastIndexOf('\n\n') + 1));
+    return { size: cp.size, origin: parsed.origin, root: hex(parsed.root), checkpoint: cp.note, key: ledger.verifierKey };
+  });
+}

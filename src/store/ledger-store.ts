@@ -1,0 +1,87 @@
+import { sql, type Kysely } from 'kysely';
+import type { Dialect } from './dialect.js';
+import type { Database } from './schema.js';
+
+export interface NewLedgerEntry {
+  readonly data: Uint8Array;
+  readonly leafHash: Uint8Array;
+  readonly kind: string;
+  readonly subjectKeys: readonly string[];
+}
+
+export interface LedgerEntry {
+  readonly index: number;
+  readonly data: Uint8Array;
+  readonly kind: string;
+  readonly createdAt: number;
+}
+
+/** The ledger's rows: entries in index order (never updated or deleted), subject look-ups, checkpoints. */
+export class LedgerStore {
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly dialect: Dialect,
+  ) {}
+
+  /**
+   * Append entries at the end of the log in one transaction and return the first index. On SQLite this
+   * transaction is committed with synchronous=FULL, so a returned index survives even a power loss.
+   */
+  async append(entries: readonly NewLedgerEntry[], now: number): Promise<number> {
+    if (this.dialect === 'sqlite') await sql`pragma synchronous = FULL`.execute(this.db);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.db.transaction().execute(async (trx) => {
+            const row = await trx.selectFrom('ledger_entries').select((eb) => eb.fn.max<number>('idx').as('m')).executeTakeFirst();
+            const first = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
+            for (const [i, e] of entries.entries()) {
+              await trx
+                .insertInto('ledger_entries')
+                .values({ idx: first + i, data: Buffer.from(e.data), leaf_hash: Buffer.from(e.leafHash), kind: e.kind, subject: JSON.stringify(e.subjectKeys), created_at: now })
+                .execute();
+              for (const key of new Set(e.subjectKeys)) await trx.insertInto('ledger_subjects').values({ key, idx: first + i }).execute();
+            }
+            return first;
+          });
+        } catch (err) {
+          // Another server replica appended at the same index first: take the next ones.
+          if (attempt < 5 && (err as { code?: string }).code === '23505') continue;
+          throw err;
+        }
+      }
+    } finally {
+      if (this.dialect === 'sqlite') await sql`pragma synchronous = NORMAL`.execute(this.db);
+    }
+  }
+
+  async size(): Promise<number> {
+    const row = await this.db.selectFrom('ledger_entries').select((eb) => eb.fn.max<number>('idx').as('m')).executeTakeFirst();
+    return row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
+  }
+
+  async leafHashes(from: number): Promise<Uint8Array[]> {
+    const rows = await this.db.selectFrom('ledger_entries').select(['idx', 'leaf_hash']).where('idx', '>=', from).orderBy('idx').execute();
+    return rows.map((r) => new Uint8Array(r.leaf_hash));
+  }
+
+  async entries(from: number, count: number): Promise<LedgerEntry[]> {
+    const rows = await this.db.selectFrom('ledger_entries').select(['idx', 'data', 'kind', 'created_at']).where('idx', '>=', from).where('idx', '<', from + count).orderBy('idx').execute();
+    return rows.map((r) => ({ index: Number(r.idx), data: new Uint8Array(r.data), kind: r.kind, createdAt: Number(r.created_at) }));
+  }
+
+  async lookup(key: string): Promise<number[]> {
+    const rows = await this.db.selectFrom('ledger_subjects').select('idx').where('key', '=', key).orderBy('idx').execute();
+    return rows.map((r) => Number(r.idx));
+  }
+
+  async saveCheckpoint(size: number, note: string, now: number): Promise<void> {
+    const exists = await this.db.selectFrom('ledger_checkpoints').select('size').where('size', '=', size).executeTakeFirst();
+    if (!exists) await this.db.insertInto('ledger_checkpoints').values({ size, note, created_at: now }).execute();
+  }
+
+  async latestCheckpoint(): Promise<{ size: number; note: string } | null> {
+    const r = await this.db.selectFrom('ledger_checkpoints').select(['size', 'note']).orderBy('size', 'desc').limit(1).executeTakeFirst();
+    return r ? { size: Number(r.size), note: r.note } : null;
+  }
+}
