@@ -9,12 +9,19 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ApiClient } from '../src/agents/kit/client.js';
+import { signNote } from '../src/ledger/note.js';
 import { readSse } from '../src/cli/follow.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 
 const run = promisify(execFile);
+
+/** Re-sign a note's text with another key (a forged checkpoint). */
+function resign(signer: { name: string; keyHash: number; sign(m: Uint8Array): Uint8Array }, note: string): string {
+  const text = note.slice(0, note.lastIndexOf('\n\n') + 1);
+  return signNote(text, [signer]);
+}
 
 /**
  * End to end through the real CLI: `lenix up` (server + local build node as child processes), real git,
@@ -92,6 +99,62 @@ describe('lenix up, end to end', () => {
     await api.download('/repos/lenix/x86_64/Packages/hello-c-1.2-1.x86_64.rpm', pkg);
     const { stdout } = await run('rpmkeys', ['--dbpath', db, '-K', pkg]);
     assert.match(stdout, /digests signatures OK/);
+  });
+
+  test('lenix verify proves the chain of each published RPM, online and from its proof bundle alone; tampering is named', async () => {
+    const logKey = (await (await fetch(`${url}/ledger/key`)).text()).trim();
+    assert.match(up.out, new RegExp(`ledger key .*: ${logKey.replace(/[+/]/g, '\\$&')}`));
+    const pkgs = ['hello-c-1.2-1.x86_64.rpm', 'lenix-hello-data-1.0-1.noarch.rpm', 'lenix-multi-2.0-1.noarch.rpm', 'lenix-multi-config-2.0-1.noarch.rpm'];
+    for (const name of pkgs) {
+      const file = path.join(dir, 'verify', name);
+      await mkdir(path.dirname(file), { recursive: true });
+      await api.download(`/repos/lenix/x86_64/Packages/${name}`, file);
+      await api.download(`/repos/lenix/x86_64/Packages/${name}.proof`, `${file}.proof`);
+      const online = await cli('verify', file, '--log-key', logKey);
+      assert.equal(online.code, 0, online.stderr);
+      for (const stage of ['source', 'build', 'sign', 'test', 'release']) assert.match(online.stdout, new RegExp(`^  ${stage} +entry \\d+`, 'm'), `${name}: ${stage}`);
+      const offline = await lenix(['verify', file, '--bundle', `${file}.proof`, '--log-key', logKey], { ...env, LENIX_SERVER: 'http://127.0.0.1:9' });
+      assert.equal(offline.code, 0, offline.stderr);
+      assert.equal(offline.stdout, online.stdout);
+    }
+    const file = path.join(dir, 'verify', pkgs[0]!);
+    const bundle = JSON.parse(await readFile(`${file}.proof`, 'utf8')) as { checkpoint: string; entries: { index: number; entry: string; proof: string[] }[] };
+    const tampered = async (what: string, change: (b: typeof bundle) => void, rpm = file) => {
+      const b = JSON.parse(JSON.stringify(bundle)) as typeof bundle;
+      change(b);
+      const f = path.join(dir, 'verify', `${what}.proof`);
+      await writeFile(f, JSON.stringify(b));
+      const r = await cli('verify', rpm, '--bundle', f, '--log-key', logKey);
+      assert.notEqual(r.code, 0, `${what} must fail`);
+      return r.stderr;
+    };
+    // One byte of a stored statement.
+    assert.match(await tampered('statement', (b) => {
+      const raw = Buffer.from(b.entries[1]!.entry, 'base64');
+      raw.writeUInt8(raw.readUInt8(raw.length - 5) ^ 1, raw.length - 5);
+      b.entries[1]!.entry = raw.toString('base64');
+    }), new RegExp(`entry ${bundle.entries[1]!.index}: not included`));
+    // One byte of a stored tree hash (a proof hash).
+    assert.match(await tampered('hash', (b) => {
+      const p = b.entries[0]!.proof;
+      p[0] = (p[0]![0] === 'a' ? 'b' : 'a') + p[0]!.slice(1);
+    }), /not included/);
+    // A deleted entry: the chain loses its sign link.
+    assert.match(await tampered('deleted', (b) => {
+      const predicateType = (e: { entry: string }) => JSON.parse(Buffer.from(JSON.parse(Buffer.from(e.entry, 'base64').toString()).payload, 'base64').toString()).predicateType;
+      b.entries = b.entries.filter((e) => predicateType(e) !== 'https://lenix.dev/attestation/sign/v1');
+    }), /^lenix: SIGNATURE_INVALID: (sign|build): no/m);
+    // A checkpoint signed by another key.
+    const forged = (await import('../src/ledger/note.js')).ed25519Signer('lenix.local/ledger', new Uint8Array(32).fill(9));
+    assert.match(await tampered('other-key', (b) => {
+      b.checkpoint = resign(forged, b.checkpoint);
+    }), /checkpoint: /);
+    // The RPM itself changed: its digest is in no statement.
+    const changed = path.join(dir, 'verify', 'changed.rpm');
+    const bytes = await readFile(file);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 10) ^ 1, bytes.length - 10);
+    await writeFile(changed, bytes);
+    assert.match(await tampered('rpm', () => undefined, changed), /no (sign|build) statement/);
   });
 
   test('lenix build on the C sample gives an SRPM and an x86_64 RPM whose bytes match the record', async () => {

@@ -33,7 +33,7 @@ export function addVerifyCommand(p: Command): void {
       let bundle: ProofBundle;
       if (o.bundle) bundle = JSON.parse(await readFile(o.bundle, 'utf8')) as ProofBundle;
       else bundle = await (await apiClientFor(cmd)).json<ProofBundle>('GET', `/api/v1/ledger/lookup?${query}`);
-      const chain = digest ? verifyChain(bundle, logKey, digest, { require: ['source', 'build', 'sign'] }) : verifyBuild(bundle, logKey);
+      const chain = digest ? verifyChain(bundle, logKey, digest, { require: ['sign', 'build', 'source'] }) : verifyBuild(bundle, logKey);
       if (o.json) return printJson(chain);
       printChain(chain);
     });
