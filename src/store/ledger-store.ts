@@ -35,13 +35,11 @@ export class LedgerStore {
           return await this.db.transaction().execute(async (trx) => {
             const row = await trx.selectFrom('ledger_entries').select((eb) => eb.fn.max<number>('idx').as('m')).executeTakeFirst();
             const first = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
-            for (const [i, e] of entries.entries()) {
-              await trx
-                .insertInto('ledger_entries')
-                .values({ idx: first + i, data: Buffer.from(e.data), leaf_hash: Buffer.from(e.leafHash), kind: e.kind, subject: JSON.stringify(e.subjectKeys), created_at: now })
-                .execute();
-              for (const key of new Set(e.subjectKeys)) await trx.insertInto('ledger_subjects').values({ key, idx: first + i }).execute();
-            }
+            // One multi-row INSERT per table (in chunks, below every dialect's parameter limit).
+            const rows = entries.map((e, i) => ({ idx: first + i, data: Buffer.from(e.data), leaf_hash: Buffer.from(e.leafHash), kind: e.kind, subject: JSON.stringify(e.subjectKeys), created_at: now }));
+            for (let i = 0; i < rows.length; i += 100) await trx.insertInto('ledger_entries').values(rows.slice(i, i + 100)).execute();
+            const keys = entries.flatMap((e, i) => [...new Set(e.subjectKeys)].map((key) => ({ key, idx: first + i })));
+            for (let i = 0; i < keys.length; i += 200) await trx.insertInto('ledger_subjects').values(keys.slice(i, i + 200)).execute();
             return first;
           });
         } catch (err) {
