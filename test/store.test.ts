@@ -9,6 +9,7 @@ import { openDatabase, type DatabaseConfig } from '../src/store/dialect.js';
 import { migrateToLatest } from '../src/store/migrate.js';
 import type { AgentRecord } from '../src/store/records.js';
 import { Store } from '../src/store/store.js';
+import { LedgerStore } from '../src/store/ledger-store.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 
 /**
@@ -302,6 +303,24 @@ for (const f of factories) {
       assert.equal(await store.revokeToken(id, clock.now()), true);
       assert.notEqual((await store.findToken('h1'))!.revokedAt, null);
       assert.equal(await store.findToken('nope'), null);
+    });
+
+    test('the ledger appends in order, never reuses an index, and finds entries by subject', async () => {
+      const store = await fresh();
+      const ledger = new LedgerStore(store.db, store.dialect);
+      const e = (s: string, keys: string[]) => ({ data: Buffer.from(s), leafHash: Buffer.alloc(32, s.length), kind: 'test', subjectKeys: keys });
+      assert.equal(await ledger.size(), 0);
+      assert.equal(await ledger.append([e('a', ['build:1']), e('bb', ['build:1', 'sha256:x', 'sha256:x'])], clock.now()), 0);
+      const [p, q] = await Promise.all([ledger.append([e('c', ['build:2'])], clock.now()), ledger.append([e('d', ['build:2'])], clock.now())]);
+      assert.deepEqual([p, q].sort(), [2, 3]);
+      assert.equal(await ledger.size(), 4);
+      assert.deepEqual(await ledger.lookup('build:1'), [0, 1]);
+      assert.deepEqual(await ledger.lookup('sha256:x'), [1]);
+      assert.deepEqual((await ledger.entries(0, 2)).map((x) => Buffer.from(x.data).toString()), ['a', 'bb']);
+      assert.equal((await ledger.leafHashes(1)).length, 3);
+      await ledger.saveCheckpoint(4, 'note', clock.now());
+      await ledger.saveCheckpoint(4, 'note again', clock.now());
+      assert.deepEqual(await ledger.latestCheckpoint(), { size: 4, note: 'note' });
     });
 
     test('agents keep their id when they register again with the same token', async () => {
