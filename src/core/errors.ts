@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   RELEASE_BLOCKED: { status: 409, exit: 5, doc: 'A build in the release is not built, not signed or failed its tests, and no override reason was given.' },
   RELEASE_CONFLICT: { status: 409, exit: 5, doc: 'A package of the release has the NEVRA of a different package already in the repository.' },
   RELEASE_STATE: { status: 409, exit: 5, doc: 'The release is not in a state that allows this action (e.g. approving a published release).' },
+  STATEMENT_MISSING: { status: 409, exit: 5, doc: 'An earlier stage of the build has no statement in the ledger yet, so this stage may not proceed.' },
   KEY_IN_USE: { status: 409, exit: 5, doc: 'The key still signs packages in the repository\'s current snapshot, so it cannot be retired yet.' },
   NO_SIGNING_KEY: { status: 409, exit: 5, doc: 'No signing key is configured (lenix keys use FINGERPRINT) or the repository has no active key.' },
   // 413/415/422

@@ -75,9 +75,10 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
         if (t.kind === 'repomd') void publisher.tick();
         else await attest.taskEnded(t, buildState);
       },
+      stagesRecorded: (buildId) => ledger.store.stagesFor(`build:${buildId}`),
     }),
     ledger,
-    releases: new ReleaseService(deps, publisher),
+    releases: new ReleaseService(deps, publisher, (buildId) => ledger.store.stagesFor(`build:${buildId}`)),
     auth: new TokenAuthority(deps.store),
   };
 

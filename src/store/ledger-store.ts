@@ -73,6 +73,12 @@ export class LedgerStore {
     return rows.map((r) => Number(r.idx));
   }
 
+  /** The stages recorded for a subject key (e.g. build:12 → source, build, sign). */
+  async stagesFor(key: string): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('ledger_subjects').innerJoin('ledger_entries', 'ledger_entries.idx', 'ledger_subjects.idx').select('ledger_entries.kind').where('ledger_subjects.key', '=', key).execute();
+    return new Set(rows.map((r) => r.kind));
+  }
+
   async saveCheckpoint(size: number, note: string, now: number): Promise<void> {
     const exists = await this.db.selectFrom('ledger_checkpoints').select('size').where('size', '=', size).executeTakeFirst();
     if (!exists) await this.db.insertInto('ledger_checkpoints').values({ size, note, created_at: now }).execute();

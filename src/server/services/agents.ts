@@ -17,7 +17,7 @@ export class AgentService {
   private readonly seen = new Map<number, number>();
   constructor(
     private readonly deps: ServerDeps,
-    private readonly hooks: { taskEnded?: (task: TaskRecord, buildState: string) => unknown } = {},
+    private readonly hooks: { taskEnded?: (task: TaskRecord, buildState: string) => unknown; stagesRecorded?: (buildId: number) => Promise<Set<string>> } = {},
   ) {}
 
   private async touch(agentId: number): Promise<void> {
@@ -89,6 +89,7 @@ export class AgentService {
         };
       }
       case 'sign': {
+        await this.requireStatements(build.id, ['source', 'build']);
         const fpr = await this.deps.releases.getSetting('signing_key');
         if (!fpr) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');
         return { kind: 'sign', taskId: task.id, buildId: build.id, keyFingerprint: fpr, packages: artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm').map(ref) };
@@ -99,6 +100,7 @@ export class AgentService {
         return { kind: 'repomd', taskId: task.id, releaseId: subject.releaseId, keyFingerprint: subject.keyFingerprint, files: subject.files };
       }
       case 'test': {
+        await this.requireStatements(build.id, ['source', 'build', 'sign']);
         const signed = artifacts.filter((a) => a.kind === 'signed-rpm');
         const fpr = signed[0]?.signedBy ?? (await this.deps.releases.getSetting('signing_key')) ?? '';
         let target: TestTaskPayload['target'] = null;
@@ -125,6 +127,20 @@ export class AgentService {
         };
       }
     }
+  }
+
+  /** The server refuses to sign or test an artifact whose earlier stages are not in the ledger. */
+  private async requireStatements(buildId: number, stages: readonly string[]): Promise<void> {
+    if (!this.hooks.stagesRecorded) return;
+    // The previous stage's statement is recorded right after its task completes; allow that moment.
+    let missing: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const have = await this.hooks.stagesRecorded(buildId);
+      missing = stages.filter((s) => !have.has(s));
+      if (missing.length === 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new LenixError('STATEMENT_MISSING', `build ${buildId} has no ${missing.join(', ')} statement in the ledger yet`);
   }
 
   async heartbeat(caller: Caller, leaseId: number, fencingToken: number) {
@@ -200,9 +216,10 @@ export class AgentService {
     // Only a success needs the task first (to plan its follow-up); store.complete re-checks the lease in its transaction.
     const followUp = outcome.kind === 'success' ? await this.followUp((await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, now)).task, leaseId) : ({ kind: 'none' } as const);
     const r = await this.deps.store.complete(leaseId, fencingToken, caller.tokenId, outcome, result, followUp, now);
-    if (r.queuedNew > 0 || r.task.state === 'queued') this.deps.notifier.emit('queue');
-    // A stage is complete once its statement is in the ledger: the hook records it before we answer.
+    // A stage is complete once its statement is in the ledger: the hook records it before the next stage's
+    // agents are woken and before we answer.
     await this.hooks.taskEnded?.(r.task, r.buildState);
+    if (r.queuedNew > 0 || r.task.state === 'queued') this.deps.notifier.emit('queue');
     this.deps.notifier.emit(`task:${r.task.id}`);
     this.deps.notifier.emit(`log:${r.task.id}`);
     this.deps.log.info({ component: 'scheduler', task: r.task.id, build: r.task.buildId, state: r.task.state, buildState: r.buildState }, 'task completed');

@@ -11,6 +11,7 @@ export class ReleaseService {
   constructor(
     private readonly deps: ServerDeps,
     readonly publisher: Publisher,
+    private readonly stagesRecorded?: (buildId: number) => Promise<Set<string>>,
   ) {}
 
   /** A signer announces a public key; the server keeps only what gpg reads out of it. */
@@ -83,6 +84,9 @@ export class ReleaseService {
     const why: string[] = [];
     const sign = last('sign');
     if (sign?.state !== 'succeeded') why.push(`build ${buildId} is not signed${sign ? ` (sign task ${sign.state}${sign.reason ? `: ${sign.reason}` : ''})` : ''}`);
+    // Only what the ledger holds counts: a stage without its statement is not complete.
+    const logged = (await this.stagesRecorded?.(buildId)) ?? new Set(['source', 'build', 'sign', 'test']);
+    for (const stage of ['source', 'build', 'sign']) if (!logged.has(stage)) why.push(`build ${buildId} is not signed: its ${stage} statement is not in the ledger`);
     const test = last('test');
     if (test?.state !== 'succeeded') why.push(`build ${buildId} has not passed its tests${test ? ` (test task ${test.state}${test.reason ? `: ${test.reason}` : ''})` : ''}`);
     return why;
