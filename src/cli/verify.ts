@@ -1,9 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseCheckpoint } from '../ledger/checkpoint.js';
 import type { Command } from 'commander';
 import { sha256File } from '../agents/kit/client.js';
 import { verifyChain, type ProofBundle, type VerifiedChain } from '../attest/verify-chain.js';
 import { LenixError } from '../core/errors.js';
-import { apiClientFor } from './config.js';
+import { apiClientFor, configPath } from './config.js';
 import { printJson } from './output.js';
 
 /** `lenix verify FILE.rpm | SHA256 | build:ID [--server URL | --bundle FILE] --log-key KEY [--json]` */
@@ -31,12 +33,59 @@ export function addVerifyCommand(p: Command): void {
         query = `sha256=${digest}`;
       }
       let bundle: ProofBundle;
+      let previous: { size: number; root: Uint8Array; proof: readonly string[] } | undefined;
+      const seen = await lastSeen(logKey);
       if (o.bundle) bundle = JSON.parse(await readFile(o.bundle, 'utf8')) as ProofBundle;
-      else bundle = await (await apiClientFor(cmd)).json<ProofBundle>('GET', `/api/v1/ledger/lookup?${query}`);
-      const chain = digest ? verifyChain(bundle, logKey, digest, { require: ['sign', 'build', 'source'] }) : verifyBuild(bundle, logKey);
+      else {
+        const api = await apiClientFor(cmd);
+        bundle = await api.json<ProofBundle>('GET', `/api/v1/ledger/lookup?${query}`);
+        // A client that verified an earlier checkpoint asks for a consistency proof: a log that rewrote its
+        // history (a fork) cannot produce one.
+        const size = checkpointSize(bundle.checkpoint);
+        if (seen && seen.size <= size) {
+          const { proof } = await api.json<{ proof: string[] }>('GET', `/api/v1/ledger/consistency?from=${seen.size}&to=${size}`);
+          previous = { size: seen.size, root: new Uint8Array(Buffer.from(seen.root, 'hex')), proof };
+        } else if (seen && seen.size > size) {
+          throw new LenixError('SIGNATURE_INVALID', `checkpoint: the log shows ${size} entries, fewer than the ${seen.size} seen before (rolled back)`);
+        }
+      }
+      const chain = digest ? verifyChain(bundle, logKey, digest, { require: ['sign', 'build', 'source'], ...(previous ? { previous } : {}) }) : verifyBuild(bundle, logKey);
+      await remember(logKey, chain.treeSize, bundle.checkpoint);
       if (o.json) return printJson(chain);
       printChain(chain);
     });
+}
+
+/** The last checkpoint this client verified for a log (per pinned key), so a fork is noticed later. */
+function statePath(): string {
+  return path.join(path.dirname(configPath()), 'ledger-state.json');
+}
+
+async function lastSeen(logKey: string): Promise<{ size: number; root: string } | null> {
+  try {
+    const all = JSON.parse(await readFile(statePath(), 'utf8')) as Record<string, { size: number; root: string }>;
+    return all[logKey] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+async function remember(logKey: string, size: number, note: string): Promise<void> {
+  let all: Record<string, { size: number; root: string }> = {};
+  try {
+    all = JSON.parse(await readFile(statePath(), 'utf8')) as typeof all;
+  } catch {
+    /* first use */
+  }
+  const root = Buffer.from(parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1)).root).toString('hex');
+  if ((all[logKey]?.size ?? -1) > size) return;
+  all[logKey] = { size, root };
+  await mkdir(path.dirname(statePath()), { recursive: true });
+  await writeFile(statePath(), `${JSON.stringify(all, null, 2)}\n`);
+}
+
+function checkpointSize(note: string): number {
+  return parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1)).size;
 }
 
 /** For build:ID, every statement the log holds for the build must be included and verify. */

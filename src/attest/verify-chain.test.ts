@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatCheckpoint } from '../ledger/checkpoint.js';
+import { MemoryHashes, consistencyProof, inclusionProof, leafHash, rootHash } from '../ledger/merkle.js';
+import { ed25519Signer, signNote } from '../ledger/note.js';
+import { signEnvelope } from './dsse.js';
+import { buildStatement, signStatement, sourceStatement } from './statements.js';
+import { verifyChain, type ProofBundle } from './verify-chain.js';
+
+const log = ed25519Signer('test.lenix/log', new Uint8Array(32).fill(3));
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const SIGNED = 'a'.repeat(64);
+const UNSIGNED = 'b'.repeat(64);
+const COMMIT = 'c'.repeat(40);
+
+function entries(commit = COMMIT): Uint8Array[] {
+  const statements = [
+    sourceStatement({ repository: '/srv/git/x', ref: 'main', commit, tree: 'd'.repeat(40), specPath: 'x.spec', specSha256: 'e'.repeat(64), buildId: 1 }),
+    buildStatement({ buildId: 1, repository: '/srv/git/x', ref: 'main', commit, arches: ['x86_64'], builders: ['node-1'], startedOn: null, finishedOn: null, artifacts: [{ name: 'x.rpm', sha256: UNSIGNED }], buildroots: [], logs: [] }),
+    signStatement({ buildId: 1, key: 'F'.repeat(40), pairs: [{ name: 'x.rpm', unsigned: UNSIGNED, signed: SIGNED }] }),
+  ];
+  return statements.map((s) => new TextEncoder().encode(JSON.stringify(signEnvelope(s, [{ keyid: log.verifierKey, sign: (m) => log.sign(m) }]))));
+}
+
+function bundleOf(data: Uint8Array[], signer = log, include = 3): { bundle: ProofBundle; tree: MemoryHashes } {
+  const tree = new MemoryHashes(data.map(leafHash));
+  const note = signNote(formatCheckpoint({ origin: 'test.lenix/log', size: tree.size, root: rootHash(tree, tree.size), extensions: [] }), [signer]);
+  return { tree, bundle: { checkpoint: note, entries: data.slice(0, include).map((d, i) => ({ index: i, entry: Buffer.from(d).toString('base64'), proof: inclusionProof(tree, i, tree.size).map(hex) })) } };
+}
+
+test('the chain from a signed package back to its commit verifies', () => {
+  const { bundle } = bundleOf(entries());
+  const c = verifyChain(bundle, log.verifierKey, SIGNED, { require: ['sign', 'build', 'source'] });
+  assert.deepEqual(c.links.map((l) => l.stage), ['source', 'build', 'sign']);
+  assert.equal(c.summary.build?.commit, COMMIT);
+  assert.equal(c.summary.sign?.unsigned, UNSIGNED);
+});
+
+test('a checkpoint for a rewritten tree is caught by the consistency check against an earlier one', () => {
+  const honest = bundleOf(entries());
+  const earlier = { size: 2, root: rootHash(honest.tree, 2) };
+  // The log later shows a tree where history was rewritten (another commit), properly signed by its own key.
+  const forked = bundleOf([...entries('f'.repeat(40)), new Uint8Array([1])]);
+  const proof = consistencyProof(forked.tree, 2, forked.tree.size).map(hex);
+  assert.throws(() => verifyChain(forked.bundle, log.verifierKey, SIGNED, { previous: { ...earlier, proof } }), /checkpoint: not consistent/);
+  const grown = bundleOf([...entries(), new Uint8Array([1])]);
+  const ok = verifyChain(grown.bundle, log.verifierKey, SIGNED, { previous: { ...earlier, proof: consistencyProof(grown.tree, 2, grown.tree.size).map(hex) } });
+  assert.equal(ok.treeSize, 4);
+});
+
+test('a checkpoint signed by another key, or a statement signed by another key, fails and is named', () => {
+  const other = ed25519Signer('test.lenix/log', new Uint8Array(32).fill(4));
+  assert.throws(() => verifyChain(bundleOf(entries(), other).bundle, log.verifierKey, SIGNED), /checkpoint: /);
+  const foreign = entries();
+  foreign[2] = new TextEncoder().encode(JSON.stringify(signEnvelope(JSON.parse(Buffer.from(JSON.parse(new TextDecoder().decode(foreign[2])).payload, 'base64').toString()), [{ keyid: log.verifierKey, sign: (m) => other.sign(m) }])));
+  assert.throws(() => verifyChain(bundleOf(foreign).bundle, log.verifierKey, SIGNED), /entry 2: statement signature does not verify/);
+});
