@@ -113,6 +113,10 @@ describe('lenix up, end to end', () => {
       const online = await cli('verify', file, '--log-key', logKey);
       assert.equal(online.code, 0, online.stderr);
       for (const stage of ['source', 'build', 'sign', 'test', 'release']) assert.match(online.stdout, new RegExp(`^  ${stage} +entry \\d+`, 'm'), `${name}: ${stage}`);
+      const pqKey = path.join(dir, 'verify', 'mldsa65.pub');
+      await writeFile(pqKey, await (await fetch(`${url}/ledger/mldsa65.pub`)).text());
+      const pq = await cli('verify', file, '--log-key', logKey, '--pq-key', pqKey);
+      assert.equal(pq.code, 0, `ML-DSA-65 signatures: ${pq.stderr}`);
       const offline = await lenix(['verify', file, '--bundle', `${file}.proof`, '--log-key', logKey], { ...env, LENIX_SERVER: 'http://127.0.0.1:9' });
       assert.equal(offline.code, 0, offline.stderr);
       assert.equal(offline.stdout, online.stdout);

@@ -1,4 +1,5 @@
 import { LenixError } from '../core/errors.js';
+import { sha256 } from '../ledger/merkle.js';
 import { ed25519Verify, type VerifierKey } from '../ledger/note.js';
 
 /**
@@ -49,4 +50,18 @@ export function openEnvelope<T = Record<string, unknown>>(env: Envelope, key: Ve
     throw new LenixError('SIGNATURE_INVALID', 'statement signature does not verify');
   }
   return JSON.parse(new TextDecoder().decode(body)) as T;
+}
+
+/** The keyid of an ML-DSA-65 public key in envelopes: `mldsa65:` and the first 16 bytes of its SHA-256, hex. */
+export function mldsaKeyId(publicKey: Uint8Array): string {
+  return `mldsa65:${sha256(publicKey).subarray(0, 16).reduce((s, b) => s + b.toString(16).padStart(2, '0'), '')}`;
+}
+
+/** Check a second (post-quantum) signature on an envelope, through a verifier the caller supplies. */
+export function checkSecondSignature(env: Envelope, keyid: string, verify: (message: Uint8Array, signature: Uint8Array) => boolean): void {
+  const sig = env.signatures.find((s) => s.keyid === keyid);
+  const body = new Uint8Array(Buffer.from(env.payload, 'base64'));
+  if (!sig || !verify(pae(env.payloadType, body), new Uint8Array(Buffer.from(sig.sig, 'base64')))) {
+    throw new LenixError('SIGNATURE_INVALID', `the ${keyid.split(':')[0]} signature does not verify`);
+  }
 }

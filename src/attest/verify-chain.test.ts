@@ -55,3 +55,21 @@ test('a checkpoint signed by another key, or a statement signed by another key, 
   foreign[2] = new TextEncoder().encode(JSON.stringify(signEnvelope(JSON.parse(Buffer.from(JSON.parse(new TextDecoder().decode(foreign[2])).payload, 'base64').toString()), [{ keyid: log.verifierKey, sign: (m) => other.sign(m) }])));
   assert.throws(() => verifyChain(bundleOf(foreign).bundle, log.verifierKey, SIGNED), /entry 2: statement signature does not verify/);
 });
+
+test('with a pinned ML-DSA-65 key, every statement must also carry a valid post-quantum signature', async () => {
+  const { mldsaKeys, mldsaSign, mldsaVerify } = await import('../crypto/mldsa.js');
+  const { mldsaKeyId } = await import('./dsse.js');
+  const pq = mldsaKeys(65, new Uint8Array(32).fill(5));
+  const keyid = mldsaKeyId(pq.publicKey);
+  const data = [
+    sourceStatement({ repository: '/srv/git/x', ref: 'main', commit: COMMIT, tree: 'd'.repeat(40), specPath: 'x.spec', specSha256: 'e'.repeat(64), buildId: 1 }),
+    buildStatement({ buildId: 1, repository: '/srv/git/x', ref: 'main', commit: COMMIT, arches: ['x86_64'], builders: ['node-1'], startedOn: null, finishedOn: null, artifacts: [{ name: 'x.rpm', sha256: UNSIGNED }], buildroots: [], logs: [] }),
+    signStatement({ buildId: 1, key: 'F'.repeat(40), pairs: [{ name: 'x.rpm', unsigned: UNSIGNED, signed: SIGNED }] }),
+  ].map((s) => new TextEncoder().encode(JSON.stringify(signEnvelope(s, [{ keyid: log.verifierKey, sign: (m) => log.sign(m) }, { keyid, sign: (m) => mldsaSign(65, pq.secretKey, m) }]))));
+  const { bundle } = bundleOf(data);
+  const ok = verifyChain(bundle, log.verifierKey, SIGNED, { pq: { keyid, verify: (m, s) => mldsaVerify(65, pq.publicKey, m, s) } });
+  assert.equal(ok.links.length, 3);
+  const other = mldsaKeys(65, new Uint8Array(32).fill(6));
+  assert.throws(() => verifyChain(bundle, log.verifierKey, SIGNED, { pq: { keyid, verify: (m, s) => mldsaVerify(65, other.publicKey, m, s) } }), /entry 0: the mldsa65 signature does not verify/);
+  assert.throws(() => verifyChain(bundleOf(entries()).bundle, log.verifierKey, SIGNED, { pq: { keyid, verify: () => true } }), /mldsa65 signature does not verify/, 'an envelope without the ML-DSA signature');
+});

@@ -2,7 +2,7 @@ import { LenixError } from '../core/errors.js';
 import { parseCheckpoint } from '../ledger/checkpoint.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../ledger/merkle.js';
 import { openNote, parseVerifierKey } from '../ledger/note.js';
-import { openEnvelope, type Envelope } from './dsse.js';
+import { checkSecondSignature, openEnvelope, type Envelope } from './dsse.js';
 import type { Statement } from './statements.js';
 
 /** What `lenix verify` checks, offline: a checkpoint, entries with inclusion proofs, their statements. */
@@ -45,7 +45,17 @@ const names = (s: Statement) => s.subject.map((x) => x.digest['sha256']).filter(
  * Every entry must be included in the checkpoint's tree; every statement's DSSE signature must verify.
  * `previous`, when given, is a checkpoint the client verified earlier: the new one must be consistent with it.
  */
-export function verifyChain(bundle: ProofBundle, logKey: string, target: string, opts: { require?: readonly ChainLink['stage'][]; previous?: { size: number; root: Uint8Array; proof: readonly string[] } } = {}): VerifiedChain {
+export function verifyChain(
+  bundle: ProofBundle,
+  logKey: string,
+  target: string,
+  opts: {
+    require?: readonly ChainLink['stage'][];
+    previous?: { size: number; root: Uint8Array; proof: readonly string[] };
+    /** A pinned post-quantum key: every statement must also carry its valid signature. */
+    pq?: { keyid: string; verify(message: Uint8Array, signature: Uint8Array): boolean };
+  } = {},
+): VerifiedChain {
   const key = parseVerifierKey(logKey);
   let cp;
   try {
@@ -74,6 +84,13 @@ export function verifyChain(bundle: ProofBundle, logKey: string, target: string,
       st = openEnvelope<Statement>(env, key, logKey);
     } catch (err) {
       fail(`entry ${e.index}`, (err as Error).message);
+    }
+    if (opts.pq) {
+      try {
+        checkSecondSignature(env, opts.pq.keyid, (m, sg) => opts.pq!.verify(m, sg));
+      } catch (err) {
+        fail(`entry ${e.index}`, (err as Error).message);
+      }
     }
     const stage = stageOf(st.predicateType);
     if (stage) links.push({ stage, index: e.index, statement: st });

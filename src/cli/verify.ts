@@ -3,7 +3,9 @@ import path from 'node:path';
 import { parseCheckpoint } from '../ledger/checkpoint.js';
 import type { Command } from 'commander';
 import { sha256File } from '../agents/kit/client.js';
+import { mldsaKeyId } from '../attest/dsse.js';
 import { verifyChain, type ProofBundle, type VerifiedChain } from '../attest/verify-chain.js';
+import { mldsaVerify } from '../crypto/mldsa.js';
 import { LenixError } from '../core/errors.js';
 import { apiClientFor, configPath } from './config.js';
 import { printJson } from './output.js';
@@ -14,8 +16,9 @@ export function addVerifyCommand(p: Command): void {
     .description('prove, from the transparency ledger, which commit, build node, key, test run and release produced an RPM')
     .option('--bundle <file>', 'verify offline from a proof bundle (PKG.rpm.proof) instead of asking the server')
     .option('--log-key <key>', 'the pinned ledger key (name+hash+base64), as `lenix up` prints it; or $LENIX_LOG_KEY')
+    .option('--pq-key <base64|file>', 'also require the ML-DSA-65 signature by this pinned key (served at /ledger/mldsa65.pub)')
     .option('--json', 'print JSON')
-    .action(async (target: string, o: { bundle?: string; logKey?: string; json?: boolean }, cmd: Command) => {
+    .action(async (target: string, o: { bundle?: string; logKey?: string; pqKey?: string; json?: boolean }, cmd: Command) => {
       const logKey = o.logKey ?? process.env['LENIX_LOG_KEY'];
       if (!logKey) throw new LenixError('BAD_REQUEST', 'pin the ledger key with --log-key (printed by lenix up, served at /ledger/key)');
       let digest: string;
@@ -49,7 +52,14 @@ export function addVerifyCommand(p: Command): void {
           throw new LenixError('SIGNATURE_INVALID', `checkpoint: the log shows ${size} entries, fewer than the ${seen.size} seen before (rolled back)`);
         }
       }
-      const chain = digest ? verifyChain(bundle, logKey, digest, { require: ['sign', 'build', 'source'], ...(previous ? { previous } : {}) }) : verifyBuild(bundle, logKey);
+      let pq: { keyid: string; verify(m: Uint8Array, s: Uint8Array): boolean } | undefined;
+      if (o.pqKey) {
+        const text = /^[A-Za-z0-9+/=\s]+$/.test(o.pqKey) && o.pqKey.length > 100 ? o.pqKey : await readFile(o.pqKey, 'utf8');
+        const pub = new Uint8Array(Buffer.from(text.trim(), 'base64'));
+        pq = { keyid: mldsaKeyId(pub), verify: (m, sg) => mldsaVerify(65, pub, m, sg) };
+      }
+      const opts = { ...(previous ? { previous } : {}), ...(pq ? { pq } : {}) };
+      const chain = digest ? verifyChain(bundle, logKey, digest, { require: ['sign', 'build', 'source'], ...opts }) : verifyBuild(bundle, logKey, opts);
       await remember(logKey, chain.treeSize, bundle.checkpoint);
       if (o.json) return printJson(chain);
       printChain(chain);
@@ -89,8 +99,8 @@ function checkpointSize(note: string): number {
 }
 
 /** For build:ID, every statement the log holds for the build must be included and verify. */
-function verifyBuild(bundle: ProofBundle, logKey: string): VerifiedChain {
-  const c = verifyChain(bundle, logKey, '', { require: [] });
+function verifyBuild(bundle: ProofBundle, logKey: string, opts: Parameters<typeof verifyChain>[3] = {}): VerifiedChain {
+  const c = verifyChain(bundle, logKey, '', { ...opts, require: [] });
   if (c.entries.length === 0) throw new LenixError('SIGNATURE_INVALID', 'no statements for this build in the log');
   return { ...c, links: c.entries };
 }

@@ -18,6 +18,8 @@ export function registerLedgerRoutes(r: ZodApp, _deps: ServerDeps, s: Services):
 
   r.get('/ledger/key', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain; charset=utf-8').send(`${ledger.verifierKey}\n`));
 
+  r.get('/ledger/mldsa65.pub', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain; charset=utf-8').send(`${Buffer.from(ledger.pqPublicKey).toString('base64')}\n`));
+
   r.get('/ledger/*', { schema: { hide: true, params: z.object({ '*': z.string().max(200) }) } }, async (req, reply) => {
     const t = parseTilePath(req.params['*']);
     const bytes = await ledger.tile(t);

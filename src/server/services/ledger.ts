@@ -10,6 +10,8 @@ import { MemoryHashes, consistencyProof, inclusionProof, leafHash, rootHash } fr
 import { ed25519Signer, signNote } from '../../ledger/note.js';
 import { MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, encodeEntryBundle, encodeHashTile, tileWidth, type TileRef } from '../../ledger/tiles.js';
 import { LedgerStore } from '../../store/ledger-store.js';
+import { mldsaKeys, mldsaSign } from '../../crypto/mldsa.js';
+import { mldsaKeyId } from '../../attest/dsse.js';
 import type { ServerDeps } from '../context.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -22,6 +24,7 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 export class LedgerService {
   private tree = new MemoryHashes();
   private signer!: ReturnType<typeof ed25519Signer>;
+  private pq!: { keyid: string; publicKey: Uint8Array; secretKey: Uint8Array };
   private pending: NodeJS.Timeout | null = null;
   readonly store: LedgerStore;
 
@@ -46,12 +49,29 @@ export class LedgerService {
       await chmod(file, 0o600);
     }
     this.signer = ed25519Signer(this.origin, seed);
+    // The post-quantum key (ML-DSA-65, FIPS 204) signs every statement next to Ed25519.
+    const pqFile = path.join(dir, 'mldsa65.seed');
+    let pqSeed: Buffer;
+    try {
+      pqSeed = Buffer.from((await readFile(pqFile, 'utf8')).trim(), 'base64');
+    } catch {
+      pqSeed = randomBytes(32);
+      await writeFile(pqFile, `${pqSeed.toString('base64')}\n`, { mode: 0o600 });
+      await chmod(pqFile, 0o600);
+    }
+    const keys = mldsaKeys(65, pqSeed);
+    this.pq = { keyid: mldsaKeyId(keys.publicKey), ...keys };
     await this.sync();
   }
 
   /** The verifier key clients pin: `name+hash+base64(0x01 ‖ key)`. */
   get verifierKey(): string {
     return this.signer.verifierKey;
+  }
+
+  /** The ML-DSA-65 public key (raw, FIPS 204 encoding), served at /ledger/mldsa65.pub as base64. */
+  get pqPublicKey(): Uint8Array {
+    return this.pq.publicKey;
   }
 
   /** Catch up with entries another replica appended. */
@@ -62,7 +82,10 @@ export class LedgerService {
 
   /** Sign a statement (DSSE, Ed25519 with the log key) and append it; returns its entry index. */
   async record(stage: Stage, statement: Statement, keys: readonly string[]): Promise<number> {
-    const envelope = signEnvelope(statement, [{ keyid: this.signer.verifierKey, sign: (m) => this.signer.sign(m) }]);
+    const envelope = signEnvelope(statement, [
+      { keyid: this.signer.verifierKey, sign: (m) => this.signer.sign(m) },
+      { keyid: this.pq.keyid, sign: (m) => mldsaSign(65, this.pq.secretKey, m) },
+    ]);
     const data = new TextEncoder().encode(JSON.stringify(envelope));
     if (data.length > MAX_ENTRY_SIZE) throw new LenixError('BAD_REQUEST', `a ${stage} statement of ${data.length} bytes exceeds the 64 KiB entry limit`);
     const index = await this.store.append([{ data, leafHash: leafHash(data), kind: stage, subjectKeys: keys }], this.deps.clock.now());
