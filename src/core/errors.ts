@@ -30,7 +30,6 @@ export const ERROR_CODES = {
   LEASE_ENDED: { status: 409, exit: 5, doc: 'The lease was already completed or cancelled.' },
   LOG_OFFSET_GAP: { status: 409, exit: 5, doc: 'A log append starts past the end of the stored log; the agent must resend from the stored size.' },
   BUILD_FINISHED: { status: 409, exit: 5, doc: 'The build already finished; it cannot be cancelled.' },
-  ROLE_MISMATCH: { status: 409, exit: 5, doc: 'The agent\'s role does not match the scope of its token or the task.' },
   REPO_EXISTS: { status: 409, exit: 5, doc: 'A repository with that name already exists.' },
   RELEASE_BLOCKED: { status: 409, exit: 5, doc: 'A build in the release is not built, not signed or failed its tests, and no override reason was given.' },
   RELEASE_CONFLICT: { status: 409, exit: 5, doc: 'A package of the release has the NEVRA of a different package already in the repository.' },

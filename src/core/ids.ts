@@ -13,7 +13,6 @@ export type LeaseId = Brand<number, 'LeaseId'>;
 export type CommitSha = Brand<string, 'CommitSha'>;
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
-const COMMIT_RE = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
 export function parseSha256(value: unknown): Sha256 {
   if (typeof value !== 'string' || !SHA256_RE.test(value)) {
@@ -24,11 +23,6 @@ export function parseSha256(value: unknown): Sha256 {
 
 export function isSha256(value: unknown): value is Sha256 {
   return typeof value === 'string' && SHA256_RE.test(value);
-}
-
-export function parseCommitSha(value: string): CommitSha {
-  if (!COMMIT_RE.test(value)) throw new LenixError('BAD_REQUEST', `not a git commit id: ${value.slice(0, 80)}`);
-  return value as CommitSha;
 }
 
 const NAME_MAX = 255;

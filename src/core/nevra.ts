@@ -18,11 +18,6 @@ export function formatNevra(n: Nevra): NevraString {
   return `${n.name}-${epoch}${n.version}-${n.release}.${n.arch}` as NevraString;
 }
 
-/** The file name rpmbuild gives a package: `name-version-release.arch.rpm` (no epoch). */
-export function rpmFileName(n: Nevra): string {
-  return `${n.name}-${n.version}-${n.release}.${n.arch}.rpm`;
-}
-
 /** Parse `name-[epoch:]version-release.arch`. Names may contain dashes; version and release may not. */
 export function parseNevra(text: string): Nevra {
   const m = /^(.+)-(?:(\d+):)?([^-:]+)-([^-:]+)\.([A-Za-z0-9_]+)$/.exec(text);

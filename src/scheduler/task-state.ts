@@ -25,7 +25,6 @@ export function nextStage(kind: TaskKind, buildState: BuildState, signing: boole
 export type AgentRole = 'build' | 'sign' | 'test';
 export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
-export const TASK_STATES: readonly TaskState[] = ['queued', 'leased', 'succeeded', 'failed', 'cancelled'];
 export const BUILD_STATES: readonly BuildState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 export const AGENT_ROLES: readonly AgentRole[] = ['build', 'sign', 'test'];
 

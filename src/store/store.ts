@@ -374,11 +374,6 @@ export class Store {
     });
   }
 
-  async listTasksByState(state: TaskState, limit: number): Promise<TaskRecord[]> {
-    const rows = await this.db.selectFrom('tasks').selectAll().where('state', '=', state).orderBy('id').limit(limit).execute();
-    return rows.map(toTask);
-  }
-
   async queueLength(role: AgentRole): Promise<Record<string, number>> {
     const rows = await this.db
       .selectFrom('tasks')

@@ -25,6 +25,10 @@ export class Attestations {
 
   /** After a task ends: the build statement when the build succeeds, the sign and test statements. */
   async taskEnded(task: TaskRecord, buildState: string): Promise<void> {
+    // Most completions start no statement (SRPM tasks, failures, requeues): return before reading anything.
+    const relevant =
+      (task.kind === 'binary' && buildState === 'succeeded') || (task.kind === 'sign' && task.state === 'succeeded') || (task.kind === 'test' && (task.state === 'succeeded' || task.state === 'failed'));
+    if (!relevant) return;
     const build = await this.deps.store.getBuild(task.buildId);
     if (!build) return;
     const source = await this.deps.store.getSource(build.sourceId);
