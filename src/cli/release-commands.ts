@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -42,7 +43,6 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       const api = new ApiClient(t.server, token);
       const stop = new AbortController();
       for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
-      const { mkdir } = await import('node:fs/promises');
       await mkdir(o.work, { recursive: true, mode: 0o700 });
       await runSigner({ client: new AgentClient(api), api, name: o.name, keysDir: path.resolve(o.keys), workRoot: path.resolve(o.work), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'signer' } }), stop: stop.signal });
     });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile, chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -20,21 +20,16 @@ export interface KeyInfo {
 const ALGOS: Record<string, string> = { '1': 'rsa', '17': 'dsa', '19': 'ecdsa', '22': 'eddsa' };
 
 async function gpg(home: string, args: string[], input?: string): Promise<string> {
-  try {
-    const child = execFile('gpg', ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', ...args], { maxBuffer: 16 * 1024 * 1024 });
-    const out = new Promise<string>((resolve, reject) => {
-      let stdout = '';
-      let stderr = '';
-      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(Object.assign(new Error(stderr.trim().split('\n').pop() ?? `gpg exited ${code}`), { stderr }))));
-    });
-    if (input !== undefined) child.stdin!.end(input);
-    else child.stdin!.end();
-    return await out;
-  } catch (err) {
-    throw err;
-  }
+  const child = execFile('gpg', ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', ...args], { maxBuffer: 16 * 1024 * 1024 });
+  const out = new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(Object.assign(new Error(stderr.trim().split('\n').pop() ?? `gpg exited ${code}`), { stderr }))));
+  });
+  child.stdin!.end(input);
+  return out;
 }
 
 /** A key folder with the permissions gpg insists on. */
@@ -88,7 +83,6 @@ export async function detachSign(home: string, fingerprint: string, data: Buffer
     const file = path.join(dir, 'data');
     await writeFile(file, data);
     await gpg(home, ['--digest-algo', 'SHA256', '--local-user', fingerprint, '--armor', '--detach-sign', '--output', `${file}.asc`, file]);
-    const { readFile } = await import('node:fs/promises');
     return await readFile(`${file}.asc`, 'utf8');
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -126,7 +126,7 @@ export class Publisher {
       await mkdir(pkgDir, { recursive: true });
       for (const p of plan.packages.filter((x) => x.arch === arch)) {
         const src = this.deps.blobs.pathOf(parseSha256(p.sha256));
-        await this.deps.blobs.open(parseSha256(p.sha256)).then(({ stream }) => stream.destroy()); // verified: never publish a corrupt blob
+        await this.deps.blobs.verify(parseSha256(p.sha256)); // never publish a corrupt blob
         await link(src, path.join(pkgDir, p.name)).catch(() => copyFile(src, path.join(pkgDir, p.name)));
       }
       await run('createrepo_c', ['--quiet', '--no-database', '--general-compress-type=gz', '--checksum=sha256', path.join(tmp, arch)], { maxBuffer: 16 * 1024 * 1024 });

@@ -75,7 +75,8 @@ export class FsBlobStore implements BlobStore {
     );
   }
 
-  async open(sha256: Sha256): Promise<{ size: number; stream: Readable }> {
+  /** Check that a stored blob still hashes to its name; returns its size. */
+  async verify(sha256: Sha256): Promise<number> {
     parseSha256(sha256);
     const file = this.pathOf(sha256);
     const st = await stat(file).catch(() => null);
@@ -83,7 +84,12 @@ export class FsBlobStore implements BlobStore {
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
     if (hash.digest('hex') !== sha256) throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest`);
-    return { size: st.size, stream: createReadStream(file) };
+    return st.size;
+  }
+
+  async open(sha256: Sha256): Promise<{ size: number; stream: Readable }> {
+    const size = await this.verify(sha256);
+    return { size, stream: createReadStream(this.pathOf(sha256)) };
   }
 
   async readAll(sha256: Sha256): Promise<Buffer> {

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -10,7 +11,6 @@ import type { BuildTaskPayload } from '../../core/protocol.js';
 import type { AgentClient, ApiClient } from '../kit/client.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
 import { describeBuildroot, type BuildrootRecord } from './buildroot.js';
-import { createReadStream } from 'node:fs';
 
 export interface BuildNodeOptions {
   readonly client: AgentClient;
@@ -165,7 +165,6 @@ function describeFailure(r: SandboxResult, timeoutMs: number): { code: string; r
 async function fetchLookaside(api: ApiClient, tree: string, say: (line: string) => void): Promise<void> {
   const top = await readdir(tree);
   for (const meta of lookasideFiles(top)) {
-    const { readFile } = await import('node:fs/promises');
     const entries = parseLookasideMetadata(await readFile(path.join(tree, meta), 'utf8'));
     for (const e of entries) {
       const dest = path.join(tree, e.path);

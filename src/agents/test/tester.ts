@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { parsePlainName } from '../../core/ids.js';
 import type { TestTaskPayload } from '../../core/protocol.js';
@@ -10,6 +12,8 @@ import type { AgentClient, ApiClient } from '../kit/client.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
 import { buildHostBase } from './host-base.js';
 import { parseStages, testRootScript, type StageResult } from './test-root.js';
+
+const run = promisify(execFile);
 
 export interface TesterOptions {
   readonly client: AgentClient;
@@ -86,9 +90,8 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
       }
       say(`target repository ${t.target.name}: ${t.target.packages.length} packages from its current snapshot`);
     }
-    const { execFile } = await import('node:child_process');
     for (const r of targetKeys.length > 0 ? [repo, targetRepo] : [repo]) {
-      await new Promise<void>((resolve, reject) => execFile('createrepo_c', ['--quiet', '--no-database', r], (err) => (err ? reject(err) : resolve())));
+      await run('createrepo_c', ['--quiet', '--no-database', r]);
     }
 
     // The package's own tests: tests/ at the build's commit.

@@ -64,7 +64,8 @@ export class AgentService {
   private async payload(task: TaskRecord): Promise<TaskPayload> {
     const build = await this.deps.store.getBuild(task.buildId);
     if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} vanished`);
-    const artifacts = await this.deps.store.listArtifacts(build.id);
+    // Only binary, sign and test tasks need the build's artifacts; SRPM leases (the bulk) skip the query.
+    const artifacts = task.kind === 'srpm' || task.kind === 'repomd' ? [] : await this.deps.store.listArtifacts(build.id);
     const ref = (a: ArtifactRecord): PackageRef => ({ sha256: a.sha256, name: a.name, url: `/api/v1/artifacts/${a.sha256}`, kind: isSourceKind(a.kind) ? 'srpm' : 'rpm', arch: a.arch ?? 'noarch' });
     switch (task.kind) {
       case 'srpm':

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, homedir } from 'node:os';
 import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
@@ -20,7 +20,7 @@ export async function checkSpec(mirror: GitMirror, commit: string, specPath: str
   const work = await mkdtemp(path.join(tmpdir(), 'lenix-spec-'));
   try {
     const tree = path.join(work, 'tree');
-    await import('node:fs/promises').then((fs) => fs.mkdir(tree));
+    await mkdir(tree);
     await extractTar(mirror.archive(commit), tree);
     const inTree = path.join(SANDBOX_WORK, 'tree');
     const spec = path.join(inTree, specPath);
