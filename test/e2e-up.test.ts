@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ApiClient } from '../src/agents/kit/client.js';
-import { signNote } from '../src/ledger/note.js';
+import { signNote, type NoteSigner } from '../src/ledger/note.js';
 import { readSse } from '../src/cli/follow.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
@@ -18,7 +18,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 const run = promisify(execFile);
 
 /** Re-sign a note's text with another key (a forged checkpoint). */
-function resign(signer: { name: string; keyHash: number; sign(m: Uint8Array): Uint8Array }, note: string): string {
+function resign(signer: NoteSigner, note: string): string {
   const text = note.slice(0, note.lastIndexOf('\n\n') + 1);
   return signNote(text, [signer]);
 }
@@ -104,6 +104,9 @@ describe('lenix up, end to end', () => {
   test('lenix verify proves the chain of each published RPM, online and from its proof bundle alone; tampering is named', async () => {
     const logKey = (await (await fetch(`${url}/ledger/key`)).text()).trim();
     assert.match(up.out, new RegExp(`ledger key .*: ${logKey.replace(/[+/]/g, '\\$&')}`));
+    const [, logPqKey] = (await (await fetch(`${url}/ledger/keys`)).text()).trim().split('\n');
+    const witnessKey = /witness \S+, key \(lenix verify --witness-key KEY\): (\S+)/.exec(up.out)?.[1] ?? '';
+    assert.match(witnessKey, /^lenix\.local\/witness\+[0-9a-f]{8}\+B[A-D]/, 'an Ed25519 cosignature key (type 0x04)');
     const pkgs = ['hello-c-1.2-1.x86_64.rpm', 'lenix-hello-data-1.0-1.noarch.rpm', 'lenix-multi-2.0-1.noarch.rpm', 'lenix-multi-config-2.0-1.noarch.rpm'];
     for (const name of pkgs) {
       const file = path.join(dir, 'verify', name);
@@ -117,6 +120,9 @@ describe('lenix up, end to end', () => {
       await writeFile(pqKey, await (await fetch(`${url}/ledger/mldsa65.pub`)).text());
       const pq = await cli('verify', file, '--log-key', logKey, '--pq-key', pqKey);
       assert.equal(pq.code, 0, `ML-DSA-65 signatures: ${pq.stderr}`);
+      // The strictest pinning: the log's Ed25519 and ML-DSA-44 checkpoint keys, and the witness lenix up runs.
+      const strict = await lenix(['verify', file, '--bundle', `${file}.proof`, '--log-key', logKey, '--log-key', logPqKey!, '--witness-key', witnessKey], { ...env, LENIX_SERVER: 'http://127.0.0.1:9' });
+      assert.equal(strict.code, 0, `log ML-DSA-44 and witness cosignatures: ${strict.stderr}`);
       const offline = await lenix(['verify', file, '--bundle', `${file}.proof`, '--log-key', logKey], { ...env, LENIX_SERVER: 'http://127.0.0.1:9' });
       assert.equal(offline.code, 0, offline.stderr);
       assert.equal(offline.stdout, online.stdout);
@@ -153,6 +159,12 @@ describe('lenix up, end to end', () => {
     assert.match(await tampered('other-key', (b) => {
       b.checkpoint = resign(forged, b.checkpoint);
     }), /checkpoint: /);
+    // A witness key the checkpoint has no cosignature from.
+    const { ed25519Cosigner } = await import('../src/ledger/note.js');
+    const stranger = ed25519Cosigner('lenix.local/witness', new Uint8Array(32).fill(3), Date.now).verifierKey;
+    const unwitnessed = await cli('verify', file, '--bundle', `${file}.proof`, '--log-key', logKey, '--witness-key', stranger);
+    assert.notEqual(unwitnessed.code, 0);
+    assert.match(unwitnessed.stderr, /witness: no signature by lenix\.local\/witness/);
     // The RPM itself changed: its digest is in no statement.
     const changed = path.join(dir, 'verify', 'changed.rpm');
     const bytes = await readFile(file);

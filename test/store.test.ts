@@ -323,6 +323,18 @@ for (const f of factories) {
       assert.deepEqual(await ledger.latestCheckpoint(), { size: 4, note: 'note' });
     });
 
+    test('the ledger keeps its witness list', async () => {
+      const store = await fresh();
+      const ledger = new LedgerStore(store.db, store.dialect);
+      await ledger.addWitness('http://w2.example', clock.now());
+      await ledger.addWitness('http://w1.example', clock.now());
+      await ledger.addWitness('http://w1.example', clock.now());
+      assert.deepEqual(await ledger.witnesses(), ['http://w1.example', 'http://w2.example']);
+      assert.equal(await ledger.removeWitness('http://w2.example'), true);
+      assert.equal(await ledger.removeWitness('http://w2.example'), false);
+      assert.deepEqual(await ledger.witnesses(), ['http://w1.example']);
+    });
+
     test('agents keep their id when they register again with the same token', async () => {
       const store = await fresh();
       const a = await agent(store, 'same');

@@ -1,3 +1,5 @@
+import { MANIFEST_FORMAT } from './manifest.js';
+
 /**
  * in-toto Statement v1 (https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md) for each
  * stage a package goes through. Pure: inputs are plain records; the server signs (dsse.ts) and logs them.
@@ -93,12 +95,21 @@ export function testStatement(t: { buildId: number; passed: boolean; packages: r
   );
 }
 
-export function releaseStatement(r: { repository: string; releaseId: number; snapshotId: number; repomd: Readonly<Record<string, string>>; packages: readonly { name: string; sha256: string; arch: string }[]; overrideReason: string | null }): Statement {
-  // Large releases list their packages in a content-addressed manifest (a tile entry holds at most 64 KiB);
-  // the subjects always name every package so look-ups by digest find the release.
-  return statement(
-    [...new Map(r.packages.map((p) => [p.sha256, { name: p.name, digest: { sha256: p.sha256 } }])).values()],
-    LENIX_RELEASE,
-    { repository: r.repository, releaseId: r.releaseId, snapshot: r.snapshotId, repomd: Object.fromEntries(Object.entries(r.repomd).map(([a, s]) => [a, { sha256: s }])), overrideReason: r.overrideReason },
-  );
+export function releaseStatement(
+  r: { repository: string; releaseId: number; snapshotId: number; repomd: Readonly<Record<string, string>>; packages: readonly { name: string; sha256: string; arch: string }[]; overrideReason: string | null },
+  manifest?: { sha256: string; root: string; count: number },
+): Statement {
+  // A tile entry holds at most 64 KiB: a large release names a content-addressed manifest of its packages
+  // (attest/manifest.ts) instead of every package. Look-ups by package digest find the release either way.
+  const subject = manifest
+    ? [{ name: 'release-manifest', digest: { sha256: manifest.sha256 } }]
+    : [...new Map(r.packages.map((p) => [p.sha256, { name: p.name, digest: { sha256: p.sha256 } }])).values()];
+  return statement(subject, LENIX_RELEASE, {
+    repository: r.repository,
+    releaseId: r.releaseId,
+    snapshot: r.snapshotId,
+    repomd: Object.fromEntries(Object.entries(r.repomd).map(([a, s]) => [a, { sha256: s }])),
+    overrideReason: r.overrideReason,
+    ...(manifest ? { manifest: { format: MANIFEST_FORMAT, sha256: manifest.sha256, merkleRoot: manifest.root, count: manifest.count } } : {}),
+  });
 }

@@ -73,3 +73,38 @@ test('with a pinned ML-DSA-65 key, every statement must also carry a valid post-
   assert.throws(() => verifyChain(bundle, log.verifierKey, SIGNED, { pq: { keyid, verify: (m, s) => mldsaVerify(65, other.publicKey, m, s) } }), /entry 0: the mldsa65 signature does not verify/);
   assert.throws(() => verifyChain(bundleOf(entries()).bundle, log.verifierKey, SIGNED, { pq: { keyid, verify: () => true } }), /mldsa65 signature does not verify/, 'an envelope without the ML-DSA signature');
 });
+
+test('a release of 10,000 packages fits one log entry through its manifest, and verify finds the package in it', async () => {
+  const { buildManifest, manifestProofs } = await import('./manifest.js');
+  const { releaseStatement } = await import('./statements.js');
+  const { MAX_ENTRY_SIZE } = await import('../ledger/tiles.js');
+  const packages = Array.from({ length: 10_000 }, (_, i) => ({ name: `p${i}-1-1.x86_64.rpm`, arch: 'x86_64', sha256: i.toString(16).padStart(64, '0') }));
+  packages.push({ name: 'x.rpm', arch: 'x86_64', sha256: SIGNED });
+  const manifest = buildManifest(packages);
+  const release = releaseStatement({ repository: 'big', releaseId: 1, snapshotId: 1, repomd: { x86_64: 'f'.repeat(64) }, packages, overrideReason: null }, manifest);
+  const data = [...entries(), new TextEncoder().encode(JSON.stringify(signEnvelope(release, [{ keyid: log.verifierKey, sign: (m) => log.sign(m) }])))];
+  assert.ok(data[3]!.length < MAX_ENTRY_SIZE, `${data[3]!.length} bytes`);
+  const { bundle } = bundleOf(data, log, 4);
+  assert.throws(() => verifyChain(bundle, log.verifierKey, SIGNED, { require: ['release'] }), /release: no release statement/, 'without the manifest proof');
+  const withProof = { ...bundle, manifests: manifestProofs(manifest, SIGNED) };
+  assert.deepEqual(verifyChain(withProof, log.verifierKey, SIGNED, { require: ['release'] }).summary.releases, [{ repository: 'big', snapshot: 1 }]);
+  const forged = { ...bundle, manifests: manifestProofs(manifest, SIGNED).map((p) => ({ ...p, index: p.index - 1 })) };
+  assert.throws(() => verifyChain(forged, log.verifierKey, SIGNED, { require: ['release'] }), /release: no release statement/);
+});
+
+test('pinned witness keys and the ML-DSA-44 log key must have signed the checkpoint', async () => {
+  const { ed25519Cosigner, mldsa44Cosigner } = await import('../ledger/note.js');
+  const now = () => 1_750_000_000_000;
+  const ml = mldsa44Cosigner('test.lenix/log', new Uint8Array(32).fill(8), now);
+  const witness = ed25519Cosigner('w.example', new Uint8Array(32).fill(9), now);
+  const data = entries();
+  const tree = new MemoryHashes(data.map(leafHash));
+  const text = formatCheckpoint({ origin: 'test.lenix/log', size: tree.size, root: rootHash(tree, tree.size), extensions: [] });
+  const proofs = data.map((d, i) => ({ index: i, entry: Buffer.from(d).toString('base64'), proof: inclusionProof(tree, i, tree.size).map(hex) }));
+  const cosigned: ProofBundle = { checkpoint: signNote(text, [log, ml, witness]), entries: proofs };
+  const bare: ProofBundle = { checkpoint: signNote(text, [log]), entries: proofs };
+  assert.equal(verifyChain(cosigned, [log.verifierKey, ml.verifierKey], SIGNED, { witnesses: [witness.verifierKey] }).links.length, 3);
+  assert.throws(() => verifyChain(bare, log.verifierKey, SIGNED, { witnesses: [witness.verifierKey] }), /witness: no signature by w.example/);
+  assert.throws(() => verifyChain(bare, [log.verifierKey, ml.verifierKey], SIGNED), /checkpoint: no signature by test.lenix\/log \(ML-DSA-44\)/);
+  assert.throws(() => verifyChain(cosigned, [ml.verifierKey], SIGNED), /log key: pin the log's Ed25519 key/);
+});

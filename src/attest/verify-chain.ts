@@ -1,14 +1,17 @@
 import { LenixError } from '../core/errors.js';
 import { parseCheckpoint } from '../ledger/checkpoint.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../ledger/merkle.js';
-import { openNote, parseVerifierKey } from '../ledger/note.js';
+import { SIG_ED25519, openNote, parseVerifierKey } from '../ledger/note.js';
 import { checkSecondSignature, openEnvelope, type Envelope } from './dsse.js';
+import { verifyManifestProof, type ManifestProof } from './manifest.js';
 import type { Statement } from './statements.js';
 
 /** What `lenix verify` checks, offline: a checkpoint, entries with inclusion proofs, their statements. */
 export interface ProofBundle {
   readonly checkpoint: string; // signed note
   readonly entries: readonly { readonly index: number; readonly entry: string /* base64 of the log entry */; readonly proof: readonly string[] /* hex */ }[];
+  /** For releases listed in a manifest: the package's line with its inclusion proof in the manifest tree. */
+  readonly manifests?: readonly ManifestProof[];
 }
 
 export interface ChainLink {
@@ -47,23 +50,44 @@ const names = (s: Statement) => s.subject.map((x) => x.digest['sha256']).filter(
  */
 export function verifyChain(
   bundle: ProofBundle,
-  logKey: string,
+  logKeys: string | readonly string[],
   target: string,
   opts: {
     require?: readonly ChainLink['stage'][];
     previous?: { size: number; root: Uint8Array; proof: readonly string[] };
     /** A pinned post-quantum key: every statement must also carry its valid signature. */
     pq?: { keyid: string; verify(message: Uint8Array, signature: Uint8Array): boolean };
+    /** Pinned witness keys (C2SP tlog-cosignature): the checkpoint must carry a valid cosignature by each. */
+    witnesses?: readonly string[];
   } = {},
 ): VerifiedChain {
-  const key = parseVerifierKey(logKey);
+  const pinned = typeof logKeys === 'string' ? [logKeys] : logKeys;
+  const keys = pinned.map((k) => {
+    try {
+      return parseVerifierKey(k);
+    } catch (err) {
+      fail('log key', (err as Error).message);
+    }
+  });
+  const edIndex = keys.findIndex((k) => k.type === SIG_ED25519);
+  if (edIndex < 0) fail('log key', "pin the log's Ed25519 key (/ledger/key); its ML-DSA-44 key may be pinned next to it");
+  const key = keys[edIndex]!;
+  const logKey = pinned[edIndex]!;
   let cp;
   try {
-    cp = parseCheckpoint(openNote(bundle.checkpoint, [key]).text);
+    // Every pinned log key (Ed25519, and ML-DSA-44 when pinned) must have signed the checkpoint.
+    cp = parseCheckpoint(openNote(bundle.checkpoint, keys, { requireAll: true }).text);
   } catch (err) {
     fail('checkpoint', (err as Error).message);
   }
-  if (cp.origin !== key.name) fail('checkpoint', `origin ${cp.origin} is not the pinned log ${key.name}`);
+  for (const k of keys) if (cp.origin !== k.name) fail('checkpoint', `origin ${cp.origin} is not the pinned log ${k.name}`);
+  if (opts.witnesses && opts.witnesses.length > 0) {
+    try {
+      openNote(bundle.checkpoint, opts.witnesses.map(parseVerifierKey), { requireAll: true });
+    } catch (err) {
+      fail('witness', (err as Error).message);
+    }
+  }
   if (opts.previous) {
     const proof = opts.previous.proof.map((h) => new Uint8Array(Buffer.from(h, 'hex')));
     if (!verifyConsistency(opts.previous.size, cp.size, opts.previous.root, cp.root, proof)) fail('checkpoint', `not consistent with the checkpoint of size ${opts.previous.size} seen before (a forked or rewritten log)`);
@@ -96,7 +120,11 @@ export function verifyChain(
     if (stage) links.push({ stage, index: e.index, statement: st });
   }
   const pick = (stage: ChainLink['stage'], digest: string) => links.filter((l) => l.stage === stage && names(l.statement).includes(digest)).pop();
-  const releases = links.filter((l) => l.stage === 'release' && names(l.statement).includes(target));
+  const inManifest = (l: ChainLink) => {
+    const m = l.statement.predicate['manifest'] as { sha256: string; merkleRoot: string; count: number } | undefined;
+    return !!m && (bundle.manifests ?? []).some((p) => p.manifest === m.sha256 && p.line.startsWith(`${target} `) && verifyManifestProof(p, m.merkleRoot, m.count));
+  };
+  const releases = links.filter((l) => l.stage === 'release' && (names(l.statement).includes(target) || inManifest(l)));
   const test = pick('test', target);
   const sign = pick('sign', target);
   const unsigned = sign ? ((sign.statement.predicate['packages'] as { signed: { sha256: string }; unsigned: { sha256: string } }[]).find((p) => p.signed.sha256 === target)?.unsigned.sha256 ?? '') : target;

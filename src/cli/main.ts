@@ -14,6 +14,7 @@ import { followLog } from './follow.js';
 import { ago, duration, printJson, table } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
 import { addVerifyCommand } from './verify.js';
+import { addLedgerCommands } from './ledger-commands.js';
 import { runUp } from './up.js';
 
 type BuildJson = ReturnType<typeof presentBuild> & { tasks?: TaskJson[] };
@@ -59,7 +60,8 @@ function program(state: { code: number }): Command {
     .option('--lease-seconds <n>', 'lease length', '30')
     .option('--max-attempts <n>', 'attempts before a task fails for good', '3')
     .option('--watch-seconds <n>', 'poll interval for watched sources', '30')
-    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string }) => {
+    .option('--witness <url>', 'a C2SP tlog-witness asked to cosign each checkpoint (repeatable; more can be added with lenix ledger witnesses add)', collect)
+    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string; witness?: string[] }) => {
       const server = await startServer({
         dataDir: path.resolve(o.data),
         database: o.database ?? process.env['LENIX_DATABASE'],
@@ -67,7 +69,7 @@ function program(state: { code: number }): Command {
         port: Number(o.port),
         arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
         adminTokenFile: o.adminTokenFile,
-        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000 },
+        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000, witnesses: o.witness ?? [] },
       });
       process.stdout.write(`lenix server listening on ${server.url}\n`);
       await waitForSignal();
@@ -236,6 +238,7 @@ function program(state: { code: number }): Command {
 
   addReleaseCommands(p, state);
   addVerifyCommand(p);
+  addLedgerCommands(p, waitForSignal);
   return p;
 }
 

@@ -112,9 +112,12 @@ export async function runUp(o: UpOptions): Promise<void> {
   // New builds are signed once the signer has announced its key.
   const signingKey = await until(async () => (await admin.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey);
 
-  const logKey = (await (await admin.request('GET', '/ledger/key')).text()).trim();
+  const [logKey, logPqKey] = (await (await admin.request('GET', '/ledger/keys')).text()).trim().split('\n');
+  const witness = await startLocalWitness(data, url, [logKey!, logPqKey!], admin, children);
   say(`Lenix is up at ${url}`);
   say(`  ledger key (pin it: lenix verify PKG.rpm --log-key KEY): ${logKey}`);
+  say(`  ledger ML-DSA-44 checkpoint key: ${url}/ledger/keys (second line)`);
+  say(`  witness ${witness.url}, key (lenix verify --witness-key KEY): ${witness.key}`);
   say(`  admin token: ${adminTokenFile}   CLI config: ${configFile}`);
   say(`  logs: ${path.join(data, 'logs')}   data: ${data}`);
 
@@ -122,6 +125,35 @@ export async function runUp(o: UpOptions): Promise<void> {
   say('');
   say(`ready: ${url}  (try: lenix builds; lenix repo show ${SAMPLE_REPO}; Ctrl-C stops everything)`);
   await new Promise<void>(() => undefined);
+}
+
+/**
+ * One witness next to the server, with its own key folder: it cosigns each checkpoint the server pushes
+ * (C2SP tlog-witness) and reads the published checkpoint itself. Registered with the server at each start.
+ */
+async function startLocalWitness(data: string, url: string, logKeys: readonly string[], admin: ApiClient, children: ChildProcess[]): Promise<{ url: string; key: string }> {
+  const dir = path.join(data, 'witness');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const args = ['witness', '--log', url, ...logKeys.flatMap((k) => ['--log-key', k]), '--key', dir, '--port', '0'];
+  const w = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', openSync(path.join(data, 'logs', 'witness.log'), 'a')] });
+  children.push(w);
+  const witnessUrl = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    w.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /lenix witness listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    w.once('exit', (code) => reject(new LenixError('UNAVAILABLE', `the witness exited (status ${code}); see ${path.join(data, 'logs', 'witness.log')}`)));
+  });
+  w.stdout!.resume();
+  const previous = path.join(dir, 'registered-url');
+  const old = existsSync(previous) ? (await readFile(previous, 'utf8')).trim() : '';
+  if (old && old !== witnessUrl) await admin.json('DELETE', '/api/v1/ledger/witnesses', { url: old }).catch(() => undefined);
+  await admin.json('POST', '/api/v1/ledger/witnesses', { url: witnessUrl });
+  await writeFile(previous, `${witnessUrl}\n`);
+  const key = (await (await fetch(`${witnessUrl}/key`)).text()).split('\n')[0]!;
+  return { url: witnessUrl, key };
 }
 
 async function ensureSamples(admin: ApiClient, data: string, signingKey: string, testing: boolean, say: (line: string) => void): Promise<void> {

@@ -7,19 +7,25 @@ import { mldsaKeyId } from '../attest/dsse.js';
 import { verifyChain, type ProofBundle, type VerifiedChain } from '../attest/verify-chain.js';
 import { mldsaVerify } from '../crypto/mldsa.js';
 import { LenixError } from '../core/errors.js';
+import { SIG_ED25519 } from '../ledger/note.js';
 import { apiClientFor, configPath } from './config.js';
 import { printJson } from './output.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** `lenix verify FILE.rpm | SHA256 | build:ID [--server URL | --bundle FILE] --log-key KEY [--json]` */
 export function addVerifyCommand(p: Command): void {
   p.command('verify <target>')
     .description('prove, from the transparency ledger, which commit, build node, key, test run and release produced an RPM')
     .option('--bundle <file>', 'verify offline from a proof bundle (PKG.rpm.proof) instead of asking the server')
-    .option('--log-key <key>', 'the pinned ledger key (name+hash+base64), as `lenix up` prints it; or $LENIX_LOG_KEY')
+    .option('--log-key <key>', 'a pinned ledger key (name+hash+base64), as `lenix up` prints it, or $LENIX_LOG_KEY; repeat it to also require the ML-DSA-44 checkpoint signature', collect)
+    .option('--witness-key <key>', 'require a cosignature on the checkpoint by this witness key (repeatable)', collect)
     .option('--pq-key <base64|file>', 'also require the ML-DSA-65 signature by this pinned key (served at /ledger/mldsa65.pub)')
     .option('--json', 'print JSON')
-    .action(async (target: string, o: { bundle?: string; logKey?: string; pqKey?: string; json?: boolean }, cmd: Command) => {
-      const logKey = o.logKey ?? process.env['LENIX_LOG_KEY'];
+    .action(async (target: string, o: { bundle?: string; logKey?: string[]; witnessKey?: string[]; pqKey?: string; json?: boolean }, cmd: Command) => {
+      const logKeys = o.logKey ?? (process.env['LENIX_LOG_KEY'] ? process.env['LENIX_LOG_KEY'].split(/\s+/).filter(Boolean) : []);
+      // Remembered checkpoints are kept per log, named by its (first) Ed25519 key.
+      const logKey = logKeys.find((k) => Buffer.from(k.split('+')[2] ?? '', 'base64')[0] === SIG_ED25519) ?? logKeys[0];
       if (!logKey) throw new LenixError('BAD_REQUEST', 'pin the ledger key with --log-key (printed by lenix up, served at /ledger/key)');
       let digest: string;
       let query: string;
@@ -58,8 +64,8 @@ export function addVerifyCommand(p: Command): void {
         const pub = new Uint8Array(Buffer.from(text.trim(), 'base64'));
         pq = { keyid: mldsaKeyId(pub), verify: (m, sg) => mldsaVerify(65, pub, m, sg) };
       }
-      const opts = { ...(previous ? { previous } : {}), ...(pq ? { pq } : {}) };
-      const chain = digest ? verifyChain(bundle, logKey, digest, { require: ['sign', 'build', 'source'], ...opts }) : verifyBuild(bundle, logKey, opts);
+      const opts = { ...(previous ? { previous } : {}), ...(pq ? { pq } : {}), ...(o.witnessKey ? { witnesses: o.witnessKey } : {}) };
+      const chain = digest ? verifyChain(bundle, logKeys, digest, { require: ['sign', 'build', 'source'], ...opts }) : verifyBuild(bundle, logKeys, opts);
       await remember(logKey, chain.treeSize, bundle.checkpoint);
       if (o.json) return printJson(chain);
       printChain(chain);
@@ -99,7 +105,7 @@ function checkpointSize(note: string): number {
 }
 
 /** For build:ID, every statement the log holds for the build must be included and verify. */
-function verifyBuild(bundle: ProofBundle, logKey: string, opts: Parameters<typeof verifyChain>[3] = {}): VerifiedChain {
+function verifyBuild(bundle: ProofBundle, logKey: readonly string[], opts: Parameters<typeof verifyChain>[3] = {}): VerifiedChain {
   const c = verifyChain(bundle, logKey, '', { ...opts, require: [] });
   if (c.entries.length === 0) throw new LenixError('SIGNATURE_INVALID', 'no statements for this build in the log');
   return { ...c, links: c.entries };

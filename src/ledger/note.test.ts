@@ -74,3 +74,71 @@ test('checkpoints round-trip and reject malformed bodies', () => {
     assert.throws(() => parseCheckpoint(bad), { code: 'SIGNATURE_INVALID' }, bad);
   }
 });
+
+/**
+ * C2SP tlog-cosignature, read independently from the spec text (no code shared with note.ts or
+ * cosignature.ts): the key ID is SHA-256(name || "\n" || type || public key)[:4]; the signature is a u64
+ * big-endian timestamp followed by the signature. Ed25519 (0x04) signs "cosignature/v1\n", "time <ts>\n" and
+ * the checkpoint body; ML-DSA-44 (0x06) signs the cosigned_message structure with the label "subtree/v1\n\0",
+ * 1-byte length-prefixed cosigner name and origin, the u64 timestamp, start 0, end = tree size, and the root.
+ */
+async function specCosignatureVerify(note: string, name: string, type: 4 | 6, pub: Uint8Array): Promise<{ timestamp: bigint } | null> {
+  const { ml_dsa44 } = await import('@noble/post-quantum/ml-dsa.js');
+  const id = createHash('sha256').update(Buffer.concat([Buffer.from(`${name}\n`), Buffer.from([type]), Buffer.from(pub)])).digest().subarray(0, 4);
+  const cut = note.lastIndexOf('\n\n');
+  const body = note.slice(0, cut + 1);
+  const [origin, size, root] = body.split('\n');
+  for (const line of note.slice(cut + 2).split('\n').filter(Boolean)) {
+    const [dash, who, b64] = line.split(' ');
+    const blob = Buffer.from(b64 ?? '', 'base64');
+    if (dash !== '\u2014' || who !== name || !blob.subarray(0, 4).equals(id)) continue;
+    const ts = blob.readBigUInt64BE(4);
+    const sig = blob.subarray(12);
+    if (type === 4) {
+      const key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(pub)]), format: 'der', type: 'spki' });
+      if (sig.length === 64 && verify(null, Buffer.from(`cosignature/v1\ntime ${ts}\n${body}`), key, sig)) return { timestamp: ts };
+    } else {
+      const u64 = (n: bigint) => {
+        const b = Buffer.alloc(8);
+        b.writeBigUInt64BE(n);
+        return b;
+      };
+      const msg = Buffer.concat([
+        Buffer.from('subtree/v1\n\0', 'latin1'),
+        Buffer.from([Buffer.byteLength(name)]),
+        Buffer.from(name),
+        u64(ts),
+        Buffer.from([Buffer.byteLength(origin!)]),
+        Buffer.from(origin!),
+        u64(0n),
+        u64(BigInt(size!)),
+        Buffer.from(root!, 'base64'),
+      ]);
+      if (sig.length === 2420 && ml_dsa44.verify(sig, msg, pub)) return { timestamp: ts };
+    }
+  }
+  return null;
+}
+
+test('checkpoint cosignatures (Ed25519 0x04, ML-DSA-44 0x06) follow C2SP tlog-cosignature, checked by an independent reading', async () => {
+  const { ed25519Cosigner, mldsa44Cosigner, SIG_COSIGNATURE_MLDSA44 } = await import('./note.js');
+  const now = () => 1_700_000_000_123;
+  const log = ed25519Signer('log.lenix.example', new Uint8Array(32).fill(7));
+  const ml = mldsa44Cosigner('log.lenix.example', new Uint8Array(32).fill(1), now);
+  const w = ed25519Cosigner('witness.example/w1', new Uint8Array(32).fill(2), now);
+  const text = formatCheckpoint({ origin: 'log.lenix.example', size: 20852163, root: EMPTY_ROOT, extensions: [] });
+  const note = signNote(text, [log, ml, w]);
+  assert.deepEqual(await specCosignatureVerify(note, 'witness.example/w1', 4, w.publicKey), { timestamp: 1_700_000_000n });
+  assert.deepEqual(await specCosignatureVerify(note, 'log.lenix.example', 6, ml.publicKey), { timestamp: 1_700_000_000n });
+  // Our verifier agrees, requires every pinned key with requireAll, and ignores keys it was not given.
+  const keys = [log.verifierKey, ml.verifierKey, w.verifierKey].map(parseVerifierKey);
+  assert.equal(keys[1]!.type, SIG_COSIGNATURE_MLDSA44);
+  assert.equal(keys[1]!.publicKey.length, 1312);
+  assert.equal(openNote(note, keys, { requireAll: true }).verifiedBy.length, 3);
+  assert.throws(() => openNote(signNote(text, [log]), keys, { requireAll: true }), /no signature by log.lenix.example \(ML-DSA-44\), witness.example\/w1/);
+  // A cosignature does not carry over to another tree size or root.
+  const moved = note.replace('\n20852163\n', '\n20852164\n');
+  assert.equal(await specCosignatureVerify(moved, 'log.lenix.example', 6, ml.publicKey), null);
+  assert.throws(() => openNote(moved, [keys[1]!]), /does not verify/);
+  assert.throws(() => openNote(moved, [keys[2]!]), /does not verify/);
+});

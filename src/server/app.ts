@@ -49,7 +49,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   const sources = new SourceService(deps);
   const ledger = new LedgerService(deps, deps.config.ledgerOrigin);
   await ledger.init();
-  const attest = new Attestations(deps, ledger);
+  const attest = new Attestations(deps, ledger, (key) => ledger.store.stagesFor(key));
   const publisher = new Publisher({
     published: (release, repo, snap) => attest.released(release, repo.name, snap),
     store: deps.store,
@@ -81,6 +81,11 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     releases: new ReleaseService(deps, publisher, (buildId) => ledger.store.stagesFor(`build:${buildId}`)),
     auth: new TokenAuthority(deps.store),
   };
+
+  await attest.repair(async (b) => ({
+    url: (await deps.store.getSource(b.sourceId))?.url ?? b.sourceName,
+    text: await sources.mirrorOf({ name: b.sourceName }).readFile(b.commit.sha, b.specPath),
+  }));
 
   // Raw bodies (artifact uploads, log appends, lookaside files) stream straight to their handler.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));

@@ -20,6 +20,8 @@ export interface ServerConfig {
   readonly specCheckTimeoutMs: number;
   /** The ledger's origin line (C2SP tlog-checkpoint), also the name of its key. */
   readonly ledgerOrigin: string;
+  /** C2SP tlog-witness URLs asked to cosign each new checkpoint. */
+  readonly witnesses: readonly string[];
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
@@ -32,6 +34,7 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   watchIntervalMs: 30_000,
   specCheckTimeoutMs: 60_000,
   ledgerOrigin: 'lenix.local/ledger',
+  witnesses: [],
 };
 
 /** Records a stage's statement in the transparency ledger (services/ledger.ts); a no-op where there is none. */

@@ -88,4 +88,18 @@ export class LedgerStore {
     const r = await this.db.selectFrom('ledger_checkpoints').select(['size', 'note']).orderBy('size', 'desc').limit(1).executeTakeFirst();
     return r ? { size: Number(r.size), note: r.note } : null;
   }
+
+  async addWitness(url: string, now: number): Promise<void> {
+    const exists = await this.db.selectFrom('ledger_witnesses').select('url').where('url', '=', url).executeTakeFirst();
+    if (!exists) await this.db.insertInto('ledger_witnesses').values({ url, created_at: now }).execute();
+  }
+
+  async removeWitness(url: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('ledger_witnesses').where('url', '=', url).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async witnesses(): Promise<string[]> {
+    return (await this.db.selectFrom('ledger_witnesses').select('url').orderBy('url').execute()).map((r) => r.url);
+  }
 }

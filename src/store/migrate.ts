@@ -4,6 +4,7 @@ import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-sign-release.js';
 import * as m0003 from './migrations/0003-build-target.js';
 import * as m0004 from './migrations/0004-ledger.js';
+import * as m0005 from './migrations/0005-witnesses.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -13,6 +14,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0002-sign-release': m0002,
   '0003-build-target': m0003,
   '0004-ledger': m0004,
+  '0005-witnesses': m0005,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {

@@ -24,6 +24,7 @@ export interface Database {
   ledger_entries: LedgerEntriesTable;
   ledger_subjects: LedgerSubjectsTable;
   ledger_checkpoints: LedgerCheckpointsTable;
+  ledger_witnesses: LedgerWitnessesTable;
 }
 
 export interface LedgerEntriesTable {
@@ -38,6 +39,11 @@ export interface LedgerEntriesTable {
 export interface LedgerSubjectsTable {
   key: string;
   idx: number;
+}
+
+export interface LedgerWitnessesTable {
+  url: string;
+  created_at: number;
 }
 
 export interface LedgerCheckpointsTable {

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { parseSha256 } from '../../core/ids.js';
+import { MANIFEST_THRESHOLD, buildManifest, type Manifest } from '../../attest/manifest.js';
 import { buildStatement, releaseStatement, signStatement, sourceStatement, testStatement } from '../../attest/statements.js';
 import type { BuildRecord, ReleaseRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
 import type { ServerDeps, StatementSink } from '../context.js';
@@ -13,7 +15,47 @@ export class Attestations {
   constructor(
     private readonly deps: ServerDeps,
     private readonly sink: StatementSink,
+    private readonly stages: (key: string) => Promise<Set<string>>,
   ) {}
+
+  /**
+   * After a crash between a stage's completion and its statement (the store commits first, then the ledger
+   * appends), record what is missing, so that the next stage is not refused for ever. Run at start-up,
+   * before the server listens. `spec` reads a build's spec file and source URL from the git mirror.
+   */
+  async repair(spec: (build: BuildRecord) => Promise<{ url: string; text: string }>): Promise<number> {
+    let repaired = 0;
+    for (let before: number | undefined; ; ) {
+      const builds = await this.deps.store.listBuilds({ limit: 500, ...(before !== undefined ? { beforeId: before } : {}) });
+      if (builds.length === 0) return repaired;
+      before = builds[builds.length - 1]!.id;
+      for (const build of builds) {
+        const have = await this.stages(`build:${build.id}`);
+        if (['source', 'build', 'sign', 'test'].every((s) => have.has(s))) continue;
+        try {
+          const missing = async (stage: string, f: () => Promise<void>) => {
+            if (have.has(stage)) return;
+            await f();
+            repaired++;
+            this.deps.log.warn({ component: 'ledger', build: build.id, stage }, 'recorded a statement missing after a crash');
+          };
+          await missing('source', async () => {
+            const s = await spec(build);
+            await this.source(build, s.url, s.text);
+          });
+          const tasks = await this.deps.store.listTasks(build.id);
+          const binaries = tasks.filter((t) => t.kind === 'binary');
+          if (binaries.length > 0 && binaries.every((t) => t.state === 'succeeded')) await missing('build', () => this.taskEnded(binaries[binaries.length - 1]!, 'succeeded'));
+          const sign = tasks.filter((t) => t.kind === 'sign' && t.state === 'succeeded').pop();
+          if (sign) await missing('sign', () => this.taskEnded(sign, build.state));
+          const test = tasks.filter((t) => t.kind === 'test' && (t.state === 'succeeded' || t.state === 'failed')).pop();
+          if (test) await missing('test', () => this.taskEnded(test, build.state));
+        } catch (err) {
+          this.deps.log.error({ component: 'ledger', build: build.id, err }, 'could not record a missing statement');
+        }
+      }
+    }
+  }
 
   async source(build: BuildRecord, url: string, specText: string): Promise<void> {
     await this.sink.record(
@@ -79,10 +121,19 @@ export class Attestations {
   }
 
   async released(release: ReleaseRecord, repoName: string, snap: SnapshotRecord): Promise<void> {
+    // A publish resumed after a crash calls this again: one statement per release.
+    if ((await this.stages(`release:${release.id}`)).has('release')) return;
+    const packages = snap.packages.map((p) => ({ name: p.name, sha256: p.sha256, arch: p.arch }));
+    let manifest: Manifest | undefined;
+    if (packages.length > MANIFEST_THRESHOLD) {
+      // The manifest is content-addressed in the blob store before the statement naming it is logged.
+      manifest = buildManifest(packages);
+      await this.deps.blobs.put(manifest.bytes, { expected: parseSha256(manifest.sha256) });
+    }
     await this.sink.record(
       'release',
-      releaseStatement({ repository: repoName, releaseId: release.id, snapshotId: snap.id, repomd: snap.repomd ?? {}, packages: snap.packages.map((p) => ({ name: p.name, sha256: p.sha256, arch: p.arch })), overrideReason: release.overrideReason }),
-      [...release.builds.map((b) => `build:${b}`), ...snap.packages.map((p) => `sha256:${p.sha256}`), ...Object.values(snap.repomd ?? {}).map((s) => `sha256:${s}`)],
+      releaseStatement({ repository: repoName, releaseId: release.id, snapshotId: snap.id, repomd: snap.repomd ?? {}, packages, overrideReason: release.overrideReason }, manifest),
+      [`release:${release.id}`, ...release.builds.map((b) => `build:${b}`), ...snap.packages.map((p) => `sha256:${p.sha256}`), ...Object.values(snap.repomd ?? {}).map((s) => `sha256:${s}`)],
     );
   }
 }

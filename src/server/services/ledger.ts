@@ -2,12 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { signEnvelope, type Envelope } from '../../attest/dsse.js';
+import { manifestProofs, parseManifest, type Manifest, type ManifestProof } from '../../attest/manifest.js';
 import type { Stage, Statement } from '../../attest/statements.js';
 import type { ProofBundle } from '../../attest/verify-chain.js';
 import { LenixError } from '../../core/errors.js';
+import { parseSha256 } from '../../core/ids.js';
 import { formatCheckpoint } from '../../ledger/checkpoint.js';
 import { MemoryHashes, consistencyProof, inclusionProof, leafHash, rootHash } from '../../ledger/merkle.js';
-import { ed25519Signer, signNote } from '../../ledger/note.js';
+import { ed25519Signer, mldsa44Cosigner, openNote, parseVerifierKey, signNote } from '../../ledger/note.js';
+import { formatAddCheckpoint } from '../../ledger/witness.js';
 import { MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, encodeEntryBundle, encodeHashTile, tileWidth, type TileRef } from '../../ledger/tiles.js';
 import { LedgerStore } from '../../store/ledger-store.js';
 import { mldsaKeys, mldsaSign } from '../../crypto/mldsa.js';
@@ -25,7 +28,11 @@ export class LedgerService {
   private tree = new MemoryHashes();
   private signer!: ReturnType<typeof ed25519Signer>;
   private pq!: { keyid: string; publicKey: Uint8Array; secretKey: Uint8Array };
+  private pqCheckpoint!: ReturnType<typeof mldsa44Cosigner>;
   private pending: NodeJS.Timeout | null = null;
+  private signing: Promise<{ size: number; note: string }> | null = null;
+  /** The size each witness last cosigned, as far as this process knows (a 409 answer corrects it). */
+  private readonly witnessSizes = new Map<string, number>();
   readonly store: LedgerStore;
 
   constructor(
@@ -39,34 +46,23 @@ export class LedgerService {
   async init(): Promise<void> {
     const dir = path.join(this.deps.config.dataDir, 'ledger');
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const file = path.join(dir, 'log.key');
-    let seed: Buffer;
-    try {
-      seed = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
-    } catch {
-      seed = randomBytes(32);
-      await writeFile(file, `${seed.toString('base64')}\n`, { mode: 0o600 });
-      await chmod(file, 0o600);
-    }
-    this.signer = ed25519Signer(this.origin, seed);
-    // The post-quantum key (ML-DSA-65, FIPS 204) signs every statement next to Ed25519.
-    const pqFile = path.join(dir, 'mldsa65.seed');
-    let pqSeed: Buffer;
-    try {
-      pqSeed = Buffer.from((await readFile(pqFile, 'utf8')).trim(), 'base64');
-    } catch {
-      pqSeed = randomBytes(32);
-      await writeFile(pqFile, `${pqSeed.toString('base64')}\n`, { mode: 0o600 });
-      await chmod(pqFile, 0o600);
-    }
-    const keys = mldsaKeys(65, pqSeed);
+    this.signer = ed25519Signer(this.origin, await seed(path.join(dir, 'log.key')));
+    // Post-quantum keys (ML-DSA, FIPS 204): ML-DSA-65 signs every statement next to Ed25519; ML-DSA-44 signs
+    // every checkpoint as a C2SP tlog-cosignature (type 0x06), as C2SP tlog-checkpoint recommends.
+    const keys = mldsaKeys(65, await seed(path.join(dir, 'mldsa65.seed')));
     this.pq = { keyid: mldsaKeyId(keys.publicKey), ...keys };
+    this.pqCheckpoint = mldsa44Cosigner(this.origin, await seed(path.join(dir, 'mldsa44.seed')), () => this.deps.clock.now());
     await this.sync();
   }
 
   /** The verifier key clients pin: `name+hash+base64(0x01 ‖ key)`. */
   get verifierKey(): string {
     return this.signer.verifierKey;
+  }
+
+  /** The log's ML-DSA-44 checkpoint key: `name+hash+base64(0x06 ‖ key)`. */
+  get pqVerifierKey(): string {
+    return this.pqCheckpoint.verifierKey;
   }
 
   /** The ML-DSA-65 public key (raw, FIPS 204 encoding), served at /ledger/mldsa65.pub as base64. */
@@ -104,15 +100,59 @@ export class LedgerService {
     this.pending.unref();
   }
 
-  /** The latest checkpoint, signing a new one first if entries arrived since (batching: at most every batchMs). */
+  /**
+   * The latest checkpoint, signing a new one first if entries arrived since (batching: at most every
+   * batchMs). One signing at a time; the configured witnesses are asked to cosign before it is stored.
+   */
   async checkpoint(): Promise<{ size: number; note: string }> {
     await this.sync();
     const latest = await this.store.latestCheckpoint();
     if (latest && latest.size === this.tree.size) return latest;
+    if (!this.signing) this.signing = this.signCheckpoint().finally(() => (this.signing = null));
+    return this.signing;
+  }
+
+  private async signCheckpoint(): Promise<{ size: number; note: string }> {
     const size = this.tree.size;
-    const note = signNote(formatCheckpoint({ origin: this.origin, size, root: rootHash(this.tree, size), extensions: [] }), [this.signer]);
+    const text = formatCheckpoint({ origin: this.origin, size, root: rootHash(this.tree, size), extensions: [] });
+    const signed = signNote(text, [this.signer, this.pqCheckpoint]);
+    const witnesses = [...new Set([...this.deps.config.witnesses, ...(await this.store.witnesses())])];
+    const cosignatures = await Promise.all(witnesses.map((w) => this.cosign(w, text, signed, size)));
+    const note = signed + cosignatures.join('');
     await this.store.saveCheckpoint(size, note, this.deps.clock.now());
     return { size, note };
+  }
+
+  /** C2SP tlog-witness add-checkpoint: the witness's cosignature lines, or '' if it refuses or is away. */
+  private async cosign(witnessUrl: string, text: string, note: string, size: number): Promise<string> {
+    const base = witnessUrl.replace(/\/+$/, '');
+    const log = this.deps.log.child({ component: 'ledger', witness: base });
+    try {
+      const keys = (await (await fetch(`${base}/key`, { signal: AbortSignal.timeout(5000) })).text()).split('\n').filter(Boolean).map(parseVerifierKey);
+      let old = this.witnessSizes.get(base) ?? 0;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        if (old > size) break;
+        const proof = old === 0 ? [] : consistencyProof(this.tree, old, size);
+        const res = await fetch(`${base}/add-checkpoint`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: formatAddCheckpoint(old, proof, note), signal: AbortSignal.timeout(5000) });
+        const body = await res.text();
+        if (res.status === 409 && (res.headers.get('content-type') ?? '').startsWith('text/x.tlog.size')) {
+          old = Number(body.trim());
+          continue;
+        }
+        if (res.status !== 200) {
+          log.error({ status: res.status, reason: body.trim() }, 'witness refused to cosign');
+          return '';
+        }
+        // Keep only the lines that verify against the witness's keys (a note's unknown keys are ignored).
+        openNote(`${text}\n${body}`, keys);
+        this.witnessSizes.set(base, size);
+        return body.split('\n').filter((l) => l.startsWith('\u2014 ')).map((l) => `${l}\n`).join('');
+      }
+      log.error({ size, witnessSize: old }, 'witness is ahead of this log');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'witness unreachable; checkpoint published without its cosignature');
+    }
+    return '';
   }
 
   inclusion(index: number, size: number): Uint8Array[] {
@@ -181,6 +221,48 @@ export class LedgerService {
         for (const p of (st.predicate['packages'] ?? []) as { unsigned?: { sha256: string } }[]) if (p.unsigned) queue.push(`sha256:${p.unsigned.sha256}`);
       }
     }
-    return { checkpoint: cp.note, logKey: this.verifierKey, entries: [...seen.values()].sort((a, b) => a.index - b.index) };
+    // Releases too large for one entry name a manifest: prove each asked-for package's line in it.
+    const manifests: ManifestProof[] = [];
+    for (const e of seen.values()) {
+      const env = JSON.parse(Buffer.from(e.entry, 'base64').toString('utf8')) as Envelope;
+      const m = (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicate: { manifest?: { sha256: string } } }).predicate.manifest;
+      if (!m) continue;
+      const manifest = await this.manifest(m.sha256);
+      for (const key of visited) if (key.startsWith('sha256:')) manifests.push(...manifestProofs(manifest, key.slice(7)));
+    }
+    return { checkpoint: cp.note, logKey: this.verifierKey, entries: [...seen.values()].sort((a, b) => a.index - b.index), ...(manifests.length > 0 ? { manifests } : {}) };
+  }
+
+  private manifestCache = new Map<string, Manifest>();
+
+  /** A release manifest from the blob store (parsed manifests are cached: one per large release). */
+  async manifest(sha256: string): Promise<Manifest> {
+    const hit = this.manifestCache.get(sha256);
+    if (hit) return hit;
+    const digest = parseSha256(sha256);
+    if (!(await this.deps.blobs.has(digest))) throw new LenixError('NOT_FOUND', `no manifest ${sha256}`);
+    let m: Manifest;
+    try {
+      m = parseManifest(new Uint8Array(await this.deps.blobs.readAll(digest)));
+    } catch {
+      throw new LenixError('NOT_FOUND', `${sha256} is not a release manifest`);
+    }
+    if (this.manifestCache.size >= 8) this.manifestCache.delete(this.manifestCache.keys().next().value!);
+    this.manifestCache.set(sha256, m);
+    return m;
+  }
+}
+
+/** A 32-byte seed in a file (base64, mode 0600), created on first use. */
+async function seed(file: string): Promise<Buffer> {
+  try {
+    return Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+  } catch (err) {
+    // Only a missing file makes a new key: any other failure must not silently replace the log's identity.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const fresh = randomBytes(32);
+    await writeFile(file, `${fresh.toString('base64')}\n`, { mode: 0o600 });
+    await chmod(file, 0o600);
+    return fresh;
   }
 }

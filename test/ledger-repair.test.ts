@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import { startServer } from '../src/server/main.js';
+import { gitRepo, specWith } from './support/cli.js';
+import { http } from './support/server.js';
+
+const dirs: string[] = [];
+after(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+/**
+ * A crash between a stage's commit and its ledger append leaves a stage without its statement; the next
+ * stage would be refused (STATEMENT_MISSING) for ever. The server records what is missing when it starts.
+ * The crash is reproduced by removing the last appended entry (and checkpoints covering it) while stopped.
+ */
+test('a statement lost to a crash is recorded when the server starts again', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-repair-'));
+  dirs.push(dir);
+  const dataDir = path.join(dir, 'data');
+  const opts = { dataDir, port: 0, log: pino({ level: 'silent' }) };
+  let server = await startServer(opts);
+  const admin = server.adminToken!;
+  await gitRepo(path.join(dir, 'git'), { 'pkg.spec': specWith('pkg', 'echo hi') });
+  assert.equal((await http(server.url, 'POST', '/api/v1/sources', { token: admin, json: { name: 'pkg', url: path.join(dir, 'git') } })).status, 201);
+  const build = await http(server.url, 'POST', '/api/v1/builds', { token: admin, json: { source: 'pkg' } });
+  assert.equal(build.status, 201, build.text);
+  const stages = async () => ((await http(server.url, 'GET', `/api/v1/ledger/lookup?build=${build.json.id}`)).json.entries as { entry: string }[]).map((e) => JSON.parse(Buffer.from(JSON.parse(Buffer.from(e.entry, 'base64').toString()).payload, 'base64').toString()).predicateType as string);
+  assert.deepEqual(await stages(), ['https://lenix.dev/attestation/source/v1']);
+  await server.close();
+
+  const db = new Database(path.join(dataDir, 'lenix.db'));
+  const last = (db.prepare('select max(idx) as m from ledger_entries').get() as { m: number }).m;
+  db.prepare('delete from ledger_subjects where idx = ?').run(last);
+  db.prepare('delete from ledger_entries where idx = ?').run(last);
+  db.prepare('delete from ledger_checkpoints where size > ?').run(last);
+  db.close();
+
+  server = await startServer(opts);
+  try {
+    assert.deepEqual(await stages(), ['https://lenix.dev/attestation/source/v1'], 'the source statement is back');
+    const ledger = (await http(server.url, 'GET', '/api/v1/ledger')).json;
+    assert.equal(ledger.size, last + 1);
+  } finally {
+    await server.close();
+  }
+});
