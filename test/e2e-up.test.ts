@@ -13,6 +13,8 @@ import { signNote, type NoteSigner } from '../src/ledger/note.js';
 import { readSse } from '../src/cli/follow.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
+import { cyclonedxJsonErrors, cyclonedxXmlErrors, parseSpdxTagValue, spdxJsonErrors } from './support/sbom-check.js';
+import { parseRpmPurl } from '../src/attest/sbom.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 
 const run = promisify(execFile);
@@ -183,6 +185,84 @@ describe('lenix up, end to end', () => {
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 10) ^ 1, bytes.length - 10);
     await writeFile(changed, bytes);
     assert.match(await tampered('rpm', () => undefined, changed), /no (sign|build) statement/);
+  });
+
+  test('SBOMs: the snapshot SBOM names every served RPM by its sha256, all formats validate, bytes repeat, verify --sbom checks them', async () => {
+    const repo = (await (await fetch(`${url}/api/v1/repos/lenix`)).json()) as { currentSnapshot: number; arches: string[]; snapshots: { id: number; packages: { name: string; arch: string; sha256: string }[] }[] };
+    const snap = repo.snapshots.find((s) => s.id === repo.currentSnapshot)!;
+    const served = new Map<string, { file: string; sha256: string }>();
+    for (const p of snap.packages) {
+      const file = path.join(dir, 'sbom', 'pkgs', p.name);
+      await mkdir(path.dirname(file), { recursive: true });
+      const sha = await api.download(`/repos/lenix/${repo.arches[0]}/Packages/${p.name}`, file);
+      served.set(sha, { file, sha256: sha });
+    }
+    assert.equal(served.size, 4);
+    const get = async (u: string) => {
+      const r = await fetch(`${url}${u}`);
+      assert.equal(r.status, 200, `${u}: ${r.status}`);
+      return { text: await r.text(), sha: r.headers.get('x-lenix-sbom-sha256')!, type: r.headers.get('content-type')! };
+    };
+    const formats = ['cyclonedx-json', 'cyclonedx-xml', 'spdx-json', 'spdx-tag-value'] as const;
+    const docs: Record<string, string> = {};
+    for (const f of formats) {
+      const one = await get(`/api/v1/repos/lenix/snapshots/current/sbom?format=${f}`);
+      const two = await get(`/api/v1/repos/lenix/snapshots/${snap.id}/sbom?format=${f}`);
+      assert.equal(two.text, one.text, `${f}: generating twice gives the same bytes`);
+      assert.equal(createHash('sha256').update(one.text).digest('hex'), one.sha);
+      docs[f] = one.text;
+    }
+    assert.equal(await cyclonedxJsonErrors(docs['cyclonedx-json']!), null);
+    assert.equal(cyclonedxXmlErrors(docs['cyclonedx-xml']!), null);
+    assert.equal(spdxJsonErrors(JSON.parse(docs['spdx-json']!)), null);
+    assert.equal(spdxJsonErrors(parseSpdxTagValue(docs['spdx-tag-value']!)), null);
+    // Every served RPM is a component with the sha256 of the file as served; its purl parses back to what
+    // rpm itself reads from the file.
+    const bom = JSON.parse(docs['cyclonedx-json']!) as { components: { hashes: { alg: string; content: string }[]; purl: string }[] };
+    assert.equal(bom.components.length, served.size);
+    for (const { file, sha256 } of served.values()) {
+      const c = bom.components.find((x) => x.hashes.some((h) => h.alg === 'SHA-256' && h.content === sha256));
+      assert.ok(c, `${path.basename(file)} (${sha256}) is in the snapshot SBOM`);
+      const { stdout } = await run('rpm', ['-qp', '--qf', '%{NAME}|%{VERSION}|%{RELEASE}|%{EPOCH}|%{ARCH}', file]);
+      const [name, version, release, epoch, arch] = stdout.split('|');
+      const back = parseRpmPurl(c.purl);
+      assert.deepEqual([back.name, back.version, back.release, back.epoch === null ? '(none)' : String(back.epoch), back.arch], [name, version, release, epoch, arch]);
+    }
+    const spdx = JSON.parse(docs['spdx-json']!) as { packages: { checksums?: { checksumValue: string }[] }[] };
+    for (const sha of served.keys()) assert.ok(spdx.packages.some((p) => p.checksums?.some((c) => c.checksumValue === sha)), `SPDX lists ${sha}`);
+
+    // A build's SBOM in every format, through the CLI too.
+    const builds = await json<{ id: number; package: string; state: string }[]>('builds');
+    const hello = builds.find((b) => b.package === 'hello-c' && b.state === 'succeeded')!;
+    for (const f of formats) {
+      const out = path.join(dir, 'sbom', `build.${f}`);
+      const r = await cli('sbom', `build:${hello.id}`, '--format', f, '--output', out);
+      assert.equal(r.code, 0, r.stderr);
+      const text = await readFile(out, 'utf8');
+      if (f === 'cyclonedx-json') {
+        assert.equal(await cyclonedxJsonErrors(text), null);
+        const b = JSON.parse(text) as { components: { name: string }[]; formulation: { components: unknown[]; workflows: { tasks: { name: string }[] }[] }[] };
+        assert.ok(b.formulation[0]!.components.length > 5, 'the buildroot is in the formulation');
+        assert.deepEqual(b.formulation[0]!.workflows[0]!.tasks.map((t) => t.name).slice(0, 2), ['srpm', `build ${os.arch() === 'x64' ? 'x86_64' : os.arch()}`]);
+      }
+      if (f === 'cyclonedx-xml') assert.equal(cyclonedxXmlErrors(text), null);
+      if (f === 'spdx-json') assert.equal(spdxJsonErrors(JSON.parse(text)), null);
+      if (f === 'spdx-tag-value') assert.equal(spdxJsonErrors(parseSpdxTagValue(text)), null);
+    }
+
+    // verify --sbom: the served document is in the ledger; one edited field is not.
+    const logKey = (await (await fetch(`${url}/ledger/key`)).text()).trim();
+    const sbomFile = path.join(dir, 'sbom', 'snapshot.cdx.json');
+    await writeFile(sbomFile, docs['cyclonedx-json']!);
+    const ok = await cli('verify', '--sbom', sbomFile, '--log-key', logKey);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /sbom +entry \d+ +cyclonedx-json SBOM of snapshot:lenix:/);
+    const edited = path.join(dir, 'sbom', 'edited.cdx.json');
+    await writeFile(edited, docs['cyclonedx-json']!.replace(/"version": "1\.2-1"/, '"version": "1.2-2"'));
+    assert.notEqual(await readFile(edited, 'utf8'), docs['cyclonedx-json']);
+    const bad = await cli('verify', '--sbom', edited, '--log-key', logKey);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /sbom: no sbom statement/);
   });
 
   test('lenix build on the C sample gives an SRPM and an x86_64 RPM whose bytes match the record', async () => {

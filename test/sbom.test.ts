@@ -76,6 +76,10 @@ test('CycloneDX 1.6 JSON and XML validate against the official schema and XSD, w
 test('SPDX 2.3 JSON and tag-value validate against the official schema and say the same', () => {
   const json = JSON.parse(renderSbom(input, 'spdx-json'));
   assert.equal(spdxJsonErrors(json), null);
+  for (const kind of ['package', 'snapshot'] as const) {
+    assert.equal(spdxJsonErrors(JSON.parse(renderSbom({ ...input, kind }, 'spdx-json'))), null, kind);
+    assert.equal(cyclonedxXmlErrors(renderSbom({ ...input, kind }, 'cyclonedx-xml')), null, kind);
+  }
   const tv = parseSpdxTagValue(renderSbom(input, 'spdx-tag-value'));
   assert.equal(spdxJsonErrors(tv), null);
   assert.deepEqual(tv['packages'].map((p: any) => [p.SPDXID, p.versionInfo, p.licenseDeclared, p.checksums]), json.packages.map((p: any) => [p.SPDXID, p.versionInfo, p.licenseDeclared, p.checksums]));

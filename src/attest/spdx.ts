@@ -90,7 +90,7 @@ function document(input: SbomInput, format: string): SpdxDocument {
     licenseConcluded: 'NOASSERTION',
     licenseDeclared: 'NOASSERTION',
     copyrightText: 'NOASSERTION',
-    primaryPackagePurpose: input.kind === 'snapshot' ? 'OPERATING-SYSTEM' : 'APPLICATION',
+    primaryPackagePurpose: input.kind === 'snapshot' ? 'OPERATING_SYSTEM' : 'APPLICATION',
     annotations: [{ annotationDate: created, annotationType: 'OTHER', annotator: tool, comment: `lenix:identity=${input.identity}` }],
   };
   const packages = input.packages.map(pkg);

@@ -10,8 +10,9 @@ export const TEST_RESULT = 'https://in-toto.io/attestation/test-result/v0.1';
 export const LENIX_SOURCE = 'https://lenix.dev/attestation/source/v1';
 export const LENIX_SIGN = 'https://lenix.dev/attestation/sign/v1';
 export const LENIX_RELEASE = 'https://lenix.dev/attestation/release/v1';
+export const LENIX_SBOM = 'https://lenix.dev/attestation/sbom/v1';
 
-export type Stage = 'source' | 'build' | 'sign' | 'test' | 'release';
+export type Stage = 'source' | 'build' | 'sign' | 'test' | 'release' | 'sbom';
 
 export interface Subject {
   readonly name: string;
@@ -112,4 +113,9 @@ export function releaseStatement(
     overrideReason: r.overrideReason,
     ...(manifest ? { manifest: { format: MANIFEST_FORMAT, sha256: manifest.sha256, merkleRoot: manifest.root, count: manifest.count } } : {}),
   });
+}
+
+/** An SBOM Lenix served: its digest, format and what it describes (`build:12`, `snapshot:lenix:4`, `sha256:…`). */
+export function sbomStatement(s: { sha256: string; format: string; mediaType: string; describes: string; name: string }): Statement {
+  return statement([{ name: s.name, digest: { sha256: s.sha256 } }], LENIX_SBOM, { format: s.format, mediaType: s.mediaType, describes: s.describes });
 }

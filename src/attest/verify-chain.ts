@@ -15,7 +15,7 @@ export interface ProofBundle {
 }
 
 export interface ChainLink {
-  readonly stage: 'source' | 'build' | 'sign' | 'test' | 'release';
+  readonly stage: 'source' | 'build' | 'sign' | 'test' | 'release' | 'sbom';
   readonly index: number;
   readonly statement: Statement;
 }
@@ -131,7 +131,8 @@ export function verifyChain(
   const build = pick('build', unsigned);
   const commit = (build?.statement.predicate['buildDefinition'] as { externalParameters: { source: { commit: string } } } | undefined)?.externalParameters.source.commit;
   const source = links.filter((l) => l.stage === 'source' && l.statement.subject.some((s) => s.digest['gitCommit'] === commit)).pop();
-  const chain = { source, build, sign, test, release: releases[0] };
+  const sbom = pick('sbom', target);
+  const chain = { source, build, sign, test, release: releases[0], sbom };
   for (const stage of opts.require ?? ['source', 'build']) if (!chain[stage]) fail(stage, `no ${stage} statement for ${target} in the log`);
   if (test && test.statement.predicate['result'] !== 'PASSED' && (opts.require ?? []).includes('test')) fail('test', 'the recorded test result is not PASSED');
   const runDetails = build?.statement.predicate['runDetails'] as { builder: { id: string } } | undefined;
@@ -139,7 +140,7 @@ export function verifyChain(
     treeSize: cp.size,
     origin: cp.origin,
     target,
-    links: [source, build, sign, test, ...releases].filter((l): l is ChainLink => l !== undefined),
+    links: [source, build, sign, test, ...releases, sbom].filter((l): l is ChainLink => l !== undefined),
     entries: links,
     summary: {
       ...(source ? { source: { repository: String(source.statement.predicate['repository']), commit: String(source.statement.predicate['commit']), tree: String(source.statement.predicate['tree']) } } : {}),
@@ -157,5 +158,6 @@ function stageOf(predicateType: string): ChainLink['stage'] | null {
   if (predicateType.includes('/sign/')) return 'sign';
   if (predicateType.includes('test-result')) return 'test';
   if (predicateType.includes('/release/')) return 'release';
+  if (predicateType.includes('/sbom/')) return 'sbom';
   return null;
 }

@@ -9,11 +9,14 @@ import { AgentClient, ApiClient } from '../agents/kit/client.js';
 import { LenixError } from '../core/errors.js';
 import type { presentBuild, presentSource, presentAgent } from '../server/api/present.js';
 import { hostArch, startServer } from '../server/main.js';
+import { DEFAULT_CONFIG } from '../server/context.js';
 import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
 import { followLog } from './follow.js';
 import { ago, duration, printJson, table } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
 import { addVerifyCommand } from './verify.js';
+import { addSbomCommand } from './sbom-command.js';
+import { LENIX_VERSION } from '../core/version.js';
 import { addLedgerCommands } from './ledger-commands.js';
 import { runUp } from './up.js';
 
@@ -34,6 +37,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 /** `state.code` is the exit code an action asks for (commander discards action return values). */
 function program(state: { code: number }): Command {
   const p = new Command('lenix')
+    .version(LENIX_VERSION)
     .description('Lenix: build, sign, test and publish RPM packages from git, transparently')
     .option('--server <url>', 'server URL (default: $LENIX_SERVER, the config file, or http://127.0.0.1:8080)')
     .option('--token <token>', 'API token (default: $LENIX_TOKEN or the config file)')
@@ -61,7 +65,10 @@ function program(state: { code: number }): Command {
     .option('--max-attempts <n>', 'attempts before a task fails for good', '3')
     .option('--watch-seconds <n>', 'poll interval for watched sources', '30')
     .option('--witness <url>', 'a C2SP tlog-witness asked to cosign each checkpoint (repeatable; more can be added with lenix ledger witnesses add)', collect)
-    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string; witness?: string[] }) => {
+    .option('--sbom-supplier <name>', 'supplier named in SBOMs', DEFAULT_CONFIG.sbomSupplier)
+    .option('--sbom-vendor <ns>', 'purl namespace in SBOMs for repositories that set none', DEFAULT_CONFIG.sbomVendor)
+    .option('--sbom-distro <id>', 'purl distro qualifier in SBOMs for repositories that set none', DEFAULT_CONFIG.sbomDistro)
+    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string; witness?: string[]; sbomSupplier: string; sbomVendor: string; sbomDistro: string }) => {
       const server = await startServer({
         dataDir: path.resolve(o.data),
         database: o.database ?? process.env['LENIX_DATABASE'],
@@ -69,7 +76,7 @@ function program(state: { code: number }): Command {
         port: Number(o.port),
         arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
         adminTokenFile: o.adminTokenFile,
-        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000, witnesses: o.witness ?? [] },
+        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000, witnesses: o.witness ?? [], sbomSupplier: o.sbomSupplier, sbomVendor: o.sbomVendor.toLowerCase(), sbomDistro: o.sbomDistro },
       });
       process.stdout.write(`lenix server listening on ${server.url}\n`);
       await waitForSignal();
@@ -238,6 +245,7 @@ function program(state: { code: number }): Command {
 
   addReleaseCommands(p, state);
   addVerifyCommand(p);
+  addSbomCommand(p);
   addLedgerCommands(p, waitForSignal);
   return p;
 }

@@ -4,7 +4,7 @@ import { parseCheckpoint } from '../ledger/checkpoint.js';
 import type { Command } from 'commander';
 import { sha256File } from '../agents/kit/client.js';
 import { mldsaKeyId } from '../attest/dsse.js';
-import { verifyChain, type ProofBundle, type VerifiedChain } from '../attest/verify-chain.js';
+import { verifyChain, type ChainLink, type ProofBundle, type VerifiedChain } from '../attest/verify-chain.js';
 import { mldsaVerify } from '../crypto/mldsa.js';
 import { LenixError } from '../core/errors.js';
 import { SIG_ED25519 } from '../ledger/note.js';
@@ -15,21 +15,31 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** `lenix verify FILE.rpm | SHA256 | build:ID [--server URL | --bundle FILE] --log-key KEY [--json]` */
 export function addVerifyCommand(p: Command): void {
-  p.command('verify <target>')
+  p.command('verify [target]')
     .description('prove, from the transparency ledger, which commit, build node, key, test run and release produced an RPM')
     .option('--bundle <file>', 'verify offline from a proof bundle (PKG.rpm.proof) instead of asking the server')
     .option('--log-key <key>', 'a pinned ledger key (name+hash+base64), as `lenix up` prints it, or $LENIX_LOG_KEY; repeat it to also require the ML-DSA-44 checkpoint signature', collect)
     .option('--witness-key <key>', 'require a cosignature on the checkpoint by this witness key (repeatable)', collect)
     .option('--pq-key <base64|file>', 'also require the ML-DSA-65 signature by this pinned key (served at /ledger/mldsa65.pub)')
+    .option('--sbom <file>', 'verify that this SBOM is one Lenix served (its digest is in the ledger)')
     .option('--json', 'print JSON')
-    .action(async (target: string, o: { bundle?: string; logKey?: string[]; witnessKey?: string[]; pqKey?: string; json?: boolean }, cmd: Command) => {
+    .action(async (target: string | undefined, o: { bundle?: string; logKey?: string[]; witnessKey?: string[]; pqKey?: string; sbom?: string; json?: boolean }, cmd: Command) => {
+      if (o.sbom && target) throw new LenixError('BAD_REQUEST', 'give either a target or --sbom FILE');
+      if (!o.sbom && !target) throw new LenixError('BAD_REQUEST', 'give an RPM file, a sha256, build:ID, or --sbom FILE');
       const logKeys = o.logKey ?? (process.env['LENIX_LOG_KEY'] ? process.env['LENIX_LOG_KEY'].split(/\s+/).filter(Boolean) : []);
       // Remembered checkpoints are kept per log, named by its (first) Ed25519 key.
       const logKey = logKeys.find((k) => Buffer.from(k.split('+')[2] ?? '', 'base64')[0] === SIG_ED25519) ?? logKeys[0];
       if (!logKey) throw new LenixError('BAD_REQUEST', 'pin the ledger key with --log-key (printed by lenix up, served at /ledger/key)');
       let digest: string;
       let query: string;
-      if (/^build:\d+$/.test(target)) {
+      if (o.sbom) {
+        digest = await sha256File(o.sbom).catch(() => {
+          throw new LenixError('NOT_FOUND', `cannot read ${o.sbom}`);
+        });
+        query = `sha256=${digest}`;
+      } else if (target === undefined) {
+        throw new LenixError('BAD_REQUEST', 'nothing to verify');
+      } else if (/^build:\d+$/.test(target)) {
         digest = '';
         query = `build=${target.slice(6)}`;
       } else if (/^[0-9a-f]{64}$/.test(target)) {
@@ -65,7 +75,8 @@ export function addVerifyCommand(p: Command): void {
         pq = { keyid: mldsaKeyId(pub), verify: (m, sg) => mldsaVerify(65, pub, m, sg) };
       }
       const opts = { ...(previous ? { previous } : {}), ...(pq ? { pq } : {}), ...(o.witnessKey ? { witnesses: o.witnessKey } : {}) };
-      const chain = digest ? verifyChain(bundle, logKeys, digest, { require: ['sign', 'build', 'source'], ...opts }) : verifyBuild(bundle, logKeys, opts);
+      const require: ChainLink['stage'][] = o.sbom ? ['sbom'] : ['sign', 'build', 'source'];
+      const chain = digest ? verifyChain(bundle, logKeys, digest, { require, ...opts }) : verifyBuild(bundle, logKeys, opts);
       await remember(logKey, chain.treeSize, bundle.checkpoint);
       if (o.json) return printJson(chain);
       printChain(chain);
@@ -124,6 +135,8 @@ function describe(l: VerifiedChain['links'][number]): string {
       return `test run ${p['result']} (${[...(p['passedTests'] ?? [])].join(', ')})`;
     case 'release':
       return `released into ${p['repository']} snapshot ${p['snapshot']}`;
+    case 'sbom':
+      return `${p['format']} SBOM of ${p['describes']}`;
   }
 }
 

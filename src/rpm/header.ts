@@ -16,8 +16,10 @@ export const TAG = {
   BUILDHOST: 1007,
   SIZE: 1009,
   LICENSE: 1014,
+  URL: 1020,
   ARCH: 1022,
   SOURCERPM: 1044,
+  PROVIDENAME: 1047,
   REQUIRENAME: 1049,
   EXCLUDEARCH: 1059,
   EXCLUSIVEARCH: 1061,
@@ -194,6 +196,20 @@ export function packageInfo(h: RpmHeader): PackageInfo {
     exclusiveArch: strings(h, TAG.EXCLUSIVEARCH),
     excludeArch: strings(h, TAG.EXCLUDEARCH),
   };
+}
+
+/** Read just the header from a stream of an RPM file (e.g. a blob); the rest of the stream is not read. */
+export async function readRpmStreamHeader(stream: AsyncIterable<Uint8Array> & { destroy?(): void }): Promise<RpmHeader> {
+  let buf: Uint8Array = new Uint8Array(0);
+  try {
+    for await (const chunk of stream) {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      if (bytesNeeded(buf) === null) return parseRpmHeader(buf);
+    }
+  } finally {
+    stream.destroy?.();
+  }
+  fail('truncated file');
 }
 
 /** Read just the header of an RPM file on disk. */

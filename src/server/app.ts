@@ -17,6 +17,8 @@ import { SourceService } from './services/sources.js';
 import { LedgerService } from './services/ledger.js';
 import { Attestations } from './services/attestations.js';
 import { registerLedgerRoutes } from './api/ledger-routes.js';
+import { registerSbomRoutes } from './api/sbom-routes.js';
+import { SbomService } from './services/sboms.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,6 +32,7 @@ export interface Services {
   readonly agents: AgentService;
   readonly releases: ReleaseService;
   readonly ledger: LedgerService;
+  readonly sboms: SbomService;
   readonly auth: TokenAuthority;
 }
 
@@ -78,6 +81,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
       stagesRecorded: (buildId) => ledger.store.stagesFor(`build:${buildId}`),
     }),
     ledger,
+    sboms: new SbomService(deps, ledger),
     releases: new ReleaseService(deps, publisher, (buildId) => ledger.store.stagesFor(`build:${buildId}`)),
     auth: new TokenAuthority(deps.store),
   };
@@ -122,6 +126,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   }, { prefix: '/api/v1' });
   registerReleaseRoutes(typed, deps, services);
   registerLedgerRoutes(typed, deps, services);
+  registerSbomRoutes(typed, services);
   typed.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, services };
 }

@@ -22,6 +22,10 @@ export interface ServerConfig {
   readonly ledgerOrigin: string;
   /** C2SP tlog-witness URLs asked to cosign each new checkpoint. */
   readonly witnesses: readonly string[];
+  /** SBOM identity where a repository sets none: supplier name, purl vendor namespace, distro qualifier. */
+  readonly sbomSupplier: string;
+  readonly sbomVendor: string;
+  readonly sbomDistro: string;
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
@@ -35,6 +39,9 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   specCheckTimeoutMs: 60_000,
   ledgerOrigin: 'lenix.local/ledger',
   witnesses: [],
+  sbomSupplier: 'Lenix',
+  sbomVendor: 'lenix',
+  sbomDistro: 'lenix',
 };
 
 /** Records a stage's statement in the transparency ledger (services/ledger.ts); a no-op where there is none. */

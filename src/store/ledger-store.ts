@@ -73,6 +73,18 @@ export class LedgerStore {
     return rows.map((r) => Number(r.idx));
   }
 
+  /** Entry indexes and stages for a subject key, in log order. */
+  async lookupStages(key: string): Promise<{ index: number; kind: string }[]> {
+    const rows = await this.db
+      .selectFrom('ledger_subjects')
+      .innerJoin('ledger_entries', 'ledger_entries.idx', 'ledger_subjects.idx')
+      .select(['ledger_entries.idx', 'ledger_entries.kind'])
+      .where('ledger_subjects.key', '=', key)
+      .orderBy('ledger_entries.idx')
+      .execute();
+    return rows.map((r) => ({ index: Number(r.idx), kind: r.kind }));
+  }
+
   /** The stages recorded for a subject key (e.g. build:12 → source, build, sign). */
   async stagesFor(key: string): Promise<Set<string>> {
     const rows = await this.db.selectFrom('ledger_subjects').innerJoin('ledger_entries', 'ledger_entries.idx', 'ledger_subjects.idx').select('ledger_entries.kind').where('ledger_subjects.key', '=', key).execute();

@@ -5,6 +5,7 @@ import * as m0002 from './migrations/0002-sign-release.js';
 import * as m0003 from './migrations/0003-build-target.js';
 import * as m0004 from './migrations/0004-ledger.js';
 import * as m0005 from './migrations/0005-witnesses.js';
+import * as m0006 from './migrations/0006-repo-identity.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -15,6 +16,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0003-build-target': m0003,
   '0004-ledger': m0004,
   '0005-witnesses': m0005,
+  '0006-repo-identity': m0006,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {

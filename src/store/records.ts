@@ -132,6 +132,9 @@ export interface RepoRecord {
   readonly currentSnapshotId: number | null;
   readonly keepDays: number;
   readonly createdAt: number;
+  /** SBOM identity: the purl namespace and distro qualifier (null: the server's defaults). */
+  readonly vendor: string | null;
+  readonly distro: string | null;
 }
 
 export type ReleaseState = 'planned' | 'approved' | 'publishing' | 'published' | 'failed' | 'rejected';

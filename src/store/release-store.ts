@@ -43,12 +43,12 @@ export class ReleaseStore {
 
   // ── repositories ──────────────────────────────────────────────────────────────────────────────────
 
-  async createRepo(r: { name: string; arches: readonly string[]; keys: readonly string[]; keepDays: number }, now: number): Promise<RepoRecord> {
+  async createRepo(r: { name: string; arches: readonly string[]; keys: readonly string[]; keepDays: number; vendor?: string | null; distro?: string | null }, now: number): Promise<RepoRecord> {
     if (await this.getRepoByName(r.name)) throw new LenixError('REPO_EXISTS', `repository ${r.name} already exists`);
     const keys: RepoKey[] = r.keys.map((fingerprint) => ({ fingerprint, addedAt: now, retiredAt: null }));
     const row = await this.db
       .insertInto('repos')
-      .values({ name: r.name, arches: json(r.arches), keys: json(keys), current_snapshot_id: null, keep_days: r.keepDays, created_at: now })
+      .values({ name: r.name, arches: json(r.arches), keys: json(keys), current_snapshot_id: null, keep_days: r.keepDays, created_at: now, vendor: r.vendor ?? null, distro: r.distro ?? null })
       .returningAll()
       .executeTakeFirstOrThrow();
     return toRepo(row);
@@ -163,7 +163,7 @@ export class ReleaseStore {
 }
 
 function toRepo(r: Selectable<Database['repos']>): RepoRecord {
-  return { id: r.id, name: r.name, arches: parse(r.arches, []), keys: parse(r.keys, []), currentSnapshotId: r.current_snapshot_id, keepDays: r.keep_days, createdAt: Number(r.created_at) };
+  return { id: r.id, name: r.name, arches: parse(r.arches, []), keys: parse(r.keys, []), currentSnapshotId: r.current_snapshot_id, keepDays: r.keep_days, createdAt: Number(r.created_at), vendor: r.vendor, distro: r.distro };
 }
 
 function toRelease(r: Selectable<Database['releases']>): ReleaseRecord {

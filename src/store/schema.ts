@@ -73,6 +73,8 @@ export interface ReposTable {
   current_snapshot_id: number | null;
   keep_days: number;
   created_at: number;
+  vendor: string | null;
+  distro: string | null;
 }
 
 export interface ReleasesTable {
