@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Lenix needs and is missing, then the npm dependencies and the compiled CLI. Idempotent: a
 # second run installs nothing. Used by both quick-start commands (`npm start`, `npm test`) and by CI.
-#   Debian 12: apt-get (rpm, createrepo-c, dnf, bubblewrap, rpmlint, gnupg, git, postgresql, gcc, make)
+#   Debian 12: apt-get (rpm, createrepo-c, dnf, bubblewrap, rpmlint, gnupg, git, postgresql, gcc, make,
+#              openscap-scanner for the OVAL checks)
 #   EL9:       dnf (the same tools under their Fedora/EL names, PostgreSQL from AppStream)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_cmds=(rpmbuild rpmspec createrepo_c dnf bwrap rpmlint gpg git gcc make prlimit tar)
+need_cmds=(rpmbuild rpmspec createrepo_c modifyrepo_c dnf bwrap rpmlint gpg git gcc make prlimit tar oscap)
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 pg_ok=0
@@ -22,10 +23,11 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$pg_ok" -eq 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     "${sudo_cmd[@]}" apt-get update -q
     "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
-      rpm createrepo-c dnf bubblewrap rpmlint gnupg git postgresql gcc make util-linux tar ca-certificates
+      rpm createrepo-c dnf bubblewrap rpmlint gnupg git postgresql gcc make util-linux tar ca-certificates \
+      openscap-scanner
   elif command -v dnf >/dev/null 2>&1; then
     "${sudo_cmd[@]}" dnf install -y rpm-build rpm-sign createrepo_c dnf bubblewrap rpmlint gnupg2 git \
-      postgresql-server gcc make util-linux tar
+      postgresql-server gcc make util-linux tar openscap-scanner
   else
     echo "bootstrap: neither apt-get nor dnf found; install: ${need_cmds[*]} postgresql" >&2
     exit 1
@@ -47,5 +49,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -e node_modules/
   npm ci --no-audit --no-fund
   echo "$want" > "$stamp"
 fi
+# rpm on Debian keeps its database in ~/.rpmdb; installroots (dnf --installroot) and OpenSCAP's rpminfo
+# probe under OSCAP_PROBE_ROOT need the EL location, as a literal macro (no shell expansion in a chroot).
+if command -v rpm >/dev/null 2>&1 && ! grep -qs '^%_dbpath /var/lib/rpm$' /etc/rpm/macros.lenix-dbpath 2>/dev/null && ! [ -f /etc/redhat-release ]; then
+  "${sudo_cmd[@]}" mkdir -p /etc/rpm /var/lib/rpm
+  echo '%_dbpath /var/lib/rpm' | "${sudo_cmd[@]}" tee /etc/rpm/macros.lenix-dbpath >/dev/null
+fi
+
 if [ ! -f dist/src/cli/main.js ]; then npx tsc -p tsconfig.json; fi
 echo "bootstrap: ready"
