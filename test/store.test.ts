@@ -10,6 +10,8 @@ import { migrateToLatest } from '../src/store/migrate.js';
 import type { AgentRecord } from '../src/store/records.js';
 import { Store } from '../src/store/store.js';
 import { LedgerStore } from '../src/store/ledger-store.js';
+import { ErrataStore } from '../src/store/errata-store.js';
+import { ReleaseStore } from '../src/store/release-store.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 
 /**
@@ -321,6 +323,26 @@ for (const f of factories) {
       await ledger.saveCheckpoint(4, 'note', clock.now());
       await ledger.saveCheckpoint(4, 'note again', clock.now());
       assert.deepEqual(await ledger.latestCheckpoint(), { size: 4, note: 'note' });
+    });
+
+    test('advisory ids are allocated once per prefix and year, even concurrently; a duplicate id is refused', async () => {
+      const store = await fresh();
+      const releases = new ReleaseStore(store.db);
+      const errata = new ErrataStore(store.db, store.dialect);
+      const repo = await releases.createRepo({ name: 'r', arches: ['x86_64'], keys: [], keepDays: 1 }, clock.now());
+      const draft = (letter: 'S' | 'B' | 'E', id?: string) => ({ prefix: 'LX', letter, year: 2026, repoId: repo.id, type: 'bugfix' as const, severity: null, title: 't', synopsis: '', description: '', rebootSuggested: false, references: [], packages: [], upstreamId: null, createdBy: 'test', ...(id ? { id } : {}) });
+      const made = await Promise.all(Array.from({ length: 8 }, (_, i) => errata.create(draft(i % 2 ? 'S' : 'B'), clock.now())));
+      const numbers = made.map((a) => Number(a.id.slice(-4))).sort((a, b) => a - b);
+      assert.deepEqual(numbers, [1, 2, 3, 4, 5, 6, 7, 8]);
+      await rejectsWith(errata.create(draft('B', made[0]!.id), clock.now()), 'ERRATA_EXISTS');
+      assert.equal((await errata.list({ repoId: repo.id })).length, 8);
+      const one = made[0]!.id;
+      assert.equal(await errata.setStatus(one, 'draft', 'approved', { approvedBy: 'm' }, clock.now()), true);
+      assert.equal(await errata.setStatus(one, 'draft', 'approved', { approvedBy: 'm' }, clock.now()), false, 'conditional on the old status');
+      assert.equal(await errata.update(one, 'draft', { title: 'x' }, clock.now(), false), false);
+      assert.equal(await errata.update(one, 'approved', { title: 'x' }, clock.now(), true), true);
+      const got = (await errata.get(one))!;
+      assert.deepEqual([got.status, got.title, got.version, got.repo, got.approvedBy], ['approved', 'x', 2, 'r', 'm']);
     });
 
     test('the ledger keeps its witness list', async () => {

@@ -135,6 +135,9 @@ export interface RepoRecord {
   /** SBOM identity: the purl namespace and distro qualifier (null: the server's defaults). */
   readonly vendor: string | null;
   readonly distro: string | null;
+  /** Errata: the id prefix (AL → ALSA/ALBA/ALEA; null: the server's) and the registered OSV ecosystem. */
+  readonly errataPrefix: string | null;
+  readonly osvEcosystem: string | null;
 }
 
 export type ReleaseState = 'planned' | 'approved' | 'publishing' | 'published' | 'failed' | 'rejected';
@@ -177,6 +180,8 @@ export interface SnapshotRecord {
   readonly keyFingerprint: string | null;
   readonly createdAt: number;
   readonly publishedAt: number | null;
+  /** Advisories the snapshot's updateinfo.xml carries (those approved ones become released when it goes live). */
+  readonly advisories: readonly string[];
 }
 
 export interface TokenRecord {

@@ -43,12 +43,12 @@ export class ReleaseStore {
 
   // ── repositories ──────────────────────────────────────────────────────────────────────────────────
 
-  async createRepo(r: { name: string; arches: readonly string[]; keys: readonly string[]; keepDays: number; vendor?: string | null; distro?: string | null }, now: number): Promise<RepoRecord> {
+  async createRepo(r: { name: string; arches: readonly string[]; keys: readonly string[]; keepDays: number; vendor?: string | null; distro?: string | null; errataPrefix?: string | null; osvEcosystem?: string | null }, now: number): Promise<RepoRecord> {
     if (await this.getRepoByName(r.name)) throw new LenixError('REPO_EXISTS', `repository ${r.name} already exists`);
     const keys: RepoKey[] = r.keys.map((fingerprint) => ({ fingerprint, addedAt: now, retiredAt: null }));
     const row = await this.db
       .insertInto('repos')
-      .values({ name: r.name, arches: json(r.arches), keys: json(keys), current_snapshot_id: null, keep_days: r.keepDays, created_at: now, vendor: r.vendor ?? null, distro: r.distro ?? null })
+      .values({ name: r.name, arches: json(r.arches), keys: json(keys), current_snapshot_id: null, keep_days: r.keepDays, created_at: now, vendor: r.vendor ?? null, distro: r.distro ?? null, errata_prefix: r.errataPrefix ?? null, osv_ecosystem: r.osvEcosystem ?? null })
       .returningAll()
       .executeTakeFirstOrThrow();
     return toRepo(row);
@@ -138,7 +138,7 @@ export class ReleaseStore {
   async createSnapshot(s: { repoId: number; releaseId: number | null; packages: readonly SnapshotPackage[]; keyFingerprint: string }, now: number): Promise<SnapshotRecord> {
     const row = await this.db
       .insertInto('snapshots')
-      .values({ repo_id: s.repoId, release_id: s.releaseId, state: 'building', packages: json(s.packages), repomd: null, key_fingerprint: s.keyFingerprint, created_at: now, published_at: null })
+      .values({ repo_id: s.repoId, release_id: s.releaseId, state: 'building', packages: json(s.packages), repomd: null, key_fingerprint: s.keyFingerprint, created_at: now, published_at: null, advisories: null })
       .returningAll()
       .executeTakeFirstOrThrow();
     return toSnapshot(row);
@@ -153,17 +153,17 @@ export class ReleaseStore {
     return (await this.db.selectFrom('snapshots').selectAll().where('repo_id', '=', repoId).orderBy('id', 'desc').execute()).map(toSnapshot);
   }
 
-  async setSnapshotState(id: number, state: SnapshotState, set: { repomd?: Record<string, string>; publishedAt?: number } = {}): Promise<void> {
+  async setSnapshotState(id: number, state: SnapshotState, set: { repomd?: Record<string, string>; publishedAt?: number; advisories?: readonly string[] } = {}): Promise<void> {
     await this.db
       .updateTable('snapshots')
-      .set({ state, ...(set.repomd ? { repomd: json(set.repomd) } : {}), ...(set.publishedAt ? { published_at: set.publishedAt } : {}) })
+      .set({ state, ...(set.repomd ? { repomd: json(set.repomd) } : {}), ...(set.publishedAt ? { published_at: set.publishedAt } : {}), ...(set.advisories ? { advisories: json(set.advisories) } : {}) })
       .where('id', '=', id)
       .execute();
   }
 }
 
 function toRepo(r: Selectable<Database['repos']>): RepoRecord {
-  return { id: r.id, name: r.name, arches: parse(r.arches, []), keys: parse(r.keys, []), currentSnapshotId: r.current_snapshot_id, keepDays: r.keep_days, createdAt: Number(r.created_at), vendor: r.vendor, distro: r.distro };
+  return { id: r.id, name: r.name, arches: parse(r.arches, []), keys: parse(r.keys, []), currentSnapshotId: r.current_snapshot_id, keepDays: r.keep_days, createdAt: Number(r.created_at), vendor: r.vendor, distro: r.distro, errataPrefix: r.errata_prefix, osvEcosystem: r.osv_ecosystem };
 }
 
 function toRelease(r: Selectable<Database['releases']>): ReleaseRecord {
@@ -196,5 +196,6 @@ function toSnapshot(r: Selectable<Database['snapshots']>): SnapshotRecord {
     keyFingerprint: r.key_fingerprint,
     createdAt: Number(r.created_at),
     publishedAt: num(r.published_at),
+    advisories: parse(r.advisories, []),
   };
 }

@@ -25,6 +25,36 @@ export interface Database {
   ledger_subjects: LedgerSubjectsTable;
   ledger_checkpoints: LedgerCheckpointsTable;
   ledger_witnesses: LedgerWitnessesTable;
+  advisories: AdvisoriesTable;
+  advisory_counters: AdvisoryCountersTable;
+}
+
+export interface AdvisoriesTable {
+  id: Generated<number>;
+  advisory_id: string;
+  repo_id: number;
+  type: string;
+  severity: string | null;
+  title: string;
+  synopsis: string;
+  description: string;
+  issued_at: number;
+  updated_at: number;
+  version: number;
+  status: string;
+  reboot_suggested: number;
+  refs: string;
+  packages: string;
+  upstream_id: string | null;
+  release_id: number | null;
+  created_by: string;
+  approved_by: string | null;
+  created_at: number;
+}
+
+export interface AdvisoryCountersTable {
+  scope: string;
+  last_number: number;
 }
 
 export interface LedgerEntriesTable {
@@ -75,6 +105,8 @@ export interface ReposTable {
   created_at: number;
   vendor: string | null;
   distro: string | null;
+  errata_prefix: string | null;
+  osv_ecosystem: string | null;
 }
 
 export interface ReleasesTable {
@@ -104,6 +136,7 @@ export interface SnapshotsTable {
   key_fingerprint: string | null;
   created_at: number;
   published_at: number | null;
+  advisories: string | null;
 }
 
 export interface SourcesTable {
