@@ -16,6 +16,7 @@ import { ago, duration, printJson, table } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
 import { addVerifyCommand } from './verify.js';
 import { addSbomCommand } from './sbom-command.js';
+import { addErrataCommands } from './errata-commands.js';
 import { LENIX_VERSION } from '../core/version.js';
 import { addLedgerCommands } from './ledger-commands.js';
 import { runUp } from './up.js';
@@ -246,6 +247,7 @@ function program(state: { code: number }): Command {
   addReleaseCommands(p, state);
   addVerifyCommand(p);
   addSbomCommand(p);
+  addErrataCommands(p);
   addLedgerCommands(p, waitForSignal);
   return p;
 }

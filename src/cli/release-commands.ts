@@ -118,9 +118,11 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--keep-days <n>', 'keep old snapshots this long', '14')
     .option('--vendor <ns>', 'purl namespace of its packages in SBOMs (e.g. almalinux; default: the server\'s)')
     .option('--distro <id>', 'purl distro qualifier in SBOMs (e.g. almalinux-9)')
+    .option('--errata-prefix <P>', 'advisory id prefix: P gives PSA/PBA/PEA ids (default: the server\'s, LX)')
+    .option('--osv-ecosystem <E>', 'registered OSV ecosystem for its OSV records (e.g. AlmaLinux:9); none: no OSV records')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { arch?: string[]; key?: string[]; keepDays: string; vendor?: string; distro?: string; json?: boolean }, cmd: Command) => {
-      const r = await (await client(cmd)).json<RepoJson>('POST', '/api/v1/repos', { name, arches: o.arch ?? [hostArchName()], keys: o.key ?? [], keepDays: Number(o.keepDays), ...(o.vendor ? { vendor: o.vendor } : {}), ...(o.distro ? { distro: o.distro } : {}) });
+    .action(async (name: string, o: { arch?: string[]; key?: string[]; keepDays: string; vendor?: string; distro?: string; errataPrefix?: string; osvEcosystem?: string; json?: boolean }, cmd: Command) => {
+      const r = await (await client(cmd)).json<RepoJson>('POST', '/api/v1/repos', { name, arches: o.arch ?? [hostArchName()], keys: o.key ?? [], keepDays: Number(o.keepDays), ...(o.vendor ? { vendor: o.vendor } : {}), ...(o.distro ? { distro: o.distro } : {}), ...(o.errataPrefix ? { errataPrefix: o.errataPrefix } : {}), ...(o.osvEcosystem ? { osvEcosystem: o.osvEcosystem } : {}) });
       if (o.json) return printJson(r);
       process.stdout.write(`repository ${r.name} (${r.arches.join(', ')}) signed by ${r.keys.map((k) => k.fingerprint).join(', ')}\n`);
     });

@@ -9,7 +9,7 @@ import { LenixError } from '../core/errors.js';
 import { parseSha256 } from '../core/ids.js';
 import { verifyDetached } from '../crypto/gpg.js';
 import type { FsBlobStore } from '../store/blob-store.js';
-import type { ReleaseRecord, RepoRecord, SnapshotRecord } from '../store/records.js';
+import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
 import { fsyncDir, writeDurably } from '../store/durable.js';
@@ -26,6 +26,11 @@ export interface PublisherDeps {
   readonly reposDir: string;
   /** Ask the signer for detached signatures over repository metadata (a `repomd` sign task). */
   readonly requestMetadataSignature: (release: ReleaseRecord, keyFingerprint: string, files: { path: string; sha256: string; contentBase64: string }[]) => Promise<number>;
+  /**
+   * Errata for a snapshot being built: updateinfo.xml per arch folder (null: none) and the advisories it
+   * carries (recorded with the snapshot; approved ones are released when it goes live).
+   */
+  readonly updateinfo?: (repo: RepoRecord, packages: readonly SnapshotPackage[]) => Promise<{ perArch: (arch: string) => string | null; advisories: readonly string[] }>;
   /** Called when a snapshot is live (the release statement goes into the ledger). */
   readonly published?: (release: ReleaseRecord, repo: RepoRecord, snapshot: SnapshotRecord) => Promise<void>;
 }
@@ -121,6 +126,7 @@ export class Publisher {
     await rm(tmp, { recursive: true, force: true }); // a crash mid-build leaves a partial folder: start over
     const files: { path: string; sha256: string; contentBase64: string }[] = [];
     const repomd: Record<string, string> = {};
+    const errata = this.deps.updateinfo ? await this.deps.updateinfo(repo, plan.packages) : null;
     for (const arch of repo.arches) {
       const pkgDir = path.join(tmp, arch, 'Packages');
       await mkdir(pkgDir, { recursive: true });
@@ -130,12 +136,20 @@ export class Publisher {
         await link(src, path.join(pkgDir, p.name)).catch(() => copyFile(src, path.join(pkgDir, p.name)));
       }
       await run('createrepo_c', ['--quiet', '--no-database', '--general-compress-type=gz', '--checksum=sha256', path.join(tmp, arch)], { maxBuffer: 16 * 1024 * 1024 });
+      const updateinfo = errata?.perArch(arch) ?? null;
+      if (updateinfo) {
+        // updateinfo.xml goes in before repomd.xml is signed (modifyrepo_c rewrites repomd.xml).
+        const file = path.join(tmp, `${arch}.updateinfo.xml`);
+        await writeDurably(file, updateinfo);
+        await run('modifyrepo_c', ['--mdtype=updateinfo', '--compress-type=gz', '--checksum=sha256', file, path.join(tmp, arch, 'repodata')], { maxBuffer: 16 * 1024 * 1024 });
+        await rm(file);
+      }
       const xml = await readFile(path.join(tmp, arch, 'repodata', 'repomd.xml'));
       const sha = createHash('sha256').update(xml).digest('hex');
       repomd[arch] = sha;
       files.push({ path: `${arch}/repodata/repomd.xml`, sha256: sha, contentBase64: xml.toString('base64') });
     }
-    await this.deps.releases.setSnapshotState(snap.id, 'signing', { repomd });
+    await this.deps.releases.setSnapshotState(snap.id, 'signing', { repomd, advisories: errata?.advisories ?? [] });
     await this.deps.requestMetadataSignature(release, key, files);
     this.deps.log.info({ component: 'release', release: release.id, snapshot: snap.id, packages: plan.packages.length }, 'snapshot built; waiting for metadata signatures');
   }

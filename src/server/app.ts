@@ -18,7 +18,9 @@ import { LedgerService } from './services/ledger.js';
 import { Attestations } from './services/attestations.js';
 import { registerLedgerRoutes } from './api/ledger-routes.js';
 import { registerSbomRoutes } from './api/sbom-routes.js';
+import { registerErrataRoutes } from './api/errata-routes.js';
 import { SbomService } from './services/sboms.js';
+import { ErrataService } from './services/errata.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,6 +35,7 @@ export interface Services {
   readonly releases: ReleaseService;
   readonly ledger: LedgerService;
   readonly sboms: SbomService;
+  readonly errata: ErrataService;
   readonly auth: TokenAuthority;
 }
 
@@ -53,8 +56,18 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   const ledger = new LedgerService(deps, deps.config.ledgerOrigin);
   await ledger.init();
   const attest = new Attestations(deps, ledger, (key) => ledger.store.stagesFor(key));
+  const errata = new ErrataService(deps);
+  await errata.ensureExports();
   const publisher = new Publisher({
-    published: (release, repo, snap) => attest.released(release, repo.name, snap),
+    updateinfo: async (repo, packages) => {
+      const { advisories, waiting } = await errata.forSnapshot(repo, packages);
+      if (waiting.length > 0) deps.log.info({ component: 'errata', repo: repo.name, waiting }, 'approved advisories wait for their packages');
+      return { perArch: (arch) => errata.updateinfo(repo, arch, advisories), advisories: advisories.map((a) => a.id) };
+    },
+    published: async (release, repo, snap) => {
+      await attest.released(release, repo.name, snap);
+      await errata.published(repo, snap);
+    },
     store: deps.store,
     releases: deps.releases,
     blobs: deps.blobs,
@@ -82,6 +95,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     }),
     ledger,
     sboms: new SbomService(deps, ledger),
+    errata,
     releases: new ReleaseService(deps, publisher, (buildId) => ledger.store.stagesFor(`build:${buildId}`)),
     auth: new TokenAuthority(deps.store),
   };
@@ -127,6 +141,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   registerReleaseRoutes(typed, deps, services);
   registerLedgerRoutes(typed, deps, services);
   registerSbomRoutes(typed, services);
+  registerErrataRoutes(typed, services);
   typed.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, services };
 }

@@ -26,6 +26,12 @@ export interface ServerConfig {
   readonly sbomSupplier: string;
   readonly sbomVendor: string;
   readonly sbomDistro: string;
+  /** Errata: the default id prefix (LX → LXSA/LXBA/LXEA), the `from` and `rights` of updateinfo. */
+  readonly errataPrefix: string;
+  readonly errataFrom: string;
+  readonly errataRights: string;
+  /** The server's public URL, for links in exports (OSV references, OVAL, the feed). */
+  readonly publicUrl: string;
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
@@ -42,6 +48,10 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   sbomSupplier: 'Lenix',
   sbomVendor: 'lenix',
   sbomDistro: 'lenix',
+  errataPrefix: 'LX',
+  errataFrom: 'errata@lenix.local',
+  errataRights: 'Copyright the Lenix distribution maintainers',
+  publicUrl: '',
 };
 
 /** Records a stage's statement in the transparency ledger (services/ledger.ts); a no-op where there is none. */

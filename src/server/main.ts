@@ -61,7 +61,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const store = new Store(db, dialect);
   const blobs = new FsBlobStore(path.join(opts.dataDir, 'blobs'));
   await blobs.clearTmp();
-  const config: ServerConfig = { ...DEFAULT_CONFIG, ...opts.config, dataDir: opts.dataDir, arches: opts.arches ?? [hostArch()] };
+  const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
+  const config: ServerConfig = { ...DEFAULT_CONFIG, publicUrl: `http://${host}${opts.port ? `:${opts.port}` : ''}`, ...opts.config, dataDir: opts.dataDir, arches: opts.arches ?? [hostArch()] };
   const clock = opts.clock ?? systemClock;
   const notifier = new Notifier();
 

@@ -804,6 +804,18 @@ export class Store {
     return rows.map(toArtifact);
   }
 
+  /** Artifacts of a kind with this NEVRA (`name-[e:]v-r.arch`), oldest first. */
+  async findArtifactsByNevra(nevra: string, kind: ArtifactKind): Promise<ArtifactRecord[]> {
+    const rows = await this.db.selectFrom('artifacts').selectAll().where('nevra', '=', nevra).where('kind', '=', kind).orderBy('id').execute();
+    return rows.map(toArtifact);
+  }
+
+  /** Signed packages named `name` (any version and arch). */
+  async findSignedByName(name: string): Promise<ArtifactRecord[]> {
+    const rows = await this.db.selectFrom('artifacts').selectAll().where('kind', '=', 'signed-rpm').where('nevra', 'like', `${name.replace(/[%_\\]/g, '_')}-%`).orderBy('id').execute();
+    return rows.map(toArtifact).filter((a) => a.nevra !== null && a.nevra.slice(0, a.nevra.lastIndexOf('-', a.nevra.lastIndexOf('-') - 1)) === name);
+  }
+
   async findArtifact(sha256: string): Promise<ArtifactRecord | null> {
     const row = await this.db.selectFrom('artifacts').selectAll().where('sha256', '=', sha256).orderBy('id').limit(1).executeTakeFirst();
     return row ? toArtifact(row) : null;

@@ -14,7 +14,7 @@ const FPR = z.string().regex(/^[0-9A-Fa-f]{40}$/, 'a 40-hex-digit key fingerprin
 const ARCH = z.string().regex(/^[a-z0-9_]{1,32}$/);
 
 export function presentRepo(r: RepoRecord) {
-  return { id: r.id, name: r.name, arches: r.arches, keys: r.keys.map((k) => ({ fingerprint: k.fingerprint, addedAt: iso(k.addedAt), retiredAt: iso(k.retiredAt) })), currentSnapshot: r.currentSnapshotId, keepDays: r.keepDays, vendor: r.vendor, distro: r.distro, createdAt: iso(r.createdAt), repoFile: `/repos/${r.name}.repo` };
+  return { id: r.id, name: r.name, arches: r.arches, keys: r.keys.map((k) => ({ fingerprint: k.fingerprint, addedAt: iso(k.addedAt), retiredAt: iso(k.retiredAt) })), currentSnapshot: r.currentSnapshotId, keepDays: r.keepDays, vendor: r.vendor, distro: r.distro, errataPrefix: r.errataPrefix, osvEcosystem: r.osvEcosystem, createdAt: iso(r.createdAt), repoFile: `/repos/${r.name}.repo` };
 }
 
 export function presentRelease(r: ReleaseRecord) {
@@ -68,6 +68,8 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
         body: z.object({ name: z.string().max(64), arches: z.array(ARCH).min(1).max(16), keys: z.array(FPR).max(8).default([]), keepDays: z.number().int().min(0).max(3650).default(14),
           vendor: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a lowercase purl namespace').optional(),
           distro: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional(),
+          errataPrefix: z.string().regex(/^[A-Z]{1,8}$/, '1 to 8 capital letters').optional(),
+          osvEcosystem: z.string().max(64).optional(),
         }),
       },
     },

@@ -1,3 +1,4 @@
+import { checkEcosystem } from '../../errata/osv.js';
 import { LenixError } from '../../core/errors.js';
 import { inspectPublicKey } from '../../crypto/gpg.js';
 import { activeKeys, type Publisher } from '../../release/publisher.js';
@@ -34,12 +35,13 @@ export class ReleaseService {
     return k;
   }
 
-  async createRepo(r: { name: string; arches: string[]; keys: string[]; keepDays: number; vendor?: string | undefined; distro?: string | undefined }): Promise<RepoRecord> {
+  async createRepo(r: { name: string; arches: string[]; keys: string[]; keepDays: number; vendor?: string | undefined; distro?: string | undefined; errataPrefix?: string | undefined; osvEcosystem?: string | undefined }): Promise<RepoRecord> {
+    if (r.osvEcosystem !== undefined) checkEcosystem(r.osvEcosystem);
     if (!REPO_NAME.test(r.name)) throw new LenixError('INVALID_NAME', 'repository name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
     const keys = r.keys.length > 0 ? r.keys : [(await this.deps.releases.getSetting('signing_key')) ?? ''].filter(Boolean);
     if (keys.length === 0) throw new LenixError('NO_SIGNING_KEY', 'a repository needs a key: --key FINGERPRINT, or a signer that has registered one');
     for (const k of keys) await this.requireKey(k);
-    return this.deps.releases.createRepo({ ...r, vendor: r.vendor ?? null, distro: r.distro ?? null, keys: keys.map((k) => k.toUpperCase()) }, this.deps.clock.now());
+    return this.deps.releases.createRepo({ ...r, vendor: r.vendor ?? null, distro: r.distro ?? null, errataPrefix: r.errataPrefix ?? null, osvEcosystem: r.osvEcosystem ?? null, keys: keys.map((k) => k.toUpperCase()) }, this.deps.clock.now());
   }
 
   async requireRepo(name: string): Promise<RepoRecord> {

@@ -32,6 +32,7 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('approved_by', 'text')
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();
+  await db.schema.createIndex('artifacts_nevra').on('artifacts').columns(['nevra']).execute();
   await db.schema.createIndex('advisories_repo').on('advisories').columns(['repo_id', 'status']).execute();
   await db.schema
     .createTable('advisory_counters')
