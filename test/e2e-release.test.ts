@@ -10,6 +10,7 @@ import { ApiClient } from '../src/agents/kit/client.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
+import { osvErrors } from './support/sbom-check.js';
 
 const run = promisify(execFile);
 /** Flip one byte near the end (in the payload). */
@@ -270,5 +271,102 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     assert.equal(t2.state, 'succeeded', `${t2.reasonCode}: ${t2.reason}`);
     const noRepo = await cli('build', 'needsrot', '--repo', 'nope');
     assert.equal(noRepo.code, 4);
+  });
+  test('errata: dnf updateinfo and update --security/--advisory/--sec-severity follow a released advisory; OVAL and OSV agree', async () => {
+    // A repository set up as an AlmaLinux-style product: AL prefix (ALSA ids), OSV ecosystem AlmaLinux:9.
+    assert.equal((await cli('repo', 'create', 'er', '--arch', 'x86_64', '--errata-prefix', 'AL', '--osv-ecosystem', 'AlmaLinux:9')).code, 0);
+    const spec = (name: string, version: string) => specWith(name, 'echo build').replace('Version: 1.0', `Version: ${version}`).replace('- 1.0-1', `- ${version}-1`);
+    const pRepo = await addSource('erp', { 'erp.spec': spec('erp', '1.0') });
+    const qRepo = await addSource('erq', { 'erq.spec': spec('erq', '1.0') });
+    const v1 = [await build('erp'), await build('erq')];
+    for (const id of v1) assert.equal(lastTask(await pipeline(id), 'test')!.state, 'succeeded');
+    const first = JSON.parse((await cli('release', String(v1[0]), String(v1[1]), '--to', 'er', '--approve', '--wait', '--json')).stdout) as Release;
+    assert.equal(first.state, 'published');
+    const installed = async (name: string) => {
+      const c = await client(name, 'er');
+      const r = await c.dnf('install erp erq');
+      assert.equal(r.code, 0, r.out);
+      return c;
+    };
+    const host = await installed('er-security');
+    const byAdvisory = await installed('er-advisory');
+    const critical = await installed('er-critical');
+
+    await writeFile(path.join(pRepo, 'erp.spec'), spec('erp', '1.1'));
+    await gitRepo(pRepo, {}, 'erp 1.1');
+    await writeFile(path.join(qRepo, 'erq.spec'), spec('erq', '2.0'));
+    await gitRepo(qRepo, {}, 'erq 2.0');
+    const p11 = await build('erp');
+    const q20 = await build('erq');
+    for (const id of [p11, q20]) assert.equal(lastTask(await pipeline(id), 'test')!.state, 'succeeded');
+
+    // Bad input changes nothing: each is refused with its code.
+    const count = async () => JSON.parse((await cli('errata', 'list', '--repo', 'er', '--json')).stdout).length as number;
+    const refused = async (code: string, ...args: string[]) => {
+      const r = await cli('errata', 'create', '--repo', 'er', ...args);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, new RegExp(`^lenix: ${code}: `, 'm'), args.join(' '));
+    };
+    await refused('ERRATA_INVALID', '--type', 'security', '--severity', 'Important', '--title', 'x', '--cve', 'CVE-26-1', '--from-build', String(p11));
+    await refused('ERRATA_INVALID', '--type', 'security', '--title', 'no severity', '--from-build', String(p11));
+    await refused('ERRATA_PACKAGE_UNKNOWN', '--type', 'bugfix', '--title', 'x', '--package', 'erp-9.9-1.noarch');
+    assert.equal(await count(), 0);
+
+    const created = await cli('errata', 'create', '--repo', 'er', '--type', 'security', '--severity', 'Important', '--title', 'erp security update', '--synopsis', 'Important: erp security update', '--description', 'Fixes a flaw in erp.', '--cve', 'CVE-2026-12345', '--bug', 'https://bugs.example.org/show_bug.cgi?id=4242', '--from-build', String(p11), '--json');
+    assert.equal(created.code, 0, created.stderr);
+    const adv = JSON.parse(created.stdout) as { id: string; status: string };
+    assert.match(adv.id, /^ALSA-\d{4}:\d{4}$/);
+    await refused('ERRATA_EXISTS', '--id', adv.id, '--type', 'security', '--severity', 'Low', '--title', 'again', '--from-build', String(p11));
+    assert.equal(await count(), 1);
+    // Drafts are not public.
+    assert.equal((await fetch(`${url}/api/v1/errata/${adv.id}`)).status, 404);
+    assert.equal((await cli('errata', 'approve', adv.id)).code, 0);
+    const second = JSON.parse((await cli('release', String(p11), String(q20), '--to', 'er', '--approve', '--wait', '--json')).stdout) as Release;
+    assert.equal(second.state, 'published');
+    const shown = (await (await fetch(`${url}/api/v1/errata/${adv.id}`)).json()) as { status: string; packages: { nevra: string }[] };
+    assert.equal(shown.status, 'released');
+    assert.deepEqual(shown.packages.map((p) => p.nevra), ['erp-1.1-1.noarch']);
+
+    // What real dnf makes of it.
+    const list = await host.dnf('--refresh updateinfo list --security');
+    assert.equal(list.code, 0, list.out);
+    const lines = list.out.split('\n').filter((l) => /^\S+-\d{4}:\d+ /.test(l));
+    assert.deepEqual(lines.map((l) => l.trim().split(/\s+/)), [[adv.id, 'Important/Sec.', 'erp-1.1-1.noarch']]);
+    const info = await host.dnf(`updateinfo info ${adv.id}`);
+    assert.match(info.out, /CVE-2026-12345/);
+    assert.match(info.out, /Severity: Important/);
+    assert.match(info.out, /Type: security/);
+    const noneCritical = await critical.dnf('--refresh update --sec-severity=Critical');
+    assert.equal(noneCritical.code, 0, noneCritical.out);
+    assert.doesNotMatch(noneCritical.out, /Upgrading:|Upgraded:/);
+
+    // OVAL before the update: the definition is true (erp 1.0 installed, signed by the repository key).
+    const ovalFile = path.join(dir, 'er.oval.xml');
+    await writeFile(ovalFile, await (await fetch(`${url}/errata/oval/er.xml`)).text());
+    const validate = await run('oscap', ['oval', 'validate', ovalFile]).then(() => ({ code: 0, out: '' }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }));
+    assert.equal(validate.code, 0, validate.out);
+    const evalOval = async (c: DnfClient) => (await c.sh(`OSCAP_PROBE_ROOT="$ROOT" oscap oval eval "${ovalFile}"`)).out;
+    const defLine = (out: string) => /Definition oval:[^:]+:def:\d+: (true|false)/.exec(out)?.[1];
+    assert.equal(defLine(await evalOval(host)), 'true', 'vulnerable before the update');
+
+    const sec = await host.dnf('update --security');
+    assert.equal(sec.code, 0, sec.out);
+    const q = await host.sh('rpm --root "$ROOT" -q erp erq');
+    assert.match(q.out, /erp-1\.1-1\.noarch/);
+    assert.match(q.out, /erq-1\.0-1\.noarch/, '--security leaves the plain update alone');
+    assert.equal(defLine(await evalOval(host)), 'false', 'not vulnerable after it');
+
+    const advisory = await byAdvisory.dnf(`--refresh update --advisory ${adv.id}`);
+    assert.equal(advisory.code, 0, advisory.out);
+    const q2 = await byAdvisory.sh('rpm --root "$ROOT" -q erp erq');
+    assert.match(q2.out, /erp-1\.1-1\.noarch/);
+    assert.match(q2.out, /erq-1\.0-1\.noarch/);
+
+    // OSV record validates against the official schema; the feed names the advisory.
+    const osv = (await (await fetch(`${url}/errata/osv/${adv.id}.json`)).json()) as { id: string; affected: { package: { ecosystem: string; name: string }; ranges: { events: Record<string, string>[] }[] }[] };
+    assert.equal(osvErrors(osv), null);
+    assert.equal(osv.id, adv.id);
+    assert.deepEqual(osv.affected.map((a) => [a.package.ecosystem, a.package.name, a.ranges[0]!.events]), [['AlmaLinux:9', 'erp', [{ introduced: '0' }, { fixed: '1.1-1' }]]]);
+    assert.match(await (await fetch(`${url}/errata/feed.atom`)).text(), new RegExp(adv.id));
   });
 });

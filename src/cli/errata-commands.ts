@@ -89,9 +89,10 @@ export function addErrataCommands(p: Command): void {
       .command('create')
       .description('draft an advisory (maintainer)')
       .requiredOption('--repo <name>', 'the repository it is for')
+      .option('--id <id>', 'an explicit id (e.g. mirroring the upstream advisory number); default: the next free one')
       .addOption(new Option('--type <type>', 'advisory type').choices([...ADVISORY_TYPES]).makeOptionMandatory()),
-  ).action(async (o: TextOpts & { repo: string; type: string }, cmd: Command) => {
-    const a = await (await apiClientFor(cmd)).json<AdvisoryJson>('POST', '/api/v1/errata', { repo: o.repo, type: o.type, title: o.title ?? '', ...(await body(o)) });
+  ).action(async (o: TextOpts & { repo: string; type: string; id?: string }, cmd: Command) => {
+    const a = await (await apiClientFor(cmd)).json<AdvisoryJson>('POST', '/api/v1/errata', { repo: o.repo, type: o.type, title: o.title ?? '', ...(o.id ? { id: o.id } : {}), ...(await body(o)) });
     if (o.json) return printJson(a);
     print(a);
   });

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as CDX from '@cyclonedx/cyclonedx-library';
 import { Ajv } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { XmlDocument, XsdValidator } from 'libxml2-wasm';
 import { xmlRegisterFsInputProviders } from 'libxml2-wasm/lib/nodejs.mjs';
@@ -115,4 +116,15 @@ export function parseSpdxTagValue(text: string): Record<string, any> {
     }
   }
   return doc;
+}
+
+let osv: ReturnType<Ajv['compile']> | null = null;
+/** OSV records against the official schema (draft 2020-12). */
+export function osvErrors(record: unknown): unknown {
+  if (!osv) {
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    addFormats(ajv as unknown as Ajv);
+    osv = ajv.compile(JSON.parse(readFileSync(path.join(FIXTURES, 'osv.schema.json'), 'utf8')) as object);
+  }
+  return osv(record) ? null : osv.errors;
 }

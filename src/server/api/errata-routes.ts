@@ -44,6 +44,7 @@ const visible = (a: StoredAdvisory, caller: Caller | null) => a.status === 'rele
 
 const Body = z.object({
   repo: z.string().max(64),
+  id: ID.optional(),
   type: z.enum(ADVISORY_TYPES),
   severity: z.enum(SEVERITIES).nullable().optional(),
   title: z.string().min(1).max(500),
@@ -71,7 +72,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
     const caller = requireScope(req.caller, 'maintainer');
     return reply.status(201).send(presentAdvisory(await s.errata.create(req.body, caller.name)));
   });
-  r.patch('/api/v1/errata/:id', { schema: { summary: 'Edit an advisory (maintainer); a released one keeps its packages', tags, security, params: z.object({ id: ID }), body: Body.omit({ repo: true, type: true }).partial() } }, async (req) => {
+  r.patch('/api/v1/errata/:id', { schema: { summary: 'Edit an advisory (maintainer); a released one keeps its packages', tags, security, params: z.object({ id: ID }), body: Body.omit({ repo: true, type: true, id: true }).partial() } }, async (req) => {
     requireScope(req.caller, 'maintainer');
     return presentAdvisory(await s.errata.edit(req.params.id, req.body));
   });

@@ -8,6 +8,7 @@ import {
   checkPrefix,
   checkTransition,
   nevraOf,
+  parseAdvisoryId,
   parseReference,
   validateDraft,
   type Advisory,
@@ -27,6 +28,8 @@ import type { ServerDeps } from '../context.js';
 
 export interface AdvisoryInput {
   readonly repo: string;
+  /** An explicit id (e.g. the upstream advisory's number, as AlmaLinux mirrors RHSA numbers). */
+  readonly id?: string | undefined;
   readonly type: AdvisoryType;
   readonly severity?: Severity | null | undefined;
   readonly title: string;
@@ -38,7 +41,7 @@ export interface AdvisoryInput {
   readonly rebootSuggested?: boolean | undefined;
 }
 
-export type AdvisoryEdit = Partial<Omit<AdvisoryInput, 'repo' | 'type'>>;
+export type AdvisoryEdit = Partial<Omit<AdvisoryInput, 'repo' | 'type' | 'id'>>;
 
 /**
  * Errata: advisories drafted, approved and released with the release that publishes their packages. A
@@ -126,7 +129,11 @@ export class ErrataService {
     validateDraft({ ...draft, packages });
     const prefix = checkPrefix(repo.errataPrefix ?? this.deps.config.errataPrefix);
     const year = new Date(this.deps.clock.now()).getUTCFullYear();
-    const created = await this.store.create({ ...draft, packages, prefix, letter: input.type === 'security' ? 'S' : input.type === 'bugfix' ? 'B' : 'E', year, repoId: repo.id, upstreamId: null, createdBy }, this.deps.clock.now());
+    if (input.id !== undefined) {
+      const want = parseAdvisoryId(input.id);
+      if (want.prefix !== prefix || want.type !== input.type) throw new LenixError('ERRATA_INVALID', `${input.id} does not fit repository ${repo.name}: its ${input.type} advisories are ${prefix}${input.type[0]!.toUpperCase()}A-YYYY:NNNN`);
+    }
+    const created = await this.store.create({ ...draft, packages, prefix, ...(input.id !== undefined ? { id: input.id } : {}), letter: input.type === 'security' ? 'S' : input.type === 'bugfix' ? 'B' : 'E', year, repoId: repo.id, upstreamId: null, createdBy }, this.deps.clock.now());
     this.deps.log.info({ component: 'errata', advisory: created.id, repo: repo.name }, 'advisory drafted');
     return (await this.store.get(created.id))!;
   }
