@@ -368,5 +368,36 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     assert.equal(osv.id, adv.id);
     assert.deepEqual(osv.affected.map((a) => [a.package.ecosystem, a.package.name, a.ranges[0]!.events]), [['AlmaLinux:9', 'erp', [{ introduced: '0' }, { fixed: '1.1-1' }]]]);
     assert.match(await (await fetch(`${url}/errata/feed.atom`)).text(), new RegExp(adv.id));
+
+    // Import: an upstream updateinfo proposes drafts for what Lenix built at that version or later.
+    const upstream = path.join(dir, 'upstream-updateinfo.xml');
+    await writeFile(upstream, `<?xml version="1.0" encoding="UTF-8"?>
+<updates>
+  <update from="upstream@example.org" status="final" type="bugfix" version="2">
+    <id>RHBA-2026:1234</id><title>erq bug fix update</title><issued date="2026-11-02 00:00:00"/><severity>None</severity>
+    <description>Fixes erq.</description>
+    <references><reference href="https://bugs.example.org/show_bug.cgi?id=77" id="77" type="bugzilla" title="bug 77"/></references>
+    <pkglist><collection short="c"><name>c</name>
+      <package name="erq" epoch="0" version="1.9" release="1" arch="noarch" src="erq-1.9-1.src.rpm"><filename>erq-1.9-1.noarch.rpm</filename></package>
+    </collection></pkglist>
+  </update>
+  <update from="upstream@example.org" status="final" type="security" version="1">
+    <id>RHSA-2026:0099</id><title>nothere security update</title><issued date="2026-11-02 00:00:00"/><severity>Critical</severity>
+    <references><reference href="https://www.cve.org/CVERecord?id=CVE-2026-9999" id="CVE-2026-9999" type="cve" title="CVE-2026-9999"/></references>
+    <pkglist><collection short="c"><name>c</name>
+      <package name="nothere" epoch="0" version="1.0" release="1" arch="noarch" src="nothere-1.0-1.src.rpm"><filename>nothere-1.0-1.noarch.rpm</filename></package>
+    </collection></pkglist>
+  </update>
+</updates>
+`);
+    const imported = await cli('errata', 'import', upstream, '--repo', 'er', '--json');
+    assert.equal(imported.code, 0, imported.stderr);
+    const got = JSON.parse(imported.stdout) as { proposed: { id: string; status: string; upstreamId: string; packages: { nevra: string }[] }[]; skipped: { upstream: string; why: string }[] };
+    assert.deepEqual(got.proposed.map((a) => [a.status, a.upstreamId, a.packages.map((p) => p.nevra)]), [['draft', 'RHBA-2026:1234', ['erq-2.0-1.noarch']]]);
+    assert.match(got.proposed[0]!.id, /^ALBA-\d{4}:\d{4}$/);
+    assert.deepEqual(got.skipped.map((x) => x.upstream), ['RHSA-2026:0099']);
+    const again = JSON.parse((await cli('errata', 'import', upstream, '--repo', 'er', '--json')).stdout) as typeof got;
+    assert.deepEqual(again.proposed, []);
+    assert.match(again.skipped.find((x) => x.upstream === 'RHBA-2026:1234')!.why, /already imported/);
   });
 });

@@ -54,3 +54,8 @@ export function parseSourceName(value: unknown): string {
   }
   return value;
 }
+
+/** Code-unit order (not the locale's): the same on every machine, for outputs that must not vary. */
+export function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,3 +1,4 @@
+import { byCodeUnits } from '../core/ids.js';
 import { create } from 'xmlbuilder2';
 import { cves, nevraOf, type Advisory } from './advisory.js';
 
@@ -9,7 +10,7 @@ export function renderAtom(advisories: readonly Advisory[], o: { title: string; 
   feed.ele('link', { rel: 'self', href: o.selfUrl });
   feed.ele('updated').txt(new Date(Math.max(o.updated, ...advisories.map((a) => a.updated))).toISOString());
   feed.ele('author').ele('name').txt(o.author);
-  for (const a of [...advisories].sort((x, y) => y.updated - x.updated || x.id.localeCompare(y.id))) {
+  for (const a of [...advisories].sort((x, y) => y.updated - x.updated || byCodeUnits(x.id, y.id))) {
     const e = feed.ele('entry');
     e.ele('title').txt(`${a.id}: ${a.title}${a.severity ? ` (${a.severity})` : ''}`);
     e.ele('id').txt(o.pageUrl(a.id));

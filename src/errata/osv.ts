@@ -1,3 +1,4 @@
+import { byCodeUnits } from '../core/ids.js';
 import { LenixError } from '../core/errors.js';
 import { cves, evrOf, type Advisory, type AdvisoryReference, type AdvisoryType, type Severity, SEVERITIES } from './advisory.js';
 import type { UpstreamAdvisory } from './updateinfo.js';
@@ -41,7 +42,7 @@ export function renderOsv(a: Advisory, ecosystem: string, selfUrl: string | null
     upstream: cves(a),
     summary: a.title,
     details: a.description,
-    affected: [...fixed].sort(([x], [y]) => x.localeCompare(y)).map(([name, version]) => ({
+    affected: [...fixed].sort(([x], [y]) => byCodeUnits(x, y)).map(([name, version]) => ({
       package: { ecosystem, name },
       ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: version }] }],
     })),

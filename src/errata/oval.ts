@@ -1,3 +1,4 @@
+import { byCodeUnits } from '../core/ids.js';
 import { create } from 'xmlbuilder2';
 import { cves, evrOf, type Advisory } from './advisory.js';
 
@@ -81,7 +82,7 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
     return signedTests.get(name)!;
   };
 
-  for (const a of [...advisories].sort((x, y) => x.id.localeCompare(y.id))) {
+  for (const a of [...advisories].sort((x, y) => byCodeUnits(x.id, y.id))) {
     const n = defNumber(a);
     const d = defs.ele(DEF, 'definition', { class: 'patch', id: id('def', n), version: String(a.version) });
     const md = d.ele(DEF, 'metadata');
@@ -100,7 +101,7 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
     const byName = new Map<string, string>();
     for (const p of a.packages) if (!byName.has(p.name)) byName.set(p.name, evrOf(p));
     let k = 0;
-    for (const [name, evr] of [...byName].sort(([x], [y]) => x.localeCompare(y))) {
+    for (const [name, evr] of [...byName].sort(([x], [y]) => byCodeUnits(x, y))) {
       k++;
       const sid = id('ste', n * 1000 + k);
       states.ele(LINUX, 'red-def:rpminfo_state', { id: sid, version: String(a.version) }).ele(LINUX, 'red-def:evr', { datatype: 'evr_string', operation: 'less than' }).txt(evr);

@@ -1,3 +1,4 @@
+import { byCodeUnits } from '../core/ids.js';
 import { create } from 'xmlbuilder2';
 import { LenixError } from '../core/errors.js';
 import { CVE_RE, type Advisory, type AdvisoryPackage, type AdvisoryReference, type AdvisoryType, type Severity, SEVERITIES } from './advisory.js';
@@ -23,7 +24,7 @@ export interface UpdateinfoOptions {
 
 export function renderUpdateinfo(advisories: readonly Advisory[], o: UpdateinfoOptions): string {
   const root = create({ version: '1.0', encoding: 'UTF-8' }).ele('updates');
-  for (const a of [...advisories].sort((x, y) => x.id.localeCompare(y.id))) {
+  for (const a of [...advisories].sort((x, y) => byCodeUnits(x.id, y.id))) {
     const packages = a.packages.filter((p) => !o.arches || o.arches.includes(p.arch) || p.arch === 'noarch');
     if (packages.length === 0) continue;
     const u = root.ele('update', { from: o.from, status: 'final', type: a.type, version: String(a.version) });
@@ -43,7 +44,7 @@ export function renderUpdateinfo(advisories: readonly Advisory[], o: UpdateinfoO
     for (const r of a.references) refs.ele('reference', { href: r.href, id: r.id, type: r.type, title: r.title });
     const coll = u.ele('pkglist').ele('collection', { short: o.collection });
     coll.ele('name').txt(o.collection);
-    for (const p of [...packages].sort((x, y) => `${x.name}.${x.arch}`.localeCompare(`${y.name}.${y.arch}`))) {
+    for (const p of [...packages].sort((x, y) => byCodeUnits(`${x.name}.${x.arch}`, `${y.name}.${y.arch}`))) {
       const pe = coll.ele('package', { name: p.name, epoch: String(p.epoch), version: p.version, release: p.release, arch: p.arch, src: p.src });
       pe.ele('filename').txt(p.filename);
       if (p.sha256) pe.ele('sum', { type: 'sha256' }).txt(p.sha256);

@@ -3,7 +3,7 @@ import { renderSbom } from '../../attest/sbom-render.js';
 import { SBOM_MEDIA_TYPES, type BuildrootItem, type SbomFormat, type SbomInput, type SbomPackage, type SbomStep } from '../../attest/sbom.js';
 import { sbomStatement } from '../../attest/statements.js';
 import { LenixError } from '../../core/errors.js';
-import { parseSha256 } from '../../core/ids.js';
+import { byCodeUnits, parseSha256 } from '../../core/ids.js';
 import { LENIX_VERSION } from '../../core/version.js';
 import { TAG, num, packageInfo, readRpmStreamHeader, str, strings, type RpmHeader } from '../../rpm/header.js';
 import type { ArtifactRecord, BuildRecord, RepoRecord, TaskRecord } from '../../store/records.js';
@@ -98,7 +98,7 @@ export class SbomService {
     if (snap.state !== 'ready') throw new LenixError('SNAPSHOT_NOT_FOUND', `snapshot ${snap.id} of ${repo.name} is ${snap.state}, not published`);
     const builds = new Map<number, { build: BuildRecord; artifacts: ArtifactRecord[] }>();
     const packages: SbomPackage[] = [];
-    for (const sp of [...snap.packages].sort((a, b) => a.sha256.localeCompare(b.sha256))) {
+    for (const sp of [...snap.packages].sort((a, b) => byCodeUnits(a.sha256, b.sha256))) {
       if (!builds.has(sp.buildId)) {
         const build = (await this.deps.store.getBuild(sp.buildId))!;
         builds.set(sp.buildId, { build, artifacts: await this.deps.store.listArtifacts(sp.buildId) });
@@ -219,7 +219,7 @@ export class SbomService {
         outputs: [...new Set(outputs)].sort(),
       });
     }
-    return { buildroot: [...items.values()].sort((a, b) => `${a.manager} ${a.name}`.localeCompare(`${b.manager} ${b.name}`)), steps };
+    return { buildroot: [...items.values()].sort((a, b) => byCodeUnits(`${a.manager} ${a.name}`, `${b.manager} ${b.name}`)), steps };
   }
 
   /** Render, then make sure the ledger holds this document's digest (one statement per distinct document). */
