@@ -63,6 +63,7 @@ describe('lenix up, end to end', () => {
 
   test('lenix up builds the three samples and writes the admin token and CLI config', async () => {
     assert.match(up.out, /build \d+ lenix-hello-data-1\.0-1: succeeded; sign succeeded, test succeeded/);
+    assert.match(up.out, /release \d+ into lenix: published, with advisory LXSA-\d{4}:\d{4} \(security, Moderate\) for lenix-hello-data-1\.1-1/);
     assert.match(up.out, /build \d+ hello-c-1\.2-1: succeeded; sign succeeded, test succeeded/);
     assert.match(up.out, /build \d+ lenix-multi-2\.0-1: succeeded; sign succeeded, test succeeded .*lenix-multi-config-2\.0-1\.noarch\.rpm/);
     assert.match(up.out, /release \d+ into lenix: published/);
@@ -86,11 +87,15 @@ describe('lenix up, end to end', () => {
     const r = await client.dnf('install lenix-hello-data hello-c lenix-multi');
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /Importing GPG key|Key imported successfully|imported/i);
-    for (const n of ['lenix-hello-data-1.0-1.noarch', 'hello-c-1.2-1.x86_64', 'lenix-multi-2.0-1.noarch', 'lenix-multi-config-2.0-1.noarch']) assert.match(r.out, new RegExp(n.replace(/\./g, '\\.')));
+    for (const n of ['lenix-hello-data-1.1-1.noarch', 'hello-c-1.2-1.x86_64', 'lenix-multi-2.0-1.noarch', 'lenix-multi-config-2.0-1.noarch']) assert.match(r.out, new RegExp(n.replace(/\./g, '\\.')));
     const hello = await client.sh('chroot "$ROOT" /usr/bin/hello-c && cat "$ROOT/var/lib/lenix-multi/post-ran"');
     assert.equal(hello.code, 0, hello.out);
     assert.match(hello.out, /Hello from hello-c/);
     assert.match(hello.out, /^configured \d{4}$/m, 'the %post scriptlet ran');
+    // The sample advisory lenix up released with lenix-hello-data 1.1 is in the repository's updateinfo.
+    const advisories = await client.dnf('updateinfo list --security --installed');
+    assert.equal(advisories.code, 0, advisories.out);
+    assert.match(advisories.out, /^LXSA-\d{4}:\d{4} +Moderate\/Sec\. +lenix-hello-data-1\.1-1\.noarch$/m);
 
     // rpmkeys -K with the public key the repository names.
     const keyUrl = /^gpgkey=(\S+)$/m.exec(repoFile)![1]!;
@@ -110,7 +115,7 @@ describe('lenix up, end to end', () => {
     const witnessKey = /witness \S+, key \(lenix verify --witness-key KEY\): (\S+)/.exec(up.out)?.[1] ?? '';
     assert.match(witnessKey, /^lenix\.local\/witness\+[0-9a-f]{8}\+/);
     assert.equal(Buffer.from(witnessKey.split('+')[2]!, 'base64')[0], 0x04, 'an Ed25519 cosignature key (type 0x04)');
-    const pkgs = ['hello-c-1.2-1.x86_64.rpm', 'lenix-hello-data-1.0-1.noarch.rpm', 'lenix-multi-2.0-1.noarch.rpm', 'lenix-multi-config-2.0-1.noarch.rpm'];
+    const pkgs = ['hello-c-1.2-1.x86_64.rpm', 'lenix-hello-data-1.1-1.noarch.rpm', 'lenix-multi-2.0-1.noarch.rpm', 'lenix-multi-config-2.0-1.noarch.rpm'];
     for (const name of pkgs) {
       const file = path.join(dir, 'verify', name);
       await mkdir(path.dirname(file), { recursive: true });

@@ -190,7 +190,48 @@ async function ensureSamples(admin: ApiClient, data: string, signingKey: string,
   const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', { repo: SAMPLE_REPO, builds: done, approve: true, ...(testing ? {} : { override: 'lenix up without root: no tester ran' }) });
   const published = await waitForRelease(admin, rel.id);
   say(`  release ${rel.id} into ${SAMPLE_REPO}: ${published.state}${published.reason ? ` (${published.reason})` : ''}`);
+  if (published.state === 'published') await errataDemo(admin, data, testing, say);
   say(`  dnf: curl -o /etc/yum.repos.d/${SAMPLE_REPO}.repo ${admin.base}/repos/${SAMPLE_REPO}.repo   (gpgcheck=1, repo_gpgcheck=1)`);
+}
+
+/**
+ * Errata at work: a second version of the noarch sample, released under a sample security advisory, so that
+ * `dnf updateinfo list --security` on a client with 1.0 installed answers at once. Once per data folder.
+ */
+async function errataDemo(admin: ApiClient, data: string, testing: boolean, say: (line: string) => void): Promise<void> {
+  const name = 'lenix-hello-data';
+  const dir = path.join(data, 'samples', name);
+  const specFile = path.join(dir, `${name}.spec`);
+  const spec = await readFile(specFile, 'utf8');
+  await writeFile(
+    specFile,
+    spec
+      .replace(/^Version:(\s+)1\.0$/m, 'Version:$11.1')
+      .replace('%changelog\n', '%changelog\n* Wed Nov 25 2026 Lenix Samples <samples@lenix.invalid> - 1.1-1\n- Sample fix released under a sample security advisory\n\n'),
+  );
+  await writeFile(path.join(dir, 'greeting.txt'), `${(await readFile(path.join(dir, 'greeting.txt'), 'utf8')).trimEnd()}\n(version 1.1)\n`);
+  const env = { ...process.env, GIT_AUTHOR_NAME: 'Lenix Samples', GIT_AUTHOR_EMAIL: 'samples@lenix.invalid', GIT_COMMITTER_NAME: 'Lenix Samples', GIT_COMMITTER_EMAIL: 'samples@lenix.invalid', GIT_AUTHOR_DATE: '2026-11-25T13:00:00Z', GIT_COMMITTER_DATE: '2026-11-25T13:00:00Z' };
+  await run('git', ['-c', 'commit.gpgsign=false', 'commit', '-q', '-a', '-m', `${name} 1.1: sample fix`], { cwd: dir, env });
+  const b = await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', { source: name, repo: SAMPLE_REPO });
+  const built = await waitForBuild(admin, b.id, () => undefined);
+  const pipeline = built.state === 'succeeded' ? await waitForPipeline(admin, b.id, testing) : built;
+  const ok = (pipeline.tasks ?? []).some((t) => t.kind === (testing ? 'test' : 'sign') && t.state === 'succeeded');
+  say(`  build ${b.id} ${b.package}-${b.evr}: ${built.state}`);
+  if (!ok) return;
+  const adv = await admin.json<{ id: string }>('POST', '/api/v1/errata', {
+    repo: SAMPLE_REPO,
+    type: 'security',
+    severity: 'Moderate',
+    title: `${name} sample security update`,
+    synopsis: `Moderate: ${name} sample security update`,
+    description: 'A sample advisory made by lenix up to show errata at work: dnf updateinfo list --security lists it on a client with version 1.0, and dnf update --security applies it. It fixes no real vulnerability.',
+    fromBuild: b.id,
+  });
+  await admin.json('POST', `/api/v1/errata/${encodeURIComponent(adv.id)}/approve`, {});
+  const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', { repo: SAMPLE_REPO, builds: [b.id], approve: true, ...(testing ? {} : { override: 'lenix up without root: no tester ran' }) });
+  const published = await waitForRelease(admin, rel.id);
+  say(`  release ${rel.id} into ${SAMPLE_REPO}: ${published.state}, with advisory ${adv.id} (security, Moderate) for ${name}-1.1-1`);
+  say(`  errata: dnf updateinfo list --security; ${admin.base}/errata/feed.atom; ${admin.base}/errata/oval/${SAMPLE_REPO}.xml`);
 }
 
 /** Wait until a build's sign and test tasks have ended (they follow a successful build). */
