@@ -19,6 +19,7 @@ import { Attestations } from './services/attestations.js';
 import { registerLedgerRoutes } from './api/ledger-routes.js';
 import { registerSbomRoutes } from './api/sbom-routes.js';
 import { registerErrataRoutes } from './api/errata-routes.js';
+import { registerWebRoutes } from './web/routes.js';
 import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
 
@@ -142,6 +143,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   registerLedgerRoutes(typed, deps, services);
   registerSbomRoutes(typed, services);
   registerErrataRoutes(typed, services);
+  await app.register(async (web) => registerWebRoutes(web, deps, services));
   typed.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, services };
 }

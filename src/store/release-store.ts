@@ -112,6 +112,12 @@ export class ReleaseStore {
     return (await q.orderBy('id', 'desc').limit(limit).execute()).map(toRelease);
   }
 
+  /** Releases that include a build. */
+  async releasesOfBuild(buildId: number): Promise<ReleaseRecord[]> {
+    const rows = await this.db.selectFrom('releases').selectAll().where('builds', 'like', `%${buildId}%`).orderBy('id').execute();
+    return rows.map(toRelease).filter((r) => r.builds.includes(buildId));
+  }
+
   async listReleasesByState(state: ReleaseState): Promise<ReleaseRecord[]> {
     return (await this.db.selectFrom('releases').selectAll().where('state', '=', state).orderBy('id').execute()).map(toRelease);
   }

@@ -50,9 +50,15 @@ export interface NewBuild {
 }
 
 export interface BuildFilter {
-  readonly sourceId?: number;
-  readonly state?: BuildState;
-  readonly beforeId?: number;
+  readonly sourceId?: number | undefined;
+  readonly state?: BuildState | undefined;
+  readonly beforeId?: number | undefined;
+  /** Who started it (`createdBy`). */
+  readonly createdBy?: string | undefined;
+  /** Builds targeting this architecture. */
+  readonly arch?: string | undefined;
+  /** Text in the package name or version-release (NEVRA search). */
+  readonly text?: string | undefined;
   readonly limit: number;
 }
 
@@ -307,6 +313,12 @@ export class Store {
     if (f.sourceId !== undefined) q = q.where('builds.source_id', '=', f.sourceId);
     if (f.state !== undefined) q = q.where('builds.state', '=', f.state);
     if (f.beforeId !== undefined) q = q.where('builds.id', '<', f.beforeId);
+    if (f.createdBy !== undefined) q = q.where('builds.created_by', '=', f.createdBy);
+    if (f.arch !== undefined) q = q.where('builds.arches', 'like', `%${JSON.stringify(f.arch).replace(/[%_]/g, '_')}%`);
+    if (f.text !== undefined && f.text !== '') {
+      const like = `%${f.text.replace(/[%_\\]/g, '_')}%`;
+      q = q.where(sql<boolean>`(builds.package_name || '-' || builds.package_evr) like ${like}`);
+    }
     const rows = await q.orderBy('builds.id', 'desc').limit(f.limit).execute();
     return rows.map(toBuild);
   }
@@ -356,6 +368,12 @@ export class Store {
 
   async listTasks(buildId: number): Promise<TaskRecord[]> {
     const rows = await this.db.selectFrom('tasks').selectAll().where('build_id', '=', buildId).orderBy('id').execute();
+    return rows.map(toTask);
+  }
+
+  /** Tasks in one state (e.g. `leased`: running now), oldest first. */
+  async listTasksInState(state: TaskState, limit = 200): Promise<TaskRecord[]> {
+    const rows = await this.db.selectFrom('tasks').selectAll().where('state', '=', state).orderBy('id').limit(limit).execute();
     return rows.map(toTask);
   }
 
