@@ -2,12 +2,18 @@
 # Installs what Lenix needs and is missing, then the npm dependencies and the compiled CLI. Idempotent: a
 # second run installs nothing. Used by both quick-start commands (`npm start`, `npm test`) and by CI.
 #   Debian 12: apt-get (rpm, createrepo-c, dnf, bubblewrap, rpmlint, gnupg, git, postgresql, gcc, make,
-#              openscap-scanner for the OVAL checks)
+#              with --test also openscap-scanner and chromium, which only the test suite uses)
 #   EL9:       dnf (the same tools under their Fedora/EL names, PostgreSQL from AppStream)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_cmds=(rpmbuild rpmspec createrepo_c modifyrepo_c dnf bwrap rpmlint gpg git gcc make prlimit tar oscap)
+need_cmds=(rpmbuild rpmspec createrepo_c modifyrepo_c dnf bwrap rpmlint gpg git gcc make prlimit tar)
+# `--test`: also what only the test suite uses (OpenSCAP for the OVAL checks, Chromium for the browser tests).
+test_pkgs_deb=(); test_pkgs_el=()
+if [ "${1:-}" = "--test" ]; then
+  need_cmds+=(oscap chromium)
+  test_pkgs_deb=(openscap-scanner chromium); test_pkgs_el=(openscap-scanner chromium)
+fi
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 pg_ok=0
@@ -24,10 +30,10 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$pg_ok" -eq 0 ]; then
     "${sudo_cmd[@]}" apt-get update -q
     "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
       rpm createrepo-c dnf bubblewrap rpmlint gnupg git postgresql gcc make util-linux tar ca-certificates \
-      openscap-scanner
+      "${test_pkgs_deb[@]}"
   elif command -v dnf >/dev/null 2>&1; then
     "${sudo_cmd[@]}" dnf install -y rpm-build rpm-sign createrepo_c dnf bubblewrap rpmlint gnupg2 git \
-      postgresql-server gcc make util-linux tar openscap-scanner
+      postgresql-server gcc make util-linux tar "${test_pkgs_el[@]}"   # chromium comes from EPEL on EL9
   else
     echo "bootstrap: neither apt-get nor dnf found; install: ${need_cmds[*]} postgresql" >&2
     exit 1

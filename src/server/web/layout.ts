@@ -13,7 +13,7 @@ const NAV: [string, string][] = [
   ['/', 'Dashboard'],
   ['/builds', 'Builds'],
   ['/sources', 'Sources'],
-  ['/repos', 'Repositories'],
+  ['/repositories', 'Repositories'],
   ['/errata', 'Errata'],
   ['/ledger', 'Ledger'],
 ];

@@ -212,7 +212,7 @@ ${artifactTable(artifacts)}
 <h2>Test results</h2>
 ${tests.length === 0 ? html`<p class="muted">Not tested.</p>` : tests.map((t) => testResults(t))}
 <h2>Releases</h2>
-${rels.length === 0 ? html`<p class="muted">Not released.</p>` : html`<ul>${rels.map((r) => html`<li>release ${r.id} into <a href="/repos/${repos.get(r.repoId) ?? ''}">${repos.get(r.repoId) ?? r.repoId}</a>: ${stateOf(r.state)}${r.snapshotId ? ` (snapshot ${r.snapshotId})` : ''}${r.overrideReason ? html` <span class="muted">override: ${r.overrideReason}</span>` : ''}</li>`)}</ul>`}
+${rels.length === 0 ? html`<p class="muted">Not released.</p>` : html`<ul>${rels.map((r) => html`<li>release ${r.id} into <a href="/repositories/${repos.get(r.repoId) ?? ''}">${repos.get(r.repoId) ?? r.repoId}</a>: ${stateOf(r.state)}${r.snapshotId ? ` (snapshot ${r.snapshotId})` : ''}${r.overrideReason ? html` <span class="muted">override: ${r.overrideReason}</span>` : ''}</li>`)}</ul>`}
 <h2>SBOM</h2>
 <ul>${SBOM_FORMATS.map((f) => html`<li><a href="/api/v1/builds/${id}/sbom?format=${f}" download>${f}</a></li>`)}</ul>
 <h2>Ledger statements</h2>
@@ -280,15 +280,15 @@ ${start > 0 ? html`<p><a href="/builds/${p.id}/tasks/${task.id}/log?start=${Math
   }));
 
   // ── repositories ─────────────────────────────────────────────────────────────────────────────────
-  app.get('/repos', guard(async (req, reply) => {
+  app.get('/repositories', guard(async (req, reply) => {
     const repos = await releases.listRepos();
     return send(req, reply, {
       title: 'Repositories',
       json: '/api/v1/repos',
-      body: () => html`<table><thead><tr><th scope="col">Name</th><th scope="col">Arches</th><th scope="col">Current snapshot</th><th scope="col">Keys</th></tr></thead><tbody>${repos.map((r) => html`<tr><td><a href="/repos/${r.name}">${r.name}</a></td><td>${r.arches.join(', ')}</td><td>${r.currentSnapshotId ?? html`<span class="muted">none</span>`}</td><td class="mono">${r.keys.filter((k) => !k.retiredAt).map((k) => k.fingerprint.slice(-16)).join(', ')}</td></tr>`)}</tbody></table>`,
+      body: () => html`<table><thead><tr><th scope="col">Name</th><th scope="col">Arches</th><th scope="col">Current snapshot</th><th scope="col">Keys</th></tr></thead><tbody>${repos.map((r) => html`<tr><td><a href="/repositories/${r.name}">${r.name}</a></td><td>${r.arches.join(', ')}</td><td>${r.currentSnapshotId ?? html`<span class="muted">none</span>`}</td><td class="mono">${r.keys.filter((k) => !k.retiredAt).map((k) => k.fingerprint.slice(-16)).join(', ')}</td></tr>`)}</tbody></table>`,
     });
   }));
-  app.get('/repos/:name', guard(async (req, reply) => {
+  app.get('/repositories/:name', guard(async (req, reply) => {
     const { name } = z.object({ name: z.string().max(64) }).parse(req.params);
     const repo = await s.releases.requireRepo(name);
     const [snapshots, rels] = await Promise.all([releases.listSnapshots(repo.id), releases.listReleases(repo.id, 30)]);
@@ -336,7 +336,7 @@ ${list.length === 0 ? html`<p class="muted">No advisories.</p>` : html`<table><t
       title: `${a.id}: ${a.title}`,
       json: `/api/v1/errata/${encodeURIComponent(a.id)}`,
       body: (v) => html`
-<p>${a.type}${a.severity ? html` · <strong>${a.severity}</strong>` : ''} · ${stateOf(a.status)} · version ${a.version} · repository <a href="/repos/${a.repo}">${a.repo}</a></p>
+<p>${a.type}${a.severity ? html` · <strong>${a.severity}</strong>` : ''} · ${stateOf(a.status)} · version ${a.version} · repository <a href="/repositories/${a.repo}">${a.repo}</a></p>
 ${a.synopsis ? html`<p>${a.synopsis}</p>` : ''}
 <table><tbody><tr><th scope="row">Issued</th><td>${iso(a.issued)}</td></tr><tr><th scope="row">Updated</th><td>${iso(a.updated)}</td></tr>${a.upstreamId ? html`<tr><th scope="row">Rebuild of</th><td>${a.upstreamId}</td></tr>` : ''}<tr><th scope="row">Reboot suggested</th><td>${a.rebootSuggested ? 'yes' : 'no'}</td></tr></tbody></table>
 <h2>Description</h2>
@@ -431,7 +431,7 @@ ${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Noth
     const { id } = IdParam.parse(req.params);
     const r = await s.releases.approve(id, caller.name);
     const repo = await releases.getRepo(r.repoId);
-    return reply.redirect(`/repos/${repo?.name ?? ''}`, 303);
+    return reply.redirect(`/repositories/${repo?.name ?? ''}`, 303);
   }));
   app.post('/errata/:id/approve', guard(async (req, reply) => {
     const caller = await requireForm(req);
