@@ -366,7 +366,8 @@ describe('lenix up, end to end', () => {
     const running = await json<Build>('build', 'webslow');
     const browser = await launchBrowser();
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      // The pages' Content-Security-Policy forbids inline scripts; axe-core is injected as one, so the test bypasses it.
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
       const checkA11y = async (name: string) => {
         const violations = await accessibility(page);
         assert.deepEqual(violations, [], `${name}: accessibility violations`);
@@ -386,8 +387,6 @@ describe('lenix up, end to end', () => {
       assert.equal((await api.json<{ state: string }>('GET', `/api/v1/tasks/${taskId}`)).state, 'leased', 'still running when the line is on screen');
       await page.screenshot({ path: path.join(shots, 'live-log.png'), fullPage: true });
       await checkA11y('live log');
-      assert.equal((await cli('build', 'cancel', String(running.id))).code, 0);
-
       // Anonymous actions are refused; pages show no token, private key or server path.
       for (const action of [`/builds/${running.id}/rebuild`, `/builds/${running.id}/cancel`, '/releases/1/approve', '/errata/LXSA-2026:0001/approve']) {
         const r = await fetch(`${url}${action}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=x', redirect: 'manual' });
@@ -434,6 +433,7 @@ describe('lenix up, end to end', () => {
       assert.ok(await page.getByRole('button', { name: 'Rebuild' }).isVisible());
     } finally {
       await browser.close();
+      await cli('build', 'cancel', String(running.id)); // the node is free for the next tests
     }
   });
 

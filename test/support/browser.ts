@@ -1,7 +1,5 @@
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
@@ -10,11 +8,11 @@ const AXE = require.resolve('axe-core/axe.min.js');
 
 /** Debian's Chromium, headless, with background networking off (this machine's network is closed). */
 export async function launchBrowser(): Promise<Browser> {
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'lenix-chromium-'));
+  // Playwright gives the browser a new, empty profile of its own.
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }
 
