@@ -144,6 +144,18 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
   r.get('/queue', { schema: { summary: 'Queued build tasks per architecture', tags: ['public'] } }, async () => ({ build: await store.queueLength('build') }));
 }
 
+const inflight = new Map<string, Promise<unknown>>();
+
+/** Run `f` once for concurrent callers with the same key (the result is shared, never mutated). */
+function shared<T>(key: string, f: () => Promise<T>): Promise<T> {
+  let p = inflight.get(key) as Promise<T> | undefined;
+  if (!p) {
+    p = f().finally(() => inflight.delete(key));
+    inflight.set(key, p);
+  }
+  return p;
+}
+
 /**
  * Server-Sent Events: `log` events carry `{offset, text}` for each new piece of the log, then one `end` event
  * with the task's final state. Bytes come from the database, so a follower on any replica sees every byte;
@@ -169,8 +181,9 @@ async function followLog(req: FastifyRequest, reply: FastifyReply, deps: ServerD
   };
   let lastBeat = Date.now();
   while (!closed.signal.aborted) {
-    const task = await deps.store.getTask(taskId);
-    const bytes = await deps.store.readLog(taskId, offset, 1024 * 1024);
+    // Followers of one task wake together: they share one read of the task and of the log at an offset.
+    const task = await shared(`task:${taskId}`, () => deps.store.getTask(taskId));
+    const bytes = await shared(`log:${taskId}:${offset}`, () => deps.store.readLog(taskId, offset, 1024 * 1024));
     if (bytes.length > 0) {
       // Split on a UTF-8 boundary so that multi-byte characters are never cut between events.
       const all = new Uint8Array(pending.length + bytes.length);
