@@ -7,17 +7,26 @@ import type { Envelope } from '../../attest/dsse.js';
 import { SBOM_FORMATS } from '../../attest/sbom.js';
 import { LenixError } from '../../core/errors.js';
 import { cves, nevraOf, ADVISORY_TYPES, SEVERITIES } from '../../errata/advisory.js';
+import { osvId } from '../../errata/osv.js';
 import { parseCheckpoint } from '../../ledger/checkpoint.js';
 import { leafHash, verifyInclusion } from '../../ledger/merkle.js';
 import { parseNote } from '../../ledger/note.js';
 import { BUILD_STATES, isFinished } from '../../scheduler/task-state.js';
 import type { ArtifactRecord, BuildRecord, TaskRecord } from '../../store/records.js';
+import type { ReleaseStore } from '../../store/release-store.js';
+import type { Store } from '../../store/store.js';
 import { toLenixError, type App, type Services } from '../app.js';
 import { hasScope, type Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 import { ASSETS } from './assets.js';
 import { html, type Html } from './html.js';
 import { page, type Viewer } from './layout.js';
+
+type WebReads = Pick<
+  Store,
+  'getBuild' | 'getSource' | 'getSourceByName' | 'getTask' | 'listAgents' | 'listArtifacts' | 'listBuilds' | 'listCommits' | 'listSources' | 'listTasks' | 'listTasksInState' | 'queueLength' | 'readLog'
+>;
+type ReleaseReads = Pick<ReleaseStore, 'getRepo' | 'listReleases' | 'listRepos' | 'listSnapshots' | 'releasesOfBuild'>;
 
 const COOKIE = 'lenix_token';
 const LOG_TAIL = 64 * 1024;
@@ -41,7 +50,9 @@ const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 10
  */
 export async function registerWebRoutes(app: App, deps: ServerDeps, s: Services): Promise<void> {
   await app.register(formbody, { bodyLimit: 16 * 1024 });
-  const { store, releases } = deps;
+  // The read-only query layer pages use: the types admit no writing method. Actions go through services.
+  const store: WebReads = deps.store;
+  const releases: ReleaseReads = deps.releases;
 
   const viewerOf = async (req: FastifyRequest): Promise<{ viewer: Viewer; caller: Caller | null }> => {
     const token = parseCookie(req.headers.cookie ?? '')[COOKIE];
@@ -346,7 +357,7 @@ ${list.length === 0 ? html`<p class="muted">None.</p>` : html`<ul class="cves">$
 ${a.references.some((r) => r.type !== 'cve') ? html`<h2>Other references</h2><ul>${a.references.filter((r) => r.type !== 'cve').map((r) => html`<li>${r.type}: <a href="${r.href}">${r.title}</a></li>`)}</ul>` : ''}
 <h2>Packages</h2>
 <table><thead><tr><th scope="col">Package</th><th scope="col">File</th><th scope="col">SHA-256</th></tr></thead><tbody>${a.packages.map((p) => html`<tr><td>${nevraOf(p)}</td><td>${p.filename}</td><td class="mono">${p.sha256 ?? ''}</td></tr>`)}</tbody></table>
-<p>Exports: <a href="/errata/osv/${a.id.match(/^(ALSA|ALBA|ALEA|RHSA|RHBA|RHEA|RLSA)-/) ? '' : 'x_'}${a.id}.json">OSV</a> · <a href="/errata/oval/${a.repo}.xml">OVAL for ${a.repo}</a> · <code>dnf update --advisory ${a.id}</code></p>
+<p>Exports: <a href="/errata/osv/${osvId(a.id)}.json">OSV</a> · <a href="/errata/oval/${a.repo}.xml">OVAL for ${a.repo}</a> · <code>dnf update --advisory ${a.id}</code></p>
 ${v.maintainer && a.status === 'draft' ? html`<form method="post" action="/errata/${a.id}/approve"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit">Approve</button></form>` : ''}`,
     });
   }));
@@ -422,7 +433,7 @@ ${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Noth
   app.post('/builds/:id/cancel', guard(async (req, reply) => {
     const caller = await requireForm(req);
     const { id } = IdParam.parse(req.params);
-    await store.cancelBuild(id, `cancelled by ${caller.name}`, deps.clock.now());
+    await deps.store.cancelBuild(id, `cancelled by ${caller.name}`, deps.clock.now());
     deps.notifier.emit('queue');
     return reply.redirect(`/builds/${id}`, 303);
   }));
