@@ -343,6 +343,7 @@ ${list.length === 0 ? html`<p class="muted">No advisories.</p>` : html`<table><t
     const a = await s.errata.require(id);
     if (a.status !== 'released' && !viewer.maintainer) throw new LenixError('ERRATA_NOT_FOUND', `no advisory ${id}`);
     const list = cves(a);
+    const osv = a.status === 'released' && (await s.releases.requireRepo(a.repo)).osvEcosystem !== null;
     return send(req, reply, {
       title: `${a.id}: ${a.title}`,
       json: `/api/v1/errata/${encodeURIComponent(a.id)}`,
@@ -357,7 +358,7 @@ ${list.length === 0 ? html`<p class="muted">None.</p>` : html`<ul class="cves">$
 ${a.references.some((r) => r.type !== 'cve') ? html`<h2>Other references</h2><ul>${a.references.filter((r) => r.type !== 'cve').map((r) => html`<li>${r.type}: <a href="${r.href}">${r.title}</a></li>`)}</ul>` : ''}
 <h2>Packages</h2>
 <table><thead><tr><th scope="col">Package</th><th scope="col">File</th><th scope="col">SHA-256</th></tr></thead><tbody>${a.packages.map((p) => html`<tr><td>${nevraOf(p)}</td><td>${p.filename}</td><td class="mono">${p.sha256 ?? ''}</td></tr>`)}</tbody></table>
-<p>Exports: <a href="/errata/osv/${osvId(a.id)}.json">OSV</a> · <a href="/errata/oval/${a.repo}.xml">OVAL for ${a.repo}</a> · <code>dnf update --advisory ${a.id}</code></p>
+<p>Exports: ${osv ? html`<a href="/errata/osv/${osvId(a.id)}.json">OSV</a> · ` : ''}<a href="/errata/oval/${a.repo}.xml">OVAL for ${a.repo}</a> · <code>dnf update --advisory ${a.id}</code></p>
 ${v.maintainer && a.status === 'draft' ? html`<form method="post" action="/errata/${a.id}/approve"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit">Approve</button></form>` : ''}`,
     });
   }));
