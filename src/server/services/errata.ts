@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
@@ -207,7 +208,7 @@ export class ErrataService {
   /** OVAL per repository, OSV per advisory (repositories with a registered ecosystem), the Atom feed. */
   async writeExports(): Promise<void> {
     const dir = this.exportDir;
-    const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+    const tmp = `${dir}.tmp-${randomUUID()}`;
     await mkdir(path.join(tmp, 'oval'), { recursive: true });
     await mkdir(path.join(tmp, 'osv'), { recursive: true });
     const released = await this.store.list({ status: 'released', limit: 100_000 });
@@ -223,7 +224,7 @@ export class ErrataService {
     }
     await writeFile(path.join(tmp, 'feed.atom'), renderAtom(released, { title: 'Lenix advisories', selfUrl: `${this.deps.config.publicUrl}/errata/feed.atom`, pageUrl: page, updated: 0, author: this.deps.config.errataFrom }));
     // Swap the folder: readers see the old exports or the new ones.
-    const old = `${dir}.old-${process.pid}-${Date.now()}`;
+    const old = `${dir}.old-${randomUUID()}`;
     await rename(dir, old).catch(() => undefined);
     await rename(tmp, dir);
     await rm(old, { recursive: true, force: true });
