@@ -205,8 +205,16 @@ export class ErrataService {
     await this.writeExports();
   }
 
-  /** OVAL per repository, OSV per advisory (repositories with a registered ecosystem), the Atom feed. */
-  async writeExports(): Promise<void> {
+  private exporting: Promise<void> = Promise.resolve();
+
+  /** OVAL per repository, OSV per advisory (repositories with a registered ecosystem), the Atom feed. One at a time. */
+  writeExports(): Promise<void> {
+    const next = this.exporting.then(() => this.rewriteExports());
+    this.exporting = next.catch(() => undefined);
+    return next;
+  }
+
+  private async rewriteExports(): Promise<void> {
     const dir = this.exportDir;
     const tmp = `${dir}.tmp-${randomUUID()}`;
     await mkdir(path.join(tmp, 'oval'), { recursive: true });
