@@ -39,6 +39,10 @@ test('500 live-log followers of one task all receive every line', async () => {
     assert.equal(r.status, 200, r.text);
     expected += line;
   }
+  // The dashboard (and its JSON) shows the running task and the agent working on it.
+  const dash = (await http(base, 'GET', '/api/v1/dashboard')).json;
+  assert.deepEqual(dash.running.map((r: { id: number; agent: string }) => [r.id, r.agent]), [[task.taskId, 'node']]);
+  assert.equal(dash.agentsOnline.find((a: { name: string }) => a.name === 'node').task, task.taskId);
   const done = await http(base, 'POST', `/api/v1/agent/leases/${lease.id}/complete`, { token, json: { fencingToken: lease.fencingToken, outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'test' } } });
   assert.equal(done.status, 200, done.text);
   const results = await Promise.all(followers);

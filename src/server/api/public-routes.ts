@@ -6,6 +6,9 @@ import { BUILD_STATES, isFinished } from '../../scheduler/task-state.js';
 import type { Services, ZodApp } from '../app.js';
 import type { ServerDeps } from '../context.js';
 import { presentAgent, presentArtifact, presentBuild, presentSource, presentTask } from './present.js';
+import { dashboard } from '../services/dashboard.js';
+import { presentAdvisory } from './errata-routes.js';
+import { presentRelease } from './release-routes.js';
 
 
 const Id = z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) });
@@ -139,6 +142,18 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
   r.get('/agents', { schema: { summary: 'Registered agents and whether they are online', tags: ['public'] } }, async () => {
     const now = deps.clock.now();
     return { agents: (await store.listAgents()).map((a) => presentAgent(a, now, deps.config.leaseMs * 2)) };
+  });
+
+  r.get('/dashboard', { schema: { summary: 'What the dashboard shows: queue, running tasks, agents online, latest builds, releases and advisories', tags: ['public'] } }, async () => {
+    const d = await dashboard(deps, s.errata);
+    return {
+      queue: d.queue,
+      running: d.running.map((r) => ({ ...presentTask(r.task), build: r.build ? presentBuild(r.build) : null, agent: r.agent, elapsedMs: r.task.startedAt === null ? null : d.now - r.task.startedAt })),
+      agentsOnline: d.agentsOnline.map((a) => ({ ...presentAgent(a.agent, d.now, deps.config.leaseMs * 2), task: a.task?.id ?? null })),
+      builds: d.builds.map((b) => presentBuild(b)),
+      releases: d.releases.map(presentRelease),
+      advisories: d.advisories.map(presentAdvisory),
+    };
   });
 
   r.get('/queue', { schema: { summary: 'Queued build tasks per architecture', tags: ['public'] } }, async () => ({ build: await store.queueLength('build') }));

@@ -18,13 +18,14 @@ import type { Store } from '../../store/store.js';
 import { toLenixError, type App, type Services } from '../app.js';
 import { hasScope, type Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
+import { dashboard } from '../services/dashboard.js';
 import { ASSETS } from './assets.js';
 import { html, type Html } from './html.js';
 import { page, type Viewer } from './layout.js';
 
 type WebReads = Pick<
   Store,
-  'getBuild' | 'getSource' | 'getSourceByName' | 'getTask' | 'listAgents' | 'listArtifacts' | 'listBuilds' | 'listCommits' | 'listSources' | 'listTasks' | 'listTasksInState' | 'queueLength' | 'readLog'
+  'getBuild' | 'getSource' | 'getSourceByName' | 'getTask' | 'listAgents' | 'listArtifacts' | 'listBuilds' | 'listCommits' | 'listSources' | 'listTasks' | 'readLog'
 >;
 type ReleaseReads = Pick<ReleaseStore, 'getRepo' | 'listReleases' | 'listRepos' | 'listSnapshots' | 'releasesOfBuild'>;
 
@@ -102,38 +103,20 @@ export async function registerWebRoutes(app: App, deps: ServerDeps, s: Services)
   app.get('/', guard(async (req, reply) =>
     send(req, reply, {
       title: 'Dashboard',
-      json: '/api/v1/queue',
+      json: '/api/v1/dashboard',
       scripts: ['dash.js'],
       body: async () => {
-        const now = deps.clock.now();
-        const [queue, running, agents, builds, rels, errata] = await Promise.all([
-          store.queueLength('build'),
-          store.listTasksInState('leased', 100),
-          store.listAgents(),
-          store.listBuilds({ limit: 10 }),
-          releases.listReleases(undefined, 5),
-          s.errata.store.list({ status: 'released', limit: 5 }),
-        ]);
-        const agentName = new Map(agents.map((a) => [a.id, a.name]));
-        const runningBuilds = new Map<number, BuildRecord | null>();
-        for (const t of running) if (!runningBuilds.has(t.buildId)) runningBuilds.set(t.buildId, await store.getBuild(t.buildId));
-        const online = agents.filter((a) => now - a.lastSeenAt < deps.config.leaseMs * 2);
+        const d = await dashboard(deps, s.errata);
         return html`
 <div class="cards">
-<section class="card" aria-labelledby="q"><h2 id="q">Queue</h2><div id="queue" data-live>${Object.keys(queue).length === 0 ? html`<p class="muted">Nothing waiting.</p>` : html`<table><thead><tr><th scope="col">Architecture</th><th scope="col">Queued tasks</th></tr></thead><tbody>${Object.entries(queue).map(([arch, n]) => html`<tr><td>${arch}</td><td>${n}</td></tr>`)}</tbody></table>`}</div></section>
-<section class="card" aria-labelledby="ag"><h2 id="ag">Agents online</h2><div id="agents" data-live>${online.length === 0 ? html`<p class="muted">None.</p>` : html`<ul>${online.map((a) => {
-          const t = running.find((x) => x.agentId === a.id);
-          return html`<li><strong>${a.name}</strong> <span class="muted">${a.role}, ${a.arches.join(', ')}</span>${t ? html` — task <a href="/builds/${t.buildId}/tasks/${t.id}/log">${t.id}</a>` : html` <span class="muted">idle</span>`}</li>`;
-        })}</ul>`}</div></section>
+<section class="card" aria-labelledby="q"><h2 id="q">Queue</h2><div id="queue" data-live>${Object.keys(d.queue).length === 0 ? html`<p class="muted">Nothing waiting.</p>` : html`<table><thead><tr><th scope="col">Architecture</th><th scope="col">Queued tasks</th></tr></thead><tbody>${Object.entries(d.queue).map(([arch, n]) => html`<tr><td>${arch}</td><td>${n}</td></tr>`)}</tbody></table>`}</div></section>
+<section class="card" aria-labelledby="ag"><h2 id="ag">Agents online</h2><div id="agents" data-live>${d.agentsOnline.length === 0 ? html`<p class="muted">None.</p>` : html`<ul>${d.agentsOnline.map(({ agent: a, task: t }) => html`<li><strong>${a.name}</strong> <span class="muted">${a.role}, ${a.arches.join(', ')}</span>${t ? html` — task <a href="/builds/${t.buildId}/tasks/${t.id}/log">${t.id}</a>` : html` <span class="muted">idle</span>`}</li>`)}</ul>`}</div></section>
 </div>
-<section aria-labelledby="run"><h2 id="run">Running now</h2><div id="running" data-live>${running.length === 0 ? html`<p class="muted">No task is running.</p>` : html`<table><thead><tr><th scope="col">Task</th><th scope="col">Build</th><th scope="col">Kind</th><th scope="col">Node</th><th scope="col">Elapsed</th></tr></thead><tbody>${running.map((t) => {
-          const b = runningBuilds.get(t.buildId);
-          return html`<tr><td><a href="/builds/${t.buildId}/tasks/${t.id}/log">${t.id}</a></td><td><a href="/builds/${t.buildId}">${t.buildId}</a> ${b ? `${b.packageName}-${b.packageEvr}` : ''}</td><td>${t.kind === 'binary' ? `build ${t.arch}` : t.kind}</td><td>${t.agentId === null ? '' : (agentName.get(t.agentId) ?? t.agentId)}</td><td>${duration(t.startedAt, null, now)}</td></tr>`;
-        })}</tbody></table>`}</div></section>
-<section aria-labelledby="lb"><h2 id="lb">Latest builds</h2><div id="latest" data-live>${buildTable(builds, now)}</div><p><a href="/builds">All builds</a></p></section>
+<section aria-labelledby="run"><h2 id="run">Running now</h2><div id="running" data-live>${d.running.length === 0 ? html`<p class="muted">No task is running.</p>` : html`<table><thead><tr><th scope="col">Task</th><th scope="col">Build</th><th scope="col">Kind</th><th scope="col">Node</th><th scope="col">Elapsed</th></tr></thead><tbody>${d.running.map(({ task: t, build: b, agent }) => html`<tr><td><a href="/builds/${t.buildId}/tasks/${t.id}/log">${t.id}</a></td><td><a href="/builds/${t.buildId}">${t.buildId}</a> ${b ? `${b.packageName}-${b.packageEvr}` : ''}</td><td>${t.kind === 'binary' ? `build ${t.arch}` : t.kind}</td><td>${agent ?? ''}</td><td>${duration(t.startedAt, null, d.now)}</td></tr>`)}</tbody></table>`}</div></section>
+<section aria-labelledby="lb"><h2 id="lb">Latest builds</h2><div id="latest" data-live>${buildTable(d.builds, d.now)}</div><p><a href="/builds">All builds</a></p></section>
 <div class="cards">
-<section class="card" aria-labelledby="lr"><h2 id="lr">Latest releases</h2>${rels.length === 0 ? html`<p class="muted">None yet.</p>` : html`<ul>${rels.map((r) => html`<li>release ${r.id}: ${stateOf(r.state)} <span class="muted">builds ${r.builds.join(', ')}</span></li>`)}</ul>`}</section>
-<section class="card" aria-labelledby="la"><h2 id="la">Latest advisories</h2>${errata.length === 0 ? html`<p class="muted">None yet.</p>` : html`<ul>${errata.map((a) => html`<li><a href="/errata/${a.id}">${a.id}</a> ${a.severity ?? a.type}: ${a.title}</li>`)}</ul>`}</section>
+<section class="card" aria-labelledby="lr"><h2 id="lr">Latest releases</h2>${d.releases.length === 0 ? html`<p class="muted">None yet.</p>` : html`<ul>${d.releases.map((r) => html`<li>release ${r.id}: ${stateOf(r.state)} <span class="muted">builds ${r.builds.join(', ')}</span></li>`)}</ul>`}</section>
+<section class="card" aria-labelledby="la"><h2 id="la">Latest advisories</h2>${d.advisories.length === 0 ? html`<p class="muted">None yet.</p>` : html`<ul>${d.advisories.map((a) => html`<li><a href="/errata/${a.id}">${a.id}</a> ${a.severity ?? a.type}: ${a.title}</li>`)}</ul>`}</section>
 </div>`;
       },
     }),

@@ -1,0 +1,39 @@
+import type { StoredAdvisory } from '../../store/errata-store.js';
+import type { AgentRecord, BuildRecord, ReleaseRecord, TaskRecord } from '../../store/records.js';
+import type { ServerDeps } from '../context.js';
+import type { ErrataService } from './errata.js';
+
+export interface Dashboard {
+  readonly now: number;
+  readonly queue: Readonly<Record<string, number>>;
+  readonly running: readonly { task: TaskRecord; build: BuildRecord | null; agent: string | null }[];
+  readonly agentsOnline: readonly { agent: AgentRecord; task: TaskRecord | null }[];
+  readonly builds: readonly BuildRecord[];
+  readonly releases: readonly ReleaseRecord[];
+  readonly advisories: readonly StoredAdvisory[];
+}
+
+/** What the dashboard shows (the web page and /api/v1/dashboard read the same thing). */
+export async function dashboard(deps: ServerDeps, errata: ErrataService): Promise<Dashboard> {
+  const now = deps.clock.now();
+  const [queue, running, agents, builds, releases, advisories] = await Promise.all([
+    deps.store.queueLength('build'),
+    deps.store.listTasksInState('leased', 100),
+    deps.store.listAgents(),
+    deps.store.listBuilds({ limit: 10 }),
+    deps.releases.listReleases(undefined, 5),
+    errata.store.list({ status: 'released', limit: 5 }),
+  ]);
+  const names = new Map(agents.map((a) => [a.id, a.name]));
+  const buildsById = new Map<number, BuildRecord | null>();
+  for (const t of running) if (!buildsById.has(t.buildId)) buildsById.set(t.buildId, await deps.store.getBuild(t.buildId));
+  return {
+    now,
+    queue,
+    running: running.map((task) => ({ task, build: buildsById.get(task.buildId) ?? null, agent: task.agentId === null ? null : (names.get(task.agentId) ?? null) })),
+    agentsOnline: agents.filter((a) => now - a.lastSeenAt < deps.config.leaseMs * 2).map((agent) => ({ agent, task: running.find((t) => t.agentId === agent.id) ?? null })),
+    builds,
+    releases,
+    advisories,
+  };
+}
