@@ -9,7 +9,7 @@ import { LenixError } from '../../core/errors.js';
 import { parseSha256 } from '../../core/ids.js';
 import { formatCheckpoint } from '../../ledger/checkpoint.js';
 import { MemoryHashes, consistencyProof, inclusionProof, leafHash, rootHash } from '../../ledger/merkle.js';
-import { ed25519Signer, mldsa44Cosigner, openNote, parseVerifierKey, signNote } from '../../ledger/note.js';
+import { ed25519Signer, mldsa44Cosigner, openNote, parseNote, parseVerifierKey, sigLine, signNote } from '../../ledger/note.js';
 import { formatAddCheckpoint } from '../../ledger/witness.js';
 import { MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, encodeEntryBundle, encodeHashTile, tileWidth, type TileRef } from '../../ledger/tiles.js';
 import { LedgerStore } from '../../store/ledger-store.js';
@@ -143,10 +143,13 @@ export class LedgerService {
           log.error({ status: res.status, reason: body.trim() }, 'witness refused to cosign');
           return '';
         }
-        // Keep only the lines that verify against the witness's keys (a note's unknown keys are ignored).
+        // Keep only the witness's own lines, and only once they verify against its keys.
         openNote(`${text}\n${body}`, keys);
         this.witnessSizes.set(base, size);
-        return body.split('\n').filter((l) => l.startsWith('\u2014 ')).map((l) => `${l}\n`).join('');
+        return parseNote(`${text}\n${body}`)
+          .signatures.filter((sg) => keys.some((k) => k.name === sg.name && k.keyHash === sg.keyHash))
+          .map(sigLine)
+          .join('');
       }
       log.error({ size, witnessSize: old }, 'witness is ahead of this log');
     } catch (err) {
