@@ -399,5 +399,14 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     const again = JSON.parse((await cli('errata', 'import', upstream, '--repo', 'er', '--json')).stdout) as typeof got;
     assert.deepEqual(again.proposed, []);
     assert.match(again.skipped.find((x) => x.upstream === 'RHBA-2026:1234')!.why, /already imported/);
+
+    // The proposal names erq-2.0-1, which is already published: approved, it goes out with a republish.
+    const bugfix = got.proposed[0]!.id;
+    assert.equal((await cli('errata', 'approve', bugfix)).code, 0);
+    const republished = await cli('repo', 'republish', 'er', '--wait', '--json');
+    assert.equal(republished.code, 0, republished.stderr);
+    assert.equal(((await (await fetch(`${url}/api/v1/errata/${bugfix}`)).json()) as { status: string }).status, 'released');
+    const bugfixes = await host.dnf('--refresh updateinfo list --bugfix');
+    assert.match(bugfixes.out, new RegExp(`^${bugfix.replace(/[:.]/g, '\\$&')} +bugfix +erq-2\\.0-1\\.noarch$`, 'm'), bugfixes.out);
   });
 });

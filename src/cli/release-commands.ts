@@ -162,6 +162,20 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       process.stdout.write(`${name} now serves snapshot ${r.current}\n`);
     });
 
+  repo
+    .command('republish <name>')
+    .description('publish the current packages again with fresh metadata (e.g. advisories approved since their release)')
+    .option('--wait', 'wait until it is published', false)
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { wait: boolean; json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      let rel = await api.json<ReleaseJson>('POST', '/api/v1/releases', { repo: name, builds: [], approve: true });
+      if (o.wait) rel = await waitForRelease(api, rel.id);
+      if (o.json) printJson(rel);
+      else printRelease(rel);
+      if (o.wait && rel.state !== 'published') state.code = 1;
+    });
+
   p.command('release <builds...>')
     .description('release builds into a repository: `lenix release 12 13 --to REPO [--approve]`; `lenix release approve ID`')
     .option('--to <repo>', 'target repository')

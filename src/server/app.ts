@@ -76,8 +76,13 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     log: deps.log,
     reposDir: path.join(deps.config.dataDir, 'repos'),
     requestMetadataSignature: async (release, keyFingerprint, files) => {
+      // The signing task is filed under a build of the release (a republish: a build already in the repository).
+      const repo = await deps.releases.getRepo(release.repoId);
+      const current = repo?.currentSnapshotId ? await deps.releases.getSnapshot(repo.currentSnapshotId) : null;
+      const buildId = release.builds[0] ?? current?.packages[0]?.buildId;
+      if (buildId === undefined) throw new LenixError('RELEASE_BLOCKED', 'nothing to sign metadata for');
       const id = await deps.store.enqueueTask(
-        { buildId: release.builds[0]!, role: 'sign', kind: 'repomd', subject: { releaseId: release.id, keyFingerprint, files }, maxAttempts: deps.config.maxAttempts },
+        { buildId, role: 'sign', kind: 'repomd', subject: { releaseId: release.id, keyFingerprint, files }, maxAttempts: deps.config.maxAttempts },
         deps.clock.now(),
       );
       deps.notifier.emit('queue');

@@ -106,7 +106,7 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
         summary: 'Plan a release of builds into a repository (maintainer); approve at once with approve=true',
         tags: ['releases'],
         security,
-        body: z.object({ repo: z.string().max(64), builds: z.array(z.number().int().positive()).min(1).max(500), approve: z.boolean().default(false), override: z.string().max(2000).optional() }),
+        body: z.object({ repo: z.string().max(64), builds: z.array(z.number().int().positive()).max(500), approve: z.boolean().default(false), override: z.string().max(2000).optional() }),
       },
     },
     async (req, reply) => {

@@ -96,6 +96,11 @@ export class ReleaseService {
 
   async createRelease(input: { repo: string; builds: number[]; approve: boolean; override?: string | undefined; by: string }): Promise<ReleaseRecord> {
     const repo = await this.requireRepo(input.repo);
+    if (input.builds.length === 0) {
+      // A release with no builds republishes the current packages with fresh metadata (advisories approved since).
+      const current = repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
+      if (!current || current.packages.length === 0) throw new LenixError('RELEASE_BLOCKED', `${repo.name} has nothing published to republish; give the builds to release`);
+    }
     const blocked: string[] = [];
     for (const b of input.builds) blocked.push(...(await this.gates(b)));
     const override = input.override?.trim() || null;
