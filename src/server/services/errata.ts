@@ -14,7 +14,6 @@ import {
   validateDraft,
   type Advisory,
   type AdvisoryPackage,
-  type AdvisoryReference,
   type AdvisoryStatus,
   type AdvisoryType,
   type Severity,
@@ -279,7 +278,7 @@ export class ErrataService {
         synopsis: `Rebuild of ${u.id}`,
         description: u.description,
         rebootSuggested: u.rebootSuggested,
-        references: [...u.references, ...(/^https?:\/\//.test(u.id) ? [] : [])] as AdvisoryReference[],
+        references: u.references,
         packages,
       };
       validateDraft(draft);
