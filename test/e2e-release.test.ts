@@ -10,7 +10,7 @@ import { ApiClient } from '../src/agents/kit/client.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
-import { osvErrors } from './support/sbom-check.js';
+import { osvErrors } from './support/schemas.js';
 
 const run = promisify(execFile);
 /** Flip one byte near the end (in the payload). */

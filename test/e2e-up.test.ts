@@ -14,7 +14,7 @@ import { readSse } from '../src/cli/follow.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
 import { accessibility, launchBrowser, screenshotDir } from './support/browser.js';
-import { cyclonedxJsonErrors, cyclonedxXmlErrors, parseSpdxTagValue, spdxJsonErrors } from './support/sbom-check.js';
+import { cyclonedxJsonErrors, cyclonedxXmlErrors, parseSpdxTagValue, spdxJsonErrors } from './support/schemas.js';
 import { parseRpmPurl } from '../src/attest/sbom.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { validateDraft, parseReference, type Advisory } from '../src/errata/advisory.js';
 import { checkEcosystem, osvId, parseOsv, renderOsv } from '../src/errata/osv.js';
 import { parseUpdateinfo, renderUpdateinfo } from '../src/errata/updateinfo.js';
-import { osvErrors } from './support/sbom-check.js';
+import { osvErrors } from './support/schemas.js';
 
 const advisory: Advisory = {
   id: 'LXSA-2026:0007',

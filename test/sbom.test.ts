@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseRpmPurl, rpmPurl, type SbomInput, type SbomPackage } from '../src/attest/sbom.js';
 import { renderSbom } from '../src/attest/sbom-render.js';
-import { cyclonedxJsonErrors, cyclonedxXmlErrors, parseSpdxTagValue, spdxJsonErrors } from './support/sbom-check.js';
+import { cyclonedxJsonErrors, cyclonedxXmlErrors, parseSpdxTagValue, spdxJsonErrors } from './support/schemas.js';
 
 const base = { buildId: 7, gitUrl: 'https://git.example/rpms/multi.git', commit: 'c'.repeat(40), signingKey: 'F'.repeat(40), buildNode: 'node-1', buildTime: '2026-11-25T10:00:00.000Z', ledgerEntries: [3, 4, 9], size: 1000, url: 'https://example.org/multi', summary: 'A sample' };
 const pkg = (p: Partial<SbomPackage> & Pick<SbomPackage, 'name' | 'arch' | 'sha256'>): SbomPackage => ({

@@ -10,7 +10,7 @@ import { xmlRegisterFsInputProviders } from 'libxml2-wasm/lib/nodejs.mjs';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The official validators for SBOM tests: CycloneDX 1.6 JSON (the library's strict validator over the
+ * The official validators the tests use: CycloneDX 1.6 JSON (the library's strict validator over the
  * schema it ships), CycloneDX 1.6 XML against the shipped XSD (libxml2 compiled to WebAssembly), SPDX 2.3 JSON
  * against the official schema (test/fixtures/schemas), and SPDX tag-value read back independently into the
  * JSON form and validated against that schema too.
