@@ -21,13 +21,17 @@ export class Attestations {
   /**
    * After a crash between a stage's completion and its statement (the store commits first, then the ledger
    * appends), record what is missing, so that the next stage is not refused for ever. Run at start-up,
-   * before the server listens. `spec` reads a build's spec file and source URL from the git mirror.
+   * before the server listens. A crash leaves the builds that were in flight without a statement, so only the
+   * newest `recent` builds are looked at: start-up does not slow down with history (nor re-read every
+   * build that predates the ledger). `spec` reads a build's spec file and source URL from the git mirror.
    */
-  async repair(spec: (build: BuildRecord) => Promise<{ url: string; text: string }>): Promise<number> {
+  async repair(spec: (build: BuildRecord) => Promise<{ url: string; text: string }>, recent = 500): Promise<number> {
     let repaired = 0;
-    for (let before: number | undefined; ; ) {
-      const builds = await this.deps.store.listBuilds({ limit: 500, ...(before !== undefined ? { beforeId: before } : {}) });
+    let seen = 0;
+    for (let before: number | undefined; seen < recent; ) {
+      const builds = await this.deps.store.listBuilds({ limit: Math.min(500, recent - seen), ...(before !== undefined ? { beforeId: before } : {}) });
       if (builds.length === 0) return repaired;
+      seen += builds.length;
       before = builds[builds.length - 1]!.id;
       for (const build of builds) {
         const have = await this.stages(`build:${build.id}`);
@@ -51,10 +55,11 @@ export class Attestations {
           const test = tasks.filter((t) => t.kind === 'test' && (t.state === 'succeeded' || t.state === 'failed')).pop();
           if (test) await missing('test', () => this.taskEnded(test, build.state));
         } catch (err) {
-          this.deps.log.error({ component: 'ledger', build: build.id, err }, 'could not record a missing statement');
+          this.deps.log.error({ component: 'ledger', build: build.id, err: (err as Error).message }, 'could not record a missing statement');
         }
       }
     }
+    return repaired;
   }
 
   async source(build: BuildRecord, url: string, specText: string): Promise<void> {
