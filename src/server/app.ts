@@ -1,4 +1,5 @@
 import fastifySwagger from '@fastify/swagger';
+import { ZodError } from 'zod';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { LenixError, isErrorCode } from '../core/errors.js';
@@ -160,6 +161,10 @@ export function toLenixError(err: unknown): LenixError {
     const first = err.validation[0];
     const where = first ? `${first.instancePath || err.validationContext || 'request'}: ${first.message ?? 'invalid'}` : 'invalid request';
     return new LenixError('BAD_REQUEST', `${err.validationContext ?? 'request'} ${where}`.slice(0, 300), { cause: err });
+  }
+  if (err instanceof ZodError) {
+    const first = err.issues[0];
+    return new LenixError('BAD_REQUEST', `${first?.path.join('.') || 'request'}: ${first?.message ?? 'invalid'}`.slice(0, 300), { cause: err });
   }
   const e = err as { code?: string; statusCode?: number; message?: string };
   switch (e.code) {
