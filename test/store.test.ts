@@ -330,11 +330,11 @@ for (const f of factories) {
       const releases = new ReleaseStore(store.db);
       const errata = new ErrataStore(store.db, store.dialect);
       const repo = await releases.createRepo({ name: 'r', arches: ['x86_64'], keys: [], keepDays: 1 }, clock.now());
-      const draft = (letter: 'S' | 'B' | 'E', id?: string) => ({ prefix: 'LX', letter, year: 2026, repoId: repo.id, type: 'bugfix' as const, severity: null, title: 't', synopsis: '', description: '', rebootSuggested: false, references: [], packages: [], upstreamId: null, createdBy: 'test', ...(id ? { id } : {}) });
-      const made = await Promise.all(Array.from({ length: 8 }, (_, i) => errata.create(draft(i % 2 ? 'S' : 'B'), clock.now())));
+      const draft = (type: 'security' | 'bugfix', id?: string) => ({ prefix: 'LX', year: 2026, repoId: repo.id, type, severity: null, title: 't', synopsis: '', description: '', rebootSuggested: false, references: [], packages: [], upstreamId: null, createdBy: 'test', ...(id ? { id } : {}) });
+      const made = await Promise.all(Array.from({ length: 8 }, (_, i) => errata.create(draft(i % 2 ? 'security' : 'bugfix'), clock.now())));
       const numbers = made.map((a) => Number(a.id.slice(-4))).sort((a, b) => a - b);
       assert.deepEqual(numbers, [1, 2, 3, 4, 5, 6, 7, 8]);
-      await rejectsWith(errata.create(draft('B', made[0]!.id), clock.now()), 'ERRATA_EXISTS');
+      await rejectsWith(errata.create(draft('bugfix', made[0]!.id), clock.now()), 'ERRATA_EXISTS');
       assert.equal((await errata.list({ repoId: repo.id })).length, 8);
       const one = made[0]!.id;
       assert.equal(await errata.setStatus(one, 'draft', 'approved', { approvedBy: 'm' }, clock.now()), true);

@@ -2,9 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { ADVISORY_STATUSES, ADVISORY_TYPES, SEVERITIES } from '../errata/advisory.js';
 import { apiClientFor } from './config.js';
-import { printJson } from './output.js';
+import { collect, printJson } from './output.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 interface AdvisoryJson {
   id: string;

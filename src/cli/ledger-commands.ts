@@ -5,9 +5,8 @@ import pino from 'pino';
 import { startWitness } from '../agents/witness/witness.js';
 import { LenixError } from '../core/errors.js';
 import { apiClientFor } from './config.js';
-import { printJson } from './output.js';
+import { collect, printJson } from './output.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** `lenix witness` (a C2SP tlog-witness) and `lenix ledger witnesses list|add|remove`. */
 export function addLedgerCommands(p: Command, waitForSignal: () => Promise<void>): void {

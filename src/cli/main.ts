@@ -12,7 +12,7 @@ import { hostArch, startServer } from '../server/main.js';
 import { DEFAULT_CONFIG } from '../server/context.js';
 import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
 import { followLog } from './follow.js';
-import { ago, duration, printJson, table } from './output.js';
+import { ago, collect, duration, printJson, table } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
 import { addVerifyCommand } from './verify.js';
 import { addSbomCommand } from './sbom-command.js';
@@ -33,7 +33,6 @@ interface Global {
 
 const client = apiClientFor;
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** `state.code` is the exit code an action asks for (commander discards action return values). */
 function program(state: { code: number }): Command {

@@ -21,6 +21,9 @@ export function duration(startIso: string | null, endIso: string | null, now = D
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
 }
 
+/** Commander option parser for repeatable options (`--x a --x b` → ['a', 'b']). */
+export const collect = (v: string, prev: string[] = []) => [...prev, v];
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

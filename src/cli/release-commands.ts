@@ -11,7 +11,7 @@ import { LenixError } from '../core/errors.js';
 import { exportPublicKey, generateKey, listSecretKeys } from '../crypto/gpg.js';
 import type { presentRelease, presentRepo, presentSnapshot } from '../server/api/release-routes.js';
 import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
-import { ago, printJson, table } from './output.js';
+import { ago, collect, printJson, table } from './output.js';
 
 type RepoJson = ReturnType<typeof presentRepo>;
 type ReleaseJson = ReturnType<typeof presentRelease>;
@@ -24,7 +24,6 @@ interface Global {
 
 const client = apiClientFor;
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 const RPMLINT_CONFIG = fileURLToPath(new URL('../../../config/rpmlint-lenix.toml', import.meta.url));
 export const DEFAULT_KEYS_DIR = path.join(os.homedir(), '.local', 'share', 'lenix-signer', 'gnupg');
 

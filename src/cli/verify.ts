@@ -9,9 +9,8 @@ import { mldsaVerify } from '../crypto/mldsa.js';
 import { LenixError } from '../core/errors.js';
 import { SIG_ED25519 } from '../ledger/note.js';
 import { apiClientFor, configPath } from './config.js';
-import { printJson } from './output.js';
+import { collect, printJson } from './output.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** `lenix verify FILE.rpm | SHA256 | build:ID [--server URL | --bundle FILE] --log-key KEY [--json]` */
 export function addVerifyCommand(p: Command): void {

@@ -53,7 +53,8 @@ export interface Advisory {
 
 export const CVE_RE = /^CVE-\d{4}-\d{4,19}$/;
 const PREFIX_RE = /^[A-Z]{1,8}$/;
-const ID_RE = /^([A-Z]{1,8})([SBE])A-(\d{4}):(\d{4,})$/;
+/** `<PREFIX><S|B|E>A-YYYY:NNNN`. */
+export const ADVISORY_ID_RE = /^([A-Z]{1,8})([SBE])A-(\d{4}):(\d{4,})$/;
 const LETTER: Record<AdvisoryType, string> = { security: 'S', bugfix: 'B', enhancement: 'E' };
 
 export function advisoryId(prefix: string, type: AdvisoryType, year: number, n: number): string {
@@ -62,7 +63,7 @@ export function advisoryId(prefix: string, type: AdvisoryType, year: number, n: 
 }
 
 export function parseAdvisoryId(id: string): { prefix: string; type: AdvisoryType; year: number; number: number } {
-  const m = ID_RE.exec(id);
+  const m = ADVISORY_ID_RE.exec(id);
   if (!m) throw new LenixError('BAD_REQUEST', `not an advisory id: ${id.slice(0, 40)}`);
   const type = (Object.entries(LETTER).find(([, l]) => l === m[2])![0]) as AdvisoryType;
   return { prefix: m[1]!, type, year: Number(m[3]), number: Number(m[4]) };

@@ -1,4 +1,5 @@
-import { open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
 
 /** fsync a folder, so that a rename or new file in it survives a crash (POSIX: the entry lives in the folder). */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -18,5 +19,22 @@ export async function writeDurably(file: string, data: string | Uint8Array, mode
     await h.sync();
   } finally {
     await h.close();
+  }
+}
+
+/**
+ * A 32-byte secret seed kept in a file (base64, mode 0600), created and fsynced on first use. Only a missing
+ * file makes a new one: any other failure must not silently replace a key's identity.
+ */
+export async function readOrCreateSeed(file: string): Promise<Uint8Array> {
+  try {
+    const seed = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+    if (seed.length !== 32) throw new Error(`${file} does not hold a 32-byte seed`);
+    return new Uint8Array(seed);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const seed = randomBytes(32);
+    await writeDurably(file, `${seed.toString('base64')}\n`, 0o600);
+    return new Uint8Array(seed);
   }
 }

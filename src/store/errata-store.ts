@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { LenixError } from '../core/errors.js';
-import type { Advisory, AdvisoryPackage, AdvisoryReference, AdvisoryStatus, AdvisoryType, Severity } from '../errata/advisory.js';
+import { advisoryId, type Advisory, type AdvisoryPackage, type AdvisoryReference, type AdvisoryStatus, type AdvisoryType, type Severity } from '../errata/advisory.js';
 import type { Dialect } from './dialect.js';
 import type { Database } from './schema.js';
 
@@ -14,7 +14,6 @@ export interface StoredAdvisory extends Advisory {
 
 export interface NewAdvisory {
   readonly prefix: string;
-  readonly letter: 'S' | 'B' | 'E';
   readonly year: number;
   /** An explicit id (import of an existing one); otherwise the next number for prefix and year. */
   readonly id?: string;
@@ -52,7 +51,7 @@ export class ErrataStore {
             .onConflict((oc) => oc.column('scope').doUpdateSet({ last_number: sql`advisory_counters.last_number + 1` }))
             .returning('last_number')
             .executeTakeFirstOrThrow();
-          id = `${a.prefix}${a.letter}A-${a.year}:${String(row.last_number).padStart(4, '0')}`;
+          id = advisoryId(a.prefix, a.type, a.year, row.last_number);
         }
         const row = await trx
           .insertInto('advisories')

@@ -1,12 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { LenixError } from '../../core/errors.js';
-import { decide, parseAddCheckpoint, type AddCheckpointRequest, type WitnessState } from '../../ledger/witness.js';
+import { decide, formatAddCheckpoint, parseAddCheckpoint, type AddCheckpointRequest, type WitnessState } from '../../ledger/witness.js';
 import { ed25519Cosigner, mldsa44Cosigner, parseVerifierKey, sigLine, type NoteSigner, type VerifierKey } from '../../ledger/note.js';
-import { fsyncDir, writeDurably } from '../../store/durable.js';
+import { fsyncDir, readOrCreateSeed, writeDurably } from '../../store/durable.js';
 
 /**
  * `lenix witness`: a C2SP tlog-witness. It cosigns a log's checkpoints (Ed25519 type 0x04 and ML-DSA-44
@@ -44,25 +43,12 @@ export interface Witness {
   close(): Promise<void>;
 }
 
-async function seedFile(file: string): Promise<Uint8Array> {
-  try {
-    const seed = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
-    if (seed.length !== 32) throw new LenixError('BAD_REQUEST', `${file} does not hold a 32-byte seed`);
-    return new Uint8Array(seed);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    const seed = randomBytes(32);
-    await writeDurably(file, `${seed.toString('base64')}\n`, 0o600);
-    return new Uint8Array(seed);
-  }
-}
-
 export async function startWitness(o: WitnessOptions): Promise<Witness> {
   await mkdir(o.dir, { recursive: true, mode: 0o700 });
   const now = o.now ?? Date.now;
   const signers: NoteSigner[] = [
-    ed25519Cosigner(o.name, await seedFile(path.join(o.dir, 'ed25519.seed')), now),
-    mldsa44Cosigner(o.name, await seedFile(path.join(o.dir, 'mldsa44.seed')), now),
+    ed25519Cosigner(o.name, await readOrCreateSeed(path.join(o.dir, 'ed25519.seed')), now),
+    mldsa44Cosigner(o.name, await readOrCreateSeed(path.join(o.dir, 'mldsa44.seed')), now),
   ];
   const logs = new Map<string, VerifierKey[]>();
   for (const k of o.logKeys) {
@@ -151,7 +137,7 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
           const r = (await (await fetch(`${base}/api/v1/ledger/consistency?from=${known}&to=${size}`, { signal: AbortSignal.timeout(10_000) })).json()) as { proof?: string[] };
           proof = r.proof ?? [];
         }
-        await submit([`old ${known}`, ...proof.map((h) => Buffer.from(h, 'hex').toString('base64'))].join('\n') + `\n\n${note}`);
+        await submit(formatAddCheckpoint(known, proof.map((h) => new Uint8Array(Buffer.from(h, 'hex'))), note));
       } catch (err) {
         o.log.warn({ component: 'witness', err: (err as Error).message }, 'could not read the log');
       } finally {

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
-import { ADVISORY_STATUSES, ADVISORY_TYPES, SEVERITIES, cves, nevraOf } from '../../errata/advisory.js';
+import { ADVISORY_ID_RE, ADVISORY_STATUSES, ADVISORY_TYPES, SEVERITIES, cves, nevraOf } from '../../errata/advisory.js';
 import { osvId } from '../../errata/osv.js';
 import type { StoredAdvisory } from '../../store/errata-store.js';
 import { hasScope, requireScope } from '../auth.js';
@@ -12,7 +12,7 @@ import type { Caller } from '../auth.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const security = [{ bearer: [] }];
-const ID = z.string().regex(/^[A-Z]{1,8}[SBE]A-\d{4}:\d{4,}$/, 'an advisory id such as LXSA-2026:0001');
+export const ADVISORY_ID = z.string().regex(ADVISORY_ID_RE, 'an advisory id such as LXSA-2026:0001');
 
 export function presentAdvisory(a: StoredAdvisory) {
   return {
@@ -44,7 +44,7 @@ const visible = (a: StoredAdvisory, caller: Caller | null) => a.status === 'rele
 
 const Body = z.object({
   repo: z.string().max(64),
-  id: ID.optional(),
+  id: ADVISORY_ID.optional(),
   type: z.enum(ADVISORY_TYPES),
   severity: z.enum(SEVERITIES).nullable().optional(),
   title: z.string().min(1).max(500),
@@ -63,7 +63,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
     { schema: { summary: 'Advisories (released ones for everyone; drafts and approved ones for maintainers)', tags, querystring: z.object({ repo: z.string().max(64).optional(), type: z.enum(ADVISORY_TYPES).optional(), severity: z.enum(SEVERITIES).optional(), status: z.enum(ADVISORY_STATUSES).optional() }) } },
     async (req) => ({ errata: (await s.errata.list(req.query)).filter((a) => visible(a, req.caller)).map(presentAdvisory) }),
   );
-  r.get('/api/v1/errata/:id', { schema: { summary: 'One advisory', tags, params: z.object({ id: ID }) } }, async (req) => {
+  r.get('/api/v1/errata/:id', { schema: { summary: 'One advisory', tags, params: z.object({ id: ADVISORY_ID }) } }, async (req) => {
     const a = await s.errata.require(req.params.id);
     if (!visible(a, req.caller)) throw new LenixError('ERRATA_NOT_FOUND', `no advisory ${req.params.id}`);
     return presentAdvisory(a);
@@ -72,11 +72,11 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
     const caller = requireScope(req.caller, 'maintainer');
     return reply.status(201).send(presentAdvisory(await s.errata.create(req.body, caller.name)));
   });
-  r.patch('/api/v1/errata/:id', { schema: { summary: 'Edit an advisory (maintainer); a released one keeps its packages', tags, security, params: z.object({ id: ID }), body: Body.omit({ repo: true, type: true, id: true }).partial() } }, async (req) => {
+  r.patch('/api/v1/errata/:id', { schema: { summary: 'Edit an advisory (maintainer); a released one keeps its packages', tags, security, params: z.object({ id: ADVISORY_ID }), body: Body.omit({ repo: true, type: true, id: true }).partial() } }, async (req) => {
     requireScope(req.caller, 'maintainer');
     return presentAdvisory(await s.errata.edit(req.params.id, req.body));
   });
-  r.post('/api/v1/errata/:id/approve', { schema: { summary: 'Approve an advisory (maintainer): it goes out with the release that publishes its packages', tags, security, params: z.object({ id: ID }) } }, async (req) => {
+  r.post('/api/v1/errata/:id/approve', { schema: { summary: 'Approve an advisory (maintainer): it goes out with the release that publishes its packages', tags, security, params: z.object({ id: ADVISORY_ID }) } }, async (req) => {
     const caller = requireScope(req.caller, 'maintainer');
     return presentAdvisory(await s.errata.approve(req.params.id, caller.name));
   });

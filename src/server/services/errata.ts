@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
-import { parseNevra } from '../../core/nevra.js';
-import { compareEvr } from '../../core/nevra.js';
+import { compareEvr, parseNevra } from '../../core/nevra.js';
 import { LENIX_VERSION } from '../../core/version.js';
 import {
   checkPrefix,
@@ -133,7 +132,7 @@ export class ErrataService {
       const want = parseAdvisoryId(input.id);
       if (want.prefix !== prefix || want.type !== input.type) throw new LenixError('ERRATA_INVALID', `${input.id} does not fit repository ${repo.name}: its ${input.type} advisories are ${prefix}${input.type[0]!.toUpperCase()}A-YYYY:NNNN`);
     }
-    const created = await this.store.create({ ...draft, packages, prefix, ...(input.id !== undefined ? { id: input.id } : {}), letter: input.type === 'security' ? 'S' : input.type === 'bugfix' ? 'B' : 'E', year, repoId: repo.id, upstreamId: null, createdBy }, this.deps.clock.now());
+    const created = await this.store.create({ ...draft, packages, prefix, ...(input.id !== undefined ? { id: input.id } : {}), year, repoId: repo.id, upstreamId: null, createdBy }, this.deps.clock.now());
     this.deps.log.info({ component: 'errata', advisory: created.id, repo: repo.name }, 'advisory drafted');
     return (await this.store.get(created.id))!;
   }
@@ -282,7 +281,7 @@ export class ErrataService {
         packages,
       };
       validateDraft(draft);
-      const made = await this.store.create({ ...draft, prefix, letter: u.type === 'security' ? 'S' : u.type === 'bugfix' ? 'B' : 'E', year: new Date(this.deps.clock.now()).getUTCFullYear(), repoId: repo.id, upstreamId: u.id, createdBy }, this.deps.clock.now());
+      const made = await this.store.create({ ...draft, prefix, year: new Date(this.deps.clock.now()).getUTCFullYear(), repoId: repo.id, upstreamId: u.id, createdBy }, this.deps.clock.now());
       proposed.push((await this.store.get(made.id))!);
     }
     return { proposed, skipped };
@@ -301,10 +300,8 @@ export class ErrataService {
     return best ? this.fromArtifact(best.a) : null;
   }
 
-  list(f: { repo?: string; status?: AdvisoryStatus; type?: AdvisoryType; severity?: Severity }): Promise<StoredAdvisory[]> {
-    return (async () => {
-      const repoId = f.repo ? (await this.repo(f.repo)).id : undefined;
-      return this.store.list({ ...(repoId !== undefined ? { repoId } : {}), ...(f.status ? { status: f.status } : {}), ...(f.type ? { type: f.type } : {}), ...(f.severity ? { severity: f.severity } : {}) });
-    })();
+  async list(f: { repo?: string; status?: AdvisoryStatus; type?: AdvisoryType; severity?: Severity }): Promise<StoredAdvisory[]> {
+    const repoId = f.repo ? (await this.repo(f.repo)).id : undefined;
+    return this.store.list({ ...(repoId !== undefined ? { repoId } : {}), ...(f.status ? { status: f.status } : {}), ...(f.type ? { type: f.type } : {}), ...(f.severity ? { severity: f.severity } : {}) });
   }
 }

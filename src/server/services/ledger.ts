@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { signEnvelope, type Envelope } from '../../attest/dsse.js';
 import { manifestProofs, parseManifest, type Manifest, type ManifestProof } from '../../attest/manifest.js';
@@ -9,9 +8,10 @@ import { LenixError } from '../../core/errors.js';
 import { parseSha256 } from '../../core/ids.js';
 import { formatCheckpoint } from '../../ledger/checkpoint.js';
 import { MemoryHashes, consistencyProof, inclusionProof, leafHash, rootHash } from '../../ledger/merkle.js';
-import { ed25519Signer, mldsa44Cosigner, openNote, parseNote, parseVerifierKey, sigLine, signNote } from '../../ledger/note.js';
+import { ed25519Signer, mldsa44Cosigner, openNote, parseNote, parseVerifierKey, sigLine, signNote, type VerifierKey } from '../../ledger/note.js';
 import { formatAddCheckpoint } from '../../ledger/witness.js';
 import { MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, encodeEntryBundle, encodeHashTile, tileWidth, type TileRef } from '../../ledger/tiles.js';
+import { readOrCreateSeed } from '../../store/durable.js';
 import { LedgerStore } from '../../store/ledger-store.js';
 import { mldsaKeys, mldsaSign } from '../../crypto/mldsa.js';
 import { mldsaKeyId } from '../../attest/dsse.js';
@@ -33,6 +33,8 @@ export class LedgerService {
   private signing: Promise<{ size: number; note: string }> | null = null;
   /** The size each witness last cosigned, as far as this process knows (a 409 answer corrects it). */
   private readonly witnessSizes = new Map<string, number>();
+  /** Each witness's verifier keys, read from its /key once (read again after a failure). */
+  private readonly witnessKeys = new Map<string, VerifierKey[]>();
   readonly store: LedgerStore;
 
   constructor(
@@ -46,12 +48,12 @@ export class LedgerService {
   async init(): Promise<void> {
     const dir = path.join(this.deps.config.dataDir, 'ledger');
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    this.signer = ed25519Signer(this.origin, await seed(path.join(dir, 'log.key')));
+    this.signer = ed25519Signer(this.origin, await readOrCreateSeed(path.join(dir, 'log.key')));
     // Post-quantum keys (ML-DSA, FIPS 204): ML-DSA-65 signs every statement next to Ed25519; ML-DSA-44 signs
     // every checkpoint as a C2SP tlog-cosignature (type 0x06), as C2SP tlog-checkpoint recommends.
-    const keys = mldsaKeys(65, await seed(path.join(dir, 'mldsa65.seed')));
+    const keys = mldsaKeys(65, await readOrCreateSeed(path.join(dir, 'mldsa65.seed')));
     this.pq = { keyid: mldsaKeyId(keys.publicKey), ...keys };
-    this.pqCheckpoint = mldsa44Cosigner(this.origin, await seed(path.join(dir, 'mldsa44.seed')), () => this.deps.clock.now());
+    this.pqCheckpoint = mldsa44Cosigner(this.origin, await readOrCreateSeed(path.join(dir, 'mldsa44.seed')), () => this.deps.clock.now());
     await this.sync();
   }
 
@@ -128,7 +130,11 @@ export class LedgerService {
     const base = witnessUrl.replace(/\/+$/, '');
     const log = this.deps.log.child({ component: 'ledger', witness: base });
     try {
-      const keys = (await (await fetch(`${base}/key`, { signal: AbortSignal.timeout(5000) })).text()).split('\n').filter(Boolean).map(parseVerifierKey);
+      let keys = this.witnessKeys.get(base);
+      if (!keys) {
+        keys = (await (await fetch(`${base}/key`, { signal: AbortSignal.timeout(5000) })).text()).split('\n').filter(Boolean).map(parseVerifierKey);
+        this.witnessKeys.set(base, keys);
+      }
       let old = this.witnessSizes.get(base) ?? 0;
       for (let attempt = 0; attempt < 2; attempt++) {
         if (old > size) break;
@@ -153,6 +159,7 @@ export class LedgerService {
       }
       log.error({ size, witnessSize: old }, 'witness is ahead of this log');
     } catch (err) {
+      this.witnessKeys.delete(base);
       log.warn({ err: (err as Error).message }, 'witness unreachable; checkpoint published without its cosignature');
     }
     return '';
@@ -185,18 +192,16 @@ export class LedgerService {
   }
 
   /** Entries (with their statements) whose subjects match a key: sha256:<hex>, build:<id>, commit:<sha>. */
-  async find(key: string): Promise<{ index: number; stage: string; envelope: Envelope }[]> {
+  async find(key: string): Promise<{ index: number; stage: string; data: Uint8Array; predicate: Record<string, unknown> }[]> {
     const out = [];
     for (const idx of await this.store.lookup(key)) {
       const [e] = await this.store.entries(idx, 1);
-      if (e) out.push({ index: e.index, stage: e.kind, envelope: JSON.parse(new TextDecoder().decode(e.data)) as Envelope });
+      if (!e) continue;
+      const env = JSON.parse(new TextDecoder().decode(e.data)) as Envelope;
+      const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicate: Record<string, unknown> };
+      out.push({ index: e.index, stage: e.kind, data: e.data, predicate: st.predicate });
     }
     return out;
-  }
-
-  async entry(index: number): Promise<Uint8Array | null> {
-    const [e] = await this.store.entries(index, 1);
-    return e?.data ?? null;
   }
 
   get size(): number {
@@ -207,6 +212,7 @@ export class LedgerService {
   async bundle(keys: readonly string[]): Promise<ProofBundle & { logKey: string }> {
     const cp = await this.checkpoint();
     const seen = new Map<number, { index: number; entry: string; proof: string[] }>();
+    const manifestRefs = new Set<string>();
     const queue = [...keys];
     const visited = new Set<string>();
     while (queue.length > 0) {
@@ -215,22 +221,20 @@ export class LedgerService {
       visited.add(key);
       for (const e of await this.find(key)) {
         if (e.index >= cp.size || seen.has(e.index)) continue;
-        const data = await this.entry(e.index);
-        seen.set(e.index, { index: e.index, entry: Buffer.from(data!).toString('base64'), proof: this.inclusion(e.index, cp.size).map(hex) });
+        seen.set(e.index, { index: e.index, entry: Buffer.from(e.data).toString('base64'), proof: this.inclusion(e.index, cp.size).map(hex) });
         // Follow the chain: a statement names its build, and sign statements their unsigned packages.
-        const st = JSON.parse(Buffer.from(e.envelope.payload, 'base64').toString('utf8')) as { predicate: Record<string, unknown> };
-        const buildId = (st.predicate['buildId'] ?? (st.predicate['buildDefinition'] as { internalParameters?: { buildId?: number } } | undefined)?.internalParameters?.buildId) as number | undefined;
+        const p = e.predicate;
+        const buildId = (p['buildId'] ?? (p['buildDefinition'] as { internalParameters?: { buildId?: number } } | undefined)?.internalParameters?.buildId) as number | undefined;
         if (buildId !== undefined) queue.push(`build:${buildId}`);
-        for (const p of (st.predicate['packages'] ?? []) as { unsigned?: { sha256: string } }[]) if (p.unsigned) queue.push(`sha256:${p.unsigned.sha256}`);
+        for (const pkg of (p['packages'] ?? []) as { unsigned?: { sha256: string } }[]) if (pkg.unsigned) queue.push(`sha256:${pkg.unsigned.sha256}`);
+        const manifest = p['manifest'] as { sha256: string } | undefined;
+        if (manifest) manifestRefs.add(manifest.sha256);
       }
     }
     // Releases too large for one entry name a manifest: prove each asked-for package's line in it.
     const manifests: ManifestProof[] = [];
-    for (const e of seen.values()) {
-      const env = JSON.parse(Buffer.from(e.entry, 'base64').toString('utf8')) as Envelope;
-      const m = (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicate: { manifest?: { sha256: string } } }).predicate.manifest;
-      if (!m) continue;
-      const manifest = await this.manifest(m.sha256);
+    for (const sha of manifestRefs) {
+      const manifest = await this.manifest(sha);
       for (const key of visited) if (key.startsWith('sha256:')) manifests.push(...manifestProofs(manifest, key.slice(7)));
     }
     return { checkpoint: cp.note, logKey: this.verifierKey, entries: [...seen.values()].sort((a, b) => a.index - b.index), ...(manifests.length > 0 ? { manifests } : {}) };
@@ -253,19 +257,5 @@ export class LedgerService {
     if (this.manifestCache.size >= 8) this.manifestCache.delete(this.manifestCache.keys().next().value!);
     this.manifestCache.set(sha256, m);
     return m;
-  }
-}
-
-/** A 32-byte seed in a file (base64, mode 0600), created on first use. */
-async function seed(file: string): Promise<Buffer> {
-  try {
-    return Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
-  } catch (err) {
-    // Only a missing file makes a new key: any other failure must not silently replace the log's identity.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    const fresh = randomBytes(32);
-    await writeFile(file, `${fresh.toString('base64')}\n`, { mode: 0o600 });
-    await chmod(file, 0o600);
-    return fresh;
   }
 }

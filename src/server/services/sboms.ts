@@ -13,6 +13,14 @@ import type { LedgerService } from './ledger.js';
 const RPM_KINDS = new Set(['srpm', 'rpm', 'signed-srpm', 'signed-rpm']);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+interface BuildFacts {
+  readonly build: BuildRecord;
+  readonly gitUrl: string;
+  readonly sourceEntries: readonly number[];
+  readonly tasks: readonly TaskRecord[];
+  readonly agentNames: ReadonlyMap<number, string>;
+}
+
 export interface ServedSbom {
   readonly body: string;
   readonly mediaType: string;
@@ -43,8 +51,9 @@ export class SbomService {
     const built = artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm');
     const chosen = built.map((a) => artifacts.find((s) => s.parentId === a.id && s.kind.startsWith('signed-')) ?? a);
     const repo = build.targetRepo ? await this.deps.releases.getRepoByName(build.targetRepo) : null;
-    const packages = await Promise.all(chosen.map((a) => this.pkg(a, build, artifacts)));
-    const { buildroot, steps } = await this.pipeline(build, artifacts, packages);
+    const facts = await this.buildFacts(build);
+    const packages = await Promise.all(chosen.map((a) => this.pkg(a, facts, artifacts)));
+    const { buildroot, steps } = this.pipeline(facts, artifacts, packages);
     return this.serve(
       {
         kind: 'build',
@@ -69,8 +78,9 @@ export class SbomService {
     const build = (await this.deps.store.getBuild(a.buildId))!;
     const artifacts = await this.deps.store.listArtifacts(build.id);
     const repo = build.targetRepo ? await this.deps.releases.getRepoByName(build.targetRepo) : null;
-    const p = await this.pkg(a, build, artifacts);
-    const { buildroot, steps } = await this.pipeline(build, artifacts, [p]);
+    const facts = await this.buildFacts(build);
+    const p = await this.pkg(a, facts, artifacts);
+    const { buildroot, steps } = this.pipeline(facts, artifacts, [p]);
     return this.serve(
       {
         kind: 'package',
@@ -96,17 +106,17 @@ export class SbomService {
     const snap = id === null ? null : await this.deps.releases.getSnapshot(id);
     if (!snap || snap.repoId !== repo.id) throw new LenixError('SNAPSHOT_NOT_FOUND', `repository ${repo.name} has no snapshot ${id ?? '(none published)'}`);
     if (snap.state !== 'ready') throw new LenixError('SNAPSHOT_NOT_FOUND', `snapshot ${snap.id} of ${repo.name} is ${snap.state}, not published`);
-    const builds = new Map<number, { build: BuildRecord; artifacts: ArtifactRecord[] }>();
+    const builds = new Map<number, { facts: BuildFacts; artifacts: ArtifactRecord[] }>();
     const packages: SbomPackage[] = [];
     for (const sp of [...snap.packages].sort((a, b) => byCodeUnits(a.sha256, b.sha256))) {
       if (!builds.has(sp.buildId)) {
         const build = (await this.deps.store.getBuild(sp.buildId))!;
-        builds.set(sp.buildId, { build, artifacts: await this.deps.store.listArtifacts(sp.buildId) });
+        builds.set(sp.buildId, { facts: await this.buildFacts(build), artifacts: await this.deps.store.listArtifacts(sp.buildId) });
       }
       const b = builds.get(sp.buildId)!;
       const a = b.artifacts.find((x) => x.sha256 === sp.sha256);
       if (!a) throw new LenixError('INTERNAL', `snapshot ${snap.id} names ${sp.sha256}, which build ${sp.buildId} does not have`);
-      packages.push(await this.pkg(a, b.build, b.artifacts));
+      packages.push(await this.pkg(a, b.facts, b.artifacts));
     }
     // The formulation of each build is in the build's own SBOM; a snapshot lists what it serves.
     return this.serve(
@@ -141,16 +151,25 @@ export class SbomService {
     return h;
   }
 
-  private async pkg(a: ArtifactRecord, build: BuildRecord, artifacts: readonly ArtifactRecord[]): Promise<SbomPackage> {
+  /** What every package of one build shares, read once per build: source URL, its source statements, its nodes. */
+  private async buildFacts(build: BuildRecord): Promise<BuildFacts> {
+    const [source, stages, tasks, agents] = await Promise.all([this.deps.store.getSource(build.sourceId), this.ledger.store.lookupStages(`build:${build.id}`), this.deps.store.listTasks(build.id), this.deps.store.listAgents()]);
+    return {
+      build,
+      gitUrl: source?.url ?? build.sourceName,
+      sourceEntries: stages.filter((e) => e.kind === 'source').map((e) => e.index),
+      tasks,
+      agentNames: new Map(agents.map((a) => [a.id, a.name])),
+    };
+  }
+
+  private async pkg(a: ArtifactRecord, facts: BuildFacts, artifacts: readonly ArtifactRecord[]): Promise<SbomPackage> {
+    const { build } = facts;
     const h = await this.header(a.sha256);
     const info = packageInfo(h);
     const unsigned = a.parentId === null ? a : (artifacts.find((x) => x.id === a.parentId) ?? a);
-    const task = await this.deps.store.getTask(unsigned.taskId);
-    const agent = task?.agentId ? await this.deps.store.getAgent(task.agentId) : null;
-    const source = await this.deps.store.getSource(build.sourceId);
-    const entries = new Set<number>();
+    const entries = new Set<number>(facts.sourceEntries);
     for (const d of new Set([a.sha256, unsigned.sha256])) for (const e of await this.ledger.store.lookupStages(`sha256:${d}`)) if (e.kind !== 'sbom') entries.add(e.index);
-    for (const e of await this.ledger.store.lookupStages(`build:${build.id}`)) if (e.kind === 'source') entries.add(e.index);
     const buildTime = num(h, TAG.BUILDTIME);
     return {
       fileName: a.name,
@@ -169,17 +188,18 @@ export class SbomService {
       provides: [...new Set(strings(h, TAG.PROVIDENAME))].sort(),
       signingKey: a.signedBy,
       buildId: build.id,
-      buildNode: agent?.name ?? null,
+      buildNode: facts.agentNames.get(facts.tasks.find((t) => t.id === unsigned.taskId)?.agentId ?? -1) ?? null,
       buildTime: buildTime === null ? null : new Date(buildTime * 1000).toISOString(),
-      gitUrl: source?.url ?? build.sourceName,
+      gitUrl: facts.gitUrl,
       commit: build.commit.sha,
       ledgerEntries: [...entries].sort((x, y) => x - y),
     };
   }
 
   /** The build's buildroot (from its build tasks' records) and its pipeline as steps. */
-  private async pipeline(build: BuildRecord, artifacts: readonly ArtifactRecord[], packages: readonly SbomPackage[]): Promise<{ buildroot: BuildrootItem[]; steps: SbomStep[] }> {
-    const tasks = (await this.deps.store.listTasks(build.id)).filter((t) => t.kind !== 'repomd');
+  private pipeline(facts: BuildFacts, artifacts: readonly ArtifactRecord[], packages: readonly SbomPackage[]): { buildroot: BuildrootItem[]; steps: SbomStep[] } {
+    const { build } = facts;
+    const tasks = facts.tasks.filter((t) => t.kind !== 'repomd');
     const items = new Map<string, BuildrootItem>();
     for (const t of tasks) {
       const r = t.result?.['buildroot'] as { tools?: Record<string, string>; packageManager?: string; packages?: { name: string; version: string }[] } | undefined;
@@ -189,12 +209,7 @@ export class SbomService {
       if (manager) for (const p of r.packages ?? []) items.set(`${manager} ${p.name} ${p.version}`, { name: p.name, version: p.version, manager });
     }
     const documented = new Set(packages.map((p) => p.sha256));
-    const agents = new Map<number, string>();
-    const agentName = async (t: TaskRecord) => {
-      if (t.agentId === null) return null;
-      if (!agents.has(t.agentId)) agents.set(t.agentId, (await this.deps.store.getAgent(t.agentId))?.name ?? `agent-${t.agentId}`);
-      return agents.get(t.agentId)!;
-    };
+    const agentName = (t: TaskRecord) => (t.agentId === null ? null : (facts.agentNames.get(t.agentId) ?? `agent-${t.agentId}`));
     const uid = (t: TaskRecord) => `task:${t.id}`;
     const ofKind = (k: string) => tasks.filter((t) => t.kind === k).map(uid);
     const steps: SbomStep[] = [];
@@ -211,7 +226,7 @@ export class SbomService {
         name: t.kind === 'binary' ? `build ${t.arch}` : t.kind,
         type: t.kind === 'test' ? 'test' : t.kind === 'sign' ? 'other' : 'build',
         buildId: build.id,
-        node: await agentName(t),
+        node: agentName(t),
         state: t.state,
         start: iso(t.startedAt),
         end: iso(t.finishedAt),

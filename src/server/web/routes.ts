@@ -4,6 +4,7 @@ import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Envelope } from '../../attest/dsse.js';
+import type { ProofBundle } from '../../attest/verify-chain.js';
 import { SBOM_FORMATS } from '../../attest/sbom.js';
 import { LenixError } from '../../core/errors.js';
 import { cves, nevraOf, ADVISORY_TYPES, SEVERITIES } from '../../errata/advisory.js';
@@ -15,6 +16,7 @@ import { BUILD_STATES, isFinished } from '../../scheduler/task-state.js';
 import type { ArtifactRecord, BuildRecord, TaskRecord } from '../../store/records.js';
 import type { ReleaseStore } from '../../store/release-store.js';
 import type { Store } from '../../store/store.js';
+import { ADVISORY_ID } from '../api/errata-routes.js';
 import { toLenixError, type App, type Services } from '../app.js';
 import { hasScope, type Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
@@ -39,6 +41,22 @@ function duration(from: number | null, to: number | null, now: number): string {
   const s = Math.max(0, Math.round(((to ?? now) - from) / 1000));
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
+/**
+ * A proof bundle's entries, each with the "verified" mark: its inclusion proof checked against the root of
+ * the bundle's signed checkpoint.
+ */
+function checked(bundle: ProofBundle) {
+  const cp = parseCheckpoint(parseNote(bundle.checkpoint).text);
+  const entries = bundle.entries.map((e) => {
+    const data = new Uint8Array(Buffer.from(e.entry, 'base64'));
+    const ok = verifyInclusion(leafHash(data), e.index, cp.size, e.proof.map((h) => new Uint8Array(Buffer.from(h, 'hex'))), cp.root);
+    const env = JSON.parse(Buffer.from(data).toString('utf8')) as Envelope;
+    const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType: string; subject: unknown[] };
+    return { index: e.index, proof: e.proof, ok, type: st.predicateType, subjects: st.subject.length };
+  });
+  return { cp, entries };
+}
+
 /** A source URL as pages show it: a server-local path is private, so it is not shown. */
 const repoUrl = (url: string) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/\s]+@[^/\s]+:/.test(url) ? url : '(a repository local to the server)');
 const stateOf = (s: string) => html`<span class="state-${s}">${s}</span>`;
@@ -174,15 +192,7 @@ ${buildTable(builds, deps.clock.now())}
     const now = deps.clock.now();
     const source = await store.getSource(build.sourceId);
     const repos = new Map((await releases.listRepos()).map((r) => [r.id, r.name]));
-    // The "verified" mark: each statement's inclusion proof checked against the signed checkpoint's root.
-    const cp = parseCheckpoint(parseNote(bundle.checkpoint).text);
-    const statements = bundle.entries.map((e) => {
-      const data = new Uint8Array(Buffer.from(e.entry, 'base64'));
-      const ok = verifyInclusion(leafHash(data), e.index, cp.size, e.proof.map((h) => new Uint8Array(Buffer.from(h, 'hex'))), cp.root);
-      const env = JSON.parse(Buffer.from(data).toString('utf8')) as Envelope;
-      const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType: string; subject: { name: string }[] };
-      return { index: e.index, ok, type: st.predicateType, subjects: st.subject.length };
-    });
+    const { cp, entries: statements } = checked(bundle);
     const tests = tasks.filter((t) => t.kind === 'test');
     return send(req, reply, {
       title: `Build ${build.id}: ${build.packageName}-${build.packageEvr}`,
@@ -321,7 +331,7 @@ ${list.length === 0 ? html`<p class="muted">No advisories.</p>` : html`<table><t
     });
   }));
   app.get('/errata/:id', guard(async (req, reply) => {
-    const { id } = z.object({ id: z.string().regex(/^[A-Z]{1,8}[SBE]A-\d{4}:\d{4,}$/) }).parse(req.params);
+    const { id } = z.object({ id: ADVISORY_ID }).parse(req.params);
     const { viewer } = await viewerOf(req);
     const a = await s.errata.require(id);
     if (a.status !== 'released' && !viewer.maintainer) throw new LenixError('ERRATA_NOT_FOUND', `no advisory ${id}`);
@@ -353,14 +363,8 @@ ${v.maintainer && a.status === 'draft' ? html`<form method="post" action="/errat
     const note = parseNote(cp.note);
     const keys = [q.sha256 ? `sha256:${q.sha256}` : null, q.build ? `build:${q.build}` : null].filter((k): k is string => k !== null);
     const bundle = keys.length > 0 ? await s.ledger.bundle(keys) : null;
-    const root = parseCheckpoint(note.text);
-    const rows = (bundle?.entries ?? []).map((e) => {
-      const data = new Uint8Array(Buffer.from(e.entry, 'base64'));
-      const env = JSON.parse(Buffer.from(data).toString('utf8')) as Envelope;
-      const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType: string };
-      const ok = verifyInclusion(leafHash(data), e.index, root.size, e.proof.map((h) => new Uint8Array(Buffer.from(h, 'hex'))), root.root);
-      return { ...e, type: st.predicateType, ok };
-    });
+    const found = bundle ? checked(bundle) : null;
+    const rows = found?.entries ?? [];
     return send(req, reply, {
       title: 'Transparency ledger',
       json: keys.length > 0 ? `/api/v1/ledger/lookup?${new URLSearchParams(Object.entries({ sha256: q.sha256 || undefined, build: q.build ? String(q.build) : undefined }).filter((x): x is [string, string] => !!x[1]))}` : '/api/v1/ledger',
@@ -374,7 +378,7 @@ ${v.maintainer && a.status === 'draft' ? html`<form method="post" action="/errat
 <label for="l-build">Build id<input id="l-build" name="build" size="8" value="${q.build ?? ''}"></label>
 <button type="submit">Look up</button>
 </form>
-${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Nothing recorded for that.</p>` : rows.map((r) => html`<section aria-label="Entry ${r.index}"${r.index === q.entry ? html` class="card"` : ''}><h3>Entry ${r.index} <span class="mono">${r.type}</span> ${r.ok ? html`<span class="ok">✓ verified</span>` : html`<span class="bad">✗ proof fails</span>`}</h3><p class="muted">Inclusion proof (${r.proof.length} hashes, leaf to root of tree size ${root.size}):</p><pre>${r.proof.join('\n')}</pre></section>`)}` : ''}`,
+${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Nothing recorded for that.</p>` : rows.map((r) => html`<section aria-label="Entry ${r.index}"${r.index === q.entry ? html` class="card"` : ''}><h3>Entry ${r.index} <span class="mono">${r.type}</span> ${r.ok ? html`<span class="ok">✓ verified</span>` : html`<span class="bad">✗ proof fails</span>`}</h3><p class="muted">Inclusion proof (${r.proof.length} hashes, leaf to root of tree size ${found?.cp.size}):</p><pre>${r.proof.join('\n')}</pre></section>`)}` : ''}`,
     });
   }));
 
@@ -430,7 +434,7 @@ ${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Noth
   }));
   app.post('/errata/:id/approve', guard(async (req, reply) => {
     const caller = await requireForm(req);
-    const { id } = z.object({ id: z.string().regex(/^[A-Z]{1,8}[SBE]A-\d{4}:\d{4,}$/) }).parse(req.params);
+    const { id } = z.object({ id: ADVISORY_ID }).parse(req.params);
     await s.errata.approve(id, caller.name);
     return reply.redirect(`/errata/${id}`, 303);
   }));
