@@ -62,5 +62,20 @@ if command -v rpm >/dev/null 2>&1 && ! grep -qs '^%_dbpath /var/lib/rpm$' /etc/r
   echo '%_dbpath /var/lib/rpm' | "${sudo_cmd[@]}" tee /etc/rpm/macros.lenix-dbpath >/dev/null
 fi
 
+# Untrusted package code (spec parsing, builds, test roots) never runs as root: agents started as root drop to
+# this system user, and test roots map their ids to its subordinate range (see docs/operations.md).
+if [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; then
+  if ! getent passwd lenix-build >/dev/null; then
+    "${sudo_cmd[@]}" useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin lenix-build
+    echo "bootstrap: created the sandbox user lenix-build"
+  fi
+  if ! grep -qs '^lenix-build:' /etc/subuid || ! grep -qs '^lenix-build:' /etc/subgid; then
+    # The first 65536 ids past every range already given out (and past 100000).
+    start=$(cat /etc/subuid /etc/subgid 2>/dev/null | awk -F: 'BEGIN { m = 100000 } NF == 3 { e = $2 + $3; if (e > m) m = e } END { print m }')
+    "${sudo_cmd[@]}" usermod --add-subuids "$start-$((start + 65535))" --add-subgids "$start-$((start + 65535))" lenix-build
+    echo "bootstrap: gave lenix-build the subordinate ids $start-$((start + 65535))"
+  fi
+fi
+
 if [ ! -f dist/src/cli/main.js ]; then npx tsc -p tsconfig.json; fi
 echo "bootstrap: ready"

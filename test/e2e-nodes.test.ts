@@ -23,7 +23,7 @@ describe('build nodes over the agent protocol', () => {
 
   const node = async (name: string) => {
     const token = (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: ['agent:build'] })).token;
-    const p = new Proc(['node', '--server', url, '--token', token, '--name', name, '--work', path.join(dir, name), '--hide', path.join(dir, 'server')], { LENIX_CONFIG: path.join(dir, 'none.json') });
+    const p = new Proc(['node', '--server', url, '--token', token, '--name', name, '--work', path.join(dir, name),], { LENIX_CONFIG: path.join(dir, 'none.json') });
     procs.push(p);
     await p.waitFor(/"msg":"registered"/);
     return p;

@@ -103,8 +103,8 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     api = new ApiClient(url, admin);
     keysDir = path.join(dir, 'keys');
     keyA = (await generateKey(keysDir, 'key-a', 'ed25519')).fingerprint;
-    const node = new Proc(['node', '--server', url, '--token', await agentToken('node', 'agent:build'), '--work', path.join(dir, 'node-work'), '--hide', path.join(dir, 'server'), '--hide', keysDir], { LENIX_CONFIG: path.join(dir, 'none.json') });
-    const tester = new Proc(['tester', '--server', url, '--token', await agentToken('tester', 'agent:test'), '--work', path.join(dir, 'tester-work'), '--hide', path.join(dir, 'server'), '--hide', keysDir], { LENIX_CONFIG: path.join(dir, 'none.json') });
+    const node = new Proc(['node', '--server', url, '--token', await agentToken('node', 'agent:build'), '--work', path.join(dir, 'node-work')], { LENIX_CONFIG: path.join(dir, 'none.json') });
+    const tester = new Proc(['tester', '--server', url, '--token', await agentToken('tester', 'agent:test'), '--work', path.join(dir, 'tester-work')], { LENIX_CONFIG: path.join(dir, 'none.json') });
     procs.push(node, tester);
     await Promise.all([node.waitFor(/"msg":"registered"/), tester.waitFor(/"msg":"registered"/)]);
     await startSigner();

@@ -20,6 +20,8 @@ import { addErrataCommands } from './errata-commands.js';
 import { LENIX_VERSION } from '../core/version.js';
 import { addLedgerCommands } from './ledger-commands.js';
 import { runUp } from './up.js';
+import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';
+import { addLimitOptions, limitsFrom, type LimitFlags } from './sandbox-options.js';
 
 type BuildJson = ReturnType<typeof presentBuild> & { tasks?: TaskJson[] };
 type TaskJson = NonNullable<ReturnType<typeof presentBuild>['tasks']>[number];
@@ -83,37 +85,37 @@ function program(state: { code: number }): Command {
       await server.close();
     });
 
-  p.command('node')
-    .description('run a build node: lease build tasks and run rpmbuild in a sandbox')
-    .option('--token-file <file>', 'read the agent token from a file')
-    .option('--arch <arch>', 'architecture to build (repeatable; default: this host\'s)', collect)
-    .option('--name <name>', 'node name', `${os.hostname()}`)
-    .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-node'))
-    .option('--hide <path>', 'a path the sandbox must not see (repeatable)', collect)
-    .option('--timeout <seconds>', 'wall-clock limit per build', '7200')
-    .option('--memory <mib>', 'memory limit per build (address space)', '8192')
-    .action(async (o: { tokenFile?: string; arch?: string[]; name: string; work: string; hide?: string[]; timeout: string; memory: string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<Global>();
-      const t = await resolveTarget(g);
-      const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
-      if (!token) throw new LenixError('UNAUTHENTICATED', 'a build node needs --token, --token-file or LENIX_TOKEN');
-      const api = new ApiClient(t.server, token);
-      const stop = new AbortController();
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
-      const hide = [...(o.hide ?? []), ...(o.tokenFile ? [path.dirname(path.resolve(o.tokenFile))] : [])].map((h) => path.resolve(h));
-      await runBuildNode({
-        client: new AgentClient(api),
-        api,
-        name: o.name,
-        arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
-        workRoot: path.resolve(o.work),
-        hide,
-        timeoutMs: Number(o.timeout) * 1000,
-        memoryBytes: Number(o.memory) * 1024 * 1024,
-        log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'node', node: o.name } }),
-        stop: stop.signal,
-      });
+  addLimitOptions(
+    p
+      .command('node')
+      .description('run a build node: lease build tasks and run rpmbuild in a sandbox')
+      .option('--token-file <file>', 'read the agent token from a file')
+      .option('--arch <arch>', 'architecture to build (repeatable; default: this host\'s)', collect)
+      .option('--name <name>', 'node name', `${os.hostname()}`)
+      .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-node')),
+    { timeoutSeconds: 7200 },
+  ).action(async (o: LimitFlags & { tokenFile?: string; arch?: string[]; name: string; work: string }, cmd: Command) => {
+    const g = cmd.optsWithGlobals<Global>();
+    const t = await resolveTarget(g);
+    const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
+    if (!token) throw new LenixError('UNAUTHENTICATED', 'a build node needs --token, --token-file or LENIX_TOKEN');
+    const limits = limitsFrom(o);
+    const identity = await resolveSandboxIdentity();
+    const api = new ApiClient(t.server, token);
+    const stop = new AbortController();
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
+    await runBuildNode({
+      client: new AgentClient(api),
+      api,
+      name: o.name,
+      arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
+      workRoot: path.resolve(o.work),
+      identity,
+      limits,
+      log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'node', node: o.name } }),
+      stop: stop.signal,
     });
+  });
 
   const source = p.command('source').description('git sources');
   source

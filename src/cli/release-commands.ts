@@ -12,6 +12,8 @@ import { exportPublicKey, generateKey, listSecretKeys } from '../crypto/gpg.js';
 import type { presentRelease, presentRepo, presentSnapshot } from '../server/api/release-routes.js';
 import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
 import { ago, collect, printJson, table } from './output.js';
+import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';
+import { addLimitOptions, limitsFrom, type LimitFlags } from './sandbox-options.js';
 
 type RepoJson = ReturnType<typeof presentRepo>;
 type ReleaseJson = ReturnType<typeof presentRelease>;
@@ -46,25 +48,27 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       await runSigner({ client: new AgentClient(api), api, name: o.name, keysDir: path.resolve(o.keys), workRoot: path.resolve(o.work), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'signer' } }), stop: stop.signal });
     });
 
-  p.command('tester')
-    .description('run the test system: install, verify, remove, rpmlint and package tests for signed builds')
-    .option('--token-file <file>', 'read the agent token (scope agent:test) from a file')
-    .option('--name <name>', 'tester name', `tester-${os.hostname()}`)
-    .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-tester'))
-    .option('--hide <path>', 'a path the test root must not see (repeatable)', collect)
-    .option('--timeout <seconds>', 'wall-clock limit per test run', '3600')
-    .option('--rpmlint-config <file>', 'rpmlint configuration', RPMLINT_CONFIG)
-    .option('--jobs <n>', 'test runs at once', '1')
-    .action(async (o: { tokenFile?: string; name: string; work: string; hide?: string[]; timeout: string; rpmlintConfig: string; jobs: string }, cmd: Command) => {
-      const t = await resolveTarget(cmd.optsWithGlobals<Global>());
-      const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
-      if (!token) throw new LenixError('UNAUTHENTICATED', 'the tester needs --token, --token-file or LENIX_TOKEN (scope agent:test)');
-      const api = new ApiClient(t.server, token);
-      const stop = new AbortController();
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
-      const hide = [...(o.hide ?? []), ...(o.tokenFile ? [path.dirname(path.resolve(o.tokenFile))] : []), os.homedir()].map((h) => path.resolve(h));
-      await runTester({ client: new AgentClient(api), api, name: o.name, workRoot: path.resolve(o.work), hide, timeoutMs: Number(o.timeout) * 1000, rpmlintConfig: path.resolve(o.rpmlintConfig), jobs: Number(o.jobs), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }), stop: stop.signal });
-    });
+  addLimitOptions(
+    p
+      .command('tester')
+      .description('run the test system: install, verify, remove, rpmlint and package tests for signed builds')
+      .option('--token-file <file>', 'read the agent token (scope agent:test) from a file')
+      .option('--name <name>', 'tester name', `tester-${os.hostname()}`)
+      .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-tester'))
+      .option('--rpmlint-config <file>', 'rpmlint configuration', RPMLINT_CONFIG)
+      .option('--jobs <n>', 'test runs at once', '1'),
+    { timeoutSeconds: 3600 },
+  ).action(async (o: LimitFlags & { tokenFile?: string; name: string; work: string; rpmlintConfig: string; jobs: string }, cmd: Command) => {
+    const t = await resolveTarget(cmd.optsWithGlobals<Global>());
+    const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
+    if (!token) throw new LenixError('UNAUTHENTICATED', 'the tester needs --token, --token-file or LENIX_TOKEN (scope agent:test)');
+    const limits = limitsFrom(o);
+    const identity = await resolveSandboxIdentity();
+    const api = new ApiClient(t.server, token);
+    const stop = new AbortController();
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
+    await runTester({ client: new AgentClient(api), api, name: o.name, workRoot: path.resolve(o.work), identity, limits, rpmlintConfig: path.resolve(o.rpmlintConfig), jobs: Number(o.jobs), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }), stop: stop.signal });
+  });
 
   const keys = p.command('keys').description('OpenPGP signing keys (private ones live only in the signer\'s folder)');
   keys

@@ -104,10 +104,11 @@ export async function runUp(o: UpOptions): Promise<void> {
     say(`  created signing key ${k.fingerprint} (RSA-4096) in ${keysDir}`);
   }
   child('signer', ['signer', '--server', url, '--token-file', await agentToken('sign', 'signer'), '--keys', keysDir, '--work', path.join(data, 'signer', 'work')]);
-  child('node', ['node', '--server', url, '--token-file', await agentToken('build', 'node'), '--name', `local-${os.hostname()}`, '--work', path.join(data, 'node', 'work'), '--hide', data]);
-  // The Debian-host tester mounts an overlay root and needs root; without it builds are signed but not tested.
+  child('node', ['node', '--server', url, '--token-file', await agentToken('build', 'node'), '--name', `local-${os.hostname()}`, '--work', path.join(data, 'node', 'work')]);
+  // The tester writes its test roots' id maps (the lenix-build user's subordinate ids), which needs root;
+  // without it builds are signed but not tested.
   const testing = process.getuid?.() === 0;
-  if (testing) child('tester', ['tester', '--server', url, '--token-file', await agentToken('test', 'tester'), '--name', `tester-${os.hostname()}`, '--work', path.join(data, 'tester', 'work'), '--hide', data]);
+  if (testing) child('tester', ['tester', '--server', url, '--token-file', await agentToken('test', 'tester'), '--name', `tester-${os.hostname()}`, '--work', path.join(data, 'tester', 'work')]);
   else say('  note: not running as root, so no tester: the samples are released with a recorded override');
   // New builds are signed once the signer has announced its key.
   const signingKey = await until(async () => (await admin.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey);

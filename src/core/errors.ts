@@ -42,10 +42,12 @@ export const ERROR_CODES = {
   NO_SIGNING_KEY: { status: 409, exit: 5, doc: 'No signing key is configured (lenix keys use FINGERPRINT) or the repository has no active key.' },
   // 413/415/422
   BODY_TOO_LARGE: { status: 413, exit: 2, doc: 'The request body is larger than the configured limit.' },
+  LOG_TOO_LARGE: { status: 413, exit: 2, doc: 'A task\'s log would pass the server\'s per-task limit; the append is refused and nothing past the limit is stored.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 2, doc: 'The request body has a content type this route does not accept.' },
   DIGEST_MISMATCH: { status: 422, exit: 6, doc: 'Uploaded bytes do not hash to the declared SHA-256; nothing was stored.' },
   SPEC_NOT_FOUND: { status: 422, exit: 6, doc: 'No spec file at the repository root or in SPECS/ at that commit.' },
   SPEC_INVALID: { status: 422, exit: 6, doc: 'The spec file does not parse (rpmspec, sandboxed, refused it).' },
+  LOOKASIDE_PATH_UNSAFE: { status: 422, exit: 6, doc: 'A `.NAME.metadata` line puts a lookaside file behind a symbolic link of the source tree (e.g. `SOURCES -> /root`); nothing is written through it.' },
   LOOKASIDE_INVALID: { status: 422, exit: 6, doc: 'A `.NAME.metadata` line is malformed or names a blob the lookaside area lacks.' },
   GIT_FAILED: { status: 422, exit: 6, doc: 'A git operation on the source repository failed (clone, fetch, archive).' },
   ERRATA_INVALID: { status: 422, exit: 6, doc: 'An advisory field is wrong: unknown type, missing or unknown severity, a malformed CVE id or link, a duplicate package.' },
@@ -55,6 +57,7 @@ export const ERROR_CODES = {
   SIGNATURE_INVALID: { status: 422, exit: 6, doc: 'An uploaded signature or signed package does not verify against the expected public key.' },
   // 5xx: the server's own failures
   BLOB_CORRUPT: { status: 500, exit: 7, doc: 'A stored blob no longer hashes to its name; it is not served.' },
+  SANDBOX_UNAVAILABLE: { status: 500, exit: 7, doc: 'No unprivileged identity for sandboxes: running as root without the `lenix-build` user (the bootstrap creates it), or without user namespaces.' },
   INTERNAL: { status: 500, exit: 7, doc: 'An unexpected server error; the log has the details.' },
   UNAVAILABLE: { status: 503, exit: 7, doc: 'The server could not be reached or is shutting down.' },
 } as const satisfies Record<string, { status: number; exit: number; doc: string }>;

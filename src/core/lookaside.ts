@@ -36,3 +36,16 @@ export function parseLookasideMetadata(text: string): LookasideEntry[] {
 export function lookasideFiles(files: readonly string[]): string[] {
   return files.filter((f) => /^\.[^/]+\.metadata$/.test(f));
 }
+
+/**
+ * The first symbolic link of the source tree on a lookaside file's path (a folder on the way, or the file's
+ * own name), or null. A tree with `SOURCES -> /root` must not make anything write through it.
+ */
+export function linkOnLookasidePath(file: string, symlinks: ReadonlySet<string>): string | null {
+  const parts = file.split('/');
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = parts.slice(0, i).join('/');
+    if (symlinks.has(prefix)) return prefix;
+  }
+  return null;
+}

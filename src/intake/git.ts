@@ -85,6 +85,15 @@ export class GitMirror {
     return out.split('\u0000').filter(Boolean);
   }
 
+  /** Paths of the symbolic links in the commit's tree (mode 120000). */
+  async listSymlinks(commit: string): Promise<string[]> {
+    const out = await git(['ls-tree', '-r', '-z', commit], { cwd: this.dir });
+    return out
+      .split('\u0000')
+      .filter((l) => l.startsWith('120000 '))
+      .map((l) => l.slice(l.indexOf('\t') + 1));
+  }
+
   async readFile(commit: string, file: string, maxBytes = 4 * 1024 * 1024): Promise<string> {
     const out = await git(['show', `${commit}:${file}`], { cwd: this.dir, maxBuffer: maxBytes });
     return out;

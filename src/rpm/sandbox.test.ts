@@ -1,66 +1,220 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
-import { SANDBOX_WORK, bwrapArgs, runSandboxed } from './sandbox.js';
+import { after, before, describe, test } from 'node:test';
+import { identityFrom, resolveSandboxIdentity, type SandboxIdentity } from './sandbox-identity.js';
+import { DEFAULT_LIMITS, SANDBOX_WORK, bwrapArgs, launcher, runSandboxed, type SandboxLimits, type SandboxRun } from './sandbox.js';
 
-test('the sandbox has no network, a read-only host and only the work folder writable', () => {
-  const args = bwrapArgs({ workDir: '/w', cwd: SANDBOX_WORK, env: { A: 'b' }, hostname: 'h', hide: [], command: ['true'] });
-  for (const flag of ['--unshare-net', '--unshare-pid', '--die-with-parent', '--clearenv', '--new-session']) assert.ok(args.includes(flag), flag);
-  const ro = args.indexOf('--ro-bind');
-  assert.deepEqual(args.slice(ro, ro + 3), ['--ro-bind', '/', '/']);
-  const bind = args.indexOf('--bind');
-  assert.deepEqual(args.slice(bind, bind + 3), ['--bind', '/w', SANDBOX_WORK]);
-  assert.equal(args.filter((a) => a === '--bind').length, 1);
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+test('as root the sandbox drops to the sandbox user with its subordinate ids; otherwise it keeps the caller', () => {
+  const files = { passwd: 'root:x:0:0::/root:/bin/bash\nlenix-build:x:999:995::/nonexistent:/usr/sbin/nologin\n', subuid: 'lenix-build:100000:65536\n', subgid: 'lenix-build:100000:65536\n' };
+  assert.deepEqual(identityFrom(0, 0, files), { kind: 'system-user', user: 'lenix-build', uid: 999, gid: 995, subordinate: { uid: 100000, gid: 100000, count: 65536 } });
+  assert.deepEqual(identityFrom(1000, 1000, files), { kind: 'current-user', uid: 1000, gid: 1000 });
+  assert.equal((identityFrom(0, 0, { ...files, subuid: '' }) as { subordinate: unknown }).subordinate, null);
+  assert.throws(() => identityFrom(0, 0, { ...files, passwd: 'root:x:0:0::/root:/bin/bash\n' }), { code: 'SANDBOX_UNAVAILABLE' });
+  assert.throws(() => identityFrom(0, 0, { ...files, passwd: 'lenix-build:x:0:0::/:/bin/sh\n' }), { code: 'SANDBOX_UNAVAILABLE' });
+  const drop = launcher(identityFrom(0, 0, files), DEFAULT_LIMITS);
+  assert.deepEqual(drop.slice(0, 4), ['setpriv', '--reuid=999', '--regid=995', '--clear-groups']);
+  assert.ok(drop.includes('--bounding-set=-all') && drop.includes(`--nproc=${DEFAULT_LIMITS.processes}`));
 });
 
-test('hidden paths are empty and read-only; writes outside the work folder fail', async () => {
-  const secret = await mkdtemp(path.join(os.tmpdir(), 'lenix-secret-'));
-  const work = await mkdtemp(path.join(os.tmpdir(), 'lenix-work-'));
-  await writeFile(path.join(secret, 'token'), 'top secret');
-  let out = '';
-  try {
+test('only /usr and chosen /etc files of the host are mounted, read-only, in new namespaces', () => {
+  const identity: SandboxIdentity = { kind: 'current-user', uid: 1000, gid: 1000 };
+  const { args } = bwrapArgs({ identity, limits: DEFAULT_LIMITS, inside: 'user', command: ['true'], env: {}, hostname: 'h' });
+  for (const flag of ['--unshare-user', '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--disable-userns', '--die-with-parent', '--clearenv', '--new-session']) assert.ok(args.includes(flag), flag);
+  const binds = args.flatMap((a, i) => (a === '--ro-bind' ? [args[i + 1]!] : []));
+  assert.ok(binds.includes('/usr'));
+  for (const b of binds) assert.ok(b === '/usr' || b.startsWith('/etc/') || /^\/(bin|sbin|lib\w*)$/.test(b), `unexpected host path ${b}`);
+  for (const secret of ['/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/ssh', '/etc/machine-id', '/root', '/home', '/var', '/tmp', '/']) assert.ok(!binds.includes(secret), secret);
+  for (const writable of ['--bind', '--bind-try', '--dev-bind']) assert.ok(!args.includes(writable), writable);
+  assert.deepEqual(args.slice(args.indexOf('--tmpfs') - 2, args.indexOf('--tmpfs') + 2), ['--size', String(DEFAULT_LIMITS.diskBytes), '--tmpfs', '/tmp']);
+});
+
+describe('the sandbox, run for real', () => {
+  let identity: SandboxIdentity;
+  let dir: string;
+  const limits: SandboxLimits = { ...DEFAULT_LIMITS, timeoutMs: 60_000, memoryBytes: 2 * 1024 ** 3, diskBytes: 64 * 1024 ** 2, logBytes: 16 * 1024 ** 2, processes: 256 };
+
+  before(async () => {
+    identity = await resolveSandboxIdentity();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-sandbox-test-'));
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  const sandbox = async (script: string, over: Partial<SandboxRun> = {}) => {
+    let out = '';
     const r = await runSandboxed({
-      command: ['sh', '-c', `ls -A ${secret} | wc -l; touch ${secret}/x 2>/dev/null && echo wrote-secret; touch /etc/x 2>/dev/null && echo wrote-etc; echo ok > out.txt && cat out.txt; echo "env:$A:$HOME"`],
-      workDir: work,
-      cwd: SANDBOX_WORK,
-      env: { PATH: '/usr/bin:/bin', A: 'set' },
+      identity,
+      limits,
+      inside: 'user',
+      command: ['bash', '-c', script],
+      env: { PATH, HOME: SANDBOX_WORK },
       hostname: 'lenix-test',
-      hide: [secret],
-      timeoutMs: 20_000,
-      memoryBytes: 1024 ** 3,
       onOutput: (c) => {
-        out += c.toString();
+        out += c.toString('utf8');
+      },
+      ...over,
+    });
+    return { r, out };
+  };
+
+  test('package code holds no capability, sees no host secret and writes nowhere on the host', async () => {
+    const secret = path.join(dir, 'secret');
+    await mkdir(secret);
+    await writeFile(path.join(secret, 'admin.token'), 'top secret');
+    const marker = path.join(os.tmpdir(), `lenix-sandbox-marker-${process.pid}`);
+    const { r, out } = await sandbox(
+      [
+        'grep CapEff /proc/self/status',
+        'echo "uid=$(id -u)"',
+        `cat ${secret}/admin.token 2>/dev/null && echo READ-SECRET`,
+        'cat /etc/shadow 2>/dev/null && echo READ-SHADOW',
+        'for p in /root /home /srv /opt /work /mnt /media /var/lib/dpkg /var/log /etc/ssh /etc/sudoers /run/user; do [ -e $p ] && echo SAW-HOST $p; done',
+        'mount -o remount,rw / 2>/dev/null && echo REMOUNTED',
+        'mount -t tmpfs x /usr 2>/dev/null && echo MOUNTED',
+        'unshare -Ur true 2>/dev/null && echo USERNS',
+        `touch ${marker} 2>/dev/null; echo wrote-private-tmp=$?`,
+        'touch /usr/x /etc/x 2>/dev/null || echo host-readonly',
+        'echo ok > out.txt && cat out.txt',
+      ].join('\n'),
+    );
+    assert.deepEqual(r, { kind: 'exited', code: 0, diskFull: false, outputs: [] });
+    assert.match(out, /^CapEff:\s+0000000000000000$/m);
+    assert.match(out, /^uid=1000$/m);
+    for (const bad of ['READ-SECRET', 'READ-SHADOW', 'SAW-HOST', 'REMOUNTED', 'MOUNTED', 'USERNS']) assert.doesNotMatch(out, new RegExp(bad));
+    assert.match(out, /wrote-private-tmp=0/);
+    assert.equal(existsSync(marker), false, 'a write to /tmp inside lands in the sandbox, not on the host');
+    assert.match(out, /host-readonly/);
+    assert.match(out, /^ok$/m);
+  });
+
+  test('inputs come in as files; only regular files come back out, never through a link', async () => {
+    const input = path.join(dir, 'in1');
+    const outDir = path.join(dir, 'out1');
+    await mkdir(input);
+    await mkdir(outDir);
+    await writeFile(path.join(input, 'data.txt'), 'from the agent\n');
+    const { r } = await sandbox('mkdir -p o/x86_64 && cp in/data.txt o/x86_64/a.rpm && ln -s /etc/passwd o/b.rpm && echo not-wanted > o/c.txt && mkfifo o/d.rpm', {
+      inputDir: input,
+      output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: (n) => n.endsWith('.rpm') },
+    });
+    assert.deepEqual(r, { kind: 'exited', code: 0, diskFull: false, outputs: ['a.rpm'] });
+    assert.deepEqual(await readdir(outDir), ['a.rpm']);
+    assert.equal(await readFile(path.join(outDir, 'a.rpm'), 'utf8'), 'from the agent\n');
+  });
+
+  test('an output folder that is a link to the host is read inside the sandbox, not on the host', async () => {
+    const outDir = path.join(dir, 'out2');
+    await mkdir(outDir);
+    const hostFile = path.join(dir, 'host.rpm');
+    await writeFile(hostFile, 'host bytes');
+    await symlink(hostFile, path.join(dir, 'link.rpm'));
+    const { r } = await sandbox(`ln -s ${dir} o`, { output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: () => true } });
+    assert.equal(r.kind, 'exited');
+    assert.deepEqual(await readdir(outDir), []);
+  });
+
+  test('writing past the disk limit fails the run and says the disk was full', async () => {
+    const { r, out } = await sandbox('dd if=/dev/zero of=big bs=1M count=128 2>&1 | grep -v records; exit 1');
+    assert.deepEqual(r, { kind: 'exited', code: 1, diskFull: true, outputs: [] });
+    assert.match(out, /No space left on device/);
+  });
+
+  test('a run printing past the log limit is cut at the limit with a note, and stopped', async () => {
+    let out = '';
+    const r = await runSandboxed({
+      identity,
+      limits: { ...limits, logBytes: 1024 * 1024 },
+      inside: 'user',
+      command: ['bash', '-c', 'yes "flooding the log with a line of text"'],
+      env: { PATH },
+      hostname: 'lenix-test',
+      onOutput: (c) => {
+        out += c.toString('utf8');
       },
     });
-    assert.deepEqual(r, { kind: 'exited', code: 0 });
-    assert.deepEqual(out.trim().split('\n'), ['0', 'ok', 'env:set:']);
-  } finally {
-    await rm(secret, { recursive: true, force: true });
-    await rm(work, { recursive: true, force: true });
-  }
-});
+    assert.deepEqual(r, { kind: 'killed', why: 'log-limit', signal: 'SIGKILL' });
+    const note = out.indexOf('\nlenix: the log reached its limit');
+    assert.equal(note, 1024 * 1024);
+    assert.ok(out.length < 1024 * 1024 + 200);
+  });
 
-test('the wall-clock limit kills the whole process tree', async () => {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'lenix-work-'));
-  try {
+  test('a fork bomb stops at the process limit; the sandbox and the host carry on', async () => {
+    const marker = `lenix-bomb-${process.pid}-${Date.now()}`;
+    let max = 0;
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        max = Math.max(max, await countProcesses(marker));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const { r, out } = await sandbox(`timeout -s KILL 3 bash -c 'b() { b | b & }; b; wait' ${marker} 2>/dev/null; echo bomb-over`);
+    polling = false;
+    await poll;
+    assert.deepEqual(r, { kind: 'exited', code: 0, diskFull: false, outputs: [] });
+    assert.match(out, /^bomb-over$/m, 'the run went on after the bomb');
+    assert.ok(max >= 20, `the bomb ran (${max} processes seen)`);
+    assert.ok(max <= limits.processes, `never more than the limit of ${limits.processes} (${max} seen)`);
+    assert.equal(await countProcesses(marker), 0, 'nothing of the bomb is left');
+  });
+
+  test('200,000 lines under set -x come back whole and in order (one pipe for stdout and stderr)', async () => {
+    const { r, out } = await sandbox('set -x; for ((i = 1; i <= 200000; i++)); do echo "line $i of the noisy log"; done', { limits: { ...limits, logBytes: 64 * 1024 ** 2 } });
+    assert.equal(r.kind === 'exited' && r.code, 0);
+    const lines = out.split('\n').filter((l) => l !== '');
+    let expect = 1;
+    for (let i = 0; i < lines.length; i++) {
+      if (lines[i]!.startsWith('+')) continue;
+      assert.equal(lines[i], `line ${expect} of the noisy log`, `line ${i + 1}`);
+      assert.equal(lines[i - 1], `+ echo 'line ${expect} of the noisy log'`, `trace before line ${i + 1}`);
+      expect++;
+    }
+    assert.equal(expect - 1, 200000);
+  });
+
+  test('the wall-clock limit kills the whole process tree', async () => {
     const started = Date.now();
-    const r = await runSandboxed({
-      command: ['sh', '-c', 'sleep 1000 & sleep 1000; wait'],
-      workDir: work,
-      cwd: SANDBOX_WORK,
-      env: { PATH: '/usr/bin:/bin' },
-      hostname: 'lenix-test',
-      hide: [],
-      timeoutMs: 300,
-      memoryBytes: 1024 ** 3,
-      onOutput: () => undefined,
-    });
-    assert.equal(r.kind, 'killed');
+    const { r } = await sandbox('sleep 1000 & sleep 1000; wait', { limits: { ...limits, timeoutMs: 300 } });
     assert.equal(r.kind === 'killed' && r.why, 'timeout');
     assert.ok(Date.now() - started < 10_000);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  });
+
+  test('the test root is root only in its own user namespace: overlay, chroot and chown work, the host stays out of reach', async () => {
+    if (identity.kind !== 'system-user' || !identity.subordinate) return assert.fail('run as root with the lenix-build user and its subordinate ids (scripts/bootstrap.sh)');
+    const { r, out } = await sandbox(
+      [
+        'cat /proc/self/uid_map',
+        'mkdir -p r/usr u w r/proc && mount -t overlay overlay -o lowerdir=/usr,upperdir=$PWD/u,workdir=$PWD/w r/usr && echo overlay-ok',
+        'mount -t proc proc r/proc && echo proc-ok',
+        'for d in bin lib lib64 sbin; do ln -s usr/$d r/$d; done',
+        'chroot r /bin/sh -c "echo in-chroot"',
+        'touch f && chown 4242:4343 f && stat -c owner=%u:%g f',
+        'mount -o remount,rw /usr 2>/dev/null && echo REMOUNTED-USR',
+        'umount /tmp 2>/dev/null && echo UNMOUNTED-TMP',
+        'cat /etc/shadow 2>/dev/null && echo READ-SHADOW',
+        'true',
+      ].join('\n'),
+      { inside: 'root' },
+    );
+    assert.equal(r.kind === 'exited' && r.code, 0);
+    assert.match(out, new RegExp(`^\\s*0\\s+${identity.uid}\\s+1$`, 'm'), 'inside root is the unprivileged sandbox user outside');
+    assert.match(out, new RegExp(`^\\s*1\\s+${identity.subordinate.uid}\\s+${identity.subordinate.count}$`, 'm'));
+    for (const ok of ['overlay-ok', 'proc-ok', 'in-chroot', 'owner=4242:4343']) assert.match(out, new RegExp(ok));
+    for (const bad of ['REMOUNTED-USR', 'UNMOUNTED-TMP', 'READ-SHADOW']) assert.doesNotMatch(out, new RegExp(bad));
+  });
 });
+
+/** Processes on this host whose command line carries `marker` (the bomb's own name). */
+async function countProcesses(marker: string): Promise<number> {
+  let n = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(marker)) n++;
+  }
+  return n;
+}

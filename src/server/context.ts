@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { SandboxLimits } from '../rpm/sandbox.js';
 import type { Clock } from '../core/clock.js';
 import type { FsBlobStore } from '../store/blob-store.js';
 import type { ReleaseStore } from '../store/release-store.js';
@@ -17,7 +18,10 @@ export interface ServerConfig {
   readonly maxLogChunkBytes: number;
   readonly longPollMaxMs: number;
   readonly watchIntervalMs: number;
-  readonly specCheckTimeoutMs: number;
+  /** The spec-parsing sandbox's limits (time, memory, disk, processes, files, output). */
+  readonly specCheckLimits: SandboxLimits;
+  /** Log bytes kept per task; an agent sending more is refused with LOG_TOO_LARGE. */
+  readonly maxLogBytes: number;
   /** The ledger's origin line (C2SP tlog-checkpoint), also the name of its key. */
   readonly ledgerOrigin: string;
   /** C2SP tlog-witness URLs asked to cosign each new checkpoint. */
@@ -42,7 +46,8 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   maxLogChunkBytes: 4 * 1024 * 1024,
   longPollMaxMs: 25_000,
   watchIntervalMs: 30_000,
-  specCheckTimeoutMs: 60_000,
+  specCheckLimits: { timeoutMs: 60_000, memoryBytes: 2 * 1024 ** 3, diskBytes: 1024 ** 3, processes: 256, openFiles: 1024, logBytes: 1024 ** 2 },
+  maxLogBytes: 256 * 1024 ** 2,
   ledgerOrigin: 'lenix.local/ledger',
   witnesses: [],
   sbomSupplier: 'Lenix',

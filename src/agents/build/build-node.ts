@@ -1,12 +1,13 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { lookasideFiles, parseLookasideMetadata } from '../../core/lookaside.js';
+import { parsePlainName } from '../../core/ids.js';
+import { linkOnLookasidePath, lookasideFiles, parseLookasideMetadata, type LookasideEntry } from '../../core/lookaside.js';
 import { findSpec } from '../../intake/git.js';
-import { extractTar } from '../../intake/tar.js';
-import { SANDBOX_WORK, runSandboxed, type SandboxResult } from '../../rpm/sandbox.js';
+import { indexTar } from '../../intake/tar.js';
+import { describeIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
+import { SANDBOX_UID, SANDBOX_WORK, describeLimits, runSandboxed, type SandboxLimits, type SandboxResult } from '../../rpm/sandbox.js';
 import type { BuildTaskPayload } from '../../core/protocol.js';
 import type { AgentClient, ApiClient } from '../kit/client.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
@@ -18,10 +19,9 @@ export interface BuildNodeOptions {
   readonly name: string;
   readonly arches: readonly string[];
   readonly workRoot: string;
-  /** Paths the sandbox must not see (server data folder, token files); $HOME is always hidden. */
-  readonly hide: readonly string[];
-  readonly timeoutMs: number;
-  readonly memoryBytes: number;
+  /** Who package code runs as on this host (never root). */
+  readonly identity: SandboxIdentity;
+  readonly limits: SandboxLimits;
   readonly log: Logger;
   readonly stop: AbortSignal;
 }
@@ -56,7 +56,7 @@ export async function runBuildNode(o: BuildNodeOptions): Promise<void> {
     name: o.name,
     role: 'build',
     arches,
-    capabilities: { sandbox: 'bwrap', timeoutMs: o.timeoutMs, memoryBytes: o.memoryBytes },
+    capabilities: { sandbox: 'bwrap', identity: o.identity.kind, ...o.limits },
     log: o.log,
     stop: o.stop,
     handle: async (ctx) => buildTask(o, ctx, await buildrootFor(ctx.task.arch === 'src' || ctx.task.arch === 'noarch' ? o.arches[0] ?? 'noarch' : ctx.task.arch)),
@@ -71,50 +71,64 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
     say(`task ${t.taskId} of build ${t.buildId}: ${t.kind === 'srpm' ? 'source package' : `binary packages for ${t.arch}`} of ${t.source.name} at ${t.commit.sha}`);
     say(`node ${o.name}; ${buildroot.hostOs}; ${buildroot.tools['rpmbuild'] ?? 'rpmbuild ?'}; ${buildroot.tools['gcc'] ?? 'no gcc'}`);
     say(`sandbox: ${buildroot.sandbox}; SOURCE_DATE_EPOCH=${t.commit.committedAt}`);
-    // Host paths (work/...) are where the node writes; inside the sandbox the same folder is SANDBOX_WORK.
-    const inside = (p: string) => path.join(SANDBOX_WORK, path.relative(work, p));
-    const top = path.join(work, 'top');
+    say(`sandbox user: uid ${SANDBOX_UID} inside = ${describeIdentity(o.identity)}; no capabilities; limits: ${describeLimits(o.limits)}`);
+    // Everything the sandbox gets is in `in/`, written here by the node; the source tree is unpacked only
+    // inside the sandbox, so no path from the package is ever opened on the host.
+    const input = path.join(work, 'in');
     const out = path.join(work, 'out');
-    await mkdir(top, { recursive: true });
-    await mkdir(out, { recursive: true });
+    await mkdir(input);
+    await mkdir(out);
     const common = [
-      '--define', `_topdir ${inside(top)}`,
-      '--define', `_srcrpmdir ${inside(out)}`,
-      '--define', `_rpmdir ${inside(out)}`,
+      '--define', `_topdir ${SANDBOX_WORK}/top`,
+      '--define', `_srcrpmdir ${SANDBOX_WORK}/out`,
+      '--define', `_rpmdir ${SANDBOX_WORK}/out`,
       ...deterministicDefines(),
     ];
     let command: string[];
-    let cwd = SANDBOX_WORK;
     if (t.kind === 'srpm') {
-      const tree = path.join(work, 'tree');
-      await mkdir(tree);
-      const archive = path.join(work, 'source.tar');
+      const archive = path.join(input, 'source.tar');
       await o.api.download(t.archiveUrl, archive);
-      await extractTar(createReadStream(archive), tree);
-      await rm(archive);
-      await fetchLookaside(o.api, tree, say);
-      const specPath = findSpec(await listTree(tree), t.source.name) ?? t.specPath;
-      const sourceDir = path.dirname(specPath) === 'SPECS' ? path.join(tree, 'SOURCES') : tree;
-      await mkdir(sourceDir, { recursive: true });
-      command = ['rpmbuild', '-bs', ...common, '--define', `_sourcedir ${inside(sourceDir)}`, '--define', `_specdir ${inside(path.dirname(path.join(tree, specPath)))}`, inside(path.join(tree, specPath))];
-      cwd = inside(tree);
+      const index = await indexTar(createReadStream(archive), (f) => lookasideFiles([f]).length > 0, 4 * 1024 * 1024);
+      const lookaside: LookasideEntry[] = [];
+      for (const meta of lookasideFiles(index.files)) lookaside.push(...parseLookasideMetadata(index.contents.get(meta) ?? ''));
+      for (const e of lookaside) {
+        const link = linkOnLookasidePath(e.path, index.symlinks);
+        if (link !== null) {
+          const reason = `the source tree has a symbolic link ${link} on the path of lookaside file ${e.path}; refusing to place it`;
+          say(reason);
+          return { outcome: { kind: 'failure', code: 'LOOKASIDE_PATH_UNSAFE', reason }, result: { buildroot } };
+        }
+      }
+      if (lookaside.length > 0) await mkdir(path.join(input, 'lookaside'));
+      for (const e of lookaside) {
+        await o.api.download(`/api/v1/lookaside/${e.sha256}`, path.join(input, 'lookaside', e.sha256), e.sha256);
+        say(`lookaside ${e.path} sha256 ${e.sha256} verified`);
+      }
+      const specPath = findSpec(index.files, t.source.name) ?? t.specPath;
+      const specDir = path.posix.dirname(specPath);
+      const sourceDir = specDir === 'SPECS' ? 'tree/SOURCES' : 'tree';
+      const rpmbuild = ['rpmbuild', '-bs', ...common, '--define', `_sourcedir ${SANDBOX_WORK}/${sourceDir}`, '--define', `_specdir ${path.posix.join(SANDBOX_WORK, 'tree', specDir)}`, path.posix.join(SANDBOX_WORK, 'tree', specPath)];
+      say(`$ ${rpmbuild.join(' ')}`);
+      command = ['bash', '-c', UNPACK_TREE, 'lenix-unpack', sourceDir, ...lookaside.flatMap((e) => [e.sha256, e.path]), '--', ...rpmbuild];
     } else {
       if (!t.srpm) return { outcome: { kind: 'failure', code: 'SRPM_MISSING', reason: 'binary task without an SRPM' }, result: null };
-      const srpm = path.join(work, t.srpm.name);
-      await o.api.download(t.srpm.url, srpm, t.srpm.sha256);
-      say(`SRPM ${t.srpm.name} sha256 ${t.srpm.sha256} verified`);
+      const name = parsePlainName(t.srpm.name);
+      await o.api.download(t.srpm.url, path.join(input, name), t.srpm.sha256);
+      say(`SRPM ${name} sha256 ${t.srpm.sha256} verified`);
       // BuildRequires are not installed on this host's rpm database (Debian hosts have none); the toolchain
       // is the host's, recorded in the buildroot record. EL hosts can use mock as the sandbox backend instead.
-      command = ['rpmbuild', '--rebuild', '--nodeps', ...common, ...(t.arch === 'noarch' ? [] : ['--target', t.arch]), inside(srpm)];
+      command = ['rpmbuild', '--rebuild', '--nodeps', ...common, ...(t.arch === 'noarch' ? [] : ['--target', t.arch]), `${SANDBOX_WORK}/in/${name}`];
+      say(`$ ${command.join(' ')}`);
     }
-    say(`$ ${command.join(' ')}`);
     const result = await runSandboxed({
+      identity: o.identity,
+      limits: o.limits,
+      inside: 'user',
       command,
-      workDir: work,
-      cwd,
       env: {
         PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
-        HOME: homedir(),
+        HOME: SANDBOX_WORK,
+        USER: 'builder',
         LANG: 'C.UTF-8',
         LC_ALL: 'C.UTF-8',
         TZ: 'UTC',
@@ -122,26 +136,24 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
         TMPDIR: '/tmp',
       },
       hostname: BUILD_HOSTNAME,
-      hide: [...o.hide, homedir()],
-      timeoutMs: o.timeoutMs,
-      memoryBytes: o.memoryBytes,
+      inputDir: input,
+      output: { from: `${SANDBOX_WORK}/out`, to: out, accept: (f) => f.endsWith('.rpm') && (t.kind === 'srpm') === f.endsWith('.src.rpm') },
       onOutput: (c) => ctx.log.write(c),
       signal: ctx.signal,
     });
-    const failure = describeFailure(result, o.timeoutMs);
+    const failure = describeFailure(result, o.limits);
     if (failure) {
       say(failure.reason);
       return { outcome: { kind: 'failure', code: failure.code, reason: failure.reason }, result: { buildroot } };
     }
-    const files = (await listTree(out)).filter((f) => f.endsWith('.rpm'));
-    const wanted = t.kind === 'srpm' ? files.filter((f) => f.endsWith('.src.rpm')) : files.filter((f) => !f.endsWith('.src.rpm'));
+    const wanted = result.kind === 'exited' ? result.outputs : [];
     if (wanted.length === 0) {
       say('rpmbuild succeeded but produced no package');
       return { outcome: { kind: 'failure', code: 'NO_PACKAGES', reason: 'rpmbuild produced no package' }, result: { buildroot } };
     }
-    for (const f of wanted.sort()) {
-      const up = await ctx.upload(path.join(out, f), { name: path.basename(f), kind: t.kind === 'srpm' ? 'srpm' : 'rpm' });
-      say(`uploaded ${path.basename(f)} sha256 ${up.sha256} (${up.size} bytes)`);
+    for (const f of wanted) {
+      const up = await ctx.upload(path.join(out, f), { name: f, kind: t.kind === 'srpm' ? 'srpm' : 'rpm' });
+      say(`uploaded ${f} sha256 ${up.sha256} (${up.size} bytes)`);
     }
     say('done');
     return { outcome: { kind: 'success' }, result: { buildroot } };
@@ -150,32 +162,36 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
   }
 }
 
-function describeFailure(r: SandboxResult, timeoutMs: number): { code: string; reason: string } | null {
+/**
+ * Runs inside the sandbox before rpmbuild: unpack the source archive, put each lookaside file at its path
+ * (the node already refused trees with a link on such a path), then run the rest of the arguments in the tree.
+ * Arguments: the folder for sources, then pairs of sha256 and path, then `--` and the command.
+ */
+const UNPACK_TREE = String.raw`set -eu
+mkdir -p tree
+tar -x --no-same-owner -f in/source.tar -C tree
+sources=$1; shift
+mkdir -p "$sources"
+while [ "$1" != "--" ]; do
+  mkdir -p "tree/$(dirname -- "$2")"
+  cp -- "in/lookaside/$1" "tree/$2"
+  shift 2
+done
+shift
+cd tree
+exec "$@"
+`;
+
+function describeFailure(r: SandboxResult, limits: SandboxLimits): { code: string; reason: string } | null {
   switch (r.kind) {
     case 'exited':
-      return r.code === 0 ? null : { code: 'BUILD_FAILED', reason: `rpmbuild exited with status ${r.code}` };
+      if (r.code === 0) return null;
+      if (r.diskFull) return { code: 'BUILD_DISK_FULL', reason: `rpmbuild exited with status ${r.code} after the work folder reached its limit of ${Math.round(limits.diskBytes / 1024 ** 2)} MiB` };
+      return { code: 'BUILD_FAILED', reason: `rpmbuild exited with status ${r.code}` };
     case 'killed':
-      if (r.why === 'timeout') return { code: 'BUILD_TIMEOUT', reason: `build killed after the wall-clock limit of ${Math.round(timeoutMs / 1000)} s` };
+      if (r.why === 'timeout') return { code: 'BUILD_TIMEOUT', reason: `build killed after the wall-clock limit of ${Math.round(limits.timeoutMs / 1000)} s` };
       if (r.why === 'cancelled') return { code: 'CANCELLED', reason: 'build cancelled; process tree killed' };
+      if (r.why === 'log-limit') return { code: 'BUILD_LOG_LIMIT', reason: `build stopped: its log passed the limit of ${Math.round(limits.logBytes / 1024 ** 2)} MiB` };
       return { code: 'BUILD_KILLED', reason: `rpmbuild was killed by ${r.signal ?? 'a signal'} (memory limit?)` };
   }
-}
-
-/** Tarballs listed in `.NAME.metadata` come from the server's lookaside area, verified by digest. */
-async function fetchLookaside(api: ApiClient, tree: string, say: (line: string) => void): Promise<void> {
-  const top = await readdir(tree);
-  for (const meta of lookasideFiles(top)) {
-    const entries = parseLookasideMetadata(await readFile(path.join(tree, meta), 'utf8'));
-    for (const e of entries) {
-      const dest = path.join(tree, e.path);
-      await mkdir(path.dirname(dest), { recursive: true });
-      await api.download(`/api/v1/lookaside/${e.sha256}`, dest, e.sha256);
-      say(`lookaside ${e.path} sha256 ${e.sha256} verified`);
-    }
-  }
-}
-
-async function listTree(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)));
 }

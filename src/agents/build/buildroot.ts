@@ -75,7 +75,7 @@ export async function describeBuildroot(arch: string): Promise<BuildrootRecord> 
     tools,
     packageManager,
     packages: packages.sort((a, b) => a.name.localeCompare(b.name)),
-    sandbox: 'bubblewrap: no network, read-only host, private /tmp /var/tmp /run, new PID/IPC/UTS namespaces',
+    sandbox: 'bubblewrap as an unprivileged user: user, PID, network, IPC and UTS namespaces; only /usr and a generated /etc of the host, read-only; a size-limited tmpfs work folder',
   };
 }
 

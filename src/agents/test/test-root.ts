@@ -1,7 +1,9 @@
 /**
- * The script that runs inside the tester's sandbox (bash, as root in a private mount namespace with no
- * network). Inputs come from the environment: W (work folder), PACKAGES (NEVRAs under test), TESTS (files in
- * tests/), RPMLINT_CONFIG. Each stage prints `@@LENIX-STAGE name` and ends with one
+ * The script that runs inside the tester's sandbox (bash, as root of the sandbox's own user namespace: its
+ * capabilities reach nothing outside, and its ids map to an unprivileged host user). The tester's files are in
+ * $W/in (signed packages, keys, the host-base repository, the source archive, repository files). Inputs come
+ * from the environment: W (work folder), PACKAGES (NEVRAs under test), TESTS (files in tests/), TARGET_REPO
+ * (non-empty when the target repository's snapshot is in in/target), RPMLINT_CONFIG. Each stage prints `@@LENIX-STAGE name` and ends with one
  * `@@LENIX-RESULT name passed|failed|skipped detail` line, which parseStages() reads back.
  */
 export function testRootScript(): string {
@@ -10,10 +12,15 @@ set -uo pipefail
 ROOT="$W/root"
 stage() { echo "@@LENIX-STAGE $1"; }
 result() { echo "@@LENIX-RESULT $1 $2 $3"; }
-DNF=(dnf -y --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/repos.d" --setopt=cachedir="$W/cache"
+DNF=(dnf -y --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/repos.d" --setopt=cachedir="$W/cache"
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
 
 stage root
+for r in "$W/in/repo" ${"$"}{TARGET_REPO:+"$W/in/target"}; do
+  if ! createrepo_c --quiet --no-database "$r"; then result root failed "createrepo_c refused the packages"; exit 0; fi
+done
+mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
+echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
 mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work"
 if ! mount -t overlay overlay -o "lowerdir=/usr,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
   result root failed "cannot mount an overlay of /usr"; exit 0
@@ -66,8 +73,8 @@ if [ $rc -ne 0 ]; then result remove failed "dnf remove exited $rc"; else result
 stage rpmlint
 # rpmlint checks signatures against an rpm database: give it one that knows the signing key.
 mkdir -p "$W/lint-home" && echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
-rpmkeys --dbpath "$W/lintdb" --import "$W/key.asc"
-out=$(HOME="$W/lint-home" rpmlint -c "$RPMLINT_CONFIG" "$W"/repo/*.rpm 2>&1); rc=$?
+rpmkeys --dbpath "$W/lintdb" --import "$W/in/key.asc"
+out=$(HOME="$W/lint-home" rpmlint -c "$RPMLINT_CONFIG" "$W"/in/repo/*.rpm 2>&1); rc=$?
 echo "$out"
 errors=$(echo "$out" | grep -cE ': E: ' || true); warnings=$(echo "$out" | grep -cE ': W: ' || true)
 if [ "$errors" -gt 0 ]; then result rpmlint failed "$errors errors, $warnings warnings";

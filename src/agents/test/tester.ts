@@ -1,27 +1,25 @@
-import { execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { parsePlainName } from '../../core/ids.js';
 import type { TestTaskPayload } from '../../core/protocol.js';
-import { extractTar } from '../../intake/tar.js';
-import { runSandboxed } from '../../rpm/sandbox.js';
+import { indexTar } from '../../intake/tar.js';
+import { describeIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
+import { SANDBOX_WORK, describeLimits, runSandboxed, type SandboxLimits } from '../../rpm/sandbox.js';
 import type { AgentClient, ApiClient } from '../kit/client.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
 import { buildHostBase } from './host-base.js';
 import { parseStages, testRootScript, type StageResult } from './test-root.js';
-
-const run = promisify(execFile);
 
 export interface TesterOptions {
   readonly client: AgentClient;
   readonly api: ApiClient;
   readonly name: string;
   readonly workRoot: string;
-  readonly hide: readonly string[];
-  readonly timeoutMs: number;
+  /** Who package code runs as on this host: "root" of a user namespace mapped to this unprivileged user. */
+  readonly identity: SandboxIdentity;
+  readonly limits: SandboxLimits;
   readonly rpmlintConfig: string;
   readonly log: Logger;
   readonly stop: AbortSignal;
@@ -37,7 +35,6 @@ export interface TesterOptions {
  */
 export async function runTester(o: TesterOptions): Promise<void> {
   await mkdir(o.workRoot, { recursive: true, mode: 0o700 });
-  if (process.getuid?.() !== 0) throw new Error('the Debian-host tester needs root (it mounts an overlay root in a private namespace)');
   const hostBase = await buildHostBase(o.workRoot);
   const jobs = Math.max(1, o.jobs ?? 1);
   await Promise.all(
@@ -61,20 +58,23 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
   const work = await mkdtemp(path.join(o.workRoot, `test-${t.taskId}-`));
   try {
-    const repo = path.join(work, 'repo');
-    await mkdir(repo);
+    // Everything the test root gets is written into `in/` by the tester and streamed into the sandbox; the
+    // package's tree is unpacked only inside it.
+    const input = path.join(work, 'in');
+    const repo = path.join(input, 'repo');
+    await mkdir(repo, { recursive: true });
     const binaries = t.packages.filter((p) => p.kind === 'rpm');
     if (binaries.length === 0) return { outcome: { kind: 'failure', code: 'NO_PACKAGES', reason: 'no signed binary packages to test' }, result: null };
     for (const p of binaries) {
       await o.api.download(p.url, path.join(repo, parsePlainName(p.name)), p.sha256);
       say(`${p.name}: sha256 ${p.sha256} verified`);
     }
-    await o.api.download(t.publicKeyUrl, path.join(work, 'key.asc'));
+    await o.api.download(t.publicKeyUrl, path.join(input, 'key.asc'));
     // The target repository's current snapshot, so that dependencies on packages already released there
     // resolve (verified by digest, cached by digest across runs, checked by dnf against the repository keys).
-    const targetRepo = path.join(work, 'target');
     const targetKeys: string[] = [];
     if (t.target && t.target.packages.length > 0) {
+      const targetRepo = path.join(input, 'target');
       await mkdir(targetRepo);
       const cache = path.join(o.workRoot, 'cache');
       await mkdir(cache, { recursive: true });
@@ -84,92 +84,81 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
         await copyFile(cached, path.join(targetRepo, parsePlainName(p.name)));
       }
       for (const [i, url] of t.target.keyUrls.entries()) {
-        const file = path.join(work, `target-key-${i}.asc`);
-        await o.api.download(url, file);
-        targetKeys.push(`file://${file}`);
+        await o.api.download(url, path.join(input, `target-key-${i}.asc`));
+        targetKeys.push(`file://${SANDBOX_WORK}/in/target-key-${i}.asc`);
       }
       say(`target repository ${t.target.name}: ${t.target.packages.length} packages from its current snapshot`);
     }
-    for (const r of targetKeys.length > 0 ? [repo, targetRepo] : [repo]) {
-      await run('createrepo_c', ['--quiet', '--no-database', r]);
-    }
+    await cp(hostBase, path.join(input, 'host-base'), { recursive: true });
+    await copyFile(o.rpmlintConfig, path.join(input, 'rpmlint.toml'));
 
-    // The package's own tests: tests/ at the build's commit.
-    const tree = path.join(work, 'tree');
-    await mkdir(tree);
-    const archive = path.join(work, 'source.tar');
+    // The package's own tests: tests/ at the build's commit (named from the archive's index, unpacked inside).
+    const archive = path.join(input, 'source.tar');
     await o.api.download(t.archiveUrl, archive);
-    await extractTar(createReadStream(archive), tree);
-    const testsDir = path.join(tree, 'tests');
-    const tests = existsSync(testsDir) ? (await readdir(testsDir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort() : [];
+    const index = await indexTar(createReadStream(archive), () => false);
+    const tests = index.files.filter((f) => /^tests\/[^/]+$/.test(f)).map((f) => f.slice('tests/'.length)).filter((f) => /^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(f)).sort();
     say(tests.length > 0 ? `package tests: ${tests.join(', ')}` : 'package tests: none (no tests/ folder)');
 
-    await mkdir(path.join(work, 'home'));
-    // rpm's database inside the root at /var/lib/rpm (Debian's default is per-user; see gotchas).
-    await writeFile(path.join(work, 'home', '.rpmmacros'), '%_dbpath /var/lib/rpm\n');
-    await mkdir(path.join(work, 'repos.d'));
+    const inside = (f: string) => `${SANDBOX_WORK}/in/${f}`;
+    await mkdir(path.join(input, 'repos.d'));
     await writeFile(
-      path.join(work, 'repos.d', 'lenix-test.repo'),
+      path.join(input, 'repos.d', 'lenix-test.repo'),
       [
         '[lenix-build]',
         `name=Build ${t.buildId} (signed)`,
-        `baseurl=file://${repo}`,
+        `baseurl=file://${inside('repo')}`,
         'gpgcheck=1',
         'repo_gpgcheck=0',
-        `gpgkey=file://${path.join(work, 'key.asc')}`,
+        `gpgkey=file://${inside('key.asc')}`,
         '',
         ...(targetKeys.length > 0
-          ? [`[lenix-target]`, `name=Target repository ${t.target!.name}`, `baseurl=file://${targetRepo}`, 'gpgcheck=1', 'repo_gpgcheck=0', `gpgkey=${targetKeys.join(' ')}`, '']
+          ? [`[lenix-target]`, `name=Target repository ${t.target!.name}`, `baseurl=file://${inside('target')}`, 'gpgcheck=1', 'repo_gpgcheck=0', `gpgkey=${targetKeys.join(' ')}`, '']
           : []),
         '[lenix-host-base]',
         'name=What the host offers',
-        `baseurl=file://${hostBase}`,
+        `baseurl=file://${inside('host-base')}`,
         'gpgcheck=0',
         '',
       ].join('\n'),
     );
+    await writeFile(path.join(input, 'test-root.sh'), testRootScript());
     const names = binaries.map((p) => p.name.replace(/\.rpm$/, ''));
-    const script = path.join(work, 'test-root.sh');
-    await writeFile(script, testRootScript());
-    await chmod(script, 0o755);
+    say(`sandbox: root of its own user namespace = ${describeIdentity(o.identity)}; limits: ${describeLimits(o.limits)}`);
     let output = '';
     const result = await runSandboxed({
-      command: ['bash', script],
-      workDir: work,
-      mountWorkAt: work,
-      cwd: work,
+      identity: o.identity,
+      limits: o.limits,
+      inside: 'root',
+      command: ['bash', inside('test-root.sh')],
       env: {
         PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        HOME: path.join(work, 'home'),
+        HOME: `${SANDBOX_WORK}/home`,
         LANG: 'C.UTF-8',
         LC_ALL: 'C.UTF-8',
-        W: work,
+        W: SANDBOX_WORK,
         PACKAGES: names.join(' '),
         TESTS: tests.join(' '),
-        RPMLINT_CONFIG: o.rpmlintConfig,
+        TARGET_REPO: targetKeys.length > 0 ? '1' : '',
+        RPMLINT_CONFIG: inside('rpmlint.toml'),
       },
       hostname: 'lenix-test',
-      hide: o.hide,
-      timeoutMs: o.timeoutMs,
-      memoryBytes: 8 * 1024 ** 3,
+      inputDir: input,
       onOutput: (c) => {
         ctx.log.write(c);
         if (output.length < 4 * 1024 * 1024) output += c.toString('utf8');
       },
       signal: ctx.signal,
-      // A private mount namespace where an overlay can be mounted and chroot used; still no network and a
-      // read-only view of the host outside the work folder.
-      extra: ['--ro-bind', hostBase, hostBase, '--ro-bind', o.rpmlintConfig, o.rpmlintConfig, ...['SYS_ADMIN', 'SYS_CHROOT', 'DAC_OVERRIDE', 'CHOWN', 'FOWNER', 'FSETID', 'SETUID', 'SETGID', 'MKNOD', 'SETFCAP'].flatMap((c) => ['--cap-add', `CAP_${c}`])],
     });
     const stages: StageResult[] = parseStages(output);
     if (result.kind === 'killed') {
-      return { outcome: { kind: 'failure', code: result.why === 'timeout' ? 'TEST_TIMEOUT' : 'CANCELLED', reason: `test root ${result.why}` }, result: { stages } };
+      const code = result.why === 'timeout' ? 'TEST_TIMEOUT' : result.why === 'log-limit' ? 'TEST_LOG_LIMIT' : result.why === 'cancelled' ? 'CANCELLED' : 'TEST_KILLED';
+      return { outcome: { kind: 'failure', code, reason: `test root ${result.why === 'log-limit' ? 'stopped: its log passed the limit' : result.why}` }, result: { stages } };
     }
     const failed = stages.filter((s) => s.outcome === 'failed');
     if (failed.length > 0 || result.code !== 0) {
       const reason = failed.map((s) => `${s.name}: ${s.detail}`).join('; ') || `test script exited ${result.code}`;
       say(`FAILED ${reason}`);
-      return { outcome: { kind: 'failure', code: 'TESTS_FAILED', reason: reason.slice(0, 2000) }, result: { stages } };
+      return { outcome: { kind: 'failure', code: result.diskFull ? 'TEST_DISK_FULL' : 'TESTS_FAILED', reason: reason.slice(0, 2000) }, result: { stages } };
     }
     say(`passed: ${stages.map((s) => `${s.name} ${s.outcome}`).join(', ')}`);
     return { outcome: { kind: 'success' }, result: { stages } };

@@ -152,6 +152,8 @@ export class AgentService {
 
   async appendLog(caller: Caller, leaseId: number, fencingToken: number, offset: number, data: Uint8Array): Promise<number> {
     const { task } = await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, this.deps.clock.now());
+    // Agents cut a flooding build's log themselves; this bounds what a misbehaving agent can make us store.
+    if (offset + data.length > this.deps.config.maxLogBytes) throw new LenixError('LOG_TOO_LARGE', `a task's log is limited to ${this.deps.config.maxLogBytes} bytes`);
     const size = await this.deps.store.appendLog(task.id, offset, data);
     this.deps.notifier.emit(`log:${task.id}`);
     return size;

@@ -1,6 +1,7 @@
 import { LenixError } from '../../core/errors.js';
-import { lookasideFiles, parseLookasideMetadata } from '../../core/lookaside.js';
+import { linkOnLookasidePath, lookasideFiles, parseLookasideMetadata } from '../../core/lookaside.js';
 import { findSpec } from '../../intake/git.js';
+import { resolveSandboxIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
 import { clampPriority } from '../../scheduler/fair-share.js';
 import type { BuildRecord, SourceRecord, TaskRecord } from '../../store/records.js';
 import type { ServerDeps } from '../context.js';
@@ -18,6 +19,9 @@ export interface CreateBuild {
 
 /** Creating builds: everything is checked (ref, spec, lookaside) before anything is written. */
 export class BuildService {
+  /** Who spec parsing runs as (never root), read from the host once. */
+  private identity: Promise<SandboxIdentity> | null = null;
+
   constructor(
     private readonly deps: ServerDeps,
     private readonly sources: SourceService,
@@ -41,16 +45,20 @@ export class BuildService {
     const specPath = findSpec(files, source.name);
     if (!specPath) throw new LenixError('SPEC_NOT_FOUND', `no single spec file at the root or in SPECS/ of ${source.name} at ${commit.sha.slice(0, 12)}`);
 
+    const symlinks = new Set(await mirror.listSymlinks(commit.sha));
     for (const meta of lookasideFiles(files)) {
       const entries = parseLookasideMetadata(await mirror.readFile(commit.sha, meta));
       for (const e of entries) {
+        const link = linkOnLookasidePath(e.path, symlinks);
+        if (link !== null) throw new LenixError('LOOKASIDE_PATH_UNSAFE', `${meta} puts ${e.path} behind the symbolic link ${link} of the source tree`);
         if (!(await this.deps.store.hasLookaside(e.sha256))) {
           throw new LenixError('LOOKASIDE_INVALID', `${meta} names ${e.path} (${e.sha256.slice(0, 12)}…), which is not in the lookaside area; upload it with lenix lookaside upload`);
         }
       }
     }
 
-    const spec = await checkSpec(mirror, commit.sha, specPath, { hide: [this.deps.config.dataDir], timeoutMs: this.deps.config.specCheckTimeoutMs });
+    this.identity ??= resolveSandboxIdentity();
+    const spec = await checkSpec(mirror, commit.sha, specPath, { identity: await this.identity, limits: this.deps.config.specCheckLimits });
     const arches = input.arches && input.arches.length > 0 ? [...new Set(input.arches)] : [...this.deps.config.arches];
     const now = this.deps.clock.now();
     const recorded = await this.deps.store.recordCommit(source.id, commit, now);

@@ -1,0 +1,67 @@
+import { createWriteStream } from 'node:fs';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Parser, create } from 'tar';
+import { LenixError } from '../core/errors.js';
+
+/** An empty tar archive: two zero blocks. */
+const EMPTY_TAR = Buffer.alloc(1024);
+
+/**
+ * Stream a host folder that the agent filled itself into the sandbox as a tar on its stdin. The folder holds
+ * no link from package content (source archives travel as one file, unpacked inside the sandbox).
+ */
+export async function createSandboxInput(dir: string | null, stdin: Writable): Promise<void> {
+  if (dir === null) {
+    stdin.end(EMPTY_TAR);
+    return;
+  }
+  await pipeline(create({ cwd: dir, portable: true, follow: false }, ['.']) as unknown as Readable, stdin);
+}
+
+/** Plain file names only: no path, no dot files, no control characters. */
+const PLAIN = /^[A-Za-z0-9][A-Za-z0-9._+~^-]{0,254}$/;
+
+/**
+ * Read the sandbox's output tar and write its regular files, flat, into `to` (a fresh folder of the agent's).
+ * Links, devices, folders and names that `accept` refuses are skipped; a repeated name or more than `maxBytes`
+ * in all is refused. Files are created exclusively, so nothing already there is followed or replaced.
+ */
+export async function readSandboxOutput(stream: Readable, to: string, accept: (name: string) => boolean, maxBytes: number): Promise<string[]> {
+  const written: string[] = [];
+  const writes: Promise<void>[] = [];
+  let total = 0;
+  let refused: LenixError | null = null;
+  const parser = new Parser({
+    strict: true,
+    onReadEntry: (entry) => {
+      const name = path.posix.basename(entry.path);
+      if ((entry.type !== 'File' && entry.type !== 'OldFile') || !PLAIN.test(name) || !accept(name) || refused) {
+        entry.resume();
+        return;
+      }
+      total += entry.size;
+      if (total > maxBytes) refused = new LenixError('BAD_REQUEST', `the sandbox's outputs exceed ${maxBytes} bytes`);
+      else if (written.includes(name)) refused = new LenixError('BAD_REQUEST', `the sandbox produced ${name} twice`);
+      if (refused) {
+        entry.resume();
+        return;
+      }
+      written.push(name);
+      writes.push(pipeline(entry as unknown as Readable, createWriteStream(path.join(to, name), { flags: 'wx', mode: 0o644 })));
+    },
+  });
+  let received = 0;
+  stream.on('data', (c: Buffer) => (received += c.length));
+  try {
+    await pipeline(stream, parser as unknown as Writable);
+  } catch (err) {
+    // Nothing written to the channel (the run failed, or had no output folder) is no output, not a bad archive.
+    if (received === 0) return [];
+    throw err;
+  }
+  await Promise.all(writes);
+  if (refused) throw refused;
+  return written.sort();
+}
