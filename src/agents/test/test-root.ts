@@ -21,8 +21,12 @@ for r in "$W/in/repo" ${"$"}{TARGET_REPO:+"$W/in/target"}; do
 done
 mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
 echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
-mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work"
-if ! mount -t overlay overlay -o "lowerdir=/usr,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
+# The host's /usr belongs to host users this namespace does not map, so its folders would refuse new entries
+# even to this root. A skeleton of the same folders, owned here, lies over it: merged folders take their owner
+# from the topmost layer, so packages can add files anywhere in /usr, while the host's files stay read-only.
+mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work" "$W/ovl/skel"
+(cd /usr && find . -xdev -type d -print0 | (cd "$W/ovl/skel" && xargs -0 mkdir -p))
+if ! mount -t overlay overlay -o "lowerdir=$W/ovl/skel:/usr,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
   result root failed "cannot mount an overlay of /usr"; exit 0
 fi
 for d in bin lib lib64 sbin; do [ -e "/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
