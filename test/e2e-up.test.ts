@@ -437,7 +437,7 @@ describe('lenix up, end to end', () => {
     }
   });
 
-  test('sandbox: no network, no writes to $HOME, no view of the server data folder', async () => {
+  test('sandbox: no network, no writes to the host home folder, no view of the server data folder', async () => {
     const hits: string[] = [];
     const listener = net.createServer((s) => {
       hits.push('connection');
@@ -449,7 +449,7 @@ describe('lenix up, end to end', () => {
     const db = path.join(dir, 'data', 'server', 'lenix.db');
     const cases: [string, string, RegExp][] = [
       ['net', `bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}' || { echo "SANDBOX-CHECK: tcp connect to 127.0.0.1:${port} failed"; exit 1; }`, /SANDBOX-CHECK: tcp connect/],
-      ['home', `touch "$HOME/lenix-sandbox-escape" || { echo "SANDBOX-CHECK: cannot write to HOME=$HOME"; exit 1; }`, /SANDBOX-CHECK: cannot write to HOME/],
+      ['home', `touch "${home}/lenix-sandbox-escape" || { echo "SANDBOX-CHECK: cannot write to ${home}"; exit 1; }`, /SANDBOX-CHECK: cannot write to/],
       ['data', `test -r ${db} && cat ${db} > /dev/null || { echo "SANDBOX-CHECK: cannot read ${db}"; exit 1; }`, /SANDBOX-CHECK: cannot read/],
     ];
     try {
