@@ -70,7 +70,12 @@ function program(state: { code: number }): Command {
     .option('--sbom-supplier <name>', 'supplier named in SBOMs', DEFAULT_CONFIG.sbomSupplier)
     .option('--sbom-vendor <ns>', 'purl namespace in SBOMs for repositories that set none', DEFAULT_CONFIG.sbomVendor)
     .option('--sbom-distro <id>', 'purl distro qualifier in SBOMs for repositories that set none', DEFAULT_CONFIG.sbomDistro)
-    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string; witness?: string[]; sbomSupplier: string; sbomVendor: string; sbomDistro: string }) => {
+    .option('--spec-timeout <seconds>', 'wall-clock limit of the sandboxed spec parse at build creation', String(DEFAULT_CONFIG.specCheckLimits.timeoutMs / 1000))
+    .option('--max-log <mib>', 'log bytes kept per task', String(DEFAULT_CONFIG.maxLogBytes / 1024 ** 2))
+    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string; witness?: string[]; sbomSupplier: string; sbomVendor: string; sbomDistro: string; specTimeout: string; maxLog: string }) => {
+      const specTimeout = Number(o.specTimeout);
+      const maxLog = Number(o.maxLog);
+      if (!(specTimeout >= 1) || !(maxLog >= 1)) throw new LenixError('BAD_REQUEST', '--spec-timeout and --max-log must be numbers ≥ 1');
       const server = await startServer({
         dataDir: path.resolve(o.data),
         database: o.database ?? process.env['LENIX_DATABASE'],
@@ -78,7 +83,7 @@ function program(state: { code: number }): Command {
         port: Number(o.port),
         arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
         adminTokenFile: o.adminTokenFile,
-        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000, witnesses: o.witness ?? [], sbomSupplier: o.sbomSupplier, sbomVendor: o.sbomVendor.toLowerCase(), sbomDistro: o.sbomDistro },
+        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000, witnesses: o.witness ?? [], sbomSupplier: o.sbomSupplier, sbomVendor: o.sbomVendor.toLowerCase(), sbomDistro: o.sbomDistro, specCheckLimits: { ...DEFAULT_CONFIG.specCheckLimits, timeoutMs: specTimeout * 1000 }, maxLogBytes: Math.round(maxLog * 1024 ** 2) },
       });
       process.stdout.write(`lenix server listening on ${server.url}\n`);
       await waitForSignal();

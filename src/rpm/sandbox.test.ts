@@ -152,7 +152,7 @@ describe('the sandbox, run for real', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    const { r, out } = await sandbox(`timeout -s KILL 3 bash -c 'b() { b | b & }; b; wait' ${marker} 2>/dev/null; echo bomb-over`);
+    const { r, out } = await sandbox(`timeout -s KILL 3 bash -c 'b() { b | b & }; b; while [ $SECONDS -lt 30 ]; do :; done' ${marker} 2>/dev/null; echo bomb-over`);
     polling = false;
     await poll;
     assert.deepEqual(r, { kind: 'exited', code: 0, diskFull: false, outputs: [] });

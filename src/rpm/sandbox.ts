@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { lstatSync, readlinkSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
+import { enterCgroup, pidsCgroup, type PidsCgroup } from './sandbox-cgroup.js';
 import { createSandboxInput, readSandboxOutput } from './sandbox-io.js';
 import type { SandboxIdentity } from './sandbox-identity.js';
 
@@ -253,14 +254,17 @@ export function bwrapArgs(run: Pick<SandboxRun, 'identity' | 'limits' | 'inside'
   return { args, etc: files, mapsByAgent };
 }
 
-/** The process that starts bubblewrap: drop to the sandbox user (when root), then the resource limits. */
-export function launcher(identity: SandboxIdentity, limits: SandboxLimits): string[] {
-  const prlimit = ['prlimit', `--as=${limits.memoryBytes}`, `--nproc=${limits.processes}`, `--nofile=${limits.openFiles}`, '--core=0', '--'];
+/**
+ * The process that starts bubblewrap: into the sandbox's own pids cgroup (where there is one), drop to the
+ * sandbox user (when root), then the resource limits. Without a cgroup the process limit is RLIMIT_NPROC.
+ */
+export function launcher(identity: SandboxIdentity, limits: SandboxLimits, cgroup: PidsCgroup | null = null): string[] {
+  const prlimit = ['prlimit', `--as=${limits.memoryBytes}`, ...(cgroup ? [] : [`--nproc=${limits.processes}`]), `--nofile=${limits.openFiles}`, '--core=0', '--'];
   switch (identity.kind) {
     case 'system-user':
-      return ['setpriv', `--reuid=${identity.uid}`, `--regid=${identity.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--', ...prlimit];
+      return [...enterCgroup(cgroup), 'setpriv', `--reuid=${identity.uid}`, `--regid=${identity.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--', ...prlimit];
     case 'current-user':
-      return prlimit;
+      return [...enterCgroup(cgroup), ...prlimit];
   }
 }
 
@@ -270,9 +274,18 @@ export function subordinateMaps(identity: Extract<SandboxIdentity, { kind: 'syst
   return { uid: `0 ${identity.uid} 1\n1 ${s.uid} ${s.count}\n`, gid: `0 ${identity.gid} 1\n1 ${s.gid} ${s.count}\n` };
 }
 
-export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
+export async function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
+  const cgroup = await pidsCgroup(run.limits.processes);
+  try {
+    return await runIn(run, cgroup);
+  } finally {
+    void cgroup?.release();
+  }
+}
+
+function runIn(run: SandboxRun, cgroup: PidsCgroup | null): Promise<SandboxResult> {
   const plan = bwrapArgs(run);
-  const [cmd, ...pre] = launcher(run.identity, run.limits);
+  const [cmd, ...pre] = launcher(run.identity, run.limits, cgroup);
   const stdio: ('pipe' | 'ignore')[] = ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', plan.mapsByAgent ? 'pipe' : 'ignore', plan.mapsByAgent ? 'pipe' : 'ignore', ...plan.etc.map(() => 'pipe' as const)];
   const child = spawn(cmd!, [...pre, BWRAP, ...plan.args], { stdio, detached: true });
   const fd = (n: number) => child.stdio[n] as (Readable & Writable) | null;

@@ -82,6 +82,8 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
       '--define', `_topdir ${SANDBOX_WORK}/top`,
       '--define', `_srcrpmdir ${SANDBOX_WORK}/out`,
       '--define', `_rpmdir ${SANDBOX_WORK}/out`,
+      // rpmbuild opens an rpm database even with --nodeps: an empty one in the work folder, not the host's.
+      '--define', `_dbpath ${SANDBOX_WORK}/rpmdb`,
       ...deterministicDefines(),
     ];
     let command: string[];

@@ -16,6 +16,7 @@ export class LogStreamer {
     private readonly send: (offset: number, data: Uint8Array) => Promise<number>,
     private readonly intervalMs = 250,
     private readonly maxBatch = 256 * 1024,
+    private readonly maxRequest = 1024 * 1024,
   ) {}
 
   write(chunk: Buffer | string): void {
@@ -43,12 +44,15 @@ export class LogStreamer {
   private async sendPending(): Promise<void> {
     while (this.buffered > 0) {
       const taken = this.buffer.length;
-      const data = Buffer.concat(this.buffer);
+      const pending = Buffer.concat(this.buffer);
+      // One request carries at most maxRequest bytes (the server refuses larger chunks), however fast the
+      // log grew while the previous request was in flight.
+      const data = pending.subarray(0, this.maxRequest);
       const offset = this.sent;
       try {
         const size = await this.send(offset, data);
         const accepted = Math.min(data.length, Math.max(0, size - offset));
-        const rest = data.subarray(accepted);
+        const rest = pending.subarray(accepted);
         this.sent = offset + accepted;
         // Chunks written while the request was in flight stay queued behind what was not accepted.
         this.buffer = [...(rest.length > 0 ? [rest] : []), ...this.buffer.slice(taken)];
