@@ -5,18 +5,11 @@ import { pipeline } from 'node:stream/promises';
 import { Parser, create } from 'tar';
 import { LenixError } from '../core/errors.js';
 
-/** An empty tar archive: two zero blocks. */
-const EMPTY_TAR = Buffer.alloc(1024);
-
 /**
  * Stream a host folder that the agent filled itself into the sandbox as a tar on its stdin. The folder holds
  * no link from package content (source archives travel as one file, unpacked inside the sandbox).
  */
-export async function createSandboxInput(dir: string | null, stdin: Writable): Promise<void> {
-  if (dir === null) {
-    stdin.end(EMPTY_TAR);
-    return;
-  }
+export async function createSandboxInput(dir: string, stdin: Writable): Promise<void> {
   await pipeline(create({ cwd: dir, portable: true, follow: false }, ['.']) as unknown as Readable, stdin);
 }
 

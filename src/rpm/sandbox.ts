@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { lstatSync, readlinkSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
-import { enterCgroup, pidsCgroup, type PidsCgroup } from './sandbox-cgroup.js';
 import { createSandboxInput, readSandboxOutput } from './sandbox-io.js';
 import type { SandboxIdentity } from './sandbox-identity.js';
 
@@ -161,9 +160,13 @@ const FD_ETC = 7;
 const WRAPPER = String.raw`set -u
 exec 2>&1
 W=${SANDBOX_WORK}
-out=$1; shift
+out=$1 input=$2 mem=$3 files=$4 procs=$5; shift 5
+# Limits for everything package code starts. Set here, inside the sandbox's own user namespace, RLIMIT_NPROC
+# counts this sandbox's processes only (the kernel counts per user namespace), so a fork bomb cannot starve
+# other sandboxes of the same host user.
+ulimit -S -H -v "$mem" -n "$files" -u "$procs" -c 0 || { echo "lenix: cannot set the sandbox's limits"; exit 125; }
 mkdir -p "$W/in" || exit 125
-if ! tar -x --no-same-owner -C "$W/in" -f -; then echo "lenix: the sandbox could not unpack its inputs"; exit 125; fi
+if [ "$input" = 1 ] && ! tar -x --no-same-owner -C "$W/in" -f -; then echo "lenix: the sandbox could not unpack its inputs"; exit 125; fi
 exec 0</dev/null 5>&- 6>&- 7>&- 8>&- 9>&- 10>&- 11>&- 12>&-
 cd "$W" || exit 125
 "$@" ${FD_OUTPUT}>&- ${FD_STATUS}>&-
@@ -173,7 +176,8 @@ if [ "$rc" -eq 0 ] && [ -n "$out" ]; then
   if [ -d "$out" ]; then tar -C "$out" -cf - . >&${FD_OUTPUT} || rc=126; else echo "lenix: no output folder $out"; fi
 fi
 exec ${FD_OUTPUT}>&-
-avail=$(stat -f -c '%a*%S' /tmp 2>/dev/null) && avail=$(( avail )) || avail=-1
+avail=-1
+[ "$rc" -ne 0 ] && avail=$(stat -f -c '%a*%S' /tmp 2>/dev/null) && avail=$(( avail ))
 echo "rc=$rc avail=$avail" >&${FD_STATUS}
 exit "$rc"
 `;
@@ -187,7 +191,7 @@ export interface BwrapPlan {
 }
 
 /** The bubblewrap command line (pure apart from reading the host's /usr links and /etc names once). */
-export function bwrapArgs(run: Pick<SandboxRun, 'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output'>): BwrapPlan {
+export function bwrapArgs(run: Pick<SandboxRun, 'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir'>): BwrapPlan {
   const { links, etc } = layout();
   const mapsByAgent = run.inside === 'root' && run.identity.kind === 'system-user' && run.identity.subordinate !== null;
   const files = Object.entries(generatedEtc(run.inside));
@@ -249,22 +253,22 @@ export function bwrapArgs(run: Pick<SandboxRun, 'identity' | 'limits' | 'inside'
     WRAPPER,
     'lenix-sandbox',
     run.output?.from ?? '',
+    run.inputDir ? '1' : '0',
+    String(Math.floor(run.limits.memoryBytes / 1024)),
+    String(run.limits.openFiles),
+    String(run.limits.processes),
     ...run.command,
   ];
   return { args, etc: files, mapsByAgent };
 }
 
-/**
- * The process that starts bubblewrap: into the sandbox's own pids cgroup (where there is one), drop to the
- * sandbox user (when root), then the resource limits. Without a cgroup the process limit is RLIMIT_NPROC.
- */
-export function launcher(identity: SandboxIdentity, limits: SandboxLimits, cgroup: PidsCgroup | null = null): string[] {
-  const prlimit = ['prlimit', `--as=${limits.memoryBytes}`, ...(cgroup ? [] : [`--nproc=${limits.processes}`]), `--nofile=${limits.openFiles}`, '--core=0', '--'];
+/** What starts bubblewrap: as root, drop to the sandbox user first (no capability, no supplementary group). */
+export function launcher(identity: SandboxIdentity): string[] {
   switch (identity.kind) {
     case 'system-user':
-      return [...enterCgroup(cgroup), 'setpriv', `--reuid=${identity.uid}`, `--regid=${identity.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--', ...prlimit];
+      return ['setpriv', `--reuid=${identity.uid}`, `--regid=${identity.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
     case 'current-user':
-      return [...enterCgroup(cgroup), ...prlimit];
+      return [];
   }
 }
 
@@ -274,20 +278,11 @@ export function subordinateMaps(identity: Extract<SandboxIdentity, { kind: 'syst
   return { uid: `0 ${identity.uid} 1\n1 ${s.uid} ${s.count}\n`, gid: `0 ${identity.gid} 1\n1 ${s.gid} ${s.count}\n` };
 }
 
-export async function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
-  const cgroup = await pidsCgroup(run.limits.processes);
-  try {
-    return await runIn(run, cgroup);
-  } finally {
-    void cgroup?.release();
-  }
-}
-
-function runIn(run: SandboxRun, cgroup: PidsCgroup | null): Promise<SandboxResult> {
+export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
   const plan = bwrapArgs(run);
-  const [cmd, ...pre] = launcher(run.identity, run.limits, cgroup);
-  const stdio: ('pipe' | 'ignore')[] = ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', plan.mapsByAgent ? 'pipe' : 'ignore', plan.mapsByAgent ? 'pipe' : 'ignore', ...plan.etc.map(() => 'pipe' as const)];
-  const child = spawn(cmd!, [...pre, BWRAP, ...plan.args], { stdio, detached: true });
+  const [cmd, ...pre] = [...launcher(run.identity), BWRAP];
+  const stdio: ('pipe' | 'ignore')[] = [run.inputDir ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', plan.mapsByAgent ? 'pipe' : 'ignore', plan.mapsByAgent ? 'pipe' : 'ignore', ...plan.etc.map(() => 'pipe' as const)];
+  const child = spawn(cmd!, [...pre, ...plan.args], { stdio, detached: true });
   const fd = (n: number) => child.stdio[n] as (Readable & Writable) | null;
 
   let why: 'timeout' | 'cancelled' | 'log-limit' | null = null;
@@ -346,7 +341,7 @@ function runIn(run: SandboxRun, cgroup: PidsCgroup | null): Promise<SandboxResul
   }
 
   // Both settle on their own (a rejection is read after the process closes, never left unhandled).
-  const inputDone = settle(createSandboxInput(run.inputDir ?? null, fd(0)!));
+  const inputDone = settle(run.inputDir ? createSandboxInput(run.inputDir, fd(0)!) : Promise.resolve());
   const outputs = settle(run.output ? readSandboxOutput(fd(FD_OUTPUT)!, run.output.to, run.output.accept, run.limits.diskBytes) : drain(fd(FD_OUTPUT)!));
   let status = '';
   fd(FD_STATUS)!.on('data', (d: Buffer) => {
