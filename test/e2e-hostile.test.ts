@@ -8,19 +8,23 @@ import { after, before, describe, test } from 'node:test';
 import { ApiClient } from '../src/agents/kit/client.js';
 import { LenixError } from '../src/core/errors.js';
 import { generateKey } from '../src/crypto/gpg.js';
-import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
+import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.js';
 
 type Task = { id: number; kind: string; state: string; reasonCode: string | null; reason: string | null };
 type Build = { id: number; state: string; evr: string; reasonCode: string | null; tasks: Task[] };
 
 /** Host paths a hostile package tries to write; none may exist afterwards. */
 const MARKER_DIRS = ['/var/lib', '/etc', '/tmp', '/root'];
+/** The host's secrets that the test plants or that exist anyway; a sandbox must never find one of them. */
+const SECRETS = ['admin.token', 'node.token', 'private-keys-v1.d', 'lenix-hostile-secret.sqlite', 'lenix.db'];
+const secretsFound = (log: string) => [...log.matchAll(/HOSTILE \w+ FOUND (\S+)/g)].map((m) => m[1]!).filter((f) => SECRETS.includes(path.basename(f)));
 
 /**
  * What a hostile package tries, as bash: take the host, read its secrets, reach out, and say what worked.
  * `ESCAPE ...` lines name a real escape (never allowed); `PRIV ...` lines name privileges inside the sandbox's own
- * namespaces (never allowed in a build, expected for the test root's namespaced root); every attempt also
- * leaves markers that the test looks for on the host.
+ * namespaces (never allowed in a build, expected for the test root's namespaced root); `FOUND ...` lines name
+ * files that look like secrets (the sandbox's own rpm databases are *.sqlite too: the test checks that none is
+ * one of the host's); every attempt also leaves markers that the test looks for on the host.
  */
 function attack(where: string, host: { pid: number; port: number; abstract: string }, opts: { unmount: boolean }): string {
   return String.raw`say() { echo "HOSTILE ${where} $*"; }
@@ -31,8 +35,8 @@ mount -t tmpfs lenix /mnt 2>/dev/null && say "PRIV mounted a tmpfs"
 for d in ${MARKER_DIRS.join(' ')}; do
   mkdir -p "$d" 2>/dev/null; echo pwned 2>/dev/null > "$d/lenix-hostile-${where}" && say "wrote $d/lenix-hostile-${where} (in its own view)"
 done
-found=$(find / -path /proc -prune -o \( -name admin.token -o -name node.token -o -name private-keys-v1.d -o -name '*hostile-secret*' -o -name lenix.db \) -print 2>/dev/null | head -5 | tr '\n' ' ')
-[ -n "$found" ] && say "ESCAPE found secrets: $found"
+# Every candidate is named; the test checks that none of them is one of the host's secrets.
+find / -path /proc -prune -o \( -name admin.token -o -name node.token -o -name private-keys-v1.d -o -name '*.sqlite' -o -name lenix.db \) -print 2>/dev/null | head -20 | while read -r f; do say "FOUND $f"; done
 head -c 64 /etc/shadow 2>/dev/null | grep -q . && say "ESCAPE read /etc/shadow: $(head -1 /etc/shadow)"
 kill -0 ${host.pid} 2>/dev/null && say "ESCAPE can signal host process ${host.pid}"
 [ -e /proc/${host.pid}/root/etc ] && say "ESCAPE sees /proc/${host.pid}/root"
@@ -44,7 +48,7 @@ unmounted=0
 for m in $(awk '{print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null && { unmounted=1; say "PRIV unmounted $m"; }; done
 if [ $unmounted = 1 ]; then
   shopt -s globstar dotglob nullglob
-  for f in /**; do case "${"$"}{f##*/}" in admin.token|node.token|private-keys-v1.d|*hostile-secret*|lenix.db) say "ESCAPE found $f after unmounting";; esac; done
+  for f in /**; do case "${"$"}{f##*/}" in admin.token|node.token|private-keys-v1.d|*.sqlite|lenix.db) say "FOUND $f";; esac; done
 fi` : ''}
 say DONE
 true
@@ -62,15 +66,6 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
   const host = { pid: process.pid, port: 0, abstract: `lenix-hostile-${process.pid}-${Date.now()}` };
   const limits = { disk: 64, log: 24, procs: 512 };
 
-  const until = async <T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 240_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await fn();
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
   const getBuild = (id: number) => api.json<Build>('GET', `/api/v1/builds/${id}`);
   const finished = (id: number) => until(`build ${id}`, async () => {
     const b = await getBuild(id);
@@ -151,6 +146,7 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     assert.match(log, /HOSTILE build uid_map: +1000 0 1;/, 'the uid map is in the log');
     assert.match(log, /lenix: sandbox user: uid 1000 inside = host user lenix-build/);
     assert.doesNotMatch(log, /HOSTILE \w+ (ESCAPE|PRIV)/);
+    assert.deepEqual(secretsFound(log), []);
     assert.equal(b.state, 'succeeded', 'the build itself is fine; its attacks all failed');
     assert.deepEqual(hits, [], 'nothing reached the host listeners');
   });
@@ -269,6 +265,7 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     }
     assert.match(log, /HOSTILE pre uid_map: +0 \d+ 1; 1 \d+ \d+;/, 'root inside maps to the unprivileged sandbox user and its subordinate ids');
     assert.doesNotMatch(log, /HOSTILE \w+ ESCAPE/);
+    assert.deepEqual(secretsFound(log), []);
     assert.match(log, /@@LENIX-RESULT tests passed/, 'the run reports what the package did');
     assert.deepEqual(hits, []);
     // The pipeline still works: the signer and tester take the next package.

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ApiClient } from '../src/agents/kit/client.js';
 import { generateKey } from '../src/crypto/gpg.js';
-import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
+import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
 import { osvErrors } from './support/schemas.js';
 
@@ -54,15 +54,6 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
   const stopSigner = async () => {
     await signer?.stop('SIGTERM');
     signer = null;
-  };
-  const until = async <T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 120_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await fn();
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
   };
   const build = async (name: string) => (await api.json<Build>('POST', '/api/v1/builds', { source: name })).id;
   const getBuild = (id: number) => api.json<Build>('GET', `/api/v1/builds/${id}`);

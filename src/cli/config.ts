@@ -57,3 +57,16 @@ export async function apiClientFor(cmd: Command): Promise<ApiClient> {
   const t = await resolveTarget(cmd.optsWithGlobals<{ server?: string; token?: string }>());
   return new ApiClient(t.server, t.token);
 }
+
+/**
+ * What every agent command starts with: its server and token (`--token-file`, `--token`, `LENIX_TOKEN` or the
+ * config file), and a stop signal for SIGINT/SIGTERM.
+ */
+export async function agentStart(flags: { server?: string; token?: string }, tokenFile: string | undefined, who: string): Promise<{ api: ApiClient; stop: AbortSignal }> {
+  const t = await resolveTarget(flags);
+  const token = tokenFile ? await readTokenFile(tokenFile) : t.token;
+  if (!token) throw new LenixError('UNAUTHENTICATED', `${who} needs --token, --token-file or LENIX_TOKEN`);
+  const stop = new AbortController();
+  for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
+  return { api: new ApiClient(t.server, token), stop: stop.signal };
+}

@@ -10,7 +10,7 @@ import { LenixError } from '../core/errors.js';
 import type { presentBuild, presentSource, presentAgent } from '../server/api/present.js';
 import { hostArch, startServer } from '../server/main.js';
 import { DEFAULT_CONFIG } from '../server/context.js';
-import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
+import { agentStart, apiClientFor } from './config.js';
 import { followLog } from './follow.js';
 import { ago, collect, duration, printJson, table } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
@@ -100,15 +100,9 @@ function program(state: { code: number }): Command {
       .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-node')),
     { timeoutSeconds: 7200 },
   ).action(async (o: LimitFlags & { tokenFile?: string; arch?: string[]; name: string; work: string }, cmd: Command) => {
-    const g = cmd.optsWithGlobals<Global>();
-    const t = await resolveTarget(g);
-    const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
-    if (!token) throw new LenixError('UNAUTHENTICATED', 'a build node needs --token, --token-file or LENIX_TOKEN');
     const limits = limitsFrom(o);
     const identity = await resolveSandboxIdentity();
-    const api = new ApiClient(t.server, token);
-    const stop = new AbortController();
-    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
+    const { api, stop } = await agentStart(cmd.optsWithGlobals<Global>(), o.tokenFile, 'a build node (scope agent:build)');
     await runBuildNode({
       client: new AgentClient(api),
       api,
@@ -118,7 +112,7 @@ function program(state: { code: number }): Command {
       identity,
       limits,
       log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'node', node: o.name } }),
-      stop: stop.signal,
+      stop,
     });
   });
 

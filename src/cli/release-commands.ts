@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { LenixError } from '../core/errors.js';
 import { exportPublicKey, generateKey, listSecretKeys } from '../crypto/gpg.js';
 import type { presentRelease, presentRepo, presentSnapshot } from '../server/api/release-routes.js';
-import { apiClientFor, readTokenFile, resolveTarget } from './config.js';
+import { agentStart, apiClientFor } from './config.js';
 import { ago, collect, printJson, table } from './output.js';
 import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';
 import { addLimitOptions, limitsFrom, type LimitFlags } from './sandbox-options.js';
@@ -38,14 +38,9 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--name <name>', 'signer name', `signer-${os.hostname()}`)
     .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-signer'))
     .action(async (o: { keys: string; tokenFile?: string; name: string; work: string }, cmd: Command) => {
-      const t = await resolveTarget(cmd.optsWithGlobals<Global>());
-      const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
-      if (!token) throw new LenixError('UNAUTHENTICATED', 'the signer needs --token, --token-file or LENIX_TOKEN (scope agent:sign)');
-      const api = new ApiClient(t.server, token);
-      const stop = new AbortController();
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
+      const { api, stop } = await agentStart(cmd.optsWithGlobals<Global>(), o.tokenFile, 'the signer (scope agent:sign)');
       await mkdir(o.work, { recursive: true, mode: 0o700 });
-      await runSigner({ client: new AgentClient(api), api, name: o.name, keysDir: path.resolve(o.keys), workRoot: path.resolve(o.work), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'signer' } }), stop: stop.signal });
+      await runSigner({ client: new AgentClient(api), api, name: o.name, keysDir: path.resolve(o.keys), workRoot: path.resolve(o.work), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'signer' } }), stop });
     });
 
   addLimitOptions(
@@ -59,15 +54,10 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       .option('--jobs <n>', 'test runs at once', '1'),
     { timeoutSeconds: 3600 },
   ).action(async (o: LimitFlags & { tokenFile?: string; name: string; work: string; rpmlintConfig: string; jobs: string }, cmd: Command) => {
-    const t = await resolveTarget(cmd.optsWithGlobals<Global>());
-    const token = o.tokenFile ? await readTokenFile(o.tokenFile) : t.token;
-    if (!token) throw new LenixError('UNAUTHENTICATED', 'the tester needs --token, --token-file or LENIX_TOKEN (scope agent:test)');
     const limits = limitsFrom(o);
     const identity = await resolveSandboxIdentity();
-    const api = new ApiClient(t.server, token);
-    const stop = new AbortController();
-    for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => stop.abort());
-    await runTester({ client: new AgentClient(api), api, name: o.name, workRoot: path.resolve(o.work), identity, limits, rpmlintConfig: path.resolve(o.rpmlintConfig), jobs: Number(o.jobs), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }), stop: stop.signal });
+    const { api, stop } = await agentStart(cmd.optsWithGlobals<Global>(), o.tokenFile, 'the tester (scope agent:test)');
+    await runTester({ client: new AgentClient(api), api, name: o.name, workRoot: path.resolve(o.work), identity, limits, rpmlintConfig: path.resolve(o.rpmlintConfig), jobs: Number(o.jobs), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }), stop });
   });
 
   const keys = p.command('keys').description('OpenPGP signing keys (private ones live only in the signer\'s folder)');

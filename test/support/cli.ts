@@ -124,3 +124,14 @@ echo ok > %{buildroot}/usr/share/${name}/ok
 - Test package
 `;
 }
+
+/** Poll `fn` until it returns a value (every 100 ms), or fail naming `what` after `ms`. */
+export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 120_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -25,7 +25,7 @@ echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
 # even to this root. A skeleton of the same folders, owned here, lies over it: merged folders take their owner
 # from the topmost layer, so packages can add files anywhere in /usr, while the host's files stay read-only.
 mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work" "$W/ovl/skel"
-(cd /usr && find . -xdev -type d -print0 | (cd "$W/ovl/skel" && xargs -0 mkdir -p))
+(cd /usr && find . -xdev -type d -print0 2>/dev/null | (cd "$W/ovl/skel" && xargs -0 mkdir -p))
 if ! mount -t overlay overlay -o "lowerdir=$W/ovl/skel:/usr,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
   result root failed "cannot mount an overlay of /usr"; exit 0
 fi
