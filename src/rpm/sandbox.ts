@@ -87,11 +87,12 @@ const ROOT_CAPS = ['SYS_ADMIN', 'SYS_CHROOT', 'DAC_OVERRIDE', 'DAC_READ_SEARCH',
 
 /**
  * Host files under /etc that tools read and that hold no secret: the alternatives links Debian's /usr/bin
- * points through, rpm and dnf configuration, the dynamic linker's cache, interpreter configuration, libmagic.
- * Whatever is not listed (shadow, ssh, ssl/private, sudoers, machine-id, ...) does not exist inside.
+ * points through, rpm's macros, the dynamic linker's cache, interpreter configuration, libmagic. Whatever is
+ * not listed (shadow, ssh, ssl/private, sudoers, machine-id, dnf and yum configuration with proxy passwords or
+ * repository credentials, ...) does not exist inside.
  */
 const HOST_ETC = [
-  'alternatives', 'rpm', 'dnf', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'perl', 'magic', 'magic.mime', 'mime.types', 'os-release',
+  'alternatives', 'rpm', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'perl', 'magic', 'magic.mime', 'mime.types', 'os-release',
   'debian_version', 'redhat-release', 'system-release', 'system-release-cpe', 'crypto-policies', 'xdg', 'rpmlint', 'pki/rpm-gpg', 'shells',
   'login.defs', 'protocols', 'services',
 ];

@@ -12,7 +12,7 @@ set -uo pipefail
 ROOT="$W/root"
 stage() { echo "@@LENIX-STAGE $1"; }
 result() { echo "@@LENIX-RESULT $1 $2 $3"; }
-DNF=(dnf -y --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/repos.d" --setopt=cachedir="$W/cache"
+DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/repos.d" --setopt=cachedir="$W/cache"
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
 
 stage root

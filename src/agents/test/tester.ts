@@ -122,6 +122,8 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
       ].join('\n'),
     );
     await writeFile(path.join(input, 'test-root.sh'), testRootScript());
+    // dnf's own configuration, not the host's (which may hold proxy passwords or repository credentials).
+    await writeFile(path.join(input, 'dnf.conf'), '[main]\ngpgcheck=1\ninstallonly_limit=3\nclean_requirements_on_remove=True\nbest=True\nskip_if_unavailable=False\n');
     const names = binaries.map((p) => p.name.replace(/\.rpm$/, ''));
     say(`sandbox: root of its own user namespace = ${describeIdentity(o.identity)}; limits: ${describeLimits(o.limits)}`);
     let output = '';
