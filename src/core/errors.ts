@@ -52,6 +52,7 @@ export const ERROR_CODES = {
   GIT_FAILED: { status: 422, exit: 6, doc: 'A git operation on the source repository failed (clone, fetch, archive).' },
   ERRATA_INVALID: { status: 422, exit: 6, doc: 'An advisory field is wrong: unknown type, missing or unknown severity, a malformed CVE id or link, a duplicate package.' },
   ERRATA_PACKAGE_UNKNOWN: { status: 422, exit: 6, doc: 'An advisory names a package that is neither in its repository nor built by Lenix (dnf matches advisories by exact NEVRA).' },
+  PACKAGE_MISMATCH: { status: 422, exit: 6, doc: 'An uploaded package is not one the task makes: its file name differs from its NEVRA, it is not built from the build\'s SRPM, its name is not declared by the spec, its arch is not the task\'s, or its version is not the spec\'s. Nothing is recorded.' },
   NOT_AN_RPM: { status: 422, exit: 6, doc: 'The bytes are not an RPM package (bad lead or header magic, or truncated).' },
   KEY_INVALID: { status: 422, exit: 6, doc: 'The uploaded public key is not a single OpenPGP public key that gpg can read.' },
   SIGNATURE_INVALID: { status: 422, exit: 6, doc: 'An uploaded signature or signed package does not verify against the expected public key.' },

@@ -7,6 +7,7 @@ import * as m0004 from './migrations/0004-ledger.js';
 import * as m0005 from './migrations/0005-witnesses.js';
 import * as m0006 from './migrations/0006-repo-identity.js';
 import * as m0007 from './migrations/0007-errata.js';
+import * as m0008 from './migrations/0008-declared-packages.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -19,6 +20,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0005-witnesses': m0005,
   '0006-repo-identity': m0006,
   '0007-errata': m0007,
+  '0008-declared-packages': m0008,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {

@@ -21,6 +21,12 @@ export interface CommitRecord {
   readonly subject: string;
 }
 
+/** A binary package a spec declares: its name and `[epoch:]version-release`. */
+export interface DeclaredPackage {
+  readonly name: string;
+  readonly evr: string;
+}
+
 export interface BuildRecord {
   readonly id: number;
   readonly sourceId: number;
@@ -33,6 +39,8 @@ export interface BuildRecord {
   readonly specPath: string;
   readonly packageName: string;
   readonly packageEvr: string;
+  /** Binary packages the spec declares (subpackages included); null for builds made before migration 0008. */
+  readonly declaredPackages: readonly DeclaredPackage[] | null;
   readonly createdBy: string;
   readonly createdAt: number;
   readonly startedAt: number | null;

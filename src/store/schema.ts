@@ -178,6 +178,7 @@ export interface BuildsTable {
   reason_code: string | null;
   reason: string | null;
   target_repo: string | null; // (0003)
+  declared_packages: string | null; // JSON array of {name, evr} the spec declares (0008)
 }
 
 export interface TasksTable {

@@ -19,6 +19,7 @@ import type {
   ArtifactRecord,
   BuildRecord,
   CommitRecord,
+  DeclaredPackage,
   EventRecord,
   LeaseRecord,
   SourceRecord,
@@ -44,6 +45,8 @@ export interface NewBuild {
   readonly specPath: string;
   readonly packageName: string;
   readonly packageEvr: string;
+  /** Binary packages the spec declares; omitted only where no spec was parsed (seeded test data). */
+  readonly declaredPackages?: readonly DeclaredPackage[] | null;
   readonly createdBy: string;
   readonly maxAttempts: number;
   readonly targetRepo?: string | null;
@@ -220,6 +223,7 @@ export class Store {
           spec_path: b.specPath,
           package_name: b.packageName,
           package_evr: b.packageEvr,
+          declared_packages: b.declaredPackages ? json(b.declaredPackages) : null,
           created_by: b.createdBy,
           created_at: now,
           started_at: null,
@@ -926,6 +930,7 @@ function toBuild(
     specPath: r.spec_path,
     packageName: r.package_name,
     packageEvr: r.package_evr,
+    declaredPackages: r.declared_packages === null || r.declared_packages === undefined ? null : parseJson<DeclaredPackage[]>(r.declared_packages, []),
     createdBy: r.created_by,
     createdAt: Number(r.created_at),
     startedAt: numOrNull(r.started_at),

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { refuseUpload } from '../../core/built-package.js';
 import { LenixError } from '../../core/errors.js';
 import type { PackageRef, TaskPayload, TestTaskPayload } from '../../core/protocol.js';
 import { bothSignaturesOk, rpmCheckSignatures } from '../../crypto/gpg.js';
@@ -191,13 +192,22 @@ export class AgentService {
       const epoch = info.epoch ? `${info.epoch}:` : '';
       nevra = `${info.name}-${epoch}${info.version}-${info.release}.${info.arch}`;
       const built = await this.deps.store.listArtifacts(task.buildId);
-      if (q.kind === 'rpm') parentId = built.find((a) => a.kind === 'srpm')?.id ?? null;
+      const srpm = built.find((a) => a.kind === 'srpm');
+      if (q.kind === 'rpm') parentId = srpm?.id ?? null;
+      if (!signed) {
+        // Only what this build makes: its own SRPM, and packages its spec declares, built from that SRPM for
+        // this task's arch, under their NEVRA names (an agent's word about what it built is not enough).
+        const build = await this.deps.store.getBuild(task.buildId);
+        if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} does not exist`);
+        const why = refuseUpload({ fileName: name, ...info }, task, { packageName: build.packageName, packageEvr: build.packageEvr, declaredPackages: build.declaredPackages, srpmName: srpm?.name ?? null });
+        if (why !== null) throw new LenixError('PACKAGE_MISMATCH', why);
+      }
       if (signed) {
         // A signed package must be the signed form of one of this build's packages, and verify against the
         // key the server knows (header v4 and header+payload v3 signatures), before it is recorded.
         const parent = built.find((a) => a.sha256 === q.parent && (a.kind === 'rpm' || a.kind === 'srpm'));
         if (!parent) throw new LenixError('BAD_REQUEST', 'parent must be the sha256 of an unsigned package of this build');
-        if (parent.nevra !== nevra) throw new LenixError('BAD_REQUEST', `signed package is ${nevra}, its parent ${parent.nevra}`);
+        if (parent.nevra !== nevra || parent.name !== name) throw new LenixError('PACKAGE_MISMATCH', `signed package is ${name} (${nevra}), its parent ${parent.name} (${parent.nevra})`);
         const fpr = await this.deps.releases.getSetting('signing_key');
         const key = fpr ? await this.deps.releases.getKey(fpr) : null;
         if (!key) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');

@@ -72,6 +72,7 @@ export class BuildService {
         specPath,
         packageName: spec.name,
         packageEvr: spec.evr,
+        declaredPackages: spec.packages,
         createdBy: input.createdBy,
         maxAttempts: this.deps.config.maxAttempts,
         targetRepo: input.repo ?? null,

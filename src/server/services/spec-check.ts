@@ -5,13 +5,19 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { LenixError } from '../../core/errors.js';
 import type { GitMirror } from '../../intake/git.js';
+import type { DeclaredPackage } from '../../store/records.js';
 import type { SandboxIdentity } from '../../rpm/sandbox-identity.js';
 import { SANDBOX_WORK, runSandboxed, type SandboxLimits } from '../../rpm/sandbox.js';
 
 export interface SpecSummary {
   readonly name: string;
   readonly evr: string;
+  /** The binary packages it declares, subpackages included (what uploads of its builds may be). */
+  readonly packages: readonly DeclaredPackage[];
 }
+
+/** rpm package names: what `Name:` and `%package -n` accept, bounded. */
+const PACKAGE_NAME = /^[A-Za-z0-9_+][A-Za-z0-9._+~^-]{0,254}$/;
 
 /**
  * Parse a spec at a commit before a build is accepted. Spec files are untrusted (`%(...)` and `%{lua:...}`
@@ -35,24 +41,24 @@ export async function checkSpec(mirror: GitMirror, commit: string, specPath: str
       command: [
         'bash',
         '-c',
-        'set -e; mkdir tree; tar -x --no-same-owner -f in/source.tar -C tree; cd tree; exec "$@"',
+        [
+          'set -e; mkdir tree; tar -x --no-same-owner -f in/source.tar -C tree; cd tree',
+          'spec=$1; shift',
+          `rpmspec -q --srpm "$@" --qf 'LENIX:%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}\\n' "$spec"`,
+          `rpmspec -q "$@" --qf 'LENIXPKG:%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}\\n' "$spec"`,
+        ].join('\n'),
         'lenix-spec',
-        'rpmspec',
-        '-q',
-        '--srpm',
+        path.posix.join(tree, specPath),
         '--define',
         `_topdir ${SANDBOX_WORK}`,
         '--define',
         `_sourcedir ${sourceDir}`,
-        '--qf',
-        'LENIX:%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}\\n',
-        path.posix.join(tree, specPath),
       ],
       env: { PATH: '/usr/bin:/bin', HOME: SANDBOX_WORK, LC_ALL: 'C.UTF-8' },
       hostname: 'lenix-spec',
       inputDir: input,
       onOutput: (c) => {
-        if (out.length < 64 * 1024) out += c.toString('utf8');
+        if (out.length < 256 * 1024) out += c.toString('utf8');
       },
     });
     const line = out.split('\n').find((l) => l.startsWith('LENIX:'));
@@ -60,14 +66,25 @@ export async function checkSpec(mirror: GitMirror, commit: string, specPath: str
       const why = out
         .split('\n')
         .map((l) => l.trim())
-        .filter((l) => l && !l.startsWith('LENIX:'))
+        .filter((l) => l && !/^LENIX(PKG)?:/.test(l))
         .pop();
       throw new LenixError('SPEC_INVALID', `${specPath} does not parse: ${why ?? (result.kind === 'killed' ? `rpmspec ${result.why}` : 'rpmspec failed')}`.slice(0, 1000));
     }
-    const [name, epoch, version, release] = line.slice('LENIX:'.length).split('|');
-    const e = epoch && epoch !== '(none)' ? `${epoch}:` : '';
-    return { name: name!, evr: `${e}${version}-${release}` };
+    const source = nevr(line.slice('LENIX:'.length));
+    const packages = new Map<string, DeclaredPackage>();
+    for (const l of out.split('\n')) if (l.startsWith('LENIXPKG:')) packages.set(nevr(l.slice('LENIXPKG:'.length)).name, nevr(l.slice('LENIXPKG:'.length)));
+    if (packages.size === 0 || packages.size > 1000 || ![...packages.keys()].every((p) => PACKAGE_NAME.test(p))) {
+      throw new LenixError('SPEC_INVALID', `${specPath} declares no usable binary package names`);
+    }
+    return { name: source.name, evr: source.evr, packages: [...packages.values()] };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** `NAME|EPOCH|VERSION|RELEASE` as rpmspec's query format prints it (epoch `(none)` when unset). */
+function nevr(text: string): DeclaredPackage {
+  const [name, epoch, version, release] = text.trim().split('|');
+  const e = epoch && epoch !== '(none)' ? `${epoch}:` : '';
+  return { name: name ?? '', evr: `${e}${version}-${release}` };
 }
