@@ -103,6 +103,41 @@ describe('Master API', () => {
     assert.equal((await http(base, 'GET', '/api/v1/builds')).json.builds.length, before, 'no build was created');
   });
 
+  test('tokens: admins list and revoke them; a revoked agent token fails at once and its lease goes back to the queue', async () => {
+    const repo = path.join(t.dir, 'repos', 'tokened');
+    await gitRepo(repo, { 'tokened.spec': specWith('tokened', 'true') });
+    assert.equal((await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'tokened', url: repo } })).status, 201);
+    const made = await http(base, 'POST', '/api/v1/tokens', { token: admin, json: { name: 'node-revoked', scopes: ['agent:build'], expiresInDays: 30 } });
+    assert.equal(made.status, 201);
+    assert.ok(Date.parse(made.json.expiresAt) > Date.now());
+    const secret = made.json.token as string;
+    const agentId = (await http(base, 'POST', '/api/v1/agent/register', { token: secret, json: { name: 'node-revoked', role: 'build', arches: ['x86_64', 'noarch', 'src'] } })).json.agentId;
+    const built = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'tokened' } });
+    let leased = await http(base, 'POST', '/api/v1/agent/lease', { token: secret, json: { agentId, waitMs: 2000 } });
+    while (leased.json?.task?.buildId !== built.json.id) leased = await http(base, 'POST', '/api/v1/agent/lease', { token: secret, json: { agentId, waitMs: 2000 } });
+    const taskId = leased.json.task.taskId as number;
+
+    const listed = await http(base, 'GET', '/api/v1/tokens', { token: admin });
+    assert.equal(listed.status, 200);
+    const mine = listed.json.tokens.find((x: { name: string }) => x.name === 'node-revoked');
+    assert.deepEqual([mine.scopes, mine.revokedAt, typeof mine.token], [['agent:build'], null, 'undefined'], 'never the secret');
+    assert.equal((await http(base, 'GET', '/api/v1/tokens', { token: buildToken })).status, 403);
+    assert.equal((await http(base, 'DELETE', `/api/v1/tokens/${mine.id}`, { token: buildToken })).status, 403);
+
+    const revoked = await http(base, 'DELETE', `/api/v1/tokens/${mine.id}`, { token: admin });
+    assert.equal(revoked.status, 200, revoked.text);
+    assert.ok(revoked.json.revokedAt);
+    const beat = await http(base, 'POST', `/api/v1/agent/leases/${leased.json.lease.id}/heartbeat`, { token: secret, json: { fencingToken: leased.json.lease.fencingToken } });
+    assert.deepEqual([beat.status, beat.json.code], [401, 'UNAUTHENTICATED'], 'refused at once, not after a cache time');
+    assert.equal((await http(base, 'GET', `/api/v1/tasks/${taskId}`)).json.state, 'queued', 'its task is back in the queue');
+    assert.deepEqual([(await http(base, 'DELETE', '/api/v1/tokens/999999', { token: admin })).json.code], ['TOKEN_NOT_FOUND']);
+    for (const name of ['bad\u0000name', 'evil\u202Egnp.exe', 'tab\tname']) {
+      const r = await http(base, 'POST', '/api/v1/tokens', { token: admin, json: { name, scopes: ['maintainer'] } });
+      assert.deepEqual([r.status, r.json.code], [400, 'BAD_REQUEST'], JSON.stringify(name));
+    }
+    await http(base, 'POST', `/api/v1/builds/${built.json.id}/cancel`, { token: admin });
+  });
+
   test('lookaside uploads are stored by digest and served back verified', async () => {
     const bytes = 'tarball bytes';
     const r = await http(base, 'PUT', '/api/v1/lookaside?name=src-1.0.tar.gz', { token: admin, body: bytes });

@@ -233,15 +233,36 @@ function program(state: { code: number }): Command {
       process.stdout.write(`${r.sha256}  ${r.size} bytes\nadd this line to .NAME.metadata:\n${r.metadataLine}\n`);
     });
 
-  p.command('token')
-    .description('API tokens')
+  const token = p.command('token').description('API tokens (admin)');
+  token
     .command('create <name>')
     .addOption(new Option('--scope <scope>', 'scope (repeatable)').choices(['admin', 'maintainer', 'agent:build', 'agent:sign', 'agent:test']).argParser(collect))
+    .option('--expires-days <n>', 'refuse the token after this many days')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { scope?: string[]; json?: boolean }, cmd: Command) => {
-      const r = await (await client(cmd)).json<{ id: number; token: string; scopes: string[] }>('POST', '/api/v1/tokens', { name, scopes: o.scope ?? ['maintainer'] });
+    .action(async (name: string, o: { scope?: string[]; expiresDays?: string; json?: boolean }, cmd: Command) => {
+      const expiresInDays = o.expiresDays === undefined ? undefined : Number(o.expiresDays);
+      const r = await (await client(cmd)).json<{ id: number; token: string; scopes: string[] }>('POST', '/api/v1/tokens', { name, scopes: o.scope ?? ['maintainer'], expiresInDays });
       if (o.json) return printJson(r);
       process.stdout.write(`${r.token}\n`);
+    });
+  token
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const r = await (await client(cmd)).json<{ tokens: TokenJson[] }>('GET', '/api/v1/tokens');
+      if (o.json) return printJson(r);
+      const state = (t: TokenJson) => (t.revokedAt ? `revoked ${t.revokedAt}` : t.expiresAt ? `expires ${t.expiresAt}` : 'active');
+      process.stdout.write(`${table(r.tokens.map((t) => [String(t.id), t.name, t.scopes.join(','), t.createdAt, state(t)]), ['ID', 'NAME', 'SCOPES', 'CREATED', 'STATE'])}\n`);
+    });
+  token
+    .command('revoke <id>')
+    .description('revoke a token at once; agents holding it lose their leases')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
+      if (!/^\d+$/.test(id)) throw new LenixError('BAD_REQUEST', 'give the token id (lenix token list)');
+      const r = await (await client(cmd)).json<TokenJson>('DELETE', `/api/v1/tokens/${id}`);
+      if (o.json) return printJson(r);
+      process.stdout.write(`token ${r.id} (${r.name}) revoked ${r.revokedAt}\n`);
     });
 
   addReleaseCommands(p, state);
@@ -250,6 +271,15 @@ function program(state: { code: number }): Command {
   addErrataCommands(p);
   addLedgerCommands(p, waitForSignal);
   return p;
+}
+
+interface TokenJson {
+  readonly id: number;
+  readonly name: string;
+  readonly scopes: string[];
+  readonly createdAt: string;
+  readonly expiresAt: string | null;
+  readonly revokedAt: string | null;
 }
 
 function printBuild(b: BuildJson): void {

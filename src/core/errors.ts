@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   TASK_NOT_FOUND: { status: 404, exit: 4, doc: 'No task with that id.' },
   ARTIFACT_NOT_FOUND: { status: 404, exit: 4, doc: 'No artifact or blob with that digest.' },
   ERRATA_NOT_FOUND: { status: 404, exit: 4, doc: 'No advisory with that id.' },
+  TOKEN_NOT_FOUND: { status: 404, exit: 4, doc: 'No token with that id.' },
   AGENT_NOT_FOUND: { status: 404, exit: 4, doc: 'No agent with that id.' },
   LEASE_NOT_FOUND: { status: 404, exit: 4, doc: 'No lease with that id.' },
   REF_NOT_FOUND: { status: 404, exit: 4, doc: 'The git ref does not exist in the source repository.' },

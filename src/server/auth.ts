@@ -35,13 +35,21 @@ export function hasScope(caller: Caller, scope: Scope): boolean {
   return caller.scopes.includes('admin') || caller.scopes.includes(scope);
 }
 
-/** Token look-ups are cached briefly: agents send many messages a second. Revocation takes effect within ttl. */
+/**
+ * Token look-ups are cached briefly: agents send many messages a second. A revocation through this server
+ * clears the cache at once (`forget`); other server processes see it within ttl.
+ */
 export class TokenAuthority {
   private readonly cache = new Map<string, { at: number; token: TokenRecord | null }>();
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, 'findToken'>,
     private readonly ttlMs = 2000,
   ) {}
+
+  /** Drop cached look-ups, so that a revoked token fails on its next request. */
+  forget(): void {
+    this.cache.clear();
+  }
 
   async authenticate(header: string | undefined, now: number): Promise<Caller | null> {
     if (header === undefined) return null;
@@ -56,6 +64,7 @@ export class TokenAuthority {
     }
     const t = hit.token;
     if (!t || t.revokedAt !== null) throw new LenixError('UNAUTHENTICATED', 'unknown or revoked token');
+    if (t.expiresAt !== null && now >= t.expiresAt) throw new LenixError('UNAUTHENTICATED', 'the token has expired');
     return { tokenId: t.id, name: t.name, scopes: t.scopes.filter(isScope) };
   }
 }

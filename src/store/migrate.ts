@@ -8,6 +8,7 @@ import * as m0005 from './migrations/0005-witnesses.js';
 import * as m0006 from './migrations/0006-repo-identity.js';
 import * as m0007 from './migrations/0007-errata.js';
 import * as m0008 from './migrations/0008-declared-packages.js';
+import * as m0009 from './migrations/0009-token-expiry.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -21,6 +22,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0006-repo-identity': m0006,
   '0007-errata': m0007,
   '0008-declared-packages': m0008,
+  '0009-token-expiry': m0009,
 };
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {

@@ -196,7 +196,10 @@ export interface TokenRecord {
   readonly id: number;
   readonly name: string;
   readonly scopes: readonly string[];
+  readonly createdAt: number;
   readonly revokedAt: number | null;
+  /** After this time the token is refused; null: never. */
+  readonly expiresAt: number | null;
 }
 
 export interface EventRecord {

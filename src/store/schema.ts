@@ -269,6 +269,7 @@ export interface TokensTable {
   scopes: string; // JSON array
   created_at: number;
   revoked_at: number | null;
+  expires_at: number | null; // (0009)
 }
 
 export interface LookasideTable {

@@ -116,10 +116,10 @@ export class Store {
 
   // ── tokens ────────────────────────────────────────────────────────────────────────────────────────
 
-  async createToken(name: string, tokenHash: string, scopes: readonly string[], now: number): Promise<number> {
+  async createToken(name: string, tokenHash: string, scopes: readonly string[], now: number, expiresAt: number | null = null): Promise<number> {
     const row = await this.db
       .insertInto('tokens')
-      .values({ name, token_hash: tokenHash, scopes: json(scopes), created_at: now, revoked_at: null })
+      .values({ name, token_hash: tokenHash, scopes: json(scopes), created_at: now, revoked_at: null, expires_at: expiresAt })
       .returning('id')
       .executeTakeFirstOrThrow();
     return row.id;
@@ -127,7 +127,24 @@ export class Store {
 
   async findToken(tokenHash: string): Promise<TokenRecord | null> {
     const row = await this.db.selectFrom('tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
-    return row ? { id: row.id, name: row.name, scopes: parseJson(row.scopes, []), revokedAt: row.revoked_at } : null;
+    return row ? toToken(row) : null;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return (await this.db.selectFrom('tokens').selectAll().orderBy('id').execute()).map(toToken);
+  }
+
+  async getToken(id: number): Promise<TokenRecord | null> {
+    const row = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? toToken(row) : null;
+  }
+
+  /** The open leases of agents registered with this token end now: the reaper gives their tasks back to the queue. */
+  async expireLeasesOf(tokenId: number, now: number): Promise<number> {
+    const leases = this.db.selectFrom('leases').innerJoin('agents', 'agents.id', 'leases.agent_id').select('leases.id').where('agents.token_id', '=', tokenId).where('leases.ended_at', 'is', null);
+    const r = await this.db.updateTable('tasks').set({ lease_expires_at: now - 1 }).where('state', '=', 'leased').where('lease_id', 'in', leases).executeTakeFirst();
+    await this.db.updateTable('leases').set({ expires_at: now - 1 }).where('id', 'in', leases).execute();
+    return Number(r.numUpdatedRows);
   }
 
   async countTokens(): Promise<number> {
@@ -870,6 +887,10 @@ export class Store {
     const rows = await this.db.selectFrom('events').selectAll().where('build_id', '=', buildId).orderBy('id').execute();
     return rows.map((r) => ({ id: r.id, at: Number(r.at), kind: r.kind, buildId: r.build_id, taskId: r.task_id, data: parseJson(r.data, {}) }));
   }
+}
+
+function toToken(row: Selectable<Database['tokens']>): TokenRecord {
+  return { id: row.id, name: row.name, scopes: parseJson(row.scopes, []), createdAt: Number(row.created_at), revokedAt: row.revoked_at === null ? null : Number(row.revoked_at), expiresAt: row.expires_at === null || row.expires_at === undefined ? null : Number(row.expires_at) };
 }
 
 function assertCurrent(lease: LeaseRecord, task: TaskRecord, fencingToken: number, now: number): void {

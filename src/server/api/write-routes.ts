@@ -5,6 +5,7 @@ import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import type { Services, ZodApp } from '../app.js';
 import { SCOPES, hashToken, newToken, requireScope } from '../auth.js';
 import type { ServerDeps } from '../context.js';
+import type { TokenRecord } from '../../store/records.js';
 import { presentBuild, presentSource } from './present.js';
 
 const Id = z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) });
@@ -112,14 +113,44 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         summary: 'Create a token (admin); the secret is shown once',
         tags: ['tokens'],
         security,
-        body: z.object({ name: z.string().min(1).max(100), scopes: z.array(z.enum(SCOPES as unknown as [string, ...string[]])).min(1).max(5) }),
+        body: z.object({
+          // No control or format characters (NUL, bidi overrides such as U+202E): names are shown in pages and logs.
+          name: z.string().min(1).max(100).regex(/^[^\p{Cc}\p{Cf}]+$/u, 'no control or format characters'),
+          scopes: z.array(z.enum(SCOPES as unknown as [string, ...string[]])).min(1).max(5),
+          expiresInDays: z.number().int().min(1).max(3650).optional(),
+        }),
       },
     },
     async (req, reply) => {
       requireScope(req.caller, 'admin');
       const token = newToken();
-      const id = await store.createToken(req.body.name, hashToken(token), req.body.scopes, deps.clock.now());
-      return reply.status(201).send({ id, name: req.body.name, scopes: req.body.scopes, token });
+      const now = deps.clock.now();
+      const expiresAt = req.body.expiresInDays === undefined ? null : now + req.body.expiresInDays * 86_400_000;
+      const id = await store.createToken(req.body.name, hashToken(token), req.body.scopes, now, expiresAt);
+      return reply.status(201).send({ id, name: req.body.name, scopes: req.body.scopes, expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString(), token });
+    },
+  );
+
+  r.get('/tokens', { schema: { summary: 'Every token (admin): name, scopes, created, expiry, revocation; never the secret', tags: ['tokens'], security } }, async (req) => {
+    requireScope(req.caller, 'admin');
+    return { tokens: (await store.listTokens()).map(presentToken) };
+  });
+
+  r.delete(
+    '/tokens/:id',
+    { schema: { summary: 'Revoke a token (admin): refused at once; the leases of agents holding it end and their tasks go back to the queue', tags: ['tokens'], security, params: z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) }) } },
+    async (req) => {
+      const caller = requireScope(req.caller, 'admin');
+      const t = await store.getToken(req.params.id);
+      if (!t) throw new LenixError('TOKEN_NOT_FOUND', `no token ${req.params.id}`);
+      if (t.id === caller.tokenId) throw new LenixError('BAD_REQUEST', 'a token cannot revoke itself');
+      const now = deps.clock.now();
+      await store.revokeToken(t.id, now);
+      s.auth.forget();
+      const leases = await store.expireLeasesOf(t.id, now);
+      await s.agents.reap();
+      deps.log.info({ component: 'auth', token: t.id, name: t.name, leases }, 'token revoked');
+      return presentToken((await store.getToken(t.id))!);
     },
   );
 
@@ -127,4 +158,9 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
     if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'no token presented');
     return { id: req.caller.tokenId, name: req.caller.name, scopes: req.caller.scopes };
   });
+}
+
+function presentToken(t: TokenRecord) {
+  const iso = (n: number | null) => (n === null ? null : new Date(n).toISOString());
+  return { id: t.id, name: t.name, scopes: t.scopes, createdAt: iso(t.createdAt), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt) };
 }
