@@ -50,3 +50,28 @@ test('bad parameters and unknown things get coded 4xx pages; actions need a sign
   assert.equal((await fetch(`${base}/builds/1/cancel`, { ...form, headers: { ...form.headers, cookie }, body: `csrf=${csrf}` })).status, 403);
   assert.equal((await fetch(`${base}/logout`, { ...form, headers: { ...form.headers, cookie }, body: 'csrf=stale' })).status, 403);
 });
+
+test('admins see every token and revoke one from the tokens page; a revoked session is signed out at once; others are refused', async () => {
+  const base = t.server.url;
+  const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, redirect: 'manual' as const };
+  const signIn = async (token: string) => (((await fetch(`${base}/login`, { ...form, body: `token=${token}` })).headers.get('set-cookie') ?? '').split(';')[0]!);
+  const csrfOn = async (cookie: string, p: string) => /name="csrf" value="([0-9a-f]+)"/.exec(await (await fetch(`${base}${p}`, { headers: { cookie } })).text())![1]!;
+  const maintainer = await t.token('web-maintainer', ['maintainer']);
+  const victim = await t.token('web-victim', ['maintainer']);
+  const maintainerCookie = await signIn(maintainer);
+  assert.equal((await fetch(`${base}/tokens`, { headers: { cookie: maintainerCookie } })).status, 403, 'maintainers do not see tokens');
+  assert.equal((await fetch(`${base}/tokens`)).status, 401);
+  const victimCookie = await signIn(victim);
+  assert.match(await (await fetch(`${base}/`, { headers: { cookie: victimCookie } })).text(), /signed in as web-victim/);
+
+  const admin = await signIn(t.server.adminToken!);
+  const page = await (await fetch(`${base}/tokens`, { headers: { cookie: admin } })).text();
+  assert.match(page, /<td>web-victim<\/td>/);
+  assert.ok(!page.includes(victim) && !page.includes(maintainer), 'no secret in the page');
+  const id = (await t.admin.json<{ tokens: { id: number; name: string }[] }>('GET', '/api/v1/tokens')).tokens.find((x) => x.name === 'web-victim')!.id;
+  assert.equal((await fetch(`${base}/tokens/${id}/revoke`, { ...form, headers: { ...form.headers, cookie: maintainerCookie }, body: `csrf=${await csrfOn(maintainerCookie, '/')}` })).status, 403);
+  const revoked = await fetch(`${base}/tokens/${id}/revoke`, { ...form, headers: { ...form.headers, cookie: admin }, body: `csrf=${await csrfOn(admin, '/tokens')}` });
+  assert.equal(revoked.status, 303);
+  assert.match(await (await fetch(`${base}/tokens`, { headers: { cookie: admin } })).text(), /revoked \d{4}-/);
+  assert.doesNotMatch(await (await fetch(`${base}/`, { headers: { cookie: victimCookie } })).text(), /signed in as web-victim/, 'the revoked session is over at once');
+});

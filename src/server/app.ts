@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { LenixError, isErrorCode } from '../core/errors.js';
 import { TokenAuthority, type Caller } from './auth.js';
+import { TokenService } from './services/tokens.js';
 import type { ServerDeps } from './context.js';
 import { registerAgentRoutes } from './agent/routes.js';
 import { registerPublicRoutes } from './api/public-routes.js';
@@ -39,6 +40,7 @@ export interface Services {
   readonly sboms: SbomService;
   readonly errata: ErrataService;
   readonly auth: TokenAuthority;
+  readonly tokens: TokenService;
 }
 
 export type App = FastifyInstance;
@@ -90,6 +92,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
       return id;
     },
   });
+  const auth = new TokenAuthority(deps.store);
   const services: Services = {
     sources,
     builds: new BuildService(deps, sources, { created: (b, url, spec) => attest.source(b, url, spec) }),
@@ -104,7 +107,8 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     sboms: new SbomService(deps, ledger),
     errata,
     releases: new ReleaseService(deps, publisher, (buildId) => ledger.store.stagesFor(`build:${buildId}`)),
-    auth: new TokenAuthority(deps.store),
+    auth,
+    tokens: new TokenService(deps, auth, () => services.agents.reap()),
   };
 
   await attest.repair(async (b) => ({

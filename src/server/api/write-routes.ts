@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import type { Services, ZodApp } from '../app.js';
-import { SCOPES, hashToken, newToken, requireScope } from '../auth.js';
+import { SCOPES, requireScope } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 import type { TokenRecord } from '../../store/records.js';
 import { presentBuild, presentSource } from './present.js';
@@ -123,35 +123,20 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
     },
     async (req, reply) => {
       requireScope(req.caller, 'admin');
-      const token = newToken();
-      const now = deps.clock.now();
-      const expiresAt = req.body.expiresInDays === undefined ? null : now + req.body.expiresInDays * 86_400_000;
-      const id = await store.createToken(req.body.name, hashToken(token), req.body.scopes, now, expiresAt);
-      return reply.status(201).send({ id, name: req.body.name, scopes: req.body.scopes, expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString(), token });
+      const { record, secret } = await s.tokens.create(req.body.name, req.body.scopes, req.body.expiresInDays);
+      return reply.status(201).send({ ...presentToken(record), token: secret });
     },
   );
 
   r.get('/tokens', { schema: { summary: 'Every token (admin): name, scopes, created, expiry, revocation; never the secret', tags: ['tokens'], security } }, async (req) => {
     requireScope(req.caller, 'admin');
-    return { tokens: (await store.listTokens()).map(presentToken) };
+    return { tokens: (await s.tokens.list()).map(presentToken) };
   });
 
   r.delete(
     '/tokens/:id',
     { schema: { summary: 'Revoke a token (admin): refused at once; the leases of agents holding it end and their tasks go back to the queue', tags: ['tokens'], security, params: z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) }) } },
-    async (req) => {
-      const caller = requireScope(req.caller, 'admin');
-      const t = await store.getToken(req.params.id);
-      if (!t) throw new LenixError('TOKEN_NOT_FOUND', `no token ${req.params.id}`);
-      if (t.id === caller.tokenId) throw new LenixError('BAD_REQUEST', 'a token cannot revoke itself');
-      const now = deps.clock.now();
-      await store.revokeToken(t.id, now);
-      s.auth.forget();
-      const leases = await store.expireLeasesOf(t.id, now);
-      await s.agents.reap();
-      deps.log.info({ component: 'auth', token: t.id, name: t.name, leases }, 'token revoked');
-      return presentToken((await store.getToken(t.id))!);
-    },
+    async (req) => presentToken(await s.tokens.revoke(req.params.id, requireScope(req.caller, 'admin'))),
   );
 
   r.get('/tokens/self', { schema: { summary: 'Who the presented token is', tags: ['tokens'], security } }, async (req) => {
@@ -160,7 +145,7 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
   });
 }
 
-function presentToken(t: TokenRecord) {
+export function presentToken(t: TokenRecord) {
   const iso = (n: number | null) => (n === null ? null : new Date(n).toISOString());
   return { id: t.id, name: t.name, scopes: t.scopes, createdAt: iso(t.createdAt), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt) };
 }

@@ -5,6 +5,8 @@ export interface Viewer {
   /** The logged-in token holder's name, or null for an anonymous reader. */
   readonly name: string | null;
   readonly maintainer: boolean;
+  /** Admins also see the tokens page. */
+  readonly admin: boolean;
   /** The form token for state-changing forms (only for a logged-in viewer). */
   readonly csrf: string | null;
 }
@@ -25,7 +27,7 @@ export function page(o: { title: string; viewer: Viewer; path: string; json?: st
     return html`<li><a href="${href}"${current ? html` aria-current="page"` : ''}>${label}</a></li>`;
   });
   const who = o.viewer.name
-    ? html`<span class="who">signed in as ${o.viewer.name} <form class="inline" method="post" action="/logout"><input type="hidden" name="csrf" value="${o.viewer.csrf ?? ''}"><button class="secondary" type="submit">Sign out</button></form></span>`
+    ? html`<span class="who">signed in as ${o.viewer.name}${o.viewer.admin ? html` · <a href="/tokens">tokens</a>` : ''} <form class="inline" method="post" action="/logout"><input type="hidden" name="csrf" value="${o.viewer.csrf ?? ''}"><button class="secondary" type="submit">Sign out</button></form></span>`
     : html`<span class="who"><a href="/login">Sign in</a></span>`;
   return html`<!doctype html>
 <html lang="en">

@@ -13,7 +13,7 @@ import { parseCheckpoint } from '../../ledger/checkpoint.js';
 import { leafHash, verifyInclusion } from '../../ledger/merkle.js';
 import { parseNote } from '../../ledger/note.js';
 import { BUILD_STATES, isFinished } from '../../scheduler/task-state.js';
-import type { ArtifactRecord, BuildRecord, TaskRecord } from '../../store/records.js';
+import type { ArtifactRecord, BuildRecord, TaskRecord, TokenRecord } from '../../store/records.js';
 import type { ReleaseStore } from '../../store/release-store.js';
 import type { Store } from '../../store/store.js';
 import { ADVISORY_ID } from '../api/errata-routes.js';
@@ -75,10 +75,10 @@ export async function registerWebRoutes(app: App, deps: ServerDeps, s: Services)
 
   const viewerOf = async (req: FastifyRequest): Promise<{ viewer: Viewer; caller: Caller | null }> => {
     const token = parseCookie(req.headers.cookie ?? '')[COOKIE];
-    if (!token) return { viewer: { name: null, maintainer: false, csrf: null }, caller: null };
+    if (!token) return { viewer: { name: null, maintainer: false, admin: false, csrf: null }, caller: null };
     const caller = await s.auth.authenticate(`Bearer ${token}`, deps.clock.now()).catch(() => null);
-    if (!caller) return { viewer: { name: null, maintainer: false, csrf: null }, caller: null };
-    return { viewer: { name: caller.name, maintainer: hasScope(caller, 'maintainer'), csrf: csrfOf(token) }, caller };
+    if (!caller) return { viewer: { name: null, maintainer: false, admin: false, csrf: null }, caller: null };
+    return { viewer: { name: caller.name, maintainer: hasScope(caller, 'maintainer'), admin: hasScope(caller, 'admin'), csrf: csrfOf(token) }, caller };
   };
 
   /** A page, or (for clients asking for JSON) a redirect to the API it is built on. */
@@ -383,6 +383,22 @@ ${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Noth
   }));
 
   // ── sign in and actions ──────────────────────────────────────────────────────────────────────────
+  // ── tokens (admins) ─────────────────────────────────────────────────────────────────────────────────
+  app.get('/tokens', guard(async (req, reply) => {
+    const { viewer } = await viewerOf(req);
+    if (!viewer.name) throw new LenixError('UNAUTHENTICATED', 'sign in with an admin token');
+    if (!viewer.admin) throw new LenixError('FORBIDDEN', 'the tokens page needs the admin scope');
+    const now = deps.clock.now();
+    const tokens = await s.tokens.list();
+    const state = (t: TokenRecord) => (t.revokedAt !== null ? `revoked ${iso(t.revokedAt)}` : t.expiresAt !== null && t.expiresAt <= now ? `expired ${iso(t.expiresAt)}` : t.expiresAt !== null ? `active, expires ${iso(t.expiresAt)}` : 'active');
+    return send(req, reply, {
+      title: 'Tokens',
+      json: '/api/v1/tokens',
+      body: (v) => html`<h1>Tokens</h1><p class="muted">Secrets are shown once, when a token is made (<code>lenix token create</code>); a revoked token is refused at once and its agents' leases end.</p>
+<table><thead><tr><th scope="col">Id</th><th scope="col">Name</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">State</th><th scope="col">Action</th></tr></thead><tbody>${tokens.map((t) => html`<tr><td>${t.id}</td><td>${t.name}</td><td>${t.scopes.join(', ')}</td><td>${iso(t.createdAt)}</td><td>${state(t)}</td><td>${t.revokedAt === null ? html`<form class="inline" method="post" action="/tokens/${t.id}/revoke"><input type="hidden" name="csrf" value="${v.csrf}"><button class="secondary" type="submit">Revoke</button></form>` : ''}</td></tr>`)}</tbody></table>`,
+    });
+  }));
+
   app.get('/login', guard(async (req, reply) =>
     send(req, reply, {
       title: 'Sign in',
@@ -410,6 +426,13 @@ ${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Noth
     if (maintainer && !viewer.maintainer) throw new LenixError('FORBIDDEN', 'this needs the maintainer scope');
     return caller;
   };
+  app.post('/tokens/:id/revoke', guard(async (req, reply) => {
+    const caller = await requireForm(req, false);
+    if (!hasScope(caller, 'admin')) throw new LenixError('FORBIDDEN', 'revoking tokens needs the admin scope');
+    const { id } = IdParam.parse(req.params);
+    await s.tokens.revoke(id, caller);
+    return reply.redirect('/tokens', 303);
+  }));
   app.post('/builds/:id/rebuild', guard(async (req, reply) => {
     const caller = await requireForm(req);
     const { id } = IdParam.parse(req.params);
