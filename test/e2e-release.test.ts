@@ -301,6 +301,8 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     await refused('ERRATA_INVALID', '--type', 'security', '--severity', 'Important', '--title', 'x', '--cve', 'CVE-26-1', '--from-build', String(p11));
     await refused('ERRATA_INVALID', '--type', 'security', '--title', 'no severity', '--from-build', String(p11));
     await refused('ERRATA_PACKAGE_UNKNOWN', '--type', 'bugfix', '--title', 'x', '--package', 'erp-9.9-1.noarch');
+    // Text that XML cannot carry never reaches updateinfo, OVAL or the feed (NUL cannot be an argument; the API test sends it).
+    for (const title of ['bell\u0007title', 'form\u000cfeed', 'not a char \uffff']) await refused('ERRATA_INVALID', '--type', 'bugfix', '--title', title, '--from-build', String(p11));
     assert.equal(await count(), 0);
 
     const created = await cli('errata', 'create', '--repo', 'er', '--type', 'security', '--severity', 'Important', '--title', 'erp security update', '--synopsis', 'Important: erp security update', '--description', 'Fixes a flaw in erp.', '--cve', 'CVE-2026-12345', '--bug', 'https://bugs.example.org/show_bug.cgi?id=4242', '--from-build', String(p11), '--json');

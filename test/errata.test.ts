@@ -70,3 +70,83 @@ test('advisory fields are checked', () => {
   assert.throws(() => parseReference('bug 42'), { code: 'ERRATA_INVALID' });
   validateDraft({ ...d, type: 'bugfix', severity: null });
 });
+
+/** A small seeded generator (mulberry32), so a failure names a string that can be replayed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Strings mixing printable text, markup, every C0 control, DEL and C1, lone surrogates, U+FFFE/U+FFFF and astral characters. */
+function hostileStrings(n: number, seed = 2026): string[] {
+  const next = random(seed);
+  const pools = [
+    () => String.fromCharCode(0x20 + Math.floor(next() * 95)),
+    () => '<>&"\''.charAt(Math.floor(next() * 5)),
+    () => String.fromCharCode(Math.floor(next() * 0x20)),
+    () => String.fromCharCode(0x7f + Math.floor(next() * 0x21)),
+    () => String.fromCharCode(0xd800 + Math.floor(next() * 0x800)),
+    () => (next() < 0.5 ? '\ufffe' : '\uffff'),
+    () => String.fromCodePoint(0x1f300 + Math.floor(next() * 0x100)),
+    () => 'é€\u202e',
+  ];
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    let s = 'x';
+    const len = 1 + Math.floor(next() * 12);
+    for (let j = 0; j < len; j++) s += next() < 0.7 ? pools[0]!() : pools[Math.floor(next() * pools.length)]!();
+    out.push(s);
+  }
+  return out;
+}
+
+test('property: no advisory text makes an invalid XML document; what the API accepts reads back unchanged', async () => {
+  const { XmlDocument } = await import('libxml2-wasm');
+  const { renderOval } = await import('../src/errata/oval.js');
+  const { renderAtom } = await import('../src/errata/atom.js');
+  const wellFormed = (xml: string) => {
+    const doc = XmlDocument.fromString(xml);
+    doc.dispose();
+  };
+  let accepted = 0;
+  let refusedByWriter = 0;
+  for (const s of hostileStrings(400)) {
+    const a: Advisory = { ...advisory, title: s, synopsis: s, description: `${s}\n${s}` };
+    let valid = true;
+    try {
+      validateDraft(a);
+    } catch (e) {
+      assert.equal((e as { code?: string }).code, 'ERRATA_INVALID', JSON.stringify(s));
+      valid = false;
+    }
+    const writers = [
+      () => renderUpdateinfo([a], { from: 'f', rights: 'r', collection: 'c' }),
+      () => renderOval([a], { repo: 'distro', namespace: 'dev.lenix.distro', productVersion: '9', timestamp: 0, keys: ['A'.repeat(40)], from: 'f', rights: 'r', selfUrl: (id) => `https://x.example/${id}` }),
+      () => renderAtom([a], { title: 't', selfUrl: 'https://x.example/feed.atom', pageUrl: (id) => `https://x.example/${id}`, updated: 0, author: 'a' }),
+    ];
+    for (const write of writers) {
+      let xml: string;
+      try {
+        xml = write();
+      } catch (e) {
+        assert.equal((e as { code?: string }).code, 'XML_INVALID_TEXT', JSON.stringify(s));
+        assert.equal(valid, false, `the writer refused what the API accepted: ${JSON.stringify(s)}`);
+        refusedByWriter++;
+        continue;
+      }
+      assert.doesNotThrow(() => wellFormed(xml), `not well-formed for ${JSON.stringify(s)}`);
+    }
+    if (valid) {
+      accepted++;
+      const [back] = parseUpdateinfo(renderUpdateinfo([a], { from: 'f', rights: 'r', collection: 'c' }));
+      assert.equal(back!.title, s.trim(), 'an accepted title reads back unchanged (the reader trims surrounding space, as upstream files are indented)');
+    }
+  }
+  assert.ok(accepted > 50 && refusedByWriter > 50, `both kinds were exercised (${accepted} accepted, ${refusedByWriter} refused by a writer)`);
+});

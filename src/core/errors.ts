@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   ERRATA_INVALID: { status: 422, exit: 6, doc: 'An advisory field is wrong: unknown type, missing or unknown severity, a malformed CVE id or link, a duplicate package.' },
   ERRATA_PACKAGE_UNKNOWN: { status: 422, exit: 6, doc: 'An advisory names a package that is neither in its repository nor built by Lenix (dnf matches advisories by exact NEVRA).' },
   PACKAGE_MISMATCH: { status: 422, exit: 6, doc: 'An uploaded package is not one the task makes: its file name differs from its NEVRA, it is not built from the build\'s SRPM, its name is not declared by the spec, its arch is not the task\'s, or its version is not the spec\'s. Nothing is recorded.' },
+  XML_INVALID_TEXT: { status: 422, exit: 6, doc: 'Text bound for an XML document (updateinfo, OVAL, Atom) holds a character XML 1.0 cannot carry (a C0 control other than tab or newline, a lone surrogate, U+FFFE/U+FFFF); nothing is written.' },
   NOT_AN_RPM: { status: 422, exit: 6, doc: 'The bytes are not an RPM package (bad lead or header magic, or truncated).' },
   KEY_INVALID: { status: 422, exit: 6, doc: 'The uploaded public key is not a single OpenPGP public key that gpg can read.' },
   SIGNATURE_INVALID: { status: 422, exit: 6, doc: 'An uploaded signature or signed package does not verify against the expected public key.' },

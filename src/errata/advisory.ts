@@ -1,4 +1,5 @@
 import { LenixError } from '../core/errors.js';
+import { textProblem } from '../core/xml-text.js';
 
 /**
  * The advisory model (pure): one record that updateinfo.xml, OVAL, OSV, the Atom feed and the API all
@@ -114,6 +115,15 @@ export function validateDraft(d: AdvisoryDraft): void {
   if (d.type === 'security' && d.severity === null) bad('a security advisory needs a severity (Critical, Important, Moderate or Low)');
   if (d.severity !== null && !(SEVERITIES as readonly string[]).includes(d.severity)) bad(`severity must be one of ${SEVERITIES.join(', ')} (capitalised, as dnf reads it)`);
   if (!d.title.trim() || d.title.length > 500) bad('a title of 1 to 500 characters');
+  // Every field reaches XML (updateinfo, OVAL, the Atom feed): refuse what XML cannot carry, by name.
+  for (const [field, text, multiline] of [['title', d.title, false], ['synopsis', d.synopsis, false], ['description', d.description, true]] as const) {
+    const why = textProblem(text, { multiline });
+    if (why) bad(`the ${field} ${why}`);
+  }
+  for (const r of d.references) {
+    const why = textProblem(r.id) ?? textProblem(r.href) ?? textProblem(r.title);
+    if (why) bad(`reference ${JSON.stringify(r.id.slice(0, 60))} ${why}`);
+  }
   if (d.description.length > 100_000 || d.synopsis.length > 2000) bad('description or synopsis too long');
   for (const r of d.references) {
     if (r.type === 'cve' && !CVE_RE.test(r.id)) bad(`not a CVE id: ${r.id.slice(0, 60)}`);
@@ -124,7 +134,7 @@ export function validateDraft(d: AdvisoryDraft): void {
     const k = `${p.name}-${p.epoch}:${p.version}-${p.release}.${p.arch}`;
     if (seen.has(k)) bad(`package ${k} is listed twice`);
     seen.add(k);
-    if (!/^[^\s/]+$/.test(p.name) || !/^[^\s:-]+$/.test(p.version) || !/^[^\s:-]+$/.test(p.release) || !/^[A-Za-z0-9_]+$/.test(p.arch)) bad(`package ${k} is not a valid NEVRA`);
+    if ([p.name, p.version, p.release, p.arch, p.src, p.filename].some((f) => textProblem(f) !== null) || !/^[^\s/]+$/.test(p.name) || !/^[^\s:-]+$/.test(p.version) || !/^[^\s:-]+$/.test(p.release) || !/^[A-Za-z0-9_]+$/.test(p.arch)) bad(`package ${k} is not a valid NEVRA`);
   }
 }
 

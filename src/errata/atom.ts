@@ -1,5 +1,6 @@
 import { byCodeUnits } from '../core/ids.js';
 import { create } from 'xmlbuilder2';
+import { finishXml } from '../core/xml-text.js';
 import { cves, nevraOf, type Advisory } from './advisory.js';
 
 /** An Atom feed (RFC 4287) of released advisories, newest update first. */
@@ -22,5 +23,5 @@ export function renderAtom(advisories: readonly Advisory[], o: { title: string; 
     const lines = [a.synopsis || a.title, '', a.description, '', `CVEs: ${cves(a).join(', ') || 'none'}`, `Packages: ${a.packages.map(nevraOf).join(', ')}`];
     e.ele('summary', { type: 'text' }).txt(lines.join('\n'));
   }
-  return `${feed.end({ prettyPrint: true })}\n`;
+  return finishXml(`${feed.end({ prettyPrint: true })}\n`);
 }

@@ -1,5 +1,6 @@
 import { byCodeUnits } from '../core/ids.js';
 import { create } from 'xmlbuilder2';
+import { finishXml } from '../core/xml-text.js';
 import { cves, evrOf, type Advisory } from './advisory.js';
 
 /**
@@ -49,7 +50,7 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
   gen.ele(COMMON, 'oval:schema_version').txt('5.10');
   gen.ele(COMMON, 'oval:timestamp').txt(new Date(o.timestamp).toISOString().slice(0, 19));
   // The schema wants at least one child in each section: a repository without advisories has none.
-  if (advisories.length === 0 || keyIds.length === 0) return `${doc.end({ prettyPrint: true })}\n`;
+  if (advisories.length === 0 || keyIds.length === 0) return finishXml(`${doc.end({ prettyPrint: true })}\n`);
   const defs = doc.ele(DEF, 'definitions');
   const tests = doc.ele(DEF, 'tests');
   const objects = doc.ele(DEF, 'objects');
@@ -115,5 +116,5 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
       signedBy(name).forEach((st, i) => keys.ele(DEF, 'criterion', { comment: `${name} is signed with key ${keyIds[i]}`, test_ref: st }));
     }
   }
-  return `${doc.end({ prettyPrint: true })}\n`;
+  return finishXml(`${doc.end({ prettyPrint: true })}\n`);
 }

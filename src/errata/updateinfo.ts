@@ -1,6 +1,7 @@
 import { byCodeUnits } from '../core/ids.js';
 import { create } from 'xmlbuilder2';
 import { LenixError } from '../core/errors.js';
+import { finishXml } from '../core/xml-text.js';
 import { CVE_RE, type Advisory, type AdvisoryPackage, type AdvisoryReference, type AdvisoryType, type Severity, SEVERITIES } from './advisory.js';
 
 /**
@@ -51,7 +52,7 @@ export function renderUpdateinfo(advisories: readonly Advisory[], o: UpdateinfoO
       if (a.rebootSuggested) pe.ele('reboot_suggested').txt('True');
     }
   }
-  return `${root.end({ prettyPrint: true })}\n`;
+  return finishXml(`${root.end({ prettyPrint: true })}\n`);
 }
 
 /** An upstream advisory read from updateinfo.xml (or OSV), before it is matched to Lenix builds. */
