@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -136,6 +137,25 @@ describe('Master API', () => {
       assert.deepEqual([r.status, r.json.code], [400, 'BAD_REQUEST'], JSON.stringify(name));
     }
     await http(base, 'POST', `/api/v1/builds/${built.json.id}/cancel`, { token: admin });
+  });
+
+  test('errors the router and the HTTP parser meet get the same coded JSON body; documented body limits are the real ones', async () => {
+    const long = await http(base, 'GET', `/api/v1/sources/${'a'.repeat(300)}`);
+    assert.deepEqual([long.status, long.json?.code], [414, 'URI_TOO_LONG']);
+    const headers = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const u = new URL(base);
+      const sock = net.connect(Number(u.port), u.hostname, () => sock.end(`GET /api/v1/builds HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
+      let text = '';
+      sock.on('data', (d) => (text += d.toString()));
+      sock.on('error', reject);
+      sock.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
+    });
+    assert.equal(headers.status, 431);
+    assert.equal((JSON.parse(headers.body) as { code: string }).code, 'HEADERS_TOO_LARGE');
+    // The errata import takes what its schema says (50 MiB of content), not the 1 MiB JSON default.
+    const big = await http(base, 'POST', '/api/v1/errata/import', { token: admin, json: { repo: 'no-such-repo', content: 'x'.repeat(2 * 1024 * 1024) } });
+    assert.notEqual(big.status, 413, big.text);
+    assert.equal(typeof big.json?.code, 'string');
   });
 
   test('lookaside uploads are stored by digest and served back verified', async () => {

@@ -301,7 +301,7 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     await refused('ERRATA_INVALID', '--type', 'security', '--severity', 'Important', '--title', 'x', '--cve', 'CVE-26-1', '--from-build', String(p11));
     await refused('ERRATA_INVALID', '--type', 'security', '--title', 'no severity', '--from-build', String(p11));
     await refused('ERRATA_PACKAGE_UNKNOWN', '--type', 'bugfix', '--title', 'x', '--package', 'erp-9.9-1.noarch');
-    // Text that XML cannot carry never reaches updateinfo, OVAL or the feed (NUL cannot be an argument; the API test sends it).
+    // Text that XML cannot carry never reaches updateinfo, OVAL or the feed (NUL cannot be a command-line argument; the property test in errata.test.ts covers it).
     for (const title of ['bell\u0007title', 'form\u000cfeed', 'not a char \uffff']) await refused('ERRATA_INVALID', '--type', 'bugfix', '--title', title, '--from-build', String(p11));
     assert.equal(await count(), 0);
 

@@ -42,6 +42,9 @@ export const ERROR_CODES = {
   ERRATA_STATE: { status: 409, exit: 5, doc: 'The advisory is not in a state that allows this (draft → approved → released; released packages never change).' },
   NO_SIGNING_KEY: { status: 409, exit: 5, doc: 'No signing key is configured (lenix keys use FINGERPRINT) or the repository has no active key.' },
   // 413/415/422
+  REQUEST_TIMEOUT: { status: 408, exit: 7, doc: 'The request did not arrive completely in time.' },
+  URI_TOO_LONG: { status: 414, exit: 2, doc: 'A path parameter is longer than the router accepts.' },
+  HEADERS_TOO_LARGE: { status: 431, exit: 2, doc: 'The request headers are larger than the server accepts.' },
   BODY_TOO_LARGE: { status: 413, exit: 2, doc: 'The request body is larger than the configured limit.' },
   LOG_TOO_LARGE: { status: 413, exit: 2, doc: 'A task\'s log would pass the server\'s per-task limit; the append is refused and nothing past the limit is stored.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exit: 2, doc: 'The request body has a content type this route does not accept.' },

@@ -1,6 +1,7 @@
+import { STATUS_CODES } from 'node:http';
 import fastifySwagger from '@fastify/swagger';
 import { ZodError } from 'zod';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { LenixError, isErrorCode } from '../core/errors.js';
 import { TokenAuthority, type Caller } from './auth.js';
@@ -53,6 +54,18 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.maxJsonBytes,
     trustProxy: true,
+    // Errors the router meets before any route runs get the same {code, message} body as every other error.
+    frameworkErrors: (err, _req, reply) => {
+      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new LenixError('URI_TOO_LONG', 'a path parameter is longer than the router accepts') : err.code === 'FST_ERR_BAD_URL' ? new LenixError('BAD_REQUEST', 'the URL is malformed') : new LenixError('INTERNAL', 'internal error');
+      void (reply as unknown as FastifyReply).status(e.status).type('application/json').send(e.toJSON());
+    },
+    // Errors of the HTTP parser itself (oversized headers, timeouts, garbage) are answered in the same shape.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return;
+      const e = err.code === 'HPE_HEADER_OVERFLOW' ? new LenixError('HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts') : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new LenixError('REQUEST_TIMEOUT', 'the request did not arrive in time') : new LenixError('BAD_REQUEST', 'the request is not valid HTTP');
+      const body = JSON.stringify(e.toJSON());
+      socket.end(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
 

@@ -82,7 +82,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
   });
   r.post(
     '/api/v1/errata/import',
-    { schema: { summary: 'Propose advisories from an upstream updateinfo.xml or OSV record (maintainer)', tags, security, body: z.object({ repo: z.string().max(64), content: z.string().min(1).max(50 * 1024 * 1024) }) } },
+    { bodyLimit: 51 * 1024 * 1024, schema: { summary: 'Propose advisories from an upstream updateinfo.xml or OSV record (maintainer)', tags, security, body: z.object({ repo: z.string().max(64), content: z.string().min(1).max(50 * 1024 * 1024) }) } },
     async (req) => {
       const caller = requireScope(req.caller, 'maintainer');
       const r2 = await s.errata.import(req.body.repo, req.body.content, caller.name);
