@@ -20,6 +20,7 @@ import { addErrataCommands } from './errata-commands.js';
 import { LENIX_VERSION } from '../core/version.js';
 import { addLedgerCommands } from './ledger-commands.js';
 import { runUp } from './up.js';
+import { addFsckCommand } from './fsck-command.js';
 import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';
 import { addLimitOptions, limitsFrom, type LimitFlags } from './sandbox-options.js';
 
@@ -266,6 +267,7 @@ function program(state: { code: number }): Command {
     });
 
   addReleaseCommands(p, state);
+  addFsckCommand(p, state);
   addVerifyCommand(p);
   addSbomCommand(p);
   addErrataCommands(p);

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, link, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -51,10 +52,32 @@ export class Publisher {
   private running: Promise<void> | null = null;
   private again = false;
 
+  /** Published package copies already checked, by device, inode, size and mtime (a changed file is checked again). */
+  private readonly verified = new Set<string>();
+
   constructor(private readonly deps: PublisherDeps) {}
 
   repoDir(name: string): string {
     return path.join(this.deps.reposDir, name);
+  }
+
+  /**
+   * Before a published package is served: its bytes must hash to what its snapshot recorded. A copy that
+   * changed on disk is refused (BLOB_CORRUPT) rather than served; `lenix fsck --repair` puts it right.
+   */
+  async checkServed(snapshotRoot: string, parts: readonly string[], file: string): Promise<void> {
+    if (parts.length !== 3 || parts[1] !== 'Packages' || !parts[2]!.endsWith('.rpm')) return;
+    const st = await stat(file);
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (this.verified.has(key)) return;
+    const snap = await this.deps.releases.getSnapshot(Number(path.basename(snapshotRoot)));
+    const expected = snap?.packages.find((p) => p.arch === parts[0] && p.name === parts[2])?.sha256;
+    if (!expected || (await fileSha256(file)) !== expected) {
+      this.deps.log.error({ component: 'publisher', file, snapshot: snap?.id }, 'a published package does not match its snapshot record; not served');
+      throw new LenixError('BLOB_CORRUPT', `${parts.join('/')} does not match its snapshot record; run lenix fsck --repair`);
+    }
+    if (this.verified.size > 100_000) this.verified.clear();
+    this.verified.add(key);
   }
 
   /** Drive every release that is waiting to move on. Re-entrant calls coalesce into one more pass. */
@@ -131,9 +154,9 @@ export class Publisher {
       const pkgDir = path.join(tmp, arch, 'Packages');
       await mkdir(pkgDir, { recursive: true });
       for (const p of plan.packages.filter((x) => x.arch === arch)) {
-        const src = this.deps.blobs.pathOf(parseSha256(p.sha256));
-        await this.deps.blobs.verify(parseSha256(p.sha256)); // never publish a corrupt blob
-        await link(src, path.join(pkgDir, p.name)).catch(() => copyFile(src, path.join(pkgDir, p.name)));
+        // A copy (a reflink where the file system has them), never a hard link: nothing that happens to the
+        // blob store can change a published snapshot. The copy itself is checked, and readable by mirrors.
+        await publishCopy(this.deps.blobs.pathOf(parseSha256(p.sha256)), path.join(pkgDir, p.name), p.sha256);
       }
       await run('createrepo_c', ['--quiet', '--no-database', '--general-compress-type=gz', '--checksum=sha256', path.join(tmp, arch)], { maxBuffer: 16 * 1024 * 1024 });
       const updateinfo = errata?.perArch(arch) ?? null;
@@ -256,4 +279,21 @@ async function syncTree(dir: string): Promise<void> {
     }
   }
   await fsyncDir(dir);
+}
+
+/** SHA-256 of a file, streamed. */
+export async function fileSha256(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(file)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+/** Copy a package into a snapshot (reflink when possible), check the copy's digest, make it 0644. */
+export async function publishCopy(src: string, dest: string, sha256: string): Promise<void> {
+  await copyFile(src, dest, fsConstants.COPYFILE_FICLONE);
+  if ((await fileSha256(dest)) !== sha256) {
+    await rm(dest, { force: true });
+    throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest; nothing is published`);
+  }
+  await chmod(dest, 0o644);
 }

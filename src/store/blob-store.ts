@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { LenixError } from '../core/errors.js';
@@ -73,6 +73,16 @@ export class FsBlobStore implements BlobStore {
       () => true,
       () => false,
     );
+  }
+
+  /** Every stored blob's digest (the fan-out folders walked; temporary files left out). */
+  async *list(): AsyncGenerator<Sha256> {
+    const shards = await readdir(this.root).catch(() => [] as string[]);
+    for (const shard of shards.filter((d) => /^[0-9a-f]{2}$/.test(d)).sort()) {
+      for (const rest of (await readdir(path.join(this.root, shard))).sort()) {
+        if (/^[0-9a-f]{62}$/.test(rest)) yield `${shard}${rest}` as Sha256;
+      }
+    }
   }
 
   /** Check that a stored blob still hashes to its name; returns its size. */

@@ -148,6 +148,7 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
     }
     const st = await stat(file).catch(() => null);
     if (!st || !st.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
+    await s.releases.publisher.checkServed(snapRoot, parts, file);
     const type = file.endsWith('.rpm') ? 'application/x-rpm' : file.endsWith('.xml') ? 'application/xml' : file.endsWith('.asc') ? 'application/pgp-signature' : 'application/octet-stream';
     const immutable = !file.endsWith('repomd.xml') && !file.endsWith('repomd.xml.asc');
     return reply

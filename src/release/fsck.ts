@@ -1,0 +1,91 @@
+import { createReadStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseSha256, type Sha256 } from '../core/ids.js';
+import type { FsBlobStore } from '../store/blob-store.js';
+import type { ReleaseStore } from '../store/release-store.js';
+import { fileSha256, publishCopy } from './publisher.js';
+
+export interface FsckProblem {
+  readonly kind: 'blob' | 'published';
+  readonly where: string;
+  readonly sha256: string;
+  readonly problem: 'corrupt' | 'missing';
+  /** What --repair did, or why it could not. */
+  readonly repair: string | null;
+}
+
+export interface FsckReport {
+  readonly blobsChecked: number;
+  readonly publishedChecked: number;
+  readonly problems: readonly FsckProblem[];
+  /** No problem left (every one found was repaired). */
+  readonly clean: boolean;
+}
+
+/**
+ * Re-hash every blob and every package copy of every published snapshot against the digests on record. With
+ * `repair`, a bad copy is restored from a good one: a published copy from its blob (or another snapshot's copy
+ * of the same digest), a blob from a good published copy. Every restored file is checked before it is renamed
+ * into place.
+ */
+export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseStore, 'listRepos' | 'listSnapshots'>; reposDir: string }, o: { repair: boolean }): Promise<FsckReport> {
+  const problems: FsckProblem[] = [];
+  const goodBlobs = new Set<string>();
+  let blobsChecked = 0;
+  const badBlobs: Sha256[] = [];
+  for await (const sha of deps.blobs.list()) {
+    blobsChecked++;
+    if ((await fileSha256(deps.blobs.pathOf(sha))) === sha) goodBlobs.add(sha);
+    else badBlobs.push(sha);
+  }
+
+  // Published copies, and where a good copy of each digest lives.
+  const copies: { file: string; sha256: string; where: string }[] = [];
+  for (const repo of await deps.releases.listRepos()) {
+    for (const snap of await deps.releases.listSnapshots(repo.id)) {
+      const dir = path.join(deps.reposDir, repo.name, 'snapshots', String(snap.id));
+      if (snap.state !== 'ready' || !(await stat(dir).catch(() => null))) continue;
+      for (const p of snap.packages) copies.push({ file: path.join(dir, p.arch, 'Packages', p.name), sha256: p.sha256, where: `${repo.name} snapshot ${snap.id} ${p.arch}/Packages/${p.name}` });
+    }
+  }
+  const goodCopy = new Map<string, string>();
+  const badCopies: typeof copies = [];
+  for (const c of copies) {
+    const actual = await fileSha256(c.file).catch(() => null);
+    if (actual === c.sha256) goodCopy.set(c.sha256, c.file);
+    else badCopies.push(c);
+  }
+
+  for (const sha of badBlobs) {
+    let repair: string | null = null;
+    const from = goodCopy.get(sha);
+    if (o.repair) {
+      if (from) {
+        await deps.blobs.put(createReadStream(from), { expected: sha });
+        goodBlobs.add(sha);
+        repair = `restored from ${from}`;
+      } else repair = 'no good copy to restore it from';
+    }
+    problems.push({ kind: 'blob', where: deps.blobs.pathOf(sha), sha256: sha, problem: 'corrupt', repair });
+  }
+  for (const c of badCopies) {
+    const exists = (await stat(c.file).catch(() => null)) !== null;
+    let repair: string | null = null;
+    if (o.repair) {
+      const source = goodBlobs.has(c.sha256) ? deps.blobs.pathOf(parseSha256(c.sha256)) : goodCopy.get(c.sha256);
+      if (source) {
+        const tmp = `${c.file}.fsck-tmp`;
+        await publishCopy(source, tmp, c.sha256);
+        await rename(tmp, c.file);
+        repair = `restored from ${source}`;
+      } else {
+        await rm(`${c.file}.fsck-tmp`, { force: true });
+        repair = 'no good copy to restore it from';
+      }
+    }
+    problems.push({ kind: 'published', where: c.where, sha256: c.sha256, problem: exists ? 'corrupt' : 'missing', repair });
+  }
+  const clean = problems.every((p) => p.repair !== null && p.repair.startsWith('restored'));
+  return { blobsChecked, publishedChecked: copies.length, problems, clean };
+}
