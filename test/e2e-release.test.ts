@@ -224,6 +224,21 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     assert.match(blobRepair.report.problems.find((q) => q.kind === 'blob' && q.sha256 === sha)!.repair ?? '', /^restored from /);
     assert.equal(await digest(blob), sha);
     assert.deepEqual(mine(await fsckRun()), [], 'clean again');
+
+    // A publish that fails (here: the blob is corrupt) marks its snapshot failed and leaves no .tmp folder.
+    const c = await readFile(blob);
+    flip(c);
+    await writeFile(blob, c);
+    const failed = await cli('repo', 'republish', 'r1', '--wait', '--json');
+    assert.equal(failed.code, 1);
+    const rel = JSON.parse(failed.stdout) as Release;
+    assert.deepEqual([rel.state, rel.reasonCode], ['failed', 'BLOB_CORRUPT']);
+    const snaps = await api.json<{ snapshots: { id: number; state: string }[] }>('GET', '/api/v1/repos/r1');
+    assert.equal(snaps.snapshots.find((x) => x.id === rel.snapshot)?.state, 'failed');
+    assert.deepEqual((await readdir(path.join(dir, 'server', 'repos', 'r1', 'snapshots'))).filter((f) => f.endsWith('.tmp')), []);
+    flip(c);
+    await writeFile(blob, c);
+    assert.equal(await digest(blob), sha);
   });
 
   test('kill -9 of the server mid-publish: clients keep the old snapshot, the publish completes after restart', async () => {
@@ -231,16 +246,15 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     const id = await build('atomic');
     const tested = lastTask(await pipeline(id), 'test');
     assert.equal(tested?.state, 'succeeded', `${tested?.reasonCode}: ${tested?.reason}`);
-    const before = await api.json<{ currentSnapshot: number }>('GET', '/api/v1/repos/r1');
     await stopSigner(); // the publish will wait for its metadata signature
     const rel = await api.json<Release>('POST', '/api/v1/releases', { repo: 'r1', builds: [id], approve: true });
-    await until('snapshot built and waiting for its signature', async () => {
+    const signing = await until('snapshot built and waiting for its signature', async () => {
       const r = await api.json<{ snapshots: { id: number; state: string }[] }>('GET', '/api/v1/repos/r1');
-      return r.snapshots.some((s) => s.state === 'signing');
+      return r.snapshots.find((s) => s.state === 'signing');
     });
     server.child.kill('SIGKILL');
     await server.wait();
-    assert.equal(existsSync(path.join(dir, 'server', 'repos', 'r1', 'snapshots', `${before.currentSnapshot + 1}.tmp`)), true, 'the new snapshot was half-way');
+    assert.equal(existsSync(path.join(dir, 'server', 'repos', 'r1', 'snapshots', `${signing.id}.tmp`)), true, 'the new snapshot was half-way');
     await startServer();
     const c = await client('atomic', 'r1');
     const old = await c.dnf('--refresh list --available');

@@ -104,5 +104,22 @@ describe('a malicious build agent', () => {
     assert.equal(repoMade.status, 201, repoMade.text);
     const rel = await http(base, 'POST', '/api/v1/releases', { token: admin, json: { repo: 'r', builds: [buildId], approve: true, override: 'ship it anyway' } });
     assert.deepEqual([rel.status, rel.json.code], [409, 'RELEASE_BLOCKED'], rel.text);
+
+    // The refused uploads left blobs that no record points at; the collector removes them after the grace
+    // period and keeps every referenced one.
+    const { FsBlobStore } = await import('../src/store/blob-store.js');
+    const store = new FsBlobStore(path.join(t.dir, 'data', 'blobs'));
+    const rejected = [foreign.get('glibc-1.0-1.src.rpm')!, newer.get('victim-9.9-1.x86_64.rpm')!, own.get('victim-1.0-1.ppc64le.rpm')!].map(sha);
+    const all = async () => {
+      const out: string[] = [];
+      for await (const s of store.list()) out.push(s);
+      return out;
+    };
+    for (const r of rejected) assert.ok((await all()).includes(r), 'a refused upload is on disk until collected');
+    const kept = await t.server.store.referencedBlobs();
+    assert.deepEqual(await store.collect(kept, Date.now(), 3_600_000), [], 'nothing younger than the grace period goes');
+    const removed = await store.collect(kept, Date.now() + 2 * 3_600_000, 3_600_000);
+    for (const r of rejected) assert.ok(removed.includes(r as never), 'refused uploads are collected');
+    for (const k of kept) assert.ok((await all()).includes(k), 'referenced blobs stay');
   });
 });

@@ -120,8 +120,12 @@ export class Publisher {
     } catch (err) {
       const e = err instanceof LenixError ? err : new LenixError('INTERNAL', (err as Error).message, { cause: err });
       this.deps.log.error({ component: 'release', release: release.id, err: e.message }, 'publish failed');
-      if (release.snapshotId !== null) await this.deps.releases.setSnapshotState(release.snapshotId, 'failed');
-      await rm(path.join(this.repoDir(repo.name), 'snapshots', `${release.snapshotId}.tmp`), { recursive: true, force: true });
+      // The snapshot may have been made during this pass: read its id again rather than trust the old record.
+      const snapshotId = (await this.deps.releases.getRelease(release.id))?.snapshotId ?? release.snapshotId;
+      if (snapshotId !== null) {
+        await this.deps.releases.setSnapshotState(snapshotId, 'failed');
+        await rm(path.join(this.repoDir(repo.name), 'snapshots', `${snapshotId}.tmp`), { recursive: true, force: true });
+      }
       await this.deps.releases.moveRelease(release.id, 'publishing', 'failed', { reasonCode: e.code, reason: e.message }, this.deps.clock.now());
     }
   }

@@ -20,6 +20,9 @@ export interface ServerConfig {
   readonly watchIntervalMs: number;
   /** The spec-parsing sandbox's limits (time, memory, disk, processes, files, output). */
   readonly specCheckLimits: SandboxLimits;
+  /** Blobs no record references are removed once this old (rejected uploads); checked every blobGcIntervalMs. */
+  readonly blobGraceMs: number;
+  readonly blobGcIntervalMs: number;
   /** Log bytes kept per task; an agent sending more is refused with LOG_TOO_LARGE. */
   readonly maxLogBytes: number;
   /** The ledger's origin line (C2SP tlog-checkpoint), also the name of its key. */
@@ -48,6 +51,8 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   watchIntervalMs: 30_000,
   specCheckLimits: { timeoutMs: 60_000, memoryBytes: 2 * 1024 ** 3, diskBytes: 1024 ** 3, processes: 256, openFiles: 1024, logBytes: 1024 ** 2 },
   maxLogBytes: 256 * 1024 ** 2,
+  blobGraceMs: 24 * 3_600_000,
+  blobGcIntervalMs: 3_600_000,
   ledgerOrigin: 'lenix.local/ledger',
   witnesses: [],
   sbomSupplier: 'Lenix',

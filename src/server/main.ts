@@ -90,6 +90,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     void services.releases.publisher.tick();
   }, 1000);
   reaper.unref();
+  // Rejected uploads leave blobs no record points at (an agent could fill the disk with them): collect those
+  // past the grace period.
+  const collectBlobs = async () => {
+    const removed = await blobs.collect(await store.referencedBlobs(), clock.now(), config.blobGraceMs);
+    if (removed.length > 0) log.info({ component: 'blobs', removed: removed.length }, 'unreferenced blobs collected');
+  };
+  const collector = setInterval(() => void collectBlobs().catch((err: unknown) => log.error({ err }, 'blob collection failed')), config.blobGcIntervalMs);
+  collector.unref();
   const watcher = new Watcher(
     {
       watchedSources: async () => (await store.listSources()).filter((s) => s.watch),
@@ -116,6 +124,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     adminToken,
     async close() {
       clearInterval(reaper);
+      clearInterval(collector);
       await services.releases.publisher.tick();
       await watcher.stop();
       await app.close();

@@ -109,6 +109,22 @@ export class FsBlobStore implements BlobStore {
     return Buffer.concat(parts);
   }
 
+  /**
+   * Remove blobs that no record references and that are older than `graceMs` (an upload is written before it
+   * is recorded: the grace period keeps it while its record is being made). Returns the digests removed.
+   */
+  async collect(referenced: ReadonlySet<string>, now: number, graceMs: number): Promise<Sha256[]> {
+    const removed: Sha256[] = [];
+    for await (const sha of this.list()) {
+      if (referenced.has(sha)) continue;
+      const st = await stat(this.pathOf(sha)).catch(() => null);
+      if (!st || now - st.mtimeMs < graceMs) continue;
+      await unlink(this.pathOf(sha)).catch(() => undefined);
+      removed.push(sha);
+    }
+    return removed;
+  }
+
   async clearTmp(): Promise<void> {
     await rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
     await this.init();

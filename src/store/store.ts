@@ -873,6 +873,13 @@ export class Store {
     await this.db.insertInto('lookaside').values({ sha256, name, size, uploaded_at: now }).execute();
   }
 
+  /** Every digest a record points at (artifacts and lookaside files): the blobs that must be kept. */
+  async referencedBlobs(): Promise<Set<string>> {
+    const a = await this.db.selectFrom('artifacts').select('sha256').distinct().execute();
+    const l = await this.db.selectFrom('lookaside').select('sha256').execute();
+    return new Set([...a.map((r) => r.sha256), ...l.map((r) => r.sha256)]);
+  }
+
   async hasLookaside(sha256: string): Promise<boolean> {
     return (await this.db.selectFrom('lookaside').select('sha256').where('sha256', '=', sha256).executeTakeFirst()) !== undefined;
   }
