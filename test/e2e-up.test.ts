@@ -486,10 +486,21 @@ describe('lenix up, end to end', () => {
     assert.match(anon.stderr, /UNAUTHENTICATED/);
   });
 
-  test('Ctrl-C stops everything; a restart resumes with the same data', async () => {
+  test('every role logs to DATA/logs; a crashed child is restarted; Ctrl-C stops everything, helpers included; a restart resumes', async () => {
+    const serverLog = await readFile(path.join(dir, 'data', 'logs', 'server.log'), 'utf8');
+    assert.match(serverLog, /"msg":"build created"/, 'the server\'s JSON log is in server.log');
+    // kill -9 the build node: lenix up starts it again, and it builds.
+    const { stdout: pids } = await run('pgrep', ['-f', `lenix.js node --server .* --work ${path.join(dir, 'data', 'node', 'work')}`]);
+    for (const pid of pids.trim().split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+    await up.waitFor(/the node exited \(SIGKILL\); restarting it in 1 s/);
+    const rebuilt = await json<Build>('build', 'lenix-hello-data', '--wait');
+    assert.equal(rebuilt.state, 'succeeded');
+
     const before = await json<{ id: number }[]>('builds', '--limit', '500');
     assert.equal(await up.stop('SIGINT'), 0);
     await assert.rejects(fetch(`${url}/api/v1/health`), 'the server is down');
+    const agents = await run('pgrep', ['-f', `gpg-agent --homedir ${path.join(dir, 'data', 'signer', 'gnupg')}`]).catch(() => ({ stdout: '' }));
+    assert.equal(agents.stdout.trim(), '', 'the signer\'s gpg-agent is stopped too');
     const port = new URL(url).port;
     up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', port], env);
     await up.waitFor(/ready: /);

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+import { createWriteStream, existsSync, openSync } from 'node:fs';
 import { cp, mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,9 +38,12 @@ export async function runUp(o: UpOptions): Promise<void> {
   await mkdir(path.join(data, 'logs'), { recursive: true, mode: 0o700 });
   await chmod(data, 0o700);
   const children: ChildProcess[] = [];
+  const keysDir = path.join(data, 'signer', 'gnupg');
   const stopAll = async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+    // gpg started an agent for the signer's key folder; it outlives the signer unless told to stop.
+    await run('gpgconf', ['--homedir', keysDir, '--kill', 'gpg-agent']).catch(() => undefined);
   };
   let stopping = false;
   const onSignal = () => {
@@ -53,25 +56,61 @@ export async function runUp(o: UpOptions): Promise<void> {
   process.on('SIGTERM', onSignal);
 
   const say = (line: string) => process.stdout.write(`${line}\n`);
+  const logFile = (name: string) => path.join(data, 'logs', `${name}.log`);
+  /**
+   * Run a role as a child process, its output in DATA/logs/NAME.log, and start it again with backoff (1 s,
+   * doubling to 30 s; back to 1 s after a minute of running) if it dies while `lenix up` is not stopping.
+   */
+  const supervise = (name: string, start: () => ChildProcess): ChildProcess => {
+    let backoff = 1000;
+    const launch = (): ChildProcess => {
+      const c = start();
+      const began = Date.now();
+      children.push(c);
+      c.once('exit', (code, signal) => {
+        children.splice(children.indexOf(c), 1);
+        if (stopping) return;
+        if (Date.now() - began > 60_000) backoff = 1000;
+        process.stderr.write(`lenix up: the ${name} exited (${signal ?? `status ${code}`}); restarting it in ${backoff / 1000} s; see ${logFile(name)}\n`);
+        setTimeout(() => {
+          if (!stopping) launch();
+        }, backoff).unref();
+        backoff = Math.min(backoff * 2, 30_000);
+      });
+      return c;
+    };
+    return launch();
+  };
+
   const adminTokenFile = path.join(data, 'admin.token');
-  const server = spawn(process.execPath, [BIN, 'server', '--data', path.join(data, 'server'), '--port', String(o.port), '--admin-token-file', adminTokenFile], {
-    stdio: ['ignore', 'pipe', openSync(path.join(data, 'logs', 'server.log'), 'a')],
-    env: { ...process.env, LENIX_LOG_LEVEL: process.env['LENIX_LOG_LEVEL'] ?? 'info' },
-  });
-  children.push(server);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    server.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /lenix server listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
+  // The server's log is its stdout (pino): all of it goes to server.log; the first line also gives its URL.
+  let listening: (url: string) => void = () => undefined;
+  const server = supervise('server', () => {
+    const log = openSync(logFile('server'), 'a');
+    const c = spawn(process.execPath, [BIN, 'server', '--data', path.join(data, 'server'), '--port', String(o.port), '--admin-token-file', adminTokenFile], {
+      stdio: ['ignore', 'pipe', log],
+      env: { ...process.env, LENIX_LOG_LEVEL: process.env['LENIX_LOG_LEVEL'] ?? 'info' },
     });
-    server.once('exit', (code) => reject(new LenixError('UNAVAILABLE', `the server exited (status ${code}) before listening; see ${path.join(data, 'logs', 'server.log')}`)));
+    const out = createWriteStream('', { fd: log });
+    let head = '';
+    c.stdout!.on('data', (d: Buffer) => {
+      out.write(d);
+      if (head.length < 64 * 1024) {
+        head += d.toString();
+        const m = /lenix server listening on (\S+)/.exec(head);
+        if (m) listening(m[1]!);
+      }
+    });
+    return c;
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    listening = resolve;
+    server.once('exit', (code) => reject(new LenixError('UNAVAILABLE', `the server exited (status ${code}) before listening; see ${logFile('server')}`)));
   }).catch(async (err: unknown) => {
+    stopping = true;
     await stopAll();
     throw err;
   });
-  server.stdout!.resume();
 
   const adminToken = (await readFile(adminTokenFile, 'utf8')).trim();
   const admin = new ApiClient(url, adminToken);
@@ -87,18 +126,13 @@ export async function runUp(o: UpOptions): Promise<void> {
     }
     return file;
   };
-  const child = (name: string, args: string[]) => {
-    const log = openSync(path.join(data, 'logs', `${name}.log`), 'a');
-    const c = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', log, log] });
-    children.push(c);
-    c.once('exit', (code) => {
-      if (!stopping) process.stderr.write(`lenix up: the ${name} exited (status ${code}); see ${path.join(data, 'logs', `${name}.log`)}\n`);
+  const child = (name: string, args: string[]) =>
+    supervise(name, () => {
+      const log = openSync(logFile(name), 'a');
+      return spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', log, log] });
     });
-    return c;
-  };
 
   // The signer alone holds the private key, in its own folder; first start makes an RSA-4096 key.
-  const keysDir = path.join(data, 'signer', 'gnupg');
   if ((await listSecretKeys(keysDir).catch(() => [])).length === 0) {
     const k = await generateKey(keysDir, 'lenix-up', 'rsa4096');
     say(`  created signing key ${k.fingerprint} (RSA-4096) in ${keysDir}`);
