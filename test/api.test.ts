@@ -95,6 +95,7 @@ describe('Master API', () => {
     assert.deepEqual([optionUrl.status, optionUrl.json.code], [400, 'BAD_REQUEST']);
     const missingRepo = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'ghost', url: path.join(t.dir, 'nope') } });
     assert.deepEqual([missingRepo.status, missingRepo.json.code], [422, 'GIT_FAILED']);
+    assert.match(missingRepo.json.message, /^git clone failed: fatal: .*does not exist/, 'the message says what failed');
 
     assert.equal((await http(base, 'GET', '/api/v1/sources/ghost')).status, 404);
     assert.equal((await http(base, 'GET', '/api/v1/builds/999999')).json.code, 'BUILD_NOT_FOUND');

@@ -148,7 +148,7 @@ export async function runUp(o: UpOptions): Promise<void> {
   const signingKey = await until(async () => (await admin.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey);
 
   const [logKey, logPqKey] = (await (await admin.request('GET', '/ledger/keys')).text()).trim().split('\n');
-  const witness = await startLocalWitness(data, url, [logKey!, logPqKey!], admin, children);
+  const witness = await startLocalWitness(data, url, [logKey!, logPqKey!], admin, supervise);
   say(`Lenix is up at ${url}`);
   say(`  ledger key (pin it: lenix verify PKG.rpm --log-key KEY): ${logKey}`);
   say(`  ledger ML-DSA-44 checkpoint key: ${url}/ledger/keys (second line)`);
@@ -166,22 +166,33 @@ export async function runUp(o: UpOptions): Promise<void> {
  * One witness next to the server, with its own key folder: it cosigns each checkpoint the server pushes
  * (C2SP tlog-witness) and reads the published checkpoint itself. Registered with the server at each start.
  */
-async function startLocalWitness(data: string, url: string, logKeys: readonly string[], admin: ApiClient, children: ChildProcess[]): Promise<{ url: string; key: string }> {
+async function startLocalWitness(data: string, url: string, logKeys: readonly string[], admin: ApiClient, supervise: (name: string, start: () => ChildProcess) => ChildProcess): Promise<{ url: string; key: string }> {
   const dir = path.join(data, 'witness');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const args = ['witness', '--log', url, ...logKeys.flatMap((k) => ['--log-key', k]), '--key', dir, '--port', '0'];
-  const w = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', openSync(path.join(data, 'logs', 'witness.log'), 'a')] });
-  children.push(w);
-  const witnessUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    w.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /lenix witness listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
+  const logFile = path.join(data, 'logs', 'witness.log');
+  // The first start takes any free port; a restart keeps it, so the URL the server knows stays right.
+  let port = '0';
+  let found: (u: string) => void = () => undefined;
+  const w = supervise('witness', () => {
+    const log = openSync(logFile, 'a');
+    const c = spawn(process.execPath, [BIN, 'witness', '--log', url, ...logKeys.flatMap((k) => ['--log-key', k]), '--key', dir, '--port', port], { stdio: ['ignore', 'pipe', log] });
+    const out = createWriteStream('', { fd: log });
+    let head = '';
+    c.stdout!.on('data', (d: Buffer) => {
+      out.write(d);
+      if (head.length < 64 * 1024) {
+        head += d.toString();
+        const m = /lenix witness listening on (\S+)/.exec(head);
+        if (m) found(m[1]!);
+      }
     });
-    w.once('exit', (code) => reject(new LenixError('UNAVAILABLE', `the witness exited (status ${code}); see ${path.join(data, 'logs', 'witness.log')}`)));
+    return c;
   });
-  w.stdout!.resume();
+  const witnessUrl = await new Promise<string>((resolve, reject) => {
+    found = resolve;
+    w.once('exit', (code) => reject(new LenixError('UNAVAILABLE', `the witness exited (status ${code}); see ${logFile}`)));
+  });
+  port = new URL(witnessUrl).port;
   const previous = path.join(dir, 'registered-url');
   const old = existsSync(previous) ? (await readFile(previous, 'utf8')).trim() : '';
   if (old && old !== witnessUrl) await admin.json('DELETE', '/api/v1/ledger/witnesses', { url: old }).catch(() => undefined);

@@ -16,9 +16,11 @@ async function git(args: string[], opts: { cwd?: string; maxBuffer?: number } = 
     const { stdout } = await run('git', args, { cwd: opts.cwd, env: GIT_ENV, maxBuffer: opts.maxBuffer ?? 64 * 1024 * 1024, encoding: 'utf8' });
     return stdout;
   } catch (err) {
+    // Say what failed: git's own fatal/error lines (the last line alone is often "could not read from remote").
     const e = err as { stderr?: string; message: string };
-    const line = (e.stderr ?? e.message).trim().split('\n').pop() ?? 'git failed';
-    throw new LenixError('GIT_FAILED', `git ${args[0]}: ${line}`, { cause: err });
+    const lines = (e.stderr ?? e.message).split('\n').map((l) => l.trim()).filter(Boolean);
+    const said = lines.filter((l) => /^(fatal|error|remote|ERROR):/i.test(l));
+    throw new LenixError('GIT_FAILED', `git ${args[0]} failed: ${(said.length > 0 ? said : lines.slice(-1)).join('; ').slice(0, 400) || 'no reason given'}`, { cause: err });
   }
 }
 
