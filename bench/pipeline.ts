@@ -74,7 +74,7 @@ async function lenixRun(dir: string, repos: string[], keysTemplate: string, node
   const env = { LENIX_CONFIG: path.join(d, 'none.json'), LENIX_LOG_LEVEL: 'warn' };
   const procs: Proc[] = [];
   try {
-    const server = new Proc(['server', '--data', path.join(d, 'server'), '--port', String(port)], env);
+    const server = new Proc(['server', '--data', path.join(d, 'server'), '--port', String(port), '--local-source-root', d], env);
     procs.push(server);
     const url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
     const api = new ApiClient(url, (await readFile(path.join(d, 'server', 'admin.token'), 'utf8')).trim());

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,14 @@ import { gitRepo, specWith } from './support/cli.js';
 import { http, testServer, type TestServer } from './support/server.js';
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+/** A ledger entry's bytes and every base64 payload in them, decoded (DSSE envelopes carry statements in base64). */
+function decodeAll(entry: { data: Uint8Array }): string {
+  const text = Buffer.from(entry.data).toString('utf8');
+  const payloads = [...text.matchAll(/"payload"\s*:\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8'));
+  assert.ok(payloads.length > 0, 'the entry is a DSSE envelope with a payload');
+  return [text, ...payloads].join('\n');
+}
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -157,6 +166,32 @@ describe('Master API', () => {
     const big = await http(base, 'POST', '/api/v1/errata/import', { token: admin, json: { repo: 'no-such-repo', content: 'x'.repeat(2 * 1024 * 1024) } });
     assert.notEqual(big.status, 413, big.text);
     assert.equal(typeof big.json?.code, 'string');
+  });
+
+  test('local sources only under the allowed roots; public records never name a path on the server', async () => {
+    const outside = await mkdtemp(path.join(os.tmpdir(), 'lenix-outside-'));
+    try {
+      await gitRepo(outside, { 'outside.spec': specWith('outside', 'true') });
+      const refused = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'outside', url: outside } });
+      assert.deepEqual([refused.status, refused.json.code], [403, 'SOURCE_NOT_ALLOWED']);
+      const viaFileUrl = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'outside2', url: `file://${outside}` } });
+      assert.deepEqual([viaFileUrl.status, viaFileUrl.json.code], [403, 'SOURCE_NOT_ALLOWED']);
+      const climbing = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'climb', url: path.join(t.dir, 'repos', '..', '..', path.basename(outside)) } });
+      assert.equal(climbing.status, 403);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+    const good = await http(base, 'GET', '/api/v1/sources/good');
+    assert.equal(good.json.url, 'lenix:source/good');
+    assert.ok(!JSON.stringify((await http(base, 'GET', '/api/v1/sources')).json).includes(t.dir), 'no server path in the sources list');
+    // The ledger's statements (source provenance) name the source, not its path here.
+    const ledger = t.server.services.ledger.store;
+    const entries = await ledger.entries(0, await ledger.size());
+    assert.ok(entries.length > 0);
+    const sources = entries.filter((e) => e.kind === 'source');
+    assert.ok(sources.length > 0, 'source statements were recorded');
+    for (const e of entries) assert.ok(!decodeAll(e).includes(t.dir), 'no server path in the ledger');
+    assert.ok(sources.every((e) => /"name":"lenix:source\/[a-z]/.test(decodeAll(e))), 'each source is named by its Lenix name');
   });
 
   test('lookaside uploads are stored by digest and served back verified', async () => {

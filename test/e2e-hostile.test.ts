@@ -104,7 +104,7 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     servers.push(tcp, abstract);
 
     const port = await freePort();
-    const server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '5', '--spec-timeout', '5'], {});
+    const server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '5', '--spec-timeout', '5', '--local-source-root', path.join(dir, 'repos')], {});
     procs.push(server);
     url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
     admin = (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim();

@@ -32,7 +32,7 @@ describe('build nodes over the agent protocol', () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-nodes-'));
     const port = await freePort();
-    server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '2', '--watch-seconds', '1'], {});
+    server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '2', '--watch-seconds', '1', '--local-source-root', path.join(dir, 'repos')], {});
     procs.push(server);
     url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
     api = new ApiClient(url, (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim());

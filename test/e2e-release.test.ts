@@ -40,7 +40,7 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
   const cli = (...args: string[]) => lenix(args, env());
 
   const startServer = async () => {
-    server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '3'], {});
+    server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '3', '--local-source-root', path.join(dir, 'repos')], {});
     procs.push(server);
     url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
   };

@@ -51,7 +51,7 @@ describe('lenix up, end to end', () => {
     delete env['LENIX_SERVER'];
     delete env['LENIX_TOKEN'];
     const port = await freePort();
-    up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', String(port)], env);
+    up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', String(port), '--local-source-root', path.join(dir, 'repos')], env);
     url = (await up.waitFor(/ready: (http:\S+)/))[1]!;
     const token = (await readFile(path.join(dir, 'data', 'admin.token'), 'utf8')).trim();
     api = new ApiClient(url, token);
@@ -502,7 +502,7 @@ describe('lenix up, end to end', () => {
     const agents = await run('pgrep', ['-f', `gpg-agent --homedir ${path.join(dir, 'data', 'signer', 'gnupg')}`]).catch(() => ({ stdout: '' }));
     assert.equal(agents.stdout.trim(), '', 'the signer\'s gpg-agent is stopped too');
     const port = new URL(url).port;
-    up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', port], env);
+    up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', port, '--local-source-root', path.join(dir, 'repos')], env);
     await up.waitFor(/ready: /);
     assert.match(up.out, /samples: already present/);
     const afterRestart = await json<{ id: number }[]>('builds', '--limit', '500');

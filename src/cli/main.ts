@@ -52,8 +52,9 @@ function program(state: { code: number }): Command {
     .option('--data <dir>', 'data folder', process.env['LENIX_DATA'] ?? path.join(os.homedir(), '.local', 'share', 'lenix'))
     .option('--port <port>', 'HTTP port', '8080')
     .option('--no-samples', 'do not create and build the sample sources')
-    .action(async (o: { data: string; port: string; samples: boolean }) => {
-      await runUp({ dataDir: path.resolve(o.data), port: Number(o.port), samples: o.samples });
+    .option('--local-source-root <dir>', 'a folder local sources may come from (repeatable; your home folder and the samples always may)', collect)
+    .action(async (o: { data: string; port: string; samples: boolean; localSourceRoot?: string[] }) => {
+      await runUp({ dataDir: path.resolve(o.data), port: Number(o.port), samples: o.samples, localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)) });
     });
 
   p.command('server')
@@ -73,7 +74,8 @@ function program(state: { code: number }): Command {
     .option('--sbom-distro <id>', 'purl distro qualifier in SBOMs for repositories that set none', DEFAULT_CONFIG.sbomDistro)
     .option('--spec-timeout <seconds>', 'wall-clock limit of the sandboxed spec parse at build creation', String(DEFAULT_CONFIG.specCheckLimits.timeoutMs / 1000))
     .option('--max-log <mib>', 'log bytes kept per task', String(DEFAULT_CONFIG.maxLogBytes / 1024 ** 2))
-    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string; witness?: string[]; sbomSupplier: string; sbomVendor: string; sbomDistro: string; specTimeout: string; maxLog: string }) => {
+    .option('--local-source-root <dir>', 'a folder on this machine that sources may be mirrored from (repeatable; none by default)', collect)
+    .action(async (o: { data: string; database?: string; host: string; port: string; arch?: string[]; adminTokenFile?: string; leaseSeconds: string; maxAttempts: string; watchSeconds: string; witness?: string[]; sbomSupplier: string; sbomVendor: string; sbomDistro: string; specTimeout: string; maxLog: string; localSourceRoot?: string[] }) => {
       const specTimeout = Number(o.specTimeout);
       const maxLog = Number(o.maxLog);
       if (!(specTimeout >= 1) || !(maxLog >= 1)) throw new LenixError('BAD_REQUEST', '--spec-timeout and --max-log must be numbers ≥ 1');
@@ -84,7 +86,7 @@ function program(state: { code: number }): Command {
         port: Number(o.port),
         arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
         adminTokenFile: o.adminTokenFile,
-        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000, witnesses: o.witness ?? [], sbomSupplier: o.sbomSupplier, sbomVendor: o.sbomVendor.toLowerCase(), sbomDistro: o.sbomDistro, specCheckLimits: { ...DEFAULT_CONFIG.specCheckLimits, timeoutMs: specTimeout * 1000 }, maxLogBytes: Math.round(maxLog * 1024 ** 2) },
+        config: { leaseMs: Number(o.leaseSeconds) * 1000, maxAttempts: Number(o.maxAttempts), watchIntervalMs: Number(o.watchSeconds) * 1000, witnesses: o.witness ?? [], sbomSupplier: o.sbomSupplier, sbomVendor: o.sbomVendor.toLowerCase(), sbomDistro: o.sbomDistro, specCheckLimits: { ...DEFAULT_CONFIG.specCheckLimits, timeoutMs: specTimeout * 1000 }, maxLogBytes: Math.round(maxLog * 1024 ** 2), localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)) },
       });
       process.stdout.write(`lenix server listening on ${server.url}\n`);
       await waitForSignal();

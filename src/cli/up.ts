@@ -26,6 +26,8 @@ export interface UpOptions {
   readonly dataDir: string;
   readonly port: number;
   readonly samples: boolean;
+  /** More folders local sources may be mirrored from (besides $HOME and the samples). */
+  readonly localSourceRoots?: readonly string[];
 }
 
 /**
@@ -87,7 +89,9 @@ export async function runUp(o: UpOptions): Promise<void> {
   let listening: (url: string) => void = () => undefined;
   const server = supervise('server', () => {
     const log = openSync(logFile('server'), 'a');
-    const c = spawn(process.execPath, [BIN, 'server', '--data', path.join(data, 'server'), '--port', String(o.port), '--admin-token-file', adminTokenFile], {
+    // On one's own machine, repositories in one's home folder (and the samples) may be sources.
+    const roots = [os.homedir(), path.join(data, 'samples'), ...(o.localSourceRoots ?? [])].flatMap((d) => ['--local-source-root', d]);
+    const c = spawn(process.execPath, [BIN, 'server', '--data', path.join(data, 'server'), '--port', String(o.port), '--admin-token-file', adminTokenFile, ...roots], {
       stdio: ['ignore', 'pipe', log],
       env: { ...process.env, LENIX_LOG_LEVEL: process.env['LENIX_LOG_LEVEL'] ?? 'info' },
     });

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: { status: 401, exit: 3, doc: 'A write was attempted without a token, or with an unknown or revoked token.' },
   FORBIDDEN: { status: 403, exit: 3, doc: 'The token is valid but lacks the scope this action needs.' },
   // 404
+  SOURCE_NOT_ALLOWED: { status: 403, exit: 3, doc: 'A local source path lies outside the folders the server allows (`lenix server --local-source-root DIR`).' },
   NOT_FOUND: { status: 404, exit: 4, doc: 'No route matches the request.' },
   SOURCE_NOT_FOUND: { status: 404, exit: 4, doc: 'No source with that name or id.' },
   BUILD_NOT_FOUND: { status: 404, exit: 4, doc: 'No build with that id.' },

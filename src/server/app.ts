@@ -25,6 +25,7 @@ import { registerErrataRoutes } from './api/errata-routes.js';
 import { registerWebRoutes } from './web/routes.js';
 import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
+import { publicSourceUrl } from '../core/source-url.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -125,7 +126,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   };
 
   await attest.repair(async (b) => ({
-    url: (await deps.store.getSource(b.sourceId))?.url ?? b.sourceName,
+    url: await deps.store.getSource(b.sourceId).then((s) => (s ? publicSourceUrl(s.name, s.url) : b.sourceName)),
     text: await sources.mirrorOf({ name: b.sourceName }).readFile(b.commit.sha, b.specPath),
   }));
 

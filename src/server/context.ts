@@ -20,6 +20,8 @@ export interface ServerConfig {
   readonly watchIntervalMs: number;
   /** The spec-parsing sandbox's limits (time, memory, disk, processes, files, output). */
   readonly specCheckLimits: SandboxLimits;
+  /** Folders on the server's disk that sources may be mirrored from; a local path elsewhere is refused. */
+  readonly localSourceRoots: readonly string[];
   /** Blobs no record references are removed once this old (rejected uploads); checked every blobGcIntervalMs. */
   readonly blobGraceMs: number;
   readonly blobGcIntervalMs: number;
@@ -51,6 +53,7 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   watchIntervalMs: 30_000,
   specCheckLimits: { timeoutMs: 60_000, memoryBytes: 2 * 1024 ** 3, diskBytes: 1024 ** 3, processes: 256, openFiles: 1024, logBytes: 1024 ** 2 },
   maxLogBytes: 256 * 1024 ** 2,
+  localSourceRoots: [],
   blobGraceMs: 24 * 3_600_000,
   blobGcIntervalMs: 3_600_000,
   ledgerOrigin: 'lenix.local/ledger',

@@ -18,7 +18,8 @@ export interface TestServer {
 /** An in-process server on a temp data folder and a free loopback port. */
 export async function testServer(opts: Partial<ServerOptions> = {}): Promise<TestServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-srv-'));
-  const server = await startServer({ dataDir: path.join(dir, 'data'), port: 0, log: pino({ level: 'silent' }), ...opts });
+  // Tests keep their git repositories in their own temp folder: the one local source root.
+  const server = await startServer({ dataDir: path.join(dir, 'data'), port: 0, log: pino({ level: 'silent' }), ...opts, config: { localSourceRoots: [dir], ...opts.config } });
   const admin = new ApiClient(server.url, server.adminToken);
   return {
     server,

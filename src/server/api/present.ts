@@ -1,10 +1,11 @@
+import { publicSourceUrl } from '../../core/source-url.js';
 import type { AgentRecord, ArtifactRecord, BuildRecord, SourceRecord, TaskRecord } from '../../store/records.js';
 
 /** The JSON shapes the API returns (times as ISO 8601 strings). One place, so every route agrees. */
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function presentSource(s: SourceRecord) {
-  return { id: s.id, name: s.name, url: s.url, branch: s.branch, watch: s.watch, createdAt: iso(s.createdAt), lastFetchedAt: iso(s.lastFetchedAt) };
+  return { id: s.id, name: s.name, url: publicSourceUrl(s.name, s.url), branch: s.branch, watch: s.watch, createdAt: iso(s.createdAt), lastFetchedAt: iso(s.lastFetchedAt) };
 }
 
 export function presentArtifact(a: ArtifactRecord) {

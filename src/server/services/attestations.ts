@@ -4,6 +4,7 @@ import { MANIFEST_THRESHOLD, buildManifest, type Manifest } from '../../attest/m
 import { buildStatement, releaseStatement, signStatement, sourceStatement, testStatement } from '../../attest/statements.js';
 import type { BuildRecord, ReleaseRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
 import type { ServerDeps, StatementSink } from '../context.js';
+import { publicSourceUrl } from '../../core/source-url.js';
 
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
@@ -91,7 +92,7 @@ export class Attestations {
         'build',
         buildStatement({
           buildId: build.id,
-          repository: source?.url ?? build.sourceName,
+          repository: source ? publicSourceUrl(source.name, source.url) : build.sourceName,
           ref: build.ref,
           commit: build.commit.sha,
           arches: build.arches,

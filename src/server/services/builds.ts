@@ -7,6 +7,7 @@ import type { BuildRecord, SourceRecord, TaskRecord } from '../../store/records.
 import type { ServerDeps } from '../context.js';
 import type { SourceService } from './sources.js';
 import { checkSpec } from './spec-check.js';
+import { publicSourceUrl } from '../../core/source-url.js';
 
 export interface CreateBuild {
   readonly source: string;
@@ -80,7 +81,8 @@ export class BuildService {
       now,
     );
     // The source statement goes into the ledger before any agent can lease the build's first task.
-    await this.hooks.created?.(created.build, source.url, await mirror.readFile(commit.sha, specPath));
+    // The source statement is public: it names a local source by its Lenix name, not its path on this server.
+    await this.hooks.created?.(created.build, publicSourceUrl(source.name, source.url), await mirror.readFile(commit.sha, specPath));
     this.deps.notifier.emit('queue');
     this.deps.log.info({ component: 'builds', build: created.build.id, source: source.name, commit: commit.sha }, 'build created');
     return created;

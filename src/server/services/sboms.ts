@@ -9,6 +9,7 @@ import { TAG, num, packageInfo, readRpmStreamHeader, str, strings, type RpmHeade
 import type { ArtifactRecord, BuildRecord, RepoRecord, TaskRecord } from '../../store/records.js';
 import type { ServerDeps } from '../context.js';
 import type { LedgerService } from './ledger.js';
+import { publicSourceUrl } from '../../core/source-url.js';
 
 const RPM_KINDS = new Set(['srpm', 'rpm', 'signed-srpm', 'signed-rpm']);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -156,7 +157,7 @@ export class SbomService {
     const [source, stages, tasks, agents] = await Promise.all([this.deps.store.getSource(build.sourceId), this.ledger.store.lookupStages(`build:${build.id}`), this.deps.store.listTasks(build.id), this.deps.store.listAgents()]);
     return {
       build,
-      gitUrl: source?.url ?? build.sourceName,
+      gitUrl: source ? publicSourceUrl(source.name, source.url) : build.sourceName,
       sourceEntries: stages.filter((e) => e.kind === 'source').map((e) => e.index),
       tasks,
       agentNames: new Map(agents.map((a) => [a.id, a.name])),

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { rename, rm } from 'node:fs/promises';
+import { realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
+import { isLocalSourceUrl } from '../../core/source-url.js';
 import { parseSourceName } from '../../core/ids.js';
 import { GitMirror } from '../../intake/git.js';
 import type { CommitRecord, SourceRecord } from '../../store/records.js';
@@ -39,10 +40,22 @@ export class SourceService {
     return s;
   }
 
+  /** A repository on the server's disk only under a configured root (its history becomes public otherwise). */
+  private async requireUnderRoots(url: string): Promise<void> {
+    const local = url.startsWith('file://') ? new URL(url).pathname : url;
+    const real = await realpath(local).catch(() => path.resolve(local));
+    for (const root of this.deps.config.localSourceRoots) {
+      const r = await realpath(root).catch(() => path.resolve(root));
+      if (real === r || real.startsWith(r.endsWith(path.sep) ? r : `${r}${path.sep}`)) return;
+    }
+    throw new LenixError('SOURCE_NOT_ALLOWED', 'local sources must lie under a folder the server allows (lenix server --local-source-root DIR)');
+  }
+
   /** Mirror first, then record: a source whose clone fails leaves no row and no folder behind. */
   async add(input: AddSource): Promise<{ source: SourceRecord; head: CommitRecord }> {
     const name = parseSourceName(input.name);
     const url = parseSourceUrl(input.url);
+    if (isLocalSourceUrl(url)) await this.requireUnderRoots(url);
     if (await this.deps.store.getSourceByName(name)) throw new LenixError('SOURCE_EXISTS', `source ${name} already exists`);
     const tmp = path.join(this.deps.config.dataDir, 'git', `.new-${randomBytes(6).toString('hex')}.git`);
     try {

@@ -7,6 +7,7 @@ import type { Envelope } from '../../attest/dsse.js';
 import type { ProofBundle } from '../../attest/verify-chain.js';
 import { SBOM_FORMATS } from '../../attest/sbom.js';
 import { LenixError } from '../../core/errors.js';
+import { isLocalSourceUrl, publicSourceUrl } from '../../core/source-url.js';
 import { cves, nevraOf, ADVISORY_TYPES, SEVERITIES } from '../../errata/advisory.js';
 import { osvId } from '../../errata/osv.js';
 import { parseCheckpoint } from '../../ledger/checkpoint.js';
@@ -58,7 +59,7 @@ function checked(bundle: ProofBundle) {
 }
 
 /** A source URL as pages show it: a server-local path is private, so it is not shown. */
-const repoUrl = (url: string) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) || /^[^/\s]+@[^/\s]+:/.test(url) ? url : '(a repository local to the server)');
+const repoUrl = (url: string) => (isLocalSourceUrl(url) || url === '' ? '(a repository local to the server)' : publicSourceUrl('', url));
 const stateOf = (s: string) => html`<span class="state-${s}">${s}</span>`;
 const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`);
 
