@@ -21,7 +21,7 @@ test('a statement lost to a crash is recorded when the server starts again', asy
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-repair-'));
   dirs.push(dir);
   const dataDir = path.join(dir, 'data');
-  const opts = { dataDir, port: 0, log: pino({ level: 'silent' }) };
+  const opts = { dataDir, port: 0, log: pino({ level: 'silent' }), config: { localSourceRoots: [dir] } };
   let server = await startServer(opts);
   const admin = server.adminToken!;
   await gitRepo(path.join(dir, 'git'), { 'pkg.spec': specWith('pkg', 'echo hi') });
