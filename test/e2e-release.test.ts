@@ -224,6 +224,16 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     assert.match(blobRepair.report.problems.find((q) => q.kind === 'blob' && q.sha256 === sha)!.repair ?? '', /^restored from /);
     assert.equal(await digest(blob), sha);
     assert.deepEqual(mine(await fsckRun()), [], 'clean again');
+    // Metadata is checked too: a changed primary.xml is named (it is rebuilt by republishing, not from a blob).
+    const repodata = path.join(dir, 'server', 'repos', 'r1', 'current', 'x86_64', 'repodata');
+    const primary = path.join(repodata, (await readdir(repodata)).find((f) => f.endsWith('primary.xml.gz'))!);
+    const original = await readFile(primary);
+    await writeFile(primary, Buffer.concat([original, Buffer.from('x')]));
+    const meta = await fsckRun();
+    assert.equal(meta.code, 1);
+    assert.ok(meta.report.problems.some((q) => q.kind === 'metadata' && q.problem === 'corrupt'), JSON.stringify(meta.report.problems));
+    await writeFile(primary, original);
+    assert.ok(!(await fsckRun()).report.problems.some((q) => q.kind === 'metadata'));
 
     // A publish that fails (here: the blob is corrupt) marks its snapshot failed and leaves no .tmp folder.
     const c = await readFile(blob);

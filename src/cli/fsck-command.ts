@@ -24,7 +24,7 @@ export function addFsckCommand(p: Command, state: { code: number }): void {
         if (!report.clean) state.code = 1;
         if (o.json) return printJson(report);
         for (const q of report.problems) process.stdout.write(`${q.problem} ${q.kind} ${q.where} (sha256 ${q.sha256})${q.repair ? `: ${q.repair}` : ''}\n`);
-        process.stdout.write(`${report.blobsChecked} blobs and ${report.publishedChecked} published packages checked; ${report.problems.length} problem(s)${report.problems.length > 0 ? (report.clean ? ', all repaired' : o.repair ? ', not all repaired' : '; run with --repair') : ''}\n`);
+        process.stdout.write(`${report.blobsChecked} blobs, ${report.publishedChecked} published packages and ${report.metadataChecked} metadata files checked; ${report.problems.length} problem(s)${report.problems.length > 0 ? (report.clean ? ', all repaired' : o.repair ? ', not all repaired' : '; run with --repair') : ''}\n`);
       } finally {
         await db.destroy();
       }

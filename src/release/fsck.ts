@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseSha256, type Sha256 } from '../core/ids.js';
 import type { FsBlobStore } from '../store/blob-store.js';
@@ -7,7 +7,7 @@ import type { ReleaseStore } from '../store/release-store.js';
 import { fileSha256, publishCopy } from './publisher.js';
 
 export interface FsckProblem {
-  readonly kind: 'blob' | 'published';
+  readonly kind: 'blob' | 'published' | 'metadata';
   readonly where: string;
   readonly sha256: string;
   readonly problem: 'corrupt' | 'missing';
@@ -18,13 +18,15 @@ export interface FsckProblem {
 export interface FsckReport {
   readonly blobsChecked: number;
   readonly publishedChecked: number;
+  readonly metadataChecked: number;
   readonly problems: readonly FsckProblem[];
   /** No problem left (every one found was repaired). */
   readonly clean: boolean;
 }
 
 /**
- * Re-hash every blob and every package copy of every published snapshot against the digests on record. With
+ * Re-hash every blob, every package copy and every metadata file of every published snapshot against the
+ * digests on record (metadata against its signed repomd.xml). With
  * `repair`, a bad copy is restored from a good one: a published copy from its blob (or another snapshot's copy
  * of the same digest), a blob from a good published copy. Every restored file is checked before it is renamed
  * into place.
@@ -42,11 +44,29 @@ export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseSto
 
   // Published copies, and where a good copy of each digest lives.
   const copies: { file: string; sha256: string; where: string }[] = [];
+  let metadataChecked = 0;
   for (const repo of await deps.releases.listRepos()) {
     for (const snap of await deps.releases.listSnapshots(repo.id)) {
       const dir = path.join(deps.reposDir, repo.name, 'snapshots', String(snap.id));
       if (snap.state !== 'ready' || !(await stat(dir).catch(() => null))) continue;
       for (const p of snap.packages) copies.push({ file: path.join(dir, p.arch, 'Packages', p.name), sha256: p.sha256, where: `${repo.name} snapshot ${snap.id} ${p.arch}/Packages/${p.name}` });
+      // Metadata: repomd.xml against the digest recorded when it was signed, each data file against repomd.xml.
+      // It is not kept in the blob store, so it cannot be restored from there: `lenix repo republish` rebuilds it.
+      for (const [arch, sha] of Object.entries(snap.repomd ?? {})) {
+        const repomd = path.join(dir, arch, 'repodata', 'repomd.xml');
+        const files: [string, string][] = [[repomd, sha]];
+        const xml = await readFile(repomd, 'utf8').catch(() => '');
+        for (const m of xml.matchAll(/<data type="[^"]+">([\s\S]*?)<\/data>/g)) {
+          const sum = /<checksum type="sha256">([0-9a-f]{64})<\/checksum>/.exec(m[1]!)?.[1];
+          const href = /<location href="(repodata\/[^"/]+)"/.exec(m[1]!)?.[1];
+          if (sum && href) files.push([path.join(dir, arch, href), sum]);
+        }
+        for (const [file, want] of files) {
+          metadataChecked++;
+          const actual = await fileSha256(file).catch(() => null);
+          if (actual !== want) problems.push({ kind: 'metadata', where: `${repo.name} snapshot ${snap.id} ${path.relative(dir, file)}`, sha256: want, problem: actual === null ? 'missing' : 'corrupt', repair: o.repair ? `not kept elsewhere: lenix repo republish ${repo.name}` : null });
+        }
+      }
     }
   }
   const goodCopy = new Map<string, string>();
@@ -87,5 +107,5 @@ export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseSto
     problems.push({ kind: 'published', where: c.where, sha256: c.sha256, problem: exists ? 'corrupt' : 'missing', repair });
   }
   const clean = problems.every((p) => p.repair !== null && p.repair.startsWith('restored'));
-  return { blobsChecked, publishedChecked: copies.length, problems, clean };
+  return { blobsChecked, publishedChecked: copies.length, metadataChecked, problems, clean };
 }
