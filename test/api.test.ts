@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ERROR_CODES } from '../src/core/errors.js';
-import { gitRepo, specWith } from './support/cli.js';
+import { gitRepo, specWith, until } from './support/cli.js';
 import { http, testServer, type TestServer } from './support/server.js';
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -18,16 +18,6 @@ function decodeAll(entry: { data: Uint8Array }): string {
   const payloads = [...text.matchAll(/"payload"\s*:\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8'));
   assert.ok(payloads.length > 0, 'the entry is a DSSE envelope with a payload');
   return [text, ...payloads].join('\n');
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('Master API', () => {

@@ -88,24 +88,9 @@ export async function runUp(o: UpOptions): Promise<void> {
   // The server's log is its stdout (pino): all of it goes to server.log; the first line also gives its URL.
   let listening: (url: string) => void = () => undefined;
   const server = supervise('server', () => {
-    const log = openSync(logFile('server'), 'a');
     // On one's own machine, repositories in one's home folder (and the samples) may be sources.
     const roots = [os.homedir(), path.join(data, 'samples'), ...(o.localSourceRoots ?? [])].flatMap((d) => ['--local-source-root', d]);
-    const c = spawn(process.execPath, [BIN, 'server', '--data', path.join(data, 'server'), '--port', String(o.port), '--admin-token-file', adminTokenFile, ...roots], {
-      stdio: ['ignore', 'pipe', log],
-      env: { ...process.env, LENIX_LOG_LEVEL: process.env['LENIX_LOG_LEVEL'] ?? 'info' },
-    });
-    const out = createWriteStream('', { fd: log });
-    let head = '';
-    c.stdout!.on('data', (d: Buffer) => {
-      out.write(d);
-      if (head.length < 64 * 1024) {
-        head += d.toString();
-        const m = /lenix server listening on (\S+)/.exec(head);
-        if (m) listening(m[1]!);
-      }
-    });
-    return c;
+    return spawnLogged(logFile('server'), ['server', '--data', path.join(data, 'server'), '--port', String(o.port), '--admin-token-file', adminTokenFile, ...roots], /lenix server listening on (\S+)/, (u) => listening(u));
   });
   const url = await new Promise<string>((resolve, reject) => {
     listening = resolve;
@@ -170,6 +155,26 @@ export async function runUp(o: UpOptions): Promise<void> {
  * One witness next to the server, with its own key folder: it cosigns each checkpoint the server pushes
  * (C2SP tlog-witness) and reads the published checkpoint itself. Registered with the server at each start.
  */
+/**
+ * A role whose stdout and stderr both go to its log file (its JSON log is on stdout), watching the start of its
+ * output for the line that says where it listens.
+ */
+function spawnLogged(logFile: string, args: string[], listening: RegExp, onListening: (url: string) => void): ChildProcess {
+  const log = openSync(logFile, 'a');
+  const c = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', log], env: { ...process.env, LENIX_LOG_LEVEL: process.env['LENIX_LOG_LEVEL'] ?? 'info' } });
+  const out = createWriteStream('', { fd: log });
+  let head = '';
+  c.stdout!.on('data', (d: Buffer) => {
+    out.write(d);
+    if (head.length < 64 * 1024) {
+      head += d.toString();
+      const m = listening.exec(head);
+      if (m) onListening(m[1]!);
+    }
+  });
+  return c;
+}
+
 async function startLocalWitness(data: string, url: string, logKeys: readonly string[], admin: ApiClient, supervise: (name: string, start: () => ChildProcess) => ChildProcess): Promise<{ url: string; key: string }> {
   const dir = path.join(data, 'witness');
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -178,19 +183,7 @@ async function startLocalWitness(data: string, url: string, logKeys: readonly st
   let port = '0';
   let found: (u: string) => void = () => undefined;
   const w = supervise('witness', () => {
-    const log = openSync(logFile, 'a');
-    const c = spawn(process.execPath, [BIN, 'witness', '--log', url, ...logKeys.flatMap((k) => ['--log-key', k]), '--key', dir, '--port', port], { stdio: ['ignore', 'pipe', log] });
-    const out = createWriteStream('', { fd: log });
-    let head = '';
-    c.stdout!.on('data', (d: Buffer) => {
-      out.write(d);
-      if (head.length < 64 * 1024) {
-        head += d.toString();
-        const m = /lenix witness listening on (\S+)/.exec(head);
-        if (m) found(m[1]!);
-      }
-    });
-    return c;
+    return spawnLogged(logFile, ['witness', '--log', url, ...logKeys.flatMap((k) => ['--log-key', k]), '--key', dir, '--port', port], /lenix witness listening on (\S+)/, (u) => found(u));
   });
   const witnessUrl = await new Promise<string>((resolve, reject) => {
     found = resolve;
