@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { sha256File } from '../agents/kit/client.js';
+import { sha256File } from '../store/durable.js';
 import { SBOM_FORMATS } from '../attest/sbom.js';
 import { LenixError } from '../core/errors.js';
 import { apiClientFor } from './config.js';

@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseCheckpoint } from '../ledger/checkpoint.js';
 import type { Command } from 'commander';
-import { sha256File } from '../agents/kit/client.js';
+import { sha256File } from '../store/durable.js';
 import { mldsaKeyId } from '../attest/dsse.js';
 import { verifyChain, type ChainLink, type ProofBundle, type VerifiedChain } from '../attest/verify-chain.js';
 import { mldsaVerify } from '../crypto/mldsa.js';

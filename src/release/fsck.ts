@@ -4,7 +4,8 @@ import path from 'node:path';
 import { parseSha256, type Sha256 } from '../core/ids.js';
 import type { FsBlobStore } from '../store/blob-store.js';
 import type { ReleaseStore } from '../store/release-store.js';
-import { fileSha256, publishCopy } from './publisher.js';
+import { sha256File } from '../store/durable.js';
+import { publishCopy } from './publisher.js';
 
 export interface FsckProblem {
   readonly kind: 'blob' | 'published' | 'metadata';
@@ -38,7 +39,7 @@ export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseSto
   const badBlobs: Sha256[] = [];
   for await (const sha of deps.blobs.list()) {
     blobsChecked++;
-    if ((await fileSha256(deps.blobs.pathOf(sha))) === sha) goodBlobs.add(sha);
+    if ((await sha256File(deps.blobs.pathOf(sha))) === sha) goodBlobs.add(sha);
     else badBlobs.push(sha);
   }
 
@@ -63,7 +64,7 @@ export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseSto
         }
         for (const [file, want] of files) {
           metadataChecked++;
-          const actual = await fileSha256(file).catch(() => null);
+          const actual = await sha256File(file).catch(() => null);
           if (actual !== want) problems.push({ kind: 'metadata', where: `${repo.name} snapshot ${snap.id} ${path.relative(dir, file)}`, sha256: want, problem: actual === null ? 'missing' : 'corrupt', repair: o.repair ? `not kept elsewhere: lenix repo republish ${repo.name}` : null });
         }
       }
@@ -72,7 +73,7 @@ export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseSto
   const goodCopy = new Map<string, string>();
   const badCopies: typeof copies = [];
   for (const c of copies) {
-    const actual = await fileSha256(c.file).catch(() => null);
+    const actual = await sha256File(c.file).catch(() => null);
     if (actual === c.sha256) goodCopy.set(c.sha256, c.file);
     else badCopies.push(c);
   }

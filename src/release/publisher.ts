@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
-import { constants as fsConstants, createReadStream } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -13,7 +13,7 @@ import type { FsBlobStore } from '../store/blob-store.js';
 import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
-import { fsyncDir, writeDurably } from '../store/durable.js';
+import { fsyncDir, sha256File, writeDurably } from '../store/durable.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
 
 const run = promisify(execFile);
@@ -72,7 +72,7 @@ export class Publisher {
     if (this.verified.has(key)) return;
     const snap = await this.deps.releases.getSnapshot(Number(path.basename(snapshotRoot)));
     const expected = snap?.packages.find((p) => p.arch === parts[0] && p.name === parts[2])?.sha256;
-    if (!expected || (await fileSha256(file)) !== expected) {
+    if (!expected || (await sha256File(file)) !== expected) {
       this.deps.log.error({ component: 'publisher', file, snapshot: snap?.id }, 'a published package does not match its snapshot record; not served');
       throw new LenixError('BLOB_CORRUPT', `${parts.join('/')} does not match its snapshot record; run lenix fsck --repair`);
     }
@@ -285,17 +285,10 @@ async function syncTree(dir: string): Promise<void> {
   await fsyncDir(dir);
 }
 
-/** SHA-256 of a file, streamed. */
-export async function fileSha256(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(file)) h.update(c as Buffer);
-  return h.digest('hex');
-}
-
 /** Copy a package into a snapshot (reflink when possible), check the copy's digest, make it 0644. */
 export async function publishCopy(src: string, dest: string, sha256: string): Promise<void> {
   await copyFile(src, dest, fsConstants.COPYFILE_FICLONE);
-  if ((await fileSha256(dest)) !== sha256) {
+  if ((await sha256File(dest)) !== sha256) {
     await rm(dest, { force: true });
     throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest; nothing is published`);
   }

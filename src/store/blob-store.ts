@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { LenixError } from '../core/errors.js';
 import { parseSha256, type Sha256 } from '../core/ids.js';
-import { fsyncDir } from './durable.js';
+import { fsyncDir, sha256File } from './durable.js';
 
 /** The port: content-addressed bytes. Implementations: filesystem (here); S3-compatible when servers scale out. */
 export interface BlobStore {
@@ -91,9 +91,7 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathOf(sha256);
     const st = await stat(file).catch(() => null);
     if (!st) throw new LenixError('ARTIFACT_NOT_FOUND', `no blob ${sha256}`);
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    if (hash.digest('hex') !== sha256) throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest`);
+    if ((await sha256File(file)) !== sha256) throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest`);
     return st.size;
   }
 

@@ -1,5 +1,13 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
+
+/** SHA-256 of a file, streamed (lowercase hex). */
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
 
 /** fsync a folder, so that a rename or new file in it survives a crash (POSIX: the entry lives in the folder). */
 export async function fsyncDir(dir: string): Promise<void> {

@@ -4,6 +4,7 @@ import { rename, stat, unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LenixError, isErrorCode } from '../../core/errors.js';
+import { sha256File } from '../../store/durable.js';
 import type { AgentRole, Outcome } from '../../scheduler/task-state.js';
 
 /** One HTTP client for the Lenix API, used by agents and the CLI alike. */
@@ -115,10 +116,4 @@ export class AgentClient {
   async complete(leaseId: number, fencingToken: number, outcome: Outcome, result: Record<string, unknown> | null): Promise<unknown> {
     return this.api.json('POST', `/api/v1/agent/leases/${leaseId}/complete`, { fencingToken, outcome, result });
   }
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

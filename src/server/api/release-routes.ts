@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
+import { sha256File } from '../../store/durable.js';
 import type { ReleaseRecord, RepoRecord, SnapshotRecord } from '../../store/records.js';
 import type { Services, ZodApp } from '../app.js';
 import { requireScope } from '../auth.js';
@@ -142,9 +142,7 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
       // The offline proof bundle for a published package, next to it: `lenix verify PKG.rpm --bundle PKG.rpm.proof`.
       const pkg = file.slice(0, -'.proof'.length);
       if (!(await stat(pkg).catch(() => null))?.isFile()) throw new LenixError('NOT_FOUND', `no package ${path.basename(pkg)} in ${req.params.name}`);
-      const digest = createHash('sha256');
-      for await (const c of createReadStream(pkg)) digest.update(c as Buffer);
-      return reply.type('application/json').header('cache-control', 'no-cache').send(await s.ledger.bundle([`sha256:${digest.digest('hex')}`]));
+      return reply.type('application/json').header('cache-control', 'no-cache').send(await s.ledger.bundle([`sha256:${await sha256File(pkg)}`]));
     }
     const st = await stat(file).catch(() => null);
     if (!st || !st.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
