@@ -107,6 +107,19 @@ describe('the sandbox, run for real', () => {
     assert.equal(await readFile(path.join(outDir, 'a.rpm'), 'utf8'), 'from the agent\n');
   });
 
+  test('outputs past the disk limit (a sparse file) or with too many entries are refused without reading them all', async () => {
+    for (const [i, script] of ['mkdir o && truncate -s 100G o/huge.rpm', 'mkdir o && cd o && for i in $(seq 1 12000); do : > f$i.txt; done'].entries()) {
+      const outDir = path.join(dir, `out-bound-${i}`);
+      await mkdir(outDir);
+      const started = Date.now();
+      const { r, out } = await sandbox(script, { output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: (n) => n.endsWith('.rpm') } });
+      assert.deepEqual(r, { kind: 'exited', code: 126, diskFull: false, outputs: [] }, out);
+      assert.match(out, /lenix: outputs refused: the sandbox's output/);
+      assert.ok(Date.now() - started < 30_000, 'refused early, not after streaming 100 GB');
+      assert.ok((await readdir(outDir)).length === 0 || i === 0);
+    }
+  });
+
   test('an output folder that is a link to the host is read inside the sandbox, not on the host', async () => {
     const outDir = path.join(dir, 'out2');
     await mkdir(outDir);

@@ -364,12 +364,12 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
         const m = /rc=(\d+) avail=(-?\d+)/.exec(status);
         const diskFull = m !== null && Number(m[1]) !== 0 && Number(m[2]) >= 0 && Number(m[2]) < Math.min(1024 ** 2, run.limits.diskBytes / 100);
         if (input.status === 'rejected') run.onOutput(Buffer.from(`lenix: inputs not delivered: ${(input.reason as Error).message}\n`));
-        if (code !== 0) return resolve({ kind: 'exited', code, diskFull, outputs: [] });
+        // A refused output stream also fails the wrapper's tar (the agent stopped reading): say why it was refused.
         if (out.status === 'rejected') {
           run.onOutput(Buffer.from(`lenix: outputs refused: ${(out.reason as Error).message}\n`));
-          return resolve({ kind: 'exited', code: 126, diskFull, outputs: [] });
+          return resolve({ kind: 'exited', code: code === 0 ? 126 : code, diskFull, outputs: [] });
         }
-        resolve({ kind: 'exited', code, diskFull, outputs: out.value });
+        resolve({ kind: 'exited', code, diskFull, outputs: code === 0 ? out.value : [] });
       });
     });
     child.on('error', (err) => {
