@@ -10,7 +10,14 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { startWitness } from '../src/agents/witness/witness.js';
 import { formatCheckpoint } from '../src/ledger/checkpoint.js';
-import { MemoryHashes, consistencyProof, inclusionProof, leafHash, rootHash, verifyInclusion } from '../src/ledger/merkle.js';
+import {
+  MemoryHashes,
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  rootHash,
+  verifyInclusion,
+} from '../src/ledger/merkle.js';
 import { ed25519Signer, mldsa44Cosigner, signNote } from '../src/ledger/note.js';
 import { formatAddCheckpoint } from '../src/ledger/witness.js';
 import { openDatabase, type DatabaseConfig } from '../src/store/dialect.js';
@@ -18,7 +25,9 @@ import { LedgerStore } from '../src/store/ledger-store.js';
 import { migrateToLatest } from '../src/store/migrate.js';
 import { startPostgres } from '../test/support/postgres.js';
 
-const { values: args } = parseArgs({ options: { entries: { type: 'string', default: '10000' }, batch: { type: 'string', default: '100' } } });
+const { values: args } = parseArgs({
+  options: { entries: { type: 'string', default: '10000' }, batch: { type: 'string', default: '100' } },
+});
 const N = Number(args.entries);
 const BATCH = Number(args.batch);
 
@@ -28,10 +37,16 @@ async function appendRate(cfg: DatabaseConfig): Promise<number> {
   const store = new LedgerStore(db, dialect);
   const entry = () => {
     const data = randomBytes(1024);
-    return { data, leafHash: leafHash(data), kind: 'bench', subjectKeys: [`sha256:${randomBytes(32).toString('hex')}`] };
+    return {
+      data,
+      leafHash: leafHash(data),
+      kind: 'bench',
+      subjectKeys: [`sha256:${randomBytes(32).toString('hex')}`],
+    };
   };
   const t0 = performance.now();
-  for (let i = 0; i < N; i += BATCH) await store.append(Array.from({ length: Math.min(BATCH, N - i) }, entry), Date.now());
+  for (let i = 0; i < N; i += BATCH)
+    await store.append(Array.from({ length: Math.min(BATCH, N - i) }, entry), Date.now());
   const s = (performance.now() - t0) / 1000;
   if ((await store.size()) !== N) throw new Error('lost entries');
   await db.destroy();
@@ -77,12 +92,24 @@ try {
   t0 = performance.now();
   for (let k = 0; k < K; k++) signNote(text(M), [ed, ml]);
   const bothMs = (performance.now() - t0) / K;
-  const witness = await startWitness({ dir: path.join(dir, 'witness'), name: 'bench.lenix/witness', logKeys: [ed.verifierKey], pollMs: 0, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+  const witness = await startWitness({
+    dir: path.join(dir, 'witness'),
+    name: 'bench.lenix/witness',
+    logKeys: [ed.verifierKey],
+    pollMs: 0,
+    host: '127.0.0.1',
+    port: 0,
+    log: pino({ level: 'silent' }),
+  });
   let witnessMs = 0;
   const W = 50;
   for (let k = 0; k <= W; k++) {
     const size = M - W + k;
-    const body = formatAddCheckpoint(k === 0 ? 0 : size - 1, k === 0 ? [] : consistencyProof(tree, size - 1, size), signNote(text(size), [ed, ml]));
+    const body = formatAddCheckpoint(
+      k === 0 ? 0 : size - 1,
+      k === 0 ? [] : consistencyProof(tree, size - 1, size),
+      signNote(text(size), [ed, ml]),
+    );
     const started = performance.now();
     const res = await fetch(`${witness.url}/add-checkpoint`, { method: 'POST', body });
     if (res.status !== 200) throw new Error(`witness: ${res.status} ${await res.text()}`);
@@ -101,8 +128,12 @@ try {
   console.log(`| verify one inclusion proof | ${(verifyMs / samples).toFixed(3)} ms | |`);
   console.log(`| load 1M leaf hashes into the in-memory tree | ${buildS.toFixed(2)} s | |`);
   console.log(`| sign a checkpoint, Ed25519 | ${edMs.toFixed(2)} ms | |`);
-  console.log(`| sign a checkpoint, Ed25519 + ML-DSA-44 cosignature | ${bothMs.toFixed(2)} ms (${(bothMs / edMs).toFixed(1)}×) | |`);
-  console.log(`| witness add-checkpoint round trip (HTTP, proof check, 2 cosignatures, fsync) | ${(witnessMs / W).toFixed(2)} ms | |`);
+  console.log(
+    `| sign a checkpoint, Ed25519 + ML-DSA-44 cosignature | ${bothMs.toFixed(2)} ms (${(bothMs / edMs).toFixed(1)}×) | |`,
+  );
+  console.log(
+    `| witness add-checkpoint round trip (HTTP, proof check, 2 cosignatures, fsync) | ${(witnessMs / W).toFixed(2)} ms | |`,
+  );
 } finally {
   await pg.stop();
   await rm(dir, { recursive: true, force: true });

@@ -41,8 +41,8 @@ for repo in "$@"; do
   name=$(basename "$repo"); w="$D/w/$name"; mkdir -p "$w/top" "$w/out"
   git -C "$repo" archive HEAD | tar -x -C "$w"
   SB=(bwrap --die-with-parent --unshare-net --unshare-pid --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /var/tmp --bind "$w" "$w" --clearenv --setenv PATH /usr/bin:/bin --setenv HOME /nonexistent)
-  "${"$"}{SB[@]}" rpmbuild -bs --define "_topdir $w/top" --define "_sourcedir $w" --define "_srcrpmdir $w/out" "$w/$name.spec" >/dev/null
-  "${"$"}{SB[@]}" rpmbuild --rebuild --nodeps --define "_topdir $w/top" --define "_rpmdir $w/out" "$w"/out/*.src.rpm >/dev/null
+  "${'$'}{SB[@]}" rpmbuild -bs --define "_topdir $w/top" --define "_sourcedir $w" --define "_srcrpmdir $w/out" "$w/$name.spec" >/dev/null
+  "${'$'}{SB[@]}" rpmbuild --rebuild --nodeps --define "_topdir $w/top" --define "_rpmdir $w/out" "$w"/out/*.src.rpm >/dev/null
   rpmsign --addsign --rpmv3 --define "_gpg_name $FPR" --define "__gpg /usr/bin/gpg" --define "_gpg_path $KEYS" "$w"/out/*.rpm "$w"/out/*/*.rpm >/dev/null
   cp "$w"/out/noarch/*.rpm "$D/repo/x86_64/Packages/"
   # install test: a fresh root with the host base, the package installed and removed by dnf
@@ -74,15 +74,50 @@ async function lenixRun(dir: string, repos: string[], keysTemplate: string, node
   const env = { LENIX_CONFIG: path.join(d, 'none.json'), LENIX_LOG_LEVEL: 'warn' };
   const procs: Proc[] = [];
   try {
-    const server = new Proc(['server', '--data', path.join(d, 'server'), '--port', String(port), '--local-source-root', d], env);
+    const server = new Proc(
+      ['server', '--data', path.join(d, 'server'), '--port', String(port), '--local-source-root', d],
+      env,
+    );
     procs.push(server);
     const url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
     const api = new ApiClient(url, (await readFile(path.join(d, 'server', 'admin.token'), 'utf8')).trim());
-    const token = async (scope: string) => (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name: `${scope}-${Math.random()}`, scopes: [scope] })).token;
+    const token = async (scope: string) =>
+      (
+        await api.json<{ token: string }>('POST', '/api/v1/tokens', {
+          name: `${scope}-${Math.random()}`,
+          scopes: [scope],
+        })
+      ).token;
     const agents: Proc[] = [];
-    for (let i = 0; i < nodes; i++) agents.push(new Proc(['node', '--server', url, '--token', await token('agent:build'), '--name', `n${i}`, '--work', path.join(d, `n${i}`)], env));
-    agents.push(new Proc(['signer', '--server', url, '--token', await token('agent:sign'), '--keys', keys, '--work', path.join(d, 'sw')], env));
-    agents.push(new Proc(['tester', '--server', url, '--token', await token('agent:test'), '--work', path.join(d, 'tw'), '--jobs', '2'], env));
+    for (let i = 0; i < nodes; i++)
+      agents.push(
+        new Proc(
+          [
+            'node',
+            '--server',
+            url,
+            '--token',
+            await token('agent:build'),
+            '--name',
+            `n${i}`,
+            '--work',
+            path.join(d, `n${i}`),
+          ],
+          env,
+        ),
+      );
+    agents.push(
+      new Proc(
+        ['signer', '--server', url, '--token', await token('agent:sign'), '--keys', keys, '--work', path.join(d, 'sw')],
+        env,
+      ),
+    );
+    agents.push(
+      new Proc(
+        ['tester', '--server', url, '--token', await token('agent:test'), '--work', path.join(d, 'tw'), '--jobs', '2'],
+        env,
+      ),
+    );
     procs.push(...agents);
     // Agents log "registered" at info; with LENIX_LOG_LEVEL=warn wait on the API instead.
     for (;;) {
@@ -94,17 +129,25 @@ async function lenixRun(dir: string, repos: string[], keysTemplate: string, node
     await api.json('POST', '/api/v1/repos', { name: 'bench', arches: ['x86_64'] });
     const t0 = performance.now();
     const ids: number[] = [];
-    for (const repo of repos) ids.push((await api.json<{ id: number }>('POST', '/api/v1/builds', { source: path.basename(repo) })).id);
+    for (const repo of repos)
+      ids.push((await api.json<{ id: number }>('POST', '/api/v1/builds', { source: path.basename(repo) })).id);
     for (const id of ids) {
       for (;;) {
-        const b = await api.json<{ state: string; tasks: { kind: string; state: string }[] }>('GET', `/api/v1/builds/${id}`);
+        const b = await api.json<{ state: string; tasks: { kind: string; state: string }[] }>(
+          'GET',
+          `/api/v1/builds/${id}`,
+        );
         const test = b.tasks.find((t) => t.kind === 'test');
         if (b.state === 'failed' || test?.state === 'failed') throw new Error(`build ${id} failed`);
         if (test?.state === 'succeeded') break;
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    const rel = await api.json<{ id: number }>('POST', '/api/v1/releases', { repo: 'bench', builds: ids, approve: true });
+    const rel = await api.json<{ id: number }>('POST', '/api/v1/releases', {
+      repo: 'bench',
+      builds: ids,
+      approve: true,
+    });
     for (;;) {
       const r = await api.json<{ state: string }>('GET', `/api/v1/releases/${rel.id}`);
       if (r.state === 'published') break;
@@ -129,7 +172,9 @@ try {
   const one = await lenixRun(dir, repos, keys, 1);
   process.stderr.write(`lenix, 2 nodes…\n`);
   const two = await lenixRun(dir, repos, keys, 2);
-  console.log(`\nPipeline: ${N} small packages, commit → published signed repository (${os.cpus().length} cores, Node ${process.version})\n`);
+  console.log(
+    `\nPipeline: ${N} small packages, commit → published signed repository (${os.cpus().length} cores, Node ${process.version})\n`,
+  );
   console.log('| run | seconds | ratio to the script |');
   console.log('| --- | ---: | ---: |');
   console.log(`| shell script (same tools, sequential) | ${script1.toFixed(2)} | 1.00 |`);

@@ -22,13 +22,54 @@ const RUNS = Number(args.runs);
 /** The sandbox before issue 11, as it was: root, the host's / read-only, the work folder read-write. */
 function legacy(work: string, command: string[]): Promise<number> {
   const bwrap = [
-    '--die-with-parent', '--new-session', '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
-    '--hostname', 'lenix-build', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--tmpfs', '/var/tmp',
-    '--tmpfs', '/run', '--tmpfs', '/dev/shm', '--tmpfs', os.homedir(), '--bind', work, SANDBOX_WORK, '--remount-ro', os.homedir(),
-    '--chdir', SANDBOX_WORK, '--clearenv', '--setenv', 'PATH', '/usr/bin:/bin', '--setenv', 'HOME', os.homedir(), '--', ...command,
+    '--die-with-parent',
+    '--new-session',
+    '--unshare-net',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--unshare-cgroup-try',
+    '--hostname',
+    'lenix-build',
+    '--ro-bind',
+    '/',
+    '/',
+    '--dev',
+    '/dev',
+    '--proc',
+    '/proc',
+    '--tmpfs',
+    '/tmp',
+    '--tmpfs',
+    '/var/tmp',
+    '--tmpfs',
+    '/run',
+    '--tmpfs',
+    '/dev/shm',
+    '--tmpfs',
+    os.homedir(),
+    '--bind',
+    work,
+    SANDBOX_WORK,
+    '--remount-ro',
+    os.homedir(),
+    '--chdir',
+    SANDBOX_WORK,
+    '--clearenv',
+    '--setenv',
+    'PATH',
+    '/usr/bin:/bin',
+    '--setenv',
+    'HOME',
+    os.homedir(),
+    '--',
+    ...command,
   ];
   return new Promise((resolve, reject) => {
-    const c = spawn('prlimit', [`--as=${DEFAULT_LIMITS.memoryBytes}`, '--', '/usr/bin/bwrap', ...bwrap], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const c = spawn('prlimit', [`--as=${DEFAULT_LIMITS.memoryBytes}`, '--', '/usr/bin/bwrap', ...bwrap], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     c.stdout.resume();
     c.stderr.resume();
     c.on('error', reject);
@@ -38,10 +79,25 @@ function legacy(work: string, command: string[]): Promise<number> {
 
 const SPECS: Record<string, string> = {
   noarch: specWith('trivial', 'echo trivial'),
-  c: specWith('small-c', 'printf "int main(void) { return 0; }\\n" > m.c\ngcc -O2 -o m m.c', { noarch: false }).replace('echo ok > %{buildroot}/usr/share/small-c/ok', 'install -m 0755 m %{buildroot}/usr/share/small-c/ok'),
+  c: specWith('small-c', 'printf "int main(void) { return 0; }\\n" > m.c\ngcc -O2 -o m m.c', { noarch: false }).replace(
+    'echo ok > %{buildroot}/usr/share/small-c/ok',
+    'install -m 0755 m %{buildroot}/usr/share/small-c/ok',
+  ),
 };
 
-const rpmbuild = (top: string, spec: string) => ['rpmbuild', '-ba', '--define', `_topdir ${top}`, '--define', `_rpmdir ${top}/out`, '--define', `_srcrpmdir ${top}/out`, '--define', `_dbpath ${top}/rpmdb`, spec];
+const rpmbuild = (top: string, spec: string) => [
+  'rpmbuild',
+  '-ba',
+  '--define',
+  `_topdir ${top}`,
+  '--define',
+  `_rpmdir ${top}/out`,
+  '--define',
+  `_srcrpmdir ${top}/out`,
+  '--define',
+  `_dbpath ${top}/rpmdb`,
+  spec,
+];
 
 async function timed(fn: () => Promise<void>): Promise<number> {
   const t = process.hrtime.bigint();
@@ -68,7 +124,15 @@ async function main(): Promise<void> {
       if ((await legacy(await fresh(), ['true'])) !== 0) throw new Error('legacy sandbox failed');
     },
     after: async () => {
-      const r = await runSandboxed({ identity, limits: DEFAULT_LIMITS, inside: 'user', command: ['true'], env: { PATH: '/usr/bin:/bin' }, hostname: 'lenix-build', onOutput: () => undefined });
+      const r = await runSandboxed({
+        identity,
+        limits: DEFAULT_LIMITS,
+        inside: 'user',
+        command: ['true'],
+        env: { PATH: '/usr/bin:/bin' },
+        hostname: 'lenix-build',
+        onOutput: () => undefined,
+      });
       if (r.kind !== 'exited' || r.code !== 0) throw new Error('sandbox failed');
     },
   });
@@ -78,7 +142,8 @@ async function main(): Promise<void> {
       before: async () => {
         const w = await fresh();
         await writeFile(path.join(w, 'p.spec'), text);
-        if ((await legacy(w, rpmbuild(`${SANDBOX_WORK}/top`, `${SANDBOX_WORK}/p.spec`))) !== 0) throw new Error('legacy rpmbuild failed');
+        if ((await legacy(w, rpmbuild(`${SANDBOX_WORK}/top`, `${SANDBOX_WORK}/p.spec`))) !== 0)
+          throw new Error('legacy rpmbuild failed');
         if ((await readdir(path.join(w, 'top', 'out'))).length === 0) throw new Error('no output');
       },
       after: async () => {
@@ -96,7 +161,8 @@ async function main(): Promise<void> {
           output: { from: `${SANDBOX_WORK}/top/out`, to: out, accept: (f) => f.endsWith('.rpm') },
           onOutput: () => undefined,
         });
-        if (r.kind !== 'exited' || r.code !== 0 || r.outputs.length < 2) throw new Error(`rpmbuild failed: ${JSON.stringify(r)}`);
+        if (r.kind !== 'exited' || r.code !== 0 || r.outputs.length < 2)
+          throw new Error(`rpmbuild failed: ${JSON.stringify(r)}`);
       },
     });
   }
@@ -113,11 +179,17 @@ async function main(): Promise<void> {
       before.push(await timed(c.before));
       after.push(await timed(c.after));
     }
-    rows.push(`| ${c.name} | ${median(before).toFixed(1)} | ${p90(before).toFixed(1)} | ${median(after).toFixed(1)} | ${p90(after).toFixed(1)} | ${(median(after) / median(before)).toFixed(3)}× |`);
+    rows.push(
+      `| ${c.name} | ${median(before).toFixed(1)} | ${p90(before).toFixed(1)} | ${median(after).toFixed(1)} | ${p90(after).toFixed(1)} | ${(median(after) / median(before)).toFixed(3)}× |`,
+    );
   }
   await rm(dir, { recursive: true, force: true });
-  process.stdout.write(`Sandbox overhead, ${RUNS} runs each, ${os.cpus().length} cores, Node ${process.version}, ${identity.kind}\n\n`);
-  process.stdout.write('| case | before median ms | before p90 ms | hardened median ms | hardened p90 ms | hardened / before |\n| --- | ---: | ---: | ---: | ---: | ---: |\n');
+  process.stdout.write(
+    `Sandbox overhead, ${RUNS} runs each, ${os.cpus().length} cores, Node ${process.version}, ${identity.kind}\n\n`,
+  );
+  process.stdout.write(
+    '| case | before median ms | before p90 ms | hardened median ms | hardened p90 ms | hardened / before |\n| --- | ---: | ---: | ---: | ---: | ---: |\n',
+  );
   process.stdout.write(`${rows.join('\n')}\n`);
 }
 

@@ -21,7 +21,12 @@ import { startPostgres } from '../test/support/postgres.js';
 const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
 
 const { values: args } = parseArgs({
-  options: { tasks: { type: 'string', default: '10000' }, agents: { type: 'string', default: '100' }, sources: { type: 'string', default: '20' }, only: { type: 'string' } },
+  options: {
+    tasks: { type: 'string', default: '10000' },
+    agents: { type: 'string', default: '100' },
+    sources: { type: 'string', default: '20' },
+    only: { type: 'string' },
+  },
 });
 const TASKS = Number(args.tasks);
 const AGENTS = Number(args.agents);
@@ -60,11 +65,29 @@ async function seed(cfg: DatabaseConfig): Promise<{ tokens: string[]; seconds: n
   const perSource = Math.ceil(TASKS / SOURCES);
   let made = 0;
   for (let s = 0; s < SOURCES && made < TASKS; s++) {
-    const source = await store.addSource({ name: `bench-${s}`, url: `/srv/bench-${s}`, branch: 'main', watch: false }, now);
-    const commit = await store.recordCommit(source.id, { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' }, now);
+    const source = await store.addSource(
+      { name: `bench-${s}`, url: `/srv/bench-${s}`, branch: 'main', watch: false },
+      now,
+    );
+    const commit = await store.recordCommit(
+      source.id,
+      { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' },
+      now,
+    );
     for (let i = 0; i < perSource && made < TASKS; i++, made++) {
       await store.createBuild(
-        { sourceId: source.id, commitId: commit.id, ref: 'main', priority: 0, arches: ['x86_64'], specPath: 'b.spec', packageName: `bench-${s}`, packageEvr: '1-1', createdBy: 'bench', maxAttempts: 3 },
+        {
+          sourceId: source.id,
+          commitId: commit.id,
+          ref: 'main',
+          priority: 0,
+          arches: ['x86_64'],
+          specPath: 'b.spec',
+          packageName: `bench-${s}`,
+          packageEvr: '1-1',
+          createdBy: 'bench',
+          maxAttempts: 3,
+        },
         now,
       );
     }
@@ -80,7 +103,11 @@ async function seed(cfg: DatabaseConfig): Promise<{ tokens: string[]; seconds: n
 }
 
 async function post(base: string, token: string, url: string, body: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${base}${url}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${base}${url}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
   if (res.status >= 400) throw new Error(`${url}: HTTP ${res.status} ${text}`);
   return { status: res.status, json: text ? JSON.parse(text) : null };
@@ -94,11 +121,17 @@ async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
     const cfg: DatabaseConfig = pg ? { dialect: 'postgres', url: dbUrl } : { dialect: 'sqlite', file: dbUrl };
     const { tokens, seconds: seedSeconds } = await seed(cfg);
     const port = await freePort();
-    const prof = process.env['LENIX_BENCH_PROFILE'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['LENIX_BENCH_PROFILE']] : [];
-    const server = spawn(process.execPath, [...prof, BIN, 'server', '--data', dir, '--port', String(port), '--database', dbUrl], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, LENIX_LOG_LEVEL: 'warn' },
-    });
+    const prof = process.env['LENIX_BENCH_PROFILE']
+      ? ['--cpu-prof', '--cpu-prof-dir', process.env['LENIX_BENCH_PROFILE']]
+      : [];
+    const server = spawn(
+      process.execPath,
+      [...prof, BIN, 'server', '--data', dir, '--port', String(port), '--database', dbUrl],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, LENIX_LOG_LEVEL: 'warn' },
+      },
+    );
     await new Promise<void>((resolve, reject) => {
       server.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
       server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
@@ -112,7 +145,11 @@ async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
     const t0 = performance.now();
     await Promise.all(
       tokens.map(async (token, i) => {
-        const { json: reg } = await post(base, token, '/api/v1/agent/register', { name: `agent-${i}`, role: 'build', arches: ['x86_64', 'noarch', 'src'] });
+        const { json: reg } = await post(base, token, '/api/v1/agent/register', {
+          name: `agent-${i}`,
+          role: 'build',
+          arches: ['x86_64', 'noarch', 'src'],
+        });
         for (;;) {
           let t = performance.now();
           const got = await post(base, token, '/api/v1/agent/lease', { agentId: reg.agentId, waitMs: 0 });
@@ -127,7 +164,10 @@ async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
           beats.push(performance.now() - t);
           t = performance.now();
           // A deterministic failure ends the task without artifacts: the full completion path minus fan-out.
-          await post(base, token, `/api/v1/agent/leases/${id}/complete`, { fencingToken, outcome: { kind: 'failure', code: 'BENCH', reason: 'benchmark' } });
+          await post(base, token, `/api/v1/agent/leases/${id}/complete`, {
+            fencingToken,
+            outcome: { kind: 'failure', code: 'BENCH', reason: 'benchmark' },
+          });
           completes.push(performance.now() - t);
           done++;
         }
@@ -137,7 +177,18 @@ async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));
     if (done !== TASKS) throw new Error(`completed ${done} of ${TASKS} tasks`);
-    return { dialect, tasks: TASKS, agents: AGENTS, seedSeconds, seconds, perSecond: done / seconds, lease: stats(leases), heartbeat: stats(beats), complete: stats(completes), emptyLeases: empty };
+    return {
+      dialect,
+      tasks: TASKS,
+      agents: AGENTS,
+      seedSeconds,
+      seconds,
+      perSecond: done / seconds,
+      lease: stats(leases),
+      heartbeat: stats(beats),
+      complete: stats(completes),
+      emptyLeases: empty,
+    };
   } finally {
     await pg?.stop();
     await rm(dir, { recursive: true, force: true });
@@ -151,11 +202,18 @@ for (const d of ['sqlite', 'postgres'] as const) {
   process.stderr.write(`running ${d}: ${TASKS} tasks, ${AGENTS} agents…\n`);
   results.push(await runOne(d));
 }
-console.log(`\nScheduler under load: ${TASKS} queued tasks, ${AGENTS} agents over HTTP on loopback (${os.cpus().length} cores, Node ${process.version})\n`);
-console.log('| database | lease p50 ms | lease p99 ms | heartbeat p99 ms | complete p99 ms | lease+heartbeat+complete per s | wall s |');
+console.log(
+  `\nScheduler under load: ${TASKS} queued tasks, ${AGENTS} agents over HTTP on loopback (${os.cpus().length} cores, Node ${process.version})\n`,
+);
+console.log(
+  '| database | lease p50 ms | lease p99 ms | heartbeat p99 ms | complete p99 ms | lease+heartbeat+complete per s | wall s |',
+);
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of results) {
-  console.log(`| ${r.dialect} | ${fmt(r.lease.p50)} | ${fmt(r.lease.p99)} | ${fmt(r.heartbeat.p99)} | ${fmt(r.complete.p99)} | ${Math.round(r.perSecond)} | ${fmt(r.seconds)} |`);
+  console.log(
+    `| ${r.dialect} | ${fmt(r.lease.p50)} | ${fmt(r.lease.p99)} | ${fmt(r.heartbeat.p99)} | ${fmt(r.complete.p99)} | ${Math.round(r.perSecond)} | ${fmt(r.seconds)} |`,
+  );
 }
-if (results.length === 2) console.log(`\nSQLite / PostgreSQL throughput ratio: ${(results[0]!.perSecond / results[1]!.perSecond).toFixed(2)}`);
+if (results.length === 2)
+  console.log(`\nSQLite / PostgreSQL throughput ratio: ${(results[0]!.perSecond / results[1]!.perSecond).toFixed(2)}`);
 console.log(`\n${JSON.stringify(results)}`);

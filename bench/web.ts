@@ -20,13 +20,21 @@ import { Store } from '../src/store/store.js';
 import { freePort } from '../test/support/cli.js';
 
 const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
-const { values: args } = parseArgs({ options: { builds: { type: 'string', default: '10000' }, requests: { type: 'string', default: '300' }, followers: { type: 'string', default: '500' }, lines: { type: 'string', default: '200' } } });
+const { values: args } = parseArgs({
+  options: {
+    builds: { type: 'string', default: '10000' },
+    requests: { type: 'string', default: '300' },
+    followers: { type: 'string', default: '500' },
+    lines: { type: 'string', default: '200' },
+  },
+});
 const BUILDS = Number(args.builds);
 const REQUESTS = Number(args.requests);
 const FOLLOWERS = Number(args.followers);
 const LINES = Number(args.lines);
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? 0;
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? 0;
 
 async function seed(file: string): Promise<{ token: string; seconds: number }> {
   const t0 = performance.now();
@@ -35,10 +43,31 @@ async function seed(file: string): Promise<{ token: string; seconds: number }> {
   const store = new Store(db, dialect);
   const now = Date.now();
   for (let s = 0; s < 50; s++) {
-    const source = await store.addSource({ name: `pkg-${s}`, url: `https://git.example.org/rpms/pkg-${s}.git`, branch: 'main', watch: false }, now);
-    const commit = await store.recordCommit(source.id, { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' }, now);
+    const source = await store.addSource(
+      { name: `pkg-${s}`, url: `https://git.example.org/rpms/pkg-${s}.git`, branch: 'main', watch: false },
+      now,
+    );
+    const commit = await store.recordCommit(
+      source.id,
+      { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' },
+      now,
+    );
     for (let i = 0; i < BUILDS / 50; i++) {
-      await store.createBuild({ sourceId: source.id, commitId: commit.id, ref: 'main', priority: 0, arches: ['x86_64', 'aarch64'], specPath: 'p.spec', packageName: `pkg-${s}`, packageEvr: `1.${i}-1`, createdBy: i % 3 ? 'alice' : 'bob', maxAttempts: 3 }, now + i);
+      await store.createBuild(
+        {
+          sourceId: source.id,
+          commitId: commit.id,
+          ref: 'main',
+          priority: 0,
+          arches: ['x86_64', 'aarch64'],
+          specPath: 'p.spec',
+          packageName: `pkg-${s}`,
+          packageEvr: `1.${i}-1`,
+          createdBy: i % 3 ? 'alice' : 'bob',
+          maxAttempts: 3,
+        },
+        now + i,
+      );
     }
   }
   const token = newToken();
@@ -47,7 +76,11 @@ async function seed(file: string): Promise<{ token: string; seconds: number }> {
   return { token, seconds: (performance.now() - t0) / 1000 };
 }
 
-async function timeGets(base: string, url: string, accept: string): Promise<{ p50: number; p99: number; bytes: number }> {
+async function timeGets(
+  base: string,
+  url: string,
+  accept: string,
+): Promise<{ p50: number; p99: number; bytes: number }> {
   const times: number[] = [];
   let bytes = 0;
   for (let i = 0; i < REQUESTS; i++) {
@@ -62,7 +95,14 @@ async function timeGets(base: string, url: string, accept: string): Promise<{ p5
 }
 
 async function post(base: string, token: string, url: string, body: unknown, raw = false) {
-  const res = await fetch(`${base}${url}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': raw ? 'application/octet-stream' : 'application/json' }, body: raw ? (body as string) : JSON.stringify(body) });
+  const res = await fetch(`${base}${url}`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': raw ? 'application/octet-stream' : 'application/json',
+    },
+    body: raw ? (body as string) : JSON.stringify(body),
+  });
   const text = await res.text();
   if (res.status >= 400) throw new Error(`${url}: HTTP ${res.status} ${text}`);
   return text ? JSON.parse(text) : null;
@@ -98,7 +138,10 @@ try {
   const file = path.join(dir, 'lenix.db');
   const { token, seconds } = await seed(file);
   const port = await freePort();
-  const server = spawn(process.execPath, [BIN, 'server', '--data', dir, '--port', String(port), '--database', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LENIX_LOG_LEVEL: 'warn' } });
+  const server = spawn(process.execPath, [BIN, 'server', '--data', dir, '--port', String(port), '--database', file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, LENIX_LOG_LEVEL: 'warn' },
+  });
   await new Promise<void>((resolve, reject) => {
     server.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
     server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
@@ -108,7 +151,11 @@ try {
     const mid = Math.floor(BUILDS / 2);
     const pages: [string, string, string][] = [
       ['builds list, first page', '/builds', '/api/v1/builds'],
-      ['builds list, filtered (source + state)', '/builds?source=pkg-7&state=queued', '/api/v1/builds?source=pkg-7&state=queued'],
+      [
+        'builds list, filtered (source + state)',
+        '/builds?source=pkg-7&state=queued',
+        '/api/v1/builds?source=pkg-7&state=queued',
+      ],
       ['builds list, NEVRA search', '/builds?q=pkg-7-1.10', '/api/v1/builds?source=pkg-7'],
       ['builds list, an older page', `/builds?before=${mid}`, `/api/v1/builds?before=${mid}`],
       ['a build page', `/builds/${mid}`, `/api/v1/builds/${mid}`],
@@ -118,18 +165,32 @@ try {
       await timeGets(base, page, 'text/html'); // warm-up
       const h = await timeGets(base, page, 'text/html');
       const j = await timeGets(base, api, 'application/json');
-      rows.push(`| ${name} | ${h.p50.toFixed(1)} ms | ${h.p99.toFixed(1)} ms | ${j.p50.toFixed(1)} ms | ${j.p99.toFixed(1)} ms | ${(h.p99 / j.p99).toFixed(2)}× | ${Math.round(h.bytes / 1024)} KiB |`);
+      rows.push(
+        `| ${name} | ${h.p50.toFixed(1)} ms | ${h.p99.toFixed(1)} ms | ${j.p50.toFixed(1)} ms | ${j.p99.toFixed(1)} ms | ${(h.p99 / j.p99).toFixed(2)}× | ${Math.round(h.bytes / 1024)} KiB |`,
+      );
     }
 
     // 500 followers of one running task; the agent writes LINES lines, one append each, then ends the task.
-    const agentId = (await post(base, token, '/api/v1/agent/register', { name: 'bench-node', role: 'build', arches: ['x86_64', 'aarch64', 'src'] })).agentId as number;
+    const agentId = (
+      await post(base, token, '/api/v1/agent/register', {
+        name: 'bench-node',
+        role: 'build',
+        arches: ['x86_64', 'aarch64', 'src'],
+      })
+    ).agentId as number;
     // Baseline: the same appends on a task nobody follows.
     const quiet = await post(base, token, '/api/v1/agent/lease', { agentId, waitMs: 2000 });
     let quietOffset = 0;
     const q0 = performance.now();
     for (let i = 1; i <= LINES; i++) {
       const line = `line ${i} of the build log: ${'x'.repeat(60)}\n`;
-      await post(base, token, `/api/v1/agent/leases/${quiet.lease.id}/log?fencingToken=${quiet.lease.fencingToken}&offset=${quietOffset}`, line, true);
+      await post(
+        base,
+        token,
+        `/api/v1/agent/leases/${quiet.lease.id}/log?fencingToken=${quiet.lease.fencingToken}&offset=${quietOffset}`,
+        line,
+        true,
+      );
       quietOffset += Buffer.byteLength(line);
     }
     const quietSeconds = (performance.now() - q0) / 1000;
@@ -143,24 +204,39 @@ try {
     const t0 = performance.now();
     for (let i = 1; i <= LINES; i++) {
       const line = i === LINES ? `${lastLine}\n` : `line ${i} of the build log: ${'x'.repeat(60)}\n`;
-      await post(base, token, `/api/v1/agent/leases/${lease.lease.id}/log?fencingToken=${lease.lease.fencingToken}&offset=${offset}`, line, true);
+      await post(
+        base,
+        token,
+        `/api/v1/agent/leases/${lease.lease.id}/log?fencingToken=${lease.lease.fencingToken}&offset=${offset}`,
+        line,
+        true,
+      );
       offset += Buffer.byteLength(line);
       expected += line;
     }
     const written = performance.now();
-    await post(base, token, `/api/v1/agent/leases/${lease.lease.id}/complete`, { fencingToken: lease.lease.fencingToken, outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'bench' } });
+    await post(base, token, `/api/v1/agent/leases/${lease.lease.id}/complete`, {
+      fencingToken: lease.lease.fencingToken,
+      outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'bench' },
+    });
     const results = await Promise.all(followers);
     const complete = results.filter((r) => r.text === expected).length;
     const lags = results.map((r) => r.lastAt - written);
 
-    console.log(`\nWeb interface (${os.cpus().length} cores, Node ${process.version}); ${BUILDS} builds seeded in ${seconds.toFixed(1)} s; ${REQUESTS} sequential requests per page over loopback\n`);
+    console.log(
+      `\nWeb interface (${os.cpus().length} cores, Node ${process.version}); ${BUILDS} builds seeded in ${seconds.toFixed(1)} s; ${REQUESTS} sequential requests per page over loopback\n`,
+    );
     console.log('| page | HTML p50 | HTML p99 | JSON API p50 | JSON API p99 | HTML/JSON p99 | HTML size |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const r of rows) console.log(r);
-    console.log(`\nLive log: ${FOLLOWERS} followers of one task; ${LINES} appends written in ${((written - t0) / 1000).toFixed(2)} s (${quietSeconds.toFixed(2)} s with no follower: ${((written - t0) / 1000 / quietSeconds).toFixed(1)}×)`);
+    console.log(
+      `\nLive log: ${FOLLOWERS} followers of one task; ${LINES} appends written in ${((written - t0) / 1000).toFixed(2)} s (${quietSeconds.toFixed(2)} s with no follower: ${((written - t0) / 1000 / quietSeconds).toFixed(1)}×)`,
+    );
     console.log(`| followers with every line | last line reached all, after the last write: p50 | p99 | max |`);
     console.log(`| ---: | ---: | ---: | ---: |`);
-    console.log(`| ${complete} / ${FOLLOWERS} | ${pct(lags, 0.5).toFixed(0)} ms | ${pct(lags, 0.99).toFixed(0)} ms | ${Math.max(...lags).toFixed(0)} ms |`);
+    console.log(
+      `| ${complete} / ${FOLLOWERS} | ${pct(lags, 0.5).toFixed(0)} ms | ${pct(lags, 0.99).toFixed(0)} ms | ${Math.max(...lags).toFixed(0)} ms |`,
+    );
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));

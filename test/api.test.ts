@@ -15,7 +15,9 @@ const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('h
 /** A ledger entry's bytes and every base64 payload in them, decoded (DSSE envelopes carry statements in base64). */
 function decodeAll(entry: { data: Uint8Array }): string {
   const text = Buffer.from(entry.data).toString('utf8');
-  const payloads = [...text.matchAll(/"payload"\s*:\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8'));
+  const payloads = [...text.matchAll(/"payload"\s*:\s*"([A-Za-z0-9+/=]+)"/g)].map((m) =>
+    Buffer.from(m[1]!, 'base64').toString('utf8'),
+  );
   assert.ok(payloads.length > 0, 'the entry is a DSSE envelope with a payload');
   return [text, ...payloads].join('\n');
 }
@@ -42,7 +44,13 @@ describe('Master API', () => {
     const r = await http(base, 'GET', '/api/v1/openapi.json');
     assert.equal(r.status, 200);
     assert.match(r.json.openapi, /^3\./);
-    for (const p of ['/api/v1/builds/{id}', '/api/v1/artifacts/{sha256}', '/api/v1/tasks/{id}/log', '/api/v1/agent/lease', '/api/v1/agent/leases/{lease}/complete']) {
+    for (const p of [
+      '/api/v1/builds/{id}',
+      '/api/v1/artifacts/{sha256}',
+      '/api/v1/tasks/{id}/log',
+      '/api/v1/agent/lease',
+      '/api/v1/agent/leases/{lease}/complete',
+    ]) {
       assert.ok(r.json.paths[p], `missing ${p}`);
     }
   });
@@ -52,12 +60,18 @@ describe('Master API', () => {
     const noToken = await http(base, 'POST', '/api/v1/builds', { json: { source: 'good' } });
     assert.equal(noToken.status, 401);
     assert.equal(noToken.json.code, 'UNAUTHENTICATED');
-    const badToken = await http(base, 'POST', '/api/v1/builds', { token: 'lnx_not-a-real-token', json: { source: 'good' } });
+    const badToken = await http(base, 'POST', '/api/v1/builds', {
+      token: 'lnx_not-a-real-token',
+      json: { source: 'good' },
+    });
     assert.equal(badToken.status, 401);
     const wrongScope = await http(base, 'POST', '/api/v1/builds', { token: buildToken, json: { source: 'good' } });
     assert.equal(wrongScope.status, 403);
     assert.equal(wrongScope.json.code, 'FORBIDDEN');
-    const tokenByMaintainer = await http(base, 'POST', '/api/v1/tokens', { token: await t.token('m', ['maintainer']), json: { name: 'x', scopes: ['admin'] } });
+    const tokenByMaintainer = await http(base, 'POST', '/api/v1/tokens', {
+      token: await t.token('m', ['maintainer']),
+      json: { name: 'x', scopes: ['admin'] },
+    });
     assert.equal(tokenByMaintainer.status, 403);
     assert.equal((await http(base, 'GET', '/api/v1/builds')).json.builds.length, 0, 'refused writes created nothing');
   });
@@ -69,32 +83,61 @@ describe('Master API', () => {
 
     const badRepo = path.join(t.dir, 'repos', 'broken');
     await gitRepo(badRepo, { 'broken.spec': 'Name: broken\nVersion: 1\n%description\n%{error:this spec is broken}\n' });
-    assert.equal((await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'broken', url: badRepo } })).status, 201);
+    assert.equal(
+      (await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'broken', url: badRepo } })).status,
+      201,
+    );
     const badSpec = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'broken' } });
     assert.deepEqual([badSpec.status, badSpec.json.code], [422, 'SPEC_INVALID']);
 
-    const noRef = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'good', ref: 'no-such-branch' } });
+    const noRef = await http(base, 'POST', '/api/v1/builds', {
+      token: admin,
+      json: { source: 'good', ref: 'no-such-branch' },
+    });
     assert.deepEqual([noRef.status, noRef.json.code], [404, 'REF_NOT_FOUND']);
 
     const dotdot = await http(base, 'PUT', '/api/v1/lookaside?name=../../etc/passwd', { token: admin, body: 'x' });
     assert.deepEqual([dotdot.status, dotdot.json.code], [400, 'INVALID_NAME']);
 
-    const tooBig = await http(base, 'PUT', '/api/v1/lookaside?name=big.tar', { token: admin, body: new Uint8Array(65 * 1024) });
+    const tooBig = await http(base, 'PUT', '/api/v1/lookaside?name=big.tar', {
+      token: admin,
+      body: new Uint8Array(65 * 1024),
+    });
     assert.deepEqual([tooBig.status, tooBig.json.code], [413, 'BODY_TOO_LARGE']);
-    const hugeJson = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'good', ref: 'x'.repeat(2 * 1024 * 1024) } });
+    const hugeJson = await http(base, 'POST', '/api/v1/builds', {
+      token: admin,
+      json: { source: 'good', ref: 'x'.repeat(2 * 1024 * 1024) },
+    });
     assert.deepEqual([hugeJson.status, hugeJson.json.code], [413, 'BODY_TOO_LARGE']);
 
-    const badJson = await http(base, 'POST', '/api/v1/builds', { token: admin, body: '{nope', type: 'application/json' });
+    const badJson = await http(base, 'POST', '/api/v1/builds', {
+      token: admin,
+      body: '{nope',
+      type: 'application/json',
+    });
     assert.deepEqual([badJson.status, badJson.json.code], [400, 'BAD_REQUEST']);
     const badSchema = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 42 } });
     assert.deepEqual([badSchema.status, badSchema.json.code], [400, 'BAD_REQUEST']);
-    const badSource = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: '../evil', url: '/tmp' } });
+    const badSource = await http(base, 'POST', '/api/v1/sources', {
+      token: admin,
+      json: { name: '../evil', url: '/tmp' },
+    });
     assert.deepEqual([badSource.status, badSource.json.code], [400, 'INVALID_NAME']);
-    const optionUrl = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'evil', url: '--upload-pack=touch /tmp/x' } });
+    const optionUrl = await http(base, 'POST', '/api/v1/sources', {
+      token: admin,
+      json: { name: 'evil', url: '--upload-pack=touch /tmp/x' },
+    });
     assert.deepEqual([optionUrl.status, optionUrl.json.code], [400, 'BAD_REQUEST']);
-    const missingRepo = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'ghost', url: path.join(t.dir, 'nope') } });
+    const missingRepo = await http(base, 'POST', '/api/v1/sources', {
+      token: admin,
+      json: { name: 'ghost', url: path.join(t.dir, 'nope') },
+    });
     assert.deepEqual([missingRepo.status, missingRepo.json.code], [422, 'GIT_FAILED']);
-    assert.match(missingRepo.json.message, /^git clone failed: fatal: .*does not exist/, 'the message says what failed');
+    assert.match(
+      missingRepo.json.message,
+      /^git clone failed: fatal: .*does not exist/,
+      'the message says what failed',
+    );
 
     assert.equal((await http(base, 'GET', '/api/v1/sources/ghost')).status, 404);
     assert.equal((await http(base, 'GET', '/api/v1/builds/999999')).json.code, 'BUILD_NOT_FOUND');
@@ -107,31 +150,61 @@ describe('Master API', () => {
   test('tokens: admins list and revoke them; a revoked agent token fails at once and its lease goes back to the queue', async () => {
     const repo = path.join(t.dir, 'repos', 'tokened');
     await gitRepo(repo, { 'tokened.spec': specWith('tokened', 'true') });
-    assert.equal((await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'tokened', url: repo } })).status, 201);
-    const made = await http(base, 'POST', '/api/v1/tokens', { token: admin, json: { name: 'node-revoked', scopes: ['agent:build'], expiresInDays: 30 } });
+    assert.equal(
+      (await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'tokened', url: repo } })).status,
+      201,
+    );
+    const made = await http(base, 'POST', '/api/v1/tokens', {
+      token: admin,
+      json: { name: 'node-revoked', scopes: ['agent:build'], expiresInDays: 30 },
+    });
     assert.equal(made.status, 201);
     assert.ok(Date.parse(made.json.expiresAt) > Date.now());
     const secret = made.json.token as string;
-    const agentId = (await http(base, 'POST', '/api/v1/agent/register', { token: secret, json: { name: 'node-revoked', role: 'build', arches: ['x86_64', 'noarch', 'src'] } })).json.agentId;
+    const agentId = (
+      await http(base, 'POST', '/api/v1/agent/register', {
+        token: secret,
+        json: { name: 'node-revoked', role: 'build', arches: ['x86_64', 'noarch', 'src'] },
+      })
+    ).json.agentId;
     const built = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'tokened' } });
     let leased = await http(base, 'POST', '/api/v1/agent/lease', { token: secret, json: { agentId, waitMs: 2000 } });
-    while (leased.json?.task?.buildId !== built.json.id) leased = await http(base, 'POST', '/api/v1/agent/lease', { token: secret, json: { agentId, waitMs: 2000 } });
+    while (leased.json?.task?.buildId !== built.json.id)
+      leased = await http(base, 'POST', '/api/v1/agent/lease', { token: secret, json: { agentId, waitMs: 2000 } });
     const taskId = leased.json.task.taskId as number;
 
     const listed = await http(base, 'GET', '/api/v1/tokens', { token: admin });
     assert.equal(listed.status, 200);
     const mine = listed.json.tokens.find((x: { name: string }) => x.name === 'node-revoked');
-    assert.deepEqual([mine.scopes, mine.revokedAt, typeof mine.token], [['agent:build'], null, 'undefined'], 'never the secret');
+    assert.deepEqual(
+      [mine.scopes, mine.revokedAt, typeof mine.token],
+      [['agent:build'], null, 'undefined'],
+      'never the secret',
+    );
     assert.equal((await http(base, 'GET', '/api/v1/tokens', { token: buildToken })).status, 403);
     assert.equal((await http(base, 'DELETE', `/api/v1/tokens/${mine.id}`, { token: buildToken })).status, 403);
 
     const revoked = await http(base, 'DELETE', `/api/v1/tokens/${mine.id}`, { token: admin });
     assert.equal(revoked.status, 200, revoked.text);
     assert.ok(revoked.json.revokedAt);
-    const beat = await http(base, 'POST', `/api/v1/agent/leases/${leased.json.lease.id}/heartbeat`, { token: secret, json: { fencingToken: leased.json.lease.fencingToken } });
-    assert.deepEqual([beat.status, beat.json.code], [401, 'UNAUTHENTICATED'], 'refused at once, not after a cache time');
-    assert.equal((await http(base, 'GET', `/api/v1/tasks/${taskId}`)).json.state, 'queued', 'its task is back in the queue');
-    assert.deepEqual([(await http(base, 'DELETE', '/api/v1/tokens/999999', { token: admin })).json.code], ['TOKEN_NOT_FOUND']);
+    const beat = await http(base, 'POST', `/api/v1/agent/leases/${leased.json.lease.id}/heartbeat`, {
+      token: secret,
+      json: { fencingToken: leased.json.lease.fencingToken },
+    });
+    assert.deepEqual(
+      [beat.status, beat.json.code],
+      [401, 'UNAUTHENTICATED'],
+      'refused at once, not after a cache time',
+    );
+    assert.equal(
+      (await http(base, 'GET', `/api/v1/tasks/${taskId}`)).json.state,
+      'queued',
+      'its task is back in the queue',
+    );
+    assert.deepEqual(
+      [(await http(base, 'DELETE', '/api/v1/tokens/999999', { token: admin })).json.code],
+      ['TOKEN_NOT_FOUND'],
+    );
     for (const name of ['bad\u0000name', 'evil\u202Egnp.exe', 'tab\tname']) {
       const r = await http(base, 'POST', '/api/v1/tokens', { token: admin, json: { name, scopes: ['maintainer'] } });
       assert.deepEqual([r.status, r.json.code], [400, 'BAD_REQUEST'], JSON.stringify(name));
@@ -144,16 +217,26 @@ describe('Master API', () => {
     assert.deepEqual([long.status, long.json?.code], [414, 'URI_TOO_LONG']);
     const headers = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const u = new URL(base);
-      const sock = net.connect(Number(u.port), u.hostname, () => sock.end(`GET /api/v1/builds HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
+      const sock = net.connect(Number(u.port), u.hostname, () =>
+        sock.end(`GET /api/v1/builds HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+      );
       let text = '';
       sock.on('data', (d) => (text += d.toString()));
       sock.on('error', reject);
-      sock.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
+      sock.on('close', () =>
+        resolve({
+          status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1]),
+          body: text.slice(text.indexOf('\r\n\r\n') + 4),
+        }),
+      );
     });
     assert.equal(headers.status, 431);
     assert.equal((JSON.parse(headers.body) as { code: string }).code, 'HEADERS_TOO_LARGE');
     // The errata import takes what its schema says (50 MiB of content), not the 1 MiB JSON default.
-    const big = await http(base, 'POST', '/api/v1/errata/import', { token: admin, json: { repo: 'no-such-repo', content: 'x'.repeat(2 * 1024 * 1024) } });
+    const big = await http(base, 'POST', '/api/v1/errata/import', {
+      token: admin,
+      json: { repo: 'no-such-repo', content: 'x'.repeat(2 * 1024 * 1024) },
+    });
     assert.notEqual(big.status, 413, big.text);
     assert.equal(typeof big.json?.code, 'string');
   });
@@ -162,18 +245,30 @@ describe('Master API', () => {
     const outside = await mkdtemp(path.join(os.tmpdir(), 'lenix-outside-'));
     try {
       await gitRepo(outside, { 'outside.spec': specWith('outside', 'true') });
-      const refused = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'outside', url: outside } });
+      const refused = await http(base, 'POST', '/api/v1/sources', {
+        token: admin,
+        json: { name: 'outside', url: outside },
+      });
       assert.deepEqual([refused.status, refused.json.code], [403, 'SOURCE_NOT_ALLOWED']);
-      const viaFileUrl = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'outside2', url: `file://${outside}` } });
+      const viaFileUrl = await http(base, 'POST', '/api/v1/sources', {
+        token: admin,
+        json: { name: 'outside2', url: `file://${outside}` },
+      });
       assert.deepEqual([viaFileUrl.status, viaFileUrl.json.code], [403, 'SOURCE_NOT_ALLOWED']);
-      const climbing = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'climb', url: path.join(t.dir, 'repos', '..', '..', path.basename(outside)) } });
+      const climbing = await http(base, 'POST', '/api/v1/sources', {
+        token: admin,
+        json: { name: 'climb', url: path.join(t.dir, 'repos', '..', '..', path.basename(outside)) },
+      });
       assert.equal(climbing.status, 403);
     } finally {
       await rm(outside, { recursive: true, force: true });
     }
     const good = await http(base, 'GET', '/api/v1/sources/good');
     assert.equal(good.json.url, 'lenix:source/good');
-    assert.ok(!JSON.stringify((await http(base, 'GET', '/api/v1/sources')).json).includes(t.dir), 'no server path in the sources list');
+    assert.ok(
+      !JSON.stringify((await http(base, 'GET', '/api/v1/sources')).json).includes(t.dir),
+      'no server path in the sources list',
+    );
     // The ledger's statements (source provenance) name the source, not its path here.
     const ledger = t.server.services.ledger.store;
     const entries = await ledger.entries(0, await ledger.size());
@@ -181,7 +276,10 @@ describe('Master API', () => {
     const sources = entries.filter((e) => e.kind === 'source');
     assert.ok(sources.length > 0, 'source statements were recorded');
     for (const e of entries) assert.ok(!decodeAll(e).includes(t.dir), 'no server path in the ledger');
-    assert.ok(sources.every((e) => /"name":"lenix:source\/[a-z]/.test(decodeAll(e))), 'each source is named by its Lenix name');
+    assert.ok(
+      sources.every((e) => /"name":"lenix:source\/[a-z]/.test(decodeAll(e))),
+      'each source is named by its Lenix name',
+    );
   });
 
   test('lookaside uploads are stored by digest and served back verified', async () => {
@@ -189,7 +287,10 @@ describe('Master API', () => {
     const r = await http(base, 'PUT', '/api/v1/lookaside?name=src-1.0.tar.gz', { token: admin, body: bytes });
     assert.equal(r.status, 201);
     assert.equal(r.json.sha256, sha(bytes));
-    const wrong = await http(base, 'PUT', `/api/v1/lookaside?name=x.tar&sha256=${'1'.repeat(64)}`, { token: admin, body: bytes + '!' });
+    const wrong = await http(base, 'PUT', `/api/v1/lookaside?name=x.tar&sha256=${'1'.repeat(64)}`, {
+      token: admin,
+      body: bytes + '!',
+    });
     assert.deepEqual([wrong.status, wrong.json.code], [422, 'DIGEST_MISMATCH']);
     const back = await http(base, 'GET', `/api/v1/lookaside/${sha(bytes)}`);
     assert.equal(back.text, bytes);
@@ -198,43 +299,94 @@ describe('Master API', () => {
   test('agent protocol: stale fencing tokens get 409 and change nothing; a wrong digest is refused', async () => {
     const created = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'good' } });
     assert.equal(created.status, 201, created.text);
-    const reg = await http(base, 'POST', '/api/v1/agent/register', { token: buildToken, json: { name: 'node-a', role: 'build', arches: ['x86_64', 'src'] } });
+    const reg = await http(base, 'POST', '/api/v1/agent/register', {
+      token: buildToken,
+      json: { name: 'node-a', role: 'build', arches: ['x86_64', 'src'] },
+    });
     assert.equal(reg.status, 200);
     const agentId = reg.json.agentId;
-    const wrongRole = await http(base, 'POST', '/api/v1/agent/register', { token: buildToken, json: { name: 'node-a', role: 'sign', arches: [] } });
+    const wrongRole = await http(base, 'POST', '/api/v1/agent/register', {
+      token: buildToken,
+      json: { name: 'node-a', role: 'sign', arches: [] },
+    });
     assert.equal(wrongRole.status, 403);
 
-    const first = await http(base, 'POST', '/api/v1/agent/lease', { token: buildToken, json: { agentId, waitMs: 2000 } });
+    const first = await http(base, 'POST', '/api/v1/agent/lease', {
+      token: buildToken,
+      json: { agentId, waitMs: 2000 },
+    });
     assert.equal(first.status, 200, first.text);
     const lease1 = first.json.lease;
     assert.equal(first.json.task.kind, 'srpm');
     assert.equal(first.json.task.buildId, created.json.id);
 
-    const log = await http(base, 'POST', `/api/v1/agent/leases/${lease1.id}/log?fencingToken=${lease1.fencingToken}&offset=0`, { token: buildToken, body: 'line one\n' });
+    const log = await http(
+      base,
+      'POST',
+      `/api/v1/agent/leases/${lease1.id}/log?fencingToken=${lease1.fencingToken}&offset=0`,
+      { token: buildToken, body: 'line one\n' },
+    );
     assert.deepEqual(log.json, { size: 9 });
-    const gap = await http(base, 'POST', `/api/v1/agent/leases/${lease1.id}/log?fencingToken=${lease1.fencingToken}&offset=100`, { token: buildToken, body: 'x' });
+    const gap = await http(
+      base,
+      'POST',
+      `/api/v1/agent/leases/${lease1.id}/log?fencingToken=${lease1.fencingToken}&offset=100`,
+      { token: buildToken, body: 'x' },
+    );
     assert.deepEqual([gap.status, gap.json.code], [409, 'LOG_OFFSET_GAP']);
 
     const body = new TextEncoder().encode('not really an rpm');
-    const mismatch = await http(base, 'PUT', `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=good-1.0-1.src.rpm&kind=srpm&sha256=${'2'.repeat(64)}`, { token: buildToken, body });
+    const mismatch = await http(
+      base,
+      'PUT',
+      `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=good-1.0-1.src.rpm&kind=srpm&sha256=${'2'.repeat(64)}`,
+      { token: buildToken, body },
+    );
     assert.deepEqual([mismatch.status, mismatch.json.code], [422, 'DIGEST_MISMATCH']);
-    const notRpm = await http(base, 'PUT', `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=good-1.0-1.src.rpm&kind=srpm&sha256=${sha(body)}`, { token: buildToken, body });
+    const notRpm = await http(
+      base,
+      'PUT',
+      `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=good-1.0-1.src.rpm&kind=srpm&sha256=${sha(body)}`,
+      { token: buildToken, body },
+    );
     assert.deepEqual([notRpm.status, notRpm.json.code], [422, 'NOT_AN_RPM']);
-    const traversal = await http(base, 'PUT', `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=../x.src.rpm&kind=srpm&sha256=${sha(body)}`, { token: buildToken, body });
+    const traversal = await http(
+      base,
+      'PUT',
+      `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=../x.src.rpm&kind=srpm&sha256=${sha(body)}`,
+      { token: buildToken, body },
+    );
     assert.deepEqual([traversal.status, traversal.json.code], [400, 'INVALID_NAME']);
 
     // Let the lease lapse (no heartbeat): the reaper requeues the task; a second lease gets a new token.
-    await until('the task to be requeued', async () => (await http(base, 'GET', `/api/v1/tasks/${first.json.task.taskId}`)).json.state === 'queued');
-    const second = await http(base, 'POST', '/api/v1/agent/lease', { token: buildToken, json: { agentId, waitMs: 2000 } });
+    await until(
+      'the task to be requeued',
+      async () => (await http(base, 'GET', `/api/v1/tasks/${first.json.task.taskId}`)).json.state === 'queued',
+    );
+    const second = await http(base, 'POST', '/api/v1/agent/lease', {
+      token: buildToken,
+      json: { agentId, waitMs: 2000 },
+    });
     assert.equal(second.status, 200);
     assert.equal(second.json.task.taskId, first.json.task.taskId);
     assert.equal(second.json.lease.fencingToken, lease1.fencingToken + 1);
 
-    const stale = await http(base, 'POST', `/api/v1/agent/leases/${lease1.id}/complete`, { token: buildToken, json: { fencingToken: lease1.fencingToken, outcome: { kind: 'success' } } });
+    const stale = await http(base, 'POST', `/api/v1/agent/leases/${lease1.id}/complete`, {
+      token: buildToken,
+      json: { fencingToken: lease1.fencingToken, outcome: { kind: 'success' } },
+    });
     assert.deepEqual([stale.status, stale.json.code], [409, 'STALE_FENCING_TOKEN']);
-    const staleBeat = await http(base, 'POST', `/api/v1/agent/leases/${lease1.id}/heartbeat`, { token: buildToken, json: { fencingToken: lease1.fencingToken } });
+    const staleBeat = await http(base, 'POST', `/api/v1/agent/leases/${lease1.id}/heartbeat`, {
+      token: buildToken,
+      json: { fencingToken: lease1.fencingToken },
+    });
     assert.equal(staleBeat.status, 409);
-    const staleUpload = await http(base, 'PUT', `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=a.log&kind=log&sha256=${sha('x')}`, { token: buildToken, body: 'x' });
+    const staleUpload = await http(
+      base,
+      'PUT',
+      `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=a.log&kind=log&sha256=${sha('x')}`,
+      { token: buildToken, body: 'x' },
+    );
     assert.equal(staleUpload.status, 409);
     const task = (await http(base, 'GET', `/api/v1/tasks/${first.json.task.taskId}`)).json;
     assert.equal(task.state, 'leased');
@@ -242,16 +394,25 @@ describe('Master API', () => {
     assert.equal(task.attempts, 2);
 
     const otherToken = await t.token('node-b', ['agent:build']);
-    const hijack = await http(base, 'POST', `/api/v1/agent/leases/${second.json.lease.id}/complete`, { token: otherToken, json: { fencingToken: second.json.lease.fencingToken, outcome: { kind: 'success' } } });
+    const hijack = await http(base, 'POST', `/api/v1/agent/leases/${second.json.lease.id}/complete`, {
+      token: otherToken,
+      json: { fencingToken: second.json.lease.fencingToken, outcome: { kind: 'success' } },
+    });
     assert.equal(hijack.status, 403, 'another agent cannot complete this lease');
 
     const done = await http(base, 'POST', `/api/v1/agent/leases/${second.json.lease.id}/complete`, {
       token: buildToken,
-      json: { fencingToken: second.json.lease.fencingToken, outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'test' } },
+      json: {
+        fencingToken: second.json.lease.fencingToken,
+        outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'test' },
+      },
     });
     assert.equal(done.status, 200, done.text);
     assert.equal(done.json.buildState, 'failed');
-    const again = await http(base, 'POST', `/api/v1/agent/leases/${second.json.lease.id}/complete`, { token: buildToken, json: { fencingToken: second.json.lease.fencingToken, outcome: { kind: 'success' } } });
+    const again = await http(base, 'POST', `/api/v1/agent/leases/${second.json.lease.id}/complete`, {
+      token: buildToken,
+      json: { fencingToken: second.json.lease.fencingToken, outcome: { kind: 'success' } },
+    });
     assert.equal(again.status, 409);
     const b = (await http(base, 'GET', `/api/v1/builds/${created.json.id}`)).json;
     assert.equal(b.state, 'failed');
@@ -262,7 +423,11 @@ describe('Master API', () => {
 describe('error code catalogue', () => {
   test('docs/errors.md lists every code with its HTTP status, and nothing else', async () => {
     const doc = await readFile(fileURLToPath(new URL('../../docs/errors.md', import.meta.url)), 'utf8');
-    const rows = [...doc.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \| (\d+) \|/gm)].map((m) => [m[1], Number(m[2]), Number(m[3])]);
+    const rows = [...doc.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \| (\d+) \|/gm)].map((m) => [
+      m[1],
+      Number(m[2]),
+      Number(m[3]),
+    ]);
     const expected = Object.entries(ERROR_CODES).map(([code, e]) => [code, e.status, e.exit]);
     assert.deepEqual(rows.sort(), expected.sort());
   });

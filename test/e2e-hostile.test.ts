@@ -17,7 +17,8 @@ type Build = { id: number; state: string; evr: string; reasonCode: string | null
 const MARKER_DIRS = ['/var/lib', '/etc', '/tmp', '/root'];
 /** The host's secrets that the test plants or that exist anyway; a sandbox must never find one of them. */
 const SECRETS = ['admin.token', 'node.token', 'private-keys-v1.d', 'lenix-hostile-secret.sqlite', 'lenix.db'];
-const secretsFound = (log: string) => [...log.matchAll(/HOSTILE \w+ FOUND (\S+)/g)].map((m) => m[1]!).filter((f) => SECRETS.includes(path.basename(f)));
+const secretsFound = (log: string) =>
+  [...log.matchAll(/HOSTILE \w+ FOUND (\S+)/g)].map((m) => m[1]!).filter((f) => SECRETS.includes(path.basename(f)));
 
 /**
  * What a hostile package tries, as bash: take the host, read its secrets, reach out, and say what worked.
@@ -26,7 +27,11 @@ const secretsFound = (log: string) => [...log.matchAll(/HOSTILE \w+ FOUND (\S+)/
  * files that look like secrets (the sandbox's own rpm databases are *.sqlite too: the test checks that none is
  * one of the host's); every attempt also leaves markers that the test looks for on the host.
  */
-function attack(where: string, host: { pid: number; port: number; abstract: string }, opts: { unmount: boolean }): string {
+function attack(
+  where: string,
+  host: { pid: number; port: number; abstract: string },
+  opts: { unmount: boolean },
+): string {
   return String.raw`say() { echo "HOSTILE ${where} $*"; }
 say "$(grep CapEff /proc/self/status | tr -s '\t' ' ')"
 say "uid_map: $(tr -s ' ' < /proc/self/uid_map | tr '\n' ';')"
@@ -43,13 +48,17 @@ kill -0 ${host.pid} 2>/dev/null && say "ESCAPE can signal host process ${host.pi
 python3 -c 'import ctypes, sys; sys.exit(0 if ctypes.CDLL(None).ptrace(16, ${host.pid}, 0, 0) == 0 else 1)' 2>/dev/null && say "ESCAPE ptrace attached to ${host.pid}"
 (exec 3<>/dev/tcp/127.0.0.1/${host.port}) 2>/dev/null && say "ESCAPE connected to 127.0.0.1:${host.port}"
 python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect("\0${host.abstract}")' 2>/dev/null && say "ESCAPE connected to the abstract socket"
-${opts.unmount ? String.raw`# Unmount everything it can see, then look again (bash builtins only: /usr may be gone now).
+${
+  opts.unmount
+    ? String.raw`# Unmount everything it can see, then look again (bash builtins only: /usr may be gone now).
 unmounted=0
 for m in $(awk '{print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null && { unmounted=1; say "PRIV unmounted $m"; }; done
 if [ $unmounted = 1 ]; then
   shopt -s globstar dotglob nullglob
-  for f in /**; do case "${"$"}{f##*/}" in admin.token|node.token|private-keys-v1.d|*.sqlite|lenix.db) say "FOUND $f";; esac; done
-fi` : ''}
+  for f in /**; do case "${'$'}{f##*/}" in admin.token|node.token|private-keys-v1.d|*.sqlite|lenix.db) say "FOUND $f";; esac; done
+fi`
+    : ''
+}
 say DONE
 true
 `;
@@ -67,10 +76,11 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
   const limits = { disk: 64, log: 24, procs: 512 };
 
   const getBuild = (id: number) => api.json<Build>('GET', `/api/v1/builds/${id}`);
-  const finished = (id: number) => until(`build ${id}`, async () => {
-    const b = await getBuild(id);
-    return ['succeeded', 'failed', 'cancelled'].includes(b.state) ? b : null;
-  });
+  const finished = (id: number) =>
+    until(`build ${id}`, async () => {
+      const b = await getBuild(id);
+      return ['succeeded', 'failed', 'cancelled'].includes(b.state) ? b : null;
+    });
   const taskLog = async (id: number) => (await api.request('GET', `/api/v1/tasks/${id}/log`)).text();
   const addSource = async (name: string, files: Record<string, string>) => {
     const repo = path.join(dir, 'repos', name);
@@ -78,14 +88,17 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     await api.json('POST', '/api/v1/sources', { name, url: repo });
     return repo;
   };
-  const buildOf = async (name: string) => finished((await api.json<{ id: number }>('POST', '/api/v1/builds', { source: name })).id);
-  const markersLeft = (where: string) => MARKER_DIRS.map((d) => path.join(d, `lenix-hostile-${where}`)).filter((f) => existsSync(f));
+  const buildOf = async (name: string) =>
+    finished((await api.json<{ id: number }>('POST', '/api/v1/builds', { source: name })).id);
+  const markersLeft = (where: string) =>
+    MARKER_DIRS.map((d) => path.join(d, `lenix-hostile-${where}`)).filter((f) => existsSync(f));
   /** The end of a build's last task log, for assertion messages. */
   const explain = async (b: Build) => {
     const t = b.tasks[b.tasks.length - 1];
     return t ? `${b.reasonCode ?? ''}: ${(await taskLog(t.id)).slice(-3000)}` : 'no task';
   };
-  const agentToken = async (name: string, scope: string) => (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: [scope] })).token;
+  const agentToken = async (name: string, scope: string) =>
+    (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: [scope] })).token;
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-hostile-'));
@@ -104,7 +117,22 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     servers.push(tcp, abstract);
 
     const port = await freePort();
-    const server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '5', '--spec-timeout', '5', '--local-source-root', path.join(dir, 'repos')], {});
+    const server = new Proc(
+      [
+        'server',
+        '--data',
+        path.join(dir, 'server'),
+        '--port',
+        String(port),
+        '--lease-seconds',
+        '5',
+        '--spec-timeout',
+        '5',
+        '--local-source-root',
+        path.join(dir, 'repos'),
+      ],
+      {},
+    );
     procs.push(server);
     url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
     admin = (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim();
@@ -114,11 +142,60 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     await writeFile(path.join(dir, 'node.token'), `${await agentToken('node', 'agent:build')}\n`, { mode: 0o600 });
     const keysDir = path.join(dir, 'keys');
     const key = (await generateKey(keysDir, 'hostile-test', 'ed25519')).fingerprint;
-    const limitFlags = ['--disk', String(limits.disk), '--log-limit', String(limits.log), '--max-procs', String(limits.procs), '--timeout', '120'];
+    const limitFlags = [
+      '--disk',
+      String(limits.disk),
+      '--log-limit',
+      String(limits.log),
+      '--max-procs',
+      String(limits.procs),
+      '--timeout',
+      '120',
+    ];
     const none = { LENIX_CONFIG: path.join(dir, 'none.json') };
-    const node = new Proc(['node', '--server', url, '--token-file', path.join(dir, 'node.token'), '--work', path.join(dir, 'node-work'), ...limitFlags], none);
-    const tester = new Proc(['tester', '--server', url, '--token', await agentToken('tester', 'agent:test'), '--work', path.join(dir, 'tester-work'), '--disk', '512', '--max-procs', String(limits.procs)], none);
-    const signer = new Proc(['signer', '--server', url, '--token', await agentToken('signer', 'agent:sign'), '--keys', keysDir, '--work', path.join(dir, 'signer-work')], none);
+    const node = new Proc(
+      [
+        'node',
+        '--server',
+        url,
+        '--token-file',
+        path.join(dir, 'node.token'),
+        '--work',
+        path.join(dir, 'node-work'),
+        ...limitFlags,
+      ],
+      none,
+    );
+    const tester = new Proc(
+      [
+        'tester',
+        '--server',
+        url,
+        '--token',
+        await agentToken('tester', 'agent:test'),
+        '--work',
+        path.join(dir, 'tester-work'),
+        '--disk',
+        '512',
+        '--max-procs',
+        String(limits.procs),
+      ],
+      none,
+    );
+    const signer = new Proc(
+      [
+        'signer',
+        '--server',
+        url,
+        '--token',
+        await agentToken('signer', 'agent:sign'),
+        '--keys',
+        keysDir,
+        '--work',
+        path.join(dir, 'signer-work'),
+      ],
+      none,
+    );
     procs.push(node, tester, signer);
     await Promise.all([node, tester, signer].map((p) => p.waitFor(/"msg":"registered"/)));
     assert.equal((await api.json<{ signingKey: string }>('GET', '/api/v1/keys')).signingKey, key);
@@ -128,13 +205,20 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     for (const p of procs.reverse()) await p.stop('SIGTERM');
     for (const s of servers) s.close();
     await rm(dir, { recursive: true, force: true });
-    for (const where of ['build', 'install', 'pre', 'post', 'tests']) for (const f of markersLeft(where)) await rm(f, { force: true });
+    for (const where of ['build', 'install', 'pre', 'post', 'tests'])
+      for (const f of markersLeft(where)) await rm(f, { force: true });
   });
 
   test('a spec whose %build and %install attack the host: nothing escapes, no capability, the node builds on', async () => {
-    const spec = specWith('hostile-build', `bash %{SOURCE1} build`, { extra: 'Source1: attack.sh\n' }).replace('%install\n', '%install\nbash %{SOURCE1} install\n');
+    const spec = specWith('hostile-build', `bash %{SOURCE1} build`, { extra: 'Source1: attack.sh\n' }).replace(
+      '%install\n',
+      '%install\nbash %{SOURCE1} install\n',
+    );
     const sh = (where: string) => attack(where, host, { unmount: true });
-    await addSource('hostile-build', { 'hostile-build.spec': spec, 'attack.sh': `case "$1" in build) ${'\n'}${sh('build')};; install) ${'\n'}${sh('install')};; esac\n` });
+    await addSource('hostile-build', {
+      'hostile-build.spec': spec,
+      'attack.sh': `case "$1" in build) ${'\n'}${sh('build')};; install) ${'\n'}${sh('install')};; esac\n`,
+    });
     const b = await buildOf('hostile-build');
     const binary = b.tasks.find((t) => t.kind === 'binary')!;
     const log = await taskLog(binary.id);
@@ -152,19 +236,33 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
   });
 
   test('a fork bomb, a disk filler and a log flood each fail on their own limit; the node keeps working', async () => {
-    await addSource('hostile-bomb', { 'hostile-bomb.spec': specWith('hostile-bomb', [
-        // The bomb's first shell stays (a loop of builtins) so that timeout kills its whole process group.
-        `timeout -s KILL 5 bash -c 'b() { b | b & }; b; while [ $SECONDS -lt 30 ]; do :; done' > fork.log 2>&1 || true`,
-        // The killed bomb counts until the sandbox's init has reaped it: wait (with a fork that fails fast) till then.
-        'n=0; until (exit 0) 2>/dev/null || [ $n -gt 1000000 ]; do n=$((n + 1)); done',
-        'echo "bomb hit the process limit $(grep -c \'Resource temporarily unavailable\' fork.log) times"',
-      ].join('\n')) });
-    await addSource('hostile-disk', { 'hostile-disk.spec': specWith('hostile-disk', `dd if=/dev/zero of=fill bs=1M count=${limits.disk * 2}`) });
-    await addSource('hostile-log', { 'hostile-log.spec': specWith('hostile-log', `set +x\nhead -c ${limits.log * 2 * 1024 * 1024} /dev/zero | tr '\\0' x | fold -w 99`) });
+    await addSource('hostile-bomb', {
+      'hostile-bomb.spec': specWith(
+        'hostile-bomb',
+        [
+          // The bomb's first shell stays (a loop of builtins) so that timeout kills its whole process group.
+          `timeout -s KILL 5 bash -c 'b() { b | b & }; b; while [ $SECONDS -lt 30 ]; do :; done' > fork.log 2>&1 || true`,
+          // The killed bomb counts until the sandbox's init has reaped it: wait (with a fork that fails fast) till then.
+          'n=0; until (exit 0) 2>/dev/null || [ $n -gt 1000000 ]; do n=$((n + 1)); done',
+          'echo "bomb hit the process limit $(grep -c \'Resource temporarily unavailable\' fork.log) times"',
+        ].join('\n'),
+      ),
+    });
+    await addSource('hostile-disk', {
+      'hostile-disk.spec': specWith('hostile-disk', `dd if=/dev/zero of=fill bs=1M count=${limits.disk * 2}`),
+    });
+    await addSource('hostile-log', {
+      'hostile-log.spec': specWith(
+        'hostile-log',
+        `set +x\nhead -c ${limits.log * 2 * 1024 * 1024} /dev/zero | tr '\\0' x | fold -w 99`,
+      ),
+    });
 
     const bomb = await buildOf('hostile-bomb');
     assert.equal(bomb.state, 'succeeded', await explain(bomb));
-    const hit = /bomb hit the process limit (\d+) times/.exec(await taskLog(bomb.tasks.find((t) => t.kind === 'binary')!.id));
+    const hit = /bomb hit the process limit (\d+) times/.exec(
+      await taskLog(bomb.tasks.find((t) => t.kind === 'binary')!.id),
+    );
     assert.ok(hit && Number(hit[1]) > 0, 'the bomb ran into the limit');
 
     const disk = await buildOf('hostile-disk');
@@ -184,7 +282,9 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
   });
 
   test('200,000 lines of %build output under set -x read back whole and in order', async () => {
-    await addSource('noisy', { 'noisy.spec': specWith('noisy', 'for i in $(seq 1 200000); do echo "line $i of the noisy log"; done') });
+    await addSource('noisy', {
+      'noisy.spec': specWith('noisy', 'for i in $(seq 1 200000); do echo "line $i of the noisy log"; done'),
+    });
     const b = await buildOf('noisy');
     assert.equal(b.state, 'succeeded');
     const lines = (await taskLog(b.tasks.find((t) => t.kind === 'binary')!.id)).split('\n');
@@ -192,7 +292,11 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     for (let i = 0; i < lines.length; i++) {
       if (!lines[i]!.startsWith('line ')) continue;
       assert.equal(lines[i], `line ${expect} of the noisy log`);
-      assert.equal(lines[i - 1], `+ echo line ${expect} of the noisy log`, 'the trace line comes whole, just before its output');
+      assert.equal(
+        lines[i - 1],
+        `+ echo line ${expect} of the noisy log`,
+        'the trace line comes whole, just before its output',
+      );
       expect++;
     }
     assert.equal(expect - 1, 200_000);
@@ -212,39 +316,72 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
       'true',
     ].join('; ');
     const lua = `local out = ''; for _, p in ipairs({'/etc/shadow', '${dataDir}/admin.token'}) do local f = io.open(p) if f then out = out .. '.luaread' f:close() end end; local w = io.open('/etc/lenix-hostile-lua', 'w') if w then out = out .. '.luawrite' w:close() end; print(out)`;
-    const spec = specWith('hostile-parse', 'true').replace('Release: 1\n', `%global probe %(bash -c '${probe}')\n%global luaprobe %{lua: ${lua}}\nRelease: 1%{probe}%{luaprobe}\n`);
+    const spec = specWith('hostile-parse', 'true').replace(
+      'Release: 1\n',
+      `%global probe %(bash -c '${probe}')\n%global luaprobe %{lua: ${lua}}\nRelease: 1%{probe}%{luaprobe}\n`,
+    );
     await addSource('hostile-parse', { 'hostile-parse.spec': spec });
     const created = await api.json<{ id: number }>('POST', '/api/v1/builds', { source: 'hostile-parse' });
     assert.equal((await getBuild(created.id)).evr, '1.0-1', 'every probe came back empty');
-    for (const f of ['/var/lib/lenix-hostile-parse', '/etc/lenix-hostile-parse', '/tmp/lenix-hostile-parse', '/etc/lenix-hostile-lua']) assert.equal(existsSync(f), false, f);
+    for (const f of [
+      '/var/lib/lenix-hostile-parse',
+      '/etc/lenix-hostile-parse',
+      '/tmp/lenix-hostile-parse',
+      '/etc/lenix-hostile-lua',
+    ])
+      assert.equal(existsSync(f), false, f);
     assert.deepEqual(hits, []);
 
-    await addSource('slow-parse', { 'slow-parse.spec': specWith('slow-parse', 'true').replace('Release: 1\n', '%global slow %(sleep 600)\nRelease: 1%{slow}\n') });
+    await addSource('slow-parse', {
+      'slow-parse.spec': specWith('slow-parse', 'true').replace(
+        'Release: 1\n',
+        '%global slow %(sleep 600)\nRelease: 1%{slow}\n',
+      ),
+    });
     const started = Date.now();
-    await assert.rejects(api.json('POST', '/api/v1/builds', { source: 'slow-parse' }), (e: unknown) => e instanceof LenixError && e.code === 'SPEC_INVALID');
+    await assert.rejects(
+      api.json('POST', '/api/v1/builds', { source: 'slow-parse' }),
+      (e: unknown) => e instanceof LenixError && e.code === 'SPEC_INVALID',
+    );
     assert.ok(Date.now() - started < 30_000, 'killed at the spec timeout');
   });
 
   test('a lookaside line behind a symlink of the tree (SOURCES -> /root, -> /etc/cron.d) is refused with a code', async () => {
     const tarball = path.join(dir, 'x.tar.gz');
     await writeFile(tarball, 'lookaside bytes');
-    const up = await lenix(['lookaside', 'upload', tarball, '--json'], { LENIX_CONFIG: path.join(dir, 'none.json'), LENIX_SERVER: url, LENIX_TOKEN: admin });
+    const up = await lenix(['lookaside', 'upload', tarball, '--json'], {
+      LENIX_CONFIG: path.join(dir, 'none.json'),
+      LENIX_SERVER: url,
+      LENIX_TOKEN: admin,
+    });
     assert.equal(up.code, 0, up.stderr);
     const { sha256 } = JSON.parse(up.stdout) as { sha256: string };
-    for (const [name, target] of [['link-root', '/root'], ['link-cron', '/etc/cron.d']] as const) {
+    for (const [name, target] of [
+      ['link-root', '/root'],
+      ['link-cron', '/etc/cron.d'],
+    ] as const) {
       const repo = path.join(dir, 'repos', name);
       await mkdir(repo, { recursive: true });
       await symlink(target, path.join(repo, 'SOURCES'));
-      await gitRepo(repo, { [`${name}.spec`]: specWith(name, 'true'), [`.${name}.metadata`]: `${sha256} SOURCES/x.tar.gz\n` });
+      await gitRepo(repo, {
+        [`${name}.spec`]: specWith(name, 'true'),
+        [`.${name}.metadata`]: `${sha256} SOURCES/x.tar.gz\n`,
+      });
       await api.json('POST', '/api/v1/sources', { name, url: repo });
-      await assert.rejects(api.json('POST', '/api/v1/builds', { source: name }), (e: unknown) => e instanceof LenixError && e.code === 'LOOKASIDE_PATH_UNSAFE');
+      await assert.rejects(
+        api.json('POST', '/api/v1/builds', { source: name }),
+        (e: unknown) => e instanceof LenixError && e.code === 'LOOKASIDE_PATH_UNSAFE',
+      );
       assert.equal(existsSync(path.join(target, 'x.tar.gz')), false);
     }
   });
 
   test('a package whose %pre, %post and tests/ attack the test system: the run reports it, the host is untouched', async () => {
     const scriptlet = (where: string) => `%${where} -p /bin/bash\n${attack(where, host, { unmount: false })}\n`;
-    const spec = specWith('hostile-test', 'true').replace('%files\n', `${scriptlet('pre')}${scriptlet('post')}%files\n`);
+    const spec = specWith('hostile-test', 'true').replace(
+      '%files\n',
+      `${scriptlet('pre')}${scriptlet('post')}%files\n`,
+    );
     const repo = path.join(dir, 'repos', 'hostile-test');
     await mkdir(path.join(repo, 'tests'), { recursive: true });
     await writeFile(path.join(repo, 'tests', 'attack.sh'), `#!/bin/bash\n${attack('tests', host, { unmount: true })}`);
@@ -263,7 +400,11 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
       assert.match(log, new RegExp(`HOSTILE ${where} DONE`), `the ${where} attack ran to its end`);
       assert.deepEqual(markersLeft(where), [], 'no marker on the host');
     }
-    assert.match(log, /HOSTILE pre uid_map: +0 \d+ 1; 1 \d+ \d+;/, 'root inside maps to the unprivileged sandbox user and its subordinate ids');
+    assert.match(
+      log,
+      /HOSTILE pre uid_map: +0 \d+ 1; 1 \d+ \d+;/,
+      'root inside maps to the unprivileged sandbox user and its subordinate ids',
+    );
     assert.doesNotMatch(log, /HOSTILE \w+ ESCAPE/);
     assert.deepEqual(secretsFound(log), []);
     assert.match(log, /@@LENIX-RESULT tests passed/, 'the run reports what the package did');

@@ -11,7 +11,18 @@ import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 
 const run = promisify(execFile);
 
-type Build = { id: number; state: string; tasks: { id: number; kind: string; state: string; attempts: number; agentId: number | null; artifacts: { kind: string; sha256: string }[] }[] };
+type Build = {
+  id: number;
+  state: string;
+  tasks: {
+    id: number;
+    kind: string;
+    state: string;
+    attempts: number;
+    agentId: number | null;
+    artifacts: { kind: string; sha256: string }[];
+  }[];
+};
 
 /** Remote-style roles: `lenix server` and separate `lenix node` processes, as on several machines. */
 describe('build nodes over the agent protocol', () => {
@@ -22,8 +33,11 @@ describe('build nodes over the agent protocol', () => {
   const procs: Proc[] = [];
 
   const node = async (name: string) => {
-    const token = (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: ['agent:build'] })).token;
-    const p = new Proc(['node', '--server', url, '--token', token, '--name', name, '--work', path.join(dir, name),], { LENIX_CONFIG: path.join(dir, 'none.json') });
+    const token = (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: ['agent:build'] }))
+      .token;
+    const p = new Proc(['node', '--server', url, '--token', token, '--name', name, '--work', path.join(dir, name)], {
+      LENIX_CONFIG: path.join(dir, 'none.json'),
+    });
     procs.push(p);
     await p.waitFor(/"msg":"registered"/);
     return p;
@@ -32,7 +46,22 @@ describe('build nodes over the agent protocol', () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-nodes-'));
     const port = await freePort();
-    server = new Proc(['server', '--data', path.join(dir, 'server'), '--port', String(port), '--lease-seconds', '2', '--watch-seconds', '1', '--local-source-root', path.join(dir, 'repos')], {});
+    server = new Proc(
+      [
+        'server',
+        '--data',
+        path.join(dir, 'server'),
+        '--port',
+        String(port),
+        '--lease-seconds',
+        '2',
+        '--watch-seconds',
+        '1',
+        '--local-source-root',
+        path.join(dir, 'repos'),
+      ],
+      {},
+    );
     procs.push(server);
     url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
     api = new ApiClient(url, (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim());
@@ -43,9 +72,13 @@ describe('build nodes over the agent protocol', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('kill -9 a node mid-build: after the lease expires another node completes the task, one result recorded', { timeout: 180_000 }, async () => {
+  test('kill -9 a node mid-build: after the lease expires another node completes the task, one result recorded', {
+    timeout: 180_000,
+  }, async () => {
     const repo = path.join(dir, 'repos', 'crashy');
-    await gitRepo(repo, { 'crashy.spec': specWith('crashy', 'echo "CRASHY-STARTED on $(hostname)"\nsleep 3\necho "CRASHY-DONE"') });
+    await gitRepo(repo, {
+      'crashy.spec': specWith('crashy', 'echo "CRASHY-STARTED on $(hostname)"\nsleep 3\necho "CRASHY-DONE"'),
+    });
     await api.json('POST', '/api/v1/sources', { name: 'crashy', url: repo });
     const a = await node('node-a');
     const b0 = await api.json<Build>('POST', '/api/v1/builds', { source: 'crashy' });
@@ -78,7 +111,10 @@ describe('build nodes over the agent protocol', () => {
     assert.equal(t.attempts, 2);
     assert.notEqual(t.agentId, idA, 'the second node completed it');
     assert.equal(t.artifacts.filter((x) => x.kind === 'rpm').length, 1, 'one result recorded');
-    const events = await api.json<{ events: { kind: string; taskId: number | null }[] }>('GET', `/api/v1/builds/${b0.id}/events`);
+    const events = await api.json<{ events: { kind: string; taskId: number | null }[] }>(
+      'GET',
+      `/api/v1/builds/${b0.id}/events`,
+    );
     assert.ok(events.events.some((e) => e.kind === 'task.requeued' && e.taskId === t.id));
     assert.equal(events.events.filter((e) => e.kind === 'task.succeeded' && e.taskId === t.id).length, 1);
     const log = await (await api.request('GET', `/api/v1/tasks/${t.id}/log`)).text();
@@ -87,7 +123,9 @@ describe('build nodes over the agent protocol', () => {
     assert.equal(stdout.trim(), '', 'the killed node left no build processes');
   });
 
-  test('a watched source with lookaside tarballs builds its tip, then every new commit', { timeout: 180_000 }, async () => {
+  test('a watched source with lookaside tarballs builds its tip, then every new commit', {
+    timeout: 180_000,
+  }, async () => {
     await node('node-c');
     const admin = (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim();
     const env = { LENIX_CONFIG: path.join(dir, 'none.json'), LENIX_SERVER: url, LENIX_TOKEN: admin };
@@ -143,7 +181,10 @@ install -D -m 0644 README %{buildroot}/usr/share/lk/README
     const sha2 = await gitRepo(repo, { 'SPECS/lk.spec': spec('1.1') }, 'lk 1.1');
     let second: { id: number; commit: string } | undefined;
     while (!second) {
-      const { builds } = await api.json<{ builds: { id: number; commit: string }[] }>('GET', '/api/v1/builds?source=lk');
+      const { builds } = await api.json<{ builds: { id: number; commit: string }[] }>(
+        'GET',
+        '/api/v1/builds?source=lk',
+      );
       second = builds.find((b) => b.commit === sha2);
       if (!second) await new Promise((r) => setTimeout(r, 100));
     }

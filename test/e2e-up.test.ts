@@ -43,7 +43,21 @@ describe('lenix up, end to end', () => {
     assert.equal(r.code, 0, `lenix ${args.join(' ')} failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as T;
   };
-  type Build = { id: number; state: string; commit: string; reason: string | null; reasonCode: string | null; tasks: { id: number; kind: string; arch: string; state: string; attempts: number; artifacts: { name: string; sha256: string; size: number; kind: string; nevra: string }[] }[] };
+  type Build = {
+    id: number;
+    state: string;
+    commit: string;
+    reason: string | null;
+    reasonCode: string | null;
+    tasks: {
+      id: number;
+      kind: string;
+      arch: string;
+      state: string;
+      attempts: number;
+      artifacts: { name: string; sha256: string; size: number; kind: string; nevra: string }[];
+    }[];
+  };
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-e2e-'));
@@ -51,7 +65,10 @@ describe('lenix up, end to end', () => {
     delete env['LENIX_SERVER'];
     delete env['LENIX_TOKEN'];
     const port = await freePort();
-    up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', String(port), '--local-source-root', path.join(dir, 'repos')], env);
+    up = new Proc(
+      ['up', '--data', path.join(dir, 'data'), '--port', String(port), '--local-source-root', path.join(dir, 'repos')],
+      env,
+    );
     url = (await up.waitFor(/ready: (http:\S+)/))[1]!;
     const token = (await readFile(path.join(dir, 'data', 'admin.token'), 'utf8')).trim();
     api = new ApiClient(url, token);
@@ -64,9 +81,15 @@ describe('lenix up, end to end', () => {
 
   test('lenix up builds the three samples and writes the admin token and CLI config', async () => {
     assert.match(up.out, /build \d+ lenix-hello-data-1\.0-1: succeeded; sign succeeded, test succeeded/);
-    assert.match(up.out, /release \d+ into lenix: published, with advisory LXSA-\d{4}:\d{4} \(security, Moderate\) for lenix-hello-data-1\.1-1/);
+    assert.match(
+      up.out,
+      /release \d+ into lenix: published, with advisory LXSA-\d{4}:\d{4} \(security, Moderate\) for lenix-hello-data-1\.1-1/,
+    );
     assert.match(up.out, /build \d+ hello-c-1\.2-1: succeeded; sign succeeded, test succeeded/);
-    assert.match(up.out, /build \d+ lenix-multi-2\.0-1: succeeded; sign succeeded, test succeeded .*lenix-multi-config-2\.0-1\.noarch\.rpm/);
+    assert.match(
+      up.out,
+      /build \d+ lenix-multi-2\.0-1: succeeded; sign succeeded, test succeeded .*lenix-multi-config-2\.0-1\.noarch\.rpm/,
+    );
     assert.match(up.out, /release \d+ into lenix: published/);
     const st = await stat(path.join(dir, 'data', 'admin.token'));
     assert.equal(st.mode & 0o077, 0, 'admin token is private');
@@ -88,7 +111,13 @@ describe('lenix up, end to end', () => {
     const r = await client.dnf('install lenix-hello-data hello-c lenix-multi');
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /Importing GPG key|Key imported successfully|imported/i);
-    for (const n of ['lenix-hello-data-1.1-1.noarch', 'hello-c-1.2-1.x86_64', 'lenix-multi-2.0-1.noarch', 'lenix-multi-config-2.0-1.noarch']) assert.match(r.out, new RegExp(n.replace(/\./g, '\\.')));
+    for (const n of [
+      'lenix-hello-data-1.1-1.noarch',
+      'hello-c-1.2-1.x86_64',
+      'lenix-multi-2.0-1.noarch',
+      'lenix-multi-config-2.0-1.noarch',
+    ])
+      assert.match(r.out, new RegExp(n.replace(/\./g, '\\.')));
     const hello = await client.sh('chroot "$ROOT" /usr/bin/hello-c && cat "$ROOT/var/lib/lenix-multi/post-ran"');
     assert.equal(hello.code, 0, hello.out);
     assert.match(hello.out, /Hello from hello-c/);
@@ -116,7 +145,12 @@ describe('lenix up, end to end', () => {
     const witnessKey = /witness \S+, key \(lenix verify --witness-key KEY\): (\S+)/.exec(up.out)?.[1] ?? '';
     assert.match(witnessKey, /^lenix\.local\/witness\+[0-9a-f]{8}\+/);
     assert.equal(Buffer.from(witnessKey.split('+')[2]!, 'base64')[0], 0x04, 'an Ed25519 cosignature key (type 0x04)');
-    const pkgs = ['hello-c-1.2-1.x86_64.rpm', 'lenix-hello-data-1.1-1.noarch.rpm', 'lenix-multi-2.0-1.noarch.rpm', 'lenix-multi-config-2.0-1.noarch.rpm'];
+    const pkgs = [
+      'hello-c-1.2-1.x86_64.rpm',
+      'lenix-hello-data-1.1-1.noarch.rpm',
+      'lenix-multi-2.0-1.noarch.rpm',
+      'lenix-multi-config-2.0-1.noarch.rpm',
+    ];
     for (const name of pkgs) {
       const file = path.join(dir, 'verify', name);
       await mkdir(path.dirname(file), { recursive: true });
@@ -124,20 +158,41 @@ describe('lenix up, end to end', () => {
       await api.download(`/repos/lenix/x86_64/Packages/${name}.proof`, `${file}.proof`);
       const online = await cli('verify', file, '--log-key', logKey);
       assert.equal(online.code, 0, online.stderr);
-      for (const stage of ['source', 'build', 'sign', 'test', 'release']) assert.match(online.stdout, new RegExp(`^  ${stage} +entry \\d+`, 'm'), `${name}: ${stage}`);
+      for (const stage of ['source', 'build', 'sign', 'test', 'release'])
+        assert.match(online.stdout, new RegExp(`^  ${stage} +entry \\d+`, 'm'), `${name}: ${stage}`);
       const pqKey = path.join(dir, 'verify', 'mldsa65.pub');
       await writeFile(pqKey, await (await fetch(`${url}/ledger/mldsa65.pub`)).text());
       const pq = await cli('verify', file, '--log-key', logKey, '--pq-key', pqKey);
       assert.equal(pq.code, 0, `ML-DSA-65 signatures: ${pq.stderr}`);
       // The strictest pinning: the log's Ed25519 and ML-DSA-44 checkpoint keys, and the witness lenix up runs.
-      const strict = await lenix(['verify', file, '--bundle', `${file}.proof`, '--log-key', logKey, '--log-key', logPqKey!, '--witness-key', witnessKey], { ...env, LENIX_SERVER: 'http://127.0.0.1:9' });
+      const strict = await lenix(
+        [
+          'verify',
+          file,
+          '--bundle',
+          `${file}.proof`,
+          '--log-key',
+          logKey,
+          '--log-key',
+          logPqKey!,
+          '--witness-key',
+          witnessKey,
+        ],
+        { ...env, LENIX_SERVER: 'http://127.0.0.1:9' },
+      );
       assert.equal(strict.code, 0, `log ML-DSA-44 and witness cosignatures: ${strict.stderr}`);
-      const offline = await lenix(['verify', file, '--bundle', `${file}.proof`, '--log-key', logKey], { ...env, LENIX_SERVER: 'http://127.0.0.1:9' });
+      const offline = await lenix(['verify', file, '--bundle', `${file}.proof`, '--log-key', logKey], {
+        ...env,
+        LENIX_SERVER: 'http://127.0.0.1:9',
+      });
       assert.equal(offline.code, 0, offline.stderr);
       assert.equal(offline.stdout, online.stdout);
     }
     const file = path.join(dir, 'verify', pkgs[0]!);
-    const bundle = JSON.parse(await readFile(`${file}.proof`, 'utf8')) as { checkpoint: string; entries: { index: number; entry: string; proof: string[] }[] };
+    const bundle = JSON.parse(await readFile(`${file}.proof`, 'utf8')) as {
+      checkpoint: string;
+      entries: { index: number; entry: string; proof: string[] }[];
+    };
     const tampered = async (what: string, change: (b: typeof bundle) => void, rpm = file) => {
       const b = JSON.parse(JSON.stringify(bundle)) as typeof bundle;
       change(b);
@@ -148,30 +203,56 @@ describe('lenix up, end to end', () => {
       return r.stderr;
     };
     // One byte of a stored statement.
-    assert.match(await tampered('statement', (b) => {
-      const raw = Buffer.from(b.entries[1]!.entry, 'base64');
-      raw.writeUInt8(raw.readUInt8(raw.length - 5) ^ 1, raw.length - 5);
-      b.entries[1]!.entry = raw.toString('base64');
-    }), new RegExp(`entry ${bundle.entries[1]!.index}: not included`));
+    assert.match(
+      await tampered('statement', (b) => {
+        const raw = Buffer.from(b.entries[1]!.entry, 'base64');
+        raw.writeUInt8(raw.readUInt8(raw.length - 5) ^ 1, raw.length - 5);
+        b.entries[1]!.entry = raw.toString('base64');
+      }),
+      new RegExp(`entry ${bundle.entries[1]!.index}: not included`),
+    );
     // One byte of a stored tree hash (a proof hash).
-    assert.match(await tampered('hash', (b) => {
-      const p = b.entries[0]!.proof;
-      p[0] = (p[0]![0] === 'a' ? 'b' : 'a') + p[0]!.slice(1);
-    }), /not included/);
+    assert.match(
+      await tampered('hash', (b) => {
+        const p = b.entries[0]!.proof;
+        p[0] = (p[0]![0] === 'a' ? 'b' : 'a') + p[0]!.slice(1);
+      }),
+      /not included/,
+    );
     // A deleted entry: the chain loses its sign link.
-    assert.match(await tampered('deleted', (b) => {
-      const predicateType = (e: { entry: string }) => JSON.parse(Buffer.from(JSON.parse(Buffer.from(e.entry, 'base64').toString()).payload, 'base64').toString()).predicateType;
-      b.entries = b.entries.filter((e) => predicateType(e) !== 'https://lenix.dev/attestation/sign/v1');
-    }), /^lenix: SIGNATURE_INVALID: (sign|build): no/m);
+    assert.match(
+      await tampered('deleted', (b) => {
+        const predicateType = (e: { entry: string }) =>
+          JSON.parse(Buffer.from(JSON.parse(Buffer.from(e.entry, 'base64').toString()).payload, 'base64').toString())
+            .predicateType;
+        b.entries = b.entries.filter((e) => predicateType(e) !== 'https://lenix.dev/attestation/sign/v1');
+      }),
+      /^lenix: SIGNATURE_INVALID: (sign|build): no/m,
+    );
     // A checkpoint signed by another key.
-    const forged = (await import('../src/ledger/note.js')).ed25519Signer('lenix.local/ledger', new Uint8Array(32).fill(9));
-    assert.match(await tampered('other-key', (b) => {
-      b.checkpoint = resign(forged, b.checkpoint);
-    }), /checkpoint: /);
+    const forged = (await import('../src/ledger/note.js')).ed25519Signer(
+      'lenix.local/ledger',
+      new Uint8Array(32).fill(9),
+    );
+    assert.match(
+      await tampered('other-key', (b) => {
+        b.checkpoint = resign(forged, b.checkpoint);
+      }),
+      /checkpoint: /,
+    );
     // A witness key the checkpoint has no cosignature from.
     const { ed25519Cosigner } = await import('../src/ledger/note.js');
     const stranger = ed25519Cosigner('lenix.local/witness', new Uint8Array(32).fill(3), Date.now).verifierKey;
-    const unwitnessed = await cli('verify', file, '--bundle', `${file}.proof`, '--log-key', logKey, '--witness-key', stranger);
+    const unwitnessed = await cli(
+      'verify',
+      file,
+      '--bundle',
+      `${file}.proof`,
+      '--log-key',
+      logKey,
+      '--witness-key',
+      stranger,
+    );
     assert.notEqual(unwitnessed.code, 0);
     assert.match(unwitnessed.stderr, /witness: no signature by lenix\.local\/witness/);
     // A client that verified a checkpoint of another history (a fork), or of a longer tree (a rollback), is told.
@@ -183,7 +264,10 @@ describe('lenix up, end to end', () => {
     assert.notEqual(fork.code, 0);
     assert.match(fork.stderr, /checkpoint: not consistent with the checkpoint of size 3/);
     await writeFile(stateFile, JSON.stringify({ [logKey]: { size: 1_000_000, root: 'ab'.repeat(32) } }));
-    assert.match((await cli('verify', file, '--log-key', logKey)).stderr, /fewer than the 1000000 seen before \(rolled back\)/);
+    assert.match(
+      (await cli('verify', file, '--log-key', logKey)).stderr,
+      /fewer than the 1000000 seen before \(rolled back\)/,
+    );
     await writeFile(stateFile, JSON.stringify(remembered));
     // The RPM itself changed: its digest is in no statement.
     const changed = path.join(dir, 'verify', 'changed.rpm');
@@ -194,7 +278,11 @@ describe('lenix up, end to end', () => {
   });
 
   test('SBOMs: the snapshot SBOM names every served RPM by its sha256, all formats validate, bytes repeat, verify --sbom checks them', async () => {
-    const repo = (await (await fetch(`${url}/api/v1/repos/lenix`)).json()) as { currentSnapshot: number; arches: string[]; snapshots: { id: number; packages: { name: string; arch: string; sha256: string }[] }[] };
+    const repo = (await (await fetch(`${url}/api/v1/repos/lenix`)).json()) as {
+      currentSnapshot: number;
+      arches: string[];
+      snapshots: { id: number; packages: { name: string; arch: string; sha256: string }[] }[];
+    };
     const snap = repo.snapshots.find((s) => s.id === repo.currentSnapshot)!;
     const served = new Map<string, { file: string; sha256: string }>();
     for (const p of snap.packages) {
@@ -224,7 +312,9 @@ describe('lenix up, end to end', () => {
     assert.equal(spdxJsonErrors(parseSpdxTagValue(docs['spdx-tag-value']!)), null);
     // Every served RPM is a component with the sha256 of the file as served; its purl parses back to what
     // rpm itself reads from the file.
-    const bom = JSON.parse(docs['cyclonedx-json']!) as { components: { hashes: { alg: string; content: string }[]; purl: string }[] };
+    const bom = JSON.parse(docs['cyclonedx-json']!) as {
+      components: { hashes: { alg: string; content: string }[]; purl: string }[];
+    };
     assert.equal(bom.components.length, served.size);
     for (const { file, sha256 } of served.values()) {
       const c = bom.components.find((x) => x.hashes.some((h) => h.alg === 'SHA-256' && h.content === sha256));
@@ -232,10 +322,17 @@ describe('lenix up, end to end', () => {
       const { stdout } = await run('rpm', ['-qp', '--qf', '%{NAME}|%{VERSION}|%{RELEASE}|%{EPOCH}|%{ARCH}', file]);
       const [name, version, release, epoch, arch] = stdout.split('|');
       const back = parseRpmPurl(c.purl);
-      assert.deepEqual([back.name, back.version, back.release, back.epoch === null ? '(none)' : String(back.epoch), back.arch], [name, version, release, epoch, arch]);
+      assert.deepEqual(
+        [back.name, back.version, back.release, back.epoch === null ? '(none)' : String(back.epoch), back.arch],
+        [name, version, release, epoch, arch],
+      );
     }
     const spdx = JSON.parse(docs['spdx-json']!) as { packages: { checksums?: { checksumValue: string }[] }[] };
-    for (const sha of served.keys()) assert.ok(spdx.packages.some((p) => p.checksums?.some((c) => c.checksumValue === sha)), `SPDX lists ${sha}`);
+    for (const sha of served.keys())
+      assert.ok(
+        spdx.packages.some((p) => p.checksums?.some((c) => c.checksumValue === sha)),
+        `SPDX lists ${sha}`,
+      );
 
     // A build's SBOM in every format, through the CLI too.
     const builds = await json<{ id: number; package: string; state: string }[]>('builds');
@@ -247,9 +344,15 @@ describe('lenix up, end to end', () => {
       const text = await readFile(out, 'utf8');
       if (f === 'cyclonedx-json') {
         assert.equal(await cyclonedxJsonErrors(text), null);
-        const b = JSON.parse(text) as { components: { name: string }[]; formulation: { components: unknown[]; workflows: { tasks: { name: string }[] }[] }[] };
+        const b = JSON.parse(text) as {
+          components: { name: string }[];
+          formulation: { components: unknown[]; workflows: { tasks: { name: string }[] }[] }[];
+        };
         assert.ok(b.formulation[0]!.components.length > 5, 'the buildroot is in the formulation');
-        assert.deepEqual(b.formulation[0]!.workflows[0]!.tasks.map((t) => t.name).slice(0, 2), ['srpm', `build ${os.arch() === 'x64' ? 'x86_64' : os.arch()}`]);
+        assert.deepEqual(b.formulation[0]!.workflows[0]!.tasks.map((t) => t.name).slice(0, 2), [
+          'srpm',
+          `build ${os.arch() === 'x64' ? 'x86_64' : os.arch()}`,
+        ]);
       }
       if (f === 'cyclonedx-xml') assert.equal(cyclonedxXmlErrors(text), null);
       if (f === 'spdx-json') assert.equal(spdxJsonErrors(JSON.parse(text)), null);
@@ -281,15 +384,28 @@ describe('lenix up, end to end', () => {
     assert.equal(rpm?.name, `hello-c-1.2-1.${os.arch() === 'x64' ? 'x86_64' : os.arch()}.rpm`);
     const shown = await json<Build>('build', 'show', String(b.id));
     const shownFiles = shown.tasks.flatMap((t) => t.artifacts).filter((a) => a.kind === 'srpm' || a.kind === 'rpm');
-    assert.deepEqual(shownFiles.map((a) => a.sha256), files.map((a) => a.sha256));
+    assert.deepEqual(
+      shownFiles.map((a) => a.sha256),
+      files.map((a) => a.sha256),
+    );
     for (const a of [srpm!, rpm!]) {
       const file = path.join(dir, a.name);
       const got = await api.download(`/api/v1/artifacts/${a.sha256}`, file);
       assert.equal(got, a.sha256);
-      assert.equal(createHash('sha256').update(await readFile(file)).digest('hex'), a.sha256);
+      assert.equal(
+        createHash('sha256')
+          .update(await readFile(file))
+          .digest('hex'),
+        a.sha256,
+      );
       assert.equal((await stat(file)).size, a.size);
     }
-    const { stdout } = await run('rpm', ['-qp', '--qf', '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}', path.join(dir, rpm!.name)]);
+    const { stdout } = await run('rpm', [
+      '-qp',
+      '--qf',
+      '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}',
+      path.join(dir, rpm!.name),
+    ]);
     assert.equal(stdout, rpm!.name.replace(/\.rpm$/, ''));
     const { stdout: files2 } = await run('rpm', ['-qlp', path.join(dir, rpm!.name)]);
     assert.match(files2, /\/usr\/bin\/hello-c/);
@@ -302,14 +418,21 @@ describe('lenix up, end to end', () => {
     const two = await json<Build>('build', 'lenix-hello-data', '--wait');
     assert.equal(one.commit, two.commit);
     // The built packages (signatures, added later by the signer, carry their own time and are not compared).
-    const digests = (b: Build) => b.tasks.flatMap((t) => t.artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm').map((a) => `${a.name} ${a.sha256}`)).sort();
+    const digests = (b: Build) =>
+      b.tasks
+        .flatMap((t) =>
+          t.artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm').map((a) => `${a.name} ${a.sha256}`),
+        )
+        .sort();
     assert.deepEqual(digests(one), digests(two));
     assert.equal(digests(one).length, 2);
   });
 
   test('the build records the buildroot: rpm, compiler and host OS', async () => {
     const builds = await json<{ id: number }[]>('builds', '--source', 'hello-c', '--limit', '1');
-    const b = await api.json<{ tasks: { buildroot: { tools: Record<string, string>; hostOs: string; packages: unknown[] } }[] }>('GET', `/api/v1/builds/${builds[0]!.id}`);
+    const b = await api.json<{
+      tasks: { buildroot: { tools: Record<string, string>; hostOs: string; packages: unknown[] } }[];
+    }>('GET', `/api/v1/builds/${builds[0]!.id}`);
     const br = b.tasks[1]!.buildroot;
     assert.match(br.tools['rpmbuild']!, /RPM version/);
     assert.match(br.tools['gcc']!, /gcc/);
@@ -374,7 +497,10 @@ describe('lenix up, end to end', () => {
       };
       // Dashboard: the running build shows up (the page refreshes its live parts itself).
       await page.goto(`${url}/`);
-      await page.locator('#running').getByText(/webslow-1\.0-1/).waitFor({ timeout: 120_000 });
+      await page
+        .locator('#running')
+        .getByText(/webslow-1\.0-1/)
+        .waitFor({ timeout: 120_000 });
       assert.ok(await page.getByRole('main').isVisible());
       await page.screenshot({ path: path.join(shots, 'dashboard.png'), fullPage: true });
       await checkA11y('dashboard');
@@ -384,12 +510,26 @@ describe('lenix up, end to end', () => {
       await taskLink.click();
       await page.locator('#log').getByText('LENIX-WEB-LINE from %build').waitFor({ timeout: 120_000 });
       const taskId = Number(/tasks\/(\d+)\/log/.exec(page.url())![1]);
-      assert.equal((await api.json<{ state: string }>('GET', `/api/v1/tasks/${taskId}`)).state, 'leased', 'still running when the line is on screen');
+      assert.equal(
+        (await api.json<{ state: string }>('GET', `/api/v1/tasks/${taskId}`)).state,
+        'leased',
+        'still running when the line is on screen',
+      );
       await page.screenshot({ path: path.join(shots, 'live-log.png'), fullPage: true });
       await checkA11y('live log');
       // Anonymous actions are refused; pages show no token, private key or server path.
-      for (const action of [`/builds/${running.id}/rebuild`, `/builds/${running.id}/cancel`, '/releases/1/approve', '/errata/LXSA-2026:0001/approve']) {
-        const r = await fetch(`${url}${action}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=x', redirect: 'manual' });
+      for (const action of [
+        `/builds/${running.id}/rebuild`,
+        `/builds/${running.id}/cancel`,
+        '/releases/1/approve',
+        '/errata/LXSA-2026:0001/approve',
+      ]) {
+        const r = await fetch(`${url}${action}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'csrf=x',
+          redirect: 'manual',
+        });
         assert.ok([401, 403].includes(r.status), `${action}: ${r.status}`);
       }
 
@@ -400,22 +540,39 @@ describe('lenix up, end to end', () => {
       assert.ok(await page.getByText('✓ verified').first().isVisible(), 'ledger statements are marked verified');
       await page.screenshot({ path: path.join(shots, 'build.png'), fullPage: true });
       await checkA11y('build');
-      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'cyclonedx-json' }).click()]);
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('link', { name: 'cyclonedx-json' }).click(),
+      ]);
       const sbomFile = path.join(dir, 'web-sbom.json');
       await download.saveAs(sbomFile);
-      const bom = JSON.parse(await readFile(sbomFile, 'utf8')) as { bomFormat: string; specVersion: string; components: unknown[] };
+      const bom = JSON.parse(await readFile(sbomFile, 'utf8')) as {
+        bomFormat: string;
+        specVersion: string;
+        components: unknown[];
+      };
       assert.deepEqual([bom.bomFormat, bom.specVersion], ['CycloneDX', '1.6']);
       assert.ok(bom.components.length >= 2);
 
       // An advisory page lists its CVEs (a CVE reference added to the sample advisory by a maintainer).
       const [sample] = (await api.json<{ errata: { id: string }[] }>('GET', '/api/v1/errata')).errata;
-      await api.json('PATCH', `/api/v1/errata/${sample!.id}`, { references: ['CVE-2026-40001', 'https://bugs.example.org/show_bug.cgi?id=7'] });
+      await api.json('PATCH', `/api/v1/errata/${sample!.id}`, {
+        references: ['CVE-2026-40001', 'https://bugs.example.org/show_bug.cgi?id=7'],
+      });
       await page.goto(`${url}/errata/${sample!.id}`);
       assert.deepEqual(await page.locator('ul.cves li').allInnerTexts(), ['CVE-2026-40001']);
       await page.screenshot({ path: path.join(shots, 'advisory.png'), fullPage: true });
       await checkA11y('advisory');
 
-      for (const [name, p] of [['builds', '/builds'], ['sources', '/sources'], ['repositories', '/repositories'], ['repository', '/repositories/lenix'], ['errata', '/errata'], ['ledger', `/ledger?build=${hello.id}`], ['login', '/login']] as const) {
+      for (const [name, p] of [
+        ['builds', '/builds'],
+        ['sources', '/sources'],
+        ['repositories', '/repositories'],
+        ['repository', '/repositories/lenix'],
+        ['errata', '/errata'],
+        ['ledger', `/ledger?build=${hello.id}`],
+        ['login', '/login'],
+      ] as const) {
         await page.goto(`${url}${p}`);
         await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
         await checkA11y(name);
@@ -448,9 +605,21 @@ describe('lenix up, end to end', () => {
     const home = os.homedir();
     const db = path.join(dir, 'data', 'server', 'lenix.db');
     const cases: [string, string, RegExp][] = [
-      ['net', `bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}' || { echo "SANDBOX-CHECK: tcp connect to 127.0.0.1:${port} failed"; exit 1; }`, /SANDBOX-CHECK: tcp connect/],
-      ['home', `touch "${home}/lenix-sandbox-escape" || { echo "SANDBOX-CHECK: cannot write to ${home}"; exit 1; }`, /SANDBOX-CHECK: cannot write to/],
-      ['data', `test -r ${db} && cat ${db} > /dev/null || { echo "SANDBOX-CHECK: cannot read ${db}"; exit 1; }`, /SANDBOX-CHECK: cannot read/],
+      [
+        'net',
+        `bash -c 'exec 3<>/dev/tcp/127.0.0.1/${port}' || { echo "SANDBOX-CHECK: tcp connect to 127.0.0.1:${port} failed"; exit 1; }`,
+        /SANDBOX-CHECK: tcp connect/,
+      ],
+      [
+        'home',
+        `touch "${home}/lenix-sandbox-escape" || { echo "SANDBOX-CHECK: cannot write to ${home}"; exit 1; }`,
+        /SANDBOX-CHECK: cannot write to/,
+      ],
+      [
+        'data',
+        `test -r ${db} && cat ${db} > /dev/null || { echo "SANDBOX-CHECK: cannot read ${db}"; exit 1; }`,
+        /SANDBOX-CHECK: cannot read/,
+      ],
     ];
     try {
       for (const [name, build, line] of cases) {
@@ -481,16 +650,22 @@ describe('lenix up, end to end', () => {
     const r = await cli('build', 'no-such-source');
     assert.equal(r.code, 4);
     assert.match(r.stderr, /^lenix: SOURCE_NOT_FOUND: /);
-    const anon = await lenix(['build', 'hello-c', '--server', url], { ...env, LENIX_CONFIG: path.join(dir, 'none.json') });
+    const anon = await lenix(['build', 'hello-c', '--server', url], {
+      ...env,
+      LENIX_CONFIG: path.join(dir, 'none.json'),
+    });
     assert.equal(anon.code, 3);
     assert.match(anon.stderr, /UNAUTHENTICATED/);
   });
 
   test('every role logs to DATA/logs; a crashed child is restarted; Ctrl-C stops everything, helpers included; a restart resumes', async () => {
     const serverLog = await readFile(path.join(dir, 'data', 'logs', 'server.log'), 'utf8');
-    assert.match(serverLog, /"msg":"build created"/, 'the server\'s JSON log is in server.log');
+    assert.match(serverLog, /"msg":"build created"/, "the server's JSON log is in server.log");
     // kill -9 the build node: lenix up starts it again, and it builds.
-    const { stdout: pids } = await run('pgrep', ['-f', `lenix.js node --server .* --work ${path.join(dir, 'data', 'node', 'work')}`]);
+    const { stdout: pids } = await run('pgrep', [
+      '-f',
+      `lenix.js node --server .* --work ${path.join(dir, 'data', 'node', 'work')}`,
+    ]);
     for (const pid of pids.trim().split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
     await up.waitFor(/the node exited \(SIGKILL\); restarting it in 1 s/);
     const rebuilt = await json<Build>('build', 'lenix-hello-data', '--wait');
@@ -499,14 +674,22 @@ describe('lenix up, end to end', () => {
     const before = await json<{ id: number }[]>('builds', '--limit', '500');
     assert.equal(await up.stop('SIGINT'), 0);
     await assert.rejects(fetch(`${url}/api/v1/health`), 'the server is down');
-    const agents = await run('pgrep', ['-f', `gpg-agent --homedir ${path.join(dir, 'data', 'signer', 'gnupg')}`]).catch(() => ({ stdout: '' }));
-    assert.equal(agents.stdout.trim(), '', 'the signer\'s gpg-agent is stopped too');
+    const agents = await run('pgrep', ['-f', `gpg-agent --homedir ${path.join(dir, 'data', 'signer', 'gnupg')}`]).catch(
+      () => ({ stdout: '' }),
+    );
+    assert.equal(agents.stdout.trim(), '', "the signer's gpg-agent is stopped too");
     const port = new URL(url).port;
-    up = new Proc(['up', '--data', path.join(dir, 'data'), '--port', port, '--local-source-root', path.join(dir, 'repos')], env);
+    up = new Proc(
+      ['up', '--data', path.join(dir, 'data'), '--port', port, '--local-source-root', path.join(dir, 'repos')],
+      env,
+    );
     await up.waitFor(/ready: /);
     assert.match(up.out, /samples: already present/);
     const afterRestart = await json<{ id: number }[]>('builds', '--limit', '500');
-    assert.deepEqual(afterRestart.map((b) => b.id), before.map((b) => b.id));
+    assert.deepEqual(
+      afterRestart.map((b) => b.id),
+      before.map((b) => b.id),
+    );
     const b = await json<Build>('build', 'lenix-hello-data', '--wait');
     assert.equal(b.state, 'succeeded');
   });

@@ -21,7 +21,8 @@ const PURE: Record<string, readonly string[]> = {
   release: ['core', 'errata', 'attest', 'ledger'], // planning files only (see isPlanning)
 };
 
-const IO_MODULES = /^(node:)?(fs|fs\/promises|child_process|net|http|https|http2|dgram|dns|tls|os|worker_threads|cluster|readline|module|vm|inspector)$|^(pg|better-sqlite3|kysely|fastify|pino|@fastify\/.*|commander|undici)$/;
+const IO_MODULES =
+  /^(node:)?(fs|fs\/promises|child_process|net|http|https|http2|dgram|dns|tls|os|worker_threads|cluster|readline|module|vm|inspector)$|^(pg|better-sqlite3|kysely|fastify|pino|@fastify\/.*|commander|undici)$/;
 
 async function tsFiles(dir: string): Promise<string[]> {
   if (!existsSync(dir)) return [];
@@ -35,7 +36,9 @@ const isPlanning = (folder: string, file: string) => folder !== 'release' || /pl
 
 function imports(text: string): string[] {
   const out: string[] = [];
-  for (const m of text.matchAll(/(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g)) {
+  for (const m of text.matchAll(
+    /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g,
+  )) {
     out.push((m[1] ?? m[2] ?? m[3])!);
   }
   return out;
@@ -54,7 +57,8 @@ test('pure folders import no I/O and only the folders below them', async () => {
         if (IO_MODULES.test(spec)) violations.push(`${rel} imports ${spec}`);
         if (spec.startsWith('.')) {
           const target = path.relative(SRC, path.resolve(path.dirname(file), spec)).split(path.sep)[0]!;
-          if (target !== folder && !allowed.includes(target)) violations.push(`${rel} imports ${spec} (${target} is not below ${folder})`);
+          if (target !== folder && !allowed.includes(target))
+            violations.push(`${rel} imports ${spec} (${target} is not below ${folder})`);
         }
       }
       if (/\bprocess\.(env|argv|cwd|exit)\b/.test(text)) violations.push(`${rel} reads process state`);
@@ -67,5 +71,8 @@ test('pure folders import no I/O and only the folders below them', async () => {
 test('the checker catches a violation (so that it can fail)', () => {
   assert.ok(IO_MODULES.test('node:fs'));
   assert.ok(IO_MODULES.test('child_process'));
-  assert.deepEqual(imports(`import { x } from 'node:fs';\nimport type { Y } from '../store/store.js';\nconst m = await import('pg');`), ['node:fs', '../store/store.js', 'pg']);
+  assert.deepEqual(
+    imports(`import { x } from 'node:fs';\nimport type { Y } from '../store/store.js';\nconst m = await import('pg');`),
+    ['node:fs', '../store/store.js', 'pg'],
+  );
 });

@@ -25,10 +25,27 @@ test('a statement lost to a crash is recorded when the server starts again', asy
   let server = await startServer(opts);
   const admin = server.adminToken!;
   await gitRepo(path.join(dir, 'git'), { 'pkg.spec': specWith('pkg', 'echo hi') });
-  assert.equal((await http(server.url, 'POST', '/api/v1/sources', { token: admin, json: { name: 'pkg', url: path.join(dir, 'git') } })).status, 201);
+  assert.equal(
+    (
+      await http(server.url, 'POST', '/api/v1/sources', {
+        token: admin,
+        json: { name: 'pkg', url: path.join(dir, 'git') },
+      })
+    ).status,
+    201,
+  );
   const build = await http(server.url, 'POST', '/api/v1/builds', { token: admin, json: { source: 'pkg' } });
   assert.equal(build.status, 201, build.text);
-  const stages = async () => ((await http(server.url, 'GET', `/api/v1/ledger/lookup?build=${build.json.id}`)).json.entries as { entry: string }[]).map((e) => JSON.parse(Buffer.from(JSON.parse(Buffer.from(e.entry, 'base64').toString()).payload, 'base64').toString()).predicateType as string);
+  const stages = async () =>
+    (
+      (await http(server.url, 'GET', `/api/v1/ledger/lookup?build=${build.json.id}`)).json.entries as {
+        entry: string;
+      }[]
+    ).map(
+      (e) =>
+        JSON.parse(Buffer.from(JSON.parse(Buffer.from(e.entry, 'base64').toString()).payload, 'base64').toString())
+          .predicateType as string,
+    );
   assert.deepEqual(await stages(), ['https://lenix.dev/attestation/source/v1']);
   await server.close();
 

@@ -16,11 +16,21 @@ test('500 live-log followers of one task all receive every line', async () => {
   const base = t.server.url;
   const admin = t.server.adminToken!;
   await gitRepo(path.join(t.dir, 'git'), { 'pkg.spec': specWith('pkg', 'echo hi') });
-  assert.equal((await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'pkg', url: path.join(t.dir, 'git') } })).status, 201);
+  assert.equal(
+    (await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'pkg', url: path.join(t.dir, 'git') } }))
+      .status,
+    201,
+  );
   assert.equal((await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'pkg' } })).status, 201);
   const token = await t.token('node', ['agent:build']);
-  const agentId = (await http(base, 'POST', '/api/v1/agent/register', { token, json: { name: 'node', role: 'build', arches: ['x86_64', 'src'] } })).json.agentId;
-  const { lease, task } = (await http(base, 'POST', '/api/v1/agent/lease', { token, json: { agentId, waitMs: 2000 } })).json;
+  const agentId = (
+    await http(base, 'POST', '/api/v1/agent/register', {
+      token,
+      json: { name: 'node', role: 'build', arches: ['x86_64', 'src'] },
+    })
+  ).json.agentId;
+  const { lease, task } = (await http(base, 'POST', '/api/v1/agent/lease', { token, json: { agentId, waitMs: 2000 } }))
+    .json;
 
   const followers = Array.from({ length: 500 }, async () => {
     const res = await fetch(`${base}/api/v1/tasks/${task.taskId}/log?follow=1`);
@@ -35,15 +45,26 @@ test('500 live-log followers of one task all receive every line', async () => {
   let expected = '';
   for (let i = 1; i <= 50; i++) {
     const line = `line ${i}: ${'é'.repeat(i % 7)} the build goes on\n`;
-    const r = await http(base, 'POST', `/api/v1/agent/leases/${lease.id}/log?fencingToken=${lease.fencingToken}&offset=${Buffer.byteLength(expected)}`, { token, body: line });
+    const r = await http(
+      base,
+      'POST',
+      `/api/v1/agent/leases/${lease.id}/log?fencingToken=${lease.fencingToken}&offset=${Buffer.byteLength(expected)}`,
+      { token, body: line },
+    );
     assert.equal(r.status, 200, r.text);
     expected += line;
   }
   // The dashboard (and its JSON) shows the running task and the agent working on it.
   const dash = (await http(base, 'GET', '/api/v1/dashboard')).json;
-  assert.deepEqual(dash.running.map((r: { id: number; agent: string }) => [r.id, r.agent]), [[task.taskId, 'node']]);
+  assert.deepEqual(
+    dash.running.map((r: { id: number; agent: string }) => [r.id, r.agent]),
+    [[task.taskId, 'node']],
+  );
   assert.equal(dash.agentsOnline.find((a: { name: string }) => a.name === 'node').task, task.taskId);
-  const done = await http(base, 'POST', `/api/v1/agent/leases/${lease.id}/complete`, { token, json: { fencingToken: lease.fencingToken, outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'test' } } });
+  const done = await http(base, 'POST', `/api/v1/agent/leases/${lease.id}/complete`, {
+    token,
+    json: { fencingToken: lease.fencingToken, outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'test' } },
+  });
   assert.equal(done.status, 200, done.text);
   const results = await Promise.all(followers);
   assert.equal(results.filter((r) => r.text === expected && r.end === 'failed').length, 500);

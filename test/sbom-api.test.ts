@@ -16,15 +16,30 @@ test('bad SBOM requests: unknown build, artifact, repository or format, and an a
   const base = t.server.url;
   const admin = t.server.adminToken!;
   await gitRepo(path.join(t.dir, 'git'), { 'pkg.spec': specWith('pkg', 'echo hi') });
-  assert.equal((await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'pkg', url: path.join(t.dir, 'git') } })).status, 201);
+  assert.equal(
+    (await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'pkg', url: path.join(t.dir, 'git') } }))
+      .status,
+    201,
+  );
   const build = (await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'pkg' } })).json;
   // A log uploaded as an artifact: a real artifact, but not an RPM.
   const token = await t.token('node', ['agent:build']);
-  const agentId = (await http(base, 'POST', '/api/v1/agent/register', { token, json: { name: 'node', role: 'build', arches: ['x86_64', 'src'] } })).json.agentId;
-  const lease = (await http(base, 'POST', '/api/v1/agent/lease', { token, json: { agentId, waitMs: 2000 } })).json.lease;
+  const agentId = (
+    await http(base, 'POST', '/api/v1/agent/register', {
+      token,
+      json: { name: 'node', role: 'build', arches: ['x86_64', 'src'] },
+    })
+  ).json.agentId;
+  const lease = (await http(base, 'POST', '/api/v1/agent/lease', { token, json: { agentId, waitMs: 2000 } })).json
+    .lease;
   const log = 'build log\n';
   const sha = createHash('sha256').update(log).digest('hex');
-  const up = await http(base, 'PUT', `/api/v1/agent/leases/${lease.id}/artifacts?fencingToken=${lease.fencingToken}&name=build.log&kind=log&sha256=${sha}`, { token, body: log });
+  const up = await http(
+    base,
+    'PUT',
+    `/api/v1/agent/leases/${lease.id}/artifacts?fencingToken=${lease.fencingToken}&name=build.log&kind=log&sha256=${sha}`,
+    { token, body: log },
+  );
   assert.equal(up.status, 201, up.text);
   const size = async () => (await http(base, 'GET', '/api/v1/ledger')).json.size as number;
   const before = await size();

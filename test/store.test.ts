@@ -69,12 +69,27 @@ for (const f of factories) {
 
     async function seed(store: Store, name = 'hello', tasks = 1) {
       const source = await store.addSource({ name, url: '/srv/git/x', branch: 'main', watch: false }, clock.now());
-      const commit = await store.recordCommit(source.id, { sha: 'a'.repeat(40), tree: 'b'.repeat(40), committedAt: 1_700_000_000, subject: 'init' }, clock.now());
+      const commit = await store.recordCommit(
+        source.id,
+        { sha: 'a'.repeat(40), tree: 'b'.repeat(40), committedAt: 1_700_000_000, subject: 'init' },
+        clock.now(),
+      );
       const builds = [];
       for (let i = 0; i < tasks; i++) {
         builds.push(
           await store.createBuild(
-            { sourceId: source.id, commitId: commit.id, ref: 'main', priority: 0, arches: ['x86_64'], specPath: `${name}.spec`, packageName: name, packageEvr: '1-1', createdBy: 'test', maxAttempts: 2 },
+            {
+              sourceId: source.id,
+              commitId: commit.id,
+              ref: 'main',
+              priority: 0,
+              arches: ['x86_64'],
+              specPath: `${name}.spec`,
+              packageName: name,
+              packageEvr: '1-1',
+              createdBy: 'test',
+              maxAttempts: 2,
+            },
             clock.now(),
           ),
         );
@@ -100,8 +115,15 @@ for (const f of factories) {
     test('a source name is unique; commits are recorded once', async () => {
       const store = await fresh();
       const { source, commit } = await seed(store);
-      await rejectsWith(store.addSource({ name: 'hello', url: '/x', branch: 'main', watch: false }, clock.now()), 'SOURCE_EXISTS');
-      const again = await store.recordCommit(source.id, { sha: 'a'.repeat(40), tree: 'b'.repeat(40), committedAt: 1, subject: 'x' }, clock.now());
+      await rejectsWith(
+        store.addSource({ name: 'hello', url: '/x', branch: 'main', watch: false }, clock.now()),
+        'SOURCE_EXISTS',
+      );
+      const again = await store.recordCommit(
+        source.id,
+        { sha: 'a'.repeat(40), tree: 'b'.repeat(40), committedAt: 1, subject: 'x' },
+        clock.now(),
+      );
       assert.equal(again.id, commit.id);
       assert.equal((await store.listCommits(source.id, 10)).length, 1);
     });
@@ -114,7 +136,10 @@ for (const f of factories) {
       assert.equal(srpmTask.kind, 'srpm');
       assert.equal(srpmTask.arch, 'src');
       assert.equal(srpmTask.state, 'queued');
-      assert.deepEqual((await store.listTasks(build.id)).map((t) => t.id), [srpmTask.id]);
+      assert.deepEqual(
+        (await store.listTasks(build.id)).map((t) => t.id),
+        [srpmTask.id],
+      );
     });
 
     test('a lease hands out a task once, with a fencing token and an expiry', async () => {
@@ -143,11 +168,26 @@ for (const f of factories) {
       await seed(store);
       const a = await agent(store);
       const g = (await store.lease(a, 30_000, clock.now()))!;
-      const r = await store.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, { buildroot: { x: 1 } }, { kind: 'fan-out', role: 'build', taskKind: 'binary', arches: ['x86_64', 'aarch64'] }, clock.now());
+      const r = await store.complete(
+        g.lease.id,
+        1,
+        a.tokenId,
+        { kind: 'success' },
+        { buildroot: { x: 1 } },
+        { kind: 'fan-out', role: 'build', taskKind: 'binary', arches: ['x86_64', 'aarch64'] },
+        clock.now(),
+      );
       assert.equal(r.task.state, 'succeeded');
       assert.equal(r.queuedNew, 2);
       const tasks = await store.listTasks(g.task.buildId);
-      assert.deepEqual(tasks.map((t) => [t.kind, t.arch, t.state]), [['srpm', 'src', 'succeeded'], ['binary', 'x86_64', 'queued'], ['binary', 'aarch64', 'queued']]);
+      assert.deepEqual(
+        tasks.map((t) => [t.kind, t.arch, t.state]),
+        [
+          ['srpm', 'src', 'succeeded'],
+          ['binary', 'x86_64', 'queued'],
+          ['binary', 'aarch64', 'queued'],
+        ],
+      );
       assert.deepEqual(tasks[0]!.result, { buildroot: { x: 1 } });
     });
 
@@ -157,7 +197,18 @@ for (const f of factories) {
       const a = await agent(store);
       const g = (await store.lease(a, 30_000, clock.now()))!;
       await store.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now());
-      await rejectsWith(store.complete(g.lease.id, 1, a.tokenId, { kind: 'failure', code: 'X_Y', reason: 'late' }, null, { kind: 'none' }, clock.now()), 'LEASE_ENDED');
+      await rejectsWith(
+        store.complete(
+          g.lease.id,
+          1,
+          a.tokenId,
+          { kind: 'failure', code: 'X_Y', reason: 'late' },
+          null,
+          { kind: 'none' },
+          clock.now(),
+        ),
+        'LEASE_ENDED',
+      );
       assert.equal((await store.getTask(g.task.id))!.state, 'succeeded');
     });
 
@@ -169,14 +220,25 @@ for (const f of factories) {
       const first = (await store.lease(a, 1000, clock.now()))!;
       clock.advance(1001);
       const requeued = await store.reapExpired(clock.now());
-      assert.deepEqual(requeued.map((t) => t.state), ['queued']);
+      assert.deepEqual(
+        requeued.map((t) => t.state),
+        ['queued'],
+      );
       const second = (await store.lease(b, 1000, clock.now()))!;
       assert.equal(second.task.id, first.task.id);
       assert.equal(second.lease.fencingToken, 2);
       assert.equal(second.task.attempts, 2);
-      await rejectsWith(store.complete(first.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()), 'STALE_FENCING_TOKEN');
+      await rejectsWith(
+        store.complete(first.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()),
+        'STALE_FENCING_TOKEN',
+      );
       await rejectsWith(store.heartbeat(first.lease.id, 1, a.tokenId, 1000, clock.now()), 'STALE_FENCING_TOKEN');
-      await rejectsWith(store.appendLog(first.task.id, 0, Buffer.from('x')).then(() => store.checkLease(first.lease.id, 1, a.tokenId, clock.now())), 'STALE_FENCING_TOKEN');
+      await rejectsWith(
+        store
+          .appendLog(first.task.id, 0, Buffer.from('x'))
+          .then(() => store.checkLease(first.lease.id, 1, a.tokenId, clock.now())),
+        'STALE_FENCING_TOKEN',
+      );
       const t = (await store.getTask(first.task.id))!;
       assert.equal(t.state, 'leased');
       assert.equal(t.leaseId, second.lease.id);
@@ -214,16 +276,32 @@ for (const f of factories) {
       await seed(store, 'one');
       const a = await agent(store);
       let g = (await store.lease(a, 1000, clock.now()))!;
-      await store.complete(g.lease.id, 1, a.tokenId, { kind: 'error', code: 'AGENT_ERROR', reason: 'disk full' }, null, { kind: 'none' }, clock.now());
+      await store.complete(
+        g.lease.id,
+        1,
+        a.tokenId,
+        { kind: 'error', code: 'AGENT_ERROR', reason: 'disk full' },
+        null,
+        { kind: 'none' },
+        clock.now(),
+      );
       assert.equal((await store.getTask(g.task.id))!.state, 'queued');
       g = (await store.lease(a, 1000, clock.now()))!;
-      await store.complete(g.lease.id, 2, a.tokenId, { kind: 'failure', code: 'BUILD_FAILED', reason: 'rpmbuild exited with status 1' }, null, { kind: 'none' }, clock.now());
+      await store.complete(
+        g.lease.id,
+        2,
+        a.tokenId,
+        { kind: 'failure', code: 'BUILD_FAILED', reason: 'rpmbuild exited with status 1' },
+        null,
+        { kind: 'none' },
+        clock.now(),
+      );
       const t = (await store.getTask(g.task.id))!;
       assert.equal(t.state, 'failed');
       assert.equal(t.reason, 'rpmbuild exited with status 1');
     });
 
-    test('fair share: one queued task of a second source is served before the first source\'s backlog', async () => {
+    test("fair share: one queued task of a second source is served before the first source's backlog", async () => {
       const store = await fresh();
       const busy = await seed(store, 'busy', 500);
       const quiet = await seed(store, 'quiet', 1);
@@ -238,8 +316,26 @@ for (const f of factories) {
       const store = await fresh();
       await seed(store, 'low', 3);
       const src = await store.addSource({ name: 'urgent', url: '/x', branch: 'main', watch: false }, clock.now());
-      const c = await store.recordCommit(src.id, { sha: 'c'.repeat(40), tree: 'd'.repeat(40), committedAt: 1, subject: 's' }, clock.now());
-      await store.createBuild({ sourceId: src.id, commitId: c.id, ref: 'main', priority: 10, arches: ['x86_64'], specPath: 'u.spec', packageName: 'u', packageEvr: '1-1', createdBy: 't', maxAttempts: 2 }, clock.now());
+      const c = await store.recordCommit(
+        src.id,
+        { sha: 'c'.repeat(40), tree: 'd'.repeat(40), committedAt: 1, subject: 's' },
+        clock.now(),
+      );
+      await store.createBuild(
+        {
+          sourceId: src.id,
+          commitId: c.id,
+          ref: 'main',
+          priority: 10,
+          arches: ['x86_64'],
+          specPath: 'u.spec',
+          packageName: 'u',
+          packageEvr: '1-1',
+          createdBy: 't',
+          maxAttempts: 2,
+        },
+        clock.now(),
+      );
       const a = await agent(store);
       assert.equal((await store.lease(a, 30_000, clock.now()))!.task.sourceId, src.id);
     });
@@ -248,7 +344,9 @@ for (const f of factories) {
       const store = await fresh();
       await seed(store, 'many', 10);
       const agents = await Promise.all(Array.from({ length: 20 }, (_, i) => agent(store, `c${i}`)));
-      const grants = (await Promise.all(agents.map((a) => store.lease(a, 30_000, clock.now())))).filter((g) => g !== null);
+      const grants = (await Promise.all(agents.map((a) => store.lease(a, 30_000, clock.now())))).filter(
+        (g) => g !== null,
+      );
       const ids = grants.map((g) => g!.task.id);
       assert.equal(new Set(ids).size, ids.length);
       assert.equal(ids.length, 10);
@@ -267,12 +365,22 @@ for (const f of factories) {
       assert.equal((await store.getTask(id))!.logSize, 12);
     });
 
-    test('artifacts are recorded only under the current lease; the build shows the final lease\'s files', async () => {
+    test("artifacts are recorded only under the current lease; the build shows the final lease's files", async () => {
       const store = await fresh();
       await seed(store);
       const a = await agent(store);
       const first = (await store.lease(a, 1000, clock.now()))!;
-      const art = { buildId: first.task.buildId, taskId: first.task.id, sha256: 'e'.repeat(64), size: 3, name: 'x.src.rpm', kind: 'srpm' as const, arch: 'src', nevra: 'x-1-1.src', parentId: null };
+      const art = {
+        buildId: first.task.buildId,
+        taskId: first.task.id,
+        sha256: 'e'.repeat(64),
+        size: 3,
+        name: 'x.src.rpm',
+        kind: 'srpm' as const,
+        arch: 'src',
+        nevra: 'x-1-1.src',
+        parentId: null,
+      };
       await store.addArtifact({ ...art, leaseId: first.lease.id }, 1, clock.now());
       clock.advance(1001);
       await store.reapExpired(clock.now());
@@ -281,7 +389,10 @@ for (const f of factories) {
       const second = (await store.lease(a, 1000, clock.now()))!;
       await store.addArtifact({ ...art, leaseId: second.lease.id, sha256: 'f'.repeat(64) }, 2, clock.now());
       const listed = await store.listArtifacts(first.task.buildId);
-      assert.deepEqual(listed.map((x) => x.sha256), ['f'.repeat(64)]);
+      assert.deepEqual(
+        listed.map((x) => x.sha256),
+        ['f'.repeat(64)],
+      );
       assert.equal((await store.findArtifact('f'.repeat(64)))!.name, 'x.src.rpm');
     });
 
@@ -292,9 +403,16 @@ for (const f of factories) {
       const g = (await store.lease(a, 30_000, clock.now()))!;
       const b = await store.cancelBuild(builds[0]!.build.id, 'test', clock.now());
       assert.equal(b.state, 'cancelled');
-      assert.deepEqual(await store.heartbeat(g.lease.id, 1, a.tokenId, 30_000, clock.now()), { expiresAt: g.lease.expiresAt, cancelled: true, agentId: a.id });
+      assert.deepEqual(await store.heartbeat(g.lease.id, 1, a.tokenId, 30_000, clock.now()), {
+        expiresAt: g.lease.expiresAt,
+        cancelled: true,
+        agentId: a.id,
+      });
       await rejectsWith(store.cancelBuild(b.id, 'again', clock.now()), 'BUILD_FINISHED');
-      await rejectsWith(store.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()), 'LEASE_ENDED');
+      await rejectsWith(
+        store.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()),
+        'LEASE_ENDED',
+      );
       assert.ok((await store.listEvents(b.id)).some((e) => e.kind === 'build.cancelled'));
     });
 
@@ -310,15 +428,29 @@ for (const f of factories) {
     test('the ledger appends in order, never reuses an index, and finds entries by subject', async () => {
       const store = await fresh();
       const ledger = new LedgerStore(store.db, store.dialect);
-      const e = (s: string, keys: string[]) => ({ data: Buffer.from(s), leafHash: Buffer.alloc(32, s.length), kind: 'test', subjectKeys: keys });
+      const e = (s: string, keys: string[]) => ({
+        data: Buffer.from(s),
+        leafHash: Buffer.alloc(32, s.length),
+        kind: 'test',
+        subjectKeys: keys,
+      });
       assert.equal(await ledger.size(), 0);
-      assert.equal(await ledger.append([e('a', ['build:1']), e('bb', ['build:1', 'sha256:x', 'sha256:x'])], clock.now()), 0);
-      const [p, q] = await Promise.all([ledger.append([e('c', ['build:2'])], clock.now()), ledger.append([e('d', ['build:2'])], clock.now())]);
+      assert.equal(
+        await ledger.append([e('a', ['build:1']), e('bb', ['build:1', 'sha256:x', 'sha256:x'])], clock.now()),
+        0,
+      );
+      const [p, q] = await Promise.all([
+        ledger.append([e('c', ['build:2'])], clock.now()),
+        ledger.append([e('d', ['build:2'])], clock.now()),
+      ]);
       assert.deepEqual([p, q].sort(), [2, 3]);
       assert.equal(await ledger.size(), 4);
       assert.deepEqual(await ledger.lookup('build:1'), [0, 1]);
       assert.deepEqual(await ledger.lookup('sha256:x'), [1]);
-      assert.deepEqual((await ledger.entries(0, 2)).map((x) => Buffer.from(x.data).toString()), ['a', 'bb']);
+      assert.deepEqual(
+        (await ledger.entries(0, 2)).map((x) => Buffer.from(x.data).toString()),
+        ['a', 'bb'],
+      );
       assert.equal((await ledger.leafHashes(1)).length, 3);
       await ledger.saveCheckpoint(4, 'note', clock.now());
       await ledger.saveCheckpoint(4, 'note again', clock.now());
@@ -330,15 +462,36 @@ for (const f of factories) {
       const releases = new ReleaseStore(store.db);
       const errata = new ErrataStore(store.db, store.dialect);
       const repo = await releases.createRepo({ name: 'r', arches: ['x86_64'], keys: [], keepDays: 1 }, clock.now());
-      const draft = (type: 'security' | 'bugfix', id?: string) => ({ prefix: 'LX', year: 2026, repoId: repo.id, type, severity: null, title: 't', synopsis: '', description: '', rebootSuggested: false, references: [], packages: [], upstreamId: null, createdBy: 'test', ...(id ? { id } : {}) });
-      const made = await Promise.all(Array.from({ length: 8 }, (_, i) => errata.create(draft(i % 2 ? 'security' : 'bugfix'), clock.now())));
+      const draft = (type: 'security' | 'bugfix', id?: string) => ({
+        prefix: 'LX',
+        year: 2026,
+        repoId: repo.id,
+        type,
+        severity: null,
+        title: 't',
+        synopsis: '',
+        description: '',
+        rebootSuggested: false,
+        references: [],
+        packages: [],
+        upstreamId: null,
+        createdBy: 'test',
+        ...(id ? { id } : {}),
+      });
+      const made = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => errata.create(draft(i % 2 ? 'security' : 'bugfix'), clock.now())),
+      );
       const numbers = made.map((a) => Number(a.id.slice(-4))).sort((a, b) => a - b);
       assert.deepEqual(numbers, [1, 2, 3, 4, 5, 6, 7, 8]);
       await rejectsWith(errata.create(draft('bugfix', made[0]!.id), clock.now()), 'ERRATA_EXISTS');
       assert.equal((await errata.list({ repoId: repo.id })).length, 8);
       const one = made[0]!.id;
       assert.equal(await errata.setStatus(one, 'draft', 'approved', { approvedBy: 'm' }, clock.now()), true);
-      assert.equal(await errata.setStatus(one, 'draft', 'approved', { approvedBy: 'm' }, clock.now()), false, 'conditional on the old status');
+      assert.equal(
+        await errata.setStatus(one, 'draft', 'approved', { approvedBy: 'm' }, clock.now()),
+        false,
+        'conditional on the old status',
+      );
       assert.equal(await errata.update(one, 'draft', { title: 'x' }, clock.now(), false), false);
       assert.equal(await errata.update(one, 'approved', { title: 'x' }, clock.now(), true), true);
       const got = (await errata.get(one))!;
@@ -360,11 +513,17 @@ for (const f of factories) {
     test('agents keep their id when they register again with the same token', async () => {
       const store = await fresh();
       const a = await agent(store, 'same');
-      const again = await store.registerAgent({ name: 'same', role: 'build', arches: ['aarch64'], capabilities: {}, tokenId: a.tokenId }, clock.now());
+      const again = await store.registerAgent(
+        { name: 'same', role: 'build', arches: ['aarch64'], capabilities: {}, tokenId: a.tokenId },
+        clock.now(),
+      );
       assert.equal(again.id, a.id);
       assert.deepEqual(again.arches, ['aarch64']);
       const other = await store.createToken('other', 'hash-other', ['agent:build'], clock.now());
-      await rejectsWith(store.registerAgent({ name: 'same', role: 'build', arches: [], capabilities: {}, tokenId: other }, clock.now()), 'FORBIDDEN');
+      await rejectsWith(
+        store.registerAgent({ name: 'same', role: 'build', arches: [], capabilities: {}, tokenId: other }, clock.now()),
+        'FORBIDDEN',
+      );
     });
   });
 }

@@ -20,24 +20,39 @@ after(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: tr
 const ORIGIN = 'log.test/ledger';
 const log = ed25519Signer(ORIGIN, new Uint8Array(32).fill(4));
 const logPq = mldsa44Cosigner(ORIGIN, new Uint8Array(32).fill(5), Date.now);
-const tree = (n: number, tag = 'e') => new MemoryHashes(Array.from({ length: n }, (_, i) => leafHash(new TextEncoder().encode(`${tag}${i}`))));
-const checkpoint = (t: MemoryHashes) => signNote(formatCheckpoint({ origin: ORIGIN, size: t.size, root: rootHash(t, t.size), extensions: [] }), [log, logPq]);
+const tree = (n: number, tag = 'e') =>
+  new MemoryHashes(Array.from({ length: n }, (_, i) => leafHash(new TextEncoder().encode(`${tag}${i}`))));
+const checkpoint = (t: MemoryHashes) =>
+  signNote(formatCheckpoint({ origin: ORIGIN, size: t.size, root: rootHash(t, t.size), extensions: [] }), [log, logPq]);
 
 test('a witness cosigns consistent checkpoints, persists what it cosigned and refuses a fork', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-witness-'));
   dirs.push(dir);
-  const opts = { dir, name: 'witness.test/w1', logKeys: [log.verifierKey], pollMs: 0, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) };
+  const opts = {
+    dir,
+    name: 'witness.test/w1',
+    logKeys: [log.verifierKey],
+    pollMs: 0,
+    host: '127.0.0.1',
+    port: 0,
+    log: pino({ level: 'silent' }),
+  };
   let w = await startWitness(opts);
   const keys = (await (await fetch(`${w.url}/key`)).text()).trim().split('\n');
   assert.equal(keys.length, 2);
-  const post = (body: string) => fetch(`${w.url}/add-checkpoint`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
+  const post = (body: string) =>
+    fetch(`${w.url}/add-checkpoint`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body });
 
   const t5 = tree(5);
   const first = await post(formatAddCheckpoint(0, [], checkpoint(t5)));
   assert.equal(first.status, 200);
   const lines = await first.text();
   const text = formatCheckpoint({ origin: ORIGIN, size: 5, root: rootHash(t5, 5), extensions: [] });
-  assert.equal(openNote(`${text}\n${lines}`, keys.map(parseVerifierKey), { requireAll: true }).verifiedBy.length, 2, 'an Ed25519 and an ML-DSA-44 cosignature');
+  assert.equal(
+    openNote(`${text}\n${lines}`, keys.map(parseVerifierKey), { requireAll: true }).verifiedBy.length,
+    2,
+    'an Ed25519 and an ML-DSA-44 cosignature',
+  );
 
   const t9 = tree(9);
   assert.equal((await post(formatAddCheckpoint(5, consistencyProof(t9, 5, 9), checkpoint(t9)))).status, 200);
@@ -61,10 +76,26 @@ test('a witness cosigns consistent checkpoints, persists what it cosigned and re
   // Signed by a key the witness does not trust: 403; an unknown origin: 404; garbage: 400.
   const forger = ed25519Signer(ORIGIN, new Uint8Array(32).fill(6));
   const t12 = tree(12);
-  const forgedNote = signNote(formatCheckpoint({ origin: ORIGIN, size: 12, root: rootHash(t12, 12), extensions: [] }), [forger]);
+  const forgedNote = signNote(formatCheckpoint({ origin: ORIGIN, size: 12, root: rootHash(t12, 12), extensions: [] }), [
+    forger,
+  ]);
   assert.equal((await post(formatAddCheckpoint(9, consistencyProof(t12, 9, 12), forgedNote))).status, 403);
   const stranger = ed25519Signer('other.test/log', new Uint8Array(32).fill(7));
-  assert.equal((await post(formatAddCheckpoint(0, [], signNote(formatCheckpoint({ origin: 'other.test/log', size: 1, root: rootHash(tree(1), 1), extensions: [] }), [stranger])))).status, 404);
+  assert.equal(
+    (
+      await post(
+        formatAddCheckpoint(
+          0,
+          [],
+          signNote(
+            formatCheckpoint({ origin: 'other.test/log', size: 1, root: rootHash(tree(1), 1), extensions: [] }),
+            [stranger],
+          ),
+        ),
+      )
+    ).status,
+    404,
+  );
   assert.equal((await post('hello')).status, 400);
   // The honest growth still works, and monitors can read what it cosigned.
   assert.equal((await post(formatAddCheckpoint(9, consistencyProof(t12, 9, 12), checkpoint(t12)))).status, 200);

@@ -1,6 +1,19 @@
 import * as CDX from '@cyclonedx/cyclonedx-library';
 import { PackageURL } from 'packageurl-js';
-import { buildrootRef, classifyLicense, evr, packageFacts, packageRef, resolveRequires, rpmPurl, stableUuid, type BuildrootItem, type SbomInput, type SbomPackage, type SbomStep } from './sbom.js';
+import {
+  buildrootRef,
+  classifyLicense,
+  evr,
+  packageFacts,
+  packageRef,
+  resolveRequires,
+  rpmPurl,
+  stableUuid,
+  type BuildrootItem,
+  type SbomInput,
+  type SbomPackage,
+  type SbomStep,
+} from './sbom.js';
 
 /**
  * CycloneDX 1.6 (JSON and XML) through @cyclonedx/cyclonedx-library: the model's packages as components
@@ -14,7 +27,10 @@ const SUBJECT_REF = 'lenix-subject';
 const ORDER = { sortLists: true };
 
 function component(p: SbomPackage, input: SbomInput): CDX.Models.Component {
-  const c = new CDX.Models.Component(CDX.Enums.ComponentType.Library, p.name, { version: evr(p), bomRef: packageRef(p) });
+  const c = new CDX.Models.Component(CDX.Enums.ComponentType.Library, p.name, {
+    version: evr(p),
+    bomRef: packageRef(p),
+  });
   c.supplier = new CDX.Models.OrganizationalEntity({ name: input.supplier });
   c.publisher = input.supplier;
   if (p.summary) c.description = p.summary;
@@ -23,14 +39,21 @@ function component(p: SbomPackage, input: SbomInput): CDX.Models.Component {
   const lic = classifyLicense(p.license);
   if (lic.kind === 'expression') c.licenses.add(new CDX.Models.LicenseExpression(lic.expression));
   if (lic.kind === 'named') c.licenses.add(new CDX.Models.NamedLicense(lic.name));
-  c.externalReferences.add(new CDX.Models.ExternalReference(p.gitUrl, CDX.Enums.ExternalReferenceType.VCS, { comment: `commit ${p.commit}` }));
-  if (p.url && /^[a-z]+:\/\//i.test(p.url)) c.externalReferences.add(new CDX.Models.ExternalReference(p.url, CDX.Enums.ExternalReferenceType.Website));
+  c.externalReferences.add(
+    new CDX.Models.ExternalReference(p.gitUrl, CDX.Enums.ExternalReferenceType.VCS, { comment: `commit ${p.commit}` }),
+  );
+  if (p.url && /^[a-z]+:\/\//i.test(p.url))
+    c.externalReferences.add(new CDX.Models.ExternalReference(p.url, CDX.Enums.ExternalReferenceType.Website));
   for (const [k, v] of packageFacts(p)) c.properties.add(new CDX.Models.Property(k, v));
   return c;
 }
 
 function buildrootComponent(b: BuildrootItem): CDX.Models.Component {
-  const c = new CDX.Models.Component(b.manager === 'tool' ? CDX.Enums.ComponentType.Application : CDX.Enums.ComponentType.Library, b.name, { version: b.version, bomRef: buildrootRef(b) });
+  const c = new CDX.Models.Component(
+    b.manager === 'tool' ? CDX.Enums.ComponentType.Application : CDX.Enums.ComponentType.Library,
+    b.name,
+    { version: b.version, bomRef: buildrootRef(b) },
+  );
   if (b.manager === 'dpkg') c.purl = new PackageURL('deb', 'debian', b.name, b.version, null).toString();
   if (b.manager === 'rpm') c.purl = new PackageURL('rpm', null, b.name, b.version, null).toString();
   c.properties.add(new CDX.Models.Property('lenix:buildroot', b.manager));
@@ -41,9 +64,15 @@ function bomOf(input: SbomInput, format: string): { bom: CDX.Models.Bom; buildro
   const bom = new CDX.Models.Bom();
   bom.serialNumber = `urn:uuid:${stableUuid(input, format)}`;
   bom.metadata.timestamp = new Date(input.timestamp);
-  bom.metadata.tools.components.add(new CDX.Models.Component(CDX.Enums.ComponentType.Application, 'lenix', { version: input.toolVersion }));
+  bom.metadata.tools.components.add(
+    new CDX.Models.Component(CDX.Enums.ComponentType.Application, 'lenix', { version: input.toolVersion }),
+  );
   bom.metadata.supplier = new CDX.Models.OrganizationalEntity({ name: input.supplier });
-  const subject = new CDX.Models.Component(input.kind === 'snapshot' ? CDX.Enums.ComponentType.Platform : CDX.Enums.ComponentType.Application, input.title, { version: input.version, bomRef: SUBJECT_REF });
+  const subject = new CDX.Models.Component(
+    input.kind === 'snapshot' ? CDX.Enums.ComponentType.Platform : CDX.Enums.ComponentType.Application,
+    input.title,
+    { version: input.version, bomRef: SUBJECT_REF },
+  );
   subject.properties.add(new CDX.Models.Property('lenix:identity', input.identity));
   bom.metadata.component = subject;
   const byRef = new Map<string, CDX.Models.Component>();
@@ -53,7 +82,8 @@ function bomOf(input: SbomInput, format: string): { bom: CDX.Models.Bom; buildro
     bom.components.add(c);
     subject.dependencies.add(c.bomRef);
   }
-  for (const [ref, deps] of resolveRequires(input.packages)) for (const d of deps) byRef.get(ref)!.dependencies.add(byRef.get(d)!.bomRef);
+  for (const [ref, deps] of resolveRequires(input.packages))
+    for (const d of deps) byRef.get(ref)!.dependencies.add(byRef.get(d)!.bomRef);
   return { bom, buildroot: input.buildroot.map(buildrootComponent) };
 }
 
@@ -73,7 +103,9 @@ function formulationJson(input: SbomInput, buildroot: readonly CDX.Models.Compon
       uid: s.uid,
       name: s.name,
       taskTypes: taskTypes(s),
-      ...(s.outputs.length > 0 ? { outputs: s.outputs.map((o) => ({ resource: { ref: `rpm-${o}` }, type: 'artifact' })) } : {}),
+      ...(s.outputs.length > 0
+        ? { outputs: s.outputs.map((o) => ({ resource: { ref: `rpm-${o}` }, type: 'artifact' })) }
+        : {}),
       ...(s.start ? { timeStart: s.start } : {}),
       ...(s.end ? { timeEnd: s.end } : {}),
       properties: [
@@ -82,10 +114,18 @@ function formulationJson(input: SbomInput, buildroot: readonly CDX.Models.Compon
         { name: 'lenix:build-id', value: String(s.buildId) },
       ],
     })),
-    taskDependencies: input.steps.filter((s) => s.after.length > 0).map((s) => ({ ref: stepRef(s), dependsOn: s.after.map((a) => a.replace(':', '-')) })),
+    taskDependencies: input.steps
+      .filter((s) => s.after.length > 0)
+      .map((s) => ({ ref: stepRef(s), dependsOn: s.after.map((a) => a.replace(':', '-')) })),
     taskTypes: [...new Set(input.steps.map((s) => s.type))].sort(),
   };
-  return [{ 'bom-ref': 'formula-lenix', components: buildroot.map((c) => normalizer.normalize(c, ORDER)), workflows: [workflow] }];
+  return [
+    {
+      'bom-ref': 'formula-lenix',
+      components: buildroot.map((c) => normalizer.normalize(c, ORDER)),
+      workflows: [workflow],
+    },
+  ];
 }
 
 class JsonSerializer extends CDX.Serialize.JsonSerializer {
@@ -100,13 +140,29 @@ class JsonSerializer extends CDX.Serialize.JsonSerializer {
 }
 
 type XmlElement = CDX.Serialize.XML.Types.SimpleXml.Element;
-const el = (name: string, children: XmlElement[] = [], attributes: Record<string, string> = {}): XmlElement => ({ type: 'element', name, attributes, children });
-const text = (name: string, value: string, attributes: Record<string, string> = {}): XmlElement => ({ type: 'element', name, attributes, children: value });
-const properties = (ps: { name: string; value: string }[]): XmlElement => el('properties', ps.map((p) => text('property', p.value, { name: p.name })));
+const el = (name: string, children: XmlElement[] = [], attributes: Record<string, string> = {}): XmlElement => ({
+  type: 'element',
+  name,
+  attributes,
+  children,
+});
+const text = (name: string, value: string, attributes: Record<string, string> = {}): XmlElement => ({
+  type: 'element',
+  name,
+  attributes,
+  children: value,
+});
+const properties = (ps: { name: string; value: string }[]): XmlElement =>
+  el(
+    'properties',
+    ps.map((p) => text('property', p.value, { name: p.name })),
+  );
 
 /** The same formulation as XML elements, in the XSD's sequence order. */
 function formulationXml(input: SbomInput, buildroot: readonly CDX.Models.Component[]): XmlElement | null {
-  const [f] = formulationJson(input, buildroot) as { workflows: { 'bom-ref': string; uid: string; name: string; taskTypes: string[] }[] }[];
+  const [f] = formulationJson(input, buildroot) as {
+    workflows: { 'bom-ref': string; uid: string; name: string; taskTypes: string[] }[];
+  }[];
   if (!f) return null;
   const normalizer = new CDX.Serialize.XML.Normalize.Factory(SPEC).makeForComponent();
   const wf = f.workflows[0]!;
@@ -116,16 +172,40 @@ function formulationXml(input: SbomInput, buildroot: readonly CDX.Models.Compone
       [
         text('uid', s.uid),
         text('name', s.name),
-        el('taskTypes', taskTypes(s).map((t) => text('taskType', t))),
-        ...(s.outputs.length > 0 ? [el('outputs', s.outputs.map((o) => el('output', [el('resource', [text('ref', `rpm-${o}`)]), text('type', 'artifact')])))] : []),
+        el(
+          'taskTypes',
+          taskTypes(s).map((t) => text('taskType', t)),
+        ),
+        ...(s.outputs.length > 0
+          ? [
+              el(
+                'outputs',
+                s.outputs.map((o) =>
+                  el('output', [el('resource', [text('ref', `rpm-${o}`)]), text('type', 'artifact')]),
+                ),
+              ),
+            ]
+          : []),
         ...(s.start ? [text('timeStart', s.start)] : []),
         ...(s.end ? [text('timeEnd', s.end)] : []),
-        properties([{ name: 'lenix:state', value: s.state }, ...(s.node ? [{ name: 'lenix:node', value: s.node }] : []), { name: 'lenix:build-id', value: String(s.buildId) }]),
+        properties([
+          { name: 'lenix:state', value: s.state },
+          ...(s.node ? [{ name: 'lenix:node', value: s.node }] : []),
+          { name: 'lenix:build-id', value: String(s.buildId) },
+        ]),
       ],
       { 'bom-ref': stepRef(s) },
     ),
   );
-  const deps = input.steps.filter((s) => s.after.length > 0).map((s) => el('dependency', s.after.map((a) => el('dependency', [], { ref: a.replace(':', '-') })), { ref: stepRef(s) }));
+  const deps = input.steps
+    .filter((s) => s.after.length > 0)
+    .map((s) =>
+      el(
+        'dependency',
+        s.after.map((a) => el('dependency', [], { ref: a.replace(':', '-') })),
+        { ref: stepRef(s) },
+      ),
+    );
   const workflow = el(
     'workflow',
     [
@@ -133,12 +213,21 @@ function formulationXml(input: SbomInput, buildroot: readonly CDX.Models.Compone
       text('name', wf.name),
       el('tasks', tasks),
       ...(deps.length > 0 ? [el('taskDependencies', deps)] : []),
-      el('taskTypes', wf.taskTypes.map((t) => text('taskType', t))),
+      el(
+        'taskTypes',
+        wf.taskTypes.map((t) => text('taskType', t)),
+      ),
     ],
     { 'bom-ref': wf['bom-ref'] },
   );
-  const components = buildroot.map((c) => normalizer.normalize(c, ORDER, 'component')).filter((c): c is XmlElement => c !== undefined);
-  return el('formulation', [el('formula', [...(components.length > 0 ? [el('components', components)] : []), el('workflows', [workflow])], { 'bom-ref': 'formula-lenix' })]);
+  const components = buildroot
+    .map((c) => normalizer.normalize(c, ORDER, 'component'))
+    .filter((c): c is XmlElement => c !== undefined);
+  return el('formulation', [
+    el('formula', [...(components.length > 0 ? [el('components', components)] : []), el('workflows', [workflow])], {
+      'bom-ref': 'formula-lenix',
+    }),
+  ]);
 }
 
 class XmlSerializer extends CDX.Serialize.XmlSerializer {

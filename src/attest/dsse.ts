@@ -43,7 +43,8 @@ export function signEnvelope(statement: unknown, signers: readonly EnvelopeSigne
 
 /** Check the envelope's Ed25519 signature by `key` (keyid = the verifier key string) and return the statement. */
 export function openEnvelope<T = Record<string, unknown>>(env: Envelope, key: VerifierKey, keyid: string): T {
-  if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE) throw new LenixError('SIGNATURE_INVALID', `unexpected payload type ${env.payloadType}`);
+  if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE)
+    throw new LenixError('SIGNATURE_INVALID', `unexpected payload type ${env.payloadType}`);
   const body = new Uint8Array(Buffer.from(env.payload, 'base64'));
   const sig = env.signatures.find((s) => s.keyid === keyid);
   if (!sig || !ed25519Verify(key, pae(env.payloadType, body), new Uint8Array(Buffer.from(sig.sig, 'base64')))) {
@@ -54,11 +55,17 @@ export function openEnvelope<T = Record<string, unknown>>(env: Envelope, key: Ve
 
 /** The keyid of an ML-DSA-65 public key in envelopes: `mldsa65:` and the first 16 bytes of its SHA-256, hex. */
 export function mldsaKeyId(publicKey: Uint8Array): string {
-  return `mldsa65:${sha256(publicKey).subarray(0, 16).reduce((s, b) => s + b.toString(16).padStart(2, '0'), '')}`;
+  return `mldsa65:${sha256(publicKey)
+    .subarray(0, 16)
+    .reduce((s, b) => s + b.toString(16).padStart(2, '0'), '')}`;
 }
 
 /** Check a second (post-quantum) signature on an envelope, through a verifier the caller supplies. */
-export function checkSecondSignature(env: Envelope, keyid: string, verify: (message: Uint8Array, signature: Uint8Array) => boolean): void {
+export function checkSecondSignature(
+  env: Envelope,
+  keyid: string,
+  verify: (message: Uint8Array, signature: Uint8Array) => boolean,
+): void {
   const sig = env.signatures.find((s) => s.keyid === keyid);
   const body = new Uint8Array(Buffer.from(env.payload, 'base64'));
   if (!sig || !verify(pae(env.payloadType, body), new Uint8Array(Buffer.from(sig.sig, 'base64')))) {

@@ -43,9 +43,17 @@ function tree(lines: readonly string[]): MemoryHashes {
 
 export function buildManifest(packages: readonly ManifestPackage[]): Manifest {
   const lines = [...new Map(packages.map((p) => [`${p.sha256} ${p.arch} ${p.name}`, p])).keys()].sort();
-  for (const l of lines) if (!/^[0-9a-f]{64} \S+ \S+$/.test(l)) throw new LenixError('BAD_REQUEST', `not a manifest line: ${l.slice(0, 100)}`);
+  for (const l of lines)
+    if (!/^[0-9a-f]{64} \S+ \S+$/.test(l))
+      throw new LenixError('BAD_REQUEST', `not a manifest line: ${l.slice(0, 100)}`);
   const bytes = enc.encode(lines.map((l) => `${l}\n`).join(''));
-  return { bytes, sha256: hex(sha256(bytes)), root: hex(rootHash(tree(lines), lines.length)), count: lines.length, lines };
+  return {
+    bytes,
+    sha256: hex(sha256(bytes)),
+    root: hex(rootHash(tree(lines), lines.length)),
+    count: lines.length,
+    lines,
+  };
 }
 
 export function parseManifest(bytes: Uint8Array): Manifest {
@@ -69,7 +77,8 @@ export function manifestProofs(m: Manifest, digest: string): ManifestProof[] {
   const t = tree(m.lines);
   const out: ManifestProof[] = [];
   m.lines.forEach((line, index) => {
-    if (line.startsWith(`${digest} `)) out.push({ manifest: m.sha256, line, index, proof: inclusionProof(t, index, m.count).map(hex) });
+    if (line.startsWith(`${digest} `))
+      out.push({ manifest: m.sha256, line, index, proof: inclusionProof(t, index, m.count).map(hex) });
   });
   return out;
 }

@@ -82,7 +82,10 @@ export interface SbomInput {
   readonly steps: readonly SbomStep[];
 }
 
-export type SbomLicense = { readonly kind: 'expression'; readonly expression: string } | { readonly kind: 'named'; readonly name: string } | { readonly kind: 'none' };
+export type SbomLicense =
+  | { readonly kind: 'expression'; readonly expression: string }
+  | { readonly kind: 'named'; readonly name: string }
+  | { readonly kind: 'none' };
 
 /** The License tag as an SPDX expression when it parses as one, else kept verbatim as a named license. */
 export function classifyLicense(tag: string | null): SbomLicense {
@@ -96,17 +99,30 @@ export function classifyLicense(tag: string | null): SbomLicense {
   }
 }
 
-export const evr = (p: Pick<SbomPackage, 'epoch' | 'version' | 'release'>) => `${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}`;
+export const evr = (p: Pick<SbomPackage, 'epoch' | 'version' | 'release'>) =>
+  `${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}`;
 
 /** `pkg:rpm/<vendor>/<name>@<version>-<release>?arch=…&epoch=…&distro=…` (canonical: qualifiers sorted). */
-export function rpmPurl(p: Pick<SbomPackage, 'name' | 'epoch' | 'version' | 'release' | 'arch'>, vendor: string, distro: string): string {
+export function rpmPurl(
+  p: Pick<SbomPackage, 'name' | 'epoch' | 'version' | 'release' | 'arch'>,
+  vendor: string,
+  distro: string,
+): string {
   const qualifiers: Record<string, string> = { arch: p.arch, distro };
   if (p.epoch !== null) qualifiers['epoch'] = String(p.epoch);
   return new PackageURL('rpm', vendor, p.name, `${p.version}-${p.release}`, qualifiers).toString();
 }
 
 /** Parse a purl back into RPM fields (for checks: every purl Lenix writes must parse to what it names). */
-export function parseRpmPurl(purl: string): { vendor: string; name: string; version: string; release: string; epoch: number | null; arch: string; distro: string } {
+export function parseRpmPurl(purl: string): {
+  vendor: string;
+  name: string;
+  version: string;
+  release: string;
+  epoch: number | null;
+  arch: string;
+  distro: string;
+} {
   const u = PackageURL.fromString(purl);
   if (u.type !== 'rpm' || !u.version) throw new LenixError('BAD_REQUEST', `not an rpm purl: ${purl}`);
   const dash = u.version.lastIndexOf('-');
@@ -132,7 +148,8 @@ export function stableUuid(input: SbomInput, format: string): string {
 }
 
 export const packageRef = (p: Pick<SbomPackage, 'sha256'>) => `rpm-${p.sha256}`;
-export const buildrootRef = (b: BuildrootItem) => `buildroot-${b.manager}-${b.name}-${b.version}`.replace(/[^A-Za-z0-9.-]/g, '-');
+export const buildrootRef = (b: BuildrootItem) =>
+  `buildroot-${b.manager}-${b.name}-${b.version}`.replace(/[^A-Za-z0-9.-]/g, '-');
 
 /** Runtime Requires that resolve to a package of the same document (by name or Provides), as refs. */
 export function resolveRequires(packages: readonly SbomPackage[]): Map<string, string[]> {
@@ -154,7 +171,9 @@ export function resolveRequires(packages: readonly SbomPackage[]): Map<string, s
 
 /** The source package each binary package came from, when it is in the document. */
 export function sourceOf(p: SbomPackage, packages: readonly SbomPackage[]): SbomPackage | undefined {
-  return p.arch === 'src' ? undefined : packages.find((q) => q.arch === 'src' && q.fileName === p.sourceRpm && q.buildId === p.buildId);
+  return p.arch === 'src'
+    ? undefined
+    : packages.find((q) => q.arch === 'src' && q.fileName === p.sourceRpm && q.buildId === p.buildId);
 }
 
 /** Properties Lenix attaches to each package (CycloneDX properties, SPDX annotations). */
@@ -178,6 +197,7 @@ export function packageFacts(p: SbomPackage): [string, string][] {
 
 export function parseFormat(value: string | undefined): SbomFormat {
   const f = value ?? 'cyclonedx-json';
-  if (!(SBOM_FORMATS as readonly string[]).includes(f)) throw new LenixError('BAD_REQUEST', `unknown SBOM format ${f.slice(0, 40)}; use one of ${SBOM_FORMATS.join(', ')}`);
+  if (!(SBOM_FORMATS as readonly string[]).includes(f))
+    throw new LenixError('BAD_REQUEST', `unknown SBOM format ${f.slice(0, 40)}; use one of ${SBOM_FORMATS.join(', ')}`);
   return f as SbomFormat;
 }

@@ -1,5 +1,17 @@
 import { sha256 } from '../ledger/merkle.js';
-import { buildrootRef, classifyLicense, evr, packageFacts, packageRef, resolveRequires, rpmPurl, sourceOf, stableUuid, type SbomInput, type SbomPackage } from './sbom.js';
+import {
+  buildrootRef,
+  classifyLicense,
+  evr,
+  packageFacts,
+  packageRef,
+  resolveRequires,
+  rpmPurl,
+  sourceOf,
+  stableUuid,
+  type SbomInput,
+  type SbomPackage,
+} from './sbom.js';
 
 /**
  * SPDX 2.3 (JSON and tag-value) from the SBOM model, written to the specification (no SPDX library for
@@ -44,7 +56,10 @@ interface SpdxDocument {
 
 const spdxId = (ref: string) => `SPDXRef-${ref.replace(/[^A-Za-z0-9.-]/g, '-')}`;
 const seconds = (iso: string) => `${iso.slice(0, 19)}Z`;
-const licenseRef = (name: string) => `LicenseRef-${Buffer.from(sha256(new TextEncoder().encode(name))).toString('hex').slice(0, 16)}`;
+const licenseRef = (name: string) =>
+  `LicenseRef-${Buffer.from(sha256(new TextEncoder().encode(name)))
+    .toString('hex')
+    .slice(0, 16)}`;
 const SUBJECT = 'SPDXRef-Subject';
 
 function document(input: SbomInput, format: string): SpdxDocument {
@@ -76,8 +91,23 @@ function document(input: SbomInput, format: string): SpdxDocument {
       ...(p.summary ? { summary: p.summary } : {}),
       ...(p.buildTime ? { builtDate: seconds(p.buildTime) } : {}),
       primaryPackagePurpose: p.arch === 'src' ? 'SOURCE' : 'INSTALL',
-      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: rpmPurl(p, input.vendor, input.distro) }],
-      annotations: [{ annotationDate: created, annotationType: 'OTHER', annotator: tool, comment: packageFacts(p).map(([k, v]) => `${k}=${v}`).join('\n') }],
+      externalRefs: [
+        {
+          referenceCategory: 'PACKAGE-MANAGER',
+          referenceType: 'purl',
+          referenceLocator: rpmPurl(p, input.vendor, input.distro),
+        },
+      ],
+      annotations: [
+        {
+          annotationDate: created,
+          annotationType: 'OTHER',
+          annotator: tool,
+          comment: packageFacts(p)
+            .map(([k, v]) => `${k}=${v}`)
+            .join('\n'),
+        },
+      ],
     };
   };
   const subject: SpdxPackage = {
@@ -91,7 +121,14 @@ function document(input: SbomInput, format: string): SpdxDocument {
     licenseDeclared: 'NOASSERTION',
     copyrightText: 'NOASSERTION',
     primaryPackagePurpose: input.kind === 'snapshot' ? 'OPERATING_SYSTEM' : 'APPLICATION',
-    annotations: [{ annotationDate: created, annotationType: 'OTHER', annotator: tool, comment: `lenix:identity=${input.identity}` }],
+    annotations: [
+      {
+        annotationDate: created,
+        annotationType: 'OTHER',
+        annotator: tool,
+        comment: `lenix:identity=${input.identity}`,
+      },
+    ],
   };
   const packages = input.packages.map(pkg);
   const buildroot = input.buildroot.map(
@@ -106,20 +143,45 @@ function document(input: SbomInput, format: string): SpdxDocument {
       licenseDeclared: 'NOASSERTION',
       copyrightText: 'NOASSERTION',
       primaryPackagePurpose: b.manager === 'tool' ? 'APPLICATION' : 'LIBRARY',
-      ...(b.manager === 'dpkg' ? { externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: `pkg:deb/debian/${encodeURIComponent(b.name)}@${encodeURIComponent(b.version)}` }] } : {}),
-      annotations: [{ annotationDate: created, annotationType: 'OTHER', annotator: tool, comment: `lenix:buildroot=${b.manager}` }],
+      ...(b.manager === 'dpkg'
+        ? {
+            externalRefs: [
+              {
+                referenceCategory: 'PACKAGE-MANAGER',
+                referenceType: 'purl',
+                referenceLocator: `pkg:deb/debian/${encodeURIComponent(b.name)}@${encodeURIComponent(b.version)}`,
+              },
+            ],
+          }
+        : {}),
+      annotations: [
+        { annotationDate: created, annotationType: 'OTHER', annotator: tool, comment: `lenix:buildroot=${b.manager}` },
+      ],
     }),
   );
-  const rel = (a: string, type: string, b: string) => ({ spdxElementId: a, relationshipType: type, relatedSpdxElement: b });
+  const rel = (a: string, type: string, b: string) => ({
+    spdxElementId: a,
+    relationshipType: type,
+    relatedSpdxElement: b,
+  });
   const relationships = [rel('SPDXRef-DOCUMENT', 'DESCRIBES', SUBJECT)];
   for (const p of input.packages) relationships.push(rel(SUBJECT, 'CONTAINS', spdxId(packageRef(p))));
   for (const p of input.packages) {
     const src = sourceOf(p, input.packages);
     if (src) relationships.push(rel(spdxId(packageRef(p)), 'GENERATED_FROM', spdxId(packageRef(src))));
   }
-  for (const [ref, deps] of resolveRequires(input.packages)) for (const d of deps) relationships.push(rel(spdxId(ref), 'DEPENDS_ON', spdxId(d)));
+  for (const [ref, deps] of resolveRequires(input.packages))
+    for (const d of deps) relationships.push(rel(spdxId(ref), 'DEPENDS_ON', spdxId(d)));
   for (const b of input.buildroot) {
-    for (const p of input.packages) if (p.arch !== 'src') relationships.push(rel(spdxId(buildrootRef(b)), b.manager === 'tool' ? 'BUILD_TOOL_OF' : 'BUILD_DEPENDENCY_OF', spdxId(packageRef(p))));
+    for (const p of input.packages)
+      if (p.arch !== 'src')
+        relationships.push(
+          rel(
+            spdxId(buildrootRef(b)),
+            b.manager === 'tool' ? 'BUILD_TOOL_OF' : 'BUILD_DEPENDENCY_OF',
+            spdxId(packageRef(p)),
+          ),
+        );
   }
   return {
     spdxVersion: 'SPDX-2.3',
@@ -129,7 +191,13 @@ function document(input: SbomInput, format: string): SpdxDocument {
     documentNamespace: `https://spdx.lenix.dev/${input.identity.replace(/[^A-Za-z0-9.-]/g, '-')}/${stableUuid(input, format)}`,
     creationInfo: { created, creators: [tool, `Organization: ${input.supplier}`] },
     packages: [subject, ...packages, ...buildroot],
-    ...(extracted.size > 0 ? { hasExtractedLicensingInfos: [...extracted].sort().map(([licenseId, text]) => ({ licenseId, extractedText: text, name: text })) } : {}),
+    ...(extracted.size > 0
+      ? {
+          hasExtractedLicensingInfos: [...extracted]
+            .sort()
+            .map(([licenseId, text]) => ({ licenseId, extractedText: text, name: text })),
+        }
+      : {}),
     relationships,
   };
 }
@@ -171,7 +239,8 @@ export function spdxTagValue(input: SbomInput): string {
     tag('PackageSummary', p.summary);
     tag('PrimaryPackagePurpose', p.primaryPackagePurpose);
     tag('BuiltDate', p.builtDate);
-    for (const r of p.externalRefs ?? []) tag('ExternalRef', `${r.referenceCategory} ${r.referenceType} ${r.referenceLocator}`);
+    for (const r of p.externalRefs ?? [])
+      tag('ExternalRef', `${r.referenceCategory} ${r.referenceType} ${r.referenceLocator}`);
     for (const a of p.annotations ?? []) {
       tag('Annotator', a.annotator);
       tag('AnnotationDate', a.annotationDate);
@@ -187,6 +256,7 @@ export function spdxTagValue(input: SbomInput): string {
     tag('LicenseName', l.name);
   }
   out.push('');
-  for (const r of d.relationships) tag('Relationship', `${r.spdxElementId} ${r.relationshipType} ${r.relatedSpdxElement}`);
+  for (const r of d.relationships)
+    tag('Relationship', `${r.spdxElementId} ${r.relationshipType} ${r.relatedSpdxElement}`);
   return `${out.join('\n')}\n`;
 }

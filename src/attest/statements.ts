@@ -26,9 +26,21 @@ export interface Statement {
   readonly predicate: Readonly<Record<string, unknown>>;
 }
 
-const statement = (subject: readonly Subject[], predicateType: string, predicate: Record<string, unknown>): Statement => ({ _type: STATEMENT_TYPE, subject, predicateType, predicate });
+const statement = (
+  subject: readonly Subject[],
+  predicateType: string,
+  predicate: Record<string, unknown>,
+): Statement => ({ _type: STATEMENT_TYPE, subject, predicateType, predicate });
 
-export function sourceStatement(s: { repository: string; ref: string; commit: string; tree: string; specPath: string; specSha256: string; buildId: number }): Statement {
+export function sourceStatement(s: {
+  repository: string;
+  ref: string;
+  commit: string;
+  tree: string;
+  specPath: string;
+  specSha256: string;
+  buildId: number;
+}): Statement {
   return statement([{ name: s.repository, digest: { gitCommit: s.commit, gitTree: s.tree } }], LENIX_SOURCE, {
     repository: s.repository,
     ref: s.ref,
@@ -60,7 +72,10 @@ export function buildStatement(b: {
         buildType: 'https://lenix.dev/buildtypes/rpmbuild-bwrap/v1',
         externalParameters: { source: { uri: b.repository, ref: b.ref, commit: b.commit } },
         internalParameters: { arches: b.arches, buildId: b.buildId },
-        resolvedDependencies: [{ uri: `git+${b.repository}@${b.commit}`, digest: { gitCommit: b.commit } }, ...b.buildroots.map((r) => ({ name: 'buildroot', annotations: r }))],
+        resolvedDependencies: [
+          { uri: `git+${b.repository}@${b.commit}`, digest: { gitCommit: b.commit } },
+          ...b.buildroots.map((r) => ({ name: 'buildroot', annotations: r })),
+        ],
       },
       runDetails: {
         builder: { id: b.builders.join(',') },
@@ -71,15 +86,30 @@ export function buildStatement(b: {
   );
 }
 
-export function signStatement(s: { buildId: number; key: string; pairs: readonly { name: string; unsigned: string; signed: string }[] }): Statement {
+export function signStatement(s: {
+  buildId: number;
+  key: string;
+  pairs: readonly { name: string; unsigned: string; signed: string }[];
+}): Statement {
   return statement(
     s.pairs.map((p) => ({ name: p.name, digest: { sha256: p.signed } })),
     LENIX_SIGN,
-    { buildId: s.buildId, keyFingerprint: s.key, packages: s.pairs.map((p) => ({ name: p.name, unsigned: { sha256: p.unsigned }, signed: { sha256: p.signed } })) },
+    {
+      buildId: s.buildId,
+      keyFingerprint: s.key,
+      packages: s.pairs.map((p) => ({ name: p.name, unsigned: { sha256: p.unsigned }, signed: { sha256: p.signed } })),
+    },
   );
 }
 
-export function testStatement(t: { buildId: number; passed: boolean; packages: readonly { name: string; sha256: string }[]; stages: readonly { name: string; outcome: string; detail: string }[]; logSha256: string; tester: string }): Statement {
+export function testStatement(t: {
+  buildId: number;
+  passed: boolean;
+  packages: readonly { name: string; sha256: string }[];
+  stages: readonly { name: string; outcome: string; detail: string }[];
+  logSha256: string;
+  tester: string;
+}): Statement {
   return statement(
     t.packages.map((p) => ({ name: p.name, digest: { sha256: p.sha256 } })),
     TEST_RESULT,
@@ -97,7 +127,14 @@ export function testStatement(t: { buildId: number; passed: boolean; packages: r
 }
 
 export function releaseStatement(
-  r: { repository: string; releaseId: number; snapshotId: number; repomd: Readonly<Record<string, string>>; packages: readonly { name: string; sha256: string; arch: string }[]; overrideReason: string | null },
+  r: {
+    repository: string;
+    releaseId: number;
+    snapshotId: number;
+    repomd: Readonly<Record<string, string>>;
+    packages: readonly { name: string; sha256: string; arch: string }[];
+    overrideReason: string | null;
+  },
   manifest?: { sha256: string; root: string; count: number },
 ): Statement {
   // A tile entry holds at most 64 KiB: a large release names a content-addressed manifest of its packages
@@ -111,11 +148,30 @@ export function releaseStatement(
     snapshot: r.snapshotId,
     repomd: Object.fromEntries(Object.entries(r.repomd).map(([a, s]) => [a, { sha256: s }])),
     overrideReason: r.overrideReason,
-    ...(manifest ? { manifest: { format: MANIFEST_FORMAT, sha256: manifest.sha256, merkleRoot: manifest.root, count: manifest.count } } : {}),
+    ...(manifest
+      ? {
+          manifest: {
+            format: MANIFEST_FORMAT,
+            sha256: manifest.sha256,
+            merkleRoot: manifest.root,
+            count: manifest.count,
+          },
+        }
+      : {}),
   });
 }
 
 /** An SBOM Lenix served: its digest, format and what it describes (`build:12`, `snapshot:lenix:4`, `sha256:…`). */
-export function sbomStatement(s: { sha256: string; format: string; mediaType: string; describes: string; name: string }): Statement {
-  return statement([{ name: s.name, digest: { sha256: s.sha256 } }], LENIX_SBOM, { format: s.format, mediaType: s.mediaType, describes: s.describes });
+export function sbomStatement(s: {
+  sha256: string;
+  format: string;
+  mediaType: string;
+  describes: string;
+  name: string;
+}): Statement {
+  return statement([{ name: s.name, digest: { sha256: s.sha256 } }], LENIX_SBOM, {
+    format: s.format,
+    mediaType: s.mediaType,
+    describes: s.describes,
+  });
 }

@@ -9,7 +9,11 @@ import type { Statement } from './statements.js';
 /** What `lenix verify` checks, offline: a checkpoint, entries with inclusion proofs, their statements. */
 export interface ProofBundle {
   readonly checkpoint: string; // signed note
-  readonly entries: readonly { readonly index: number; readonly entry: string /* base64 of the log entry */; readonly proof: readonly string[] /* hex */ }[];
+  readonly entries: readonly {
+    readonly index: number;
+    readonly entry: string /* base64 of the log entry */;
+    readonly proof: readonly string[] /* hex */;
+  }[];
   /** For releases listed in a manifest: the package's line with its inclusion proof in the manifest tree. */
   readonly manifests?: readonly ManifestProof[];
 }
@@ -40,7 +44,8 @@ function fail(link: string, why: string): never {
   throw new LenixError('SIGNATURE_INVALID', `${link}: ${why}`);
 }
 
-const names = (s: Statement) => s.subject.map((x) => x.digest['sha256']).filter((x): x is string => typeof x === 'string');
+const names = (s: Statement) =>
+  s.subject.map((x) => x.digest['sha256']).filter((x): x is string => typeof x === 'string');
 
 /**
  * Check a bundle against the pinned log key and follow the chain for one artifact digest:
@@ -70,7 +75,8 @@ export function verifyChain(
     }
   });
   const edIndex = keys.findIndex((k) => k.type === SIG_ED25519);
-  if (edIndex < 0) fail('log key', "pin the log's Ed25519 key (/ledger/key); its ML-DSA-44 key may be pinned next to it");
+  if (edIndex < 0)
+    fail('log key', "pin the log's Ed25519 key (/ledger/key); its ML-DSA-44 key may be pinned next to it");
   const key = keys[edIndex]!;
   const logKey = pinned[edIndex]!;
   let cp;
@@ -80,7 +86,8 @@ export function verifyChain(
   } catch (err) {
     fail('checkpoint', (err as Error).message);
   }
-  for (const k of keys) if (cp.origin !== k.name) fail('checkpoint', `origin ${cp.origin} is not the pinned log ${k.name}`);
+  for (const k of keys)
+    if (cp.origin !== k.name) fail('checkpoint', `origin ${cp.origin} is not the pinned log ${k.name}`);
   if (opts.witnesses && opts.witnesses.length > 0) {
     try {
       openNote(bundle.checkpoint, opts.witnesses.map(parseVerifierKey), { requireAll: true });
@@ -90,13 +97,18 @@ export function verifyChain(
   }
   if (opts.previous) {
     const proof = opts.previous.proof.map((h) => new Uint8Array(Buffer.from(h, 'hex')));
-    if (!verifyConsistency(opts.previous.size, cp.size, opts.previous.root, cp.root, proof)) fail('checkpoint', `not consistent with the checkpoint of size ${opts.previous.size} seen before (a forked or rewritten log)`);
+    if (!verifyConsistency(opts.previous.size, cp.size, opts.previous.root, cp.root, proof))
+      fail(
+        'checkpoint',
+        `not consistent with the checkpoint of size ${opts.previous.size} seen before (a forked or rewritten log)`,
+      );
   }
   const links: ChainLink[] = [];
   for (const e of bundle.entries) {
     const data = new Uint8Array(Buffer.from(e.entry, 'base64'));
     const proof = e.proof.map((h) => new Uint8Array(Buffer.from(h, 'hex')));
-    if (!verifyInclusion(leafHash(data), e.index, cp.size, proof, cp.root)) fail(`entry ${e.index}`, 'not included in the signed tree (changed, removed or proof wrong)');
+    if (!verifyInclusion(leafHash(data), e.index, cp.size, proof, cp.root))
+      fail(`entry ${e.index}`, 'not included in the signed tree (changed, removed or proof wrong)');
     let env: Envelope;
     try {
       env = JSON.parse(new TextDecoder().decode(data)) as Envelope;
@@ -119,22 +131,39 @@ export function verifyChain(
     const stage = stageOf(st.predicateType);
     if (stage) links.push({ stage, index: e.index, statement: st });
   }
-  const pick = (stage: ChainLink['stage'], digest: string) => links.filter((l) => l.stage === stage && names(l.statement).includes(digest)).pop();
+  const pick = (stage: ChainLink['stage'], digest: string) =>
+    links.filter((l) => l.stage === stage && names(l.statement).includes(digest)).pop();
   const inManifest = (l: ChainLink) => {
     const m = l.statement.predicate['manifest'] as { sha256: string; merkleRoot: string; count: number } | undefined;
-    return !!m && (bundle.manifests ?? []).some((p) => p.manifest === m.sha256 && p.line.startsWith(`${target} `) && verifyManifestProof(p, m.merkleRoot, m.count));
+    return (
+      !!m &&
+      (bundle.manifests ?? []).some(
+        (p) =>
+          p.manifest === m.sha256 && p.line.startsWith(`${target} `) && verifyManifestProof(p, m.merkleRoot, m.count),
+      )
+    );
   };
   const releases = links.filter((l) => l.stage === 'release' && (names(l.statement).includes(target) || inManifest(l)));
   const test = pick('test', target);
   const sign = pick('sign', target);
-  const unsigned = sign ? ((sign.statement.predicate['packages'] as { signed: { sha256: string }; unsigned: { sha256: string } }[]).find((p) => p.signed.sha256 === target)?.unsigned.sha256 ?? '') : target;
+  const unsigned = sign
+    ? ((sign.statement.predicate['packages'] as { signed: { sha256: string }; unsigned: { sha256: string } }[]).find(
+        (p) => p.signed.sha256 === target,
+      )?.unsigned.sha256 ?? '')
+    : target;
   const build = pick('build', unsigned);
-  const commit = (build?.statement.predicate['buildDefinition'] as { externalParameters: { source: { commit: string } } } | undefined)?.externalParameters.source.commit;
-  const source = links.filter((l) => l.stage === 'source' && l.statement.subject.some((s) => s.digest['gitCommit'] === commit)).pop();
+  const commit = (
+    build?.statement.predicate['buildDefinition'] as { externalParameters: { source: { commit: string } } } | undefined
+  )?.externalParameters.source.commit;
+  const source = links
+    .filter((l) => l.stage === 'source' && l.statement.subject.some((s) => s.digest['gitCommit'] === commit))
+    .pop();
   const sbom = pick('sbom', target);
   const chain = { source, build, sign, test, release: releases[0], sbom };
-  for (const stage of opts.require ?? ['source', 'build']) if (!chain[stage]) fail(stage, `no ${stage} statement for ${target} in the log`);
-  if (test && test.statement.predicate['result'] !== 'PASSED' && (opts.require ?? []).includes('test')) fail('test', 'the recorded test result is not PASSED');
+  for (const stage of opts.require ?? ['source', 'build'])
+    if (!chain[stage]) fail(stage, `no ${stage} statement for ${target} in the log`);
+  if (test && test.statement.predicate['result'] !== 'PASSED' && (opts.require ?? []).includes('test'))
+    fail('test', 'the recorded test result is not PASSED');
   const runDetails = build?.statement.predicate['runDetails'] as { builder: { id: string } } | undefined;
   return {
     treeSize: cp.size,
@@ -143,11 +172,33 @@ export function verifyChain(
     links: [source, build, sign, test, ...releases, sbom].filter((l): l is ChainLink => l !== undefined),
     entries: links,
     summary: {
-      ...(source ? { source: { repository: String(source.statement.predicate['repository']), commit: String(source.statement.predicate['commit']), tree: String(source.statement.predicate['tree']) } } : {}),
-      ...(build && commit ? { build: { buildId: Number((build.statement.predicate['buildDefinition'] as { internalParameters: { buildId: number } }).internalParameters.buildId), builders: runDetails?.builder.id ?? '', commit } } : {}),
+      ...(source
+        ? {
+            source: {
+              repository: String(source.statement.predicate['repository']),
+              commit: String(source.statement.predicate['commit']),
+              tree: String(source.statement.predicate['tree']),
+            },
+          }
+        : {}),
+      ...(build && commit
+        ? {
+            build: {
+              buildId: Number(
+                (build.statement.predicate['buildDefinition'] as { internalParameters: { buildId: number } })
+                  .internalParameters.buildId,
+              ),
+              builders: runDetails?.builder.id ?? '',
+              commit,
+            },
+          }
+        : {}),
       ...(sign ? { sign: { key: String(sign.statement.predicate['keyFingerprint']), unsigned } } : {}),
       ...(test ? { test: { result: String(test.statement.predicate['result']) } } : {}),
-      releases: releases.map((r) => ({ repository: String(r.statement.predicate['repository']), snapshot: Number(r.statement.predicate['snapshot']) })),
+      releases: releases.map((r) => ({
+        repository: String(r.statement.predicate['repository']),
+        snapshot: Number(r.statement.predicate['snapshot']),
+      })),
     },
   };
 }

@@ -27,7 +27,11 @@ export async function readConfig(env: NodeJS.ProcessEnv = process.env): Promise<
     return null;
   }
   const parsed = CliConfig.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new LenixError('BAD_REQUEST', `config file ${configPath(env)} is not valid: ${parsed.error.issues[0]?.message ?? ''}`);
+  if (!parsed.success)
+    throw new LenixError(
+      'BAD_REQUEST',
+      `config file ${configPath(env)} is not valid: ${parsed.error.issues[0]?.message ?? ''}`,
+    );
   return parsed.data;
 }
 
@@ -39,7 +43,10 @@ export async function writeConfig(config: CliConfig, env: NodeJS.ProcessEnv = pr
   return file;
 }
 
-export async function resolveTarget(flags: { server?: string; token?: string }, env: NodeJS.ProcessEnv = process.env): Promise<{ server: string; token: string | null }> {
+export async function resolveTarget(
+  flags: { server?: string; token?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ server: string; token: string | null }> {
   const file = await readConfig(env);
   const server = flags.server ?? env['LENIX_SERVER'] ?? file?.server ?? 'http://127.0.0.1:8080';
   const token = flags.token ?? env['LENIX_TOKEN'] ?? (file && file.server === server ? file.token : undefined) ?? null;
@@ -62,7 +69,11 @@ export async function apiClientFor(cmd: Command): Promise<ApiClient> {
  * What every agent command starts with: its server and token (`--token-file`, `--token`, `LENIX_TOKEN` or the
  * config file), and a stop signal for SIGINT/SIGTERM.
  */
-export async function agentStart(flags: { server?: string; token?: string }, tokenFile: string | undefined, who: string): Promise<{ api: ApiClient; stop: AbortSignal }> {
+export async function agentStart(
+  flags: { server?: string; token?: string },
+  tokenFile: string | undefined,
+  who: string,
+): Promise<{ api: ApiClient; stop: AbortSignal }> {
   const t = await resolveTarget(flags);
   const token = tokenFile ? await readTokenFile(tokenFile) : t.token;
   if (!token) throw new LenixError('UNAUTHENTICATED', `${who} needs --token, --token-file or LENIX_TOKEN`);

@@ -4,7 +4,6 @@ import { ADVISORY_STATUSES, ADVISORY_TYPES, SEVERITIES } from '../errata/advisor
 import { apiClientFor } from './config.js';
 import { collect, printJson } from './output.js';
 
-
 interface AdvisoryJson {
   id: string;
   repo: string;
@@ -91,12 +90,24 @@ export function addErrataCommands(p: Command): void {
       .option('--id <id>', 'an explicit id (e.g. mirroring the upstream advisory number); default: the next free one')
       .addOption(new Option('--type <type>', 'advisory type').choices([...ADVISORY_TYPES]).makeOptionMandatory()),
   ).action(async (o: TextOpts & { repo: string; type: string; id?: string }, cmd: Command) => {
-    const a = await (await apiClientFor(cmd)).json<AdvisoryJson>('POST', '/api/v1/errata', { repo: o.repo, type: o.type, title: o.title ?? '', ...(o.id ? { id: o.id } : {}), ...(await body(o)) });
+    const a = await (await apiClientFor(cmd)).json<AdvisoryJson>('POST', '/api/v1/errata', {
+      repo: o.repo,
+      type: o.type,
+      title: o.title ?? '',
+      ...(o.id ? { id: o.id } : {}),
+      ...(await body(o)),
+    });
     if (o.json) return printJson(a);
     print(a);
   });
-  withTextOptions(e.command('edit <id>').description('change an advisory (maintainer); a released one keeps its packages')).action(async (id: string, o: TextOpts, cmd: Command) => {
-    const a = await (await apiClientFor(cmd)).json<AdvisoryJson>('PATCH', `/api/v1/errata/${encodeURIComponent(id)}`, await body(o));
+  withTextOptions(
+    e.command('edit <id>').description('change an advisory (maintainer); a released one keeps its packages'),
+  ).action(async (id: string, o: TextOpts, cmd: Command) => {
+    const a = await (await apiClientFor(cmd)).json<AdvisoryJson>(
+      'PATCH',
+      `/api/v1/errata/${encodeURIComponent(id)}`,
+      await body(o),
+    );
     if (o.json) return printJson(a);
     print(a);
   });
@@ -104,7 +115,11 @@ export function addErrataCommands(p: Command): void {
     .description('approve an advisory (maintainer): it goes out with the release that publishes its packages')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
-      const a = await (await apiClientFor(cmd)).json<AdvisoryJson>('POST', `/api/v1/errata/${encodeURIComponent(id)}/approve`, {});
+      const a = await (await apiClientFor(cmd)).json<AdvisoryJson>(
+        'POST',
+        `/api/v1/errata/${encodeURIComponent(id)}/approve`,
+        {},
+      );
       if (o.json) return printJson(a);
       print(a);
     });
@@ -114,12 +129,21 @@ export function addErrataCommands(p: Command): void {
     .addOption(new Option('--severity <s>').choices([...SEVERITIES]))
     .addOption(new Option('--status <s>').choices([...ADVISORY_STATUSES]))
     .option('--json', 'print JSON')
-    .action(async (o: { repo?: string; type?: string; severity?: string; status?: string; json?: boolean }, cmd: Command) => {
-      const q = new URLSearchParams(Object.entries({ repo: o.repo, type: o.type, severity: o.severity, status: o.status }).filter((x): x is [string, string] => x[1] !== undefined));
-      const r = await (await apiClientFor(cmd)).json<{ errata: AdvisoryJson[] }>('GET', `/api/v1/errata?${q}`);
-      if (o.json) return printJson(r.errata);
-      for (const a of r.errata) process.stdout.write(`${a.id.padEnd(16)} ${a.type.padEnd(11)} ${(a.severity ?? '-').padEnd(9)} ${a.status.padEnd(8)} ${a.repo.padEnd(12)} ${a.title}\n`);
-    });
+    .action(
+      async (o: { repo?: string; type?: string; severity?: string; status?: string; json?: boolean }, cmd: Command) => {
+        const q = new URLSearchParams(
+          Object.entries({ repo: o.repo, type: o.type, severity: o.severity, status: o.status }).filter(
+            (x): x is [string, string] => x[1] !== undefined,
+          ),
+        );
+        const r = await (await apiClientFor(cmd)).json<{ errata: AdvisoryJson[] }>('GET', `/api/v1/errata?${q}`);
+        if (o.json) return printJson(r.errata);
+        for (const a of r.errata)
+          process.stdout.write(
+            `${a.id.padEnd(16)} ${a.type.padEnd(11)} ${(a.severity ?? '-').padEnd(9)} ${a.status.padEnd(8)} ${a.repo.padEnd(12)} ${a.title}\n`,
+          );
+      },
+    );
   e.command('show <id>')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
@@ -128,13 +152,21 @@ export function addErrataCommands(p: Command): void {
       print(a);
     });
   e.command('import <file>')
-    .description('propose advisories (drafts) from an upstream updateinfo.xml or OSV record, for packages Lenix built at that version or later')
+    .description(
+      'propose advisories (drafts) from an upstream updateinfo.xml or OSV record, for packages Lenix built at that version or later',
+    )
     .requiredOption('--repo <name>', 'the repository the proposals are for')
     .option('--json', 'print JSON')
     .action(async (file: string, o: { repo: string; json?: boolean }, cmd: Command) => {
-      const r = await (await apiClientFor(cmd)).json<{ proposed: AdvisoryJson[]; skipped: { upstream: string; why: string }[] }>('POST', '/api/v1/errata/import', { repo: o.repo, content: await readFile(file, 'utf8') });
+      const r = await (await apiClientFor(cmd)).json<{
+        proposed: AdvisoryJson[];
+        skipped: { upstream: string; why: string }[];
+      }>('POST', '/api/v1/errata/import', { repo: o.repo, content: await readFile(file, 'utf8') });
       if (o.json) return printJson(r);
-      for (const a of r.proposed) process.stdout.write(`proposed ${a.id} (draft) for ${a.upstreamId}: ${a.packages.map((p) => p.nevra).join(', ')}\n`);
+      for (const a of r.proposed)
+        process.stdout.write(
+          `proposed ${a.id} (draft) for ${a.upstreamId}: ${a.packages.map((p) => p.nevra).join(', ')}\n`,
+        );
       for (const s of r.skipped) process.stdout.write(`skipped ${s.upstream}: ${s.why}\n`);
     });
 }

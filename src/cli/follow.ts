@@ -37,7 +37,12 @@ export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator
 }
 
 /** Follow a task's log until it ends; returns the task's final state. */
-export async function followLog(api: ApiClient, taskId: number, onText: (text: string) => void, signal?: AbortSignal): Promise<string> {
+export async function followLog(
+  api: ApiClient,
+  taskId: number,
+  onText: (text: string) => void,
+  signal?: AbortSignal,
+): Promise<string> {
   const res = await api.request('GET', `/api/v1/tasks/${taskId}/log?follow=1`, signal ? { signal } : {});
   if (!res.body) return 'unknown';
   for await (const ev of readSse(res.body)) {

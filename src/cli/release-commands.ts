@@ -38,9 +38,21 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--name <name>', 'signer name', `signer-${os.hostname()}`)
     .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-signer'))
     .action(async (o: { keys: string; tokenFile?: string; name: string; work: string }, cmd: Command) => {
-      const { api, stop } = await agentStart(cmd.optsWithGlobals<Global>(), o.tokenFile, 'the signer (scope agent:sign)');
+      const { api, stop } = await agentStart(
+        cmd.optsWithGlobals<Global>(),
+        o.tokenFile,
+        'the signer (scope agent:sign)',
+      );
       await mkdir(o.work, { recursive: true, mode: 0o700 });
-      await runSigner({ client: new AgentClient(api), api, name: o.name, keysDir: path.resolve(o.keys), workRoot: path.resolve(o.work), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'signer' } }), stop });
+      await runSigner({
+        client: new AgentClient(api),
+        api,
+        name: o.name,
+        keysDir: path.resolve(o.keys),
+        workRoot: path.resolve(o.work),
+        log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'signer' } }),
+        stop,
+      });
     });
 
   addLimitOptions(
@@ -53,22 +65,44 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       .option('--rpmlint-config <file>', 'rpmlint configuration', RPMLINT_CONFIG)
       .option('--jobs <n>', 'test runs at once', '1'),
     { timeoutSeconds: 3600 },
-  ).action(async (o: LimitFlags & { tokenFile?: string; name: string; work: string; rpmlintConfig: string; jobs: string }, cmd: Command) => {
-    const limits = limitsFrom(o);
-    const identity = await resolveSandboxIdentity();
-    const { api, stop } = await agentStart(cmd.optsWithGlobals<Global>(), o.tokenFile, 'the tester (scope agent:test)');
-    await runTester({ client: new AgentClient(api), api, name: o.name, workRoot: path.resolve(o.work), identity, limits, rpmlintConfig: path.resolve(o.rpmlintConfig), jobs: Number(o.jobs), log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }), stop });
-  });
+  ).action(
+    async (
+      o: LimitFlags & { tokenFile?: string; name: string; work: string; rpmlintConfig: string; jobs: string },
+      cmd: Command,
+    ) => {
+      const limits = limitsFrom(o);
+      const identity = await resolveSandboxIdentity();
+      const { api, stop } = await agentStart(
+        cmd.optsWithGlobals<Global>(),
+        o.tokenFile,
+        'the tester (scope agent:test)',
+      );
+      await runTester({
+        client: new AgentClient(api),
+        api,
+        name: o.name,
+        workRoot: path.resolve(o.work),
+        identity,
+        limits,
+        rpmlintConfig: path.resolve(o.rpmlintConfig),
+        jobs: Number(o.jobs),
+        log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }),
+        stop,
+      });
+    },
+  );
 
-  const keys = p.command('keys').description('OpenPGP signing keys (private ones live only in the signer\'s folder)');
+  const keys = p.command('keys').description("OpenPGP signing keys (private ones live only in the signer's folder)");
   keys
     .command('generate <name>')
-    .option('--keys <dir>', 'the signer\'s GnuPG home', DEFAULT_KEYS_DIR)
+    .option('--keys <dir>', "the signer's GnuPG home", DEFAULT_KEYS_DIR)
     .option('--algo <algo>', 'rsa4096 (EL8/EL9 rpm) or ed25519', 'rsa4096')
     .option('--json', 'print JSON')
     .action(async (name: string, o: { keys: string; algo: string; json?: boolean }) => {
-      if (o.algo !== 'rsa4096' && o.algo !== 'ed25519') throw new LenixError('BAD_REQUEST', '--algo is rsa4096 or ed25519');
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new LenixError('INVALID_NAME', 'key name must be a plain word');
+      if (o.algo !== 'rsa4096' && o.algo !== 'ed25519')
+        throw new LenixError('BAD_REQUEST', '--algo is rsa4096 or ed25519');
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name))
+        throw new LenixError('INVALID_NAME', 'key name must be a plain word');
       const k = await generateKey(path.resolve(o.keys), name, o.algo);
       if (o.json) return printJson(k);
       process.stdout.write(`${k.fingerprint}  ${k.algorithm}  ${k.name}\n`);
@@ -82,16 +116,34 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       if (o.keys) {
         const ks = await listSecretKeys(path.resolve(o.keys));
         if (o.json) return printJson(ks);
-        process.stdout.write(`${table(ks.map((k) => [k.fingerprint, k.algorithm, k.name]), ['FINGERPRINT', 'ALGO', 'NAME'])}\n`);
+        process.stdout.write(
+          `${table(
+            ks.map((k) => [k.fingerprint, k.algorithm, k.name]),
+            ['FINGERPRINT', 'ALGO', 'NAME'],
+          )}\n`,
+        );
         return;
       }
-      const r = await (await client(cmd)).json<{ signingKey: string | null; keys: { fingerprint: string; name: string; algorithm: string }[] }>('GET', '/api/v1/keys');
+      const r = await (await client(cmd)).json<{
+        signingKey: string | null;
+        keys: { fingerprint: string; name: string; algorithm: string }[];
+      }>('GET', '/api/v1/keys');
       if (o.json) return printJson(r);
-      process.stdout.write(`${table(r.keys.map((k) => [k.fingerprint, k.algorithm, k.name, k.fingerprint === r.signingKey ? 'signs new builds' : '']), ['FINGERPRINT', 'ALGO', 'NAME', ''])}\n`);
+      process.stdout.write(
+        `${table(
+          r.keys.map((k) => [
+            k.fingerprint,
+            k.algorithm,
+            k.name,
+            k.fingerprint === r.signingKey ? 'signs new builds' : '',
+          ]),
+          ['FINGERPRINT', 'ALGO', 'NAME', ''],
+        )}\n`,
+      );
     });
   keys
     .command('export <fingerprint>')
-    .option('--keys <dir>', 'the signer\'s GnuPG home', DEFAULT_KEYS_DIR)
+    .option('--keys <dir>', "the signer's GnuPG home", DEFAULT_KEYS_DIR)
     .action(async (fpr: string, o: { keys: string }) => {
       process.stdout.write(await exportPublicKey(path.resolve(o.keys), fpr));
     });
@@ -99,7 +151,9 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .command('use <fingerprint>')
     .description('sign new builds with this key (admin)')
     .action(async (fpr: string, _o: unknown, cmd: Command) => {
-      const r = await (await client(cmd)).json<{ signingKey: string }>('PUT', '/api/v1/keys/signing', { fingerprint: fpr });
+      const r = await (await client(cmd)).json<{ signingKey: string }>('PUT', '/api/v1/keys/signing', {
+        fingerprint: fpr,
+      });
       process.stdout.write(`new builds are signed with ${r.signingKey}\n`);
     });
 
@@ -107,36 +161,85 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
   repo
     .command('create <name>')
     .option('--arch <arch>', 'architecture (repeatable)', collect)
-    .option('--key <fingerprint>', 'signing key (repeatable; default: the server\'s signing key)', collect)
+    .option('--key <fingerprint>', "signing key (repeatable; default: the server's signing key)", collect)
     .option('--keep-days <n>', 'keep old snapshots this long', '14')
-    .option('--vendor <ns>', 'purl namespace of its packages in SBOMs (e.g. almalinux; default: the server\'s)')
+    .option('--vendor <ns>', "purl namespace of its packages in SBOMs (e.g. almalinux; default: the server's)")
     .option('--distro <id>', 'purl distro qualifier in SBOMs (e.g. almalinux-9)')
-    .option('--errata-prefix <P>', 'advisory id prefix: P gives PSA/PBA/PEA ids (default: the server\'s, LX)')
-    .option('--osv-ecosystem <E>', 'registered OSV ecosystem for its OSV records (e.g. AlmaLinux:9); none: no OSV records')
+    .option('--errata-prefix <P>', "advisory id prefix: P gives PSA/PBA/PEA ids (default: the server's, LX)")
+    .option(
+      '--osv-ecosystem <E>',
+      'registered OSV ecosystem for its OSV records (e.g. AlmaLinux:9); none: no OSV records',
+    )
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { arch?: string[]; key?: string[]; keepDays: string; vendor?: string; distro?: string; errataPrefix?: string; osvEcosystem?: string; json?: boolean }, cmd: Command) => {
-      const r = await (await client(cmd)).json<RepoJson>('POST', '/api/v1/repos', { name, arches: o.arch ?? [hostArchName()], keys: o.key ?? [], keepDays: Number(o.keepDays), ...(o.vendor ? { vendor: o.vendor } : {}), ...(o.distro ? { distro: o.distro } : {}), ...(o.errataPrefix ? { errataPrefix: o.errataPrefix } : {}), ...(o.osvEcosystem ? { osvEcosystem: o.osvEcosystem } : {}) });
-      if (o.json) return printJson(r);
-      process.stdout.write(`repository ${r.name} (${r.arches.join(', ')}) signed by ${r.keys.map((k) => k.fingerprint).join(', ')}\n`);
-    });
+    .action(
+      async (
+        name: string,
+        o: {
+          arch?: string[];
+          key?: string[];
+          keepDays: string;
+          vendor?: string;
+          distro?: string;
+          errataPrefix?: string;
+          osvEcosystem?: string;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const r = await (await client(cmd)).json<RepoJson>('POST', '/api/v1/repos', {
+          name,
+          arches: o.arch ?? [hostArchName()],
+          keys: o.key ?? [],
+          keepDays: Number(o.keepDays),
+          ...(o.vendor ? { vendor: o.vendor } : {}),
+          ...(o.distro ? { distro: o.distro } : {}),
+          ...(o.errataPrefix ? { errataPrefix: o.errataPrefix } : {}),
+          ...(o.osvEcosystem ? { osvEcosystem: o.osvEcosystem } : {}),
+        });
+        if (o.json) return printJson(r);
+        process.stdout.write(
+          `repository ${r.name} (${r.arches.join(', ')}) signed by ${r.keys.map((k) => k.fingerprint).join(', ')}\n`,
+        );
+      },
+    );
   repo
     .command('list')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const { repos } = await (await client(cmd)).json<{ repos: RepoJson[] }>('GET', '/api/v1/repos');
       if (o.json) return printJson(repos);
-      process.stdout.write(`${table(repos.map((r) => [r.name, r.arches.join(','), r.currentSnapshot, r.keys.filter((k) => !k.retiredAt).length, r.repoFile]), ['NAME', 'ARCHES', 'SNAPSHOT', 'KEYS', 'REPO FILE'])}\n`);
+      process.stdout.write(
+        `${table(
+          repos.map((r) => [
+            r.name,
+            r.arches.join(','),
+            r.currentSnapshot,
+            r.keys.filter((k) => !k.retiredAt).length,
+            r.repoFile,
+          ]),
+          ['NAME', 'ARCHES', 'SNAPSHOT', 'KEYS', 'REPO FILE'],
+        )}\n`,
+      );
     });
   repo
     .command('show <name>')
     .option('--json', 'print JSON')
     .action(async (name: string, o: { json?: boolean }, cmd: Command) => {
       const api = await client(cmd);
-      const r = await api.json<RepoJson & { snapshots: SnapshotJson[]; releases: ReleaseJson[] }>('GET', `/api/v1/repos/${encodeURIComponent(name)}`);
+      const r = await api.json<RepoJson & { snapshots: SnapshotJson[]; releases: ReleaseJson[] }>(
+        'GET',
+        `/api/v1/repos/${encodeURIComponent(name)}`,
+      );
       if (o.json) return printJson(r);
-      const out = [`repository ${r.name}  arches ${r.arches.join(', ')}  current snapshot ${r.currentSnapshot ?? '-'}`, `install: curl -o /etc/yum.repos.d/${r.name}.repo ${api.base}${r.repoFile}`];
+      const out = [
+        `repository ${r.name}  arches ${r.arches.join(', ')}  current snapshot ${r.currentSnapshot ?? '-'}`,
+        `install: curl -o /etc/yum.repos.d/${r.name}.repo ${api.base}${r.repoFile}`,
+      ];
       for (const k of r.keys) out.push(`  key ${k.fingerprint}${k.retiredAt ? ` (retired ${k.retiredAt})` : ''}`);
-      for (const s of r.snapshots) out.push(`  snapshot ${s.id}  ${s.state}  ${s.packages.length} packages  ${s.publishedAt ?? ''}${s.id === r.currentSnapshot ? '  <- current' : ''}`);
+      for (const s of r.snapshots)
+        out.push(
+          `  snapshot ${s.id}  ${s.state}  ${s.packages.length} packages  ${s.publishedAt ?? ''}${s.id === r.currentSnapshot ? '  <- current' : ''}`,
+        );
       process.stdout.write(`${out.join('\n')}\n`);
     });
   repo
@@ -145,19 +248,28 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--add <fingerprint>')
     .option('--retire <fingerprint>')
     .action(async (name: string, o: { add?: string; retire?: string }, cmd: Command) => {
-      const r = await (await client(cmd)).json<RepoJson>('POST', `/api/v1/repos/${encodeURIComponent(name)}/keys`, { add: o.add, retire: o.retire });
+      const r = await (await client(cmd)).json<RepoJson>('POST', `/api/v1/repos/${encodeURIComponent(name)}/keys`, {
+        add: o.add,
+        retire: o.retire,
+      });
       for (const k of r.keys) process.stdout.write(`${k.fingerprint}${k.retiredAt ? '  retired' : '  active'}\n`);
     });
   repo
     .command('rollback <name> [snapshot]')
     .action(async (name: string, snapshot: string | undefined, _o: unknown, cmd: Command) => {
-      const r = await (await client(cmd)).json<{ current: number }>('POST', `/api/v1/repos/${encodeURIComponent(name)}/rollback`, snapshot ? { snapshot: Number(snapshot) } : {});
+      const r = await (await client(cmd)).json<{ current: number }>(
+        'POST',
+        `/api/v1/repos/${encodeURIComponent(name)}/rollback`,
+        snapshot ? { snapshot: Number(snapshot) } : {},
+      );
       process.stdout.write(`${name} now serves snapshot ${r.current}\n`);
     });
 
   repo
     .command('republish <name>')
-    .description('publish the current packages again with fresh metadata (e.g. advisories approved since their release)')
+    .description(
+      'publish the current packages again with fresh metadata (e.g. advisories approved since their release)',
+    )
     .option('--wait', 'wait until it is published', false)
     .option('--json', 'print JSON')
     .action(async (name: string, o: { wait: boolean; json?: boolean }, cmd: Command) => {
@@ -170,35 +282,61 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     });
 
   p.command('release <builds...>')
-    .description('release builds into a repository: `lenix release 12 13 --to REPO [--approve]`; `lenix release approve ID`')
+    .description(
+      'release builds into a repository: `lenix release 12 13 --to REPO [--approve]`; `lenix release approve ID`',
+    )
     .option('--to <repo>', 'target repository')
     .option('--approve', 'approve at once (publishing starts)', false)
     .option('--override <reason>', 'release despite failed tests, with a reason that is kept with the release')
     .option('--wait', 'wait until the release is published or fails', false)
     .option('--json', 'print JSON')
-    .action(async (builds: string[], o: { to?: string; approve: boolean; override?: string; wait: boolean; json?: boolean }, cmd: Command) => {
-      const api = await client(cmd);
-      let rel: ReleaseJson;
-      if (builds[0] === 'approve') {
-        rel = await api.json<ReleaseJson>('POST', `/api/v1/releases/${Number(builds[1])}/approve`, {});
-      } else {
-        if (!o.to) throw new LenixError('BAD_REQUEST', 'lenix release needs --to REPO');
-        const ids = builds.map(Number);
-        if (ids.some((n) => !Number.isInteger(n) || n <= 0)) throw new LenixError('BAD_REQUEST', 'build ids are positive integers');
-        rel = await api.json<ReleaseJson>('POST', '/api/v1/releases', { repo: o.to, builds: ids, approve: o.approve, override: o.override });
-      }
-      if (o.wait) rel = await waitForRelease(api, rel.id);
-      if (o.json) printJson(rel);
-      else printRelease(rel);
-      if (o.wait && rel.state !== 'published') state.code = 1;
-    });
+    .action(
+      async (
+        builds: string[],
+        o: { to?: string; approve: boolean; override?: string; wait: boolean; json?: boolean },
+        cmd: Command,
+      ) => {
+        const api = await client(cmd);
+        let rel: ReleaseJson;
+        if (builds[0] === 'approve') {
+          rel = await api.json<ReleaseJson>('POST', `/api/v1/releases/${Number(builds[1])}/approve`, {});
+        } else {
+          if (!o.to) throw new LenixError('BAD_REQUEST', 'lenix release needs --to REPO');
+          const ids = builds.map(Number);
+          if (ids.some((n) => !Number.isInteger(n) || n <= 0))
+            throw new LenixError('BAD_REQUEST', 'build ids are positive integers');
+          rel = await api.json<ReleaseJson>('POST', '/api/v1/releases', {
+            repo: o.to,
+            builds: ids,
+            approve: o.approve,
+            override: o.override,
+          });
+        }
+        if (o.wait) rel = await waitForRelease(api, rel.id);
+        if (o.json) printJson(rel);
+        else printRelease(rel);
+        if (o.wait && rel.state !== 'published') state.code = 1;
+      },
+    );
 
   p.command('releases')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const { releases } = await (await client(cmd)).json<{ releases: ReleaseJson[] }>('GET', '/api/v1/releases');
       if (o.json) return printJson(releases);
-      process.stdout.write(`${table(releases.map((r) => [r.id, r.repoId, r.builds.join(','), r.state, r.overrideReason ? `override: ${r.overrideReason}` : '', ago(r.createdAt)]), ['ID', 'REPO', 'BUILDS', 'STATE', 'NOTE', 'CREATED'])}\n`);
+      process.stdout.write(
+        `${table(
+          releases.map((r) => [
+            r.id,
+            r.repoId,
+            r.builds.join(','),
+            r.state,
+            r.overrideReason ? `override: ${r.overrideReason}` : '',
+            ago(r.createdAt),
+          ]),
+          ['ID', 'REPO', 'BUILDS', 'STATE', 'NOTE', 'CREATED'],
+        )}\n`,
+      );
     });
 }
 
@@ -211,8 +349,14 @@ export async function waitForRelease(api: ApiClient, id: number): Promise<Releas
 }
 
 function printRelease(r: ReleaseJson): void {
-  const plan = r.plan as { added?: { arch: string; nevra: string }[]; replaced?: { from: { nevra: string }; to: { nevra: string; arch: string } }[]; unchanged?: unknown[] };
-  const out = [`release ${r.id}  builds ${r.builds.join(', ')}  ${r.state}${r.reason ? `  (${r.reasonCode}: ${r.reason})` : ''}`];
+  const plan = r.plan as {
+    added?: { arch: string; nevra: string }[];
+    replaced?: { from: { nevra: string }; to: { nevra: string; arch: string } }[];
+    unchanged?: unknown[];
+  };
+  const out = [
+    `release ${r.id}  builds ${r.builds.join(', ')}  ${r.state}${r.reason ? `  (${r.reasonCode}: ${r.reason})` : ''}`,
+  ];
   if (r.overrideReason) out.push(`  override: ${r.overrideReason}`);
   for (const a of plan.added ?? []) out.push(`  + ${a.arch}/${a.nevra}`);
   for (const x of plan.replaced ?? []) out.push(`  ~ ${x.to.arch}/${x.from.nevra} -> ${x.to.nevra}`);

@@ -16,7 +16,7 @@ export function addLimitOptions(cmd: Command, defaults: { timeoutSeconds: number
   return cmd
     .option('--timeout <seconds>', 'wall-clock limit per run', String(defaults.timeoutSeconds))
     .option('--memory <mib>', 'memory limit per process (address space)', '8192')
-    .option('--disk <mib>', 'size of the sandbox\'s work folder (a tmpfs: writes past it fail)', '8192')
+    .option('--disk <mib>', "size of the sandbox's work folder (a tmpfs: writes past it fail)", '8192')
     .option('--max-procs <n>', 'processes per sandbox (fork bombs stop here)', '4096')
     .option('--max-open-files <n>', 'open files per process', '4096')
     .option('--log-limit <mib>', 'log bytes per run; past it the log is cut and the run fails', '64');

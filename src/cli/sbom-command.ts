@@ -8,7 +8,9 @@ import { apiClientFor } from './config.js';
 /** `lenix sbom build:ID | FILE.rpm | SHA256 | repo:NAME[@SNAPSHOT] --format F [--output FILE]` */
 export function addSbomCommand(p: Command): void {
   p.command('sbom <target>')
-    .description('download the SBOM of a build, a package (file or sha256) or a repository snapshot (repo:NAME, repo:NAME@ID)')
+    .description(
+      'download the SBOM of a build, a package (file or sha256) or a repository snapshot (repo:NAME, repo:NAME@ID)',
+    )
     .addOption(new Option('--format <format>', 'document format').choices([...SBOM_FORMATS]).default('cyclonedx-json'))
     .option('-o, --output <file>', 'write to a file instead of standard output')
     .action(async (target: string, o: { format: string; output?: string }, cmd: Command) => {
@@ -20,7 +22,10 @@ export function addSbomCommand(p: Command): void {
       else if (/^[0-9a-f]{64}$/.test(target)) path = `/api/v1/artifacts/${target}/sbom`;
       else {
         const digest = await sha256File(target).catch(() => {
-          throw new LenixError('NOT_FOUND', `cannot read ${target} (give build:ID, repo:NAME[@ID], a sha256 or an RPM file)`);
+          throw new LenixError(
+            'NOT_FOUND',
+            `cannot read ${target} (give build:ID, repo:NAME[@ID], a sha256 or an RPM file)`,
+          );
         });
         path = `/api/v1/artifacts/${digest}/sbom`;
       }
@@ -28,6 +33,8 @@ export function addSbomCommand(p: Command): void {
       const body = await res.text();
       if (!o.output) return void process.stdout.write(body);
       await writeFile(o.output, body);
-      process.stderr.write(`wrote ${o.output} (sha256 ${res.headers.get('x-lenix-sbom-sha256')}, ledger entry ${res.headers.get('x-lenix-ledger-entry')})\n`);
+      process.stderr.write(
+        `wrote ${o.output} (sha256 ${res.headers.get('x-lenix-sbom-sha256')}, ledger entry ${res.headers.get('x-lenix-ledger-entry')})\n`,
+      );
     });
 }

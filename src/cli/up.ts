@@ -43,7 +43,11 @@ export async function runUp(o: UpOptions): Promise<void> {
   const keysDir = path.join(data, 'signer', 'gnupg');
   const stopAll = async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-    await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)),
+      ),
+    );
     // gpg started an agent for the signer's key folder; it outlives the signer unless told to stop.
     await run('gpgconf', ['--homedir', keysDir, '--kill', 'gpg-agent']).catch(() => undefined);
   };
@@ -73,7 +77,9 @@ export async function runUp(o: UpOptions): Promise<void> {
         children.splice(children.indexOf(c), 1);
         if (stopping) return;
         if (Date.now() - began > 60_000) backoff = 1000;
-        process.stderr.write(`lenix up: the ${name} exited (${signal ?? `status ${code}`}); restarting it in ${backoff / 1000} s; see ${logFile(name)}\n`);
+        process.stderr.write(
+          `lenix up: the ${name} exited (${signal ?? `status ${code}`}); restarting it in ${backoff / 1000} s; see ${logFile(name)}\n`,
+        );
         setTimeout(() => {
           if (!stopping) launch();
         }, backoff).unref();
@@ -89,12 +95,33 @@ export async function runUp(o: UpOptions): Promise<void> {
   let listening: (url: string) => void = () => undefined;
   const server = supervise('server', () => {
     // On one's own machine, repositories in one's home folder (and the samples) may be sources.
-    const roots = [os.homedir(), path.join(data, 'samples'), ...(o.localSourceRoots ?? [])].flatMap((d) => ['--local-source-root', d]);
-    return spawnLogged(logFile('server'), ['server', '--data', path.join(data, 'server'), '--port', String(o.port), '--admin-token-file', adminTokenFile, ...roots], /lenix server listening on (\S+)/, (u) => listening(u));
+    const roots = [os.homedir(), path.join(data, 'samples'), ...(o.localSourceRoots ?? [])].flatMap((d) => [
+      '--local-source-root',
+      d,
+    ]);
+    return spawnLogged(
+      logFile('server'),
+      [
+        'server',
+        '--data',
+        path.join(data, 'server'),
+        '--port',
+        String(o.port),
+        '--admin-token-file',
+        adminTokenFile,
+        ...roots,
+      ],
+      /lenix server listening on (\S+)/,
+      (u) => listening(u),
+    );
   });
   const url = await new Promise<string>((resolve, reject) => {
     listening = resolve;
-    server.once('exit', (code) => reject(new LenixError('UNAVAILABLE', `the server exited (status ${code}) before listening; see ${logFile('server')}`)));
+    server.once('exit', (code) =>
+      reject(
+        new LenixError('UNAVAILABLE', `the server exited (status ${code}) before listening; see ${logFile('server')}`),
+      ),
+    );
   }).catch(async (err: unknown) => {
     stopping = true;
     await stopAll();
@@ -110,7 +137,10 @@ export async function runUp(o: UpOptions): Promise<void> {
     const file = path.join(data, dir, 'token');
     if (!existsSync(file)) {
       await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-      const t = await admin.json<{ token: string }>('POST', '/api/v1/tokens', { name: `${role}-${os.hostname()}`, scopes: [`agent:${role}`] });
+      const t = await admin.json<{ token: string }>('POST', '/api/v1/tokens', {
+        name: `${role}-${os.hostname()}`,
+        scopes: [`agent:${role}`],
+      });
       await writeFile(file, `${t.token}\n`, { mode: 0o600 });
     }
     return file;
@@ -126,15 +156,48 @@ export async function runUp(o: UpOptions): Promise<void> {
     const k = await generateKey(keysDir, 'lenix-up', 'rsa4096');
     say(`  created signing key ${k.fingerprint} (RSA-4096) in ${keysDir}`);
   }
-  child('signer', ['signer', '--server', url, '--token-file', await agentToken('sign', 'signer'), '--keys', keysDir, '--work', path.join(data, 'signer', 'work')]);
-  child('node', ['node', '--server', url, '--token-file', await agentToken('build', 'node'), '--name', `local-${os.hostname()}`, '--work', path.join(data, 'node', 'work')]);
+  child('signer', [
+    'signer',
+    '--server',
+    url,
+    '--token-file',
+    await agentToken('sign', 'signer'),
+    '--keys',
+    keysDir,
+    '--work',
+    path.join(data, 'signer', 'work'),
+  ]);
+  child('node', [
+    'node',
+    '--server',
+    url,
+    '--token-file',
+    await agentToken('build', 'node'),
+    '--name',
+    `local-${os.hostname()}`,
+    '--work',
+    path.join(data, 'node', 'work'),
+  ]);
   // The tester writes its test roots' id maps (the lenix-build user's subordinate ids), which needs root;
   // without it builds are signed but not tested.
   const testing = process.getuid?.() === 0;
-  if (testing) child('tester', ['tester', '--server', url, '--token-file', await agentToken('test', 'tester'), '--name', `tester-${os.hostname()}`, '--work', path.join(data, 'tester', 'work')]);
+  if (testing)
+    child('tester', [
+      'tester',
+      '--server',
+      url,
+      '--token-file',
+      await agentToken('test', 'tester'),
+      '--name',
+      `tester-${os.hostname()}`,
+      '--work',
+      path.join(data, 'tester', 'work'),
+    ]);
   else say('  note: not running as root, so no tester: the samples are released with a recorded override');
   // New builds are signed once the signer has announced its key.
-  const signingKey = await until(async () => (await admin.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey);
+  const signingKey = await until(
+    async () => (await admin.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey,
+  );
 
   const [logKey, logPqKey] = (await (await admin.request('GET', '/ledger/keys')).text()).trim().split('\n');
   const witness = await startLocalWitness(data, url, [logKey!, logPqKey!], admin, supervise);
@@ -159,9 +222,17 @@ export async function runUp(o: UpOptions): Promise<void> {
  * A role whose stdout and stderr both go to its log file (its JSON log is on stdout), watching the start of its
  * output for the line that says where it listens.
  */
-function spawnLogged(logFile: string, args: string[], listening: RegExp, onListening: (url: string) => void): ChildProcess {
+function spawnLogged(
+  logFile: string,
+  args: string[],
+  listening: RegExp,
+  onListening: (url: string) => void,
+): ChildProcess {
   const log = openSync(logFile, 'a');
-  const c = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', log], env: { ...process.env, LENIX_LOG_LEVEL: process.env['LENIX_LOG_LEVEL'] ?? 'info' } });
+  const c = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['ignore', 'pipe', log],
+    env: { ...process.env, LENIX_LOG_LEVEL: process.env['LENIX_LOG_LEVEL'] ?? 'info' },
+  });
   const out = createWriteStream('', { fd: log });
   let head = '';
   c.stdout!.on('data', (d: Buffer) => {
@@ -175,7 +246,13 @@ function spawnLogged(logFile: string, args: string[], listening: RegExp, onListe
   return c;
 }
 
-async function startLocalWitness(data: string, url: string, logKeys: readonly string[], admin: ApiClient, supervise: (name: string, start: () => ChildProcess) => ChildProcess): Promise<{ url: string; key: string }> {
+async function startLocalWitness(
+  data: string,
+  url: string,
+  logKeys: readonly string[],
+  admin: ApiClient,
+  supervise: (name: string, start: () => ChildProcess) => ChildProcess,
+): Promise<{ url: string; key: string }> {
   const dir = path.join(data, 'witness');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const logFile = path.join(data, 'logs', 'witness.log');
@@ -183,23 +260,37 @@ async function startLocalWitness(data: string, url: string, logKeys: readonly st
   let port = '0';
   let found: (u: string) => void = () => undefined;
   const w = supervise('witness', () => {
-    return spawnLogged(logFile, ['witness', '--log', url, ...logKeys.flatMap((k) => ['--log-key', k]), '--key', dir, '--port', port], /lenix witness listening on (\S+)/, (u) => found(u));
+    return spawnLogged(
+      logFile,
+      ['witness', '--log', url, ...logKeys.flatMap((k) => ['--log-key', k]), '--key', dir, '--port', port],
+      /lenix witness listening on (\S+)/,
+      (u) => found(u),
+    );
   });
   const witnessUrl = await new Promise<string>((resolve, reject) => {
     found = resolve;
-    w.once('exit', (code) => reject(new LenixError('UNAVAILABLE', `the witness exited (status ${code}); see ${logFile}`)));
+    w.once('exit', (code) =>
+      reject(new LenixError('UNAVAILABLE', `the witness exited (status ${code}); see ${logFile}`)),
+    );
   });
   port = new URL(witnessUrl).port;
   const previous = path.join(dir, 'registered-url');
   const old = existsSync(previous) ? (await readFile(previous, 'utf8')).trim() : '';
-  if (old && old !== witnessUrl) await admin.json('DELETE', '/api/v1/ledger/witnesses', { url: old }).catch(() => undefined);
+  if (old && old !== witnessUrl)
+    await admin.json('DELETE', '/api/v1/ledger/witnesses', { url: old }).catch(() => undefined);
   await admin.json('POST', '/api/v1/ledger/witnesses', { url: witnessUrl });
   await writeFile(previous, `${witnessUrl}\n`);
   const key = (await (await fetch(`${witnessUrl}/key`)).text()).split('\n')[0]!;
   return { url: witnessUrl, key };
 }
 
-async function ensureSamples(admin: ApiClient, data: string, signingKey: string, testing: boolean, say: (line: string) => void): Promise<void> {
+async function ensureSamples(
+  admin: ApiClient,
+  data: string,
+  signingKey: string,
+  testing: boolean,
+  say: (line: string) => void,
+): Promise<void> {
   const { sources } = await admin.json<{ sources: { name: string }[] }>('GET', '/api/v1/sources');
   const fresh: string[] = [];
   for (const name of SAMPLE_NAMES) {
@@ -218,30 +309,53 @@ async function ensureSamples(admin: ApiClient, data: string, signingKey: string,
   }
   say(`samples: building, signing and testing ${fresh.join(', ')}`);
   const builds = [];
-  for (const name of fresh) builds.push(await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', { source: name, repo: SAMPLE_REPO }));
+  for (const name of fresh)
+    builds.push(
+      await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', {
+        source: name,
+        repo: SAMPLE_REPO,
+      }),
+    );
   const done = [];
   for (const b of builds) {
     const built = await waitForBuild(admin, b.id, () => undefined);
     const pipeline = built.state === 'succeeded' ? await waitForPipeline(admin, b.id, testing) : built;
-    const stages = (pipeline.tasks ?? []).filter((t) => t.kind === 'sign' || t.kind === 'test').map((t) => `${t.kind} ${t.state}`);
+    const stages = (pipeline.tasks ?? [])
+      .filter((t) => t.kind === 'sign' || t.kind === 'test')
+      .map((t) => `${t.kind} ${t.state}`);
     const files = (built.tasks ?? []).flatMap((t) => t.artifacts.filter((a) => a.kind === 'rpm').map((a) => a.name));
-    say(`  build ${b.id} ${b.package}-${b.evr}: ${built.state}${built.reason ? ` (${built.reason})` : ''}; ${stages.join(', ')}  ${files.join(' ')}`);
+    say(
+      `  build ${b.id} ${b.package}-${b.evr}: ${built.state}${built.reason ? ` (${built.reason})` : ''}; ${stages.join(', ')}  ${files.join(' ')}`,
+    );
     const signed = (pipeline.tasks ?? []).some((t) => t.kind === 'sign' && t.state === 'succeeded');
-    if ((pipeline.tasks ?? []).some((t) => t.kind === 'test' && t.state === 'succeeded') || (!testing && signed)) done.push(b.id);
+    if ((pipeline.tasks ?? []).some((t) => t.kind === 'test' && t.state === 'succeeded') || (!testing && signed))
+      done.push(b.id);
   }
   if (done.length === 0) return;
-  const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', { repo: SAMPLE_REPO, builds: done, approve: true, ...(testing ? {} : { override: 'lenix up without root: no tester ran' }) });
+  const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', {
+    repo: SAMPLE_REPO,
+    builds: done,
+    approve: true,
+    ...(testing ? {} : { override: 'lenix up without root: no tester ran' }),
+  });
   const published = await waitForRelease(admin, rel.id);
   say(`  release ${rel.id} into ${SAMPLE_REPO}: ${published.state}${published.reason ? ` (${published.reason})` : ''}`);
   if (published.state === 'published') await errataDemo(admin, data, testing, say);
-  say(`  dnf: curl -o /etc/yum.repos.d/${SAMPLE_REPO}.repo ${admin.base}/repos/${SAMPLE_REPO}.repo   (gpgcheck=1, repo_gpgcheck=1)`);
+  say(
+    `  dnf: curl -o /etc/yum.repos.d/${SAMPLE_REPO}.repo ${admin.base}/repos/${SAMPLE_REPO}.repo   (gpgcheck=1, repo_gpgcheck=1)`,
+  );
 }
 
 /**
  * Errata at work: a second version of the noarch sample, released under a sample security advisory, so that
  * `dnf updateinfo list --security` on a client with 1.0 installed answers at once. Once per data folder.
  */
-async function errataDemo(admin: ApiClient, data: string, testing: boolean, say: (line: string) => void): Promise<void> {
+async function errataDemo(
+  admin: ApiClient,
+  data: string,
+  testing: boolean,
+  say: (line: string) => void,
+): Promise<void> {
   const name = 'lenix-hello-data';
   const dir = path.join(data, 'samples', name);
   const specFile = path.join(dir, `${name}.spec`);
@@ -250,12 +364,32 @@ async function errataDemo(admin: ApiClient, data: string, testing: boolean, say:
     specFile,
     spec
       .replace(/^Version:(\s+)1\.0$/m, 'Version:$11.1')
-      .replace('%changelog\n', '%changelog\n* Wed Nov 25 2026 Lenix Samples <samples@lenix.invalid> - 1.1-1\n- Sample fix released under a sample security advisory\n\n'),
+      .replace(
+        '%changelog\n',
+        '%changelog\n* Wed Nov 25 2026 Lenix Samples <samples@lenix.invalid> - 1.1-1\n- Sample fix released under a sample security advisory\n\n',
+      ),
   );
-  await writeFile(path.join(dir, 'greeting.txt'), `${(await readFile(path.join(dir, 'greeting.txt'), 'utf8')).trimEnd()}\n(version 1.1)\n`);
-  const env = { ...process.env, GIT_AUTHOR_NAME: 'Lenix Samples', GIT_AUTHOR_EMAIL: 'samples@lenix.invalid', GIT_COMMITTER_NAME: 'Lenix Samples', GIT_COMMITTER_EMAIL: 'samples@lenix.invalid', GIT_AUTHOR_DATE: '2026-11-25T13:00:00Z', GIT_COMMITTER_DATE: '2026-11-25T13:00:00Z' };
-  await run('git', ['-c', 'commit.gpgsign=false', 'commit', '-q', '-a', '-m', `${name} 1.1: sample fix`], { cwd: dir, env });
-  const b = await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', { source: name, repo: SAMPLE_REPO });
+  await writeFile(
+    path.join(dir, 'greeting.txt'),
+    `${(await readFile(path.join(dir, 'greeting.txt'), 'utf8')).trimEnd()}\n(version 1.1)\n`,
+  );
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'Lenix Samples',
+    GIT_AUTHOR_EMAIL: 'samples@lenix.invalid',
+    GIT_COMMITTER_NAME: 'Lenix Samples',
+    GIT_COMMITTER_EMAIL: 'samples@lenix.invalid',
+    GIT_AUTHOR_DATE: '2026-11-25T13:00:00Z',
+    GIT_COMMITTER_DATE: '2026-11-25T13:00:00Z',
+  };
+  await run('git', ['-c', 'commit.gpgsign=false', 'commit', '-q', '-a', '-m', `${name} 1.1: sample fix`], {
+    cwd: dir,
+    env,
+  });
+  const b = await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', {
+    source: name,
+    repo: SAMPLE_REPO,
+  });
   const built = await waitForBuild(admin, b.id, () => undefined);
   const pipeline = built.state === 'succeeded' ? await waitForPipeline(admin, b.id, testing) : built;
   const ok = (pipeline.tasks ?? []).some((t) => t.kind === (testing ? 'test' : 'sign') && t.state === 'succeeded');
@@ -267,14 +401,24 @@ async function errataDemo(admin: ApiClient, data: string, testing: boolean, say:
     severity: 'Moderate',
     title: `${name} sample security update`,
     synopsis: `Moderate: ${name} sample security update`,
-    description: 'A sample advisory made by lenix up to show errata at work: dnf updateinfo list --security lists it on a client with version 1.0, and dnf update --security applies it. It fixes no real vulnerability.',
+    description:
+      'A sample advisory made by lenix up to show errata at work: dnf updateinfo list --security lists it on a client with version 1.0, and dnf update --security applies it. It fixes no real vulnerability.',
     fromBuild: b.id,
   });
   await admin.json('POST', `/api/v1/errata/${encodeURIComponent(adv.id)}/approve`, {});
-  const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', { repo: SAMPLE_REPO, builds: [b.id], approve: true, ...(testing ? {} : { override: 'lenix up without root: no tester ran' }) });
+  const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', {
+    repo: SAMPLE_REPO,
+    builds: [b.id],
+    approve: true,
+    ...(testing ? {} : { override: 'lenix up without root: no tester ran' }),
+  });
   const published = await waitForRelease(admin, rel.id);
-  say(`  release ${rel.id} into ${SAMPLE_REPO}: ${published.state}, with advisory ${adv.id} (security, Moderate) for ${name}-1.1-1`);
-  say(`  errata: dnf updateinfo list --security; ${admin.base}/errata/feed.atom; ${admin.base}/errata/oval/${SAMPLE_REPO}.xml`);
+  say(
+    `  release ${rel.id} into ${SAMPLE_REPO}: ${published.state}, with advisory ${adv.id} (security, Moderate) for ${name}-1.1-1`,
+  );
+  say(
+    `  errata: dnf updateinfo list --security; ${admin.base}/errata/feed.atom; ${admin.base}/errata/oval/${SAMPLE_REPO}.xml`,
+  );
 }
 
 /** Wait until a build's sign and test tasks have ended (they follow a successful build). */
@@ -285,7 +429,8 @@ async function waitForPipeline(api: ApiClient, id: number, testing: boolean) {
     const sign = tasks.filter((t) => t.kind === 'sign').pop();
     const test = tasks.filter((t) => t.kind === 'test').pop();
     const ended = (s?: string) => s === 'succeeded' || s === 'failed' || s === 'cancelled';
-    if ((sign && ended(sign.state) && (sign.state !== 'succeeded' || !testing)) || (test && ended(test.state))) return b;
+    if ((sign && ended(sign.state) && (sign.state !== 'succeeded' || !testing)) || (test && ended(test.state)))
+      return b;
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -314,6 +459,9 @@ export async function createSampleRepo(name: string, dir: string): Promise<strin
   };
   await run('git', ['init', '-q', '-b', 'main'], { cwd: dir, env });
   await run('git', ['add', '-A'], { cwd: dir, env });
-  await run('git', ['-c', 'commit.gpgsign=false', 'commit', '-q', '-m', `${name}: sample package for Lenix`], { cwd: dir, env });
+  await run('git', ['-c', 'commit.gpgsign=false', 'commit', '-q', '-m', `${name}: sample package for Lenix`], {
+    cwd: dir,
+    env,
+  });
   return dir;
 }

@@ -11,75 +11,109 @@ import { SIG_ED25519 } from '../ledger/note.js';
 import { apiClientFor, configPath } from './config.js';
 import { collect, printJson } from './output.js';
 
-
 /** `lenix verify FILE.rpm | SHA256 | build:ID [--server URL | --bundle FILE] --log-key KEY [--json]` */
 export function addVerifyCommand(p: Command): void {
   p.command('verify [target]')
-    .description('prove, from the transparency ledger, which commit, build node, key, test run and release produced an RPM')
+    .description(
+      'prove, from the transparency ledger, which commit, build node, key, test run and release produced an RPM',
+    )
     .option('--bundle <file>', 'verify offline from a proof bundle (PKG.rpm.proof) instead of asking the server')
-    .option('--log-key <key>', 'a pinned ledger key (name+hash+base64), as `lenix up` prints it, or $LENIX_LOG_KEY; repeat it to also require the ML-DSA-44 checkpoint signature', collect)
+    .option(
+      '--log-key <key>',
+      'a pinned ledger key (name+hash+base64), as `lenix up` prints it, or $LENIX_LOG_KEY; repeat it to also require the ML-DSA-44 checkpoint signature',
+      collect,
+    )
     .option('--witness-key <key>', 'require a cosignature on the checkpoint by this witness key (repeatable)', collect)
-    .option('--pq-key <base64|file>', 'also require the ML-DSA-65 signature by this pinned key (served at /ledger/mldsa65.pub)')
+    .option(
+      '--pq-key <base64|file>',
+      'also require the ML-DSA-65 signature by this pinned key (served at /ledger/mldsa65.pub)',
+    )
     .option('--sbom <file>', 'verify that this SBOM is one Lenix served (its digest is in the ledger)')
     .option('--json', 'print JSON')
-    .action(async (target: string | undefined, o: { bundle?: string; logKey?: string[]; witnessKey?: string[]; pqKey?: string; sbom?: string; json?: boolean }, cmd: Command) => {
-      if (o.sbom && target) throw new LenixError('BAD_REQUEST', 'give either a target or --sbom FILE');
-      if (!o.sbom && !target) throw new LenixError('BAD_REQUEST', 'give an RPM file, a sha256, build:ID, or --sbom FILE');
-      const logKeys = o.logKey ?? (process.env['LENIX_LOG_KEY'] ? process.env['LENIX_LOG_KEY'].split(/\s+/).filter(Boolean) : []);
-      // Remembered checkpoints are kept per log, named by its (first) Ed25519 key.
-      const logKey = logKeys.find((k) => Buffer.from(k.split('+')[2] ?? '', 'base64')[0] === SIG_ED25519) ?? logKeys[0];
-      if (!logKey) throw new LenixError('BAD_REQUEST', 'pin the ledger key with --log-key (printed by lenix up, served at /ledger/key)');
-      let digest: string;
-      let query: string;
-      if (o.sbom) {
-        digest = await sha256File(o.sbom).catch(() => {
-          throw new LenixError('NOT_FOUND', `cannot read ${o.sbom}`);
-        });
-        query = `sha256=${digest}`;
-      } else if (target === undefined) {
-        throw new LenixError('BAD_REQUEST', 'nothing to verify');
-      } else if (/^build:\d+$/.test(target)) {
-        digest = '';
-        query = `build=${target.slice(6)}`;
-      } else if (/^[0-9a-f]{64}$/.test(target)) {
-        digest = target;
-        query = `sha256=${digest}`;
-      } else {
-        digest = await sha256File(target).catch(() => {
-          throw new LenixError('NOT_FOUND', `cannot read ${target}`);
-        });
-        query = `sha256=${digest}`;
-      }
-      let bundle: ProofBundle;
-      let previous: { size: number; root: Uint8Array; proof: readonly string[] } | undefined;
-      const seen = await lastSeen(logKey);
-      if (o.bundle) bundle = JSON.parse(await readFile(o.bundle, 'utf8')) as ProofBundle;
-      else {
-        const api = await apiClientFor(cmd);
-        bundle = await api.json<ProofBundle>('GET', `/api/v1/ledger/lookup?${query}`);
-        // A client that verified an earlier checkpoint asks for a consistency proof: a log that rewrote its
-        // history (a fork) cannot produce one.
-        const size = checkpointSize(bundle.checkpoint);
-        if (seen && seen.size <= size) {
-          const { proof } = await api.json<{ proof: string[] }>('GET', `/api/v1/ledger/consistency?from=${seen.size}&to=${size}`);
-          previous = { size: seen.size, root: new Uint8Array(Buffer.from(seen.root, 'hex')), proof };
-        } else if (seen && seen.size > size) {
-          throw new LenixError('SIGNATURE_INVALID', `checkpoint: the log shows ${size} entries, fewer than the ${seen.size} seen before (rolled back)`);
+    .action(
+      async (
+        target: string | undefined,
+        o: { bundle?: string; logKey?: string[]; witnessKey?: string[]; pqKey?: string; sbom?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        if (o.sbom && target) throw new LenixError('BAD_REQUEST', 'give either a target or --sbom FILE');
+        if (!o.sbom && !target)
+          throw new LenixError('BAD_REQUEST', 'give an RPM file, a sha256, build:ID, or --sbom FILE');
+        const logKeys =
+          o.logKey ?? (process.env['LENIX_LOG_KEY'] ? process.env['LENIX_LOG_KEY'].split(/\s+/).filter(Boolean) : []);
+        // Remembered checkpoints are kept per log, named by its (first) Ed25519 key.
+        const logKey =
+          logKeys.find((k) => Buffer.from(k.split('+')[2] ?? '', 'base64')[0] === SIG_ED25519) ?? logKeys[0];
+        if (!logKey)
+          throw new LenixError(
+            'BAD_REQUEST',
+            'pin the ledger key with --log-key (printed by lenix up, served at /ledger/key)',
+          );
+        let digest: string;
+        let query: string;
+        if (o.sbom) {
+          digest = await sha256File(o.sbom).catch(() => {
+            throw new LenixError('NOT_FOUND', `cannot read ${o.sbom}`);
+          });
+          query = `sha256=${digest}`;
+        } else if (target === undefined) {
+          throw new LenixError('BAD_REQUEST', 'nothing to verify');
+        } else if (/^build:\d+$/.test(target)) {
+          digest = '';
+          query = `build=${target.slice(6)}`;
+        } else if (/^[0-9a-f]{64}$/.test(target)) {
+          digest = target;
+          query = `sha256=${digest}`;
+        } else {
+          digest = await sha256File(target).catch(() => {
+            throw new LenixError('NOT_FOUND', `cannot read ${target}`);
+          });
+          query = `sha256=${digest}`;
         }
-      }
-      let pq: { keyid: string; verify(m: Uint8Array, s: Uint8Array): boolean } | undefined;
-      if (o.pqKey) {
-        const text = /^[A-Za-z0-9+/=\s]+$/.test(o.pqKey) && o.pqKey.length > 100 ? o.pqKey : await readFile(o.pqKey, 'utf8');
-        const pub = new Uint8Array(Buffer.from(text.trim(), 'base64'));
-        pq = { keyid: mldsaKeyId(pub), verify: (m, sg) => mldsaVerify(65, pub, m, sg) };
-      }
-      const opts = { ...(previous ? { previous } : {}), ...(pq ? { pq } : {}), ...(o.witnessKey ? { witnesses: o.witnessKey } : {}) };
-      const require: ChainLink['stage'][] = o.sbom ? ['sbom'] : ['sign', 'build', 'source'];
-      const chain = digest ? verifyChain(bundle, logKeys, digest, { require, ...opts }) : verifyBuild(bundle, logKeys, opts);
-      await remember(logKey, chain.treeSize, bundle.checkpoint);
-      if (o.json) return printJson(chain);
-      printChain(chain);
-    });
+        let bundle: ProofBundle;
+        let previous: { size: number; root: Uint8Array; proof: readonly string[] } | undefined;
+        const seen = await lastSeen(logKey);
+        if (o.bundle) bundle = JSON.parse(await readFile(o.bundle, 'utf8')) as ProofBundle;
+        else {
+          const api = await apiClientFor(cmd);
+          bundle = await api.json<ProofBundle>('GET', `/api/v1/ledger/lookup?${query}`);
+          // A client that verified an earlier checkpoint asks for a consistency proof: a log that rewrote its
+          // history (a fork) cannot produce one.
+          const size = checkpointSize(bundle.checkpoint);
+          if (seen && seen.size <= size) {
+            const { proof } = await api.json<{ proof: string[] }>(
+              'GET',
+              `/api/v1/ledger/consistency?from=${seen.size}&to=${size}`,
+            );
+            previous = { size: seen.size, root: new Uint8Array(Buffer.from(seen.root, 'hex')), proof };
+          } else if (seen && seen.size > size) {
+            throw new LenixError(
+              'SIGNATURE_INVALID',
+              `checkpoint: the log shows ${size} entries, fewer than the ${seen.size} seen before (rolled back)`,
+            );
+          }
+        }
+        let pq: { keyid: string; verify(m: Uint8Array, s: Uint8Array): boolean } | undefined;
+        if (o.pqKey) {
+          const text =
+            /^[A-Za-z0-9+/=\s]+$/.test(o.pqKey) && o.pqKey.length > 100 ? o.pqKey : await readFile(o.pqKey, 'utf8');
+          const pub = new Uint8Array(Buffer.from(text.trim(), 'base64'));
+          pq = { keyid: mldsaKeyId(pub), verify: (m, sg) => mldsaVerify(65, pub, m, sg) };
+        }
+        const opts = {
+          ...(previous ? { previous } : {}),
+          ...(pq ? { pq } : {}),
+          ...(o.witnessKey ? { witnesses: o.witnessKey } : {}),
+        };
+        const require: ChainLink['stage'][] = o.sbom ? ['sbom'] : ['sign', 'build', 'source'];
+        const chain = digest
+          ? verifyChain(bundle, logKeys, digest, { require, ...opts })
+          : verifyBuild(bundle, logKeys, opts);
+        await remember(logKey, chain.treeSize, bundle.checkpoint);
+        if (o.json) return printJson(chain);
+        printChain(chain);
+      },
+    );
 }
 
 /** The last checkpoint this client verified for a log (per pinned key), so a fork is noticed later. */
@@ -115,7 +149,11 @@ function checkpointSize(note: string): number {
 }
 
 /** For build:ID, every statement the log holds for the build must be included and verify. */
-function verifyBuild(bundle: ProofBundle, logKey: readonly string[], opts: Parameters<typeof verifyChain>[3] = {}): VerifiedChain {
+function verifyBuild(
+  bundle: ProofBundle,
+  logKey: readonly string[],
+  opts: Parameters<typeof verifyChain>[3] = {},
+): VerifiedChain {
   const c = verifyChain(bundle, logKey, '', { ...opts, require: [] });
   if (c.entries.length === 0) throw new LenixError('SIGNATURE_INVALID', 'no statements for this build in the log');
   return { ...c, links: c.entries };
@@ -140,7 +178,9 @@ function describe(l: VerifiedChain['links'][number]): string {
 }
 
 function printChain(c: VerifiedChain): void {
-  const out = [`verified against checkpoint ${c.origin} at tree size ${c.treeSize}${c.target ? ` for sha256:${c.target}` : ''}`];
+  const out = [
+    `verified against checkpoint ${c.origin} at tree size ${c.treeSize}${c.target ? ` for sha256:${c.target}` : ''}`,
+  ];
   for (const l of c.links) out.push(`  ${l.stage.padEnd(8)} entry ${String(l.index).padEnd(5)} ${describe(l)}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

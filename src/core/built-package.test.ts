@@ -12,16 +12,40 @@ const build: BuildFacts = {
   srpmName: 'hello-c-1.2-1.src.rpm',
 };
 const rpm = (over: Partial<UploadedPackage> = {}): UploadedPackage => {
-  const p = { name: 'hello-c', epoch: null, version: '1.2', release: '1', arch: 'x86_64', isSource: false, sourceRpm: 'hello-c-1.2-1.src.rpm', ...over };
+  const p = {
+    name: 'hello-c',
+    epoch: null,
+    version: '1.2',
+    release: '1',
+    arch: 'x86_64',
+    isSource: false,
+    sourceRpm: 'hello-c-1.2-1.src.rpm',
+    ...over,
+  };
   return { fileName: packageFileName(p), ...p, ...over };
 };
 const binary = { kind: 'binary', arch: 'x86_64' };
 
-test('the build\'s own packages, subpackages and noarch ones included, are accepted', () => {
+test("the build's own packages, subpackages and noarch ones included, are accepted", () => {
   assert.equal(refuseUpload(rpm(), binary, build), null);
   assert.equal(refuseUpload(rpm({ name: 'hello-c-doc', arch: 'noarch' }), binary, build), null);
-  const srpm = { name: 'hello-c', epoch: null, version: '1.2', release: '1', arch: 'src', isSource: true, sourceRpm: null };
-  assert.equal(refuseUpload({ ...srpm, fileName: 'hello-c-1.2-1.src.rpm' }, { kind: 'srpm', arch: 'src' }, { ...build, srpmName: null }), null);
+  const srpm = {
+    name: 'hello-c',
+    epoch: null,
+    version: '1.2',
+    release: '1',
+    arch: 'src',
+    isSource: true,
+    sourceRpm: null,
+  };
+  assert.equal(
+    refuseUpload(
+      { ...srpm, fileName: 'hello-c-1.2-1.src.rpm' },
+      { kind: 'srpm', arch: 'src' },
+      { ...build, srpmName: null },
+    ),
+    null,
+  );
 });
 
 test('foreign, renamed, wrong-arch, wrong-version and wrong-source packages are refused', () => {
@@ -36,12 +60,25 @@ test('foreign, renamed, wrong-arch, wrong-version and wrong-source packages are 
     ['an epoch the spec does not have', rpm({ epoch: 3 }), binary],
   ];
   for (const [what, p, task] of cases) assert.notEqual(refuseUpload(p, task, build), null, what);
-  const srpm = { name: 'glibc', epoch: null, version: '9.9', release: '1', arch: 'src', isSource: true, sourceRpm: null, fileName: 'glibc-9.9-1.src.rpm' };
+  const srpm = {
+    name: 'glibc',
+    epoch: null,
+    version: '9.9',
+    release: '1',
+    arch: 'src',
+    isSource: true,
+    sourceRpm: null,
+    fileName: 'glibc-9.9-1.src.rpm',
+  };
   assert.notEqual(refuseUpload(srpm, { kind: 'srpm', arch: 'src' }, build), null, 'a foreign SRPM');
-  assert.notEqual(refuseUpload({ ...srpm, name: 'hello-c', version: '1.2', fileName: 'hello-c-1.2-1.src.rpm' }, binary, build), null, 'an SRPM from a binary task');
+  assert.notEqual(
+    refuseUpload({ ...srpm, name: 'hello-c', version: '1.2', fileName: 'hello-c-1.2-1.src.rpm' }, binary, build),
+    null,
+    'an SRPM from a binary task',
+  );
 });
 
-test('builds from before the spec\'s packages were recorded still check names against the header and the SRPM', () => {
+test("builds from before the spec's packages were recorded still check names against the header and the SRPM", () => {
   const legacy = { ...build, declaredPackages: null };
   assert.equal(refuseUpload(rpm({ name: 'anything' }), binary, legacy), null);
   assert.notEqual(refuseUpload(rpm({ version: '9.9' }), binary, legacy), null);

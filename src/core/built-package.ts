@@ -31,21 +31,31 @@ export function packageFileName(p: Pick<UploadedPackage, 'name' | 'version' | 'r
 }
 
 /** A reason to refuse the upload, or null when it is what the task should produce. */
-export function refuseUpload(p: UploadedPackage, task: { readonly kind: string; readonly arch: string }, build: BuildFacts): string | null {
+export function refuseUpload(
+  p: UploadedPackage,
+  task: { readonly kind: string; readonly arch: string },
+  build: BuildFacts,
+): string | null {
   if (p.fileName !== packageFileName(p)) return `${p.fileName} is named unlike its header (${packageFileName(p)})`;
   const evr = `${p.epoch !== null && p.epoch !== 0 ? `${p.epoch}:` : ''}${p.version}-${p.release}`;
   const specEvr = build.packageEvr.replace(/^0:/, '');
   if (p.isSource) {
     if (task.kind !== 'srpm') return `a ${task.kind} task does not make source packages`;
-    if (p.name !== build.packageName || evr !== specEvr) return `the source package is ${p.name}-${evr}; the spec parsed at build creation is ${build.packageName}-${specEvr}`;
+    if (p.name !== build.packageName || evr !== specEvr)
+      return `the source package is ${p.name}-${evr}; the spec parsed at build creation is ${build.packageName}-${specEvr}`;
     return null;
   }
   if (task.kind !== 'binary') return `a ${task.kind} task does not make binary packages`;
-  if (p.arch !== task.arch && p.arch !== 'noarch') return `${p.fileName} is for ${p.arch}; this task builds ${task.arch}`;
-  if (build.srpmName === null || p.sourceRpm !== build.srpmName) return `${p.fileName} was built from ${p.sourceRpm ?? 'no source package'}, not from this build's ${build.srpmName ?? 'SRPM'}`;
-  if (build.declaredPackages === null) return evr === specEvr ? null : `${p.fileName} is version ${evr}; the build is ${specEvr}`;
+  if (p.arch !== task.arch && p.arch !== 'noarch')
+    return `${p.fileName} is for ${p.arch}; this task builds ${task.arch}`;
+  if (build.srpmName === null || p.sourceRpm !== build.srpmName)
+    return `${p.fileName} was built from ${p.sourceRpm ?? 'no source package'}, not from this build's ${build.srpmName ?? 'SRPM'}`;
+  if (build.declaredPackages === null)
+    return evr === specEvr ? null : `${p.fileName} is version ${evr}; the build is ${specEvr}`;
   const declared = build.declaredPackages.find((d) => d.name === p.name);
-  if (!declared) return `${p.name} is not a package that the spec declares (${build.declaredPackages.map((d) => d.name).join(', ')})`;
-  if (evr !== declared.evr.replace(/^0:/, '')) return `${p.fileName} is version ${evr}; the spec declares ${p.name} ${declared.evr}`;
+  if (!declared)
+    return `${p.name} is not a package that the spec declares (${build.declaredPackages.map((d) => d.name).join(', ')})`;
+  if (evr !== declared.evr.replace(/^0:/, ''))
+    return `${p.fileName} is version ${evr}; the spec declares ${p.name} ${declared.evr}`;
   return null;
 }

@@ -11,7 +11,8 @@ test('plain names refuse traversal, separators and control characters', () => {
 
 test('digests are 64 lowercase hex characters', () => {
   assert.equal(parseSha256('a'.repeat(64)), 'a'.repeat(64));
-  for (const bad of ['A'.repeat(64), 'a'.repeat(63), 'g'.repeat(64), null]) assert.throws(() => parseSha256(bad), { code: 'INVALID_DIGEST' });
+  for (const bad of ['A'.repeat(64), 'a'.repeat(63), 'g'.repeat(64), null])
+    assert.throws(() => parseSha256(bad), { code: 'INVALID_DIGEST' });
 });
 
 test('source names are package-like', () => {

@@ -25,7 +25,10 @@ export function parseLookasideMetadata(text: string): LookasideEntry[] {
     }
     const parts = file.split('/');
     if (file.startsWith('/') || parts.some((p) => p === '..' || p === '.' || p === '') || file.length > 1024) {
-      throw new LenixError('LOOKASIDE_INVALID', `metadata line ${i + 1}: path must be relative and stay inside the repository`);
+      throw new LenixError(
+        'LOOKASIDE_INVALID',
+        `metadata line ${i + 1}: path must be relative and stay inside the repository`,
+      );
     }
     out.push({ sha256: digest, path: file });
   }

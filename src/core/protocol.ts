@@ -56,7 +56,11 @@ export interface TestTaskPayload {
   readonly archiveUrl: string;
   readonly packages: readonly PackageRef[];
   /** The target repository's current snapshot (packages for the build's arch, and its keys), if any. */
-  readonly target: { readonly name: string; readonly packages: readonly PackageRef[]; readonly keyUrls: readonly string[] } | null;
+  readonly target: {
+    readonly name: string;
+    readonly packages: readonly PackageRef[];
+    readonly keyUrls: readonly string[];
+  } | null;
 }
 
 export type TaskPayload = BuildTaskPayload | SignTaskPayload | RepomdTaskPayload | TestTaskPayload;

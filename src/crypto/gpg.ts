@@ -20,13 +20,19 @@ export interface KeyInfo {
 const ALGOS: Record<string, string> = { '1': 'rsa', '17': 'dsa', '19': 'ecdsa', '22': 'eddsa' };
 
 async function gpg(home: string, args: string[], input?: string): Promise<string> {
-  const child = execFile('gpg', ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', ...args], { maxBuffer: 16 * 1024 * 1024 });
+  const child = execFile('gpg', ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', ...args], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
   const out = new Promise<string>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(Object.assign(new Error(stderr.trim().split('\n').pop() ?? `gpg exited ${code}`), { stderr }))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(stdout)
+        : reject(Object.assign(new Error(stderr.trim().split('\n').pop() ?? `gpg exited ${code}`), { stderr })),
+    );
   });
   child.stdin!.end(input);
   return out;
@@ -40,7 +46,15 @@ export async function ensureHome(home: string): Promise<void> {
 
 export async function generateKey(home: string, name: string, algorithm: 'rsa4096' | 'ed25519'): Promise<KeyInfo> {
   await ensureHome(home);
-  await gpg(home, ['--passphrase', '', '--quick-gen-key', `${name} <${name}@lenix.invalid>`, algorithm, 'sign', 'never']);
+  await gpg(home, [
+    '--passphrase',
+    '',
+    '--quick-gen-key',
+    `${name} <${name}@lenix.invalid>`,
+    algorithm,
+    'sign',
+    'never',
+  ]);
   const keys = await listSecretKeys(home);
   const k = keys.filter((x) => x.name.startsWith(`${name} <`)).pop();
   if (!k) throw new LenixError('INTERNAL', 'gpg generated no key');
@@ -72,7 +86,8 @@ export async function listSecretKeys(home: string): Promise<KeyInfo[]> {
 
 export async function exportPublicKey(home: string, fingerprint: string): Promise<string> {
   const out = await gpg(home, ['--armor', '--export', fingerprint]);
-  if (!out.includes('BEGIN PGP PUBLIC KEY BLOCK')) throw new LenixError('KEY_NOT_FOUND', `no key ${fingerprint} in ${home}`);
+  if (!out.includes('BEGIN PGP PUBLIC KEY BLOCK'))
+    throw new LenixError('KEY_NOT_FOUND', `no key ${fingerprint} in ${home}`);
   return out;
 }
 
@@ -82,7 +97,17 @@ export async function detachSign(home: string, fingerprint: string, data: Buffer
   try {
     const file = path.join(dir, 'data');
     await writeFile(file, data);
-    await gpg(home, ['--digest-algo', 'SHA256', '--local-user', fingerprint, '--armor', '--detach-sign', '--output', `${file}.asc`, file]);
+    await gpg(home, [
+      '--digest-algo',
+      'SHA256',
+      '--local-user',
+      fingerprint,
+      '--armor',
+      '--detach-sign',
+      '--output',
+      `${file}.asc`,
+      file,
+    ]);
     return await readFile(`${file}.asc`, 'utf8');
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -101,7 +126,11 @@ async function withTempHome<T>(fn: (home: string) => Promise<T>): Promise<T> {
 
 /** What an armored public key is: exactly one key, its fingerprint, user id and algorithm. Hostile input fails closed. */
 export async function inspectPublicKey(armored: string): Promise<KeyInfo> {
-  if (armored.length > 64 * 1024 || !armored.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----') || armored.includes('PRIVATE KEY')) {
+  if (
+    armored.length > 64 * 1024 ||
+    !armored.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----') ||
+    armored.includes('PRIVATE KEY')
+  ) {
     throw new LenixError('KEY_INVALID', 'expected one armored OpenPGP public key');
   }
   return withTempHome(async (home) => {
@@ -125,8 +154,16 @@ export async function verifyDetached(publicKey: string, data: Buffer, signature:
     try {
       await writeFile(path.join(dir, 'data'), data);
       await writeFile(path.join(dir, 'data.asc'), signature);
-      const out = await gpg(home, ['--status-fd', '1', '--verify', path.join(dir, 'data.asc'), path.join(dir, 'data')]).catch((err: unknown) => {
-        throw new LenixError('SIGNATURE_INVALID', `signature does not verify: ${(err as Error).message}`, { cause: err });
+      const out = await gpg(home, [
+        '--status-fd',
+        '1',
+        '--verify',
+        path.join(dir, 'data.asc'),
+        path.join(dir, 'data'),
+      ]).catch((err: unknown) => {
+        throw new LenixError('SIGNATURE_INVALID', `signature does not verify: ${(err as Error).message}`, {
+          cause: err,
+        });
       });
       const m = /\[GNUPG:\] VALIDSIG ([0-9A-F]{40})/.exec(out);
       if (!m) throw new LenixError('SIGNATURE_INVALID', 'no valid signature');
@@ -144,7 +181,9 @@ export async function rpmCheckSignatures(publicKey: string, files: readonly stri
     await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '--import', path.join(dir, 'key.asc')]);
     const results = new Map<string, string>();
     for (const f of files) {
-      const { stdout } = await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '-Kv', f]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? 'failed' }));
+      const { stdout } = await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '-Kv', f]).catch(
+        (e: { stdout?: string }) => ({ stdout: e.stdout ?? 'failed' }),
+      );
       results.set(f, stdout);
     }
     return results;

@@ -16,7 +16,12 @@ export function mldsaSign(level: MlDsaLevel, secretKey: Uint8Array, message: Uin
   return impl(level).sign(message, secretKey);
 }
 
-export function mldsaVerify(level: MlDsaLevel, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+export function mldsaVerify(
+  level: MlDsaLevel,
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
   try {
     return impl(level).verify(signature, message, publicKey);
   } catch {

@@ -66,7 +66,7 @@ export function advisoryId(prefix: string, type: AdvisoryType, year: number, n: 
 export function parseAdvisoryId(id: string): { prefix: string; type: AdvisoryType; year: number; number: number } {
   const m = ADVISORY_ID_RE.exec(id);
   if (!m) throw new LenixError('BAD_REQUEST', `not an advisory id: ${id.slice(0, 40)}`);
-  const type = (Object.entries(LETTER).find(([, l]) => l === m[2])![0]) as AdvisoryType;
+  const type = Object.entries(LETTER).find(([, l]) => l === m[2])![0] as AdvisoryType;
   return { prefix: m[1]!, type, year: Number(m[3]), number: Number(m[4]) };
 }
 
@@ -112,11 +112,17 @@ export function validateDraft(d: AdvisoryDraft): void {
     throw new LenixError('ERRATA_INVALID', why);
   };
   if (!(ADVISORY_TYPES as readonly string[]).includes(d.type)) bad(`type must be one of ${ADVISORY_TYPES.join(', ')}`);
-  if (d.type === 'security' && d.severity === null) bad('a security advisory needs a severity (Critical, Important, Moderate or Low)');
-  if (d.severity !== null && !(SEVERITIES as readonly string[]).includes(d.severity)) bad(`severity must be one of ${SEVERITIES.join(', ')} (capitalised, as dnf reads it)`);
+  if (d.type === 'security' && d.severity === null)
+    bad('a security advisory needs a severity (Critical, Important, Moderate or Low)');
+  if (d.severity !== null && !(SEVERITIES as readonly string[]).includes(d.severity))
+    bad(`severity must be one of ${SEVERITIES.join(', ')} (capitalised, as dnf reads it)`);
   if (!d.title.trim() || d.title.length > 500) bad('a title of 1 to 500 characters');
   // Every field reaches XML (updateinfo, OVAL, the Atom feed): refuse what XML cannot carry, by name.
-  for (const [field, text, multiline] of [['title', d.title, false], ['synopsis', d.synopsis, false], ['description', d.description, true]] as const) {
+  for (const [field, text, multiline] of [
+    ['title', d.title, false],
+    ['synopsis', d.synopsis, false],
+    ['description', d.description, true],
+  ] as const) {
     const why = textProblem(text, { multiline });
     if (why) bad(`the ${field} ${why}`);
   }
@@ -134,16 +140,28 @@ export function validateDraft(d: AdvisoryDraft): void {
     const k = `${p.name}-${p.epoch}:${p.version}-${p.release}.${p.arch}`;
     if (seen.has(k)) bad(`package ${k} is listed twice`);
     seen.add(k);
-    if ([p.name, p.version, p.release, p.arch, p.src, p.filename].some((f) => textProblem(f) !== null) || !/^[^\s/]+$/.test(p.name) || !/^[^\s:-]+$/.test(p.version) || !/^[^\s:-]+$/.test(p.release) || !/^[A-Za-z0-9_]+$/.test(p.arch)) bad(`package ${k} is not a valid NEVRA`);
+    if (
+      [p.name, p.version, p.release, p.arch, p.src, p.filename].some((f) => textProblem(f) !== null) ||
+      !/^[^\s/]+$/.test(p.name) ||
+      !/^[^\s:-]+$/.test(p.version) ||
+      !/^[^\s:-]+$/.test(p.release) ||
+      !/^[A-Za-z0-9_]+$/.test(p.arch)
+    )
+      bad(`package ${k} is not a valid NEVRA`);
   }
 }
 
 /** The state machine: which status moves are allowed. */
 export function checkTransition(from: AdvisoryStatus, to: AdvisoryStatus): void {
-  const ok = (from === 'draft' && to === 'approved') || (from === 'approved' && to === 'released') || (from === 'approved' && to === 'draft');
+  const ok =
+    (from === 'draft' && to === 'approved') ||
+    (from === 'approved' && to === 'released') ||
+    (from === 'approved' && to === 'draft');
   if (!ok) throw new LenixError('ERRATA_STATE', `an advisory that is ${from} cannot become ${to}`);
 }
 
-export const evrOf = (p: Pick<AdvisoryPackage, 'epoch' | 'version' | 'release'>) => `${p.epoch}:${p.version}-${p.release}`;
-export const nevraOf = (p: AdvisoryPackage) => `${p.name}-${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}.${p.arch}`;
+export const evrOf = (p: Pick<AdvisoryPackage, 'epoch' | 'version' | 'release'>) =>
+  `${p.epoch}:${p.version}-${p.release}`;
+export const nevraOf = (p: AdvisoryPackage) =>
+  `${p.name}-${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}.${p.arch}`;
 export const cves = (a: Pick<Advisory, 'references'>) => a.references.filter((r) => r.type === 'cve').map((r) => r.id);

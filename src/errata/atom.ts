@@ -4,7 +4,10 @@ import { finishXml } from '../core/xml-text.js';
 import { cves, nevraOf, type Advisory } from './advisory.js';
 
 /** An Atom feed (RFC 4287) of released advisories, newest update first. */
-export function renderAtom(advisories: readonly Advisory[], o: { title: string; selfUrl: string; pageUrl: (id: string) => string; updated: number; author: string }): string {
+export function renderAtom(
+  advisories: readonly Advisory[],
+  o: { title: string; selfUrl: string; pageUrl: (id: string) => string; updated: number; author: string },
+): string {
   const feed = create({ version: '1.0', encoding: 'UTF-8' }).ele('http://www.w3.org/2005/Atom', 'feed');
   feed.ele('title').txt(o.title);
   feed.ele('id').txt(o.selfUrl);
@@ -20,7 +23,14 @@ export function renderAtom(advisories: readonly Advisory[], o: { title: string; 
     e.ele('updated').txt(new Date(a.updated).toISOString());
     e.ele('category', { term: a.type });
     if (a.severity) e.ele('category', { term: a.severity, scheme: 'severity' });
-    const lines = [a.synopsis || a.title, '', a.description, '', `CVEs: ${cves(a).join(', ') || 'none'}`, `Packages: ${a.packages.map(nevraOf).join(', ')}`];
+    const lines = [
+      a.synopsis || a.title,
+      '',
+      a.description,
+      '',
+      `CVEs: ${cves(a).join(', ') || 'none'}`,
+      `Packages: ${a.packages.map(nevraOf).join(', ')}`,
+    ];
     e.ele('summary', { type: 'text' }).txt(lines.join('\n'));
   }
   return finishXml(`${feed.end({ prettyPrint: true })}\n`);

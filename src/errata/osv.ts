@@ -1,6 +1,14 @@
 import { byCodeUnits } from '../core/ids.js';
 import { LenixError } from '../core/errors.js';
-import { cves, evrOf, type Advisory, type AdvisoryReference, type AdvisoryType, type Severity, SEVERITIES } from './advisory.js';
+import {
+  cves,
+  evrOf,
+  type Advisory,
+  type AdvisoryReference,
+  type AdvisoryType,
+  type Severity,
+  SEVERITIES,
+} from './advisory.js';
 import type { UpstreamAdvisory } from './updateinfo.js';
 
 /**
@@ -11,8 +19,59 @@ import type { UpstreamAdvisory } from './updateinfo.js';
  * written as `x_<id>`, and a repository without a registered ecosystem gets no OSV records at all.
  */
 export const OSV_SCHEMA_VERSION = '1.7.5';
-const REGISTERED_PREFIX = new RegExp("^(x_|(ASB-A|PUB-A|ALPINE|ALSA|ALBA|ALEA|AZL|BELL|BIT|CGA|CLEANSTART|CLSA|CURL|CVE|DEBIAN|DHI|DRUPAL|DSA|DLA|ELA|DTSA|ECHO|EEF|FreeBSD|GHSA|GO|GSD|HSEC|JLSEC|KUBE|LBSEC|LSN|MAL|MINI|MGASA|OESA|OSEC|OSV|openSUSE-SU|PHSA|PSF|PYSEC|RHBA|RHEA|RHSA|RLSA|RXSA|RSEC|ROOT|RUSTSEC|SUSE-[SRFO]U|UBUNTU|USN|V8)-)");
-export const OSV_ECOSYSTEMS: readonly string[] = ["AlmaLinux", "Alpaquita", "Alpine", "Android", "Azure Linux", "BellSoft Hardened Containers", "Bioconductor", "Bitnami", "Chainguard", "CleanStart", "ConanCenter", "CRAN", "crates.io", "Debian", "Docker Hardened Images", "Echo", "FreeBSD", "GHC", "GitHub Actions", "Go", "Hackage", "Hex", "Julia", "Kubernetes", "Linux", "Mageia", "Maven", "MinimOS", "npm", "NuGet", "opam", "openEuler", "openSUSE", "OSS-Fuzz", "Packagist", "Photon OS", "Pub", "PyPI", "Red Hat", "Rocky Linux", "Root", "RubyGems", "SUSE", "SwiftURL", "TuxCare", "Ubuntu", "VSCode", "Wolfi"];
+const REGISTERED_PREFIX = new RegExp(
+  '^(x_|(ASB-A|PUB-A|ALPINE|ALSA|ALBA|ALEA|AZL|BELL|BIT|CGA|CLEANSTART|CLSA|CURL|CVE|DEBIAN|DHI|DRUPAL|DSA|DLA|ELA|DTSA|ECHO|EEF|FreeBSD|GHSA|GO|GSD|HSEC|JLSEC|KUBE|LBSEC|LSN|MAL|MINI|MGASA|OESA|OSEC|OSV|openSUSE-SU|PHSA|PSF|PYSEC|RHBA|RHEA|RHSA|RLSA|RXSA|RSEC|ROOT|RUSTSEC|SUSE-[SRFO]U|UBUNTU|USN|V8)-)',
+);
+export const OSV_ECOSYSTEMS: readonly string[] = [
+  'AlmaLinux',
+  'Alpaquita',
+  'Alpine',
+  'Android',
+  'Azure Linux',
+  'BellSoft Hardened Containers',
+  'Bioconductor',
+  'Bitnami',
+  'Chainguard',
+  'CleanStart',
+  'ConanCenter',
+  'CRAN',
+  'crates.io',
+  'Debian',
+  'Docker Hardened Images',
+  'Echo',
+  'FreeBSD',
+  'GHC',
+  'GitHub Actions',
+  'Go',
+  'Hackage',
+  'Hex',
+  'Julia',
+  'Kubernetes',
+  'Linux',
+  'Mageia',
+  'Maven',
+  'MinimOS',
+  'npm',
+  'NuGet',
+  'opam',
+  'openEuler',
+  'openSUSE',
+  'OSS-Fuzz',
+  'Packagist',
+  'Photon OS',
+  'Pub',
+  'PyPI',
+  'Red Hat',
+  'Rocky Linux',
+  'Root',
+  'RubyGems',
+  'SUSE',
+  'SwiftURL',
+  'TuxCare',
+  'Ubuntu',
+  'VSCode',
+  'Wolfi',
+];
 
 export function osvId(advisoryId: string): string {
   return REGISTERED_PREFIX.test(advisoryId) ? advisoryId : `x_${advisoryId}`;
@@ -23,17 +82,22 @@ export function checkEcosystem(ecosystem: string): string {
   const i = ecosystem.indexOf(':');
   const name = i < 0 ? ecosystem : ecosystem.slice(0, i);
   if (!OSV_ECOSYSTEMS.includes(name) || (i >= 0 && ecosystem.length === i + 1)) {
-    throw new LenixError('BAD_REQUEST', `${ecosystem.slice(0, 60)} is not a registered OSV ecosystem (e.g. AlmaLinux:9, Rocky Linux:9, Red Hat); OSV records need one`);
+    throw new LenixError(
+      'BAD_REQUEST',
+      `${ecosystem.slice(0, 60)} is not a registered OSV ecosystem (e.g. AlmaLinux:9, Rocky Linux:9, Red Hat); OSV records need one`,
+    );
   }
   return ecosystem;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-const refType = (r: AdvisoryReference) => (r.type === 'self' ? 'ADVISORY' : r.type === 'cve' || r.type === 'bugzilla' ? 'REPORT' : 'WEB');
+const refType = (r: AdvisoryReference) =>
+  r.type === 'self' ? 'ADVISORY' : r.type === 'cve' || r.type === 'bugzilla' ? 'REPORT' : 'WEB';
 
 export function renderOsv(a: Advisory, ecosystem: string, selfUrl: string | null): string {
   const fixed = new Map<string, string>();
-  for (const p of a.packages) if (!fixed.has(p.name)) fixed.set(p.name, `${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}`);
+  for (const p of a.packages)
+    if (!fixed.has(p.name)) fixed.set(p.name, `${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}`);
   const record = {
     schema_version: OSV_SCHEMA_VERSION,
     id: osvId(a.id),
@@ -42,12 +106,23 @@ export function renderOsv(a: Advisory, ecosystem: string, selfUrl: string | null
     upstream: cves(a),
     summary: a.title,
     details: a.description,
-    affected: [...fixed].sort(([x], [y]) => byCodeUnits(x, y)).map(([name, version]) => ({
-      package: { ecosystem, name },
-      ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: version }] }],
-    })),
-    references: [...(selfUrl ? [{ type: 'ADVISORY', url: selfUrl }] : []), ...a.references.map((r) => ({ type: refType(r), url: r.href }))],
-    database_specific: { advisory: a.id, type: a.type, severity: a.severity, version: a.version, packages: a.packages.map((p) => `${p.name}-${evrOf(p)}.${p.arch}`) },
+    affected: [...fixed]
+      .sort(([x], [y]) => byCodeUnits(x, y))
+      .map(([name, version]) => ({
+        package: { ecosystem, name },
+        ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: version }] }],
+      })),
+    references: [
+      ...(selfUrl ? [{ type: 'ADVISORY', url: selfUrl }] : []),
+      ...a.references.map((r) => ({ type: refType(r), url: r.href })),
+    ],
+    database_specific: {
+      advisory: a.id,
+      type: a.type,
+      severity: a.severity,
+      version: a.version,
+      packages: a.packages.map((p) => `${p.name}-${evrOf(p)}.${p.arch}`),
+    },
   };
   return `${JSON.stringify(record, null, 2)}\n`;
 }
@@ -60,10 +135,20 @@ export function parseOsv(json: string): UpstreamAdvisory {
   } catch {
     throw new LenixError('ERRATA_INVALID', 'not JSON');
   }
-  if (typeof r['id'] !== 'string' || !Array.isArray(r['affected'])) throw new LenixError('ERRATA_INVALID', 'not an OSV record (id and affected are required)');
+  if (typeof r['id'] !== 'string' || !Array.isArray(r['affected']))
+    throw new LenixError('ERRATA_INVALID', 'not an OSV record (id and affected are required)');
   const id = r['id'] as string;
   const letter = /^[A-Z]+([SBE])A-/.exec(id)?.[1];
-  const type: AdvisoryType = letter === 'S' ? 'security' : letter === 'B' ? 'bugfix' : letter === 'E' ? 'enhancement' : cvesIn(r).length > 0 ? 'security' : 'bugfix';
+  const type: AdvisoryType =
+    letter === 'S'
+      ? 'security'
+      : letter === 'B'
+        ? 'bugfix'
+        : letter === 'E'
+          ? 'enhancement'
+          : cvesIn(r).length > 0
+            ? 'security'
+            : 'bugfix';
   const sev = r['database_specific']?.severity;
   const severity = (SEVERITIES as readonly string[]).includes(sev) ? (sev as Severity) : null;
   const packages = (r['affected'] as any[]).flatMap((af) =>
@@ -72,14 +157,28 @@ export function parseOsv(json: string): UpstreamAdvisory {
         .filter((e: any) => typeof e?.fixed === 'string')
         .map((e: any) => {
           const m = /^(?:(\d+):)?([^-:]+)-([^-:]+)$/.exec(e.fixed as string);
-          if (!m) throw new LenixError('ERRATA_INVALID', `fixed version ${String(e.fixed).slice(0, 60)} is not [epoch:]version-release`);
-          return { name: String(af.package?.name ?? ''), epoch: Number(m[1] ?? 0), version: m[2]!, release: m[3]!, arch: '' };
+          if (!m)
+            throw new LenixError(
+              'ERRATA_INVALID',
+              `fixed version ${String(e.fixed).slice(0, 60)} is not [epoch:]version-release`,
+            );
+          return {
+            name: String(af.package?.name ?? ''),
+            epoch: Number(m[1] ?? 0),
+            version: m[2]!,
+            release: m[3]!,
+            arch: '',
+          };
         }),
     ),
   );
   const refs: AdvisoryReference[] = [
-    ...cvesIn(r).map((c): AdvisoryReference => ({ type: 'cve', id: c, href: `https://www.cve.org/CVERecord?id=${c}`, title: c })),
-    ...((r['references'] ?? []) as any[]).filter((x) => typeof x?.url === 'string' && /^https?:\/\//.test(x.url)).map((x): AdvisoryReference => ({ type: 'other', id: x.url, href: x.url, title: String(x.type ?? 'WEB') })),
+    ...cvesIn(r).map(
+      (c): AdvisoryReference => ({ type: 'cve', id: c, href: `https://www.cve.org/CVERecord?id=${c}`, title: c }),
+    ),
+    ...((r['references'] ?? []) as any[])
+      .filter((x) => typeof x?.url === 'string' && /^https?:\/\//.test(x.url))
+      .map((x): AdvisoryReference => ({ type: 'other', id: x.url, href: x.url, title: String(x.type ?? 'WEB') })),
   ];
   return {
     id,
@@ -95,6 +194,8 @@ export function parseOsv(json: string): UpstreamAdvisory {
 }
 
 function cvesIn(r: Record<string, any>): string[] {
-  const ids = [...(r['upstream'] ?? []), ...(r['aliases'] ?? []), ...(r['related'] ?? [])].filter((x): x is string => typeof x === 'string' && /^CVE-\d{4}-\d{4,}$/.test(x));
+  const ids = [...(r['upstream'] ?? []), ...(r['aliases'] ?? []), ...(r['related'] ?? [])].filter(
+    (x): x is string => typeof x === 'string' && /^CVE-\d{4}-\d{4,}$/.test(x),
+  );
   return [...new Set(ids)];
 }

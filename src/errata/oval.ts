@@ -58,10 +58,14 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
   // One object per package name, one signature state per document: shared by every definition.
   const names = [...new Set(advisories.flatMap((a) => a.packages.map((p) => p.name)))].sort();
   const objectOf = new Map(names.map((n, i) => [n, id('obj', i + 1)]));
-  for (const [name, oid] of objectOf) objects.ele(LINUX, 'red-def:rpminfo_object', { id: oid, version: '1' }).ele(LINUX, 'red-def:name').txt(name);
+  for (const [name, oid] of objectOf)
+    objects.ele(LINUX, 'red-def:rpminfo_object', { id: oid, version: '1' }).ele(LINUX, 'red-def:name').txt(name);
   const signedState = (k: string, i: number) => {
     const sid = id('ste', i + 1);
-    states.ele(LINUX, 'red-def:rpminfo_state', { id: sid, version: '1' }).ele(LINUX, 'red-def:signature_keyid', { operation: 'equals' }).txt(k);
+    states
+      .ele(LINUX, 'red-def:rpminfo_state', { id: sid, version: '1' })
+      .ele(LINUX, 'red-def:signature_keyid', { operation: 'equals' })
+      .txt(k);
     return sid;
   };
   const keyStates = keyIds.map(signedState);
@@ -73,7 +77,12 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
         name,
         keyStates.map((sid, i) => {
           const tid = id('tst', 100_000_000 + extra++);
-          const t = tests.ele(LINUX, 'red-def:rpminfo_test', { check: 'at least one', comment: `${name} is signed with key ${keyIds[i]}`, id: tid, version: '1' });
+          const t = tests.ele(LINUX, 'red-def:rpminfo_test', {
+            check: 'at least one',
+            comment: `${name} is signed with key ${keyIds[i]}`,
+            id: tid,
+            version: '1',
+          });
           t.ele(LINUX, 'red-def:object', { object_ref: objectOf.get(name)! });
           t.ele(LINUX, 'red-def:state', { state_ref: sid });
           return tid;
@@ -90,7 +99,8 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
     md.ele(DEF, 'title').txt(`${a.id}: ${a.title}${a.severity ? ` (${a.severity})` : ''}`);
     md.ele(DEF, 'affected', { family: 'unix' }).ele(DEF, 'platform').txt(o.repo);
     md.ele(DEF, 'reference', { ref_id: a.id, ref_url: o.selfUrl(a.id), source: 'LENIX' });
-    for (const c of cves(a)) md.ele(DEF, 'reference', { ref_id: c, ref_url: `https://www.cve.org/CVERecord?id=${c}`, source: 'CVE' });
+    for (const c of cves(a))
+      md.ele(DEF, 'reference', { ref_id: c, ref_url: `https://www.cve.org/CVERecord?id=${c}`, source: 'CVE' });
     md.ele(DEF, 'description').txt(a.description || a.title);
     const adv = md.ele(DEF, 'advisory', { from: o.from });
     if (a.severity) adv.ele(DEF, 'severity').txt(a.severity);
@@ -105,15 +115,25 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
     for (const [name, evr] of [...byName].sort(([x], [y]) => byCodeUnits(x, y))) {
       k++;
       const sid = id('ste', n * 1000 + k);
-      states.ele(LINUX, 'red-def:rpminfo_state', { id: sid, version: String(a.version) }).ele(LINUX, 'red-def:evr', { datatype: 'evr_string', operation: 'less than' }).txt(evr);
+      states
+        .ele(LINUX, 'red-def:rpminfo_state', { id: sid, version: String(a.version) })
+        .ele(LINUX, 'red-def:evr', { datatype: 'evr_string', operation: 'less than' })
+        .txt(evr);
       const tid = id('tst', n * 1000 + k);
-      const t = tests.ele(LINUX, 'red-def:rpminfo_test', { check: 'at least one', comment: `${name} is earlier than ${evr}`, id: tid, version: String(a.version) });
+      const t = tests.ele(LINUX, 'red-def:rpminfo_test', {
+        check: 'at least one',
+        comment: `${name} is earlier than ${evr}`,
+        id: tid,
+        version: String(a.version),
+      });
       t.ele(LINUX, 'red-def:object', { object_ref: objectOf.get(name)! });
       t.ele(LINUX, 'red-def:state', { state_ref: sid });
       const both = any.ele(DEF, 'criteria', { operator: 'AND' });
       both.ele(DEF, 'criterion', { comment: `${name} is earlier than ${evr}`, test_ref: tid });
       const keys = both.ele(DEF, 'criteria', { operator: 'OR' });
-      signedBy(name).forEach((st, i) => keys.ele(DEF, 'criterion', { comment: `${name} is signed with key ${keyIds[i]}`, test_ref: st }));
+      signedBy(name).forEach((st, i) =>
+        keys.ele(DEF, 'criterion', { comment: `${name} is signed with key ${keyIds[i]}`, test_ref: st }),
+      );
     }
   }
   return finishXml(`${doc.end({ prettyPrint: true })}\n`);

@@ -2,7 +2,15 @@ import { byCodeUnits } from '../core/ids.js';
 import { create } from 'xmlbuilder2';
 import { LenixError } from '../core/errors.js';
 import { finishXml } from '../core/xml-text.js';
-import { CVE_RE, type Advisory, type AdvisoryPackage, type AdvisoryReference, type AdvisoryType, type Severity, SEVERITIES } from './advisory.js';
+import {
+  CVE_RE,
+  type Advisory,
+  type AdvisoryPackage,
+  type AdvisoryReference,
+  type AdvisoryType,
+  type Severity,
+  SEVERITIES,
+} from './advisory.js';
 
 /**
  * updateinfo.xml in the form dnf reads (libsolv ext/repo_updateinfoxml.c): `<update from status type
@@ -46,7 +54,14 @@ export function renderUpdateinfo(advisories: readonly Advisory[], o: UpdateinfoO
     const coll = u.ele('pkglist').ele('collection', { short: o.collection });
     coll.ele('name').txt(o.collection);
     for (const p of [...packages].sort((x, y) => byCodeUnits(`${x.name}.${x.arch}`, `${y.name}.${y.arch}`))) {
-      const pe = coll.ele('package', { name: p.name, epoch: String(p.epoch), version: p.version, release: p.release, arch: p.arch, src: p.src });
+      const pe = coll.ele('package', {
+        name: p.name,
+        epoch: String(p.epoch),
+        version: p.version,
+        release: p.release,
+        arch: p.arch,
+        src: p.src,
+      });
       pe.ele('filename').txt(p.filename);
       if (p.sha256) pe.ele('sum', { type: 'sha256' }).txt(p.sha256);
       if (a.rebootSuggested) pe.ele('reboot_suggested').txt('True');
@@ -69,7 +84,11 @@ export interface UpstreamAdvisory {
   readonly packages: readonly Pick<AdvisoryPackage, 'name' | 'epoch' | 'version' | 'release' | 'arch'>[];
 }
 
-type El = { getAttribute(n: string): string | null; getElementsByTagName(n: string): ArrayLike<El>; textContent: string | null };
+type El = {
+  getAttribute(n: string): string | null;
+  getElementsByTagName(n: string): ArrayLike<El>;
+  textContent: string | null;
+};
 const all = (e: El, name: string): El[] => Array.from(e.getElementsByTagName(name));
 const text = (e: El, name: string): string => all(e, name)[0]?.textContent?.trim() ?? '';
 
@@ -101,7 +120,9 @@ export function parseUpdateinfo(xml: string): UpstreamAdvisory[] {
       const href = r.getAttribute('href') ?? '';
       if (rt === 'cve' && !CVE_RE.test(id)) return [];
       if (!/^https?:\/\//.test(href)) return [];
-      return [{ type: rt === 'cve' || rt === 'bugzilla' ? rt : 'other', id, href, title: r.getAttribute('title') ?? id }];
+      return [
+        { type: rt === 'cve' || rt === 'bugzilla' ? rt : 'other', id, href, title: r.getAttribute('title') ?? id },
+      ];
     });
     return {
       id: text(u, 'id'),

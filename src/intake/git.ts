@@ -9,18 +9,36 @@ const run = promisify(execFile);
 
 /** git with no prompts and no hooks from the mirrored repository. */
 // GIT_ALLOW_PROTOCOL keeps out transports such as ext:: that would run commands named in a URL.
-const GIT_ENV = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C', GIT_ALLOW_PROTOCOL: 'file:git:http:https:ssh' };
+const GIT_ENV = {
+  ...process.env,
+  GIT_TERMINAL_PROMPT: '0',
+  GIT_ASKPASS: 'true',
+  LC_ALL: 'C',
+  GIT_ALLOW_PROTOCOL: 'file:git:http:https:ssh',
+};
 
 async function git(args: string[], opts: { cwd?: string; maxBuffer?: number } = {}): Promise<string> {
   try {
-    const { stdout } = await run('git', args, { cwd: opts.cwd, env: GIT_ENV, maxBuffer: opts.maxBuffer ?? 64 * 1024 * 1024, encoding: 'utf8' });
+    const { stdout } = await run('git', args, {
+      cwd: opts.cwd,
+      env: GIT_ENV,
+      maxBuffer: opts.maxBuffer ?? 64 * 1024 * 1024,
+      encoding: 'utf8',
+    });
     return stdout;
   } catch (err) {
     // Say what failed: git's own fatal/error lines (the last line alone is often "could not read from remote").
     const e = err as { stderr?: string; message: string };
-    const lines = (e.stderr ?? e.message).split('\n').map((l) => l.trim()).filter(Boolean);
+    const lines = (e.stderr ?? e.message)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     const said = lines.filter((l) => /^(fatal|error|remote|ERROR):/i.test(l));
-    throw new LenixError('GIT_FAILED', `git ${args[0]} failed: ${(said.length > 0 ? said : lines.slice(-1)).join('; ').slice(0, 400) || 'no reason given'}`, { cause: err });
+    throw new LenixError(
+      'GIT_FAILED',
+      `git ${args[0]} failed: ${(said.length > 0 ? said : lines.slice(-1)).join('; ').slice(0, 400) || 'no reason given'}`,
+      { cause: err },
+    );
   }
 }
 
@@ -103,7 +121,11 @@ export class GitMirror {
 
   /** A tar of the tree at `commit` (git archive), streamed. */
   archive(commit: string): Readable {
-    const child = spawn('git', ['archive', '--format=tar', commit], { cwd: this.dir, env: GIT_ENV, stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn('git', ['archive', '--format=tar', commit], {
+      cwd: this.dir,
+      env: GIT_ENV,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return child.stdout;
   }
 }

@@ -31,5 +31,8 @@ test('a source archive is indexed without unpacking: files, links, and the small
 });
 
 test('bytes that are not a tar archive are refused with a code', async () => {
-  await assert.rejects(indexTar(Readable.from([Buffer.from('not a tar archive at all, just text'.repeat(40))]), () => false), { code: 'GIT_FAILED' });
+  await assert.rejects(
+    indexTar(Readable.from([Buffer.from('not a tar archive at all, just text'.repeat(40))]), () => false),
+    { code: 'GIT_FAILED' },
+  );
 });

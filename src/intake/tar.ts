@@ -16,7 +16,11 @@ export interface ArchiveIndex {
  * Read a source archive's table of contents (and a few small files) from the stream, writing nothing. The
  * archive is unpacked only inside a sandbox; outside, its paths are names, never places to open.
  */
-export async function indexTar(input: Readable, want: (file: string) => boolean, maxContentBytes = 1024 * 1024): Promise<ArchiveIndex> {
+export async function indexTar(
+  input: Readable,
+  want: (file: string) => boolean,
+  maxContentBytes = 1024 * 1024,
+): Promise<ArchiveIndex> {
   const files: string[] = [];
   const symlinks = new Set<string>();
   const contents = new Map<string, string>();
@@ -42,7 +46,9 @@ export async function indexTar(input: Readable, want: (file: string) => boolean,
   try {
     await pipeline(input, parser as unknown as Writable);
   } catch (err) {
-    throw new LenixError('GIT_FAILED', `the source archive is not a readable tar: ${(err as Error).message}`, { cause: err });
+    throw new LenixError('GIT_FAILED', `the source archive is not a readable tar: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return { files, symlinks, contents };
 }

@@ -50,7 +50,10 @@ export class Watcher {
           try {
             await this.port.buildCommit(source.name, sha);
           } catch (err) {
-            this.log.warn({ component: 'intake', source: source.name, commit: sha, err: (err as Error).message }, 'watched commit not built');
+            this.log.warn(
+              { component: 'intake', source: source.name, commit: sha, err: (err as Error).message },
+              'watched commit not built',
+            );
           }
           await this.port.markSeen(source.id, sha);
         }

@@ -13,18 +13,23 @@ export interface Checkpoint {
 }
 
 export function formatCheckpoint(c: Checkpoint): string {
-  if (!c.origin || /[\n]/.test(c.origin)) throw new LenixError('BAD_REQUEST', 'checkpoint origin must be one non-empty line');
-  if (!Number.isSafeInteger(c.size) || c.size < 0) throw new LenixError('BAD_REQUEST', 'checkpoint size must be a non-negative integer');
+  if (!c.origin || /[\n]/.test(c.origin))
+    throw new LenixError('BAD_REQUEST', 'checkpoint origin must be one non-empty line');
+  if (!Number.isSafeInteger(c.size) || c.size < 0)
+    throw new LenixError('BAD_REQUEST', 'checkpoint size must be a non-negative integer');
   return [c.origin, String(c.size), Buffer.from(c.root).toString('base64'), ...c.extensions].join('\n') + '\n';
 }
 
 export function parseCheckpoint(text: string): Checkpoint {
   const lines = text.split('\n');
-  if (lines.length < 4 || lines[lines.length - 1] !== '') throw new LenixError('SIGNATURE_INVALID', 'malformed checkpoint');
+  if (lines.length < 4 || lines[lines.length - 1] !== '')
+    throw new LenixError('SIGNATURE_INVALID', 'malformed checkpoint');
   const [origin, sizeText, rootText, ...rest] = lines.slice(0, -1);
-  if (!origin || !/^(0|[1-9][0-9]{0,15})$/.test(sizeText ?? '')) throw new LenixError('SIGNATURE_INVALID', 'malformed checkpoint origin or size');
+  if (!origin || !/^(0|[1-9][0-9]{0,15})$/.test(sizeText ?? ''))
+    throw new LenixError('SIGNATURE_INVALID', 'malformed checkpoint origin or size');
   const root = new Uint8Array(Buffer.from(rootText ?? '', 'base64'));
-  if (root.length !== HASH_SIZE || Buffer.from(root).toString('base64') !== rootText) throw new LenixError('SIGNATURE_INVALID', 'malformed checkpoint root hash');
+  if (root.length !== HASH_SIZE || Buffer.from(root).toString('base64') !== rootText)
+    throw new LenixError('SIGNATURE_INVALID', 'malformed checkpoint root hash');
   if (rest.some((l) => l === '')) throw new LenixError('SIGNATURE_INVALID', 'empty checkpoint extension line');
   return { origin, size: Number(sizeText), root, extensions: rest };
 }

@@ -29,13 +29,15 @@ export interface Subtree {
 
 function opaque8(text: string): Uint8Array {
   const bytes = new TextEncoder().encode(text);
-  if (bytes.length < 1 || bytes.length > 255) throw new LenixError('BAD_REQUEST', 'a cosigner name and a log origin are 1 to 255 bytes');
+  if (bytes.length < 1 || bytes.length > 255)
+    throw new LenixError('BAD_REQUEST', 'a cosigner name and a log origin are 1 to 255 bytes');
   return Uint8Array.of(bytes.length, ...bytes);
 }
 
 export function mldsaCosignedMessage(s: Subtree): Uint8Array {
   if (s.hash.length !== HASH_SIZE) throw new LenixError('BAD_REQUEST', 'a subtree hash is 32 bytes');
-  if (s.start !== 0 && s.timestamp !== 0n) throw new LenixError('BAD_REQUEST', 'a subtree that does not start at 0 carries no timestamp');
+  if (s.start !== 0 && s.timestamp !== 0n)
+    throw new LenixError('BAD_REQUEST', 'a subtree that does not start at 0 carries no timestamp');
   const name = opaque8(s.cosigner);
   const origin = opaque8(s.origin);
   const out = new Uint8Array(LABEL.length + name.length + 8 + origin.length + 8 + 8 + HASH_SIZE);
@@ -58,7 +60,8 @@ export function mldsaCosignedMessage(s: Subtree): Uint8Array {
 }
 
 export function encodeTimestamped(timestamp: bigint, signature: Uint8Array): Uint8Array {
-  if (timestamp < 0n || timestamp > MAX_TIMESTAMP) throw new LenixError('BAD_REQUEST', 'cosignature timestamp out of range');
+  if (timestamp < 0n || timestamp > MAX_TIMESTAMP)
+    throw new LenixError('BAD_REQUEST', 'cosignature timestamp out of range');
   const out = new Uint8Array(8 + signature.length);
   new DataView(out.buffer).setBigUint64(0, timestamp);
   out.set(signature, 8);

@@ -108,7 +108,13 @@ export function consistencyProof(src: HashSource, m: number, n: number): Hash[] 
 /** Verify an inclusion proof (RFC 9162 §2.1.3.2). Fails closed on any malformed input. */
 export function verifyInclusion(leaf: Hash, index: number, size: number, proof: readonly Hash[], root: Hash): boolean {
   if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return false;
-  if (proof.length > 64 || proof.some((p) => p.length !== HASH_SIZE) || leaf.length !== HASH_SIZE || root.length !== HASH_SIZE) return false;
+  if (
+    proof.length > 64 ||
+    proof.some((p) => p.length !== HASH_SIZE) ||
+    leaf.length !== HASH_SIZE ||
+    root.length !== HASH_SIZE
+  )
+    return false;
   let fn = BigInt(index);
   let sn = BigInt(size - 1);
   let r = leaf;
@@ -132,7 +138,13 @@ export function verifyInclusion(leaf: Hash, index: number, size: number, proof: 
 }
 
 /** Verify a consistency proof between two tree heads (RFC 9162 §2.1.4.2). */
-export function verifyConsistency(first: number, second: number, firstRoot: Hash, secondRoot: Hash, proof: readonly Hash[]): boolean {
+export function verifyConsistency(
+  first: number,
+  second: number,
+  firstRoot: Hash,
+  secondRoot: Hash,
+  proof: readonly Hash[],
+): boolean {
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(second) || first < 0 || first > second) return false;
   if (proof.length > 64 || proof.some((p) => p.length !== HASH_SIZE)) return false;
   if (first === second) return proof.length === 0 && hashEquals(firstRoot, secondRoot);

@@ -2,7 +2,14 @@ import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify }
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { LenixError } from '../core/errors.js';
 import { parseCheckpoint } from './checkpoint.js';
-import { ED25519_SIG_SIZE, MLDSA44_SIG_SIZE, decodeTimestamped, ed25519CosignedMessage, encodeTimestamped, mldsaCosignedMessage } from './cosignature.js';
+import {
+  ED25519_SIG_SIZE,
+  MLDSA44_SIG_SIZE,
+  decodeTimestamped,
+  ed25519CosignedMessage,
+  encodeTimestamped,
+  mldsaCosignedMessage,
+} from './cosignature.js';
 import { sha256 } from './merkle.js';
 
 /**
@@ -18,7 +25,11 @@ import { sha256 } from './merkle.js';
 export const SIG_ED25519 = 0x01;
 export const SIG_COSIGNATURE_ED25519 = 0x04;
 export const SIG_COSIGNATURE_MLDSA44 = 0x06;
-const KEY_SIZES: Readonly<Record<number, number>> = { [SIG_ED25519]: 32, [SIG_COSIGNATURE_ED25519]: 32, [SIG_COSIGNATURE_MLDSA44]: 1312 };
+const KEY_SIZES: Readonly<Record<number, number>> = {
+  [SIG_ED25519]: 32,
+  [SIG_COSIGNATURE_ED25519]: 32,
+  [SIG_COSIGNATURE_MLDSA44]: 1312,
+};
 const EM_DASH = '\u2014';
 const MAX_SIGNATURES = 100;
 const NAME_RE = /^[^\s+\u2014]+$/u;
@@ -57,7 +68,8 @@ const hex8 = (n: number) => n.toString(16).padStart(8, '0');
 
 export function formatVerifierKey(name: string, publicKey: Uint8Array, type = SIG_ED25519): string {
   if (!NAME_RE.test(name)) fail('key names may not contain spaces, + or —');
-  if (KEY_SIZES[type] !== publicKey.length) fail(`a type 0x${type.toString(16)} key is ${KEY_SIZES[type] ?? '?'} bytes`);
+  if (KEY_SIZES[type] !== publicKey.length)
+    fail(`a type 0x${type.toString(16)} key is ${KEY_SIZES[type] ?? '?'} bytes`);
   const material = new Uint8Array(1 + publicKey.length);
   material[0] = type;
   material.set(publicKey, 1);
@@ -75,8 +87,12 @@ export function parseVerifierKey(text: string): VerifierKey {
   const material = new Uint8Array(Buffer.from(b64, 'base64'));
   if (Buffer.from(material).toString('base64') !== b64) fail('verifier key is not canonical base64');
   const type = material[0] ?? -1;
-  if (KEY_SIZES[type] === undefined) fail(`unsupported verifier key type ${type} (Lenix reads 0x01 Ed25519, 0x04 Ed25519 cosignature, 0x06 ML-DSA-44 cosignature)`);
-  if (material.length !== 1 + KEY_SIZES[type]!) fail(`a type 0x${type.toString(16).padStart(2, '0')} key is ${KEY_SIZES[type]} bytes`);
+  if (KEY_SIZES[type] === undefined)
+    fail(
+      `unsupported verifier key type ${type} (Lenix reads 0x01 Ed25519, 0x04 Ed25519 cosignature, 0x06 ML-DSA-44 cosignature)`,
+    );
+  if (material.length !== 1 + KEY_SIZES[type]!)
+    fail(`a type 0x${type.toString(16).padStart(2, '0')} key is ${KEY_SIZES[type]} bytes`);
   if (keyHash(name, material) !== parseInt(hash, 16)) fail('verifier key hash does not match its key');
   return { name, keyHash: parseInt(hash, 16), type, publicKey: material.slice(1) };
 }
@@ -86,20 +102,36 @@ const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
 
 function ed25519Key(seed: Uint8Array) {
   const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' });
-  const publicKey = new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519.length));
+  const publicKey = new Uint8Array(
+    createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519.length),
+  );
   return { publicKey, sign: (m: Uint8Array) => new Uint8Array(edSign(null, m, key)) };
 }
 
 /** An Ed25519 note signer (type 0x01) from a 32-byte seed; `sign` also signs raw messages (DSSE). */
-export function ed25519Signer(name: string, seed: Uint8Array): NoteSigner & { publicKey: Uint8Array; sign(message: Uint8Array): Uint8Array } {
+export function ed25519Signer(
+  name: string,
+  seed: Uint8Array,
+): NoteSigner & { publicKey: Uint8Array; sign(message: Uint8Array): Uint8Array } {
   const k = ed25519Key(seed);
   const verifierKey = formatVerifierKey(name, k.publicKey);
   const enc = new TextEncoder();
-  return { name, keyHash: parseVerifierKey(verifierKey).keyHash, publicKey: k.publicKey, verifierKey, sign: k.sign, signNote: (text) => k.sign(enc.encode(text)) };
+  return {
+    name,
+    keyHash: parseVerifierKey(verifierKey).keyHash,
+    publicKey: k.publicKey,
+    verifierKey,
+    sign: k.sign,
+    signNote: (text) => k.sign(enc.encode(text)),
+  };
 }
 
 /** A checkpoint cosigner: `now` gives the POSIX time in milliseconds for the signature's timestamp. */
-export function ed25519Cosigner(name: string, seed: Uint8Array, now: () => number): NoteSigner & { publicKey: Uint8Array } {
+export function ed25519Cosigner(
+  name: string,
+  seed: Uint8Array,
+  now: () => number,
+): NoteSigner & { publicKey: Uint8Array } {
   const k = ed25519Key(seed);
   const verifierKey = formatVerifierKey(name, k.publicKey, SIG_COSIGNATURE_ED25519);
   return {
@@ -116,7 +148,11 @@ export function ed25519Cosigner(name: string, seed: Uint8Array, now: () => numbe
 }
 
 /** An ML-DSA-44 checkpoint cosigner (type 0x06) from a 32-byte seed (FIPS 204 ML-DSA.KeyGen_internal). */
-export function mldsa44Cosigner(name: string, seed: Uint8Array, now: () => number): NoteSigner & { publicKey: Uint8Array } {
+export function mldsa44Cosigner(
+  name: string,
+  seed: Uint8Array,
+  now: () => number,
+): NoteSigner & { publicKey: Uint8Array } {
   const { publicKey, secretKey } = ml_dsa44.keygen(seed);
   const verifierKey = formatVerifierKey(name, publicKey, SIG_COSIGNATURE_MLDSA44);
   return {
@@ -127,7 +163,14 @@ export function mldsa44Cosigner(name: string, seed: Uint8Array, now: () => numbe
     signNote: (text) => {
       const cp = parseCheckpoint(text);
       const timestamp = BigInt(Math.floor(now() / 1000));
-      const message = mldsaCosignedMessage({ cosigner: name, timestamp, origin: cp.origin, start: 0, end: cp.size, hash: cp.root });
+      const message = mldsaCosignedMessage({
+        cosigner: name,
+        timestamp,
+        origin: cp.origin,
+        start: 0,
+        end: cp.size,
+        hash: cp.root,
+      });
       return encodeTimestamped(timestamp, ml_dsa44.sign(message, secretKey));
     },
   };
@@ -168,7 +211,14 @@ export function verifyNoteSignature(key: VerifierKey, text: string, signature: U
       } catch {
         return false;
       }
-      const message = mldsaCosignedMessage({ cosigner: key.name, timestamp: t.timestamp, origin: cp.origin, start: 0, end: cp.size, hash: cp.root });
+      const message = mldsaCosignedMessage({
+        cosigner: key.name,
+        timestamp: t.timestamp,
+        origin: cp.origin,
+        start: 0,
+        end: cp.size,
+        hash: cp.root,
+      });
       try {
         return ml_dsa44.verify(t.signature, message, key.publicKey);
       } catch {
@@ -182,7 +232,8 @@ export function verifyNoteSignature(key: VerifierKey, text: string, signature: U
 
 /** Sign a note text (which must end in a newline) with each signer; existing signatures may be kept. */
 export function signNote(text: string, signers: readonly NoteSigner[], keep: readonly NoteSignature[] = []): string {
-  if (!text.endsWith('\n') || text.includes('\n\n') || text.length === 0) fail('note text must be non-empty lines ending in a newline');
+  if (!text.endsWith('\n') || text.includes('\n\n') || text.length === 0)
+    fail('note text must be non-empty lines ending in a newline');
   const lines = [...keep.map(sigLine)];
   for (const s of signers) lines.push(sigLine({ name: s.name, keyHash: s.keyHash, signature: s.signNote(text) }));
   return `${text}\n${lines.join('')}`;
@@ -201,7 +252,10 @@ export function parseNote(note: string): { text: string; signatures: NoteSignatu
   const split = note.lastIndexOf('\n\n');
   if (split < 0 || !note.endsWith('\n')) fail('malformed note: no blank line before signatures');
   const text = note.slice(0, split + 1);
-  const sigs = note.slice(split + 2).split('\n').slice(0, -1);
+  const sigs = note
+    .slice(split + 2)
+    .split('\n')
+    .slice(0, -1);
   if (sigs.length === 0 || sigs.length > MAX_SIGNATURES) fail('a note has 1 to 100 signatures');
   const signatures = sigs.map((line) => {
     const m = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)$/u.exec(line);
@@ -218,7 +272,11 @@ export function parseNote(note: string): { text: string; signatures: NoteSignatu
  * must be present (all of them with `requireAll`), and the text is returned only then. Signatures by unknown
  * keys are ignored (other cosigners).
  */
-export function openNote(note: string, verifiers: readonly VerifierKey[], opts: { requireAll?: boolean } = {}): { text: string; verifiedBy: VerifierKey[] } {
+export function openNote(
+  note: string,
+  verifiers: readonly VerifierKey[],
+  opts: { requireAll?: boolean } = {},
+): { text: string; verifiedBy: VerifierKey[] } {
   const { text, signatures } = parseNote(note);
   const verifiedBy: VerifierKey[] = [];
   for (const s of signatures) {
@@ -229,7 +287,10 @@ export function openNote(note: string, verifiers: readonly VerifierKey[], opts: 
   }
   if (opts.requireAll) {
     const missing = verifiers.filter((v) => !verifiedBy.includes(v));
-    if (missing.length > 0) fail(`no signature by ${missing.map((m) => `${m.name} (${m.type === SIG_COSIGNATURE_MLDSA44 ? 'ML-DSA-44' : 'Ed25519'})`).join(', ')}`);
+    if (missing.length > 0)
+      fail(
+        `no signature by ${missing.map((m) => `${m.name} (${m.type === SIG_COSIGNATURE_MLDSA44 ? 'ML-DSA-44' : 'Ed25519'})`).join(', ')}`,
+      );
   }
   if (verifiedBy.length === 0) fail('no signature by a trusted key');
   return { text, verifiedBy };

@@ -10,7 +10,14 @@ test('tile indexes are three-digit groups with x prefixes (tlog-tiles examples)'
   assert.equal(tilePath({ level: 'entries', index: 0, width: 3 }), 'tile/entries/000.p/3');
   assert.deepEqual(parseTilePath('tile/0/x001/x234/067'), { level: 0, index: 1234067, width: 256 });
   assert.deepEqual(parseTilePath('tile/entries/000.p/3'), { level: 'entries', index: 0, width: 3 });
-  for (const bad of ['tile/0/1', 'tile/0/x001', 'tile/0/000.p/256', 'tile/0/000.p/0', 'tile/0/000.p/007', '../tile/0/000']) {
+  for (const bad of [
+    'tile/0/1',
+    'tile/0/x001',
+    'tile/0/000.p/256',
+    'tile/0/000.p/0',
+    'tile/0/000.p/007',
+    '../tile/0/000',
+  ]) {
     assert.throws(() => parseTilePath(bad), { code: 'NOT_FOUND' }, bad);
   }
 });

@@ -44,7 +44,8 @@ export interface TileRef {
 }
 
 export function tilePath(t: TileRef): string {
-  const base = t.level === 'entries' ? `tile/entries/${encodeIndex(t.index)}` : `tile/${t.level}/${encodeIndex(t.index)}`;
+  const base =
+    t.level === 'entries' ? `tile/entries/${encodeIndex(t.index)}` : `tile/${t.level}/${encodeIndex(t.index)}`;
   return t.width === TILE_WIDTH ? base : `${base}.p/${t.width}`;
 }
 
@@ -53,7 +54,8 @@ export function parseTilePath(path: string): TileRef {
   const m = /^tile\/(entries|\d{1,2})\/((?:x\d{3}\/)*\d{3})(?:\.p\/(\d{1,3}))?$/.exec(path);
   if (!m) throw new LenixError('NOT_FOUND', `not a tile path: ${path.slice(0, 80)}`);
   const width = m[3] === undefined ? TILE_WIDTH : Number(m[3]);
-  if (m[3] !== undefined && (width < 1 || width > 255 || String(width) !== m[3])) throw new LenixError('NOT_FOUND', 'partial tile width must be 1..255');
+  if (m[3] !== undefined && (width < 1 || width > 255 || String(width) !== m[3]))
+    throw new LenixError('NOT_FOUND', 'partial tile width must be 1..255');
   return { level: m[1] === 'entries' ? 'entries' : Number(m[1]), index: decodeIndex(m[2]!), width };
 }
 
@@ -79,7 +81,8 @@ export function encodeEntryBundle(entries: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(size);
   let at = 0;
   for (const e of entries) {
-    if (e.length > MAX_ENTRY_SIZE) throw new LenixError('BAD_REQUEST', `a log entry holds at most ${MAX_ENTRY_SIZE} bytes`);
+    if (e.length > MAX_ENTRY_SIZE)
+      throw new LenixError('BAD_REQUEST', `a log entry holds at most ${MAX_ENTRY_SIZE} bytes`);
     out[at] = e.length >> 8;
     out[at + 1] = e.length & 0xff;
     out.set(e, at + 2);

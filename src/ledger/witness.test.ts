@@ -7,16 +7,20 @@ import { decide, formatAddCheckpoint, parseAddCheckpoint, type WitnessState } fr
 
 const log = ed25519Signer('log.example/a', new Uint8Array(32).fill(1));
 const logs = new Map([['log.example/a', [parseVerifierKey(log.verifierKey)]]]);
-const tree = (n: number, tag = 'x') => new MemoryHashes(Array.from({ length: n }, (_, i) => leafHash(new TextEncoder().encode(`${tag}${i}`))));
-const checkpoint = (t: MemoryHashes, size = t.size, signer = log, origin = 'log.example/a') => signNote(formatCheckpoint({ origin, size, root: rootHash(t, size), extensions: [] }), [signer]);
-const req = (old: number, t: MemoryHashes, note: string) => parseAddCheckpoint(formatAddCheckpoint(old, old === 0 ? [] : consistencyProof(t, old, t.size), note));
+const tree = (n: number, tag = 'x') =>
+  new MemoryHashes(Array.from({ length: n }, (_, i) => leafHash(new TextEncoder().encode(`${tag}${i}`))));
+const checkpoint = (t: MemoryHashes, size = t.size, signer = log, origin = 'log.example/a') =>
+  signNote(formatCheckpoint({ origin, size, root: rootHash(t, size), extensions: [] }), [signer]);
+const req = (old: number, t: MemoryHashes, note: string) =>
+  parseAddCheckpoint(formatAddCheckpoint(old, old === 0 ? [] : consistencyProof(t, old, t.size), note));
 
 test('the add-checkpoint body round-trips and bad bodies are refused', () => {
   const t = tree(9);
   const r = req(4, t, checkpoint(t));
   assert.equal(r.oldSize, 4);
   assert.equal(r.proof.length, consistencyProof(t, 4, 9).length);
-  for (const bad of ['old 1\n', 'new 1\n\nx', 'old 01\n\nx', `old 1\n${'AAAA\n'}\nx`]) assert.throws(() => parseAddCheckpoint(bad), { code: 'BAD_REQUEST' }, bad);
+  for (const bad of ['old 1\n', 'new 1\n\nx', 'old 01\n\nx', `old 1\n${'AAAA\n'}\nx`])
+    assert.throws(() => parseAddCheckpoint(bad), { code: 'BAD_REQUEST' }, bad);
 });
 
 test('a witness cosigns consistent checkpoints and refuses forks, unknown logs and bad signatures', () => {
@@ -43,7 +47,10 @@ test('a witness cosigns consistent checkpoints and refuses forks, unknown logs a
   assert.match(!same.ok ? same.reason : '', /fork/);
   // Unknown origin, another key, old size above the checkpoint.
   const other = ed25519Signer('log.example/b', new Uint8Array(32).fill(2));
-  assert.equal((decide(req(0, t, checkpoint(t, t.size, other, 'log.example/b')), logs, at) as { status: number }).status, 404);
+  assert.equal(
+    (decide(req(0, t, checkpoint(t, t.size, other, 'log.example/b')), logs, at) as { status: number }).status,
+    404,
+  );
   const forger = ed25519Signer('log.example/a', new Uint8Array(32).fill(3));
   assert.equal((decide(req(4, t, checkpoint(t, t.size, forger)), logs, at) as { status: number }).status, 403);
   assert.equal((decide({ oldSize: 11, proof: [], note: checkpoint(t) }, logs, at) as { status: number }).status, 400);

@@ -22,7 +22,12 @@ export interface AddCheckpointRequest {
 
 export type WitnessDecision =
   | { readonly ok: true; readonly checkpoint: Checkpoint; readonly text: string }
-  | { readonly ok: false; readonly status: 400 | 403 | 404 | 409 | 422; readonly reason: string; readonly size?: number };
+  | {
+      readonly ok: false;
+      readonly status: 400 | 403 | 404 | 409 | 422;
+      readonly reason: string;
+      readonly size?: number;
+    };
 
 const MAX_PROOF_LINES = 63;
 
@@ -40,7 +45,8 @@ export function parseAddCheckpoint(body: string): AddCheckpointRequest {
   if (proofLines.length > MAX_PROOF_LINES) bad(`at most ${MAX_PROOF_LINES} consistency proof lines`);
   const proof = proofLines.map((l) => {
     const h = new Uint8Array(Buffer.from(l, 'base64'));
-    if (h.length !== HASH_SIZE || Buffer.from(h).toString('base64') !== l) bad('a consistency proof line is one base64 SHA-256 hash');
+    if (h.length !== HASH_SIZE || Buffer.from(h).toString('base64') !== l)
+      bad('a consistency proof line is one base64 SHA-256 hash');
     return h;
   });
   return { oldSize: Number(m![1]), proof, note: body.slice(blank + 2) };
@@ -51,7 +57,11 @@ export function formatAddCheckpoint(oldSize: number, proof: readonly Hash[], not
 }
 
 /** Decide on a request, given the trusted log keys by origin and the last cosigned state for that origin. */
-export function decide(req: AddCheckpointRequest, logs: ReadonlyMap<string, readonly VerifierKey[]>, stateFor: (origin: string) => WitnessState | null): WitnessDecision {
+export function decide(
+  req: AddCheckpointRequest,
+  logs: ReadonlyMap<string, readonly VerifierKey[]>,
+  stateFor: (origin: string) => WitnessState | null,
+): WitnessDecision {
   let text: string;
   let cp: Checkpoint;
   try {
@@ -65,22 +75,39 @@ export function decide(req: AddCheckpointRequest, logs: ReadonlyMap<string, read
   try {
     openNote(req.note, keys);
   } catch (err) {
-    return { ok: false, status: 403, reason: `checkpoint not signed by a trusted key of ${cp.origin}: ${(err as Error).message}` };
+    return {
+      ok: false,
+      status: 403,
+      reason: `checkpoint not signed by a trusted key of ${cp.origin}: ${(err as Error).message}`,
+    };
   }
-  if (req.oldSize > cp.size) return { ok: false, status: 400, reason: `old size ${req.oldSize} exceeds the checkpoint size ${cp.size}` };
+  if (req.oldSize > cp.size)
+    return { ok: false, status: 400, reason: `old size ${req.oldSize} exceeds the checkpoint size ${cp.size}` };
   const state = stateFor(cp.origin);
   const known = state?.size ?? 0;
-  if (req.oldSize !== known) return { ok: false, status: 409, reason: `the last cosigned checkpoint has size ${known}`, size: known };
+  if (req.oldSize !== known)
+    return { ok: false, status: 409, reason: `the last cosigned checkpoint has size ${known}`, size: known };
   if (state && state.size === cp.size) {
-    if (Buffer.compare(Buffer.from(state.root), Buffer.from(cp.root)) !== 0) return { ok: false, status: 409, reason: `a different root for size ${cp.size} was cosigned before (a fork)`, size: known };
+    if (Buffer.compare(Buffer.from(state.root), Buffer.from(cp.root)) !== 0)
+      return {
+        ok: false,
+        status: 409,
+        reason: `a different root for size ${cp.size} was cosigned before (a fork)`,
+        size: known,
+      };
     return { ok: true, checkpoint: cp, text };
   }
   if (!state || state.size === 0) {
-    if (req.proof.length !== 0) return { ok: false, status: 422, reason: 'the proof must be empty when the old size is 0' };
+    if (req.proof.length !== 0)
+      return { ok: false, status: 422, reason: 'the proof must be empty when the old size is 0' };
     return { ok: true, checkpoint: cp, text };
   }
   if (!verifyConsistency(state.size, cp.size, state.root, cp.root, req.proof)) {
-    return { ok: false, status: 422, reason: `checkpoint of size ${cp.size} is not consistent with the cosigned size ${state.size} (a fork or a rewritten log)` };
+    return {
+      ok: false,
+      status: 422,
+      reason: `checkpoint of size ${cp.size} is not consistent with the cosigned size ${state.size} (a fork or a rewritten log)`,
+    };
   }
   return { ok: true, checkpoint: cp, text };
 }

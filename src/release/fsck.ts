@@ -32,7 +32,10 @@ export interface FsckReport {
  * of the same digest), a blob from a good published copy. Every restored file is checked before it is renamed
  * into place.
  */
-export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseStore, 'listRepos' | 'listSnapshots'>; reposDir: string }, o: { repair: boolean }): Promise<FsckReport> {
+export async function fsck(
+  deps: { blobs: FsBlobStore; releases: Pick<ReleaseStore, 'listRepos' | 'listSnapshots'>; reposDir: string },
+  o: { repair: boolean },
+): Promise<FsckReport> {
   const problems: FsckProblem[] = [];
   const goodBlobs = new Set<string>();
   let blobsChecked = 0;
@@ -50,7 +53,12 @@ export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseSto
     for (const snap of await deps.releases.listSnapshots(repo.id)) {
       const dir = path.join(deps.reposDir, repo.name, 'snapshots', String(snap.id));
       if (snap.state !== 'ready' || !(await stat(dir).catch(() => null))) continue;
-      for (const p of snap.packages) copies.push({ file: path.join(dir, p.arch, 'Packages', p.name), sha256: p.sha256, where: `${repo.name} snapshot ${snap.id} ${p.arch}/Packages/${p.name}` });
+      for (const p of snap.packages)
+        copies.push({
+          file: path.join(dir, p.arch, 'Packages', p.name),
+          sha256: p.sha256,
+          where: `${repo.name} snapshot ${snap.id} ${p.arch}/Packages/${p.name}`,
+        });
       // Metadata: repomd.xml against the digest recorded when it was signed, each data file against repomd.xml.
       // It is not kept in the blob store, so it cannot be restored from there: `lenix repo republish` rebuilds it.
       for (const [arch, sha] of Object.entries(snap.repomd ?? {})) {
@@ -65,7 +73,14 @@ export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseSto
         for (const [file, want] of files) {
           metadataChecked++;
           const actual = await sha256File(file).catch(() => null);
-          if (actual !== want) problems.push({ kind: 'metadata', where: `${repo.name} snapshot ${snap.id} ${path.relative(dir, file)}`, sha256: want, problem: actual === null ? 'missing' : 'corrupt', repair: o.repair ? `not kept elsewhere: lenix repo republish ${repo.name}` : null });
+          if (actual !== want)
+            problems.push({
+              kind: 'metadata',
+              where: `${repo.name} snapshot ${snap.id} ${path.relative(dir, file)}`,
+              sha256: want,
+              problem: actual === null ? 'missing' : 'corrupt',
+              repair: o.repair ? `not kept elsewhere: lenix repo republish ${repo.name}` : null,
+            });
         }
       }
     }
@@ -105,7 +120,13 @@ export async function fsck(deps: { blobs: FsBlobStore; releases: Pick<ReleaseSto
         repair = 'no good copy to restore it from';
       }
     }
-    problems.push({ kind: 'published', where: c.where, sha256: c.sha256, problem: exists ? 'corrupt' : 'missing', repair });
+    problems.push({
+      kind: 'published',
+      where: c.where,
+      sha256: c.sha256,
+      problem: exists ? 'corrupt' : 'missing',
+      repair,
+    });
   }
   const clean = problems.every((p) => p.repair !== null && p.repair.startsWith('restored'));
   return { blobsChecked, publishedChecked: copies.length, metadataChecked, problems, clean };

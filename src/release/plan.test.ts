@@ -6,25 +6,54 @@ const cand = (nevra: string, sha = nevra, buildId = 1): CandidatePackage => {
   const arch = nevra.split('.').pop()!;
   return { artifactId: 1, sha256: sha, name: `${nevra}.rpm`, arch, nevra, buildId };
 };
-const inRepo = (nevra: string, arch: string, sha = nevra): RepoPackage => ({ artifactId: 1, sha256: sha, name: `${nevra}.rpm`, arch, nevra, buildId: 0 });
+const inRepo = (nevra: string, arch: string, sha = nevra): RepoPackage => ({
+  artifactId: 1,
+  sha256: sha,
+  name: `${nevra}.rpm`,
+  arch,
+  nevra,
+  buildId: 0,
+});
 
 test('noarch packages go under every repository arch; others only under their own', () => {
-  const p = planRelease([], [cand('a-1.0-1.noarch'), cand('b-1.0-1.x86_64'), cand('c-1.0-1.s390x')], ['x86_64', 'aarch64']);
-  assert.deepEqual(p.packages.map((x) => `${x.arch}:${x.nevra}`), ['aarch64:a-1.0-1.noarch', 'x86_64:a-1.0-1.noarch', 'x86_64:b-1.0-1.x86_64']);
+  const p = planRelease(
+    [],
+    [cand('a-1.0-1.noarch'), cand('b-1.0-1.x86_64'), cand('c-1.0-1.s390x')],
+    ['x86_64', 'aarch64'],
+  );
+  assert.deepEqual(
+    p.packages.map((x) => `${x.arch}:${x.nevra}`),
+    ['aarch64:a-1.0-1.noarch', 'x86_64:a-1.0-1.noarch', 'x86_64:b-1.0-1.x86_64'],
+  );
   assert.equal(p.skipped.length, 1);
 });
 
 test('a newer version replaces the older one; the same bytes are unchanged; others stay', () => {
   const current = [inRepo('p-1.0-1.noarch', 'x86_64'), inRepo('q-2.0-1.x86_64', 'x86_64')];
   const p = planRelease(current, [cand('p-1.1-1.noarch'), cand('q-2.0-1.x86_64')], ['x86_64']);
-  assert.deepEqual(p.replaced.map((r) => `${r.from.nevra}->${r.to.nevra}`), ['p-1.0-1.noarch->p-1.1-1.noarch']);
-  assert.deepEqual(p.unchanged.map((u) => u.nevra), ['q-2.0-1.x86_64']);
-  assert.deepEqual(p.packages.map((x) => x.nevra), ['p-1.1-1.noarch', 'q-2.0-1.x86_64']);
+  assert.deepEqual(
+    p.replaced.map((r) => `${r.from.nevra}->${r.to.nevra}`),
+    ['p-1.0-1.noarch->p-1.1-1.noarch'],
+  );
+  assert.deepEqual(
+    p.unchanged.map((u) => u.nevra),
+    ['q-2.0-1.x86_64'],
+  );
+  assert.deepEqual(
+    p.packages.map((x) => x.nevra),
+    ['p-1.1-1.noarch', 'q-2.0-1.x86_64'],
+  );
 });
 
 test('the same NEVRA with other bytes is refused; an older version is skipped', () => {
-  assert.throws(() => planRelease([inRepo('p-1.0-1.noarch', 'x86_64', 'aaa')], [cand('p-1.0-1.noarch', 'bbb')], ['x86_64']), { code: 'RELEASE_CONFLICT' });
+  assert.throws(
+    () => planRelease([inRepo('p-1.0-1.noarch', 'x86_64', 'aaa')], [cand('p-1.0-1.noarch', 'bbb')], ['x86_64']),
+    { code: 'RELEASE_CONFLICT' },
+  );
   const p = planRelease([inRepo('p-2.0-1.noarch', 'x86_64')], [cand('p-1.0-1.noarch')], ['x86_64']);
   assert.equal(p.skipped.length, 1);
-  assert.deepEqual(p.packages.map((x) => x.nevra), ['p-2.0-1.noarch']);
+  assert.deepEqual(
+    p.packages.map((x) => x.nevra),
+    ['p-2.0-1.noarch'],
+  );
 });

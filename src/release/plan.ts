@@ -39,7 +39,11 @@ const key = (p: { nevra: string; arch: string }) => {
  * with the same bytes is unchanged; the same NEVRA with other bytes is refused, since dnf could not tell
  * the two apart. Packages of the snapshot that nothing replaces stay.
  */
-export function planRelease(current: readonly RepoPackage[], candidates: readonly CandidatePackage[], repoArches: readonly string[]): ReleasePlan {
+export function planRelease(
+  current: readonly RepoPackage[],
+  candidates: readonly CandidatePackage[],
+  repoArches: readonly string[],
+): ReleasePlan {
   const byKey = new Map(current.map((p) => [key(p), p]));
   const added: RepoPackage[] = [];
   const replaced: { from: RepoPackage; to: RepoPackage }[] = [];
@@ -53,7 +57,14 @@ export function planRelease(current: readonly RepoPackage[], candidates: readonl
       continue;
     }
     for (const arch of arches) {
-      const pkg: RepoPackage = { artifactId: c.artifactId, sha256: c.sha256, name: c.name, arch, nevra: c.nevra, buildId: c.buildId };
+      const pkg: RepoPackage = {
+        artifactId: c.artifactId,
+        sha256: c.sha256,
+        name: c.name,
+        arch,
+        nevra: c.nevra,
+        buildId: c.buildId,
+      };
       const k = key(pkg);
       const old = next.get(k);
       if (!old) {
@@ -63,7 +74,10 @@ export function planRelease(current: readonly RepoPackage[], candidates: readonl
       }
       if (old.nevra === pkg.nevra) {
         if (old.sha256 !== pkg.sha256) {
-          throw new LenixError('RELEASE_CONFLICT', `${pkg.nevra} is already in the repository with other bytes (${old.sha256.slice(0, 12)}…); bump the release`);
+          throw new LenixError(
+            'RELEASE_CONFLICT',
+            `${pkg.nevra} is already in the repository with other bytes (${old.sha256.slice(0, 12)}…); bump the release`,
+          );
         }
         if (byKey.get(k) === old) unchanged.push(old);
         continue;

@@ -26,12 +26,19 @@ export interface PublisherDeps {
   readonly log: Logger;
   readonly reposDir: string;
   /** Ask the signer for detached signatures over repository metadata (a `repomd` sign task). */
-  readonly requestMetadataSignature: (release: ReleaseRecord, keyFingerprint: string, files: { path: string; sha256: string; contentBase64: string }[]) => Promise<number>;
+  readonly requestMetadataSignature: (
+    release: ReleaseRecord,
+    keyFingerprint: string,
+    files: { path: string; sha256: string; contentBase64: string }[],
+  ) => Promise<number>;
   /**
    * Errata for a snapshot being built: updateinfo.xml per arch folder (null: none) and the advisories it
    * carries (recorded with the snapshot; approved ones are released when it goes live).
    */
-  readonly updateinfo?: (repo: RepoRecord, packages: readonly SnapshotPackage[]) => Promise<{ perArch: (arch: string) => string | null; advisories: readonly string[] }>;
+  readonly updateinfo?: (
+    repo: RepoRecord,
+    packages: readonly SnapshotPackage[],
+  ) => Promise<{ perArch: (arch: string) => string | null; advisories: readonly string[] }>;
   /** Called when a snapshot is live (the release statement goes into the ledger). */
   readonly published?: (release: ReleaseRecord, repo: RepoRecord, snapshot: SnapshotRecord) => Promise<void>;
 }
@@ -73,8 +80,14 @@ export class Publisher {
     const snap = await this.deps.releases.getSnapshot(Number(path.basename(snapshotRoot)));
     const expected = snap?.packages.find((p) => p.arch === parts[0] && p.name === parts[2])?.sha256;
     if (!expected || (await sha256File(file)) !== expected) {
-      this.deps.log.error({ component: 'publisher', file, snapshot: snap?.id }, 'a published package does not match its snapshot record; not served');
-      throw new LenixError('BLOB_CORRUPT', `${parts.join('/')} does not match its snapshot record; run lenix fsck --repair`);
+      this.deps.log.error(
+        { component: 'publisher', file, snapshot: snap?.id },
+        'a published package does not match its snapshot record; not served',
+      );
+      throw new LenixError(
+        'BLOB_CORRUPT',
+        `${parts.join('/')} does not match its snapshot record; run lenix fsck --repair`,
+      );
     }
     if (this.verified.size > 100_000) this.verified.clear();
     this.verified.add(key);
@@ -89,7 +102,9 @@ export class Publisher {
     this.running = (async () => {
       do {
         this.again = false;
-        await this.pass().catch((err: unknown) => this.deps.log.error({ component: 'release', err }, 'publish pass failed'));
+        await this.pass().catch((err: unknown) =>
+          this.deps.log.error({ component: 'release', err }, 'publish pass failed'),
+        );
       } while (this.again);
     })().finally(() => {
       this.running = null;
@@ -124,20 +139,39 @@ export class Publisher {
       const snapshotId = (await this.deps.releases.getRelease(release.id))?.snapshotId ?? release.snapshotId;
       if (snapshotId !== null) {
         await this.deps.releases.setSnapshotState(snapshotId, 'failed');
-        await rm(path.join(this.repoDir(repo.name), 'snapshots', `${snapshotId}.tmp`), { recursive: true, force: true });
+        await rm(path.join(this.repoDir(repo.name), 'snapshots', `${snapshotId}.tmp`), {
+          recursive: true,
+          force: true,
+        });
       }
-      await this.deps.releases.moveRelease(release.id, 'publishing', 'failed', { reasonCode: e.code, reason: e.message }, this.deps.clock.now());
+      await this.deps.releases.moveRelease(
+        release.id,
+        'publishing',
+        'failed',
+        { reasonCode: e.code, reason: e.message },
+        this.deps.clock.now(),
+      );
     }
   }
 
   /** The packages a release would publish, planned against the repository's current snapshot. */
   async plan(repo: RepoRecord, buildIds: readonly number[]) {
-    const current = repo.currentSnapshotId === null ? [] : ((await this.deps.releases.getSnapshot(repo.currentSnapshotId))?.packages ?? []);
+    const current =
+      repo.currentSnapshotId === null
+        ? []
+        : ((await this.deps.releases.getSnapshot(repo.currentSnapshotId))?.packages ?? []);
     const candidates: CandidatePackage[] = [];
     for (const id of buildIds) {
       for (const a of await this.deps.store.listArtifacts(id)) {
         if (a.kind !== 'signed-rpm') continue;
-        candidates.push({ artifactId: a.id, sha256: a.sha256, name: a.name, arch: a.arch ?? 'noarch', nevra: a.nevra ?? a.name, buildId: id });
+        candidates.push({
+          artifactId: a.id,
+          sha256: a.sha256,
+          name: a.name,
+          arch: a.arch ?? 'noarch',
+          nevra: a.nevra ?? a.name,
+          buildId: id,
+        });
       }
     }
     return planRelease(current as RepoPackage[], candidates, repo.arches);
@@ -147,8 +181,20 @@ export class Publisher {
     const key = activeKeys(repo).pop();
     if (!key) throw new LenixError('NO_SIGNING_KEY', `repository ${repo.name} has no active key`);
     const plan = await this.plan(repo, release.builds);
-    const snap = existing ?? (await this.deps.releases.createSnapshot({ repoId: repo.id, releaseId: release.id, packages: plan.packages, keyFingerprint: key }, this.deps.clock.now()));
-    if (!existing) await this.deps.releases.moveRelease(release.id, 'publishing', 'publishing', { snapshotId: snap.id }, this.deps.clock.now());
+    const snap =
+      existing ??
+      (await this.deps.releases.createSnapshot(
+        { repoId: repo.id, releaseId: release.id, packages: plan.packages, keyFingerprint: key },
+        this.deps.clock.now(),
+      ));
+    if (!existing)
+      await this.deps.releases.moveRelease(
+        release.id,
+        'publishing',
+        'publishing',
+        { snapshotId: snap.id },
+        this.deps.clock.now(),
+      );
     const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
     await rm(tmp, { recursive: true, force: true }); // a crash mid-build leaves a partial folder: start over
     const files: { path: string; sha256: string; contentBase64: string }[] = [];
@@ -162,13 +208,21 @@ export class Publisher {
         // blob store can change a published snapshot. The copy itself is checked, and readable by mirrors.
         await publishCopy(this.deps.blobs.pathOf(parseSha256(p.sha256)), path.join(pkgDir, p.name), p.sha256);
       }
-      await run('createrepo_c', ['--quiet', '--no-database', '--general-compress-type=gz', '--checksum=sha256', path.join(tmp, arch)], { maxBuffer: 16 * 1024 * 1024 });
+      await run(
+        'createrepo_c',
+        ['--quiet', '--no-database', '--general-compress-type=gz', '--checksum=sha256', path.join(tmp, arch)],
+        { maxBuffer: 16 * 1024 * 1024 },
+      );
       const updateinfo = errata?.perArch(arch) ?? null;
       if (updateinfo) {
         // updateinfo.xml goes in before repomd.xml is signed (modifyrepo_c rewrites repomd.xml).
         const file = path.join(tmp, `${arch}.updateinfo.xml`);
         await writeDurably(file, updateinfo);
-        await run('modifyrepo_c', ['--mdtype=updateinfo', '--compress-type=gz', '--checksum=sha256', file, path.join(tmp, arch, 'repodata')], { maxBuffer: 16 * 1024 * 1024 });
+        await run(
+          'modifyrepo_c',
+          ['--mdtype=updateinfo', '--compress-type=gz', '--checksum=sha256', file, path.join(tmp, arch, 'repodata')],
+          { maxBuffer: 16 * 1024 * 1024 },
+        );
         await rm(file);
       }
       const xml = await readFile(path.join(tmp, arch, 'repodata', 'repomd.xml'));
@@ -178,13 +232,19 @@ export class Publisher {
     }
     await this.deps.releases.setSnapshotState(snap.id, 'signing', { repomd, advisories: errata?.advisories ?? [] });
     await this.deps.requestMetadataSignature(release, key, files);
-    this.deps.log.info({ component: 'release', release: release.id, snapshot: snap.id, packages: plan.packages.length }, 'snapshot built; waiting for metadata signatures');
+    this.deps.log.info(
+      { component: 'release', release: release.id, snapshot: snap.id, packages: plan.packages.length },
+      'snapshot built; waiting for metadata signatures',
+    );
   }
 
   private async finishIfSigned(release: ReleaseRecord, repo: RepoRecord, snap: SnapshotRecord): Promise<void> {
-    const task = (await this.deps.store.listTasksOfKind('repomd')).filter((t) => (t.subject as { releaseId?: number } | null)?.releaseId === release.id).pop();
+    const task = (await this.deps.store.listTasksOfKind('repomd'))
+      .filter((t) => (t.subject as { releaseId?: number } | null)?.releaseId === release.id)
+      .pop();
     if (!task) throw new LenixError('INTERNAL', `release ${release.id} has no metadata signing task`);
-    if (task.state === 'failed' || task.state === 'cancelled') throw new LenixError('SIGNATURE_INVALID', `metadata signing ${task.state}: ${task.reason ?? ''}`);
+    if (task.state === 'failed' || task.state === 'cancelled')
+      throw new LenixError('SIGNATURE_INVALID', `metadata signing ${task.state}: ${task.reason ?? ''}`);
     if (task.state !== 'succeeded') return;
     const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
     const final = path.join(this.repoDir(repo.name), 'snapshots', String(snap.id));
@@ -200,11 +260,13 @@ export class Publisher {
       for (const [arch, sha] of Object.entries(snap.repomd ?? {})) {
         const rel = `${arch}/repodata/repomd.xml`;
         const xml = await readFile(path.join(tmp, rel));
-        if (createHash('sha256').update(xml).digest('hex') !== sha) throw new LenixError('BLOB_CORRUPT', `${rel} changed while it was being signed`);
+        if (createHash('sha256').update(xml).digest('hex') !== sha)
+          throw new LenixError('BLOB_CORRUPT', `${rel} changed while it was being signed`);
         const sig = sigs.find((x) => x.path === rel);
         if (!sig) throw new LenixError('SIGNATURE_INVALID', `no signature for ${rel}`);
         const signer = await verifyDetached(key.publicKey, xml, sig.signature);
-        if (signer !== key.fingerprint) throw new LenixError('SIGNATURE_INVALID', `${rel} signed by ${signer}, expected ${key.fingerprint}`);
+        if (signer !== key.fingerprint)
+          throw new LenixError('SIGNATURE_INVALID', `${rel} signed by ${signer}, expected ${key.fingerprint}`);
         await writeDurably(path.join(tmp, `${rel}.asc`), sig.signature);
       }
       await syncTree(tmp);
@@ -238,9 +300,15 @@ export class Publisher {
   /** Roll back to a ready snapshot (default: the one published before the current one). */
   async rollback(repo: RepoRecord, snapshotId?: number): Promise<SnapshotRecord> {
     const snaps = (await this.deps.releases.listSnapshots(repo.id)).filter((s) => s.state === 'ready');
-    const target = snapshotId !== undefined ? snaps.find((s) => s.id === snapshotId) : snaps.find((s) => repo.currentSnapshotId !== null && s.id < repo.currentSnapshotId);
+    const target =
+      snapshotId !== undefined
+        ? snaps.find((s) => s.id === snapshotId)
+        : snaps.find((s) => repo.currentSnapshotId !== null && s.id < repo.currentSnapshotId);
     if (!target || !(await exists(path.join(this.repoDir(repo.name), 'snapshots', String(target.id))))) {
-      throw new LenixError('SNAPSHOT_NOT_FOUND', `no ready snapshot ${snapshotId ?? 'before the current one'} in ${repo.name}`);
+      throw new LenixError(
+        'SNAPSHOT_NOT_FOUND',
+        `no ready snapshot ${snapshotId ?? 'before the current one'} in ${repo.name}`,
+      );
     }
     await this.switchCurrent(repo, target.id);
     return target;

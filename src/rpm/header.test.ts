@@ -12,10 +12,30 @@ const run = promisify(execFile);
 async function buildRpm(spec: string): Promise<{ dir: string; srpm: string; rpms: string[] }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-hdr-'));
   await writeFile(path.join(dir, 't.spec'), spec);
-  await run('rpmbuild', ['-ba', '--nodeps', '--define', `_topdir ${dir}`, '--define', `_srcrpmdir ${dir}/out`, '--define', `_rpmdir ${dir}/out`, '--define', '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm', path.join(dir, 't.spec')], { env: { ...process.env, HOME: dir } });
+  await run(
+    'rpmbuild',
+    [
+      '-ba',
+      '--nodeps',
+      '--define',
+      `_topdir ${dir}`,
+      '--define',
+      `_srcrpmdir ${dir}/out`,
+      '--define',
+      `_rpmdir ${dir}/out`,
+      '--define',
+      '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm',
+      path.join(dir, 't.spec'),
+    ],
+    { env: { ...process.env, HOME: dir } },
+  );
   const { readdir } = await import('node:fs/promises');
   const files = await readdir(path.join(dir, 'out'));
-  return { dir, srpm: path.join(dir, 'out', files.find((f) => f.endsWith('.src.rpm'))!), rpms: files.filter((f) => !f.endsWith('.src.rpm')).map((f) => path.join(dir, 'out', f)) };
+  return {
+    dir,
+    srpm: path.join(dir, 'out', files.find((f) => f.endsWith('.src.rpm'))!),
+    rpms: files.filter((f) => !f.endsWith('.src.rpm')).map((f) => path.join(dir, 'out', f)),
+  };
 }
 
 test('reads name, epoch, version, release, arch and arch rules from real packages, as rpm does', async () => {

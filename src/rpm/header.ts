@@ -122,7 +122,9 @@ function readStructure(buf: Uint8Array, view: DataView, at: number): Map<number,
         if (p + width * count > end) fail('integer array out of bounds');
         const out: number[] = [];
         for (let n = 0; n < count; n++) {
-          out.push(width === 1 ? view.getUint8(p + n) : width === 2 ? view.getUint16(p + 2 * n) : view.getUint32(p + 4 * n));
+          out.push(
+            width === 1 ? view.getUint8(p + n) : width === 2 ? view.getUint16(p + 2 * n) : view.getUint32(p + 4 * n),
+          );
         }
         tags.set(tag, out);
         break;
@@ -199,7 +201,9 @@ export function packageInfo(h: RpmHeader): PackageInfo {
 }
 
 /** Read just the header from a stream of an RPM file (e.g. a blob); the rest of the stream is not read. */
-export async function readRpmStreamHeader(stream: AsyncIterable<Uint8Array> & { destroy?(): void }): Promise<RpmHeader> {
+export async function readRpmStreamHeader(
+  stream: AsyncIterable<Uint8Array> & { destroy?(): void },
+): Promise<RpmHeader> {
   let buf: Uint8Array = new Uint8Array(0);
   try {
     for await (const chunk of stream) {

@@ -38,19 +38,25 @@ export function identityFrom(euid: number, egid: number, files: IdentityFiles, u
   const uid = Number(fields[2]);
   const gid = Number(fields[3]);
   if (!line || !Number.isInteger(uid) || !Number.isInteger(gid)) {
-    throw new LenixError('SANDBOX_UNAVAILABLE', `running as root, but the sandbox user ${user} does not exist: run scripts/bootstrap.sh (or useradd --system ${user})`);
+    throw new LenixError(
+      'SANDBOX_UNAVAILABLE',
+      `running as root, but the sandbox user ${user} does not exist: run scripts/bootstrap.sh (or useradd --system ${user})`,
+    );
   }
-  if (uid === 0 || gid === 0) throw new LenixError('SANDBOX_UNAVAILABLE', `the sandbox user ${user} must not have uid or gid 0`);
+  if (uid === 0 || gid === 0)
+    throw new LenixError('SANDBOX_UNAVAILABLE', `the sandbox user ${user} must not have uid or gid 0`);
   const range = (text: string) => {
     for (const l of text.split('\n')) {
       const [who, start, count] = l.trim().split(':');
-      if ((who === user || who === String(uid)) && Number(count) >= SUBORDINATE_IDS && Number(start) > 0) return { start: Number(start), count: Number(count) };
+      if ((who === user || who === String(uid)) && Number(count) >= SUBORDINATE_IDS && Number(start) > 0)
+        return { start: Number(start), count: Number(count) };
     }
     return null;
   };
   const su = range(files.subuid);
   const sg = range(files.subgid);
-  const subordinate = su && sg ? { uid: su.start, gid: sg.start, count: Math.min(su.count, sg.count, SUBORDINATE_IDS) } : null;
+  const subordinate =
+    su && sg ? { uid: su.start, gid: sg.start, count: Math.min(su.count, sg.count, SUBORDINATE_IDS) } : null;
   return { kind: 'system-user', user, uid, gid, subordinate };
 }
 
@@ -61,7 +67,12 @@ export async function resolveSandboxIdentity(user = SANDBOX_USER): Promise<Sandb
   const euid = process.geteuid?.() ?? -1;
   const egid = process.getegid?.() ?? -1;
   if (euid < 0) throw new LenixError('SANDBOX_UNAVAILABLE', 'sandboxes need a Linux host with user namespaces');
-  return identityFrom(euid, egid, { passwd: await readOr('/etc/passwd'), subuid: await readOr('/etc/subuid'), subgid: await readOr('/etc/subgid') }, user);
+  return identityFrom(
+    euid,
+    egid,
+    { passwd: await readOr('/etc/passwd'), subuid: await readOr('/etc/subuid'), subgid: await readOr('/etc/subgid') },
+    user,
+  );
 }
 
 /** One line for logs: who the sandbox is on the host. */

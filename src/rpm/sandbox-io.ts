@@ -21,7 +21,12 @@ const PLAIN = /^[A-Za-z0-9][A-Za-z0-9._+~^-]{0,254}$/;
  * Links, devices, folders and names that `accept` refuses are skipped; a repeated name, more than `maxBytes`
  * in all or more than MAX_OUTPUT_ENTRIES entries is refused, and the stream is not read further. Files are created exclusively, so nothing already there is followed or replaced.
  */
-export async function readSandboxOutput(stream: Readable, to: string, accept: (name: string) => boolean, maxBytes: number): Promise<string[]> {
+export async function readSandboxOutput(
+  stream: Readable,
+  to: string,
+  accept: (name: string) => boolean,
+  maxBytes: number,
+): Promise<string[]> {
   const written: string[] = [];
   const writes: Promise<void>[] = [];
   let total = 0;
@@ -51,7 +56,9 @@ export async function readSandboxOutput(stream: Readable, to: string, accept: (n
         return;
       }
       written.push(name);
-      writes.push(pipeline(entry as unknown as Readable, createWriteStream(path.join(to, name), { flags: 'wx', mode: 0o644 })));
+      writes.push(
+        pipeline(entry as unknown as Readable, createWriteStream(path.join(to, name), { flags: 'wx', mode: 0o644 })),
+      );
     },
   });
   stream.on('data', (c: Buffer) => {

@@ -5,17 +5,39 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { identityFrom, resolveSandboxIdentity, type SandboxIdentity } from './sandbox-identity.js';
-import { DEFAULT_LIMITS, SANDBOX_WORK, bwrapArgs, launcher, runSandboxed, type SandboxLimits, type SandboxRun } from './sandbox.js';
+import {
+  DEFAULT_LIMITS,
+  SANDBOX_WORK,
+  bwrapArgs,
+  launcher,
+  runSandboxed,
+  type SandboxLimits,
+  type SandboxRun,
+} from './sandbox.js';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 test('as root the sandbox drops to the sandbox user with its subordinate ids; otherwise it keeps the caller', () => {
-  const files = { passwd: 'root:x:0:0::/root:/bin/bash\nlenix-build:x:999:995::/nonexistent:/usr/sbin/nologin\n', subuid: 'lenix-build:100000:65536\n', subgid: 'lenix-build:100000:65536\n' };
-  assert.deepEqual(identityFrom(0, 0, files), { kind: 'system-user', user: 'lenix-build', uid: 999, gid: 995, subordinate: { uid: 100000, gid: 100000, count: 65536 } });
+  const files = {
+    passwd: 'root:x:0:0::/root:/bin/bash\nlenix-build:x:999:995::/nonexistent:/usr/sbin/nologin\n',
+    subuid: 'lenix-build:100000:65536\n',
+    subgid: 'lenix-build:100000:65536\n',
+  };
+  assert.deepEqual(identityFrom(0, 0, files), {
+    kind: 'system-user',
+    user: 'lenix-build',
+    uid: 999,
+    gid: 995,
+    subordinate: { uid: 100000, gid: 100000, count: 65536 },
+  });
   assert.deepEqual(identityFrom(1000, 1000, files), { kind: 'current-user', uid: 1000, gid: 1000 });
   assert.equal((identityFrom(0, 0, { ...files, subuid: '' }) as { subordinate: unknown }).subordinate, null);
-  assert.throws(() => identityFrom(0, 0, { ...files, passwd: 'root:x:0:0::/root:/bin/bash\n' }), { code: 'SANDBOX_UNAVAILABLE' });
-  assert.throws(() => identityFrom(0, 0, { ...files, passwd: 'lenix-build:x:0:0::/:/bin/sh\n' }), { code: 'SANDBOX_UNAVAILABLE' });
+  assert.throws(() => identityFrom(0, 0, { ...files, passwd: 'root:x:0:0::/root:/bin/bash\n' }), {
+    code: 'SANDBOX_UNAVAILABLE',
+  });
+  assert.throws(() => identityFrom(0, 0, { ...files, passwd: 'lenix-build:x:0:0::/:/bin/sh\n' }), {
+    code: 'SANDBOX_UNAVAILABLE',
+  });
   const drop = launcher(identityFrom(0, 0, files));
   assert.deepEqual(drop.slice(0, 4), ['setpriv', '--reuid=999', '--regid=995', '--clear-groups']);
   assert.ok(drop.includes('--bounding-set=-all') && drop.includes('--inh-caps=-all'));
@@ -24,20 +46,63 @@ test('as root the sandbox drops to the sandbox user with its subordinate ids; ot
 
 test('only /usr and chosen /etc files of the host are mounted, read-only, in new namespaces', () => {
   const identity: SandboxIdentity = { kind: 'current-user', uid: 1000, gid: 1000 };
-  const { args } = bwrapArgs({ identity, limits: DEFAULT_LIMITS, inside: 'user', command: ['true'], env: {}, hostname: 'h' });
-  for (const flag of ['--unshare-user', '--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--disable-userns', '--die-with-parent', '--clearenv', '--new-session']) assert.ok(args.includes(flag), flag);
+  const { args } = bwrapArgs({
+    identity,
+    limits: DEFAULT_LIMITS,
+    inside: 'user',
+    command: ['true'],
+    env: {},
+    hostname: 'h',
+  });
+  for (const flag of [
+    '--unshare-user',
+    '--unshare-net',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--disable-userns',
+    '--die-with-parent',
+    '--clearenv',
+    '--new-session',
+  ])
+    assert.ok(args.includes(flag), flag);
   const binds = args.flatMap((a, i) => (a === '--ro-bind' ? [args[i + 1]!] : []));
   assert.ok(binds.includes('/usr'));
-  for (const b of binds) assert.ok(b === '/usr' || b.startsWith('/etc/') || /^\/(bin|sbin|lib\w*)$/.test(b), `unexpected host path ${b}`);
-  for (const secret of ['/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/ssh', '/etc/machine-id', '/root', '/home', '/var', '/tmp', '/']) assert.ok(!binds.includes(secret), secret);
+  for (const b of binds)
+    assert.ok(b === '/usr' || b.startsWith('/etc/') || /^\/(bin|sbin|lib\w*)$/.test(b), `unexpected host path ${b}`);
+  for (const secret of [
+    '/etc/shadow',
+    '/etc/gshadow',
+    '/etc/sudoers',
+    '/etc/ssh',
+    '/etc/machine-id',
+    '/root',
+    '/home',
+    '/var',
+    '/tmp',
+    '/',
+  ])
+    assert.ok(!binds.includes(secret), secret);
   for (const writable of ['--bind', '--bind-try', '--dev-bind']) assert.ok(!args.includes(writable), writable);
-  assert.deepEqual(args.slice(args.indexOf('--tmpfs') - 2, args.indexOf('--tmpfs') + 2), ['--size', String(DEFAULT_LIMITS.diskBytes), '--tmpfs', '/tmp']);
+  assert.deepEqual(args.slice(args.indexOf('--tmpfs') - 2, args.indexOf('--tmpfs') + 2), [
+    '--size',
+    String(DEFAULT_LIMITS.diskBytes),
+    '--tmpfs',
+    '/tmp',
+  ]);
 });
 
 describe('the sandbox, run for real', () => {
   let identity: SandboxIdentity;
   let dir: string;
-  const limits: SandboxLimits = { ...DEFAULT_LIMITS, timeoutMs: 60_000, memoryBytes: 2 * 1024 ** 3, diskBytes: 64 * 1024 ** 2, logBytes: 16 * 1024 ** 2, processes: 256 };
+  const limits: SandboxLimits = {
+    ...DEFAULT_LIMITS,
+    timeoutMs: 60_000,
+    memoryBytes: 2 * 1024 ** 3,
+    diskBytes: 64 * 1024 ** 2,
+    logBytes: 16 * 1024 ** 2,
+    processes: 256,
+  };
 
   before(async () => {
     identity = await resolveSandboxIdentity();
@@ -85,7 +150,8 @@ describe('the sandbox, run for real', () => {
     assert.deepEqual(r, { kind: 'exited', code: 0, diskFull: false, outputs: [] });
     assert.match(out, /^CapEff:\s+0000000000000000$/m);
     assert.match(out, /^uid=1000$/m);
-    for (const bad of ['READ-SECRET', 'READ-SHADOW', 'SAW-HOST', 'REMOUNTED', 'MOUNTED', 'USERNS']) assert.doesNotMatch(out, new RegExp(bad));
+    for (const bad of ['READ-SECRET', 'READ-SHADOW', 'SAW-HOST', 'REMOUNTED', 'MOUNTED', 'USERNS'])
+      assert.doesNotMatch(out, new RegExp(bad));
     assert.match(out, /wrote-private-tmp=0/);
     assert.equal(existsSync(marker), false, 'a write to /tmp inside lands in the sandbox, not on the host');
     assert.match(out, /host-readonly/);
@@ -98,21 +164,29 @@ describe('the sandbox, run for real', () => {
     await mkdir(input);
     await mkdir(outDir);
     await writeFile(path.join(input, 'data.txt'), 'from the agent\n');
-    const { r } = await sandbox('mkdir -p o/x86_64 && cp in/data.txt o/x86_64/a.rpm && ln -s /etc/passwd o/b.rpm && echo not-wanted > o/c.txt && mkfifo o/d.rpm', {
-      inputDir: input,
-      output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: (n) => n.endsWith('.rpm') },
-    });
+    const { r } = await sandbox(
+      'mkdir -p o/x86_64 && cp in/data.txt o/x86_64/a.rpm && ln -s /etc/passwd o/b.rpm && echo not-wanted > o/c.txt && mkfifo o/d.rpm',
+      {
+        inputDir: input,
+        output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: (n) => n.endsWith('.rpm') },
+      },
+    );
     assert.deepEqual(r, { kind: 'exited', code: 0, diskFull: false, outputs: ['a.rpm'] });
     assert.deepEqual(await readdir(outDir), ['a.rpm']);
     assert.equal(await readFile(path.join(outDir, 'a.rpm'), 'utf8'), 'from the agent\n');
   });
 
   test('outputs past the disk limit (a sparse file) or with too many entries are refused without reading them all', async () => {
-    for (const [i, script] of ['mkdir o && truncate -s 100G o/huge.rpm', 'mkdir o && cd o && for i in $(seq 1 12000); do : > f$i.txt; done'].entries()) {
+    for (const [i, script] of [
+      'mkdir o && truncate -s 100G o/huge.rpm',
+      'mkdir o && cd o && for i in $(seq 1 12000); do : > f$i.txt; done',
+    ].entries()) {
       const outDir = path.join(dir, `out-bound-${i}`);
       await mkdir(outDir);
       const started = Date.now();
-      const { r, out } = await sandbox(script, { output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: (n) => n.endsWith('.rpm') } });
+      const { r, out } = await sandbox(script, {
+        output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: (n) => n.endsWith('.rpm') },
+      });
       assert.deepEqual(r, { kind: 'exited', code: 126, diskFull: false, outputs: [] }, out);
       assert.match(out, /lenix: outputs refused: the sandbox's output/);
       assert.ok(Date.now() - started < 30_000, 'refused early, not after streaming 100 GB');
@@ -126,7 +200,9 @@ describe('the sandbox, run for real', () => {
     const hostFile = path.join(dir, 'host.rpm');
     await writeFile(hostFile, 'host bytes');
     await symlink(hostFile, path.join(dir, 'link.rpm'));
-    const { r } = await sandbox(`ln -s ${dir} o`, { output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: () => true } });
+    const { r } = await sandbox(`ln -s ${dir} o`, {
+      output: { from: `${SANDBOX_WORK}/o`, to: outDir, accept: () => true },
+    });
     assert.equal(r.kind, 'exited');
     assert.deepEqual(await readdir(outDir), []);
   });
@@ -156,7 +232,7 @@ describe('the sandbox, run for real', () => {
     assert.ok(out.length < 1024 * 1024 + 200);
   });
 
-  test('a fork bomb stops at its own sandbox\'s process limit; a second sandbox of the same user forks on', async () => {
+  test("a fork bomb stops at its own sandbox's process limit; a second sandbox of the same user forks on", async () => {
     const marker = `lenix-bomb-${process.pid}-${Date.now()}`;
     let max = 0;
     let polling = true;
@@ -166,7 +242,9 @@ describe('the sandbox, run for real', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    const bomb = sandbox(`timeout -s KILL 4 bash -c 'b() { b | b & }; b; while [ $SECONDS -lt 30 ]; do :; done' ${marker} 2>/dev/null; echo bomb-over`);
+    const bomb = sandbox(
+      `timeout -s KILL 4 bash -c 'b() { b | b & }; b; while [ $SECONDS -lt 30 ]; do :; done' ${marker} 2>/dev/null; echo bomb-over`,
+    );
     await until(async () => (await countProcesses(marker)) >= limits.processes - 5);
     const other = await sandbox('ok=0; for i in $(seq 1 50); do /bin/true && ok=$((ok + 1)); done; echo "forked $ok"');
     const { r, out } = await bomb;
@@ -175,12 +253,15 @@ describe('the sandbox, run for real', () => {
     assert.deepEqual(r, { kind: 'exited', code: 0, diskFull: false, outputs: [] });
     assert.match(out, /^bomb-over$/m, 'the run went on after the bomb');
     assert.ok(max <= limits.processes, `never more than the limit of ${limits.processes} (${max} seen)`);
-    assert.match(other.out, /^forked 50$/m, 'the bomb did not take the other sandbox\'s processes');
+    assert.match(other.out, /^forked 50$/m, "the bomb did not take the other sandbox's processes");
     assert.equal(await countProcesses(marker), 0, 'nothing of the bomb is left');
   });
 
   test('200,000 lines under set -x come back whole and in order (one pipe for stdout and stderr)', async () => {
-    const { r, out } = await sandbox('set -x; for ((i = 1; i <= 200000; i++)); do echo "line $i of the noisy log"; done', { limits: { ...limits, logBytes: 64 * 1024 ** 2 } });
+    const { r, out } = await sandbox(
+      'set -x; for ((i = 1; i <= 200000; i++)); do echo "line $i of the noisy log"; done',
+      { limits: { ...limits, logBytes: 64 * 1024 ** 2 } },
+    );
     assert.equal(r.kind === 'exited' && r.code, 0);
     const lines = out.split('\n').filter((l) => l !== '');
     let expect = 1;
@@ -201,7 +282,8 @@ describe('the sandbox, run for real', () => {
   });
 
   test('the test root is root only in its own user namespace: overlay, chroot and chown work, the host stays out of reach', async () => {
-    if (identity.kind !== 'system-user' || !identity.subordinate) return assert.fail('run as root with the lenix-build user and its subordinate ids (scripts/bootstrap.sh)');
+    if (identity.kind !== 'system-user' || !identity.subordinate)
+      return assert.fail('run as root with the lenix-build user and its subordinate ids (scripts/bootstrap.sh)');
     const { r, out } = await sandbox(
       [
         'cat /proc/self/uid_map',
@@ -218,7 +300,11 @@ describe('the sandbox, run for real', () => {
       { inside: 'root' },
     );
     assert.equal(r.kind === 'exited' && r.code, 0);
-    assert.match(out, new RegExp(`^\\s*0\\s+${identity.uid}\\s+1$`, 'm'), 'inside root is the unprivileged sandbox user outside');
+    assert.match(
+      out,
+      new RegExp(`^\\s*0\\s+${identity.uid}\\s+1$`, 'm'),
+      'inside root is the unprivileged sandbox user outside',
+    );
     assert.match(out, new RegExp(`^\\s*1\\s+${identity.subordinate.uid}\\s+${identity.subordinate.count}$`, 'm'));
     for (const ok of ['overlay-ok', 'proc-ok', 'in-chroot', 'owner=4242:4343']) assert.match(out, new RegExp(ok));
     for (const bad of ['REMOUNTED-USR', 'UNMOUNTED-TMP', 'READ-SHADOW']) assert.doesNotMatch(out, new RegExp(bad));

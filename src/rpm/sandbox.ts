@@ -71,7 +71,11 @@ export function describeLimits(l: SandboxLimits): string {
 
 export type SandboxResult =
   | { readonly kind: 'exited'; readonly code: number; readonly diskFull: boolean; readonly outputs: readonly string[] }
-  | { readonly kind: 'killed'; readonly why: 'timeout' | 'cancelled' | 'signal' | 'log-limit'; readonly signal: string | null };
+  | {
+      readonly kind: 'killed';
+      readonly why: 'timeout' | 'cancelled' | 'signal' | 'log-limit';
+      readonly signal: string | null;
+    };
 
 export const BWRAP = '/usr/bin/bwrap';
 /**
@@ -83,7 +87,19 @@ export const SANDBOX_WORK = '/tmp/builddir';
 export const SANDBOX_UID = 1000;
 
 /** Capabilities of the test root's "root" inside its own user namespace (nothing of them reaches the host). */
-const ROOT_CAPS = ['SYS_ADMIN', 'SYS_CHROOT', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'CHOWN', 'FOWNER', 'FSETID', 'SETUID', 'SETGID', 'SETFCAP', 'KILL'];
+const ROOT_CAPS = [
+  'SYS_ADMIN',
+  'SYS_CHROOT',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'CHOWN',
+  'FOWNER',
+  'FSETID',
+  'SETUID',
+  'SETGID',
+  'SETFCAP',
+  'KILL',
+];
 
 /**
  * Host files under /etc that tools read and that hold no secret: the alternatives links Debian's /usr/bin
@@ -92,17 +108,44 @@ const ROOT_CAPS = ['SYS_ADMIN', 'SYS_CHROOT', 'DAC_OVERRIDE', 'DAC_READ_SEARCH',
  * repository credentials, ...) does not exist inside.
  */
 const HOST_ETC = [
-  'alternatives', 'rpm', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'perl', 'magic', 'magic.mime', 'mime.types', 'os-release',
-  'debian_version', 'redhat-release', 'system-release', 'system-release-cpe', 'crypto-policies', 'xdg', 'rpmlint', 'pki/rpm-gpg', 'shells',
-  'login.defs', 'protocols', 'services',
+  'alternatives',
+  'rpm',
+  'ld.so.cache',
+  'ld.so.conf',
+  'ld.so.conf.d',
+  'perl',
+  'magic',
+  'magic.mime',
+  'mime.types',
+  'os-release',
+  'debian_version',
+  'redhat-release',
+  'system-release',
+  'system-release-cpe',
+  'crypto-policies',
+  'xdg',
+  'rpmlint',
+  'pki/rpm-gpg',
+  'shells',
+  'login.defs',
+  'protocols',
+  'services',
 ];
 
 /** Generated /etc files: the sandbox's own users, no name service, no resolver. */
 export function generatedEtc(inside: SandboxRun['inside']): Record<string, string> {
-  const builder = inside === 'user' ? [`builder:x:${SANDBOX_UID}:${SANDBOX_UID}:Lenix build user:${SANDBOX_WORK}:/bin/bash`] : [];
+  const builder =
+    inside === 'user' ? [`builder:x:${SANDBOX_UID}:${SANDBOX_UID}:Lenix build user:${SANDBOX_WORK}:/bin/bash`] : [];
   return {
-    passwd: ['root:x:0:0:root:/root:/bin/bash', ...builder, 'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin', ''].join('\n'),
-    group: ['root:x:0:', ...(inside === 'user' ? [`builder:x:${SANDBOX_UID}:`] : []), 'nogroup:x:65534:', ''].join('\n'),
+    passwd: [
+      'root:x:0:0:root:/root:/bin/bash',
+      ...builder,
+      'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+      '',
+    ].join('\n'),
+    group: ['root:x:0:', ...(inside === 'user' ? [`builder:x:${SANDBOX_UID}:`] : []), 'nogroup:x:65534:', ''].join(
+      '\n',
+    ),
     hosts: '127.0.0.1 localhost\n::1 localhost\n',
     'resolv.conf': '# no network in the sandbox\n',
     'nsswitch.conf': 'passwd: files\ngroup: files\nhosts: files\n',
@@ -137,7 +180,8 @@ function hostEtc(): string[] {
       /* absent */
     }
   }
-  for (const name of present) if (/^python3(\.\d+)?$/.test(name)) args.push('--ro-bind', `/etc/${name}`, `/etc/${name}`);
+  for (const name of present)
+    if (/^python3(\.\d+)?$/.test(name)) args.push('--ro-bind', `/etc/${name}`, `/etc/${name}`);
   return args;
 }
 
@@ -192,7 +236,9 @@ export interface BwrapPlan {
 }
 
 /** The bubblewrap command line (pure apart from reading the host's /usr links and /etc names once). */
-export function bwrapArgs(run: Pick<SandboxRun, 'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir'>): BwrapPlan {
+export function bwrapArgs(
+  run: Pick<SandboxRun, 'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir'>,
+): BwrapPlan {
   const { links, etc } = layout();
   const mapsByAgent = run.inside === 'root' && run.identity.kind === 'system-user' && run.identity.subordinate !== null;
   const files = Object.entries(generatedEtc(run.inside));
@@ -267,14 +313,25 @@ export function bwrapArgs(run: Pick<SandboxRun, 'identity' | 'limits' | 'inside'
 export function launcher(identity: SandboxIdentity): string[] {
   switch (identity.kind) {
     case 'system-user':
-      return ['setpriv', `--reuid=${identity.uid}`, `--regid=${identity.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--'];
+      return [
+        'setpriv',
+        `--reuid=${identity.uid}`,
+        `--regid=${identity.gid}`,
+        '--clear-groups',
+        '--inh-caps=-all',
+        '--bounding-set=-all',
+        '--',
+      ];
     case 'current-user':
       return [];
   }
 }
 
 /** uid_map/gid_map lines for a test root: 0 is the sandbox user itself, 1.. its subordinate ids. */
-export function subordinateMaps(identity: Extract<SandboxIdentity, { kind: 'system-user' }>): { uid: string; gid: string } {
+export function subordinateMaps(identity: Extract<SandboxIdentity, { kind: 'system-user' }>): {
+  uid: string;
+  gid: string;
+} {
   const s = identity.subordinate!;
   return { uid: `0 ${identity.uid} 1\n1 ${s.uid} ${s.count}\n`, gid: `0 ${identity.gid} 1\n1 ${s.gid} ${s.count}\n` };
 }
@@ -282,7 +339,16 @@ export function subordinateMaps(identity: Extract<SandboxIdentity, { kind: 'syst
 export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
   const plan = bwrapArgs(run);
   const [cmd, ...pre] = [...launcher(run.identity), BWRAP];
-  const stdio: ('pipe' | 'ignore')[] = [run.inputDir ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', plan.mapsByAgent ? 'pipe' : 'ignore', plan.mapsByAgent ? 'pipe' : 'ignore', ...plan.etc.map(() => 'pipe' as const)];
+  const stdio: ('pipe' | 'ignore')[] = [
+    run.inputDir ? 'pipe' : 'ignore',
+    'pipe',
+    'pipe',
+    'pipe',
+    'pipe',
+    plan.mapsByAgent ? 'pipe' : 'ignore',
+    plan.mapsByAgent ? 'pipe' : 'ignore',
+    ...plan.etc.map(() => 'pipe' as const),
+  ];
   const child = spawn(cmd!, [...pre, ...plan.args], { stdio, detached: true });
   const fd = (n: number) => child.stdio[n] as (Readable & Writable) | null;
 
@@ -310,7 +376,11 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
     }
     if (room > 0) run.onOutput(chunk.subarray(0, room));
     logged = run.limits.logBytes;
-    run.onOutput(Buffer.from(`\nlenix: the log reached its limit of ${run.limits.logBytes} bytes; output cut here and the run stopped\n`));
+    run.onOutput(
+      Buffer.from(
+        `\nlenix: the log reached its limit of ${run.limits.logBytes} bytes; output cut here and the run stopped\n`,
+      ),
+    );
     kill('log-limit');
   };
   child.stdout!.on('data', onLog);
@@ -343,7 +413,11 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
 
   // Both settle on their own (a rejection is read after the process closes, never left unhandled).
   const inputDone = settle(run.inputDir ? createSandboxInput(run.inputDir, fd(0)!) : Promise.resolve());
-  const outputs = settle(run.output ? readSandboxOutput(fd(FD_OUTPUT)!, run.output.to, run.output.accept, run.limits.diskBytes) : drain(fd(FD_OUTPUT)!));
+  const outputs = settle(
+    run.output
+      ? readSandboxOutput(fd(FD_OUTPUT)!, run.output.to, run.output.accept, run.limits.diskBytes)
+      : drain(fd(FD_OUTPUT)!),
+  );
   let status = '';
   fd(FD_STATUS)!.on('data', (d: Buffer) => {
     if (status.length < 256) status += d.toString('utf8');
@@ -362,8 +436,13 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
         if (why !== null) return resolve({ kind: 'killed', why, signal });
         if (code === null) return resolve({ kind: 'killed', why: 'signal', signal });
         const m = /rc=(\d+) avail=(-?\d+)/.exec(status);
-        const diskFull = m !== null && Number(m[1]) !== 0 && Number(m[2]) >= 0 && Number(m[2]) < Math.min(1024 ** 2, run.limits.diskBytes / 100);
-        if (input.status === 'rejected') run.onOutput(Buffer.from(`lenix: inputs not delivered: ${(input.reason as Error).message}\n`));
+        const diskFull =
+          m !== null &&
+          Number(m[1]) !== 0 &&
+          Number(m[2]) >= 0 &&
+          Number(m[2]) < Math.min(1024 ** 2, run.limits.diskBytes / 100);
+        if (input.status === 'rejected')
+          run.onOutput(Buffer.from(`lenix: inputs not delivered: ${(input.reason as Error).message}\n`));
         // A refused output stream also fails the wrapper's tar (the agent stopped reading): say why it was refused.
         if (out.status === 'rejected') {
           run.onOutput(Buffer.from(`lenix: outputs refused: ${(out.reason as Error).message}\n`));

@@ -9,15 +9,27 @@ test('one binary task per target architecture by default', () => {
 });
 
 test('BuildArch noarch builds once', () => {
-  assert.deepEqual(planFanOut({ ...none, buildArchs: ['noarch'] }, ['x86_64', 'aarch64']), { kind: 'tasks', arches: ['noarch'] });
+  assert.deepEqual(planFanOut({ ...none, buildArchs: ['noarch'] }, ['x86_64', 'aarch64']), {
+    kind: 'tasks',
+    arches: ['noarch'],
+  });
 });
 
 test('ExclusiveArch keeps only the listed architectures, aliases included', () => {
-  assert.deepEqual(planFanOut({ ...none, exclusiveArch: ['x86_64'] }, ['x86_64', 'aarch64']), { kind: 'tasks', arches: ['x86_64'] });
-  assert.deepEqual(planFanOut({ ...none, exclusiveArch: ['%{arm64}'] }, ['x86_64', 'aarch64']), { kind: 'tasks', arches: ['aarch64'] });
+  assert.deepEqual(planFanOut({ ...none, exclusiveArch: ['x86_64'] }, ['x86_64', 'aarch64']), {
+    kind: 'tasks',
+    arches: ['x86_64'],
+  });
+  assert.deepEqual(planFanOut({ ...none, exclusiveArch: ['%{arm64}'] }, ['x86_64', 'aarch64']), {
+    kind: 'tasks',
+    arches: ['aarch64'],
+  });
 });
 
 test('ExcludeArch drops architectures; excluding all of them is reported', () => {
-  assert.deepEqual(planFanOut({ ...none, excludeArch: ['aarch64'] }, ['x86_64', 'aarch64']), { kind: 'tasks', arches: ['x86_64'] });
+  assert.deepEqual(planFanOut({ ...none, excludeArch: ['aarch64'] }, ['x86_64', 'aarch64']), {
+    kind: 'tasks',
+    arches: ['x86_64'],
+  });
   assert.equal(planFanOut({ ...none, exclusiveArch: ['s390x'] }, ['x86_64']).kind, 'excluded');
 });

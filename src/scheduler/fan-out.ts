@@ -31,8 +31,15 @@ function matches(arch: string, list: readonly string[]): boolean {
 export function planFanOut(info: SrpmArchInfo, targetArches: readonly string[]): FanOut {
   const buildsNoarch = info.buildArchs.length > 0 && info.buildArchs.every((a) => a === 'noarch');
   if (buildsNoarch) {
-    if (info.exclusiveArch.length > 0 && !info.exclusiveArch.includes('noarch') && !targetArches.some((a) => matches(a, info.exclusiveArch))) {
-      return { kind: 'excluded', reason: `ExclusiveArch ${info.exclusiveArch.join(' ')} matches no target architecture` };
+    if (
+      info.exclusiveArch.length > 0 &&
+      !info.exclusiveArch.includes('noarch') &&
+      !targetArches.some((a) => matches(a, info.exclusiveArch))
+    ) {
+      return {
+        kind: 'excluded',
+        reason: `ExclusiveArch ${info.exclusiveArch.join(' ')} matches no target architecture`,
+      };
     }
     return { kind: 'tasks', arches: ['noarch'] };
   }

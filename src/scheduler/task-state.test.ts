@@ -4,7 +4,11 @@ import { afterLostAttempt, buildStateFromTasks } from './task-state.js';
 
 test('a lost attempt requeues until attempts run out, then fails with the reason', () => {
   assert.deepEqual(afterLostAttempt(1, 3, 'LEASE_EXPIRED', 'gone'), { state: 'queued' });
-  assert.deepEqual(afterLostAttempt(3, 3, 'LEASE_EXPIRED', 'gone'), { state: 'failed', code: 'LEASE_EXPIRED', reason: 'gone (gave up after 3 attempts)' });
+  assert.deepEqual(afterLostAttempt(3, 3, 'LEASE_EXPIRED', 'gone'), {
+    state: 'failed',
+    code: 'LEASE_EXPIRED',
+    reason: 'gone (gave up after 3 attempts)',
+  });
 });
 
 test('a build succeeds only when the SRPM fanned out and every task succeeded', () => {

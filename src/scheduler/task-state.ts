@@ -17,7 +17,11 @@ export const BUILD_KINDS: readonly TaskKind[] = ['srpm', 'binary'];
  * The pipeline after a build: its binary tasks succeed → one sign task; signing succeeds → one test task.
  * (`repomd` tasks sign repository metadata for a publish and start nothing.)
  */
-export function nextStage(kind: TaskKind, buildState: BuildState, signing: boolean): { role: AgentRole; kind: TaskKind } | null {
+export function nextStage(
+  kind: TaskKind,
+  buildState: BuildState,
+  signing: boolean,
+): { role: AgentRole; kind: TaskKind } | null {
   if (kind === 'binary' && buildState === 'succeeded' && signing) return { role: 'sign', kind: 'sign' };
   if (kind === 'sign') return { role: 'test', kind: 'test' };
   return null;
@@ -46,7 +50,11 @@ export function afterLostAttempt(
   reason: string,
 ): { state: 'queued' } | { state: 'failed'; code: string; reason: string } {
   if (attempts >= maxAttempts) {
-    return { state: 'failed', code, reason: `${reason} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'})` };
+    return {
+      state: 'failed',
+      code,
+      reason: `${reason} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'})`,
+    };
   }
   return { state: 'queued' };
 }

@@ -1,8 +1,22 @@
 import { STATUS_CODES } from 'node:http';
 import fastifySwagger from '@fastify/swagger';
 import { ZodError } from 'zod';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
-import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import { LenixError, isErrorCode } from '../core/errors.js';
 import { TokenAuthority, type Caller } from './auth.js';
 import { TokenService } from './services/tokens.js';
@@ -46,7 +60,13 @@ export interface Services {
 }
 
 export type App = FastifyInstance;
-export type ZodApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+export type ZodApp = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
 
 /** The Master Service API. Everything it needs comes in through `deps`; nothing is global. */
 export async function createApp(deps: ServerDeps): Promise<{ app: App; services: Services }> {
@@ -57,15 +77,27 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     trustProxy: true,
     // Errors the router meets before any route runs get the same {code, message} body as every other error.
     frameworkErrors: (err, _req, reply) => {
-      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new LenixError('URI_TOO_LONG', 'a path parameter is longer than the router accepts') : err.code === 'FST_ERR_BAD_URL' ? new LenixError('BAD_REQUEST', 'the URL is malformed') : new LenixError('INTERNAL', 'internal error');
+      const e =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new LenixError('URI_TOO_LONG', 'a path parameter is longer than the router accepts')
+          : err.code === 'FST_ERR_BAD_URL'
+            ? new LenixError('BAD_REQUEST', 'the URL is malformed')
+            : new LenixError('INTERNAL', 'internal error');
       void (reply as unknown as FastifyReply).status(e.status).type('application/json').send(e.toJSON());
     },
     // Errors of the HTTP parser itself (oversized headers, timeouts, garbage) are answered in the same shape.
     clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return;
-      const e = err.code === 'HPE_HEADER_OVERFLOW' ? new LenixError('HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts') : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? new LenixError('REQUEST_TIMEOUT', 'the request did not arrive in time') : new LenixError('BAD_REQUEST', 'the request is not valid HTTP');
+      const e =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? new LenixError('HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts')
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? new LenixError('REQUEST_TIMEOUT', 'the request did not arrive in time')
+            : new LenixError('BAD_REQUEST', 'the request is not valid HTTP');
       const body = JSON.stringify(e.toJSON());
-      socket.end(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     },
   });
   app.setValidatorCompiler(validatorCompiler);
@@ -79,7 +111,8 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   const publisher = new Publisher({
     updateinfo: async (repo, packages) => {
       const { advisories, waiting } = await errata.forSnapshot(repo, packages);
-      if (waiting.length > 0) deps.log.info({ component: 'errata', repo: repo.name, waiting }, 'approved advisories wait for their packages');
+      if (waiting.length > 0)
+        deps.log.info({ component: 'errata', repo: repo.name, waiting }, 'approved advisories wait for their packages');
       return { perArch: (arch) => errata.updateinfo(repo, arch, advisories), advisories: advisories.map((a) => a.id) };
     },
     published: async (release, repo, snap) => {
@@ -99,7 +132,13 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
       const buildId = release.builds[0] ?? current?.packages[0]?.buildId;
       if (buildId === undefined) throw new LenixError('RELEASE_BLOCKED', 'nothing to sign metadata for');
       const id = await deps.store.enqueueTask(
-        { buildId, role: 'sign', kind: 'repomd', subject: { releaseId: release.id, keyFingerprint, files }, maxAttempts: deps.config.maxAttempts },
+        {
+          buildId,
+          role: 'sign',
+          kind: 'repomd',
+          subject: { releaseId: release.id, keyFingerprint, files },
+          maxAttempts: deps.config.maxAttempts,
+        },
         deps.clock.now(),
       );
       deps.notifier.emit('queue');
@@ -144,25 +183,34 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     void reply.status(e.status).type('application/json').send(e.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(new LenixError('NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`).toJSON());
+    void reply
+      .status(404)
+      .send(new LenixError('NOT_FOUND', `no route for ${req.method} ${req.url.split('?')[0]}`).toJSON());
   });
 
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Lenix Master Service API', version: '1.0.0', description: 'Builds, tasks, logs, artifacts and the agent protocol.' },
+      info: {
+        title: 'Lenix Master Service API',
+        version: '1.0.0',
+        description: 'Builds, tasks, logs, artifacts and the agent protocol.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
     transform: jsonSchemaTransform,
   });
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  await app.register(async (api) => {
-    const z = api.withTypeProvider<ZodTypeProvider>();
-    registerPublicRoutes(z, deps, services);
-    registerWriteRoutes(z, deps, services);
-    registerAgentRoutes(z, deps, services);
-  }, { prefix: '/api/v1' });
+  await app.register(
+    async (api) => {
+      const z = api.withTypeProvider<ZodTypeProvider>();
+      registerPublicRoutes(z, deps, services);
+      registerWriteRoutes(z, deps, services);
+      registerAgentRoutes(z, deps, services);
+    },
+    { prefix: '/api/v1' },
+  );
   registerReleaseRoutes(typed, deps, services);
   registerLedgerRoutes(typed, deps, services);
   registerSbomRoutes(typed, services);
@@ -177,12 +225,20 @@ export function toLenixError(err: unknown): LenixError {
   if (err instanceof LenixError) return err;
   if (hasZodFastifySchemaValidationErrors(err)) {
     const first = err.validation[0];
-    const where = first ? `${first.instancePath || err.validationContext || 'request'}: ${first.message ?? 'invalid'}` : 'invalid request';
-    return new LenixError('BAD_REQUEST', `${err.validationContext ?? 'request'} ${where}`.slice(0, 300), { cause: err });
+    const where = first
+      ? `${first.instancePath || err.validationContext || 'request'}: ${first.message ?? 'invalid'}`
+      : 'invalid request';
+    return new LenixError('BAD_REQUEST', `${err.validationContext ?? 'request'} ${where}`.slice(0, 300), {
+      cause: err,
+    });
   }
   if (err instanceof ZodError) {
     const first = err.issues[0];
-    return new LenixError('BAD_REQUEST', `${first?.path.join('.') || 'request'}: ${first?.message ?? 'invalid'}`.slice(0, 300), { cause: err });
+    return new LenixError(
+      'BAD_REQUEST',
+      `${first?.path.join('.') || 'request'}: ${first?.message ?? 'invalid'}`.slice(0, 300),
+      { cause: err },
+    );
   }
   const e = err as { code?: string; statusCode?: number; message?: string };
   switch (e.code) {
@@ -196,8 +252,10 @@ export function toLenixError(err: unknown): LenixError {
     default:
       break;
   }
-  if (e.statusCode === 400) return new LenixError('BAD_REQUEST', (e.message ?? 'bad request').slice(0, 300), { cause: err });
-  if (e.statusCode === 413) return new LenixError('BODY_TOO_LARGE', 'the request body is larger than the limit', { cause: err });
+  if (e.statusCode === 400)
+    return new LenixError('BAD_REQUEST', (e.message ?? 'bad request').slice(0, 300), { cause: err });
+  if (e.statusCode === 413)
+    return new LenixError('BODY_TOO_LARGE', 'the request body is larger than the limit', { cause: err });
   if (e.statusCode === 415) return new LenixError('UNSUPPORTED_MEDIA_TYPE', 'unsupported content type', { cause: err });
   if (e.code && isErrorCode(e.code)) return new LenixError(e.code, e.message ?? e.code, { cause: err });
   return new LenixError('INTERNAL', 'internal error', { cause: err });

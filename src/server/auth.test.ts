@@ -5,7 +5,14 @@ import { TokenAuthority, hashToken, newToken } from './auth.js';
 
 test('expired and revoked tokens are refused; forget() makes a revocation count at once', async () => {
   const secret = newToken();
-  let record: TokenRecord = { id: 7, name: 'node', scopes: ['agent:build'], createdAt: 0, revokedAt: null, expiresAt: 10_000 };
+  let record: TokenRecord = {
+    id: 7,
+    name: 'node',
+    scopes: ['agent:build'],
+    createdAt: 0,
+    revokedAt: null,
+    expiresAt: 10_000,
+  };
   let lookups = 0;
   const auth = new TokenAuthority({
     findToken: async (hash) => {

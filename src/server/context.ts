@@ -51,7 +51,14 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   maxLogChunkBytes: 4 * 1024 * 1024,
   longPollMaxMs: 25_000,
   watchIntervalMs: 30_000,
-  specCheckLimits: { timeoutMs: 60_000, memoryBytes: 2 * 1024 ** 3, diskBytes: 1024 ** 3, processes: 256, openFiles: 1024, logBytes: 1024 ** 2 },
+  specCheckLimits: {
+    timeoutMs: 60_000,
+    memoryBytes: 2 * 1024 ** 3,
+    diskBytes: 1024 ** 3,
+    processes: 256,
+    openFiles: 1024,
+    logBytes: 1024 ** 2,
+  },
   maxLogBytes: 256 * 1024 ** 2,
   localSourceRoots: [],
   blobGraceMs: 24 * 3_600_000,
@@ -69,7 +76,11 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
 
 /** Records a stage's statement in the transparency ledger (services/ledger.ts); a no-op where there is none. */
 export interface StatementSink {
-  record(stage: import('../attest/statements.js').Stage, statement: import('../attest/statements.js').Statement, keys: readonly string[]): Promise<number>;
+  record(
+    stage: import('../attest/statements.js').Stage,
+    statement: import('../attest/statements.js').Statement,
+    keys: readonly string[],
+  ): Promise<number>;
 }
 
 export interface ServerDeps {

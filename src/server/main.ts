@@ -62,7 +62,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const blobs = new FsBlobStore(path.join(opts.dataDir, 'blobs'));
   await blobs.clearTmp();
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
-  const config: ServerConfig = { ...DEFAULT_CONFIG, publicUrl: `http://${host}${opts.port ? `:${opts.port}` : ''}`, ...opts.config, dataDir: opts.dataDir, arches: opts.arches ?? [hostArch()] };
+  const config: ServerConfig = {
+    ...DEFAULT_CONFIG,
+    publicUrl: `http://${host}${opts.port ? `:${opts.port}` : ''}`,
+    ...opts.config,
+    dataDir: opts.dataDir,
+    arches: opts.arches ?? [hostArch()],
+  };
   const clock = opts.clock ?? systemClock;
   const notifier = new Notifier();
 
@@ -96,7 +102,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const removed = await blobs.collect(await store.referencedBlobs(), clock.now(), config.blobGraceMs);
     if (removed.length > 0) log.info({ component: 'blobs', removed: removed.length }, 'unreferenced blobs collected');
   };
-  const collector = setInterval(() => void collectBlobs().catch((err: unknown) => log.error({ err }, 'blob collection failed')), config.blobGcIntervalMs);
+  const collector = setInterval(
+    () => void collectBlobs().catch((err: unknown) => log.error({ err }, 'blob collection failed')),
+    config.blobGcIntervalMs,
+  );
   collector.unref();
   const watcher = new Watcher(
     {

@@ -10,7 +10,10 @@ import { fsyncDir, sha256File } from './durable.js';
 /** The port: content-addressed bytes. Implementations: filesystem (here); S3-compatible when servers scale out. */
 export interface BlobStore {
   /** Store bytes; when `expected` is given and the bytes hash otherwise, nothing is stored (DIGEST_MISMATCH). */
-  put(body: AsyncIterable<Uint8Array> | Uint8Array, opts?: { expected?: Sha256; maxBytes?: number }): Promise<{ sha256: Sha256; size: number }>;
+  put(
+    body: AsyncIterable<Uint8Array> | Uint8Array,
+    opts?: { expected?: Sha256; maxBytes?: number },
+  ): Promise<{ sha256: Sha256; size: number }>;
   /** A verified read: the file is hashed before any byte is handed out; a corrupt blob is never served. */
   open(sha256: Sha256): Promise<{ size: number; stream: Readable }>;
   has(sha256: Sha256): Promise<boolean>;
@@ -31,7 +34,10 @@ export class FsBlobStore implements BlobStore {
     await mkdir(path.join(this.root, 'tmp'), { recursive: true, mode: 0o700 });
   }
 
-  async put(body: AsyncIterable<Uint8Array> | Uint8Array, opts: { expected?: Sha256; maxBytes?: number } = {}): Promise<{ sha256: Sha256; size: number }> {
+  async put(
+    body: AsyncIterable<Uint8Array> | Uint8Array,
+    opts: { expected?: Sha256; maxBytes?: number } = {},
+  ): Promise<{ sha256: Sha256; size: number }> {
     await this.init();
     const tmp = path.join(this.root, 'tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
     const handle = await open(tmp, 'wx', 0o600);
@@ -91,7 +97,8 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathOf(sha256);
     const st = await stat(file).catch(() => null);
     if (!st) throw new LenixError('ARTIFACT_NOT_FOUND', `no blob ${sha256}`);
-    if ((await sha256File(file)) !== sha256) throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest`);
+    if ((await sha256File(file)) !== sha256)
+      throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest`);
     return st.size;
   }
 

@@ -57,7 +57,10 @@ export function openDatabase(config: DatabaseConfig): OpenDatabase {
     handle.pragma(`synchronous = ${process.env['LENIX_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL'}`);
     handle.pragma('foreign_keys = ON');
     handle.pragma('busy_timeout = 5000');
-    return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(handle) }) }), dialect: 'sqlite' };
+    return {
+      db: new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(handle) }) }),
+      dialect: 'sqlite',
+    };
   }
   // Times and offsets are bigint columns; they stay far below 2^53, so parse them as numbers
   // (per pool, not by mutating pg's global type table).
@@ -67,6 +70,10 @@ export function openDatabase(config: DatabaseConfig): OpenDatabase {
       return pg.types.getTypeParser(oid, format as 'text');
     },
   };
-  const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? 10, types: types as pg.CustomTypesConfig });
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: config.poolSize ?? 10,
+    types: types as pg.CustomTypesConfig,
+  });
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
 }

@@ -1,6 +1,14 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { LenixError } from '../core/errors.js';
-import { advisoryId, type Advisory, type AdvisoryPackage, type AdvisoryReference, type AdvisoryStatus, type AdvisoryType, type Severity } from '../errata/advisory.js';
+import {
+  advisoryId,
+  type Advisory,
+  type AdvisoryPackage,
+  type AdvisoryReference,
+  type AdvisoryStatus,
+  type AdvisoryType,
+  type Severity,
+} from '../errata/advisory.js';
 import type { Dialect } from './dialect.js';
 import type { Database } from './schema.js';
 
@@ -82,7 +90,8 @@ export class ErrataStore {
       });
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE') throw new LenixError('ERRATA_EXISTS', `advisory ${a.id ?? ''} already exists`);
+      if (code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE')
+        throw new LenixError('ERRATA_EXISTS', `advisory ${a.id ?? ''} already exists`);
       throw err;
     }
   }
@@ -92,18 +101,31 @@ export class ErrataStore {
     return r ? toAdvisory(r, r.repo_name) : null;
   }
 
-  async list(f: { repoId?: number; status?: AdvisoryStatus; type?: AdvisoryType; severity?: Severity; limit?: number } = {}): Promise<StoredAdvisory[]> {
+  async list(
+    f: { repoId?: number; status?: AdvisoryStatus; type?: AdvisoryType; severity?: Severity; limit?: number } = {},
+  ): Promise<StoredAdvisory[]> {
     let q = this.query();
     if (f.repoId !== undefined) q = q.where('advisories.repo_id', '=', f.repoId);
     if (f.status) q = q.where('advisories.status', '=', f.status);
     if (f.type) q = q.where('advisories.type', '=', f.type);
     if (f.severity) q = q.where('advisories.severity', '=', f.severity);
-    const rows = await q.orderBy('advisories.id', 'desc').limit(f.limit ?? 1000).execute();
+    const rows = await q
+      .orderBy('advisories.id', 'desc')
+      .limit(f.limit ?? 1000)
+      .execute();
     return rows.map((r) => toAdvisory(r, r.repo_name));
   }
 
   /** Change texts or packages; `expect` guards against a concurrent status change. */
-  async update(id: string, expect: AdvisoryStatus, set: Partial<Pick<Advisory, 'severity' | 'title' | 'synopsis' | 'description' | 'rebootSuggested' | 'references' | 'packages'>>, now: number, bumpVersion: boolean): Promise<boolean> {
+  async update(
+    id: string,
+    expect: AdvisoryStatus,
+    set: Partial<
+      Pick<Advisory, 'severity' | 'title' | 'synopsis' | 'description' | 'rebootSuggested' | 'references' | 'packages'>
+    >,
+    now: number,
+    bumpVersion: boolean,
+  ): Promise<boolean> {
     const r = await this.db
       .updateTable('advisories')
       .set({
@@ -123,7 +145,13 @@ export class ErrataStore {
     return Number(r.numUpdatedRows) > 0;
   }
 
-  async setStatus(id: string, from: AdvisoryStatus, to: AdvisoryStatus, set: { approvedBy?: string | null; releaseId?: number }, now: number): Promise<boolean> {
+  async setStatus(
+    id: string,
+    from: AdvisoryStatus,
+    to: AdvisoryStatus,
+    set: { approvedBy?: string | null; releaseId?: number },
+    now: number,
+  ): Promise<boolean> {
     const r = await this.db
       .updateTable('advisories')
       .set({
@@ -138,7 +166,11 @@ export class ErrataStore {
   }
 
   private query() {
-    return this.db.selectFrom('advisories').innerJoin('repos', 'repos.id', 'advisories.repo_id').selectAll('advisories').select('repos.name as repo_name');
+    return this.db
+      .selectFrom('advisories')
+      .innerJoin('repos', 'repos.id', 'advisories.repo_id')
+      .selectAll('advisories')
+      .select('repos.name as repo_name');
   }
 }
 

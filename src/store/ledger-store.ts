@@ -33,13 +33,31 @@ export class LedgerStore {
       for (let attempt = 0; ; attempt++) {
         try {
           return await this.db.transaction().execute(async (trx) => {
-            const row = await trx.selectFrom('ledger_entries').select((eb) => eb.fn.max<number>('idx').as('m')).executeTakeFirst();
+            const row = await trx
+              .selectFrom('ledger_entries')
+              .select((eb) => eb.fn.max<number>('idx').as('m'))
+              .executeTakeFirst();
             const first = row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
             // One multi-row INSERT per table (in chunks, below every dialect's parameter limit).
-            const rows = entries.map((e, i) => ({ idx: first + i, data: Buffer.from(e.data), leaf_hash: Buffer.from(e.leafHash), kind: e.kind, subject: JSON.stringify(e.subjectKeys), created_at: now }));
-            for (let i = 0; i < rows.length; i += 100) await trx.insertInto('ledger_entries').values(rows.slice(i, i + 100)).execute();
+            const rows = entries.map((e, i) => ({
+              idx: first + i,
+              data: Buffer.from(e.data),
+              leaf_hash: Buffer.from(e.leafHash),
+              kind: e.kind,
+              subject: JSON.stringify(e.subjectKeys),
+              created_at: now,
+            }));
+            for (let i = 0; i < rows.length; i += 100)
+              await trx
+                .insertInto('ledger_entries')
+                .values(rows.slice(i, i + 100))
+                .execute();
             const keys = entries.flatMap((e, i) => [...new Set(e.subjectKeys)].map((key) => ({ key, idx: first + i })));
-            for (let i = 0; i < keys.length; i += 200) await trx.insertInto('ledger_subjects').values(keys.slice(i, i + 200)).execute();
+            for (let i = 0; i < keys.length; i += 200)
+              await trx
+                .insertInto('ledger_subjects')
+                .values(keys.slice(i, i + 200))
+                .execute();
             return first;
           });
         } catch (err) {
@@ -54,22 +72,46 @@ export class LedgerStore {
   }
 
   async size(): Promise<number> {
-    const row = await this.db.selectFrom('ledger_entries').select((eb) => eb.fn.max<number>('idx').as('m')).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('ledger_entries')
+      .select((eb) => eb.fn.max<number>('idx').as('m'))
+      .executeTakeFirst();
     return row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
   }
 
   async leafHashes(from: number): Promise<Uint8Array[]> {
-    const rows = await this.db.selectFrom('ledger_entries').select(['idx', 'leaf_hash']).where('idx', '>=', from).orderBy('idx').execute();
+    const rows = await this.db
+      .selectFrom('ledger_entries')
+      .select(['idx', 'leaf_hash'])
+      .where('idx', '>=', from)
+      .orderBy('idx')
+      .execute();
     return rows.map((r) => new Uint8Array(r.leaf_hash));
   }
 
   async entries(from: number, count: number): Promise<LedgerEntry[]> {
-    const rows = await this.db.selectFrom('ledger_entries').select(['idx', 'data', 'kind', 'created_at']).where('idx', '>=', from).where('idx', '<', from + count).orderBy('idx').execute();
-    return rows.map((r) => ({ index: Number(r.idx), data: new Uint8Array(r.data), kind: r.kind, createdAt: Number(r.created_at) }));
+    const rows = await this.db
+      .selectFrom('ledger_entries')
+      .select(['idx', 'data', 'kind', 'created_at'])
+      .where('idx', '>=', from)
+      .where('idx', '<', from + count)
+      .orderBy('idx')
+      .execute();
+    return rows.map((r) => ({
+      index: Number(r.idx),
+      data: new Uint8Array(r.data),
+      kind: r.kind,
+      createdAt: Number(r.created_at),
+    }));
   }
 
   async lookup(key: string): Promise<number[]> {
-    const rows = await this.db.selectFrom('ledger_subjects').select('idx').where('key', '=', key).orderBy('idx').execute();
+    const rows = await this.db
+      .selectFrom('ledger_subjects')
+      .select('idx')
+      .where('key', '=', key)
+      .orderBy('idx')
+      .execute();
     return rows.map((r) => Number(r.idx));
   }
 
@@ -87,17 +129,31 @@ export class LedgerStore {
 
   /** The stages recorded for a subject key (e.g. build:12 → source, build, sign). */
   async stagesFor(key: string): Promise<Set<string>> {
-    const rows = await this.db.selectFrom('ledger_subjects').innerJoin('ledger_entries', 'ledger_entries.idx', 'ledger_subjects.idx').select('ledger_entries.kind').where('ledger_subjects.key', '=', key).execute();
+    const rows = await this.db
+      .selectFrom('ledger_subjects')
+      .innerJoin('ledger_entries', 'ledger_entries.idx', 'ledger_subjects.idx')
+      .select('ledger_entries.kind')
+      .where('ledger_subjects.key', '=', key)
+      .execute();
     return new Set(rows.map((r) => r.kind));
   }
 
   async saveCheckpoint(size: number, note: string, now: number): Promise<void> {
-    const exists = await this.db.selectFrom('ledger_checkpoints').select('size').where('size', '=', size).executeTakeFirst();
+    const exists = await this.db
+      .selectFrom('ledger_checkpoints')
+      .select('size')
+      .where('size', '=', size)
+      .executeTakeFirst();
     if (!exists) await this.db.insertInto('ledger_checkpoints').values({ size, note, created_at: now }).execute();
   }
 
   async latestCheckpoint(): Promise<{ size: number; note: string } | null> {
-    const r = await this.db.selectFrom('ledger_checkpoints').select(['size', 'note']).orderBy('size', 'desc').limit(1).executeTakeFirst();
+    const r = await this.db
+      .selectFrom('ledger_checkpoints')
+      .select(['size', 'note'])
+      .orderBy('size', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return r ? { size: Number(r.size), note: r.note } : null;
   }
 

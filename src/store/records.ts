@@ -100,7 +100,8 @@ export interface LeaseRecord {
 
 export type ArtifactKind = 'srpm' | 'rpm' | 'signed-srpm' | 'signed-rpm' | 'log' | 'buildroot';
 export const ARTIFACT_KINDS: readonly ArtifactKind[] = ['srpm', 'rpm', 'signed-srpm', 'signed-rpm', 'log', 'buildroot'];
-export const isPackageKind = (k: ArtifactKind): boolean => k === 'srpm' || k === 'rpm' || k === 'signed-srpm' || k === 'signed-rpm';
+export const isPackageKind = (k: ArtifactKind): boolean =>
+  k === 'srpm' || k === 'rpm' || k === 'signed-srpm' || k === 'signed-rpm';
 export const isSourceKind = (k: ArtifactKind): boolean => k === 'srpm' || k === 'signed-srpm';
 
 export interface ArtifactRecord {

@@ -1,6 +1,15 @@
 import type { Kysely, Selectable } from 'kysely';
 import { LenixError } from '../core/errors.js';
-import type { KeyRecord, ReleaseRecord, ReleaseState, RepoKey, RepoRecord, SnapshotPackage, SnapshotRecord, SnapshotState } from './records.js';
+import type {
+  KeyRecord,
+  ReleaseRecord,
+  ReleaseState,
+  RepoKey,
+  RepoRecord,
+  SnapshotPackage,
+  SnapshotRecord,
+  SnapshotState,
+} from './records.js';
 import type { Database } from './schema.js';
 
 const json = (v: unknown) => JSON.stringify(v);
@@ -16,22 +25,47 @@ export class ReleaseStore {
   async upsertKey(k: Omit<KeyRecord, 'createdAt'>, now: number): Promise<KeyRecord> {
     const existing = await this.getKey(k.fingerprint);
     if (existing) return existing;
-    await this.db.insertInto('keys').values({ fingerprint: k.fingerprint, name: k.name, algorithm: k.algorithm, public_key: k.publicKey, created_at: now }).execute();
+    await this.db
+      .insertInto('keys')
+      .values({
+        fingerprint: k.fingerprint,
+        name: k.name,
+        algorithm: k.algorithm,
+        public_key: k.publicKey,
+        created_at: now,
+      })
+      .execute();
     return (await this.getKey(k.fingerprint))!;
   }
 
   async getKey(fingerprint: string): Promise<KeyRecord | null> {
     const r = await this.db.selectFrom('keys').selectAll().where('fingerprint', '=', fingerprint).executeTakeFirst();
-    return r ? { fingerprint: r.fingerprint, name: r.name, algorithm: r.algorithm, publicKey: r.public_key, createdAt: Number(r.created_at) } : null;
+    return r
+      ? {
+          fingerprint: r.fingerprint,
+          name: r.name,
+          algorithm: r.algorithm,
+          publicKey: r.public_key,
+          createdAt: Number(r.created_at),
+        }
+      : null;
   }
 
   async listKeys(): Promise<KeyRecord[]> {
     const rows = await this.db.selectFrom('keys').selectAll().orderBy('created_at').execute();
-    return rows.map((r) => ({ fingerprint: r.fingerprint, name: r.name, algorithm: r.algorithm, publicKey: r.public_key, createdAt: Number(r.created_at) }));
+    return rows.map((r) => ({
+      fingerprint: r.fingerprint,
+      name: r.name,
+      algorithm: r.algorithm,
+      publicKey: r.public_key,
+      createdAt: Number(r.created_at),
+    }));
   }
 
   async getSetting(key: string): Promise<string | null> {
-    return (await this.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst())?.value ?? null;
+    return (
+      (await this.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst())?.value ?? null
+    );
   }
 
   async setSetting(key: string, value: string): Promise<void> {
@@ -43,12 +77,35 @@ export class ReleaseStore {
 
   // ── repositories ──────────────────────────────────────────────────────────────────────────────────
 
-  async createRepo(r: { name: string; arches: readonly string[]; keys: readonly string[]; keepDays: number; vendor?: string | null; distro?: string | null; errataPrefix?: string | null; osvEcosystem?: string | null }, now: number): Promise<RepoRecord> {
+  async createRepo(
+    r: {
+      name: string;
+      arches: readonly string[];
+      keys: readonly string[];
+      keepDays: number;
+      vendor?: string | null;
+      distro?: string | null;
+      errataPrefix?: string | null;
+      osvEcosystem?: string | null;
+    },
+    now: number,
+  ): Promise<RepoRecord> {
     if (await this.getRepoByName(r.name)) throw new LenixError('REPO_EXISTS', `repository ${r.name} already exists`);
     const keys: RepoKey[] = r.keys.map((fingerprint) => ({ fingerprint, addedAt: now, retiredAt: null }));
     const row = await this.db
       .insertInto('repos')
-      .values({ name: r.name, arches: json(r.arches), keys: json(keys), current_snapshot_id: null, keep_days: r.keepDays, created_at: now, vendor: r.vendor ?? null, distro: r.distro ?? null, errata_prefix: r.errataPrefix ?? null, osv_ecosystem: r.osvEcosystem ?? null })
+      .values({
+        name: r.name,
+        arches: json(r.arches),
+        keys: json(keys),
+        current_snapshot_id: null,
+        keep_days: r.keepDays,
+        created_at: now,
+        vendor: r.vendor ?? null,
+        distro: r.distro ?? null,
+        errata_prefix: r.errataPrefix ?? null,
+        osv_ecosystem: r.osvEcosystem ?? null,
+      })
       .returningAll()
       .executeTakeFirstOrThrow();
     return toRepo(row);
@@ -69,7 +126,11 @@ export class ReleaseStore {
   }
 
   async setRepoKeys(id: number, keys: readonly RepoKey[]): Promise<void> {
-    await this.db.updateTable('repos').set({ keys: json(keys) }).where('id', '=', id).execute();
+    await this.db
+      .updateTable('repos')
+      .set({ keys: json(keys) })
+      .where('id', '=', id)
+      .execute();
   }
 
   async setCurrentSnapshot(repoId: number, snapshotId: number): Promise<void> {
@@ -78,7 +139,18 @@ export class ReleaseStore {
 
   // ── releases ──────────────────────────────────────────────────────────────────────────────────────
 
-  async createRelease(r: { repoId: number; builds: readonly number[]; plan: Record<string, unknown>; overrideReason: string | null; createdBy: string; state: ReleaseState; approvedBy: string | null }, now: number): Promise<ReleaseRecord> {
+  async createRelease(
+    r: {
+      repoId: number;
+      builds: readonly number[];
+      plan: Record<string, unknown>;
+      overrideReason: string | null;
+      createdBy: string;
+      state: ReleaseState;
+      approvedBy: string | null;
+    },
+    now: number,
+  ): Promise<ReleaseRecord> {
     const row = await this.db
       .insertInto('releases')
       .values({
@@ -114,16 +186,29 @@ export class ReleaseStore {
 
   /** Releases that include a build. */
   async releasesOfBuild(buildId: number): Promise<ReleaseRecord[]> {
-    const rows = await this.db.selectFrom('releases').selectAll().where('builds', 'like', `%${buildId}%`).orderBy('id').execute();
+    const rows = await this.db
+      .selectFrom('releases')
+      .selectAll()
+      .where('builds', 'like', `%${buildId}%`)
+      .orderBy('id')
+      .execute();
     return rows.map(toRelease).filter((r) => r.builds.includes(buildId));
   }
 
   async listReleasesByState(state: ReleaseState): Promise<ReleaseRecord[]> {
-    return (await this.db.selectFrom('releases').selectAll().where('state', '=', state).orderBy('id').execute()).map(toRelease);
+    return (await this.db.selectFrom('releases').selectAll().where('state', '=', state).orderBy('id').execute()).map(
+      toRelease,
+    );
   }
 
   /** Move a release from one state to another; false when it was not in `from` (someone else moved it). */
-  async moveRelease(id: number, from: ReleaseState, to: ReleaseState, set: { approvedBy?: string; snapshotId?: number; reasonCode?: string; reason?: string }, now: number): Promise<boolean> {
+  async moveRelease(
+    id: number,
+    from: ReleaseState,
+    to: ReleaseState,
+    set: { approvedBy?: string; snapshotId?: number; reasonCode?: string; reason?: string },
+    now: number,
+  ): Promise<boolean> {
     const r = await this.db
       .updateTable('releases')
       .set({
@@ -141,10 +226,23 @@ export class ReleaseStore {
 
   // ── snapshots ─────────────────────────────────────────────────────────────────────────────────────
 
-  async createSnapshot(s: { repoId: number; releaseId: number | null; packages: readonly SnapshotPackage[]; keyFingerprint: string }, now: number): Promise<SnapshotRecord> {
+  async createSnapshot(
+    s: { repoId: number; releaseId: number | null; packages: readonly SnapshotPackage[]; keyFingerprint: string },
+    now: number,
+  ): Promise<SnapshotRecord> {
     const row = await this.db
       .insertInto('snapshots')
-      .values({ repo_id: s.repoId, release_id: s.releaseId, state: 'building', packages: json(s.packages), repomd: null, key_fingerprint: s.keyFingerprint, created_at: now, published_at: null, advisories: null })
+      .values({
+        repo_id: s.repoId,
+        release_id: s.releaseId,
+        state: 'building',
+        packages: json(s.packages),
+        repomd: null,
+        key_fingerprint: s.keyFingerprint,
+        created_at: now,
+        published_at: null,
+        advisories: null,
+      })
       .returningAll()
       .executeTakeFirstOrThrow();
     return toSnapshot(row);
@@ -156,20 +254,43 @@ export class ReleaseStore {
   }
 
   async listSnapshots(repoId: number): Promise<SnapshotRecord[]> {
-    return (await this.db.selectFrom('snapshots').selectAll().where('repo_id', '=', repoId).orderBy('id', 'desc').execute()).map(toSnapshot);
+    return (
+      await this.db.selectFrom('snapshots').selectAll().where('repo_id', '=', repoId).orderBy('id', 'desc').execute()
+    ).map(toSnapshot);
   }
 
-  async setSnapshotState(id: number, state: SnapshotState, set: { repomd?: Record<string, string>; publishedAt?: number; advisories?: readonly string[] } = {}): Promise<void> {
+  async setSnapshotState(
+    id: number,
+    state: SnapshotState,
+    set: { repomd?: Record<string, string>; publishedAt?: number; advisories?: readonly string[] } = {},
+  ): Promise<void> {
     await this.db
       .updateTable('snapshots')
-      .set({ state, ...(set.repomd ? { repomd: json(set.repomd) } : {}), ...(set.publishedAt ? { published_at: set.publishedAt } : {}), ...(set.advisories ? { advisories: json(set.advisories) } : {}) })
+      .set({
+        state,
+        ...(set.repomd ? { repomd: json(set.repomd) } : {}),
+        ...(set.publishedAt ? { published_at: set.publishedAt } : {}),
+        ...(set.advisories ? { advisories: json(set.advisories) } : {}),
+      })
       .where('id', '=', id)
       .execute();
   }
 }
 
 function toRepo(r: Selectable<Database['repos']>): RepoRecord {
-  return { id: r.id, name: r.name, arches: parse(r.arches, []), keys: parse(r.keys, []), currentSnapshotId: r.current_snapshot_id, keepDays: r.keep_days, createdAt: Number(r.created_at), vendor: r.vendor, distro: r.distro, errataPrefix: r.errata_prefix, osvEcosystem: r.osv_ecosystem };
+  return {
+    id: r.id,
+    name: r.name,
+    arches: parse(r.arches, []),
+    keys: parse(r.keys, []),
+    currentSnapshotId: r.current_snapshot_id,
+    keepDays: r.keep_days,
+    createdAt: Number(r.created_at),
+    vendor: r.vendor,
+    distro: r.distro,
+    errataPrefix: r.errata_prefix,
+    osvEcosystem: r.osv_ecosystem,
+  };
 }
 
 function toRelease(r: Selectable<Database['releases']>): ReleaseRecord {

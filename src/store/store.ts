@@ -87,7 +87,12 @@ export interface NewArtifact {
 /** What happens after a successful task, decided by the service (which may read artifacts) before commit. */
 export type FollowUp =
   | { readonly kind: 'none' }
-  | { readonly kind: 'fan-out'; readonly role: AgentRole; readonly taskKind: TaskKind; readonly arches: readonly string[] }
+  | {
+      readonly kind: 'fan-out';
+      readonly role: AgentRole;
+      readonly taskKind: TaskKind;
+      readonly arches: readonly string[];
+    }
   | { readonly kind: 'fail-build'; readonly code: string; readonly reason: string };
 
 export interface CompleteResult {
@@ -116,10 +121,23 @@ export class Store {
 
   // ── tokens ────────────────────────────────────────────────────────────────────────────────────────
 
-  async createToken(name: string, tokenHash: string, scopes: readonly string[], now: number, expiresAt: number | null = null): Promise<number> {
+  async createToken(
+    name: string,
+    tokenHash: string,
+    scopes: readonly string[],
+    now: number,
+    expiresAt: number | null = null,
+  ): Promise<number> {
     const row = await this.db
       .insertInto('tokens')
-      .values({ name, token_hash: tokenHash, scopes: json(scopes), created_at: now, revoked_at: null, expires_at: expiresAt })
+      .values({
+        name,
+        token_hash: tokenHash,
+        scopes: json(scopes),
+        created_at: now,
+        revoked_at: null,
+        expires_at: expiresAt,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     return row.id;
@@ -141,34 +159,68 @@ export class Store {
 
   /** The open leases of agents registered with this token end now: the reaper gives their tasks back to the queue. */
   async expireLeasesOf(tokenId: number, now: number): Promise<number> {
-    const leases = this.db.selectFrom('leases').innerJoin('agents', 'agents.id', 'leases.agent_id').select('leases.id').where('agents.token_id', '=', tokenId).where('leases.ended_at', 'is', null);
-    const r = await this.db.updateTable('tasks').set({ lease_expires_at: now - 1 }).where('state', '=', 'leased').where('lease_id', 'in', leases).executeTakeFirst();
-    await this.db.updateTable('leases').set({ expires_at: now - 1 }).where('id', 'in', leases).execute();
+    const leases = this.db
+      .selectFrom('leases')
+      .innerJoin('agents', 'agents.id', 'leases.agent_id')
+      .select('leases.id')
+      .where('agents.token_id', '=', tokenId)
+      .where('leases.ended_at', 'is', null);
+    const r = await this.db
+      .updateTable('tasks')
+      .set({ lease_expires_at: now - 1 })
+      .where('state', '=', 'leased')
+      .where('lease_id', 'in', leases)
+      .executeTakeFirst();
+    await this.db
+      .updateTable('leases')
+      .set({ expires_at: now - 1 })
+      .where('id', 'in', leases)
+      .execute();
     return Number(r.numUpdatedRows);
   }
 
   async countTokens(): Promise<number> {
-    const row = await this.db.selectFrom('tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const row = await this.db
+      .selectFrom('tokens')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
   async revokeToken(id: number, now: number): Promise<boolean> {
-    const r = await this.db.updateTable('tokens').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    const r = await this.db
+      .updateTable('tokens')
+      .set({ revoked_at: now })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
   }
 
   // ── sources and commits ───────────────────────────────────────────────────────────────────────────
 
-  async addSource(s: { name: string; url: string; branch: string; watch: boolean }, now: number): Promise<SourceRecord> {
+  async addSource(
+    s: { name: string; url: string; branch: string; watch: boolean },
+    now: number,
+  ): Promise<SourceRecord> {
     try {
       const row = await this.db
         .insertInto('sources')
-        .values({ name: s.name, url: s.url, branch: s.branch, watch: s.watch ? 1 : 0, created_at: now, last_fetched_at: null, last_seen_commit: null })
+        .values({
+          name: s.name,
+          url: s.url,
+          branch: s.branch,
+          watch: s.watch ? 1 : 0,
+          created_at: now,
+          last_fetched_at: null,
+          last_seen_commit: null,
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toSource(row);
     } catch (err) {
-      if (isUniqueViolation(err)) throw new LenixError('SOURCE_EXISTS', `source ${s.name} already exists`, { cause: err });
+      if (isUniqueViolation(err))
+        throw new LenixError('SOURCE_EXISTS', `source ${s.name} already exists`, { cause: err });
       throw err;
     }
   }
@@ -193,7 +245,11 @@ export class Store {
   }
 
   async markSourceFetched(id: number, now: number, lastSeenCommit: string | null): Promise<void> {
-    await this.db.updateTable('sources').set({ last_fetched_at: now, last_seen_commit: lastSeenCommit }).where('id', '=', id).execute();
+    await this.db
+      .updateTable('sources')
+      .set({ last_fetched_at: now, last_seen_commit: lastSeenCommit })
+      .where('id', '=', id)
+      .execute();
   }
 
   /** Record a commit once; later calls return the same record. */
@@ -202,24 +258,47 @@ export class Store {
     c: { sha: string; tree: string; committedAt: number; subject: string },
     now: number,
   ): Promise<CommitRecord> {
-    const existing = await this.db.selectFrom('commits').selectAll().where('source_id', '=', sourceId).where('sha', '=', c.sha).executeTakeFirst();
+    const existing = await this.db
+      .selectFrom('commits')
+      .selectAll()
+      .where('source_id', '=', sourceId)
+      .where('sha', '=', c.sha)
+      .executeTakeFirst();
     if (existing) return toCommit(existing);
     try {
       const row = await this.db
         .insertInto('commits')
-        .values({ source_id: sourceId, sha: c.sha, tree: c.tree, committed_at: c.committedAt, subject: c.subject.slice(0, 1000), recorded_at: now })
+        .values({
+          source_id: sourceId,
+          sha: c.sha,
+          tree: c.tree,
+          committed_at: c.committedAt,
+          subject: c.subject.slice(0, 1000),
+          recorded_at: now,
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toCommit(row);
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
-      const row = await this.db.selectFrom('commits').selectAll().where('source_id', '=', sourceId).where('sha', '=', c.sha).executeTakeFirstOrThrow();
+      const row = await this.db
+        .selectFrom('commits')
+        .selectAll()
+        .where('source_id', '=', sourceId)
+        .where('sha', '=', c.sha)
+        .executeTakeFirstOrThrow();
       return toCommit(row);
     }
   }
 
   async listCommits(sourceId: number, limit: number): Promise<CommitRecord[]> {
-    const rows = await this.db.selectFrom('commits').selectAll().where('source_id', '=', sourceId).orderBy('id', 'desc').limit(limit).execute();
+    const rows = await this.db
+      .selectFrom('commits')
+      .selectAll()
+      .where('source_id', '=', sourceId)
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
     return rows.map(toCommit);
   }
 
@@ -271,7 +350,17 @@ export class Store {
 
   private async enqueueTasks(
     trx: Db,
-    t: { buildId: number; sourceId: number; priority: number; maxAttempts: number; role: AgentRole; kind: TaskKind; arches: readonly string[]; now: number; subject?: Record<string, unknown> },
+    t: {
+      buildId: number;
+      sourceId: number;
+      priority: number;
+      maxAttempts: number;
+      role: AgentRole;
+      kind: TaskKind;
+      arches: readonly string[];
+      now: number;
+      subject?: Record<string, unknown>;
+    },
   ): Promise<number[]> {
     const ids: number[] = [];
     for (const arch of t.arches) {
@@ -281,7 +370,11 @@ export class Store {
         .where('role', '=', t.role)
         .where('state', '=', 'queued')
         .executeTakeFirst();
-      const maxAll = await trx.selectFrom('tasks').select((eb) => eb.fn.max<number>('vstart').as('m')).where('role', '=', t.role).executeTakeFirst();
+      const maxAll = await trx
+        .selectFrom('tasks')
+        .select((eb) => eb.fn.max<number>('vstart').as('m'))
+        .where('role', '=', t.role)
+        .executeTakeFirst();
       const last = await trx
         .selectFrom('tasks')
         .select((eb) => eb.fn.max<number>('vstart').as('m'))
@@ -369,12 +462,28 @@ export class Store {
       }
       await trx
         .updateTable('tasks')
-        .set({ state: 'cancelled', finished_at: now, reason_code: 'CANCELLED', reason, cancel_requested: 1, lease_expires_at: null })
+        .set({
+          state: 'cancelled',
+          finished_at: now,
+          reason_code: 'CANCELLED',
+          reason,
+          cancel_requested: 1,
+          lease_expires_at: null,
+        })
         .where('build_id', '=', buildId)
         .where('state', 'in', ['queued', 'leased'])
         .execute();
-      await trx.updateTable('leases').set({ ended_at: now, outcome: 'cancelled' }).where('ended_at', 'is', null).where('task_id', 'in', trx.selectFrom('tasks').select('id').where('build_id', '=', buildId)).execute();
-      await trx.updateTable('builds').set({ state: 'cancelled', finished_at: now, reason_code: 'CANCELLED', reason }).where('id', '=', buildId).execute();
+      await trx
+        .updateTable('leases')
+        .set({ ended_at: now, outcome: 'cancelled' })
+        .where('ended_at', 'is', null)
+        .where('task_id', 'in', trx.selectFrom('tasks').select('id').where('build_id', '=', buildId))
+        .execute();
+      await trx
+        .updateTable('builds')
+        .set({ state: 'cancelled', finished_at: now, reason_code: 'CANCELLED', reason })
+        .where('id', '=', buildId)
+        .execute();
       await this.event(trx, now, 'build.cancelled', buildId, null, { reason });
     });
     return (await this.getBuild(buildId))!;
@@ -394,20 +503,49 @@ export class Store {
 
   /** Tasks in one state (e.g. `leased`: running now), oldest first. */
   async listTasksInState(state: TaskState, limit = 200): Promise<TaskRecord[]> {
-    const rows = await this.db.selectFrom('tasks').selectAll().where('state', '=', state).orderBy('id').limit(limit).execute();
+    const rows = await this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('state', '=', state)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
     return rows.map(toTask);
   }
 
   async listTasksOfKind(kind: TaskKind, limit = 1000): Promise<TaskRecord[]> {
-    const rows = await this.db.selectFrom('tasks').selectAll().where('kind', '=', kind).orderBy('id', 'desc').limit(limit).execute();
+    const rows = await this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('kind', '=', kind)
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
     return rows.map(toTask).reverse();
   }
 
   /** Queue one task outside the build pipeline (a `repomd` signing task for a publish, filed under a build of the release). */
-  async enqueueTask(t: { buildId: number; role: AgentRole; kind: TaskKind; subject: Record<string, unknown>; maxAttempts: number }, now: number): Promise<number> {
+  async enqueueTask(
+    t: { buildId: number; role: AgentRole; kind: TaskKind; subject: Record<string, unknown>; maxAttempts: number },
+    now: number,
+  ): Promise<number> {
     return this.tx(async (trx) => {
-      const build = await trx.selectFrom('builds').select(['priority', 'source_id']).where('id', '=', t.buildId).executeTakeFirstOrThrow();
-      const [id] = await this.enqueueTasks(trx, { buildId: t.buildId, sourceId: build.source_id, priority: build.priority, maxAttempts: t.maxAttempts, role: t.role, kind: t.kind, arches: ['any'], now, subject: t.subject });
+      const build = await trx
+        .selectFrom('builds')
+        .select(['priority', 'source_id'])
+        .where('id', '=', t.buildId)
+        .executeTakeFirstOrThrow();
+      const [id] = await this.enqueueTasks(trx, {
+        buildId: t.buildId,
+        sourceId: build.source_id,
+        priority: build.priority,
+        maxAttempts: t.maxAttempts,
+        role: t.role,
+        kind: t.kind,
+        arches: ['any'],
+        now,
+        subject: t.subject,
+      });
       await this.event(trx, now, `task.${t.kind}-queued`, t.buildId, id!, {});
       return id!;
     });
@@ -428,11 +566,22 @@ export class Store {
 
   /** Register or re-register (same name and role): an agent keeps its id across restarts. */
   async registerAgent(
-    a: { name: string; role: AgentRole; arches: readonly string[]; capabilities: Record<string, unknown>; tokenId: number },
+    a: {
+      name: string;
+      role: AgentRole;
+      arches: readonly string[];
+      capabilities: Record<string, unknown>;
+      tokenId: number;
+    },
     now: number,
   ): Promise<AgentRecord> {
     return this.tx(async (trx) => {
-      const existing = await trx.selectFrom('agents').selectAll().where('name', '=', a.name).where('role', '=', a.role).executeTakeFirst();
+      const existing = await trx
+        .selectFrom('agents')
+        .selectAll()
+        .where('name', '=', a.name)
+        .where('role', '=', a.role)
+        .executeTakeFirst();
       if (existing) {
         if (existing.token_id !== a.tokenId) {
           throw new LenixError('FORBIDDEN', `agent ${a.name} is registered with another token`);
@@ -447,7 +596,15 @@ export class Store {
       }
       const row = await trx
         .insertInto('agents')
-        .values({ name: a.name, role: a.role, arches: json(a.arches), capabilities: json(a.capabilities), token_id: a.tokenId, registered_at: now, last_seen_at: now })
+        .values({
+          name: a.name,
+          role: a.role,
+          arches: json(a.arches),
+          capabilities: json(a.capabilities),
+          token_id: a.tokenId,
+          registered_at: now,
+          last_seen_at: now,
+        })
         .returningAll()
         .executeTakeFirstOrThrow();
       return toAgent(row);
@@ -495,7 +652,15 @@ export class Store {
           const expiresAt = now + leaseMs;
           const lease = await trx
             .insertInto('leases')
-            .values({ task_id: candidate.id, agent_id: agent.id, fencing_token: fencing, acquired_at: now, expires_at: expiresAt, ended_at: null, outcome: null })
+            .values({
+              task_id: candidate.id,
+              agent_id: agent.id,
+              fencing_token: fencing,
+              acquired_at: now,
+              expires_at: expiresAt,
+              ended_at: null,
+              outcome: null,
+            })
             .returningAll()
             .executeTakeFirstOrThrow();
           const updated = await trx
@@ -532,7 +697,13 @@ export class Store {
   }
 
   /** Check that a message belongs to the task's current lease: the right agent, the current fencing token, in time. */
-  async checkLease(leaseId: number, fencingToken: number, agentTokenId: number, now: number, db: Db = this.db): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
+  async checkLease(
+    leaseId: number,
+    fencingToken: number,
+    agentTokenId: number,
+    now: number,
+    db: Db = this.db,
+  ): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
     const row = await db
       .selectFrom('leases')
       .innerJoin('agents', 'agents.id', 'leases.agent_id')
@@ -568,7 +739,13 @@ export class Store {
     return { lease, task };
   }
 
-  async heartbeat(leaseId: number, fencingToken: number, agentTokenId: number, leaseMs: number, now: number): Promise<{ expiresAt: number; cancelled: boolean; agentId: number }> {
+  async heartbeat(
+    leaseId: number,
+    fencingToken: number,
+    agentTokenId: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<{ expiresAt: number; cancelled: boolean; agentId: number }> {
     try {
       return await this.tx(async (trx) => {
         const { lease, task } = await this.checkLease(leaseId, fencingToken, agentTokenId, now, trx);
@@ -580,7 +757,8 @@ export class Store {
           .where('state', '=', 'leased')
           .where('fencing_token', '=', fencingToken)
           .executeTakeFirst();
-        if (Number(r.numUpdatedRows) !== 1) throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands while heartbeating');
+        if (Number(r.numUpdatedRows) !== 1)
+          throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands while heartbeating');
         await trx.updateTable('leases').set({ expires_at: expiresAt }).where('id', '=', lease.id).execute();
         return { expiresAt, cancelled: false, agentId: lease.agentId };
       });
@@ -588,7 +766,8 @@ export class Store {
       // A cancelled task tells its agent to stop rather than failing the heartbeat with a bare error.
       if (err instanceof LenixError && err.code === 'LEASE_ENDED') {
         const l = await this.db.selectFrom('leases').selectAll().where('id', '=', leaseId).executeTakeFirst();
-        if (l?.outcome === 'cancelled') return { expiresAt: Number(l.expires_at), cancelled: true, agentId: l.agent_id };
+        if (l?.outcome === 'cancelled')
+          return { expiresAt: Number(l.expires_at), cancelled: true, agentId: l.agent_id };
       }
       throw err;
     }
@@ -605,12 +784,30 @@ export class Store {
       .execute();
     const changed: TaskRecord[] = [];
     for (const row of expired) {
-      const next = afterLostAttempt(row.attempts, row.max_attempts, 'LEASE_EXPIRED', `lease ${row.lease_id} expired without a heartbeat`);
+      const next = afterLostAttempt(
+        row.attempts,
+        row.max_attempts,
+        'LEASE_EXPIRED',
+        `lease ${row.lease_id} expired without a heartbeat`,
+      );
       const done = await this.tx(async (trx) => {
         const set =
           next.state === 'queued'
-            ? { state: 'queued', lease_id: null, agent_id: null, lease_expires_at: null, reason_code: 'LEASE_EXPIRED', reason: `lease ${row.lease_id} expired; requeued` }
-            : { state: 'failed', lease_expires_at: null, finished_at: now, reason_code: next.code, reason: next.reason };
+            ? {
+                state: 'queued',
+                lease_id: null,
+                agent_id: null,
+                lease_expires_at: null,
+                reason_code: 'LEASE_EXPIRED',
+                reason: `lease ${row.lease_id} expired; requeued`,
+              }
+            : {
+                state: 'failed',
+                lease_expires_at: null,
+                finished_at: now,
+                reason_code: next.code,
+                reason: next.reason,
+              };
         const r = await trx
           .updateTable('tasks')
           .set(set)
@@ -620,8 +817,14 @@ export class Store {
           .returningAll()
           .executeTakeFirst();
         if (!r) return null;
-        await trx.updateTable('leases').set({ ended_at: now, outcome: 'expired' }).where('id', '=', row.lease_id ?? -1).execute();
-        await this.event(trx, now, next.state === 'queued' ? 'task.requeued' : 'task.failed', row.build_id, row.id, { reason: set.reason });
+        await trx
+          .updateTable('leases')
+          .set({ ended_at: now, outcome: 'expired' })
+          .where('id', '=', row.lease_id ?? -1)
+          .execute();
+        await this.event(trx, now, next.state === 'queued' ? 'task.requeued' : 'task.failed', row.build_id, row.id, {
+          reason: set.reason,
+        });
         if (next.state === 'failed') await this.settleBuild(trx, row.build_id, now);
         return toTask(r);
       });
@@ -646,7 +849,13 @@ export class Store {
   ): Promise<CompleteResult> {
     return this.tx(async (trx) => {
       const { task: current } = await this.checkLease(leaseId, fencingToken, agentTokenId, now, trx);
-      const row = { ...current, build_id: current.buildId, attempts: current.attempts, max_attempts: current.maxAttempts, result: current.result === null ? null : json(current.result) };
+      const row = {
+        ...current,
+        build_id: current.buildId,
+        attempts: current.attempts,
+        max_attempts: current.maxAttempts,
+        result: current.result === null ? null : json(current.result),
+      };
       let next: { state: TaskState; code: string | null; reason: string | null };
       switch (outcome.kind) {
         case 'success':
@@ -657,7 +866,10 @@ export class Store {
           break;
         case 'error': {
           const n = afterLostAttempt(row.attempts, row.max_attempts, outcome.code, outcome.reason);
-          next = n.state === 'queued' ? { state: 'queued', code: outcome.code, reason: outcome.reason } : { state: 'failed', code: n.code, reason: n.reason };
+          next =
+            n.state === 'queued'
+              ? { state: 'queued', code: outcome.code, reason: outcome.reason }
+              : { state: 'failed', code: n.code, reason: n.reason };
           break;
         }
       }
@@ -687,7 +899,11 @@ export class Store {
 
       let queuedNew = 0;
       if (next.state === 'succeeded' && followUp.kind === 'fan-out') {
-        const build = await trx.selectFrom('builds').select(['priority', 'source_id']).where('id', '=', row.build_id).executeTakeFirstOrThrow();
+        const build = await trx
+          .selectFrom('builds')
+          .select(['priority', 'source_id'])
+          .where('id', '=', row.build_id)
+          .executeTakeFirstOrThrow();
         const ids = await this.enqueueTasks(trx, {
           buildId: row.build_id,
           sourceId: build.source_id,
@@ -702,13 +918,33 @@ export class Store {
         await this.event(trx, now, 'build.fanned-out', row.build_id, row.id, { arches: followUp.arches });
       }
       // Only the pipeline's own tasks move the build; sign/test/repomd tasks leave its state alone.
-      const buildState = BUILD_KINDS.includes(row.kind) ? await this.settleBuild(trx, row.build_id, now) : ((await trx.selectFrom('builds').select('state').where('id', '=', row.build_id).executeTakeFirstOrThrow()).state as BuildState);
+      const buildState = BUILD_KINDS.includes(row.kind)
+        ? await this.settleBuild(trx, row.build_id, now)
+        : ((await trx.selectFrom('builds').select('state').where('id', '=', row.build_id).executeTakeFirstOrThrow())
+            .state as BuildState);
       if (next.state === 'succeeded') {
-        const signing = (await trx.selectFrom('settings').select('value').where('key', '=', 'signing_key').executeTakeFirst()) !== undefined;
+        const signing =
+          (await trx.selectFrom('settings').select('value').where('key', '=', 'signing_key').executeTakeFirst()) !==
+          undefined;
         const stage = nextStage(row.kind, buildState, signing);
         if (stage) {
-          const build = await trx.selectFrom('builds').select(['priority', 'source_id']).where('id', '=', row.build_id).executeTakeFirstOrThrow();
-          queuedNew += (await this.enqueueTasks(trx, { buildId: row.build_id, sourceId: build.source_id, priority: build.priority, maxAttempts: row.max_attempts, role: stage.role, kind: stage.kind, arches: ['any'], now })).length;
+          const build = await trx
+            .selectFrom('builds')
+            .select(['priority', 'source_id'])
+            .where('id', '=', row.build_id)
+            .executeTakeFirstOrThrow();
+          queuedNew += (
+            await this.enqueueTasks(trx, {
+              buildId: row.build_id,
+              sourceId: build.source_id,
+              priority: build.priority,
+              maxAttempts: row.max_attempts,
+              role: stage.role,
+              kind: stage.kind,
+              arches: ['any'],
+              now,
+            })
+          ).length;
           await this.event(trx, now, `build.${stage.kind}-queued`, row.build_id, row.id, {});
         }
       }
@@ -725,15 +961,24 @@ export class Store {
       .where('kind', 'in', [...BUILD_KINDS])
       .orderBy('id')
       .execute();
-    const srpmDone = tasks.some((t) => t.kind === 'srpm' && t.state === 'succeeded') && tasks.some((t) => t.kind !== 'srpm');
-    const state = buildStateFromTasks(tasks.map((t) => t.state as TaskState), srpmDone);
+    const srpmDone =
+      tasks.some((t) => t.kind === 'srpm' && t.state === 'succeeded') && tasks.some((t) => t.kind !== 'srpm');
+    const state = buildStateFromTasks(
+      tasks.map((t) => t.state as TaskState),
+      srpmDone,
+    );
     const failed = tasks.find((t) => t.state === 'failed');
     const done = state === 'succeeded' || state === 'failed' || state === 'cancelled';
     if (state === 'failed') {
       // A failed task ends the build: tasks still queued for it will not run.
       await trx
         .updateTable('tasks')
-        .set({ state: 'cancelled', finished_at: now, reason_code: 'BUILD_FAILED', reason: 'another task of the build failed' })
+        .set({
+          state: 'cancelled',
+          finished_at: now,
+          reason_code: 'BUILD_FAILED',
+          reason: 'another task of the build failed',
+        })
         .where('build_id', '=', buildId)
         .where('kind', 'in', [...BUILD_KINDS])
         .where('state', '=', 'queued')
@@ -762,14 +1007,25 @@ export class Store {
    */
   async appendLog(taskId: number, offset: number, data: Uint8Array): Promise<number> {
     return this.tx(async (trx) => {
-      const task = await trx.selectFrom('tasks').select(['log_size']).where('id', '=', taskId).executeTakeFirstOrThrow();
+      const task = await trx
+        .selectFrom('tasks')
+        .select(['log_size'])
+        .where('id', '=', taskId)
+        .executeTakeFirstOrThrow();
       const size = Number(task.log_size);
       if (offset > size) throw new LenixError('LOG_OFFSET_GAP', `log offset ${offset} is past the stored size ${size}`);
       const skip = size - offset;
       if (skip >= data.length) return size;
       const fresh = data.subarray(skip);
-      await trx.insertInto('log_chunks').values({ task_id: taskId, start_offset: size, end_offset: size + fresh.length, data: Buffer.from(fresh) }).execute();
-      await trx.updateTable('tasks').set({ log_size: size + fresh.length }).where('id', '=', taskId).execute();
+      await trx
+        .insertInto('log_chunks')
+        .values({ task_id: taskId, start_offset: size, end_offset: size + fresh.length, data: Buffer.from(fresh) })
+        .execute();
+      await trx
+        .updateTable('tasks')
+        .set({ log_size: size + fresh.length })
+        .where('id', '=', taskId)
+        .execute();
       return size + fresh.length;
     });
   }
@@ -800,12 +1056,21 @@ export class Store {
   async addArtifact(a: NewArtifact, fencingToken: number, now: number): Promise<ArtifactRecord> {
     return this.tx(async (trx) => {
       // Re-check the fence inside the transaction that writes: a stale agent's upload records nothing.
-      const task = await trx.selectFrom('tasks').select(['state', 'fencing_token', 'lease_id']).where('id', '=', a.taskId).executeTakeFirstOrThrow();
+      const task = await trx
+        .selectFrom('tasks')
+        .select(['state', 'fencing_token', 'lease_id'])
+        .where('id', '=', a.taskId)
+        .executeTakeFirstOrThrow();
       if (task.state !== 'leased' || Number(task.fencing_token) !== fencingToken || task.lease_id !== a.leaseId) {
         throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands during the upload');
       }
       // A retried upload of the same file in the same lease replaces nothing and returns the first record.
-      const same = await trx.selectFrom('artifacts').selectAll().where('lease_id', '=', a.leaseId).where('name', '=', a.name).executeTakeFirst();
+      const same = await trx
+        .selectFrom('artifacts')
+        .selectAll()
+        .where('lease_id', '=', a.leaseId)
+        .where('name', '=', a.name)
+        .executeTakeFirst();
       if (same && same.sha256 === a.sha256) return toArtifact(same);
       if (same) await trx.deleteFrom('artifacts').where('id', '=', same.id).execute();
       const row = await trx
@@ -845,30 +1110,61 @@ export class Store {
 
   /** Artifacts of a kind with this NEVRA (`name-[e:]v-r.arch`), oldest first. */
   async findArtifactsByNevra(nevra: string, kind: ArtifactKind): Promise<ArtifactRecord[]> {
-    const rows = await this.db.selectFrom('artifacts').selectAll().where('nevra', '=', nevra).where('kind', '=', kind).orderBy('id').execute();
+    const rows = await this.db
+      .selectFrom('artifacts')
+      .selectAll()
+      .where('nevra', '=', nevra)
+      .where('kind', '=', kind)
+      .orderBy('id')
+      .execute();
     return rows.map(toArtifact);
   }
 
   /** Signed packages named `name` (any version and arch). */
   async findSignedByName(name: string): Promise<ArtifactRecord[]> {
-    const rows = await this.db.selectFrom('artifacts').selectAll().where('kind', '=', 'signed-rpm').where('nevra', 'like', `${name.replace(/[%_\\]/g, '_')}-%`).orderBy('id').execute();
-    return rows.map(toArtifact).filter((a) => a.nevra !== null && a.nevra.slice(0, a.nevra.lastIndexOf('-', a.nevra.lastIndexOf('-') - 1)) === name);
+    const rows = await this.db
+      .selectFrom('artifacts')
+      .selectAll()
+      .where('kind', '=', 'signed-rpm')
+      .where('nevra', 'like', `${name.replace(/[%_\\]/g, '_')}-%`)
+      .orderBy('id')
+      .execute();
+    return rows
+      .map(toArtifact)
+      .filter(
+        (a) => a.nevra !== null && a.nevra.slice(0, a.nevra.lastIndexOf('-', a.nevra.lastIndexOf('-') - 1)) === name,
+      );
   }
 
   async findArtifact(sha256: string): Promise<ArtifactRecord | null> {
-    const row = await this.db.selectFrom('artifacts').selectAll().where('sha256', '=', sha256).orderBy('id').limit(1).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('artifacts')
+      .selectAll()
+      .where('sha256', '=', sha256)
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
     return row ? toArtifact(row) : null;
   }
 
   async getArtifactsByLease(leaseId: number): Promise<ArtifactRecord[]> {
-    const rows = await this.db.selectFrom('artifacts').selectAll().where('lease_id', '=', leaseId).orderBy('id').execute();
+    const rows = await this.db
+      .selectFrom('artifacts')
+      .selectAll()
+      .where('lease_id', '=', leaseId)
+      .orderBy('id')
+      .execute();
     return rows.map(toArtifact);
   }
 
   // ── lookaside ─────────────────────────────────────────────────────────────────────────────────────
 
   async addLookaside(sha256: string, name: string, size: number, now: number): Promise<void> {
-    const existing = await this.db.selectFrom('lookaside').select('sha256').where('sha256', '=', sha256).executeTakeFirst();
+    const existing = await this.db
+      .selectFrom('lookaside')
+      .select('sha256')
+      .where('sha256', '=', sha256)
+      .executeTakeFirst();
     if (existing) return;
     await this.db.insertInto('lookaside').values({ sha256, name, size, uploaded_at: now }).execute();
   }
@@ -881,23 +1177,50 @@ export class Store {
   }
 
   async hasLookaside(sha256: string): Promise<boolean> {
-    return (await this.db.selectFrom('lookaside').select('sha256').where('sha256', '=', sha256).executeTakeFirst()) !== undefined;
+    return (
+      (await this.db.selectFrom('lookaside').select('sha256').where('sha256', '=', sha256).executeTakeFirst()) !==
+      undefined
+    );
   }
 
   // ── events ────────────────────────────────────────────────────────────────────────────────────────
 
-  private async event(trx: Db, at: number, kind: string, buildId: number | null, taskId: number | null, data: Record<string, unknown>): Promise<void> {
-    await trx.insertInto('events').values({ at, kind, build_id: buildId, task_id: taskId, data: json(data) }).execute();
+  private async event(
+    trx: Db,
+    at: number,
+    kind: string,
+    buildId: number | null,
+    taskId: number | null,
+    data: Record<string, unknown>,
+  ): Promise<void> {
+    await trx
+      .insertInto('events')
+      .values({ at, kind, build_id: buildId, task_id: taskId, data: json(data) })
+      .execute();
   }
 
   async listEvents(buildId: number): Promise<EventRecord[]> {
     const rows = await this.db.selectFrom('events').selectAll().where('build_id', '=', buildId).orderBy('id').execute();
-    return rows.map((r) => ({ id: r.id, at: Number(r.at), kind: r.kind, buildId: r.build_id, taskId: r.task_id, data: parseJson(r.data, {}) }));
+    return rows.map((r) => ({
+      id: r.id,
+      at: Number(r.at),
+      kind: r.kind,
+      buildId: r.build_id,
+      taskId: r.task_id,
+      data: parseJson(r.data, {}),
+    }));
   }
 }
 
 function toToken(row: Selectable<Database['tokens']>): TokenRecord {
-  return { id: row.id, name: row.name, scopes: parseJson(row.scopes, []), createdAt: Number(row.created_at), revokedAt: row.revoked_at === null ? null : Number(row.revoked_at), expiresAt: row.expires_at === null || row.expires_at === undefined ? null : Number(row.expires_at) };
+  return {
+    id: row.id,
+    name: row.name,
+    scopes: parseJson(row.scopes, []),
+    createdAt: Number(row.created_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+    expiresAt: row.expires_at === null || row.expires_at === undefined ? null : Number(row.expires_at),
+  };
 }
 
 function assertCurrent(lease: LeaseRecord, task: TaskRecord, fencingToken: number, now: number): void {
@@ -940,17 +1263,37 @@ function toSource(r: Selectable<Database['sources']>): SourceRecord {
 }
 
 function toCommit(r: Selectable<Database['commits']>): CommitRecord {
-  return { id: r.id, sourceId: r.source_id, sha: r.sha, tree: r.tree, committedAt: Number(r.committed_at), subject: r.subject };
+  return {
+    id: r.id,
+    sourceId: r.source_id,
+    sha: r.sha,
+    tree: r.tree,
+    committedAt: Number(r.committed_at),
+    subject: r.subject,
+  };
 }
 
 function toBuild(
-  r: Selectable<Database['builds']> & { source_name: string; commit_sha: string; commit_tree: string; commit_committed_at: number; commit_subject: string },
+  r: Selectable<Database['builds']> & {
+    source_name: string;
+    commit_sha: string;
+    commit_tree: string;
+    commit_committed_at: number;
+    commit_subject: string;
+  },
 ): BuildRecord {
   return {
     id: r.id,
     sourceId: r.source_id,
     sourceName: r.source_name,
-    commit: { id: r.commit_id, sourceId: r.source_id, sha: r.commit_sha, tree: r.commit_tree, committedAt: Number(r.commit_committed_at), subject: r.commit_subject },
+    commit: {
+      id: r.commit_id,
+      sourceId: r.source_id,
+      sha: r.commit_sha,
+      tree: r.commit_tree,
+      committedAt: Number(r.commit_committed_at),
+      subject: r.commit_subject,
+    },
     ref: r.ref,
     state: r.state as BuildState,
     priority: r.priority,
@@ -958,7 +1301,10 @@ function toBuild(
     specPath: r.spec_path,
     packageName: r.package_name,
     packageEvr: r.package_evr,
-    declaredPackages: r.declared_packages === null || r.declared_packages === undefined ? null : parseJson<DeclaredPackage[]>(r.declared_packages, []),
+    declaredPackages:
+      r.declared_packages === null || r.declared_packages === undefined
+        ? null
+        : parseJson<DeclaredPackage[]>(r.declared_packages, []),
     createdBy: r.created_by,
     createdAt: Number(r.created_at),
     startedAt: numOrNull(r.started_at),

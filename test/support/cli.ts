@@ -20,9 +20,15 @@ export async function freePort(): Promise<number> {
 }
 
 /** Run the real CLI and collect its output and exit code (never throws on a non-zero exit). */
-export async function lenix(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function lenix(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -38,7 +44,10 @@ export class Proc {
   private exited: Promise<number | null>;
 
   constructor(args: string[], env: NodeJS.ProcessEnv, logFile?: string) {
-    this.child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const onData = (d: Buffer) => {
       this.out += d.toString();
       for (const w of [...this.waiters]) {
@@ -61,7 +70,9 @@ export class Proc {
     if (m) return Promise.resolve(m);
     return new Promise((resolve, reject) => {
       this.waiters.push({ re, resolve });
-      void this.exited.then((code) => reject(new Error(`process exited (${code}) before printing ${re}:\n${this.out.slice(-3000)}`)));
+      void this.exited.then((code) =>
+        reject(new Error(`process exited (${code}) before printing ${re}:\n${this.out.slice(-3000)}`)),
+      );
     });
   }
 
@@ -126,7 +137,11 @@ echo ok > %{buildroot}/usr/share/${name}/ok
 }
 
 /** Poll `fn` until it returns a value (every 100 ms), or fail naming `what` after `ms`. */
-export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 120_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false>,
+  ms = 120_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

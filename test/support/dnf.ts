@@ -13,7 +13,10 @@ const run = promisify(execFile);
  */
 export class DnfClient {
   readonly root: string;
-  constructor(readonly dir: string, readonly reposDir: string) {
+  constructor(
+    readonly dir: string,
+    readonly reposDir: string,
+  ) {
     this.root = path.join(dir, 'root');
   }
 
@@ -38,7 +41,9 @@ ${body}
     const file = path.join(this.dir, `step-${Date.now()}-${Math.random().toString(36).slice(2)}.sh`);
     await writeFile(file, this.script(body));
     try {
-      const { stdout, stderr } = await run('unshare', ['-m', '--propagation', 'private', 'bash', file], { maxBuffer: 64 * 1024 * 1024 });
+      const { stdout, stderr } = await run('unshare', ['-m', '--propagation', 'private', 'bash', file], {
+        maxBuffer: 64 * 1024 * 1024,
+      });
       return { code: 0, out: stdout + stderr };
     } catch (err) {
       const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -48,7 +53,9 @@ ${body}
 
   /** Install the base-system stand-in (host-base) with rpm, once. */
   async base(hostBaseRpm: string): Promise<void> {
-    const r = await this.sh(`rpm --root "$ROOT" -q lenix-host-base >/dev/null 2>&1 || rpm --root "$ROOT" -i --nodigest --nosignature "${hostBaseRpm}"`);
+    const r = await this.sh(
+      `rpm --root "$ROOT" -q lenix-host-base >/dev/null 2>&1 || rpm --root "$ROOT" -i --nodigest --nosignature "${hostBaseRpm}"`,
+    );
     if (r.code !== 0) throw new Error(`host-base install failed: ${r.out}`);
   }
 

@@ -21,7 +21,9 @@ export interface TestPostgres {
 export function postgresBinDir(): string | null {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return null;
-  const versions = readdirSync(base).filter((v) => existsSync(path.join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(base)
+    .filter((v) => existsSync(path.join(base, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
   return versions[0] ? path.join(base, versions[0], 'bin') : null;
 }
 
@@ -41,11 +43,29 @@ export async function startPostgres(): Promise<TestPostgres> {
   }
   await chmod(dir, 0o700);
   const data = path.join(dir, 'data');
-  await as(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'lenix', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  await as(path.join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-A',
+    'trust',
+    '-U',
+    'lenix',
+    '--no-sync',
+    '-E',
+    'UTF8',
+    '--locale=C',
+  ]);
   const port = await freePort();
   await as(path.join(bin, 'pg_ctl'), [
-    '-D', data, '-w', '-t', '60', '-l', path.join(dir, 'log'),
-    '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+    '-D',
+    data,
+    '-w',
+    '-t',
+    '60',
+    '-l',
+    path.join(dir, 'log'),
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
     'start',
   ]);
   const url = `postgres://lenix@127.0.0.1:${port}/postgres`;

@@ -16,7 +16,11 @@ import { fileURLToPath } from 'node:url';
  * JSON form and validated against that schema too.
  */
 const require = createRequire(import.meta.url);
-const CDX_SCHEMAS = path.join(path.dirname(require.resolve('@cyclonedx/cyclonedx-library/package.json')), 'res', 'schema');
+const CDX_SCHEMAS = path.join(
+  path.dirname(require.resolve('@cyclonedx/cyclonedx-library/package.json')),
+  'res',
+  'schema',
+);
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/schemas/', import.meta.url));
 
 export async function cyclonedxJsonErrors(text: string): Promise<unknown> {
@@ -72,47 +76,113 @@ export function parseSpdxTagValue(text: string): Record<string, any> {
   let ann: Record<string, any> | null = null;
   for (const [tag, v] of pairs) {
     switch (tag) {
-      case 'SPDXVersion': doc['spdxVersion'] = v; break;
-      case 'DataLicense': doc['dataLicense'] = v; break;
-      case 'DocumentName': doc['name'] = v; break;
-      case 'DocumentNamespace': doc['documentNamespace'] = v; break;
-      case 'Creator': doc['creationInfo'].creators.push(v); break;
-      case 'Created': doc['creationInfo'].created = v; break;
-      case 'SPDXID': if (pkg) pkg['SPDXID'] = v; else doc['SPDXID'] = v; break;
-      case 'PackageName': pkg = { name: v }; lic = null; doc['packages'].push(pkg); break;
-      case 'PackageVersion': pkg!['versionInfo'] = v; break;
-      case 'PackageFileName': pkg!['packageFileName'] = v; break;
-      case 'PackageSupplier': pkg!['supplier'] = v; break;
-      case 'PackageDownloadLocation': pkg!['downloadLocation'] = v; break;
-      case 'FilesAnalyzed': pkg!['filesAnalyzed'] = v === 'true'; break;
-      case 'PackageChecksum': (pkg!['checksums'] ??= []).push({ algorithm: v.split(': ')[0], checksumValue: v.split(': ')[1] }); break;
-      case 'PackageHomePage': pkg!['homepage'] = v; break;
-      case 'PackageSourceInfo': pkg!['sourceInfo'] = v; break;
-      case 'PackageLicenseConcluded': pkg!['licenseConcluded'] = v; break;
-      case 'PackageLicenseDeclared': pkg!['licenseDeclared'] = v; break;
-      case 'PackageCopyrightText': pkg!['copyrightText'] = v; break;
-      case 'PackageSummary': pkg!['summary'] = v; break;
-      case 'PrimaryPackagePurpose': pkg!['primaryPackagePurpose'] = v; break;
-      case 'BuiltDate': pkg!['builtDate'] = v; break;
+      case 'SPDXVersion':
+        doc['spdxVersion'] = v;
+        break;
+      case 'DataLicense':
+        doc['dataLicense'] = v;
+        break;
+      case 'DocumentName':
+        doc['name'] = v;
+        break;
+      case 'DocumentNamespace':
+        doc['documentNamespace'] = v;
+        break;
+      case 'Creator':
+        doc['creationInfo'].creators.push(v);
+        break;
+      case 'Created':
+        doc['creationInfo'].created = v;
+        break;
+      case 'SPDXID':
+        if (pkg) pkg['SPDXID'] = v;
+        else doc['SPDXID'] = v;
+        break;
+      case 'PackageName':
+        pkg = { name: v };
+        lic = null;
+        doc['packages'].push(pkg);
+        break;
+      case 'PackageVersion':
+        pkg!['versionInfo'] = v;
+        break;
+      case 'PackageFileName':
+        pkg!['packageFileName'] = v;
+        break;
+      case 'PackageSupplier':
+        pkg!['supplier'] = v;
+        break;
+      case 'PackageDownloadLocation':
+        pkg!['downloadLocation'] = v;
+        break;
+      case 'FilesAnalyzed':
+        pkg!['filesAnalyzed'] = v === 'true';
+        break;
+      case 'PackageChecksum':
+        (pkg!['checksums'] ??= []).push({ algorithm: v.split(': ')[0], checksumValue: v.split(': ')[1] });
+        break;
+      case 'PackageHomePage':
+        pkg!['homepage'] = v;
+        break;
+      case 'PackageSourceInfo':
+        pkg!['sourceInfo'] = v;
+        break;
+      case 'PackageLicenseConcluded':
+        pkg!['licenseConcluded'] = v;
+        break;
+      case 'PackageLicenseDeclared':
+        pkg!['licenseDeclared'] = v;
+        break;
+      case 'PackageCopyrightText':
+        pkg!['copyrightText'] = v;
+        break;
+      case 'PackageSummary':
+        pkg!['summary'] = v;
+        break;
+      case 'PrimaryPackagePurpose':
+        pkg!['primaryPackagePurpose'] = v;
+        break;
+      case 'BuiltDate':
+        pkg!['builtDate'] = v;
+        break;
       case 'ExternalRef': {
         const [referenceCategory, referenceType, referenceLocator] = v.split(' ');
         (pkg!['externalRefs'] ??= []).push({ referenceCategory, referenceType, referenceLocator });
         break;
       }
-      case 'Annotator': ann = { annotator: v }; (pkg!['annotations'] ??= []).push(ann); break;
-      case 'AnnotationDate': ann!['annotationDate'] = v; break;
-      case 'AnnotationType': ann!['annotationType'] = v; break;
-      case 'AnnotationComment': ann!['comment'] = v; break;
-      case 'SPDXREF': break;
-      case 'LicenseID': pkg = null; lic = { licenseId: v }; (doc['hasExtractedLicensingInfos'] ??= []).push(lic); break;
-      case 'ExtractedText': lic!['extractedText'] = v; break;
-      case 'LicenseName': lic!['name'] = v; break;
+      case 'Annotator':
+        ann = { annotator: v };
+        (pkg!['annotations'] ??= []).push(ann);
+        break;
+      case 'AnnotationDate':
+        ann!['annotationDate'] = v;
+        break;
+      case 'AnnotationType':
+        ann!['annotationType'] = v;
+        break;
+      case 'AnnotationComment':
+        ann!['comment'] = v;
+        break;
+      case 'SPDXREF':
+        break;
+      case 'LicenseID':
+        pkg = null;
+        lic = { licenseId: v };
+        (doc['hasExtractedLicensingInfos'] ??= []).push(lic);
+        break;
+      case 'ExtractedText':
+        lic!['extractedText'] = v;
+        break;
+      case 'LicenseName':
+        lic!['name'] = v;
+        break;
       case 'Relationship': {
         const [spdxElementId, relationshipType, relatedSpdxElement] = v.split(' ');
         doc['relationships'].push({ spdxElementId, relationshipType, relatedSpdxElement });
         break;
       }
-      default: throw new Error(`unexpected tag ${tag}`);
+      default:
+        throw new Error(`unexpected tag ${tag}`);
     }
   }
   return doc;

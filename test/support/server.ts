@@ -19,7 +19,13 @@ export interface TestServer {
 export async function testServer(opts: Partial<ServerOptions> = {}): Promise<TestServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-srv-'));
   // Tests keep their git repositories in their own temp folder: the one local source root.
-  const server = await startServer({ dataDir: path.join(dir, 'data'), port: 0, log: pino({ level: 'silent' }), ...opts, config: { localSourceRoots: [dir], ...opts.config } });
+  const server = await startServer({
+    dataDir: path.join(dir, 'data'),
+    port: 0,
+    log: pino({ level: 'silent' }),
+    ...opts,
+    config: { localSourceRoots: [dir], ...opts.config },
+  });
   const admin = new ApiClient(server.url, server.adminToken);
   return {
     server,
@@ -27,7 +33,8 @@ export async function testServer(opts: Partial<ServerOptions> = {}): Promise<Tes
     admin,
     anon: new ApiClient(server.url, null),
     client: (t) => new ApiClient(server.url, t),
-    token: async (name, scopes) => (await admin.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes })).token,
+    token: async (name, scopes) =>
+      (await admin.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes })).token,
     async close() {
       await server.close();
       await rm(dir, { recursive: true, force: true });
@@ -36,7 +43,12 @@ export async function testServer(opts: Partial<ServerOptions> = {}): Promise<Tes
 }
 
 /** Raw HTTP for tests that need the status and body exactly as sent. */
-export async function http(base: string, method: string, url: string, opts: { token?: string | null; json?: unknown; body?: Uint8Array | string; type?: string } = {}) {
+export async function http(
+  base: string,
+  method: string,
+  url: string,
+  opts: { token?: string | null; json?: unknown; body?: Uint8Array | string; type?: string } = {},
+) {
   const headers: Record<string, string> = {};
   if (opts.token) headers['authorization'] = `Bearer ${opts.token}`;
   let body: string | Uint8Array | undefined;

@@ -3,11 +3,23 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parsePlainName } from '../../core/ids.js';
-import { linkOnLookasidePath, lookasideFiles, parseLookasideMetadata, type LookasideEntry } from '../../core/lookaside.js';
+import {
+  linkOnLookasidePath,
+  lookasideFiles,
+  parseLookasideMetadata,
+  type LookasideEntry,
+} from '../../core/lookaside.js';
 import { findSpec } from '../../intake/git.js';
 import { indexTar } from '../../intake/tar.js';
 import { describeIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
-import { SANDBOX_UID, SANDBOX_WORK, describeLimits, runSandboxed, type SandboxLimits, type SandboxResult } from '../../rpm/sandbox.js';
+import {
+  SANDBOX_UID,
+  SANDBOX_WORK,
+  describeLimits,
+  runSandboxed,
+  type SandboxLimits,
+  type SandboxResult,
+} from '../../rpm/sandbox.js';
 import type { BuildTaskPayload } from '../../core/protocol.js';
 import type { AgentClient, ApiClient } from '../kit/client.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
@@ -32,10 +44,14 @@ export const BUILD_HOSTNAME = 'lenix-build';
 /** rpm macros that make builds reproducible where the spec allows (see ../shared/design/gotchas.md). */
 export function deterministicDefines(): string[] {
   return [
-    '--define', `_buildhost ${BUILD_HOSTNAME}`,
-    '--define', 'clamp_mtime_to_source_date_epoch 1',
-    '--define', 'use_source_date_epoch_as_buildtime 1',
-    '--define', '_source_date_epoch_from_changelog 0',
+    '--define',
+    `_buildhost ${BUILD_HOSTNAME}`,
+    '--define',
+    'clamp_mtime_to_source_date_epoch 1',
+    '--define',
+    'use_source_date_epoch_as_buildtime 1',
+    '--define',
+    '_source_date_epoch_from_changelog 0',
   ];
 }
 
@@ -59,19 +75,36 @@ export async function runBuildNode(o: BuildNodeOptions): Promise<void> {
     capabilities: { sandbox: 'bwrap', identity: o.identity.kind, ...o.limits },
     log: o.log,
     stop: o.stop,
-    handle: async (ctx) => buildTask(o, ctx, await buildrootFor(ctx.task.arch === 'src' || ctx.task.arch === 'noarch' ? o.arches[0] ?? 'noarch' : ctx.task.arch)),
+    handle: async (ctx) =>
+      buildTask(
+        o,
+        ctx,
+        await buildrootFor(
+          ctx.task.arch === 'src' || ctx.task.arch === 'noarch' ? (o.arches[0] ?? 'noarch') : ctx.task.arch,
+        ),
+      ),
   });
 }
 
-async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>, buildroot: BuildrootRecord): Promise<TaskResult> {
+async function buildTask(
+  o: BuildNodeOptions,
+  ctx: TaskContext<BuildTaskPayload>,
+  buildroot: BuildrootRecord,
+): Promise<TaskResult> {
   const t = ctx.task;
   const work = await mkdtemp(path.join(o.workRoot, `task-${t.taskId}-`));
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
   try {
-    say(`task ${t.taskId} of build ${t.buildId}: ${t.kind === 'srpm' ? 'source package' : `binary packages for ${t.arch}`} of ${t.source.name} at ${t.commit.sha}`);
-    say(`node ${o.name}; ${buildroot.hostOs}; ${buildroot.tools['rpmbuild'] ?? 'rpmbuild ?'}; ${buildroot.tools['gcc'] ?? 'no gcc'}`);
+    say(
+      `task ${t.taskId} of build ${t.buildId}: ${t.kind === 'srpm' ? 'source package' : `binary packages for ${t.arch}`} of ${t.source.name} at ${t.commit.sha}`,
+    );
+    say(
+      `node ${o.name}; ${buildroot.hostOs}; ${buildroot.tools['rpmbuild'] ?? 'rpmbuild ?'}; ${buildroot.tools['gcc'] ?? 'no gcc'}`,
+    );
     say(`sandbox: ${buildroot.sandbox}; SOURCE_DATE_EPOCH=${t.commit.committedAt}`);
-    say(`sandbox user: uid ${SANDBOX_UID} inside = ${describeIdentity(o.identity)}; no capabilities; limits: ${describeLimits(o.limits)}`);
+    say(
+      `sandbox user: uid ${SANDBOX_UID} inside = ${describeIdentity(o.identity)}; no capabilities; limits: ${describeLimits(o.limits)}`,
+    );
     // Everything the sandbox gets is in `in/`, written here by the node; the source tree is unpacked only
     // inside the sandbox, so no path from the package is ever opened on the host.
     const input = path.join(work, 'in');
@@ -79,11 +112,15 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
     await mkdir(input);
     await mkdir(out);
     const common = [
-      '--define', `_topdir ${SANDBOX_WORK}/top`,
-      '--define', `_srcrpmdir ${SANDBOX_WORK}/out`,
-      '--define', `_rpmdir ${SANDBOX_WORK}/out`,
+      '--define',
+      `_topdir ${SANDBOX_WORK}/top`,
+      '--define',
+      `_srcrpmdir ${SANDBOX_WORK}/out`,
+      '--define',
+      `_rpmdir ${SANDBOX_WORK}/out`,
       // rpmbuild opens an rpm database even with --nodeps: an empty one in the work folder, not the host's.
-      '--define', `_dbpath ${SANDBOX_WORK}/rpmdb`,
+      '--define',
+      `_dbpath ${SANDBOX_WORK}/rpmdb`,
       ...deterministicDefines(),
     ];
     let command: string[];
@@ -92,7 +129,8 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
       await o.api.download(t.archiveUrl, archive);
       const index = await indexTar(createReadStream(archive), (f) => lookasideFiles([f]).length > 0, 4 * 1024 * 1024);
       const lookaside: LookasideEntry[] = [];
-      for (const meta of lookasideFiles(index.files)) lookaside.push(...parseLookasideMetadata(index.contents.get(meta) ?? ''));
+      for (const meta of lookasideFiles(index.files))
+        lookaside.push(...parseLookasideMetadata(index.contents.get(meta) ?? ''));
       for (const e of lookaside) {
         const link = linkOnLookasidePath(e.path, index.symlinks);
         if (link !== null) {
@@ -109,17 +147,46 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
       const specPath = findSpec(index.files, t.source.name) ?? t.specPath;
       const specDir = path.posix.dirname(specPath);
       const sourceDir = specDir === 'SPECS' ? 'tree/SOURCES' : 'tree';
-      const rpmbuild = ['rpmbuild', '-bs', ...common, '--define', `_sourcedir ${SANDBOX_WORK}/${sourceDir}`, '--define', `_specdir ${path.posix.join(SANDBOX_WORK, 'tree', specDir)}`, path.posix.join(SANDBOX_WORK, 'tree', specPath)];
+      const rpmbuild = [
+        'rpmbuild',
+        '-bs',
+        ...common,
+        '--define',
+        `_sourcedir ${SANDBOX_WORK}/${sourceDir}`,
+        '--define',
+        `_specdir ${path.posix.join(SANDBOX_WORK, 'tree', specDir)}`,
+        path.posix.join(SANDBOX_WORK, 'tree', specPath),
+      ];
       say(`$ ${rpmbuild.join(' ')}`);
-      command = ['bash', '-c', UNPACK_TREE, 'lenix-unpack', sourceDir, ...lookaside.flatMap((e) => [e.sha256, e.path]), '--', ...rpmbuild];
+      command = [
+        'bash',
+        '-c',
+        UNPACK_TREE,
+        'lenix-unpack',
+        sourceDir,
+        ...lookaside.flatMap((e) => [e.sha256, e.path]),
+        '--',
+        ...rpmbuild,
+      ];
     } else {
-      if (!t.srpm) return { outcome: { kind: 'failure', code: 'SRPM_MISSING', reason: 'binary task without an SRPM' }, result: null };
+      if (!t.srpm)
+        return {
+          outcome: { kind: 'failure', code: 'SRPM_MISSING', reason: 'binary task without an SRPM' },
+          result: null,
+        };
       const name = parsePlainName(t.srpm.name);
       await o.api.download(t.srpm.url, path.join(input, name), t.srpm.sha256);
       say(`SRPM ${name} sha256 ${t.srpm.sha256} verified`);
       // BuildRequires are not installed on this host's rpm database (Debian hosts have none); the toolchain
       // is the host's, recorded in the buildroot record. EL hosts can use mock as the sandbox backend instead.
-      command = ['rpmbuild', '--rebuild', '--nodeps', ...common, ...(t.arch === 'noarch' ? [] : ['--target', t.arch]), `${SANDBOX_WORK}/in/${name}`];
+      command = [
+        'rpmbuild',
+        '--rebuild',
+        '--nodeps',
+        ...common,
+        ...(t.arch === 'noarch' ? [] : ['--target', t.arch]),
+        `${SANDBOX_WORK}/in/${name}`,
+      ];
       say(`$ ${command.join(' ')}`);
     }
     const result = await runSandboxed({
@@ -139,7 +206,11 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
       },
       hostname: BUILD_HOSTNAME,
       inputDir: input,
-      output: { from: `${SANDBOX_WORK}/out`, to: out, accept: (f) => f.endsWith('.rpm') && (t.kind === 'srpm') === f.endsWith('.src.rpm') },
+      output: {
+        from: `${SANDBOX_WORK}/out`,
+        to: out,
+        accept: (f) => f.endsWith('.rpm') && (t.kind === 'srpm') === f.endsWith('.src.rpm'),
+      },
       onOutput: (c) => ctx.log.write(c),
       signal: ctx.signal,
     });
@@ -151,7 +222,10 @@ async function buildTask(o: BuildNodeOptions, ctx: TaskContext<BuildTaskPayload>
     const wanted = result.kind === 'exited' ? result.outputs : [];
     if (wanted.length === 0) {
       say('rpmbuild succeeded but produced no package');
-      return { outcome: { kind: 'failure', code: 'NO_PACKAGES', reason: 'rpmbuild produced no package' }, result: { buildroot } };
+      return {
+        outcome: { kind: 'failure', code: 'NO_PACKAGES', reason: 'rpmbuild produced no package' },
+        result: { buildroot },
+      };
     }
     for (const f of wanted) {
       const up = await ctx.upload(path.join(out, f), { name: f, kind: t.kind === 'srpm' ? 'srpm' : 'rpm' });
@@ -188,12 +262,24 @@ function describeFailure(r: SandboxResult, limits: SandboxLimits): { code: strin
   switch (r.kind) {
     case 'exited':
       if (r.code === 0) return null;
-      if (r.diskFull) return { code: 'BUILD_DISK_FULL', reason: `rpmbuild exited with status ${r.code} after the work folder reached its limit of ${Math.round(limits.diskBytes / 1024 ** 2)} MiB` };
+      if (r.diskFull)
+        return {
+          code: 'BUILD_DISK_FULL',
+          reason: `rpmbuild exited with status ${r.code} after the work folder reached its limit of ${Math.round(limits.diskBytes / 1024 ** 2)} MiB`,
+        };
       return { code: 'BUILD_FAILED', reason: `rpmbuild exited with status ${r.code}` };
     case 'killed':
-      if (r.why === 'timeout') return { code: 'BUILD_TIMEOUT', reason: `build killed after the wall-clock limit of ${Math.round(limits.timeoutMs / 1000)} s` };
+      if (r.why === 'timeout')
+        return {
+          code: 'BUILD_TIMEOUT',
+          reason: `build killed after the wall-clock limit of ${Math.round(limits.timeoutMs / 1000)} s`,
+        };
       if (r.why === 'cancelled') return { code: 'CANCELLED', reason: 'build cancelled; process tree killed' };
-      if (r.why === 'log-limit') return { code: 'BUILD_LOG_LIMIT', reason: `build stopped: its log passed the limit of ${Math.round(limits.logBytes / 1024 ** 2)} MiB` };
+      if (r.why === 'log-limit')
+        return {
+          code: 'BUILD_LOG_LIMIT',
+          reason: `build stopped: its log passed the limit of ${Math.round(limits.logBytes / 1024 ** 2)} MiB`,
+        };
       return { code: 'BUILD_KILLED', reason: `rpmbuild was killed by ${r.signal ?? 'a signal'} (memory limit?)` };
   }
 }

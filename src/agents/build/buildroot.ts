@@ -31,7 +31,33 @@ const TOOLS: readonly [string, string[]][] = [
   ['bash', ['bash', '--version']],
 ];
 
-const DEBIAN_TOOLCHAIN = ['rpm', 'gcc', 'g++', 'cpp', 'binutils', 'make', 'libc6', 'libc6-dev', 'bubblewrap', 'bash', 'coreutils', 'tar', 'gzip', 'xz-utils', 'bzip2', 'zstd', 'findutils', 'sed', 'gawk', 'grep', 'patch', 'diffutils', 'file', 'debugedit', 'elfutils'];
+const DEBIAN_TOOLCHAIN = [
+  'rpm',
+  'gcc',
+  'g++',
+  'cpp',
+  'binutils',
+  'make',
+  'libc6',
+  'libc6-dev',
+  'bubblewrap',
+  'bash',
+  'coreutils',
+  'tar',
+  'gzip',
+  'xz-utils',
+  'bzip2',
+  'zstd',
+  'findutils',
+  'sed',
+  'gawk',
+  'grep',
+  'patch',
+  'diffutils',
+  'file',
+  'debugedit',
+  'elfutils',
+];
 
 async function firstLine(cmd: string[]): Promise<string | null> {
   try {
@@ -61,11 +87,17 @@ export async function describeBuildroot(arch: string): Promise<BuildrootRecord> 
   let packages: { name: string; version: string }[] = [];
   if (existsSync('/etc/redhat-release')) {
     packageManager = 'rpm';
-    const { stdout } = await run('rpm', ['-qa', '--qf', '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\\n'], { maxBuffer: 32 * 1024 * 1024 }).catch(() => ({ stdout: '' }));
+    const { stdout } = await run(
+      'rpm',
+      ['-qa', '--qf', '%{NAME} %|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\\n'],
+      { maxBuffer: 32 * 1024 * 1024 },
+    ).catch(() => ({ stdout: '' }));
     packages = parseLines(stdout);
   } else if (existsSync('/usr/bin/dpkg-query')) {
     packageManager = 'dpkg';
-    const { stdout } = await run('dpkg-query', ['-W', '-f', '${Package} ${Version}\\n', ...DEBIAN_TOOLCHAIN]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+    const { stdout } = await run('dpkg-query', ['-W', '-f', '${Package} ${Version}\\n', ...DEBIAN_TOOLCHAIN]).catch(
+      (e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }),
+    );
     packages = parseLines(stdout);
   }
   return {
@@ -75,7 +107,8 @@ export async function describeBuildroot(arch: string): Promise<BuildrootRecord> 
     tools,
     packageManager,
     packages: packages.sort((a, b) => a.name.localeCompare(b.name)),
-    sandbox: 'bubblewrap as an unprivileged user: user, PID, network, IPC and UTS namespaces; only /usr and a generated /etc of the host, read-only; a size-limited tmpfs work folder',
+    sandbox:
+      'bubblewrap as an unprivileged user: user, PID, network, IPC and UTS namespaces; only /usr and a generated /etc of the host, read-only; a size-limited tmpfs work folder',
   };
 }
 

@@ -21,13 +21,18 @@ export class ApiClient {
     return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
   }
 
-  async request(method: string, path: string, opts: { json?: unknown; body?: Uint8Array | string | Readable; contentType?: string; signal?: AbortSignal } = {}): Promise<Response> {
+  async request(
+    method: string,
+    path: string,
+    opts: { json?: unknown; body?: Uint8Array | string | Readable; contentType?: string; signal?: AbortSignal } = {},
+  ): Promise<Response> {
     const init: RequestInit & { duplex?: 'half' } = { method, headers: this.headers(), signal: opts.signal ?? null };
     if (opts.json !== undefined) {
       init.body = JSON.stringify(opts.json);
       init.headers = this.headers({ 'content-type': 'application/json' });
     } else if (opts.body !== undefined) {
-      init.body = opts.body instanceof Readable ? (Readable.toWeb(opts.body) as unknown as RequestInit["body"]) : opts.body;
+      init.body =
+        opts.body instanceof Readable ? (Readable.toWeb(opts.body) as unknown as RequestInit['body']) : opts.body;
       init.headers = this.headers({ 'content-type': opts.contentType ?? 'application/octet-stream' });
       init.duplex = 'half';
     }
@@ -36,7 +41,11 @@ export class ApiClient {
       res = await fetch(`${this.base}${path}`, init);
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
-      throw new LenixError('UNAVAILABLE', `cannot reach ${this.base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, { cause: err });
+      throw new LenixError(
+        'UNAVAILABLE',
+        `cannot reach ${this.base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`,
+        { cause: err },
+      );
     }
     if (res.status >= 400) throw await errorFrom(res);
     return res;
@@ -79,7 +88,12 @@ export async function errorFrom(res: Response): Promise<LenixError> {
 }
 
 export interface LeasedTask<P> {
-  readonly lease: { readonly id: number; readonly fencingToken: number; readonly expiresAt: number; readonly leaseMs: number };
+  readonly lease: {
+    readonly id: number;
+    readonly fencingToken: number;
+    readonly expiresAt: number;
+    readonly leaseMs: number;
+  };
   readonly task: P;
 }
 
@@ -87,7 +101,12 @@ export interface LeasedTask<P> {
 export class AgentClient {
   constructor(readonly api: ApiClient) {}
 
-  async register(a: { name: string; role: AgentRole; arches: readonly string[]; capabilities?: Record<string, unknown> }): Promise<{ agentId: number; leaseMs: number }> {
+  async register(a: {
+    name: string;
+    role: AgentRole;
+    arches: readonly string[];
+    capabilities?: Record<string, unknown>;
+  }): Promise<{ agentId: number; leaseMs: number }> {
     return this.api.json('POST', '/api/v1/agent/register', { capabilities: {}, ...a });
   }
 
@@ -100,20 +119,42 @@ export class AgentClient {
   }
 
   async appendLog(leaseId: number, fencingToken: number, offset: number, data: Uint8Array): Promise<{ size: number }> {
-    const res = await this.api.request('POST', `/api/v1/agent/leases/${leaseId}/log?fencingToken=${fencingToken}&offset=${offset}`, { body: data });
+    const res = await this.api.request(
+      'POST',
+      `/api/v1/agent/leases/${leaseId}/log?fencingToken=${fencingToken}&offset=${offset}`,
+      { body: data },
+    );
     return (await res.json()) as { size: number };
   }
 
-  async upload(leaseId: number, fencingToken: number, file: string, meta: { name: string; kind: string; parent?: string }): Promise<{ sha256: string; size: number }> {
+  async upload(
+    leaseId: number,
+    fencingToken: number,
+    file: string,
+    meta: { name: string; kind: string; parent?: string },
+  ): Promise<{ sha256: string; size: number }> {
     const sha256 = await sha256File(file);
     const { size } = await stat(file);
-    const q = new URLSearchParams({ fencingToken: String(fencingToken), name: meta.name, sha256, kind: meta.kind, ...(meta.parent ? { parent: meta.parent } : {}) });
-    const res = await this.api.request('PUT', `/api/v1/agent/leases/${leaseId}/artifacts?${q}`, { body: createReadStream(file) });
+    const q = new URLSearchParams({
+      fencingToken: String(fencingToken),
+      name: meta.name,
+      sha256,
+      kind: meta.kind,
+      ...(meta.parent ? { parent: meta.parent } : {}),
+    });
+    const res = await this.api.request('PUT', `/api/v1/agent/leases/${leaseId}/artifacts?${q}`, {
+      body: createReadStream(file),
+    });
     await res.json();
     return { sha256, size };
   }
 
-  async complete(leaseId: number, fencingToken: number, outcome: Outcome, result: Record<string, unknown> | null): Promise<unknown> {
+  async complete(
+    leaseId: number,
+    fencingToken: number,
+    outcome: Outcome,
+    result: Record<string, unknown> | null,
+  ): Promise<unknown> {
     return this.api.json('POST', `/api/v1/agent/leases/${leaseId}/complete`, { fencingToken, outcome, result });
   }
 }

@@ -10,7 +10,10 @@ export interface TaskContext<P> {
   readonly log: LogStreamer;
   /** Aborted when the task is cancelled or the lease is lost: stop at once. */
   readonly signal: AbortSignal;
-  upload(file: string, meta: { name: string; kind: string; parent?: string }): Promise<{ sha256: string; size: number }>;
+  upload(
+    file: string,
+    meta: { name: string; kind: string; parent?: string },
+  ): Promise<{ sha256: string; size: number }>;
 }
 
 export interface TaskResult {
@@ -43,7 +46,14 @@ export async function runAgent<P>(o: AgentOptions<P>): Promise<void> {
     try {
       if (agentId === null) {
         try {
-          agentId = (await o.client.register({ name: o.name, role: o.role, arches: o.arches, capabilities: o.capabilities ?? {} })).agentId;
+          agentId = (
+            await o.client.register({
+              name: o.name,
+              role: o.role,
+              arches: o.arches,
+              capabilities: o.capabilities ?? {},
+            })
+          ).agentId;
         } catch (err) {
           // A refused token or name will not fix itself: stop with the reason instead of retrying forever.
           if (err instanceof LenixError && (err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED')) throw err;
@@ -57,8 +67,10 @@ export async function runAgent<P>(o: AgentOptions<P>): Promise<void> {
       await runOne(o, leased);
     } catch (err) {
       if (o.stop.aborted) break;
-      if (agentId === null && err instanceof LenixError && (err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED')) throw err;
-      if (err instanceof LenixError && (err.code === 'AGENT_NOT_FOUND' || err.code === 'UNAUTHENTICATED')) agentId = null;
+      if (agentId === null && err instanceof LenixError && (err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED'))
+        throw err;
+      if (err instanceof LenixError && (err.code === 'AGENT_NOT_FOUND' || err.code === 'UNAUTHENTICATED'))
+        agentId = null;
       o.log.warn({ err: (err as Error).message }, 'agent loop error; retrying');
       await sleepUnlessStopped(backoff, o.stop);
       backoff = Math.min(backoff * 2, 15_000);
@@ -71,23 +83,28 @@ async function runOne<P>(o: AgentOptions<P>, leased: LeasedTask<P>): Promise<voi
   const lost = new AbortController();
   const onStop = () => lost.abort();
   o.stop.addEventListener('abort', onStop, { once: true });
-  const log = new LogStreamer((offset, data) => o.client.appendLog(leaseId, fencingToken, offset, data).then((r) => r.size));
-  const beat = setInterval(() => {
-    o.client
-      .heartbeat(leaseId, fencingToken)
-      .then((r) => {
-        if (r.cancelled) {
-          o.log.info({ leaseId }, 'task cancelled');
-          lost.abort();
-        }
-      })
-      .catch((err: unknown) => {
-        if (err instanceof LenixError && err.status === 409) {
-          o.log.warn({ leaseId, code: err.code }, 'lease lost');
-          lost.abort();
-        }
-      });
-  }, Math.max(200, Math.floor(leaseMs / 3)));
+  const log = new LogStreamer((offset, data) =>
+    o.client.appendLog(leaseId, fencingToken, offset, data).then((r) => r.size),
+  );
+  const beat = setInterval(
+    () => {
+      o.client
+        .heartbeat(leaseId, fencingToken)
+        .then((r) => {
+          if (r.cancelled) {
+            o.log.info({ leaseId }, 'task cancelled');
+            lost.abort();
+          }
+        })
+        .catch((err: unknown) => {
+          if (err instanceof LenixError && err.status === 409) {
+            o.log.warn({ leaseId, code: err.code }, 'lease lost');
+            lost.abort();
+          }
+        });
+    },
+    Math.max(200, Math.floor(leaseMs / 3)),
+  );
   try {
     let res: TaskResult;
     try {

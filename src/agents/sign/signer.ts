@@ -31,7 +31,11 @@ const run = promisify(execFile);
  */
 export async function runSigner(o: SignerOptions): Promise<void> {
   const keys = await listSecretKeys(o.keysDir);
-  if (keys.length === 0) throw new LenixError('NO_SIGNING_KEY', `no private keys in ${o.keysDir}; run lenix keys generate NAME --keys ${o.keysDir}`);
+  if (keys.length === 0)
+    throw new LenixError(
+      'NO_SIGNING_KEY',
+      `no private keys in ${o.keysDir}; run lenix keys generate NAME --keys ${o.keysDir}`,
+    );
   for (const k of keys) {
     await o.api.json('POST', '/api/v1/keys', { publicKey: await exportPublicKey(o.keysDir, k.fingerprint) });
     o.log.info({ fingerprint: k.fingerprint, algorithm: k.algorithm }, 'public key registered');
@@ -44,7 +48,10 @@ export async function runSigner(o: SignerOptions): Promise<void> {
     capabilities: { keys: keys.map((k) => k.fingerprint) },
     log: o.log,
     stop: o.stop,
-    handle: (ctx) => (ctx.task.kind === 'repomd' ? signMetadata(o, ctx as TaskContext<RepomdTaskPayload>) : signPackages(o, ctx as TaskContext<SignTaskPayload>)),
+    handle: (ctx) =>
+      ctx.task.kind === 'repomd'
+        ? signMetadata(o, ctx as TaskContext<RepomdTaskPayload>)
+        : signPackages(o, ctx as TaskContext<SignTaskPayload>),
   });
 }
 
@@ -53,7 +60,10 @@ async function signMetadata(o: SignerOptions, ctx: TaskContext<RepomdTaskPayload
   for (const f of ctx.task.files) {
     const data = Buffer.from(f.contentBase64, 'base64');
     if (createHash('sha256').update(data).digest('hex') !== f.sha256) {
-      return { outcome: { kind: 'failure', code: 'ARTIFACT_DIGEST_MISMATCH', reason: `${f.path} does not match its sha256` }, result: null };
+      return {
+        outcome: { kind: 'failure', code: 'ARTIFACT_DIGEST_MISMATCH', reason: `${f.path} does not match its sha256` },
+        result: null,
+      };
     }
     signatures.push({ path: f.path, signature: await detachSign(o.keysDir, ctx.task.keyFingerprint, data) });
     ctx.log.write(`lenix: signed ${f.path} (sha256 ${f.sha256}) with ${ctx.task.keyFingerprint}\n`);
@@ -68,7 +78,14 @@ async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>)
   try {
     const mine = await listSecretKeys(o.keysDir);
     if (!mine.some((k) => k.fingerprint === t.keyFingerprint)) {
-      return { outcome: { kind: 'failure', code: 'KEY_NOT_FOUND', reason: `this signer does not hold key ${t.keyFingerprint}` }, result: null };
+      return {
+        outcome: {
+          kind: 'failure',
+          code: 'KEY_NOT_FOUND',
+          reason: `this signer does not hold key ${t.keyFingerprint}`,
+        },
+        result: null,
+      };
     }
     const files: { file: string; ref: SignTaskPayload['packages'][number] }[] = [];
     for (const p of t.packages) {
@@ -77,9 +94,21 @@ async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>)
         await o.api.download(p.url, file, p.sha256);
       } catch (err) {
         // The server refuses to serve a blob that no longer matches its digest, and download() checks again.
-        if (err instanceof LenixError && (err.code === 'DIGEST_MISMATCH' || err.code === 'BLOB_CORRUPT' || err.code === 'INTERNAL')) {
-          say(`refusing to sign ${p.name}: its bytes do not match the build record's sha256 ${p.sha256} (${err.message})`);
-          return { outcome: { kind: 'failure', code: 'ARTIFACT_DIGEST_MISMATCH', reason: `${p.name} does not match sha256 ${p.sha256}; nothing was signed` }, result: null };
+        if (
+          err instanceof LenixError &&
+          (err.code === 'DIGEST_MISMATCH' || err.code === 'BLOB_CORRUPT' || err.code === 'INTERNAL')
+        ) {
+          say(
+            `refusing to sign ${p.name}: its bytes do not match the build record's sha256 ${p.sha256} (${err.message})`,
+          );
+          return {
+            outcome: {
+              kind: 'failure',
+              code: 'ARTIFACT_DIGEST_MISMATCH',
+              reason: `${p.name} does not match sha256 ${p.sha256}; nothing was signed`,
+            },
+            result: null,
+          };
         }
         throw err;
       }
@@ -88,28 +117,59 @@ async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>)
     }
     // One rpmsign for all packages: a v4 header signature plus the v3 header+payload signature (--rpmv3),
     // which OpenSCAP before 1.3.11 needs to read the key id.
-    const args = ['--addsign', '--rpmv3', '--define', `_gpg_name ${t.keyFingerprint}`, '--define', '__gpg /usr/bin/gpg', '--define', `_gpg_path ${o.keysDir}`, ...files.map((f) => f.file)];
+    const args = [
+      '--addsign',
+      '--rpmv3',
+      '--define',
+      `_gpg_name ${t.keyFingerprint}`,
+      '--define',
+      '__gpg /usr/bin/gpg',
+      '--define',
+      `_gpg_path ${o.keysDir}`,
+      ...files.map((f) => f.file),
+    ];
     say(`rpmsign --addsign --rpmv3 (${files.length} packages) with ${t.keyFingerprint}`);
     try {
       await run('rpmsign', args, { env: { ...process.env, GNUPGHOME: o.keysDir }, maxBuffer: 16 * 1024 * 1024 });
     } catch (err) {
       const e = err as { stderr?: string };
       say(`rpmsign failed: ${(e.stderr ?? '').trim()}`);
-      return { outcome: { kind: 'error', code: 'SIGN_FAILED', reason: (e.stderr ?? 'rpmsign failed').trim().split('\n').pop()!.slice(0, 500) }, result: null };
+      return {
+        outcome: {
+          kind: 'error',
+          code: 'SIGN_FAILED',
+          reason: (e.stderr ?? 'rpmsign failed').trim().split('\n').pop()!.slice(0, 500),
+        },
+        result: null,
+      };
     }
     const pub = await exportPublicKey(o.keysDir, t.keyFingerprint);
-    const checks = await rpmCheckSignatures(pub, files.map((f) => f.file));
+    const checks = await rpmCheckSignatures(
+      pub,
+      files.map((f) => f.file),
+    );
     for (const f of files) {
       const out = checks.get(f.file) ?? '';
       if (!bothSignaturesOk(out)) {
         say(`rpmkeys -K on ${f.ref.name}:\n${out}`);
-        return { outcome: { kind: 'failure', code: 'SIGNATURE_INVALID', reason: `${f.ref.name} does not verify after signing` }, result: null };
+        return {
+          outcome: {
+            kind: 'failure',
+            code: 'SIGNATURE_INVALID',
+            reason: `${f.ref.name} does not verify after signing`,
+          },
+          result: null,
+        };
       }
     }
     say(`rpmkeys -K: header and header+payload signatures OK for all ${files.length} packages`);
     const signed: { name: string; sha256: string; parent: string }[] = [];
     for (const f of files) {
-      const up = await ctx.upload(f.file, { name: f.ref.name, kind: f.ref.kind === 'srpm' ? 'signed-srpm' : 'signed-rpm', parent: f.ref.sha256 });
+      const up = await ctx.upload(f.file, {
+        name: f.ref.name,
+        kind: f.ref.kind === 'srpm' ? 'signed-srpm' : 'signed-rpm',
+        parent: f.ref.sha256,
+      });
       signed.push({ name: f.ref.name, sha256: up.sha256, parent: f.ref.sha256 });
       say(`uploaded signed ${f.ref.name} sha256 ${up.sha256}`);
     }

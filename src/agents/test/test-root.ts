@@ -16,7 +16,7 @@ DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --set
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
 
 stage root
-for r in "$W/in/repo" ${"$"}{TARGET_REPO:+"$W/in/target"}; do
+for r in "$W/in/repo" ${'$'}{TARGET_REPO:+"$W/in/target"}; do
   if ! createrepo_c --quiet --no-database "$r"; then result root failed "createrepo_c refused the packages"; exit 0; fi
 done
 mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
@@ -37,11 +37,11 @@ mount --rbind /dev "$ROOT/dev" && mount -t proc proc "$ROOT/proc"
 result root passed "overlay of the host /usr plus lenix-host-base"
 
 stage install
-out=$("${"$"}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?
+out=$("${'$'}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?
 echo "$out"
 if [ $rc -ne 0 ]; then
   missing=$(echo "$out" | grep -oE 'nothing provides .+ needed by [^ ]+' | sed 's/ from .*//' | sort -u | paste -sd ';' -)
-  result install failed "${"$"}{missing:-dnf install exited $rc}"
+  result install failed "${'$'}{missing:-dnf install exited $rc}"
   exit 0
 fi
 result install passed "installed with gpgcheck=1: $PACKAGES"
@@ -70,7 +70,7 @@ else
 fi
 
 stage remove
-out=$("${"$"}{DNF[@]}" remove $PACKAGES 2>&1); rc=$?
+out=$("${'$'}{DNF[@]}" remove $PACKAGES 2>&1); rc=$?
 echo "$out"
 if [ $rc -ne 0 ]; then result remove failed "dnf remove exited $rc"; else result remove passed "removed cleanly"; fi
 

@@ -64,7 +64,11 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
     const repo = path.join(input, 'repo');
     await mkdir(repo, { recursive: true });
     const binaries = t.packages.filter((p) => p.kind === 'rpm');
-    if (binaries.length === 0) return { outcome: { kind: 'failure', code: 'NO_PACKAGES', reason: 'no signed binary packages to test' }, result: null };
+    if (binaries.length === 0)
+      return {
+        outcome: { kind: 'failure', code: 'NO_PACKAGES', reason: 'no signed binary packages to test' },
+        result: null,
+      };
     for (const p of binaries) {
       await o.api.download(p.url, path.join(repo, parsePlainName(p.name)), p.sha256);
       say(`${p.name}: sha256 ${p.sha256} verified`);
@@ -96,7 +100,11 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
     const archive = path.join(input, 'source.tar');
     await o.api.download(t.archiveUrl, archive);
     const index = await indexTar(createReadStream(archive), () => false);
-    const tests = index.files.filter((f) => /^tests\/[^/]+$/.test(f)).map((f) => f.slice('tests/'.length)).filter((f) => /^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(f)).sort();
+    const tests = index.files
+      .filter((f) => /^tests\/[^/]+$/.test(f))
+      .map((f) => f.slice('tests/'.length))
+      .filter((f) => /^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(f))
+      .sort();
     say(tests.length > 0 ? `package tests: ${tests.join(', ')}` : 'package tests: none (no tests/ folder)');
 
     const inside = (f: string) => `${SANDBOX_WORK}/in/${f}`;
@@ -112,7 +120,15 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
         `gpgkey=file://${inside('key.asc')}`,
         '',
         ...(targetKeys.length > 0
-          ? [`[lenix-target]`, `name=Target repository ${t.target!.name}`, `baseurl=file://${inside('target')}`, 'gpgcheck=1', 'repo_gpgcheck=0', `gpgkey=${targetKeys.join(' ')}`, '']
+          ? [
+              `[lenix-target]`,
+              `name=Target repository ${t.target!.name}`,
+              `baseurl=file://${inside('target')}`,
+              'gpgcheck=1',
+              'repo_gpgcheck=0',
+              `gpgkey=${targetKeys.join(' ')}`,
+              '',
+            ]
           : []),
         '[lenix-host-base]',
         'name=What the host offers',
@@ -123,9 +139,14 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
     );
     await writeFile(path.join(input, 'test-root.sh'), testRootScript());
     // dnf's own configuration, not the host's (which may hold proxy passwords or repository credentials).
-    await writeFile(path.join(input, 'dnf.conf'), '[main]\ngpgcheck=1\ninstallonly_limit=3\nclean_requirements_on_remove=True\nbest=True\nskip_if_unavailable=False\n');
+    await writeFile(
+      path.join(input, 'dnf.conf'),
+      '[main]\ngpgcheck=1\ninstallonly_limit=3\nclean_requirements_on_remove=True\nbest=True\nskip_if_unavailable=False\n',
+    );
     const names = binaries.map((p) => p.name.replace(/\.rpm$/, ''));
-    say(`sandbox: root of its own user namespace = ${describeIdentity(o.identity)}; limits: ${describeLimits(o.limits)}`);
+    say(
+      `sandbox: root of its own user namespace = ${describeIdentity(o.identity)}; limits: ${describeLimits(o.limits)}`,
+    );
     let output = '';
     const result = await runSandboxed({
       identity: o.identity,
@@ -153,14 +174,35 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
     });
     const stages: StageResult[] = parseStages(output);
     if (result.kind === 'killed') {
-      const code = result.why === 'timeout' ? 'TEST_TIMEOUT' : result.why === 'log-limit' ? 'TEST_LOG_LIMIT' : result.why === 'cancelled' ? 'CANCELLED' : 'TEST_KILLED';
-      return { outcome: { kind: 'failure', code, reason: `test root ${result.why === 'log-limit' ? 'stopped: its log passed the limit' : result.why}` }, result: { stages } };
+      const code =
+        result.why === 'timeout'
+          ? 'TEST_TIMEOUT'
+          : result.why === 'log-limit'
+            ? 'TEST_LOG_LIMIT'
+            : result.why === 'cancelled'
+              ? 'CANCELLED'
+              : 'TEST_KILLED';
+      return {
+        outcome: {
+          kind: 'failure',
+          code,
+          reason: `test root ${result.why === 'log-limit' ? 'stopped: its log passed the limit' : result.why}`,
+        },
+        result: { stages },
+      };
     }
     const failed = stages.filter((s) => s.outcome === 'failed');
     if (failed.length > 0 || result.code !== 0) {
       const reason = failed.map((s) => `${s.name}: ${s.detail}`).join('; ') || `test script exited ${result.code}`;
       say(`FAILED ${reason}`);
-      return { outcome: { kind: 'failure', code: result.diskFull ? 'TEST_DISK_FULL' : 'TESTS_FAILED', reason: reason.slice(0, 2000) }, result: { stages } };
+      return {
+        outcome: {
+          kind: 'failure',
+          code: result.diskFull ? 'TEST_DISK_FULL' : 'TESTS_FAILED',
+          reason: reason.slice(0, 2000),
+        },
+        result: { stages },
+      };
     }
     say(`passed: ${stages.map((s) => `${s.name} ${s.outcome}`).join(', ')}`);
     return { outcome: { kind: 'success' }, result: { stages } };

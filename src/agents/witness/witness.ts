@@ -3,8 +3,21 @@ import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { LenixError } from '../../core/errors.js';
-import { decide, formatAddCheckpoint, parseAddCheckpoint, type AddCheckpointRequest, type WitnessState } from '../../ledger/witness.js';
-import { ed25519Cosigner, mldsa44Cosigner, parseVerifierKey, sigLine, type NoteSigner, type VerifierKey } from '../../ledger/note.js';
+import {
+  decide,
+  formatAddCheckpoint,
+  parseAddCheckpoint,
+  type AddCheckpointRequest,
+  type WitnessState,
+} from '../../ledger/witness.js';
+import {
+  ed25519Cosigner,
+  mldsa44Cosigner,
+  parseVerifierKey,
+  sigLine,
+  type NoteSigner,
+  type VerifierKey,
+} from '../../ledger/note.js';
 import { fsyncDir, readOrCreateSeed, writeDurably } from '../../store/durable.js';
 
 /**
@@ -86,12 +99,23 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
       }
       const d = decide(req, logs, stateFor);
       if (!d.ok) {
-        if (d.status === 422 || (d.status === 409 && d.reason.includes('fork'))) o.log.error({ component: 'witness', reason: d.reason }, 'refused to cosign');
-        if (d.status === 409 && d.size !== undefined) return { status: 409, body: `${d.size}\n`, contentType: 'text/x.tlog.size' };
+        if (d.status === 422 || (d.status === 409 && d.reason.includes('fork')))
+          o.log.error({ component: 'witness', reason: d.reason }, 'refused to cosign');
+        if (d.status === 409 && d.size !== undefined)
+          return { status: 409, body: `${d.size}\n`, contentType: 'text/x.tlog.size' };
         return { status: d.status, body: `${d.reason}\n`, contentType: 'text/plain; charset=utf-8' };
       }
-      const lines = signers.map((s) => sigLine({ name: s.name, keyHash: s.keyHash, signature: s.signNote(d.text) })).join('');
-      const next = { ...state, [d.checkpoint.origin]: { size: d.checkpoint.size, root: Buffer.from(d.checkpoint.root).toString('base64'), note: `${d.text}\n${lines}` } };
+      const lines = signers
+        .map((s) => sigLine({ name: s.name, keyHash: s.keyHash, signature: s.signNote(d.text) }))
+        .join('');
+      const next = {
+        ...state,
+        [d.checkpoint.origin]: {
+          size: d.checkpoint.size,
+          root: Buffer.from(d.checkpoint.root).toString('base64'),
+          note: `${d.text}\n${lines}`,
+        },
+      };
       const tmp = `${stateFile}.tmp`;
       await writeDurably(tmp, `${JSON.stringify(next, null, 2)}\n`, 0o600);
       await rename(tmp, stateFile);
@@ -107,7 +131,9 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
     const r = await submit(String(req.body ?? ''));
     return reply.status(r.status).type(r.contentType).send(r.body);
   });
-  app.get('/key', async (_req, reply) => reply.type('text/plain; charset=utf-8').send(signers.map((s) => `${s.verifierKey}\n`).join('')));
+  app.get('/key', async (_req, reply) =>
+    reply.type('text/plain; charset=utf-8').send(signers.map((s) => `${s.verifierKey}\n`).join('')),
+  );
   // For monitors: the last checkpoint this witness cosigned for a log, with its cosignatures.
   app.get<{ Querystring: { origin?: string } }>('/checkpoint', async (req, reply) => {
     const s = state[req.query.origin ?? [...logs.keys()][0]!];
@@ -129,15 +155,29 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
         const known = state[origin]?.size ?? 0;
         const size = Number(note.split('\n')[1]);
         if (!Number.isSafeInteger(size) || size <= known) {
-          if (size < known) o.log.error({ component: 'witness', origin, size, known }, 'the log serves a checkpoint smaller than one this witness cosigned');
+          if (size < known)
+            o.log.error(
+              { component: 'witness', origin, size, known },
+              'the log serves a checkpoint smaller than one this witness cosigned',
+            );
           return;
         }
         let proof: string[] = [];
         if (known > 0) {
-          const r = (await (await fetch(`${base}/api/v1/ledger/consistency?from=${known}&to=${size}`, { signal: AbortSignal.timeout(10_000) })).json()) as { proof?: string[] };
+          const r = (await (
+            await fetch(`${base}/api/v1/ledger/consistency?from=${known}&to=${size}`, {
+              signal: AbortSignal.timeout(10_000),
+            })
+          ).json()) as { proof?: string[] };
           proof = r.proof ?? [];
         }
-        await submit(formatAddCheckpoint(known, proof.map((h) => new Uint8Array(Buffer.from(h, 'hex'))), note));
+        await submit(
+          formatAddCheckpoint(
+            known,
+            proof.map((h) => new Uint8Array(Buffer.from(h, 'hex'))),
+            note,
+          ),
+        );
       } catch (err) {
         o.log.warn({ component: 'witness', err: (err as Error).message }, 'could not read the log');
       } finally {

@@ -8,7 +8,13 @@ import { requireScope, type Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 import { presentArtifact, presentTask } from '../api/present.js';
 
-const LeaseParams = z.object({ lease: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const LeaseParams = z.object({
+  lease: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
+});
 const Fencing = z.coerce.number().int().min(1);
 const CODE = z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/, 'an UPPER_SNAKE error code');
 
@@ -39,7 +45,10 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         body: z.object({
           name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/),
           role: z.enum(AGENT_ROLES as [AgentRole, ...AgentRole[]]),
-          arches: z.array(z.string().regex(/^[a-z0-9_]{1,32}$/)).max(16).default([]),
+          arches: z
+            .array(z.string().regex(/^[a-z0-9_]{1,32}$/))
+            .max(16)
+            .default([]),
           capabilities: z.record(z.string(), z.unknown()).default({}),
         }),
       },
@@ -58,7 +67,10 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         summary: 'Lease the next task for this agent; waits up to waitMs for one (204 when none)',
         tags: ['agent'],
         security,
-        body: z.object({ agentId: z.number().int().positive(), waitMs: z.number().int().min(0).max(60_000).default(0) }),
+        body: z.object({
+          agentId: z.number().int().positive(),
+          waitMs: z.number().int().min(0).max(60_000).default(0),
+        }),
       },
     },
     async (req, reply) => {
@@ -71,14 +83,21 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         if (!reply.raw.writableFinished) closed.abort();
       };
       reply.raw.once('close', hangUp);
-      const got = await s.agents.lease(agent, req.body.waitMs, closed.signal).finally(() => reply.raw.off('close', hangUp));
+      const got = await s.agents
+        .lease(agent, req.body.waitMs, closed.signal)
+        .finally(() => reply.raw.off('close', hangUp));
       if (!got) return reply.status(204).send();
       if (closed.signal.aborted) {
         // The agent hung up while we were finding work: the lease simply expires and the task is requeued.
         req.log.warn({ task: got.grant.task.id }, 'agent left during lease');
       }
       return {
-        lease: { id: got.grant.lease.id, fencingToken: got.grant.lease.fencingToken, expiresAt: got.grant.lease.expiresAt, leaseMs: deps.config.leaseMs },
+        lease: {
+          id: got.grant.lease.id,
+          fencingToken: got.grant.lease.fencingToken,
+          expiresAt: got.grant.lease.expiresAt,
+          leaseMs: deps.config.leaseMs,
+        },
         task: got.payload,
       };
     },
@@ -86,7 +105,15 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
 
   r.post(
     '/agent/leases/:lease/heartbeat',
-    { schema: { summary: 'Extend a lease; answers cancelled=true when the task was cancelled', tags: ['agent'], security, params: LeaseParams, body: z.object({ fencingToken: Fencing }) } },
+    {
+      schema: {
+        summary: 'Extend a lease; answers cancelled=true when the task was cancelled',
+        tags: ['agent'],
+        security,
+        params: LeaseParams,
+        body: z.object({ fencingToken: Fencing }),
+      },
+    },
     async (req) => {
       if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
       return s.agents.heartbeat(req.caller, req.params.lease, req.body.fencingToken);
@@ -107,9 +134,16 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
     },
     async (req) => {
       if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
-      if (req.headers['content-type'] !== 'application/octet-stream') throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send log bytes as application/octet-stream');
+      if (req.headers['content-type'] !== 'application/octet-stream')
+        throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send log bytes as application/octet-stream');
       const data = await readBounded(req.body as Readable, deps.config.maxLogChunkBytes);
-      const size = await s.agents.appendLog(req.caller, req.params.lease, req.query.fencingToken, req.query.offset, data);
+      const size = await s.agents.appendLog(
+        req.caller,
+        req.params.lease,
+        req.query.fencingToken,
+        req.query.offset,
+        data,
+      );
       return { size };
     },
   );
@@ -128,14 +162,23 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
           name: z.string().max(255),
           sha256: z.string().max(64),
           kind: z.enum(ARTIFACT_KINDS as [string, ...string[]]),
-          parent: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+          parent: z
+            .string()
+            .regex(/^[0-9a-f]{64}$/)
+            .optional(),
         }),
       },
     },
     async (req, reply) => {
       if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
-      if (req.headers['content-type'] !== 'application/octet-stream') throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send artifacts as application/octet-stream');
-      const artifact = await s.agents.upload(req.caller, req.params.lease, { ...req.query, kind: req.query.kind as never }, req.body as Readable);
+      if (req.headers['content-type'] !== 'application/octet-stream')
+        throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send artifacts as application/octet-stream');
+      const artifact = await s.agents.upload(
+        req.caller,
+        req.params.lease,
+        { ...req.query, kind: req.query.kind as never },
+        req.body as Readable,
+      );
       return reply.status(201).send(presentArtifact(artifact));
     },
   );
@@ -148,12 +191,22 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         tags: ['agent'],
         security,
         params: LeaseParams,
-        body: z.object({ fencingToken: Fencing, outcome: OutcomeBody, result: z.record(z.string(), z.unknown()).nullable().default(null) }),
+        body: z.object({
+          fencingToken: Fencing,
+          outcome: OutcomeBody,
+          result: z.record(z.string(), z.unknown()).nullable().default(null),
+        }),
       },
     },
     async (req) => {
       if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
-      const r2 = await s.agents.complete(req.caller, req.params.lease, req.body.fencingToken, req.body.outcome as Outcome, req.body.result);
+      const r2 = await s.agents.complete(
+        req.caller,
+        req.params.lease,
+        req.body.fencingToken,
+        req.body.outcome as Outcome,
+        req.body.result,
+      );
       return { task: presentTask(r2.task), buildState: r2.buildState, queuedNew: r2.queuedNew };
     },
   );

@@ -17,17 +17,30 @@ export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(cp.note);
   });
 
-  r.get('/ledger/key', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain; charset=utf-8').send(`${ledger.verifierKey}\n`));
+  r.get('/ledger/key', { schema: { hide: true } }, async (_req, reply) =>
+    reply.type('text/plain; charset=utf-8').send(`${ledger.verifierKey}\n`),
+  );
 
   // Every key that signs checkpoints: Ed25519 (type 0x01) and the ML-DSA-44 cosignature key (type 0x06).
-  r.get('/ledger/keys', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain; charset=utf-8').send(`${ledger.verifierKey}\n${ledger.pqVerifierKey}\n`));
+  r.get('/ledger/keys', { schema: { hide: true } }, async (_req, reply) =>
+    reply.type('text/plain; charset=utf-8').send(`${ledger.verifierKey}\n${ledger.pqVerifierKey}\n`),
+  );
 
-  r.get('/ledger/mldsa65.pub', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain; charset=utf-8').send(`${Buffer.from(ledger.pqPublicKey).toString('base64')}\n`));
+  r.get('/ledger/mldsa65.pub', { schema: { hide: true } }, async (_req, reply) =>
+    reply.type('text/plain; charset=utf-8').send(`${Buffer.from(ledger.pqPublicKey).toString('base64')}\n`),
+  );
 
-  r.get('/ledger/manifests/:sha256', { schema: { hide: true, params: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }) } }, async (req, reply) => {
-    const m = await ledger.manifest(req.params.sha256);
-    return reply.type('text/plain; charset=utf-8').header('cache-control', 'public, max-age=31536000, immutable').send(Buffer.from(m.bytes));
-  });
+  r.get(
+    '/ledger/manifests/:sha256',
+    { schema: { hide: true, params: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }) } },
+    async (req, reply) => {
+      const m = await ledger.manifest(req.params.sha256);
+      return reply
+        .type('text/plain; charset=utf-8')
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .send(Buffer.from(m.bytes));
+    },
+  );
 
   r.get('/ledger/*', { schema: { hide: true, params: z.object({ '*': z.string().max(200) }) } }, async (req, reply) => {
     const t = parseTilePath(req.params['*']);
@@ -44,42 +57,110 @@ export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     '/api/v1/ledger/lookup',
     {
       schema: {
-        summary: 'Ledger entries for an artifact digest, a build or a commit, with inclusion proofs against the latest checkpoint (an offline proof bundle)',
+        summary:
+          'Ledger entries for an artifact digest, a build or a commit, with inclusion proofs against the latest checkpoint (an offline proof bundle)',
         tags: ['ledger'],
-        querystring: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(), build: z.coerce.number().int().positive().optional(), commit: z.string().regex(/^[0-9a-f]{40}$/).optional() }),
+        querystring: z.object({
+          sha256: z
+            .string()
+            .regex(/^[0-9a-f]{64}$/)
+            .optional(),
+          build: z.coerce.number().int().positive().optional(),
+          commit: z
+            .string()
+            .regex(/^[0-9a-f]{40}$/)
+            .optional(),
+        }),
       },
     },
     async (req) => {
       const q = req.query;
-      const keys = [...(q.sha256 ? [`sha256:${q.sha256}`] : []), ...(q.build ? [`build:${q.build}`] : []), ...(q.commit ? [`commit:${q.commit}`] : [])];
+      const keys = [
+        ...(q.sha256 ? [`sha256:${q.sha256}`] : []),
+        ...(q.build ? [`build:${q.build}`] : []),
+        ...(q.commit ? [`commit:${q.commit}`] : []),
+      ];
       if (keys.length === 0) throw new LenixError('BAD_REQUEST', 'give sha256, build or commit');
       return ledger.bundle(keys);
     },
   );
 
-  r.get('/api/v1/ledger/consistency', { schema: { summary: 'Consistency proof between two tree sizes', tags: ['ledger'], querystring: z.object({ from: z.coerce.number().int().min(0), to: z.coerce.number().int().min(0) }) } }, async (req) => {
-    if (req.query.from > req.query.to) throw new LenixError('BAD_REQUEST', 'from must not exceed to');
-    return { from: req.query.from, to: req.query.to, proof: ledger.consistency(req.query.from, req.query.to).map(hex) };
-  });
+  r.get(
+    '/api/v1/ledger/consistency',
+    {
+      schema: {
+        summary: 'Consistency proof between two tree sizes',
+        tags: ['ledger'],
+        querystring: z.object({ from: z.coerce.number().int().min(0), to: z.coerce.number().int().min(0) }),
+      },
+    },
+    async (req) => {
+      if (req.query.from > req.query.to) throw new LenixError('BAD_REQUEST', 'from must not exceed to');
+      return {
+        from: req.query.from,
+        to: req.query.to,
+        proof: ledger.consistency(req.query.from, req.query.to).map(hex),
+      };
+    },
+  );
 
-  const witnessBody = z.object({ url: z.string().url().max(500).refine((u) => /^https?:\/\//.test(u), 'an http(s) URL') });
-  r.get('/api/v1/ledger/witnesses', { schema: { summary: 'The witnesses asked to cosign each checkpoint', tags: ['ledger'] } }, async () => ({
-    witnesses: [...new Set([...deps.config.witnesses, ...(await ledger.store.witnesses())])],
-  }));
-  r.post('/api/v1/ledger/witnesses', { schema: { summary: 'Add a C2SP tlog-witness (admin)', tags: ['ledger'], body: witnessBody, security: [{ bearer: [] }] } }, async (req, reply) => {
-    requireScope(req.caller, 'admin');
-    await ledger.store.addWitness(req.body.url.replace(/\/+$/, ''), deps.clock.now());
-    return reply.status(201).send({ url: req.body.url.replace(/\/+$/, '') });
+  const witnessBody = z.object({
+    url: z
+      .string()
+      .url()
+      .max(500)
+      .refine((u) => /^https?:\/\//.test(u), 'an http(s) URL'),
   });
-  r.delete('/api/v1/ledger/witnesses', { schema: { summary: 'Remove a witness (admin)', tags: ['ledger'], body: witnessBody, security: [{ bearer: [] }] } }, async (req) => {
-    requireScope(req.caller, 'admin');
-    if (!(await ledger.store.removeWitness(req.body.url.replace(/\/+$/, '')))) throw new LenixError('NOT_FOUND', 'no such witness');
-    return { removed: req.body.url };
-  });
+  r.get(
+    '/api/v1/ledger/witnesses',
+    { schema: { summary: 'The witnesses asked to cosign each checkpoint', tags: ['ledger'] } },
+    async () => ({
+      witnesses: [...new Set([...deps.config.witnesses, ...(await ledger.store.witnesses())])],
+    }),
+  );
+  r.post(
+    '/api/v1/ledger/witnesses',
+    {
+      schema: {
+        summary: 'Add a C2SP tlog-witness (admin)',
+        tags: ['ledger'],
+        body: witnessBody,
+        security: [{ bearer: [] }],
+      },
+    },
+    async (req, reply) => {
+      requireScope(req.caller, 'admin');
+      await ledger.store.addWitness(req.body.url.replace(/\/+$/, ''), deps.clock.now());
+      return reply.status(201).send({ url: req.body.url.replace(/\/+$/, '') });
+    },
+  );
+  r.delete(
+    '/api/v1/ledger/witnesses',
+    {
+      schema: { summary: 'Remove a witness (admin)', tags: ['ledger'], body: witnessBody, security: [{ bearer: [] }] },
+    },
+    async (req) => {
+      requireScope(req.caller, 'admin');
+      if (!(await ledger.store.removeWitness(req.body.url.replace(/\/+$/, ''))))
+        throw new LenixError('NOT_FOUND', 'no such witness');
+      return { removed: req.body.url };
+    },
+  );
 
-  r.get('/api/v1/ledger', { schema: { summary: 'The ledger: size, latest checkpoint, key', tags: ['ledger'] } }, async () => {
-    const cp = await ledger.checkpoint();
-    const parsed = parseCheckpoint(cp.note.slice(0, cp.note.lastIndexOf('\n\n') + 1));
-    return { size: cp.size, origin: parsed.origin, root: hex(parsed.root), checkpoint: cp.note, key: ledger.verifierKey, pqKey: ledger.pqVerifierKey };
-  });
+  r.get(
+    '/api/v1/ledger',
+    { schema: { summary: 'The ledger: size, latest checkpoint, key', tags: ['ledger'] } },
+    async () => {
+      const cp = await ledger.checkpoint();
+      const parsed = parseCheckpoint(cp.note.slice(0, cp.note.lastIndexOf('\n\n') + 1));
+      return {
+        size: cp.size,
+        origin: parsed.origin,
+        root: hex(parsed.root),
+        checkpoint: cp.note,
+        key: ledger.verifierKey,
+        pqKey: ledger.pqVerifierKey,
+      };
+    },
+  );
 }

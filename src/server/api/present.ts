@@ -5,7 +5,15 @@ import type { AgentRecord, ArtifactRecord, BuildRecord, SourceRecord, TaskRecord
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function presentSource(s: SourceRecord) {
-  return { id: s.id, name: s.name, url: publicSourceUrl(s.name, s.url), branch: s.branch, watch: s.watch, createdAt: iso(s.createdAt), lastFetchedAt: iso(s.lastFetchedAt) };
+  return {
+    id: s.id,
+    name: s.name,
+    url: publicSourceUrl(s.name, s.url),
+    branch: s.branch,
+    watch: s.watch,
+    createdAt: iso(s.createdAt),
+    lastFetchedAt: iso(s.lastFetchedAt),
+  };
 }
 
 export function presentArtifact(a: ArtifactRecord) {

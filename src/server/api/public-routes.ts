@@ -10,8 +10,13 @@ import { dashboard } from '../services/dashboard.js';
 import { presentAdvisory } from './errata-routes.js';
 import { presentRelease } from './release-routes.js';
 
-
-const Id = z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const Id = z.object({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
+});
 const Sha = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 digest: 64 lowercase hex characters') });
 
 /** Anonymous, read-only: everything a user, a mirror or an auditor may look at. */
@@ -29,14 +34,25 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
 
   r.get(
     '/sources/:name',
-    { schema: { summary: 'A source with its recent commits', tags: ['public'], params: z.object({ name: z.string().max(100) }) } },
+    {
+      schema: {
+        summary: 'A source with its recent commits',
+        tags: ['public'],
+        params: z.object({ name: z.string().max(100) }),
+      },
+    },
     async (req) => {
       const source = await s.sources.require(req.params.name);
       const commits = await store.listCommits(source.id, 50);
       const builds = await store.listBuilds({ sourceId: source.id, limit: 50 });
       return {
         ...presentSource(source),
-        commits: commits.map((c) => ({ sha: c.sha, tree: c.tree, committedAt: new Date(c.committedAt * 1000).toISOString(), subject: c.subject })),
+        commits: commits.map((c) => ({
+          sha: c.sha,
+          tree: c.tree,
+          committedAt: new Date(c.committedAt * 1000).toISOString(),
+          subject: c.subject,
+        })),
         builds: builds.map((b) => presentBuild(b)),
       };
     },
@@ -64,26 +80,50 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     },
   );
 
-  r.get('/builds/:id', { schema: { summary: 'A build with its tasks and their artifacts', tags: ['public'], params: Id } }, async (req) => {
-    const build = await store.getBuild(req.params.id);
-    if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
-    const [tasks, artifacts] = await Promise.all([store.listTasks(build.id), store.listArtifacts(build.id)]);
-    return presentBuild(build, tasks, artifacts);
-  });
+  r.get(
+    '/builds/:id',
+    { schema: { summary: 'A build with its tasks and their artifacts', tags: ['public'], params: Id } },
+    async (req) => {
+      const build = await store.getBuild(req.params.id);
+      if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
+      const [tasks, artifacts] = await Promise.all([store.listTasks(build.id), store.listArtifacts(build.id)]);
+      return presentBuild(build, tasks, artifacts);
+    },
+  );
 
-  r.get('/builds/:id/events', { schema: { summary: 'The audit trail of a build', tags: ['public'], params: Id } }, async (req) => {
-    const build = await store.getBuild(req.params.id);
-    if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
-    const events = await store.listEvents(build.id);
-    return { events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
-  });
+  r.get(
+    '/builds/:id/events',
+    { schema: { summary: 'The audit trail of a build', tags: ['public'], params: Id } },
+    async (req) => {
+      const build = await store.getBuild(req.params.id);
+      if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
+      const events = await store.listEvents(build.id);
+      return { events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
+    },
+  );
 
-  r.get('/builds/:id/source.tar', { schema: { summary: 'The source tree a build was made from (git archive of its commit)', tags: ['public'], params: Id } }, async (req, reply) => {
-    const build = await store.getBuild(req.params.id);
-    if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
-    const stream = s.sources.mirrorOf({ name: build.sourceName }).archive(build.commit.sha);
-    return reply.type('application/x-tar').header('content-disposition', `attachment; filename="${build.sourceName}-${build.commit.sha.slice(0, 12)}.tar"`).send(stream);
-  });
+  r.get(
+    '/builds/:id/source.tar',
+    {
+      schema: {
+        summary: 'The source tree a build was made from (git archive of its commit)',
+        tags: ['public'],
+        params: Id,
+      },
+    },
+    async (req, reply) => {
+      const build = await store.getBuild(req.params.id);
+      if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
+      const stream = s.sources.mirrorOf({ name: build.sourceName }).archive(build.commit.sha);
+      return reply
+        .type('application/x-tar')
+        .header(
+          'content-disposition',
+          `attachment; filename="${build.sourceName}-${build.commit.sha.slice(0, 12)}.tar"`,
+        )
+        .send(stream);
+    },
+  );
 
   r.get('/tasks/:id', { schema: { summary: 'A task', tags: ['public'], params: Id } }, async (req) => {
     const task = await store.getTask(req.params.id);
@@ -96,10 +136,14 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     '/tasks/:id/log',
     {
       schema: {
-        summary: 'A task log: what exists, or with follow=1 a Server-Sent Events stream of new bytes until the task ends',
+        summary:
+          'A task log: what exists, or with follow=1 a Server-Sent Events stream of new bytes until the task ends',
         tags: ['public'],
         params: Id,
-        querystring: z.object({ follow: z.enum(['0', '1', 'true', 'false']).optional(), offset: z.coerce.number().int().min(0).default(0) }),
+        querystring: z.object({
+          follow: z.enum(['0', '1', 'true', 'false']).optional(),
+          offset: z.coerce.number().int().min(0).default(0),
+        }),
       },
     },
     async (req, reply) => {
@@ -114,49 +158,100 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     },
   );
 
-  r.get('/artifacts/:sha256', { schema: { summary: 'The bytes of an artifact or lookaside file, verified against its digest', tags: ['public'], params: Sha } }, async (req, reply) => {
-    const sha = parseSha256(req.params.sha256);
-    const artifact = await store.findArtifact(sha);
-    const known = artifact !== null || (await store.hasLookaside(sha));
-    if (!known) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${sha}`);
-    const { size, stream } = await deps.blobs.open(sha);
-    const type = artifact?.kind === 'rpm' || artifact?.kind === 'srpm' ? 'application/x-rpm' : artifact?.kind === 'log' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
-    const head = reply.type(type).header('content-length', size).header('x-checksum-sha256', sha).header('cache-control', 'public, max-age=31536000, immutable');
-    if (artifact) head.header('content-disposition', `attachment; filename="${artifact.name}"`);
-    return head.send(stream);
-  });
+  r.get(
+    '/artifacts/:sha256',
+    {
+      schema: {
+        summary: 'The bytes of an artifact or lookaside file, verified against its digest',
+        tags: ['public'],
+        params: Sha,
+      },
+    },
+    async (req, reply) => {
+      const sha = parseSha256(req.params.sha256);
+      const artifact = await store.findArtifact(sha);
+      const known = artifact !== null || (await store.hasLookaside(sha));
+      if (!known) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${sha}`);
+      const { size, stream } = await deps.blobs.open(sha);
+      const type =
+        artifact?.kind === 'rpm' || artifact?.kind === 'srpm'
+          ? 'application/x-rpm'
+          : artifact?.kind === 'log'
+            ? 'text/plain; charset=utf-8'
+            : 'application/octet-stream';
+      const head = reply
+        .type(type)
+        .header('content-length', size)
+        .header('x-checksum-sha256', sha)
+        .header('cache-control', 'public, max-age=31536000, immutable');
+      if (artifact) head.header('content-disposition', `attachment; filename="${artifact.name}"`);
+      return head.send(stream);
+    },
+  );
 
-  r.get('/artifacts/:sha256/meta', { schema: { summary: 'The record of an artifact', tags: ['public'], params: Sha } }, async (req) => {
-    const artifact = await store.findArtifact(parseSha256(req.params.sha256));
-    if (!artifact) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${req.params.sha256}`);
-    return { ...presentArtifact(artifact), buildId: artifact.buildId, taskId: artifact.taskId };
-  });
+  r.get(
+    '/artifacts/:sha256/meta',
+    { schema: { summary: 'The record of an artifact', tags: ['public'], params: Sha } },
+    async (req) => {
+      const artifact = await store.findArtifact(parseSha256(req.params.sha256));
+      if (!artifact) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${req.params.sha256}`);
+      return { ...presentArtifact(artifact), buildId: artifact.buildId, taskId: artifact.taskId };
+    },
+  );
 
-  r.get('/lookaside/:sha256', { schema: { summary: 'A lookaside source file by digest', tags: ['public'], params: Sha } }, async (req, reply) => {
-    const sha = parseSha256(req.params.sha256);
-    if (!(await store.hasLookaside(sha))) throw new LenixError('ARTIFACT_NOT_FOUND', `no lookaside file ${sha}`);
-    const { size, stream } = await deps.blobs.open(sha);
-    return reply.type('application/octet-stream').header('content-length', size).send(stream);
-  });
+  r.get(
+    '/lookaside/:sha256',
+    { schema: { summary: 'A lookaside source file by digest', tags: ['public'], params: Sha } },
+    async (req, reply) => {
+      const sha = parseSha256(req.params.sha256);
+      if (!(await store.hasLookaside(sha))) throw new LenixError('ARTIFACT_NOT_FOUND', `no lookaside file ${sha}`);
+      const { size, stream } = await deps.blobs.open(sha);
+      return reply.type('application/octet-stream').header('content-length', size).send(stream);
+    },
+  );
 
-  r.get('/agents', { schema: { summary: 'Registered agents and whether they are online', tags: ['public'] } }, async () => {
-    const now = deps.clock.now();
-    return { agents: (await store.listAgents()).map((a) => presentAgent(a, now, deps.config.leaseMs * 2)) };
-  });
+  r.get(
+    '/agents',
+    { schema: { summary: 'Registered agents and whether they are online', tags: ['public'] } },
+    async () => {
+      const now = deps.clock.now();
+      return { agents: (await store.listAgents()).map((a) => presentAgent(a, now, deps.config.leaseMs * 2)) };
+    },
+  );
 
-  r.get('/dashboard', { schema: { summary: 'What the dashboard shows: queue, running tasks, agents online, latest builds, releases and advisories', tags: ['public'] } }, async () => {
-    const d = await dashboard(deps, s.errata);
-    return {
-      queue: d.queue,
-      running: d.running.map((r) => ({ ...presentTask(r.task), build: r.build ? presentBuild(r.build) : null, agent: r.agent, elapsedMs: r.task.startedAt === null ? null : d.now - r.task.startedAt })),
-      agentsOnline: d.agentsOnline.map((a) => ({ ...presentAgent(a.agent, d.now, deps.config.leaseMs * 2), task: a.task?.id ?? null })),
-      builds: d.builds.map((b) => presentBuild(b)),
-      releases: d.releases.map(presentRelease),
-      advisories: d.advisories.map(presentAdvisory),
-    };
-  });
+  r.get(
+    '/dashboard',
+    {
+      schema: {
+        summary:
+          'What the dashboard shows: queue, running tasks, agents online, latest builds, releases and advisories',
+        tags: ['public'],
+      },
+    },
+    async () => {
+      const d = await dashboard(deps, s.errata);
+      return {
+        queue: d.queue,
+        running: d.running.map((r) => ({
+          ...presentTask(r.task),
+          build: r.build ? presentBuild(r.build) : null,
+          agent: r.agent,
+          elapsedMs: r.task.startedAt === null ? null : d.now - r.task.startedAt,
+        })),
+        agentsOnline: d.agentsOnline.map((a) => ({
+          ...presentAgent(a.agent, d.now, deps.config.leaseMs * 2),
+          task: a.task?.id ?? null,
+        })),
+        builds: d.builds.map((b) => presentBuild(b)),
+        releases: d.releases.map(presentRelease),
+        advisories: d.advisories.map(presentAdvisory),
+      };
+    },
+  );
 
-  r.get('/queue', { schema: { summary: 'Queued build tasks per architecture', tags: ['public'] } }, async () => ({ build: await store.queueLength('build') }));
+  r.get('/queue', { schema: { summary: 'Queued build tasks per architecture', tags: ['public'] } }, async () => ({
+    build: await store.queueLength('build'),
+  }));
 }
 
 const inflight = new Map<string, Promise<unknown>>();
@@ -176,7 +271,13 @@ function shared<T>(key: string, f: () => Promise<T>): Promise<T> {
  * with the task's final state. Bytes come from the database, so a follower on any replica sees every byte;
  * the notifier only makes it prompt. A client that reconnects sends Last-Event-ID (the byte offset).
  */
-async function followLog(req: FastifyRequest, reply: FastifyReply, deps: ServerDeps, taskId: number, from: number): Promise<void> {
+async function followLog(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  deps: ServerDeps,
+  taskId: number,
+  from: number,
+): Promise<void> {
   const lastId = Number(req.headers['last-event-id']);
   let offset = Number.isInteger(lastId) && lastId >= 0 ? lastId : from;
   reply.hijack();

@@ -14,15 +14,52 @@ const FPR = z.string().regex(/^[0-9A-Fa-f]{40}$/, 'a 40-hex-digit key fingerprin
 const ARCH = z.string().regex(/^[a-z0-9_]{1,32}$/);
 
 export function presentRepo(r: RepoRecord) {
-  return { id: r.id, name: r.name, arches: r.arches, keys: r.keys.map((k) => ({ fingerprint: k.fingerprint, addedAt: iso(k.addedAt), retiredAt: iso(k.retiredAt) })), currentSnapshot: r.currentSnapshotId, keepDays: r.keepDays, vendor: r.vendor, distro: r.distro, errataPrefix: r.errataPrefix, osvEcosystem: r.osvEcosystem, createdAt: iso(r.createdAt), repoFile: `/repos/${r.name}.repo` };
+  return {
+    id: r.id,
+    name: r.name,
+    arches: r.arches,
+    keys: r.keys.map((k) => ({ fingerprint: k.fingerprint, addedAt: iso(k.addedAt), retiredAt: iso(k.retiredAt) })),
+    currentSnapshot: r.currentSnapshotId,
+    keepDays: r.keepDays,
+    vendor: r.vendor,
+    distro: r.distro,
+    errataPrefix: r.errataPrefix,
+    osvEcosystem: r.osvEcosystem,
+    createdAt: iso(r.createdAt),
+    repoFile: `/repos/${r.name}.repo`,
+  };
 }
 
 export function presentRelease(r: ReleaseRecord) {
-  return { id: r.id, repoId: r.repoId, state: r.state, builds: r.builds, plan: r.plan, overrideReason: r.overrideReason, createdBy: r.createdBy, createdAt: iso(r.createdAt), approvedBy: r.approvedBy, approvedAt: iso(r.approvedAt), snapshot: r.snapshotId, finishedAt: iso(r.finishedAt), reasonCode: r.reasonCode, reason: r.reason };
+  return {
+    id: r.id,
+    repoId: r.repoId,
+    state: r.state,
+    builds: r.builds,
+    plan: r.plan,
+    overrideReason: r.overrideReason,
+    createdBy: r.createdBy,
+    createdAt: iso(r.createdAt),
+    approvedBy: r.approvedBy,
+    approvedAt: iso(r.approvedAt),
+    snapshot: r.snapshotId,
+    finishedAt: iso(r.finishedAt),
+    reasonCode: r.reasonCode,
+    reason: r.reason,
+  };
 }
 
 export function presentSnapshot(s: SnapshotRecord) {
-  return { id: s.id, state: s.state, release: s.releaseId, packages: s.packages, repomd: s.repomd, key: s.keyFingerprint, createdAt: iso(s.createdAt), publishedAt: iso(s.publishedAt) };
+  return {
+    id: s.id,
+    state: s.state,
+    release: s.releaseId,
+    packages: s.packages,
+    repomd: s.repomd,
+    key: s.keyFingerprint,
+    createdAt: iso(s.createdAt),
+    publishedAt: iso(s.publishedAt),
+  };
 }
 
 /** Keys, repositories, releases, and the published trees: /api/v1/{keys,repos,releases}, /keys, /repos. */
@@ -31,32 +68,80 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
 
   r.get('/api/v1/keys', { schema: { summary: 'Public signing keys the server knows', tags: ['keys'] } }, async () => ({
     signingKey: await deps.releases.getSetting('signing_key'),
-    keys: (await deps.releases.listKeys()).map((k) => ({ fingerprint: k.fingerprint, name: k.name, algorithm: k.algorithm, createdAt: iso(k.createdAt), url: `/keys/${k.fingerprint}.asc` })),
+    keys: (await deps.releases.listKeys()).map((k) => ({
+      fingerprint: k.fingerprint,
+      name: k.name,
+      algorithm: k.algorithm,
+      createdAt: iso(k.createdAt),
+      url: `/keys/${k.fingerprint}.asc`,
+    })),
   }));
 
-  r.post('/api/v1/keys', { schema: { summary: 'Register a public key (signer or admin); private keys never cross the API', tags: ['keys'], security, body: z.object({ publicKey: z.string().max(65536) }) } }, async (req, reply) => {
-    requireScope(req.caller, 'agent:sign');
-    const k = await s.releases.addKey(req.body.publicKey);
-    return reply.status(201).send({ fingerprint: k.fingerprint, name: k.name, algorithm: k.algorithm });
-  });
+  r.post(
+    '/api/v1/keys',
+    {
+      schema: {
+        summary: 'Register a public key (signer or admin); private keys never cross the API',
+        tags: ['keys'],
+        security,
+        body: z.object({ publicKey: z.string().max(65536) }),
+      },
+    },
+    async (req, reply) => {
+      requireScope(req.caller, 'agent:sign');
+      const k = await s.releases.addKey(req.body.publicKey);
+      return reply.status(201).send({ fingerprint: k.fingerprint, name: k.name, algorithm: k.algorithm });
+    },
+  );
 
-  r.put('/api/v1/keys/signing', { schema: { summary: 'Choose the key new builds are signed with (admin)', tags: ['keys'], security, body: z.object({ fingerprint: FPR }) } }, async (req) => {
-    requireScope(req.caller, 'admin');
-    const k = await s.releases.useKey(req.body.fingerprint);
-    return { signingKey: k.fingerprint };
-  });
+  r.put(
+    '/api/v1/keys/signing',
+    {
+      schema: {
+        summary: 'Choose the key new builds are signed with (admin)',
+        tags: ['keys'],
+        security,
+        body: z.object({ fingerprint: FPR }),
+      },
+    },
+    async (req) => {
+      requireScope(req.caller, 'admin');
+      const k = await s.releases.useKey(req.body.fingerprint);
+      return { signingKey: k.fingerprint };
+    },
+  );
 
-  r.get('/keys/:file', { schema: { hide: true, params: z.object({ file: z.string().regex(/^[0-9A-Fa-f]{40}\.asc$/) }) } }, async (req, reply) => {
-    const k = await s.releases.requireKey(req.params.file.slice(0, 40));
-    return reply.type('application/pgp-keys').header('cache-control', 'public, max-age=300').send(k.publicKey);
-  });
+  r.get(
+    '/keys/:file',
+    { schema: { hide: true, params: z.object({ file: z.string().regex(/^[0-9A-Fa-f]{40}\.asc$/) }) } },
+    async (req, reply) => {
+      const k = await s.releases.requireKey(req.params.file.slice(0, 40));
+      return reply.type('application/pgp-keys').header('cache-control', 'public, max-age=300').send(k.publicKey);
+    },
+  );
 
-  r.get('/api/v1/repos', { schema: { summary: 'Repositories', tags: ['repos'] } }, async () => ({ repos: (await deps.releases.listRepos()).map(presentRepo) }));
+  r.get('/api/v1/repos', { schema: { summary: 'Repositories', tags: ['repos'] } }, async () => ({
+    repos: (await deps.releases.listRepos()).map(presentRepo),
+  }));
 
-  r.get('/api/v1/repos/:name', { schema: { summary: 'A repository with its snapshots and releases', tags: ['repos'], params: z.object({ name: z.string().max(64) }) } }, async (req) => {
-    const repo = await s.releases.requireRepo(req.params.name);
-    return { ...presentRepo(repo), snapshots: (await deps.releases.listSnapshots(repo.id)).map(presentSnapshot), releases: (await deps.releases.listReleases(repo.id, 50)).map(presentRelease) };
-  });
+  r.get(
+    '/api/v1/repos/:name',
+    {
+      schema: {
+        summary: 'A repository with its snapshots and releases',
+        tags: ['repos'],
+        params: z.object({ name: z.string().max(64) }),
+      },
+    },
+    async (req) => {
+      const repo = await s.releases.requireRepo(req.params.name);
+      return {
+        ...presentRepo(repo),
+        snapshots: (await deps.releases.listSnapshots(repo.id)).map(presentSnapshot),
+        releases: (await deps.releases.listReleases(repo.id, 50)).map(presentRelease),
+      };
+    },
+  );
 
   r.post(
     '/api/v1/repos',
@@ -65,10 +150,23 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
         summary: 'Create a repository (maintainer)',
         tags: ['repos'],
         security,
-        body: z.object({ name: z.string().max(64), arches: z.array(ARCH).min(1).max(16), keys: z.array(FPR).max(8).default([]), keepDays: z.number().int().min(0).max(3650).default(14),
-          vendor: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a lowercase purl namespace').optional(),
-          distro: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional(),
-          errataPrefix: z.string().regex(/^[A-Z]{1,8}$/, '1 to 8 capital letters').optional(),
+        body: z.object({
+          name: z.string().max(64),
+          arches: z.array(ARCH).min(1).max(16),
+          keys: z.array(FPR).max(8).default([]),
+          keepDays: z.number().int().min(0).max(3650).default(14),
+          vendor: z
+            .string()
+            .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a lowercase purl namespace')
+            .optional(),
+          distro: z
+            .string()
+            .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
+            .optional(),
+          errataPrefix: z
+            .string()
+            .regex(/^[A-Z]{1,8}$/, '1 to 8 capital letters')
+            .optional(),
           osvEcosystem: z.string().max(64).optional(),
         }),
       },
@@ -79,25 +177,67 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
     },
   );
 
-  r.post('/api/v1/repos/:name/keys', { schema: { summary: 'Add or retire a repository key (maintainer)', tags: ['repos'], security, params: z.object({ name: z.string().max(64) }), body: z.object({ add: FPR.optional(), retire: FPR.optional() }) } }, async (req) => {
-    requireScope(req.caller, 'maintainer');
-    return presentRepo(await s.releases.changeKeys(req.params.name, req.body));
-  });
+  r.post(
+    '/api/v1/repos/:name/keys',
+    {
+      schema: {
+        summary: 'Add or retire a repository key (maintainer)',
+        tags: ['repos'],
+        security,
+        params: z.object({ name: z.string().max(64) }),
+        body: z.object({ add: FPR.optional(), retire: FPR.optional() }),
+      },
+    },
+    async (req) => {
+      requireScope(req.caller, 'maintainer');
+      return presentRepo(await s.releases.changeKeys(req.params.name, req.body));
+    },
+  );
 
-  r.post('/api/v1/repos/:name/rollback', { schema: { summary: 'Switch a repository back to an earlier snapshot (maintainer)', tags: ['repos'], security, params: z.object({ name: z.string().max(64) }), body: z.object({ snapshot: z.number().int().positive().optional() }) } }, async (req) => {
-    requireScope(req.caller, 'maintainer');
-    const repo = await s.releases.requireRepo(req.params.name);
-    const snap = await s.releases.publisher.rollback(repo, req.body.snapshot);
-    return { repo: repo.name, current: snap.id };
-  });
+  r.post(
+    '/api/v1/repos/:name/rollback',
+    {
+      schema: {
+        summary: 'Switch a repository back to an earlier snapshot (maintainer)',
+        tags: ['repos'],
+        security,
+        params: z.object({ name: z.string().max(64) }),
+        body: z.object({ snapshot: z.number().int().positive().optional() }),
+      },
+    },
+    async (req) => {
+      requireScope(req.caller, 'maintainer');
+      const repo = await s.releases.requireRepo(req.params.name);
+      const snap = await s.releases.publisher.rollback(repo, req.body.snapshot);
+      return { repo: repo.name, current: snap.id };
+    },
+  );
 
-  r.get('/api/v1/releases', { schema: { summary: 'Releases, newest first', tags: ['releases'] } }, async () => ({ releases: (await deps.releases.listReleases(undefined, 100)).map(presentRelease) }));
+  r.get('/api/v1/releases', { schema: { summary: 'Releases, newest first', tags: ['releases'] } }, async () => ({
+    releases: (await deps.releases.listReleases(undefined, 100)).map(presentRelease),
+  }));
 
-  r.get('/api/v1/releases/:id', { schema: { summary: 'A release: plan, gates, override, outcome', tags: ['releases'], params: z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) }) } }, async (req) => {
-    const rel = await deps.releases.getRelease(req.params.id);
-    if (!rel) throw new LenixError('RELEASE_NOT_FOUND', `no release ${req.params.id}`);
-    return presentRelease(rel);
-  });
+  r.get(
+    '/api/v1/releases/:id',
+    {
+      schema: {
+        summary: 'A release: plan, gates, override, outcome',
+        tags: ['releases'],
+        params: z.object({
+          id: z.coerce
+            .number()
+            .int()
+            .positive()
+            .max(2 ** 31 - 1),
+        }),
+      },
+    },
+    async (req) => {
+      const rel = await deps.releases.getRelease(req.params.id);
+      if (!rel) throw new LenixError('RELEASE_NOT_FOUND', `no release ${req.params.id}`);
+      return presentRelease(rel);
+    },
+  );
 
   r.post(
     '/api/v1/releases',
@@ -106,7 +246,12 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
         summary: 'Plan a release of builds into a repository (maintainer); approve at once with approve=true',
         tags: ['releases'],
         security,
-        body: z.object({ repo: z.string().max(64), builds: z.array(z.number().int().positive()).max(500), approve: z.boolean().default(false), override: z.string().max(2000).optional() }),
+        body: z.object({
+          repo: z.string().max(64),
+          builds: z.array(z.number().int().positive()).max(500),
+          approve: z.boolean().default(false),
+          override: z.string().max(2000).optional(),
+        }),
       },
     },
     async (req, reply) => {
@@ -115,44 +260,88 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
     },
   );
 
-  r.post('/api/v1/releases/:id/approve', { schema: { summary: 'Approve a planned release (maintainer); publishing starts', tags: ['releases'], security, params: z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) }) } }, async (req) => {
-    const caller = requireScope(req.caller, 'maintainer');
-    return presentRelease(await s.releases.approve(req.params.id, caller.name));
-  });
+  r.post(
+    '/api/v1/releases/:id/approve',
+    {
+      schema: {
+        summary: 'Approve a planned release (maintainer); publishing starts',
+        tags: ['releases'],
+        security,
+        params: z.object({
+          id: z.coerce
+            .number()
+            .int()
+            .positive()
+            .max(2 ** 31 - 1),
+        }),
+      },
+    },
+    async (req) => {
+      const caller = requireScope(req.caller, 'maintainer');
+      return presentRelease(await s.releases.approve(req.params.id, caller.name));
+    },
+  );
 
   // ── the published trees ───────────────────────────────────────────────────────────────────────────
 
-  r.get('/repos/:file', { schema: { hide: true, params: z.object({ file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.repo$/) }) } }, async (req, reply) => {
-    const repo = await s.releases.requireRepo(req.params.file.slice(0, -'.repo'.length));
-    const base = `${req.protocol}://${req.host}`;
-    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(s.releases.repoFile(repo, base));
-  });
+  r.get(
+    '/repos/:file',
+    { schema: { hide: true, params: z.object({ file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.repo$/) }) } },
+    async (req, reply) => {
+      const repo = await s.releases.requireRepo(req.params.file.slice(0, -'.repo'.length));
+      const base = `${req.protocol}://${req.host}`;
+      return reply
+        .type('text/plain; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        .send(s.releases.repoFile(repo, base));
+    },
+  );
 
-  r.get('/repos/:name/*', { schema: { hide: true, params: z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/), '*': z.string().max(1024) }) } }, async (req, reply) => {
-    const rel = req.params['*'];
-    const parts = rel.split('/');
-    if (parts.some((p) => p === '..' || p === '.' || p.includes('\0'))) throw new LenixError('INVALID_NAME', 'path may not contain . or .. segments');
-    const root = path.join(s.releases.publisher.repoDir(req.params.name), 'current');
-    // Resolve `current` once per request: the whole response comes from one snapshot even if it switches.
-    const snapRoot = await realpath(root).catch(() => null);
-    if (!snapRoot) throw new LenixError('REPO_NOT_FOUND', `repository ${req.params.name} has nothing published`);
-    const file = path.join(snapRoot, ...parts);
-    if (!file.startsWith(snapRoot + path.sep)) throw new LenixError('INVALID_NAME', 'path escapes the repository');
-    if (file.endsWith('.rpm.proof')) {
-      // The offline proof bundle for a published package, next to it: `lenix verify PKG.rpm --bundle PKG.rpm.proof`.
-      const pkg = file.slice(0, -'.proof'.length);
-      if (!(await stat(pkg).catch(() => null))?.isFile()) throw new LenixError('NOT_FOUND', `no package ${path.basename(pkg)} in ${req.params.name}`);
-      return reply.type('application/json').header('cache-control', 'no-cache').send(await s.ledger.bundle([`sha256:${await sha256File(pkg)}`]));
-    }
-    const st = await stat(file).catch(() => null);
-    if (!st || !st.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
-    await s.releases.publisher.checkServed(snapRoot, parts, file);
-    const type = file.endsWith('.rpm') ? 'application/x-rpm' : file.endsWith('.xml') ? 'application/xml' : file.endsWith('.asc') ? 'application/pgp-signature' : 'application/octet-stream';
-    const immutable = !file.endsWith('repomd.xml') && !file.endsWith('repomd.xml.asc');
-    return reply
-      .type(type)
-      .header('content-length', st.size)
-      .header('cache-control', immutable ? 'public, max-age=86400' : 'no-cache')
-      .send(createReadStream(file));
-  });
+  r.get(
+    '/repos/:name/*',
+    {
+      schema: {
+        hide: true,
+        params: z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/), '*': z.string().max(1024) }),
+      },
+    },
+    async (req, reply) => {
+      const rel = req.params['*'];
+      const parts = rel.split('/');
+      if (parts.some((p) => p === '..' || p === '.' || p.includes('\0')))
+        throw new LenixError('INVALID_NAME', 'path may not contain . or .. segments');
+      const root = path.join(s.releases.publisher.repoDir(req.params.name), 'current');
+      // Resolve `current` once per request: the whole response comes from one snapshot even if it switches.
+      const snapRoot = await realpath(root).catch(() => null);
+      if (!snapRoot) throw new LenixError('REPO_NOT_FOUND', `repository ${req.params.name} has nothing published`);
+      const file = path.join(snapRoot, ...parts);
+      if (!file.startsWith(snapRoot + path.sep)) throw new LenixError('INVALID_NAME', 'path escapes the repository');
+      if (file.endsWith('.rpm.proof')) {
+        // The offline proof bundle for a published package, next to it: `lenix verify PKG.rpm --bundle PKG.rpm.proof`.
+        const pkg = file.slice(0, -'.proof'.length);
+        if (!(await stat(pkg).catch(() => null))?.isFile())
+          throw new LenixError('NOT_FOUND', `no package ${path.basename(pkg)} in ${req.params.name}`);
+        return reply
+          .type('application/json')
+          .header('cache-control', 'no-cache')
+          .send(await s.ledger.bundle([`sha256:${await sha256File(pkg)}`]));
+      }
+      const st = await stat(file).catch(() => null);
+      if (!st || !st.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
+      await s.releases.publisher.checkServed(snapRoot, parts, file);
+      const type = file.endsWith('.rpm')
+        ? 'application/x-rpm'
+        : file.endsWith('.xml')
+          ? 'application/xml'
+          : file.endsWith('.asc')
+            ? 'application/pgp-signature'
+            : 'application/octet-stream';
+      const immutable = !file.endsWith('repomd.xml') && !file.endsWith('repomd.xml.asc');
+      return reply
+        .type(type)
+        .header('content-length', st.size)
+        .header('cache-control', immutable ? 'public, max-age=86400' : 'no-cache')
+        .send(createReadStream(file));
+    },
+  );
 }

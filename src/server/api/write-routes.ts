@@ -8,7 +8,13 @@ import type { ServerDeps } from '../context.js';
 import type { TokenRecord } from '../../store/records.js';
 import { presentBuild, presentSource } from './present.js';
 
-const Id = z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) });
+const Id = z.object({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1),
+});
 const ARCH = z.string().regex(/^[a-z0-9_]{1,32}$/, 'an architecture name such as x86_64');
 
 /** Writes: each needs a token with the right scope (auth.ts). */
@@ -23,7 +29,12 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         summary: 'Mirror a git repository as a source (maintainer)',
         tags: ['sources'],
         security,
-        body: z.object({ name: z.string().max(100), url: z.string().max(2048), branch: z.string().max(200).optional(), watch: z.boolean().default(false) }),
+        body: z.object({
+          name: z.string().max(100),
+          url: z.string().max(2048),
+          branch: z.string().max(200).optional(),
+          watch: z.boolean().default(false),
+        }),
       },
     },
     async (req, reply) => {
@@ -40,16 +51,29 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
           buildError = err.toJSON();
         }
       }
-      return reply.status(201).send({ ...presentSource(source), head: head.sha, build: build ? presentBuild(build) : null, buildError });
+      return reply
+        .status(201)
+        .send({ ...presentSource(source), head: head.sha, build: build ? presentBuild(build) : null, buildError });
     },
   );
 
-  r.post('/sources/:name/refresh', { schema: { summary: 'Fetch a source mirror now (maintainer)', tags: ['sources'], security, params: z.object({ name: z.string().max(100) }) } }, async (req) => {
-    requireScope(req.caller, 'maintainer');
-    const source = await s.sources.require(req.params.name);
-    const head = await s.sources.refresh(source);
-    return { ...presentSource(source), head: head.sha };
-  });
+  r.post(
+    '/sources/:name/refresh',
+    {
+      schema: {
+        summary: 'Fetch a source mirror now (maintainer)',
+        tags: ['sources'],
+        security,
+        params: z.object({ name: z.string().max(100) }),
+      },
+    },
+    async (req) => {
+      requireScope(req.caller, 'maintainer');
+      const source = await s.sources.require(req.params.name);
+      const head = await s.sources.refresh(source);
+      return { ...presentSource(source), head: head.sha };
+    },
+  );
 
   r.post(
     '/builds',
@@ -74,15 +98,26 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
     },
   );
 
-  r.post('/builds/:id/cancel', { schema: { summary: 'Cancel a build (maintainer); running tasks are killed', tags: ['builds'], security, params: Id } }, async (req) => {
-    const caller = requireScope(req.caller, 'maintainer');
-    const build = await store.cancelBuild(req.params.id, `cancelled by ${caller.name}`, deps.clock.now());
-    for (const t of await store.listTasks(build.id)) {
-      deps.notifier.emit(`log:${t.id}`);
-      deps.notifier.emit(`task:${t.id}`);
-    }
-    return presentBuild(build);
-  });
+  r.post(
+    '/builds/:id/cancel',
+    {
+      schema: {
+        summary: 'Cancel a build (maintainer); running tasks are killed',
+        tags: ['builds'],
+        security,
+        params: Id,
+      },
+    },
+    async (req) => {
+      const caller = requireScope(req.caller, 'maintainer');
+      const build = await store.cancelBuild(req.params.id, `cancelled by ${caller.name}`, deps.clock.now());
+      for (const t of await store.listTasks(build.id)) {
+        deps.notifier.emit(`log:${t.id}`);
+        deps.notifier.emit(`task:${t.id}`);
+      }
+      return presentBuild(build);
+    },
+  );
 
   r.put(
     '/lookaside',
@@ -99,8 +134,12 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
       requireScope(req.caller, 'maintainer');
       const name = parsePlainName(req.query.name, 'lookaside file name');
       const expected = req.query.sha256 === undefined ? undefined : parseSha256(req.query.sha256);
-      if (req.headers['content-type'] !== 'application/octet-stream') throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send the file as application/octet-stream');
-      const { sha256, size } = await deps.blobs.put(req.body as Readable, { expected, maxBytes: deps.config.maxUploadBytes });
+      if (req.headers['content-type'] !== 'application/octet-stream')
+        throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send the file as application/octet-stream');
+      const { sha256, size } = await deps.blobs.put(req.body as Readable, {
+        expected,
+        maxBytes: deps.config.maxUploadBytes,
+      });
       await store.addLookaside(sha256, name, size, deps.clock.now());
       return reply.status(201).send({ sha256, size, name, metadataLine: `${sha256} SOURCES/${name}` });
     },
@@ -115,8 +154,15 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         security,
         body: z.object({
           // No control or format characters (NUL, bidi overrides such as U+202E): names are shown in pages and logs.
-          name: z.string().min(1).max(100).regex(/^[^\p{Cc}\p{Cf}]+$/u, 'no control or format characters'),
-          scopes: z.array(z.enum(SCOPES as unknown as [string, ...string[]])).min(1).max(5),
+          name: z
+            .string()
+            .min(1)
+            .max(100)
+            .regex(/^[^\p{Cc}\p{Cf}]+$/u, 'no control or format characters'),
+          scopes: z
+            .array(z.enum(SCOPES as unknown as [string, ...string[]]))
+            .min(1)
+            .max(5),
           expiresInDays: z.number().int().min(1).max(3650).optional(),
         }),
       },
@@ -128,24 +174,59 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
     },
   );
 
-  r.get('/tokens', { schema: { summary: 'Every token (admin): name, scopes, created, expiry, revocation; never the secret', tags: ['tokens'], security } }, async (req) => {
-    requireScope(req.caller, 'admin');
-    return { tokens: (await s.tokens.list()).map(presentToken) };
-  });
+  r.get(
+    '/tokens',
+    {
+      schema: {
+        summary: 'Every token (admin): name, scopes, created, expiry, revocation; never the secret',
+        tags: ['tokens'],
+        security,
+      },
+    },
+    async (req) => {
+      requireScope(req.caller, 'admin');
+      return { tokens: (await s.tokens.list()).map(presentToken) };
+    },
+  );
 
   r.delete(
     '/tokens/:id',
-    { schema: { summary: 'Revoke a token (admin): refused at once; the leases of agents holding it end and their tasks go back to the queue', tags: ['tokens'], security, params: z.object({ id: z.coerce.number().int().positive().max(2 ** 31 - 1) }) } },
+    {
+      schema: {
+        summary:
+          'Revoke a token (admin): refused at once; the leases of agents holding it end and their tasks go back to the queue',
+        tags: ['tokens'],
+        security,
+        params: z.object({
+          id: z.coerce
+            .number()
+            .int()
+            .positive()
+            .max(2 ** 31 - 1),
+        }),
+      },
+    },
     async (req) => presentToken(await s.tokens.revoke(req.params.id, requireScope(req.caller, 'admin'))),
   );
 
-  r.get('/tokens/self', { schema: { summary: 'Who the presented token is', tags: ['tokens'], security } }, async (req) => {
-    if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'no token presented');
-    return { id: req.caller.tokenId, name: req.caller.name, scopes: req.caller.scopes };
-  });
+  r.get(
+    '/tokens/self',
+    { schema: { summary: 'Who the presented token is', tags: ['tokens'], security } },
+    async (req) => {
+      if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'no token presented');
+      return { id: req.caller.tokenId, name: req.caller.name, scopes: req.caller.scopes };
+    },
+  );
 }
 
 export function presentToken(t: TokenRecord) {
   const iso = (n: number | null) => (n === null ? null : new Date(n).toISOString());
-  return { id: t.id, name: t.name, scopes: t.scopes, createdAt: iso(t.createdAt), expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt) };
+  return {
+    id: t.id,
+    name: t.name,
+    scopes: t.scopes,
+    createdAt: iso(t.createdAt),
+    expiresAt: iso(t.expiresAt),
+    revokedAt: iso(t.revokedAt),
+  };
 }

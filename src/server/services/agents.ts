@@ -7,7 +7,14 @@ import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 import { planFanOut } from '../../scheduler/fan-out.js';
 import type { AgentRole, Outcome } from '../../scheduler/task-state.js';
-import { isPackageKind, isSourceKind, type AgentRecord, type ArtifactKind, type ArtifactRecord, type TaskRecord } from '../../store/records.js';
+import {
+  isPackageKind,
+  isSourceKind,
+  type AgentRecord,
+  type ArtifactKind,
+  type ArtifactRecord,
+  type TaskRecord,
+} from '../../store/records.js';
 import type { FollowUp, LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
@@ -18,7 +25,10 @@ export class AgentService {
   private readonly seen = new Map<number, number>();
   constructor(
     private readonly deps: ServerDeps,
-    private readonly hooks: { taskEnded?: (task: TaskRecord, buildState: string) => unknown; stagesRecorded?: (buildId: number) => Promise<Set<string>> } = {},
+    private readonly hooks: {
+      taskEnded?: (task: TaskRecord, buildState: string) => unknown;
+      stagesRecorded?: (buildId: number) => Promise<Set<string>>;
+    } = {},
   ) {}
 
   private async touch(agentId: number): Promise<void> {
@@ -28,19 +38,27 @@ export class AgentService {
     await this.deps.store.touchAgent(agentId, now);
   }
 
-  async register(caller: Caller, a: { name: string; role: AgentRole; arches: string[]; capabilities: Record<string, unknown> }): Promise<AgentRecord> {
+  async register(
+    caller: Caller,
+    a: { name: string; role: AgentRole; arches: string[]; capabilities: Record<string, unknown> },
+  ): Promise<AgentRecord> {
     return this.deps.store.registerAgent({ ...a, tokenId: caller.tokenId }, this.deps.clock.now());
   }
 
   async agentFor(caller: Caller, agentId: number): Promise<AgentRecord> {
     const agent = await this.deps.store.getAgent(agentId);
     if (!agent) throw new LenixError('AGENT_NOT_FOUND', `agent ${agentId} is not registered`);
-    if (agent.tokenId !== caller.tokenId) throw new LenixError('FORBIDDEN', `agent ${agentId} belongs to another token`);
+    if (agent.tokenId !== caller.tokenId)
+      throw new LenixError('FORBIDDEN', `agent ${agentId} belongs to another token`);
     return agent;
   }
 
   /** Lease with long-poll: wait up to `waitMs` for work, waking when tasks are queued. */
-  async lease(agent: AgentRecord, waitMs: number, signal: AbortSignal): Promise<{ grant: LeaseGrant; payload: TaskPayload } | null> {
+  async lease(
+    agent: AgentRecord,
+    waitMs: number,
+    signal: AbortSignal,
+  ): Promise<{ grant: LeaseGrant; payload: TaskPayload } | null> {
     const deadline = this.deps.clock.now() + Math.min(waitMs, this.deps.config.longPollMaxMs);
     await this.touch(agent.id);
     // Expired leases are requeued by the server's reaper (every second), which also wakes waiters here.
@@ -66,8 +84,15 @@ export class AgentService {
     const build = await this.deps.store.getBuild(task.buildId);
     if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} vanished`);
     // Only binary, sign and test tasks need the build's artifacts; SRPM leases (the bulk) skip the query.
-    const artifacts = task.kind === 'srpm' || task.kind === 'repomd' ? [] : await this.deps.store.listArtifacts(build.id);
-    const ref = (a: ArtifactRecord): PackageRef => ({ sha256: a.sha256, name: a.name, url: `/api/v1/artifacts/${a.sha256}`, kind: isSourceKind(a.kind) ? 'srpm' : 'rpm', arch: a.arch ?? 'noarch' });
+    const artifacts =
+      task.kind === 'srpm' || task.kind === 'repomd' ? [] : await this.deps.store.listArtifacts(build.id);
+    const ref = (a: ArtifactRecord): PackageRef => ({
+      sha256: a.sha256,
+      name: a.name,
+      url: `/api/v1/artifacts/${a.sha256}`,
+      kind: isSourceKind(a.kind) ? 'srpm' : 'rpm',
+      arch: a.arch ?? 'noarch',
+    });
     switch (task.kind) {
       case 'srpm':
       case 'binary': {
@@ -94,12 +119,28 @@ export class AgentService {
         await this.requireStatements(build.id, ['source', 'build']);
         const fpr = await this.deps.releases.getSetting('signing_key');
         if (!fpr) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');
-        return { kind: 'sign', taskId: task.id, buildId: build.id, keyFingerprint: fpr, packages: artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm').map(ref) };
+        return {
+          kind: 'sign',
+          taskId: task.id,
+          buildId: build.id,
+          keyFingerprint: fpr,
+          packages: artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm').map(ref),
+        };
       }
       case 'repomd': {
-        const subject = task.subject as { releaseId: number; keyFingerprint: string; files: { path: string; sha256: string; contentBase64: string }[] } | null;
+        const subject = task.subject as {
+          releaseId: number;
+          keyFingerprint: string;
+          files: { path: string; sha256: string; contentBase64: string }[];
+        } | null;
         if (!subject) throw new LenixError('INTERNAL', `repomd task ${task.id} has no subject`);
-        return { kind: 'repomd', taskId: task.id, releaseId: subject.releaseId, keyFingerprint: subject.keyFingerprint, files: subject.files };
+        return {
+          kind: 'repomd',
+          taskId: task.id,
+          releaseId: subject.releaseId,
+          keyFingerprint: subject.keyFingerprint,
+          files: subject.files,
+        };
       }
       case 'test': {
         await this.requireStatements(build.id, ['source', 'build', 'sign']);
@@ -112,7 +153,15 @@ export class AgentService {
           const arch = repo.arches.find((a) => build.arches.includes(a)) ?? repo.arches[0];
           target = {
             name: repo.name,
-            packages: snap.packages.filter((p) => p.arch === arch).map((p) => ({ sha256: p.sha256, name: p.name, url: `/api/v1/artifacts/${p.sha256}`, kind: 'rpm' as const, arch: p.arch })),
+            packages: snap.packages
+              .filter((p) => p.arch === arch)
+              .map((p) => ({
+                sha256: p.sha256,
+                name: p.name,
+                url: `/api/v1/artifacts/${p.sha256}`,
+                kind: 'rpm' as const,
+                arch: p.arch,
+              })),
             keyUrls: repo.keys.filter((k) => k.retiredAt === null).map((k) => `/keys/${k.fingerprint}.asc`),
           };
         }
@@ -142,19 +191,35 @@ export class AgentService {
       if (missing.length === 0) return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new LenixError('STATEMENT_MISSING', `build ${buildId} has no ${missing.join(', ')} statement in the ledger yet`);
+    throw new LenixError(
+      'STATEMENT_MISSING',
+      `build ${buildId} has no ${missing.join(', ')} statement in the ledger yet`,
+    );
   }
 
   async heartbeat(caller: Caller, leaseId: number, fencingToken: number) {
-    const r = await this.deps.store.heartbeat(leaseId, fencingToken, caller.tokenId, this.deps.config.leaseMs, this.deps.clock.now());
+    const r = await this.deps.store.heartbeat(
+      leaseId,
+      fencingToken,
+      caller.tokenId,
+      this.deps.config.leaseMs,
+      this.deps.clock.now(),
+    );
     await this.touch(r.agentId);
     return { expiresAt: r.expiresAt, cancelled: r.cancelled };
   }
 
-  async appendLog(caller: Caller, leaseId: number, fencingToken: number, offset: number, data: Uint8Array): Promise<number> {
+  async appendLog(
+    caller: Caller,
+    leaseId: number,
+    fencingToken: number,
+    offset: number,
+    data: Uint8Array,
+  ): Promise<number> {
     const { task } = await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, this.deps.clock.now());
     // Agents cut a flooding build's log themselves; this bounds what a misbehaving agent can make us store.
-    if (offset + data.length > this.deps.config.maxLogBytes) throw new LenixError('LOG_TOO_LARGE', `a task's log is limited to ${this.deps.config.maxLogBytes} bytes`);
+    if (offset + data.length > this.deps.config.maxLogBytes)
+      throw new LenixError('LOG_TOO_LARGE', `a task's log is limited to ${this.deps.config.maxLogBytes} bytes`);
     const size = await this.deps.store.appendLog(task.id, offset, data);
     this.deps.notifier.emit(`log:${task.id}`);
     return size;
@@ -176,9 +241,15 @@ export class AgentService {
     if ((pkg && !name.endsWith('.rpm')) || (pkg && isSourceKind(q.kind) !== name.endsWith('.src.rpm'))) {
       throw new LenixError('BAD_REQUEST', `artifact kind ${q.kind} does not fit the name ${name}`);
     }
-    const { lease, task } = await this.deps.store.checkLease(leaseId, q.fencingToken, caller.tokenId, this.deps.clock.now());
+    const { lease, task } = await this.deps.store.checkLease(
+      leaseId,
+      q.fencingToken,
+      caller.tokenId,
+      this.deps.clock.now(),
+    );
     const signed = q.kind === 'signed-rpm' || q.kind === 'signed-srpm';
-    if (signed !== (task.kind === 'sign')) throw new LenixError('BAD_REQUEST', `a ${task.kind} task cannot upload ${q.kind} artifacts`);
+    if (signed !== (task.kind === 'sign'))
+      throw new LenixError('BAD_REQUEST', `a ${task.kind} task cannot upload ${q.kind} artifacts`);
     const { sha256, size } = await this.deps.blobs.put(body, { expected, maxBytes: this.deps.config.maxUploadBytes });
     let nevra: string | null = null;
     let arch: string | null = null;
@@ -187,7 +258,8 @@ export class AgentService {
     if (pkg) {
       const file = this.deps.blobs.pathOf(sha256);
       const info = packageInfo(await readRpmFileHeader(file));
-      if (info.isSource !== isSourceKind(q.kind)) throw new LenixError('BAD_REQUEST', `${name} is ${info.isSource ? 'a source' : 'a binary'} package`);
+      if (info.isSource !== isSourceKind(q.kind))
+        throw new LenixError('BAD_REQUEST', `${name} is ${info.isSource ? 'a source' : 'a binary'} package`);
       arch = info.arch;
       const epoch = info.epoch ? `${info.epoch}:` : '';
       nevra = `${info.name}-${epoch}${info.version}-${info.release}.${info.arch}`;
@@ -199,35 +271,70 @@ export class AgentService {
         // this task's arch, under their NEVRA names (an agent's word about what it built is not enough).
         const build = await this.deps.store.getBuild(task.buildId);
         if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} does not exist`);
-        const why = refuseUpload({ fileName: name, ...info }, task, { packageName: build.packageName, packageEvr: build.packageEvr, declaredPackages: build.declaredPackages, srpmName: srpm?.name ?? null });
+        const why = refuseUpload({ fileName: name, ...info }, task, {
+          packageName: build.packageName,
+          packageEvr: build.packageEvr,
+          declaredPackages: build.declaredPackages,
+          srpmName: srpm?.name ?? null,
+        });
         if (why !== null) throw new LenixError('PACKAGE_MISMATCH', why);
       }
       if (signed) {
         // A signed package must be the signed form of one of this build's packages, and verify against the
         // key the server knows (header v4 and header+payload v3 signatures), before it is recorded.
         const parent = built.find((a) => a.sha256 === q.parent && (a.kind === 'rpm' || a.kind === 'srpm'));
-        if (!parent) throw new LenixError('BAD_REQUEST', 'parent must be the sha256 of an unsigned package of this build');
-        if (parent.nevra !== nevra || parent.name !== name) throw new LenixError('PACKAGE_MISMATCH', `signed package is ${name} (${nevra}), its parent ${parent.name} (${parent.nevra})`);
+        if (!parent)
+          throw new LenixError('BAD_REQUEST', 'parent must be the sha256 of an unsigned package of this build');
+        if (parent.nevra !== nevra || parent.name !== name)
+          throw new LenixError(
+            'PACKAGE_MISMATCH',
+            `signed package is ${name} (${nevra}), its parent ${parent.name} (${parent.nevra})`,
+          );
         const fpr = await this.deps.releases.getSetting('signing_key');
         const key = fpr ? await this.deps.releases.getKey(fpr) : null;
         if (!key) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');
         const check = (await rpmCheckSignatures(key.publicKey, [file])).get(file) ?? '';
-        if (!bothSignaturesOk(check)) throw new LenixError('SIGNATURE_INVALID', `${name} does not carry valid v4 and v3 signatures by ${fpr}`);
+        if (!bothSignaturesOk(check))
+          throw new LenixError('SIGNATURE_INVALID', `${name} does not carry valid v4 and v3 signatures by ${fpr}`);
         parentId = parent.id;
         signedBy = key.fingerprint;
       }
     }
     return this.deps.store.addArtifact(
-      { buildId: task.buildId, taskId: task.id, leaseId: lease.id, sha256, size, name, kind: q.kind, arch, nevra, parentId, signedBy },
+      {
+        buildId: task.buildId,
+        taskId: task.id,
+        leaseId: lease.id,
+        sha256,
+        size,
+        name,
+        kind: q.kind,
+        arch,
+        nevra,
+        parentId,
+        signedBy,
+      },
       q.fencingToken,
       this.deps.clock.now(),
     );
   }
 
-  async complete(caller: Caller, leaseId: number, fencingToken: number, outcome: Outcome, result: Record<string, unknown> | null) {
+  async complete(
+    caller: Caller,
+    leaseId: number,
+    fencingToken: number,
+    outcome: Outcome,
+    result: Record<string, unknown> | null,
+  ) {
     const now = this.deps.clock.now();
     // Only a success needs the task first (to plan its follow-up); store.complete re-checks the lease in its transaction.
-    const followUp = outcome.kind === 'success' ? await this.followUp((await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, now)).task, leaseId) : ({ kind: 'none' } as const);
+    const followUp =
+      outcome.kind === 'success'
+        ? await this.followUp(
+            (await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, now)).task,
+            leaseId,
+          )
+        : ({ kind: 'none' } as const);
     const r = await this.deps.store.complete(leaseId, fencingToken, caller.tokenId, outcome, result, followUp, now);
     // A stage is complete once its statement is in the ledger: the hook records it before the next stage's
     // agents are woken and before we answer.
@@ -235,7 +342,10 @@ export class AgentService {
     if (r.queuedNew > 0 || r.task.state === 'queued') this.deps.notifier.emit('queue');
     this.deps.notifier.emit(`task:${r.task.id}`);
     this.deps.notifier.emit(`log:${r.task.id}`);
-    this.deps.log.info({ component: 'scheduler', task: r.task.id, build: r.task.buildId, state: r.task.state, buildState: r.buildState }, 'task completed');
+    this.deps.log.info(
+      { component: 'scheduler', task: r.task.id, build: r.task.buildId, state: r.task.state, buildState: r.buildState },
+      'task completed',
+    );
     return r;
   }
 
@@ -243,13 +353,23 @@ export class AgentService {
   private async followUp(task: TaskRecord, leaseId: number): Promise<FollowUp> {
     const uploaded = await this.deps.store.getArtifactsByLease(leaseId);
     if (task.kind === 'sign') {
-      const unsigned = (await this.deps.store.listArtifacts(task.buildId)).filter((a) => a.kind === 'srpm' || a.kind === 'rpm');
+      const unsigned = (await this.deps.store.listArtifacts(task.buildId)).filter(
+        (a) => a.kind === 'srpm' || a.kind === 'rpm',
+      );
       const missing = unsigned.filter((u) => !uploaded.some((s) => s.parentId === u.id));
-      return missing.length === 0 ? { kind: 'none' } : { kind: 'fail-build', code: 'UNSIGNED_PACKAGES', reason: `not signed: ${missing.map((m) => m.name).join(', ')}` };
+      return missing.length === 0
+        ? { kind: 'none' }
+        : {
+            kind: 'fail-build',
+            code: 'UNSIGNED_PACKAGES',
+            reason: `not signed: ${missing.map((m) => m.name).join(', ')}`,
+          };
     }
     if (task.kind === 'repomd' || task.kind === 'test') return { kind: 'none' };
     if (task.kind === 'binary') {
-      return uploaded.some((a) => a.kind === 'rpm') ? { kind: 'none' } : { kind: 'fail-build', code: 'NO_PACKAGES', reason: 'the binary task uploaded no RPM' };
+      return uploaded.some((a) => a.kind === 'rpm')
+        ? { kind: 'none' }
+        : { kind: 'fail-build', code: 'NO_PACKAGES', reason: 'the binary task uploaded no RPM' };
     }
     const srpm = uploaded.find((a) => a.kind === 'srpm');
     if (!srpm) return { kind: 'fail-build', code: 'SRPM_MISSING', reason: 'the SRPM task uploaded no source package' };

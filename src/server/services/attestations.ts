@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { parseSha256 } from '../../core/ids.js';
 import { MANIFEST_THRESHOLD, buildManifest, type Manifest } from '../../attest/manifest.js';
-import { buildStatement, releaseStatement, signStatement, sourceStatement, testStatement } from '../../attest/statements.js';
+import {
+  buildStatement,
+  releaseStatement,
+  signStatement,
+  sourceStatement,
+  testStatement,
+} from '../../attest/statements.js';
 import type { BuildRecord, ReleaseRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
 import type { ServerDeps, StatementSink } from '../context.js';
 import { publicSourceUrl } from '../../core/source-url.js';
@@ -30,7 +36,10 @@ export class Attestations {
     let repaired = 0;
     let seen = 0;
     for (let before: number | undefined; seen < recent; ) {
-      const builds = await this.deps.store.listBuilds({ limit: Math.min(500, recent - seen), ...(before !== undefined ? { beforeId: before } : {}) });
+      const builds = await this.deps.store.listBuilds({
+        limit: Math.min(500, recent - seen),
+        ...(before !== undefined ? { beforeId: before } : {}),
+      });
       if (builds.length === 0) return repaired;
       seen += builds.length;
       before = builds[builds.length - 1]!.id;
@@ -42,7 +51,10 @@ export class Attestations {
             if (have.has(stage)) return;
             await f();
             repaired++;
-            this.deps.log.warn({ component: 'ledger', build: build.id, stage }, 'recorded a statement missing after a crash');
+            this.deps.log.warn(
+              { component: 'ledger', build: build.id, stage },
+              'recorded a statement missing after a crash',
+            );
           };
           await missing('source', async () => {
             const s = await spec(build);
@@ -50,13 +62,19 @@ export class Attestations {
           });
           const tasks = await this.deps.store.listTasks(build.id);
           const binaries = tasks.filter((t) => t.kind === 'binary');
-          if (binaries.length > 0 && binaries.every((t) => t.state === 'succeeded')) await missing('build', () => this.taskEnded(binaries[binaries.length - 1]!, 'succeeded'));
+          if (binaries.length > 0 && binaries.every((t) => t.state === 'succeeded'))
+            await missing('build', () => this.taskEnded(binaries[binaries.length - 1]!, 'succeeded'));
           const sign = tasks.filter((t) => t.kind === 'sign' && t.state === 'succeeded').pop();
           if (sign) await missing('sign', () => this.taskEnded(sign, build.state));
-          const test = tasks.filter((t) => t.kind === 'test' && (t.state === 'succeeded' || t.state === 'failed')).pop();
+          const test = tasks
+            .filter((t) => t.kind === 'test' && (t.state === 'succeeded' || t.state === 'failed'))
+            .pop();
           if (test) await missing('test', () => this.taskEnded(test, build.state));
         } catch (err) {
-          this.deps.log.error({ component: 'ledger', build: build.id, err: (err as Error).message }, 'could not record a missing statement');
+          this.deps.log.error(
+            { component: 'ledger', build: build.id, err: (err as Error).message },
+            'could not record a missing statement',
+          );
         }
       }
     }
@@ -66,7 +84,15 @@ export class Attestations {
   async source(build: BuildRecord, url: string, specText: string): Promise<void> {
     await this.sink.record(
       'source',
-      sourceStatement({ repository: url, ref: build.ref, commit: build.commit.sha, tree: build.commit.tree, specPath: build.specPath, specSha256: sha256(specText), buildId: build.id }),
+      sourceStatement({
+        repository: url,
+        ref: build.ref,
+        commit: build.commit.sha,
+        tree: build.commit.tree,
+        specPath: build.specPath,
+        specSha256: sha256(specText),
+        buildId: build.id,
+      }),
       [`build:${build.id}`, `commit:${build.commit.sha}`],
     );
   }
@@ -75,7 +101,9 @@ export class Attestations {
   async taskEnded(task: TaskRecord, buildState: string): Promise<void> {
     // Most completions start no statement (SRPM tasks, failures, requeues): return before reading anything.
     const relevant =
-      (task.kind === 'binary' && buildState === 'succeeded') || (task.kind === 'sign' && task.state === 'succeeded') || (task.kind === 'test' && (task.state === 'succeeded' || task.state === 'failed'));
+      (task.kind === 'binary' && buildState === 'succeeded') ||
+      (task.kind === 'sign' && task.state === 'succeeded') ||
+      (task.kind === 'test' && (task.state === 'succeeded' || task.state === 'failed'));
     if (!relevant) return;
     const build = await this.deps.store.getBuild(task.buildId);
     if (!build) return;
@@ -86,7 +114,8 @@ export class Attestations {
       const pipeline = tasks.filter((t) => t.kind === 'srpm' || t.kind === 'binary');
       const agents = await this.deps.store.listAgents();
       const logs = [];
-      for (const t of pipeline) logs.push({ name: `task-${t.id}.log`, sha256: sha256(await this.deps.store.readLog(t.id, 0)) });
+      for (const t of pipeline)
+        logs.push({ name: `task-${t.id}.log`, sha256: sha256(await this.deps.store.readLog(t.id, 0)) });
       const built = artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm');
       await this.sink.record(
         'build',
@@ -96,7 +125,9 @@ export class Attestations {
           ref: build.ref,
           commit: build.commit.sha,
           arches: build.arches,
-          builders: [...new Set(pipeline.map((t) => agents.find((a) => a.id === t.agentId)?.name ?? `agent-${t.agentId}`))],
+          builders: [
+            ...new Set(pipeline.map((t) => agents.find((a) => a.id === t.agentId)?.name ?? `agent-${t.agentId}`)),
+          ],
           startedOn: build.startedAt === null ? null : new Date(build.startedAt).toISOString(),
           finishedOn: build.finishedAt === null ? null : new Date(build.finishedAt).toISOString(),
           artifacts: built.map((a) => ({ name: a.name, sha256: a.sha256 })),
@@ -108,7 +139,11 @@ export class Attestations {
     }
     if (task.kind === 'sign' && task.state === 'succeeded') {
       const signed = artifacts.filter((a) => a.taskId === task.id && a.signedBy);
-      const pairs = signed.map((s) => ({ name: s.name, signed: s.sha256, unsigned: artifacts.find((a) => a.id === s.parentId)?.sha256 ?? '' }));
+      const pairs = signed.map((s) => ({
+        name: s.name,
+        signed: s.sha256,
+        unsigned: artifacts.find((a) => a.id === s.parentId)?.sha256 ?? '',
+      }));
       await this.sink.record('sign', signStatement({ buildId: build.id, key: signed[0]?.signedBy ?? '', pairs }), [
         `build:${build.id}`,
         ...pairs.flatMap((p) => [`sha256:${p.signed}`, `sha256:${p.unsigned}`]),
@@ -116,11 +151,20 @@ export class Attestations {
     }
     if (task.kind === 'test' && (task.state === 'succeeded' || task.state === 'failed')) {
       const signed = artifacts.filter((a) => a.kind === 'signed-rpm');
-      const stages = ((task.result?.['stages'] ?? []) as { name: string; outcome: string; detail: string }[]).map((s) => ({ name: s.name, outcome: s.outcome, detail: s.detail }));
+      const stages = ((task.result?.['stages'] ?? []) as { name: string; outcome: string; detail: string }[]).map(
+        (s) => ({ name: s.name, outcome: s.outcome, detail: s.detail }),
+      );
       const agent = task.agentId === null ? null : await this.deps.store.getAgent(task.agentId);
       await this.sink.record(
         'test',
-        testStatement({ buildId: build.id, passed: task.state === 'succeeded', packages: signed.map((a) => ({ name: a.name, sha256: a.sha256 })), stages, logSha256: sha256(await this.deps.store.readLog(task.id, 0)), tester: agent?.name ?? 'unknown' }),
+        testStatement({
+          buildId: build.id,
+          passed: task.state === 'succeeded',
+          packages: signed.map((a) => ({ name: a.name, sha256: a.sha256 })),
+          stages,
+          logSha256: sha256(await this.deps.store.readLog(task.id, 0)),
+          tester: agent?.name ?? 'unknown',
+        }),
         [`build:${build.id}`, ...signed.map((a) => `sha256:${a.sha256}`)],
       );
     }
@@ -138,8 +182,23 @@ export class Attestations {
     }
     await this.sink.record(
       'release',
-      releaseStatement({ repository: repoName, releaseId: release.id, snapshotId: snap.id, repomd: snap.repomd ?? {}, packages, overrideReason: release.overrideReason }, manifest),
-      [`release:${release.id}`, ...release.builds.map((b) => `build:${b}`), ...snap.packages.map((p) => `sha256:${p.sha256}`), ...Object.values(snap.repomd ?? {}).map((s) => `sha256:${s}`)],
+      releaseStatement(
+        {
+          repository: repoName,
+          releaseId: release.id,
+          snapshotId: snap.id,
+          repomd: snap.repomd ?? {},
+          packages,
+          overrideReason: release.overrideReason,
+        },
+        manifest,
+      ),
+      [
+        `release:${release.id}`,
+        ...release.builds.map((b) => `build:${b}`),
+        ...snap.packages.map((p) => `sha256:${p.sha256}`),
+        ...Object.values(snap.repomd ?? {}).map((s) => `sha256:${s}`),
+      ],
     );
   }
 }

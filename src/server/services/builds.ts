@@ -34,32 +34,51 @@ export class BuildService {
     return this.createFor(source, input);
   }
 
-  async createFor(source: SourceRecord, input: Omit<CreateBuild, 'source'>): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
+  async createFor(
+    source: SourceRecord,
+    input: Omit<CreateBuild, 'source'>,
+  ): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
     if (input.repo !== undefined && !(await this.deps.releases.getRepoByName(input.repo))) {
       throw new LenixError('REPO_NOT_FOUND', `no repository ${input.repo.slice(0, 64)}`);
     }
     const mirror = this.sources.mirrorOf(source);
     await mirror.fetch();
     const ref = input.ref ?? source.branch;
-    const commit = await mirror.resolve(/^[0-9a-f]{40}$/.test(ref) ? ref : (await isBranch(mirror, ref)) ? `refs/heads/${ref}` : ref);
+    const commit = await mirror.resolve(
+      /^[0-9a-f]{40}$/.test(ref) ? ref : (await isBranch(mirror, ref)) ? `refs/heads/${ref}` : ref,
+    );
     const files = await mirror.listFiles(commit.sha);
     const specPath = findSpec(files, source.name);
-    if (!specPath) throw new LenixError('SPEC_NOT_FOUND', `no single spec file at the root or in SPECS/ of ${source.name} at ${commit.sha.slice(0, 12)}`);
+    if (!specPath)
+      throw new LenixError(
+        'SPEC_NOT_FOUND',
+        `no single spec file at the root or in SPECS/ of ${source.name} at ${commit.sha.slice(0, 12)}`,
+      );
 
     const symlinks = new Set(await mirror.listSymlinks(commit.sha));
     for (const meta of lookasideFiles(files)) {
       const entries = parseLookasideMetadata(await mirror.readFile(commit.sha, meta));
       for (const e of entries) {
         const link = linkOnLookasidePath(e.path, symlinks);
-        if (link !== null) throw new LenixError('LOOKASIDE_PATH_UNSAFE', `${meta} puts ${e.path} behind the symbolic link ${link} of the source tree`);
+        if (link !== null)
+          throw new LenixError(
+            'LOOKASIDE_PATH_UNSAFE',
+            `${meta} puts ${e.path} behind the symbolic link ${link} of the source tree`,
+          );
         if (!(await this.deps.store.hasLookaside(e.sha256))) {
-          throw new LenixError('LOOKASIDE_INVALID', `${meta} names ${e.path} (${e.sha256.slice(0, 12)}…), which is not in the lookaside area; upload it with lenix lookaside upload`);
+          throw new LenixError(
+            'LOOKASIDE_INVALID',
+            `${meta} names ${e.path} (${e.sha256.slice(0, 12)}…), which is not in the lookaside area; upload it with lenix lookaside upload`,
+          );
         }
       }
     }
 
     this.identity ??= resolveSandboxIdentity();
-    const spec = await checkSpec(mirror, commit.sha, specPath, { identity: await this.identity, limits: this.deps.config.specCheckLimits });
+    const spec = await checkSpec(mirror, commit.sha, specPath, {
+      identity: await this.identity,
+      limits: this.deps.config.specCheckLimits,
+    });
     const arches = input.arches && input.arches.length > 0 ? [...new Set(input.arches)] : [...this.deps.config.arches];
     const now = this.deps.clock.now();
     const recorded = await this.deps.store.recordCommit(source.id, commit, now);
@@ -82,9 +101,16 @@ export class BuildService {
     );
     // The source statement goes into the ledger before any agent can lease the build's first task.
     // The source statement is public: it names a local source by its Lenix name, not its path on this server.
-    await this.hooks.created?.(created.build, publicSourceUrl(source.name, source.url), await mirror.readFile(commit.sha, specPath));
+    await this.hooks.created?.(
+      created.build,
+      publicSourceUrl(source.name, source.url),
+      await mirror.readFile(commit.sha, specPath),
+    );
     this.deps.notifier.emit('queue');
-    this.deps.log.info({ component: 'builds', build: created.build.id, source: source.name, commit: commit.sha }, 'build created');
+    this.deps.log.info(
+      { component: 'builds', build: created.build.id, source: source.name, commit: commit.sha },
+      'build created',
+    );
     return created;
   }
 }

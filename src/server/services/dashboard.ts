@@ -26,12 +26,19 @@ export async function dashboard(deps: ServerDeps, errata: ErrataService): Promis
   ]);
   const names = new Map(agents.map((a) => [a.id, a.name]));
   const buildsById = new Map<number, BuildRecord | null>();
-  for (const t of running) if (!buildsById.has(t.buildId)) buildsById.set(t.buildId, await deps.store.getBuild(t.buildId));
+  for (const t of running)
+    if (!buildsById.has(t.buildId)) buildsById.set(t.buildId, await deps.store.getBuild(t.buildId));
   return {
     now,
     queue,
-    running: running.map((task) => ({ task, build: buildsById.get(task.buildId) ?? null, agent: task.agentId === null ? null : (names.get(task.agentId) ?? null) })),
-    agentsOnline: agents.filter((a) => now - a.lastSeenAt < deps.config.leaseMs * 2).map((agent) => ({ agent, task: running.find((t) => t.agentId === agent.id) ?? null })),
+    running: running.map((task) => ({
+      task,
+      build: buildsById.get(task.buildId) ?? null,
+      agent: task.agentId === null ? null : (names.get(task.agentId) ?? null),
+    })),
+    agentsOnline: agents
+      .filter((a) => now - a.lastSeenAt < deps.config.leaseMs * 2)
+      .map((agent) => ({ agent, task: running.find((t) => t.agentId === agent.id) ?? null })),
     builds,
     releases,
     advisories,

@@ -82,28 +82,45 @@ export class ErrataService {
     const canonical = nevraOf({ ...n, epoch: n.epoch ?? 0, src: '', filename: '', sha256: null });
     const built = (await this.deps.store.findArtifactsByNevra(canonical, 'signed-rpm')).pop();
     if (built) return this.fromArtifact(built);
-    const current = repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
+    const current =
+      repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
     const inRepo = current?.packages.find((p) => p.nevra === canonical);
     if (inRepo) {
       const a = await this.deps.store.findArtifact(inRepo.sha256);
       if (a) return this.fromArtifact(a);
     }
-    throw new LenixError('ERRATA_PACKAGE_UNKNOWN', `${canonical} is neither in ${repo.name} nor a package Lenix built and signed`);
+    throw new LenixError(
+      'ERRATA_PACKAGE_UNKNOWN',
+      `${canonical} is neither in ${repo.name} nor a package Lenix built and signed`,
+    );
   }
 
   private async fromArtifact(a: ArtifactRecord): Promise<AdvisoryPackage> {
     const n = parseNevra(a.nevra ?? a.name.replace(/\.rpm$/, ''));
     const srpm = (await this.deps.store.listArtifacts(a.buildId)).find((x) => x.kind === 'srpm');
-    return { name: n.name, epoch: n.epoch ?? 0, version: n.version, release: n.release, arch: n.arch, src: srpm?.name ?? '', filename: a.name, sha256: a.sha256 };
+    return {
+      name: n.name,
+      epoch: n.epoch ?? 0,
+      version: n.version,
+      release: n.release,
+      arch: n.arch,
+      src: srpm?.name ?? '',
+      filename: a.name,
+      sha256: a.sha256,
+    };
   }
 
-  private async packagesOf(input: Pick<AdvisoryInput, 'packages' | 'fromBuild'>, repo: RepoRecord): Promise<AdvisoryPackage[]> {
+  private async packagesOf(
+    input: Pick<AdvisoryInput, 'packages' | 'fromBuild'>,
+    repo: RepoRecord,
+  ): Promise<AdvisoryPackage[]> {
     const out: AdvisoryPackage[] = [];
     if (input.fromBuild !== undefined) {
       const build = await this.deps.store.getBuild(input.fromBuild);
       if (!build) throw new LenixError('BUILD_NOT_FOUND', `no build ${input.fromBuild}`);
       const signed = (await this.deps.store.listArtifacts(build.id)).filter((a) => a.kind === 'signed-rpm');
-      if (signed.length === 0) throw new LenixError('ERRATA_PACKAGE_UNKNOWN', `build ${build.id} has no signed packages yet`);
+      if (signed.length === 0)
+        throw new LenixError('ERRATA_PACKAGE_UNKNOWN', `build ${build.id} has no signed packages yet`);
       for (const a of signed) out.push(await this.fromArtifact(a));
     }
     for (const n of input.packages ?? []) out.push(await this.packageOf(n, repo));
@@ -130,9 +147,25 @@ export class ErrataService {
     const year = new Date(this.deps.clock.now()).getUTCFullYear();
     if (input.id !== undefined) {
       const want = parseAdvisoryId(input.id);
-      if (want.prefix !== prefix || want.type !== input.type) throw new LenixError('ERRATA_INVALID', `${input.id} does not fit repository ${repo.name}: its ${input.type} advisories are ${prefix}${input.type[0]!.toUpperCase()}A-YYYY:NNNN`);
+      if (want.prefix !== prefix || want.type !== input.type)
+        throw new LenixError(
+          'ERRATA_INVALID',
+          `${input.id} does not fit repository ${repo.name}: its ${input.type} advisories are ${prefix}${input.type[0]!.toUpperCase()}A-YYYY:NNNN`,
+        );
     }
-    const created = await this.store.create({ ...draft, packages, prefix, ...(input.id !== undefined ? { id: input.id } : {}), year, repoId: repo.id, upstreamId: null, createdBy }, this.deps.clock.now());
+    const created = await this.store.create(
+      {
+        ...draft,
+        packages,
+        prefix,
+        ...(input.id !== undefined ? { id: input.id } : {}),
+        year,
+        repoId: repo.id,
+        upstreamId: null,
+        createdBy,
+      },
+      this.deps.clock.now(),
+    );
     this.deps.log.info({ component: 'errata', advisory: created.id, repo: repo.name }, 'advisory drafted');
     return (await this.store.get(created.id))!;
   }
@@ -141,10 +174,14 @@ export class ErrataService {
     const a = await this.require(id);
     const repo = await this.repo(a.repo);
     if (a.status === 'released' && (e.packages !== undefined || e.fromBuild !== undefined)) {
-      throw new LenixError('ERRATA_STATE', `${id} is released: its packages are what clients matched and cannot change; issue a new advisory`);
+      throw new LenixError(
+        'ERRATA_STATE',
+        `${id} is released: its packages are what clients matched and cannot change; issue a new advisory`,
+      );
     }
     const references = e.references === undefined ? a.references : e.references.map(parseReference);
-    const packages = e.packages === undefined && e.fromBuild === undefined ? a.packages : await this.packagesOf(e, repo);
+    const packages =
+      e.packages === undefined && e.fromBuild === undefined ? a.packages : await this.packagesOf(e, repo);
     const next = {
       type: a.type,
       severity: e.severity === undefined ? a.severity : e.severity,
@@ -169,7 +206,8 @@ export class ErrataService {
     const a = await this.require(id);
     checkTransition(a.status, 'approved');
     if (a.packages.length === 0) throw new LenixError('ERRATA_INVALID', `${id} lists no packages`);
-    if (!(await this.store.setStatus(id, 'draft', 'approved', { approvedBy: by }, this.deps.clock.now()))) throw new LenixError('ERRATA_STATE', `${id} is no longer a draft`);
+    if (!(await this.store.setStatus(id, 'draft', 'approved', { approvedBy: by }, this.deps.clock.now())))
+      throw new LenixError('ERRATA_STATE', `${id} is no longer a draft`);
     this.deps.log.info({ component: 'errata', advisory: id, by }, 'advisory approved');
     return (await this.store.get(id))!;
   }
@@ -178,26 +216,48 @@ export class ErrataService {
    * What a new snapshot's updateinfo carries: the repository's released advisories and every approved one
    * whose packages are all in the snapshot (exact NEVRA). Approved ones with missing packages wait.
    */
-  async forSnapshot(repo: RepoRecord, packages: readonly SnapshotPackage[]): Promise<{ advisories: StoredAdvisory[]; waiting: string[] }> {
+  async forSnapshot(
+    repo: RepoRecord,
+    packages: readonly SnapshotPackage[],
+  ): Promise<{ advisories: StoredAdvisory[]; waiting: string[] }> {
     const have = new Set(packages.map((p) => p.nevra));
     const released = await this.store.list({ repoId: repo.id, status: 'released', limit: 100_000 });
     const approved = await this.store.list({ repoId: repo.id, status: 'approved', limit: 100_000 });
     const ready = approved.filter((a) => a.packages.every((p) => have.has(nevraOf(p))));
-    return { advisories: [...released, ...ready], waiting: approved.filter((a) => !ready.includes(a)).map((a) => a.id) };
+    return {
+      advisories: [...released, ...ready],
+      waiting: approved.filter((a) => !ready.includes(a)).map((a) => a.id),
+    };
   }
 
   /** updateinfo.xml for one arch folder of a snapshot, or null when there is nothing to say. */
   updateinfo(repo: RepoRecord, arch: string, advisories: readonly Advisory[]): string | null {
     const mine = advisories.filter((a) => a.packages.some((p) => p.arch === arch || p.arch === 'noarch'));
     if (mine.length === 0) return null;
-    return renderUpdateinfo(mine, { from: this.deps.config.errataFrom, rights: this.deps.config.errataRights, collection: `${repo.name}-${arch}`, arches: [arch] });
+    return renderUpdateinfo(mine, {
+      from: this.deps.config.errataFrom,
+      rights: this.deps.config.errataRights,
+      collection: `${repo.name}-${arch}`,
+      arches: [arch],
+    });
   }
 
   /** A snapshot went live: its approved advisories are released with it, and the exports are rewritten. */
   async published(repo: RepoRecord, snap: SnapshotRecord): Promise<void> {
     for (const id of snap.advisories) {
-      if (await this.store.setStatus(id, 'approved', 'released', { releaseId: snap.releaseId ?? 0 }, this.deps.clock.now())) {
-        this.deps.log.info({ component: 'errata', advisory: id, repo: repo.name, snapshot: snap.id }, 'advisory released');
+      if (
+        await this.store.setStatus(
+          id,
+          'approved',
+          'released',
+          { releaseId: snap.releaseId ?? 0 },
+          this.deps.clock.now(),
+        )
+      ) {
+        this.deps.log.info(
+          { component: 'errata', advisory: id, repo: repo.name, snapshot: snap.id },
+          'advisory released',
+        );
       }
     }
     await this.writeExports();
@@ -224,11 +284,31 @@ export class ErrataService {
       const keys = repo.keys.filter((k) => k.retiredAt === null).map((k) => k.fingerprint);
       await writeFile(
         path.join(tmp, 'oval', `${repo.name}.xml`),
-        renderOval(mine, { repo: repo.name, namespace: `dev.lenix.${repo.name.toLowerCase().replace(/[^a-z0-9.-]/g, '-')}`, productVersion: LENIX_VERSION, timestamp: this.deps.clock.now(), keys, from: this.deps.config.errataFrom, rights: this.deps.config.errataRights, selfUrl: page }),
+        renderOval(mine, {
+          repo: repo.name,
+          namespace: `dev.lenix.${repo.name.toLowerCase().replace(/[^a-z0-9.-]/g, '-')}`,
+          productVersion: LENIX_VERSION,
+          timestamp: this.deps.clock.now(),
+          keys,
+          from: this.deps.config.errataFrom,
+          rights: this.deps.config.errataRights,
+          selfUrl: page,
+        }),
       );
-      if (repo.osvEcosystem) for (const a of mine) await writeFile(path.join(tmp, 'osv', `${osvId(a.id)}.json`), renderOsv(a, repo.osvEcosystem, page(a.id)));
+      if (repo.osvEcosystem)
+        for (const a of mine)
+          await writeFile(path.join(tmp, 'osv', `${osvId(a.id)}.json`), renderOsv(a, repo.osvEcosystem, page(a.id)));
     }
-    await writeFile(path.join(tmp, 'feed.atom'), renderAtom(released, { title: 'Lenix advisories', selfUrl: `${this.deps.config.publicUrl}/errata/feed.atom`, pageUrl: page, updated: 0, author: this.deps.config.errataFrom }));
+    await writeFile(
+      path.join(tmp, 'feed.atom'),
+      renderAtom(released, {
+        title: 'Lenix advisories',
+        selfUrl: `${this.deps.config.publicUrl}/errata/feed.atom`,
+        pageUrl: page,
+        updated: 0,
+        author: this.deps.config.errataFrom,
+      }),
+    );
     // Swap the folder: readers see the old exports or the new ones.
     const old = `${dir}.old-${randomUUID()}`;
     await rename(dir, old).catch(() => undefined);
@@ -245,9 +325,15 @@ export class ErrataService {
    * Import an upstream updateinfo.xml or OSV record: for each upstream advisory, propose (as drafts) an
    * advisory of ours for the packages Lenix built at the same or a later version, linking the upstream id.
    */
-  async import(repoName: string, content: string, createdBy: string): Promise<{ proposed: StoredAdvisory[]; skipped: { upstream: string; why: string }[] }> {
+  async import(
+    repoName: string,
+    content: string,
+    createdBy: string,
+  ): Promise<{ proposed: StoredAdvisory[]; skipped: { upstream: string; why: string }[] }> {
     const repo = await this.repo(repoName);
-    const upstream: UpstreamAdvisory[] = content.trimStart().startsWith('{') ? [parseOsv(content)] : parseUpdateinfo(content);
+    const upstream: UpstreamAdvisory[] = content.trimStart().startsWith('{')
+      ? [parseOsv(content)]
+      : parseUpdateinfo(content);
     const proposed: StoredAdvisory[] = [];
     const skipped: { upstream: string; why: string }[] = [];
     const existing = await this.store.list({ repoId: repo.id, limit: 100_000 });
@@ -281,14 +367,26 @@ export class ErrataService {
         packages,
       };
       validateDraft(draft);
-      const made = await this.store.create({ ...draft, prefix, year: new Date(this.deps.clock.now()).getUTCFullYear(), repoId: repo.id, upstreamId: u.id, createdBy }, this.deps.clock.now());
+      const made = await this.store.create(
+        {
+          ...draft,
+          prefix,
+          year: new Date(this.deps.clock.now()).getUTCFullYear(),
+          repoId: repo.id,
+          upstreamId: u.id,
+          createdBy,
+        },
+        this.deps.clock.now(),
+      );
       proposed.push((await this.store.get(made.id))!);
     }
     return { proposed, skipped };
   }
 
   /** The newest signed package Lenix built with this name (and arch, when given) at an EVR ≥ the upstream one. */
-  private async builtAtLeast(up: Pick<AdvisoryPackage, 'name' | 'epoch' | 'version' | 'release' | 'arch'>): Promise<AdvisoryPackage | null> {
+  private async builtAtLeast(
+    up: Pick<AdvisoryPackage, 'name' | 'epoch' | 'version' | 'release' | 'arch'>,
+  ): Promise<AdvisoryPackage | null> {
     const rows = await this.deps.store.findSignedByName(up.name);
     let best: { a: ArtifactRecord; n: ReturnType<typeof parseNevra> } | null = null;
     for (const a of rows) {
@@ -300,8 +398,18 @@ export class ErrataService {
     return best ? this.fromArtifact(best.a) : null;
   }
 
-  async list(f: { repo?: string; status?: AdvisoryStatus; type?: AdvisoryType; severity?: Severity }): Promise<StoredAdvisory[]> {
+  async list(f: {
+    repo?: string;
+    status?: AdvisoryStatus;
+    type?: AdvisoryType;
+    severity?: Severity;
+  }): Promise<StoredAdvisory[]> {
     const repoId = f.repo ? (await this.repo(f.repo)).id : undefined;
-    return this.store.list({ ...(repoId !== undefined ? { repoId } : {}), ...(f.status ? { status: f.status } : {}), ...(f.type ? { type: f.type } : {}), ...(f.severity ? { severity: f.severity } : {}) });
+    return this.store.list({
+      ...(repoId !== undefined ? { repoId } : {}),
+      ...(f.status ? { status: f.status } : {}),
+      ...(f.type ? { type: f.type } : {}),
+      ...(f.severity ? { severity: f.severity } : {}),
+    });
   }
 }

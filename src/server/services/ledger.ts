@@ -8,9 +8,26 @@ import { LenixError } from '../../core/errors.js';
 import { parseSha256 } from '../../core/ids.js';
 import { formatCheckpoint } from '../../ledger/checkpoint.js';
 import { MemoryHashes, consistencyProof, inclusionProof, leafHash, rootHash } from '../../ledger/merkle.js';
-import { ed25519Signer, mldsa44Cosigner, openNote, parseNote, parseVerifierKey, sigLine, signNote, type VerifierKey } from '../../ledger/note.js';
+import {
+  ed25519Signer,
+  mldsa44Cosigner,
+  openNote,
+  parseNote,
+  parseVerifierKey,
+  sigLine,
+  signNote,
+  type VerifierKey,
+} from '../../ledger/note.js';
 import { formatAddCheckpoint } from '../../ledger/witness.js';
-import { MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH, encodeEntryBundle, encodeHashTile, tileWidth, type TileRef } from '../../ledger/tiles.js';
+import {
+  MAX_ENTRY_SIZE,
+  TILE_HEIGHT,
+  TILE_WIDTH,
+  encodeEntryBundle,
+  encodeHashTile,
+  tileWidth,
+  type TileRef,
+} from '../../ledger/tiles.js';
 import { readOrCreateSeed } from '../../store/durable.js';
 import { LedgerStore } from '../../store/ledger-store.js';
 import { mldsaKeys, mldsaSign } from '../../crypto/mldsa.js';
@@ -53,7 +70,9 @@ export class LedgerService {
     // every checkpoint as a C2SP tlog-cosignature (type 0x06), as C2SP tlog-checkpoint recommends.
     const keys = mldsaKeys(65, await readOrCreateSeed(path.join(dir, 'mldsa65.seed')));
     this.pq = { keyid: mldsaKeyId(keys.publicKey), ...keys };
-    this.pqCheckpoint = mldsa44Cosigner(this.origin, await readOrCreateSeed(path.join(dir, 'mldsa44.seed')), () => this.deps.clock.now());
+    this.pqCheckpoint = mldsa44Cosigner(this.origin, await readOrCreateSeed(path.join(dir, 'mldsa44.seed')), () =>
+      this.deps.clock.now(),
+    );
     await this.sync();
   }
 
@@ -85,8 +104,15 @@ export class LedgerService {
       { keyid: this.pq.keyid, sign: (m) => mldsaSign(65, this.pq.secretKey, m) },
     ]);
     const data = new TextEncoder().encode(JSON.stringify(envelope));
-    if (data.length > MAX_ENTRY_SIZE) throw new LenixError('BAD_REQUEST', `a ${stage} statement of ${data.length} bytes exceeds the 64 KiB entry limit`);
-    const index = await this.store.append([{ data, leafHash: leafHash(data), kind: stage, subjectKeys: keys }], this.deps.clock.now());
+    if (data.length > MAX_ENTRY_SIZE)
+      throw new LenixError(
+        'BAD_REQUEST',
+        `a ${stage} statement of ${data.length} bytes exceeds the 64 KiB entry limit`,
+      );
+    const index = await this.store.append(
+      [{ data, leafHash: leafHash(data), kind: stage, subjectKeys: keys }],
+      this.deps.clock.now(),
+    );
     await this.sync();
     this.schedule();
     this.deps.log.info({ component: 'ledger', stage, index }, 'statement logged');
@@ -97,7 +123,9 @@ export class LedgerService {
     if (this.pending) return;
     this.pending = setTimeout(() => {
       this.pending = null;
-      void this.checkpoint().catch((err: unknown) => this.deps.log.error({ component: 'ledger', err }, 'checkpoint failed'));
+      void this.checkpoint().catch((err: unknown) =>
+        this.deps.log.error({ component: 'ledger', err }, 'checkpoint failed'),
+      );
     }, this.batchMs);
     this.pending.unref();
   }
@@ -132,14 +160,22 @@ export class LedgerService {
     try {
       let keys = this.witnessKeys.get(base);
       if (!keys) {
-        keys = (await (await fetch(`${base}/key`, { signal: AbortSignal.timeout(5000) })).text()).split('\n').filter(Boolean).map(parseVerifierKey);
+        keys = (await (await fetch(`${base}/key`, { signal: AbortSignal.timeout(5000) })).text())
+          .split('\n')
+          .filter(Boolean)
+          .map(parseVerifierKey);
         this.witnessKeys.set(base, keys);
       }
       let old = this.witnessSizes.get(base) ?? 0;
       for (let attempt = 0; attempt < 2; attempt++) {
         if (old > size) break;
         const proof = old === 0 ? [] : consistencyProof(this.tree, old, size);
-        const res = await fetch(`${base}/add-checkpoint`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: formatAddCheckpoint(old, proof, note), signal: AbortSignal.timeout(5000) });
+        const res = await fetch(`${base}/add-checkpoint`, {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain' },
+          body: formatAddCheckpoint(old, proof, note),
+          signal: AbortSignal.timeout(5000),
+        });
         const body = await res.text();
         if (res.status === 409 && (res.headers.get('content-type') ?? '').startsWith('text/x.tlog.size')) {
           old = Number(body.trim());
@@ -192,13 +228,17 @@ export class LedgerService {
   }
 
   /** Entries (with their statements) whose subjects match a key: sha256:<hex>, build:<id>, commit:<sha>. */
-  async find(key: string): Promise<{ index: number; stage: string; data: Uint8Array; predicate: Record<string, unknown> }[]> {
+  async find(
+    key: string,
+  ): Promise<{ index: number; stage: string; data: Uint8Array; predicate: Record<string, unknown> }[]> {
     const out = [];
     for (const idx of await this.store.lookup(key)) {
       const [e] = await this.store.entries(idx, 1);
       if (!e) continue;
       const env = JSON.parse(new TextDecoder().decode(e.data)) as Envelope;
-      const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicate: Record<string, unknown> };
+      const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as {
+        predicate: Record<string, unknown>;
+      };
       out.push({ index: e.index, stage: e.kind, data: e.data, predicate: st.predicate });
     }
     return out;
@@ -221,12 +261,19 @@ export class LedgerService {
       visited.add(key);
       for (const e of await this.find(key)) {
         if (e.index >= cp.size || seen.has(e.index)) continue;
-        seen.set(e.index, { index: e.index, entry: Buffer.from(e.data).toString('base64'), proof: this.inclusion(e.index, cp.size).map(hex) });
+        seen.set(e.index, {
+          index: e.index,
+          entry: Buffer.from(e.data).toString('base64'),
+          proof: this.inclusion(e.index, cp.size).map(hex),
+        });
         // Follow the chain: a statement names its build, and sign statements their unsigned packages.
         const p = e.predicate;
-        const buildId = (p['buildId'] ?? (p['buildDefinition'] as { internalParameters?: { buildId?: number } } | undefined)?.internalParameters?.buildId) as number | undefined;
+        const buildId = (p['buildId'] ??
+          (p['buildDefinition'] as { internalParameters?: { buildId?: number } } | undefined)?.internalParameters
+            ?.buildId) as number | undefined;
         if (buildId !== undefined) queue.push(`build:${buildId}`);
-        for (const pkg of (p['packages'] ?? []) as { unsigned?: { sha256: string } }[]) if (pkg.unsigned) queue.push(`sha256:${pkg.unsigned.sha256}`);
+        for (const pkg of (p['packages'] ?? []) as { unsigned?: { sha256: string } }[])
+          if (pkg.unsigned) queue.push(`sha256:${pkg.unsigned.sha256}`);
         const manifest = p['manifest'] as { sha256: string } | undefined;
         if (manifest) manifestRefs.add(manifest.sha256);
       }
@@ -235,9 +282,15 @@ export class LedgerService {
     const manifests: ManifestProof[] = [];
     for (const sha of manifestRefs) {
       const manifest = await this.manifest(sha);
-      for (const key of visited) if (key.startsWith('sha256:')) manifests.push(...manifestProofs(manifest, key.slice(7)));
+      for (const key of visited)
+        if (key.startsWith('sha256:')) manifests.push(...manifestProofs(manifest, key.slice(7)));
     }
-    return { checkpoint: cp.note, logKey: this.verifierKey, entries: [...seen.values()].sort((a, b) => a.index - b.index), ...(manifests.length > 0 ? { manifests } : {}) };
+    return {
+      checkpoint: cp.note,
+      logKey: this.verifierKey,
+      entries: [...seen.values()].sort((a, b) => a.index - b.index),
+      ...(manifests.length > 0 ? { manifests } : {}),
+    };
   }
 
   private manifestCache = new Map<string, Manifest>();

@@ -18,8 +18,12 @@ export class ReleaseService {
   /** A signer announces a public key; the server keeps only what gpg reads out of it. */
   async addKey(armored: string): Promise<KeyRecord> {
     const info = await inspectPublicKey(armored);
-    const key = await this.deps.releases.upsertKey({ fingerprint: info.fingerprint, name: info.name, algorithm: info.algorithm, publicKey: armored }, this.deps.clock.now());
-    if (!(await this.deps.releases.getSetting('signing_key'))) await this.deps.releases.setSetting('signing_key', key.fingerprint);
+    const key = await this.deps.releases.upsertKey(
+      { fingerprint: info.fingerprint, name: info.name, algorithm: info.algorithm, publicKey: armored },
+      this.deps.clock.now(),
+    );
+    if (!(await this.deps.releases.getSetting('signing_key')))
+      await this.deps.releases.setSetting('signing_key', key.fingerprint);
     return key;
   }
 
@@ -35,13 +39,38 @@ export class ReleaseService {
     return k;
   }
 
-  async createRepo(r: { name: string; arches: string[]; keys: string[]; keepDays: number; vendor?: string | undefined; distro?: string | undefined; errataPrefix?: string | undefined; osvEcosystem?: string | undefined }): Promise<RepoRecord> {
+  async createRepo(r: {
+    name: string;
+    arches: string[];
+    keys: string[];
+    keepDays: number;
+    vendor?: string | undefined;
+    distro?: string | undefined;
+    errataPrefix?: string | undefined;
+    osvEcosystem?: string | undefined;
+  }): Promise<RepoRecord> {
     if (r.osvEcosystem !== undefined) checkEcosystem(r.osvEcosystem);
-    if (!REPO_NAME.test(r.name)) throw new LenixError('INVALID_NAME', 'repository name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
-    const keys = r.keys.length > 0 ? r.keys : [(await this.deps.releases.getSetting('signing_key')) ?? ''].filter(Boolean);
-    if (keys.length === 0) throw new LenixError('NO_SIGNING_KEY', 'a repository needs a key: --key FINGERPRINT, or a signer that has registered one');
+    if (!REPO_NAME.test(r.name))
+      throw new LenixError('INVALID_NAME', 'repository name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
+    const keys =
+      r.keys.length > 0 ? r.keys : [(await this.deps.releases.getSetting('signing_key')) ?? ''].filter(Boolean);
+    if (keys.length === 0)
+      throw new LenixError(
+        'NO_SIGNING_KEY',
+        'a repository needs a key: --key FINGERPRINT, or a signer that has registered one',
+      );
     for (const k of keys) await this.requireKey(k);
-    return this.deps.releases.createRepo({ ...r, vendor: r.vendor ?? null, distro: r.distro ?? null, errataPrefix: r.errataPrefix ?? null, osvEcosystem: r.osvEcosystem ?? null, keys: keys.map((k) => k.toUpperCase()) }, this.deps.clock.now());
+    return this.deps.releases.createRepo(
+      {
+        ...r,
+        vendor: r.vendor ?? null,
+        distro: r.distro ?? null,
+        errataPrefix: r.errataPrefix ?? null,
+        osvEcosystem: r.osvEcosystem ?? null,
+        keys: keys.map((k) => k.toUpperCase()),
+      },
+      this.deps.clock.now(),
+    );
   }
 
   async requireRepo(name: string): Promise<RepoRecord> {
@@ -51,26 +80,35 @@ export class ReleaseService {
   }
 
   /** Key rotation: add a key (listed at once in the .repo file), retire one (dropped from it). */
-  async changeKeys(name: string, change: { add?: string | undefined; retire?: string | undefined }): Promise<RepoRecord> {
+  async changeKeys(
+    name: string,
+    change: { add?: string | undefined; retire?: string | undefined },
+  ): Promise<RepoRecord> {
     const repo = await this.requireRepo(name);
     const now = this.deps.clock.now();
     let keys = [...repo.keys];
     if (change.add) {
       const k = await this.requireKey(change.add);
-      if (!keys.some((x) => x.fingerprint === k.fingerprint && x.retiredAt === null)) keys.push({ fingerprint: k.fingerprint, addedAt: now, retiredAt: null });
+      if (!keys.some((x) => x.fingerprint === k.fingerprint && x.retiredAt === null))
+        keys.push({ fingerprint: k.fingerprint, addedAt: now, retiredAt: null });
     }
     if (change.retire) {
       const fpr = change.retire.toUpperCase();
       // Clients configured from the .repo file after this change will not have the retired key: refuse while
       // the current snapshot still serves packages signed with it.
-      const snap = repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
+      const snap =
+        repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
       for (const p of snap?.packages ?? []) {
         if ((await this.deps.store.findArtifact(p.sha256))?.signedBy === fpr) {
-          throw new LenixError('KEY_IN_USE', `${p.name} in the current snapshot is signed with ${fpr}; release packages signed with the new key first`);
+          throw new LenixError(
+            'KEY_IN_USE',
+            `${p.name} in the current snapshot is signed with ${fpr}; release packages signed with the new key first`,
+          );
         }
       }
       keys = keys.map((k) => (k.fingerprint === fpr && k.retiredAt === null ? { ...k, retiredAt: now } : k));
-      if (keys.every((k) => k.retiredAt !== null)) throw new LenixError('NO_SIGNING_KEY', 'a repository must keep at least one active key');
+      if (keys.every((k) => k.retiredAt !== null))
+        throw new LenixError('NO_SIGNING_KEY', 'a repository must keep at least one active key');
     }
     await this.deps.releases.setRepoKeys(repo.id, keys);
     return (await this.deps.releases.getRepo(repo.id))!;
@@ -85,30 +123,50 @@ export class ReleaseService {
     const last = (kind: string) => tasks.filter((t) => t.kind === kind).pop();
     const why: string[] = [];
     const sign = last('sign');
-    if (sign?.state !== 'succeeded') why.push(`build ${buildId} is not signed${sign ? ` (sign task ${sign.state}${sign.reason ? `: ${sign.reason}` : ''})` : ''}`);
+    if (sign?.state !== 'succeeded')
+      why.push(
+        `build ${buildId} is not signed${sign ? ` (sign task ${sign.state}${sign.reason ? `: ${sign.reason}` : ''})` : ''}`,
+      );
     // Only what the ledger holds counts: a stage without its statement is not complete.
     const logged = (await this.stagesRecorded?.(buildId)) ?? new Set(['source', 'build', 'sign', 'test']);
-    for (const stage of ['source', 'build', 'sign']) if (!logged.has(stage)) why.push(`build ${buildId} is not signed: its ${stage} statement is not in the ledger`);
+    for (const stage of ['source', 'build', 'sign'])
+      if (!logged.has(stage)) why.push(`build ${buildId} is not signed: its ${stage} statement is not in the ledger`);
     const test = last('test');
-    if (test?.state !== 'succeeded') why.push(`build ${buildId} has not passed its tests${test ? ` (test task ${test.state}${test.reason ? `: ${test.reason}` : ''})` : ''}`);
+    if (test?.state !== 'succeeded')
+      why.push(
+        `build ${buildId} has not passed its tests${test ? ` (test task ${test.state}${test.reason ? `: ${test.reason}` : ''})` : ''}`,
+      );
     return why;
   }
 
-  async createRelease(input: { repo: string; builds: number[]; approve: boolean; override?: string | undefined; by: string }): Promise<ReleaseRecord> {
+  async createRelease(input: {
+    repo: string;
+    builds: number[];
+    approve: boolean;
+    override?: string | undefined;
+    by: string;
+  }): Promise<ReleaseRecord> {
     const repo = await this.requireRepo(input.repo);
     if (input.builds.length === 0) {
       // A release with no builds republishes the current packages with fresh metadata (advisories approved since).
-      const current = repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
-      if (!current || current.packages.length === 0) throw new LenixError('RELEASE_BLOCKED', `${repo.name} has nothing published to republish; give the builds to release`);
+      const current =
+        repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
+      if (!current || current.packages.length === 0)
+        throw new LenixError(
+          'RELEASE_BLOCKED',
+          `${repo.name} has nothing published to republish; give the builds to release`,
+        );
     }
     const blocked: string[] = [];
     for (const b of input.builds) blocked.push(...(await this.gates(b)));
     const override = input.override?.trim() || null;
     const notBuilt = blocked.filter((w) => / is (queued|running|failed|cancelled)$/.test(w));
     if (notBuilt.length > 0) throw new LenixError('RELEASE_BLOCKED', notBuilt.join('; '));
-    if (blocked.length > 0 && !override) throw new LenixError('RELEASE_BLOCKED', `${blocked.join('; ')} (a maintainer may override with a reason)`);
+    if (blocked.length > 0 && !override)
+      throw new LenixError('RELEASE_BLOCKED', `${blocked.join('; ')} (a maintainer may override with a reason)`);
     const unsigned = blocked.filter((w) => w.includes('not signed'));
-    if (unsigned.length > 0) throw new LenixError('RELEASE_BLOCKED', `${unsigned.join('; ')}: only signed packages are published`);
+    if (unsigned.length > 0)
+      throw new LenixError('RELEASE_BLOCKED', `${unsigned.join('; ')}: only signed packages are published`);
     const plan = await this.publisher.plan(repo, input.builds);
     const release = await this.deps.releases.createRelease(
       {

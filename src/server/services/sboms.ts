@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import { renderSbom } from '../../attest/sbom-render.js';
-import { SBOM_MEDIA_TYPES, type BuildrootItem, type SbomFormat, type SbomInput, type SbomPackage, type SbomStep } from '../../attest/sbom.js';
+import {
+  SBOM_MEDIA_TYPES,
+  type BuildrootItem,
+  type SbomFormat,
+  type SbomInput,
+  type SbomPackage,
+  type SbomStep,
+} from '../../attest/sbom.js';
 import { sbomStatement } from '../../attest/statements.js';
 import { LenixError } from '../../core/errors.js';
 import { byCodeUnits, parseSha256 } from '../../core/ids.js';
@@ -75,7 +82,8 @@ export class SbomService {
   async forArtifact(sha256: string, format: SbomFormat): Promise<ServedSbom> {
     const a = await this.deps.store.findArtifact(parseSha256(sha256));
     if (!a) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${sha256}`);
-    if (!RPM_KINDS.has(a.kind)) throw new LenixError('NOT_AN_RPM', `artifact ${sha256} is a ${a.kind}, not an RPM package`);
+    if (!RPM_KINDS.has(a.kind))
+      throw new LenixError('NOT_AN_RPM', `artifact ${sha256} is a ${a.kind}, not an RPM package`);
     const build = (await this.deps.store.getBuild(a.buildId))!;
     const artifacts = await this.deps.store.listArtifacts(build.id);
     const repo = build.targetRepo ? await this.deps.releases.getRepoByName(build.targetRepo) : null;
@@ -105,18 +113,27 @@ export class SbomService {
     if (!repo) throw new LenixError('REPO_NOT_FOUND', `no repository ${repoName.slice(0, 64)}`);
     const id = snapshot ?? repo.currentSnapshotId;
     const snap = id === null ? null : await this.deps.releases.getSnapshot(id);
-    if (!snap || snap.repoId !== repo.id) throw new LenixError('SNAPSHOT_NOT_FOUND', `repository ${repo.name} has no snapshot ${id ?? '(none published)'}`);
-    if (snap.state !== 'ready') throw new LenixError('SNAPSHOT_NOT_FOUND', `snapshot ${snap.id} of ${repo.name} is ${snap.state}, not published`);
+    if (!snap || snap.repoId !== repo.id)
+      throw new LenixError('SNAPSHOT_NOT_FOUND', `repository ${repo.name} has no snapshot ${id ?? '(none published)'}`);
+    if (snap.state !== 'ready')
+      throw new LenixError('SNAPSHOT_NOT_FOUND', `snapshot ${snap.id} of ${repo.name} is ${snap.state}, not published`);
     const builds = new Map<number, { facts: BuildFacts; artifacts: ArtifactRecord[] }>();
     const packages: SbomPackage[] = [];
     for (const sp of [...snap.packages].sort((a, b) => byCodeUnits(a.sha256, b.sha256))) {
       if (!builds.has(sp.buildId)) {
         const build = (await this.deps.store.getBuild(sp.buildId))!;
-        builds.set(sp.buildId, { facts: await this.buildFacts(build), artifacts: await this.deps.store.listArtifacts(sp.buildId) });
+        builds.set(sp.buildId, {
+          facts: await this.buildFacts(build),
+          artifacts: await this.deps.store.listArtifacts(sp.buildId),
+        });
       }
       const b = builds.get(sp.buildId)!;
       const a = b.artifacts.find((x) => x.sha256 === sp.sha256);
-      if (!a) throw new LenixError('INTERNAL', `snapshot ${snap.id} names ${sp.sha256}, which build ${sp.buildId} does not have`);
+      if (!a)
+        throw new LenixError(
+          'INTERNAL',
+          `snapshot ${snap.id} names ${sp.sha256}, which build ${sp.buildId} does not have`,
+        );
       packages.push(await this.pkg(a, b.facts, b.artifacts));
     }
     // The formulation of each build is in the build's own SBOM; a snapshot lists what it serves.
@@ -154,7 +171,12 @@ export class SbomService {
 
   /** What every package of one build shares, read once per build: source URL, its source statements, its nodes. */
   private async buildFacts(build: BuildRecord): Promise<BuildFacts> {
-    const [source, stages, tasks, agents] = await Promise.all([this.deps.store.getSource(build.sourceId), this.ledger.store.lookupStages(`build:${build.id}`), this.deps.store.listTasks(build.id), this.deps.store.listAgents()]);
+    const [source, stages, tasks, agents] = await Promise.all([
+      this.deps.store.getSource(build.sourceId),
+      this.ledger.store.lookupStages(`build:${build.id}`),
+      this.deps.store.listTasks(build.id),
+      this.deps.store.listAgents(),
+    ]);
     return {
       build,
       gitUrl: source ? publicSourceUrl(source.name, source.url) : build.sourceName,
@@ -170,7 +192,8 @@ export class SbomService {
     const info = packageInfo(h);
     const unsigned = a.parentId === null ? a : (artifacts.find((x) => x.id === a.parentId) ?? a);
     const entries = new Set<number>(facts.sourceEntries);
-    for (const d of new Set([a.sha256, unsigned.sha256])) for (const e of await this.ledger.store.lookupStages(`sha256:${d}`)) if (e.kind !== 'sbom') entries.add(e.index);
+    for (const d of new Set([a.sha256, unsigned.sha256]))
+      for (const e of await this.ledger.store.lookupStages(`sha256:${d}`)) if (e.kind !== 'sbom') entries.add(e.index);
     const buildTime = num(h, TAG.BUILDTIME);
     return {
       fileName: a.name,
@@ -198,24 +221,41 @@ export class SbomService {
   }
 
   /** The build's buildroot (from its build tasks' records) and its pipeline as steps. */
-  private pipeline(facts: BuildFacts, artifacts: readonly ArtifactRecord[], packages: readonly SbomPackage[]): { buildroot: BuildrootItem[]; steps: SbomStep[] } {
+  private pipeline(
+    facts: BuildFacts,
+    artifacts: readonly ArtifactRecord[],
+    packages: readonly SbomPackage[],
+  ): { buildroot: BuildrootItem[]; steps: SbomStep[] } {
     const { build } = facts;
     const tasks = facts.tasks.filter((t) => t.kind !== 'repomd');
     const items = new Map<string, BuildrootItem>();
     for (const t of tasks) {
-      const r = t.result?.['buildroot'] as { tools?: Record<string, string>; packageManager?: string; packages?: { name: string; version: string }[] } | undefined;
+      const r = t.result?.['buildroot'] as
+        | { tools?: Record<string, string>; packageManager?: string; packages?: { name: string; version: string }[] }
+        | undefined;
       if (!r) continue;
-      for (const [name, version] of Object.entries(r.tools ?? {})) items.set(`tool ${name} ${version}`, { name, version, manager: 'tool' });
+      for (const [name, version] of Object.entries(r.tools ?? {}))
+        items.set(`tool ${name} ${version}`, { name, version, manager: 'tool' });
       const manager = r.packageManager === 'rpm' || r.packageManager === 'dpkg' ? r.packageManager : null;
-      if (manager) for (const p of r.packages ?? []) items.set(`${manager} ${p.name} ${p.version}`, { name: p.name, version: p.version, manager });
+      if (manager)
+        for (const p of r.packages ?? [])
+          items.set(`${manager} ${p.name} ${p.version}`, { name: p.name, version: p.version, manager });
     }
     const documented = new Set(packages.map((p) => p.sha256));
-    const agentName = (t: TaskRecord) => (t.agentId === null ? null : (facts.agentNames.get(t.agentId) ?? `agent-${t.agentId}`));
+    const agentName = (t: TaskRecord) =>
+      t.agentId === null ? null : (facts.agentNames.get(t.agentId) ?? `agent-${t.agentId}`);
     const uid = (t: TaskRecord) => `task:${t.id}`;
     const ofKind = (k: string) => tasks.filter((t) => t.kind === k).map(uid);
     const steps: SbomStep[] = [];
     for (const t of tasks) {
-      const after = t.kind === 'binary' ? ofKind('srpm') : t.kind === 'sign' ? ofKind('binary') : t.kind === 'test' ? ofKind('sign') : [];
+      const after =
+        t.kind === 'binary'
+          ? ofKind('srpm')
+          : t.kind === 'sign'
+            ? ofKind('binary')
+            : t.kind === 'test'
+              ? ofKind('sign')
+              : [];
       // Outputs are named by the file as served: a signed package stands for the package it signed.
       const outputs = artifacts
         .filter((a) => a.taskId === t.id)
@@ -235,7 +275,10 @@ export class SbomService {
         outputs: [...new Set(outputs)].sort(),
       });
     }
-    return { buildroot: [...items.values()].sort((a, b) => byCodeUnits(`${a.manager} ${a.name}`, `${b.manager} ${b.name}`)), steps };
+    return {
+      buildroot: [...items.values()].sort((a, b) => byCodeUnits(`${a.manager} ${a.name}`, `${b.manager} ${b.name}`)),
+      steps,
+    };
   }
 
   /** Render, then make sure the ledger holds this document's digest (one statement per distinct document). */
@@ -248,7 +291,13 @@ export class SbomService {
       known?.index ??
       (await this.ledger.record(
         'sbom',
-        sbomStatement({ sha256, format, mediaType: SBOM_MEDIA_TYPES[format], describes: input.identity, name: `${input.identity.replace(/[^A-Za-z0-9.-]/g, '-')}.${format}` }),
+        sbomStatement({
+          sha256,
+          format,
+          mediaType: SBOM_MEDIA_TYPES[format],
+          describes: input.identity,
+          name: `${input.identity.replace(/[^A-Za-z0-9.-]/g, '-')}.${format}`,
+        }),
         [key, `sbom-of:${input.identity}`],
       ));
     return { body, mediaType: SBOM_MEDIA_TYPES[format], sha256, entry };

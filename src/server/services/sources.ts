@@ -21,7 +21,10 @@ export function parseSourceUrl(url: string): string {
     throw new LenixError('BAD_REQUEST', 'source URL must be a git URL or an absolute path');
   }
   if (!/^(https?|git|ssh|file):\/\//.test(url) && !path.isAbsolute(url) && !/^[\w.-]+@[\w.-]+:/.test(url)) {
-    throw new LenixError('BAD_REQUEST', 'source URL must be http(s)://, git://, ssh://, file://, user@host:path or an absolute path');
+    throw new LenixError(
+      'BAD_REQUEST',
+      'source URL must be http(s)://, git://, ssh://, file://, user@host:path or an absolute path',
+    );
   }
   return url;
 }
@@ -48,7 +51,10 @@ export class SourceService {
       const r = await realpath(root).catch(() => path.resolve(root));
       if (real === r || real.startsWith(r.endsWith(path.sep) ? r : `${r}${path.sep}`)) return;
     }
-    throw new LenixError('SOURCE_NOT_ALLOWED', 'local sources must lie under a folder the server allows (lenix server --local-source-root DIR)');
+    throw new LenixError(
+      'SOURCE_NOT_ALLOWED',
+      'local sources must lie under a folder the server allows (lenix server --local-source-root DIR)',
+    );
   }
 
   /** Mirror first, then record: a source whose clone fails leaves no row and no folder behind. */
@@ -56,7 +62,8 @@ export class SourceService {
     const name = parseSourceName(input.name);
     const url = parseSourceUrl(input.url);
     if (isLocalSourceUrl(url)) await this.requireUnderRoots(url);
-    if (await this.deps.store.getSourceByName(name)) throw new LenixError('SOURCE_EXISTS', `source ${name} already exists`);
+    if (await this.deps.store.getSourceByName(name))
+      throw new LenixError('SOURCE_EXISTS', `source ${name} already exists`);
     const tmp = path.join(this.deps.config.dataDir, 'git', `.new-${randomBytes(6).toString('hex')}.git`);
     try {
       const mirror = await GitMirror.create(url, tmp);

@@ -25,7 +25,12 @@ const PACKAGE_NAME = /^[A-Za-z0-9_+][A-Za-z0-9._+~^-]{0,254}$/;
  * unprivileged user, no network, nothing of the host but /usr and a generated /etc, and the source tree
  * unpacked only inside it.
  */
-export async function checkSpec(mirror: GitMirror, commit: string, specPath: string, sandbox: { identity: SandboxIdentity; limits: SandboxLimits }): Promise<SpecSummary> {
+export async function checkSpec(
+  mirror: GitMirror,
+  commit: string,
+  specPath: string,
+  sandbox: { identity: SandboxIdentity; limits: SandboxLimits },
+): Promise<SpecSummary> {
   const work = await mkdtemp(path.join(tmpdir(), 'lenix-spec-'));
   try {
     const input = path.join(work, 'in');
@@ -68,11 +73,19 @@ export async function checkSpec(mirror: GitMirror, commit: string, specPath: str
         .map((l) => l.trim())
         .filter((l) => l && !/^LENIX(PKG)?:/.test(l))
         .pop();
-      throw new LenixError('SPEC_INVALID', `${specPath} does not parse: ${why ?? (result.kind === 'killed' ? `rpmspec ${result.why}` : 'rpmspec failed')}`.slice(0, 1000));
+      throw new LenixError(
+        'SPEC_INVALID',
+        `${specPath} does not parse: ${why ?? (result.kind === 'killed' ? `rpmspec ${result.why}` : 'rpmspec failed')}`.slice(
+          0,
+          1000,
+        ),
+      );
     }
     const source = nevr(line.slice('LENIX:'.length));
     const packages = new Map<string, DeclaredPackage>();
-    for (const l of out.split('\n')) if (l.startsWith('LENIXPKG:')) packages.set(nevr(l.slice('LENIXPKG:'.length)).name, nevr(l.slice('LENIXPKG:'.length)));
+    for (const l of out.split('\n'))
+      if (l.startsWith('LENIXPKG:'))
+        packages.set(nevr(l.slice('LENIXPKG:'.length)).name, nevr(l.slice('LENIXPKG:'.length)));
     if (packages.size === 0 || packages.size > 1000 || ![...packages.keys()].every((p) => PACKAGE_NAME.test(p))) {
       throw new LenixError('SPEC_INVALID', `${specPath} declares no usable binary package names`);
     }

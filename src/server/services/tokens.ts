@@ -7,12 +7,18 @@ import type { ServerDeps } from '../context.js';
 /** API tokens: made, listed and revoked by admins (the API and the web pages both come through here). */
 export class TokenService {
   constructor(
-    private readonly deps: Pick<ServerDeps, 'clock' | 'log'> & { readonly store: Pick<Store, 'createToken' | 'listTokens' | 'getToken' | 'revokeToken' | 'expireLeasesOf'> },
+    private readonly deps: Pick<ServerDeps, 'clock' | 'log'> & {
+      readonly store: Pick<Store, 'createToken' | 'listTokens' | 'getToken' | 'revokeToken' | 'expireLeasesOf'>;
+    },
     private readonly auth: TokenAuthority,
     private readonly reap: () => Promise<void>,
   ) {}
 
-  async create(name: string, scopes: readonly string[], expiresInDays?: number): Promise<{ record: TokenRecord; secret: string }> {
+  async create(
+    name: string,
+    scopes: readonly string[],
+    expiresInDays?: number,
+  ): Promise<{ record: TokenRecord; secret: string }> {
     const secret = newToken();
     const now = this.deps.clock.now();
     const expiresAt = expiresInDays === undefined ? null : now + expiresInDays * 86_400_000;

@@ -21,7 +21,14 @@ const NAV: [string, string][] = [
 ];
 
 /** The page chrome: skip link, header with navigation, one main landmark, footer. */
-export function page(o: { title: string; viewer: Viewer; path: string; json?: string; body: Html; scripts?: readonly ('log.js' | 'dash.js')[] }): string {
+export function page(o: {
+  title: string;
+  viewer: Viewer;
+  path: string;
+  json?: string;
+  body: Html;
+  scripts?: readonly ('log.js' | 'dash.js')[];
+}): string {
   const nav = NAV.map(([href, label]) => {
     const current = href === '/' ? o.path === '/' : o.path === href || o.path.startsWith(`${href}/`);
     return html`<li><a href="${href}"${current ? html` aria-current="page"` : ''}>${label}</a></li>`;
