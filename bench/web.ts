@@ -117,8 +117,7 @@ async function follow(base: string, taskId: number, last: string): Promise<{ tex
   let lastAt = 0;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     buf += decoder.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
+    for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
       const ev = buf.slice(0, i);
       buf = buf.slice(i + 2);
       const event = /^event: (.*)$/m.exec(ev)?.[1];

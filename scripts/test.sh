@@ -3,6 +3,8 @@
 # and the suites in test/ (storage conformance on SQLite and PostgreSQL, API, end to end with real tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Format and lint first (Biome: biome.json): a formatting slip or a lint error fails the run before anything else.
+npx biome ci --colors=off .
 npx tsc -p tsconfig.json
 mapfile -t files < <(find dist/src dist/test -name '*.test.js' | sort)
 if [ "${#files[@]}" -eq 0 ]; then echo "no test files found" >&2; exit 1; fi

@@ -289,7 +289,7 @@ describe('Master API', () => {
     assert.equal(r.json.sha256, sha(bytes));
     const wrong = await http(base, 'PUT', `/api/v1/lookaside?name=x.tar&sha256=${'1'.repeat(64)}`, {
       token: admin,
-      body: bytes + '!',
+      body: `${bytes}!`,
     });
     assert.deepEqual([wrong.status, wrong.json.code], [422, 'DIGEST_MISMATCH']);
     const back = await http(base, 'GET', `/api/v1/lookaside/${sha(bytes)}`);

@@ -54,13 +54,11 @@ function bundleOf(data: Uint8Array[], signer = log, include = 3): { bundle: Proo
     tree,
     bundle: {
       checkpoint: note,
-      entries: data
-        .slice(0, include)
-        .map((d, i) => ({
-          index: i,
-          entry: Buffer.from(d).toString('base64'),
-          proof: inclusionProof(tree, i, tree.size).map(hex),
-        })),
+      entries: data.slice(0, include).map((d, i) => ({
+        index: i,
+        entry: Buffer.from(d).toString('base64'),
+        proof: inclusionProof(tree, i, tree.size).map(hex),
+      })),
     },
   };
 }

@@ -1,7 +1,7 @@
 import { LenixError } from '../core/errors.js';
-import { parseCheckpoint } from '../ledger/checkpoint.js';
+import { type Checkpoint, parseCheckpoint } from '../ledger/checkpoint.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../ledger/merkle.js';
-import { SIG_ED25519, openNote, parseVerifierKey } from '../ledger/note.js';
+import { SIG_ED25519, openNote, parseVerifierKey, type VerifierKey } from '../ledger/note.js';
 import { checkSecondSignature, openEnvelope, type Envelope } from './dsse.js';
 import { verifyManifestProof, type ManifestProof } from './manifest.js';
 import type { Statement } from './statements.js';
@@ -67,11 +67,11 @@ export function verifyChain(
   } = {},
 ): VerifiedChain {
   const pinned = typeof logKeys === 'string' ? [logKeys] : logKeys;
-  const keys = pinned.map((k) => {
+  const keys = pinned.map((k): VerifierKey => {
     try {
       return parseVerifierKey(k);
     } catch (err) {
-      fail('log key', (err as Error).message);
+      return fail('log key', (err as Error).message);
     }
   });
   const edIndex = keys.findIndex((k) => k.type === SIG_ED25519);
@@ -79,7 +79,7 @@ export function verifyChain(
     fail('log key', "pin the log's Ed25519 key (/ledger/key); its ML-DSA-44 key may be pinned next to it");
   const key = keys[edIndex]!;
   const logKey = pinned[edIndex]!;
-  let cp;
+  let cp: Checkpoint;
   try {
     // Every pinned log key (Ed25519, and ML-DSA-44 when pinned) must have signed the checkpoint.
     cp = parseCheckpoint(openNote(bundle.checkpoint, keys, { requireAll: true }).text);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import pino from 'pino';
 import { runBuildNode } from '../agents/build/build-node.js';
-import { AgentClient, ApiClient } from '../agents/kit/client.js';
+import { AgentClient, type ApiClient } from '../agents/kit/client.js';
 import { LenixError } from '../core/errors.js';
 import type { presentBuild, presentSource, presentAgent } from '../server/api/present.js';
 import { hostArch, startServer } from '../server/main.js';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
-import { AgentClient, ApiClient } from '../agents/kit/client.js';
+import { AgentClient, type ApiClient } from '../agents/kit/client.js';
 import { runSigner } from '../agents/sign/signer.js';
 import { runTester } from '../agents/test/tester.js';
 import { fileURLToPath } from 'node:url';

@@ -159,21 +159,34 @@ function verifyBuild(
   return { ...c, links: c.entries };
 }
 
+/** The value at a path in a statement's predicate (verified JSON of unknown shape), or undefined. */
+function at(value: unknown, ...path: string[]): unknown {
+  let v = value;
+  for (const key of path) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[key] : undefined;
+  return v;
+}
+
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
 function describe(l: VerifiedChain['links'][number]): string {
-  const p = l.statement.predicate as Record<string, any>;
+  const p = l.statement.predicate;
+  const f = (...path: string[]) => String(at(p, ...path));
   switch (l.stage) {
     case 'source':
-      return `${p['repository']} commit ${p['commit']} tree ${p['tree']} spec sha256:${p['spec']?.digest?.sha256}`;
+      return `${f('repository')} commit ${f('commit')} tree ${f('tree')} spec sha256:${f('spec', 'digest', 'sha256')}`;
     case 'build':
-      return `build ${p['buildDefinition']?.internalParameters?.buildId} on ${p['runDetails']?.builder?.id} from commit ${p['buildDefinition']?.externalParameters?.source?.commit}`;
+      return (
+        `build ${f('buildDefinition', 'internalParameters', 'buildId')} on ${f('runDetails', 'builder', 'id')}` +
+        ` from commit ${f('buildDefinition', 'externalParameters', 'source', 'commit')}`
+      );
     case 'sign':
-      return `signed with key ${p['keyFingerprint']} (${(p['packages'] ?? []).length} packages)`;
+      return `signed with key ${f('keyFingerprint')} (${list(at(p, 'packages')).length} packages)`;
     case 'test':
-      return `test run ${p['result']} (${[...(p['passedTests'] ?? [])].join(', ')})`;
+      return `test run ${f('result')} (${list(at(p, 'passedTests')).join(', ')})`;
     case 'release':
-      return `released into ${p['repository']} snapshot ${p['snapshot']}`;
+      return `released into ${f('repository')} snapshot ${f('snapshot')}`;
     case 'sbom':
-      return `${p['format']} SBOM of ${p['describes']}`;
+      return `${f('format')} SBOM of ${f('describes')}`;
   }
 }
 

@@ -26,6 +26,15 @@ export function isSha256(value: unknown): value is Sha256 {
 }
 
 const NAME_MAX = 255;
+/** True when the text holds a C0 control character (U+0000–U+001F) or DEL: never part of a name, ref or URL. */
+export function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
 /**
  * A plain file or object name: no path separators, no `.`/`..`, no control characters, bounded length.
  * Used for artifact names, lookaside file names and source names; anything else is refused at the edge.
@@ -39,7 +48,7 @@ export function parsePlainName(value: unknown, what = 'name'): string {
     value === '..' ||
     value.includes('/') ||
     value.includes('\\') ||
-    /[\u0000-\u001f\u007f]/.test(value)
+    hasControlCharacter(value)
   ) {
     throw new LenixError('INVALID_NAME', `${what} must be a plain file name without '/', '..' or control characters`);
   }

@@ -1,14 +1,7 @@
+import { z } from 'zod';
 import { byCodeUnits } from '../core/ids.js';
 import { LenixError } from '../core/errors.js';
-import {
-  cves,
-  evrOf,
-  type Advisory,
-  type AdvisoryReference,
-  type AdvisoryType,
-  type Severity,
-  SEVERITIES,
-} from './advisory.js';
+import { cves, evrOf, type Advisory, type AdvisoryReference, type AdvisoryType, SEVERITIES } from './advisory.js';
 import type { UpstreamAdvisory } from './updateinfo.js';
 
 /**
@@ -19,9 +12,8 @@ import type { UpstreamAdvisory } from './updateinfo.js';
  * written as `x_<id>`, and a repository without a registered ecosystem gets no OSV records at all.
  */
 export const OSV_SCHEMA_VERSION = '1.7.5';
-const REGISTERED_PREFIX = new RegExp(
-  '^(x_|(ASB-A|PUB-A|ALPINE|ALSA|ALBA|ALEA|AZL|BELL|BIT|CGA|CLEANSTART|CLSA|CURL|CVE|DEBIAN|DHI|DRUPAL|DSA|DLA|ELA|DTSA|ECHO|EEF|FreeBSD|GHSA|GO|GSD|HSEC|JLSEC|KUBE|LBSEC|LSN|MAL|MINI|MGASA|OESA|OSEC|OSV|openSUSE-SU|PHSA|PSF|PYSEC|RHBA|RHEA|RHSA|RLSA|RXSA|RSEC|ROOT|RUSTSEC|SUSE-[SRFO]U|UBUNTU|USN|V8)-)',
-);
+const REGISTERED_PREFIX =
+  /^(x_|(ASB-A|PUB-A|ALPINE|ALSA|ALBA|ALEA|AZL|BELL|BIT|CGA|CLEANSTART|CLSA|CURL|CVE|DEBIAN|DHI|DRUPAL|DSA|DLA|ELA|DTSA|ECHO|EEF|FreeBSD|GHSA|GO|GSD|HSEC|JLSEC|KUBE|LBSEC|LSN|MAL|MINI|MGASA|OESA|OSEC|OSV|openSUSE-SU|PHSA|PSF|PYSEC|RHBA|RHEA|RHSA|RLSA|RXSA|RSEC|ROOT|RUSTSEC|SUSE-[SRFO]U|UBUNTU|USN|V8)-)/;
 export const OSV_ECOSYSTEMS: readonly string[] = [
   'AlmaLinux',
   'Alpaquita',
@@ -127,17 +119,49 @@ export function renderOsv(a: Advisory, ecosystem: string, selfUrl: string | null
   return `${JSON.stringify(record, null, 2)}\n`;
 }
 
+/**
+ * The part of an upstream OSV record that import reads, parsed through zod: other fields pass through
+ * unread, and a field of the wrong type makes the record invalid instead of reaching the code untyped.
+ */
+const OsvEvent = z.looseObject({ fixed: z.string().optional() });
+const OsvRecord = z.looseObject({
+  id: z.string().min(1),
+  summary: z.string().optional(),
+  details: z.string().optional(),
+  published: z.string().optional(),
+  upstream: z.array(z.unknown()).optional(),
+  aliases: z.array(z.unknown()).optional(),
+  related: z.array(z.unknown()).optional(),
+  database_specific: z.looseObject({ severity: z.unknown().optional() }).optional(),
+  affected: z.array(
+    z.looseObject({
+      package: z.looseObject({ name: z.string().optional() }).optional(),
+      ranges: z.array(z.looseObject({ events: z.array(OsvEvent).optional() })).optional(),
+    }),
+  ),
+  references: z.array(z.looseObject({ url: z.unknown().optional(), type: z.unknown().optional() })).optional(),
+});
+type OsvRecord = z.infer<typeof OsvRecord>;
+
 /** Read one upstream OSV record (an RPM ecosystem's) as an upstream advisory. */
 export function parseOsv(json: string): UpstreamAdvisory {
-  let r: Record<string, any>;
+  let raw: unknown;
   try {
-    r = JSON.parse(json) as Record<string, any>;
+    raw = JSON.parse(json);
   } catch {
     throw new LenixError('ERRATA_INVALID', 'not JSON');
   }
-  if (typeof r['id'] !== 'string' || !Array.isArray(r['affected']))
-    throw new LenixError('ERRATA_INVALID', 'not an OSV record (id and affected are required)');
-  const id = r['id'] as string;
+  const parsed = OsvRecord.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
+    throw new LenixError(
+      'ERRATA_INVALID',
+      `not an OSV record (id and affected are required)${where}: ${issue?.message}`,
+    );
+  }
+  const r = parsed.data;
+  const id = r.id;
   const letter = /^[A-Z]+([SBE])A-/.exec(id)?.[1];
   const type: AdvisoryType =
     letter === 'S'
@@ -149,52 +173,47 @@ export function parseOsv(json: string): UpstreamAdvisory {
           : cvesIn(r).length > 0
             ? 'security'
             : 'bugfix';
-  const sev = r['database_specific']?.severity;
-  const severity = (SEVERITIES as readonly string[]).includes(sev) ? (sev as Severity) : null;
-  const packages = (r['affected'] as any[]).flatMap((af) =>
-    (af?.ranges ?? []).flatMap((rg: any) =>
-      (rg?.events ?? [])
-        .filter((e: any) => typeof e?.fixed === 'string')
-        .map((e: any) => {
-          const m = /^(?:(\d+):)?([^-:]+)-([^-:]+)$/.exec(e.fixed as string);
-          if (!m)
-            throw new LenixError(
-              'ERRATA_INVALID',
-              `fixed version ${String(e.fixed).slice(0, 60)} is not [epoch:]version-release`,
-            );
-          return {
-            name: String(af.package?.name ?? ''),
-            epoch: Number(m[1] ?? 0),
-            version: m[2]!,
-            release: m[3]!,
-            arch: '',
-          };
-        }),
+  const sev = r.database_specific?.severity;
+  const severity = SEVERITIES.find((s) => s === sev) ?? null;
+  const packages = r.affected.flatMap((af) =>
+    (af.ranges ?? []).flatMap((rg) =>
+      (rg.events ?? []).flatMap((e) => {
+        if (e.fixed === undefined) return [];
+        const m = /^(?:(\d+):)?([^-:]+)-([^-:]+)$/.exec(e.fixed);
+        if (!m)
+          throw new LenixError(
+            'ERRATA_INVALID',
+            `fixed version ${e.fixed.slice(0, 60)} is not [epoch:]version-release`,
+          );
+        return [{ name: af.package?.name ?? '', epoch: Number(m[1] ?? 0), version: m[2]!, release: m[3]!, arch: '' }];
+      }),
     ),
   );
   const refs: AdvisoryReference[] = [
     ...cvesIn(r).map(
       (c): AdvisoryReference => ({ type: 'cve', id: c, href: `https://www.cve.org/CVERecord?id=${c}`, title: c }),
     ),
-    ...((r['references'] ?? []) as any[])
-      .filter((x) => typeof x?.url === 'string' && /^https?:\/\//.test(x.url))
-      .map((x): AdvisoryReference => ({ type: 'other', id: x.url, href: x.url, title: String(x.type ?? 'WEB') })),
+    ...(r.references ?? []).flatMap((x): AdvisoryReference[] =>
+      typeof x.url === 'string' && /^https?:\/\//.test(x.url)
+        ? [{ type: 'other', id: x.url, href: x.url, title: String(x.type ?? 'WEB') }]
+        : [],
+    ),
   ];
   return {
     id,
     type,
     severity,
-    title: String(r['summary'] ?? id),
-    description: String(r['details'] ?? ''),
-    issued: typeof r['published'] === 'string' ? Date.parse(r['published']) : null,
+    title: r.summary ?? id,
+    description: r.details ?? '',
+    issued: r.published !== undefined ? Date.parse(r.published) : null,
     rebootSuggested: false,
     references: refs,
     packages,
   };
 }
 
-function cvesIn(r: Record<string, any>): string[] {
-  const ids = [...(r['upstream'] ?? []), ...(r['aliases'] ?? []), ...(r['related'] ?? [])].filter(
+function cvesIn(r: OsvRecord): string[] {
+  const ids = [...(r.upstream ?? []), ...(r.aliases ?? []), ...(r.related ?? [])].filter(
     (x): x is string => typeof x === 'string' && /^CVE-\d{4}-\d{4,}$/.test(x),
   );
   return [...new Set(ids)];

@@ -131,9 +131,8 @@ export function renderOval(advisories: readonly Advisory[], o: OvalOptions): str
       const both = any.ele(DEF, 'criteria', { operator: 'AND' });
       both.ele(DEF, 'criterion', { comment: `${name} is earlier than ${evr}`, test_ref: tid });
       const keys = both.ele(DEF, 'criteria', { operator: 'OR' });
-      signedBy(name).forEach((st, i) =>
-        keys.ele(DEF, 'criterion', { comment: `${name} is signed with key ${keyIds[i]}`, test_ref: st }),
-      );
+      for (const [i, st] of signedBy(name).entries())
+        keys.ele(DEF, 'criterion', { comment: `${name} is signed with key ${keyIds[i]}`, test_ref: st });
     }
   }
   return finishXml(`${doc.end({ prettyPrint: true })}\n`);

@@ -47,7 +47,7 @@ export function renderUpdateinfo(advisories: readonly Advisory[], o: UpdateinfoO
     u.ele('severity').txt(a.severity ?? 'None');
     u.ele('summary').txt(a.synopsis || a.title);
     u.ele('description').txt(a.description);
-    u.ele('solution').txt('Update the packages listed (dnf update --advisory ' + a.id + ').');
+    u.ele('solution').txt(`Update the packages listed (dnf update --advisory ${a.id}).`);
     if (a.rebootSuggested) u.ele('reboot_suggested').txt('True');
     const refs = u.ele('references');
     for (const r of a.references) refs.ele('reference', { href: r.href, id: r.id, type: r.type, title: r.title });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { LenixError } from '../core/errors.js';
+import { hasControlCharacter } from '../core/ids.js';
 
 const run = promisify(execFile);
 
@@ -79,7 +80,7 @@ export class GitMirror {
 
   /** Resolve a branch, tag or commit id to the commit and its tree. */
   async resolve(ref: string): Promise<CommitInfo> {
-    if (ref.startsWith('-') || ref.length > 256 || /[\s\u0000-\u001f]/.test(ref)) {
+    if (ref.startsWith('-') || ref.length > 256 || /\s/.test(ref) || hasControlCharacter(ref)) {
       throw new LenixError('REF_NOT_FOUND', `not a usable git ref: ${ref.slice(0, 80)}`);
     }
     let out: string;

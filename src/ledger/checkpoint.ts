@@ -17,7 +17,7 @@ export function formatCheckpoint(c: Checkpoint): string {
     throw new LenixError('BAD_REQUEST', 'checkpoint origin must be one non-empty line');
   if (!Number.isSafeInteger(c.size) || c.size < 0)
     throw new LenixError('BAD_REQUEST', 'checkpoint size must be a non-negative integer');
-  return [c.origin, String(c.size), Buffer.from(c.root).toString('base64'), ...c.extensions].join('\n') + '\n';
+  return `${[c.origin, String(c.size), Buffer.from(c.root).toString('base64'), ...c.extensions].join('\n')}\n`;
 }
 
 export function parseCheckpoint(text: string): Checkpoint {

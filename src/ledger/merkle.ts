@@ -202,7 +202,8 @@ export class MemoryHashes implements HashSource {
       const right = this.levels[level]![i]!;
       level++;
       i = (i - 1) / 2;
-      (this.levels[level] ??= []).push(nodeHash(left, right));
+      if (this.levels.length === level) this.levels.push([]);
+      this.levels[level]!.push(nodeHash(left, right));
     }
     return index;
   }

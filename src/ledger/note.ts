@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify } from 'node:crypto';
 import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { LenixError } from '../core/errors.js';
-import { parseCheckpoint } from './checkpoint.js';
+import { type Checkpoint, parseCheckpoint } from './checkpoint.js';
 import {
   ED25519_SIG_SIZE,
   MLDSA44_SIG_SIZE,
@@ -205,7 +205,7 @@ export function verifyNoteSignature(key: VerifierKey, text: string, signature: U
     case SIG_COSIGNATURE_MLDSA44: {
       const t = decodeTimestamped(signature, MLDSA44_SIG_SIZE);
       if (!t) return false;
-      let cp;
+      let cp: Checkpoint;
       try {
         cp = parseCheckpoint(text);
       } catch {

@@ -72,7 +72,7 @@ export function tileWidth(size: number, level: number | 'entries', index: number
 
 export function encodeHashTile(hashes: readonly Hash[]): Uint8Array {
   const out = new Uint8Array(hashes.length * HASH_SIZE);
-  hashes.forEach((h, i) => out.set(h, i * HASH_SIZE));
+  for (const [i, h] of hashes.entries()) out.set(h, i * HASH_SIZE);
   return out;
 }
 

@@ -53,7 +53,7 @@ export function parseAddCheckpoint(body: string): AddCheckpointRequest {
 }
 
 export function formatAddCheckpoint(oldSize: number, proof: readonly Hash[], note: string): string {
-  return [`old ${oldSize}`, ...proof.map((h) => Buffer.from(h).toString('base64'))].join('\n') + `\n\n${note}`;
+  return `${[`old ${oldSize}`, ...proof.map((h) => Buffer.from(h).toString('base64'))].join('\n')}\n\n${note}`;
 }
 
 /** Decide on a request, given the trusted log keys by origin and the last cosigned state for that origin. */

@@ -128,6 +128,6 @@ export async function fsck(
       repair,
     });
   }
-  const clean = problems.every((p) => p.repair !== null && p.repair.startsWith('restored'));
+  const clean = problems.every((p) => p.repair?.startsWith('restored'));
   return { blobsChecked, publishedChecked: copies.length, metadataChecked, problems, clean };
 }

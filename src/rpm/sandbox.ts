@@ -388,7 +388,7 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
   for (const n of [0, FD_BLOCK, ...plan.etc.map((_, i) => FD_ETC + i)]) fd(n)?.on('error', () => undefined);
 
   // Generated /etc files: bwrap reads each whole during set-up.
-  plan.etc.forEach(([, text], i) => fd(FD_ETC + i)!.end(text));
+  for (const [i, [, text]] of plan.etc.entries()) fd(FD_ETC + i)!.end(text);
 
   // The test root's id maps: bwrap reports its child's pid and waits until the maps are written.
   if (plan.mapsByAgent && run.identity.kind === 'system-user') {

@@ -25,7 +25,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0009-token-expiry': m0009,
 };
 
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: Dialect): Promise<string[]> {
   const provider: MigrationProvider = {
     async getMigrations() {
       const out: Record<string, Migration> = {};

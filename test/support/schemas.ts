@@ -56,6 +56,12 @@ export function spdxJsonErrors(doc: unknown): unknown {
   return spdx(doc) ? null : spdx.errors;
 }
 
+/** Appends to the list at key, creating it when missing. */
+function append(o: Record<string, any>, key: string, value: unknown): void {
+  o[key] ??= [];
+  o[key].push(value);
+}
+
 /** Read SPDX tag-value (the subset Lenix writes: document, packages, extracted licenses, relationships). */
 export function parseSpdxTagValue(text: string): Record<string, any> {
   const pairs: [string, string][] = [];
@@ -119,7 +125,7 @@ export function parseSpdxTagValue(text: string): Record<string, any> {
         pkg!['filesAnalyzed'] = v === 'true';
         break;
       case 'PackageChecksum':
-        (pkg!['checksums'] ??= []).push({ algorithm: v.split(': ')[0], checksumValue: v.split(': ')[1] });
+        append(pkg!, 'checksums', { algorithm: v.split(': ')[0], checksumValue: v.split(': ')[1] });
         break;
       case 'PackageHomePage':
         pkg!['homepage'] = v;
@@ -147,12 +153,12 @@ export function parseSpdxTagValue(text: string): Record<string, any> {
         break;
       case 'ExternalRef': {
         const [referenceCategory, referenceType, referenceLocator] = v.split(' ');
-        (pkg!['externalRefs'] ??= []).push({ referenceCategory, referenceType, referenceLocator });
+        append(pkg!, 'externalRefs', { referenceCategory, referenceType, referenceLocator });
         break;
       }
       case 'Annotator':
         ann = { annotator: v };
-        (pkg!['annotations'] ??= []).push(ann);
+        append(pkg!, 'annotations', ann);
         break;
       case 'AnnotationDate':
         ann!['annotationDate'] = v;
@@ -168,7 +174,7 @@ export function parseSpdxTagValue(text: string): Record<string, any> {
       case 'LicenseID':
         pkg = null;
         lic = { licenseId: v };
-        (doc['hasExtractedLicensingInfos'] ??= []).push(lic);
+        append(doc, 'hasExtractedLicensingInfos', lic);
         break;
       case 'ExtractedText':
         lic!['extractedText'] = v;

@@ -95,9 +95,12 @@ export async function describeBuildroot(arch: string): Promise<BuildrootRecord> 
     packages = parseLines(stdout);
   } else if (existsSync('/usr/bin/dpkg-query')) {
     packageManager = 'dpkg';
-    const { stdout } = await run('dpkg-query', ['-W', '-f', '${Package} ${Version}\\n', ...DEBIAN_TOOLCHAIN]).catch(
-      (e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }),
-    );
+    const { stdout } = await run('dpkg-query', [
+      '-W',
+      '-f', // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
+      '${Package} ${Version}\\n',
+      ...DEBIAN_TOOLCHAIN,
+    ]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
     packages = parseLines(stdout);
   }
   return {

@@ -327,7 +327,7 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
           .send(await s.ledger.bundle([`sha256:${await sha256File(pkg)}`]));
       }
       const st = await stat(file).catch(() => null);
-      if (!st || !st.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
+      if (!st?.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
       await s.releases.publisher.checkServed(snapRoot, parts, file);
       const type = file.endsWith('.rpm')
         ? 'application/x-rpm'

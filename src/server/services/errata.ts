@@ -73,7 +73,7 @@ export class ErrataService {
 
   /** The advisory's package from a NEVRA: a signed package Lenix built, or one in the repository now. */
   private async packageOf(nevra: string, repo: RepoRecord): Promise<AdvisoryPackage> {
-    let n;
+    let n: ReturnType<typeof parseNevra>;
     try {
       n = parseNevra(nevra.replace(/\.rpm$/, ''));
     } catch {

@@ -3,7 +3,7 @@ import { realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
 import { isLocalSourceUrl } from '../../core/source-url.js';
-import { parseSourceName } from '../../core/ids.js';
+import { hasControlCharacter, parseSourceName } from '../../core/ids.js';
 import { GitMirror } from '../../intake/git.js';
 import type { CommitRecord, SourceRecord } from '../../store/records.js';
 import type { ServerDeps } from '../context.js';
@@ -17,7 +17,7 @@ export interface AddSource {
 
 /** Refuse URLs that git would read as options or that name a transport we do not allow. */
 export function parseSourceUrl(url: string): string {
-  if (url.length === 0 || url.length > 2048 || url.startsWith('-') || /[\u0000-\u001f]/.test(url)) {
+  if (url.length === 0 || url.length > 2048 || url.startsWith('-') || hasControlCharacter(url)) {
     throw new LenixError('BAD_REQUEST', 'source URL must be a git URL or an absolute path');
   }
   if (!/^(https?|git|ssh|file):\/\//.test(url) && !path.isAbsolute(url) && !/^[\w.-]+@[\w.-]+:/.test(url)) {

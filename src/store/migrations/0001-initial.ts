@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type ColumnDefinitionBuilder } from 'kysely';
 import type { Dialect } from '../dialect.js';
 
 /** Migration 0001: the build spine. Append-only: later changes go into new numbered files. */
@@ -6,7 +6,7 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   const id = dialect === 'postgres' ? 'serial' : 'integer';
   const time = 'bigint'; // INTEGER affinity in SQLite, int8 in PostgreSQL
   const bytes = dialect === 'postgres' ? 'bytea' : 'blob';
-  const pk = (c: any) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const pk = (c: ColumnDefinitionBuilder) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
 
   await db.schema
     .createTable('sources')

@@ -1,11 +1,11 @@
-import type { Kysely } from 'kysely';
+import type { ColumnDefinitionBuilder, Kysely } from 'kysely';
 import type { Dialect } from '../dialect.js';
 
 /** Migration 0007: advisories (issue 6), their id counters, a repository's errata settings, and which
  * advisories a snapshot's updateinfo carries. */
 export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   const id = dialect === 'postgres' ? 'serial' : 'integer';
-  const pk = (c: any) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const pk = (c: ColumnDefinitionBuilder) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
   await db.schema.alterTable('repos').addColumn('errata_prefix', 'text').execute();
   await db.schema.alterTable('repos').addColumn('osv_ecosystem', 'text').execute();
   await db.schema.alterTable('snapshots').addColumn('advisories', 'text').execute(); // JSON: advisory ids
