@@ -65,17 +65,17 @@ async function seed(cfg: DatabaseConfig): Promise<{ tokens: string[]; seconds: n
   const perSource = Math.ceil(TASKS / SOURCES);
   let made = 0;
   for (let s = 0; s < SOURCES && made < TASKS; s++) {
-    const source = await store.addSource(
+    const source = await store.sources.add(
       { name: `bench-${s}`, url: `/srv/bench-${s}`, branch: 'main', watch: false },
       now,
     );
-    const commit = await store.recordCommit(
+    const commit = await store.sources.recordCommit(
       source.id,
       { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' },
       now,
     );
     for (let i = 0; i < perSource && made < TASKS; i++, made++) {
-      await store.createBuild(
+      await store.builds.create(
         {
           sourceId: source.id,
           commitId: commit.id,
@@ -95,7 +95,7 @@ async function seed(cfg: DatabaseConfig): Promise<{ tokens: string[]; seconds: n
   const tokens: string[] = [];
   for (let i = 0; i < AGENTS; i++) {
     const token = newToken();
-    await store.createToken(`agent-${i}`, hashToken(token), ['agent:build'], now);
+    await store.tokens.create(`agent-${i}`, hashToken(token), ['agent:build'], now);
     tokens.push(token);
   }
   await store.close();

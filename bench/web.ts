@@ -43,17 +43,17 @@ async function seed(file: string): Promise<{ token: string; seconds: number }> {
   const store = new Store(db, dialect);
   const now = Date.now();
   for (let s = 0; s < 50; s++) {
-    const source = await store.addSource(
+    const source = await store.sources.add(
       { name: `pkg-${s}`, url: `https://git.example.org/rpms/pkg-${s}.git`, branch: 'main', watch: false },
       now,
     );
-    const commit = await store.recordCommit(
+    const commit = await store.sources.recordCommit(
       source.id,
       { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' },
       now,
     );
     for (let i = 0; i < BUILDS / 50; i++) {
-      await store.createBuild(
+      await store.builds.create(
         {
           sourceId: source.id,
           commitId: commit.id,
@@ -71,7 +71,7 @@ async function seed(file: string): Promise<{ token: string; seconds: number }> {
     }
   }
   const token = newToken();
-  await store.createToken('bench-node', hashToken(token), ['agent:build'], now);
+  await store.tokens.create('bench-node', hashToken(token), ['agent:build'], now);
   await store.close();
   return { token, seconds: (performance.now() - t0) / 1000 };
 }

@@ -203,7 +203,7 @@ describe('a malicious build agent', () => {
       return out;
     };
     for (const r of rejected) assert.ok((await all()).includes(r), 'a refused upload is on disk until collected');
-    const kept = await t.server.store.referencedBlobs();
+    const kept = await t.server.store.artifacts.referencedBlobs();
     assert.deepEqual(
       await store.collect(kept, Date.now(), 3_600_000),
       [],

@@ -68,8 +68,8 @@ for (const f of factories) {
     const clock = new ManualClock();
 
     async function seed(store: Store, name = 'hello', tasks = 1) {
-      const source = await store.addSource({ name, url: '/srv/git/x', branch: 'main', watch: false }, clock.now());
-      const commit = await store.recordCommit(
+      const source = await store.sources.add({ name, url: '/srv/git/x', branch: 'main', watch: false }, clock.now());
+      const commit = await store.sources.recordCommit(
         source.id,
         { sha: 'a'.repeat(40), tree: 'b'.repeat(40), committedAt: 1_700_000_000, subject: 'init' },
         clock.now(),
@@ -77,7 +77,7 @@ for (const f of factories) {
       const builds = [];
       for (let i = 0; i < tasks; i++) {
         builds.push(
-          await store.createBuild(
+          await store.builds.create(
             {
               sourceId: source.id,
               commitId: commit.id,
@@ -98,8 +98,8 @@ for (const f of factories) {
     }
 
     async function agent(store: Store, name = 'n1', arches = ['x86_64', 'noarch', 'src']): Promise<AgentRecord> {
-      const tokenId = await store.createToken(name, `hash-${name}-${Math.random()}`, ['agent:build'], clock.now());
-      return store.registerAgent({ name, role: 'build', arches, capabilities: {}, tokenId }, clock.now());
+      const tokenId = await store.tokens.create(name, `hash-${name}-${Math.random()}`, ['agent:build'], clock.now());
+      return store.agents.register({ name, role: 'build', arches, capabilities: {}, tokenId }, clock.now());
     }
 
     after(async () => {
@@ -116,16 +116,16 @@ for (const f of factories) {
       const store = await fresh();
       const { source, commit } = await seed(store);
       await rejectsWith(
-        store.addSource({ name: 'hello', url: '/x', branch: 'main', watch: false }, clock.now()),
+        store.sources.add({ name: 'hello', url: '/x', branch: 'main', watch: false }, clock.now()),
         'SOURCE_EXISTS',
       );
-      const again = await store.recordCommit(
+      const again = await store.sources.recordCommit(
         source.id,
         { sha: 'a'.repeat(40), tree: 'b'.repeat(40), committedAt: 1, subject: 'x' },
         clock.now(),
       );
       assert.equal(again.id, commit.id);
-      assert.equal((await store.listCommits(source.id, 10)).length, 1);
+      assert.equal((await store.sources.listCommits(source.id, 10)).length, 1);
     });
 
     test('a new build has one queued SRPM task', async () => {
@@ -137,7 +137,7 @@ for (const f of factories) {
       assert.equal(srpmTask.arch, 'src');
       assert.equal(srpmTask.state, 'queued');
       assert.deepEqual(
-        (await store.listTasks(build.id)).map((t) => t.id),
+        (await store.tasks.listOfBuild(build.id)).map((t) => t.id),
         [srpmTask.id],
       );
     });
@@ -146,29 +146,29 @@ for (const f of factories) {
       const store = await fresh();
       await seed(store);
       const a = await agent(store);
-      const grant = await store.lease(a, 30_000, clock.now());
+      const grant = await store.tasks.lease(a, 30_000, clock.now());
       assert.ok(grant);
       assert.equal(grant.task.state, 'leased');
       assert.equal(grant.lease.fencingToken, 1);
       assert.equal(grant.lease.expiresAt, clock.now() + 30_000);
       assert.equal(grant.task.attempts, 1);
-      assert.equal(await store.lease(a, 30_000, clock.now()), null);
-      assert.equal((await store.getBuild(grant.task.buildId))!.state, 'running');
+      assert.equal(await store.tasks.lease(a, 30_000, clock.now()), null);
+      assert.equal((await store.builds.get(grant.task.buildId))!.state, 'running');
     });
 
     test('an agent only gets tasks of its architectures', async () => {
       const store = await fresh();
       await seed(store);
       const a = await agent(store, 'arm', ['aarch64']);
-      assert.equal(await store.lease(a, 30_000, clock.now()), null);
+      assert.equal(await store.tasks.lease(a, 30_000, clock.now()), null);
     });
 
     test('completion with a fan-out queues binary tasks in the same transaction', async () => {
       const store = await fresh();
       await seed(store);
       const a = await agent(store);
-      const g = (await store.lease(a, 30_000, clock.now()))!;
-      const r = await store.complete(
+      const g = (await store.tasks.lease(a, 30_000, clock.now()))!;
+      const r = await store.tasks.complete(
         g.lease.id,
         1,
         a.tokenId,
@@ -179,7 +179,7 @@ for (const f of factories) {
       );
       assert.equal(r.task.state, 'succeeded');
       assert.equal(r.queuedNew, 2);
-      const tasks = await store.listTasks(g.task.buildId);
+      const tasks = await store.tasks.listOfBuild(g.task.buildId);
       assert.deepEqual(
         tasks.map((t) => [t.kind, t.arch, t.state]),
         [
@@ -195,10 +195,10 @@ for (const f of factories) {
       const store = await fresh();
       await seed(store);
       const a = await agent(store);
-      const g = (await store.lease(a, 30_000, clock.now()))!;
-      await store.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now());
+      const g = (await store.tasks.lease(a, 30_000, clock.now()))!;
+      await store.tasks.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now());
       await rejectsWith(
-        store.complete(
+        store.tasks.complete(
           g.lease.id,
           1,
           a.tokenId,
@@ -209,7 +209,7 @@ for (const f of factories) {
         ),
         'LEASE_ENDED',
       );
-      assert.equal((await store.getTask(g.task.id))!.state, 'succeeded');
+      assert.equal((await store.tasks.get(g.task.id))!.state, 'succeeded');
     });
 
     test('an expired lease goes back to the queue and the old fencing token is refused', async () => {
@@ -217,29 +217,29 @@ for (const f of factories) {
       await seed(store);
       const a = await agent(store, 'a');
       const b = await agent(store, 'b');
-      const first = (await store.lease(a, 1000, clock.now()))!;
+      const first = (await store.tasks.lease(a, 1000, clock.now()))!;
       clock.advance(1001);
-      const requeued = await store.reapExpired(clock.now());
+      const requeued = await store.tasks.reapExpired(clock.now());
       assert.deepEqual(
         requeued.map((t) => t.state),
         ['queued'],
       );
-      const second = (await store.lease(b, 1000, clock.now()))!;
+      const second = (await store.tasks.lease(b, 1000, clock.now()))!;
       assert.equal(second.task.id, first.task.id);
       assert.equal(second.lease.fencingToken, 2);
       assert.equal(second.task.attempts, 2);
       await rejectsWith(
-        store.complete(first.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()),
+        store.tasks.complete(first.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()),
         'STALE_FENCING_TOKEN',
       );
-      await rejectsWith(store.heartbeat(first.lease.id, 1, a.tokenId, 1000, clock.now()), 'STALE_FENCING_TOKEN');
+      await rejectsWith(store.tasks.heartbeat(first.lease.id, 1, a.tokenId, 1000, clock.now()), 'STALE_FENCING_TOKEN');
       await rejectsWith(
-        store
-          .appendLog(first.task.id, 0, Buffer.from('x'))
-          .then(() => store.checkLease(first.lease.id, 1, a.tokenId, clock.now())),
+        store.logs
+          .append(first.task.id, 0, Buffer.from('x'))
+          .then(() => store.tasks.checkLease(first.lease.id, 1, a.tokenId, clock.now())),
         'STALE_FENCING_TOKEN',
       );
-      const t = (await store.getTask(first.task.id))!;
+      const t = (await store.tasks.get(first.task.id))!;
       assert.equal(t.state, 'leased');
       assert.equal(t.leaseId, second.lease.id);
     });
@@ -249,8 +249,8 @@ for (const f of factories) {
       await seed(store);
       const a = await agent(store, 'a');
       const b = await agent(store, 'b');
-      const g = (await store.lease(a, 1000, clock.now()))!;
-      await rejectsWith(store.checkLease(g.lease.id, 1, b.tokenId, clock.now()), 'FORBIDDEN');
+      const g = (await store.tasks.lease(a, 1000, clock.now()))!;
+      await rejectsWith(store.tasks.checkLease(g.lease.id, 1, b.tokenId, clock.now()), 'FORBIDDEN');
     });
 
     test('attempts are counted; the last lost attempt fails the task with its reason kept', async () => {
@@ -258,15 +258,15 @@ for (const f of factories) {
       const { builds } = await seed(store);
       const a = await agent(store);
       for (let i = 0; i < 2; i++) {
-        assert.ok(await store.lease(a, 1000, clock.now()));
+        assert.ok(await store.tasks.lease(a, 1000, clock.now()));
         clock.advance(1001);
-        await store.reapExpired(clock.now());
+        await store.tasks.reapExpired(clock.now());
       }
-      const t = (await store.getTask(builds[0]!.srpmTask.id))!;
+      const t = (await store.tasks.get(builds[0]!.srpmTask.id))!;
       assert.equal(t.state, 'failed');
       assert.equal(t.reasonCode, 'LEASE_EXPIRED');
       assert.match(t.reason!, /gave up after 2 attempts/);
-      const b = (await store.getBuild(t.buildId))!;
+      const b = (await store.builds.get(t.buildId))!;
       assert.equal(b.state, 'failed');
       assert.equal(b.reasonCode, 'LEASE_EXPIRED');
     });
@@ -275,8 +275,8 @@ for (const f of factories) {
       const store = await fresh();
       await seed(store, 'one');
       const a = await agent(store);
-      let g = (await store.lease(a, 1000, clock.now()))!;
-      await store.complete(
+      let g = (await store.tasks.lease(a, 1000, clock.now()))!;
+      await store.tasks.complete(
         g.lease.id,
         1,
         a.tokenId,
@@ -285,9 +285,9 @@ for (const f of factories) {
         { kind: 'none' },
         clock.now(),
       );
-      assert.equal((await store.getTask(g.task.id))!.state, 'queued');
-      g = (await store.lease(a, 1000, clock.now()))!;
-      await store.complete(
+      assert.equal((await store.tasks.get(g.task.id))!.state, 'queued');
+      g = (await store.tasks.lease(a, 1000, clock.now()))!;
+      await store.tasks.complete(
         g.lease.id,
         2,
         a.tokenId,
@@ -296,7 +296,7 @@ for (const f of factories) {
         { kind: 'none' },
         clock.now(),
       );
-      const t = (await store.getTask(g.task.id))!;
+      const t = (await store.tasks.get(g.task.id))!;
       assert.equal(t.state, 'failed');
       assert.equal(t.reason, 'rpmbuild exited with status 1');
     });
@@ -307,7 +307,7 @@ for (const f of factories) {
       const quiet = await seed(store, 'quiet', 1);
       const a = await agent(store);
       const served: number[] = [];
-      for (let i = 0; i < 3; i++) served.push((await store.lease(a, 30_000, clock.now()))!.task.sourceId);
+      for (let i = 0; i < 3; i++) served.push((await store.tasks.lease(a, 30_000, clock.now()))!.task.sourceId);
       assert.ok(served.includes(quiet.source.id), `quiet source not served in the first 3 leases: ${served.join(',')}`);
       assert.equal(served[0], busy.source.id);
     });
@@ -315,13 +315,13 @@ for (const f of factories) {
     test('priority comes before fair share', async () => {
       const store = await fresh();
       await seed(store, 'low', 3);
-      const src = await store.addSource({ name: 'urgent', url: '/x', branch: 'main', watch: false }, clock.now());
-      const c = await store.recordCommit(
+      const src = await store.sources.add({ name: 'urgent', url: '/x', branch: 'main', watch: false }, clock.now());
+      const c = await store.sources.recordCommit(
         src.id,
         { sha: 'c'.repeat(40), tree: 'd'.repeat(40), committedAt: 1, subject: 's' },
         clock.now(),
       );
-      await store.createBuild(
+      await store.builds.create(
         {
           sourceId: src.id,
           commitId: c.id,
@@ -337,14 +337,14 @@ for (const f of factories) {
         clock.now(),
       );
       const a = await agent(store);
-      assert.equal((await store.lease(a, 30_000, clock.now()))!.task.sourceId, src.id);
+      assert.equal((await store.tasks.lease(a, 30_000, clock.now()))!.task.sourceId, src.id);
     });
 
     test('concurrent leases never hand one task to two agents', async () => {
       const store = await fresh();
       await seed(store, 'many', 10);
       const agents = await Promise.all(Array.from({ length: 20 }, (_, i) => agent(store, `c${i}`)));
-      const grants = (await Promise.all(agents.map((a) => store.lease(a, 30_000, clock.now())))).filter(
+      const grants = (await Promise.all(agents.map((a) => store.tasks.lease(a, 30_000, clock.now())))).filter(
         (g) => g !== null,
       );
       const ids = grants.map((g) => g!.task.id);
@@ -356,20 +356,20 @@ for (const f of factories) {
       const store = await fresh();
       const { builds } = await seed(store);
       const id = builds[0]!.srpmTask.id;
-      assert.equal(await store.appendLog(id, 0, Buffer.from('hello ')), 6);
-      assert.equal(await store.appendLog(id, 0, Buffer.from('hello ')), 6);
-      assert.equal(await store.appendLog(id, 3, Buffer.from('lo world\n')), 12);
-      await rejectsWith(store.appendLog(id, 20, Buffer.from('x')), 'LOG_OFFSET_GAP');
-      assert.equal((await store.readLog(id, 0)).toString(), 'hello world\n');
-      assert.equal((await store.readLog(id, 8)).toString(), 'rld\n');
-      assert.equal((await store.getTask(id))!.logSize, 12);
+      assert.equal(await store.logs.append(id, 0, Buffer.from('hello ')), 6);
+      assert.equal(await store.logs.append(id, 0, Buffer.from('hello ')), 6);
+      assert.equal(await store.logs.append(id, 3, Buffer.from('lo world\n')), 12);
+      await rejectsWith(store.logs.append(id, 20, Buffer.from('x')), 'LOG_OFFSET_GAP');
+      assert.equal((await store.logs.read(id, 0)).toString(), 'hello world\n');
+      assert.equal((await store.logs.read(id, 8)).toString(), 'rld\n');
+      assert.equal((await store.tasks.get(id))!.logSize, 12);
     });
 
     test("artifacts are recorded only under the current lease; the build shows the final lease's files", async () => {
       const store = await fresh();
       await seed(store);
       const a = await agent(store);
-      const first = (await store.lease(a, 1000, clock.now()))!;
+      const first = (await store.tasks.lease(a, 1000, clock.now()))!;
       const art = {
         buildId: first.task.buildId,
         taskId: first.task.id,
@@ -381,48 +381,51 @@ for (const f of factories) {
         nevra: 'x-1-1.src',
         parentId: null,
       };
-      await store.addArtifact({ ...art, leaseId: first.lease.id }, 1, clock.now());
+      await store.artifacts.add({ ...art, leaseId: first.lease.id }, 1, clock.now());
       clock.advance(1001);
-      await store.reapExpired(clock.now());
-      await rejectsWith(store.addArtifact({ ...art, leaseId: first.lease.id }, 1, clock.now()), 'STALE_FENCING_TOKEN');
-      assert.deepEqual(await store.listArtifacts(first.task.buildId), []);
-      const second = (await store.lease(a, 1000, clock.now()))!;
-      await store.addArtifact({ ...art, leaseId: second.lease.id, sha256: 'f'.repeat(64) }, 2, clock.now());
-      const listed = await store.listArtifacts(first.task.buildId);
+      await store.tasks.reapExpired(clock.now());
+      await rejectsWith(
+        store.artifacts.add({ ...art, leaseId: first.lease.id }, 1, clock.now()),
+        'STALE_FENCING_TOKEN',
+      );
+      assert.deepEqual(await store.artifacts.listOfBuild(first.task.buildId), []);
+      const second = (await store.tasks.lease(a, 1000, clock.now()))!;
+      await store.artifacts.add({ ...art, leaseId: second.lease.id, sha256: 'f'.repeat(64) }, 2, clock.now());
+      const listed = await store.artifacts.listOfBuild(first.task.buildId);
       assert.deepEqual(
         listed.map((x) => x.sha256),
         ['f'.repeat(64)],
       );
-      assert.equal((await store.findArtifact('f'.repeat(64)))!.name, 'x.src.rpm');
+      assert.equal((await store.artifacts.findBySha('f'.repeat(64)))!.name, 'x.src.rpm');
     });
 
     test('cancelling a build ends its tasks and tells the leaseholder', async () => {
       const store = await fresh();
       const { builds } = await seed(store);
       const a = await agent(store);
-      const g = (await store.lease(a, 30_000, clock.now()))!;
-      const b = await store.cancelBuild(builds[0]!.build.id, 'test', clock.now());
+      const g = (await store.tasks.lease(a, 30_000, clock.now()))!;
+      const b = await store.builds.cancel(builds[0]!.build.id, 'test', clock.now());
       assert.equal(b.state, 'cancelled');
-      assert.deepEqual(await store.heartbeat(g.lease.id, 1, a.tokenId, 30_000, clock.now()), {
+      assert.deepEqual(await store.tasks.heartbeat(g.lease.id, 1, a.tokenId, 30_000, clock.now()), {
         expiresAt: g.lease.expiresAt,
         cancelled: true,
         agentId: a.id,
       });
-      await rejectsWith(store.cancelBuild(b.id, 'again', clock.now()), 'BUILD_FINISHED');
+      await rejectsWith(store.builds.cancel(b.id, 'again', clock.now()), 'BUILD_FINISHED');
       await rejectsWith(
-        store.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()),
+        store.tasks.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()),
         'LEASE_ENDED',
       );
-      assert.ok((await store.listEvents(b.id)).some((e) => e.kind === 'build.cancelled'));
+      assert.ok((await store.builds.listEvents(b.id)).some((e) => e.kind === 'build.cancelled'));
     });
 
     test('tokens are found by hash and can be revoked', async () => {
       const store = await fresh();
-      const id = await store.createToken('ci', 'h1', ['maintainer'], clock.now());
-      assert.deepEqual((await store.findToken('h1'))!.scopes, ['maintainer']);
-      assert.equal(await store.revokeToken(id, clock.now()), true);
-      assert.notEqual((await store.findToken('h1'))!.revokedAt, null);
-      assert.equal(await store.findToken('nope'), null);
+      const id = await store.tokens.create('ci', 'h1', ['maintainer'], clock.now());
+      assert.deepEqual((await store.tokens.findByHash('h1'))!.scopes, ['maintainer']);
+      assert.equal(await store.tokens.revoke(id, clock.now()), true);
+      assert.notEqual((await store.tokens.findByHash('h1'))!.revokedAt, null);
+      assert.equal(await store.tokens.findByHash('nope'), null);
     });
 
     test('the ledger appends in order, never reuses an index, and finds entries by subject', async () => {
@@ -513,15 +516,18 @@ for (const f of factories) {
     test('agents keep their id when they register again with the same token', async () => {
       const store = await fresh();
       const a = await agent(store, 'same');
-      const again = await store.registerAgent(
+      const again = await store.agents.register(
         { name: 'same', role: 'build', arches: ['aarch64'], capabilities: {}, tokenId: a.tokenId },
         clock.now(),
       );
       assert.equal(again.id, a.id);
       assert.deepEqual(again.arches, ['aarch64']);
-      const other = await store.createToken('other', 'hash-other', ['agent:build'], clock.now());
+      const other = await store.tokens.create('other', 'hash-other', ['agent:build'], clock.now());
       await rejectsWith(
-        store.registerAgent({ name: 'same', role: 'build', arches: [], capabilities: {}, tokenId: other }, clock.now()),
+        store.agents.register(
+          { name: 'same', role: 'build', arches: [], capabilities: {}, tokenId: other },
+          clock.now(),
+        ),
         'FORBIDDEN',
       );
     });

@@ -162,7 +162,7 @@ export class Publisher {
         : ((await this.deps.releases.getSnapshot(repo.currentSnapshotId))?.packages ?? []);
     const candidates: CandidatePackage[] = [];
     for (const id of buildIds) {
-      for (const a of await this.deps.store.listArtifacts(id)) {
+      for (const a of await this.deps.store.artifacts.listOfBuild(id)) {
         if (a.kind !== 'signed-rpm') continue;
         candidates.push({
           artifactId: a.id,
@@ -239,7 +239,7 @@ export class Publisher {
   }
 
   private async finishIfSigned(release: ReleaseRecord, repo: RepoRecord, snap: SnapshotRecord): Promise<void> {
-    const task = (await this.deps.store.listTasksOfKind('repomd'))
+    const task = (await this.deps.store.tasks.listOfKind('repomd'))
       .filter((t) => (t.subject as { releaseId?: number } | null)?.releaseId === release.id)
       .pop();
     if (!task) throw new LenixError('INTERNAL', `release ${release.id} has no metadata signing task`);

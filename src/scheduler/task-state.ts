@@ -67,3 +67,48 @@ export function buildStateFromTasks(states: readonly TaskState[], srpmDone: bool
   if (states.some((s) => s === 'leased' || s === 'succeeded')) return 'running';
   return 'queued';
 }
+
+/** What happens after a successful task, decided by the service (which may read artifacts) before commit. */
+export type FollowUp =
+  | { readonly kind: 'none' }
+  | {
+      readonly kind: 'fan-out';
+      readonly role: AgentRole;
+      readonly taskKind: TaskKind;
+      readonly arches: readonly string[];
+    }
+  | { readonly kind: 'fail-build'; readonly code: string; readonly reason: string };
+
+/** The state a leased task ends in, with the reason recorded on it. */
+export interface TaskEnd {
+  readonly state: 'succeeded' | 'failed' | 'queued';
+  readonly code: string | null;
+  readonly reason: string | null;
+}
+
+/**
+ * Where a lease's outcome takes its task: success succeeds it (unless the follow-up fails the build, as when
+ * the SRPM names packages nobody may build); a failure fails it for good; an agent's error requeues it until
+ * the attempts are used up.
+ */
+export function taskEnd(
+  outcome: Outcome,
+  attempts: number,
+  maxAttempts: number,
+  followUp: FollowUp = { kind: 'none' },
+): TaskEnd {
+  switch (outcome.kind) {
+    case 'success':
+      return followUp.kind === 'fail-build'
+        ? { state: 'failed', code: followUp.code, reason: followUp.reason }
+        : { state: 'succeeded', code: null, reason: null };
+    case 'failure':
+      return { state: 'failed', code: outcome.code, reason: outcome.reason };
+    case 'error': {
+      const n = afterLostAttempt(attempts, maxAttempts, outcome.code, outcome.reason);
+      return n.state === 'queued'
+        ? { state: 'queued', code: outcome.code, reason: outcome.reason }
+        : { state: 'failed', code: n.code, reason: n.reason };
+    }
+  }
+}

@@ -131,7 +131,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
       const current = repo?.currentSnapshotId ? await deps.releases.getSnapshot(repo.currentSnapshotId) : null;
       const buildId = release.builds[0] ?? current?.packages[0]?.buildId;
       if (buildId === undefined) throw new LenixError('RELEASE_BLOCKED', 'nothing to sign metadata for');
-      const id = await deps.store.enqueueTask(
+      const id = await deps.store.tasks.enqueue(
         {
           buildId,
           role: 'sign',
@@ -145,7 +145,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
       return id;
     },
   });
-  const auth = new TokenAuthority(deps.store);
+  const auth = new TokenAuthority(deps.store.tokens);
   const services: Services = {
     sources,
     builds: new BuildService(deps, sources, { created: (b, url, spec) => attest.source(b, url, spec) }),
@@ -165,7 +165,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   };
 
   await attest.repair(async (b) => ({
-    url: await deps.store.getSource(b.sourceId).then((s) => (s ? publicSourceUrl(s.name, s.url) : b.sourceName)),
+    url: await deps.store.sources.get(b.sourceId).then((s) => (s ? publicSourceUrl(s.name, s.url) : b.sourceName)),
     text: await sources.mirrorOf({ name: b.sourceName }).readFile(b.commit.sha, b.specPath),
   }));
 

@@ -15,7 +15,7 @@ test('expired and revoked tokens are refused; forget() makes a revocation count 
   };
   let lookups = 0;
   const auth = new TokenAuthority({
-    findToken: async (hash) => {
+    findByHash: async (hash) => {
       lookups++;
       return hash === hashToken(secret) ? record : null;
     },

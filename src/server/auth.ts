@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { LenixError } from '../core/errors.js';
 import type { AgentRole } from '../scheduler/task-state.js';
-import type { Store } from '../store/store.js';
+import type { TokenStore } from '../store/token-store.js';
 import type { TokenRecord } from '../store/records.js';
 
 /**
@@ -42,7 +42,7 @@ export function hasScope(caller: Caller, scope: Scope): boolean {
 export class TokenAuthority {
   private readonly cache = new Map<string, { at: number; token: TokenRecord | null }>();
   constructor(
-    private readonly store: Pick<Store, 'findToken'>,
+    private readonly tokens: Pick<TokenStore, 'findByHash'>,
     private readonly ttlMs = 2000,
   ) {}
 
@@ -58,7 +58,7 @@ export class TokenAuthority {
     const hash = hashToken(m[1]!);
     let hit = this.cache.get(hash);
     if (!hit || now - hit.at > this.ttlMs) {
-      hit = { at: now, token: await this.store.findToken(hash) };
+      hit = { at: now, token: await this.tokens.findByHash(hash) };
       if (this.cache.size > 10_000) this.cache.clear();
       this.cache.set(hash, hit);
     }

@@ -74,9 +74,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   // First start: create the admin token and write it where the operator can read it (mode 0600).
   let adminToken: string | null = null;
-  if ((await store.countTokens()) === 0) {
+  if ((await store.tokens.count()) === 0) {
     adminToken = newToken();
-    await store.createToken('admin', hashToken(adminToken), ['admin'], clock.now());
+    await store.tokens.create('admin', hashToken(adminToken), ['admin'], clock.now());
     const file = opts.adminTokenFile ?? path.join(opts.dataDir, 'admin.token');
     await writeFile(file, `${adminToken}\n`, { mode: 0o600 });
     await chmod(file, 0o600);
@@ -99,7 +99,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // Rejected uploads leave blobs no record points at (an agent could fill the disk with them): collect those
   // past the grace period.
   const collectBlobs = async () => {
-    const removed = await blobs.collect(await store.referencedBlobs(), clock.now(), config.blobGraceMs);
+    const removed = await blobs.collect(await store.artifacts.referencedBlobs(), clock.now(), config.blobGraceMs);
     if (removed.length > 0) log.info({ component: 'blobs', removed: removed.length }, 'unreferenced blobs collected');
   };
   const collector = setInterval(
@@ -109,7 +109,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   collector.unref();
   const watcher = new Watcher(
     {
-      watchedSources: async () => (await store.listSources()).filter((s) => s.watch),
+      watchedSources: async () => (await store.sources.list()).filter((s) => s.watch),
       newCommits: async (s, since) => {
         const mirror = services.sources.mirrorOf(s);
         await mirror.fetch();
@@ -118,7 +118,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       buildCommit: async (name, sha) => {
         await services.builds.create({ source: name, ref: sha, createdBy: `watch:${name}` });
       },
-      markSeen: (id, sha) => store.markSourceFetched(id, clock.now(), sha),
+      markSeen: (id, sha) => store.sources.markFetched(id, clock.now(), sha),
     },
     log,
     config.watchIntervalMs,

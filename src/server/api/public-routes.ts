@@ -24,12 +24,12 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
   const { store } = deps;
 
   r.get('/health', { schema: { summary: 'Liveness and database reachability', tags: ['public'] } }, async () => {
-    await store.countTokens();
+    await store.tokens.count();
     return { ok: true };
   });
 
   r.get('/sources', { schema: { summary: 'List mirrored sources', tags: ['public'] } }, async () => ({
-    sources: (await store.listSources()).map(presentSource),
+    sources: (await store.sources.list()).map(presentSource),
   }));
 
   r.get(
@@ -43,8 +43,8 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     },
     async (req) => {
       const source = await s.sources.require(req.params.name);
-      const commits = await store.listCommits(source.id, 50);
-      const builds = await store.listBuilds({ sourceId: source.id, limit: 50 });
+      const commits = await store.sources.listCommits(source.id, 50);
+      const builds = await store.builds.list({ sourceId: source.id, limit: 50 });
       return {
         ...presentSource(source),
         commits: commits.map((c) => ({
@@ -75,7 +75,7 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     async (req) => {
       const q = req.query;
       const sourceId = q.source === undefined ? undefined : (await s.sources.require(q.source)).id;
-      const builds = await store.listBuilds({ sourceId, state: q.state as never, beforeId: q.before, limit: q.limit });
+      const builds = await store.builds.list({ sourceId, state: q.state as never, beforeId: q.before, limit: q.limit });
       return { builds: builds.map((b) => presentBuild(b)) };
     },
   );
@@ -84,9 +84,12 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     '/builds/:id',
     { schema: { summary: 'A build with its tasks and their artifacts', tags: ['public'], params: Id } },
     async (req) => {
-      const build = await store.getBuild(req.params.id);
+      const build = await store.builds.get(req.params.id);
       if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
-      const [tasks, artifacts] = await Promise.all([store.listTasks(build.id), store.listArtifacts(build.id)]);
+      const [tasks, artifacts] = await Promise.all([
+        store.tasks.listOfBuild(build.id),
+        store.artifacts.listOfBuild(build.id),
+      ]);
       return presentBuild(build, tasks, artifacts);
     },
   );
@@ -95,9 +98,9 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     '/builds/:id/events',
     { schema: { summary: 'The audit trail of a build', tags: ['public'], params: Id } },
     async (req) => {
-      const build = await store.getBuild(req.params.id);
+      const build = await store.builds.get(req.params.id);
       if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
-      const events = await store.listEvents(build.id);
+      const events = await store.builds.listEvents(build.id);
       return { events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
     },
   );
@@ -112,7 +115,7 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
       },
     },
     async (req, reply) => {
-      const build = await store.getBuild(req.params.id);
+      const build = await store.builds.get(req.params.id);
       if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
       const stream = s.sources.mirrorOf({ name: build.sourceName }).archive(build.commit.sha);
       return reply
@@ -126,9 +129,9 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
   );
 
   r.get('/tasks/:id', { schema: { summary: 'A task', tags: ['public'], params: Id } }, async (req) => {
-    const task = await store.getTask(req.params.id);
+    const task = await store.tasks.get(req.params.id);
     if (!task) throw new LenixError('TASK_NOT_FOUND', `task ${req.params.id} does not exist`);
-    const artifacts = await store.listArtifacts(task.buildId);
+    const artifacts = await store.artifacts.listOfBuild(task.buildId);
     return presentTask(task, artifacts);
   });
 
@@ -147,11 +150,11 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
       },
     },
     async (req, reply) => {
-      const task = await store.getTask(req.params.id);
+      const task = await store.tasks.get(req.params.id);
       if (!task) throw new LenixError('TASK_NOT_FOUND', `task ${req.params.id} does not exist`);
       const follow = req.query.follow === '1' || req.query.follow === 'true';
       if (!follow) {
-        const bytes = await store.readLog(task.id, req.query.offset);
+        const bytes = await store.logs.read(task.id, req.query.offset);
         return reply.type('text/plain; charset=utf-8').header('x-lenix-task-state', task.state).send(bytes);
       }
       return followLog(req, reply, deps, task.id, req.query.offset);
@@ -169,8 +172,8 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     },
     async (req, reply) => {
       const sha = parseSha256(req.params.sha256);
-      const artifact = await store.findArtifact(sha);
-      const known = artifact !== null || (await store.hasLookaside(sha));
+      const artifact = await store.artifacts.findBySha(sha);
+      const known = artifact !== null || (await store.artifacts.hasLookaside(sha));
       if (!known) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${sha}`);
       const { size, stream } = await deps.blobs.open(sha);
       const type =
@@ -193,7 +196,7 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     '/artifacts/:sha256/meta',
     { schema: { summary: 'The record of an artifact', tags: ['public'], params: Sha } },
     async (req) => {
-      const artifact = await store.findArtifact(parseSha256(req.params.sha256));
+      const artifact = await store.artifacts.findBySha(parseSha256(req.params.sha256));
       if (!artifact) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${req.params.sha256}`);
       return { ...presentArtifact(artifact), buildId: artifact.buildId, taskId: artifact.taskId };
     },
@@ -204,7 +207,8 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     { schema: { summary: 'A lookaside source file by digest', tags: ['public'], params: Sha } },
     async (req, reply) => {
       const sha = parseSha256(req.params.sha256);
-      if (!(await store.hasLookaside(sha))) throw new LenixError('ARTIFACT_NOT_FOUND', `no lookaside file ${sha}`);
+      if (!(await store.artifacts.hasLookaside(sha)))
+        throw new LenixError('ARTIFACT_NOT_FOUND', `no lookaside file ${sha}`);
       const { size, stream } = await deps.blobs.open(sha);
       return reply.type('application/octet-stream').header('content-length', size).send(stream);
     },
@@ -215,7 +219,7 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     { schema: { summary: 'Registered agents and whether they are online', tags: ['public'] } },
     async () => {
       const now = deps.clock.now();
-      return { agents: (await store.listAgents()).map((a) => presentAgent(a, now, deps.config.leaseMs * 2)) };
+      return { agents: (await store.agents.list()).map((a) => presentAgent(a, now, deps.config.leaseMs * 2)) };
     },
   );
 
@@ -250,7 +254,7 @@ export function registerPublicRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
   );
 
   r.get('/queue', { schema: { summary: 'Queued build tasks per architecture', tags: ['public'] } }, async () => ({
-    build: await store.queueLength('build'),
+    build: await store.tasks.queueLength('build'),
   }));
 }
 
@@ -298,8 +302,8 @@ async function followLog(
   let lastBeat = Date.now();
   while (!closed.signal.aborted) {
     // Followers of one task wake together: they share one read of the task and of the log at an offset.
-    const task = await shared(`task:${taskId}`, () => deps.store.getTask(taskId));
-    const bytes = await shared(`log:${taskId}:${offset}`, () => deps.store.readLog(taskId, offset, 1024 * 1024));
+    const task = await shared(`task:${taskId}`, () => deps.store.tasks.get(taskId));
+    const bytes = await shared(`log:${taskId}:${offset}`, () => deps.store.logs.read(taskId, offset, 1024 * 1024));
     if (bytes.length > 0) {
       // Split on a UTF-8 boundary so that multi-byte characters are never cut between events.
       const all = new Uint8Array(pending.length + bytes.length);

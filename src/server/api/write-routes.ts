@@ -110,8 +110,8 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
     },
     async (req) => {
       const caller = requireScope(req.caller, 'maintainer');
-      const build = await store.cancelBuild(req.params.id, `cancelled by ${caller.name}`, deps.clock.now());
-      for (const t of await store.listTasks(build.id)) {
+      const build = await store.builds.cancel(req.params.id, `cancelled by ${caller.name}`, deps.clock.now());
+      for (const t of await store.tasks.listOfBuild(build.id)) {
         deps.notifier.emit(`log:${t.id}`);
         deps.notifier.emit(`task:${t.id}`);
       }
@@ -140,7 +140,7 @@ export function registerWriteRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         expected,
         maxBytes: deps.config.maxUploadBytes,
       });
-      await store.addLookaside(sha256, name, size, deps.clock.now());
+      await store.artifacts.addLookaside(sha256, name, size, deps.clock.now());
       return reply.status(201).send({ sha256, size, name, metadataLine: `${sha256} SOURCES/${name}` });
     },
   );

@@ -15,7 +15,8 @@ import {
   type ArtifactRecord,
   type TaskRecord,
 } from '../../store/records.js';
-import type { FollowUp, LeaseGrant } from '../../store/store.js';
+import type { FollowUp } from '../../scheduler/task-state.js';
+import type { LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 
@@ -35,18 +36,18 @@ export class AgentService {
     const now = this.deps.clock.now();
     if (now - (this.seen.get(agentId) ?? 0) < 5000) return;
     this.seen.set(agentId, now);
-    await this.deps.store.touchAgent(agentId, now);
+    await this.deps.store.agents.touch(agentId, now);
   }
 
   async register(
     caller: Caller,
     a: { name: string; role: AgentRole; arches: string[]; capabilities: Record<string, unknown> },
   ): Promise<AgentRecord> {
-    return this.deps.store.registerAgent({ ...a, tokenId: caller.tokenId }, this.deps.clock.now());
+    return this.deps.store.agents.register({ ...a, tokenId: caller.tokenId }, this.deps.clock.now());
   }
 
   async agentFor(caller: Caller, agentId: number): Promise<AgentRecord> {
-    const agent = await this.deps.store.getAgent(agentId);
+    const agent = await this.deps.store.agents.get(agentId);
     if (!agent) throw new LenixError('AGENT_NOT_FOUND', `agent ${agentId} is not registered`);
     if (agent.tokenId !== caller.tokenId)
       throw new LenixError('FORBIDDEN', `agent ${agentId} belongs to another token`);
@@ -63,7 +64,7 @@ export class AgentService {
     await this.touch(agent.id);
     // Expired leases are requeued by the server's reaper (every second), which also wakes waiters here.
     for (;;) {
-      const grant = await this.deps.store.lease(agent, this.deps.config.leaseMs, this.deps.clock.now());
+      const grant = await this.deps.store.tasks.lease(agent, this.deps.config.leaseMs, this.deps.clock.now());
       if (grant) return { grant, payload: await this.payload(grant.task) };
       const left = deadline - this.deps.clock.now();
       if (left <= 0 || signal.aborted) return null;
@@ -72,7 +73,7 @@ export class AgentService {
   }
 
   async reap(): Promise<void> {
-    const changed = await this.deps.store.reapExpired(this.deps.clock.now());
+    const changed = await this.deps.store.tasks.reapExpired(this.deps.clock.now());
     if (changed.length > 0) {
       this.deps.notifier.emit('queue');
       for (const t of changed) this.deps.notifier.emit(`task:${t.id}`);
@@ -81,11 +82,11 @@ export class AgentService {
   }
 
   private async payload(task: TaskRecord): Promise<TaskPayload> {
-    const build = await this.deps.store.getBuild(task.buildId);
+    const build = await this.deps.store.builds.get(task.buildId);
     if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} vanished`);
     // Only binary, sign and test tasks need the build's artifacts; SRPM leases (the bulk) skip the query.
     const artifacts =
-      task.kind === 'srpm' || task.kind === 'repomd' ? [] : await this.deps.store.listArtifacts(build.id);
+      task.kind === 'srpm' || task.kind === 'repomd' ? [] : await this.deps.store.artifacts.listOfBuild(build.id);
     const ref = (a: ArtifactRecord): PackageRef => ({
       sha256: a.sha256,
       name: a.name,
@@ -198,7 +199,7 @@ export class AgentService {
   }
 
   async heartbeat(caller: Caller, leaseId: number, fencingToken: number) {
-    const r = await this.deps.store.heartbeat(
+    const r = await this.deps.store.tasks.heartbeat(
       leaseId,
       fencingToken,
       caller.tokenId,
@@ -216,11 +217,16 @@ export class AgentService {
     offset: number,
     data: Uint8Array,
   ): Promise<number> {
-    const { task } = await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, this.deps.clock.now());
+    const { task } = await this.deps.store.tasks.checkLease(
+      leaseId,
+      fencingToken,
+      caller.tokenId,
+      this.deps.clock.now(),
+    );
     // Agents cut a flooding build's log themselves; this bounds what a misbehaving agent can make us store.
     if (offset + data.length > this.deps.config.maxLogBytes)
       throw new LenixError('LOG_TOO_LARGE', `a task's log is limited to ${this.deps.config.maxLogBytes} bytes`);
-    const size = await this.deps.store.appendLog(task.id, offset, data);
+    const size = await this.deps.store.logs.append(task.id, offset, data);
     this.deps.notifier.emit(`log:${task.id}`);
     return size;
   }
@@ -241,7 +247,7 @@ export class AgentService {
     if ((pkg && !name.endsWith('.rpm')) || (pkg && isSourceKind(q.kind) !== name.endsWith('.src.rpm'))) {
       throw new LenixError('BAD_REQUEST', `artifact kind ${q.kind} does not fit the name ${name}`);
     }
-    const { lease, task } = await this.deps.store.checkLease(
+    const { lease, task } = await this.deps.store.tasks.checkLease(
       leaseId,
       q.fencingToken,
       caller.tokenId,
@@ -263,13 +269,13 @@ export class AgentService {
       arch = info.arch;
       const epoch = info.epoch ? `${info.epoch}:` : '';
       nevra = `${info.name}-${epoch}${info.version}-${info.release}.${info.arch}`;
-      const built = await this.deps.store.listArtifacts(task.buildId);
+      const built = await this.deps.store.artifacts.listOfBuild(task.buildId);
       const srpm = built.find((a) => a.kind === 'srpm');
       if (q.kind === 'rpm') parentId = srpm?.id ?? null;
       if (!signed) {
         // Only what this build makes: its own SRPM, and packages its spec declares, built from that SRPM for
         // this task's arch, under their NEVRA names (an agent's word about what it built is not enough).
-        const build = await this.deps.store.getBuild(task.buildId);
+        const build = await this.deps.store.builds.get(task.buildId);
         if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} does not exist`);
         const why = refuseUpload({ fileName: name, ...info }, task, {
           packageName: build.packageName,
@@ -300,7 +306,7 @@ export class AgentService {
         signedBy = key.fingerprint;
       }
     }
-    return this.deps.store.addArtifact(
+    return this.deps.store.artifacts.add(
       {
         buildId: task.buildId,
         taskId: task.id,
@@ -331,11 +337,19 @@ export class AgentService {
     const followUp =
       outcome.kind === 'success'
         ? await this.followUp(
-            (await this.deps.store.checkLease(leaseId, fencingToken, caller.tokenId, now)).task,
+            (await this.deps.store.tasks.checkLease(leaseId, fencingToken, caller.tokenId, now)).task,
             leaseId,
           )
         : ({ kind: 'none' } as const);
-    const r = await this.deps.store.complete(leaseId, fencingToken, caller.tokenId, outcome, result, followUp, now);
+    const r = await this.deps.store.tasks.complete(
+      leaseId,
+      fencingToken,
+      caller.tokenId,
+      outcome,
+      result,
+      followUp,
+      now,
+    );
     // A stage is complete once its statement is in the ledger: the hook records it before the next stage's
     // agents are woken and before we answer.
     await this.hooks.taskEnded?.(r.task, r.buildState);
@@ -351,9 +365,9 @@ export class AgentService {
 
   /** After a successful SRPM task: read the SRPM's header and fan out one binary task per allowed arch. */
   private async followUp(task: TaskRecord, leaseId: number): Promise<FollowUp> {
-    const uploaded = await this.deps.store.getArtifactsByLease(leaseId);
+    const uploaded = await this.deps.store.artifacts.listOfLease(leaseId);
     if (task.kind === 'sign') {
-      const unsigned = (await this.deps.store.listArtifacts(task.buildId)).filter(
+      const unsigned = (await this.deps.store.artifacts.listOfBuild(task.buildId)).filter(
         (a) => a.kind === 'srpm' || a.kind === 'rpm',
       );
       const missing = unsigned.filter((u) => !uploaded.some((s) => s.parentId === u.id));
@@ -373,7 +387,7 @@ export class AgentService {
     }
     const srpm = uploaded.find((a) => a.kind === 'srpm');
     if (!srpm) return { kind: 'fail-build', code: 'SRPM_MISSING', reason: 'the SRPM task uploaded no source package' };
-    const build = await this.deps.store.getBuild(task.buildId);
+    const build = await this.deps.store.builds.get(task.buildId);
     const info = packageInfo(await readRpmFileHeader(this.deps.blobs.pathOf(parseSha256(srpm.sha256))));
     const plan = planFanOut(info, build?.arches ?? this.deps.config.arches);
     if (plan.kind === 'excluded') return { kind: 'fail-build', code: 'ARCH_EXCLUDED', reason: plan.reason };

@@ -36,7 +36,7 @@ export class Attestations {
     let repaired = 0;
     let seen = 0;
     for (let before: number | undefined; seen < recent; ) {
-      const builds = await this.deps.store.listBuilds({
+      const builds = await this.deps.store.builds.list({
         limit: Math.min(500, recent - seen),
         ...(before !== undefined ? { beforeId: before } : {}),
       });
@@ -60,7 +60,7 @@ export class Attestations {
             const s = await spec(build);
             await this.source(build, s.url, s.text);
           });
-          const tasks = await this.deps.store.listTasks(build.id);
+          const tasks = await this.deps.store.tasks.listOfBuild(build.id);
           const binaries = tasks.filter((t) => t.kind === 'binary');
           if (binaries.length > 0 && binaries.every((t) => t.state === 'succeeded'))
             await missing('build', () => this.taskEnded(binaries[binaries.length - 1]!, 'succeeded'));
@@ -105,17 +105,17 @@ export class Attestations {
       (task.kind === 'sign' && task.state === 'succeeded') ||
       (task.kind === 'test' && (task.state === 'succeeded' || task.state === 'failed'));
     if (!relevant) return;
-    const build = await this.deps.store.getBuild(task.buildId);
+    const build = await this.deps.store.builds.get(task.buildId);
     if (!build) return;
-    const source = await this.deps.store.getSource(build.sourceId);
-    const tasks = await this.deps.store.listTasks(build.id);
-    const artifacts = await this.deps.store.listArtifacts(build.id);
+    const source = await this.deps.store.sources.get(build.sourceId);
+    const tasks = await this.deps.store.tasks.listOfBuild(build.id);
+    const artifacts = await this.deps.store.artifacts.listOfBuild(build.id);
     if (task.kind === 'binary' && buildState === 'succeeded') {
       const pipeline = tasks.filter((t) => t.kind === 'srpm' || t.kind === 'binary');
-      const agents = await this.deps.store.listAgents();
+      const agents = await this.deps.store.agents.list();
       const logs = [];
       for (const t of pipeline)
-        logs.push({ name: `task-${t.id}.log`, sha256: sha256(await this.deps.store.readLog(t.id, 0)) });
+        logs.push({ name: `task-${t.id}.log`, sha256: sha256(await this.deps.store.logs.read(t.id, 0)) });
       const built = artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm');
       await this.sink.record(
         'build',
@@ -154,7 +154,7 @@ export class Attestations {
       const stages = ((task.result?.['stages'] ?? []) as { name: string; outcome: string; detail: string }[]).map(
         (s) => ({ name: s.name, outcome: s.outcome, detail: s.detail }),
       );
-      const agent = task.agentId === null ? null : await this.deps.store.getAgent(task.agentId);
+      const agent = task.agentId === null ? null : await this.deps.store.agents.get(task.agentId);
       await this.sink.record(
         'test',
         testStatement({
@@ -162,7 +162,7 @@ export class Attestations {
           passed: task.state === 'succeeded',
           packages: signed.map((a) => ({ name: a.name, sha256: a.sha256 })),
           stages,
-          logSha256: sha256(await this.deps.store.readLog(task.id, 0)),
+          logSha256: sha256(await this.deps.store.logs.read(task.id, 0)),
           tester: agent?.name ?? 'unknown',
         }),
         [`build:${build.id}`, ...signed.map((a) => `sha256:${a.sha256}`)],

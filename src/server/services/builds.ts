@@ -65,7 +65,7 @@ export class BuildService {
             'LOOKASIDE_PATH_UNSAFE',
             `${meta} puts ${e.path} behind the symbolic link ${link} of the source tree`,
           );
-        if (!(await this.deps.store.hasLookaside(e.sha256))) {
+        if (!(await this.deps.store.artifacts.hasLookaside(e.sha256))) {
           throw new LenixError(
             'LOOKASIDE_INVALID',
             `${meta} names ${e.path} (${e.sha256.slice(0, 12)}…), which is not in the lookaside area; upload it with lenix lookaside upload`,
@@ -81,8 +81,8 @@ export class BuildService {
     });
     const arches = input.arches && input.arches.length > 0 ? [...new Set(input.arches)] : [...this.deps.config.arches];
     const now = this.deps.clock.now();
-    const recorded = await this.deps.store.recordCommit(source.id, commit, now);
-    const created = await this.deps.store.createBuild(
+    const recorded = await this.deps.store.sources.recordCommit(source.id, commit, now);
+    const created = await this.deps.store.builds.create(
       {
         sourceId: source.id,
         commitId: recorded.id,

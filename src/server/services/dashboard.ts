@@ -17,17 +17,17 @@ export interface Dashboard {
 export async function dashboard(deps: ServerDeps, errata: ErrataService): Promise<Dashboard> {
   const now = deps.clock.now();
   const [queue, running, agents, builds, releases, advisories] = await Promise.all([
-    deps.store.queueLength('build'),
-    deps.store.listTasksInState('leased', 100),
-    deps.store.listAgents(),
-    deps.store.listBuilds({ limit: 10 }),
+    deps.store.tasks.queueLength('build'),
+    deps.store.tasks.listInState('leased', 100),
+    deps.store.agents.list(),
+    deps.store.builds.list({ limit: 10 }),
     deps.releases.listReleases(undefined, 5),
     errata.store.list({ status: 'released', limit: 5 }),
   ]);
   const names = new Map(agents.map((a) => [a.id, a.name]));
   const buildsById = new Map<number, BuildRecord | null>();
   for (const t of running)
-    if (!buildsById.has(t.buildId)) buildsById.set(t.buildId, await deps.store.getBuild(t.buildId));
+    if (!buildsById.has(t.buildId)) buildsById.set(t.buildId, await deps.store.builds.get(t.buildId));
   return {
     now,
     queue,

@@ -80,13 +80,13 @@ export class ErrataService {
       throw new LenixError('ERRATA_INVALID', `not a NEVRA: ${nevra.slice(0, 100)} (name-[epoch:]version-release.arch)`);
     }
     const canonical = nevraOf({ ...n, epoch: n.epoch ?? 0, src: '', filename: '', sha256: null });
-    const built = (await this.deps.store.findArtifactsByNevra(canonical, 'signed-rpm')).pop();
+    const built = (await this.deps.store.artifacts.findByNevra(canonical, 'signed-rpm')).pop();
     if (built) return this.fromArtifact(built);
     const current =
       repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
     const inRepo = current?.packages.find((p) => p.nevra === canonical);
     if (inRepo) {
-      const a = await this.deps.store.findArtifact(inRepo.sha256);
+      const a = await this.deps.store.artifacts.findBySha(inRepo.sha256);
       if (a) return this.fromArtifact(a);
     }
     throw new LenixError(
@@ -97,7 +97,7 @@ export class ErrataService {
 
   private async fromArtifact(a: ArtifactRecord): Promise<AdvisoryPackage> {
     const n = parseNevra(a.nevra ?? a.name.replace(/\.rpm$/, ''));
-    const srpm = (await this.deps.store.listArtifacts(a.buildId)).find((x) => x.kind === 'srpm');
+    const srpm = (await this.deps.store.artifacts.listOfBuild(a.buildId)).find((x) => x.kind === 'srpm');
     return {
       name: n.name,
       epoch: n.epoch ?? 0,
@@ -116,9 +116,9 @@ export class ErrataService {
   ): Promise<AdvisoryPackage[]> {
     const out: AdvisoryPackage[] = [];
     if (input.fromBuild !== undefined) {
-      const build = await this.deps.store.getBuild(input.fromBuild);
+      const build = await this.deps.store.builds.get(input.fromBuild);
       if (!build) throw new LenixError('BUILD_NOT_FOUND', `no build ${input.fromBuild}`);
-      const signed = (await this.deps.store.listArtifacts(build.id)).filter((a) => a.kind === 'signed-rpm');
+      const signed = (await this.deps.store.artifacts.listOfBuild(build.id)).filter((a) => a.kind === 'signed-rpm');
       if (signed.length === 0)
         throw new LenixError('ERRATA_PACKAGE_UNKNOWN', `build ${build.id} has no signed packages yet`);
       for (const a of signed) out.push(await this.fromArtifact(a));
@@ -387,7 +387,7 @@ export class ErrataService {
   private async builtAtLeast(
     up: Pick<AdvisoryPackage, 'name' | 'epoch' | 'version' | 'release' | 'arch'>,
   ): Promise<AdvisoryPackage | null> {
-    const rows = await this.deps.store.findSignedByName(up.name);
+    const rows = await this.deps.store.artifacts.findSignedByName(up.name);
     let best: { a: ArtifactRecord; n: ReturnType<typeof parseNevra> } | null = null;
     for (const a of rows) {
       const n = parseNevra(a.nevra ?? '');

@@ -99,7 +99,7 @@ export class ReleaseService {
       const snap =
         repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
       for (const p of snap?.packages ?? []) {
-        if ((await this.deps.store.findArtifact(p.sha256))?.signedBy === fpr) {
+        if ((await this.deps.store.artifacts.findBySha(p.sha256))?.signedBy === fpr) {
           throw new LenixError(
             'KEY_IN_USE',
             `${p.name} in the current snapshot is signed with ${fpr}; release packages signed with the new key first`,
@@ -116,10 +116,10 @@ export class ReleaseService {
 
   /** Why a build may not be released yet (empty when it may). */
   async gates(buildId: number): Promise<string[]> {
-    const build = await this.deps.store.getBuild(buildId);
+    const build = await this.deps.store.builds.get(buildId);
     if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${buildId} does not exist`);
     if (build.state !== 'succeeded') return [`build ${buildId} is ${build.state}`];
-    const tasks = await this.deps.store.listTasks(buildId);
+    const tasks = await this.deps.store.tasks.listOfBuild(buildId);
     const last = (kind: string) => tasks.filter((t) => t.kind === kind).pop();
     const why: string[] = [];
     const sign = last('sign');

@@ -52,9 +52,9 @@ export class SbomService {
   ) {}
 
   async forBuild(id: number, format: SbomFormat): Promise<ServedSbom> {
-    const build = await this.deps.store.getBuild(id);
+    const build = await this.deps.store.builds.get(id);
     if (!build) throw new LenixError('BUILD_NOT_FOUND', `no build ${id}`);
-    const artifacts = await this.deps.store.listArtifacts(build.id);
+    const artifacts = await this.deps.store.artifacts.listOfBuild(build.id);
     // The files as served: the signed package where there is one, else the one built.
     const built = artifacts.filter((a) => a.kind === 'srpm' || a.kind === 'rpm');
     const chosen = built.map((a) => artifacts.find((s) => s.parentId === a.id && s.kind.startsWith('signed-')) ?? a);
@@ -80,12 +80,12 @@ export class SbomService {
   }
 
   async forArtifact(sha256: string, format: SbomFormat): Promise<ServedSbom> {
-    const a = await this.deps.store.findArtifact(parseSha256(sha256));
+    const a = await this.deps.store.artifacts.findBySha(parseSha256(sha256));
     if (!a) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${sha256}`);
     if (!RPM_KINDS.has(a.kind))
       throw new LenixError('NOT_AN_RPM', `artifact ${sha256} is a ${a.kind}, not an RPM package`);
-    const build = (await this.deps.store.getBuild(a.buildId))!;
-    const artifacts = await this.deps.store.listArtifacts(build.id);
+    const build = (await this.deps.store.builds.get(a.buildId))!;
+    const artifacts = await this.deps.store.artifacts.listOfBuild(build.id);
     const repo = build.targetRepo ? await this.deps.releases.getRepoByName(build.targetRepo) : null;
     const facts = await this.buildFacts(build);
     const p = await this.pkg(a, facts, artifacts);
@@ -121,10 +121,10 @@ export class SbomService {
     const packages: SbomPackage[] = [];
     for (const sp of [...snap.packages].sort((a, b) => byCodeUnits(a.sha256, b.sha256))) {
       if (!builds.has(sp.buildId)) {
-        const build = (await this.deps.store.getBuild(sp.buildId))!;
+        const build = (await this.deps.store.builds.get(sp.buildId))!;
         builds.set(sp.buildId, {
           facts: await this.buildFacts(build),
-          artifacts: await this.deps.store.listArtifacts(sp.buildId),
+          artifacts: await this.deps.store.artifacts.listOfBuild(sp.buildId),
         });
       }
       const b = builds.get(sp.buildId)!;
@@ -172,10 +172,10 @@ export class SbomService {
   /** What every package of one build shares, read once per build: source URL, its source statements, its nodes. */
   private async buildFacts(build: BuildRecord): Promise<BuildFacts> {
     const [source, stages, tasks, agents] = await Promise.all([
-      this.deps.store.getSource(build.sourceId),
+      this.deps.store.sources.get(build.sourceId),
       this.ledger.store.lookupStages(`build:${build.id}`),
-      this.deps.store.listTasks(build.id),
-      this.deps.store.listAgents(),
+      this.deps.store.tasks.listOfBuild(build.id),
+      this.deps.store.agents.list(),
     ]);
     return {
       build,

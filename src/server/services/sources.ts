@@ -38,7 +38,7 @@ export class SourceService {
   }
 
   async require(name: string): Promise<SourceRecord> {
-    const s = await this.deps.store.getSourceByName(name);
+    const s = await this.deps.store.sources.getByName(name);
     if (!s) throw new LenixError('SOURCE_NOT_FOUND', `no source named ${name.slice(0, 100)}`);
     return s;
   }
@@ -62,7 +62,7 @@ export class SourceService {
     const name = parseSourceName(input.name);
     const url = parseSourceUrl(input.url);
     if (isLocalSourceUrl(url)) await this.requireUnderRoots(url);
-    if (await this.deps.store.getSourceByName(name))
+    if (await this.deps.store.sources.getByName(name))
       throw new LenixError('SOURCE_EXISTS', `source ${name} already exists`);
     const tmp = path.join(this.deps.config.dataDir, 'git', `.new-${randomBytes(6).toString('hex')}.git`);
     try {
@@ -72,19 +72,19 @@ export class SourceService {
         throw new LenixError('REF_NOT_FOUND', `branch ${branch} does not exist in ${url}`, { cause: err });
       });
       const now = this.deps.clock.now();
-      const source = await this.deps.store.addSource({ name, url, branch, watch: input.watch }, now);
+      const source = await this.deps.store.sources.add({ name, url, branch, watch: input.watch }, now);
       try {
         await rename(tmp, this.mirrorOf(source).dir);
       } catch (err) {
-        await this.deps.store.deleteSourceIfUnused(source.id);
+        await this.deps.store.sources.deleteIfUnused(source.id);
         throw err;
       }
-      const commit = await this.deps.store.recordCommit(source.id, head, now);
+      const commit = await this.deps.store.sources.recordCommit(source.id, head, now);
       // The tip is "seen" at once: the watcher builds only commits after it (the caller builds the tip itself),
       // so a watcher pass that runs meanwhile cannot build it a second time.
-      await this.deps.store.markSourceFetched(source.id, now, head.sha);
+      await this.deps.store.sources.markFetched(source.id, now, head.sha);
       this.deps.log.info({ component: 'intake', source: name, commit: head.sha }, 'source mirrored');
-      return { source: (await this.deps.store.getSource(source.id))!, head: commit };
+      return { source: (await this.deps.store.sources.get(source.id))!, head: commit };
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }
@@ -95,6 +95,6 @@ export class SourceService {
     const mirror = this.mirrorOf(source);
     await mirror.fetch();
     const head = await mirror.resolve(`refs/heads/${source.branch}`);
-    return this.deps.store.recordCommit(source.id, head, this.deps.clock.now());
+    return this.deps.store.sources.recordCommit(source.id, head, this.deps.clock.now());
   }
 }

@@ -16,7 +16,10 @@ import { parseNote } from '../../ledger/note.js';
 import { BUILD_STATES, isFinished } from '../../scheduler/task-state.js';
 import type { ArtifactRecord, BuildRecord, TaskRecord, TokenRecord } from '../../store/records.js';
 import type { ReleaseStore } from '../../store/release-store.js';
-import type { Store } from '../../store/store.js';
+import type { AgentStore } from '../../store/agent-store.js';
+import type { LogStore } from '../../store/log-store.js';
+import type { SourceStore } from '../../store/source-store.js';
+import type { ArtifactStore, BuildStore, TaskQueue } from '../../store/store.js';
 import { ADVISORY_ID } from '../api/errata-routes.js';
 import { toLenixError, type App, type Services } from '../app.js';
 import { hasScope, type Caller } from '../auth.js';
@@ -26,20 +29,15 @@ import { ASSETS } from './assets.js';
 import { html, type Html } from './html.js';
 import { page, type Viewer } from './layout.js';
 
-type WebReads = Pick<
-  Store,
-  | 'getBuild'
-  | 'getSource'
-  | 'getSourceByName'
-  | 'getTask'
-  | 'listAgents'
-  | 'listArtifacts'
-  | 'listBuilds'
-  | 'listCommits'
-  | 'listSources'
-  | 'listTasks'
-  | 'readLog'
->;
+/** What the pages read of the build spine: nothing that writes. */
+interface WebReads {
+  readonly sources: Pick<SourceStore, 'get' | 'getByName' | 'list' | 'listCommits'>;
+  readonly builds: Pick<BuildStore, 'get' | 'list'>;
+  readonly tasks: Pick<TaskQueue, 'get' | 'listOfBuild'>;
+  readonly agents: Pick<AgentStore, 'list'>;
+  readonly artifacts: Pick<ArtifactStore, 'listOfBuild'>;
+  readonly logs: Pick<LogStore, 'read'>;
+}
 type ReleaseReads = Pick<ReleaseStore, 'getRepo' | 'listReleases' | 'listRepos' | 'listSnapshots' | 'releasesOfBuild'>;
 
 const COOKIE = 'lenix_token';
@@ -255,10 +253,10 @@ export async function registerWebRoutes(app: App, deps: ServerDeps, s: Services)
     '/builds',
     guard(async (req, reply) => {
       const q = BuildsQuery.parse(req.query);
-      const source = q.source ? await store.getSourceByName(q.source) : null;
+      const source = q.source ? await store.sources.getByName(q.source) : null;
       if (q.source && !source) throw new LenixError('SOURCE_NOT_FOUND', `no source ${q.source}`);
       const limit = 50;
-      const builds = await store.listBuilds({
+      const builds = await store.builds.list({
         sourceId: source?.id,
         state: q.state as never,
         beforeId: q.before,
@@ -267,7 +265,7 @@ export async function registerWebRoutes(app: App, deps: ServerDeps, s: Services)
         text: q.q,
         limit,
       });
-      const sources = await store.listSources();
+      const sources = await store.sources.list();
       const keep = new URLSearchParams(
         Object.entries({ source: q.source, state: q.state, arch: q.arch, by: q.by, q: q.q }).filter(
           (x): x is [string, string] => !!x[1],
@@ -306,18 +304,18 @@ ${buildTable(builds, deps.clock.now())}
     '/builds/:id',
     guard(async (req, reply) => {
       const { id } = IdParam.parse(req.params);
-      const build = await store.getBuild(id);
+      const build = await store.builds.get(id);
       if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${id} does not exist`);
       const [tasks, artifacts, agents, rels, bundle] = await Promise.all([
-        store.listTasks(id),
-        store.listArtifacts(id),
-        store.listAgents(),
+        store.tasks.listOfBuild(id),
+        store.artifacts.listOfBuild(id),
+        store.agents.list(),
         releases.releasesOfBuild(id),
         s.ledger.bundle([`build:${id}`]),
       ]);
       const agentName = new Map(agents.map((a) => [a.id, a.name]));
       const now = deps.clock.now();
-      const source = await store.getSource(build.sourceId);
+      const source = await store.sources.get(build.sourceId);
       const repos = new Map((await releases.listRepos()).map((r) => [r.id, r.name]));
       const { cp, entries: statements } = checked(bundle);
       const tests = tasks.filter((t) => t.kind === 'test');
@@ -374,11 +372,11 @@ ${statements.length === 0 ? html`<p class="muted">None yet.</p>` : html`<table><
         .object({ id: z.coerce.number().int().positive(), task: z.coerce.number().int().positive() })
         .parse(req.params);
       const q = z.object({ start: z.coerce.number().int().min(0).optional() }).parse(req.query);
-      const task = await store.getTask(p.task);
+      const task = await store.tasks.get(p.task);
       if (!task || task.buildId !== p.id) throw new LenixError('TASK_NOT_FOUND', `build ${p.id} has no task ${p.task}`);
       // Only the tail is rendered; earlier output is a link away (or the raw log).
       const start = q.start ?? Math.max(0, task.logSize - LOG_TAIL);
-      const text = (await store.readLog(task.id, start, LOG_TAIL)).toString('utf8');
+      const text = (await store.logs.read(task.id, start, LOG_TAIL)).toString('utf8');
       const end = start + Buffer.byteLength(text);
       const finished = isFinished(task.state);
       return send(req, reply, {
@@ -398,7 +396,7 @@ ${start > 0 ? html`<p><a href="/builds/${p.id}/tasks/${task.id}/log?start=${Math
   app.get(
     '/sources',
     guard(async (req, reply) => {
-      const sources = await store.listSources();
+      const sources = await store.sources.list();
       return send(req, reply, {
         title: 'Sources',
         json: '/api/v1/sources',
@@ -413,8 +411,8 @@ ${start > 0 ? html`<p><a href="/builds/${p.id}/tasks/${task.id}/log?start=${Math
       const { name } = z.object({ name: z.string().max(100) }).parse(req.params);
       const source = await s.sources.require(name);
       const [commits, builds] = await Promise.all([
-        store.listCommits(source.id, 30),
-        store.listBuilds({ sourceId: source.id, limit: 100 }),
+        store.sources.listCommits(source.id, 30),
+        store.builds.list({ sourceId: source.id, limit: 100 }),
       ]);
       return send(req, reply, {
         title: `Source ${source.name}`,
@@ -662,7 +660,7 @@ ${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Noth
     guard(async (req, reply) => {
       const caller = await requireForm(req);
       const { id } = IdParam.parse(req.params);
-      const b = await store.getBuild(id);
+      const b = await store.builds.get(id);
       if (!b) throw new LenixError('BUILD_NOT_FOUND', `build ${id} does not exist`);
       const made = await s.builds.create({
         source: b.sourceName,
@@ -678,7 +676,7 @@ ${bundle ? html`<h2>Entries</h2>${rows.length === 0 ? html`<p class="muted">Noth
     guard(async (req, reply) => {
       const caller = await requireForm(req);
       const { id } = IdParam.parse(req.params);
-      await deps.store.cancelBuild(id, `cancelled by ${caller.name}`, deps.clock.now());
+      await deps.store.builds.cancel(id, `cancelled by ${caller.name}`, deps.clock.now());
       deps.notifier.emit('queue');
       return reply.redirect(`/builds/${id}`, 303);
     }),

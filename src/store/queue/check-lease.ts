@@ -1,0 +1,58 @@
+import { LenixError } from '../../core/errors.js';
+import type { LeaseRecord, TaskRecord } from '../records.js';
+import { type Db, toLease, toTask } from '../rows.js';
+
+/** Check that a message belongs to the task's current lease: the right agent, the current fencing token, in time. */
+export async function checkLease(
+  db: Db,
+  leaseId: number,
+  fencingToken: number,
+  agentTokenId: number,
+  now: number,
+): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
+  const row = await db
+    .selectFrom('leases')
+    .innerJoin('agents', 'agents.id', 'leases.agent_id')
+    .innerJoin('tasks', 'tasks.id', 'leases.task_id')
+    .selectAll('tasks')
+    .select([
+      'leases.id as l_id',
+      'leases.task_id as l_task_id',
+      'leases.agent_id as l_agent_id',
+      'leases.fencing_token as l_fencing_token',
+      'leases.acquired_at as l_acquired_at',
+      'leases.expires_at as l_expires_at',
+      'leases.ended_at as l_ended_at',
+      'leases.outcome as l_outcome',
+      'agents.token_id as a_token_id',
+    ])
+    .where('leases.id', '=', leaseId)
+    .executeTakeFirst();
+  if (!row) throw new LenixError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist`);
+  if (row.a_token_id !== agentTokenId) throw new LenixError('FORBIDDEN', `lease ${leaseId} belongs to another agent`);
+  const lease = toLease({
+    id: row.l_id,
+    task_id: row.l_task_id,
+    agent_id: row.l_agent_id,
+    fencing_token: row.l_fencing_token,
+    acquired_at: row.l_acquired_at,
+    expires_at: row.l_expires_at,
+    ended_at: row.l_ended_at,
+    outcome: row.l_outcome,
+  });
+  const task = toTask(row);
+  assertCurrent(lease, task, fencingToken, now);
+  return { lease, task };
+}
+
+function assertCurrent(lease: LeaseRecord, task: TaskRecord, fencingToken: number, now: number): void {
+  if (task.fencingToken !== fencingToken || task.leaseId !== lease.id || lease.fencingToken !== fencingToken) {
+    throw new LenixError('STALE_FENCING_TOKEN', `fencing token ${fencingToken} is not current for task ${task.id}`);
+  }
+  if (lease.endedAt !== null || task.state !== 'leased') {
+    throw new LenixError('LEASE_ENDED', `lease ${lease.id} already ended (${lease.outcome ?? task.state})`);
+  }
+  if (task.leaseExpiresAt !== null && task.leaseExpiresAt < now) {
+    throw new LenixError('LEASE_EXPIRED', `lease ${lease.id} expired`);
+  }
+}

@@ -1,0 +1,119 @@
+import type { Kysely } from 'kysely';
+import type { AgentRole, FollowUp, Outcome, TaskKind, TaskState } from '../../scheduler/task-state.js';
+import type { Dialect } from '../dialect.js';
+import type { AgentRecord, LeaseRecord, TaskRecord } from '../records.js';
+import { taskById, toTask } from '../rows.js';
+import type { Database } from '../schema.js';
+import { checkLease } from './check-lease.js';
+import { type CompleteResult, complete } from './complete.js';
+import { enqueueTask } from './enqueue.js';
+import { heartbeat } from './heartbeat.js';
+import { type LeaseGrant, lease } from './lease.js';
+import { reapExpired } from './reap.js';
+
+export type { CompleteResult } from './complete.js';
+export type { LeaseGrant } from './lease.js';
+
+/**
+ * The task queue: tasks are leased to agents under a fencing token, kept alive by heartbeats, completed once,
+ * and reaped when their lease expires. One file per operation beside this one; every state change is
+ * conditional on the state it expects, so two server replicas over one PostgreSQL cannot both win.
+ */
+export class TaskQueue {
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly dialect: Dialect,
+  ) {}
+
+  get(id: number): Promise<TaskRecord | null> {
+    return taskById(this.db, id);
+  }
+
+  async listOfBuild(buildId: number): Promise<TaskRecord[]> {
+    const rows = await this.db.selectFrom('tasks').selectAll().where('build_id', '=', buildId).orderBy('id').execute();
+    return rows.map(toTask);
+  }
+
+  /** Tasks in one state (e.g. `leased`: running now), oldest first. */
+  async listInState(state: TaskState, limit = 200): Promise<TaskRecord[]> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('state', '=', state)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map(toTask);
+  }
+
+  /** The newest tasks of a kind, oldest first. */
+  async listOfKind(kind: TaskKind, limit = 1000): Promise<TaskRecord[]> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('kind', '=', kind)
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map(toTask).reverse();
+  }
+
+  /** Queued tasks of a role per architecture. */
+  async queueLength(role: AgentRole): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .select(['arch', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('state', '=', 'queued')
+      .where('role', '=', role)
+      .groupBy('arch')
+      .execute();
+    return Object.fromEntries(rows.map((r) => [r.arch, Number(r.n)]));
+  }
+
+  /** Queue one task outside the build pipeline (a `repomd` signing task for a publish, filed under a build). */
+  enqueue(
+    t: { buildId: number; role: AgentRole; kind: TaskKind; subject: Record<string, unknown>; maxAttempts: number },
+    now: number,
+  ): Promise<number> {
+    return enqueueTask(this.db, t, now);
+  }
+
+  lease(agent: AgentRecord, leaseMs: number, now: number): Promise<LeaseGrant | null> {
+    return lease(this.db, this.dialect, agent, leaseMs, now);
+  }
+
+  checkLease(
+    leaseId: number,
+    fencingToken: number,
+    agentTokenId: number,
+    now: number,
+  ): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
+    return checkLease(this.db, leaseId, fencingToken, agentTokenId, now);
+  }
+
+  heartbeat(
+    leaseId: number,
+    fencingToken: number,
+    agentTokenId: number,
+    leaseMs: number,
+    now: number,
+  ): Promise<{ expiresAt: number; cancelled: boolean; agentId: number }> {
+    return heartbeat(this.db, leaseId, fencingToken, agentTokenId, leaseMs, now);
+  }
+
+  reapExpired(now: number): Promise<TaskRecord[]> {
+    return reapExpired(this.db, now);
+  }
+
+  complete(
+    leaseId: number,
+    fencingToken: number,
+    agentTokenId: number,
+    outcome: Outcome,
+    result: Record<string, unknown> | null,
+    followUp: FollowUp,
+    now: number,
+  ): Promise<CompleteResult> {
+    return complete(this.db, leaseId, fencingToken, agentTokenId, outcome, result, followUp, now);
+  }
+}
