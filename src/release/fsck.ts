@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseSha256, type Sha256 } from '../core/ids.js';
-import type { FsBlobStore } from '../store/blob-store.js';
+import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import { sha256File } from '../store/durable.js';
 import { publishCopy } from './publisher.js';
@@ -33,7 +33,7 @@ export interface FsckReport {
  * into place.
  */
 export async function fsck(
-  deps: { blobs: FsBlobStore; releases: Pick<ReleaseStore, 'listRepos' | 'listSnapshots'>; reposDir: string },
+  deps: { blobs: BlobStore; releases: Pick<ReleaseStore, 'listRepos' | 'listSnapshots'>; reposDir: string },
   o: { repair: boolean },
 ): Promise<FsckReport> {
   const problems: FsckProblem[] = [];
@@ -42,7 +42,11 @@ export async function fsck(
   const badBlobs: Sha256[] = [];
   for await (const sha of deps.blobs.list()) {
     blobsChecked++;
-    if ((await sha256File(deps.blobs.pathOf(sha))) === sha) goodBlobs.add(sha);
+    const good = await deps.blobs.verify(sha).then(
+      () => true,
+      (err: unknown) => ((err as { code?: string }).code === 'BLOB_CORRUPT' ? false : Promise.reject(err)),
+    );
+    if (good) goodBlobs.add(sha);
     else badBlobs.push(sha);
   }
 
@@ -103,19 +107,23 @@ export async function fsck(
         repair = `restored from ${from}`;
       } else repair = 'no good copy to restore it from';
     }
-    problems.push({ kind: 'blob', where: deps.blobs.pathOf(sha), sha256: sha, problem: 'corrupt', repair });
+    problems.push({ kind: 'blob', where: `blob ${sha}`, sha256: sha, problem: 'corrupt', repair });
   }
   for (const c of badCopies) {
     const exists = (await stat(c.file).catch(() => null)) !== null;
     let repair: string | null = null;
     if (o.repair) {
-      const source = goodBlobs.has(c.sha256) ? deps.blobs.pathOf(parseSha256(c.sha256)) : goodCopy.get(c.sha256);
-      if (source) {
-        const tmp = `${c.file}.fsck-tmp`;
+      const tmp = `${c.file}.fsck-tmp`;
+      const other = goodCopy.get(c.sha256);
+      const restore = async (source: string, what: string) => {
         await publishCopy(source, tmp, c.sha256);
         await rename(tmp, c.file);
-        repair = `restored from ${source}`;
-      } else {
+        repair = `restored from ${what}`;
+      };
+      if (goodBlobs.has(c.sha256))
+        await deps.blobs.withLocalFile(parseSha256(c.sha256), (file) => restore(file, `blob ${c.sha256}`));
+      else if (other) await restore(other, other);
+      else {
         await rm(`${c.file}.fsck-tmp`, { force: true });
         repair = 'no good copy to restore it from';
       }

@@ -9,7 +9,7 @@ import type { Clock } from '../core/clock.js';
 import { LenixError } from '../core/errors.js';
 import { parseSha256 } from '../core/ids.js';
 import { verifyDetached } from '../crypto/gpg.js';
-import type { FsBlobStore } from '../store/blob-store.js';
+import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
@@ -21,7 +21,7 @@ const run = promisify(execFile);
 export interface PublisherDeps {
   readonly store: Store;
   readonly releases: ReleaseStore;
-  readonly blobs: FsBlobStore;
+  readonly blobs: BlobStore;
   readonly clock: Clock;
   readonly log: Logger;
   readonly reposDir: string;
@@ -206,7 +206,9 @@ export class Publisher {
       for (const p of plan.packages.filter((x) => x.arch === arch)) {
         // A copy (a reflink where the file system has them), never a hard link: nothing that happens to the
         // blob store can change a published snapshot. The copy itself is checked, and readable by mirrors.
-        await publishCopy(this.deps.blobs.pathOf(parseSha256(p.sha256)), path.join(pkgDir, p.name), p.sha256);
+        await this.deps.blobs.withLocalFile(parseSha256(p.sha256), (file) =>
+          publishCopy(file, path.join(pkgDir, p.name), p.sha256),
+        );
       }
       await run(
         'createrepo_c',

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { SandboxLimits } from '../rpm/sandbox.js';
 import type { Clock } from '../core/clock.js';
-import type { FsBlobStore } from '../store/blob-store.js';
+import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
 import type { Notifier } from './notifier.js';
@@ -86,7 +86,7 @@ export interface StatementSink {
 export interface ServerDeps {
   readonly store: Store;
   readonly releases: ReleaseStore;
-  readonly blobs: FsBlobStore;
+  readonly blobs: BlobStore;
   readonly clock: Clock;
   readonly notifier: Notifier;
   readonly log: Logger;

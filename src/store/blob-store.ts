@@ -7,16 +7,38 @@ import { LenixError } from '../core/errors.js';
 import { parseSha256, type Sha256 } from '../core/ids.js';
 import { fsyncDir, sha256File } from './durable.js';
 
-/** The port: content-addressed bytes. Implementations: filesystem (here); S3-compatible when servers scale out. */
+/**
+ * The port: content-addressed bytes. Every user (the agents' uploads, the publisher, fsck, the ledger's
+ * manifests, blob GC) goes through it, so a second backend (an S3-compatible object store) drops in behind
+ * the same shared suite (test/support/blob-store-suite.ts). Implementations: the folder store below.
+ */
 export interface BlobStore {
+  /** Ready the store (folders, buckets); idempotent. */
+  init(): Promise<void>;
   /** Store bytes; when `expected` is given and the bytes hash otherwise, nothing is stored (DIGEST_MISMATCH). */
   put(
     body: AsyncIterable<Uint8Array> | Uint8Array,
     opts?: { expected?: Sha256; maxBytes?: number },
   ): Promise<{ sha256: Sha256; size: number }>;
-  /** A verified read: the file is hashed before any byte is handed out; a corrupt blob is never served. */
+  /** A verified read: the blob is hashed before any byte is handed out; a corrupt blob is never served. */
   open(sha256: Sha256): Promise<{ size: number; stream: Readable }>;
+  /** A verified read of a whole (small) blob. */
+  readAll(sha256: Sha256): Promise<Buffer>;
   has(sha256: Sha256): Promise<boolean>;
+  /** Check that a stored blob still hashes to its name; returns its size (ARTIFACT_NOT_FOUND, BLOB_CORRUPT). */
+  verify(sha256: Sha256): Promise<number>;
+  /**
+   * Run `fn` on a local file holding the blob (the stored file itself here, a downloaded copy in a remote
+   * store), valid only until `fn` settles. Not re-hashed: a caller that hands the bytes on checks the digest
+   * as it copies them (the publisher's and fsck's copies do); `fn` must not write to the file.
+   */
+  withLocalFile<T>(sha256: Sha256, fn: (file: string) => Promise<T>): Promise<T>;
+  /** Every stored blob's digest. */
+  list(): AsyncIterable<Sha256>;
+  /** Remove unreferenced blobs older than `graceMs`; returns the digests removed. */
+  collect(referenced: ReadonlySet<string>, now: number, graceMs: number): Promise<Sha256[]>;
+  /** Drop partial writes a crash left behind. */
+  clearTmp(): Promise<void>;
 }
 
 /**
@@ -26,8 +48,15 @@ export interface BlobStore {
 export class FsBlobStore implements BlobStore {
   constructor(private readonly root: string) {}
 
-  pathOf(sha256: Sha256): string {
+  private pathOf(sha256: Sha256): string {
     return path.join(this.root, sha256.slice(0, 2), sha256.slice(2));
+  }
+
+  async withLocalFile<T>(sha256: Sha256, fn: (file: string) => Promise<T>): Promise<T> {
+    parseSha256(sha256);
+    const file = this.pathOf(sha256);
+    if (!(await stat(file).catch(() => null))) throw new LenixError('ARTIFACT_NOT_FOUND', `no blob ${sha256}`);
+    return fn(file);
   }
 
   async init(): Promise<void> {

@@ -262,49 +262,51 @@ export class AgentService {
     let parentId: number | null = null;
     let signedBy: string | null = null;
     if (pkg) {
-      const file = this.deps.blobs.pathOf(sha256);
-      const info = packageInfo(await readRpmFileHeader(file));
-      if (info.isSource !== isSourceKind(q.kind))
-        throw new LenixError('BAD_REQUEST', `${name} is ${info.isSource ? 'a source' : 'a binary'} package`);
-      arch = info.arch;
-      const epoch = info.epoch ? `${info.epoch}:` : '';
-      nevra = `${info.name}-${epoch}${info.version}-${info.release}.${info.arch}`;
-      const built = await this.deps.store.artifacts.listOfBuild(task.buildId);
-      const srpm = built.find((a) => a.kind === 'srpm');
-      if (q.kind === 'rpm') parentId = srpm?.id ?? null;
-      if (!signed) {
-        // Only what this build makes: its own SRPM, and packages its spec declares, built from that SRPM for
-        // this task's arch, under their NEVRA names (an agent's word about what it built is not enough).
-        const build = await this.deps.store.builds.get(task.buildId);
-        if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} does not exist`);
-        const why = refuseUpload({ fileName: name, ...info }, task, {
-          packageName: build.packageName,
-          packageEvr: build.packageEvr,
-          declaredPackages: build.declaredPackages,
-          srpmName: srpm?.name ?? null,
-        });
-        if (why !== null) throw new LenixError('PACKAGE_MISMATCH', why);
-      }
-      if (signed) {
-        // A signed package must be the signed form of one of this build's packages, and verify against the
-        // key the server knows (header v4 and header+payload v3 signatures), before it is recorded.
-        const parent = built.find((a) => a.sha256 === q.parent && (a.kind === 'rpm' || a.kind === 'srpm'));
-        if (!parent)
-          throw new LenixError('BAD_REQUEST', 'parent must be the sha256 of an unsigned package of this build');
-        if (parent.nevra !== nevra || parent.name !== name)
-          throw new LenixError(
-            'PACKAGE_MISMATCH',
-            `signed package is ${name} (${nevra}), its parent ${parent.name} (${parent.nevra})`,
-          );
-        const fpr = await this.deps.releases.getSetting('signing_key');
-        const key = fpr ? await this.deps.releases.getKey(fpr) : null;
-        if (!key) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');
-        const check = (await rpmCheckSignatures(key.publicKey, [file])).get(file) ?? '';
-        if (!bothSignaturesOk(check))
-          throw new LenixError('SIGNATURE_INVALID', `${name} does not carry valid v4 and v3 signatures by ${fpr}`);
-        parentId = parent.id;
-        signedBy = key.fingerprint;
-      }
+      // The stored upload, read where it lies: its header, and for a signed package its signatures.
+      await this.deps.blobs.withLocalFile(sha256, async (file) => {
+        const info = packageInfo(await readRpmFileHeader(file));
+        if (info.isSource !== isSourceKind(q.kind))
+          throw new LenixError('BAD_REQUEST', `${name} is ${info.isSource ? 'a source' : 'a binary'} package`);
+        arch = info.arch;
+        const epoch = info.epoch ? `${info.epoch}:` : '';
+        nevra = `${info.name}-${epoch}${info.version}-${info.release}.${info.arch}`;
+        const built = await this.deps.store.artifacts.listOfBuild(task.buildId);
+        const srpm = built.find((a) => a.kind === 'srpm');
+        if (q.kind === 'rpm') parentId = srpm?.id ?? null;
+        if (!signed) {
+          // Only what this build makes: its own SRPM, and packages its spec declares, built from that SRPM for
+          // this task's arch, under their NEVRA names (an agent's word about what it built is not enough).
+          const build = await this.deps.store.builds.get(task.buildId);
+          if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} does not exist`);
+          const why = refuseUpload({ fileName: name, ...info }, task, {
+            packageName: build.packageName,
+            packageEvr: build.packageEvr,
+            declaredPackages: build.declaredPackages,
+            srpmName: srpm?.name ?? null,
+          });
+          if (why !== null) throw new LenixError('PACKAGE_MISMATCH', why);
+        }
+        if (signed) {
+          // A signed package must be the signed form of one of this build's packages, and verify against the
+          // key the server knows (header v4 and header+payload v3 signatures), before it is recorded.
+          const parent = built.find((a) => a.sha256 === q.parent && (a.kind === 'rpm' || a.kind === 'srpm'));
+          if (!parent)
+            throw new LenixError('BAD_REQUEST', 'parent must be the sha256 of an unsigned package of this build');
+          if (parent.nevra !== nevra || parent.name !== name)
+            throw new LenixError(
+              'PACKAGE_MISMATCH',
+              `signed package is ${name} (${nevra}), its parent ${parent.name} (${parent.nevra})`,
+            );
+          const fpr = await this.deps.releases.getSetting('signing_key');
+          const key = fpr ? await this.deps.releases.getKey(fpr) : null;
+          if (!key) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');
+          const check = (await rpmCheckSignatures(key.publicKey, [file])).get(file) ?? '';
+          if (!bothSignaturesOk(check))
+            throw new LenixError('SIGNATURE_INVALID', `${name} does not carry valid v4 and v3 signatures by ${fpr}`);
+          parentId = parent.id;
+          signedBy = key.fingerprint;
+        }
+      });
     }
     return this.deps.store.artifacts.add(
       {
@@ -388,7 +390,7 @@ export class AgentService {
     const srpm = uploaded.find((a) => a.kind === 'srpm');
     if (!srpm) return { kind: 'fail-build', code: 'SRPM_MISSING', reason: 'the SRPM task uploaded no source package' };
     const build = await this.deps.store.builds.get(task.buildId);
-    const info = packageInfo(await readRpmFileHeader(this.deps.blobs.pathOf(parseSha256(srpm.sha256))));
+    const info = packageInfo(await this.deps.blobs.withLocalFile(parseSha256(srpm.sha256), readRpmFileHeader));
     const plan = planFanOut(info, build?.arches ?? this.deps.config.arches);
     if (plan.kind === 'excluded') return { kind: 'fail-build', code: 'ARCH_EXCLUDED', reason: plan.reason };
     return { kind: 'fan-out', role: 'build', taskKind: 'binary', arches: plan.arches };
