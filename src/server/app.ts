@@ -24,9 +24,7 @@ import type { ServerDeps } from './context.js';
 import { registerAgentRoutes } from './agent/routes.js';
 import { registerPublicRoutes } from './api/public-routes.js';
 import { registerReleaseRoutes } from './api/release-routes.js';
-import { Publisher } from '../release/publisher.js';
 import { ReleaseService } from './services/releases.js';
-import path from 'node:path';
 import { registerWriteRoutes } from './api/write-routes.js';
 import { AgentService } from './services/agents.js';
 import { BuildService } from './services/builds.js';
@@ -39,6 +37,7 @@ import { registerErrataRoutes } from './api/errata-routes.js';
 import { registerWebRoutes } from './web/routes.js';
 import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
+import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
 
 declare module 'fastify' {
@@ -108,58 +107,16 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   const attest = new Attestations(deps, ledger, (key) => ledger.store.stagesFor(key));
   const errata = new ErrataService(deps);
   await errata.ensureExports();
-  const publisher = new Publisher({
-    updateinfo: async (repo, packages) => {
-      const { advisories, waiting } = await errata.forSnapshot(repo, packages);
-      if (waiting.length > 0)
-        deps.log.info({ component: 'errata', repo: repo.name, waiting }, 'approved advisories wait for their packages');
-      return { perArch: (arch) => errata.updateinfo(repo, arch, advisories), advisories: advisories.map((a) => a.id) };
-    },
-    published: async (release, repo, snap) => {
-      await attest.released(release, repo.name, snap);
-      await errata.published(repo, snap);
-    },
-    store: deps.store,
-    releases: deps.releases,
-    blobs: deps.blobs,
-    clock: deps.clock,
-    log: deps.log,
-    reposDir: path.join(deps.config.dataDir, 'repos'),
-    requestMetadataSignature: async (release, keyFingerprint, files) => {
-      // The signing task is filed under a build of the release (a republish: a build already in the repository).
-      const repo = await deps.releases.getRepo(release.repoId);
-      const current = repo?.currentSnapshotId ? await deps.releases.getSnapshot(repo.currentSnapshotId) : null;
-      const buildId = release.builds[0] ?? current?.packages[0]?.buildId;
-      if (buildId === undefined) throw new LenixError('RELEASE_BLOCKED', 'nothing to sign metadata for');
-      const id = await deps.store.tasks.enqueue(
-        {
-          buildId,
-          role: 'sign',
-          kind: 'repomd',
-          subject: { releaseId: release.id, keyFingerprint, files },
-          maxAttempts: deps.config.maxAttempts,
-        },
-        deps.clock.now(),
-      );
-      deps.notifier.emit('queue');
-      return id;
-    },
-  });
+  const pipeline = new Pipeline(deps, attest, errata, (key) => ledger.store.stagesFor(key));
   const auth = new TokenAuthority(deps.store.tokens);
   const services: Services = {
     sources,
-    builds: new BuildService(deps, sources, { created: (b, url, spec) => attest.source(b, url, spec) }),
-    agents: new AgentService(deps, {
-      taskEnded: async (t, buildState) => {
-        if (t.kind === 'repomd') void publisher.tick();
-        else await attest.taskEnded(t, buildState);
-      },
-      stagesRecorded: (buildId) => ledger.store.stagesFor(`build:${buildId}`),
-    }),
+    builds: new BuildService(deps, sources, pipeline),
+    agents: new AgentService(deps, pipeline),
     ledger,
     sboms: new SbomService(deps, ledger),
     errata,
-    releases: new ReleaseService(deps, publisher, (buildId) => ledger.store.stagesFor(`build:${buildId}`)),
+    releases: new ReleaseService(deps, pipeline.publisher, pipeline),
     auth,
     tokens: new TokenService(deps, auth, () => services.agents.reap()),
   };

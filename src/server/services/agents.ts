@@ -19,6 +19,7 @@ import type { FollowUp } from '../../scheduler/task-state.js';
 import type { LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
+import type { Pipeline } from './pipeline.js';
 
 /** The server side of the agent protocol (architecture page, "Agent protocol"). */
 export class AgentService {
@@ -26,10 +27,7 @@ export class AgentService {
   private readonly seen = new Map<number, number>();
   constructor(
     private readonly deps: ServerDeps,
-    private readonly hooks: {
-      taskEnded?: (task: TaskRecord, buildState: string) => unknown;
-      stagesRecorded?: (buildId: number) => Promise<Set<string>>;
-    } = {},
+    private readonly pipeline: Pick<Pipeline, 'emit' | 'waitForStatements'>,
   ) {}
 
   private async touch(agentId: number): Promise<void> {
@@ -117,7 +115,7 @@ export class AgentService {
         };
       }
       case 'sign': {
-        await this.requireStatements(build.id, ['source', 'build']);
+        await this.pipeline.waitForStatements(build.id, ['source', 'build']);
         const fpr = await this.deps.releases.getSetting('signing_key');
         if (!fpr) throw new LenixError('NO_SIGNING_KEY', 'no signing key is configured');
         return {
@@ -144,7 +142,7 @@ export class AgentService {
         };
       }
       case 'test': {
-        await this.requireStatements(build.id, ['source', 'build', 'sign']);
+        await this.pipeline.waitForStatements(build.id, ['source', 'build', 'sign']);
         const signed = artifacts.filter((a) => a.kind === 'signed-rpm');
         const fpr = signed[0]?.signedBy ?? (await this.deps.releases.getSetting('signing_key')) ?? '';
         let target: TestTaskPayload['target'] = null;
@@ -179,23 +177,6 @@ export class AgentService {
         };
       }
     }
-  }
-
-  /** The server refuses to sign or test an artifact whose earlier stages are not in the ledger. */
-  private async requireStatements(buildId: number, stages: readonly string[]): Promise<void> {
-    if (!this.hooks.stagesRecorded) return;
-    // The previous stage's statement is recorded right after its task completes; allow that moment.
-    let missing: string[] = [];
-    for (let i = 0; i < 100; i++) {
-      const have = await this.hooks.stagesRecorded(buildId);
-      missing = stages.filter((s) => !have.has(s));
-      if (missing.length === 0) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new LenixError(
-      'STATEMENT_MISSING',
-      `build ${buildId} has no ${missing.join(', ')} statement in the ledger yet`,
-    );
   }
 
   async heartbeat(caller: Caller, leaseId: number, fencingToken: number) {
@@ -352,9 +333,9 @@ export class AgentService {
       followUp,
       now,
     );
-    // A stage is complete once its statement is in the ledger: the hook records it before the next stage's
-    // agents are woken and before we answer.
-    await this.hooks.taskEnded?.(r.task, r.buildState);
+    // A stage is complete once its statement is in the ledger: the pipeline records it before the next
+    // stage's agents are woken and before we answer.
+    await this.pipeline.emit({ kind: 'task.ended', task: r.task, buildState: r.buildState });
     if (r.queuedNew > 0 || r.task.state === 'queued') this.deps.notifier.emit('queue');
     this.deps.notifier.emit(`task:${r.task.id}`);
     this.deps.notifier.emit(`log:${r.task.id}`);

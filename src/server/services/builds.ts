@@ -5,6 +5,7 @@ import { resolveSandboxIdentity, type SandboxIdentity } from '../../rpm/sandbox-
 import { clampPriority } from '../../scheduler/fair-share.js';
 import type { BuildRecord, SourceRecord, TaskRecord } from '../../store/records.js';
 import type { ServerDeps } from '../context.js';
+import type { Pipeline } from './pipeline.js';
 import type { SourceService } from './sources.js';
 import { checkSpec } from './spec-check.js';
 import { publicSourceUrl } from '../../core/source-url.js';
@@ -26,7 +27,7 @@ export class BuildService {
   constructor(
     private readonly deps: ServerDeps,
     private readonly sources: SourceService,
-    private readonly hooks: { created?: (build: BuildRecord, url: string, specText: string) => Promise<void> } = {},
+    private readonly pipeline: Pick<Pipeline, 'emit'>,
   ) {}
 
   async create(input: CreateBuild): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
@@ -101,11 +102,12 @@ export class BuildService {
     );
     // The source statement goes into the ledger before any agent can lease the build's first task.
     // The source statement is public: it names a local source by its Lenix name, not its path on this server.
-    await this.hooks.created?.(
-      created.build,
-      publicSourceUrl(source.name, source.url),
-      await mirror.readFile(commit.sha, specPath),
-    );
+    await this.pipeline.emit({
+      kind: 'build.created',
+      build: created.build,
+      sourceUrl: publicSourceUrl(source.name, source.url),
+      spec: await mirror.readFile(commit.sha, specPath),
+    });
     this.deps.notifier.emit('queue');
     this.deps.log.info(
       { component: 'builds', build: created.build.id, source: source.name, commit: commit.sha },

@@ -4,6 +4,7 @@ import { inspectPublicKey } from '../../crypto/gpg.js';
 import { activeKeys, type Publisher } from '../../release/publisher.js';
 import type { KeyRecord, ReleaseRecord, RepoRecord } from '../../store/records.js';
 import type { ServerDeps } from '../context.js';
+import type { Pipeline } from './pipeline.js';
 
 const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -12,7 +13,7 @@ export class ReleaseService {
   constructor(
     private readonly deps: ServerDeps,
     readonly publisher: Publisher,
-    private readonly stagesRecorded?: (buildId: number) => Promise<Set<string>>,
+    private readonly pipeline: Pick<Pipeline, 'stagesRecorded'>,
   ) {}
 
   /** A signer announces a public key; the server keeps only what gpg reads out of it. */
@@ -128,7 +129,7 @@ export class ReleaseService {
         `build ${buildId} is not signed${sign ? ` (sign task ${sign.state}${sign.reason ? `: ${sign.reason}` : ''})` : ''}`,
       );
     // Only what the ledger holds counts: a stage without its statement is not complete.
-    const logged = (await this.stagesRecorded?.(buildId)) ?? new Set(['source', 'build', 'sign', 'test']);
+    const logged = await this.pipeline.stagesRecorded(buildId);
     for (const stage of ['source', 'build', 'sign'])
       if (!logged.has(stage)) why.push(`build ${buildId} is not signed: its ${stage} statement is not in the ledger`);
     const test = last('test');

@@ -1,0 +1,164 @@
+import path from 'node:path';
+import { LenixError } from '../../core/errors.js';
+import { Publisher } from '../../release/publisher.js';
+import type { BuildState } from '../../scheduler/task-state.js';
+import type { BuildRecord, ReleaseRecord, RepoRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
+import type { ServerDeps } from '../context.js';
+import type { Attestations } from './attestations.js';
+import type { ErrataService } from './errata.js';
+
+/**
+ * The build → sign → test → release flow in one place.
+ *
+ * The queue moves a build along by itself, inside the transaction that completes each task (store/queue,
+ * scheduler/task-state.ts `nextStage`): srpm → binary (one task per target arch) → sign → test. Everything
+ * else that follows a step is an event here, and the table `FOLLOWS` (built in the constructor) says what
+ * happens after each:
+ *
+ *   event               what follows
+ *   build.created       the source statement (commit, tree, spec digest) enters the ledger
+ *   task.ended          srpm/binary/sign/test: the stage's statement enters the ledger, which is what lets
+ *                       the next stage be handed out (waitForStatements); repomd: the publisher picks up
+ *                       the signed metadata
+ *   snapshot.published  release statements for every package, then the errata exports (OSV, OVAL, feed)
+ *
+ * A publish asks the signer for metadata signatures by queueing a `repomd` task (requestMetadataSignature).
+ */
+export type PipelineEvent =
+  | { readonly kind: 'build.created'; readonly build: BuildRecord; readonly sourceUrl: string; readonly spec: string }
+  | { readonly kind: 'task.ended'; readonly task: TaskRecord; readonly buildState: BuildState }
+  | {
+      readonly kind: 'snapshot.published';
+      readonly release: ReleaseRecord;
+      readonly repo: RepoRecord;
+      readonly snapshot: SnapshotRecord;
+    };
+
+type Follows = {
+  readonly [K in PipelineEvent['kind']]: readonly ((e: Extract<PipelineEvent, { kind: K }>) => Promise<void>)[];
+};
+
+/** How long a sign or test lease waits for the previous stage's statement before refusing (STATEMENT_MISSING). */
+const STATEMENT_WAIT_MS = 5000;
+/** Another server process may record the statement: waiters also look again at this interval. */
+const STATEMENT_RECHECK_MS = 250;
+
+export class Pipeline {
+  readonly publisher: Publisher;
+  private readonly follows: Follows;
+
+  constructor(
+    private readonly deps: ServerDeps,
+    private readonly attest: Attestations,
+    private readonly errata: ErrataService,
+    private readonly stagesFor: (key: string) => Promise<Set<string>>,
+  ) {
+    this.publisher = this.createPublisher();
+    this.follows = {
+      'build.created': [
+        async (e) => {
+          await this.attest.source(e.build, e.sourceUrl, e.spec);
+          this.statementsChanged(e.build.id);
+        },
+      ],
+      'task.ended': [
+        async (e) => {
+          if (e.task.kind === 'repomd') {
+            void this.publisher.tick();
+            return;
+          }
+          await this.attest.taskEnded(e.task, e.buildState);
+          this.statementsChanged(e.task.buildId);
+        },
+      ],
+      'snapshot.published': [
+        (e) => this.attest.released(e.release, e.repo.name, e.snapshot),
+        (e) => this.errata.published(e.repo, e.snapshot),
+      ],
+    };
+  }
+
+  /** Run what follows an event, in the table's order. */
+  async emit(event: PipelineEvent): Promise<void> {
+    const steps = this.follows[event.kind] as readonly ((e: PipelineEvent) => Promise<void>)[];
+    for (const step of steps) await step(event);
+  }
+
+  /** The ledger stages recorded for a build (`source`, `build`, `sign`, `test`, `release`, `sbom`). */
+  stagesRecorded(buildId: number): Promise<Set<string>> {
+    return this.stagesFor(`build:${buildId}`);
+  }
+
+  /**
+   * The server refuses to sign or test an artifact whose earlier stages are not in the ledger. A statement is
+   * recorded right after its task completes, so a lease may arrive first: wait for it (woken when this
+   * process records one, looking again every STATEMENT_RECHECK_MS for other processes' statements).
+   */
+  async waitForStatements(buildId: number, stages: readonly string[]): Promise<void> {
+    const deadline = Date.now() + STATEMENT_WAIT_MS;
+    for (;;) {
+      const left = deadline - Date.now();
+      // Listen before looking, so a statement recorded between the look and the wait still wakes us.
+      const woken = this.deps.notifier.wait(topic(buildId), Math.max(0, Math.min(left, STATEMENT_RECHECK_MS)));
+      const have = await this.stagesRecorded(buildId);
+      const missing = stages.filter((s) => !have.has(s));
+      if (missing.length === 0) return;
+      if (left <= 0)
+        throw new LenixError(
+          'STATEMENT_MISSING',
+          `build ${buildId} has no ${missing.join(', ')} statement in the ledger yet`,
+        );
+      await woken;
+    }
+  }
+
+  private statementsChanged(buildId: number): void {
+    this.deps.notifier.emit(topic(buildId));
+  }
+
+  private createPublisher(): Publisher {
+    const { deps } = this;
+    return new Publisher({
+      updateinfo: async (repo, packages) => {
+        const { advisories, waiting } = await this.errata.forSnapshot(repo, packages);
+        if (waiting.length > 0)
+          deps.log.info(
+            { component: 'errata', repo: repo.name, waiting },
+            'approved advisories wait for their packages',
+          );
+        return {
+          perArch: (arch) => this.errata.updateinfo(repo, arch, advisories),
+          advisories: advisories.map((a) => a.id),
+        };
+      },
+      published: (release, repo, snapshot) => this.emit({ kind: 'snapshot.published', release, repo, snapshot }),
+      store: deps.store,
+      releases: deps.releases,
+      blobs: deps.blobs,
+      clock: deps.clock,
+      log: deps.log,
+      reposDir: path.join(deps.config.dataDir, 'repos'),
+      requestMetadataSignature: async (release, keyFingerprint, files) => {
+        // The signing task is filed under a build of the release (a republish: a build already in the repository).
+        const repo = await deps.releases.getRepo(release.repoId);
+        const current = repo?.currentSnapshotId ? await deps.releases.getSnapshot(repo.currentSnapshotId) : null;
+        const buildId = release.builds[0] ?? current?.packages[0]?.buildId;
+        if (buildId === undefined) throw new LenixError('RELEASE_BLOCKED', 'nothing to sign metadata for');
+        const id = await deps.store.tasks.enqueue(
+          {
+            buildId,
+            role: 'sign',
+            kind: 'repomd',
+            subject: { releaseId: release.id, keyFingerprint, files },
+            maxAttempts: deps.config.maxAttempts,
+          },
+          deps.clock.now(),
+        );
+        deps.notifier.emit('queue');
+        return id;
+      },
+    });
+  }
+}
+
+const topic = (buildId: number) => `statements:build:${buildId}`;
