@@ -1,24 +1,11 @@
 import { STATUS_CODES } from 'node:http';
 import fastifySwagger from '@fastify/swagger';
-import { ZodError } from 'zod';
-import Fastify, {
-  LogController,
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  type RawReplyDefaultExpression,
-  type RawRequestDefaultExpression,
-  type RawServerDefault,
-} from 'fastify';
-import {
-  hasZodFastifySchemaValidationErrors,
-  jsonSchemaTransform,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
-import { LenixError, isErrorCode } from '../core/errors.js';
-import { TokenAuthority, type Caller } from './auth.js';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
+import { jsonSchemaTransform, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { LenixError } from '../core/errors.js';
+import { toLenixError } from './http-errors.js';
+import type { App, Services } from './types.js';
+import { TokenAuthority } from './auth.js';
 import { TokenService } from './services/tokens.js';
 import type { ServerDeps } from './context.js';
 import { registerAgentRoutes } from './agent/routes.js';
@@ -39,33 +26,6 @@ import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
 import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    caller: Caller | null;
-  }
-}
-
-export interface Services {
-  readonly sources: SourceService;
-  readonly builds: BuildService;
-  readonly agents: AgentService;
-  readonly releases: ReleaseService;
-  readonly ledger: LedgerService;
-  readonly sboms: SbomService;
-  readonly errata: ErrataService;
-  readonly auth: TokenAuthority;
-  readonly tokens: TokenService;
-}
-
-export type App = FastifyInstance;
-export type ZodApp = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  ZodTypeProvider
->;
 
 /** The Master Service API. Everything it needs comes in through `deps`; nothing is global. */
 export async function createApp(deps: ServerDeps): Promise<{ app: App; services: Services }> {
@@ -175,45 +135,4 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   await app.register(async (web) => registerWebRoutes(web, deps, services));
   typed.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, services };
-}
-
-/** Every failure leaves as `{code, message}` with the status from the one code table (core/errors.ts). */
-export function toLenixError(err: unknown): LenixError {
-  if (err instanceof LenixError) return err;
-  if (hasZodFastifySchemaValidationErrors(err)) {
-    const first = err.validation[0];
-    const where = first
-      ? `${first.instancePath || err.validationContext || 'request'}: ${first.message ?? 'invalid'}`
-      : 'invalid request';
-    return new LenixError('BAD_REQUEST', `${err.validationContext ?? 'request'} ${where}`.slice(0, 300), {
-      cause: err,
-    });
-  }
-  if (err instanceof ZodError) {
-    const first = err.issues[0];
-    return new LenixError(
-      'BAD_REQUEST',
-      `${first?.path.join('.') || 'request'}: ${first?.message ?? 'invalid'}`.slice(0, 300),
-      { cause: err },
-    );
-  }
-  const e = err as { code?: string; statusCode?: number; message?: string };
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new LenixError('BODY_TOO_LARGE', 'the request body is larger than the limit', { cause: err });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new LenixError('UNSUPPORTED_MEDIA_TYPE', 'unsupported content type', { cause: err });
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new LenixError('BAD_REQUEST', 'the body is not valid JSON', { cause: err });
-    default:
-      break;
-  }
-  if (e.statusCode === 400)
-    return new LenixError('BAD_REQUEST', (e.message ?? 'bad request').slice(0, 300), { cause: err });
-  if (e.statusCode === 413)
-    return new LenixError('BODY_TOO_LARGE', 'the request body is larger than the limit', { cause: err });
-  if (e.statusCode === 415) return new LenixError('UNSUPPORTED_MEDIA_TYPE', 'unsupported content type', { cause: err });
-  if (e.code && isErrorCode(e.code)) return new LenixError(e.code, e.message ?? e.code, { cause: err });
-  return new LenixError('INTERNAL', 'internal error', { cause: err });
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
 import { AGENT_ROLES, type AgentRole, type Outcome } from '../../scheduler/task-state.js';
 import { ARTIFACT_KINDS } from '../../store/records.js';
-import type { Services, ZodApp } from '../app.js';
+import type { Services, ZodApp } from '../types.js';
 import { requireScope, type Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 import { presentArtifact, presentTask } from '../api/present.js';

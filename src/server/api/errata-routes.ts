@@ -7,7 +7,7 @@ import { ADVISORY_ID_RE, ADVISORY_STATUSES, ADVISORY_TYPES, SEVERITIES, cves, ne
 import { osvId } from '../../errata/osv.js';
 import type { StoredAdvisory } from '../../store/errata-store.js';
 import { hasScope, requireScope } from '../auth.js';
-import type { Services, ZodApp } from '../app.js';
+import type { Services, ZodApp } from '../types.js';
 import type { Caller } from '../auth.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();

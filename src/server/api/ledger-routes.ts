@@ -3,7 +3,7 @@ import { LenixError } from '../../core/errors.js';
 import { parseCheckpoint } from '../../ledger/checkpoint.js';
 import { parseTilePath, TILE_WIDTH } from '../../ledger/tiles.js';
 import { requireScope } from '../auth.js';
-import type { Services, ZodApp } from '../app.js';
+import type { Services, ZodApp } from '../types.js';
 import type { ServerDeps } from '../context.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

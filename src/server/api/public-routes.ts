@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
 import { parseSha256 } from '../../core/ids.js';
 import { BUILD_STATES, isFinished } from '../../scheduler/task-state.js';
-import type { Services, ZodApp } from '../app.js';
+import type { Services, ZodApp } from '../types.js';
 import type { ServerDeps } from '../context.js';
 import { presentAgent, presentArtifact, presentBuild, presentSource, presentTask } from './present.js';
 import { dashboard } from '../services/dashboard.js';

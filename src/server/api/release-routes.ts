@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
 import { sha256File } from '../../store/durable.js';
 import type { ReleaseRecord, RepoRecord, SnapshotRecord } from '../../store/records.js';
-import type { Services, ZodApp } from '../app.js';
+import type { Services, ZodApp } from '../types.js';
 import { requireScope } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 

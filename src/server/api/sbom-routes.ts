@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SBOM_FORMATS, type SbomFormat } from '../../attest/sbom.js';
-import type { Services, ZodApp } from '../app.js';
+import type { Services, ZodApp } from '../types.js';
 import type { ServedSbom } from '../services/sboms.js';
 import type { FastifyReply } from 'fastify';
 

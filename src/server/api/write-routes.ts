@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
-import type { Services, ZodApp } from '../app.js';
+import type { Services, ZodApp } from '../types.js';
 import { SCOPES, requireScope } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 import type { TokenRecord } from '../../store/records.js';
