@@ -9,7 +9,7 @@ import { runTester } from '../agents/test/tester.js';
 import { fileURLToPath } from 'node:url';
 import { LenixError } from '../core/errors.js';
 import { exportPublicKey, generateKey, listSecretKeys } from '../crypto/gpg.js';
-import type { presentRelease, presentRepo, presentSnapshot } from '../server/api/release-routes.js';
+import type { presentRelease, presentRepo, presentSnapshot } from '../server/api/present.js';
 import { agentStart, apiClientFor } from './config.js';
 import { ago, collect, printJson, table } from './output.js';
 import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';

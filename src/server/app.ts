@@ -8,19 +8,13 @@ import type { App, Services } from './types.js';
 import { TokenAuthority } from './auth.js';
 import { TokenService } from './services/tokens.js';
 import type { ServerDeps } from './context.js';
-import { registerAgentRoutes } from './agent/routes.js';
-import { registerPublicRoutes } from './api/public-routes.js';
-import { registerReleaseRoutes } from './api/release-routes.js';
 import { ReleaseService } from './services/releases.js';
-import { registerWriteRoutes } from './api/write-routes.js';
 import { AgentService } from './services/agents.js';
 import { BuildService } from './services/builds.js';
 import { SourceService } from './services/sources.js';
 import { LedgerService } from './services/ledger.js';
 import { Attestations } from './services/attestations.js';
-import { registerLedgerRoutes } from './api/ledger-routes.js';
-import { registerSbomRoutes } from './api/sbom-routes.js';
-import { registerErrataRoutes } from './api/errata-routes.js';
+import { RESOURCE_ROUTES } from './api/index.js';
 import { registerWebRoutes } from './web/routes.js';
 import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
@@ -119,19 +113,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   });
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  await app.register(
-    async (api) => {
-      const z = api.withTypeProvider<ZodTypeProvider>();
-      registerPublicRoutes(z, deps, services);
-      registerWriteRoutes(z, deps, services);
-      registerAgentRoutes(z, deps, services);
-    },
-    { prefix: '/api/v1' },
-  );
-  registerReleaseRoutes(typed, deps, services);
-  registerLedgerRoutes(typed, deps, services);
-  registerSbomRoutes(typed, services);
-  registerErrataRoutes(typed, services);
+  for (const register of RESOURCE_ROUTES) register(typed, deps, services);
   await app.register(async (web) => registerWebRoutes(web, deps, services));
   typed.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return { app, services };

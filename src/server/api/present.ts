@@ -1,8 +1,22 @@
 import { publicSourceUrl } from '../../core/source-url.js';
-import type { AgentRecord, ArtifactRecord, BuildRecord, SourceRecord, TaskRecord } from '../../store/records.js';
+import { cves, nevraOf } from '../../errata/advisory.js';
+import { osvId } from '../../errata/osv.js';
+import type { StoredAdvisory } from '../../store/errata-store.js';
+import type {
+  AgentRecord,
+  ArtifactRecord,
+  BuildRecord,
+  ReleaseRecord,
+  RepoRecord,
+  SnapshotRecord,
+  SourceRecord,
+  TaskRecord,
+  TokenRecord,
+} from '../../store/records.js';
 
 /** The JSON shapes the API returns (times as ISO 8601 strings). One place, so every route agrees. */
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const when = (ms: number): string => new Date(ms).toISOString();
 
 export function presentSource(s: SourceRecord) {
   return {
@@ -89,5 +103,91 @@ export function presentAgent(a: AgentRecord, now: number, onlineWithinMs: number
     registeredAt: iso(a.registeredAt),
     lastSeenAt: iso(a.lastSeenAt),
     online: now - a.lastSeenAt <= onlineWithinMs,
+  };
+}
+
+export function presentToken(t: TokenRecord) {
+  const iso = (n: number | null) => (n === null ? null : new Date(n).toISOString());
+  return {
+    id: t.id,
+    name: t.name,
+    scopes: t.scopes,
+    createdAt: iso(t.createdAt),
+    expiresAt: iso(t.expiresAt),
+    revokedAt: iso(t.revokedAt),
+  };
+}
+
+export function presentRepo(r: RepoRecord) {
+  return {
+    id: r.id,
+    name: r.name,
+    arches: r.arches,
+    keys: r.keys.map((k) => ({ fingerprint: k.fingerprint, addedAt: iso(k.addedAt), retiredAt: iso(k.retiredAt) })),
+    currentSnapshot: r.currentSnapshotId,
+    keepDays: r.keepDays,
+    vendor: r.vendor,
+    distro: r.distro,
+    errataPrefix: r.errataPrefix,
+    osvEcosystem: r.osvEcosystem,
+    createdAt: iso(r.createdAt),
+    repoFile: `/repos/${r.name}.repo`,
+  };
+}
+
+export function presentRelease(r: ReleaseRecord) {
+  return {
+    id: r.id,
+    repoId: r.repoId,
+    state: r.state,
+    builds: r.builds,
+    plan: r.plan,
+    overrideReason: r.overrideReason,
+    createdBy: r.createdBy,
+    createdAt: iso(r.createdAt),
+    approvedBy: r.approvedBy,
+    approvedAt: iso(r.approvedAt),
+    snapshot: r.snapshotId,
+    finishedAt: iso(r.finishedAt),
+    reasonCode: r.reasonCode,
+    reason: r.reason,
+  };
+}
+
+export function presentSnapshot(s: SnapshotRecord) {
+  return {
+    id: s.id,
+    state: s.state,
+    release: s.releaseId,
+    packages: s.packages,
+    repomd: s.repomd,
+    key: s.keyFingerprint,
+    createdAt: iso(s.createdAt),
+    publishedAt: iso(s.publishedAt),
+  };
+}
+
+export function presentAdvisory(a: StoredAdvisory) {
+  return {
+    id: a.id,
+    repo: a.repo,
+    type: a.type,
+    severity: a.severity,
+    status: a.status,
+    title: a.title,
+    synopsis: a.synopsis,
+    description: a.description,
+    issued: when(a.issued),
+    updated: when(a.updated),
+    version: a.version,
+    rebootSuggested: a.rebootSuggested,
+    cves: cves(a),
+    references: a.references,
+    packages: a.packages.map((p) => ({ ...p, nevra: nevraOf(p) })),
+    upstreamId: a.upstreamId,
+    release: a.releaseId,
+    createdBy: a.createdBy,
+    approvedBy: a.approvedBy,
+    osv: `/errata/osv/${osvId(a.id)}.json`,
   };
 }

@@ -20,7 +20,7 @@ import type { AgentStore } from '../../store/agent-store.js';
 import type { LogStore } from '../../store/log-store.js';
 import type { SourceStore } from '../../store/source-store.js';
 import type { ArtifactStore, BuildStore, TaskQueue } from '../../store/store.js';
-import { ADVISORY_ID } from '../api/errata-routes.js';
+import { ADVISORY_ID } from '../api/params.js';
 import { toLenixError } from '../http-errors.js';
 import type { App, Services } from '../types.js';
 import { hasScope, type Caller } from '../auth.js';

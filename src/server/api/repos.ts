@@ -1,125 +1,17 @@
+import { z } from 'zod';
+import { LenixError } from '../../core/errors.js';
+import type { Services, ZodApp } from '../types.js';
+import type { ServerDeps } from '../context.js';
+import { presentRelease, presentSnapshot, presentRepo } from './present.js';
+import { requireScope } from '../auth.js';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
-import { LenixError } from '../../core/errors.js';
 import { sha256File } from '../../store/durable.js';
-import type { ReleaseRecord, RepoRecord, SnapshotRecord } from '../../store/records.js';
-import type { Services, ZodApp } from '../types.js';
-import { requireScope } from '../auth.js';
-import type { ServerDeps } from '../context.js';
+import { ARCH, FPR, security } from './params.js';
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-const FPR = z.string().regex(/^[0-9A-Fa-f]{40}$/, 'a 40-hex-digit key fingerprint');
-const ARCH = z.string().regex(/^[a-z0-9_]{1,32}$/);
-
-export function presentRepo(r: RepoRecord) {
-  return {
-    id: r.id,
-    name: r.name,
-    arches: r.arches,
-    keys: r.keys.map((k) => ({ fingerprint: k.fingerprint, addedAt: iso(k.addedAt), retiredAt: iso(k.retiredAt) })),
-    currentSnapshot: r.currentSnapshotId,
-    keepDays: r.keepDays,
-    vendor: r.vendor,
-    distro: r.distro,
-    errataPrefix: r.errataPrefix,
-    osvEcosystem: r.osvEcosystem,
-    createdAt: iso(r.createdAt),
-    repoFile: `/repos/${r.name}.repo`,
-  };
-}
-
-export function presentRelease(r: ReleaseRecord) {
-  return {
-    id: r.id,
-    repoId: r.repoId,
-    state: r.state,
-    builds: r.builds,
-    plan: r.plan,
-    overrideReason: r.overrideReason,
-    createdBy: r.createdBy,
-    createdAt: iso(r.createdAt),
-    approvedBy: r.approvedBy,
-    approvedAt: iso(r.approvedAt),
-    snapshot: r.snapshotId,
-    finishedAt: iso(r.finishedAt),
-    reasonCode: r.reasonCode,
-    reason: r.reason,
-  };
-}
-
-export function presentSnapshot(s: SnapshotRecord) {
-  return {
-    id: s.id,
-    state: s.state,
-    release: s.releaseId,
-    packages: s.packages,
-    repomd: s.repomd,
-    key: s.keyFingerprint,
-    createdAt: iso(s.createdAt),
-    publishedAt: iso(s.publishedAt),
-  };
-}
-
-/** Keys, repositories, releases, and the published trees: /api/v1/{keys,repos,releases}, /keys, /repos. */
-export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
-  const security = [{ bearer: [] }];
-
-  r.get('/api/v1/keys', { schema: { summary: 'Public signing keys the server knows', tags: ['keys'] } }, async () => ({
-    signingKey: await deps.releases.getSetting('signing_key'),
-    keys: (await deps.releases.listKeys()).map((k) => ({
-      fingerprint: k.fingerprint,
-      name: k.name,
-      algorithm: k.algorithm,
-      createdAt: iso(k.createdAt),
-      url: `/keys/${k.fingerprint}.asc`,
-    })),
-  }));
-
-  r.post(
-    '/api/v1/keys',
-    {
-      schema: {
-        summary: 'Register a public key (signer or admin); private keys never cross the API',
-        tags: ['keys'],
-        security,
-        body: z.object({ publicKey: z.string().max(65536) }),
-      },
-    },
-    async (req, reply) => {
-      requireScope(req.caller, 'agent:sign');
-      const k = await s.releases.addKey(req.body.publicKey);
-      return reply.status(201).send({ fingerprint: k.fingerprint, name: k.name, algorithm: k.algorithm });
-    },
-  );
-
-  r.put(
-    '/api/v1/keys/signing',
-    {
-      schema: {
-        summary: 'Choose the key new builds are signed with (admin)',
-        tags: ['keys'],
-        security,
-        body: z.object({ fingerprint: FPR }),
-      },
-    },
-    async (req) => {
-      requireScope(req.caller, 'admin');
-      const k = await s.releases.useKey(req.body.fingerprint);
-      return { signingKey: k.fingerprint };
-    },
-  );
-
-  r.get(
-    '/keys/:file',
-    { schema: { hide: true, params: z.object({ file: z.string().regex(/^[0-9A-Fa-f]{40}\.asc$/) }) } },
-    async (req, reply) => {
-      const k = await s.releases.requireKey(req.params.file.slice(0, 40));
-      return reply.type('application/pgp-keys').header('cache-control', 'public, max-age=300').send(k.publicKey);
-    },
-  );
-
+/** Repositories: records and settings (admin), rollback, and the published trees under /repos (public). */
+export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
   r.get('/api/v1/repos', { schema: { summary: 'Repositories', tags: ['repos'] } }, async () => ({
     repos: (await deps.releases.listRepos()).map(presentRepo),
   }));
@@ -210,75 +102,6 @@ export function registerReleaseRoutes(r: ZodApp, deps: ServerDeps, s: Services):
       const repo = await s.releases.requireRepo(req.params.name);
       const snap = await s.releases.publisher.rollback(repo, req.body.snapshot);
       return { repo: repo.name, current: snap.id };
-    },
-  );
-
-  r.get('/api/v1/releases', { schema: { summary: 'Releases, newest first', tags: ['releases'] } }, async () => ({
-    releases: (await deps.releases.listReleases(undefined, 100)).map(presentRelease),
-  }));
-
-  r.get(
-    '/api/v1/releases/:id',
-    {
-      schema: {
-        summary: 'A release: plan, gates, override, outcome',
-        tags: ['releases'],
-        params: z.object({
-          id: z.coerce
-            .number()
-            .int()
-            .positive()
-            .max(2 ** 31 - 1),
-        }),
-      },
-    },
-    async (req) => {
-      const rel = await deps.releases.getRelease(req.params.id);
-      if (!rel) throw new LenixError('RELEASE_NOT_FOUND', `no release ${req.params.id}`);
-      return presentRelease(rel);
-    },
-  );
-
-  r.post(
-    '/api/v1/releases',
-    {
-      schema: {
-        summary: 'Plan a release of builds into a repository (maintainer); approve at once with approve=true',
-        tags: ['releases'],
-        security,
-        body: z.object({
-          repo: z.string().max(64),
-          builds: z.array(z.number().int().positive()).max(500),
-          approve: z.boolean().default(false),
-          override: z.string().max(2000).optional(),
-        }),
-      },
-    },
-    async (req, reply) => {
-      const caller = requireScope(req.caller, 'maintainer');
-      return reply.status(201).send(presentRelease(await s.releases.createRelease({ ...req.body, by: caller.name })));
-    },
-  );
-
-  r.post(
-    '/api/v1/releases/:id/approve',
-    {
-      schema: {
-        summary: 'Approve a planned release (maintainer); publishing starts',
-        tags: ['releases'],
-        security,
-        params: z.object({
-          id: z.coerce
-            .number()
-            .int()
-            .positive()
-            .max(2 ** 31 - 1),
-        }),
-      },
-    },
-    async (req) => {
-      const caller = requireScope(req.caller, 'maintainer');
-      return presentRelease(await s.releases.approve(req.params.id, caller.name));
     },
   );
 

@@ -1,44 +1,15 @@
+import { z } from 'zod';
+import { LenixError } from '../../core/errors.js';
+import type { Services, ZodApp } from '../types.js';
+import type { ServerDeps } from '../context.js';
+import { presentAdvisory } from './present.js';
+import { requireScope, type Caller, hasScope } from '../auth.js';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
-import { LenixError } from '../../core/errors.js';
-import { ADVISORY_ID_RE, ADVISORY_STATUSES, ADVISORY_TYPES, SEVERITIES, cves, nevraOf } from '../../errata/advisory.js';
-import { osvId } from '../../errata/osv.js';
+import { ADVISORY_STATUSES, ADVISORY_TYPES, SEVERITIES } from '../../errata/advisory.js';
+import { ADVISORY_ID, security } from './params.js';
 import type { StoredAdvisory } from '../../store/errata-store.js';
-import { hasScope, requireScope } from '../auth.js';
-import type { Services, ZodApp } from '../types.js';
-import type { Caller } from '../auth.js';
-
-const iso = (ms: number) => new Date(ms).toISOString();
-const security = [{ bearer: [] }];
-export const ADVISORY_ID = z.string().regex(ADVISORY_ID_RE, 'an advisory id such as LXSA-2026:0001');
-
-export function presentAdvisory(a: StoredAdvisory) {
-  return {
-    id: a.id,
-    repo: a.repo,
-    type: a.type,
-    severity: a.severity,
-    status: a.status,
-    title: a.title,
-    synopsis: a.synopsis,
-    description: a.description,
-    issued: iso(a.issued),
-    updated: iso(a.updated),
-    version: a.version,
-    rebootSuggested: a.rebootSuggested,
-    cves: cves(a),
-    references: a.references,
-    packages: a.packages.map((p) => ({ ...p, nevra: nevraOf(p) })),
-    upstreamId: a.upstreamId,
-    release: a.releaseId,
-    createdBy: a.createdBy,
-    approvedBy: a.approvedBy,
-    osv: `/errata/osv/${osvId(a.id)}.json`,
-  };
-}
-
 /** Drafts and approved advisories may be embargoed: only maintainers see them; released ones are public. */
 const visible = (a: StoredAdvisory, caller: Caller | null) =>
   a.status === 'released' || (caller !== null && hasScope(caller, 'maintainer'));
@@ -57,8 +28,22 @@ const Body = z.object({
   rebootSuggested: z.boolean().optional(),
 });
 
-export function registerErrataRoutes(r: ZodApp, s: Services): void {
+/** Errata: advisories (drafts and approved ones only for maintainers) and their public exports (OSV, OVAL, Atom). */
+export function registerErrataRoutes(r: ZodApp, _deps: ServerDeps, s: Services): void {
   const tags = ['errata'];
+
+  // Exports, rewritten on every publish: plain files, so mirrors can copy them.
+  const file = async (rel: string, type: string, reply: import('fastify').FastifyReply) => {
+    const f = path.join(s.errata.exportDir, rel);
+    const st = await stat(f).catch(() => null);
+    if (!st?.isFile()) throw new LenixError('NOT_FOUND', `no ${rel}`);
+    return reply
+      .type(type)
+      .header('content-length', st.size)
+      .header('cache-control', 'no-cache')
+      .send(createReadStream(f));
+  };
+
   r.get(
     '/api/v1/errata',
     {
@@ -77,6 +62,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
       errata: (await s.errata.list(req.query)).filter((a) => visible(a, req.caller)).map(presentAdvisory),
     }),
   );
+
   r.get(
     '/api/v1/errata/:id',
     { schema: { summary: 'One advisory', tags, params: z.object({ id: ADVISORY_ID }) } },
@@ -86,6 +72,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
       return presentAdvisory(a);
     },
   );
+
   r.post(
     '/api/v1/errata',
     { schema: { summary: 'Draft an advisory (maintainer)', tags, security, body: Body } },
@@ -94,6 +81,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
       return reply.status(201).send(presentAdvisory(await s.errata.create(req.body, caller.name)));
     },
   );
+
   r.patch(
     '/api/v1/errata/:id',
     {
@@ -110,6 +98,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
       return presentAdvisory(await s.errata.edit(req.params.id, req.body));
     },
   );
+
   r.post(
     '/api/v1/errata/:id/approve',
     {
@@ -125,6 +114,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
       return presentAdvisory(await s.errata.approve(req.params.id, caller.name));
     },
   );
+
   r.post(
     '/api/v1/errata/import',
     {
@@ -149,22 +139,12 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
     },
   );
 
-  // Exports, rewritten on every publish: plain files, so mirrors can copy them.
-  const file = async (rel: string, type: string, reply: import('fastify').FastifyReply) => {
-    const f = path.join(s.errata.exportDir, rel);
-    const st = await stat(f).catch(() => null);
-    if (!st?.isFile()) throw new LenixError('NOT_FOUND', `no ${rel}`);
-    return reply
-      .type(type)
-      .header('content-length', st.size)
-      .header('cache-control', 'no-cache')
-      .send(createReadStream(f));
-  };
   r.get(
     '/errata/oval/:file',
     { schema: { hide: true, params: z.object({ file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.xml$/) }) } },
     async (req, reply) => file(`oval/${req.params.file}`, 'application/xml', reply),
   );
+
   r.get(
     '/errata/osv/:file',
     {
@@ -175,6 +155,7 @@ export function registerErrataRoutes(r: ZodApp, s: Services): void {
     },
     async (req, reply) => file(`osv/${req.params.file}`, 'application/json', reply),
   );
+
   r.get('/errata/feed.atom', { schema: { hide: true } }, async (_req, reply) =>
     file('feed.atom', 'application/atom+xml', reply),
   );

@@ -1,12 +1,13 @@
-import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
+import type { Services, ZodApp } from '../types.js';
+import type { ServerDeps } from '../context.js';
+import { presentAgent, presentArtifact, presentTask } from './present.js';
+import type { Readable } from 'node:stream';
+import { requireScope, type Caller } from '../auth.js';
 import { AGENT_ROLES, type AgentRole, type Outcome } from '../../scheduler/task-state.js';
 import { ARTIFACT_KINDS } from '../../store/records.js';
-import type { Services, ZodApp } from '../types.js';
-import { requireScope, type Caller } from '../auth.js';
-import type { ServerDeps } from '../context.js';
-import { presentArtifact, presentTask } from '../api/present.js';
+import { security } from './params.js';
 
 const LeaseParams = z.object({
   lease: z.coerce
@@ -15,7 +16,9 @@ const LeaseParams = z.object({
     .positive()
     .max(2 ** 31 - 1),
 });
+
 const Fencing = z.coerce.number().int().min(1);
+
 const CODE = z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/, 'an UPPER_SNAKE error code');
 
 const OutcomeBody = z.discriminatedUnion('kind', [
@@ -28,15 +31,32 @@ function agentScope(caller: Caller | null, role: AgentRole): Caller {
   return requireScope(caller, `agent:${role}`);
 }
 
-/**
- * The agent protocol (architecture page): register, lease (long-poll), heartbeat, log append by offset,
- * artifact upload by digest, complete. Every message after lease carries the lease id and fencing token.
- */
-export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
-  const security = [{ bearer: [] }];
+async function readBounded(body: Readable, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw new LenixError('BODY_TOO_LARGE', `log chunk exceeds ${max} bytes`);
+    parts.push(chunk as Buffer);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Agents: the public list, and the agent protocol (register, lease with long-poll, heartbeat, log append by
+ * offset, artifact upload by digest, complete). Every message after lease carries the lease id and fencing token. */
+export function registerAgentsRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
+  const { store } = deps;
+  r.get(
+    '/api/v1/agents',
+    { schema: { summary: 'Registered agents and whether they are online', tags: ['public'] } },
+    async () => {
+      const now = deps.clock.now();
+      return { agents: (await store.agents.list()).map((a) => presentAgent(a, now, deps.config.leaseMs * 2)) };
+    },
+  );
 
   r.post(
-    '/agent/register',
+    '/api/v1/agent/register',
     {
       schema: {
         summary: 'Register an agent (name, role, arches); re-registering with the same name keeps the id',
@@ -61,7 +81,7 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
   );
 
   r.post(
-    '/agent/lease',
+    '/api/v1/agent/lease',
     {
       schema: {
         summary: 'Lease the next task for this agent; waits up to waitMs for one (204 when none)',
@@ -104,7 +124,7 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
   );
 
   r.post(
-    '/agent/leases/:lease/heartbeat',
+    '/api/v1/agent/leases/:lease/heartbeat',
     {
       schema: {
         summary: 'Extend a lease; answers cancelled=true when the task was cancelled',
@@ -121,7 +141,7 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
   );
 
   r.post(
-    '/agent/leases/:lease/log',
+    '/api/v1/agent/leases/:lease/log',
     {
       bodyLimit: deps.config.maxLogChunkBytes,
       schema: {
@@ -149,7 +169,7 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
   );
 
   r.put(
-    '/agent/leases/:lease/artifacts',
+    '/api/v1/agent/leases/:lease/artifacts',
     {
       bodyLimit: deps.config.maxUploadBytes,
       schema: {
@@ -184,7 +204,7 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
   );
 
   r.post(
-    '/agent/leases/:lease/complete',
+    '/api/v1/agent/leases/:lease/complete',
     {
       schema: {
         summary: 'End a lease with its outcome; accepted once, for the current fencing token only',
@@ -210,15 +230,4 @@ export function registerAgentRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
       return { task: presentTask(r2.task), buildState: r2.buildState, queuedNew: r2.queuedNew };
     },
   );
-}
-
-async function readBounded(body: Readable, max: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > max) throw new LenixError('BODY_TOO_LARGE', `log chunk exceeds ${max} bytes`);
-    parts.push(chunk as Buffer);
-  }
-  return Buffer.concat(parts);
 }

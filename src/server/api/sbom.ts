@@ -1,10 +1,12 @@
-import { z } from 'zod';
-import { SBOM_FORMATS, type SbomFormat } from '../../attest/sbom.js';
-import type { Services, ZodApp } from '../types.js';
-import type { ServedSbom } from '../services/sboms.js';
 import type { FastifyReply } from 'fastify';
+import { z } from 'zod';
+import type { Services, ZodApp } from '../types.js';
+import type { ServerDeps } from '../context.js';
+import { SBOM_FORMATS, type SbomFormat } from '../../attest/sbom.js';
+import type { ServedSbom } from '../services/sboms.js';
 
 const format = z.object({ format: z.enum(SBOM_FORMATS).default('cyclonedx-json') });
+
 const EXT: Record<SbomFormat, string> = {
   'cyclonedx-json': 'cdx.json',
   'cyclonedx-xml': 'cdx.xml',
@@ -23,8 +25,9 @@ function send(reply: FastifyReply, sbom: ServedSbom, name: string, f: SbomFormat
 }
 
 /** SBOMs (public reads): for a build, a package by digest, a repository snapshot. Formats: see SBOM_FORMATS. */
-export function registerSbomRoutes(r: ZodApp, s: Services): void {
+export function registerSbomRoutes(r: ZodApp, _deps: ServerDeps, s: Services): void {
   const tags = ['sbom'];
+
   r.get(
     '/api/v1/builds/:id/sbom',
     {
@@ -38,6 +41,7 @@ export function registerSbomRoutes(r: ZodApp, s: Services): void {
     async (req, reply) =>
       send(reply, await s.sboms.forBuild(req.params.id, req.query.format), `build-${req.params.id}`, req.query.format),
   );
+
   r.get(
     '/api/v1/artifacts/:sha256/sbom',
     {
@@ -56,6 +60,7 @@ export function registerSbomRoutes(r: ZodApp, s: Services): void {
         req.query.format,
       ),
   );
+
   r.get(
     '/api/v1/repos/:name/snapshots/:snapshot/sbom',
     {

@@ -1,16 +1,25 @@
 import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
-import { parseCheckpoint } from '../../ledger/checkpoint.js';
-import { parseTilePath, TILE_WIDTH } from '../../ledger/tiles.js';
-import { requireScope } from '../auth.js';
 import type { Services, ZodApp } from '../types.js';
 import type { ServerDeps } from '../context.js';
+import { requireScope } from '../auth.js';
+import { parseCheckpoint } from '../../ledger/checkpoint.js';
+import { parseTilePath, TILE_WIDTH } from '../../ledger/tiles.js';
+import { security } from './params.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-/** The ledger, public: C2SP tlog-tiles at /ledger/..., look-ups and proof bundles under /api/v1/ledger. */
+/** The ledger, public: C2SP tlog-tiles at /ledger/..., look-ups and proof bundles under /api/v1/ledger; witnesses (admin). */
 export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
   const ledger = s.ledger;
+
+  const witnessBody = z.object({
+    url: z
+      .string()
+      .url()
+      .max(500)
+      .refine((u) => /^https?:\/\//.test(u), 'an http(s) URL'),
+  });
 
   r.get('/ledger/checkpoint', { schema: { hide: true } }, async (_req, reply) => {
     const cp = await ledger.checkpoint();
@@ -104,13 +113,6 @@ export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     },
   );
 
-  const witnessBody = z.object({
-    url: z
-      .string()
-      .url()
-      .max(500)
-      .refine((u) => /^https?:\/\//.test(u), 'an http(s) URL'),
-  });
   r.get(
     '/api/v1/ledger/witnesses',
     { schema: { summary: 'The witnesses asked to cosign each checkpoint', tags: ['ledger'] } },
@@ -118,6 +120,7 @@ export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
       witnesses: [...new Set([...deps.config.witnesses, ...(await ledger.store.witnesses())])],
     }),
   );
+
   r.post(
     '/api/v1/ledger/witnesses',
     {
@@ -125,7 +128,7 @@ export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
         summary: 'Add a C2SP tlog-witness (admin)',
         tags: ['ledger'],
         body: witnessBody,
-        security: [{ bearer: [] }],
+        security,
       },
     },
     async (req, reply) => {
@@ -134,10 +137,11 @@ export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
       return reply.status(201).send({ url: req.body.url.replace(/\/+$/, '') });
     },
   );
+
   r.delete(
     '/api/v1/ledger/witnesses',
     {
-      schema: { summary: 'Remove a witness (admin)', tags: ['ledger'], body: witnessBody, security: [{ bearer: [] }] },
+      schema: { summary: 'Remove a witness (admin)', tags: ['ledger'], body: witnessBody, security },
     },
     async (req) => {
       requireScope(req.caller, 'admin');

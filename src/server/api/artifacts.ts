@@ -1,0 +1,92 @@
+import { presentArtifact } from './present.js';
+import { z } from 'zod';
+import { LenixError } from '../../core/errors.js';
+import { parseSha256, parsePlainName } from '../../core/ids.js';
+import type { Services, ZodApp } from '../types.js';
+import type { ServerDeps } from '../context.js';
+import type { Readable } from 'node:stream';
+import { requireScope } from '../auth.js';
+import { Sha, security } from './params.js';
+
+/** Artifacts and lookaside files by digest: downloads and metadata (public); lookaside upload (maintainer). */
+export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, _s: Services): void {
+  const { store } = deps;
+  r.get(
+    '/api/v1/artifacts/:sha256',
+    {
+      schema: {
+        summary: 'The bytes of an artifact or lookaside file, verified against its digest',
+        tags: ['public'],
+        params: Sha,
+      },
+    },
+    async (req, reply) => {
+      const sha = parseSha256(req.params.sha256);
+      const artifact = await store.artifacts.findBySha(sha);
+      const known = artifact !== null || (await store.artifacts.hasLookaside(sha));
+      if (!known) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${sha}`);
+      const { size, stream } = await deps.blobs.open(sha);
+      const type =
+        artifact?.kind === 'rpm' || artifact?.kind === 'srpm'
+          ? 'application/x-rpm'
+          : artifact?.kind === 'log'
+            ? 'text/plain; charset=utf-8'
+            : 'application/octet-stream';
+      const head = reply
+        .type(type)
+        .header('content-length', size)
+        .header('x-checksum-sha256', sha)
+        .header('cache-control', 'public, max-age=31536000, immutable');
+      if (artifact) head.header('content-disposition', `attachment; filename="${artifact.name}"`);
+      return head.send(stream);
+    },
+  );
+
+  r.get(
+    '/api/v1/artifacts/:sha256/meta',
+    { schema: { summary: 'The record of an artifact', tags: ['public'], params: Sha } },
+    async (req) => {
+      const artifact = await store.artifacts.findBySha(parseSha256(req.params.sha256));
+      if (!artifact) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${req.params.sha256}`);
+      return { ...presentArtifact(artifact), buildId: artifact.buildId, taskId: artifact.taskId };
+    },
+  );
+
+  r.get(
+    '/api/v1/lookaside/:sha256',
+    { schema: { summary: 'A lookaside source file by digest', tags: ['public'], params: Sha } },
+    async (req, reply) => {
+      const sha = parseSha256(req.params.sha256);
+      if (!(await store.artifacts.hasLookaside(sha)))
+        throw new LenixError('ARTIFACT_NOT_FOUND', `no lookaside file ${sha}`);
+      const { size, stream } = await deps.blobs.open(sha);
+      return reply.type('application/octet-stream').header('content-length', size).send(stream);
+    },
+  );
+
+  r.put(
+    '/api/v1/lookaside',
+    {
+      bodyLimit: deps.config.maxUploadBytes,
+      schema: {
+        summary: 'Upload a source tarball to the lookaside area (maintainer); returns its SHA-256',
+        tags: ['lookaside'],
+        security,
+        querystring: z.object({ name: z.string().max(255), sha256: z.string().optional() }),
+      },
+    },
+    async (req, reply) => {
+      requireScope(req.caller, 'maintainer');
+      const name = parsePlainName(req.query.name, 'lookaside file name');
+      const expected = req.query.sha256 === undefined ? undefined : parseSha256(req.query.sha256);
+      if (req.headers['content-type'] !== 'application/octet-stream')
+        throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send the file as application/octet-stream');
+      const { sha256, size } = await deps.blobs.put(req.body as Readable, {
+        expected,
+        maxBytes: deps.config.maxUploadBytes,
+      });
+      await store.artifacts.addLookaside(sha256, name, size, deps.clock.now());
+      return reply.status(201).send({ sha256, size, name, metadataLine: `${sha256} SOURCES/${name}` });
+    },
+  );
+}

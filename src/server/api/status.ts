@@ -1,0 +1,52 @@
+import type { Services, ZodApp } from '../types.js';
+import type { ServerDeps } from '../context.js';
+import { dashboard } from '../services/dashboard.js';
+import { presentAdvisory, presentAgent, presentBuild, presentRelease, presentTask } from './present.js';
+
+/** Health, the queue per architecture and the dashboard: public reads about the whole system. */
+export function registerStatusRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
+  const { store } = deps;
+
+  r.get('/api/v1/health', { schema: { summary: 'Liveness and database reachability', tags: ['public'] } }, async () => {
+    await store.tokens.count();
+    return { ok: true };
+  });
+
+  r.get(
+    '/api/v1/dashboard',
+    {
+      schema: {
+        summary:
+          'What the dashboard shows: queue, running tasks, agents online, latest builds, releases and advisories',
+        tags: ['public'],
+      },
+    },
+    async () => {
+      const d = await dashboard(deps, s.errata);
+      return {
+        queue: d.queue,
+        running: d.running.map((r) => ({
+          ...presentTask(r.task),
+          build: r.build ? presentBuild(r.build) : null,
+          agent: r.agent,
+          elapsedMs: r.task.startedAt === null ? null : d.now - r.task.startedAt,
+        })),
+        agentsOnline: d.agentsOnline.map((a) => ({
+          ...presentAgent(a.agent, d.now, deps.config.leaseMs * 2),
+          task: a.task?.id ?? null,
+        })),
+        builds: d.builds.map((b) => presentBuild(b)),
+        releases: d.releases.map(presentRelease),
+        advisories: d.advisories.map(presentAdvisory),
+      };
+    },
+  );
+
+  r.get(
+    '/api/v1/queue',
+    { schema: { summary: 'Queued build tasks per architecture', tags: ['public'] } },
+    async () => ({
+      build: await store.tasks.queueLength('build'),
+    }),
+  );
+}
