@@ -10,8 +10,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { ApiClient } from '../src/agents/kit/client.js';
-import { buildHostBase } from '../src/agents/test/host-base.js';
+import { ApiClient } from '../src/client/http.js';
+import { buildHostBase } from '../src/agents/tester/host-base.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, specWith } from '../test/support/cli.js';
 

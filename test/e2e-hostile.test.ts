@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ApiClient } from '../src/agents/kit/client.js';
+import { ApiClient } from '../src/client/http.js';
 import { LenixError } from '../src/core/errors.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.js';

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { ApiClient } from '../src/agents/kit/client.js';
+import { ApiClient } from '../src/client/http.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';

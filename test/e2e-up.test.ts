@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { ApiClient } from '../src/agents/kit/client.js';
+import { ApiClient } from '../src/client/http.js';
 import { signNote, type NoteSigner } from '../src/ledger/note.js';
 import { readSse } from '../src/cli/follow.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { LenixError } from '../core/errors.js';
-import { ApiClient } from '../agents/kit/client.js';
+import { ApiClient } from '../client/http.js';
 import type { Command } from 'commander';
 
 /**

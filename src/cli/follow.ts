@@ -1,4 +1,4 @@
-import type { ApiClient } from '../agents/kit/client.js';
+import type { ApiClient } from '../client/http.js';
 
 export interface SseEvent {
   readonly event: string;

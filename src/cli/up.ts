@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ApiClient } from '../agents/kit/client.js';
+import { ApiClient } from '../client/http.js';
 import { LenixError } from '../core/errors.js';
 import { writeConfig } from './config.js';
 import { waitForBuild } from './main.js';

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { ApiClient } from '../../src/agents/kit/client.js';
+import { ApiClient } from '../../src/client/http.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/main.js';
 
 export interface TestServer {

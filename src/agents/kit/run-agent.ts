@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { LenixError } from '../../core/errors.js';
 import type { AgentRole, Outcome } from '../../scheduler/task-state.js';
-import type { AgentClient, LeasedTask } from './client.js';
+import type { AgentClient, LeasedTask } from '../../client/agent.js';
 import { LogStreamer } from './log-streamer.js';
 
 /** What a role's handler gets for one leased task. */

@@ -8,7 +8,8 @@ import { LenixError } from '../../core/errors.js';
 import { parsePlainName } from '../../core/ids.js';
 import type { RepomdTaskPayload, SignTaskPayload } from '../../core/protocol.js';
 import { bothSignaturesOk, detachSign, exportPublicKey, listSecretKeys, rpmCheckSignatures } from '../../crypto/gpg.js';
-import type { AgentClient, ApiClient } from '../kit/client.js';
+import type { AgentClient } from '../../client/agent.js';
+import type { ApiClient } from '../../client/http.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
 
 export interface SignerOptions {

@@ -21,7 +21,8 @@ import {
   type SandboxResult,
 } from '../../rpm/sandbox.js';
 import type { BuildTaskPayload } from '../../core/protocol.js';
-import type { AgentClient, ApiClient } from '../kit/client.js';
+import type { AgentClient } from '../../client/agent.js';
+import type { ApiClient } from '../../client/http.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
 import { describeBuildroot, type BuildrootRecord } from './buildroot.js';
 
