@@ -2,10 +2,7 @@ import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { LenixError } from '../core/errors.js';
-
-const run = promisify(execFile);
 
 /**
  * GnuPG as the OpenPGP implementation: key generation and signing in the signer's key folder, and key
@@ -114,7 +111,8 @@ export async function detachSign(home: string, fingerprint: string, data: Buffer
   }
 }
 
-async function withTempHome<T>(fn: (home: string) => Promise<T>): Promise<T> {
+/** A private, mode-0700 folder for one gpg or rpm database use, removed afterwards. */
+export async function withTempHome<T>(fn: (home: string) => Promise<T>): Promise<T> {
   const home = await mkdtemp(path.join(os.tmpdir(), 'lenix-gpg-'));
   try {
     await chmod(home, 0o700);
@@ -172,28 +170,4 @@ export async function verifyDetached(publicKey: string, data: Buffer, signature:
       await rm(dir, { recursive: true, force: true });
     }
   });
-}
-
-/** `rpmkeys -K` on packages against one public key, in a private rpm database. */
-export async function rpmCheckSignatures(publicKey: string, files: readonly string[]): Promise<Map<string, string>> {
-  return withTempHome(async (dir) => {
-    await writeFile(path.join(dir, 'key.asc'), publicKey);
-    await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '--import', path.join(dir, 'key.asc')]);
-    const results = new Map<string, string>();
-    for (const f of files) {
-      const { stdout } = await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '-Kv', f]).catch(
-        (e: { stdout?: string }) => ({ stdout: e.stdout ?? 'failed' }),
-      );
-      results.set(f, stdout);
-    }
-    return results;
-  });
-}
-
-/** True when rpmkeys -Kv shows a good header signature and a good header+payload (v3) signature. */
-export function bothSignaturesOk(rpmkeysOutput: string): boolean {
-  const lines = rpmkeysOutput.split('\n').map((l) => l.trim());
-  const header = lines.some((l) => /^Header V4 \S+ Signature, key ID [0-9a-f]+: OK$/.test(l));
-  const v3 = lines.some((l) => /^V4 \S+ Signature, key ID [0-9a-f]+: OK$/.test(l));
-  return header && v3 && !lines.some((l) => /: (BAD|NOKEY|NOTTRUSTED)/.test(l));
 }

@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { LenixError } from '../core/errors.js';
@@ -14,9 +12,8 @@ import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from 
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
 import { fsyncDir, sha256File, writeDurably } from '../store/durable.js';
+import { addUpdateinfo, createrepo } from '../rpm/tools.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
-
-const run = promisify(execFile);
 
 export interface PublisherDeps {
   readonly store: Store;
@@ -210,21 +207,13 @@ export class Publisher {
           publishCopy(file, path.join(pkgDir, p.name), p.sha256),
         );
       }
-      await run(
-        'createrepo_c',
-        ['--quiet', '--no-database', '--general-compress-type=gz', '--checksum=sha256', path.join(tmp, arch)],
-        { maxBuffer: 16 * 1024 * 1024 },
-      );
+      await createrepo(path.join(tmp, arch), { compress: 'gz' });
       const updateinfo = errata?.perArch(arch) ?? null;
       if (updateinfo) {
         // updateinfo.xml goes in before repomd.xml is signed (modifyrepo_c rewrites repomd.xml).
         const file = path.join(tmp, `${arch}.updateinfo.xml`);
         await writeDurably(file, updateinfo);
-        await run(
-          'modifyrepo_c',
-          ['--mdtype=updateinfo', '--compress-type=gz', '--checksum=sha256', file, path.join(tmp, arch, 'repodata')],
-          { maxBuffer: 16 * 1024 * 1024 },
-        );
+        await addUpdateinfo(file, path.join(tmp, arch, 'repodata'));
         await rm(file);
       }
       const xml = await readFile(path.join(tmp, arch, 'repodata', 'repomd.xml'));

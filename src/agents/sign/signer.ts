@@ -1,13 +1,12 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { LenixError } from '../../core/errors.js';
 import { parsePlainName } from '../../core/ids.js';
 import type { RepomdTaskPayload, SignTaskPayload } from '../../core/protocol.js';
-import { bothSignaturesOk, detachSign, exportPublicKey, listSecretKeys, rpmCheckSignatures } from '../../crypto/gpg.js';
+import { detachSign, exportPublicKey, listSecretKeys } from '../../crypto/gpg.js';
+import { bothSignaturesOk, rpmCheckSignatures, rpmsign } from '../../rpm/tools.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
@@ -22,8 +21,6 @@ export interface SignerOptions {
   readonly log: Logger;
   readonly stop: AbortSignal;
 }
-
-const run = promisify(execFile);
 
 /**
  * The sign server: the only process with private keys. It announces its public keys, then leases sign
@@ -116,22 +113,12 @@ async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>)
       say(`${p.name}: sha256 ${p.sha256} matches the build record`);
       files.push({ file, ref: p });
     }
-    // One rpmsign for all packages: a v4 header signature plus the v3 header+payload signature (--rpmv3),
-    // which OpenSCAP before 1.3.11 needs to read the key id.
-    const args = [
-      '--addsign',
-      '--rpmv3',
-      '--define',
-      `_gpg_name ${t.keyFingerprint}`,
-      '--define',
-      '__gpg /usr/bin/gpg',
-      '--define',
-      `_gpg_path ${o.keysDir}`,
-      ...files.map((f) => f.file),
-    ];
     say(`rpmsign --addsign --rpmv3 (${files.length} packages) with ${t.keyFingerprint}`);
     try {
-      await run('rpmsign', args, { env: { ...process.env, GNUPGHOME: o.keysDir }, maxBuffer: 16 * 1024 * 1024 });
+      await rpmsign(
+        files.map((f) => f.file),
+        { fingerprint: t.keyFingerprint, gnupgHome: o.keysDir },
+      );
     } catch (err) {
       const e = err as { stderr?: string };
       say(`rpmsign failed: ${(e.stderr ?? '').trim()}`);

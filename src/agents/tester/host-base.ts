@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createrepo } from '../../rpm/tools.js';
 
 const run = promisify(execFile);
 
@@ -89,6 +90,6 @@ export async function buildHostBase(workRoot: string): Promise<string> {
       maxBuffer: 16 * 1024 * 1024,
     },
   );
-  await run('createrepo_c', ['--quiet', '--no-database', repo]);
+  await createrepo(repo);
   return repo;
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { refuseUpload } from '../../core/built-package.js';
 import { LenixError } from '../../core/errors.js';
 import type { PackageRef, TaskPayload, TestTaskPayload } from '../../core/protocol.js';
-import { bothSignaturesOk, rpmCheckSignatures } from '../../crypto/gpg.js';
+import { bothSignaturesOk, rpmCheckSignatures } from '../../rpm/tools.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 import { planFanOut } from '../../scheduler/fan-out.js';

@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { withTempHome } from '../crypto/gpg.js';
+
+const run = promisify(execFile);
+const BIG = { maxBuffer: 16 * 1024 * 1024 };
+
+/**
+ * The RPM tools Lenix drives on the host (trusted inputs only: signed or checked packages, its own metadata):
+ * createrepo_c, modifyrepo_c, rpmsign and rpmkeys. Package code never runs here; what builds and tests
+ * packages runs in the sandbox (sandbox.ts), where rpmbuild, rpmlint and dnf live.
+ */
+
+/** Repository metadata for a folder of packages (repodata/ with sha256 checksums, gzip, no sqlite). */
+export async function createrepo(dir: string, opts: { compress?: 'gz' } = {}): Promise<void> {
+  const args = ['--quiet', '--no-database'];
+  if (opts.compress) args.push(`--general-compress-type=${opts.compress}`, '--checksum=sha256');
+  await run('createrepo_c', [...args, dir], BIG);
+}
+
+/** Add an updateinfo.xml to a repository's metadata (rewrites repomd.xml, so it goes in before signing). */
+export async function addUpdateinfo(file: string, repodata: string): Promise<void> {
+  await run('modifyrepo_c', ['--mdtype=updateinfo', '--compress-type=gz', '--checksum=sha256', file, repodata], BIG);
+}
+
+/**
+ * Sign packages in place with one rpmsign run: a v4 header signature plus the v3 header+payload signature
+ * (--rpmv3), which OpenSCAP before 1.3.11 needs to read the key id. Rejects with rpmsign's stderr.
+ */
+export async function rpmsign(
+  files: readonly string[],
+  key: { fingerprint: string; gnupgHome: string },
+): Promise<void> {
+  const args = [
+    '--addsign',
+    '--rpmv3',
+    '--define',
+    `_gpg_name ${key.fingerprint}`,
+    '--define',
+    '__gpg /usr/bin/gpg',
+    '--define',
+    `_gpg_path ${key.gnupgHome}`,
+    ...files,
+  ];
+  await run('rpmsign', args, { env: { ...process.env, GNUPGHOME: key.gnupgHome }, ...BIG });
+}
+
+/** `rpmkeys -K` on packages against one public key, in a private rpm database. */
+export async function rpmCheckSignatures(publicKey: string, files: readonly string[]): Promise<Map<string, string>> {
+  return withTempHome(async (dir) => {
+    await writeFile(path.join(dir, 'key.asc'), publicKey);
+    await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '--import', path.join(dir, 'key.asc')]);
+    const results = new Map<string, string>();
+    for (const f of files) {
+      const { stdout } = await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '-Kv', f]).catch(
+        (e: { stdout?: string }) => ({ stdout: e.stdout ?? 'failed' }),
+      );
+      results.set(f, stdout);
+    }
+    return results;
+  });
+}
+
+/** True when rpmkeys -Kv shows a good header signature and a good header+payload (v3) signature. */
+export function bothSignaturesOk(rpmkeysOutput: string): boolean {
+  const lines = rpmkeysOutput.split('\n').map((l) => l.trim());
+  const header = lines.some((l) => /^Header V4 \S+ Signature, key ID [0-9a-f]+: OK$/.test(l));
+  const v3 = lines.some((l) => /^V4 \S+ Signature, key ID [0-9a-f]+: OK$/.test(l));
+  return header && v3 && !lines.some((l) => /: (BAD|NOKEY|NOTTRUSTED)/.test(l));
+}
