@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { LenixError } from '../core/errors.js';
 import { ApiClient } from '../client/http.js';
+import { LenixClient } from '../client/lenix.js';
 import type { Command } from 'commander';
 
 /**
@@ -60,9 +61,9 @@ export async function readTokenFile(file: string): Promise<string> {
 }
 
 /** An API client for a CLI command, from its global --server/--token flags, the environment or the config file. */
-export async function apiClientFor(cmd: Command): Promise<ApiClient> {
+export async function apiClientFor(cmd: Command): Promise<LenixClient> {
   const t = await resolveTarget(cmd.optsWithGlobals<{ server?: string; token?: string }>());
-  return new ApiClient(t.server, t.token);
+  return new LenixClient(new ApiClient(t.server, t.token));
 }
 
 /**

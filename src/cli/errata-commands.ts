@@ -1,26 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { ADVISORY_STATUSES, ADVISORY_TYPES, SEVERITIES } from '../errata/advisory.js';
+import type { AdvisoryJson } from '../client/lenix.js';
 import { apiClientFor } from './config.js';
 import { collect, printJson } from './output.js';
-
-interface AdvisoryJson {
-  id: string;
-  repo: string;
-  type: string;
-  severity: string | null;
-  status: string;
-  title: string;
-  synopsis: string;
-  description: string;
-  issued: string;
-  updated: string;
-  version: number;
-  cves: string[];
-  references: { type: string; id: string; href: string }[];
-  packages: { nevra: string; filename: string }[];
-  upstreamId: string | null;
-}
 
 interface TextOpts {
   severity?: string;
@@ -90,7 +73,7 @@ export function addErrataCommands(p: Command): void {
       .option('--id <id>', 'an explicit id (e.g. mirroring the upstream advisory number); default: the next free one')
       .addOption(new Option('--type <type>', 'advisory type').choices([...ADVISORY_TYPES]).makeOptionMandatory()),
   ).action(async (o: TextOpts & { repo: string; type: string; id?: string }, cmd: Command) => {
-    const a = await (await apiClientFor(cmd)).json<AdvisoryJson>('POST', '/api/v1/errata', {
+    const a = await (await apiClientFor(cmd)).errata.create({
       repo: o.repo,
       type: o.type,
       title: o.title ?? '',
@@ -103,11 +86,7 @@ export function addErrataCommands(p: Command): void {
   withTextOptions(
     e.command('edit <id>').description('change an advisory (maintainer); a released one keeps its packages'),
   ).action(async (id: string, o: TextOpts, cmd: Command) => {
-    const a = await (await apiClientFor(cmd)).json<AdvisoryJson>(
-      'PATCH',
-      `/api/v1/errata/${encodeURIComponent(id)}`,
-      await body(o),
-    );
+    const a = await (await apiClientFor(cmd)).errata.update(id, await body(o));
     if (o.json) return printJson(a);
     print(a);
   });
@@ -115,11 +94,7 @@ export function addErrataCommands(p: Command): void {
     .description('approve an advisory (maintainer): it goes out with the release that publishes its packages')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
-      const a = await (await apiClientFor(cmd)).json<AdvisoryJson>(
-        'POST',
-        `/api/v1/errata/${encodeURIComponent(id)}/approve`,
-        {},
-      );
+      const a = await (await apiClientFor(cmd)).errata.approve(id);
       if (o.json) return printJson(a);
       print(a);
     });
@@ -136,7 +111,7 @@ export function addErrataCommands(p: Command): void {
             (x): x is [string, string] => x[1] !== undefined,
           ),
         );
-        const r = await (await apiClientFor(cmd)).json<{ errata: AdvisoryJson[] }>('GET', `/api/v1/errata?${q}`);
+        const r = await (await apiClientFor(cmd)).errata.list(q);
         if (o.json) return printJson(r.errata);
         for (const a of r.errata)
           process.stdout.write(
@@ -147,7 +122,7 @@ export function addErrataCommands(p: Command): void {
   e.command('show <id>')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
-      const a = await (await apiClientFor(cmd)).json<AdvisoryJson>('GET', `/api/v1/errata/${encodeURIComponent(id)}`);
+      const a = await (await apiClientFor(cmd)).errata.get(id);
       if (o.json) return printJson(a);
       print(a);
     });
@@ -158,10 +133,10 @@ export function addErrataCommands(p: Command): void {
     .requiredOption('--repo <name>', 'the repository the proposals are for')
     .option('--json', 'print JSON')
     .action(async (file: string, o: { repo: string; json?: boolean }, cmd: Command) => {
-      const r = await (await apiClientFor(cmd)).json<{
-        proposed: AdvisoryJson[];
-        skipped: { upstream: string; why: string }[];
-      }>('POST', '/api/v1/errata/import', { repo: o.repo, content: await readFile(file, 'utf8') });
+      const r = await (await apiClientFor(cmd)).errata.import({
+        repo: o.repo,
+        content: await readFile(file, 'utf8'),
+      });
       if (o.json) return printJson(r);
       for (const a of r.proposed)
         process.stdout.write(

@@ -1,4 +1,4 @@
-import type { ApiClient } from '../client/http.js';
+import type { LenixClient } from '../client/lenix.js';
 
 export interface SseEvent {
   readonly event: string;
@@ -37,12 +37,12 @@ export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator
 
 /** Follow a task's log until it ends; returns the task's final state. */
 export async function followLog(
-  api: ApiClient,
+  api: LenixClient,
   taskId: number,
   onText: (text: string) => void,
   signal?: AbortSignal,
 ): Promise<string> {
-  const res = await api.request('GET', `/api/v1/tasks/${taskId}/log?follow=1`, signal ? { signal } : {});
+  const res = await api.tasks.follow(taskId, signal);
   if (!res.body) return 'unknown';
   for await (const ev of readSse(res.body)) {
     if (ev.event === 'log') onText((JSON.parse(ev.data) as { text: string }).text);

@@ -63,7 +63,7 @@ export function addLedgerCommands(p: Command, waitForSignal: () => Promise<void>
     .command('list')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
-      const r = await (await apiClientFor(cmd)).json<{ witnesses: string[] }>('GET', '/api/v1/ledger/witnesses');
+      const r = await (await apiClientFor(cmd)).ledger.witnesses.list();
       if (o.json) return printJson(r);
       process.stdout.write(r.witnesses.map((w) => `${w}\n`).join(''));
     });
@@ -71,11 +71,11 @@ export function addLedgerCommands(p: Command, waitForSignal: () => Promise<void>
     .command('add <url>')
     .description('ask this witness to cosign every new checkpoint (admin)')
     .action(async (url: string, _o: unknown, cmd: Command) => {
-      await (await apiClientFor(cmd)).json('POST', '/api/v1/ledger/witnesses', { url });
+      await (await apiClientFor(cmd)).ledger.witnesses.add(url);
       process.stdout.write(`witness ${url} added\n`);
     });
   witnesses.command('remove <url>').action(async (url: string, _o: unknown, cmd: Command) => {
-    await (await apiClientFor(cmd)).json('DELETE', '/api/v1/ledger/witnesses', { url });
+    await (await apiClientFor(cmd)).ledger.witnesses.remove(url);
     process.stdout.write(`witness ${url} removed\n`);
   });
 }

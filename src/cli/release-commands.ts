@@ -1,24 +1,20 @@
+import { hostArch } from '../rpm/arch.js';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
-import type { ApiClient } from '../client/http.js';
 import { AgentClient } from '../client/agent.js';
 import { runSigner } from '../agents/sign/signer.js';
 import { runTester } from '../agents/tester/tester.js';
 import { fileURLToPath } from 'node:url';
 import { LenixError } from '../core/errors.js';
 import { exportPublicKey, generateKey, listSecretKeys } from '../crypto/gpg.js';
-import type { presentRelease, presentRepo, presentSnapshot } from '../server/api/present.js';
+import type { ReleaseJson } from '../client/lenix.js';
 import { agentStart, apiClientFor } from './config.js';
 import { ago, collect, printJson, table } from './output.js';
 import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';
 import { addLimitOptions, limitsFrom, type LimitFlags } from './sandbox-options.js';
-
-type RepoJson = ReturnType<typeof presentRepo>;
-type ReleaseJson = ReturnType<typeof presentRelease>;
-type SnapshotJson = ReturnType<typeof presentSnapshot>;
 
 interface Global {
   server?: string;
@@ -125,10 +121,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
         );
         return;
       }
-      const r = await (await client(cmd)).json<{
-        signingKey: string | null;
-        keys: { fingerprint: string; name: string; algorithm: string }[];
-      }>('GET', '/api/v1/keys');
+      const r = await (await client(cmd)).keys.list();
       if (o.json) return printJson(r);
       process.stdout.write(
         `${table(
@@ -152,9 +145,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .command('use <fingerprint>')
     .description('sign new builds with this key (admin)')
     .action(async (fpr: string, _o: unknown, cmd: Command) => {
-      const r = await (await client(cmd)).json<{ signingKey: string }>('PUT', '/api/v1/keys/signing', {
-        fingerprint: fpr,
-      });
+      const r = await (await client(cmd)).keys.setSigning(fpr);
       process.stdout.write(`new builds are signed with ${r.signingKey}\n`);
     });
 
@@ -187,9 +178,9 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
         },
         cmd: Command,
       ) => {
-        const r = await (await client(cmd)).json<RepoJson>('POST', '/api/v1/repos', {
+        const r = await (await client(cmd)).repos.create({
           name,
-          arches: o.arch ?? [hostArchName()],
+          arches: o.arch ?? [hostArch()],
           keys: o.key ?? [],
           keepDays: Number(o.keepDays),
           ...(o.vendor ? { vendor: o.vendor } : {}),
@@ -207,7 +198,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .command('list')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
-      const { repos } = await (await client(cmd)).json<{ repos: RepoJson[] }>('GET', '/api/v1/repos');
+      const { repos } = await (await client(cmd)).repos.list();
       if (o.json) return printJson(repos);
       process.stdout.write(
         `${table(
@@ -227,10 +218,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--json', 'print JSON')
     .action(async (name: string, o: { json?: boolean }, cmd: Command) => {
       const api = await client(cmd);
-      const r = await api.json<RepoJson & { snapshots: SnapshotJson[]; releases: ReleaseJson[] }>(
-        'GET',
-        `/api/v1/repos/${encodeURIComponent(name)}`,
-      );
+      const r = await api.repos.get(name);
       if (o.json) return printJson(r);
       const out = [
         `repository ${r.name}  arches ${r.arches.join(', ')}  current snapshot ${r.currentSnapshot ?? '-'}`,
@@ -249,20 +237,13 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--add <fingerprint>')
     .option('--retire <fingerprint>')
     .action(async (name: string, o: { add?: string; retire?: string }, cmd: Command) => {
-      const r = await (await client(cmd)).json<RepoJson>('POST', `/api/v1/repos/${encodeURIComponent(name)}/keys`, {
-        add: o.add,
-        retire: o.retire,
-      });
+      const r = await (await client(cmd)).repos.keys(name, { add: o.add, retire: o.retire });
       for (const k of r.keys) process.stdout.write(`${k.fingerprint}${k.retiredAt ? '  retired' : '  active'}\n`);
     });
   repo
     .command('rollback <name> [snapshot]')
     .action(async (name: string, snapshot: string | undefined, _o: unknown, cmd: Command) => {
-      const r = await (await client(cmd)).json<{ current: number }>(
-        'POST',
-        `/api/v1/repos/${encodeURIComponent(name)}/rollback`,
-        snapshot ? { snapshot: Number(snapshot) } : {},
-      );
+      const r = await (await client(cmd)).repos.rollback(name, snapshot ? Number(snapshot) : undefined);
       process.stdout.write(`${name} now serves snapshot ${r.current}\n`);
     });
 
@@ -275,8 +256,8 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--json', 'print JSON')
     .action(async (name: string, o: { wait: boolean; json?: boolean }, cmd: Command) => {
       const api = await client(cmd);
-      let rel = await api.json<ReleaseJson>('POST', '/api/v1/releases', { repo: name, builds: [], approve: true });
-      if (o.wait) rel = await waitForRelease(api, rel.id);
+      let rel = await api.releases.create({ repo: name, builds: [], approve: true });
+      if (o.wait) rel = await api.releases.wait(rel.id);
       if (o.json) printJson(rel);
       else printRelease(rel);
       if (o.wait && rel.state !== 'published') state.code = 1;
@@ -300,20 +281,20 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
         const api = await client(cmd);
         let rel: ReleaseJson;
         if (builds[0] === 'approve') {
-          rel = await api.json<ReleaseJson>('POST', `/api/v1/releases/${Number(builds[1])}/approve`, {});
+          rel = await api.releases.approve(Number(builds[1]));
         } else {
           if (!o.to) throw new LenixError('BAD_REQUEST', 'lenix release needs --to REPO');
           const ids = builds.map(Number);
           if (ids.some((n) => !Number.isInteger(n) || n <= 0))
             throw new LenixError('BAD_REQUEST', 'build ids are positive integers');
-          rel = await api.json<ReleaseJson>('POST', '/api/v1/releases', {
+          rel = await api.releases.create({
             repo: o.to,
             builds: ids,
             approve: o.approve,
             override: o.override,
           });
         }
-        if (o.wait) rel = await waitForRelease(api, rel.id);
+        if (o.wait) rel = await api.releases.wait(rel.id);
         if (o.json) printJson(rel);
         else printRelease(rel);
         if (o.wait && rel.state !== 'published') state.code = 1;
@@ -323,7 +304,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
   p.command('releases')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
-      const { releases } = await (await client(cmd)).json<{ releases: ReleaseJson[] }>('GET', '/api/v1/releases');
+      const { releases } = await (await client(cmd)).releases.list();
       if (o.json) return printJson(releases);
       process.stdout.write(
         `${table(
@@ -341,14 +322,6 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     });
 }
 
-export async function waitForRelease(api: ApiClient, id: number): Promise<ReleaseJson> {
-  for (;;) {
-    const r = await api.json<ReleaseJson>('GET', `/api/v1/releases/${id}`);
-    if (r.state === 'published' || r.state === 'failed' || r.state === 'rejected') return r;
-    await new Promise((res) => setTimeout(res, 300));
-  }
-}
-
 function printRelease(r: ReleaseJson): void {
   const plan = r.plan as {
     added?: { arch: string; nevra: string }[];
@@ -363,8 +336,4 @@ function printRelease(r: ReleaseJson): void {
   for (const x of plan.replaced ?? []) out.push(`  ~ ${x.to.arch}/${x.from.nevra} -> ${x.to.nevra}`);
   if ((plan.unchanged ?? []).length > 0) out.push(`  = ${(plan.unchanged ?? []).length} unchanged`);
   process.stdout.write(`${out.join('\n')}\n`);
-}
-
-function hostArchName(): string {
-  return process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch;
 }

@@ -1,26 +1,19 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, openSync } from 'node:fs';
-import { cp, mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ApiClient } from '../client/http.js';
+import { LenixClient } from '../client/lenix.js';
 import { LenixError } from '../core/errors.js';
 import { writeConfig } from './config.js';
-import { waitForBuild } from './main.js';
-import { waitForRelease } from './release-commands.js';
 import { generateKey, listSecretKeys } from '../crypto/gpg.js';
-import { hostArch } from '../server/main.js';
+import { ensureSamples, SAMPLE_REPO } from './up-samples.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../../bin/lenix.js', import.meta.url));
-const SAMPLES = fileURLToPath(new URL('../../../samples/', import.meta.url));
-
-/** The samples `lenix up` creates: a noarch data package, a C program, a package with a subpackage and a scriptlet. */
-export const SAMPLE_NAMES = ['lenix-hello-data', 'hello-c', 'lenix-multi'] as const;
-/** The repository `lenix up` publishes the samples into. */
-export const SAMPLE_REPO = 'lenix';
 
 export interface UpOptions {
   readonly dataDir: string;
@@ -129,7 +122,7 @@ export async function runUp(o: UpOptions): Promise<void> {
   });
 
   const adminToken = (await readFile(adminTokenFile, 'utf8')).trim();
-  const admin = new ApiClient(url, adminToken);
+  const admin = new LenixClient(new ApiClient(url, adminToken));
   const configFile = await writeConfig({ server: url, token: adminToken });
 
   // Each agent has its own token, with only its role's scope, created once and kept in the data folder.
@@ -137,10 +130,7 @@ export async function runUp(o: UpOptions): Promise<void> {
     const file = path.join(data, dir, 'token');
     if (!existsSync(file)) {
       await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-      const t = await admin.json<{ token: string }>('POST', '/api/v1/tokens', {
-        name: `${role}-${os.hostname()}`,
-        scopes: [`agent:${role}`],
-      });
+      const t = await admin.tokens.create({ name: `${role}-${os.hostname()}`, scopes: [`agent:${role}`] });
       await writeFile(file, `${t.token}\n`, { mode: 0o600 });
     }
     return file;
@@ -195,11 +185,9 @@ export async function runUp(o: UpOptions): Promise<void> {
     ]);
   else say('  note: not running as root, so no tester: the samples are released with a recorded override');
   // New builds are signed once the signer has announced its key.
-  const signingKey = await until(
-    async () => (await admin.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey,
-  );
+  const signingKey = await until(async () => (await admin.keys.list()).signingKey);
 
-  const [logKey, logPqKey] = (await (await admin.request('GET', '/ledger/keys')).text()).trim().split('\n');
+  const [logKey, logPqKey] = await admin.ledger.keys();
   const witness = await startLocalWitness(data, url, [logKey!, logPqKey!], admin, supervise);
   say(`Lenix is up at ${url}`);
   say(`  ledger key (pin it: lenix verify PKG.rpm --log-key KEY): ${logKey}`);
@@ -250,7 +238,7 @@ async function startLocalWitness(
   data: string,
   url: string,
   logKeys: readonly string[],
-  admin: ApiClient,
+  admin: LenixClient,
   supervise: (name: string, start: () => ChildProcess) => ChildProcess,
 ): Promise<{ url: string; key: string }> {
   const dir = path.join(data, 'witness');
@@ -276,163 +264,11 @@ async function startLocalWitness(
   port = new URL(witnessUrl).port;
   const previous = path.join(dir, 'registered-url');
   const old = existsSync(previous) ? (await readFile(previous, 'utf8')).trim() : '';
-  if (old && old !== witnessUrl)
-    await admin.json('DELETE', '/api/v1/ledger/witnesses', { url: old }).catch(() => undefined);
-  await admin.json('POST', '/api/v1/ledger/witnesses', { url: witnessUrl });
+  if (old && old !== witnessUrl) await admin.ledger.witnesses.remove(old).catch(() => undefined);
+  await admin.ledger.witnesses.add(witnessUrl);
   await writeFile(previous, `${witnessUrl}\n`);
   const key = (await (await fetch(`${witnessUrl}/key`)).text()).split('\n')[0]!;
   return { url: witnessUrl, key };
-}
-
-async function ensureSamples(
-  admin: ApiClient,
-  data: string,
-  signingKey: string,
-  testing: boolean,
-  say: (line: string) => void,
-): Promise<void> {
-  const { sources } = await admin.json<{ sources: { name: string }[] }>('GET', '/api/v1/sources');
-  const fresh: string[] = [];
-  for (const name of SAMPLE_NAMES) {
-    if (sources.some((s) => s.name === name)) continue;
-    const repo = await createSampleRepo(name, path.join(data, 'samples', name));
-    await admin.json('POST', '/api/v1/sources', { name, url: repo, branch: 'main' });
-    fresh.push(name);
-  }
-  const { repos } = await admin.json<{ repos: { name: string }[] }>('GET', '/api/v1/repos');
-  if (!repos.some((r) => r.name === SAMPLE_REPO)) {
-    await admin.json('POST', '/api/v1/repos', { name: SAMPLE_REPO, arches: [hostArch()], keys: [signingKey] });
-  }
-  if (fresh.length === 0) {
-    say('samples: already present (builds, signatures and releases are kept across restarts)');
-    return;
-  }
-  say(`samples: building, signing and testing ${fresh.join(', ')}`);
-  const builds = [];
-  for (const name of fresh)
-    builds.push(
-      await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', {
-        source: name,
-        repo: SAMPLE_REPO,
-      }),
-    );
-  const done = [];
-  for (const b of builds) {
-    const built = await waitForBuild(admin, b.id, () => undefined);
-    const pipeline = built.state === 'succeeded' ? await waitForPipeline(admin, b.id, testing) : built;
-    const stages = (pipeline.tasks ?? [])
-      .filter((t) => t.kind === 'sign' || t.kind === 'test')
-      .map((t) => `${t.kind} ${t.state}`);
-    const files = (built.tasks ?? []).flatMap((t) => t.artifacts.filter((a) => a.kind === 'rpm').map((a) => a.name));
-    say(
-      `  build ${b.id} ${b.package}-${b.evr}: ${built.state}${built.reason ? ` (${built.reason})` : ''}; ${stages.join(', ')}  ${files.join(' ')}`,
-    );
-    const signed = (pipeline.tasks ?? []).some((t) => t.kind === 'sign' && t.state === 'succeeded');
-    if ((pipeline.tasks ?? []).some((t) => t.kind === 'test' && t.state === 'succeeded') || (!testing && signed))
-      done.push(b.id);
-  }
-  if (done.length === 0) return;
-  const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', {
-    repo: SAMPLE_REPO,
-    builds: done,
-    approve: true,
-    ...(testing ? {} : { override: 'lenix up without root: no tester ran' }),
-  });
-  const published = await waitForRelease(admin, rel.id);
-  say(`  release ${rel.id} into ${SAMPLE_REPO}: ${published.state}${published.reason ? ` (${published.reason})` : ''}`);
-  if (published.state === 'published') await errataDemo(admin, data, testing, say);
-  say(
-    `  dnf: curl -o /etc/yum.repos.d/${SAMPLE_REPO}.repo ${admin.base}/repos/${SAMPLE_REPO}.repo   (gpgcheck=1, repo_gpgcheck=1)`,
-  );
-}
-
-/**
- * Errata at work: a second version of the noarch sample, released under a sample security advisory, so that
- * `dnf updateinfo list --security` on a client with 1.0 installed answers at once. Once per data folder.
- */
-async function errataDemo(
-  admin: ApiClient,
-  data: string,
-  testing: boolean,
-  say: (line: string) => void,
-): Promise<void> {
-  const name = 'lenix-hello-data';
-  const dir = path.join(data, 'samples', name);
-  const specFile = path.join(dir, `${name}.spec`);
-  const spec = await readFile(specFile, 'utf8');
-  await writeFile(
-    specFile,
-    spec
-      .replace(/^Version:(\s+)1\.0$/m, 'Version:$11.1')
-      .replace(
-        '%changelog\n',
-        '%changelog\n* Wed Nov 25 2026 Lenix Samples <samples@lenix.invalid> - 1.1-1\n- Sample fix released under a sample security advisory\n\n',
-      ),
-  );
-  await writeFile(
-    path.join(dir, 'greeting.txt'),
-    `${(await readFile(path.join(dir, 'greeting.txt'), 'utf8')).trimEnd()}\n(version 1.1)\n`,
-  );
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: 'Lenix Samples',
-    GIT_AUTHOR_EMAIL: 'samples@lenix.invalid',
-    GIT_COMMITTER_NAME: 'Lenix Samples',
-    GIT_COMMITTER_EMAIL: 'samples@lenix.invalid',
-    GIT_AUTHOR_DATE: '2026-11-25T13:00:00Z',
-    GIT_COMMITTER_DATE: '2026-11-25T13:00:00Z',
-  };
-  await run('git', ['-c', 'commit.gpgsign=false', 'commit', '-q', '-a', '-m', `${name} 1.1: sample fix`], {
-    cwd: dir,
-    env,
-  });
-  const b = await admin.json<{ id: number; package: string; evr: string }>('POST', '/api/v1/builds', {
-    source: name,
-    repo: SAMPLE_REPO,
-  });
-  const built = await waitForBuild(admin, b.id, () => undefined);
-  const pipeline = built.state === 'succeeded' ? await waitForPipeline(admin, b.id, testing) : built;
-  const ok = (pipeline.tasks ?? []).some((t) => t.kind === (testing ? 'test' : 'sign') && t.state === 'succeeded');
-  say(`  build ${b.id} ${b.package}-${b.evr}: ${built.state}`);
-  if (!ok) return;
-  const adv = await admin.json<{ id: string }>('POST', '/api/v1/errata', {
-    repo: SAMPLE_REPO,
-    type: 'security',
-    severity: 'Moderate',
-    title: `${name} sample security update`,
-    synopsis: `Moderate: ${name} sample security update`,
-    description:
-      'A sample advisory made by lenix up to show errata at work: dnf updateinfo list --security lists it on a client with version 1.0, and dnf update --security applies it. It fixes no real vulnerability.',
-    fromBuild: b.id,
-  });
-  await admin.json('POST', `/api/v1/errata/${encodeURIComponent(adv.id)}/approve`, {});
-  const rel = await admin.json<{ id: number }>('POST', '/api/v1/releases', {
-    repo: SAMPLE_REPO,
-    builds: [b.id],
-    approve: true,
-    ...(testing ? {} : { override: 'lenix up without root: no tester ran' }),
-  });
-  const published = await waitForRelease(admin, rel.id);
-  say(
-    `  release ${rel.id} into ${SAMPLE_REPO}: ${published.state}, with advisory ${adv.id} (security, Moderate) for ${name}-1.1-1`,
-  );
-  say(
-    `  errata: dnf updateinfo list --security; ${admin.base}/errata/feed.atom; ${admin.base}/errata/oval/${SAMPLE_REPO}.xml`,
-  );
-}
-
-/** Wait until a build's sign and test tasks have ended (they follow a successful build). */
-async function waitForPipeline(api: ApiClient, id: number, testing: boolean) {
-  for (;;) {
-    const b = await api.json<Awaited<ReturnType<typeof waitForBuild>>>('GET', `/api/v1/builds/${id}`);
-    const tasks = b.tasks ?? [];
-    const sign = tasks.filter((t) => t.kind === 'sign').pop();
-    const test = tasks.filter((t) => t.kind === 'test').pop();
-    const ended = (s?: string) => s === 'succeeded' || s === 'failed' || s === 'cancelled';
-    if ((sign && ended(sign.state) && (sign.state !== 'succeeded' || !testing)) || (test && ended(test.state)))
-      return b;
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function until<T>(fn: () => Promise<T | null | undefined>): Promise<T> {
@@ -441,27 +277,4 @@ async function until<T>(fn: () => Promise<T | null | undefined>): Promise<T> {
     if (v !== null && v !== undefined) return v;
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-/** A sample as a local git repository with a fixed author and date, so its commits are the same everywhere. */
-export async function createSampleRepo(name: string, dir: string): Promise<string> {
-  if (existsSync(path.join(dir, '.git'))) return dir;
-  await mkdir(dir, { recursive: true });
-  await cp(path.join(SAMPLES, name), dir, { recursive: true });
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: 'Lenix Samples',
-    GIT_AUTHOR_EMAIL: 'samples@lenix.invalid',
-    GIT_COMMITTER_NAME: 'Lenix Samples',
-    GIT_COMMITTER_EMAIL: 'samples@lenix.invalid',
-    GIT_AUTHOR_DATE: '2026-11-25T12:00:00Z',
-    GIT_COMMITTER_DATE: '2026-11-25T12:00:00Z',
-  };
-  await run('git', ['init', '-q', '-b', 'main'], { cwd: dir, env });
-  await run('git', ['add', '-A'], { cwd: dir, env });
-  await run('git', ['-c', 'commit.gpgsign=false', 'commit', '-q', '-m', `${name}: sample package for Lenix`], {
-    cwd: dir,
-    env,
-  });
-  return dir;
 }

@@ -76,15 +76,12 @@ export function addVerifyCommand(p: Command): void {
         if (o.bundle) bundle = JSON.parse(await readFile(o.bundle, 'utf8')) as ProofBundle;
         else {
           const api = await apiClientFor(cmd);
-          bundle = await api.json<ProofBundle>('GET', `/api/v1/ledger/lookup?${query}`);
+          bundle = await api.ledger.lookup(query);
           // A client that verified an earlier checkpoint asks for a consistency proof: a log that rewrote its
           // history (a fork) cannot produce one.
           const size = checkpointSize(bundle.checkpoint);
           if (seen && seen.size <= size) {
-            const { proof } = await api.json<{ proof: string[] }>(
-              'GET',
-              `/api/v1/ledger/consistency?from=${seen.size}&to=${size}`,
-            );
+            const { proof } = await api.ledger.consistency(seen.size, size);
             previous = { size: seen.size, root: new Uint8Array(Buffer.from(seen.root, 'hex')), proof };
           } else if (seen && seen.size > size) {
             throw new LenixError(

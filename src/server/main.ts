@@ -1,3 +1,4 @@
+import { hostArch } from '../rpm/arch.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -33,24 +34,6 @@ export interface RunningServer {
   readonly services: Services;
   readonly adminToken: string | null;
   close(): Promise<void>;
-}
-
-/** The host's architecture in rpm's words. */
-export function hostArch(): string {
-  switch (process.arch) {
-    case 'x64':
-      return 'x86_64';
-    case 'arm64':
-      return 'aarch64';
-    case 'ppc64':
-      return 'ppc64le';
-    case 's390x':
-      return 's390x';
-    case 'riscv64':
-      return 'riscv64';
-    default:
-      return process.arch;
-  }
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {

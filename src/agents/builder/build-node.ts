@@ -23,6 +23,7 @@ import {
 import type { BuildTaskPayload } from '../../core/protocol.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
+import { LenixClient } from '../../client/lenix.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
 import { describeBuildroot, type BuildrootRecord } from './buildroot.js';
 
@@ -142,7 +143,7 @@ async function buildTask(
       }
       if (lookaside.length > 0) await mkdir(path.join(input, 'lookaside'));
       for (const e of lookaside) {
-        await o.api.download(`/api/v1/lookaside/${e.sha256}`, path.join(input, 'lookaside', e.sha256), e.sha256);
+        await new LenixClient(o.api).lookaside.download(e.sha256, path.join(input, 'lookaside', e.sha256));
         say(`lookaside ${e.path} sha256 ${e.sha256} verified`);
       }
       const specPath = findSpec(index.files, t.source.name) ?? t.specPath;

@@ -9,6 +9,7 @@ import { detachSign, exportPublicKey, listSecretKeys } from '../../crypto/gpg.js
 import { bothSignaturesOk, rpmCheckSignatures, rpmsign } from '../../rpm/tools.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
+import { LenixClient } from '../../client/lenix.js';
 import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
 
 export interface SignerOptions {
@@ -35,7 +36,7 @@ export async function runSigner(o: SignerOptions): Promise<void> {
       `no private keys in ${o.keysDir}; run lenix keys generate NAME --keys ${o.keysDir}`,
     );
   for (const k of keys) {
-    await o.api.json('POST', '/api/v1/keys', { publicKey: await exportPublicKey(o.keysDir, k.fingerprint) });
+    await new LenixClient(o.api).keys.add(await exportPublicKey(o.keysDir, k.fingerprint));
     o.log.info({ fingerprint: k.fingerprint, algorithm: k.algorithm }, 'public key registered');
   }
   await runAgent<SignTaskPayload | RepomdTaskPayload>({

@@ -19,6 +19,8 @@ import {
   type VerifierKey,
 } from '../../ledger/note.js';
 import { fsyncDir, readOrCreateSeed, writeDurably } from '../../store/durable.js';
+import { ApiClient } from '../../client/http.js';
+import { LenixClient } from '../../client/lenix.js';
 
 /**
  * `lenix witness`: a C2SP tlog-witness. It cosigns a log's checkpoints (Ed25519 type 0x04 and ML-DSA-44
@@ -147,10 +149,10 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
   let timer: NodeJS.Timeout | null = null;
   let closed = false;
   if (o.logUrl && o.pollMs > 0) {
-    const base = o.logUrl.replace(/\/+$/, '');
+    const log = new LenixClient(new ApiClient(o.logUrl, null));
     const poll = async () => {
       try {
-        const note = await (await fetch(`${base}/ledger/checkpoint`, { signal: AbortSignal.timeout(10_000) })).text();
+        const note = await log.ledger.checkpoint(AbortSignal.timeout(10_000));
         const origin = note.slice(0, note.indexOf('\n'));
         const known = state[origin]?.size ?? 0;
         const size = Number(note.split('\n')[1]);
@@ -164,12 +166,7 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
         }
         let proof: string[] = [];
         if (known > 0) {
-          const r = (await (
-            await fetch(`${base}/api/v1/ledger/consistency?from=${known}&to=${size}`, {
-              signal: AbortSignal.timeout(10_000),
-            })
-          ).json()) as { proof?: string[] };
-          proof = r.proof ?? [];
+          proof = (await log.ledger.consistency(known, size, AbortSignal.timeout(10_000))).proof;
         }
         await submit(
           formatAddCheckpoint(

@@ -1,0 +1,186 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { BuildJson } from '../client/lenix.js';
+import { LenixError } from '../core/errors.js';
+import { apiClientFor as client } from './config.js';
+import { followLog } from './follow.js';
+import { ago, collect, duration, printJson, table } from './output.js';
+
+/** Sources, builds, logs, agents and the lookaside area: `lenix source|build|builds|logs|agents|lookaside`. */
+export function addBuildCommands(p: Command, state: { code: number }): void {
+  const source = p.command('source').description('git sources');
+  source
+    .command('add <name> <url>')
+    .description('mirror a git repository (local path or URL)')
+    .option('--branch <branch>', 'branch to build (default: the remote HEAD)')
+    .option('--watch', 'build every new commit on the branch', false)
+    .option('--json', 'print JSON')
+    .action(async (name: string, url: string, o: { branch?: string; watch: boolean; json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      const resolved = /^[a-z]+:\/\//.test(url) || /^[\w.-]+@[\w.-]+:/.test(url) ? url : path.resolve(url);
+      const s = await api.sources.add({
+        name,
+        url: resolved,
+        branch: o.branch,
+        watch: o.watch,
+      });
+      if (o.json) return printJson(s);
+      process.stdout.write(
+        `source ${s.name}: ${s.url} (${s.branch}) at ${s.head.slice(0, 12)}${s.watch ? ', watching' : ''}\n`,
+      );
+      if (s.build) process.stdout.write(`build ${s.build.id} queued\n`);
+    });
+  source
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { sources } = await (await client(cmd)).sources.list();
+      if (o.json) return printJson(sources);
+      process.stdout.write(
+        `${table(
+          sources.map((s) => [s.name, s.branch, s.watch ? 'yes' : 'no', s.url]),
+          ['NAME', 'BRANCH', 'WATCH', 'URL'],
+        )}\n`,
+      );
+    });
+
+  p.command('build <target> [id]')
+    .description('build SOURCE[@REF]; or `lenix build show ID`; or `lenix build cancel ID`')
+    .option('--wait', 'wait for the build to finish, showing progress', false)
+    .option('--priority <n>', 'priority (-100..100)')
+    .option('--arch <arch>', 'target architecture (repeatable)', collect)
+    .option('--repo <name>', 'the repository the build is meant for (its test root includes that repository)')
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        target: string,
+        id: string | undefined,
+        o: { wait: boolean; priority?: string; arch?: string[]; repo?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const api = await client(cmd);
+        if (target === 'show' || target === 'cancel') {
+          const n = Number(id);
+          if (!Number.isInteger(n) || n <= 0)
+            throw new LenixError('BAD_REQUEST', `lenix build ${target} needs a build id`);
+          const b = target === 'show' ? await api.builds.get(n) : await api.builds.cancel(n);
+          if (o.json) return printJson(b);
+          return printBuild(target === 'show' ? b : await api.builds.get(n));
+        }
+        const at = target.indexOf('@');
+        const name = at < 0 ? target : target.slice(0, at);
+        const ref = at < 0 ? undefined : target.slice(at + 1);
+        const b = await api.builds.create({
+          source: name,
+          ref,
+          priority: o.priority === undefined ? undefined : Number(o.priority),
+          arches: o.arch,
+          repo: o.repo,
+        });
+        if (!o.wait) {
+          if (o.json) return printJson(b);
+          process.stdout.write(
+            `build ${b.id}: ${b.package}-${b.evr} from ${b.source}@${b.commit.slice(0, 12)} queued\n`,
+          );
+          return;
+        }
+        process.stderr.write(`build ${b.id}: ${b.package}-${b.evr} from ${b.source}@${b.commit.slice(0, 12)}\n`);
+        const done = await api.builds.wait(b.id, (line) => process.stderr.write(`${line}\n`));
+        if (o.json) printJson(done);
+        else printBuild(done);
+        if (done.state !== 'succeeded') state.code = 1;
+      },
+    );
+
+  p.command('builds')
+    .description('list builds, newest first')
+    .option('--source <name>')
+    .option('--state <state>')
+    .option('--limit <n>', 'how many', '30')
+    .option('--json', 'print JSON')
+    .action(async (o: { source?: string; state?: string; limit: string; json?: boolean }, cmd: Command) => {
+      const { builds } = await (await client(cmd)).builds.list({
+        limit: o.limit,
+        source: o.source || undefined,
+        state: o.state || undefined,
+      });
+      if (o.json) return printJson(builds);
+      process.stdout.write(
+        `${table(
+          builds.map((b) => [
+            b.id,
+            b.source,
+            `${b.package}-${b.evr}`,
+            b.commit.slice(0, 12),
+            b.state,
+            ago(b.createdAt),
+            duration(b.startedAt, b.finishedAt),
+          ]),
+          ['ID', 'SOURCE', 'PACKAGE', 'COMMIT', 'STATE', 'CREATED', 'TOOK'],
+        )}\n`,
+      );
+    });
+
+  p.command('logs <task>')
+    .description('print a task log; --follow streams it live until the task ends')
+    .option('-f, --follow', 'follow the log live', false)
+    .action(async (task: string, o: { follow: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      const n = Number(task);
+      if (!Number.isInteger(n) || n <= 0) throw new LenixError('BAD_REQUEST', 'a task id is a positive integer');
+      if (o.follow) {
+        await followLog(api, n, (t) => process.stdout.write(t));
+        return;
+      }
+      process.stdout.write(await api.tasks.log(n));
+    });
+
+  p.command('agents')
+    .description('list registered agents')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const { agents } = await (await client(cmd)).agents.list();
+      if (o.json) return printJson(agents);
+      process.stdout.write(
+        `${table(
+          agents.map((a) => [
+            a.id,
+            a.name,
+            a.role,
+            a.arches.join(','),
+            a.online ? 'online' : 'offline',
+            ago(a.lastSeenAt),
+          ]),
+          ['ID', 'NAME', 'ROLE', 'ARCHES', 'STATE', 'SEEN'],
+        )}\n`,
+      );
+    });
+
+  p.command('lookaside')
+    .description('the lookaside area for source tarballs kept out of git')
+    .command('upload <file>')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      await stat(file);
+      const r = await api.lookaside.upload(path.basename(file), createReadStream(file));
+      if (o.json) return printJson(r);
+      process.stdout.write(`${r.sha256}  ${r.size} bytes\nadd this line to .NAME.metadata:\n${r.metadataLine}\n`);
+    });
+}
+
+function printBuild(b: BuildJson): void {
+  const out: string[] = [];
+  out.push(`build ${b.id}  ${b.package}-${b.evr}  ${b.state}${b.reason ? `  (${b.reasonCode}: ${b.reason})` : ''}`);
+  out.push(`source ${b.source}@${b.ref}  commit ${b.commit}  tree ${b.tree}`);
+  out.push(`created ${b.createdAt} by ${b.createdBy}, took ${duration(b.startedAt, b.finishedAt)}`);
+  for (const t of b.tasks ?? []) {
+    out.push(
+      `  task ${t.id}  ${t.kind === 'srpm' ? 'srpm' : t.arch}  ${t.state}  attempts ${t.attempts}/${t.maxAttempts}  ${duration(t.startedAt, t.finishedAt)}${t.reason ? `  ${t.reasonCode}: ${t.reason}` : ''}`,
+    );
+    for (const a of t.artifacts) out.push(`    ${a.name}  sha256:${a.sha256}  ${a.size} bytes`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}

@@ -1,0 +1,169 @@
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { runBuildNode } from '../agents/builder/build-node.js';
+import { AgentClient } from '../client/agent.js';
+import { LenixError } from '../core/errors.js';
+import { hostArch } from '../rpm/arch.js';
+import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';
+import { DEFAULT_CONFIG } from '../server/context.js';
+import { startServer } from '../server/main.js';
+import { agentStart } from './config.js';
+import { collect } from './output.js';
+import { addLimitOptions, type LimitFlags, limitsFrom } from './sandbox-options.js';
+import { runUp } from './up.js';
+
+interface Global {
+  server?: string;
+  token?: string;
+}
+
+/** The roles this binary runs: `lenix up` (all in one), `lenix server`, `lenix node` (signer and tester: release-commands). */
+export function addRoleCommands(p: Command): void {
+  p.command('up')
+    .description('run the all-in-one system: server on SQLite, a local build node, sample packages')
+    .option(
+      '--data <dir>',
+      'data folder',
+      process.env['LENIX_DATA'] ?? path.join(os.homedir(), '.local', 'share', 'lenix'),
+    )
+    .option('--port <port>', 'HTTP port', '8080')
+    .option('--no-samples', 'do not create and build the sample sources')
+    .option(
+      '--local-source-root <dir>',
+      'a folder local sources may come from (repeatable; your home folder and the samples always may)',
+      collect,
+    )
+    .action(async (o: { data: string; port: string; samples: boolean; localSourceRoot?: string[] }) => {
+      await runUp({
+        dataDir: path.resolve(o.data),
+        port: Number(o.port),
+        samples: o.samples,
+        localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)),
+      });
+    });
+
+  p.command('server')
+    .description('run the Master Service API')
+    .option('--data <dir>', 'data folder (database, blobs, git mirrors)', './lenix-data/server')
+    .option('--database <url>', 'postgres://… for PostgreSQL; default SQLite at DATA/lenix.db')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port', '8080')
+    .option('--arch <arch>', "target architecture (repeatable; default: this host's)", collect)
+    .option('--admin-token-file <file>', 'where the first start writes the admin token (default DATA/admin.token)')
+    .option('--lease-seconds <n>', 'lease length', '30')
+    .option('--max-attempts <n>', 'attempts before a task fails for good', '3')
+    .option('--watch-seconds <n>', 'poll interval for watched sources', '30')
+    .option(
+      '--witness <url>',
+      'a C2SP tlog-witness asked to cosign each checkpoint (repeatable; more can be added with lenix ledger witnesses add)',
+      collect,
+    )
+    .option('--sbom-supplier <name>', 'supplier named in SBOMs', DEFAULT_CONFIG.sbomSupplier)
+    .option('--sbom-vendor <ns>', 'purl namespace in SBOMs for repositories that set none', DEFAULT_CONFIG.sbomVendor)
+    .option(
+      '--sbom-distro <id>',
+      'purl distro qualifier in SBOMs for repositories that set none',
+      DEFAULT_CONFIG.sbomDistro,
+    )
+    .option(
+      '--spec-timeout <seconds>',
+      'wall-clock limit of the sandboxed spec parse at build creation',
+      String(DEFAULT_CONFIG.specCheckLimits.timeoutMs / 1000),
+    )
+    .option('--max-log <mib>', 'log bytes kept per task', String(DEFAULT_CONFIG.maxLogBytes / 1024 ** 2))
+    .option(
+      '--local-source-root <dir>',
+      'a folder on this machine that sources may be mirrored from (repeatable; none by default)',
+      collect,
+    )
+    .action(
+      async (o: {
+        data: string;
+        database?: string;
+        host: string;
+        port: string;
+        arch?: string[];
+        adminTokenFile?: string;
+        leaseSeconds: string;
+        maxAttempts: string;
+        watchSeconds: string;
+        witness?: string[];
+        sbomSupplier: string;
+        sbomVendor: string;
+        sbomDistro: string;
+        specTimeout: string;
+        maxLog: string;
+        localSourceRoot?: string[];
+      }) => {
+        const specTimeout = Number(o.specTimeout);
+        const maxLog = Number(o.maxLog);
+        if (!(specTimeout >= 1) || !(maxLog >= 1))
+          throw new LenixError('BAD_REQUEST', '--spec-timeout and --max-log must be numbers ≥ 1');
+        const server = await startServer({
+          dataDir: path.resolve(o.data),
+          database: o.database ?? process.env['LENIX_DATABASE'],
+          host: o.host,
+          port: Number(o.port),
+          arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
+          adminTokenFile: o.adminTokenFile,
+          config: {
+            leaseMs: Number(o.leaseSeconds) * 1000,
+            maxAttempts: Number(o.maxAttempts),
+            watchIntervalMs: Number(o.watchSeconds) * 1000,
+            witnesses: o.witness ?? [],
+            sbomSupplier: o.sbomSupplier,
+            sbomVendor: o.sbomVendor.toLowerCase(),
+            sbomDistro: o.sbomDistro,
+            specCheckLimits: { ...DEFAULT_CONFIG.specCheckLimits, timeoutMs: specTimeout * 1000 },
+            maxLogBytes: Math.round(maxLog * 1024 ** 2),
+            localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)),
+          },
+        });
+        process.stdout.write(`lenix server listening on ${server.url}\n`);
+        await waitForSignal();
+        await server.close();
+      },
+    );
+
+  addLimitOptions(
+    p
+      .command('node')
+      .description('run a build node: lease build tasks and run rpmbuild in a sandbox')
+      .option('--token-file <file>', 'read the agent token from a file')
+      .option('--arch <arch>', "architecture to build (repeatable; default: this host's)", collect)
+      .option('--name <name>', 'node name', `${os.hostname()}`)
+      .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-node')),
+    { timeoutSeconds: 7200 },
+  ).action(
+    async (o: LimitFlags & { tokenFile?: string; arch?: string[]; name: string; work: string }, cmd: Command) => {
+      const limits = limitsFrom(o);
+      const identity = await resolveSandboxIdentity();
+      const { api, stop } = await agentStart(
+        cmd.optsWithGlobals<Global>(),
+        o.tokenFile,
+        'a build node (scope agent:build)',
+      );
+      await runBuildNode({
+        client: new AgentClient(api),
+        api,
+        name: o.name,
+        arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
+        workRoot: path.resolve(o.work),
+        identity,
+        limits,
+        log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'node', node: o.name } }),
+        stop,
+      });
+    },
+  );
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+export function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
