@@ -14,6 +14,19 @@ import { ErrataStore } from '../src/store/errata-store.js';
 import { ReleaseStore } from '../src/store/release-store.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 
+/** A build task's result as the store keeps it (core/protocol.ts BuildTaskResult). */
+const BUILDROOT = {
+  buildroot: {
+    hostOs: 'test',
+    kernel: '6.1',
+    arch: 'x86_64',
+    tools: {},
+    packageManager: 'none' as const,
+    packages: [],
+    sandbox: 'bwrap',
+  },
+};
+
 /**
  * The storage conformance suite: one set of behaviours, run against every dialect (style.md §3).
  * PostgreSQL is a throwaway server started from Debian's binaries for this file.
@@ -173,7 +186,7 @@ for (const f of factories) {
         1,
         a.tokenId,
         { kind: 'success' },
-        { buildroot: { x: 1 } },
+        BUILDROOT,
         { kind: 'fan-out', role: 'build', taskKind: 'binary', arches: ['x86_64', 'aarch64'] },
         clock.now(),
       );
@@ -188,7 +201,7 @@ for (const f of factories) {
           ['binary', 'aarch64', 'queued'],
         ],
       );
-      assert.deepEqual(tasks[0]!.result, { buildroot: { x: 1 } });
+      assert.deepEqual(tasks[0]!.result, BUILDROOT);
     });
 
     test('a completed lease cannot complete again', async () => {

@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import type { AgentRole, Outcome } from '../scheduler/task-state.js';
 import { sha256File } from '../store/durable.js';
 import type { ApiClient } from './http.js';
+import type { TaskResult } from '../core/protocol.js';
 
 export interface LeasedTask<P> {
   readonly lease: {
@@ -66,12 +67,7 @@ export class AgentClient {
     return { sha256, size };
   }
 
-  async complete(
-    leaseId: number,
-    fencingToken: number,
-    outcome: Outcome,
-    result: Record<string, unknown> | null,
-  ): Promise<unknown> {
+  async complete(leaseId: number, fencingToken: number, outcome: Outcome, result: TaskResult | null): Promise<unknown> {
     return this.api.json('POST', `/api/v1/agent/leases/${leaseId}/complete`, { fencingToken, outcome, result });
   }
 }

@@ -1,7 +1,13 @@
+import { z } from 'zod';
+import { LenixError } from './errors.js';
+
 /**
  * Messages of the agent protocol that both sides type-check against (architecture page, "Agent protocol").
  * Versioned with the API path (/api/v1); fields are only ever added.
  */
+
+/** The kinds of task: an SRPM, a binary build per arch, signing, signing repository metadata, testing. */
+export type TaskKind = 'srpm' | 'binary' | 'sign' | 'repomd' | 'test';
 
 /** What a build node receives with a lease: everything it needs, nothing it should not see. */
 export interface BuildTaskPayload {
@@ -64,3 +70,87 @@ export interface TestTaskPayload {
 }
 
 export type TaskPayload = BuildTaskPayload | SignTaskPayload | RepomdTaskPayload | TestTaskPayload;
+
+/** The build root a build or SRPM task ran in, as its node describes it (recorded in statements and SBOMs). */
+export interface BuildrootRecord {
+  readonly hostOs: string;
+  readonly kernel: string;
+  readonly arch: string;
+  readonly tools: Readonly<Record<string, string>>;
+  readonly packageManager: 'rpm' | 'dpkg' | 'none';
+  readonly packages: readonly { readonly name: string; readonly version: string }[];
+  readonly sandbox: string;
+}
+
+/** One stage of a package test run (install, verify, lint, the package's own tests, removal…). */
+export interface TestStage {
+  readonly name: string;
+  readonly outcome: 'passed' | 'failed' | 'skipped';
+  readonly detail: string;
+}
+
+/** What an agent reports with `complete`, by task kind (success or failure alike). */
+export interface BuildTaskResult {
+  readonly buildroot: BuildrootRecord;
+}
+export interface SignTaskResult {
+  readonly key: string;
+  readonly signed: readonly { readonly name: string; readonly sha256: string; readonly parent: string }[];
+}
+export interface RepomdTaskResult {
+  readonly key: string;
+  readonly signatures: readonly { readonly path: string; readonly signature: string }[];
+}
+export interface TestTaskResult {
+  readonly stages: readonly TestStage[];
+}
+export type TaskResult = BuildTaskResult | SignTaskResult | RepomdTaskResult | TestTaskResult;
+
+const text = (max: number) => z.string().max(max);
+const Buildroot = z.object({
+  hostOs: text(500),
+  kernel: text(500),
+  arch: text(64),
+  tools: z.record(text(100), text(500)),
+  packageManager: z.enum(['rpm', 'dpkg', 'none']),
+  packages: z.array(z.object({ name: text(300), version: text(300) })).max(100_000),
+  sandbox: text(2000),
+});
+const Sha = z.string().regex(/^[0-9a-f]{64}$/);
+/** The schema of each kind's result: an agent's report is parsed once, before it is stored. */
+const RESULTS = {
+  srpm: z.object({ buildroot: Buildroot }),
+  binary: z.object({ buildroot: Buildroot }),
+  sign: z.object({
+    key: text(100),
+    signed: z.array(z.object({ name: text(300), sha256: Sha, parent: Sha })).max(10_000),
+  }),
+  repomd: z.object({
+    key: text(100),
+    signatures: z.array(z.object({ path: text(500), signature: text(64 * 1024) })).max(1000),
+  }),
+  test: z.object({
+    stages: z
+      .array(z.object({ name: text(100), outcome: z.enum(['passed', 'failed', 'skipped']), detail: text(4000) }))
+      .max(1000),
+  }),
+} satisfies Record<TaskKind, z.ZodType<TaskResult>>;
+
+/** An agent's result for a task of this kind, or a BAD_REQUEST naming the first field that does not fit. */
+export function parseTaskResult(kind: TaskKind, value: unknown): TaskResult | null {
+  if (value === null || value === undefined) return null;
+  const r = RESULTS[kind].safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new LenixError(
+    'BAD_REQUEST',
+    `result of a ${kind} task: ${issue?.path.join('.') || 'result'}: ${issue?.message ?? 'invalid'}`,
+  );
+}
+
+/** The readers of results, narrowed by shape (a result is whatever its task's kind stored). */
+export const buildrootOf = (r: TaskResult | null): BuildrootRecord | null =>
+  r && 'buildroot' in r ? r.buildroot : null;
+export const testStagesOf = (r: TaskResult | null): readonly TestStage[] => (r && 'stages' in r ? r.stages : []);
+export const metadataSignaturesOf = (r: TaskResult | null): RepomdTaskResult['signatures'] =>
+  r && 'signatures' in r ? r.signatures : [];

@@ -14,6 +14,7 @@ import type { Store } from '../store/store.js';
 import { fsyncDir, sha256File, writeDurably } from '../store/durable.js';
 import { addUpdateinfo, createrepo } from '../rpm/tools.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
+import { metadataSignaturesOf } from '../core/protocol.js';
 
 export interface PublisherDeps {
   readonly store: Store;
@@ -247,7 +248,7 @@ export class Publisher {
       }
       const key = await this.deps.releases.getKey(snap.keyFingerprint ?? '');
       if (!key) throw new LenixError('KEY_NOT_FOUND', `key ${snap.keyFingerprint} is not known`);
-      const sigs = (task.result?.['signatures'] ?? []) as { path: string; signature: string }[];
+      const sigs = metadataSignaturesOf(task.result);
       for (const [arch, sha] of Object.entries(snap.repomd ?? {})) {
         const rel = `${arch}/repodata/repomd.xml`;
         const xml = await readFile(path.join(tmp, rel));

@@ -8,7 +8,9 @@
  *   any unfinished state ──cancel──▶ cancelled
  */
 export type TaskState = 'queued' | 'leased' | 'succeeded' | 'failed' | 'cancelled';
-export type TaskKind = 'srpm' | 'binary' | 'sign' | 'test' | 'repomd';
+import type { TaskKind } from '../core/protocol.js';
+
+export type { TaskKind } from '../core/protocol.js';
 
 /** Kinds whose outcome decides the build's own state (signing and tests are reported beside it). */
 export const BUILD_KINDS: readonly TaskKind[] = ['srpm', 'binary'];

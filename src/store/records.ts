@@ -1,3 +1,4 @@
+import type { TaskResult } from '../core/protocol.js';
 import type { AgentRole, BuildState, TaskKind, TaskState } from '../scheduler/task-state.js';
 
 /** Typed records the store hands out; rows are parsed into these once, at the store's edge. */
@@ -71,7 +72,7 @@ export interface TaskRecord {
   readonly finishedAt: number | null;
   readonly reasonCode: string | null;
   readonly reason: string | null;
-  readonly result: Readonly<Record<string, unknown>> | null;
+  readonly result: TaskResult | null;
   readonly logSize: number;
   readonly subject: Readonly<Record<string, unknown>> | null;
 }

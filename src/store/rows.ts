@@ -1,3 +1,4 @@
+import type { TaskResult } from '../core/protocol.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { AgentRole, BuildState, TaskKind, TaskState } from '../scheduler/task-state.js';
 import type {
@@ -137,7 +138,8 @@ export function toTask(r: Selectable<Database['tasks']>): TaskRecord {
     finishedAt: numOrNull(r.finished_at),
     reasonCode: r.reason_code,
     reason: r.reason,
-    result: parseJson(r.result, null),
+    // Parsed by kind (core/protocol.ts parseTaskResult) before it was stored.
+    result: parseJson<TaskResult | null>(r.result, null),
     logSize: Number(r.log_size),
     subject: parseJson(r.subject ?? null, null),
   };

@@ -24,8 +24,9 @@ import type { BuildTaskPayload } from '../../core/protocol.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { LenixClient } from '../../client/lenix.js';
-import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
-import { describeBuildroot, type BuildrootRecord } from './buildroot.js';
+import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
+import type { BuildrootRecord } from '../../core/protocol.js';
+import { describeBuildroot } from './buildroot.js';
 
 export interface BuildNodeOptions {
   readonly client: AgentClient;
@@ -92,7 +93,7 @@ async function buildTask(
   o: BuildNodeOptions,
   ctx: TaskContext<BuildTaskPayload>,
   buildroot: BuildrootRecord,
-): Promise<TaskResult> {
+): Promise<TaskReport> {
   const t = ctx.task;
   const work = await mkdtemp(path.join(o.workRoot, `task-${t.taskId}-`));
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);

@@ -1,3 +1,4 @@
+import type { BuildrootRecord } from '../../core/protocol.js';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -11,15 +12,6 @@ const run = promisify(execFile);
  * it lists every installed rpm; on Debian hosts the Debian packages of the toolchain (the rpm database there
  * is empty, so installed rpms say nothing).
  */
-export interface BuildrootRecord {
-  readonly hostOs: string;
-  readonly kernel: string;
-  readonly arch: string;
-  readonly tools: Readonly<Record<string, string>>;
-  readonly packageManager: 'rpm' | 'dpkg' | 'none';
-  readonly packages: readonly { readonly name: string; readonly version: string }[];
-  readonly sandbox: string;
-}
 
 const TOOLS: readonly [string, string[]][] = [
   ['rpm', ['rpm', '--version']],

@@ -3,6 +3,7 @@ import { LenixError } from '../../core/errors.js';
 import type { AgentRole, Outcome } from '../../scheduler/task-state.js';
 import type { AgentClient, LeasedTask } from '../../client/agent.js';
 import { LogStreamer } from './log-streamer.js';
+import type { TaskResult } from '../../core/protocol.js';
 
 /** What a role's handler gets for one leased task. */
 export interface TaskContext<P> {
@@ -16,9 +17,10 @@ export interface TaskContext<P> {
   ): Promise<{ sha256: string; size: number }>;
 }
 
-export interface TaskResult {
+/** How a handler ends its task: the outcome, and the result the server records for the task's kind. */
+export interface TaskReport {
   readonly outcome: Outcome;
-  readonly result: Record<string, unknown> | null;
+  readonly result: TaskResult | null;
 }
 
 export interface AgentOptions<P> {
@@ -29,7 +31,7 @@ export interface AgentOptions<P> {
   readonly capabilities?: Record<string, unknown>;
   readonly log: Logger;
   readonly stop: AbortSignal;
-  readonly handle: (ctx: TaskContext<P>) => Promise<TaskResult>;
+  readonly handle: (ctx: TaskContext<P>) => Promise<TaskReport>;
   /** Long-poll window for one lease request. */
   readonly waitMs?: number;
 }
@@ -106,7 +108,7 @@ async function runOne<P>(o: AgentOptions<P>, leased: LeasedTask<P>): Promise<voi
     Math.max(200, Math.floor(leaseMs / 3)),
   );
   try {
-    let res: TaskResult;
+    let res: TaskReport;
     try {
       res = await o.handle({
         task: leased.task,

@@ -10,7 +10,7 @@ import { bothSignaturesOk, rpmCheckSignatures, rpmsign } from '../../rpm/tools.j
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { LenixClient } from '../../client/lenix.js';
-import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
+import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
 
 export interface SignerOptions {
   readonly client: AgentClient;
@@ -54,7 +54,7 @@ export async function runSigner(o: SignerOptions): Promise<void> {
   });
 }
 
-async function signMetadata(o: SignerOptions, ctx: TaskContext<RepomdTaskPayload>): Promise<TaskResult> {
+async function signMetadata(o: SignerOptions, ctx: TaskContext<RepomdTaskPayload>): Promise<TaskReport> {
   const signatures: { path: string; signature: string }[] = [];
   for (const f of ctx.task.files) {
     const data = Buffer.from(f.contentBase64, 'base64');
@@ -70,7 +70,7 @@ async function signMetadata(o: SignerOptions, ctx: TaskContext<RepomdTaskPayload
   return { outcome: { kind: 'success' }, result: { signatures, key: ctx.task.keyFingerprint } };
 }
 
-async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>): Promise<TaskResult> {
+async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>): Promise<TaskReport> {
   const t = ctx.task;
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
   const work = await mkdtemp(path.join(o.workRoot, `sign-${t.taskId}-`));

@@ -1,3 +1,5 @@
+import type { TestStage } from '../../core/protocol.js';
+
 /**
  * The script that runs inside the tester's sandbox (bash, as root of the sandbox's own user namespace: its
  * capabilities reach nothing outside, and its ids map to an unprivileged host user). The tester's files are in
@@ -86,11 +88,7 @@ else result rpmlint passed "0 errors, $warnings warnings"; fi
 `;
 }
 
-export interface StageResult {
-  readonly name: string;
-  readonly outcome: 'passed' | 'failed' | 'skipped';
-  readonly detail: string;
-}
+export type StageResult = TestStage;
 
 export function parseStages(output: string): StageResult[] {
   const out: StageResult[] = [];

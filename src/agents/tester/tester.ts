@@ -9,7 +9,7 @@ import { describeIdentity, type SandboxIdentity } from '../../rpm/sandbox-identi
 import { SANDBOX_WORK, describeLimits, runSandboxed, type SandboxLimits } from '../../rpm/sandbox.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
-import { runAgent, type TaskContext, type TaskResult } from '../kit/run-agent.js';
+import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
 import { buildHostBase } from './host-base.js';
 import { parseStages, testRootScript, type StageResult } from './test-root.js';
 
@@ -54,7 +54,7 @@ export async function runTester(o: TesterOptions): Promise<void> {
   );
 }
 
-async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, hostBase: string): Promise<TaskResult> {
+async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, hostBase: string): Promise<TaskReport> {
   const t = ctx.task;
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
   const work = await mkdtemp(path.join(o.workRoot, `test-${t.taskId}-`));

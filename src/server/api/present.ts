@@ -13,6 +13,7 @@ import type {
   TaskRecord,
   TokenRecord,
 } from '../../store/records.js';
+import { buildrootOf } from '../../core/protocol.js';
 
 /** The JSON shapes the API returns (times as ISO 8601 strings). One place, so every route agrees. */
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -62,7 +63,7 @@ export function presentTask(t: TaskRecord, artifacts: readonly ArtifactRecord[] 
     reason: t.reason,
     logSize: t.logSize,
     logUrl: `/api/v1/tasks/${t.id}/log`,
-    buildroot: (t.result?.['buildroot'] as unknown) ?? null,
+    buildroot: buildrootOf(t.result),
     artifacts: artifacts.filter((a) => a.taskId === t.id).map(presentArtifact),
   };
 }

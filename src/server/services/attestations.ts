@@ -11,6 +11,7 @@ import {
 import type { BuildRecord, ReleaseRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
 import type { ServerDeps, StatementSink } from '../context.js';
 import { publicSourceUrl } from '../../core/source-url.js';
+import { buildrootOf, testStagesOf } from '../../core/protocol.js';
 
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
@@ -131,7 +132,7 @@ export class Attestations {
           startedOn: build.startedAt === null ? null : new Date(build.startedAt).toISOString(),
           finishedOn: build.finishedAt === null ? null : new Date(build.finishedAt).toISOString(),
           artifacts: built.map((a) => ({ name: a.name, sha256: a.sha256 })),
-          buildroots: pipeline.map((t) => ({ task: t.id, arch: t.arch, buildroot: t.result?.['buildroot'] ?? null })),
+          buildroots: pipeline.map((t) => ({ task: t.id, arch: t.arch, buildroot: buildrootOf(t.result) })),
           logs,
         }),
         [`build:${build.id}`, `commit:${build.commit.sha}`, ...built.map((a) => `sha256:${a.sha256}`)],
@@ -151,9 +152,7 @@ export class Attestations {
     }
     if (task.kind === 'test' && (task.state === 'succeeded' || task.state === 'failed')) {
       const signed = artifacts.filter((a) => a.kind === 'signed-rpm');
-      const stages = ((task.result?.['stages'] ?? []) as { name: string; outcome: string; detail: string }[]).map(
-        (s) => ({ name: s.name, outcome: s.outcome, detail: s.detail }),
-      );
+      const stages = testStagesOf(task.result).map((s) => ({ name: s.name, outcome: s.outcome, detail: s.detail }));
       const agent = task.agentId === null ? null : await this.deps.store.agents.get(task.agentId);
       await this.sink.record(
         'test',

@@ -17,6 +17,7 @@ import type { ArtifactRecord, BuildRecord, RepoRecord, TaskRecord } from '../../
 import type { ServerDeps } from '../context.js';
 import type { LedgerService } from './ledger.js';
 import { publicSourceUrl } from '../../core/source-url.js';
+import { buildrootOf } from '../../core/protocol.js';
 
 const RPM_KINDS = new Set(['srpm', 'rpm', 'signed-srpm', 'signed-rpm']);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -230,9 +231,7 @@ export class SbomService {
     const tasks = facts.tasks.filter((t) => t.kind !== 'repomd');
     const items = new Map<string, BuildrootItem>();
     for (const t of tasks) {
-      const r = t.result?.['buildroot'] as
-        | { tools?: Record<string, string>; packageManager?: string; packages?: { name: string; version: string }[] }
-        | undefined;
+      const r = buildrootOf(t.result);
       if (!r) continue;
       for (const [name, version] of Object.entries(r.tools ?? {}))
         items.set(`tool ${name} ${version}`, { name, version, manager: 'tool' });

@@ -15,6 +15,7 @@ import type { Database } from '../schema.js';
 import { checkLease } from './check-lease.js';
 import { enqueueTasks } from './enqueue.js';
 import { settleBuild } from './settle.js';
+import type { TaskResult } from '../../core/protocol.js';
 
 export interface CompleteResult {
   readonly task: TaskRecord;
@@ -33,7 +34,7 @@ export async function complete(
   fencingToken: number,
   agentTokenId: number,
   outcome: Outcome,
-  result: Record<string, unknown> | null,
+  result: TaskResult | null,
   followUp: FollowUp,
   now: number,
 ): Promise<CompleteResult> {

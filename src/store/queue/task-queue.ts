@@ -10,6 +10,7 @@ import { enqueueTask } from './enqueue.js';
 import { heartbeat } from './heartbeat.js';
 import { type LeaseGrant, lease } from './lease.js';
 import { reapExpired } from './reap.js';
+import type { TaskResult } from '../../core/protocol.js';
 
 export type { CompleteResult } from './complete.js';
 export type { LeaseGrant } from './lease.js';
@@ -110,7 +111,7 @@ export class TaskQueue {
     fencingToken: number,
     agentTokenId: number,
     outcome: Outcome,
-    result: Record<string, unknown> | null,
+    result: TaskResult | null,
     followUp: FollowUp,
     now: number,
   ): Promise<CompleteResult> {
