@@ -166,7 +166,7 @@ async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
           // A deterministic failure ends the task without artifacts: the full completion path minus fan-out.
           await post(base, token, `/api/v1/agent/leases/${id}/complete`, {
             fencingToken,
-            outcome: { kind: 'failure', code: 'BENCH', reason: 'benchmark' },
+            outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'benchmark' },
           });
           completes.push(performance.now() - t);
           done++;

@@ -215,7 +215,7 @@ for (const f of factories) {
           g.lease.id,
           1,
           a.tokenId,
-          { kind: 'failure', code: 'X_Y', reason: 'late' },
+          { kind: 'failure', code: 'BUILD_FAILED', reason: 'late' },
           null,
           { kind: 'none' },
           clock.now(),

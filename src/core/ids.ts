@@ -1,16 +1,14 @@
 import { LenixError } from './errors.js';
 
-/** Branded primitives: look-alike strings and numbers that must not be mixed up. */
+/**
+ * A branded primitive: a string or number that only a parser hands out, so an unchecked value cannot be
+ * passed where a checked one is needed. Used for digests (every blob-store and artifact read takes a Sha256
+ * that came through parseSha256 or a hash); numeric ids stay plain numbers, checked by zod at the edge.
+ */
 declare const brand: unique symbol;
 export type Brand<T, B extends string> = T & { readonly [brand]: B };
 
 export type Sha256 = Brand<string, 'Sha256'>;
-export type BuildId = Brand<number, 'BuildId'>;
-export type TaskId = Brand<number, 'TaskId'>;
-export type SourceId = Brand<number, 'SourceId'>;
-export type AgentId = Brand<number, 'AgentId'>;
-export type LeaseId = Brand<number, 'LeaseId'>;
-export type CommitSha = Brand<string, 'CommitSha'>;
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 

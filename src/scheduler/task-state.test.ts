@@ -21,9 +21,9 @@ test('a build succeeds only when the SRPM fanned out and every task succeeded', 
 
 test('a lease outcome decides where its task ends', () => {
   assert.deepEqual(taskEnd({ kind: 'success' }, 1, 3), { state: 'succeeded', code: null, reason: null });
-  assert.deepEqual(taskEnd({ kind: 'success' }, 1, 3, { kind: 'fail-build', code: 'PACKAGE_MISMATCH', reason: 'x' }), {
+  assert.deepEqual(taskEnd({ kind: 'success' }, 1, 3, { kind: 'fail-build', code: 'UNSIGNED_PACKAGES', reason: 'x' }), {
     state: 'failed',
-    code: 'PACKAGE_MISMATCH',
+    code: 'UNSIGNED_PACKAGES',
     reason: 'x',
   });
   assert.deepEqual(taskEnd({ kind: 'failure', code: 'BUILD_FAILED', reason: 'rc=1' }, 1, 3), {

@@ -38,19 +38,51 @@ export function isFinished(state: TaskState): boolean {
   return state === 'succeeded' || state === 'failed' || state === 'cancelled';
 }
 
+/**
+ * Why a task failed: a closed list, so every code has a meaning readers can rely on (the dashboard, the
+ * build's reason, statements). Agents report the first group; the server decides the rest.
+ */
+export const TASK_FAILURE_CODES = [
+  // reported by agents
+  'AGENT_ERROR', // the agent itself failed (retried)
+  'ARTIFACT_DIGEST_MISMATCH', // a downloaded input does not hash to its recorded digest
+  'BUILD_DISK_FULL',
+  'BUILD_FAILED', // rpmbuild exited non-zero (also: a build whose other task failed)
+  'BUILD_KILLED', // killed by a signal (the memory limit)
+  'BUILD_LOG_LIMIT',
+  'BUILD_TIMEOUT',
+  'CANCELLED',
+  'KEY_NOT_FOUND', // the signer does not hold the key asked for
+  'LOOKASIDE_PATH_UNSAFE',
+  'NO_PACKAGES',
+  'SIGN_FAILED',
+  'SIGNATURE_INVALID',
+  'SRPM_MISSING',
+  'TEST_DISK_FULL',
+  'TEST_KILLED',
+  'TEST_LOG_LIMIT',
+  'TEST_TIMEOUT',
+  'TESTS_FAILED',
+  // decided by the server
+  'ARCH_EXCLUDED', // ExclusiveArch/ExcludeArch leave no target architecture
+  'LEASE_EXPIRED', // no heartbeat within the lease (retried)
+  'UNSIGNED_PACKAGES', // a sign task left packages without signatures
+] as const;
+export type TaskFailureCode = (typeof TASK_FAILURE_CODES)[number];
+
 /** What an agent reports when it ends its lease. */
 export type Outcome =
   | { readonly kind: 'success' }
-  | { readonly kind: 'failure'; readonly code: string; readonly reason: string } // deterministic: do not retry
-  | { readonly kind: 'error'; readonly code: string; readonly reason: string }; // the agent's trouble: retry
+  | { readonly kind: 'failure'; readonly code: TaskFailureCode; readonly reason: string } // deterministic: do not retry
+  | { readonly kind: 'error'; readonly code: TaskFailureCode; readonly reason: string }; // the agent's trouble: retry
 
 /** The state a task moves to when a lease ends without success (agent error or lease expiry). */
 export function afterLostAttempt(
   attempts: number,
   maxAttempts: number,
-  code: string,
+  code: TaskFailureCode,
   reason: string,
-): { state: 'queued' } | { state: 'failed'; code: string; reason: string } {
+): { state: 'queued' } | { state: 'failed'; code: TaskFailureCode; reason: string } {
   if (attempts >= maxAttempts) {
     return {
       state: 'failed',
@@ -79,12 +111,12 @@ export type FollowUp =
       readonly taskKind: TaskKind;
       readonly arches: readonly string[];
     }
-  | { readonly kind: 'fail-build'; readonly code: string; readonly reason: string };
+  | { readonly kind: 'fail-build'; readonly code: TaskFailureCode; readonly reason: string };
 
 /** The state a leased task ends in, with the reason recorded on it. */
 export interface TaskEnd {
   readonly state: 'succeeded' | 'failed' | 'queued';
-  readonly code: string | null;
+  readonly code: TaskFailureCode | null;
   readonly reason: string | null;
 }
 

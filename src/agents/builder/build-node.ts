@@ -27,6 +27,7 @@ import { LenixClient } from '../../client/lenix.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
 import type { BuildrootRecord } from '../../core/protocol.js';
 import { describeBuildroot } from './buildroot.js';
+import type { TaskFailureCode } from '../../scheduler/task-state.js';
 
 export interface BuildNodeOptions {
   readonly client: AgentClient;
@@ -261,7 +262,7 @@ cd tree
 exec "$@"
 `;
 
-function describeFailure(r: SandboxResult, limits: SandboxLimits): { code: string; reason: string } | null {
+function describeFailure(r: SandboxResult, limits: SandboxLimits): { code: TaskFailureCode; reason: string } | null {
   switch (r.kind) {
     case 'exited':
       if (r.code === 0) return null;

@@ -5,7 +5,7 @@ import type { ServerDeps } from '../context.js';
 import { presentAgent, presentArtifact, presentTask } from './present.js';
 import type { Readable } from 'node:stream';
 import { requireScope, type Caller } from '../auth.js';
-import { AGENT_ROLES, type AgentRole, type Outcome } from '../../scheduler/task-state.js';
+import { AGENT_ROLES, TASK_FAILURE_CODES, type AgentRole, type Outcome } from '../../scheduler/task-state.js';
 import { ARTIFACT_KINDS } from '../../store/records.js';
 import { security } from './params.js';
 
@@ -19,7 +19,8 @@ const LeaseParams = z.object({
 
 const Fencing = z.coerce.number().int().min(1);
 
-const CODE = z.string().regex(/^[A-Z][A-Z0-9_]{1,63}$/, 'an UPPER_SNAKE error code');
+/** A task failure code from the closed list (scheduler/task-state.ts); anything else is refused. */
+const CODE = z.enum(TASK_FAILURE_CODES);
 
 const OutcomeBody = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('success') }),

@@ -2,7 +2,8 @@ import { checkEcosystem } from '../../errata/osv.js';
 import { LenixError } from '../../core/errors.js';
 import { inspectPublicKey } from '../../crypto/gpg.js';
 import { activeKeys, type Publisher } from '../../release/publisher.js';
-import type { KeyRecord, ReleaseRecord, RepoRecord } from '../../store/records.js';
+import type { BuildState } from '../../scheduler/task-state.js';
+import type { KeyRecord, ReleaseRecord, RepoRecord, TaskRecord } from '../../store/records.js';
 import type { ServerDeps } from '../context.js';
 import type { Pipeline } from './pipeline.js';
 
@@ -116,28 +117,22 @@ export class ReleaseService {
   }
 
   /** Why a build may not be released yet (empty when it may). */
-  async gates(buildId: number): Promise<string[]> {
+  async gates(buildId: number): Promise<ReleaseGate[]> {
     const build = await this.deps.store.builds.get(buildId);
     if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${buildId} does not exist`);
-    if (build.state !== 'succeeded') return [`build ${buildId} is ${build.state}`];
+    if (build.state !== 'succeeded') return [{ kind: 'not-built', buildId, state: build.state }];
     const tasks = await this.deps.store.tasks.listOfBuild(buildId);
     const last = (kind: string) => tasks.filter((t) => t.kind === kind).pop();
-    const why: string[] = [];
+    const gates: ReleaseGate[] = [];
     const sign = last('sign');
-    if (sign?.state !== 'succeeded')
-      why.push(
-        `build ${buildId} is not signed${sign ? ` (sign task ${sign.state}${sign.reason ? `: ${sign.reason}` : ''})` : ''}`,
-      );
+    if (sign?.state !== 'succeeded') gates.push({ kind: 'unsigned', buildId, task: sign ?? null });
     // Only what the ledger holds counts: a stage without its statement is not complete.
     const logged = await this.pipeline.stagesRecorded(buildId);
-    for (const stage of ['source', 'build', 'sign'])
-      if (!logged.has(stage)) why.push(`build ${buildId} is not signed: its ${stage} statement is not in the ledger`);
+    for (const stage of ['source', 'build', 'sign'] as const)
+      if (!logged.has(stage)) gates.push({ kind: 'unlogged', buildId, stage });
     const test = last('test');
-    if (test?.state !== 'succeeded')
-      why.push(
-        `build ${buildId} has not passed its tests${test ? ` (test task ${test.state}${test.reason ? `: ${test.reason}` : ''})` : ''}`,
-      );
-    return why;
+    if (test?.state !== 'succeeded') gates.push({ kind: 'untested', buildId, task: test ?? null });
+    return gates;
   }
 
   async createRelease(input: {
@@ -158,14 +153,21 @@ export class ReleaseService {
           `${repo.name} has nothing published to republish; give the builds to release`,
         );
     }
-    const blocked: string[] = [];
+    const blocked: ReleaseGate[] = [];
     for (const b of input.builds) blocked.push(...(await this.gates(b)));
     const override = input.override?.trim() || null;
-    const notBuilt = blocked.filter((w) => / is (queued|running|failed|cancelled)$/.test(w));
+    const texts = (kinds: readonly ReleaseGate['kind'][]) =>
+      blocked.filter((g) => kinds.includes(g.kind)).map(gateText);
+    // A build that did not succeed can never be released; a missing test may be overridden with a reason; a
+    // missing signature (or its statement) never: only signed packages are published.
+    const notBuilt = texts(['not-built']);
     if (notBuilt.length > 0) throw new LenixError('RELEASE_BLOCKED', notBuilt.join('; '));
     if (blocked.length > 0 && !override)
-      throw new LenixError('RELEASE_BLOCKED', `${blocked.join('; ')} (a maintainer may override with a reason)`);
-    const unsigned = blocked.filter((w) => w.includes('not signed'));
+      throw new LenixError(
+        'RELEASE_BLOCKED',
+        `${blocked.map(gateText).join('; ')} (a maintainer may override with a reason)`,
+      );
+    const unsigned = texts(['unsigned', 'unlogged']);
     if (unsigned.length > 0)
       throw new LenixError('RELEASE_BLOCKED', `${unsigned.join('; ')}: only signed packages are published`);
     const plan = await this.publisher.plan(repo, input.builds);
@@ -209,5 +211,29 @@ export class ReleaseService {
       'metadata_expire=5m',
       '',
     ].join('\n');
+  }
+}
+
+/** What stands between a build and a release. */
+export type ReleaseGate =
+  | { readonly kind: 'not-built'; readonly buildId: number; readonly state: BuildState }
+  | { readonly kind: 'unsigned'; readonly buildId: number; readonly task: TaskRecord | null }
+  | { readonly kind: 'unlogged'; readonly buildId: number; readonly stage: 'source' | 'build' | 'sign' }
+  | { readonly kind: 'untested'; readonly buildId: number; readonly task: TaskRecord | null };
+
+const taskState = (what: string, t: TaskRecord | null) =>
+  t ? ` (${what} task ${t.state}${t.reason ? `: ${t.reason}` : ''})` : '';
+
+/** The one-line reason a gate gives in a RELEASE_BLOCKED error. */
+export function gateText(g: ReleaseGate): string {
+  switch (g.kind) {
+    case 'not-built':
+      return `build ${g.buildId} is ${g.state}`;
+    case 'unsigned':
+      return `build ${g.buildId} is not signed${taskState('sign', g.task)}`;
+    case 'unlogged':
+      return `build ${g.buildId} is not signed: its ${g.stage} statement is not in the ledger`;
+    case 'untested':
+      return `build ${g.buildId} has not passed its tests${taskState('test', g.task)}`;
   }
 }
