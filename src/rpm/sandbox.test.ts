@@ -5,15 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { identityFrom, resolveSandboxIdentity, type SandboxIdentity } from './sandbox-identity.js';
-import {
-  DEFAULT_LIMITS,
-  SANDBOX_WORK,
-  bwrapArgs,
-  launcher,
-  runSandboxed,
-  type SandboxLimits,
-  type SandboxRun,
-} from './sandbox.js';
+import { DEFAULT_LIMITS, SANDBOX_WORK, runSandboxed, type SandboxLimits, type SandboxRun } from './sandbox.js';
+import { bwrapArgs, launcher } from './sandbox-plan.js';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

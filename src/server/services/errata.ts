@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
 import { compareEvr, parseNevra } from '../../core/nevra.js';
-import { LENIX_VERSION } from '../../core/version.js';
 import {
   checkPrefix,
   checkTransition,
@@ -17,13 +15,12 @@ import {
   type AdvisoryType,
   type Severity,
 } from '../../errata/advisory.js';
-import { renderAtom } from '../../errata/atom.js';
-import { osvId, parseOsv, renderOsv } from '../../errata/osv.js';
-import { renderOval } from '../../errata/oval.js';
+import { parseOsv } from '../../errata/osv.js';
 import { parseUpdateinfo, renderUpdateinfo, type UpstreamAdvisory } from '../../errata/updateinfo.js';
 import { ErrataStore, type StoredAdvisory } from '../../store/errata-store.js';
 import type { ArtifactRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../../store/records.js';
 import type { ServerDeps } from '../context.js';
+import { ErrataExports } from './errata-exports.js';
 
 export interface AdvisoryInput {
   readonly repo: string;
@@ -51,8 +48,11 @@ export type AdvisoryEdit = Partial<Omit<AdvisoryInput, 'repo' | 'type' | 'id'>>;
 export class ErrataService {
   readonly store: ErrataStore;
 
+  private readonly exports: ErrataExports;
+
   constructor(private readonly deps: ServerDeps) {
     this.store = new ErrataStore(deps.store.db, deps.store.dialect);
+    this.exports = new ErrataExports(deps, this.store, () => this.exportDir);
   }
 
   get exportDir(): string {
@@ -263,57 +263,9 @@ export class ErrataService {
     await this.writeExports();
   }
 
-  private exporting: Promise<void> = Promise.resolve();
-
-  /** OVAL per repository, OSV per advisory (repositories with a registered ecosystem), the Atom feed. One at a time. */
+  /** OVAL per repository, OSV per advisory, the Atom feed (errata-exports.ts). One rewrite at a time. */
   writeExports(): Promise<void> {
-    const next = this.exporting.then(() => this.rewriteExports());
-    this.exporting = next.catch(() => undefined);
-    return next;
-  }
-
-  private async rewriteExports(): Promise<void> {
-    const dir = this.exportDir;
-    const tmp = `${dir}.tmp-${randomUUID()}`;
-    await mkdir(path.join(tmp, 'oval'), { recursive: true });
-    await mkdir(path.join(tmp, 'osv'), { recursive: true });
-    const released = await this.store.list({ status: 'released', limit: 100_000 });
-    const page = (id: string) => `${this.deps.config.publicUrl}/api/v1/errata/${encodeURIComponent(id)}`;
-    for (const repo of await this.deps.releases.listRepos()) {
-      const mine = released.filter((a) => a.repoId === repo.id);
-      const keys = repo.keys.filter((k) => k.retiredAt === null).map((k) => k.fingerprint);
-      await writeFile(
-        path.join(tmp, 'oval', `${repo.name}.xml`),
-        renderOval(mine, {
-          repo: repo.name,
-          namespace: `dev.lenix.${repo.name.toLowerCase().replace(/[^a-z0-9.-]/g, '-')}`,
-          productVersion: LENIX_VERSION,
-          timestamp: this.deps.clock.now(),
-          keys,
-          from: this.deps.config.errataFrom,
-          rights: this.deps.config.errataRights,
-          selfUrl: page,
-        }),
-      );
-      if (repo.osvEcosystem)
-        for (const a of mine)
-          await writeFile(path.join(tmp, 'osv', `${osvId(a.id)}.json`), renderOsv(a, repo.osvEcosystem, page(a.id)));
-    }
-    await writeFile(
-      path.join(tmp, 'feed.atom'),
-      renderAtom(released, {
-        title: 'Lenix advisories',
-        selfUrl: `${this.deps.config.publicUrl}/errata/feed.atom`,
-        pageUrl: page,
-        updated: 0,
-        author: this.deps.config.errataFrom,
-      }),
-    );
-    // Swap the folder: readers see the old exports or the new ones.
-    const old = `${dir}.old-${randomUUID()}`;
-    await rename(dir, old).catch(() => undefined);
-    await rename(tmp, dir);
-    await rm(old, { recursive: true, force: true });
+    return this.exports.write();
   }
 
   async ensureExports(): Promise<void> {

@@ -1,0 +1,267 @@
+import { lstatSync, readlinkSync, readdirSync } from 'node:fs';
+import type { SandboxIdentity } from './sandbox-identity.js';
+import type { SandboxRun } from './sandbox-types.js';
+
+/**
+ * The bubblewrap command line of a sandbox run (sandbox.ts): the root it builds from almost nothing, the
+ * namespaces, the wrapper script that sets limits inside and reports on its own channels, and the launcher
+ * that drops to the sandbox user first.
+ */
+export const BWRAP = '/usr/bin/bwrap';
+/**
+ * Where the work folder is inside the sandbox: in the size-limited /tmp, at a fixed path as mock's /builddir,
+ * so that host paths stay out of logs and packages and paths compiled into binaries are the same on every node.
+ */
+export const SANDBOX_WORK = '/tmp/builddir';
+/** The uid and gid of the build user inside ('user' sandboxes), as mock's mockbuild. */
+export const SANDBOX_UID = 1000;
+
+/** Capabilities of the test root's "root" inside its own user namespace (nothing of them reaches the host). */
+const ROOT_CAPS = [
+  'SYS_ADMIN',
+  'SYS_CHROOT',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'CHOWN',
+  'FOWNER',
+  'FSETID',
+  'SETUID',
+  'SETGID',
+  'SETFCAP',
+  'KILL',
+];
+
+/**
+ * Host files under /etc that tools read and that hold no secret: the alternatives links Debian's /usr/bin
+ * points through, rpm's macros, the dynamic linker's cache, interpreter configuration, libmagic. Whatever is
+ * not listed (shadow, ssh, ssl/private, sudoers, machine-id, dnf and yum configuration with proxy passwords or
+ * repository credentials, ...) does not exist inside.
+ */
+const HOST_ETC = [
+  'alternatives',
+  'rpm',
+  'ld.so.cache',
+  'ld.so.conf',
+  'ld.so.conf.d',
+  'perl',
+  'magic',
+  'magic.mime',
+  'mime.types',
+  'os-release',
+  'debian_version',
+  'redhat-release',
+  'system-release',
+  'system-release-cpe',
+  'crypto-policies',
+  'xdg',
+  'rpmlint',
+  'pki/rpm-gpg',
+  'shells',
+  'login.defs',
+  'protocols',
+  'services',
+];
+
+/** Generated /etc files: the sandbox's own users, no name service, no resolver. */
+export function generatedEtc(inside: SandboxRun['inside']): Record<string, string> {
+  const builder =
+    inside === 'user' ? [`builder:x:${SANDBOX_UID}:${SANDBOX_UID}:Lenix build user:${SANDBOX_WORK}:/bin/bash`] : [];
+  return {
+    passwd: [
+      'root:x:0:0:root:/root:/bin/bash',
+      ...builder,
+      'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+      '',
+    ].join('\n'),
+    group: ['root:x:0:', ...(inside === 'user' ? [`builder:x:${SANDBOX_UID}:`] : []), 'nogroup:x:65534:', ''].join(
+      '\n',
+    ),
+    hosts: '127.0.0.1 localhost\n::1 localhost\n',
+    'resolv.conf': '# no network in the sandbox\n',
+    'nsswitch.conf': 'passwd: files\ngroup: files\nhosts: files\n',
+  };
+}
+
+/** /bin, /lib, ... as on the host: links into /usr on merged-/usr systems, read-only binds elsewhere. */
+function rootLinks(): string[] {
+  const args: string[] = [];
+  for (const d of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) {
+    try {
+      const st = lstatSync(`/${d}`);
+      if (st.isSymbolicLink()) args.push('--symlink', readlinkSync(`/${d}`), `/${d}`);
+      else if (st.isDirectory()) args.push('--ro-bind', `/${d}`, `/${d}`);
+    } catch {
+      /* not on this host */
+    }
+  }
+  return args;
+}
+
+function hostEtc(): string[] {
+  const present = new Set(readdirSync('/etc'));
+  const args: string[] = [];
+  for (const name of HOST_ETC) {
+    const top = name.split('/')[0]!;
+    if (!present.has(top)) continue;
+    try {
+      lstatSync(`/etc/${name}`);
+      args.push('--ro-bind', `/etc/${name}`, `/etc/${name}`);
+    } catch {
+      /* absent */
+    }
+  }
+  for (const name of present)
+    if (/^python3(\.\d+)?$/.test(name)) args.push('--ro-bind', `/etc/${name}`, `/etc/${name}`);
+  return args;
+}
+
+let hostLayout: { links: string[]; etc: string[] } | null = null;
+function layout(): { links: string[]; etc: string[] } {
+  hostLayout ??= { links: rootLinks(), etc: hostEtc() };
+  return hostLayout;
+}
+
+/** File descriptors inside the sandbox (besides 0 = inputs, 1 and 2 = the log). */
+export const FD_OUTPUT = 3;
+export const FD_STATUS = 4;
+export const FD_INFO = 5;
+export const FD_BLOCK = 6;
+export const FD_ETC = 7;
+
+/**
+ * The trusted part that runs first inside: one pipe for the log, inputs unpacked, the command run without the
+ * output and status channels (so package code cannot forge either), then outputs and the free space reported.
+ */
+const WRAPPER = String.raw`set -u
+exec 2>&1
+W=${SANDBOX_WORK}
+out=$1 input=$2 mem=$3 files=$4 procs=$5; shift 5
+# Limits for everything package code starts. Set here, inside the sandbox's own user namespace, RLIMIT_NPROC
+# counts this sandbox's processes only (the kernel counts per user namespace), so a fork bomb cannot starve
+# other sandboxes of the same host user.
+ulimit -S -H -v "$mem" -n "$files" -u "$procs" -c 0 || { echo "lenix: cannot set the sandbox's limits"; exit 125; }
+mkdir -p "$W/in" || exit 125
+if [ "$input" = 1 ] && ! tar -x --no-same-owner -C "$W/in" -f -; then echo "lenix: the sandbox could not unpack its inputs"; exit 125; fi
+exec 0</dev/null 5>&- 6>&- 7>&- 8>&- 9>&- 10>&- 11>&- 12>&-
+cd "$W" || exit 125
+"$@" ${FD_OUTPUT}>&- ${FD_STATUS}>&-
+rc=$?
+cd /
+if [ "$rc" -eq 0 ] && [ -n "$out" ]; then
+  if [ -d "$out" ]; then tar -C "$out" -cf - . >&${FD_OUTPUT} || rc=126; else echo "lenix: no output folder $out"; fi
+fi
+exec ${FD_OUTPUT}>&-
+avail=-1
+[ "$rc" -ne 0 ] && avail=$(stat -f -c '%a*%S' /tmp 2>/dev/null) && avail=$(( avail ))
+echo "rc=$rc avail=$avail" >&${FD_STATUS}
+exit "$rc"
+`;
+
+export interface BwrapPlan {
+  readonly args: string[];
+  /** Generated /etc files, one per fd from FD_ETC on, in order. */
+  readonly etc: [string, string][];
+  /** The agent writes the uid/gid maps itself (subordinate range) and then releases the sandbox. */
+  readonly mapsByAgent: boolean;
+}
+
+/** The bubblewrap command line (pure apart from reading the host's /usr links and /etc names once). */
+export function bwrapArgs(
+  run: Pick<SandboxRun, 'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir'>,
+): BwrapPlan {
+  const { links, etc } = layout();
+  const mapsByAgent = run.inside === 'root' && run.identity.kind === 'system-user' && run.identity.subordinate !== null;
+  const files = Object.entries(generatedEtc(run.inside));
+  const args = [
+    '--die-with-parent',
+    '--new-session',
+    '--unshare-user',
+    '--unshare-pid',
+    '--unshare-net',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--unshare-cgroup-try',
+    '--hostname',
+    run.hostname,
+    // Builds may not make user namespaces of their own. The test root needs its mount namespace's own user
+    // namespace for overlay mounts and chroot, which --disable-userns would nest it away from.
+    ...(run.inside === 'user'
+      ? ['--disable-userns', '--uid', String(SANDBOX_UID), '--gid', String(SANDBOX_UID)]
+      : ['--uid', '0', '--gid', '0', ...ROOT_CAPS.flatMap((c) => ['--cap-add', `CAP_${c}`])]),
+    ...(mapsByAgent ? ['--info-fd', String(FD_INFO), '--userns-block-fd', String(FD_BLOCK)] : []),
+    '--ro-bind',
+    '/usr',
+    '/usr',
+    ...links,
+    '--dev',
+    '/dev',
+    '--proc',
+    '/proc',
+    '--size',
+    String(run.limits.diskBytes),
+    '--tmpfs',
+    '/tmp',
+    '--size',
+    String(Math.min(run.limits.diskBytes, 64 * 1024 ** 2)),
+    '--tmpfs',
+    '/dev/shm',
+    '--dir',
+    '/var',
+    '--symlink',
+    '../tmp',
+    '/var/tmp',
+    '--dir',
+    '/var/lib/rpm',
+    '--dir',
+    '/run',
+    '--dir',
+    '/etc',
+    ...files.flatMap(([name], i) => ['--perms', '0644', '--ro-bind-data', String(FD_ETC + i), `/etc/${name}`]),
+    ...etc,
+    '--remount-ro',
+    '/',
+    '--chdir',
+    '/',
+    '--clearenv',
+    ...Object.entries(run.env).flatMap(([k, v]) => ['--setenv', k, v]),
+    '--',
+    '/bin/bash',
+    '-c',
+    WRAPPER,
+    'lenix-sandbox',
+    run.output?.from ?? '',
+    run.inputDir ? '1' : '0',
+    String(Math.floor(run.limits.memoryBytes / 1024)),
+    String(run.limits.openFiles),
+    String(run.limits.processes),
+    ...run.command,
+  ];
+  return { args, etc: files, mapsByAgent };
+}
+
+/** What starts bubblewrap: as root, drop to the sandbox user first (no capability, no supplementary group). */
+export function launcher(identity: SandboxIdentity): string[] {
+  switch (identity.kind) {
+    case 'system-user':
+      return [
+        'setpriv',
+        `--reuid=${identity.uid}`,
+        `--regid=${identity.gid}`,
+        '--clear-groups',
+        '--inh-caps=-all',
+        '--bounding-set=-all',
+        '--',
+      ];
+    case 'current-user':
+      return [];
+  }
+}
+
+/** uid_map/gid_map lines for a test root: 0 is the sandbox user itself, 1.. its subordinate ids. */
+export function subordinateMaps(identity: Extract<SandboxIdentity, { kind: 'system-user' }>): {
+  uid: string;
+  gid: string;
+} {
+  const s = identity.subordinate!;
+  return { uid: `0 ${identity.uid} 1\n1 ${s.uid} ${s.count}\n`, gid: `0 ${identity.gid} 1\n1 ${s.gid} ${s.count}\n` };
+}
