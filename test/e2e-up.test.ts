@@ -9,22 +9,14 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ApiClient } from '../src/client/http.js';
-import { signNote, type NoteSigner } from '../src/ledger/note.js';
 import { readSse } from '../src/cli/follow.js';
 import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
-import { accessibility, launchBrowser, screenshotDir } from './support/browser.js';
-import { cyclonedxJsonErrors, cyclonedxXmlErrors, parseSpdxTagValue, spdxJsonErrors } from './support/schemas.js';
-import { parseRpmPurl } from '../src/attest/sbom.js';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { sbomScenario, type UpBuild, type UpContext, verifyScenario } from './support/up-scenarios.js';
+import { webScenario } from './support/web-scenario.js';
 
 const run = promisify(execFile);
-
-/** Re-sign a note's text with another key (a forged checkpoint). */
-function resign(signer: NoteSigner, note: string): string {
-  const text = note.slice(0, note.lastIndexOf('\n\n') + 1);
-  return signNote(text, [signer]);
-}
 
 /**
  * End to end through the real CLI: `lenix up` (server + local build node as child processes), real git,
@@ -43,21 +35,9 @@ describe('lenix up, end to end', () => {
     assert.equal(r.code, 0, `lenix ${args.join(' ')} failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as T;
   };
-  type Build = {
-    id: number;
-    state: string;
-    commit: string;
-    reason: string | null;
-    reasonCode: string | null;
-    tasks: {
-      id: number;
-      kind: string;
-      arch: string;
-      state: string;
-      attempts: number;
-      artifacts: { name: string; sha256: string; size: number; kind: string; nevra: string }[];
-    }[];
-  };
+  type Build = UpBuild;
+
+  const c = { cli, json } as UpContext;
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-e2e-'));
@@ -72,6 +52,7 @@ describe('lenix up, end to end', () => {
     url = (await up.waitFor(/ready: (http:\S+)/))[1]!;
     const token = (await readFile(path.join(dir, 'data', 'admin.token'), 'utf8')).trim();
     api = new ApiClient(url, token);
+    Object.assign(c, { dir, env, up, url, api });
   });
 
   after(async () => {
@@ -138,241 +119,11 @@ describe('lenix up, end to end', () => {
     assert.match(stdout, /digests signatures OK/);
   });
 
-  test('lenix verify proves the chain of each published RPM, online and from its proof bundle alone; tampering is named', async () => {
-    const logKey = (await (await fetch(`${url}/ledger/key`)).text()).trim();
-    assert.match(up.out, new RegExp(`ledger key .*: ${logKey.replace(/[+/]/g, '\\$&')}`));
-    const [, logPqKey] = (await (await fetch(`${url}/ledger/keys`)).text()).trim().split('\n');
-    const witnessKey = /witness \S+, key \(lenix verify --witness-key KEY\): (\S+)/.exec(up.out)?.[1] ?? '';
-    assert.match(witnessKey, /^lenix\.local\/witness\+[0-9a-f]{8}\+/);
-    assert.equal(Buffer.from(witnessKey.split('+')[2]!, 'base64')[0], 0x04, 'an Ed25519 cosignature key (type 0x04)');
-    const pkgs = [
-      'hello-c-1.2-1.x86_64.rpm',
-      'lenix-hello-data-1.1-1.noarch.rpm',
-      'lenix-multi-2.0-1.noarch.rpm',
-      'lenix-multi-config-2.0-1.noarch.rpm',
-    ];
-    for (const name of pkgs) {
-      const file = path.join(dir, 'verify', name);
-      await mkdir(path.dirname(file), { recursive: true });
-      await api.download(`/repos/lenix/x86_64/Packages/${name}`, file);
-      await api.download(`/repos/lenix/x86_64/Packages/${name}.proof`, `${file}.proof`);
-      const online = await cli('verify', file, '--log-key', logKey);
-      assert.equal(online.code, 0, online.stderr);
-      for (const stage of ['source', 'build', 'sign', 'test', 'release'])
-        assert.match(online.stdout, new RegExp(`^  ${stage} +entry \\d+`, 'm'), `${name}: ${stage}`);
-      const pqKey = path.join(dir, 'verify', 'mldsa65.pub');
-      await writeFile(pqKey, await (await fetch(`${url}/ledger/mldsa65.pub`)).text());
-      const pq = await cli('verify', file, '--log-key', logKey, '--pq-key', pqKey);
-      assert.equal(pq.code, 0, `ML-DSA-65 signatures: ${pq.stderr}`);
-      // The strictest pinning: the log's Ed25519 and ML-DSA-44 checkpoint keys, and the witness lenix up runs.
-      const strict = await lenix(
-        [
-          'verify',
-          file,
-          '--bundle',
-          `${file}.proof`,
-          '--log-key',
-          logKey,
-          '--log-key',
-          logPqKey!,
-          '--witness-key',
-          witnessKey,
-        ],
-        { ...env, LENIX_SERVER: 'http://127.0.0.1:9' },
-      );
-      assert.equal(strict.code, 0, `log ML-DSA-44 and witness cosignatures: ${strict.stderr}`);
-      const offline = await lenix(['verify', file, '--bundle', `${file}.proof`, '--log-key', logKey], {
-        ...env,
-        LENIX_SERVER: 'http://127.0.0.1:9',
-      });
-      assert.equal(offline.code, 0, offline.stderr);
-      assert.equal(offline.stdout, online.stdout);
-    }
-    const file = path.join(dir, 'verify', pkgs[0]!);
-    const bundle = JSON.parse(await readFile(`${file}.proof`, 'utf8')) as {
-      checkpoint: string;
-      entries: { index: number; entry: string; proof: string[] }[];
-    };
-    const tampered = async (what: string, change: (b: typeof bundle) => void, rpm = file) => {
-      const b = JSON.parse(JSON.stringify(bundle)) as typeof bundle;
-      change(b);
-      const f = path.join(dir, 'verify', `${what}.proof`);
-      await writeFile(f, JSON.stringify(b));
-      const r = await cli('verify', rpm, '--bundle', f, '--log-key', logKey);
-      assert.notEqual(r.code, 0, `${what} must fail`);
-      return r.stderr;
-    };
-    // One byte of a stored statement.
-    assert.match(
-      await tampered('statement', (b) => {
-        const raw = Buffer.from(b.entries[1]!.entry, 'base64');
-        raw.writeUInt8(raw.readUInt8(raw.length - 5) ^ 1, raw.length - 5);
-        b.entries[1]!.entry = raw.toString('base64');
-      }),
-      new RegExp(`entry ${bundle.entries[1]!.index}: not included`),
-    );
-    // One byte of a stored tree hash (a proof hash).
-    assert.match(
-      await tampered('hash', (b) => {
-        const p = b.entries[0]!.proof;
-        p[0] = (p[0]![0] === 'a' ? 'b' : 'a') + p[0]!.slice(1);
-      }),
-      /not included/,
-    );
-    // A deleted entry: the chain loses its sign link.
-    assert.match(
-      await tampered('deleted', (b) => {
-        const predicateType = (e: { entry: string }) =>
-          JSON.parse(Buffer.from(JSON.parse(Buffer.from(e.entry, 'base64').toString()).payload, 'base64').toString())
-            .predicateType;
-        b.entries = b.entries.filter((e) => predicateType(e) !== 'https://lenix.dev/attestation/sign/v1');
-      }),
-      /^lenix: SIGNATURE_INVALID: (sign|build): no/m,
-    );
-    // A checkpoint signed by another key.
-    const forged = (await import('../src/ledger/note.js')).ed25519Signer(
-      'lenix.local/ledger',
-      new Uint8Array(32).fill(9),
-    );
-    assert.match(
-      await tampered('other-key', (b) => {
-        b.checkpoint = resign(forged, b.checkpoint);
-      }),
-      /checkpoint: /,
-    );
-    // A witness key the checkpoint has no cosignature from.
-    const { ed25519Cosigner } = await import('../src/ledger/note.js');
-    const stranger = ed25519Cosigner('lenix.local/witness', new Uint8Array(32).fill(3), Date.now).verifierKey;
-    const unwitnessed = await cli(
-      'verify',
-      file,
-      '--bundle',
-      `${file}.proof`,
-      '--log-key',
-      logKey,
-      '--witness-key',
-      stranger,
-    );
-    assert.notEqual(unwitnessed.code, 0);
-    assert.match(unwitnessed.stderr, /witness: no signature by lenix\.local\/witness/);
-    // A client that verified a checkpoint of another history (a fork), or of a longer tree (a rollback), is told.
-    const stateFile = path.join(dir, 'ledger-state.json');
-    const remembered = JSON.parse(await readFile(stateFile, 'utf8')) as Record<string, { size: number; root: string }>;
-    assert.ok(remembered[logKey]!.size > 3, 'verify remembered the checkpoint it checked');
-    await writeFile(stateFile, JSON.stringify({ [logKey]: { size: 3, root: 'ab'.repeat(32) } }));
-    const fork = await cli('verify', file, '--log-key', logKey);
-    assert.notEqual(fork.code, 0);
-    assert.match(fork.stderr, /checkpoint: not consistent with the checkpoint of size 3/);
-    await writeFile(stateFile, JSON.stringify({ [logKey]: { size: 1_000_000, root: 'ab'.repeat(32) } }));
-    assert.match(
-      (await cli('verify', file, '--log-key', logKey)).stderr,
-      /fewer than the 1000000 seen before \(rolled back\)/,
-    );
-    await writeFile(stateFile, JSON.stringify(remembered));
-    // The RPM itself changed: its digest is in no statement.
-    const changed = path.join(dir, 'verify', 'changed.rpm');
-    const bytes = await readFile(file);
-    bytes.writeUInt8(bytes.readUInt8(bytes.length - 10) ^ 1, bytes.length - 10);
-    await writeFile(changed, bytes);
-    assert.match(await tampered('rpm', () => undefined, changed), /no (sign|build) statement/);
-  });
+  test('lenix verify proves the chain of each published RPM, online and from its proof bundle alone; tampering is named', () =>
+    verifyScenario(c));
 
-  test('SBOMs: the snapshot SBOM names every served RPM by its sha256, all formats validate, bytes repeat, verify --sbom checks them', async () => {
-    const repo = (await (await fetch(`${url}/api/v1/repos/lenix`)).json()) as {
-      currentSnapshot: number;
-      arches: string[];
-      snapshots: { id: number; packages: { name: string; arch: string; sha256: string }[] }[];
-    };
-    const snap = repo.snapshots.find((s) => s.id === repo.currentSnapshot)!;
-    const served = new Map<string, { file: string; sha256: string }>();
-    for (const p of snap.packages) {
-      const file = path.join(dir, 'sbom', 'pkgs', p.name);
-      await mkdir(path.dirname(file), { recursive: true });
-      const sha = await api.download(`/repos/lenix/${repo.arches[0]}/Packages/${p.name}`, file);
-      served.set(sha, { file, sha256: sha });
-    }
-    assert.equal(served.size, 4);
-    const get = async (u: string) => {
-      const r = await fetch(`${url}${u}`);
-      assert.equal(r.status, 200, `${u}: ${r.status}`);
-      return { text: await r.text(), sha: r.headers.get('x-lenix-sbom-sha256')!, type: r.headers.get('content-type')! };
-    };
-    const formats = ['cyclonedx-json', 'cyclonedx-xml', 'spdx-json', 'spdx-tag-value'] as const;
-    const docs: Record<string, string> = {};
-    for (const f of formats) {
-      const one = await get(`/api/v1/repos/lenix/snapshots/current/sbom?format=${f}`);
-      const two = await get(`/api/v1/repos/lenix/snapshots/${snap.id}/sbom?format=${f}`);
-      assert.equal(two.text, one.text, `${f}: generating twice gives the same bytes`);
-      assert.equal(createHash('sha256').update(one.text).digest('hex'), one.sha);
-      docs[f] = one.text;
-    }
-    assert.equal(await cyclonedxJsonErrors(docs['cyclonedx-json']!), null);
-    assert.equal(cyclonedxXmlErrors(docs['cyclonedx-xml']!), null);
-    assert.equal(spdxJsonErrors(JSON.parse(docs['spdx-json']!)), null);
-    assert.equal(spdxJsonErrors(parseSpdxTagValue(docs['spdx-tag-value']!)), null);
-    // Every served RPM is a component with the sha256 of the file as served; its purl parses back to what
-    // rpm itself reads from the file.
-    const bom = JSON.parse(docs['cyclonedx-json']!) as {
-      components: { hashes: { alg: string; content: string }[]; purl: string }[];
-    };
-    assert.equal(bom.components.length, served.size);
-    for (const { file, sha256 } of served.values()) {
-      const c = bom.components.find((x) => x.hashes.some((h) => h.alg === 'SHA-256' && h.content === sha256));
-      assert.ok(c, `${path.basename(file)} (${sha256}) is in the snapshot SBOM`);
-      const { stdout } = await run('rpm', ['-qp', '--qf', '%{NAME}|%{VERSION}|%{RELEASE}|%{EPOCH}|%{ARCH}', file]);
-      const [name, version, release, epoch, arch] = stdout.split('|');
-      const back = parseRpmPurl(c.purl);
-      assert.deepEqual(
-        [back.name, back.version, back.release, back.epoch === null ? '(none)' : String(back.epoch), back.arch],
-        [name, version, release, epoch, arch],
-      );
-    }
-    const spdx = JSON.parse(docs['spdx-json']!) as { packages: { checksums?: { checksumValue: string }[] }[] };
-    for (const sha of served.keys())
-      assert.ok(
-        spdx.packages.some((p) => p.checksums?.some((c) => c.checksumValue === sha)),
-        `SPDX lists ${sha}`,
-      );
-
-    // A build's SBOM in every format, through the CLI too.
-    const builds = await json<{ id: number; package: string; state: string }[]>('builds');
-    const hello = builds.find((b) => b.package === 'hello-c' && b.state === 'succeeded')!;
-    for (const f of formats) {
-      const out = path.join(dir, 'sbom', `build.${f}`);
-      const r = await cli('sbom', `build:${hello.id}`, '--format', f, '--output', out);
-      assert.equal(r.code, 0, r.stderr);
-      const text = await readFile(out, 'utf8');
-      if (f === 'cyclonedx-json') {
-        assert.equal(await cyclonedxJsonErrors(text), null);
-        const b = JSON.parse(text) as {
-          components: { name: string }[];
-          formulation: { components: unknown[]; workflows: { tasks: { name: string }[] }[] }[];
-        };
-        assert.ok(b.formulation[0]!.components.length > 5, 'the buildroot is in the formulation');
-        assert.deepEqual(b.formulation[0]!.workflows[0]!.tasks.map((t) => t.name).slice(0, 2), [
-          'srpm',
-          `build ${os.arch() === 'x64' ? 'x86_64' : os.arch()}`,
-        ]);
-      }
-      if (f === 'cyclonedx-xml') assert.equal(cyclonedxXmlErrors(text), null);
-      if (f === 'spdx-json') assert.equal(spdxJsonErrors(JSON.parse(text)), null);
-      if (f === 'spdx-tag-value') assert.equal(spdxJsonErrors(parseSpdxTagValue(text)), null);
-    }
-
-    // verify --sbom: the served document is in the ledger; one edited field is not.
-    const logKey = (await (await fetch(`${url}/ledger/key`)).text()).trim();
-    const sbomFile = path.join(dir, 'sbom', 'snapshot.cdx.json');
-    await writeFile(sbomFile, docs['cyclonedx-json']!);
-    const ok = await cli('verify', '--sbom', sbomFile, '--log-key', logKey);
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /sbom +entry \d+ +cyclonedx-json SBOM of snapshot:lenix:/);
-    const edited = path.join(dir, 'sbom', 'edited.cdx.json');
-    await writeFile(edited, docs['cyclonedx-json']!.replace(/"version": "1\.2-1"/, '"version": "1.2-2"'));
-    assert.notEqual(await readFile(edited, 'utf8'), docs['cyclonedx-json']);
-    const bad = await cli('verify', '--sbom', edited, '--log-key', logKey);
-    assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr, /sbom: no sbom statement/);
-  });
+  test('SBOMs: the snapshot SBOM names every served RPM by its sha256, all formats validate, bytes repeat, verify --sbom checks them', () =>
+    sbomScenario(c));
 
   test('lenix build on the C sample gives an SRPM and an x86_64 RPM whose bytes match the record', async () => {
     const b = await json<Build>('build', 'hello-c', '--wait');
@@ -479,120 +230,8 @@ describe('lenix up, end to end', () => {
     assert.equal(left.trim(), '', 'the build process tree is gone');
   });
 
-  test('the web interface in Chromium: a running build on the dashboard, its live log, an SBOM download, an advisory with its CVEs; accessible; actions need a maintainer', async () => {
-    const shots = await screenshotDir();
-    process.stdout.write(`# screenshots of the web pages: ${shots}\n`);
-    const token = (await readFile(path.join(dir, 'data', 'admin.token'), 'utf8')).trim();
-    const repo = path.join(dir, 'repos', 'webslow');
-    await gitRepo(repo, { 'webslow.spec': specWith('webslow', 'echo "LENIX-WEB-LINE from %build"\nsleep 300') });
-    assert.equal((await cli('source', 'add', 'webslow', repo)).code, 0);
-    const running = await json<Build>('build', 'webslow');
-    const browser = await launchBrowser();
-    try {
-      // The pages' Content-Security-Policy forbids inline scripts; axe-core is injected as one, so the test bypasses it.
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
-      const checkA11y = async (name: string) => {
-        const violations = await accessibility(page);
-        assert.deepEqual(violations, [], `${name}: accessibility violations`);
-      };
-      // Dashboard: the running build shows up (the page refreshes its live parts itself).
-      await page.goto(`${url}/`);
-      await page
-        .locator('#running')
-        .getByText(/webslow-1\.0-1/)
-        .waitFor({ timeout: 120_000 });
-      assert.ok(await page.getByRole('main').isVisible());
-      await page.screenshot({ path: path.join(shots, 'dashboard.png'), fullPage: true });
-      await checkA11y('dashboard');
-
-      // Its log page, followed live: the line %build prints arrives while the task is still running.
-      const taskLink = page.locator('#running a', { hasText: /^\d+$/ }).first();
-      await taskLink.click();
-      await page.locator('#log').getByText('LENIX-WEB-LINE from %build').waitFor({ timeout: 120_000 });
-      const taskId = Number(/tasks\/(\d+)\/log/.exec(page.url())![1]);
-      assert.equal(
-        (await api.json<{ state: string }>('GET', `/api/v1/tasks/${taskId}`)).state,
-        'leased',
-        'still running when the line is on screen',
-      );
-      await page.screenshot({ path: path.join(shots, 'live-log.png'), fullPage: true });
-      await checkA11y('live log');
-      // Anonymous actions are refused; pages show no token, private key or server path.
-      for (const action of [
-        `/builds/${running.id}/rebuild`,
-        `/builds/${running.id}/cancel`,
-        '/releases/1/approve',
-        '/errata/LXSA-2026:0001/approve',
-      ]) {
-        const r = await fetch(`${url}${action}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: 'csrf=x',
-          redirect: 'manual',
-        });
-        assert.ok([401, 403].includes(r.status), `${action}: ${r.status}`);
-      }
-
-      // A build page links SBOMs that download and parse.
-      const builds = await json<{ id: number; package: string; state: string }[]>('builds');
-      const hello = builds.find((b) => b.package === 'hello-c' && b.state === 'succeeded')!;
-      await page.goto(`${url}/builds/${hello.id}`);
-      assert.ok(await page.getByText('✓ verified').first().isVisible(), 'ledger statements are marked verified');
-      await page.screenshot({ path: path.join(shots, 'build.png'), fullPage: true });
-      await checkA11y('build');
-      const [download] = await Promise.all([
-        page.waitForEvent('download'),
-        page.getByRole('link', { name: 'cyclonedx-json' }).click(),
-      ]);
-      const sbomFile = path.join(dir, 'web-sbom.json');
-      await download.saveAs(sbomFile);
-      const bom = JSON.parse(await readFile(sbomFile, 'utf8')) as {
-        bomFormat: string;
-        specVersion: string;
-        components: unknown[];
-      };
-      assert.deepEqual([bom.bomFormat, bom.specVersion], ['CycloneDX', '1.6']);
-      assert.ok(bom.components.length >= 2);
-
-      // An advisory page lists its CVEs (a CVE reference added to the sample advisory by a maintainer).
-      const [sample] = (await api.json<{ errata: { id: string }[] }>('GET', '/api/v1/errata')).errata;
-      await api.json('PATCH', `/api/v1/errata/${sample!.id}`, {
-        references: ['CVE-2026-40001', 'https://bugs.example.org/show_bug.cgi?id=7'],
-      });
-      await page.goto(`${url}/errata/${sample!.id}`);
-      assert.deepEqual(await page.locator('ul.cves li').allInnerTexts(), ['CVE-2026-40001']);
-      await page.screenshot({ path: path.join(shots, 'advisory.png'), fullPage: true });
-      await checkA11y('advisory');
-
-      for (const [name, p] of [
-        ['builds', '/builds'],
-        ['sources', '/sources'],
-        ['repositories', '/repositories'],
-        ['repository', '/repositories/lenix'],
-        ['errata', '/errata'],
-        ['ledger', `/ledger?build=${hello.id}`],
-        ['login', '/login'],
-      ] as const) {
-        await page.goto(`${url}${p}`);
-        await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
-        await checkA11y(name);
-        const text = await page.content();
-        assert.ok(!text.includes(token), `${p} shows no token`);
-        assert.ok(!text.includes(dir), `${p} shows no server path`);
-        assert.doesNotMatch(text, /PRIVATE KEY|PRIVATE\+KEY/, `${p} shows no private key`);
-      }
-
-      // A maintainer signs in and the actions appear (with their form token).
-      await page.goto(`${url}/login`);
-      await page.getByLabel(/API token/).fill(token);
-      await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.goto(`${url}/builds/${hello.id}`);
-      assert.ok(await page.getByRole('button', { name: 'Rebuild' }).isVisible());
-    } finally {
-      await browser.close();
-      await cli('build', 'cancel', String(running.id)); // the node is free for the next tests
-    }
-  });
+  test('the web interface in Chromium: a running build on the dashboard, its live log, an SBOM download, an advisory with its CVEs; accessible; actions need a maintainer', () =>
+    webScenario(c));
 
   test('sandbox: no network, no writes to the host home folder, no view of the server data folder', async () => {
     const hits: string[] = [];

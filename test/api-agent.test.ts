@@ -1,0 +1,167 @@
+import { createHash } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ERROR_CODES } from '../src/core/errors.js';
+import { gitRepo, specWith, until } from './support/cli.js';
+import { http, testServer, type TestServer } from './support/server.js';
+
+const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+/** The agent protocol over HTTP against a fresh server (the API's other routes: api.test.ts). */
+describe('Master API: agent protocol', () => {
+  let t: TestServer;
+  let base: string;
+  let admin: string;
+  let buildToken: string;
+
+  before(async () => {
+    t = await testServer({ config: { leaseMs: 600, maxUploadBytes: 64 * 1024 } });
+    base = t.server.url;
+    admin = t.server.adminToken!;
+    buildToken = await t.token('node-a', ['agent:build']);
+    const repo = path.join(t.dir, 'repos', 'good');
+    await gitRepo(repo, { 'good.spec': specWith('good', 'echo building') });
+    const r = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'good', url: repo } });
+    assert.equal(r.status, 201, r.text);
+  });
+  after(async () => t.close());
+
+  test('agent protocol: stale fencing tokens get 409 and change nothing; a wrong digest is refused', async () => {
+    const created = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'good' } });
+    assert.equal(created.status, 201, created.text);
+    const reg = await http(base, 'POST', '/api/v1/agent/register', {
+      token: buildToken,
+      json: { name: 'node-a', role: 'build', arches: ['x86_64', 'src'] },
+    });
+    assert.equal(reg.status, 200);
+    const agentId = reg.json.agentId;
+    const wrongRole = await http(base, 'POST', '/api/v1/agent/register', {
+      token: buildToken,
+      json: { name: 'node-a', role: 'sign', arches: [] },
+    });
+    assert.equal(wrongRole.status, 403);
+
+    const first = await http(base, 'POST', '/api/v1/agent/lease', {
+      token: buildToken,
+      json: { agentId, waitMs: 2000 },
+    });
+    assert.equal(first.status, 200, first.text);
+    const lease1 = first.json.lease;
+    assert.equal(first.json.task.kind, 'srpm');
+    assert.equal(first.json.task.buildId, created.json.id);
+
+    const log = await http(
+      base,
+      'POST',
+      `/api/v1/agent/leases/${lease1.id}/log?fencingToken=${lease1.fencingToken}&offset=0`,
+      { token: buildToken, body: 'line one\n' },
+    );
+    assert.deepEqual(log.json, { size: 9 });
+    const gap = await http(
+      base,
+      'POST',
+      `/api/v1/agent/leases/${lease1.id}/log?fencingToken=${lease1.fencingToken}&offset=100`,
+      { token: buildToken, body: 'x' },
+    );
+    assert.deepEqual([gap.status, gap.json.code], [409, 'LOG_OFFSET_GAP']);
+
+    const body = new TextEncoder().encode('not really an rpm');
+    const mismatch = await http(
+      base,
+      'PUT',
+      `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=good-1.0-1.src.rpm&kind=srpm&sha256=${'2'.repeat(64)}`,
+      { token: buildToken, body },
+    );
+    assert.deepEqual([mismatch.status, mismatch.json.code], [422, 'DIGEST_MISMATCH']);
+    const notRpm = await http(
+      base,
+      'PUT',
+      `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=good-1.0-1.src.rpm&kind=srpm&sha256=${sha(body)}`,
+      { token: buildToken, body },
+    );
+    assert.deepEqual([notRpm.status, notRpm.json.code], [422, 'NOT_AN_RPM']);
+    const traversal = await http(
+      base,
+      'PUT',
+      `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=../x.src.rpm&kind=srpm&sha256=${sha(body)}`,
+      { token: buildToken, body },
+    );
+    assert.deepEqual([traversal.status, traversal.json.code], [400, 'INVALID_NAME']);
+
+    // Let the lease lapse (no heartbeat): the reaper requeues the task; a second lease gets a new token.
+    await until(
+      'the task to be requeued',
+      async () => (await http(base, 'GET', `/api/v1/tasks/${first.json.task.taskId}`)).json.state === 'queued',
+    );
+    const second = await http(base, 'POST', '/api/v1/agent/lease', {
+      token: buildToken,
+      json: { agentId, waitMs: 2000 },
+    });
+    assert.equal(second.status, 200);
+    assert.equal(second.json.task.taskId, first.json.task.taskId);
+    assert.equal(second.json.lease.fencingToken, lease1.fencingToken + 1);
+
+    const stale = await http(base, 'POST', `/api/v1/agent/leases/${lease1.id}/complete`, {
+      token: buildToken,
+      json: { fencingToken: lease1.fencingToken, outcome: { kind: 'success' } },
+    });
+    assert.deepEqual([stale.status, stale.json.code], [409, 'STALE_FENCING_TOKEN']);
+    const staleBeat = await http(base, 'POST', `/api/v1/agent/leases/${lease1.id}/heartbeat`, {
+      token: buildToken,
+      json: { fencingToken: lease1.fencingToken },
+    });
+    assert.equal(staleBeat.status, 409);
+    const staleUpload = await http(
+      base,
+      'PUT',
+      `/api/v1/agent/leases/${lease1.id}/artifacts?fencingToken=${lease1.fencingToken}&name=a.log&kind=log&sha256=${sha('x')}`,
+      { token: buildToken, body: 'x' },
+    );
+    assert.equal(staleUpload.status, 409);
+    const task = (await http(base, 'GET', `/api/v1/tasks/${first.json.task.taskId}`)).json;
+    assert.equal(task.state, 'leased');
+    assert.equal(task.artifacts.length, 0);
+    assert.equal(task.attempts, 2);
+
+    const otherToken = await t.token('node-b', ['agent:build']);
+    const hijack = await http(base, 'POST', `/api/v1/agent/leases/${second.json.lease.id}/complete`, {
+      token: otherToken,
+      json: { fencingToken: second.json.lease.fencingToken, outcome: { kind: 'success' } },
+    });
+    assert.equal(hijack.status, 403, 'another agent cannot complete this lease');
+
+    const done = await http(base, 'POST', `/api/v1/agent/leases/${second.json.lease.id}/complete`, {
+      token: buildToken,
+      json: {
+        fencingToken: second.json.lease.fencingToken,
+        outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'test' },
+      },
+    });
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.json.buildState, 'failed');
+    const again = await http(base, 'POST', `/api/v1/agent/leases/${second.json.lease.id}/complete`, {
+      token: buildToken,
+      json: { fencingToken: second.json.lease.fencingToken, outcome: { kind: 'success' } },
+    });
+    assert.equal(again.status, 409);
+    const b = (await http(base, 'GET', `/api/v1/builds/${created.json.id}`)).json;
+    assert.equal(b.state, 'failed');
+    assert.equal(b.tasks[0].reason, 'test');
+  });
+});
+
+describe('error code catalogue', () => {
+  test('docs/errors.md lists every code with its HTTP status, and nothing else', async () => {
+    const doc = await readFile(fileURLToPath(new URL('../../docs/errors.md', import.meta.url)), 'utf8');
+    const rows = [...doc.matchAll(/^\| `([A-Z_]+)` \| (\d{3}) \| (\d+) \|/gm)].map((m) => [
+      m[1],
+      Number(m[2]),
+      Number(m[3]),
+    ]);
+    const expected = Object.entries(ERROR_CODES).map(([code, e]) => [code, e.status, e.exit]);
+    assert.deepEqual(rows.sort(), expected.sort());
+  });
+});

@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ErrataStore } from '../src/store/errata-store.js';
+import { LedgerStore } from '../src/store/ledger-store.js';
+import { ReleaseStore } from '../src/store/release-store.js';
+import { rejectsWith, storeSuite } from './support/store-suite.js';
+
+/**
+ * The storage conformance suite, part two: logs, artifacts, cancelling, tokens, the ledger, advisory ids,
+ * witnesses and agents, against SQLite and PostgreSQL (test/support/store-suite.ts).
+ */
+storeSuite('store conformance (records)', ({ fresh, clock, seed, agent }) => {
+  test('logs append by offset: duplicates are skipped, gaps refused, reads start anywhere', async () => {
+    const store = await fresh();
+    const { builds } = await seed(store);
+    const id = builds[0]!.srpmTask.id;
+    assert.equal(await store.logs.append(id, 0, Buffer.from('hello ')), 6);
+    assert.equal(await store.logs.append(id, 0, Buffer.from('hello ')), 6);
+    assert.equal(await store.logs.append(id, 3, Buffer.from('lo world\n')), 12);
+    await rejectsWith(store.logs.append(id, 20, Buffer.from('x')), 'LOG_OFFSET_GAP');
+    assert.equal((await store.logs.read(id, 0)).toString(), 'hello world\n');
+    assert.equal((await store.logs.read(id, 8)).toString(), 'rld\n');
+    assert.equal((await store.tasks.get(id))!.logSize, 12);
+  });
+
+  test("artifacts are recorded only under the current lease; the build shows the final lease's files", async () => {
+    const store = await fresh();
+    await seed(store);
+    const a = await agent(store);
+    const first = (await store.tasks.lease(a, 1000, clock.now()))!;
+    const art = {
+      buildId: first.task.buildId,
+      taskId: first.task.id,
+      sha256: 'e'.repeat(64),
+      size: 3,
+      name: 'x.src.rpm',
+      kind: 'srpm' as const,
+      arch: 'src',
+      nevra: 'x-1-1.src',
+      parentId: null,
+    };
+    await store.artifacts.add({ ...art, leaseId: first.lease.id }, 1, clock.now());
+    clock.advance(1001);
+    await store.tasks.reapExpired(clock.now());
+    await rejectsWith(store.artifacts.add({ ...art, leaseId: first.lease.id }, 1, clock.now()), 'STALE_FENCING_TOKEN');
+    assert.deepEqual(await store.artifacts.listOfBuild(first.task.buildId), []);
+    const second = (await store.tasks.lease(a, 1000, clock.now()))!;
+    await store.artifacts.add({ ...art, leaseId: second.lease.id, sha256: 'f'.repeat(64) }, 2, clock.now());
+    const listed = await store.artifacts.listOfBuild(first.task.buildId);
+    assert.deepEqual(
+      listed.map((x) => x.sha256),
+      ['f'.repeat(64)],
+    );
+    assert.equal((await store.artifacts.findBySha('f'.repeat(64)))!.name, 'x.src.rpm');
+  });
+
+  test('cancelling a build ends its tasks and tells the leaseholder', async () => {
+    const store = await fresh();
+    const { builds } = await seed(store);
+    const a = await agent(store);
+    const g = (await store.tasks.lease(a, 30_000, clock.now()))!;
+    const b = await store.builds.cancel(builds[0]!.build.id, 'test', clock.now());
+    assert.equal(b.state, 'cancelled');
+    assert.deepEqual(await store.tasks.heartbeat(g.lease.id, 1, a.tokenId, 30_000, clock.now()), {
+      expiresAt: g.lease.expiresAt,
+      cancelled: true,
+      agentId: a.id,
+    });
+    await rejectsWith(store.builds.cancel(b.id, 'again', clock.now()), 'BUILD_FINISHED');
+    await rejectsWith(
+      store.tasks.complete(g.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()),
+      'LEASE_ENDED',
+    );
+    assert.ok((await store.builds.listEvents(b.id)).some((e) => e.kind === 'build.cancelled'));
+  });
+
+  test('tokens are found by hash and can be revoked', async () => {
+    const store = await fresh();
+    const id = await store.tokens.create('ci', 'h1', ['maintainer'], clock.now());
+    assert.deepEqual((await store.tokens.findByHash('h1'))!.scopes, ['maintainer']);
+    assert.equal(await store.tokens.revoke(id, clock.now()), true);
+    assert.notEqual((await store.tokens.findByHash('h1'))!.revokedAt, null);
+    assert.equal(await store.tokens.findByHash('nope'), null);
+  });
+
+  test('the ledger appends in order, never reuses an index, and finds entries by subject', async () => {
+    const store = await fresh();
+    const ledger = new LedgerStore(store.db, store.dialect);
+    const e = (s: string, keys: string[]) => ({
+      data: Buffer.from(s),
+      leafHash: Buffer.alloc(32, s.length),
+      kind: 'test',
+      subjectKeys: keys,
+    });
+    assert.equal(await ledger.size(), 0);
+    assert.equal(
+      await ledger.append([e('a', ['build:1']), e('bb', ['build:1', 'sha256:x', 'sha256:x'])], clock.now()),
+      0,
+    );
+    const [p, q] = await Promise.all([
+      ledger.append([e('c', ['build:2'])], clock.now()),
+      ledger.append([e('d', ['build:2'])], clock.now()),
+    ]);
+    assert.deepEqual([p, q].sort(), [2, 3]);
+    assert.equal(await ledger.size(), 4);
+    assert.deepEqual(await ledger.lookup('build:1'), [0, 1]);
+    assert.deepEqual(await ledger.lookup('sha256:x'), [1]);
+    assert.deepEqual(
+      (await ledger.entries(0, 2)).map((x) => Buffer.from(x.data).toString()),
+      ['a', 'bb'],
+    );
+    assert.equal((await ledger.leafHashes(1)).length, 3);
+    await ledger.saveCheckpoint(4, 'note', clock.now());
+    await ledger.saveCheckpoint(4, 'note again', clock.now());
+    assert.deepEqual(await ledger.latestCheckpoint(), { size: 4, note: 'note' });
+  });
+
+  test('advisory ids are allocated once per prefix and year, even concurrently; a duplicate id is refused', async () => {
+    const store = await fresh();
+    const releases = new ReleaseStore(store.db);
+    const errata = new ErrataStore(store.db, store.dialect);
+    const repo = await releases.createRepo({ name: 'r', arches: ['x86_64'], keys: [], keepDays: 1 }, clock.now());
+    const draft = (type: 'security' | 'bugfix', id?: string) => ({
+      prefix: 'LX',
+      year: 2026,
+      repoId: repo.id,
+      type,
+      severity: null,
+      title: 't',
+      synopsis: '',
+      description: '',
+      rebootSuggested: false,
+      references: [],
+      packages: [],
+      upstreamId: null,
+      createdBy: 'test',
+      ...(id ? { id } : {}),
+    });
+    const made = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => errata.create(draft(i % 2 ? 'security' : 'bugfix'), clock.now())),
+    );
+    const numbers = made.map((a) => Number(a.id.slice(-4))).sort((a, b) => a - b);
+    assert.deepEqual(numbers, [1, 2, 3, 4, 5, 6, 7, 8]);
+    await rejectsWith(errata.create(draft('bugfix', made[0]!.id), clock.now()), 'ERRATA_EXISTS');
+    assert.equal((await errata.list({ repoId: repo.id })).length, 8);
+    const one = made[0]!.id;
+    assert.equal(await errata.setStatus(one, 'draft', 'approved', { approvedBy: 'm' }, clock.now()), true);
+    assert.equal(
+      await errata.setStatus(one, 'draft', 'approved', { approvedBy: 'm' }, clock.now()),
+      false,
+      'conditional on the old status',
+    );
+    assert.equal(await errata.update(one, 'draft', { title: 'x' }, clock.now(), false), false);
+    assert.equal(await errata.update(one, 'approved', { title: 'x' }, clock.now(), true), true);
+    const got = (await errata.get(one))!;
+    assert.deepEqual([got.status, got.title, got.version, got.repo, got.approvedBy], ['approved', 'x', 2, 'r', 'm']);
+  });
+
+  test('the ledger keeps its witness list', async () => {
+    const store = await fresh();
+    const ledger = new LedgerStore(store.db, store.dialect);
+    await ledger.addWitness('http://w2.example', clock.now());
+    await ledger.addWitness('http://w1.example', clock.now());
+    await ledger.addWitness('http://w1.example', clock.now());
+    assert.deepEqual(await ledger.witnesses(), ['http://w1.example', 'http://w2.example']);
+    assert.equal(await ledger.removeWitness('http://w2.example'), true);
+    assert.equal(await ledger.removeWitness('http://w2.example'), false);
+    assert.deepEqual(await ledger.witnesses(), ['http://w1.example']);
+  });
+
+  test('agents keep their id when they register again with the same token', async () => {
+    const store = await fresh();
+    const a = await agent(store, 'same');
+    const again = await store.agents.register(
+      { name: 'same', role: 'build', arches: ['aarch64'], capabilities: {}, tokenId: a.tokenId },
+      clock.now(),
+    );
+    assert.equal(again.id, a.id);
+    assert.deepEqual(again.arches, ['aarch64']);
+    const other = await store.tokens.create('other', 'hash-other', ['agent:build'], clock.now());
+    await rejectsWith(
+      store.agents.register({ name: 'same', role: 'build', arches: [], capabilities: {}, tokenId: other }, clock.now()),
+      'FORBIDDEN',
+    );
+  });
+});
