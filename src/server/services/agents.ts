@@ -20,7 +20,6 @@ import type { LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 import type { Pipeline } from './pipeline.js';
-import { parseTaskResult } from '../../core/protocol.js';
 
 /** The server side of the agent protocol (architecture page, "Agent protocol"). */
 export class AgentService {
@@ -317,17 +316,21 @@ export class AgentService {
     report: Record<string, unknown> | null,
   ) {
     const now = this.deps.clock.now();
-    // The task first: its kind says what its result must look like, and a success plans its follow-up.
-    // store.complete re-checks the lease in its own transaction.
-    const { task } = await this.deps.store.tasks.checkLease(leaseId, fencingToken, caller.tokenId, now);
-    const result = parseTaskResult(task.kind, report);
-    const followUp: FollowUp = outcome.kind === 'success' ? await this.followUp(task, leaseId) : { kind: 'none' };
+    // Only a success needs the task first (to plan its follow-up); store.complete re-checks the lease in its
+    // transaction and parses the report by the task's kind before storing it.
+    const followUp: FollowUp =
+      outcome.kind === 'success'
+        ? await this.followUp(
+            (await this.deps.store.tasks.checkLease(leaseId, fencingToken, caller.tokenId, now)).task,
+            leaseId,
+          )
+        : { kind: 'none' };
     const r = await this.deps.store.tasks.complete(
       leaseId,
       fencingToken,
       caller.tokenId,
       outcome,
-      result,
+      report,
       followUp,
       now,
     );

@@ -15,7 +15,7 @@ import type { Database } from '../schema.js';
 import { checkLease } from './check-lease.js';
 import { enqueueTasks } from './enqueue.js';
 import { settleBuild } from './settle.js';
-import type { TaskResult } from '../../core/protocol.js';
+import { parseTaskResult } from '../../core/protocol.js';
 
 export interface CompleteResult {
   readonly task: TaskRecord;
@@ -34,12 +34,14 @@ export async function complete(
   fencingToken: number,
   agentTokenId: number,
   outcome: Outcome,
-  result: TaskResult | null,
+  /** The agent's report, parsed here by the task's kind (core/protocol.ts) before it is stored. */
+  report: unknown,
   followUp: FollowUp,
   now: number,
 ): Promise<CompleteResult> {
   return db.transaction().execute(async (trx) => {
     const { task: current } = await checkLease(trx, leaseId, fencingToken, agentTokenId, now);
+    const result = parseTaskResult(current.kind, report);
     const row = {
       ...current,
       build_id: current.buildId,

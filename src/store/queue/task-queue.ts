@@ -10,7 +10,6 @@ import { enqueueTask } from './enqueue.js';
 import { heartbeat } from './heartbeat.js';
 import { type LeaseGrant, lease } from './lease.js';
 import { reapExpired } from './reap.js';
-import type { TaskResult } from '../../core/protocol.js';
 
 export type { CompleteResult } from './complete.js';
 export type { LeaseGrant } from './lease.js';
@@ -111,10 +110,10 @@ export class TaskQueue {
     fencingToken: number,
     agentTokenId: number,
     outcome: Outcome,
-    result: TaskResult | null,
+    report: unknown,
     followUp: FollowUp,
     now: number,
   ): Promise<CompleteResult> {
-    return complete(this.db, leaseId, fencingToken, agentTokenId, outcome, result, followUp, now);
+    return complete(this.db, leaseId, fencingToken, agentTokenId, outcome, report, followUp, now);
   }
 }
