@@ -75,7 +75,7 @@ async function lenixRun(dir: string, repos: string[], keysTemplate: string, node
   const procs: Proc[] = [];
   try {
     const server = new Proc(
-      ['server', '--data', path.join(d, 'server'), '--port', String(port), '--local-source-root', d],
+      ['server', '--data', path.join(d, 'server'), '--port', String(port), '--local-source-root', path.join(dir, 'src')],
       env,
     );
     procs.push(server);
