@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gitRepo, specWith } from './support/cli.js';
-import { http, testServer, type TestServer } from './support/server.js';
+import { apiServer, http, type TestServer } from './support/server.js';
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
@@ -27,14 +27,7 @@ describe('Master API', () => {
   let buildToken: string;
 
   before(async () => {
-    t = await testServer({ config: { leaseMs: 600, maxUploadBytes: 64 * 1024 } });
-    base = t.server.url;
-    admin = t.server.adminToken!;
-    buildToken = await t.token('node-a', ['agent:build']);
-    const repo = path.join(t.dir, 'repos', 'good');
-    await gitRepo(repo, { 'good.spec': specWith('good', 'echo building') });
-    const r = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'good', url: repo } });
-    assert.equal(r.status, 201, r.text);
+    ({ t, base, admin, buildToken } = await apiServer());
   });
   after(async () => t.close());
 

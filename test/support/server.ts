@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { ApiClient } from '../../src/client/http.js';
+import { gitRepo, specWith } from './cli.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/main.js';
 
 export interface TestServer {
@@ -68,4 +70,20 @@ export async function http(
     /* not JSON */
   }
   return { status: res.status, json, text, headers: res.headers };
+}
+
+/**
+ * The API suites' server: short leases, a 64 KiB upload limit, a build node token (`node-a`), and one source
+ * (`good`) whose spec builds.
+ */
+export async function apiServer(): Promise<{ t: TestServer; base: string; admin: string; buildToken: string }> {
+  const t = await testServer({ config: { leaseMs: 600, maxUploadBytes: 64 * 1024 } });
+  const base = t.server.url;
+  const admin = t.server.adminToken!;
+  const buildToken = await t.token('node-a', ['agent:build']);
+  const repo = path.join(t.dir, 'repos', 'good');
+  await gitRepo(repo, { 'good.spec': specWith('good', 'echo building') });
+  const r = await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'good', url: repo } });
+  assert.equal(r.status, 201, r.text);
+  return { t, base, admin, buildToken };
 }

@@ -7,15 +7,9 @@ import type { Readable } from 'node:stream';
 import { requireScope, type Caller } from '../auth.js';
 import { AGENT_ROLES, TASK_FAILURE_CODES, type AgentRole, type Outcome } from '../../scheduler/task-state.js';
 import { ARTIFACT_KINDS } from '../../store/records.js';
-import { security } from './params.js';
+import { security, positiveId } from './params.js';
 
-const LeaseParams = z.object({
-  lease: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1),
-});
+const LeaseParams = z.object({ lease: positiveId });
 
 const Fencing = z.coerce.number().int().min(1);
 

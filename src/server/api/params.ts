@@ -5,13 +5,13 @@ import { ADVISORY_ID_RE } from '../../errata/advisory.js';
 export const security = [{ bearer: [] }];
 
 /** Path and body fields several resources share, with the one-line reason a bad value gets. */
-export const Id = z.object({
-  id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1),
-});
+/** A row id in a path: a positive 32-bit integer. */
+export const positiveId = z.coerce
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 31 - 1);
+export const Id = z.object({ id: positiveId });
 export const Sha = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 digest: 64 lowercase hex characters'),
 });

@@ -4,7 +4,7 @@ import type { Services, ZodApp } from '../types.js';
 import type { ServerDeps } from '../context.js';
 import { presentRelease } from './present.js';
 import { requireScope } from '../auth.js';
-import { security } from './params.js';
+import { security, Id } from './params.js';
 
 /** Releases: plan, approve (admin) and follow releases into a repository. */
 export function registerReleasesRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
@@ -18,13 +18,7 @@ export function registerReleasesRoutes(r: ZodApp, deps: ServerDeps, s: Services)
       schema: {
         summary: 'A release: plan, gates, override, outcome',
         tags: ['releases'],
-        params: z.object({
-          id: z.coerce
-            .number()
-            .int()
-            .positive()
-            .max(2 ** 31 - 1),
-        }),
+        params: Id,
       },
     },
     async (req) => {
@@ -62,13 +56,7 @@ export function registerReleasesRoutes(r: ZodApp, deps: ServerDeps, s: Services)
         summary: 'Approve a planned release (maintainer); publishing starts',
         tags: ['releases'],
         security,
-        params: z.object({
-          id: z.coerce
-            .number()
-            .int()
-            .positive()
-            .max(2 ** 31 - 1),
-        }),
+        params: Id,
       },
     },
     async (req) => {

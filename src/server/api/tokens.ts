@@ -4,7 +4,7 @@ import type { Services, ZodApp } from '../types.js';
 import type { ServerDeps } from '../context.js';
 import { SCOPES, requireScope } from '../auth.js';
 import { presentToken } from './present.js';
-import { security } from './params.js';
+import { security, Id } from './params.js';
 
 /** API tokens: create, list and revoke (admin); who am I (any token). */
 export function registerTokensRoutes(r: ZodApp, _deps: ServerDeps, s: Services): void {
@@ -60,13 +60,7 @@ export function registerTokensRoutes(r: ZodApp, _deps: ServerDeps, s: Services):
           'Revoke a token (admin): refused at once; the leases of agents holding it end and their tasks go back to the queue',
         tags: ['tokens'],
         security,
-        params: z.object({
-          id: z.coerce
-            .number()
-            .int()
-            .positive()
-            .max(2 ** 31 - 1),
-        }),
+        params: Id,
       },
     },
     async (req) => presentToken(await s.tokens.revoke(req.params.id, requireScope(req.caller, 'admin'))),

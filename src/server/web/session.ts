@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parse as parseCookie } from 'cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
 import type { ReleaseStore } from '../../store/release-store.js';
 import type { AgentStore } from '../../store/agent-store.js';
@@ -41,13 +40,7 @@ export const COOKIE = 'lenix_token';
 
 const csrfOf = (token: string) => createHash('sha256').update(`lenix-csrf:${token}`).digest('hex').slice(0, 32);
 
-export const IdParam = z.object({
-  id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1),
-});
+export { Id as IdParam } from '../api/params.js';
 
 /**
  * What every page module is given: the read-only query layer, the viewer from the session cookie, and the
