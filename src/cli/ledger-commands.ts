@@ -22,7 +22,7 @@ export function addLedgerCommands(p: Command, waitForSignal: () => Promise<void>
     )
     .option('--name <name>', "the witness's key name", 'lenix.local/witness')
     .option('--host <host>', 'listen address', '127.0.0.1')
-    .option('--port <port>', 'listen port (0: any free port)', '8090')
+    .option('--port <port>', 'listen port (0 picks a free port)', '8090')
     .option('--poll-seconds <n>', "how often to read the log's published checkpoint (0: never)", '10')
     .action(
       async (o: {

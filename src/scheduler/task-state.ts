@@ -93,7 +93,7 @@ export function afterLostAttempt(
   return { state: 'queued' };
 }
 
-/** A build's state from its tasks' states: any failure fails it, all done succeeds it. */
+/** A build's state from its tasks' states: a failed task fails it, all done succeeds it. */
 export function buildStateFromTasks(states: readonly TaskState[], srpmDone: boolean): BuildState {
   if (states.some((s) => s === 'cancelled')) return 'cancelled';
   if (states.some((s) => s === 'failed')) return 'failed';

@@ -32,7 +32,7 @@ export async function writeDurably(file: string, data: string | Uint8Array, mode
 
 /**
  * A 32-byte secret seed kept in a file (base64, mode 0600), created and fsynced on first use. Only a missing
- * file makes a new one: any other failure must not silently replace a key's identity.
+ * file makes a new one; no other failure may silently replace a key's identity.
  */
 export async function readOrCreateSeed(file: string): Promise<Uint8Array> {
   try {
