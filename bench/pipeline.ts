@@ -75,7 +75,15 @@ async function lenixRun(dir: string, repos: string[], keysTemplate: string, node
   const procs: Proc[] = [];
   try {
     const server = new Proc(
-      ['server', '--data', path.join(d, 'server'), '--port', String(port), '--local-source-root', path.join(dir, 'src')],
+      [
+        'server',
+        '--data',
+        path.join(d, 'server'),
+        '--port',
+        String(port),
+        '--local-source-root',
+        path.join(dir, 'src'),
+      ],
       env,
     );
     procs.push(server);
