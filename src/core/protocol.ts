@@ -106,6 +106,9 @@ export interface TestTaskResult {
 }
 export type TaskResult = BuildTaskResult | SignTaskResult | RepomdTaskResult | TestTaskResult;
 
+/** What a test result may hold: the tester cuts its report to this, the server refuses more. */
+export const TEST_STAGE_LIMITS = { stages: 1000, name: 100, detail: 4000 } as const;
+
 const text = (max: number) => z.string().max(max);
 const Buildroot = z.object({
   hostOs: text(500),
@@ -131,8 +134,14 @@ const RESULTS = {
   }),
   test: z.object({
     stages: z
-      .array(z.object({ name: text(100), outcome: z.enum(['passed', 'failed', 'skipped']), detail: text(4000) }))
-      .max(1000),
+      .array(
+        z.object({
+          name: text(TEST_STAGE_LIMITS.name),
+          outcome: z.enum(['passed', 'failed', 'skipped']),
+          detail: text(TEST_STAGE_LIMITS.detail),
+        }),
+      )
+      .max(TEST_STAGE_LIMITS.stages),
   }),
 } satisfies Record<TaskKind, z.ZodType<TaskResult>>;
 

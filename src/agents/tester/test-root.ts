@@ -1,4 +1,4 @@
-import type { TestStage } from '../../core/protocol.js';
+import { TEST_STAGE_LIMITS, type TestStage } from '../../core/protocol.js';
 
 /**
  * The script that runs inside the tester's sandbox (bash, as root of the sandbox's own user namespace: its
@@ -90,11 +90,18 @@ else result rpmlint passed "0 errors, $warnings warnings"; fi
 
 export type StageResult = TestStage;
 
+/** The stage lines of a test run's output, cut to what the server accepts (package output can print them too). */
 export function parseStages(output: string): StageResult[] {
   const out: StageResult[] = [];
   for (const line of output.split('\n')) {
     const m = /^@@LENIX-RESULT (\S+) (passed|failed|skipped) ?(.*)$/.exec(line);
-    if (m) out.push({ name: m[1]!, outcome: m[2] as StageResult['outcome'], detail: m[3] ?? '' });
+    if (!m) continue;
+    if (out.length === TEST_STAGE_LIMITS.stages) break;
+    out.push({
+      name: m[1]!.slice(0, TEST_STAGE_LIMITS.name),
+      outcome: m[2] as StageResult['outcome'],
+      detail: (m[3] ?? '').slice(0, TEST_STAGE_LIMITS.detail),
+    });
   }
   return out;
 }
