@@ -17,7 +17,7 @@ import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js'
 import { metadataSignaturesOf } from '../core/protocol.js';
 
 export interface PublisherDeps {
-  readonly store: Store;
+  readonly store: Pick<Store, 'artifacts' | 'tasks'>;
   readonly releases: ReleaseStore;
   readonly blobs: BlobStore;
   readonly clock: Clock;

@@ -92,3 +92,14 @@ export interface ServerDeps {
   readonly log: Logger;
   readonly config: ServerConfig;
 }
+
+/**
+ * A service's narrow view of the server: only the parts (`K`) and store rooms (`S`) it uses, so its constructor
+ * says what it touches and a test can hand it just that.
+ */
+export type DepsOf<K extends Exclude<keyof ServerDeps, 'store'>, S extends keyof Store = never> = Pick<
+  ServerDeps,
+  K
+> & {
+  readonly store: Pick<Store, S>;
+};

@@ -18,7 +18,7 @@ import {
 import type { FollowUp } from '../../scheduler/task-state.js';
 import type { LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 import type { Pipeline } from './pipeline.js';
 
 /** The server side of the agent protocol (architecture page, "Agent protocol"). */
@@ -26,7 +26,10 @@ export class AgentService {
   /** When each agent was last marked seen; "last seen" is written at most every few seconds per agent. */
   private readonly seen = new Map<number, number>();
   constructor(
-    private readonly deps: ServerDeps,
+    private readonly deps: DepsOf<
+      'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases',
+      'agents' | 'artifacts' | 'builds' | 'logs' | 'tasks'
+    >,
     private readonly pipeline: Pick<Pipeline, 'emit' | 'waitForStatements'>,
   ) {}
 

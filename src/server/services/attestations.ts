@@ -9,7 +9,7 @@ import {
   testStatement,
 } from '../../attest/statements.js';
 import type { BuildRecord, ReleaseRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
-import type { ServerDeps, StatementSink } from '../context.js';
+import type { DepsOf, StatementSink } from '../context.js';
 import { publicSourceUrl } from '../../core/source-url.js';
 import { buildrootOf, testStagesOf } from '../../core/protocol.js';
 
@@ -21,7 +21,7 @@ const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest
  */
 export class Attestations {
   constructor(
-    private readonly deps: ServerDeps,
+    private readonly deps: DepsOf<'blobs' | 'log', 'agents' | 'artifacts' | 'builds' | 'logs' | 'sources' | 'tasks'>,
     private readonly sink: StatementSink,
     private readonly stages: (key: string) => Promise<Set<string>>,
   ) {}

@@ -4,7 +4,7 @@ import { findSpec } from '../../intake/git.js';
 import { resolveSandboxIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
 import { clampPriority } from '../../scheduler/fair-share.js';
 import type { BuildRecord, SourceRecord, TaskRecord } from '../../store/records.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 import type { Pipeline } from './pipeline.js';
 import type { SourceService } from './sources.js';
 import { checkSpec } from './spec-check.js';
@@ -25,7 +25,10 @@ export class BuildService {
   private identity: Promise<SandboxIdentity> | null = null;
 
   constructor(
-    private readonly deps: ServerDeps,
+    private readonly deps: DepsOf<
+      'clock' | 'config' | 'log' | 'notifier' | 'releases',
+      'artifacts' | 'builds' | 'sources'
+    >,
     private readonly sources: SourceService,
     private readonly pipeline: Pick<Pipeline, 'emit'>,
   ) {}

@@ -1,6 +1,6 @@
 import type { StoredAdvisory } from '../../store/errata-store.js';
 import type { AgentRecord, BuildRecord, ReleaseRecord, TaskRecord } from '../../store/records.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 import type { ErrataService } from './errata.js';
 
 export interface Dashboard {
@@ -14,7 +14,10 @@ export interface Dashboard {
 }
 
 /** What the dashboard shows (the web page and /api/v1/dashboard read the same thing). */
-export async function dashboard(deps: ServerDeps, errata: ErrataService): Promise<Dashboard> {
+export async function dashboard(
+  deps: DepsOf<'clock' | 'config' | 'releases', 'agents' | 'builds' | 'tasks'>,
+  errata: ErrataService,
+): Promise<Dashboard> {
   const now = deps.clock.now();
   const [queue, running, agents, builds, releases, advisories] = await Promise.all([
     deps.store.tasks.queueLength('build'),

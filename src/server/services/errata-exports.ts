@@ -6,7 +6,7 @@ import { renderAtom } from '../../errata/atom.js';
 import { osvId, renderOsv } from '../../errata/osv.js';
 import { renderOval } from '../../errata/oval.js';
 import type { ErrataStore } from '../../store/errata-store.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 
 /**
  * The public errata exports, rewritten into DATA/errata/ after every publish: OVAL per repository, OSV per
@@ -17,7 +17,7 @@ export class ErrataExports {
   private exporting: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly deps: ServerDeps,
+    private readonly deps: DepsOf<'clock' | 'config' | 'releases'>,
     private readonly store: ErrataStore,
     private readonly dir: () => string,
   ) {}

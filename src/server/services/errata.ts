@@ -19,7 +19,7 @@ import { parseOsv } from '../../errata/osv.js';
 import { parseUpdateinfo, renderUpdateinfo, type UpstreamAdvisory } from '../../errata/updateinfo.js';
 import { ErrataStore, type StoredAdvisory } from '../../store/errata-store.js';
 import type { ArtifactRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../../store/records.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 import { ErrataExports } from './errata-exports.js';
 
 export interface AdvisoryInput {
@@ -50,7 +50,9 @@ export class ErrataService {
 
   private readonly exports: ErrataExports;
 
-  constructor(private readonly deps: ServerDeps) {
+  constructor(
+    private readonly deps: DepsOf<'clock' | 'config' | 'log' | 'releases', 'artifacts' | 'builds' | 'db' | 'dialect'>,
+  ) {
     this.store = new ErrataStore(deps.store.db, deps.store.dialect);
     this.exports = new ErrataExports(deps, this.store, () => this.exportDir);
   }

@@ -32,7 +32,7 @@ import { readOrCreateSeed } from '../../store/durable.js';
 import { LedgerStore } from '../../store/ledger-store.js';
 import { mldsaKeys, mldsaSign } from '../../crypto/mldsa.js';
 import { mldsaKeyId } from '../../attest/dsse.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -55,7 +55,7 @@ export class LedgerService {
   readonly store: LedgerStore;
 
   constructor(
-    private readonly deps: ServerDeps,
+    private readonly deps: DepsOf<'blobs' | 'clock' | 'config' | 'log', 'db' | 'dialect'>,
     readonly origin: string,
     private readonly batchMs = 1000,
   ) {

@@ -3,7 +3,7 @@ import { LenixError } from '../../core/errors.js';
 import { Publisher } from '../../release/publisher.js';
 import type { BuildState } from '../../scheduler/task-state.js';
 import type { BuildRecord, ReleaseRecord, RepoRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 import type { Attestations } from './attestations.js';
 import type { ErrataService } from './errata.js';
 
@@ -48,7 +48,10 @@ export class Pipeline {
   private readonly follows: Follows;
 
   constructor(
-    private readonly deps: ServerDeps,
+    private readonly deps: DepsOf<
+      'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases',
+      'artifacts' | 'tasks'
+    >,
     private readonly attest: Attestations,
     private readonly errata: ErrataService,
     private readonly stagesFor: (key: string) => Promise<Set<string>>,

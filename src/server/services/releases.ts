@@ -4,7 +4,7 @@ import { inspectPublicKey } from '../../crypto/gpg.js';
 import { activeKeys, type Publisher } from '../../release/publisher.js';
 import type { BuildState } from '../../scheduler/task-state.js';
 import type { KeyRecord, ReleaseRecord, RepoRecord, TaskRecord } from '../../store/records.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 import type { Pipeline } from './pipeline.js';
 
 const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -12,7 +12,7 @@ const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Keys the server knows (public halves only), repositories and releases with their gates. */
 export class ReleaseService {
   constructor(
-    private readonly deps: ServerDeps,
+    private readonly deps: DepsOf<'clock' | 'releases', 'artifacts' | 'builds' | 'tasks'>,
     readonly publisher: Publisher,
     private readonly pipeline: Pick<Pipeline, 'stagesRecorded'>,
   ) {}

@@ -14,7 +14,7 @@ import { byCodeUnits, parseSha256 } from '../../core/ids.js';
 import { LENIX_VERSION } from '../../core/version.js';
 import { TAG, num, packageInfo, readRpmStreamHeader, str, strings, type RpmHeader } from '../../rpm/header.js';
 import type { ArtifactRecord, BuildRecord, RepoRecord, TaskRecord } from '../../store/records.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 import type { LedgerService } from './ledger.js';
 import { publicSourceUrl } from '../../core/source-url.js';
 import { buildrootOf } from '../../core/protocol.js';
@@ -48,7 +48,10 @@ export class SbomService {
   private readonly headers = new Map<string, RpmHeader>();
 
   constructor(
-    private readonly deps: ServerDeps,
+    private readonly deps: DepsOf<
+      'blobs' | 'config' | 'releases',
+      'agents' | 'artifacts' | 'builds' | 'sources' | 'tasks'
+    >,
     private readonly ledger: LedgerService,
   ) {}
 

@@ -6,7 +6,7 @@ import { isLocalSourceUrl } from '../../core/source-url.js';
 import { hasControlCharacter, parseSourceName } from '../../core/ids.js';
 import { GitMirror } from '../../intake/git.js';
 import type { CommitRecord, SourceRecord } from '../../store/records.js';
-import type { ServerDeps } from '../context.js';
+import type { DepsOf } from '../context.js';
 
 export interface AddSource {
   readonly name: string;
@@ -31,7 +31,7 @@ export function parseSourceUrl(url: string): string {
 
 /** The Git Service: bare mirrors of source repositories and the commits builds are made from. */
 export class SourceService {
-  constructor(private readonly deps: ServerDeps) {}
+  constructor(private readonly deps: DepsOf<'clock' | 'config' | 'log', 'sources'>) {}
 
   mirrorOf(source: Pick<SourceRecord, 'name'>): GitMirror {
     return new GitMirror(path.join(this.deps.config.dataDir, 'git', `${source.name}.git`));
