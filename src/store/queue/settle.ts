@@ -1,8 +1,8 @@
-/** Recompute a build's state from its tasks; records the first failure's reason on the build. */
 import { type BuildState, BUILD_KINDS, buildStateFromTasks, type TaskState } from '../../scheduler/task-state.js';
 import { recordEvent } from '../events.js';
 import type { Db } from '../rows.js';
 
+/** Recompute a build's state from its tasks; records the first failure's reason on the build. */
 export async function settleBuild(trx: Db, buildId: number, now: number): Promise<BuildState> {
   const tasks = await trx
     .selectFrom('tasks')

@@ -12,7 +12,6 @@ import { COOKIE, IdParam, type WebKit } from '../session.js';
 export function registerAccountPages(app: App, kit: WebKit): void {
   const { deps, s, viewerOf, send, guard, requireForm } = kit;
 
-  // ── tokens (admins) ─────────────────────────────────────────────────────────────────────────────────
   app.get(
     '/tokens',
     guard(async (req, reply) => {
