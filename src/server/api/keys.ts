@@ -3,8 +3,7 @@ import type { Services, ZodApp } from '../types.js';
 import type { ServerDeps } from '../context.js';
 import { requireScope } from '../auth.js';
 import { FPR, security } from './params.js';
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+import { iso } from './present.js';
 
 /** Signing keys: the public keys the server knows (/api/v1/keys, /keys/FILE.asc) and the signing key (admin). */
 export function registerKeysRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {

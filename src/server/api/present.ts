@@ -16,7 +16,7 @@ import type {
 import { buildrootOf } from '../../core/protocol.js';
 
 /** The JSON shapes the API returns (times as ISO 8601 strings). One place, so every route agrees. */
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const when = (ms: number): string => new Date(ms).toISOString();
 
 export function presentSource(s: SourceRecord) {
@@ -108,7 +108,6 @@ export function presentAgent(a: AgentRecord, now: number, onlineWithinMs: number
 }
 
 export function presentToken(t: TokenRecord) {
-  const iso = (n: number | null) => (n === null ? null : new Date(n).toISOString());
   return {
     id: t.id,
     name: t.name,

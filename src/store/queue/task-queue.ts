@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
-import type { AgentRole, FollowUp, Outcome, TaskKind, TaskState } from '../../scheduler/task-state.js';
+import type { AgentRole, TaskKind, TaskState } from '../../scheduler/task-state.js';
 import type { Dialect } from '../dialect.js';
-import type { AgentRecord, LeaseRecord, TaskRecord } from '../records.js';
+import type { AgentRecord, TaskRecord } from '../records.js';
 import { taskById, toTask } from '../rows.js';
 import type { Database } from '../schema.js';
 import { checkLease } from './check-lease.js';
@@ -12,6 +12,9 @@ import { type LeaseGrant, lease } from './lease.js';
 import { reapExpired } from './reap.js';
 
 export type { CompleteResult } from './complete.js';
+
+/** An operation's parameters after the database handle (the queue passes its own). */
+type AfterDb<F> = F extends (db: never, ...rest: infer R) => unknown ? R : never;
 export type { LeaseGrant } from './lease.js';
 
 /**
@@ -82,38 +85,19 @@ export class TaskQueue {
     return lease(this.db, this.dialect, agent, leaseMs, now);
   }
 
-  checkLease(
-    leaseId: number,
-    fencingToken: number,
-    agentTokenId: number,
-    now: number,
-  ): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
-    return checkLease(this.db, leaseId, fencingToken, agentTokenId, now);
+  checkLease(...a: AfterDb<typeof checkLease>): ReturnType<typeof checkLease> {
+    return checkLease(this.db, ...a);
   }
 
-  heartbeat(
-    leaseId: number,
-    fencingToken: number,
-    agentTokenId: number,
-    leaseMs: number,
-    now: number,
-  ): Promise<{ expiresAt: number; cancelled: boolean; agentId: number }> {
-    return heartbeat(this.db, leaseId, fencingToken, agentTokenId, leaseMs, now);
+  heartbeat(...a: AfterDb<typeof heartbeat>): ReturnType<typeof heartbeat> {
+    return heartbeat(this.db, ...a);
   }
 
   reapExpired(now: number): Promise<TaskRecord[]> {
     return reapExpired(this.db, now);
   }
 
-  complete(
-    leaseId: number,
-    fencingToken: number,
-    agentTokenId: number,
-    outcome: Outcome,
-    report: unknown,
-    followUp: FollowUp,
-    now: number,
-  ): Promise<CompleteResult> {
-    return complete(this.db, leaseId, fencingToken, agentTokenId, outcome, report, followUp, now);
+  complete(...a: AfterDb<typeof complete>): Promise<CompleteResult> {
+    return complete(this.db, ...a);
   }
 }
