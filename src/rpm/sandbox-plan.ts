@@ -16,8 +16,14 @@ export const SANDBOX_WORK = '/tmp/builddir';
 /** The uid and gid of the build user inside ('user' sandboxes), as mock's mockbuild. */
 export const SANDBOX_UID = 1000;
 
-/** Capabilities of the test root's "root" inside its own user namespace (nothing of them reaches the host). */
+/**
+ * Capabilities of the test root's and buildroot's "root" inside its own user namespace (nothing of them reaches
+ * the host). SYS_RESOURCE and SETPCAP are held only for the wrapper's first step, which sets that namespace's limit
+ * of further user namespaces to 0 and then drops both for good before any package code runs.
+ */
 const ROOT_CAPS = [
+  'SETPCAP',
+  'SYS_RESOURCE',
   'SYS_ADMIN',
   'SYS_CHROOT',
   'DAC_OVERRIDE',
@@ -141,10 +147,18 @@ out=$1 input=$2 mem=$3 files=$4 procs=$5; shift 5
 # other sandboxes of the same host user.
 ulimit -S -H -v "$mem" -n "$files" -u "$procs" -c 0 || { echo "lenix: cannot set the sandbox's limits"; exit 125; }
 mkdir -p "$W/in" || exit 125
+# Roots ('root' sandboxes) may not make user namespaces of their own either; bubblewrap's --disable-userns cannot
+# be combined with the agent writing the id maps, so the limit is set here, in the sandbox's own namespace.
+# The capability that allowed it is then dropped for good, so that package code cannot raise the limit again.
+drop=()
+if [ "$(id -u)" = 0 ]; then
+  echo 0 > /proc/sys/user/max_user_namespaces || { echo "lenix: cannot forbid user namespaces"; exit 125; }
+  drop=(setpriv --inh-caps=-sys_resource,-setpcap --ambient-caps=-sys_resource,-setpcap --bounding-set=-sys_resource,-setpcap --)
+fi
 if [ "$input" = 1 ] && ! tar -x --no-same-owner -C "$W/in" -f -; then echo "lenix: the sandbox could not unpack its inputs"; exit 125; fi
 exec 0</dev/null 5>&- 6>&- 7>&- 8>&- 9>&- 10>&- 11>&- 12>&-
 cd "$W" || exit 125
-"$@" ${FD_OUTPUT}>&- ${FD_STATUS}>&-
+"${'$'}{drop[@]}" "$@" ${FD_OUTPUT}>&- ${FD_STATUS}>&-
 rc=$?
 cd /
 if [ "$rc" -eq 0 ] && [ -n "$out" ]; then
@@ -183,8 +197,8 @@ export function bwrapArgs(
     '--unshare-cgroup-try',
     '--hostname',
     run.hostname,
-    // Builds may not make user namespaces of their own. The test root needs its mount namespace's own user
-    // namespace for overlay mounts and chroot, which --disable-userns would nest it away from.
+    // Builds may not make user namespaces of their own. A root needs its mount namespace's own user namespace
+    // for overlay mounts and chroot, which --disable-userns would nest it away from: the wrapper forbids them.
     ...(run.inside === 'user'
       ? ['--disable-userns', '--uid', String(SANDBOX_UID), '--gid', String(SANDBOX_UID)]
       : ['--uid', '0', '--gid', '0', ...ROOT_CAPS.flatMap((c) => ['--cap-add', `CAP_${c}`])]),

@@ -288,6 +288,9 @@ describe('the sandbox, run for real', () => {
         'mount -o remount,rw /usr 2>/dev/null && echo REMOUNTED-USR',
         'umount /tmp 2>/dev/null && echo UNMOUNTED-TMP',
         'cat /etc/shadow 2>/dev/null && echo READ-SHADOW',
+        'unshare -Ur true 2>/dev/null && echo NESTED-USERNS',
+        'echo 9 > /proc/sys/user/max_user_namespaces 2>/dev/null && echo RAISED-USERNS',
+        'unshare -Ur true 2>/dev/null && echo NESTED-USERNS',
         'true',
       ].join('\n'),
       { inside: 'root' },
@@ -300,7 +303,8 @@ describe('the sandbox, run for real', () => {
     );
     assert.match(out, new RegExp(`^\\s*1\\s+${identity.subordinate.uid}\\s+${identity.subordinate.count}$`, 'm'));
     for (const ok of ['overlay-ok', 'proc-ok', 'in-chroot', 'owner=4242:4343']) assert.match(out, new RegExp(ok));
-    for (const bad of ['REMOUNTED-USR', 'UNMOUNTED-TMP', 'READ-SHADOW']) assert.doesNotMatch(out, new RegExp(bad));
+    for (const bad of ['REMOUNTED-USR', 'UNMOUNTED-TMP', 'READ-SHADOW', 'NESTED-USERNS', 'RAISED-USERNS'])
+      assert.doesNotMatch(out, new RegExp(bad));
   });
 });
 
