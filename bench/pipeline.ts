@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { ApiClient } from '../src/client/http.js';
-import { buildHostBase } from '../src/agents/tester/host-base.js';
+import { buildHostBase } from '../src/agents/kit/host-base.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, specWith } from '../test/support/cli.js';
 

@@ -52,12 +52,13 @@ export function addBuildCommands(p: Command, state: { code: number }): void {
     .option('--priority <n>', 'priority (-100..100)')
     .option('--arch <arch>', 'target architecture (repeatable)', collect)
     .option('--repo <name>', 'the repository the build is meant for (its test root includes that repository)')
+    .option('--target <name>', 'the build target: its macros, and BuildRequires installed from its repositories')
     .option('--json', 'print JSON')
     .action(
       async (
         target: string,
         id: string | undefined,
-        o: { wait: boolean; priority?: string; arch?: string[]; repo?: string; json?: boolean },
+        o: { wait: boolean; priority?: string; arch?: string[]; repo?: string; target?: string; json?: boolean },
         cmd: Command,
       ) => {
         const api = await client(cmd);
@@ -78,6 +79,7 @@ export function addBuildCommands(p: Command, state: { code: number }): void {
           priority: o.priority === undefined ? undefined : Number(o.priority),
           arches: o.arch,
           repo: o.repo,
+          target: o.target,
         });
         if (!o.wait) {
           if (o.json) return printJson(b);

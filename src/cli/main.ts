@@ -8,6 +8,7 @@ import { LENIX_VERSION } from '../core/version.js';
 import { addBuildCommands } from './build-commands.js';
 import { addRoleCommands, waitForSignal } from './role-commands.js';
 import { addTokenCommands } from './token-commands.js';
+import { addTargetCommands } from './target-commands.js';
 import { addLedgerCommands } from './ledger-commands.js';
 import { addFsckCommand } from './fsck-command.js';
 
@@ -22,6 +23,7 @@ function program(state: { code: number }): Command {
     .exitOverride();
   addRoleCommands(p);
   addBuildCommands(p, state);
+  addTargetCommands(p);
   addTokenCommands(p);
   addReleaseCommands(p, state);
   addFsckCommand(p, state);

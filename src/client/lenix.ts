@@ -8,6 +8,7 @@ import type {
   presentRepo,
   presentSnapshot,
   presentSource,
+  presentTarget,
   presentToken,
 } from '../server/api/present.js';
 import type { ApiClient } from './http.js';
@@ -25,6 +26,14 @@ export type RepoJson = ReturnType<typeof presentRepo>;
 export type ReleaseJson = ReturnType<typeof presentRelease>;
 export type SnapshotJson = ReturnType<typeof presentSnapshot>;
 export type AdvisoryJson = ReturnType<typeof presentAdvisory>;
+export type TargetJson = ReturnType<typeof presentTarget>;
+export interface TargetFieldsJson {
+  buildRepo: string;
+  fromRepos: string[];
+  arches: string[];
+  macros: Record<string, string>;
+  releaseTo: string | null;
+}
 export type SbomTarget =
   | { readonly build: number }
   | { readonly artifact: string }
@@ -64,6 +73,7 @@ export class LenixClient {
       priority?: number | undefined;
       arches?: string[] | undefined;
       repo?: string | undefined;
+      target?: string | undefined;
     }) => this.http.json<BuildJson>('POST', '/api/v1/builds', body),
     cancel: (id: number) => this.http.json<BuildJson>('POST', `/api/v1/builds/${id}/cancel`, {}),
     /** Poll the build until it ends, reporting each task's state change once. */
@@ -124,6 +134,15 @@ export class LenixClient {
       this.http.json<{ fingerprint: string; name: string; algorithm: string }>('POST', '/api/v1/keys', { publicKey }),
     setSigning: (fingerprint: string) =>
       this.http.json<{ signingKey: string }>('PUT', '/api/v1/keys/signing', { fingerprint }),
+  };
+
+  readonly targets = {
+    list: () => this.http.json<{ targets: TargetJson[] }>('GET', '/api/v1/targets'),
+    get: (name: string) => this.http.json<TargetJson>('GET', `/api/v1/targets/${enc(name)}`),
+    create: (body: { name: string } & Partial<TargetFieldsJson> & Pick<TargetFieldsJson, 'buildRepo' | 'arches'>) =>
+      this.http.json<TargetJson>('POST', '/api/v1/targets', body),
+    edit: (name: string, body: Partial<TargetFieldsJson>) =>
+      this.http.json<TargetJson>('PATCH', `/api/v1/targets/${enc(name)}`, body),
   };
 
   readonly repos = {

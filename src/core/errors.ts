@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   KEY_NOT_FOUND: { status: 404, exit: 4, doc: 'No signing key with that fingerprint is known to the server.' },
   REPO_NOT_FOUND: { status: 404, exit: 4, doc: 'No repository with that name.' },
   RELEASE_NOT_FOUND: { status: 404, exit: 4, doc: 'No release with that id.' },
+  TARGET_NOT_FOUND: { status: 404, exit: 4, doc: 'No build target with that name.' },
   SNAPSHOT_NOT_FOUND: {
     status: 404,
     exit: 4,
@@ -62,6 +63,12 @@ export const ERROR_CODES = {
   },
   BUILD_FINISHED: { status: 409, exit: 5, doc: 'The build already finished; it cannot be cancelled.' },
   REPO_EXISTS: { status: 409, exit: 5, doc: 'A repository with that name already exists.' },
+  TARGET_EXISTS: { status: 409, exit: 5, doc: 'A build target with that name already exists.' },
+  BUILD_ORDER_CYCLE: {
+    status: 409,
+    exit: 5,
+    doc: 'The sources of a batch build need each other (BuildRequires → Provides form a cycle); the error prints the cycle. Nothing is built.',
+  },
   RELEASE_BLOCKED: {
     status: 409,
     exit: 5,
@@ -129,6 +136,16 @@ export const ERROR_CODES = {
     status: 422,
     exit: 6,
     doc: 'A `.NAME.metadata` line is malformed or names a blob the lookaside area lacks.',
+  },
+  TARGET_INVALID: {
+    status: 422,
+    exit: 6,
+    doc: 'A build target field is wrong: a macro name or value rpm would misread, an arch the target lacks, a repository named twice or missing.',
+  },
+  IMPORT_REFUSED: {
+    status: 422,
+    exit: 6,
+    doc: 'An imported package is not signed by the given key (or not signed at all without --allow-unsigned), or its signature does not verify; nothing is stored.',
   },
   GIT_FAILED: { status: 422, exit: 6, doc: 'A git operation on the source repository failed (clone, fetch, archive).' },
   ERRATA_INVALID: {

@@ -23,6 +23,32 @@ export interface BuildTaskPayload {
   readonly archiveUrl: string;
   /** For binary tasks: the SRPM the SRPM task produced, to be verified by digest before use. */
   readonly srpm: { readonly sha256: string; readonly name: string; readonly url: string } | null;
+  /**
+   * The build target (null: the host toolchain with --nodeps, as builds without a target always were): its rpm
+   * macros for every task, and for binary tasks the repositories the buildroot is installed from, at the
+   * snapshots current when the task was leased.
+   */
+  readonly target?: BuildTargetPayload | null;
+}
+
+/** A target's macros as rpm command-line defines: the server parses specs with the same ones as build nodes. */
+export function macroDefines(macros: Readonly<Record<string, string>>): string[] {
+  return Object.entries(macros).flatMap(([k, v]) => ['--define', `${k} ${v}`]);
+}
+
+/** A repository snapshot a root is installed from: its packages (verified by digest) and its keys (gpgcheck). */
+export interface RootRepo {
+  readonly name: string;
+  readonly snapshotId: number | null;
+  readonly packages: readonly PackageRef[];
+  readonly keyUrls: readonly string[];
+}
+
+export interface BuildTargetPayload {
+  readonly name: string;
+  readonly macros: Readonly<Record<string, string>>;
+  /** The build repository first, then the target's other repositories. Empty for SRPM tasks. */
+  readonly repos: readonly RootRepo[];
 }
 
 export interface PackageRef {
@@ -67,6 +93,8 @@ export interface TestTaskPayload {
     readonly packages: readonly PackageRef[];
     readonly keyUrls: readonly string[];
   } | null;
+  /** For a build of a build target: the target's build repository and its other repositories (dependencies). */
+  readonly buildRepos?: readonly RootRepo[];
 }
 
 export type TaskPayload = BuildTaskPayload | SignTaskPayload | RepomdTaskPayload | TestTaskPayload;
@@ -80,6 +108,20 @@ export interface BuildrootRecord {
   readonly packageManager: 'rpm' | 'dpkg' | 'none';
   readonly packages: readonly { readonly name: string; readonly version: string }[];
   readonly sandbox: string;
+  /** Builds of a target: the target, and every package installed in the buildroot, with where it came from. */
+  readonly target?: string;
+  readonly installed?: readonly InstalledPackage[];
+  /** Whether the root came from the node's cache (same target snapshots and BuildRequires). */
+  readonly cached?: boolean;
+}
+
+/** One package of a buildroot: NEVRA, the digest of the RPM file, the repository snapshot it came from. */
+export interface InstalledPackage {
+  readonly nevra: string;
+  readonly sha256: string;
+  /** A repository of the target, or `host` for the generated lenix-host-base (what the host offers). */
+  readonly repo: string;
+  readonly snapshotId: number | null;
 }
 
 /** One stage of a package test run (install, verify, lint, the package's own tests, removal…). */
@@ -118,6 +160,19 @@ const Buildroot = z.object({
   packageManager: z.enum(['rpm', 'dpkg', 'none']),
   packages: z.array(z.object({ name: text(300), version: text(300) })).max(100_000),
   sandbox: text(2000),
+  target: text(64).optional(),
+  installed: z
+    .array(
+      z.object({
+        nevra: text(600),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        repo: text(64),
+        snapshotId: z.number().int().positive().nullable(),
+      }),
+    )
+    .max(100_000)
+    .optional(),
+  cached: z.boolean().optional(),
 });
 const Sha = z.string().regex(/^[0-9a-f]{64}$/);
 /** The schema of each kind's result: an agent's report is parsed once, before it is stored. */

@@ -20,7 +20,9 @@ export const TAG = {
   ARCH: 1022,
   SOURCERPM: 1044,
   PROVIDENAME: 1047,
+  REQUIREFLAGS: 1048,
   REQUIRENAME: 1049,
+  REQUIREVERSION: 1050,
   EXCLUDEARCH: 1059,
   EXCLUSIVEARCH: 1061,
   BUILDARCHS: 1089,
@@ -159,6 +161,40 @@ export function strings(h: RpmHeader, tag: number): string[] {
   if (typeof v === 'string') return [v];
   if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
   return [];
+}
+
+function numbers(h: RpmHeader, tag: number): number[] {
+  const v = h.tags.get(tag);
+  return Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : [];
+}
+
+/** rpm's RPMSENSE_LESS, _GREATER and _EQUAL bits of a dependency's flags. */
+const SENSE_LESS = 0x02;
+const SENSE_GREATER = 0x04;
+const SENSE_EQUAL = 0x08;
+
+/**
+ * A package's Requires as rpm and dnf write them (`name`, `name >= 1.2`), rpmlib() features left out. For a
+ * source package these are its BuildRequires.
+ */
+export function requirements(h: RpmHeader): string[] {
+  const names = strings(h, TAG.REQUIRENAME);
+  const flags = numbers(h, TAG.REQUIREFLAGS);
+  const versions = strings(h, TAG.REQUIREVERSION);
+  const out = new Set<string>();
+  names.forEach((name, i) => {
+    if (name.startsWith('rpmlib(')) return;
+    const f = flags[i] ?? 0;
+    const op = `${f & SENSE_LESS ? '<' : ''}${f & SENSE_GREATER ? '>' : ''}${f & SENSE_EQUAL ? '=' : ''}`;
+    const version = versions[i] ?? '';
+    out.add(op && version ? `${name} ${op} ${version}` : name);
+  });
+  return [...out];
+}
+
+/** Whether a source package was made from a spec with %generate_buildrequires (rpm marks it with an rpmlib() feature). */
+export function hasDynamicBuildRequires(h: RpmHeader): boolean {
+  return strings(h, TAG.REQUIRENAME).includes('rpmlib(DynamicBuildRequires)');
 }
 
 export function num(h: RpmHeader, tag: number): number | null {

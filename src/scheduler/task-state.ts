@@ -51,6 +51,8 @@ export const TASK_FAILURE_CODES = [
   'BUILD_KILLED', // killed by a signal (the memory limit)
   'BUILD_LOG_LIMIT',
   'BUILD_TIMEOUT',
+  'BUILDREQUIRES_MISSING', // nothing in the target's repositories provides a BuildRequires (all are named)
+  'BUILDROOT_FAILED', // the buildroot could not be made (repository metadata, mounts)
   'CANCELLED',
   'KEY_NOT_FOUND', // the signer does not hold the key asked for
   'LOOKASIDE_PATH_UNSAFE',

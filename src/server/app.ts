@@ -9,6 +9,7 @@ import { TokenAuthority } from './auth.js';
 import { TokenService } from './services/tokens.js';
 import type { ServerDeps } from './context.js';
 import { ReleaseService } from './services/releases.js';
+import { TargetService } from './services/targets.js';
 import { AgentService } from './services/agents.js';
 import { BuildService } from './services/builds.js';
 import { SourceService } from './services/sources.js';
@@ -63,6 +64,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   await errata.ensureExports();
   const pipeline = new Pipeline(deps, attest, errata, (key) => ledger.store.stagesFor(key));
   const auth = new TokenAuthority(deps.store.tokens);
+  const releases = new ReleaseService(deps, pipeline.publisher, pipeline);
   const services: Services = {
     sources,
     builds: new BuildService(deps, sources, pipeline),
@@ -70,7 +72,8 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     ledger,
     sboms: new SbomService(deps, ledger),
     errata,
-    releases: new ReleaseService(deps, pipeline.publisher, pipeline),
+    releases,
+    targets: new TargetService(deps, releases),
     auth,
     tokens: new TokenService(deps, auth, () => services.agents.reap()),
   };

@@ -12,6 +12,7 @@ import type { BuildService } from './services/builds.js';
 import type { ErrataService } from './services/errata.js';
 import type { LedgerService } from './services/ledger.js';
 import type { ReleaseService } from './services/releases.js';
+import type { TargetService } from './services/targets.js';
 import type { SbomService } from './services/sboms.js';
 import type { SourceService } from './services/sources.js';
 import type { TokenService } from './services/tokens.js';
@@ -29,6 +30,7 @@ export interface Services {
   readonly builds: BuildService;
   readonly agents: AgentService;
   readonly releases: ReleaseService;
+  readonly targets: TargetService;
   readonly ledger: LedgerService;
   readonly sboms: SbomService;
   readonly errata: ErrataService;

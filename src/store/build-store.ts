@@ -21,6 +21,7 @@ export interface NewBuild {
   readonly createdBy: string;
   readonly maxAttempts: number;
   readonly targetRepo?: string | null;
+  readonly targetId?: number | null;
 }
 
 export interface BuildFilter {
@@ -63,6 +64,7 @@ export class BuildStore {
           reason_code: null,
           reason: null,
           target_repo: b.targetRepo ?? null,
+          target_id: b.targetId ?? null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();

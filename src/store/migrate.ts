@@ -9,6 +9,7 @@ import * as m0006 from './migrations/0006-repo-identity.js';
 import * as m0007 from './migrations/0007-errata.js';
 import * as m0008 from './migrations/0008-declared-packages.js';
 import * as m0009 from './migrations/0009-token-expiry.js';
+import * as m0010 from './migrations/0010-targets.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -23,6 +24,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0007-errata': m0007,
   '0008-declared-packages': m0008,
   '0009-token-expiry': m0009,
+  '0010-targets': m0010,
 };
 
 export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: Dialect): Promise<string[]> {

@@ -49,6 +49,25 @@ export interface BuildRecord {
   readonly reasonCode: string | null;
   readonly reason: string | null;
   readonly targetRepo: string | null;
+  /** The build target it was built for (null: the host toolchain, --nodeps). */
+  readonly targetId: number | null;
+}
+
+/** A build target: what builds of it are built against (repositories, macros) and for (arches, release). */
+export interface TargetRecord {
+  readonly id: number;
+  readonly name: string;
+  /** The repository every succeeded, signed build of the target lands in at once (its buildroots' source). */
+  readonly buildRepo: string;
+  /** Further repositories the buildroots draw from, in order. */
+  readonly fromRepos: readonly string[];
+  readonly arches: readonly string[];
+  /** rpm macros set in every build of the target (dist, rhel, vendor, ...). */
+  readonly macros: Readonly<Record<string, string>>;
+  /** The repository releases of its builds usually go to (the test root includes its snapshot). */
+  readonly releaseTo: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
 }
 
 export interface TaskRecord {

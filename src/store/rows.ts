@@ -113,6 +113,7 @@ export function toBuild(
     reasonCode: r.reason_code,
     reason: r.reason,
     targetRepo: r.target_repo ?? null,
+    targetId: numOrNull(r.target_id),
   };
 }
 

@@ -27,6 +27,19 @@ export interface Database {
   ledger_witnesses: LedgerWitnessesTable;
   advisories: AdvisoriesTable;
   advisory_counters: AdvisoryCountersTable;
+  targets: TargetsTable;
+}
+
+export interface TargetsTable {
+  id: Generated<number>;
+  name: string;
+  build_repo: string;
+  from_repos: string; // JSON array of repository names
+  arches: string; // JSON array
+  macros: string; // JSON object: macro name -> value
+  release_to: string | null;
+  created_at: number;
+  updated_at: number;
 }
 
 export interface AdvisoriesTable {
@@ -179,6 +192,7 @@ export interface BuildsTable {
   reason: string | null;
   target_repo: string | null; // (0003)
   declared_packages: string | null; // JSON array of {name, evr} the spec declares (0008)
+  target_id: number | null; // (0010)
 }
 
 export interface TasksTable {

@@ -7,15 +7,18 @@ import { LogStore } from './log-store.js';
 import { TaskQueue } from './queue/task-queue.js';
 import type { Database } from './schema.js';
 import { SourceStore } from './source-store.js';
+import { TargetStore } from './target-store.js';
 import { TokenStore } from './token-store.js';
 
 export type { ArtifactStore, NewArtifact } from './artifact-store.js';
 export type { BuildFilter, BuildStore, NewBuild } from './build-store.js';
+export type { TargetFields, TargetStore } from './target-store.js';
 export type { CompleteResult, LeaseGrant, TaskQueue } from './queue/task-queue.js';
 
 /**
  * The build spine's storage over both dialects, one room per concern on one Kysely handle: tokens, sources
- * and commits, builds, the task queue, agents, artifacts (with lookaside) and logs. Release, errata and
+ * and commits, builds (and the targets they are built for), the task queue, agents, artifacts (with lookaside)
+ * and logs. Release, errata and
  * ledger records have their own stores on the same handle. Services take the narrowest of these they need.
  */
 export class Store {
@@ -26,6 +29,7 @@ export class Store {
   readonly agents: AgentStore;
   readonly artifacts: ArtifactStore;
   readonly logs: LogStore;
+  readonly targets: TargetStore;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -38,6 +42,7 @@ export class Store {
     this.agents = new AgentStore(db);
     this.artifacts = new ArtifactStore(db);
     this.logs = new LogStore(db);
+    this.targets = new TargetStore(db);
   }
 
   async close(): Promise<void> {

@@ -20,13 +20,17 @@ import {
   type SandboxLimits,
   type SandboxResult,
 } from '../../rpm/sandbox.js';
-import type { BuildTaskPayload } from '../../core/protocol.js';
+import { macroDefines, type BuildTaskPayload } from '../../core/protocol.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { LenixClient } from '../../client/lenix.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
 import type { BuildrootRecord } from '../../core/protocol.js';
 import { describeBuildroot } from './buildroot.js';
+import { hasDynamicBuildRequires, readRpmFileHeader, requirements } from '../../rpm/header.js';
+import { buildHostBase } from '../kit/host-base.js';
+import { keepRoot, prepareBuildroot, readInstalled, type PreparedBuildroot } from './buildroot-input.js';
+import { INSTALLED_LIST, MISSING_STATUS, ROOT_CACHE, ROOT_FAILED_STATUS } from './buildroot-script.js';
 import type { TaskFailureCode } from '../../scheduler/task-state.js';
 
 export interface BuildNodeOptions {
@@ -93,8 +97,9 @@ export async function runBuildNode(o: BuildNodeOptions): Promise<void> {
 async function buildTask(
   o: BuildNodeOptions,
   ctx: TaskContext<BuildTaskPayload>,
-  buildroot: BuildrootRecord,
+  hostBuildroot: BuildrootRecord,
 ): Promise<TaskReport> {
+  let buildroot = hostBuildroot;
   const t = ctx.task;
   const work = await mkdtemp(path.join(o.workRoot, `task-${t.taskId}-`));
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
@@ -115,6 +120,7 @@ async function buildTask(
     const out = path.join(work, 'out');
     await mkdir(input);
     await mkdir(out);
+    const inRoot = t.kind === 'binary' && t.target !== null && t.target !== undefined;
     const common = [
       '--define',
       `_topdir ${SANDBOX_WORK}/top`,
@@ -123,10 +129,28 @@ async function buildTask(
       '--define',
       `_rpmdir ${SANDBOX_WORK}/out`,
       // rpmbuild opens an rpm database even with --nodeps: an empty one in the work folder, not the host's.
-      '--define',
-      `_dbpath ${SANDBOX_WORK}/rpmdb`,
+      // In a buildroot it is the root's own, which rpmbuild checks the BuildRequires against.
+      ...(inRoot ? [] : ['--define', `_dbpath ${SANDBOX_WORK}/rpmdb`]),
       ...deterministicDefines(),
+      ...macroDefines(t.target?.macros ?? {}),
     ];
+    if (t.target)
+      say(
+        `target ${t.target.name}: ${
+          Object.entries(t.target.macros)
+            .map(([k, v]) => `%${k} ${v}`)
+            .join('; ') || 'no macros'
+        }`,
+      );
+    const buildEnv = {
+      PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+      LANG: 'C.UTF-8',
+      LC_ALL: 'C.UTF-8',
+      TZ: 'UTC',
+      SOURCE_DATE_EPOCH: String(t.commit.committedAt),
+      TMPDIR: '/tmp',
+    };
+    let prepared: PreparedBuildroot | null = null;
     let command: string[];
     if (t.kind === 'srpm') {
       const archive = path.join(input, 'source.tar');
@@ -181,49 +205,93 @@ async function buildTask(
       const name = parsePlainName(t.srpm.name);
       await o.api.download(t.srpm.url, path.join(input, name), t.srpm.sha256);
       say(`SRPM ${name} sha256 ${t.srpm.sha256} verified`);
-      // BuildRequires are not installed on this host's rpm database (Debian hosts have none); the toolchain
-      // is the host's, recorded in the buildroot record. EL hosts can use mock as the sandbox backend instead.
-      command = [
-        'rpmbuild',
-        '--rebuild',
-        '--nodeps',
-        ...common,
-        ...(t.arch === 'noarch' ? [] : ['--target', t.arch]),
-        `${SANDBOX_WORK}/in/${name}`,
-      ];
-      say(`$ ${command.join(' ')}`);
+      const rebuild = [...common, ...(t.arch === 'noarch' ? [] : ['--target', t.arch])];
+      if (inRoot) {
+        if (o.identity.kind !== 'system-user' || !o.identity.subordinate) {
+          const reason =
+            'buildroots need the sandbox user with subordinate ids (run the node as root after scripts/bootstrap.sh)';
+          say(reason);
+          return { outcome: { kind: 'failure', code: 'BUILDROOT_FAILED', reason }, result: { buildroot } };
+        }
+        const srpm = await readRpmFileHeader(path.join(input, name));
+        const buildRequires = requirements(srpm);
+        say(
+          `BuildRequires: ${buildRequires.join(', ') || 'none'}${hasDynamicBuildRequires(srpm) ? ' (and %generate_buildrequires)' : ''}`,
+        );
+        prepared = await prepareBuildroot({
+          api: o.api,
+          workRoot: o.workRoot,
+          input,
+          target: t.target!,
+          hostBase: await buildHostBase(o.workRoot),
+          buildRequires,
+          rpmbuildArgs: rebuild,
+          buildEnv: { ...buildEnv, HOME: SANDBOX_WORK, USER: 'builder' },
+          srpmName: name,
+          dynamic: hasDynamicBuildRequires(srpm),
+          buildUid: SANDBOX_UID,
+          say,
+        });
+        command = ['bash', `${SANDBOX_WORK}/in/buildroot.sh`];
+        say(
+          `$ rpmbuild --rebuild ${rebuild.join(' ')} ${SANDBOX_WORK}/in/${name} (in the buildroot${prepared.cached ? ", from the node's cache" : ''})`,
+        );
+      } else {
+        // Without a target, BuildRequires are not installed: the toolchain is the host's, recorded in the
+        // buildroot record.
+        command = ['rpmbuild', '--rebuild', '--nodeps', ...rebuild, `${SANDBOX_WORK}/in/${name}`];
+        say(`$ ${command.join(' ')}`);
+      }
     }
+    let missing = '';
     const result = await runSandboxed({
       identity: o.identity,
       limits: o.limits,
-      inside: 'user',
+      inside: prepared ? 'root' : 'user',
       command,
-      env: {
-        PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
-        HOME: SANDBOX_WORK,
-        USER: 'builder',
-        LANG: 'C.UTF-8',
-        LC_ALL: 'C.UTF-8',
-        TZ: 'UTC',
-        SOURCE_DATE_EPOCH: String(t.commit.committedAt),
-        TMPDIR: '/tmp',
-      },
+      env: prepared
+        ? { ...buildEnv, HOME: SANDBOX_WORK, W: SANDBOX_WORK, ...prepared.env }
+        : { ...buildEnv, HOME: SANDBOX_WORK, USER: 'builder' },
       hostname: BUILD_HOSTNAME,
       inputDir: input,
       output: {
         from: `${SANDBOX_WORK}/out`,
         to: out,
-        accept: (f) => f.endsWith('.rpm') && (t.kind === 'srpm') === f.endsWith('.src.rpm'),
+        accept: (f) =>
+          (f.endsWith('.rpm') && (t.kind === 'srpm') === f.endsWith('.src.rpm')) ||
+          (prepared !== null && (f === INSTALLED_LIST || f === ROOT_CACHE)),
       },
-      onOutput: (c) => ctx.log.write(c),
+      onOutput: (c) => {
+        ctx.log.write(c);
+        if (prepared && missing.length < 64 * 1024)
+          for (const m of c.toString('utf8').matchAll(/^@@LENIX-MISSING (.+)$/gm)) missing += `${m[1]}\n`;
+      },
       signal: ctx.signal,
     });
+    if (prepared && result.kind === 'exited' && result.code === MISSING_STATUS) {
+      const caps = [...new Set(missing.split('\n').filter(Boolean))];
+      const reason = `nothing in the repositories of target ${t.target!.name} provides ${caps.join(', ') || 'a BuildRequires (see the log)'}`;
+      say(reason);
+      return { outcome: { kind: 'failure', code: 'BUILDREQUIRES_MISSING', reason }, result: { buildroot } };
+    }
+    if (prepared && result.kind === 'exited' && result.code === ROOT_FAILED_STATUS) {
+      const reason = 'the buildroot could not be made (see the log)';
+      return { outcome: { kind: 'failure', code: 'BUILDROOT_FAILED', reason }, result: { buildroot } };
+    }
     const failure = describeFailure(result, o.limits);
     if (failure) {
       say(failure.reason);
       return { outcome: { kind: 'failure', code: failure.code, reason: failure.reason }, result: { buildroot } };
     }
-    const wanted = result.kind === 'exited' ? result.outputs : [];
+    if (prepared) {
+      const { installed, unknown } = await readInstalled(out, prepared.origins);
+      if (unknown.length > 0)
+        say(`the root lists packages no repository offered (not recorded): ${unknown.join(', ')}`);
+      await keepRoot(out, prepared.cacheFile);
+      buildroot = { ...buildroot, target: t.target!.name, installed, cached: prepared.cached };
+      say(`buildroot: ${installed.map((p) => p.nevra).join(', ')}`);
+    }
+    const wanted = (result.kind === 'exited' ? result.outputs : []).filter((f) => f.endsWith('.rpm'));
     if (wanted.length === 0) {
       say('rpmbuild succeeded but produced no package');
       return {

@@ -1,3 +1,4 @@
+import { MAKE_ROOT } from '../kit/root-script.js';
 import { TEST_STAGE_LIMITS, type TestStage } from '../../core/protocol.js';
 
 /**
@@ -18,25 +19,13 @@ DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --set
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
 
 stage root
+root_failed() { result root failed "$1"; exit 0; }
 for r in "$W/in/repo" ${'$'}{TARGET_REPO:+"$W/in/target"}; do
   if ! createrepo_c --quiet --no-database "$r"; then result root failed "createrepo_c refused the packages"; exit 0; fi
 done
 mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
 echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
-# The host's /usr belongs to host users this namespace does not map, so its folders would refuse new entries
-# even to this root. A skeleton of the same folders, owned here, lies over it: merged folders take their owner
-# from the topmost layer, so packages can add files anywhere in /usr, while the host's files stay read-only.
-mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work" "$W/ovl/skel"
-(cd /usr && find . -xdev -type d -print0 2>/dev/null | (cd "$W/ovl/skel" && xargs -0 mkdir -p))
-if ! mount -t overlay overlay -o "lowerdir=$W/ovl/skel:/usr,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
-  result root failed "cannot mount an overlay of /usr"; exit 0
-fi
-for d in bin lib lib64 sbin; do [ -e "/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
-mkdir -p "$ROOT/etc" "$ROOT/var/lib/rpm" "$ROOT/var/tmp" "$ROOT/tmp" "$ROOT/dev" "$ROOT/proc" "$ROOT/run"
-chmod 1777 "$ROOT/tmp" "$ROOT/var/tmp"
-cp /etc/passwd /etc/group "$ROOT/etc/"; : > "$ROOT/etc/hosts"
-mount --rbind /dev "$ROOT/dev" && mount -t proc proc "$ROOT/proc"
-result root passed "overlay of the host /usr plus lenix-host-base"
+${MAKE_ROOT}result root passed "overlay of the host /usr plus lenix-host-base"
 
 stage install
 out=$("${'$'}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?

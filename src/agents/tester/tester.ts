@@ -10,7 +10,8 @@ import { SANDBOX_WORK, describeLimits, runSandboxed, type SandboxLimits } from '
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
-import { buildHostBase } from './host-base.js';
+import { buildHostBase } from '../kit/host-base.js';
+import { ROOT_DNF_CONF } from '../kit/root-script.js';
 import { parseStages, testRootScript, type StageResult } from './test-root.js';
 
 export interface TesterOptions {
@@ -140,10 +141,7 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
     );
     await writeFile(path.join(input, 'test-root.sh'), testRootScript());
     // dnf's own configuration, not the host's (which may hold proxy passwords or repository credentials).
-    await writeFile(
-      path.join(input, 'dnf.conf'),
-      '[main]\ngpgcheck=1\ninstallonly_limit=3\nclean_requirements_on_remove=True\nbest=True\nskip_if_unavailable=False\n',
-    );
+    await writeFile(path.join(input, 'dnf.conf'), ROOT_DNF_CONF);
     const names = binaries.map((p) => p.name.replace(/\.rpm$/, ''));
     say(
       `sandbox: root of its own user namespace = ${describeIdentity(o.identity)}; limits: ${describeLimits(o.limits)}`,

@@ -93,6 +93,7 @@ export function registerBuildsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
           priority: z.number().int().min(-100).max(100).optional(),
           arches: z.array(ARCH).max(16).optional(),
           repo: z.string().max(64).optional(),
+          target: z.string().max(64).optional(),
         }),
       },
     },

@@ -11,6 +11,7 @@ import { registerReposRoutes } from './repos.js';
 import { registerSbomRoutes } from './sbom.js';
 import { registerSourcesRoutes } from './sources.js';
 import { registerStatusRoutes } from './status.js';
+import { registerTargetsRoutes } from './targets.js';
 import { registerTasksRoutes } from './tasks.js';
 import { registerTokensRoutes } from './tokens.js';
 
@@ -21,6 +22,7 @@ import { registerTokensRoutes } from './tokens.js';
 export const RESOURCE_ROUTES: readonly ((r: ZodApp, deps: ServerDeps, s: Services) => void)[] = [
   registerStatusRoutes,
   registerSourcesRoutes,
+  registerTargetsRoutes,
   registerBuildsRoutes,
   registerTasksRoutes,
   registerArtifactsRoutes,

@@ -8,6 +8,7 @@ import type {
   BuildRecord,
   ReleaseRecord,
   RepoRecord,
+  TargetRecord,
   SnapshotRecord,
   SourceRecord,
   TaskRecord,
@@ -90,6 +91,7 @@ export function presentBuild(b: BuildRecord, tasks?: readonly TaskRecord[], arti
     reasonCode: b.reasonCode,
     reason: b.reason,
     targetRepo: b.targetRepo,
+    targetId: b.targetId,
     ...(tasks ? { tasks: tasks.map((t) => presentTask(t, artifacts)) } : {}),
   };
 }
@@ -132,6 +134,20 @@ export function presentRepo(r: RepoRecord) {
     osvEcosystem: r.osvEcosystem,
     createdAt: iso(r.createdAt),
     repoFile: `/repos/${r.name}.repo`,
+  };
+}
+
+export function presentTarget(t: TargetRecord) {
+  return {
+    id: t.id,
+    name: t.name,
+    buildRepo: t.buildRepo,
+    fromRepos: t.fromRepos,
+    arches: t.arches,
+    macros: t.macros,
+    releaseTo: t.releaseTo,
+    createdAt: iso(t.createdAt),
+    updatedAt: iso(t.updatedAt),
   };
 }
 

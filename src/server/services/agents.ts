@@ -1,7 +1,13 @@
 import type { Readable } from 'node:stream';
 import { refuseUpload } from '../../core/built-package.js';
 import { LenixError } from '../../core/errors.js';
-import type { PackageRef, TaskPayload, TestTaskPayload } from '../../core/protocol.js';
+import {
+  buildrootOf,
+  parseTaskResult,
+  type PackageRef,
+  type TaskPayload,
+  type TestTaskPayload,
+} from '../../core/protocol.js';
 import { bothSignaturesOk, rpmCheckSignatures } from '../../rpm/tools.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
@@ -13,6 +19,7 @@ import {
   type AgentRecord,
   type ArtifactKind,
   type ArtifactRecord,
+  type BuildRecord,
   type TaskRecord,
 } from '../../store/records.js';
 import type { FollowUp } from '../../scheduler/task-state.js';
@@ -20,6 +27,7 @@ import type { LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { DepsOf } from '../context.js';
 import type { Pipeline } from './pipeline.js';
+import { checkInstalled, rootRepos, targetPayload } from './root-repos.js';
 
 /** The server side of the agent protocol (architecture page, "Agent protocol"). */
 export class AgentService {
@@ -28,7 +36,7 @@ export class AgentService {
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases',
-      'agents' | 'artifacts' | 'builds' | 'logs' | 'tasks'
+      'agents' | 'artifacts' | 'builds' | 'logs' | 'targets' | 'tasks'
     >,
     private readonly pipeline: Pick<Pipeline, 'emit' | 'waitForStatements'>,
   ) {}
@@ -115,6 +123,7 @@ export class AgentService {
           packageName: build.packageName,
           archiveUrl: `/api/v1/builds/${build.id}/source.tar`,
           srpm,
+          target: await targetPayload({ releases: this.deps.releases, targets: this.deps.store.targets }, build, task),
         };
       }
       case 'sign': {
@@ -177,9 +186,16 @@ export class AgentService {
           archiveUrl: `/api/v1/builds/${build.id}/source.tar`,
           packages: signed.map(ref),
           target,
+          buildRepos: await this.buildReposOf(build),
         };
       }
     }
+  }
+
+  /** For a test of a target's build: the target's build and other repositories (its dependencies come from there). */
+  private async buildReposOf(build: BuildRecord) {
+    const t = build.targetId === null ? null : await this.deps.store.targets.get(build.targetId);
+    return t ? rootRepos(this.deps.releases, [t.buildRepo, ...t.fromRepos], build.arches[0] ?? 'noarch') : [];
   }
 
   async heartbeat(caller: Caller, leaseId: number, fencingToken: number) {
@@ -321,13 +337,12 @@ export class AgentService {
     const now = this.deps.clock.now();
     // Only a success needs the task first (to plan its follow-up); store.complete re-checks the lease in its
     // transaction and parses the report by the task's kind before storing it.
-    const followUp: FollowUp =
+    const task =
       outcome.kind === 'success'
-        ? await this.followUp(
-            (await this.deps.store.tasks.checkLease(leaseId, fencingToken, caller.tokenId, now)).task,
-            leaseId,
-          )
-        : { kind: 'none' };
+        ? (await this.deps.store.tasks.checkLease(leaseId, fencingToken, caller.tokenId, now)).task
+        : null;
+    if (task?.kind === 'binary') await this.checkBuildroot(task, report);
+    const followUp: FollowUp = task ? await this.followUp(task, leaseId) : { kind: 'none' };
     const r = await this.deps.store.tasks.complete(
       leaseId,
       fencingToken,
@@ -348,6 +363,14 @@ export class AgentService {
       'task completed',
     );
     return r;
+  }
+
+  /** A binary build of a target: its buildroot record's packages must be in the target's snapshots. */
+  private async checkBuildroot(task: TaskRecord, report: Record<string, unknown> | null): Promise<void> {
+    const installed = buildrootOf(parseTaskResult('binary', report))?.installed ?? [];
+    const build = installed.length > 0 ? await this.deps.store.builds.get(task.buildId) : null;
+    const target = build?.targetId ? await this.deps.store.targets.get(build.targetId) : null;
+    await checkInstalled(this.deps.releases, target ? [target.buildRepo, ...target.fromRepos] : [], installed);
   }
 
   /** After a successful SRPM task: read the SRPM's header and fan out one binary task per allowed arch. */

@@ -16,6 +16,8 @@ export interface CreateBuild {
   readonly priority?: number | undefined;
   readonly arches?: readonly string[] | undefined;
   readonly repo?: string | undefined;
+  /** The build target (its macros, buildroot repositories, arches); none: the host toolchain with --nodeps. */
+  readonly target?: string | undefined;
   readonly createdBy: string;
 }
 
@@ -27,7 +29,7 @@ export class BuildService {
   constructor(
     private readonly deps: DepsOf<
       'clock' | 'config' | 'log' | 'notifier' | 'releases',
-      'artifacts' | 'builds' | 'sources'
+      'artifacts' | 'builds' | 'sources' | 'targets'
     >,
     private readonly sources: SourceService,
     private readonly pipeline: Pick<Pipeline, 'emit'>,
@@ -45,6 +47,12 @@ export class BuildService {
     if (input.repo !== undefined && !(await this.deps.releases.getRepoByName(input.repo))) {
       throw new LenixError('REPO_NOT_FOUND', `no repository ${input.repo.slice(0, 64)}`);
     }
+    const target = input.target === undefined ? null : await this.deps.store.targets.getByName(input.target);
+    if (input.target !== undefined && !target)
+      throw new LenixError('TARGET_NOT_FOUND', `no target ${input.target.slice(0, 64)}`);
+    const outside = (input.arches ?? []).filter((a) => target && !target.arches.includes(a));
+    if (outside.length > 0)
+      throw new LenixError('TARGET_INVALID', `target ${target!.name} does not build for ${outside.join(', ')}`);
     const mirror = this.sources.mirrorOf(source);
     await mirror.fetch();
     const ref = input.ref ?? source.branch;
@@ -82,8 +90,12 @@ export class BuildService {
     const spec = await checkSpec(mirror, commit.sha, specPath, {
       identity: await this.identity,
       limits: this.deps.config.specCheckLimits,
+      macros: target?.macros ?? {},
     });
-    const arches = input.arches && input.arches.length > 0 ? [...new Set(input.arches)] : [...this.deps.config.arches];
+    const arches =
+      input.arches && input.arches.length > 0
+        ? [...new Set(input.arches)]
+        : [...(target?.arches ?? this.deps.config.arches)];
     const now = this.deps.clock.now();
     const recorded = await this.deps.store.sources.recordCommit(source.id, commit, now);
     const created = await this.deps.store.builds.create(
@@ -99,7 +111,8 @@ export class BuildService {
         declaredPackages: spec.packages,
         createdBy: input.createdBy,
         maxAttempts: this.deps.config.maxAttempts,
-        targetRepo: input.repo ?? null,
+        targetRepo: input.repo ?? target?.releaseTo ?? null,
+        targetId: target?.id ?? null,
       },
       now,
     );

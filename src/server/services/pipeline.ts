@@ -19,7 +19,9 @@ import type { ErrataService } from './errata.js';
  *   build.created       the source statement (commit, tree, spec digest) enters the ledger
  *   task.ended          srpm/binary/sign/test: the stage's statement enters the ledger, which is what lets
  *                       the next stage be handed out (waitForStatements); repomd: the publisher picks up
- *                       the signed metadata
+ *                       the signed metadata; a succeeded sign of a build of a target: the build's packages
+ *                       land in the target's build repository at once (landInBuildRepo: no test gate, no
+ *                       approval — it is the buildroot, not a release)
  *   snapshot.published  release statements for every package, then the errata exports (OSV, OVAL, feed)
  *
  * A publish asks the signer for metadata signatures by queueing a `repomd` task (requestMetadataSignature).
@@ -50,7 +52,7 @@ export class Pipeline {
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases',
-      'artifacts' | 'tasks'
+      'artifacts' | 'builds' | 'targets' | 'tasks'
     >,
     private readonly attest: Attestations,
     private readonly errata: ErrataService,
@@ -72,6 +74,9 @@ export class Pipeline {
           }
           await this.attest.taskEnded(e.task, e.buildState);
           this.statementsChanged(e.task.buildId);
+        },
+        async (e) => {
+          if (e.task.kind === 'sign' && e.task.state === 'succeeded') await this.landInBuildRepo(e.task.buildId);
         },
       ],
       'snapshot.published': [
@@ -112,6 +117,45 @@ export class Pipeline {
           `build ${buildId} has no ${missing.join(', ')} statement in the ledger yet`,
         );
       await woken;
+    }
+  }
+
+  /**
+   * A signed build of a target goes into the target's build repository as its next snapshot, so the next
+   * buildroot can install it (Koji's newRepo, but one release per build, in seconds). Its sign statement is
+   * in the ledger already (the step before this one); the test gate does not apply to a buildroot.
+   */
+  async landInBuildRepo(buildId: number): Promise<void> {
+    const { deps } = this;
+    const build = await deps.store.builds.get(buildId);
+    const target = build?.targetId ? await deps.store.targets.get(build.targetId) : null;
+    if (!build || !target) return;
+    const repo = await deps.releases.getRepoByName(target.buildRepo);
+    if (!repo) {
+      deps.log.warn({ component: 'pipeline', build: buildId, repo: target.buildRepo }, 'build repository missing');
+      return;
+    }
+    try {
+      const plan = await this.publisher.plan(repo, [buildId]);
+      await deps.releases.createRelease(
+        {
+          repoId: repo.id,
+          builds: [buildId],
+          plan: { ...plan, buildRepository: target.name } as unknown as Record<string, unknown>,
+          overrideReason: null,
+          createdBy: 'lenix',
+          state: 'approved',
+          approvedBy: `lenix (build repository of target ${target.name})`,
+        },
+        deps.clock.now(),
+      );
+      void this.publisher.tick();
+    } catch (e) {
+      // A conflict (the same NEVRA with other bytes is there already) leaves the build repository as it is.
+      deps.log.warn(
+        { component: 'pipeline', build: buildId, repo: repo.name, err: e },
+        'not added to the build repository',
+      );
     }
   }
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { LenixError } from '../../core/errors.js';
+import { macroDefines } from '../../core/protocol.js';
 import type { GitMirror } from '../../intake/git.js';
 import type { DeclaredPackage } from '../../store/records.js';
 import type { SandboxIdentity } from '../../rpm/sandbox-identity.js';
@@ -29,7 +30,7 @@ export async function checkSpec(
   mirror: GitMirror,
   commit: string,
   specPath: string,
-  sandbox: { identity: SandboxIdentity; limits: SandboxLimits },
+  sandbox: { identity: SandboxIdentity; limits: SandboxLimits; macros?: Readonly<Record<string, string>> },
 ): Promise<SpecSummary> {
   const work = await mkdtemp(path.join(tmpdir(), 'lenix-spec-'));
   try {
@@ -58,6 +59,7 @@ export async function checkSpec(
         `_topdir ${SANDBOX_WORK}`,
         '--define',
         `_sourcedir ${sourceDir}`,
+        ...macroDefines(sandbox.macros ?? {}),
       ],
       env: { PATH: '/usr/bin:/bin', HOME: SANDBOX_WORK, LC_ALL: 'C.UTF-8' },
       hostname: 'lenix-spec',

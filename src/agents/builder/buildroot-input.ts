@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, cp, link, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parsePlainName } from '../../core/ids.js';
+import type { BuildTargetPayload, InstalledPackage } from '../../core/protocol.js';
+import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
+import { SANDBOX_WORK } from '../../rpm/sandbox.js';
+import type { ApiClient } from '../../client/http.js';
+import { sha256File } from '../../store/durable.js';
+import { ROOT_DNF_CONF } from '../kit/root-script.js';
+import { INSTALLED_LIST, ROOT_CACHE, buildrootScript } from './buildroot-script.js';
+
+/** Where one package of the buildroot's repositories came from. */
+interface Origin {
+  readonly sha256: string;
+  readonly repo: string;
+  readonly snapshotId: number | null;
+}
+
+/** What the node prepared for one buildroot build, and how to read back what the sandbox reports. */
+export interface PreparedBuildroot {
+  /** Environment of the buildroot script. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Whether the root comes from the node's cache. */
+  readonly cached: boolean;
+  /** Packages the repositories offered, by NEVRA. */
+  readonly origins: ReadonlyMap<string, Origin>;
+  /** The cache file a new root is kept in (when not cached). */
+  readonly cacheFile: string;
+}
+
+/** Roots kept per node (least recently used go first). */
+const CACHED_ROOTS = 8;
+
+const nevraOf = (p: { name: string; epoch: number | null; version: string; release: string; arch: string }) =>
+  `${p.name}-${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}.${p.arch}`;
+
+/**
+ * Fill the sandbox's input folder for a build in a buildroot: the target's repositories (each package
+ * downloaded once into the node's digest cache and verified), their keys, the host-base repository, dnf's
+ * configuration, the script and its arguments, and a cached root when one matches (target, repository
+ * snapshots, BuildRequires and host base).
+ */
+export async function prepareBuildroot(o: {
+  api: ApiClient;
+  workRoot: string;
+  input: string;
+  target: BuildTargetPayload;
+  hostBase: string;
+  buildRequires: readonly string[];
+  rpmbuildArgs: readonly string[];
+  buildEnv: Readonly<Record<string, string>>;
+  srpmName: string;
+  dynamic: boolean;
+  buildUid: number;
+  say: (line: string) => void;
+}): Promise<PreparedBuildroot> {
+  const cache = path.join(o.workRoot, 'cache');
+  await mkdir(cache, { recursive: true });
+  const origins = new Map<string, Origin>();
+  const repoFile: string[] = [];
+  const inside = (f: string) => `${SANDBOX_WORK}/in/${f}`;
+  for (const [i, repo] of o.target.repos.entries()) {
+    const dir = `repos/${i}`;
+    await mkdir(path.join(o.input, dir), { recursive: true });
+    for (const p of repo.packages) {
+      const cached = path.join(cache, p.sha256);
+      if (!existsSync(cached)) await o.api.download(p.url, cached, p.sha256);
+      const file = path.join(o.input, dir, parsePlainName(p.name));
+      await link(cached, file).catch(() => copyFile(cached, file));
+      origins.set(nevraOf(packageInfo(await readRpmFileHeader(cached))), {
+        sha256: p.sha256,
+        repo: repo.name,
+        snapshotId: repo.snapshotId,
+      });
+    }
+    const keys: string[] = [];
+    for (const [k, url] of repo.keyUrls.entries()) {
+      await o.api.download(url, path.join(o.input, `key-${i}-${k}.asc`));
+      keys.push(`file://${inside(`key-${i}-${k}.asc`)}`);
+    }
+    repoFile.push(
+      `[lenix-${i}]`,
+      `name=${repo.name} snapshot ${repo.snapshotId ?? 'none'}`,
+      `baseurl=file://${inside(dir)}`,
+      'gpgcheck=1',
+      'repo_gpgcheck=0',
+      `gpgkey=${keys.join(' ')}`,
+      '',
+    );
+    o.say(`buildroot repository ${repo.name}: snapshot ${repo.snapshotId ?? 'none'}, ${repo.packages.length} packages`);
+  }
+  await cp(o.hostBase, path.join(o.input, 'host-base'), { recursive: true });
+  const hostBaseRpm = (await readdir(o.hostBase)).find((f) => f.endsWith('.rpm'));
+  if (hostBaseRpm) {
+    const file = path.join(o.hostBase, hostBaseRpm);
+    origins.set(nevraOf(packageInfo(await readRpmFileHeader(file))), {
+      sha256: await sha256File(file),
+      repo: 'host',
+      snapshotId: null,
+    });
+  }
+  repoFile.push(
+    '[lenix-host-base]',
+    'name=What the host offers',
+    `baseurl=file://${inside('host-base')}`,
+    'gpgcheck=0',
+    '',
+  );
+  await mkdir(path.join(o.input, 'repos.d'));
+  await writeFile(path.join(o.input, 'repos.d', 'lenix-buildroot.repo'), repoFile.join('\n'));
+  await writeFile(path.join(o.input, 'dnf.conf'), ROOT_DNF_CONF);
+  await writeFile(path.join(o.input, 'buildroot.sh'), buildrootScript());
+  await writeFile(path.join(o.input, 'buildrequires'), o.buildRequires.map((r) => `${r}\n`).join(''));
+  await writeFile(path.join(o.input, 'rpmbuild.args'), o.rpmbuildArgs.map((a) => `${a}\0`).join(''));
+  await writeFile(
+    path.join(o.input, 'build.env'),
+    Object.entries(o.buildEnv)
+      .map(([k, v]) => `${k}=${v}\0`)
+      .join(''),
+  );
+
+  // The same target snapshots, BuildRequires and host base give the same root: keep it for the next build.
+  const key = createHash('sha256')
+    .update(
+      JSON.stringify({
+        target: o.target.name,
+        repos: o.target.repos.map((r) => [r.name, r.snapshotId]),
+        buildRequires: [...o.buildRequires].sort(),
+        hostBase: origins.get([...origins.keys()].find((n) => n.startsWith('lenix-host-base-')) ?? '')?.sha256,
+      }),
+    )
+    .digest('hex');
+  const roots = path.join(o.workRoot, 'roots');
+  await mkdir(roots, { recursive: true });
+  const cacheFile = path.join(roots, `${key}.tar`);
+  const cached = existsSync(cacheFile);
+  if (cached) {
+    await link(cacheFile, path.join(o.input, ROOT_CACHE)).catch(() =>
+      copyFile(cacheFile, path.join(o.input, ROOT_CACHE)),
+    );
+    const now = new Date();
+    await utimes(cacheFile, now, now);
+  }
+  return {
+    env: {
+      SRPM: o.srpmName,
+      BUILD_UID: String(o.buildUid),
+      DYNAMIC: o.dynamic ? '1' : '',
+      SAVE_CACHE: cached ? '' : '1',
+    },
+    cached,
+    origins,
+    cacheFile,
+  };
+}
+
+/** The buildroot's packages as the sandbox listed them, each matched to the repository snapshot it came from. */
+export async function readInstalled(
+  out: string,
+  origins: ReadonlyMap<string, Origin>,
+): Promise<{ installed: InstalledPackage[]; unknown: string[] }> {
+  const text = await readFile(path.join(out, INSTALLED_LIST), 'utf8').catch(() => '');
+  const installed: InstalledPackage[] = [];
+  const unknown: string[] = [];
+  for (const line of text.split('\n')) {
+    const [name, epoch, version, release, arch] = line.split('\t');
+    if (!name || !version || !release || !arch) continue;
+    const e = epoch && epoch !== '(none)' ? Number(epoch) : null;
+    const nevra = nevraOf({ name, epoch: e, version, release, arch });
+    const origin = origins.get(nevra);
+    if (origin) installed.push({ nevra, ...origin });
+    else unknown.push(nevra);
+  }
+  return { installed: installed.sort((a, b) => a.nevra.localeCompare(b.nevra)), unknown };
+}
+
+/** Keep a freshly made root for the next build with the same inputs; drop the least recently used beyond the limit. */
+export async function keepRoot(out: string, cacheFile: string): Promise<void> {
+  const made = path.join(out, ROOT_CACHE);
+  if (!existsSync(made)) return;
+  await rename(made, cacheFile);
+  const dir = path.dirname(cacheFile);
+  const files = await Promise.all(
+    (await readdir(dir))
+      .filter((f) => f.endsWith('.tar'))
+      .map(async (f) => ({ f, at: (await stat(path.join(dir, f))).mtimeMs })),
+  );
+  for (const { f } of files.sort((a, b) => b.at - a.at).slice(CACHED_ROOTS))
+    await rm(path.join(dir, f), { force: true });
+}

@@ -1,0 +1,25 @@
+import type { ColumnDefinitionBuilder, Kysely } from 'kysely';
+import type { Dialect } from '../dialect.js';
+
+/**
+ * Migration 0010: build targets (what a build is built against and for: its build repository, the repositories
+ * its buildroots also draw from, its arches and rpm macros, the repository its releases go to), and the target
+ * each build names (null: the host toolchain, as before).
+ */
+export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  const id = dialect === 'postgres' ? 'serial' : 'integer';
+  const pk = (c: ColumnDefinitionBuilder) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  await db.schema
+    .createTable('targets')
+    .addColumn('id', id, pk)
+    .addColumn('name', 'text', (c) => c.notNull().unique())
+    .addColumn('build_repo', 'text', (c) => c.notNull())
+    .addColumn('from_repos', 'text', (c) => c.notNull())
+    .addColumn('arches', 'text', (c) => c.notNull())
+    .addColumn('macros', 'text', (c) => c.notNull())
+    .addColumn('release_to', 'text')
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .execute();
+  await db.schema.alterTable('builds').addColumn('target_id', 'integer').execute();
+}
