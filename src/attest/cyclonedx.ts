@@ -55,8 +55,11 @@ function buildrootComponent(b: BuildrootItem): CDX.Models.Component {
     { version: b.version, bomRef: buildrootRef(b) },
   );
   if (b.manager === 'dpkg') c.purl = new PackageURL('deb', 'debian', b.name, b.version, null).toString();
-  if (b.manager === 'rpm') c.purl = new PackageURL('rpm', null, b.name, b.version, null).toString();
+  if (b.manager === 'rpm')
+    c.purl = new PackageURL('rpm', null, b.name, b.version, b.arch ? { arch: b.arch } : null).toString();
+  if (b.sha256) c.hashes.set(CDX.Enums.HashAlgorithm['SHA-256'], b.sha256);
   c.properties.add(new CDX.Models.Property('lenix:buildroot', b.manager));
+  if (b.origin) c.properties.add(new CDX.Models.Property('lenix:buildroot-origin', b.origin));
   return c;
 }
 

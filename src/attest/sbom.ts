@@ -49,6 +49,10 @@ export interface BuildrootItem {
   readonly name: string;
   readonly version: string;
   readonly manager: 'rpm' | 'dpkg' | 'tool';
+  /** Packages installed in a target's buildroot: their arch, file digest and origin (`REPO@SNAPSHOT`, or `host`). */
+  readonly arch?: string;
+  readonly sha256?: string;
+  readonly origin?: string;
 }
 
 /** One pipeline step of a build (CycloneDX formulation task). */
@@ -149,7 +153,15 @@ export function stableUuid(input: SbomInput, format: string): string {
 
 export const packageRef = (p: Pick<SbomPackage, 'sha256'>) => `rpm-${p.sha256}`;
 export const buildrootRef = (b: BuildrootItem) =>
-  `buildroot-${b.manager}-${b.name}-${b.version}`.replace(/[^A-Za-z0-9.-]/g, '-');
+  `buildroot-${b.manager}-${b.name}-${b.version}${b.arch ? `-${b.arch}` : ''}`.replace(/[^A-Za-z0-9.-]/g, '-');
+
+/** The purl of a buildroot package (rpm: with its arch when known), or null for tools. */
+export function buildrootPurl(b: BuildrootItem): string | null {
+  const enc = encodeURIComponent;
+  if (b.manager === 'dpkg') return `pkg:deb/debian/${enc(b.name)}@${enc(b.version)}`;
+  if (b.manager === 'rpm') return `pkg:rpm/${enc(b.name)}@${enc(b.version)}${b.arch ? `?arch=${enc(b.arch)}` : ''}`;
+  return null;
+}
 
 /** Runtime Requires that resolve to a package of the same document (by name or Provides), as refs. */
 export function resolveRequires(packages: readonly SbomPackage[]): Map<string, string[]> {

@@ -1,5 +1,6 @@
 import { sha256 } from '../ledger/merkle.js';
 import {
+  buildrootPurl,
   buildrootRef,
   classifyLicense,
   evr,
@@ -143,19 +144,21 @@ function document(input: SbomInput, format: string): SpdxDocument {
       licenseDeclared: 'NOASSERTION',
       copyrightText: 'NOASSERTION',
       primaryPackagePurpose: b.manager === 'tool' ? 'APPLICATION' : 'LIBRARY',
-      ...(b.manager === 'dpkg'
+      ...(buildrootPurl(b)
         ? {
             externalRefs: [
-              {
-                referenceCategory: 'PACKAGE-MANAGER',
-                referenceType: 'purl',
-                referenceLocator: `pkg:deb/debian/${encodeURIComponent(b.name)}@${encodeURIComponent(b.version)}`,
-              },
+              { referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: buildrootPurl(b)! },
             ],
           }
         : {}),
+      ...(b.sha256 ? { checksums: [{ algorithm: 'SHA256', checksumValue: b.sha256 }] } : {}),
       annotations: [
-        { annotationDate: created, annotationType: 'OTHER', annotator: tool, comment: `lenix:buildroot=${b.manager}` },
+        {
+          annotationDate: created,
+          annotationType: 'OTHER',
+          annotator: tool,
+          comment: `lenix:buildroot=${b.manager}${b.origin ? ` origin=${b.origin}` : ''}`,
+        },
       ],
     }),
   );

@@ -62,6 +62,8 @@ export function buildStatement(b: {
   finishedOn: string | null;
   artifacts: readonly { name: string; sha256: string }[];
   buildroots: readonly unknown[];
+  /** Packages installed in the buildroots of a target's build: each a resolved dependency with its digest. */
+  installed?: readonly { nevra: string; sha256: string; repo: string; snapshotId: number | null }[];
   logs: readonly { name: string; sha256: string }[];
 }): Statement {
   return statement(
@@ -75,6 +77,11 @@ export function buildStatement(b: {
         resolvedDependencies: [
           { uri: `git+${b.repository}@${b.commit}`, digest: { gitCommit: b.commit } },
           ...b.buildroots.map((r) => ({ name: 'buildroot', annotations: r })),
+          ...(b.installed ?? []).map((p) => ({
+            name: `${p.nevra}.rpm`,
+            digest: { sha256: p.sha256 },
+            annotations: { buildDependency: true, repository: p.repo, snapshot: p.snapshotId },
+          })),
         ],
       },
       runDetails: {

@@ -121,12 +121,13 @@ export async function prepareBuildroot(o: {
       .join(''),
   );
 
-  // The same target snapshots, BuildRequires and host base give the same root: keep it for the next build.
+  // The same repository contents, BuildRequires and host base give the same root: keep it for the next build.
+  // Contents, not snapshot ids: a snapshot that republishes the same packages changes nothing in the root.
   const key = createHash('sha256')
     .update(
       JSON.stringify({
         target: o.target.name,
-        repos: o.target.repos.map((r) => [r.name, r.snapshotId]),
+        repos: o.target.repos.map((r) => [r.name, r.packages.map((p) => p.sha256).sort()]),
         buildRequires: [...o.buildRequires].sort(),
         hostBase: origins.get([...origins.keys()].find((n) => n.startsWith('lenix-host-base-')) ?? '')?.sha256,
       }),

@@ -100,10 +100,7 @@ fi
 
 rpm --root "$ROOT" -qa --qf '%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n' > "$OUT/${INSTALLED_LIST}" || root_failed "cannot list the root's packages"
 as_builder rpmbuild --rebuild "${'$'}{ARGS[@]}" "$W/in/$SRPM" || exit $?
-for f in "$B"/out/*.rpm; do
-  case "$f" in *.src.rpm|*.nosrc.rpm) continue ;; esac
-  [ -f "$f" ] && [ ! -L "$f" ] || continue
-  cp -- "$f" "$OUT/"
-done
+# rpmbuild writes into per-arch folders: the packages go out flat (regular files only, never links).
+find "$B/out" -type f -name '*.rpm' ! -name '*.src.rpm' ! -name '*.nosrc.rpm' -exec cp -- {} "$OUT/" \;
 `;
 }

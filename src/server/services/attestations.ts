@@ -133,6 +133,7 @@ export class Attestations {
           finishedOn: build.finishedAt === null ? null : new Date(build.finishedAt).toISOString(),
           artifacts: built.map((a) => ({ name: a.name, sha256: a.sha256 })),
           buildroots: pipeline.map((t) => ({ task: t.id, arch: t.arch, buildroot: buildrootOf(t.result) })),
+          installed: pipeline.flatMap((t) => buildrootOf(t.result)?.installed ?? []),
           logs,
         }),
         [`build:${build.id}`, `commit:${build.commit.sha}`, ...built.map((a) => `sha256:${a.sha256}`)],

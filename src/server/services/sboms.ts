@@ -18,6 +18,7 @@ import type { DepsOf } from '../context.js';
 import type { LedgerService } from './ledger.js';
 import { publicSourceUrl } from '../../core/source-url.js';
 import { buildrootOf } from '../../core/protocol.js';
+import { parseNevra } from '../../core/nevra.js';
 
 const RPM_KINDS = new Set(['srpm', 'rpm', 'signed-srpm', 'signed-rpm']);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -242,6 +243,19 @@ export class SbomService {
       if (manager)
         for (const p of r.packages ?? [])
           items.set(`${manager} ${p.name} ${p.version}`, { name: p.name, version: p.version, manager });
+      // A target's buildroot: every installed package, by digest, with the snapshot it came from.
+      for (const p of r.installed ?? []) {
+        const n = parseNevra(p.nevra);
+        const version = `${n.epoch ? `${n.epoch}:` : ''}${n.version}-${n.release}`;
+        items.set(`rpm ${p.nevra}`, {
+          name: n.name,
+          version,
+          manager: 'rpm',
+          arch: n.arch,
+          sha256: p.sha256,
+          origin: p.repo === 'host' ? 'host' : `${p.repo}@${p.snapshotId}`,
+        });
+      }
     }
     const documented = new Set(packages.map((p) => p.sha256));
     const agentName = (t: TaskRecord) =>

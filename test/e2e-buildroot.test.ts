@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ApiClient } from '../src/client/http.js';
+import { LenixClient } from '../src/client/lenix.js';
+import { generateKey } from '../src/crypto/gpg.js';
+import { APPLICATION, DYNAMIC, LIBRARY } from './support/buildroot-packages.js';
+import { Proc, freePort, gitRepo, lenix, until } from './support/cli.js';
+import { DnfClient } from './support/dnf.js';
+
+type Task = {
+  id: number;
+  kind: string;
+  arch: string;
+  state: string;
+  reasonCode: string | null;
+  reason: string | null;
+  artifacts: { kind: string; name: string; sha256: string }[];
+};
+type Build = { id: number; state: string; reasonCode: string | null; reason: string | null; tasks: Task[] };
+type Installed = { nevra: string; sha256: string; repo: string; snapshotId: number | null };
+
+/**
+ * Buildroots from the distribution's own repositories (issue 14): a library and a program that BuildRequires
+ * it through pkg-config, built by a target whose build repository Lenix keeps current itself, with real dnf,
+ * rpmbuild, gpg and createrepo_c, and separate server, node, signer and tester processes.
+ */
+describe('buildroots from the target repositories', { timeout: 900_000 }, () => {
+  let dir: string;
+  let url: string;
+  let api: ApiClient;
+  let lx: LenixClient;
+  let admin: string;
+  const procs: Proc[] = [];
+  const env = () => ({ LENIX_CONFIG: path.join(dir, 'none.json'), LENIX_SERVER: url, LENIX_TOKEN: admin });
+  const cli = (...args: string[]) => lenix(args, env());
+  const getBuild = (id: number) => api.json<Build>('GET', `/api/v1/builds/${id}`);
+  const finished = (id: number) =>
+    until(`build ${id} to finish`, async () => {
+      const b = await getBuild(id);
+      return ['succeeded', 'failed', 'cancelled'].includes(b.state) ? b : null;
+    });
+  const addSource = async (name: string, files: Record<string, string>) => {
+    const repo = path.join(dir, 'repos', name);
+    await gitRepo(repo, files);
+    await api.json('POST', '/api/v1/sources', { name, url: repo });
+  };
+  const build = async (name: string) =>
+    (await api.json<{ id: number }>('POST', '/api/v1/builds', { source: name, target: 'lx9' })).id;
+  const binaryResult = async (id: number) => {
+    const b = await getBuild(id);
+    const t = b.tasks.filter((x) => x.kind === 'binary').pop()!;
+    const task = await api.json<{ buildroot: { installed?: Installed[]; cached?: boolean; target?: string } }>(
+      'GET',
+      `/api/v1/tasks/${t.id}`,
+    );
+    return { result: task };
+  };
+  /** Why a build ended as it did: each task's state and reason, and the end of a failed task's log. */
+  const explain = async (b: Build) => {
+    const failed = b.tasks.find((t) => t.state === 'failed');
+    const log = failed ? (await (await fetch(`${url}/api/v1/tasks/${failed.id}/log`)).text()).slice(-4000) : '';
+    return `${JSON.stringify(b.tasks.map((t) => [t.kind, t.state, t.reason]))}\n${log}`;
+  };
+  /** Wait until the build repository's current snapshot holds a package of this name. */
+  const landed = (name: string) =>
+    until(`${name} in the build repository`, async () => {
+      const repo = await lx.repos.get('lx9-build');
+      const snap = repo.snapshots.find((s) => s.id === repo.currentSnapshot);
+      return snap && JSON.stringify(snap).includes(name) ? repo : null;
+    });
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-broot-'));
+    const port = await freePort();
+    const server = new Proc(
+      [
+        'server',
+        '--data',
+        path.join(dir, 'server'),
+        '--port',
+        String(port),
+        '--local-source-root',
+        path.join(dir, 'repos'),
+      ],
+      {},
+    );
+    procs.push(server);
+    url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
+    admin = (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim();
+    api = new ApiClient(url, admin);
+    lx = new LenixClient(api);
+    const token = async (name: string, scope: string) =>
+      (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: [scope] })).token;
+    const keysDir = path.join(dir, 'keys');
+    await generateKey(keysDir, 'lx9-key', 'ed25519');
+    const agent = async (role: string, scope: string, extra: string[] = []) => {
+      const p = new Proc([role, '--server', url, '--token', await token(role, scope), ...extra], {
+        LENIX_CONFIG: path.join(dir, 'none.json'),
+      });
+      procs.push(p);
+      await p.waitFor(/"msg":"registered"/);
+    };
+    await Promise.all([
+      agent('node', 'agent:build', ['--work', path.join(dir, 'node-work')]),
+      agent('tester', 'agent:test', ['--work', path.join(dir, 'tester-work')]),
+      agent('signer', 'agent:sign', ['--keys', keysDir, '--work', path.join(dir, 'signer-work')]),
+    ]);
+    await until('the signing key', async () => (await lx.keys.list()).signingKey);
+    const created = await cli(
+      'target',
+      'create',
+      'lx9',
+      '--build-repo',
+      'lx9-build',
+      '--arch',
+      'x86_64',
+      '--dist',
+      '.lx9',
+      '--macro',
+      'rhel 9',
+      '--json',
+    );
+    assert.equal(created.code, 0, created.stderr);
+    await addSource('liblenixdemo', LIBRARY);
+    await addSource('demo-app', APPLICATION);
+    await addSource('dyn-demo', DYNAMIC);
+  });
+
+  after(async () => {
+    for (const p of procs.reverse()) await p.stop('SIGTERM');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a target: its build repository exists, its macros are in every build', async () => {
+    const t = await lx.targets.get('lx9');
+    assert.deepEqual(t.macros, { dist: '.lx9', rhel: '9' });
+    assert.equal((await lx.repos.get('lx9-build')).name, 'lx9-build');
+    const bad = await cli(
+      'target',
+      'create',
+      'bad',
+      '--build-repo',
+      'lx9-build',
+      '--arch',
+      'x86_64',
+      '--macro',
+      'x %(id)',
+    );
+    assert.equal(bad.code, 6);
+    assert.match(bad.stderr, /^lenix: TARGET_INVALID: /);
+    const missing = await cli('build', 'demo-app', '--target', 'nope');
+    assert.equal(missing.code, 4);
+    assert.match(missing.stderr, /^lenix: TARGET_NOT_FOUND: /);
+  });
+
+  test('demo-app fails with BUILDREQUIRES_MISSING naming the capability; after liblenixdemo it builds by itself', async () => {
+    const first = await finished(await build('demo-app'));
+    assert.equal(first.state, 'failed');
+    const binary = first.tasks.find((t) => t.kind === 'binary')!;
+    assert.equal(binary.reasonCode, 'BUILDREQUIRES_MISSING');
+    assert.match(binary.reason!, /pkgconfig\(liblenixdemo\)/);
+
+    const lib = await finished(await build('liblenixdemo'));
+    assert.equal(lib.state, 'succeeded', await explain(lib));
+    const repo = await landed('liblenixdemo-devel');
+    const snapshot = repo.currentSnapshot!;
+
+    const app = await finished(await build('demo-app'));
+    assert.equal(app.state, 'succeeded', await explain(app));
+    const { result } = await binaryResult(app.id);
+    const devel = result.buildroot.installed?.find((p) => p.nevra.startsWith('liblenixdemo-devel-1.0-1.lx9.'));
+    assert.ok(devel, JSON.stringify(result.buildroot.installed));
+    assert.equal(devel.repo, 'lx9-build');
+    assert.equal(devel.snapshotId, snapshot);
+    const signed = (await getBuild(lib.id)).tasks.flatMap((t) => t.artifacts).filter((a) => a.kind === 'signed-rpm');
+    const signedDevel = signed.find((a) => a.name.startsWith('liblenixdemo-devel-'));
+    assert.equal(devel.sha256, signedDevel?.sha256, JSON.stringify(signed));
+    assert.ok(result.buildroot.installed!.some((p) => p.repo === 'host' && p.nevra.startsWith('lenix-host-base-')));
+
+    // The SBOM lists it as a build dependency, with its purl.
+    const sbom = JSON.stringify(await api.json('GET', `/api/v1/builds/${app.id}/sbom?format=cyclonedx-json`));
+    assert.match(sbom, /pkg:rpm\/[^"]*liblenixdemo-devel@1\.0-1\.lx9/);
+
+    // A client installs demo-app from the build repository: dnf pulls liblenixdemo through libdemo.so.1()(64bit).
+    const reposDir = path.join(dir, 'client', 'repos.d');
+    await mkdir(reposDir, { recursive: true });
+    await landed('demo-app');
+    await writeFile(path.join(reposDir, 'lx9-build.repo'), await (await fetch(`${url}/repos/lx9-build.repo`)).text());
+    const c = new DnfClient(path.join(dir, 'client'), reposDir);
+    await c.base(path.join(dir, 'tester-work', 'host-base', 'repo', 'lenix-host-base-1-1.noarch.rpm'));
+    const r = await c.dnf('install demo-app');
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /liblenixdemo-1\.0-1\.lx9/);
+  });
+
+  test('builds with the same BuildRequires and repository contents reuse the root, and give the same bytes', async () => {
+    const unsigned = async (b: Build) =>
+      (await getBuild(b.id)).tasks
+        .flatMap((t) => t.artifacts)
+        .filter((a) => a.kind === 'rpm')
+        .map((a) => `${a.name} ${a.sha256}`);
+    // demo-app is in the build repository now (the previous test): this build makes the root for that content,
+    // and lands the same bytes again, which leaves the content as it was.
+    const cold = await finished(await build('demo-app'));
+    assert.equal(cold.state, 'succeeded', await explain(cold));
+    assert.equal((await binaryResult(cold.id)).result.buildroot.cached, false);
+    await until('the build repository to settle', async () => {
+      const { releases } = await lx.releases.list();
+      return releases.every((r) => ['published', 'failed'].includes(r.state)) ? true : null;
+    });
+    const warm = await finished(await build('demo-app'));
+    assert.equal(warm.state, 'succeeded', await explain(warm));
+    assert.equal((await binaryResult(warm.id)).result.buildroot.cached, true);
+    assert.deepEqual(await unsigned(warm), await unsigned(cold), 'a cached root builds the same bytes');
+  });
+
+  test('%generate_buildrequires: the dynamic dependencies are installed', async () => {
+    const b = await finished(await build('dyn-demo'));
+    assert.equal(b.state, 'succeeded', await explain(b));
+    const { result } = await binaryResult(b.id);
+    assert.ok(result.buildroot.installed!.some((p) => p.nevra.startsWith('liblenixdemo-devel-')));
+  });
+});
