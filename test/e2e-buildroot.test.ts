@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { ApiClient } from '../src/client/http.js';
 import { LenixClient } from '../src/client/lenix.js';
 import { generateKey } from '../src/crypto/gpg.js';
-import { APPLICATION, DYNAMIC, LIBRARY } from './support/buildroot-packages.js';
+import { APPLICATION, cyclic, DYNAMIC, LIBRARY } from './support/buildroot-packages.js';
 import { Proc, freePort, gitRepo, lenix, until } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
 
@@ -33,6 +33,7 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
   let api: ApiClient;
   let lx: LenixClient;
   let admin: string;
+  let appBuild = 0;
   const procs: Proc[] = [];
   const env = () => ({ LENIX_CONFIG: path.join(dir, 'none.json'), LENIX_SERVER: url, LENIX_TOKEN: admin });
   const cli = (...args: string[]) => lenix(args, env());
@@ -127,6 +128,8 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     await addSource('liblenixdemo', LIBRARY);
     await addSource('demo-app', APPLICATION);
     await addSource('dyn-demo', DYNAMIC);
+    await addSource('cyc-a', cyclic('cyc-a', 'cyc-b'));
+    await addSource('cyc-b', cyclic('cyc-b', 'cyc-a'));
   });
 
   after(async () => {
@@ -170,6 +173,13 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
 
     const app = await finished(await build('demo-app'));
     assert.equal(app.state, 'succeeded', await explain(app));
+    appBuild = app.id;
+    // Its test root installs it with its library from the build repository.
+    const tested = await until('the test of demo-app', async () => {
+      const t = (await getBuild(app.id)).tasks.filter((x) => x.kind === 'test').pop();
+      return t && ['succeeded', 'failed'].includes(t.state) ? t : null;
+    });
+    assert.equal(tested.state, 'succeeded', await explain(await getBuild(app.id)));
     const { result } = await binaryResult(app.id);
     const devel = result.buildroot.installed?.find((p) => p.nevra.startsWith('liblenixdemo-devel-1.0-1.lx9.'));
     assert.ok(devel, JSON.stringify(result.buildroot.installed));
@@ -196,25 +206,17 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     assert.match(r.out, /liblenixdemo-1\.0-1\.lx9/);
   });
 
-  test('builds with the same BuildRequires and repository contents reuse the root, and give the same bytes', async () => {
-    const unsigned = async (b: Build) =>
-      (await getBuild(b.id)).tasks
+  test('a build with the same BuildRequires and repository contents reuses the root, and gives the same bytes', async () => {
+    const unsigned = async (id: number) =>
+      (await getBuild(id)).tasks
         .flatMap((t) => t.artifacts)
         .filter((a) => a.kind === 'rpm')
         .map((a) => `${a.name} ${a.sha256}`);
-    // demo-app is in the build repository now (the previous test): this build makes the root for that content,
-    // and lands the same bytes again, which leaves the content as it was.
-    const cold = await finished(await build('demo-app'));
-    assert.equal(cold.state, 'succeeded', await explain(cold));
-    assert.equal((await binaryResult(cold.id)).result.buildroot.cached, false);
-    await until('the build repository to settle', async () => {
-      const { releases } = await lx.releases.list();
-      return releases.every((r) => ['published', 'failed'].includes(r.state)) ? true : null;
-    });
-    const warm = await finished(await build('demo-app'));
-    assert.equal(warm.state, 'succeeded', await explain(warm));
-    assert.equal((await binaryResult(warm.id)).result.buildroot.cached, true);
-    assert.deepEqual(await unsigned(warm), await unsigned(cold), 'a cached root builds the same bytes');
+    // The build repository holds demo-app now; the cache key leaves the package being built out of it.
+    const again = await finished(await build('demo-app'));
+    assert.equal(again.state, 'succeeded', await explain(again));
+    assert.equal((await binaryResult(again.id)).result.buildroot.cached, true);
+    assert.deepEqual(await unsigned(again.id), await unsigned(appBuild), 'a cached root builds the same bytes');
   });
 
   test('%generate_buildrequires: the dynamic dependencies are installed', async () => {
@@ -222,5 +224,82 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     assert.equal(b.state, 'succeeded', await explain(b));
     const { result } = await binaryResult(b.id);
     assert.ok(result.buildroot.installed!.some((p) => p.nevra.startsWith('liblenixdemo-devel-')));
+  });
+
+  /** A fresh target with its own (empty) build repository, so that order matters again. */
+  const freshTarget = async (name: string) => {
+    const r = await cli(
+      'target',
+      'create',
+      name,
+      '--build-repo',
+      `${name}-build`,
+      '--arch',
+      'x86_64',
+      '--dist',
+      '.lx9',
+    );
+    assert.equal(r.code, 0, r.stderr);
+  };
+  type BatchOut = {
+    id: number;
+    state: string;
+    reason: string | null;
+    groups: { sources: string[]; builds: { id: number; source: string; state: string }[] }[];
+  };
+
+  test('chain-build A : B builds B once A is in the build repository', async () => {
+    await freshTarget('chain');
+    const r = await cli('chain-build', 'liblenixdemo', ':', 'demo-app', '--target', 'chain', '--wait', '--json');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const batch = JSON.parse(r.stdout) as BatchOut;
+    assert.equal(batch.state, 'succeeded');
+    assert.deepEqual(
+      batch.groups.map((g) => g.sources),
+      [['liblenixdemo'], ['demo-app']],
+    );
+    const app = batch.groups[1]!.builds[0]!;
+    const { result } = await binaryResult(app.id);
+    const devel = result.buildroot.installed!.find((p) => p.nevra.startsWith('liblenixdemo-devel-'))!;
+    assert.equal(devel.repo, 'chain-build');
+  });
+
+  test('build --batch finds the order from the specs; a cycle is refused and printed; a batch cancels as a whole', async () => {
+    await freshTarget('batch');
+    const r = await cli('build', '--batch', 'demo-app', 'liblenixdemo', '--target', 'batch', '--wait', '--json');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const batch = JSON.parse(r.stdout) as BatchOut;
+    assert.deepEqual(
+      batch.groups.map((g) => g.sources),
+      [['liblenixdemo'], ['demo-app']],
+    );
+    assert.equal(batch.state, 'succeeded');
+
+    const cycle = await cli('build', '--batch', 'cyc-a', 'cyc-b', '--target', 'batch');
+    assert.equal(cycle.code, 5);
+    assert.match(cycle.stderr, /^lenix: BUILD_ORDER_CYCLE: .*cyc-a → cyc-b → cyc-a/);
+
+    await freshTarget('cancelled');
+    const started = await cli('chain-build', 'liblenixdemo', ':', 'demo-app', '--target', 'cancelled', '--json');
+    assert.equal(started.code, 0, started.stderr);
+    const id = (JSON.parse(started.stdout) as BatchOut).id;
+    const cancelled = await cli('batch', 'cancel', String(id), '--json');
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    const after = JSON.parse(cancelled.stdout) as BatchOut;
+    assert.equal(after.state, 'cancelled');
+    assert.equal(after.groups[1]!.builds.length, 0, 'the second group never starts');
+    const lib = after.groups[0]!.builds[0]!;
+    assert.equal((await finished(lib.id)).state, 'cancelled');
+  });
+
+  test('rebuild --target rebuilds everything in the build repository, libraries first', async () => {
+    const r = await cli('rebuild', '--target', 'chain', '--wait', '--json');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const batch = JSON.parse(r.stdout) as BatchOut;
+    assert.equal(batch.state, 'succeeded', batch.reason ?? '');
+    assert.deepEqual(
+      batch.groups.map((g) => g.sources),
+      [['liblenixdemo'], ['demo-app']],
+    );
   });
 });

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { BuildJson } from '../client/lenix.js';
+import type { BatchJson, BuildJson, LenixClient } from '../client/lenix.js';
 import { LenixError } from '../core/errors.js';
 import { apiClientFor as client } from './config.js';
 import { followLog } from './follow.js';
@@ -46,8 +46,11 @@ export function addBuildCommands(p: Command, state: { code: number }): void {
       );
     });
 
-  p.command('build <target> [id]')
-    .description('build SOURCE[@REF]; or `lenix build show ID`; or `lenix build cancel ID`')
+  p.command('build <target> [more...]')
+    .description(
+      'build SOURCE[@REF]; `lenix build --batch SRC... --target T` (ordered from their specs); `lenix build show|cancel ID`',
+    )
+    .option('--batch', 'build all the sources given, ordered by their BuildRequires and Provides', false)
     .option('--wait', 'wait for the build to finish, showing progress', false)
     .option('--priority <n>', 'priority (-100..100)')
     .option('--arch <arch>', 'target architecture (repeatable)', collect)
@@ -57,11 +60,27 @@ export function addBuildCommands(p: Command, state: { code: number }): void {
     .action(
       async (
         target: string,
-        id: string | undefined,
-        o: { wait: boolean; priority?: string; arch?: string[]; repo?: string; target?: string; json?: boolean },
+        more: string[],
+        o: {
+          wait: boolean;
+          batch: boolean;
+          priority?: string;
+          arch?: string[];
+          repo?: string;
+          target?: string;
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
         const api = await client(cmd);
+        if (o.batch) {
+          if (!o.target) throw new LenixError('BAD_REQUEST', 'lenix build --batch needs --target');
+          const b = await api.batches.create({ target: o.target, sources: [target, ...more] });
+          return reportBatch(api, b, o, state);
+        }
+        const id = more[0];
+        if (more.length > 1 || (id !== undefined && target !== 'show' && target !== 'cancel'))
+          throw new LenixError('BAD_REQUEST', 'lenix build takes one source (or --batch for several)');
         if (target === 'show' || target === 'cancel') {
           const n = Number(id);
           if (!Number.isInteger(n) || n <= 0)
@@ -95,6 +114,48 @@ export function addBuildCommands(p: Command, state: { code: number }): void {
         if (done.state !== 'succeeded') state.code = 1;
       },
     );
+
+  p.command('chain-build <sources...>')
+    .description(
+      "build groups of sources of a target in order: `A B : C D` starts C and D once A and B are in the target's build repository",
+    )
+    .requiredOption('--target <name>', 'the build target')
+    .option('--wait', 'wait for the batch to finish, showing progress', false)
+    .option('--json', 'print JSON')
+    .action(async (sources: string[], o: { target: string; wait: boolean; json?: boolean }, cmd: Command) => {
+      const groups: string[][] = [[]];
+      for (const s of sources) {
+        if (s === ':') groups.push([]);
+        else groups.at(-1)!.push(s);
+      }
+      if (groups.some((g) => g.length === 0))
+        throw new LenixError('BAD_REQUEST', 'every group between the `:` separators needs at least one source');
+      const b = await (await client(cmd)).batches.create({ target: o.target, groups });
+      await reportBatch(await client(cmd), b, o, state);
+    });
+
+  p.command('rebuild')
+    .description("rebuild every source in a target's build repository, in dependency order (a mass rebuild)")
+    .requiredOption('--target <name>', 'the build target')
+    .option('--wait', 'wait for the batch to finish, showing progress', false)
+    .option('--json', 'print JSON')
+    .action(async (o: { target: string; wait: boolean; json?: boolean }, cmd: Command) => {
+      const api = await client(cmd);
+      await reportBatch(api, await api.batches.rebuild(o.target), o, state);
+    });
+
+  p.command('batch <action> <id>')
+    .description('`lenix batch show ID` or `lenix batch cancel ID` (cancels its running builds)')
+    .option('--json', 'print JSON')
+    .action(async (action: string, id: string, o: { json?: boolean }, cmd: Command) => {
+      const n = Number(id);
+      if (!['show', 'cancel'].includes(action) || !Number.isInteger(n) || n <= 0)
+        throw new LenixError('BAD_REQUEST', 'lenix batch show|cancel ID');
+      const api = await client(cmd);
+      const b = action === 'show' ? await api.batches.get(n) : await api.batches.cancel(n);
+      if (o.json) return printJson(b);
+      printBatch(b);
+    });
 
   p.command('builds')
     .description('list builds, newest first')
@@ -185,4 +246,37 @@ function printBuild(b: BuildJson): void {
     for (const a of t.artifacts) out.push(`    ${a.name}  sha256:${a.sha256}  ${a.size} bytes`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+function printBatch(b: BatchJson): void {
+  const lines = [`batch ${b.id} (target ${b.target}): ${b.state}${b.reason ? ` — ${b.reason}` : ''}`];
+  b.groups.forEach((g, i) => {
+    const started = new Map(g.builds.map((x) => [x.source, x]));
+    lines.push(
+      `  group ${i + 1}: ${g.sources
+        .map((s) => {
+          const x = started.get(s);
+          return x ? `${s} (build ${x.id} ${x.state})` : `${s} (waiting)`;
+        })
+        .join(', ')}`,
+    );
+  });
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function reportBatch(
+  api: LenixClient,
+  b: BatchJson,
+  o: { wait: boolean; json?: boolean | undefined },
+  state: { code: number },
+): Promise<void> {
+  if (!o.wait) {
+    if (o.json) return printJson(b);
+    return printBatch(b);
+  }
+  process.stderr.write(`batch ${b.id}: ${b.groups.map((g) => g.sources.join(' ')).join(' : ')}\n`);
+  const done = await api.batches.wait(b.id, (line) => process.stderr.write(`${line}\n`));
+  if (o.json) printJson(done);
+  else printBatch(done);
+  if (done.state !== 'succeeded') state.code = 1;
 }

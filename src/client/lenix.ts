@@ -3,6 +3,7 @@ import type { ProofBundle } from '../attest/verify-chain.js';
 import type {
   presentAdvisory,
   presentAgent,
+  presentBatch,
   presentBuild,
   presentRelease,
   presentRepo,
@@ -27,6 +28,7 @@ export type ReleaseJson = ReturnType<typeof presentRelease>;
 export type SnapshotJson = ReturnType<typeof presentSnapshot>;
 export type AdvisoryJson = ReturnType<typeof presentAdvisory>;
 export type TargetJson = ReturnType<typeof presentTarget>;
+export type BatchJson = ReturnType<typeof presentBatch>;
 export interface TargetFieldsJson {
   buildRepo: string;
   fromRepos: string[];
@@ -143,6 +145,30 @@ export class LenixClient {
       this.http.json<TargetJson>('POST', '/api/v1/targets', body),
     edit: (name: string, body: Partial<TargetFieldsJson>) =>
       this.http.json<TargetJson>('PATCH', `/api/v1/targets/${enc(name)}`, body),
+  };
+
+  readonly batches = {
+    list: () => this.http.json<{ batches: BatchJson[] }>('GET', '/api/v1/batches'),
+    get: (id: number) => this.http.json<BatchJson>('GET', `/api/v1/batches/${id}`),
+    create: (body: { target: string; groups?: string[][]; sources?: string[] }) =>
+      this.http.json<BatchJson>('POST', '/api/v1/batches', body),
+    rebuild: (target: string) => this.http.json<BatchJson>('POST', `/api/v1/targets/${enc(target)}/rebuild`, {}),
+    cancel: (id: number) => this.http.json<BatchJson>('POST', `/api/v1/batches/${id}/cancel`, {}),
+    /** Poll the batch until it ends, reporting each build's state change once. */
+    wait: async (id: number, progress: (line: string) => void = () => undefined): Promise<BatchJson> => {
+      const seen = new Map<number, string>();
+      for (;;) {
+        const b = await this.batches.get(id);
+        for (const g of b.groups)
+          for (const x of g.builds)
+            if (x.state !== null && seen.get(x.id) !== x.state) {
+              seen.set(x.id, x.state);
+              progress(`  build ${x.id} ${x.source ?? ''}: ${x.state}`);
+            }
+        if (b.state !== 'running') return b;
+        await sleep(500);
+      }
+    },
   };
 
   readonly repos = {

@@ -57,3 +57,14 @@ test('the same NEVRA with other bytes is refused; an older version is skipped', 
     ['p-2.0-1.noarch'],
   );
 });
+
+test('a build repository takes a rebuild of the same NEVRA with other bytes', () => {
+  const p = planRelease([inRepo('p-1.0-1.noarch', 'x86_64', 'aaa')], [cand('p-1.0-1.noarch', 'bbb')], ['x86_64'], {
+    sameNevraReplaces: true,
+  });
+  assert.deepEqual(
+    p.packages.map((x) => x.sha256),
+    ['bbb'],
+  );
+  assert.equal(p.replaced.length, 1);
+});

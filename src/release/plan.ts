@@ -37,12 +37,14 @@ const key = (p: { nevra: string; arch: string }) => {
  * What a release changes in a repository (pure). Each new package goes under every repository arch it fits
  * (noarch under all of them); a package with the same name and arch replaces an older one; the same NEVRA
  * with the same bytes is unchanged; the same NEVRA with other bytes is refused, since dnf could not tell
- * the two apart. Packages of the snapshot that nothing replaces stay.
+ * the two apart (a build repository, `sameNevraReplaces`, takes the rebuild instead: Lenix's buildroots pick
+ * packages by digest). Packages of the snapshot that nothing replaces stay.
  */
 export function planRelease(
   current: readonly RepoPackage[],
   candidates: readonly CandidatePackage[],
   repoArches: readonly string[],
+  opts: { readonly sameNevraReplaces?: boolean } = {},
 ): ReleasePlan {
   const byKey = new Map(current.map((p) => [key(p), p]));
   const added: RepoPackage[] = [];
@@ -73,6 +75,12 @@ export function planRelease(
         continue;
       }
       if (old.nevra === pkg.nevra) {
+        if (old.sha256 !== pkg.sha256 && opts.sameNevraReplaces) {
+          // A build repository takes a rebuild of the same EVR (its buildroots install by digest).
+          replaced.push({ from: old, to: pkg });
+          next.set(k, pkg);
+          continue;
+        }
         if (old.sha256 !== pkg.sha256) {
           throw new LenixError(
             'RELEASE_CONFLICT',

@@ -153,7 +153,7 @@ export class Publisher {
   }
 
   /** The packages a release would publish, planned against the repository's current snapshot. */
-  async plan(repo: RepoRecord, buildIds: readonly number[]) {
+  async plan(repo: RepoRecord, buildIds: readonly number[], opts: { sameNevraReplaces?: boolean } = {}) {
     const current =
       repo.currentSnapshotId === null
         ? []
@@ -172,13 +172,14 @@ export class Publisher {
         });
       }
     }
-    return planRelease(current as RepoPackage[], candidates, repo.arches);
+    return planRelease(current as RepoPackage[], candidates, repo.arches, opts);
   }
 
   private async build(release: ReleaseRecord, repo: RepoRecord, existing: SnapshotRecord | null): Promise<void> {
     const key = activeKeys(repo).pop();
     if (!key) throw new LenixError('NO_SIGNING_KEY', `repository ${repo.name} has no active key`);
-    const plan = await this.plan(repo, release.builds);
+    // A release into a build repository (its plan says so) takes rebuilds of the same EVR.
+    const plan = await this.plan(repo, release.builds, { sameNevraReplaces: 'buildRepository' in release.plan });
     const snap =
       existing ??
       (await this.deps.releases.createSnapshot(

@@ -10,6 +10,7 @@ import { TokenService } from './services/tokens.js';
 import type { ServerDeps } from './context.js';
 import { ReleaseService } from './services/releases.js';
 import { TargetService } from './services/targets.js';
+import { BatchService } from './services/batches.js';
 import { AgentService } from './services/agents.js';
 import { BuildService } from './services/builds.js';
 import { SourceService } from './services/sources.js';
@@ -65,9 +66,19 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   const pipeline = new Pipeline(deps, attest, errata, (key) => ledger.store.stagesFor(key));
   const auth = new TokenAuthority(deps.store.tokens);
   const releases = new ReleaseService(deps, pipeline.publisher, pipeline);
+  const builds = new BuildService(deps, sources, pipeline);
+  const batches = new BatchService(deps, builds);
+  pipeline.also('snapshot.published', (e) => batches.published(e.repo));
+  pipeline.also('build.not-landed', (e) => batches.buildEnded(e.build, e.reason));
+  pipeline.also('task.ended', async (e) => {
+    if (e.buildState !== 'failed' && e.buildState !== 'cancelled') return;
+    const b = await deps.store.builds.get(e.task.buildId);
+    if (b) await batches.buildEnded(b, `build ${b.id} of ${b.sourceName} ${e.buildState}: ${b.reason ?? ''}`.trim());
+  });
   const services: Services = {
     sources,
-    builds: new BuildService(deps, sources, pipeline),
+    builds,
+    batches,
     agents: new AgentService(deps, pipeline),
     ledger,
     sboms: new SbomService(deps, ledger),

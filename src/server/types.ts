@@ -13,6 +13,7 @@ import type { ErrataService } from './services/errata.js';
 import type { LedgerService } from './services/ledger.js';
 import type { ReleaseService } from './services/releases.js';
 import type { TargetService } from './services/targets.js';
+import type { BatchService } from './services/batches.js';
 import type { SbomService } from './services/sboms.js';
 import type { SourceService } from './services/sources.js';
 import type { TokenService } from './services/tokens.js';
@@ -28,6 +29,7 @@ declare module 'fastify' {
 export interface Services {
   readonly sources: SourceService;
   readonly builds: BuildService;
+  readonly batches: BatchService;
   readonly agents: AgentService;
   readonly releases: ReleaseService;
   readonly targets: TargetService;

@@ -22,6 +22,7 @@ export interface NewBuild {
   readonly maxAttempts: number;
   readonly targetRepo?: string | null;
   readonly targetId?: number | null;
+  readonly batchId?: number | null;
 }
 
 export interface BuildFilter {
@@ -65,6 +66,7 @@ export class BuildStore {
           reason: null,
           target_repo: b.targetRepo ?? null,
           target_id: b.targetId ?? null,
+          batch_id: b.batchId ?? null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();

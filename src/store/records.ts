@@ -51,6 +51,24 @@ export interface BuildRecord {
   readonly targetRepo: string | null;
   /** The build target it was built for (null: the host toolchain, --nodeps). */
   readonly targetId: number | null;
+  /** The batch (chain build) it was started by, if any. */
+  readonly batchId: number | null;
+}
+
+export type BatchState = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** Builds of one target in dependency order: each group starts when the previous group's packages have landed. */
+export interface BatchRecord {
+  readonly id: number;
+  readonly targetId: number;
+  readonly groups: readonly (readonly string[])[];
+  /** The builds of each group started so far (same order as groups). */
+  readonly builds: readonly (readonly number[])[];
+  readonly state: BatchState;
+  readonly reason: string | null;
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly finishedAt: number | null;
 }
 
 /** A build target: what builds of it are built against (repositories, macros) and for (arches, release). */

@@ -114,6 +114,7 @@ export function toBuild(
     reason: r.reason,
     targetRepo: r.target_repo ?? null,
     targetId: numOrNull(r.target_id),
+    batchId: numOrNull(r.batch_id),
   };
 }
 

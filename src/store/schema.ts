@@ -28,6 +28,19 @@ export interface Database {
   advisories: AdvisoriesTable;
   advisory_counters: AdvisoryCountersTable;
   targets: TargetsTable;
+  batches: BatchesTable;
+}
+
+export interface BatchesTable {
+  id: Generated<number>;
+  target_id: number;
+  groups: string; // JSON: source names per group
+  builds: string; // JSON: build ids per started group
+  state: string; // running | succeeded | failed | cancelled
+  reason: string | null;
+  created_by: string;
+  created_at: number;
+  finished_at: number | null;
 }
 
 export interface TargetsTable {
@@ -193,6 +206,7 @@ export interface BuildsTable {
   target_repo: string | null; // (0003)
   declared_packages: string | null; // JSON array of {name, evr} the spec declares (0008)
   target_id: number | null; // (0010)
+  batch_id: number | null; // (0010)
 }
 
 export interface TasksTable {

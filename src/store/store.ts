@@ -8,6 +8,7 @@ import { TaskQueue } from './queue/task-queue.js';
 import type { Database } from './schema.js';
 import { SourceStore } from './source-store.js';
 import { TargetStore } from './target-store.js';
+import { BatchStore } from './batch-store.js';
 import { TokenStore } from './token-store.js';
 
 export type { ArtifactStore, NewArtifact } from './artifact-store.js';
@@ -17,7 +18,7 @@ export type { CompleteResult, LeaseGrant, TaskQueue } from './queue/task-queue.j
 
 /**
  * The build spine's storage over both dialects, one room per concern on one Kysely handle: tokens, sources
- * and commits, builds (and the targets they are built for), the task queue, agents, artifacts (with lookaside)
+ * and commits, builds (the targets they are built for, the batches that start them), the task queue, agents, artifacts (with lookaside)
  * and logs. Release, errata and
  * ledger records have their own stores on the same handle. Services take the narrowest of these they need.
  */
@@ -30,6 +31,7 @@ export class Store {
   readonly artifacts: ArtifactStore;
   readonly logs: LogStore;
   readonly targets: TargetStore;
+  readonly batches: BatchStore;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -43,6 +45,7 @@ export class Store {
     this.artifacts = new ArtifactStore(db);
     this.logs = new LogStore(db);
     this.targets = new TargetStore(db);
+    this.batches = new BatchStore(db);
   }
 
   async close(): Promise<void> {

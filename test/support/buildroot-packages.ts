@@ -124,3 +124,24 @@ install -D -m 0644 dyn.txt %{buildroot}%{_datadir}/dyn-demo/dyn.txt
 - First version
 `,
 };
+
+/** Two packages that need each other to build: a batch refuses them and prints the cycle. */
+export const cyclic = (name: string, needs: string): Record<string, string> => ({
+  [`${name}.spec`]: `Name: ${name}
+Version: 1.0
+Release: 1%{?dist}
+Summary: Half of a build cycle
+License: MIT
+BuildArch: noarch
+BuildRequires: ${needs}
+
+%description
+Needs ${needs} to build.
+
+%install
+mkdir -p %{buildroot}%{_datadir}/${name}
+
+%files
+%{_datadir}/${name}
+`,
+});

@@ -27,7 +27,7 @@ import { LenixClient } from '../../client/lenix.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
 import type { BuildrootRecord } from '../../core/protocol.js';
 import { describeBuildroot } from './buildroot.js';
-import { hasDynamicBuildRequires, readRpmFileHeader, requirements } from '../../rpm/header.js';
+import { hasDynamicBuildRequires, packageInfo, readRpmFileHeader, requirements } from '../../rpm/header.js';
 import { buildHostBase } from '../kit/host-base.js';
 import { keepRoot, prepareBuildroot, readInstalled, type PreparedBuildroot } from './buildroot-input.js';
 import { INSTALLED_LIST, MISSING_STATUS, ROOT_CACHE, ROOT_FAILED_STATUS } from './buildroot-script.js';
@@ -228,6 +228,7 @@ async function buildTask(
           rpmbuildArgs: rebuild,
           buildEnv: { ...buildEnv, HOME: SANDBOX_WORK, USER: 'builder' },
           srpmName: name,
+          sourceName: packageInfo(srpm).name,
           dynamic: hasDynamicBuildRequires(srpm),
           buildUid: SANDBOX_UID,
           say,
@@ -284,10 +285,10 @@ async function buildTask(
       return { outcome: { kind: 'failure', code: failure.code, reason: failure.reason }, result: { buildroot } };
     }
     if (prepared) {
-      const { installed, unknown } = await readInstalled(out, prepared.origins);
+      const { installed, unknown } = await readInstalled(out, prepared);
       if (unknown.length > 0)
         say(`the root lists packages no repository offered (not recorded): ${unknown.join(', ')}`);
-      await keepRoot(out, prepared.cacheFile);
+      await keepRoot(out, prepared.cacheFile, installed);
       buildroot = { ...buildroot, target: t.target!.name, installed, cached: prepared.cached };
       say(`buildroot: ${installed.map((p) => p.nevra).join(', ')}`);
     }

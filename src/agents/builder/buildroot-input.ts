@@ -14,9 +14,15 @@ import { INSTALLED_LIST, ROOT_CACHE, buildrootScript } from './buildroot-script.
 /** Where one package of the buildroot's repositories came from. */
 interface Origin {
   readonly sha256: string;
+  readonly nevra: string;
   readonly repo: string;
   readonly snapshotId: number | null;
+  /** The source package it was built from (by name), to leave the package being built out of the cache key. */
+  readonly source: string | null;
 }
+
+/** What a cached root holds: NEVRA and digest of each installed package, written when it was made. */
+type Manifest = readonly { readonly nevra: string; readonly sha256: string }[];
 
 /** What the node prepared for one buildroot build, and how to read back what the sandbox reports. */
 export interface PreparedBuildroot {
@@ -24,10 +30,11 @@ export interface PreparedBuildroot {
   readonly env: Readonly<Record<string, string>>;
   /** Whether the root comes from the node's cache. */
   readonly cached: boolean;
-  /** Packages the repositories offered, by NEVRA. */
+  /** Packages the repositories offered, by digest. */
   readonly origins: ReadonlyMap<string, Origin>;
-  /** The cache file a new root is kept in (when not cached). */
+  /** The cache file a new root is kept in (when not cached), and the manifest of a cached one. */
   readonly cacheFile: string;
+  readonly manifest: Manifest | null;
 }
 
 /** Roots kept per node (least recently used go first). */
@@ -35,6 +42,9 @@ const CACHED_ROOTS = 8;
 
 const nevraOf = (p: { name: string; epoch: number | null; version: string; release: string; arch: string }) =>
   `${p.name}-${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}.${p.arch}`;
+
+/** `demo-app-1.0-1.lx9.src.rpm` → `demo-app`. */
+const sourceName = (sourceRpm: string | null) => sourceRpm?.replace(/-[^-]+-[^-]+\.(no)?src\.rpm$/, '') ?? null;
 
 /**
  * Fill the sandbox's input folder for a build in a buildroot: the target's repositories (each package
@@ -52,6 +62,8 @@ export async function prepareBuildroot(o: {
   rpmbuildArgs: readonly string[];
   buildEnv: Readonly<Record<string, string>>;
   srpmName: string;
+  /** The name of the source package being built. */
+  sourceName: string;
   dynamic: boolean;
   buildUid: number;
   say: (line: string) => void;
@@ -69,10 +81,13 @@ export async function prepareBuildroot(o: {
       if (!existsSync(cached)) await o.api.download(p.url, cached, p.sha256);
       const file = path.join(o.input, dir, parsePlainName(p.name));
       await link(cached, file).catch(() => copyFile(cached, file));
-      origins.set(nevraOf(packageInfo(await readRpmFileHeader(cached))), {
+      const info = packageInfo(await readRpmFileHeader(cached));
+      origins.set(p.sha256, {
         sha256: p.sha256,
+        nevra: nevraOf(info),
         repo: repo.name,
         snapshotId: repo.snapshotId,
+        source: sourceName(info.sourceRpm),
       });
     }
     const keys: string[] = [];
@@ -95,10 +110,13 @@ export async function prepareBuildroot(o: {
   const hostBaseRpm = (await readdir(o.hostBase)).find((f) => f.endsWith('.rpm'));
   if (hostBaseRpm) {
     const file = path.join(o.hostBase, hostBaseRpm);
-    origins.set(nevraOf(packageInfo(await readRpmFileHeader(file))), {
-      sha256: await sha256File(file),
+    const sha256 = await sha256File(file);
+    origins.set(sha256, {
+      sha256,
+      nevra: nevraOf(packageInfo(await readRpmFileHeader(file))),
       repo: 'host',
       snapshotId: null,
+      source: null,
     });
   }
   repoFile.push(
@@ -122,28 +140,42 @@ export async function prepareBuildroot(o: {
   );
 
   // The same repository contents, BuildRequires and host base give the same root: keep it for the next build.
-  // Contents, not snapshot ids: a snapshot that republishes the same packages changes nothing in the root.
+  // Contents, not snapshot ids (a snapshot that republishes the same packages changes nothing), and without
+  // the packages of the source being built (each of its builds lands a new copy in the build repository). A
+  // cached root is used only while every package it holds is still offered, byte for byte.
   const key = createHash('sha256')
     .update(
       JSON.stringify({
         target: o.target.name,
-        repos: o.target.repos.map((r) => [r.name, r.packages.map((p) => p.sha256).sort()]),
+        packages: [...origins.values()]
+          .filter((p) => p.source !== o.sourceName)
+          .map((p) => p.sha256)
+          .sort(),
         buildRequires: [...o.buildRequires].sort(),
-        hostBase: origins.get([...origins.keys()].find((n) => n.startsWith('lenix-host-base-')) ?? '')?.sha256,
       }),
     )
     .digest('hex');
   const roots = path.join(o.workRoot, 'roots');
   await mkdir(roots, { recursive: true });
   const cacheFile = path.join(roots, `${key}.tar`);
-  const cached = existsSync(cacheFile);
-  if (cached) {
+  let manifest: Manifest | null = existsSync(cacheFile)
+    ? await readFile(`${cacheFile}.json`, 'utf8').then(
+        (t) => JSON.parse(t) as Manifest,
+        () => null,
+      )
+    : null;
+  if (manifest && !manifest.every((p) => origins.has(p.sha256))) {
+    o.say('the cached root holds packages the repositories no longer offer: making a new one');
+    manifest = null;
+  }
+  if (manifest) {
     await link(cacheFile, path.join(o.input, ROOT_CACHE)).catch(() =>
       copyFile(cacheFile, path.join(o.input, ROOT_CACHE)),
     );
     const now = new Date();
     await utimes(cacheFile, now, now);
   }
+  const cached = manifest !== null;
   return {
     env: {
       SRPM: o.srpmName,
@@ -154,15 +186,22 @@ export async function prepareBuildroot(o: {
     cached,
     origins,
     cacheFile,
+    manifest,
   };
 }
 
-/** The buildroot's packages as the sandbox listed them, each matched to the repository snapshot it came from. */
+/**
+ * The buildroot's packages as the sandbox listed them, each matched to the repository snapshot it came from: by
+ * the cached root's manifest when there is one, else by NEVRA among the packages the repositories offered.
+ */
 export async function readInstalled(
   out: string,
-  origins: ReadonlyMap<string, Origin>,
+  b: Pick<PreparedBuildroot, 'origins' | 'manifest'>,
 ): Promise<{ installed: InstalledPackage[]; unknown: string[] }> {
   const text = await readFile(path.join(out, INSTALLED_LIST), 'utf8').catch(() => '');
+  const byNevra = new Map<string, string>();
+  for (const o of b.origins.values()) byNevra.set(o.nevra, o.sha256);
+  for (const m of b.manifest ?? []) byNevra.set(m.nevra, m.sha256);
   const installed: InstalledPackage[] = [];
   const unknown: string[] = [];
   for (const line of text.split('\n')) {
@@ -170,17 +209,19 @@ export async function readInstalled(
     if (!name || !version || !release || !arch) continue;
     const e = epoch && epoch !== '(none)' ? Number(epoch) : null;
     const nevra = nevraOf({ name, epoch: e, version, release, arch });
-    const origin = origins.get(nevra);
-    if (origin) installed.push({ nevra, ...origin });
+    const origin = b.origins.get(byNevra.get(nevra) ?? '');
+    if (origin) installed.push({ nevra, sha256: origin.sha256, repo: origin.repo, snapshotId: origin.snapshotId });
     else unknown.push(nevra);
   }
-  return { installed: installed.sort((a, b) => a.nevra.localeCompare(b.nevra)), unknown };
+  return { installed: installed.sort((x, y) => x.nevra.localeCompare(y.nevra)), unknown };
 }
 
 /** Keep a freshly made root for the next build with the same inputs; drop the least recently used beyond the limit. */
-export async function keepRoot(out: string, cacheFile: string): Promise<void> {
+export async function keepRoot(out: string, cacheFile: string, installed: readonly InstalledPackage[]): Promise<void> {
   const made = path.join(out, ROOT_CACHE);
   if (!existsSync(made)) return;
+  const manifest: Manifest = installed.map((p) => ({ nevra: p.nevra, sha256: p.sha256 }));
+  await writeFile(`${cacheFile}.json`, JSON.stringify(manifest));
   await rename(made, cacheFile);
   const dir = path.dirname(cacheFile);
   const files = await Promise.all(

@@ -5,8 +5,8 @@ import { TEST_STAGE_LIMITS, type TestStage } from '../../core/protocol.js';
  * The script that runs inside the tester's sandbox (bash, as root of the sandbox's own user namespace: its
  * capabilities reach nothing outside, and its ids map to an unprivileged host user). The tester's files are in
  * $W/in (signed packages, keys, the host-base repository, the source archive, repository files). Inputs come
- * from the environment: W (work folder), PACKAGES (NEVRAs under test), TESTS (files in tests/), TARGET_REPO
- * (non-empty when the target repository's snapshot is in in/target), RPMLINT_CONFIG. Each stage prints `@@LENIX-STAGE name` and ends with one
+ * from the environment: W (work folder), PACKAGES (NEVRAs under test), TESTS (files in tests/), EXTRA_REPOS
+ * (how many repositories of dependencies are in in/target-N), RPMLINT_CONFIG. Each stage prints `@@LENIX-STAGE name` and ends with one
  * `@@LENIX-RESULT name passed|failed|skipped detail` line, which parseStages() reads back.
  */
 export function testRootScript(): string {
@@ -20,7 +20,7 @@ DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --set
 
 stage root
 root_failed() { result root failed "$1"; exit 0; }
-for r in "$W/in/repo" ${'$'}{TARGET_REPO:+"$W/in/target"}; do
+for r in "$W/in/repo" $(for i in $(seq 0 $((EXTRA_REPOS - 1))); do echo "$W/in/target-$i"; done); do
   if ! createrepo_c --quiet --no-database "$r"; then result root failed "createrepo_c refused the packages"; exit 0; fi
 done
 mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null

@@ -76,24 +76,36 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
       say(`${p.name}: sha256 ${p.sha256} verified`);
     }
     await o.api.download(t.publicKeyUrl, path.join(input, 'key.asc'));
-    // The target repository's current snapshot, so that dependencies on packages already released there
-    // resolve (verified by digest, cached by digest across runs, checked by dnf against the repository keys).
-    const targetKeys: string[] = [];
-    if (t.target && t.target.packages.length > 0) {
-      const targetRepo = path.join(input, 'target');
-      await mkdir(targetRepo);
-      const cache = path.join(o.workRoot, 'cache');
-      await mkdir(cache, { recursive: true });
-      for (const p of t.target.packages) {
+    // The target repository's current snapshot and, for a build of a build target, the target's build and other
+    // repositories, so that dependencies on packages released or built there resolve (verified by digest, cached
+    // by digest across runs, checked by dnf against each repository's keys).
+    const extra = [...(t.target ? [t.target] : []), ...(t.buildRepos ?? [])].filter((r) => r.packages.length > 0);
+    const extraRepos: string[] = [];
+    const cache = path.join(o.workRoot, 'cache');
+    await mkdir(cache, { recursive: true });
+    for (const [i, r] of extra.entries()) {
+      const dir = path.join(input, `target-${i}`);
+      await mkdir(dir);
+      for (const p of r.packages) {
         const cached = path.join(cache, p.sha256);
         if (!existsSync(cached)) await o.api.download(p.url, cached, p.sha256);
-        await copyFile(cached, path.join(targetRepo, parsePlainName(p.name)));
+        await copyFile(cached, path.join(dir, parsePlainName(p.name)));
       }
-      for (const [i, url] of t.target.keyUrls.entries()) {
-        await o.api.download(url, path.join(input, `target-key-${i}.asc`));
-        targetKeys.push(`file://${SANDBOX_WORK}/in/target-key-${i}.asc`);
+      const keys: string[] = [];
+      for (const [k, url] of r.keyUrls.entries()) {
+        await o.api.download(url, path.join(input, `target-${i}-key-${k}.asc`));
+        keys.push(`file://${SANDBOX_WORK}/in/target-${i}-key-${k}.asc`);
       }
-      say(`target repository ${t.target.name}: ${t.target.packages.length} packages from its current snapshot`);
+      extraRepos.push(
+        `[lenix-target-${i}]`,
+        `name=Repository ${r.name}`,
+        `baseurl=file://${SANDBOX_WORK}/in/target-${i}`,
+        'gpgcheck=1',
+        'repo_gpgcheck=0',
+        `gpgkey=${keys.join(' ')}`,
+        '',
+      );
+      say(`repository ${r.name}: ${r.packages.length} packages from its current snapshot`);
     }
     await cp(hostBase, path.join(input, 'host-base'), { recursive: true });
     await copyFile(o.rpmlintConfig, path.join(input, 'rpmlint.toml'));
@@ -121,17 +133,7 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
         'repo_gpgcheck=0',
         `gpgkey=file://${inside('key.asc')}`,
         '',
-        ...(targetKeys.length > 0
-          ? [
-              `[lenix-target]`,
-              `name=Target repository ${t.target!.name}`,
-              `baseurl=file://${inside('target')}`,
-              'gpgcheck=1',
-              'repo_gpgcheck=0',
-              `gpgkey=${targetKeys.join(' ')}`,
-              '',
-            ]
-          : []),
+        ...extraRepos,
         '[lenix-host-base]',
         'name=What the host offers',
         `baseurl=file://${inside('host-base')}`,
@@ -160,7 +162,7 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
         W: SANDBOX_WORK,
         PACKAGES: names.join(' '),
         TESTS: tests.join(' '),
-        TARGET_REPO: targetKeys.length > 0 ? '1' : '',
+        EXTRA_REPOS: String(extra.length),
         RPMLINT_CONFIG: inside('rpmlint.toml'),
       },
       hostname: 'lenix-test',

@@ -2,6 +2,7 @@ import type { ServerDeps } from '../context.js';
 import type { Services, ZodApp } from '../types.js';
 import { registerAgentsRoutes } from './agents.js';
 import { registerArtifactsRoutes } from './artifacts.js';
+import { registerBatchesRoutes } from './batches.js';
 import { registerBuildsRoutes } from './builds.js';
 import { registerErrataRoutes } from './errata.js';
 import { registerKeysRoutes } from './keys.js';
@@ -24,6 +25,7 @@ export const RESOURCE_ROUTES: readonly ((r: ZodApp, deps: ServerDeps, s: Service
   registerSourcesRoutes,
   registerTargetsRoutes,
   registerBuildsRoutes,
+  registerBatchesRoutes,
   registerTasksRoutes,
   registerArtifactsRoutes,
   registerAgentsRoutes,

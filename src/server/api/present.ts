@@ -9,6 +9,7 @@ import type {
   ReleaseRecord,
   RepoRecord,
   TargetRecord,
+  BatchRecord,
   SnapshotRecord,
   SourceRecord,
   TaskRecord,
@@ -134,6 +135,25 @@ export function presentRepo(r: RepoRecord) {
     osvEcosystem: r.osvEcosystem,
     createdAt: iso(r.createdAt),
     repoFile: `/repos/${r.name}.repo`,
+  };
+}
+
+export function presentBatch(b: BatchRecord, target: string, builds: ReadonlyMap<number, BuildRecord>) {
+  return {
+    id: b.id,
+    target,
+    state: b.state,
+    reason: b.reason,
+    groups: b.groups.map((sources, i) => ({
+      sources,
+      builds: (b.builds[i] ?? []).map((id) => {
+        const x = builds.get(id);
+        return { id, source: x?.sourceName ?? null, state: x?.state ?? null, reason: x?.reason ?? null };
+      }),
+    })),
+    createdBy: b.createdBy,
+    createdAt: iso(b.createdAt),
+    finishedAt: iso(b.finishedAt),
   };
 }
 

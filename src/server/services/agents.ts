@@ -1,13 +1,7 @@
 import type { Readable } from 'node:stream';
 import { refuseUpload } from '../../core/built-package.js';
 import { LenixError } from '../../core/errors.js';
-import {
-  buildrootOf,
-  parseTaskResult,
-  type PackageRef,
-  type TaskPayload,
-  type TestTaskPayload,
-} from '../../core/protocol.js';
+import { buildrootOf, parseTaskResult, type PackageRef, type TaskPayload } from '../../core/protocol.js';
 import { bothSignaturesOk, rpmCheckSignatures } from '../../rpm/tools.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
@@ -19,7 +13,6 @@ import {
   type AgentRecord,
   type ArtifactKind,
   type ArtifactRecord,
-  type BuildRecord,
   type TaskRecord,
 } from '../../store/records.js';
 import type { FollowUp } from '../../scheduler/task-state.js';
@@ -27,7 +20,7 @@ import type { LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { DepsOf } from '../context.js';
 import type { Pipeline } from './pipeline.js';
-import { checkInstalled, rootRepos, targetPayload } from './root-repos.js';
+import { checkInstalled, targetPayload, testRepos } from './root-repos.js';
 
 /** The server side of the agent protocol (architecture page, "Agent protocol"). */
 export class AgentService {
@@ -157,25 +150,7 @@ export class AgentService {
         await this.pipeline.waitForStatements(build.id, ['source', 'build', 'sign']);
         const signed = artifacts.filter((a) => a.kind === 'signed-rpm');
         const fpr = signed[0]?.signedBy ?? (await this.deps.releases.getSetting('signing_key')) ?? '';
-        let target: TestTaskPayload['target'] = null;
-        const repo = build.targetRepo ? await this.deps.releases.getRepoByName(build.targetRepo) : null;
-        const snap = repo?.currentSnapshotId ? await this.deps.releases.getSnapshot(repo.currentSnapshotId) : null;
-        if (repo && snap) {
-          const arch = repo.arches.find((a) => build.arches.includes(a)) ?? repo.arches[0];
-          target = {
-            name: repo.name,
-            packages: snap.packages
-              .filter((p) => p.arch === arch)
-              .map((p) => ({
-                sha256: p.sha256,
-                name: p.name,
-                url: `/api/v1/artifacts/${p.sha256}`,
-                kind: 'rpm' as const,
-                arch: p.arch,
-              })),
-            keyUrls: repo.keys.filter((k) => k.retiredAt === null).map((k) => `/keys/${k.fingerprint}.asc`),
-          };
-        }
+        const repos = await testRepos({ releases: this.deps.releases, targets: this.deps.store.targets }, build);
         return {
           kind: 'test',
           taskId: task.id,
@@ -185,17 +160,10 @@ export class AgentService {
           publicKeyUrl: `/keys/${fpr}.asc`,
           archiveUrl: `/api/v1/builds/${build.id}/source.tar`,
           packages: signed.map(ref),
-          target,
-          buildRepos: await this.buildReposOf(build),
+          ...repos,
         };
       }
     }
-  }
-
-  /** For a test of a target's build: the target's build and other repositories (its dependencies come from there). */
-  private async buildReposOf(build: BuildRecord) {
-    const t = build.targetId === null ? null : await this.deps.store.targets.get(build.targetId);
-    return t ? rootRepos(this.deps.releases, [t.buildRepo, ...t.fromRepos], build.arches[0] ?? 'noarch') : [];
   }
 
   async heartbeat(caller: Caller, leaseId: number, fencingToken: number) {

@@ -3,6 +3,7 @@ import { linkOnLookasidePath, lookasideFiles, parseLookasideMetadata } from '../
 import { findSpec } from '../../intake/git.js';
 import { resolveSandboxIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
 import { clampPriority } from '../../scheduler/fair-share.js';
+import { capabilityOf, type OrderInput } from '../../scheduler/build-order.js';
 import type { BuildRecord, SourceRecord, TaskRecord } from '../../store/records.js';
 import type { DepsOf } from '../context.js';
 import type { Pipeline } from './pipeline.js';
@@ -18,6 +19,8 @@ export interface CreateBuild {
   readonly repo?: string | undefined;
   /** The build target (its macros, buildroot repositories, arches); none: the host toolchain with --nodeps. */
   readonly target?: string | undefined;
+  /** The batch that starts it (chain builds). */
+  readonly batchId?: number | undefined;
   readonly createdBy: string;
 }
 
@@ -34,6 +37,34 @@ export class BuildService {
     private readonly sources: SourceService,
     private readonly pipeline: Pick<Pipeline, 'emit'>,
   ) {}
+
+  /**
+   * What a source at its branch head needs and offers, for ordering a batch: its spec's static BuildRequires,
+   * its packages' names and declared Provides (parsed with the target's macros, sandboxed as always), and the
+   * pkg-config modules its tree ships.
+   */
+  async dependencies(name: string, macros: Readonly<Record<string, string>>): Promise<OrderInput> {
+    const source = await this.sources.require(name);
+    const mirror = this.sources.mirrorOf(source);
+    await mirror.fetch();
+    const commit = await mirror.resolve(`refs/heads/${source.branch}`);
+    const files = await mirror.listFiles(commit.sha);
+    const specPath = findSpec(files, source.name);
+    if (!specPath)
+      throw new LenixError('SPEC_NOT_FOUND', `no single spec file in ${source.name} at ${commit.sha.slice(0, 12)}`);
+    this.identity ??= resolveSandboxIdentity();
+    const spec = await checkSpec(mirror, commit.sha, specPath, {
+      identity: await this.identity,
+      limits: this.deps.config.specCheckLimits,
+      macros,
+      deps: true,
+    });
+    return {
+      source: source.name,
+      needs: spec.buildRequires.map(capabilityOf),
+      offers: [...spec.packages.map((p) => p.name), ...spec.provides.map(capabilityOf), ...pkgconfigOffers(files)],
+    };
+  }
 
   async create(input: CreateBuild): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
     const source = await this.sources.require(input.source);
@@ -113,6 +144,7 @@ export class BuildService {
         maxAttempts: this.deps.config.maxAttempts,
         targetRepo: input.repo ?? target?.releaseTo ?? null,
         targetId: target?.id ?? null,
+        batchId: input.batchId ?? null,
       },
       now,
     );
@@ -131,6 +163,14 @@ export class BuildService {
     );
     return created;
   }
+}
+
+/** A capability a source tree offers by its files: a `NAME.pc` or `NAME.pc.in` makes `pkgconfig(NAME)`. */
+function pkgconfigOffers(files: readonly string[]): string[] {
+  return files.flatMap((f) => {
+    const m = /(?:^|\/)([^/]+)\.pc(?:\.in)?$/.exec(f);
+    return m ? [`pkgconfig(${m[1]})`] : [];
+  });
 }
 
 async function isBranch(mirror: { resolve(ref: string): Promise<unknown> }, ref: string): Promise<boolean> {

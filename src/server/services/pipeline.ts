@@ -22,13 +22,18 @@ import type { ErrataService } from './errata.js';
  *                       the signed metadata; a succeeded sign of a build of a target: the build's packages
  *                       land in the target's build repository at once (landInBuildRepo: no test gate, no
  *                       approval — it is the buildroot, not a release)
+ *   build.not-landed    a build of a target its build repository refused (batches end)
  *   snapshot.published  release statements for every package, then the errata exports (OSV, OVAL, feed)
+ *
+ * Services made after the pipeline add their steps with `also` (batches follow task.ended, build.not-landed
+ * and snapshot.published).
  *
  * A publish asks the signer for metadata signatures by queueing a `repomd` task (requestMetadataSignature).
  */
 export type PipelineEvent =
   | { readonly kind: 'build.created'; readonly build: BuildRecord; readonly sourceUrl: string; readonly spec: string }
   | { readonly kind: 'task.ended'; readonly task: TaskRecord; readonly buildState: BuildState }
+  | { readonly kind: 'build.not-landed'; readonly build: BuildRecord; readonly reason: string }
   | {
       readonly kind: 'snapshot.published';
       readonly release: ReleaseRecord;
@@ -36,9 +41,8 @@ export type PipelineEvent =
       readonly snapshot: SnapshotRecord;
     };
 
-type Follows = {
-  readonly [K in PipelineEvent['kind']]: readonly ((e: Extract<PipelineEvent, { kind: K }>) => Promise<void>)[];
-};
+type Step<K extends PipelineEvent['kind']> = (e: Extract<PipelineEvent, { kind: K }>) => Promise<void>;
+type Follows = { [K in PipelineEvent['kind']]: Step<K>[] };
 
 /** How long a sign or test lease waits for the previous stage's statement before refusing (STATEMENT_MISSING). */
 const STATEMENT_WAIT_MS = 5000;
@@ -79,11 +83,17 @@ export class Pipeline {
           if (e.task.kind === 'sign' && e.task.state === 'succeeded') await this.landInBuildRepo(e.task.buildId);
         },
       ],
+      'build.not-landed': [],
       'snapshot.published': [
         (e) => this.attest.released(e.release, e.repo.name, e.snapshot),
         (e) => this.errata.published(e.repo, e.snapshot),
       ],
     };
+  }
+
+  /** Add a step after the table's own steps for an event. */
+  also<K extends PipelineEvent['kind']>(kind: K, step: Step<K>): void {
+    (this.follows[kind] as Step<K>[]).push(step);
   }
 
   /** Run what follows an event, in the table's order. */
@@ -136,7 +146,7 @@ export class Pipeline {
       return;
     }
     try {
-      const plan = await this.publisher.plan(repo, [buildId]);
+      const plan = await this.publisher.plan(repo, [buildId], { sameNevraReplaces: true });
       await deps.releases.createRelease(
         {
           repoId: repo.id,

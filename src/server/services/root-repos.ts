@@ -1,5 +1,5 @@
 import { LenixError } from '../../core/errors.js';
-import type { BuildTargetPayload, InstalledPackage, RootRepo } from '../../core/protocol.js';
+import type { BuildTargetPayload, InstalledPackage, RootRepo, TestTaskPayload } from '../../core/protocol.js';
 import { activeKeys } from '../../release/publisher.js';
 import type { BuildRecord } from '../../store/records.js';
 import type { ReleaseStore } from '../../store/release-store.js';
@@ -55,6 +55,27 @@ export async function targetPayload(
     macros: target.macros,
     repos:
       task.kind === 'binary' ? await rootRepos(stores.releases, [target.buildRepo, ...target.fromRepos], arch) : [],
+  };
+}
+
+/**
+ * A test root's repositories besides the build's own packages: the repository the build is meant for (its
+ * current snapshot, so dependencies on packages released there resolve) and, for a build of a target, the
+ * target's build and other repositories.
+ */
+export async function testRepos(
+  stores: { releases: Pick<ReleaseStore, 'getRepoByName' | 'getSnapshot'>; targets: Pick<TargetStore, 'get'> },
+  build: BuildRecord,
+): Promise<Pick<TestTaskPayload, 'target' | 'buildRepos'>> {
+  const arch = build.arches[0] ?? 'noarch';
+  const [release] = build.targetRepo ? await rootRepos(stores.releases, [build.targetRepo], arch) : [];
+  const t = build.targetId === null ? null : await stores.targets.get(build.targetId);
+  return {
+    target:
+      release && release.snapshotId !== null
+        ? { name: release.name, packages: release.packages, keyUrls: release.keyUrls }
+        : null,
+    buildRepos: t ? await rootRepos(stores.releases, [t.buildRepo, ...t.fromRepos], arch) : [],
   };
 }
 

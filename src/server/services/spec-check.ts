@@ -15,6 +15,9 @@ export interface SpecSummary {
   readonly evr: string;
   /** The binary packages it declares, subpackages included (what uploads of its builds may be). */
   readonly packages: readonly DeclaredPackage[];
+  /** With `deps`: its static BuildRequires and the Provides its packages declare (for ordering batches). */
+  readonly buildRequires: readonly string[];
+  readonly provides: readonly string[];
 }
 
 /** rpm package names: what `Name:` and `%package -n` accept, bounded. */
@@ -30,7 +33,12 @@ export async function checkSpec(
   mirror: GitMirror,
   commit: string,
   specPath: string,
-  sandbox: { identity: SandboxIdentity; limits: SandboxLimits; macros?: Readonly<Record<string, string>> },
+  sandbox: {
+    identity: SandboxIdentity;
+    limits: SandboxLimits;
+    macros?: Readonly<Record<string, string>>;
+    deps?: boolean;
+  },
 ): Promise<SpecSummary> {
   const work = await mkdtemp(path.join(tmpdir(), 'lenix-spec-'));
   try {
@@ -52,6 +60,12 @@ export async function checkSpec(
           'spec=$1; shift',
           `rpmspec -q --srpm "$@" --qf 'LENIX:%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}\\n' "$spec"`,
           `rpmspec -q "$@" --qf 'LENIXPKG:%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}\\n' "$spec"`,
+          ...(sandbox.deps
+            ? [
+                `rpmspec -q --buildrequires "$@" "$spec" | sed 's/^/LENIXBR:/'`,
+                `rpmspec -q --provides "$@" "$spec" | sed 's/^/LENIXPROV:/'`,
+              ]
+            : []),
         ].join('\n'),
         'lenix-spec',
         path.posix.join(tree, specPath),
@@ -73,7 +87,7 @@ export async function checkSpec(
       const why = out
         .split('\n')
         .map((l) => l.trim())
-        .filter((l) => l && !/^LENIX(PKG)?:/.test(l))
+        .filter((l) => l && !/^LENIX(PKG|BR|PROV)?:/.test(l))
         .pop();
       throw new LenixError(
         'SPEC_INVALID',
@@ -91,7 +105,24 @@ export async function checkSpec(
     if (packages.size === 0 || packages.size > 1000 || ![...packages.keys()].every((p) => PACKAGE_NAME.test(p))) {
       throw new LenixError('SPEC_INVALID', `${specPath} declares no usable binary package names`);
     }
-    return { name: source.name, evr: source.evr, packages: [...packages.values()] };
+    const tagged = (tag: string) =>
+      [
+        ...new Set(
+          out
+            .split('\n')
+            .filter((l) => l.startsWith(tag))
+            .map((l) => l.slice(tag.length).trim()),
+        ),
+      ]
+        .filter(Boolean)
+        .slice(0, 10_000);
+    return {
+      name: source.name,
+      evr: source.evr,
+      packages: [...packages.values()],
+      buildRequires: tagged('LENIXBR:'),
+      provides: tagged('LENIXPROV:'),
+    };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

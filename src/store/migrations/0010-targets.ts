@@ -4,7 +4,8 @@ import type { Dialect } from '../dialect.js';
 /**
  * Migration 0010: build targets (what a build is built against and for: its build repository, the repositories
  * its buildroots also draw from, its arches and rpm macros, the repository its releases go to), and the target
- * each build names (null: the host toolchain, as before).
+ * each build names (null: the host toolchain, as before); batches of builds in dependency order (chain builds)
+ * and the batch a build belongs to.
  */
 export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   const id = dialect === 'postgres' ? 'serial' : 'integer';
@@ -22,4 +23,17 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .execute();
   await db.schema.alterTable('builds').addColumn('target_id', 'integer').execute();
+  await db.schema
+    .createTable('batches')
+    .addColumn('id', id, pk)
+    .addColumn('target_id', 'integer', (c) => c.notNull())
+    .addColumn('groups', 'text', (c) => c.notNull()) // JSON: source names per group, in order
+    .addColumn('builds', 'text', (c) => c.notNull()) // JSON: build ids per started group
+    .addColumn('state', 'text', (c) => c.notNull())
+    .addColumn('reason', 'text')
+    .addColumn('created_by', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('finished_at', 'bigint')
+    .execute();
+  await db.schema.alterTable('builds').addColumn('batch_id', 'integer').execute();
 }
