@@ -55,7 +55,7 @@ export class BatchStore {
   /** Record the builds of the next group, only while the batch is still running with the groups seen so far. */
   async startedGroup(id: number, started: number, builds: readonly number[]): Promise<boolean> {
     const b = await this.get(id);
-    if (!b || b.state !== 'running' || b.builds.length !== started) return false;
+    if (b?.state !== 'running' || b.builds.length !== started) return false;
     const r = await this.db
       .updateTable('batches')
       .set({ builds: json([...b.builds, builds]) })
