@@ -34,6 +34,8 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
   let lx: LenixClient;
   let admin: string;
   let appBuild = 0;
+  let firstNode: Proc | null = null;
+  let agent: (role: string, scope: string, extra?: string[]) => Promise<Proc>;
   const procs: Proc[] = [];
   const env = () => ({ LENIX_CONFIG: path.join(dir, 'none.json'), LENIX_SERVER: url, LENIX_TOKEN: admin });
   const cli = (...args: string[]) => lenix(args, env());
@@ -97,15 +99,16 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
       (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: [scope] })).token;
     const keysDir = path.join(dir, 'keys');
     await generateKey(keysDir, 'lx9-key', 'ed25519');
-    const agent = async (role: string, scope: string, extra: string[] = []) => {
+    agent = async (role: string, scope: string, extra: string[] = []) => {
       const p = new Proc([role, '--server', url, '--token', await token(role, scope), ...extra], {
         LENIX_CONFIG: path.join(dir, 'none.json'),
       });
       procs.push(p);
       await p.waitFor(/"msg":"registered"/);
+      return p;
     };
     await Promise.all([
-      agent('node', 'agent:build', ['--work', path.join(dir, 'node-work')]),
+      agent('node', 'agent:build', ['--work', path.join(dir, 'node-work')]).then((p) => (firstNode = p)),
       agent('tester', 'agent:test', ['--work', path.join(dir, 'tester-work')]),
       agent('signer', 'agent:sign', ['--keys', keysDir, '--work', path.join(dir, 'signer-work')]),
     ]);
@@ -217,6 +220,14 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     assert.equal(again.state, 'succeeded', await explain(again));
     assert.equal((await binaryResult(again.id)).result.buildroot.cached, true);
     assert.deepEqual(await unsigned(again.id), await unsigned(appBuild), 'a cached root builds the same bytes');
+
+    // Another node, with nothing cached, in place of the first: a cold root, the same bytes again.
+    await agent('node', 'agent:build', ['--work', path.join(dir, 'node-2-work'), '--name', 'node-2']);
+    await firstNode!.stop('SIGTERM');
+    const other = await finished(await build('demo-app'));
+    assert.equal(other.state, 'succeeded', await explain(other));
+    assert.equal((await binaryResult(other.id)).result.buildroot.cached, false);
+    assert.deepEqual(await unsigned(other.id), await unsigned(appBuild), 'two nodes build the same bytes');
   });
 
   test('%generate_buildrequires: the dynamic dependencies are installed', async () => {
