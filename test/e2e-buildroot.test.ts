@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApiClient } from '../src/client/http.js';
 import { LenixClient } from '../src/client/lenix.js';
-import { generateKey } from '../src/crypto/gpg.js';
+import { exportPublicKey, generateKey } from '../src/crypto/gpg.js';
+import { rpmsign } from '../src/rpm/tools.js';
 import { APPLICATION, cyclic, DYNAMIC, LIBRARY } from './support/buildroot-packages.js';
-import { Proc, freePort, gitRepo, lenix, until } from './support/cli.js';
+import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.js';
+
+const run = promisify(execFile);
 import { DnfClient } from './support/dnf.js';
 
 type Task = {
@@ -312,5 +317,105 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
       batch.groups.map((g) => g.sources),
       [['liblenixdemo'], ['demo-app']],
     );
+  });
+
+  test('import: a signed RPM imports and installs from the repository; tampered, wrongly signed and unsigned ones are refused and leave nothing', async () => {
+    // An upstream package, built and signed outside Lenix with the upstream's own key.
+    const up = path.join(dir, 'upstream');
+    const upHome = path.join(up, 'gnupg');
+    const otherHome = path.join(up, 'gnupg-other');
+    const upKey = (await generateKey(upHome, 'upstream', 'ed25519')).fingerprint;
+    const otherKey = (await generateKey(otherHome, 'other', 'ed25519')).fingerprint;
+    await mkdir(path.join(up, 'top'), { recursive: true });
+    await writeFile(path.join(up, 'up-tool.spec'), specWith('up-tool', 'true'));
+    await run(
+      'rpmbuild',
+      [
+        '-bb',
+        '--define',
+        `_topdir ${path.join(up, 'top')}`,
+        '--define',
+        '_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm',
+        path.join(up, 'up-tool.spec'),
+      ],
+      {
+        env: { ...process.env, HOME: up },
+      },
+    );
+    const built = path.join(up, 'top', 'RPMS', 'up-tool-1.0-1.noarch.rpm');
+    const variant = async (name: string, key: { fingerprint: string; gnupgHome: string } | null, tamper = false) => {
+      const f = path.join(up, name, 'up-tool-1.0-1.noarch.rpm');
+      await mkdir(path.dirname(f), { recursive: true });
+      await copyFile(built, f);
+      if (key) await rpmsign([f], key);
+      if (tamper) {
+        const bytes = await readFile(f);
+        bytes.writeUInt8(bytes.readUInt8(bytes.length - 100) ^ 0xff, bytes.length - 100);
+        await writeFile(f, bytes);
+      }
+      return f;
+    };
+    const signed = await variant('signed', { fingerprint: upKey, gnupgHome: upHome });
+    const wrong = await variant('wrong', { fingerprint: otherKey, gnupgHome: otherHome });
+    const tampered = await variant('tampered', { fingerprint: upKey, gnupgHome: upHome }, true);
+    const unsigned = await variant('unsigned', null);
+    await writeFile(path.join(up, 'upstream.asc'), await exportPublicKey(upHome, upKey));
+    assert.equal((await cli('keys', 'add', path.join(up, 'upstream.asc'))).code, 0);
+    assert.equal((await cli('repo', 'create', 'upstream', '--arch', 'x86_64')).code, 0);
+
+    const blobs = async () => (await readdir(path.join(dir, 'server', 'blobs'), { recursive: true })).length;
+    const before = { imports: (await lx.imports.list()).imports.length, blobs: await blobs() };
+    for (const [f, why] of [
+      [tampered, /does not verify/],
+      [wrong, /not signed with the given key/],
+      [unsigned, /not signed/],
+    ] as const) {
+      const r = await cli('import', f, '--to', 'upstream', '--key', upKey);
+      assert.equal(r.code, 6, r.stderr);
+      assert.match(r.stderr, /^lenix: IMPORT_REFUSED: /);
+      assert.match(r.stderr, why);
+    }
+    const noKey = await cli('import', signed, '--to', 'upstream', '--allow-unsigned');
+    assert.equal(noKey.code, 6, 'a signed package needs the key it is signed with');
+    assert.deepEqual(
+      { imports: (await lx.imports.list()).imports.length, blobs: await blobs() },
+      before,
+      'nothing stored',
+    );
+
+    const ok = await cli('import', signed, '--to', 'upstream', '--key', upKey, '--wait', '--json');
+    assert.equal(ok.code, 0, ok.stderr);
+    const out = JSON.parse(ok.stdout) as {
+      imports: { sha256: string; signature: { key?: string } }[];
+      release: { state: string };
+    };
+    assert.equal(out.release.state, 'published', ok.stdout);
+    assert.equal(out.imports[0]!.signature.key, upKey);
+    // The import statement is in the ledger, and the snapshot's SBOM says the package was imported, not built.
+    const logKey = (await (await fetch(`${url}/ledger/key`)).text()).trim();
+    const verified = await cli('verify', out.imports[0]!.sha256, '--log-key', logKey, '--json');
+    assert.equal(verified.code, 0, verified.stderr);
+    const chain = JSON.parse(verified.stdout) as { summary: { import?: { key: string | null } } };
+    assert.equal(chain.summary.import?.key, upKey, 'the import statement names the key its signature verified against');
+    const sbom = JSON.stringify(
+      await api.json('GET', '/api/v1/repos/upstream/snapshots/current/sbom?format=cyclonedx-json'),
+    );
+    assert.match(sbom, /"lenix:origin","value":"imported"/);
+
+    // A client installs it with gpgcheck=1: the repository's .repo file lists the upstream key now.
+    const reposDir = path.join(dir, 'upstream-client', 'repos.d');
+    await mkdir(reposDir, { recursive: true });
+    await writeFile(path.join(reposDir, 'upstream.repo'), await (await fetch(`${url}/repos/upstream.repo`)).text());
+    const c = new DnfClient(path.join(dir, 'upstream-client'), reposDir);
+    await c.base(path.join(dir, 'tester-work', 'host-base', 'repo', 'lenix-host-base-1-1.noarch.rpm'));
+    const r = await c.dnf('install up-tool');
+    assert.equal(r.code, 0, r.out);
+
+    // An unsigned package goes in only when allowed, and says so.
+    const loose = await cli('import', unsigned, '--to', 'lx9-build', '--allow-unsigned', '--json');
+    assert.equal(loose.code, 0, loose.stderr);
+    assert.deepEqual((JSON.parse(loose.stdout) as { imports: { signature: unknown }[] }).imports[0]!.signature, {
+      unsigned: true,
+    });
   });
 });

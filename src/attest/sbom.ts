@@ -42,6 +42,8 @@ export interface SbomPackage {
   readonly commit: string;
   /** Ledger entries of the statements naming this file (source, build, sign, test, release). */
   readonly ledgerEntries: readonly number[];
+  /** A package imported rather than built (buildId 0): the import, and the key its signature verified against. */
+  readonly imported?: { readonly importId: number; readonly key: string | null; readonly by: string };
 }
 
 /** A buildroot entry: a tool or package present when the build ran. */
@@ -199,6 +201,10 @@ export function packageFacts(p: SbomPackage): [string, string][] {
     ['lenix:git-url', p.gitUrl],
     ['lenix:git-commit', p.commit],
   ];
+  if (p.imported) {
+    facts.push(['lenix:origin', 'imported'], ['lenix:import-id', String(p.imported.importId)]);
+    facts.push(['lenix:import-signature', p.imported.key ?? 'unsigned (imported with --allow-unsigned)']);
+  } else facts.push(['lenix:origin', 'built']);
   if (p.sourceRpm) facts.push(['lenix:source-rpm', p.sourceRpm]);
   if (p.signingKey) facts.push(['lenix:signing-key', p.signingKey]);
   if (p.buildNode) facts.push(['lenix:build-node', p.buildNode]);

@@ -85,7 +85,9 @@ function document(input: SbomInput, format: string): SpdxDocument {
       filesAnalyzed: false,
       checksums: [{ algorithm: 'SHA256', checksumValue: p.sha256 }],
       ...(p.url && /^[a-z]+:\/\//i.test(p.url) ? { homepage: p.url } : {}),
-      sourceInfo: `built by Lenix build ${p.buildId} from ${p.gitUrl} commit ${p.commit}`,
+      sourceInfo: p.imported
+        ? `imported into Lenix (import ${p.imported.importId} by ${p.imported.by}), ${p.imported.key ? `signature verified against ${p.imported.key}` : 'unsigned'}`
+        : `built by Lenix build ${p.buildId} from ${p.gitUrl} commit ${p.commit}`,
       licenseConcluded: 'NOASSERTION',
       licenseDeclared: declared,
       copyrightText: 'NOASSERTION',

@@ -11,8 +11,28 @@ export const LENIX_SOURCE = 'https://lenix.dev/attestation/source/v1';
 export const LENIX_SIGN = 'https://lenix.dev/attestation/sign/v1';
 export const LENIX_RELEASE = 'https://lenix.dev/attestation/release/v1';
 export const LENIX_SBOM = 'https://lenix.dev/attestation/sbom/v1';
+export const LENIX_IMPORT = 'https://lenix.dev/attestation/import/v1';
 
-export type Stage = 'source' | 'build' | 'sign' | 'test' | 'release' | 'sbom';
+export type Stage = 'source' | 'build' | 'sign' | 'test' | 'release' | 'sbom' | 'import';
+
+/** A package imported rather than built: its bytes, the key its signature verified against (or none), who. */
+export function importStatement(i: {
+  importId: number;
+  name: string;
+  nevra: string;
+  sha256: string;
+  key: string | null;
+  repository: string;
+  importedBy: string;
+}): Statement {
+  return statement([{ name: i.name, digest: { sha256: i.sha256 } }], LENIX_IMPORT, {
+    importId: i.importId,
+    nevra: i.nevra,
+    signature: i.key ? { key: i.key, verified: true } : { unsigned: true },
+    repository: i.repository,
+    importedBy: i.importedBy,
+  });
+}
 
 export interface Subject {
   readonly name: string;

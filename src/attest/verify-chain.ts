@@ -19,7 +19,7 @@ export interface ProofBundle {
 }
 
 export interface ChainLink {
-  readonly stage: 'source' | 'build' | 'sign' | 'test' | 'release' | 'sbom';
+  readonly stage: 'source' | 'build' | 'sign' | 'test' | 'release' | 'sbom' | 'import';
   readonly index: number;
   readonly statement: Statement;
 }
@@ -36,6 +36,8 @@ export interface VerifiedChain {
     readonly build?: { buildId: number; builders: string; commit: string };
     readonly sign?: { key: string; unsigned: string };
     readonly test?: { result: string };
+    /** A package imported rather than built: the key its signature verified against (null: unsigned). */
+    readonly import?: { key: string | null; importedBy: string };
     readonly releases: readonly { repository: string; snapshot: number }[];
   };
 }
@@ -159,8 +161,13 @@ export function verifyChain(
     .filter((l) => l.stage === 'source' && l.statement.subject.some((s) => s.digest['gitCommit'] === commit))
     .pop();
   const sbom = pick('sbom', target);
-  const chain = { source, build, sign, test, release: releases[0], sbom };
-  for (const stage of opts.require ?? ['source', 'build'])
+  const imported = pick('import', target);
+  const chain = { source, build, sign, test, release: releases[0], sbom, import: imported };
+  // An imported package has no source or build statement: its import statement stands for them.
+  const required = (opts.require ?? ['source', 'build']).filter(
+    (s) => !(imported && (s === 'source' || s === 'build' || s === 'sign')),
+  );
+  for (const stage of imported ? [...required, 'import' as const] : required)
     if (!chain[stage]) fail(stage, `no ${stage} statement for ${target} in the log`);
   if (test && test.statement.predicate['result'] !== 'PASSED' && (opts.require ?? []).includes('test'))
     fail('test', 'the recorded test result is not PASSED');
@@ -169,7 +176,7 @@ export function verifyChain(
     treeSize: cp.size,
     origin: cp.origin,
     target,
-    links: [source, build, sign, test, ...releases, sbom].filter((l): l is ChainLink => l !== undefined),
+    links: [imported, source, build, sign, test, ...releases, sbom].filter((l): l is ChainLink => l !== undefined),
     entries: links,
     summary: {
       ...(source
@@ -195,6 +202,14 @@ export function verifyChain(
         : {}),
       ...(sign ? { sign: { key: String(sign.statement.predicate['keyFingerprint']), unsigned } } : {}),
       ...(test ? { test: { result: String(test.statement.predicate['result']) } } : {}),
+      ...(imported
+        ? {
+            import: {
+              key: ((imported.statement.predicate['signature'] as { key?: string } | undefined)?.key ?? null) || null,
+              importedBy: String(imported.statement.predicate['importedBy']),
+            },
+          }
+        : {}),
       releases: releases.map((r) => ({
         repository: String(r.statement.predicate['repository']),
         snapshot: Number(r.statement.predicate['snapshot']),
@@ -210,5 +225,6 @@ function stageOf(predicateType: string): ChainLink['stage'] | null {
   if (predicateType.includes('test-result')) return 'test';
   if (predicateType.includes('/release/')) return 'release';
   if (predicateType.includes('/sbom/')) return 'sbom';
+  if (predicateType.includes('/import/')) return 'import';
   return null;
 }

@@ -9,6 +9,7 @@ import { addBuildCommands } from './build-commands.js';
 import { addRoleCommands, waitForSignal } from './role-commands.js';
 import { addTokenCommands } from './token-commands.js';
 import { addTargetCommands } from './target-commands.js';
+import { addImportCommand } from './import-command.js';
 import { addLedgerCommands } from './ledger-commands.js';
 import { addFsckCommand } from './fsck-command.js';
 
@@ -24,6 +25,7 @@ function program(state: { code: number }): Command {
   addRoleCommands(p);
   addBuildCommands(p, state);
   addTargetCommands(p);
+  addImportCommand(p, state);
   addTokenCommands(p);
   addReleaseCommands(p, state);
   addFsckCommand(p, state);

@@ -1,5 +1,5 @@
 import { hostArch } from '../rpm/arch.js';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -101,6 +101,15 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name))
         throw new LenixError('INVALID_NAME', 'key name must be a plain word');
       const k = await generateKey(path.resolve(o.keys), name, o.algo);
+      if (o.json) return printJson(k);
+      process.stdout.write(`${k.fingerprint}  ${k.algorithm}  ${k.name}\n`);
+    });
+  keys
+    .command('add <file>')
+    .description('tell the server a public key that imported packages are checked against (lenix import --key)')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { json?: boolean }, cmd: Command) => {
+      const k = await (await client(cmd)).keys.add(await readFile(path.resolve(file), 'utf8'), 'verify');
       if (o.json) return printJson(k);
       process.stdout.write(`${k.fingerprint}  ${k.algorithm}  ${k.name}\n`);
     });

@@ -184,6 +184,8 @@ function describe(l: VerifiedChain['links'][number]): string {
       return `released into ${f('repository')} snapshot ${f('snapshot')}`;
     case 'sbom':
       return `${f('format')} SBOM of ${f('describes')}`;
+    case 'import':
+      return `imported by ${f('importedBy')} (import ${f('importId')}), ${at(p, 'signature', 'key') ? `signature verified against ${f('signature', 'key')}` : 'unsigned'}`;
   }
 }
 

@@ -5,6 +5,7 @@ import type {
   presentAgent,
   presentBatch,
   presentBuild,
+  presentImport,
   presentRelease,
   presentRepo,
   presentSnapshot,
@@ -29,6 +30,7 @@ export type SnapshotJson = ReturnType<typeof presentSnapshot>;
 export type AdvisoryJson = ReturnType<typeof presentAdvisory>;
 export type TargetJson = ReturnType<typeof presentTarget>;
 export type BatchJson = ReturnType<typeof presentBatch>;
+export type ImportJson = ReturnType<typeof presentImport>;
 export interface TargetFieldsJson {
   buildRepo: string;
   fromRepos: string[];
@@ -132,8 +134,11 @@ export class LenixClient {
         signingKey: string | null;
         keys: { fingerprint: string; name: string; algorithm: string; createdAt: string }[];
       }>('GET', '/api/v1/keys'),
-    add: (publicKey: string) =>
-      this.http.json<{ fingerprint: string; name: string; algorithm: string }>('POST', '/api/v1/keys', { publicKey }),
+    add: (publicKey: string, use: 'signing' | 'verify' = 'signing') =>
+      this.http.json<{ fingerprint: string; name: string; algorithm: string }>('POST', '/api/v1/keys', {
+        publicKey,
+        use,
+      }),
     setSigning: (fingerprint: string) =>
       this.http.json<{ signingKey: string }>('PUT', '/api/v1/keys/signing', { fingerprint }),
   };
@@ -145,6 +150,20 @@ export class LenixClient {
       this.http.json<TargetJson>('POST', '/api/v1/targets', body),
     edit: (name: string, body: Partial<TargetFieldsJson>) =>
       this.http.json<TargetJson>('PATCH', `/api/v1/targets/${enc(name)}`, body),
+  };
+
+  readonly imports = {
+    list: () => this.http.json<{ imports: ImportJson[] }>('GET', '/api/v1/imports'),
+    /** Upload one package; the server checks its signature against `key` (or that it is unsigned). */
+    upload: async (
+      name: string,
+      body: Readable,
+      q: { repo: string; key?: string | undefined; allowUnsigned?: boolean | undefined },
+    ) => {
+      const query = new URLSearchParams({ name, repo: q.repo, allowUnsigned: q.allowUnsigned ? '1' : '0' });
+      if (q.key) query.set('key', q.key);
+      return (await (await this.http.request('PUT', `/api/v1/imports?${query}`, { body })).json()) as ImportJson;
+    },
   };
 
   readonly batches = {
@@ -201,8 +220,13 @@ export class LenixClient {
   readonly releases = {
     list: () => this.http.json<{ releases: ReleaseJson[] }>('GET', '/api/v1/releases'),
     get: (id: number) => this.http.json<ReleaseJson>('GET', `/api/v1/releases/${id}`),
-    create: (body: { repo: string; builds: number[]; approve?: boolean | undefined; override?: string | undefined }) =>
-      this.http.json<ReleaseJson>('POST', '/api/v1/releases', body),
+    create: (body: {
+      repo: string;
+      builds: number[];
+      imports?: number[] | undefined;
+      approve?: boolean | undefined;
+      override?: string | undefined;
+    }) => this.http.json<ReleaseJson>('POST', '/api/v1/releases', body),
     approve: (id: number) => this.http.json<ReleaseJson>('POST', `/api/v1/releases/${id}/approve`, {}),
     /** Poll the release until it is published, failed or rejected. */
     wait: async (id: number): Promise<ReleaseJson> => {

@@ -9,6 +9,8 @@ export interface RepoPackage {
   readonly arch: string; // the repository arch it is published under
   readonly nevra: string;
   readonly buildId: number;
+  /** An imported package (buildId 0): the import record. */
+  readonly importId?: number;
 }
 
 export interface CandidatePackage {
@@ -18,6 +20,7 @@ export interface CandidatePackage {
   readonly arch: string; // the package's own arch (noarch goes everywhere)
   readonly nevra: string;
   readonly buildId: number;
+  readonly importId?: number;
 }
 
 export interface ReleasePlan {
@@ -66,6 +69,7 @@ export function planRelease(
         arch,
         nevra: c.nevra,
         buildId: c.buildId,
+        ...(c.importId !== undefined ? { importId: c.importId } : {}),
       };
       const k = key(pkg);
       const old = next.get(k);

@@ -17,7 +17,7 @@ import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js'
 import { metadataSignaturesOf } from '../core/protocol.js';
 
 export interface PublisherDeps {
-  readonly store: Pick<Store, 'artifacts' | 'tasks'>;
+  readonly store: Pick<Store, 'artifacts' | 'imports' | 'tasks'>;
   readonly releases: ReleaseStore;
   readonly blobs: BlobStore;
   readonly clock: Clock;
@@ -153,7 +153,11 @@ export class Publisher {
   }
 
   /** The packages a release would publish, planned against the repository's current snapshot. */
-  async plan(repo: RepoRecord, buildIds: readonly number[], opts: { sameNevraReplaces?: boolean } = {}) {
+  async plan(
+    repo: RepoRecord,
+    buildIds: readonly number[],
+    opts: { sameNevraReplaces?: boolean; imports?: readonly number[] } = {},
+  ) {
     const current =
       repo.currentSnapshotId === null
         ? []
@@ -172,14 +176,34 @@ export class Publisher {
         });
       }
     }
+    for (const id of opts.imports ?? []) {
+      const i = await this.deps.store.imports.get(id);
+      if (!i || i.kind !== 'rpm') continue;
+      candidates.push({
+        artifactId: 0,
+        sha256: i.sha256,
+        name: i.name,
+        arch: i.arch,
+        nevra: i.nevra,
+        buildId: 0,
+        importId: i.id,
+      });
+    }
     return planRelease(current as RepoPackage[], candidates, repo.arches, opts);
   }
 
   private async build(release: ReleaseRecord, repo: RepoRecord, existing: SnapshotRecord | null): Promise<void> {
-    const key = activeKeys(repo).pop();
+    // The server's signing key when the repository lists it, else its newest active key: keys added only to
+    // verify imported packages are not the signer's to sign with.
+    const signing = await this.deps.releases.getSetting('signing_key');
+    const active = activeKeys(repo);
+    const key = signing && active.includes(signing) ? signing : active.pop();
     if (!key) throw new LenixError('NO_SIGNING_KEY', `repository ${repo.name} has no active key`);
     // A release into a build repository (its plan says so) takes rebuilds of the same EVR.
-    const plan = await this.plan(repo, release.builds, { sameNevraReplaces: 'buildRepository' in release.plan });
+    const plan = await this.plan(repo, release.builds, {
+      sameNevraReplaces: 'buildRepository' in release.plan,
+      imports: importsOf(release),
+    });
     const snap =
       existing ??
       (await this.deps.releases.createSnapshot(
@@ -319,6 +343,12 @@ export class Publisher {
       await this.deps.releases.setSnapshotState(s.id, 'failed');
     }
   }
+}
+
+/** The imported packages a release publishes (its plan names them). */
+export function importsOf(release: Pick<ReleaseRecord, 'plan'>): number[] {
+  const ids = (release.plan as { imports?: unknown }).imports;
+  return Array.isArray(ids) ? ids.filter((x): x is number => Number.isInteger(x)) : [];
 }
 
 export function activeKeys(repo: RepoRecord): string[] {

@@ -70,3 +70,44 @@ export function bothSignaturesOk(rpmkeysOutput: string): boolean {
   const v3 = lines.some((l) => /^V4 \S+ Signature, key ID [0-9a-f]+: OK$/.test(l));
   return header && v3 && !lines.some((l) => /: (BAD|NOKEY|NOTTRUSTED)/.test(l));
 }
+
+/** What `rpmkeys -Kv` says of a package to be imported, against the key it should be signed with (or none). */
+export type ImportSignature =
+  | { readonly kind: 'signed' }
+  | { readonly kind: 'unsigned' }
+  | { readonly kind: 'refused'; readonly why: string };
+
+/**
+ * Check a package for import: its digests must verify (a flipped byte anywhere fails them), and it must be signed
+ * with `publicKey` (header signature OK, no other signature failing), or, with no key, carry no signature at all.
+ */
+export async function checkImportSignature(file: string, publicKey: string | null): Promise<ImportSignature> {
+  const out = await withTempHome(async (dir) => {
+    const db = path.join(dir, 'db');
+    if (publicKey) {
+      await writeFile(path.join(dir, 'key.asc'), publicKey);
+      await run('rpmkeys', ['--dbpath', db, '--import', path.join(dir, 'key.asc')]);
+    }
+    const { stdout } = await run('rpmkeys', ['--dbpath', db, '-Kv', file]).catch((e: { stdout?: string }) => ({
+      stdout: e.stdout ?? '',
+    }));
+    return stdout;
+  });
+  const lines = out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const bad = lines.find((l) => /: (BAD|NOTFOUND)/.test(l));
+  if (bad || !lines.some((l) => /digest: OK$/.test(l)))
+    return { kind: 'refused', why: `the package does not verify (${bad ?? 'no digest'})` };
+  const signatures = lines.filter((l) => /Signature, key ID/.test(l));
+  if (signatures.length === 0)
+    return publicKey ? { kind: 'refused', why: 'the package is not signed' } : { kind: 'unsigned' };
+  const failing = signatures.find((l) => !/: OK$/.test(l));
+  if (!publicKey)
+    return { kind: 'refused', why: `the package is signed (${signatures[0]}): give the key it is signed with` };
+  if (failing) return { kind: 'refused', why: `not signed with the given key (${failing})` };
+  if (!signatures.some((l) => /^Header V4 \S+ Signature, key ID [0-9a-f]+: OK$/.test(l)))
+    return { kind: 'refused', why: 'no header signature by the given key' };
+  return { kind: 'signed' };
+}

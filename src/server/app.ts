@@ -11,6 +11,7 @@ import type { ServerDeps } from './context.js';
 import { ReleaseService } from './services/releases.js';
 import { TargetService } from './services/targets.js';
 import { BatchService } from './services/batches.js';
+import { ImportService } from './services/imports.js';
 import { AgentService } from './services/agents.js';
 import { BuildService } from './services/builds.js';
 import { SourceService } from './services/sources.js';
@@ -85,6 +86,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     errata,
     releases,
     targets: new TargetService(deps, releases),
+    imports: new ImportService(deps, releases, attest),
     auth,
     tokens: new TokenService(deps, auth, () => services.agents.reap()),
   };

@@ -14,6 +14,7 @@ import type { LedgerService } from './services/ledger.js';
 import type { ReleaseService } from './services/releases.js';
 import type { TargetService } from './services/targets.js';
 import type { BatchService } from './services/batches.js';
+import type { ImportService } from './services/imports.js';
 import type { SbomService } from './services/sboms.js';
 import type { SourceService } from './services/sources.js';
 import type { TokenService } from './services/tokens.js';
@@ -30,6 +31,7 @@ export interface Services {
   readonly sources: SourceService;
   readonly builds: BuildService;
   readonly batches: BatchService;
+  readonly imports: ImportService;
   readonly agents: AgentService;
   readonly releases: ReleaseService;
   readonly targets: TargetService;

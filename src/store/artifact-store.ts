@@ -143,10 +143,11 @@ export class ArtifactStore {
     );
   }
 
-  /** Every digest a record points at (artifacts and lookaside files): the blobs that must be kept. */
+  /** Every digest a record points at (artifacts, lookaside files, imported packages): the blobs to keep. */
   async referencedBlobs(): Promise<Set<string>> {
     const a = await this.db.selectFrom('artifacts').select('sha256').distinct().execute();
     const l = await this.db.selectFrom('lookaside').select('sha256').execute();
-    return new Set([...a.map((r) => r.sha256), ...l.map((r) => r.sha256)]);
+    const i = await this.db.selectFrom('imports').select('sha256').distinct().execute();
+    return new Set([...a, ...l, ...i].map((r) => r.sha256));
   }
 }

@@ -55,6 +55,22 @@ export interface BuildRecord {
   readonly batchId: number | null;
 }
 
+/** A package imported rather than built (bootstrap or upstream RPMs), with what its signature was checked against. */
+export interface ImportRecord {
+  readonly id: number;
+  readonly sha256: string;
+  readonly name: string;
+  readonly nevra: string;
+  readonly arch: string;
+  readonly kind: 'rpm' | 'srpm';
+  readonly size: number;
+  /** The key its signature verified against; null when imported unsigned (`--allow-unsigned`, recorded). */
+  readonly keyFingerprint: string | null;
+  readonly repo: string;
+  readonly importedBy: string;
+  readonly createdAt: number;
+}
+
 export type BatchState = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 /** Builds of one target in dependency order: each group starts when the previous group's packages have landed. */
@@ -213,6 +229,8 @@ export interface SnapshotPackage {
   readonly arch: string;
   readonly nevra: string;
   readonly buildId: number;
+  /** An imported package (buildId 0): its import record. */
+  readonly importId?: number;
 }
 
 export type SnapshotState = 'building' | 'signing' | 'ready' | 'failed';

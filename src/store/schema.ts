@@ -29,6 +29,21 @@ export interface Database {
   advisory_counters: AdvisoryCountersTable;
   targets: TargetsTable;
   batches: BatchesTable;
+  imports: ImportsTable;
+}
+
+export interface ImportsTable {
+  id: Generated<number>;
+  sha256: string;
+  name: string;
+  nevra: string;
+  arch: string;
+  kind: string; // rpm | srpm
+  size: number;
+  key_fingerprint: string | null; // null: imported unsigned (--allow-unsigned)
+  repo: string;
+  imported_by: string;
+  created_at: number;
 }
 
 export interface BatchesTable {

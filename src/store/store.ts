@@ -9,6 +9,7 @@ import type { Database } from './schema.js';
 import { SourceStore } from './source-store.js';
 import { TargetStore } from './target-store.js';
 import { BatchStore } from './batch-store.js';
+import { ImportStore } from './import-store.js';
 import { TokenStore } from './token-store.js';
 
 export type { ArtifactStore, NewArtifact } from './artifact-store.js';
@@ -18,8 +19,8 @@ export type { CompleteResult, LeaseGrant, TaskQueue } from './queue/task-queue.j
 
 /**
  * The build spine's storage over both dialects, one room per concern on one Kysely handle: tokens, sources
- * and commits, builds (the targets they are built for, the batches that start them), the task queue, agents, artifacts (with lookaside)
- * and logs. Release, errata and
+ * and commits, builds (the targets they are built for, the batches that start them), the task queue, agents, artifacts (with lookaside),
+ * imported packages and logs. Release, errata and
  * ledger records have their own stores on the same handle. Services take the narrowest of these they need.
  */
 export class Store {
@@ -32,6 +33,7 @@ export class Store {
   readonly logs: LogStore;
   readonly targets: TargetStore;
   readonly batches: BatchStore;
+  readonly imports: ImportStore;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -46,6 +48,7 @@ export class Store {
     this.logs = new LogStore(db);
     this.targets = new TargetStore(db);
     this.batches = new BatchStore(db);
+    this.imports = new ImportStore(db);
   }
 
   async close(): Promise<void> {

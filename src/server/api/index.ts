@@ -5,6 +5,7 @@ import { registerArtifactsRoutes } from './artifacts.js';
 import { registerBatchesRoutes } from './batches.js';
 import { registerBuildsRoutes } from './builds.js';
 import { registerErrataRoutes } from './errata.js';
+import { registerImportsRoutes } from './imports.js';
 import { registerKeysRoutes } from './keys.js';
 import { registerLedgerRoutes } from './ledger.js';
 import { registerReleasesRoutes } from './releases.js';
@@ -33,6 +34,7 @@ export const RESOURCE_ROUTES: readonly ((r: ZodApp, deps: ServerDeps, s: Service
   registerKeysRoutes,
   registerReposRoutes,
   registerReleasesRoutes,
+  registerImportsRoutes,
   registerErrataRoutes,
   registerLedgerRoutes,
   registerSbomRoutes,

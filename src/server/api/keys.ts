@@ -25,12 +25,16 @@ export function registerKeysRoutes(r: ZodApp, deps: ServerDeps, s: Services): vo
         summary: 'Register a public key (signer or admin); private keys never cross the API',
         tags: ['keys'],
         security,
-        body: z.object({ publicKey: z.string().max(65536) }),
+        body: z.object({
+          publicKey: z.string().max(65536),
+          /** `verify`: a key packages are checked against (imports), never made the signing key by default. */
+          use: z.enum(['signing', 'verify']).default('signing'),
+        }),
       },
     },
     async (req, reply) => {
       requireScope(req.caller, 'agent:sign');
-      const k = await s.releases.addKey(req.body.publicKey);
+      const k = await s.releases.addKey(req.body.publicKey, { defaultSigning: req.body.use === 'signing' });
       return reply.status(201).send({ fingerprint: k.fingerprint, name: k.name, algorithm: k.algorithm });
     },
   );

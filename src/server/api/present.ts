@@ -10,6 +10,7 @@ import type {
   RepoRecord,
   TargetRecord,
   BatchRecord,
+  ImportRecord,
   SnapshotRecord,
   SourceRecord,
   TaskRecord,
@@ -154,6 +155,23 @@ export function presentBatch(b: BatchRecord, target: string, builds: ReadonlyMap
     createdBy: b.createdBy,
     createdAt: iso(b.createdAt),
     finishedAt: iso(b.finishedAt),
+  };
+}
+
+export function presentImport(i: ImportRecord) {
+  return {
+    id: i.id,
+    name: i.name,
+    nevra: i.nevra,
+    arch: i.arch,
+    kind: i.kind,
+    sha256: i.sha256,
+    size: i.size,
+    signature: i.keyFingerprint ? { key: i.keyFingerprint } : { unsigned: true as const },
+    repo: i.repo,
+    importedBy: i.importedBy,
+    createdAt: iso(i.createdAt),
+    url: `/api/v1/imports/${i.id}`,
   };
 }
 

@@ -38,6 +38,7 @@ export function registerReleasesRoutes(r: ZodApp, deps: ServerDeps, s: Services)
         body: z.object({
           repo: z.string().max(64),
           builds: z.array(z.number().int().positive()).max(500),
+          imports: z.array(z.number().int().positive()).max(500).optional(),
           approve: z.boolean().default(false),
           override: z.string().max(2000).optional(),
         }),

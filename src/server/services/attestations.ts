@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import { parseSha256 } from '../../core/ids.js';
 import { MANIFEST_THRESHOLD, buildManifest, type Manifest } from '../../attest/manifest.js';
 import {
+  importStatement,
   buildStatement,
   releaseStatement,
   signStatement,
   sourceStatement,
   testStatement,
 } from '../../attest/statements.js';
-import type { BuildRecord, ReleaseRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
+import type { BuildRecord, ImportRecord, ReleaseRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
 import type { DepsOf, StatementSink } from '../context.js';
 import { publicSourceUrl } from '../../core/source-url.js';
 import { buildrootOf, testStagesOf } from '../../core/protocol.js';
@@ -168,6 +169,23 @@ export class Attestations {
         [`build:${build.id}`, ...signed.map((a) => `sha256:${a.sha256}`)],
       );
     }
+  }
+
+  /** An imported package: the import statement names its digest and what its signature was checked against. */
+  async imported(i: ImportRecord): Promise<void> {
+    await this.sink.record(
+      'import',
+      importStatement({
+        importId: i.id,
+        name: i.name,
+        nevra: i.nevra,
+        sha256: i.sha256,
+        key: i.keyFingerprint,
+        repository: i.repo,
+        importedBy: i.importedBy,
+      }),
+      [`import:${i.id}`, `sha256:${i.sha256}`],
+    );
   }
 
   async released(release: ReleaseRecord, repoName: string, snap: SnapshotRecord): Promise<void> {

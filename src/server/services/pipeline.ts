@@ -56,7 +56,7 @@ export class Pipeline {
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases',
-      'artifacts' | 'builds' | 'targets' | 'tasks'
+      'artifacts' | 'builds' | 'imports' | 'targets' | 'tasks'
     >,
     private readonly attest: Attestations,
     private readonly errata: ErrataService,
@@ -196,11 +196,19 @@ export class Pipeline {
       log: deps.log,
       reposDir: path.join(deps.config.dataDir, 'repos'),
       requestMetadataSignature: async (release, keyFingerprint, files) => {
-        // The signing task is filed under a build of the release (a republish: a build already in the repository).
+        // The signing task is filed under a build of the release (a republish: a build already in the repository;
+        // a release of imported packages only: the newest build, as tasks belong to builds).
         const repo = await deps.releases.getRepo(release.repoId);
         const current = repo?.currentSnapshotId ? await deps.releases.getSnapshot(repo.currentSnapshotId) : null;
-        const buildId = release.builds[0] ?? current?.packages[0]?.buildId;
-        if (buildId === undefined) throw new LenixError('RELEASE_BLOCKED', 'nothing to sign metadata for');
+        const buildId =
+          release.builds[0] ??
+          current?.packages.find((p) => p.buildId > 0)?.buildId ??
+          (await deps.store.builds.list({ limit: 1 }))[0]?.id;
+        if (buildId === undefined)
+          throw new LenixError(
+            'RELEASE_BLOCKED',
+            'the metadata-signing task of a publish is filed under a build, and this Lenix has none yet: build a package first',
+          );
         const id = await deps.store.tasks.enqueue(
           {
             buildId,

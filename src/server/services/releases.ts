@@ -12,19 +12,19 @@ const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Keys the server knows (public halves only), repositories and releases with their gates. */
 export class ReleaseService {
   constructor(
-    private readonly deps: DepsOf<'clock' | 'releases', 'artifacts' | 'builds' | 'tasks'>,
+    private readonly deps: DepsOf<'clock' | 'releases', 'artifacts' | 'builds' | 'imports' | 'tasks'>,
     readonly publisher: Publisher,
     private readonly pipeline: Pick<Pipeline, 'stagesRecorded'>,
   ) {}
 
   /** A signer announces a public key; the server keeps only what gpg reads out of it. */
-  async addKey(armored: string): Promise<KeyRecord> {
+  async addKey(armored: string, opts: { defaultSigning?: boolean } = {}): Promise<KeyRecord> {
     const info = await inspectPublicKey(armored);
     const key = await this.deps.releases.upsertKey(
       { fingerprint: info.fingerprint, name: info.name, algorithm: info.algorithm, publicKey: armored },
       this.deps.clock.now(),
     );
-    if (!(await this.deps.releases.getSetting('signing_key')))
+    if (opts.defaultSigning !== false && !(await this.deps.releases.getSetting('signing_key')))
       await this.deps.releases.setSetting('signing_key', key.fingerprint);
     return key;
   }
@@ -138,12 +138,21 @@ export class ReleaseService {
   async createRelease(input: {
     repo: string;
     builds: number[];
+    /** Imported packages to publish with them (`lenix import --to`): their signatures were checked on import. */
+    imports?: number[] | undefined;
     approve: boolean;
     override?: string | undefined;
     by: string;
   }): Promise<ReleaseRecord> {
     const repo = await this.requireRepo(input.repo);
-    if (input.builds.length === 0) {
+    const imports = [...new Set(input.imports ?? [])];
+    for (const id of imports) {
+      const i = await this.deps.store.imports.get(id);
+      if (!i) throw new LenixError('NOT_FOUND', `no import ${id}`);
+      if (i.repo !== repo.name)
+        throw new LenixError('RELEASE_BLOCKED', `import ${id} was imported for ${i.repo}, not ${repo.name}`);
+    }
+    if (input.builds.length === 0 && imports.length === 0) {
       // A release with no builds republishes the current packages with fresh metadata (advisories approved since).
       const current =
         repo.currentSnapshotId === null ? null : await this.deps.releases.getSnapshot(repo.currentSnapshotId);
@@ -170,12 +179,15 @@ export class ReleaseService {
     const unsigned = texts(['unsigned', 'unlogged']);
     if (unsigned.length > 0)
       throw new LenixError('RELEASE_BLOCKED', `${unsigned.join('; ')}: only signed packages are published`);
-    const plan = await this.publisher.plan(repo, input.builds);
+    const plan = await this.publisher.plan(repo, input.builds, { imports });
     const release = await this.deps.releases.createRelease(
       {
         repoId: repo.id,
         builds: input.builds,
-        plan: { ...plan, blockedBy: blocked } as unknown as Record<string, unknown>,
+        plan: { ...plan, blockedBy: blocked, ...(imports.length > 0 ? { imports } : {}) } as unknown as Record<
+          string,
+          unknown
+        >,
         overrideReason: blocked.length > 0 ? override : null,
         createdBy: input.by,
         state: input.approve ? 'approved' : 'planned',

@@ -51,7 +51,7 @@ export class SbomService {
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'config' | 'releases',
-      'agents' | 'artifacts' | 'builds' | 'sources' | 'tasks'
+      'agents' | 'artifacts' | 'builds' | 'imports' | 'sources' | 'tasks'
     >,
     private readonly ledger: LedgerService,
   ) {}
@@ -125,6 +125,10 @@ export class SbomService {
     const builds = new Map<number, { facts: BuildFacts; artifacts: ArtifactRecord[] }>();
     const packages: SbomPackage[] = [];
     for (const sp of [...snap.packages].sort((a, b) => byCodeUnits(a.sha256, b.sha256))) {
+      if (sp.importId !== undefined) {
+        packages.push(await this.importedPkg(sp.importId));
+        continue;
+      }
       if (!builds.has(sp.buildId)) {
         const build = (await this.deps.store.builds.get(sp.buildId))!;
         builds.set(sp.buildId, {
@@ -222,6 +226,40 @@ export class SbomService {
       gitUrl: facts.gitUrl,
       commit: build.commit.sha,
       ledgerEntries: [...entries].sort((x, y) => x - y),
+    };
+  }
+
+  /** An imported package: its header's facts, its import record and the ledger entries naming it. */
+  private async importedPkg(importId: number): Promise<SbomPackage> {
+    const i = await this.deps.store.imports.get(importId);
+    if (!i) throw new LenixError('INTERNAL', `a snapshot names import ${importId}, which does not exist`);
+    const h = await this.header(i.sha256);
+    const info = packageInfo(h);
+    const buildTime = num(h, TAG.BUILDTIME);
+    const entries = (await this.ledger.store.lookupStages(`sha256:${i.sha256}`)).map((e) => e.index);
+    return {
+      fileName: i.name,
+      name: info.name,
+      epoch: info.epoch,
+      version: info.version,
+      release: info.release,
+      arch: info.arch,
+      sha256: i.sha256,
+      size: i.size,
+      license: str(h, TAG.LICENSE),
+      summary: str(h, TAG.SUMMARY),
+      url: str(h, TAG.URL),
+      sourceRpm: info.sourceRpm,
+      requires: [...new Set(strings(h, TAG.REQUIRENAME))].sort(),
+      provides: [...new Set(strings(h, TAG.PROVIDENAME))].sort(),
+      signingKey: i.keyFingerprint,
+      buildId: 0,
+      buildNode: null,
+      buildTime: buildTime === null ? null : new Date(buildTime * 1000).toISOString(),
+      gitUrl: '',
+      commit: '',
+      ledgerEntries: [...new Set(entries)].sort((x, y) => x - y),
+      imported: { importId: i.id, key: i.keyFingerprint, by: i.importedBy },
     };
   }
 

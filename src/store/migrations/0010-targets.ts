@@ -5,7 +5,7 @@ import type { Dialect } from '../dialect.js';
  * Migration 0010: build targets (what a build is built against and for: its build repository, the repositories
  * its buildroots also draw from, its arches and rpm macros, the repository its releases go to), and the target
  * each build names (null: the host toolchain, as before); batches of builds in dependency order (chain builds)
- * and the batch a build belongs to.
+ * and the batch a build belongs to; imported packages (upstream or bootstrap RPMs with their signature check).
  */
 export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   const id = dialect === 'postgres' ? 'serial' : 'integer';
@@ -36,4 +36,19 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('finished_at', 'bigint')
     .execute();
   await db.schema.alterTable('builds').addColumn('batch_id', 'integer').execute();
+  await db.schema
+    .createTable('imports')
+    .addColumn('id', id, pk)
+    .addColumn('sha256', 'text', (c) => c.notNull())
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('nevra', 'text', (c) => c.notNull())
+    .addColumn('arch', 'text', (c) => c.notNull())
+    .addColumn('kind', 'text', (c) => c.notNull()) // rpm | srpm
+    .addColumn('size', 'bigint', (c) => c.notNull())
+    .addColumn('key_fingerprint', 'text') // the key its signature was checked against; null: unsigned
+    .addColumn('repo', 'text', (c) => c.notNull())
+    .addColumn('imported_by', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('imports_sha').on('imports').columns(['sha256']).execute();
 }
