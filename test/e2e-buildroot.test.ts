@@ -9,7 +9,7 @@ import { ApiClient } from '../src/client/http.js';
 import { LenixClient } from '../src/client/lenix.js';
 import { exportPublicKey, generateKey } from '../src/crypto/gpg.js';
 import { rpmsign } from '../src/rpm/tools.js';
-import { APPLICATION, cyclic, DYNAMIC, LIBRARY } from './support/buildroot-packages.js';
+import { APPLICATION, cyclic, DYNAMIC, LIBRARY, SLOW } from './support/buildroot-packages.js';
 import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.js';
 
 const run = promisify(execFile);
@@ -138,6 +138,7 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     await addSource('dyn-demo', DYNAMIC);
     await addSource('cyc-a', cyclic('cyc-a', 'cyc-b'));
     await addSource('cyc-b', cyclic('cyc-b', 'cyc-a'));
+    await addSource('slow-build', SLOW);
   });
 
   after(async () => {
@@ -296,7 +297,7 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     assert.match(cycle.stderr, /^lenix: BUILD_ORDER_CYCLE: .*cyc-a → cyc-b → cyc-a/);
 
     await freshTarget('cancelled');
-    const started = await cli('chain-build', 'liblenixdemo', ':', 'demo-app', '--target', 'cancelled', '--json');
+    const started = await cli('chain-build', 'slow-build', ':', 'demo-app', '--target', 'cancelled', '--json');
     assert.equal(started.code, 0, started.stderr);
     const id = (JSON.parse(started.stdout) as BatchOut).id;
     const cancelled = await cli('batch', 'cancel', String(id), '--json');
@@ -304,8 +305,8 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     const after = JSON.parse(cancelled.stdout) as BatchOut;
     assert.equal(after.state, 'cancelled');
     assert.equal(after.groups[1]!.builds.length, 0, 'the second group never starts');
-    const lib = after.groups[0]!.builds[0]!;
-    assert.equal((await finished(lib.id)).state, 'cancelled');
+    const slow = after.groups[0]!.builds[0]!;
+    assert.equal((await finished(slow.id)).state, 'cancelled');
   });
 
   test('rebuild --target rebuilds everything in the build repository, libraries first', async () => {

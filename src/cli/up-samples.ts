@@ -14,6 +14,8 @@ const SAMPLES = fileURLToPath(new URL('../../../samples/', import.meta.url));
 export const SAMPLE_NAMES = ['lenix-hello-data', 'hello-c', 'lenix-multi'] as const;
 /** The repository `lenix up` publishes the samples into. */
 export const SAMPLE_REPO = 'lenix';
+/** The build target `lenix up` makes: its build repository is `lx9-build`, its releases go to SAMPLE_REPO. */
+export const SAMPLE_TARGET = 'lx9';
 
 /**
  * The samples of `lenix up`, once per data folder: sources, the sample repository, builds through signing and
@@ -37,6 +39,21 @@ export async function ensureSamples(
   const { repos } = await admin.repos.list();
   if (!repos.some((r) => r.name === SAMPLE_REPO)) {
     await admin.repos.create({ name: SAMPLE_REPO, arches: [hostArch()], keys: [signingKey] });
+  }
+  // The default build target: builds with --target lx9 install their BuildRequires from its build repository,
+  // which every signed build of the target joins at once.
+  const { targets } = await admin.targets.list();
+  if (!targets.some((t) => t.name === SAMPLE_TARGET)) {
+    await admin.targets.create({
+      name: SAMPLE_TARGET,
+      buildRepo: `${SAMPLE_TARGET}-build`,
+      arches: [hostArch()],
+      macros: { dist: '.lx9', rhel: '9' },
+      releaseTo: SAMPLE_REPO,
+    });
+    say(
+      `target ${SAMPLE_TARGET}: lenix build SRC --target ${SAMPLE_TARGET} installs BuildRequires from ${SAMPLE_TARGET}-build (%dist .lx9)`,
+    );
   }
   if (fresh.length === 0) {
     say('samples: already present (builds, signatures and releases are kept across restarts)');

@@ -178,7 +178,7 @@ export class Publisher {
     }
     for (const id of opts.imports ?? []) {
       const i = await this.deps.store.imports.get(id);
-      if (!i || i.kind !== 'rpm') continue;
+      if (i?.kind !== 'rpm') continue;
       candidates.push({
         artifactId: 0,
         sha256: i.sha256,

@@ -145,3 +145,26 @@ mkdir -p %{buildroot}%{_datadir}/${name}
 %{_datadir}/${name}
 `,
 });
+
+/** A package whose build takes minutes: a batch started with it is still running when it is cancelled. */
+export const SLOW: Record<string, string> = {
+  'slow-build.spec': `Name: slow-build
+Version: 1.0
+Release: 1%{?dist}
+Summary: A build that takes its time
+License: MIT
+BuildArch: noarch
+
+%description
+Sleeps in %%build.
+
+%build
+sleep 600
+
+%install
+mkdir -p %{buildroot}%{_datadir}/slow-build
+
+%files
+%{_datadir}/slow-build
+`,
+};

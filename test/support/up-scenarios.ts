@@ -59,6 +59,10 @@ export async function verifyScenario(c: UpContext): Promise<void> {
   const witnessKey = /witness \S+, key \(lenix verify --witness-key KEY\): (\S+)/.exec(c.up.out)?.[1] ?? '';
   assert.match(witnessKey, /^lenix\.local\/witness\+[0-9a-f]{8}\+/);
   assert.equal(Buffer.from(witnessKey.split('+')[2]!, 'base64')[0], 0x04, 'an Ed25519 cosignature key (type 0x04)');
+  // The default build target and its build repository.
+  const target = await c.cli('target', 'show', 'lx9', '--json');
+  assert.equal(target.code, 0, target.stderr);
+  assert.equal((JSON.parse(target.stdout) as { buildRepo: string }).buildRepo, 'lx9-build');
   const pkgs = [
     'hello-c-1.2-1.x86_64.rpm',
     'lenix-hello-data-1.1-1.noarch.rpm',

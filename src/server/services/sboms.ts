@@ -197,32 +197,18 @@ export class SbomService {
 
   private async pkg(a: ArtifactRecord, facts: BuildFacts, artifacts: readonly ArtifactRecord[]): Promise<SbomPackage> {
     const { build } = facts;
-    const h = await this.header(a.sha256);
-    const info = packageInfo(h);
     const unsigned = a.parentId === null ? a : (artifacts.find((x) => x.id === a.parentId) ?? a);
     const entries = new Set<number>(facts.sourceEntries);
     for (const d of new Set([a.sha256, unsigned.sha256]))
       for (const e of await this.ledger.store.lookupStages(`sha256:${d}`)) if (e.kind !== 'sbom') entries.add(e.index);
-    const buildTime = num(h, TAG.BUILDTIME);
     return {
+      ...headerFacts(await this.header(a.sha256)),
       fileName: a.name,
-      name: info.name,
-      epoch: info.epoch,
-      version: info.version,
-      release: info.release,
-      arch: info.arch,
       sha256: a.sha256,
       size: a.size,
-      license: str(h, TAG.LICENSE),
-      summary: str(h, TAG.SUMMARY),
-      url: str(h, TAG.URL),
-      sourceRpm: info.sourceRpm,
-      requires: [...new Set(strings(h, TAG.REQUIRENAME))].sort(),
-      provides: [...new Set(strings(h, TAG.PROVIDENAME))].sort(),
       signingKey: a.signedBy,
       buildId: build.id,
       buildNode: facts.agentNames.get(facts.tasks.find((t) => t.id === unsigned.taskId)?.agentId ?? -1) ?? null,
-      buildTime: buildTime === null ? null : new Date(buildTime * 1000).toISOString(),
       gitUrl: facts.gitUrl,
       commit: build.commit.sha,
       ledgerEntries: [...entries].sort((x, y) => x - y),
@@ -233,29 +219,15 @@ export class SbomService {
   private async importedPkg(importId: number): Promise<SbomPackage> {
     const i = await this.deps.store.imports.get(importId);
     if (!i) throw new LenixError('INTERNAL', `a snapshot names import ${importId}, which does not exist`);
-    const h = await this.header(i.sha256);
-    const info = packageInfo(h);
-    const buildTime = num(h, TAG.BUILDTIME);
     const entries = (await this.ledger.store.lookupStages(`sha256:${i.sha256}`)).map((e) => e.index);
     return {
+      ...headerFacts(await this.header(i.sha256)),
       fileName: i.name,
-      name: info.name,
-      epoch: info.epoch,
-      version: info.version,
-      release: info.release,
-      arch: info.arch,
       sha256: i.sha256,
       size: i.size,
-      license: str(h, TAG.LICENSE),
-      summary: str(h, TAG.SUMMARY),
-      url: str(h, TAG.URL),
-      sourceRpm: info.sourceRpm,
-      requires: [...new Set(strings(h, TAG.REQUIRENAME))].sort(),
-      provides: [...new Set(strings(h, TAG.PROVIDENAME))].sort(),
       signingKey: i.keyFingerprint,
       buildId: 0,
       buildNode: null,
-      buildTime: buildTime === null ? null : new Date(buildTime * 1000).toISOString(),
       gitUrl: '',
       commit: '',
       ledgerEntries: [...new Set(entries)].sort((x, y) => x - y),
@@ -356,4 +328,24 @@ export class SbomService {
       ));
     return { body, mediaType: SBOM_MEDIA_TYPES[format], sha256, entry };
   }
+}
+
+/** What an SBOM says of a package from its header alone. */
+function headerFacts(h: RpmHeader) {
+  const info = packageInfo(h);
+  const buildTime = num(h, TAG.BUILDTIME);
+  return {
+    name: info.name,
+    epoch: info.epoch,
+    version: info.version,
+    release: info.release,
+    arch: info.arch,
+    license: str(h, TAG.LICENSE),
+    summary: str(h, TAG.SUMMARY),
+    url: str(h, TAG.URL),
+    sourceRpm: info.sourceRpm,
+    requires: [...new Set(strings(h, TAG.REQUIRENAME))].sort(),
+    provides: [...new Set(strings(h, TAG.PROVIDENAME))].sort(),
+    buildTime: buildTime === null ? null : new Date(buildTime * 1000).toISOString(),
+  };
 }

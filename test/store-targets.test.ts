@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { rejectsWith, storeSuite } from './support/store-suite.js';
+
+/** Build targets, batches and imports (issue 14), on both dialects. */
+storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
+  test('targets: created once by name, edited, listed; a build keeps the target and batch it names', async () => {
+    const store = await fresh();
+    const fields = { buildRepo: 'b', fromRepos: ['x'], arches: ['x86_64'], macros: { dist: '.lx9' }, releaseTo: null };
+    const t = await store.targets.create('lx9', fields, clock.now());
+    assert.deepEqual(t.macros, { dist: '.lx9' });
+    await rejectsWith(store.targets.create('lx9', fields, clock.now()), 'TARGET_EXISTS');
+    const edited = await store.targets.update(t.id, { ...fields, fromRepos: [], releaseTo: 'r' }, clock.now());
+    assert.deepEqual([edited.fromRepos, edited.releaseTo], [[], 'r']);
+    assert.deepEqual(
+      (await store.targets.withBuildRepo('b')).map((x) => x.name),
+      ['lx9'],
+    );
+    const batch = await store.batches.create({ targetId: t.id, groups: [['a'], ['b', 'c']], createdBy: 'me' }, 1);
+    const { builds } = await seed(store);
+    const made = await store.builds.create(
+      {
+        sourceId: builds[0]!.build.sourceId,
+        commitId: builds[0]!.build.commit.id,
+        ref: 'main',
+        priority: 0,
+        arches: ['x86_64'],
+        specPath: 'a.spec',
+        packageName: 'a',
+        packageEvr: '1-1',
+        createdBy: 'me',
+        maxAttempts: 1,
+        targetId: t.id,
+        batchId: batch.id,
+      },
+      clock.now(),
+    );
+    assert.deepEqual([made.build.targetId, made.build.batchId], [t.id, batch.id]);
+  });
+
+  test('batches: a group is claimed once; a batch ends once', async () => {
+    const store = await fresh();
+    const t = await store.targets.create(
+      'lx9',
+      { buildRepo: 'b', fromRepos: [], arches: ['x86_64'], macros: {}, releaseTo: null },
+      clock.now(),
+    );
+    const b = await store.batches.create({ targetId: t.id, groups: [['a'], ['b']], createdBy: 'me' }, 1);
+    assert.equal(await store.batches.startedGroup(b.id, 0, []), true);
+    assert.equal(await store.batches.startedGroup(b.id, 0, []), false, 'the same group is not started twice');
+    await store.batches.setBuilds(b.id, [[7]]);
+    assert.deepEqual((await store.batches.get(b.id))!.builds, [[7]]);
+    assert.equal((await store.batches.running()).length, 1);
+    assert.equal(await store.batches.finish(b.id, 'failed', 'build 7 failed', 2), true);
+    assert.equal(await store.batches.finish(b.id, 'succeeded', null, 3), false);
+    assert.equal((await store.batches.get(b.id))!.state, 'failed');
+  });
+
+  test('imports are recorded with the key they verified against, and keep their blobs', async () => {
+    const store = await fresh();
+    const i = await store.imports.add(
+      {
+        sha256: 'f'.repeat(64),
+        name: 'up-1-1.noarch.rpm',
+        nevra: 'up-1-1.noarch',
+        arch: 'noarch',
+        kind: 'rpm',
+        size: 10,
+        keyFingerprint: null,
+        repo: 'r',
+        importedBy: 'me',
+      },
+      clock.now(),
+    );
+    assert.equal((await store.imports.findBySha('f'.repeat(64)))!.id, i.id);
+    assert.equal((await store.imports.list(10)).length, 1);
+    assert.ok((await store.artifacts.referencedBlobs()).has('f'.repeat(64)), 'blob GC keeps imported packages');
+  });
+});
