@@ -71,17 +71,11 @@ export async function prepareBuildroot(o: {
   const cache = path.join(o.workRoot, 'cache');
   await mkdir(cache, { recursive: true });
   const origins = new Map<string, Origin>();
-  const repoFile: string[] = [];
-  const inside = (f: string) => `${SANDBOX_WORK}/in/${f}`;
-  for (const [i, repo] of o.target.repos.entries()) {
-    const dir = `repos/${i}`;
-    await mkdir(path.join(o.input, dir), { recursive: true });
+  for (const repo of o.target.repos) {
     for (const p of repo.packages) {
-      const cached = path.join(cache, p.sha256);
-      if (!existsSync(cached)) await o.api.download(p.url, cached, p.sha256);
-      const file = path.join(o.input, dir, parsePlainName(p.name));
-      await link(cached, file).catch(() => copyFile(cached, file));
-      const info = packageInfo(await readRpmFileHeader(cached));
+      const file = path.join(cache, p.sha256);
+      if (!existsSync(file)) await o.api.download(p.url, file, p.sha256);
+      const info = packageInfo(await readRpmFileHeader(file));
       origins.set(p.sha256, {
         sha256: p.sha256,
         nevra: nevraOf(info),
@@ -90,23 +84,8 @@ export async function prepareBuildroot(o: {
         source: sourceName(info.sourceRpm),
       });
     }
-    const keys: string[] = [];
-    for (const [k, url] of repo.keyUrls.entries()) {
-      await o.api.download(url, path.join(o.input, `key-${i}-${k}.asc`));
-      keys.push(`file://${inside(`key-${i}-${k}.asc`)}`);
-    }
-    repoFile.push(
-      `[lenix-${i}]`,
-      `name=${repo.name} snapshot ${repo.snapshotId ?? 'none'}`,
-      `baseurl=file://${inside(dir)}`,
-      'gpgcheck=1',
-      'repo_gpgcheck=0',
-      `gpgkey=${keys.join(' ')}`,
-      '',
-    );
     o.say(`buildroot repository ${repo.name}: snapshot ${repo.snapshotId ?? 'none'}, ${repo.packages.length} packages`);
   }
-  await cp(o.hostBase, path.join(o.input, 'host-base'), { recursive: true });
   const hostBaseRpm = (await readdir(o.hostBase)).find((f) => f.endsWith('.rpm'));
   if (hostBaseRpm) {
     const file = path.join(o.hostBase, hostBaseRpm);
@@ -119,25 +98,6 @@ export async function prepareBuildroot(o: {
       source: null,
     });
   }
-  repoFile.push(
-    '[lenix-host-base]',
-    'name=What the host offers',
-    `baseurl=file://${inside('host-base')}`,
-    'gpgcheck=0',
-    '',
-  );
-  await mkdir(path.join(o.input, 'repos.d'));
-  await writeFile(path.join(o.input, 'repos.d', 'lenix-buildroot.repo'), repoFile.join('\n'));
-  await writeFile(path.join(o.input, 'dnf.conf'), ROOT_DNF_CONF);
-  await writeFile(path.join(o.input, 'buildroot.sh'), buildrootScript());
-  await writeFile(path.join(o.input, 'buildrequires'), o.buildRequires.map((r) => `${r}\n`).join(''));
-  await writeFile(path.join(o.input, 'rpmbuild.args'), o.rpmbuildArgs.map((a) => `${a}\0`).join(''));
-  await writeFile(
-    path.join(o.input, 'build.env'),
-    Object.entries(o.buildEnv)
-      .map(([k, v]) => `${k}=${v}\0`)
-      .join(''),
-  );
 
   // The same repository contents, BuildRequires and host base give the same root: keep it for the next build.
   // Contents, not snapshot ids (a snapshot that republishes the same packages changes nothing), and without
@@ -176,6 +136,17 @@ export async function prepareBuildroot(o: {
     await utimes(cacheFile, now, now);
   }
   const cached = manifest !== null;
+  // dnf runs only for a new root or for %generate_buildrequires: only then do the repositories go in.
+  if (!cached || o.dynamic) await placeRepositories(o, cache);
+  await writeFile(path.join(o.input, 'buildroot.sh'), buildrootScript());
+  await writeFile(path.join(o.input, 'buildrequires'), o.buildRequires.map((r) => `${r}\n`).join(''));
+  await writeFile(path.join(o.input, 'rpmbuild.args'), o.rpmbuildArgs.map((a) => `${a}\0`).join(''));
+  await writeFile(
+    path.join(o.input, 'build.env'),
+    Object.entries(o.buildEnv)
+      .map(([k, v]) => `${k}=${v}\0`)
+      .join(''),
+  );
   return {
     env: {
       SRPM: o.srpmName,
@@ -190,6 +161,48 @@ export async function prepareBuildroot(o: {
   };
 }
 
+/** The repositories for dnf in the sandbox: packages from the digest cache, keys, the host base, the .repo file. */
+async function placeRepositories(
+  o: { api: ApiClient; input: string; target: BuildTargetPayload; hostBase: string },
+  cache: string,
+): Promise<void> {
+  const inside = (f: string) => `${SANDBOX_WORK}/in/${f}`;
+  const repoFile: string[] = [];
+  for (const [i, repo] of o.target.repos.entries()) {
+    const dir = `repos/${i}`;
+    await mkdir(path.join(o.input, dir), { recursive: true });
+    for (const p of repo.packages) {
+      const file = path.join(o.input, dir, parsePlainName(p.name));
+      await link(path.join(cache, p.sha256), file).catch(() => copyFile(path.join(cache, p.sha256), file));
+    }
+    const keys: string[] = [];
+    for (const [k, url] of repo.keyUrls.entries()) {
+      await o.api.download(url, path.join(o.input, `key-${i}-${k}.asc`));
+      keys.push(`file://${inside(`key-${i}-${k}.asc`)}`);
+    }
+    repoFile.push(
+      `[lenix-${i}]`,
+      `name=${repo.name} snapshot ${repo.snapshotId ?? 'none'}`,
+      `baseurl=file://${inside(dir)}`,
+      'gpgcheck=1',
+      'repo_gpgcheck=0',
+      `gpgkey=${keys.join(' ')}`,
+      '',
+    );
+  }
+  await cp(o.hostBase, path.join(o.input, 'host-base'), { recursive: true });
+  repoFile.push(
+    '[lenix-host-base]',
+    'name=What the host offers',
+    `baseurl=file://${inside('host-base')}`,
+    'gpgcheck=0',
+    '',
+  );
+  await mkdir(path.join(o.input, 'repos.d'));
+  await writeFile(path.join(o.input, 'repos.d', 'lenix-buildroot.repo'), repoFile.join('\n'));
+  await writeFile(path.join(o.input, 'dnf.conf'), ROOT_DNF_CONF);
+}
+
 /**
  * The buildroot's packages as the sandbox listed them, each matched to the repository snapshot it came from: by
  * the cached root's manifest when there is one, else by NEVRA among the packages the repositories offered.
@@ -198,17 +211,23 @@ export async function readInstalled(
   out: string,
   b: Pick<PreparedBuildroot, 'origins' | 'manifest'>,
 ): Promise<{ installed: InstalledPackage[]; unknown: string[] }> {
-  const text = await readFile(path.join(out, INSTALLED_LIST), 'utf8').catch(() => '');
+  // A cached root is not listed again: its manifest was made from the same list when it was saved.
+  const text = await readFile(path.join(out, INSTALLED_LIST), 'utf8').catch(() => null);
+  const nevras =
+    text === null
+      ? (b.manifest ?? []).map((m) => m.nevra)
+      : text.split('\n').flatMap((line) => {
+          const [name, epoch, version, release, arch] = line.split('\t');
+          if (!name || !version || !release || !arch) return [];
+          const e = epoch && epoch !== '(none)' ? Number(epoch) : null;
+          return [nevraOf({ name, epoch: e, version, release, arch })];
+        });
   const byNevra = new Map<string, string>();
   for (const o of b.origins.values()) byNevra.set(o.nevra, o.sha256);
   for (const m of b.manifest ?? []) byNevra.set(m.nevra, m.sha256);
   const installed: InstalledPackage[] = [];
   const unknown: string[] = [];
-  for (const line of text.split('\n')) {
-    const [name, epoch, version, release, arch] = line.split('\t');
-    if (!name || !version || !release || !arch) continue;
-    const e = epoch && epoch !== '(none)' ? Number(epoch) : null;
-    const nevra = nevraOf({ name, epoch: e, version, release, arch });
+  for (const nevra of nevras) {
     const origin = b.origins.get(byNevra.get(nevra) ?? '');
     if (origin) installed.push({ nevra, sha256: origin.sha256, repo: origin.repo, snapshotId: origin.snapshotId });
     else unknown.push(nevra);

@@ -1,4 +1,4 @@
-import { MAKE_ROOT } from '../kit/root-script.js';
+import { MAKE_INSTALLED_ROOT, MAKE_ROOT } from '../kit/root-script.js';
 
 /** Files the buildroot script leaves in the output folder besides the built packages. */
 export const INSTALLED_LIST = 'buildroot-packages.txt';
@@ -57,10 +57,15 @@ if [ -f "$W/in/${ROOT_CACHE}" ]; then
   tar -x --numeric-owner -C "$W" -f "$W/in/${ROOT_CACHE}" || root_failed "the cached root does not unpack"
   cached=1
 fi
-${MAKE_ROOT}
 mapfile -t BUILDREQUIRES < "$W/in/buildrequires"
+if [ -n "$cached" ] && [ -z "$DYNAMIC" ]; then
+  # Nothing installs into a cached root: its packages over the host's /usr, read-only.
+  ${MAKE_INSTALLED_ROOT}
+else
+  rm -rf "$W/ovl/skel" && ${MAKE_ROOT}
+fi
 if [ -n "$cached" ]; then
-  echo "lenix: buildroot from the node's cache (same target snapshots and BuildRequires)"
+  echo "lenix: buildroot from the node's cache (same repository contents and BuildRequires)"
 else
   echo "lenix: installing lenix-host-base ${'$'}{BUILDREQUIRES[*]}"
   install_deps lenix-host-base "${'$'}{BUILDREQUIRES[@]}"
@@ -98,7 +103,10 @@ if [ -n "$DYNAMIC" ]; then
   done
 fi
 
-rpm --root "$ROOT" -qa --qf '%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n' > "$OUT/${INSTALLED_LIST}" || root_failed "cannot list the root's packages"
+# What the root holds (a cached root's list is the node's manifest, made from this same list when it was saved).
+if [ -z "$cached" ] || [ -n "$DYNAMIC" ]; then
+  rpm --root "$ROOT" -qa --qf '%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n' > "$OUT/${INSTALLED_LIST}" || root_failed "cannot list the root's packages"
+fi
 as_builder rpmbuild --rebuild "${'$'}{ARGS[@]}" "$W/in/$SRPM" || exit $?
 # rpmbuild writes into per-arch folders: the packages go out flat (regular files only, never links).
 find "$B/out" -type f -name '*.rpm' ! -name '*.src.rpm' ! -name '*.nosrc.rpm' -exec cp -- {} "$OUT/" \;

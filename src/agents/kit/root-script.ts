@@ -4,6 +4,27 @@
  * under a writable overlay, the sandbox's own /etc (already filtered: no host secret), /dev and /proc, and an
  * empty rpm database; exits through `root_failed REASON` (defined by the caller) when a step fails.
  */
+/**
+ * The rest of a root once its /usr is mounted: the /bin, /lib ... links, the sandbox's /etc (files a cached root
+ * brings are kept), rpm's %_libdir for the dynamic linker, /dev and /proc.
+ */
+const ROOT_REST = String.raw`for d in bin lib lib64 sbin; do [ -e "/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
+mkdir -p "$ROOT/etc" "$ROOT/var/lib/rpm" "$ROOT/var/tmp" "$ROOT/tmp" "$ROOT/dev" "$ROOT/proc" "$ROOT/run"
+chmod 1777 "$ROOT/tmp" "$ROOT/var/tmp"
+cp -an /etc/. "$ROOT/etc/" 2>/dev/null; : > "$ROOT/etc/hosts"
+# Packages install their libraries into rpm's %_libdir (/usr/lib64 on EL, also with Debian's rpm): the dynamic
+# linker of the root looks there too, so ldconfig scriptlets and programs find them as on EL.
+mkdir -p "$ROOT/etc/ld.so.conf.d" && rpm --eval '%_libdir' > "$ROOT/etc/ld.so.conf.d/lenix-libdir.conf"
+mount --rbind /dev "$ROOT/dev" && mount -t proc proc "$ROOT/proc" || root_failed "cannot mount /dev and /proc in the root"
+`;
+
+/**
+ * The bash that makes a throwaway root inside a 'root' sandbox (its own user namespace: the capabilities reach
+ * nothing outside). Test roots and buildroots share it. Expects ROOT and W; leaves $ROOT with the host's /usr
+ * under a writable overlay (new files go to $W/ovl/upper), the sandbox's own /etc (already filtered: no host
+ * secret), /dev and /proc, and an empty rpm database; exits through `root_failed REASON` (defined by the
+ * caller) when a step fails.
+ */
 export const MAKE_ROOT = String.raw`# The host's /usr belongs to host users this namespace does not map, so its folders would refuse new entries
 # even to this root. A skeleton of the same folders, owned here, lies over it: merged folders take their owner
 # from the topmost layer, so packages can add files anywhere in /usr, while the host's files stay read-only.
@@ -12,15 +33,17 @@ mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work" "$W/ovl/skel"
 if ! mount -t overlay overlay -o "lowerdir=$W/ovl/skel:/usr,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
   root_failed "cannot mount an overlay of /usr"
 fi
-for d in bin lib lib64 sbin; do [ -e "/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
-mkdir -p "$ROOT/etc" "$ROOT/var/lib/rpm" "$ROOT/var/tmp" "$ROOT/tmp" "$ROOT/dev" "$ROOT/proc" "$ROOT/run"
-chmod 1777 "$ROOT/tmp" "$ROOT/var/tmp"
-cp -a /etc/. "$ROOT/etc/" 2>/dev/null; : > "$ROOT/etc/hosts"
-# Packages install their libraries into rpm's %_libdir (/usr/lib64 on EL, also with Debian's rpm): the dynamic
-# linker of the root looks there too, so ldconfig scriptlets and programs find them as on EL.
-mkdir -p "$ROOT/etc/ld.so.conf.d" && rpm --eval '%_libdir' > "$ROOT/etc/ld.so.conf.d/lenix-libdir.conf"
-mount --rbind /dev "$ROOT/dev" && mount -t proc proc "$ROOT/proc" || root_failed "cannot mount /dev and /proc in the root"
-`;
+${ROOT_REST}`;
+
+/**
+ * A root whose packages are all installed already (a cached buildroot: $W/ovl/upper and $ROOT restored): its /usr
+ * is the installed files over the host's, read-only — nothing installs any more, so no skeleton is needed.
+ */
+export const MAKE_INSTALLED_ROOT = String.raw`mkdir -p "$ROOT/usr"
+if ! mount -t overlay overlay -o "ro,lowerdir=$W/ovl/upper:/usr" "$ROOT/usr"; then
+  root_failed "cannot mount the cached root's /usr"
+fi
+${ROOT_REST}`;
 
 /** dnf's own configuration for roots, not the host's (which may hold proxy passwords or repository credentials). */
 export const ROOT_DNF_CONF =
