@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -14,6 +16,7 @@ import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.j
 
 const run = promisify(execFile);
 import { DnfClient } from './support/dnf.js';
+import { attack, MARKER_DIRS, secretsFound } from './support/hostile.js';
 
 type Task = {
   id: number;
@@ -213,6 +216,13 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     const r = await c.dnf('install demo-app');
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /liblenixdemo-1\.0-1\.lx9/);
+    // demo-app names no package: rpm's own dependency generator asked for the library's soname.
+    const rpm = (await getBuild(app.id)).tasks.flatMap((t) => t.artifacts).find((a) => a.kind === 'signed-rpm')!;
+    const file = path.join(dir, 'demo-app.rpm');
+    await writeFile(file, Buffer.from(await (await fetch(`${url}/api/v1/artifacts/${rpm.sha256}`)).arrayBuffer()));
+    const { stdout: requires } = await run('rpm', ['-qp', '--requires', file]);
+    assert.match(requires, /^libdemo\.so\.1\(\)\(64bit\)$/m);
+    assert.doesNotMatch(requires, /^liblenixdemo/m);
   });
 
   test('a build with the same BuildRequires and repository contents reuses the root, and gives the same bytes', async () => {
@@ -418,5 +428,57 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     assert.deepEqual((JSON.parse(loose.stdout) as { imports: { signature: unknown }[] }).imports[0]!.signature, {
       unsigned: true,
     });
+  });
+
+  test('a hostile package built in a buildroot: no capability, no user namespace, nothing outside its root, nothing on the host', async () => {
+    const hits: string[] = [];
+    const tcp = net.createServer((c) => {
+      hits.push('tcp');
+      c.destroy();
+    });
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const host = {
+      pid: process.pid,
+      port: (tcp.address() as net.AddressInfo).port,
+      abstract: `lenix-broot-${process.pid}`,
+    };
+    const abstract = net.createServer((c) => {
+      hits.push('abstract');
+      c.destroy();
+    });
+    await new Promise<void>((r) => abstract.listen(`\0${host.abstract}`, r));
+    try {
+      // Besides the usual attack: the sandbox's work folder outside the root (keys, the cached root, the
+      // repositories), the root's own /usr and rpm database, and the root's /etc.
+      const probe = [
+        'for f in /tmp/builddir/in/buildroot.sh /tmp/builddir/in/rpmbuild.args /tmp/builddir/in/buildrequires /tmp/builddir/in/root-cache.tar /tmp/builddir/root /tmp/builddir/ovl; do [ -e "$f" ] && echo "HOSTILE broot ESCAPE sees $f"; done',
+        ': > /usr/bin/lenix-hostile 2>/dev/null && echo "HOSTILE broot PRIV wrote into the root\'s /usr"',
+        ': > /var/lib/rpm/lenix-hostile 2>/dev/null && echo "HOSTILE broot PRIV wrote into the root\'s rpm database"',
+        'echo x >> /etc/passwd 2>/dev/null && echo "HOSTILE broot PRIV wrote the root\'s /etc/passwd"',
+        'chroot / true 2>/dev/null && echo "HOSTILE broot PRIV chroot"',
+        'echo "HOSTILE broot id $(id -u)"',
+      ].join('\n');
+      await addSource('hostile-broot', {
+        'hostile-broot.spec': specWith('hostile-broot', 'bash %{SOURCE1}\nbash %{SOURCE2}', {
+          extra: 'Source1: attack.sh\nSource2: probe.sh\nBuildRequires: gcc\n',
+        }),
+        'attack.sh': attack('broot', host, { unmount: true }),
+        'probe.sh': probe,
+      });
+      const b = await finished(await build('hostile-broot'));
+      assert.equal(b.state, 'succeeded', await explain(b));
+      const binary = b.tasks.find((t) => t.kind === 'binary')!;
+      const log = await (await fetch(`${url}/api/v1/tasks/${binary.id}/log`)).text();
+      assert.match(log, /HOSTILE broot DONE/, 'the attack ran to its end');
+      assert.match(log, /HOSTILE broot CapEff: 0000000000000000/, 'no capability at all');
+      assert.match(log, /HOSTILE broot id 1000/, 'the build user, not the root of the namespace');
+      assert.doesNotMatch(log, /HOSTILE \w+ (ESCAPE|PRIV)/);
+      assert.deepEqual(secretsFound(log), []);
+      for (const d of MARKER_DIRS) assert.equal(existsSync(path.join(d, 'lenix-hostile-broot')), false, d);
+      assert.deepEqual(hits, [], 'nothing reached the host listeners');
+    } finally {
+      tcp.close();
+      abstract.close();
+    }
   });
 });

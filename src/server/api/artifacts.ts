@@ -15,7 +15,7 @@ export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, _s: Service
     '/api/v1/artifacts/:sha256',
     {
       schema: {
-        summary: 'The bytes of an artifact or lookaside file, verified against its digest',
+        summary: 'The bytes of an artifact, an imported package or a lookaside file, verified against its digest',
         tags: ['public'],
         params: Sha,
       },
@@ -23,11 +23,12 @@ export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, _s: Service
     async (req, reply) => {
       const sha = parseSha256(req.params.sha256);
       const artifact = await store.artifacts.findBySha(sha);
-      const known = artifact !== null || (await store.artifacts.hasLookaside(sha));
+      const imported = artifact ? null : await store.imports.findBySha(sha);
+      const known = artifact !== null || imported !== null || (await store.artifacts.hasLookaside(sha));
       if (!known) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${sha}`);
       const { size, stream } = await deps.blobs.open(sha);
       const type =
-        artifact?.kind === 'rpm' || artifact?.kind === 'srpm'
+        artifact?.kind === 'rpm' || artifact?.kind === 'srpm' || imported
           ? 'application/x-rpm'
           : artifact?.kind === 'log'
             ? 'text/plain; charset=utf-8'
@@ -37,7 +38,8 @@ export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, _s: Service
         .header('content-length', size)
         .header('x-checksum-sha256', sha)
         .header('cache-control', 'public, max-age=31536000, immutable');
-      if (artifact) head.header('content-disposition', `attachment; filename="${artifact.name}"`);
+      const name = artifact?.name ?? imported?.name;
+      if (name) head.header('content-disposition', `attachment; filename="${name}"`);
       return head.send(stream);
     },
   );
