@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -479,6 +480,92 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     } finally {
       tcp.close();
       abstract.close();
+    }
+  });
+
+  test('an external repository (signed metadata and packages, over HTTP) provides BuildRequires, recorded with its URL', async () => {
+    // An upstream dnf repository: one signed package, signed metadata, served on loopback.
+    const ext = path.join(dir, 'external');
+    const home = path.join(ext, 'gnupg');
+    const fpr = (await generateKey(home, 'external', 'ed25519')).fingerprint;
+    const repoDir = path.join(ext, 'repo');
+    await mkdir(path.join(ext, 'top'), { recursive: true });
+    await writeFile(
+      path.join(ext, 'ext-tool.spec'),
+      specWith('ext-tool', 'true', { extra: 'Provides: ext-capability\n' }),
+    );
+    await run(
+      'rpmbuild',
+      [
+        '-bb',
+        '--define',
+        `_topdir ${path.join(ext, 'top')}`,
+        '--define',
+        `_rpmdir ${repoDir}`,
+        path.join(ext, 'ext-tool.spec'),
+      ],
+      {
+        env: { ...process.env, HOME: ext },
+      },
+    );
+    const rpmFile = path.join(repoDir, 'noarch', 'ext-tool-1.0-1.noarch.rpm');
+    await rpmsign([rpmFile], { fingerprint: fpr, gnupgHome: home });
+    await run('createrepo_c', ['--quiet', repoDir]);
+    await run('gpg', [
+      '--homedir',
+      home,
+      '--batch',
+      '--pinentry-mode',
+      'loopback',
+      '--local-user',
+      fpr,
+      '--armor',
+      '--detach-sign',
+      path.join(repoDir, 'repodata', 'repomd.xml'),
+    ]);
+    const served = http.createServer((req, res) => {
+      const file = path.join(repoDir, path.normalize(decodeURIComponent(req.url ?? '/').split('?')[0]!));
+      if (!file.startsWith(repoDir) || !existsSync(file)) return res.writeHead(404).end();
+      res.writeHead(200);
+      createReadStream(file).pipe(res);
+    });
+    await new Promise<void>((r) => served.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(served.address() as net.AddressInfo).port}/`;
+    try {
+      await writeFile(path.join(ext, 'key.asc'), await exportPublicKey(home, fpr));
+      assert.equal((await cli('keys', 'add', path.join(ext, 'key.asc'))).code, 0);
+      const created = await cli(
+        'target',
+        'create',
+        'ext',
+        '--build-repo',
+        'ext-build',
+        '--arch',
+        'x86_64',
+        '--external-repo',
+        base,
+        '--key',
+        fpr,
+      );
+      assert.equal(created.code, 0, created.stderr);
+      await addSource('needs-ext', {
+        'needs-ext.spec': specWith('needs-ext', 'test -f /usr/share/ext-tool/ok', {
+          extra: 'BuildRequires: ext-capability\n',
+        }),
+      });
+      const b = await finished(
+        (await api.json<{ id: number }>('POST', '/api/v1/builds', { source: 'needs-ext', target: 'ext' })).id,
+      );
+      assert.equal(b.state, 'succeeded', await explain(b));
+      const { result } = await binaryResult(b.id);
+      const tool = result.buildroot.installed?.find((p) => p.nevra === 'ext-tool-1.0-1.noarch');
+      assert.ok(tool, JSON.stringify(result.buildroot.installed));
+      assert.equal(tool.repo, base);
+      assert.equal(tool.snapshotId, null);
+      const { stdout } = await run('sha256sum', [rpmFile]);
+      assert.equal(tool.sha256, stdout.split(' ')[0]);
+    } finally {
+      served.close();
     }
   });
 });

@@ -6,9 +6,17 @@ import { rejectsWith, storeSuite } from './support/store-suite.js';
 storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
   test('targets: created once by name, edited, listed; a build keeps the target and batch it names', async () => {
     const store = await fresh();
-    const fields = { buildRepo: 'b', fromRepos: ['x'], arches: ['x86_64'], macros: { dist: '.lx9' }, releaseTo: null };
+    const fields = {
+      buildRepo: 'b',
+      fromRepos: ['x'],
+      externalRepos: [{ url: 'https://example.org/el9/', key: 'A'.repeat(40) }],
+      arches: ['x86_64'],
+      macros: { dist: '.lx9' },
+      releaseTo: null,
+    };
     const t = await store.targets.create('lx9', fields, clock.now());
     assert.deepEqual(t.macros, { dist: '.lx9' });
+    assert.deepEqual(t.externalRepos, fields.externalRepos);
     await rejectsWith(store.targets.create('lx9', fields, clock.now()), 'TARGET_EXISTS');
     const edited = await store.targets.update(t.id, { ...fields, fromRepos: [], releaseTo: 'r' }, clock.now());
     assert.deepEqual([edited.fromRepos, edited.releaseTo], [[], 'r']);
@@ -42,7 +50,7 @@ storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
     const store = await fresh();
     const t = await store.targets.create(
       'lx9',
-      { buildRepo: 'b', fromRepos: [], arches: ['x86_64'], macros: {}, releaseTo: null },
+      { buildRepo: 'b', fromRepos: [], externalRepos: [], arches: ['x86_64'], macros: {}, releaseTo: null },
       clock.now(),
     );
     const b = await store.batches.create({ targetId: t.id, groups: [['a'], ['b']], createdBy: 'me' }, 1);

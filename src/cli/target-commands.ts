@@ -7,6 +7,8 @@ import { collect, printJson, table } from './output.js';
 interface TargetFlags {
   buildRepo?: string;
   fromRepo?: string[];
+  externalRepo?: string[];
+  key?: string[];
   arch?: string[];
   dist?: string;
   macro?: string[];
@@ -30,9 +32,15 @@ function macros(flags: TargetFlags): Record<string, string> | undefined {
 
 function fields(flags: TargetFlags): Partial<TargetFieldsJson> {
   const m = macros(flags);
+  const urls = flags.externalRepo ?? [];
+  if (urls.length !== (flags.key ?? []).length)
+    throw new LenixError('BAD_REQUEST', 'give each --external-repo URL its --key FINGERPRINT, in the same order');
   return {
     ...(flags.buildRepo !== undefined ? { buildRepo: flags.buildRepo } : {}),
     ...(flags.fromRepo !== undefined ? { fromRepos: flags.fromRepo } : {}),
+    ...(flags.externalRepo !== undefined
+      ? { externalRepos: urls.map((url, i) => ({ url, key: flags.key![i]! })) }
+      : {}),
     ...(flags.arch !== undefined ? { arches: flags.arch } : {}),
     ...(m !== undefined ? { macros: m } : {}),
     ...(flags.releaseTo !== undefined ? { releaseTo: flags.releaseTo === '' ? null : flags.releaseTo } : {}),
@@ -44,6 +52,7 @@ function printTarget(t: TargetJson): void {
     `target ${t.name}`,
     `  build repository  ${t.buildRepo}  (every signed build lands here at once: the buildroots' source)`,
     `  also from         ${t.fromRepos.join(', ') || '-'}`,
+    `  external          ${t.externalRepos.map((e) => `${e.url} (key ${e.key})`).join(', ') || '-'}`,
     `  arches            ${t.arches.join(', ')}`,
     `  macros            ${
       Object.entries(t.macros)
@@ -59,6 +68,8 @@ function withTargetOptions(c: Command): Command {
   return c
     .option('--build-repo <repo>', 'the build repository (created when missing)')
     .option('--from-repo <repo>', 'another repository buildroots install from (repeatable)', collect)
+    .option('--external-repo <url>', 'a dnf repository outside Lenix buildroots install from (repeatable)', collect)
+    .option('--key <fingerprint>', 'the key of each --external-repo, in the same order (lenix keys add)', collect)
     .option('--arch <arch>', 'an architecture the target builds for (repeatable)', collect)
     .option('--dist <dist>', 'the %dist of its builds, e.g. .lx9')
     .option('--macro <"name value">', "another rpm macro of its builds, e.g. 'rhel 9' (repeatable)", collect)

@@ -34,6 +34,7 @@ export type ImportJson = ReturnType<typeof presentImport>;
 export interface TargetFieldsJson {
   buildRepo: string;
   fromRepos: string[];
+  externalRepos: { url: string; key: string }[];
   arches: string[];
   macros: Record<string, string>;
   releaseTo: string | null;

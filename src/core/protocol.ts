@@ -49,6 +49,8 @@ export interface BuildTargetPayload {
   readonly macros: Readonly<Record<string, string>>;
   /** The build repository first, then the target's other repositories. Empty for SRPM tasks. */
   readonly repos: readonly RootRepo[];
+  /** Repositories outside Lenix, each with the key its metadata and packages must be signed with. */
+  readonly external?: readonly { readonly url: string; readonly keyUrl: string }[];
 }
 
 export interface PackageRef {
@@ -166,7 +168,7 @@ const Buildroot = z.object({
       z.object({
         nevra: text(600),
         sha256: z.string().regex(/^[0-9a-f]{64}$/),
-        repo: text(64),
+        repo: text(600),
         snapshotId: z.number().int().positive().nullable(),
       }),
     )

@@ -87,6 +87,12 @@ export interface BatchRecord {
   readonly finishedAt: number | null;
 }
 
+/** A dnf repository outside Lenix: its URL and the key its metadata and packages are signed with. */
+export interface ExternalRepo {
+  readonly url: string;
+  readonly key: string;
+}
+
 /** A build target: what builds of it are built against (repositories, macros) and for (arches, release). */
 export interface TargetRecord {
   readonly id: number;
@@ -95,6 +101,8 @@ export interface TargetRecord {
   readonly buildRepo: string;
   /** Further repositories the buildroots draw from, in order. */
   readonly fromRepos: readonly string[];
+  /** Repositories outside Lenix (upstream BaseOS, EPEL ...), their metadata and packages checked with a key. */
+  readonly externalRepos: readonly ExternalRepo[];
   readonly arches: readonly string[];
   /** rpm macros set in every build of the target (dist, rhel, vendor, ...). */
   readonly macros: Readonly<Record<string, string>>;

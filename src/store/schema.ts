@@ -63,6 +63,7 @@ export interface TargetsTable {
   name: string;
   build_repo: string;
   from_repos: string; // JSON array of repository names
+  external_repos: string; // JSON array of {url, key}
   arches: string; // JSON array
   macros: string; // JSON object: macro name -> value
   release_to: string | null;

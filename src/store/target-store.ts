@@ -1,12 +1,13 @@
 import type { Kysely, Selectable } from 'kysely';
 import { LenixError } from '../core/errors.js';
-import type { TargetRecord } from './records.js';
+import type { ExternalRepo, TargetRecord } from './records.js';
 import type { Database } from './schema.js';
 import { isUniqueViolation, json, parseJson } from './rows.js';
 
 export interface TargetFields {
   readonly buildRepo: string;
   readonly fromRepos: readonly string[];
+  readonly externalRepos: readonly ExternalRepo[];
   readonly arches: readonly string[];
   readonly macros: Readonly<Record<string, string>>;
   readonly releaseTo: string | null;
@@ -18,6 +19,7 @@ function toTarget(r: Selectable<Database['targets']>): TargetRecord {
     name: r.name,
     buildRepo: r.build_repo,
     fromRepos: parseJson<string[]>(r.from_repos, []),
+    externalRepos: parseJson<ExternalRepo[]>(r.external_repos, []),
     arches: parseJson<string[]>(r.arches, []),
     macros: parseJson<Record<string, string>>(r.macros, {}),
     releaseTo: r.release_to,
@@ -78,6 +80,7 @@ function columns(f: TargetFields) {
   return {
     build_repo: f.buildRepo,
     from_repos: json(f.fromRepos),
+    external_repos: json(f.externalRepos),
     arches: json(f.arches),
     macros: json(f.macros),
     release_to: f.releaseTo,

@@ -8,21 +8,14 @@ import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 import { SANDBOX_WORK } from '../../rpm/sandbox.js';
 import type { ApiClient } from '../../client/http.js';
 import { sha256File } from '../../store/durable.js';
+import { downloadExternal, repomdDigest } from './external-repos.js';
+import { nevraOf, sourceName, type Origin } from './origins.js';
+
 import { ROOT_DNF_CONF } from '../kit/root-script.js';
 import { INSTALLED_LIST, ROOT_CACHE, buildrootScript } from './buildroot-script.js';
 
-/** Where one package of the buildroot's repositories came from. */
-interface Origin {
-  readonly sha256: string;
-  readonly nevra: string;
-  readonly repo: string;
-  readonly snapshotId: number | null;
-  /** The source package it was built from (by name), to leave the package being built out of the cache key. */
-  readonly source: string | null;
-}
-
-/** What a cached root holds: NEVRA and digest of each installed package, written when it was made. */
-type Manifest = readonly { readonly nevra: string; readonly sha256: string }[];
+/** What a cached root holds: NEVRA, digest and repository of each installed package, written when it was made. */
+type Manifest = readonly { readonly nevra: string; readonly sha256: string; readonly repo?: string }[];
 
 /** What the node prepared for one buildroot build, and how to read back what the sandbox reports. */
 export interface PreparedBuildroot {
@@ -39,12 +32,6 @@ export interface PreparedBuildroot {
 
 /** Roots kept per node (least recently used go first). */
 const CACHED_ROOTS = 8;
-
-const nevraOf = (p: { name: string; epoch: number | null; version: string; release: string; arch: string }) =>
-  `${p.name}-${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}.${p.arch}`;
-
-/** `demo-app-1.0-1.lx9.src.rpm` → `demo-app`. */
-const sourceName = (sourceRpm: string | null) => sourceRpm?.replace(/-[^-]+-[^-]+\.(no)?src\.rpm$/, '') ?? null;
 
 /**
  * Fill the sandbox's input folder for a build in a buildroot: the target's repositories (each package
@@ -99,6 +86,11 @@ export async function prepareBuildroot(o: {
     });
   }
 
+  // Repositories outside Lenix are known by their signed repomd.xml (dnf checks its signature when it is used).
+  const external = o.target.external ?? [];
+  const externalIds: (string | null)[] = [];
+  for (const e of external) externalIds.push(await repomdDigest(e.url));
+
   // The same repository contents, BuildRequires and host base give the same root: keep it for the next build.
   // Contents, not snapshot ids (a snapshot that republishes the same packages changes nothing), and without
   // the packages of the source being built (each of its builds lands a new copy in the build repository). A
@@ -112,6 +104,7 @@ export async function prepareBuildroot(o: {
           .map((p) => p.sha256)
           .sort(),
         buildRequires: [...o.buildRequires].sort(),
+        external: external.map((e, i) => [e.url, externalIds[i]]),
       }),
     )
     .digest('hex');
@@ -124,7 +117,10 @@ export async function prepareBuildroot(o: {
         () => null,
       )
     : null;
-  if (manifest && !manifest.every((p) => origins.has(p.sha256))) {
+  const externalUrls = external.map((e) => e.url);
+  const offered = (p: Manifest[number]) =>
+    origins.has(p.sha256) || (p.repo !== undefined && externalUrls.includes(p.repo));
+  if (manifest && (externalIds.includes(null) || !manifest.every(offered))) {
     o.say('the cached root holds packages the repositories no longer offer: making a new one');
     manifest = null;
   }
@@ -136,8 +132,14 @@ export async function prepareBuildroot(o: {
     await utimes(cacheFile, now, now);
   }
   const cached = manifest !== null;
+  for (const p of manifest ?? [])
+    if (!origins.has(p.sha256) && p.repo)
+      origins.set(p.sha256, { sha256: p.sha256, nevra: p.nevra, repo: p.repo, snapshotId: null, source: null });
   // dnf runs only for a new root or for %generate_buildrequires: only then do the repositories go in.
-  if (!cached || o.dynamic) await placeRepositories(o, cache);
+  if (!cached || o.dynamic) {
+    const extra = external.length > 0 ? await downloadExternal(o, cache, origins) : [];
+    await placeRepositories(o, cache, extra);
+  }
   await writeFile(path.join(o.input, 'buildroot.sh'), buildrootScript());
   await writeFile(path.join(o.input, 'buildrequires'), o.buildRequires.map((r) => `${r}\n`).join(''));
   await writeFile(path.join(o.input, 'rpmbuild.args'), o.rpmbuildArgs.map((a) => `${a}\0`).join(''));
@@ -165,6 +167,7 @@ export async function prepareBuildroot(o: {
 async function placeRepositories(
   o: { api: ApiClient; input: string; target: BuildTargetPayload; hostBase: string },
   cache: string,
+  extra: readonly string[],
 ): Promise<void> {
   const inside = (f: string) => `${SANDBOX_WORK}/in/${f}`;
   const repoFile: string[] = [];
@@ -190,6 +193,7 @@ async function placeRepositories(
       '',
     );
   }
+  repoFile.push(...extra);
   await cp(o.hostBase, path.join(o.input, 'host-base'), { recursive: true });
   repoFile.push(
     '[lenix-host-base]',
@@ -239,7 +243,7 @@ export async function readInstalled(
 export async function keepRoot(out: string, cacheFile: string, installed: readonly InstalledPackage[]): Promise<void> {
   const made = path.join(out, ROOT_CACHE);
   if (!existsSync(made)) return;
-  const manifest: Manifest = installed.map((p) => ({ nevra: p.nevra, sha256: p.sha256 }));
+  const manifest: Manifest = installed.map((p) => ({ nevra: p.nevra, sha256: p.sha256, repo: p.repo }));
   await writeFile(`${cacheFile}.json`, JSON.stringify(manifest));
   await rename(made, cacheFile);
   const dir = path.dirname(cacheFile);

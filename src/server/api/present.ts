@@ -181,6 +181,7 @@ export function presentTarget(t: TargetRecord) {
     name: t.name,
     buildRepo: t.buildRepo,
     fromRepos: t.fromRepos,
+    externalRepos: t.externalRepos,
     arches: t.arches,
     macros: t.macros,
     releaseTo: t.releaseTo,

@@ -3,12 +3,13 @@ import { requireScope } from '../auth.js';
 import type { ServerDeps } from '../context.js';
 import type { Services, ZodApp } from '../types.js';
 import { presentTarget } from './present.js';
-import { ARCH, security } from './params.js';
+import { ARCH, FPR, security } from './params.js';
 
 const REPO = z.string().max(64);
 const TARGET_FIELDS = {
   buildRepo: REPO,
   fromRepos: z.array(REPO).max(16),
+  externalRepos: z.array(z.object({ url: z.string().max(500), key: FPR })).max(8),
   arches: z.array(ARCH).min(1).max(16),
   macros: z
     .record(z.string().max(64), z.string().max(256))
@@ -39,6 +40,7 @@ export function registerTargetsRoutes(r: ZodApp, _deps: ServerDeps, s: Services)
           name: REPO,
           ...TARGET_FIELDS,
           fromRepos: TARGET_FIELDS.fromRepos.default([]),
+          externalRepos: TARGET_FIELDS.externalRepos.default([]),
           macros: TARGET_FIELDS.macros.default({}),
           releaseTo: TARGET_FIELDS.releaseTo.default(null),
         }),

@@ -338,7 +338,12 @@ export class AgentService {
     const installed = buildrootOf(parseTaskResult('binary', report))?.installed ?? [];
     const build = installed.length > 0 ? await this.deps.store.builds.get(task.buildId) : null;
     const target = build?.targetId ? await this.deps.store.targets.get(build.targetId) : null;
-    await checkInstalled(this.deps.releases, target ? [target.buildRepo, ...target.fromRepos] : [], installed);
+    await checkInstalled(
+      this.deps.releases,
+      target ? [target.buildRepo, ...target.fromRepos] : [],
+      installed,
+      target?.externalRepos.map((e) => e.url) ?? [],
+    );
   }
 
   /** After a successful SRPM task: read the SRPM's header and fan out one binary task per allowed arch. */

@@ -55,6 +55,8 @@ export async function targetPayload(
     macros: target.macros,
     repos:
       task.kind === 'binary' ? await rootRepos(stores.releases, [target.buildRepo, ...target.fromRepos], arch) : [],
+    external:
+      task.kind === 'binary' ? target.externalRepos.map((e) => ({ url: e.url, keyUrl: `/keys/${e.key}.asc` })) : [],
   };
 }
 
@@ -88,10 +90,12 @@ export async function checkInstalled(
   releases: Pick<ReleaseStore, 'getRepoByName' | 'getSnapshot'>,
   repos: readonly string[],
   installed: readonly InstalledPackage[],
+  external: readonly string[] = [],
 ): Promise<void> {
   const snapshots = new Map<string, Set<string>>();
   for (const p of installed) {
-    if (p.repo === 'host') continue;
+    // The host base, and packages of repositories outside Lenix (their signatures were checked by dnf).
+    if (p.repo === 'host' || (external.includes(p.repo) && p.snapshotId === null)) continue;
     const key = `${p.repo}@${p.snapshotId}`;
     let shas = snapshots.get(key);
     if (!shas) {

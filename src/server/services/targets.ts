@@ -1,5 +1,5 @@
 import { LenixError } from '../../core/errors.js';
-import type { TargetRecord } from '../../store/records.js';
+import type { ExternalRepo, TargetRecord } from '../../store/records.js';
 import type { TargetFields } from '../../store/store.js';
 import type { DepsOf } from '../context.js';
 import type { ReleaseService } from './releases.js';
@@ -13,6 +13,7 @@ const MACRO_VALUE = /^[^\p{Cc}%]{0,256}$/u;
 export interface TargetInput {
   readonly buildRepo: string;
   readonly fromRepos: readonly string[];
+  readonly externalRepos: readonly ExternalRepo[];
   readonly arches: readonly string[];
   /** `dist` and the other macros, by name. */
   readonly macros: Readonly<Record<string, string>>;
@@ -27,7 +28,7 @@ export interface TargetInput {
 export class TargetService {
   constructor(
     private readonly deps: DepsOf<'clock' | 'releases', 'targets'>,
-    private readonly releases: Pick<ReleaseService, 'createRepo' | 'requireRepo'>,
+    private readonly releases: Pick<ReleaseService, 'createRepo' | 'requireRepo' | 'requireKey'>,
   ) {}
 
   async create(name: string, input: TargetInput): Promise<TargetRecord> {
@@ -77,9 +78,17 @@ export class TargetService {
       if (input.releaseTo === input.buildRepo)
         throw new LenixError('TARGET_INVALID', 'the build repository is not a release repository: name another');
     }
+    const external: ExternalRepo[] = [];
+    for (const e of input.externalRepos) {
+      if (!/^https?:\/\/[^\s]+$/.test(e.url))
+        throw new LenixError('TARGET_INVALID', `external repository ${e.url.slice(0, 100)} is not an http(s) URL`);
+      const key = await this.releases.requireKey(e.key);
+      external.push({ url: e.url.endsWith('/') ? e.url : `${e.url}/`, key: key.fingerprint });
+    }
     return {
       buildRepo: input.buildRepo,
       fromRepos: from,
+      externalRepos: external,
       arches: [...new Set(input.arches)],
       macros: { ...input.macros },
       releaseTo: input.releaseTo,

@@ -16,6 +16,7 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('name', 'text', (c) => c.notNull().unique())
     .addColumn('build_repo', 'text', (c) => c.notNull())
     .addColumn('from_repos', 'text', (c) => c.notNull())
+    .addColumn('external_repos', 'text', (c) => c.notNull()) // JSON: [{url, key}]
     .addColumn('arches', 'text', (c) => c.notNull())
     .addColumn('macros', 'text', (c) => c.notNull())
     .addColumn('release_to', 'text')
