@@ -14,6 +14,10 @@ import type { DepsOf } from '../context.js';
 import type { Attestations } from './attestations.js';
 import type { ReleaseService } from './releases.js';
 
+/** rpm package names and version fields as EL uses them (no `/`, whitespace or control characters). */
+const RPM_FIELD = /^[A-Za-z0-9_+][A-Za-z0-9._+~^-]{0,254}$/;
+const EVR_FIELD = /^[A-Za-z0-9._+~^]{1,128}$/;
+
 const nevraOf = (p: { name: string; epoch: number | null; version: string; release: string; arch: string }) =>
   `${p.name}-${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}.${p.arch}`;
 
@@ -64,6 +68,10 @@ export class ImportService {
       );
       const info = packageInfo(await readRpmFileHeader(file));
       const nevra = nevraOf({ ...info, arch: info.isSource ? 'src' : info.arch });
+      // The header names the file Lenix stores and publishes: it must be a plain, rpm-shaped name.
+      if (!RPM_FIELD.test(info.name) || ![info.version, info.release, info.arch].every((f) => EVR_FIELD.test(f)))
+        throw new LenixError('IMPORT_REFUSED', `${fileName}: its header's name, version, release or arch is not plain`);
+      parsePlainName(`${nevra}.rpm`, 'package name');
       const check = await checkImportSignature(file, key?.publicKey ?? null);
       if (check.kind === 'refused') throw new LenixError('IMPORT_REFUSED', `${fileName}: ${check.why}`);
       if (key && check.kind !== 'signed') throw new LenixError('IMPORT_REFUSED', `${fileName}: not signed`);

@@ -10,15 +10,8 @@ const MACRO_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 /** Macro values: one line of printable text, without a macro expansion (`%`) of their own. */
 const MACRO_VALUE = /^[^\p{Cc}%]{0,256}$/u;
 
-export interface TargetInput {
-  readonly buildRepo: string;
-  readonly fromRepos: readonly string[];
-  readonly externalRepos: readonly ExternalRepo[];
-  readonly arches: readonly string[];
-  /** `dist` and the other macros, by name. */
-  readonly macros: Readonly<Record<string, string>>;
-  readonly releaseTo: string | null;
-}
+/** What a target is made of: the same fields the store keeps, checked here first. */
+export type TargetInput = TargetFields;
 
 /**
  * Build targets (like Koji targets, ALBS platforms): what builds of a target are built against — its build
