@@ -289,7 +289,13 @@ async function buildTask(
       if (unknown.length > 0)
         say(`the root lists packages no repository offered (not recorded): ${unknown.join(', ')}`);
       await keepRoot(out, prepared.cacheFile, installed);
-      buildroot = { ...buildroot, target: t.target!.name, installed, cached: prepared.cached };
+      buildroot = {
+        ...buildroot,
+        target: t.target!.name,
+        installed,
+        cached: prepared.cached,
+        sandbox: `${buildroot.sandbox}; a buildroot: dnf installs as root of the sandbox's own user namespace (no user namespaces below it), rpmbuild runs chrooted into it as uid ${SANDBOX_UID} with no capability and no_new_privs`,
+      };
       say(`buildroot: ${installed.map((p) => p.nevra).join(', ')}`);
     }
     const wanted = (result.kind === 'exited' ? result.outputs : []).filter((f) => f.endsWith('.rpm'));
