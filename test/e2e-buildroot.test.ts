@@ -303,6 +303,9 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     );
     assert.equal(batch.state, 'succeeded');
 
+    const typo = await cli('chain-build', 'liblenixdemo', ':', 'no-such-source', '--target', 'batch');
+    assert.equal(typo.code, 4, 'an unknown source is refused before anything starts');
+    assert.match(typo.stderr, /^lenix: SOURCE_NOT_FOUND: no source no-such-source/);
     const cycle = await cli('build', '--batch', 'cyc-a', 'cyc-b', '--target', 'batch');
     assert.equal(cycle.code, 5);
     assert.match(cycle.stderr, /^lenix: BUILD_ORDER_CYCLE: .*cyc-a → cyc-b → cyc-a/);

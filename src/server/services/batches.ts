@@ -20,7 +20,7 @@ export class BatchService {
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'log' | 'releases',
-      'artifacts' | 'batches' | 'builds' | 'targets'
+      'artifacts' | 'batches' | 'builds' | 'sources' | 'targets'
     >,
     private readonly builds: Pick<BuildService, 'create' | 'dependencies'>,
   ) {}
@@ -38,6 +38,11 @@ export class BatchService {
     if (all.length === 0) throw new LenixError('BAD_REQUEST', 'a batch needs at least one source');
     if (all.length > MAX_SOURCES) throw new LenixError('BAD_REQUEST', `a batch holds at most ${MAX_SOURCES} sources`);
     if (new Set(all).size !== all.length) throw new LenixError('BAD_REQUEST', 'a source is named in two groups');
+    // Every source must exist before anything starts: a typo in the last group must not cost the first ones.
+    const unknown: string[] = [];
+    for (const s of all) if (!(await this.deps.store.sources.getByName(s))) unknown.push(s);
+    if (unknown.length > 0)
+      throw new LenixError('SOURCE_NOT_FOUND', `no source ${unknown.slice(0, 10).join(', ')}`.slice(0, 500));
     const batch = await this.deps.store.batches.create(
       { targetId: target.id, groups, createdBy: input.by },
       this.deps.clock.now(),
