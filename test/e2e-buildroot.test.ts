@@ -427,11 +427,19 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
     assert.equal(r.code, 0, r.out);
 
     // An unsigned package goes in only when allowed, and says so.
-    const loose = await cli('import', unsigned, '--to', 'lx9-build', '--allow-unsigned', '--json');
+    const loose = await cli('import', unsigned, '--to', 'lx9-build', '--allow-unsigned', '--wait', '--json');
     assert.equal(loose.code, 0, loose.stderr);
     assert.deepEqual((JSON.parse(loose.stdout) as { imports: { signature: unknown }[] }).imports[0]!.signature, {
       unsigned: true,
     });
+    // ... but a buildroot's dnf still checks signatures: a build that needs it fails, and says why.
+    await addSource('needs-unsigned', {
+      'needs-unsigned.spec': specWith('needs-unsigned', 'true', { extra: 'BuildRequires: up-tool\n' }),
+    });
+    const refused = await finished(await build('needs-unsigned'));
+    const binary = refused.tasks.find((t) => t.kind === 'binary')!;
+    assert.equal(binary.reasonCode, 'BUILDROOT_FAILED', await explain(refused));
+    assert.match(binary.reason!, /not signed|GPG|signature/i);
   });
 
   test('a hostile package built in a buildroot: no capability, no user namespace, nothing outside its root, nothing on the host', async () => {

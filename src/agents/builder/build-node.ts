@@ -245,6 +245,7 @@ async function buildTask(
       }
     }
     let missing = '';
+    let lastSaid = '';
     const result = await runSandboxed({
       identity: o.identity,
       limits: o.limits,
@@ -266,6 +267,7 @@ async function buildTask(
         ctx.log.write(c);
         if (prepared && missing.length < 64 * 1024)
           for (const m of c.toString('utf8').matchAll(/^@@LENIX-MISSING (.+)$/gm)) missing += `${m[1]}\n`;
+        if (prepared) for (const m of c.toString('utf8').matchAll(/^lenix: (.+)$/gm)) lastSaid = m[1]!.slice(0, 500);
       },
       signal: ctx.signal,
     });
@@ -276,7 +278,7 @@ async function buildTask(
       return { outcome: { kind: 'failure', code: 'BUILDREQUIRES_MISSING', reason }, result: { buildroot } };
     }
     if (prepared && result.kind === 'exited' && result.code === ROOT_FAILED_STATUS) {
-      const reason = 'the buildroot could not be made (see the log)';
+      const reason = `the buildroot could not be made: ${lastSaid || 'see the log'}`;
       return { outcome: { kind: 'failure', code: 'BUILDROOT_FAILED', reason }, result: { buildroot } };
     }
     const failure = describeFailure(result, o.limits);

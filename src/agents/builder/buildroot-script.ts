@@ -42,7 +42,10 @@ install_deps() {
   out=$("${'$'}{DNF[@]}" install "$@" 2>&1); rc=$?
   echo "$out"
   if [ $rc -ne 0 ]; then
-    echo "$out" | sed -nE 's/^No match for argument: (.+)$/@@LENIX-MISSING \1/p; s/^.*nothing provides (.+) needed by .*$/@@LENIX-MISSING \1/p' | sort -u
+    missing=$(echo "$out" | sed -nE 's/^No match for argument: (.+)$/@@LENIX-MISSING \1/p; s/^.*nothing provides (.+) needed by .*$/@@LENIX-MISSING \1/p' | sort -u)
+    # Anything else (a signature that does not verify, a broken repository) is not a missing BuildRequires.
+    [ -n "$missing" ] || root_failed "dnf could not install the build dependencies: $(echo "$out" | grep -v '^\s*$' | tail -1)"
+    echo "$missing"
     echo "lenix: dnf could not install the build dependencies (exit $rc)"
     exit ${MISSING_STATUS}
   fi
