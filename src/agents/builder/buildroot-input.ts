@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, cp, link, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parsePlainName } from '../../core/ids.js';
 import type { BuildTargetPayload, InstalledPackage } from '../../core/protocol.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 import { SANDBOX_WORK } from '../../rpm/sandbox.js';
 import type { ApiClient } from '../../client/http.js';
 import { sha256File } from '../../store/durable.js';
 import { downloadExternal, repomdDigest } from './external-repos.js';
+import { cachedPackage, placeRepo } from '../kit/local-repo.js';
 import { nevraOf, sourceName, type Origin } from './origins.js';
 
 import { ROOT_DNF_CONF } from '../kit/root-script.js';
@@ -60,9 +60,7 @@ export async function prepareBuildroot(o: {
   const origins = new Map<string, Origin>();
   for (const repo of o.target.repos) {
     for (const p of repo.packages) {
-      const file = path.join(cache, p.sha256);
-      if (!existsSync(file)) await o.api.download(p.url, file, p.sha256);
-      const info = packageInfo(await readRpmFileHeader(file));
+      const info = packageInfo(await readRpmFileHeader(await cachedPackage(o.api, cache, p)));
       origins.set(p.sha256, {
         sha256: p.sha256,
         nevra: nevraOf(info),
@@ -171,28 +169,10 @@ async function placeRepositories(
 ): Promise<void> {
   const inside = (f: string) => `${SANDBOX_WORK}/in/${f}`;
   const repoFile: string[] = [];
-  for (const [i, repo] of o.target.repos.entries()) {
-    const dir = `repos/${i}`;
-    await mkdir(path.join(o.input, dir), { recursive: true });
-    for (const p of repo.packages) {
-      const file = path.join(o.input, dir, parsePlainName(p.name));
-      await link(path.join(cache, p.sha256), file).catch(() => copyFile(path.join(cache, p.sha256), file));
-    }
-    const keys: string[] = [];
-    for (const [k, url] of repo.keyUrls.entries()) {
-      await o.api.download(url, path.join(o.input, `key-${i}-${k}.asc`));
-      keys.push(`file://${inside(`key-${i}-${k}.asc`)}`);
-    }
+  for (const [i, repo] of o.target.repos.entries())
     repoFile.push(
-      `[lenix-${i}]`,
-      `name=${repo.name} snapshot ${repo.snapshotId ?? 'none'}`,
-      `baseurl=file://${inside(dir)}`,
-      'gpgcheck=1',
-      'repo_gpgcheck=0',
-      `gpgkey=${keys.join(' ')}`,
-      '',
+      ...(await placeRepo({ api: o.api, input: o.input, cache }, repo, { id: String(i), dir: `repos/${i}` })),
     );
-  }
   repoFile.push(...extra);
   await cp(o.hostBase, path.join(o.input, 'host-base'), { recursive: true });
   repoFile.push(

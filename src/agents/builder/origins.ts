@@ -1,3 +1,5 @@
+import { formatNevra, type Nevra } from '../../core/nevra.js';
+
 /** Where one package of a buildroot's repositories came from. */
 export interface Origin {
   readonly sha256: string;
@@ -9,8 +11,7 @@ export interface Origin {
 }
 
 /** `name-[epoch:]version-release.arch`, as rpm -qa and the records write it. */
-export const nevraOf = (p: { name: string; epoch: number | null; version: string; release: string; arch: string }) =>
-  `${p.name}-${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}.${p.arch}`;
+export const nevraOf = (p: Nevra): string => formatNevra(p);
 
 /** `demo-app-1.0-1.lx9.src.rpm` → `demo-app`. */
 export const sourceName = (sourceRpm: string | null) => sourceRpm?.replace(/-[^-]+-[^-]+\.(no)?src\.rpm$/, '') ?? null;

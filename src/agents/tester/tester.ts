@@ -1,4 +1,4 @@
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { copyFile, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -12,6 +12,7 @@ import type { ApiClient } from '../../client/http.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
 import { buildHostBase } from '../kit/host-base.js';
 import { ROOT_DNF_CONF } from '../kit/root-script.js';
+import { placeRepo } from '../kit/local-repo.js';
 import { parseStages, testRootScript, type StageResult } from './test-root.js';
 
 export interface TesterOptions {
@@ -84,27 +85,7 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
     const cache = path.join(o.workRoot, 'cache');
     await mkdir(cache, { recursive: true });
     for (const [i, r] of extra.entries()) {
-      const dir = path.join(input, `target-${i}`);
-      await mkdir(dir);
-      for (const p of r.packages) {
-        const cached = path.join(cache, p.sha256);
-        if (!existsSync(cached)) await o.api.download(p.url, cached, p.sha256);
-        await copyFile(cached, path.join(dir, parsePlainName(p.name)));
-      }
-      const keys: string[] = [];
-      for (const [k, url] of r.keyUrls.entries()) {
-        await o.api.download(url, path.join(input, `target-${i}-key-${k}.asc`));
-        keys.push(`file://${SANDBOX_WORK}/in/target-${i}-key-${k}.asc`);
-      }
-      extraRepos.push(
-        `[lenix-target-${i}]`,
-        `name=Repository ${r.name}`,
-        `baseurl=file://${SANDBOX_WORK}/in/target-${i}`,
-        'gpgcheck=1',
-        'repo_gpgcheck=0',
-        `gpgkey=${keys.join(' ')}`,
-        '',
-      );
+      extraRepos.push(...(await placeRepo({ api: o.api, input, cache }, r, { id: `target-${i}`, dir: `target-${i}` })));
       say(`repository ${r.name}: ${r.packages.length} packages from its current snapshot`);
     }
     await cp(hostBase, path.join(input, 'host-base'), { recursive: true });

@@ -54,8 +54,7 @@ export class BatchService {
   /** Every source with a package in the target's build repository, in dependency order (a mass rebuild). */
   async rebuild(targetName: string, by: string): Promise<BatchRecord> {
     const target = await this.requireTarget(targetName);
-    const repo = await this.deps.releases.getRepoByName(target.buildRepo);
-    const snap = repo?.currentSnapshotId ? await this.deps.releases.getSnapshot(repo.currentSnapshotId) : null;
+    const snap = await this.buildRepoSnapshot(target);
     const sources = new Set<string>();
     for (const id of new Set((snap?.packages ?? []).map((p) => p.buildId))) {
       const b = await this.deps.store.builds.get(id);
@@ -144,8 +143,7 @@ export class BatchService {
   private async landed(batch: BatchRecord, group: readonly number[]): Promise<boolean> {
     if (group.length === 0) return false;
     const target = await this.deps.store.targets.get(batch.targetId);
-    const repo = target ? await this.deps.releases.getRepoByName(target.buildRepo) : null;
-    const snap = repo?.currentSnapshotId ? await this.deps.releases.getSnapshot(repo.currentSnapshotId) : null;
+    const snap = target ? await this.buildRepoSnapshot(target) : null;
     const inRepo = new Set((snap?.packages ?? []).map((p) => p.sha256));
     for (const id of group) {
       const signed = (await this.deps.store.artifacts.listOfBuild(id)).filter((a) => a.kind === 'signed-rpm');
@@ -168,8 +166,7 @@ export class BatchService {
   /** Source name → the Provides (automatic ones included) of its packages in the target's build repository. */
   private async builtProvides(target: TargetRecord): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    const repo = await this.deps.releases.getRepoByName(target.buildRepo);
-    const snap = repo?.currentSnapshotId ? await this.deps.releases.getSnapshot(repo.currentSnapshotId) : null;
+    const snap = await this.buildRepoSnapshot(target);
     const seen = new Set<string>();
     for (const p of snap?.packages ?? []) {
       if (seen.has(p.sha256)) continue;
@@ -184,6 +181,12 @@ export class BatchService {
       ]);
     }
     return out;
+  }
+
+  /** The build repository's current snapshot (null while nothing is published there). */
+  private async buildRepoSnapshot(target: TargetRecord) {
+    const repo = await this.deps.releases.getRepoByName(target.buildRepo);
+    return repo?.currentSnapshotId ? this.deps.releases.getSnapshot(repo.currentSnapshotId) : null;
   }
 
   private async requireTarget(name: string): Promise<TargetRecord> {

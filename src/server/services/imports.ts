@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { LenixError } from '../../core/errors.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
+import { formatNevra } from '../../core/nevra.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 import { checkImportSignature } from '../../rpm/tools.js';
 import type { ImportRecord } from '../../store/records.js';
@@ -17,9 +18,6 @@ import type { ReleaseService } from './releases.js';
 /** rpm package names and version fields as EL uses them (no `/`, whitespace or control characters). */
 const RPM_FIELD = /^[A-Za-z0-9_+][A-Za-z0-9._+~^-]{0,254}$/;
 const EVR_FIELD = /^[A-Za-z0-9._+~^]{1,128}$/;
-
-const nevraOf = (p: { name: string; epoch: number | null; version: string; release: string; arch: string }) =>
-  `${p.name}-${p.epoch ? `${p.epoch}:` : ''}${p.version}-${p.release}.${p.arch}`;
 
 /**
  * Importing packages Lenix did not build (bootstrap and upstream RPMs, like `koji import`): each upload is
@@ -67,7 +65,7 @@ export class ImportService {
         createWriteStream(file, { mode: 0o600 }),
       );
       const info = packageInfo(await readRpmFileHeader(file));
-      const nevra = nevraOf({ ...info, arch: info.isSource ? 'src' : info.arch });
+      const nevra = formatNevra({ ...info, arch: info.isSource ? 'src' : info.arch });
       // The header names the file Lenix stores and publishes: it must be a plain, rpm-shaped name.
       if (!RPM_FIELD.test(info.name) || ![info.version, info.release, info.arch].every((f) => EVR_FIELD.test(f)))
         throw new LenixError('IMPORT_REFUSED', `${fileName}: its header's name, version, release or arch is not plain`);
