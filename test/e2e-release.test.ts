@@ -90,10 +90,13 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
       const r = await api.json<Release>('GET', `/api/v1/releases/${id}`);
       return ['published', 'failed'].includes(r.state) ? r : null;
     });
-  const client = async (name: string, repo: string) => {
+  /** A dnf client of a repository as Lenix serves it, or (`mirror`) of its mirror tree as a plain folder. */
+  const client = async (name: string, repo: string, o: { mirror?: boolean } = {}) => {
     const reposDir = path.join(dir, 'clients', name, 'repos.d');
     await mkdir(reposDir, { recursive: true });
-    await writeFile(path.join(reposDir, `${repo}.repo`), await (await fetch(`${url}/repos/${repo}.repo`)).text());
+    let file = await (await fetch(`${url}/repos/${repo}.repo`)).text();
+    if (o.mirror) file = file.replace(/^baseurl=.*$/m, `baseurl=file://${dir}/server/repos/${repo}/mirror/$basearch/`);
+    await writeFile(path.join(reposDir, `${repo}.repo`), file);
     const c = new DnfClient(path.join(dir, 'clients', name), reposDir);
     const hostBase = path.join(dir, 'tester-work', 'host-base', 'repo', 'lenix-host-base-1-1.noarch.rpm');
     await c.base(hostBase);
@@ -243,13 +246,13 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     assert.match(refused.stderr, /RELEASE_BLOCKED: .*not signed/);
   });
 
-  test('a flipped byte in a published RPM makes dnf refuse it', async () => {
-    const pkgDir = path.join(dir, 'server', 'repos', 'r1', 'current', 'x86_64', 'Packages');
+  test('a flipped byte in an RPM on a mirror makes dnf refuse it', async () => {
+    const pkgDir = path.join(dir, 'server', 'repos', 'r1', 'mirror', 'x86_64', 'Packages');
     const file = path.join(pkgDir, (await readdir(pkgDir)).find((f) => f.startsWith('gated-'))!);
     const bytes = await readFile(file);
     flip(bytes);
     await writeFile(file, bytes);
-    const c = await client('tampered', 'r1');
+    const c = await client('tampered', 'r1', { mirror: true });
     const r = await c.dnf('install gated');
     assert.notEqual(r.code, 0, 'dnf must refuse the tampered package');
     assert.doesNotMatch(r.out, /^Complete!$/m);
@@ -257,7 +260,7 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     await writeFile(file, bytes); // restore for the tests that follow
   });
 
-  test('published packages are copies: a corrupt blob leaves them whole, a corrupt copy is not served, lenix fsck finds and repairs both', () =>
+  test('packages are served from the blob store by digest, never corrupt; the mirror tree is a checked copy; lenix fsck finds and repairs both', () =>
     copiesScenario(ctx));
 
   test('kill -9 of the server mid-publish: clients keep the old snapshot, the publish completes after restart', async () => {

@@ -5,7 +5,7 @@ import { parseSha256, type Sha256 } from '../core/ids.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import { sha256File } from '../store/durable.js';
-import { publishCopy } from './publisher.js';
+import { MIRROR_DIR, mirroredSnapshot, publishCopy } from './mirror-tree.js';
 
 export interface FsckProblem {
   readonly kind: 'blob' | 'published' | 'metadata';
@@ -26,10 +26,10 @@ export interface FsckReport {
 }
 
 /**
- * Re-hash every blob, every package copy and every metadata file of every published snapshot against the
- * digests on record (metadata against its signed repomd.xml). With
- * `repair`, a bad copy is restored from a good one: a published copy from its blob (or another snapshot's copy
- * of the same digest), a blob from a good published copy. Every restored file is checked before it is renamed
+ * Re-hash every blob, every package copy in the repositories' mirror trees and every metadata file of every
+ * published snapshot against the digests on record (metadata against its signed repomd.xml). With
+ * `repair`, a bad copy is restored from a good one: a mirror copy from its blob (or another copy of the same
+ * digest), a blob from a good mirror copy. Every restored file is checked before it is renamed
  * into place.
  */
 export async function fsck(
@@ -50,19 +50,21 @@ export async function fsck(
     else badBlobs.push(sha);
   }
 
-  // Published copies, and where a good copy of each digest lives.
+  // Published copies (the mirror trees), and where a good copy of each digest lives.
   const copies: { file: string; sha256: string; where: string }[] = [];
   let metadataChecked = 0;
   for (const repo of await deps.releases.listRepos()) {
+    const mirrored = await mirroredSnapshot(path.join(deps.reposDir, repo.name));
     for (const snap of await deps.releases.listSnapshots(repo.id)) {
       const dir = path.join(deps.reposDir, repo.name, 'snapshots', String(snap.id));
       if (snap.state !== 'ready' || !(await stat(dir).catch(() => null))) continue;
-      for (const p of snap.packages)
-        copies.push({
-          file: path.join(dir, p.arch, 'Packages', p.name),
-          sha256: p.sha256,
-          where: `${repo.name} snapshot ${snap.id} ${p.arch}/Packages/${p.name}`,
-        });
+      if (snap.id === mirrored)
+        for (const p of snap.packages)
+          copies.push({
+            file: path.join(deps.reposDir, repo.name, MIRROR_DIR, p.arch, 'Packages', p.name),
+            sha256: p.sha256,
+            where: `${repo.name} mirror tree (snapshot ${snap.id}) ${p.arch}/Packages/${p.name}`,
+          });
       // Metadata: repomd.xml against the digest recorded when it was signed, each data file against repomd.xml.
       // It is not kept in the blob store, so it cannot be restored from there: `lenix repo republish` rebuilds it.
       for (const [arch, sha] of Object.entries(snap.repomd ?? {})) {

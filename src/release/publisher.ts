@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
+import { open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -11,13 +10,15 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
-import { fsyncDir, sha256File, writeDurably } from '../store/durable.js';
-import { addUpdateinfo, createrepo } from '../rpm/tools.js';
+import { fsyncDir, writeDurably } from '../store/durable.js';
+import { derivePackageMetadata } from '../rpm/package-metadata.js';
+import { syncMirrorTree } from './mirror-tree.js';
+import { writeRepodata } from './repodata.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
 import { metadataSignaturesOf } from '../core/protocol.js';
 
 export interface PublisherDeps {
-  readonly store: Pick<Store, 'artifacts' | 'imports' | 'tasks'>;
+  readonly store: Pick<Store, 'artifacts' | 'imports' | 'packageMetadata' | 'tasks'>;
   readonly releases: ReleaseStore;
   readonly blobs: BlobStore;
   readonly clock: Clock;
@@ -45,20 +46,25 @@ export interface PublisherDeps {
  * Publishing (effectful; the plan itself is pure, plan.ts). A release moves approved → publishing →
  * published | failed, driven by what the database says, so a restarted server picks up where it stopped:
  *
- *   1. build the snapshot in REPOS/NAME/snapshots/ID.tmp (packages linked from the blob store, createrepo_c
- *      per arch), then ask the signer to sign each repomd.xml;
+ *   1. write the snapshot's metadata in REPOS/NAME/snapshots/ID.tmp: per arch, primary/filelists/other
+ *      streamed from each package's stored entries (derived once when it was recorded; repodata.ts), updateinfo
+ *      and repomd.xml; no package is read or copied. Then ask the signer to sign each repomd.xml;
  *   2. when the signatures are back and verify against the repository key, write repomd.xml.asc, rename
  *      ID.tmp to ID, and switch REPOS/NAME/current (a symlink) to it with one rename.
  *
  * Clients only ever read through `current`, which names a complete snapshot, so they see the old or the
- * new one, never a mix.
+ * new one, never a mix. Its packages are served by digest from the blob store (packageIn); the plain tree
+ * for mirrors (mirror-tree.ts) is brought up to date after the switch, copying only what changed.
  */
+/** Packages per createrepo_c run when deriving metadata. */
+const METADATA_RUN = 200;
+
 export class Publisher {
   private running: Promise<void> | null = null;
   private again = false;
 
-  /** Published package copies already checked, by device, inode, size and mtime (a changed file is checked again). */
-  private readonly verified = new Set<string>();
+  /** Snapshots' package indexes for serving ("ARCH/FILE" → sha256), the few most recently used. */
+  private readonly indexes = new Map<number, Map<string, string>>();
 
   constructor(private readonly deps: PublisherDeps) {}
 
@@ -67,28 +73,37 @@ export class Publisher {
   }
 
   /**
-   * Before a published package is served: its bytes must hash to what its snapshot recorded. A copy that
-   * changed on disk is refused (BLOB_CORRUPT) rather than served; `lenix fsck --repair` puts it right.
+   * The digest of the package a snapshot serves as ARCH/Packages/FILE (null: none). Packages are served from
+   * the blob store by digest, through this index; a snapshot's folder holds only its metadata.
    */
-  async checkServed(snapshotRoot: string, parts: readonly string[], file: string): Promise<void> {
-    if (parts.length !== 3 || parts[1] !== 'Packages' || !parts[2]!.endsWith('.rpm')) return;
-    const st = await stat(file);
-    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-    if (this.verified.has(key)) return;
-    const snap = await this.deps.releases.getSnapshot(Number(path.basename(snapshotRoot)));
-    const expected = snap?.packages.find((p) => p.arch === parts[0] && p.name === parts[2])?.sha256;
-    if (!expected || (await sha256File(file)) !== expected) {
-      this.deps.log.error(
-        { component: 'publisher', file, snapshot: snap?.id },
-        'a published package does not match its snapshot record; not served',
+  async packageIn(snapshotId: number, arch: string, file: string): Promise<string | null> {
+    let index = this.indexes.get(snapshotId);
+    if (!index) {
+      const snap = await this.deps.releases.getSnapshot(snapshotId);
+      if (!snap) return null;
+      index = new Map(snap.packages.map((p) => [`${p.arch}/${p.name}`, p.sha256]));
+      if (this.indexes.size >= 8) this.indexes.delete(this.indexes.keys().next().value!);
+    } else this.indexes.delete(snapshotId);
+    this.indexes.set(snapshotId, index); // most recently used last
+    return index.get(`${arch}/${file}`) ?? null;
+  }
+
+  /**
+   * Derive and store the repository metadata of packages that have none yet (createrepo_c over them, in runs of
+   * METADATA_RUN): when they are recorded, and at publish time for any recorded before this existed.
+   */
+  async recordMetadata(packages: readonly { sha256: string; name: string }[]): Promise<number> {
+    const missing = await this.deps.store.packageMetadata.missing(
+      packages.map((p) => ({ sha256: p.sha256, file: p.name })),
+    );
+    for (let i = 0; i < missing.length; i += METADATA_RUN) {
+      const run = missing.slice(i, i + METADATA_RUN);
+      const entries = await withLocalFiles(this.deps.blobs, run, (files) =>
+        derivePackageMetadata(run.map((p, k) => ({ file: files[k]!, name: p.file, sha256: p.sha256 }))),
       );
-      throw new LenixError(
-        'BLOB_CORRUPT',
-        `${parts.join('/')} does not match its snapshot record; run lenix fsck --repair`,
-      );
+      await this.deps.store.packageMetadata.put(entries, this.deps.clock.now());
     }
-    if (this.verified.size > 100_000) this.verified.clear();
-    this.verified.add(key);
+    return missing.length;
   }
 
   /** Drive every release that is waiting to move on. Re-entrant calls coalesce into one more pass. */
@@ -220,29 +235,20 @@ export class Publisher {
       );
     const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
     await rm(tmp, { recursive: true, force: true }); // a crash mid-build leaves a partial folder: start over
+    await this.recordMetadata(plan.packages);
     const files: { path: string; sha256: string; contentBase64: string }[] = [];
     const repomd: Record<string, string> = {};
     const errata = this.deps.updateinfo ? await this.deps.updateinfo(repo, plan.packages) : null;
+    const now = Math.floor(this.deps.clock.now() / 1000);
     for (const arch of repo.arches) {
-      const pkgDir = path.join(tmp, arch, 'Packages');
-      await mkdir(pkgDir, { recursive: true });
-      for (const p of plan.packages.filter((x) => x.arch === arch)) {
-        // A copy (a reflink where the file system has them), never a hard link: nothing that happens to the
-        // blob store can change a published snapshot. The copy itself is checked, and readable by mirrors.
-        await this.deps.blobs.withLocalFile(parseSha256(p.sha256), (file) =>
-          publishCopy(file, path.join(pkgDir, p.name), p.sha256),
-        );
-      }
-      await createrepo(path.join(tmp, arch), { compress: 'gz' });
-      const updateinfo = errata?.perArch(arch) ?? null;
-      if (updateinfo) {
-        // updateinfo.xml goes in before repomd.xml is signed (modifyrepo_c rewrites repomd.xml).
-        const file = path.join(tmp, `${arch}.updateinfo.xml`);
-        await writeDurably(file, updateinfo);
-        await addUpdateinfo(file, path.join(tmp, arch, 'repodata'));
-        await rm(file);
-      }
-      const xml = await readFile(path.join(tmp, arch, 'repodata', 'repomd.xml'));
+      const packages = plan.packages.filter((x) => x.arch === arch).map((p) => ({ sha256: p.sha256, file: p.name }));
+      const xml = await writeRepodata({
+        dir: path.join(tmp, arch),
+        count: packages.length,
+        entries: this.deps.store.packageMetadata.read(packages),
+        updateinfo: errata?.perArch(arch) ?? null,
+        now,
+      });
       const sha = createHash('sha256').update(xml).digest('hex');
       repomd[arch] = sha;
       files.push({ path: `${arch}/repodata/repomd.xml`, sha256: sha, contentBase64: xml.toString('base64') });
@@ -291,6 +297,7 @@ export class Publisher {
       await fsyncDir(path.dirname(final));
     }
     await this.switchCurrent(repo, snap.id);
+    await this.syncMirror(repo, snap);
     const now = this.deps.clock.now();
     await this.deps.releases.setSnapshotState(snap.id, 'ready', { publishedAt: now });
     await this.deps.published?.(release, repo, (await this.deps.releases.getSnapshot(snap.id))!);
@@ -308,6 +315,22 @@ export class Publisher {
     await rename(tmpLink, path.join(dir, 'current'));
     await fsyncDir(dir);
     await this.deps.releases.setCurrentSnapshot(repo.id, snapshotId);
+  }
+
+  /** Bring the repository's mirror tree to a snapshot; a failure is logged and put right by the next sync. */
+  async syncMirror(repo: RepoRecord, snap: SnapshotRecord): Promise<void> {
+    try {
+      const r = await syncMirrorTree({
+        blobs: this.deps.blobs,
+        repoDir: this.repoDir(repo.name),
+        arches: repo.arches,
+        snapshot: snap,
+        previous: (id) => this.deps.releases.getSnapshot(id),
+      });
+      this.deps.log.info({ component: 'release', repo: repo.name, snapshot: snap.id, ...r }, 'mirror tree updated');
+    } catch (err) {
+      this.deps.log.error({ component: 'release', repo: repo.name, snapshot: snap.id, err }, 'mirror tree not updated');
+    }
   }
 
   async currentTarget(repoName: string): Promise<string | null> {
@@ -328,6 +351,7 @@ export class Publisher {
       );
     }
     await this.switchCurrent(repo, target.id);
+    await this.syncMirror(repo, target);
     return target;
   }
 
@@ -376,12 +400,14 @@ async function syncTree(dir: string): Promise<void> {
   await fsyncDir(dir);
 }
 
-/** Copy a package into a snapshot (reflink when possible), check the copy's digest, make it 0644. */
-export async function publishCopy(src: string, dest: string, sha256: string): Promise<void> {
-  await copyFile(src, dest, fsConstants.COPYFILE_FICLONE);
-  if ((await sha256File(dest)) !== sha256) {
-    await rm(dest, { force: true });
-    throw new LenixError('BLOB_CORRUPT', `blob ${sha256} does not match its digest; nothing is published`);
-  }
-  await chmod(dest, 0o644);
+/** Run `fn` with local files of these blobs (each valid until `fn` settles). */
+async function withLocalFiles<T>(
+  blobs: BlobStore,
+  packages: readonly { sha256: string }[],
+  fn: (files: string[]) => Promise<T>,
+  files: string[] = [],
+): Promise<T> {
+  const next = packages[files.length];
+  if (!next) return fn(files);
+  return blobs.withLocalFile(parseSha256(next.sha256), (file) => withLocalFiles(blobs, packages, fn, [...files, file]));
 }

@@ -14,9 +14,10 @@ const BIG = { maxBuffer: 16 * 1024 * 1024 };
  */
 
 /** Repository metadata for a folder of packages (repodata/ with sha256 checksums, gzip, no sqlite). */
-export async function createrepo(dir: string, opts: { compress?: 'gz' } = {}): Promise<void> {
+export async function createrepo(dir: string, opts: { compress?: 'gz'; simpleNames?: boolean } = {}): Promise<void> {
   const args = ['--quiet', '--no-database'];
   if (opts.compress) args.push(`--general-compress-type=${opts.compress}`, '--checksum=sha256');
+  if (opts.simpleNames) args.push('--simple-md-filenames');
   await run('createrepo_c', [...args, dir], BIG);
 }
 

@@ -275,3 +275,11 @@ export interface EventRecord {
   readonly taskId: number | null;
   readonly data: Readonly<Record<string, unknown>>;
 }
+
+/** A package's rpm-md entries (primary, filelists, other), plain and gzip-compressed (src/rpm/package-metadata.ts). */
+export interface PackageMetadataRecord {
+  readonly sha256: string;
+  readonly file: string;
+  readonly xml: Readonly<Record<'primary' | 'filelists' | 'other', Uint8Array>>;
+  readonly gz: Readonly<Record<'primary' | 'filelists' | 'other', Uint8Array>>;
+}

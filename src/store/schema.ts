@@ -28,6 +28,7 @@ export interface Database {
   advisories: AdvisoriesTable;
   advisory_counters: AdvisoryCountersTable;
   targets: TargetsTable;
+  package_metadata: PackageMetadataTable;
   batches: BatchesTable;
   imports: ImportsTable;
 }
@@ -321,4 +322,16 @@ export interface LookasideTable {
   name: string;
   size: number;
   uploaded_at: number;
+}
+
+export interface PackageMetadataTable {
+  sha256: string;
+  file: string;
+  primary_xml: Uint8Array;
+  primary_gz: Uint8Array;
+  filelists_xml: Uint8Array;
+  filelists_gz: Uint8Array;
+  other_xml: Uint8Array;
+  other_gz: Uint8Array;
+  created_at: number;
 }

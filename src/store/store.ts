@@ -10,6 +10,7 @@ import { SourceStore } from './source-store.js';
 import { TargetStore } from './target-store.js';
 import { BatchStore } from './batch-store.js';
 import { ImportStore } from './import-store.js';
+import { PackageMetadataStore } from './package-metadata-store.js';
 import { TokenStore } from './token-store.js';
 
 export type { ArtifactStore, NewArtifact } from './artifact-store.js';
@@ -20,7 +21,7 @@ export type { CompleteResult, LeaseGrant, TaskQueue } from './queue/task-queue.j
 /**
  * The build spine's storage over both dialects, one room per concern on one Kysely handle: tokens, sources
  * and commits, builds (the targets they are built for, the batches that start them), the task queue, agents, artifacts (with lookaside),
- * imported packages and logs. Release, errata and
+ * imported packages, packages' repository metadata and logs. Release, errata and
  * ledger records have their own stores on the same handle. Services take the narrowest of these they need.
  */
 export class Store {
@@ -34,6 +35,7 @@ export class Store {
   readonly targets: TargetStore;
   readonly batches: BatchStore;
   readonly imports: ImportStore;
+  readonly packageMetadata: PackageMetadataStore;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -49,6 +51,7 @@ export class Store {
     this.targets = new TargetStore(db);
     this.batches = new BatchStore(db);
     this.imports = new ImportStore(db);
+    this.packageMetadata = new PackageMetadataStore(db);
   }
 
   async close(): Promise<void> {

@@ -16,7 +16,8 @@ import { flip, type Release, type ReleaseContext } from './release-context.js';
 
 const run = promisify(execFile);
 export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
-  const pkgDir = path.join(ctx.dir, 'server', 'repos', 'r1', 'current', 'x86_64', 'Packages');
+  const repoDir = path.join(ctx.dir, 'server', 'repos', 'r1');
+  const pkgDir = path.join(repoDir, 'mirror', 'x86_64', 'Packages');
   const name = (await readdir(pkgDir)).find((f) => f.startsWith('gated-'))!;
   const file = path.join(pkgDir, name);
   const digest = async (f: string) =>
@@ -26,15 +27,17 @@ export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
   const sha = await digest(file);
   const blob = path.join(ctx.dir, 'server', 'blobs', sha.slice(0, 2), sha.slice(2));
   const [pub, blobSt] = [await stat(file), await stat(blob)];
-  assert.notEqual(pub.ino, blobSt.ino, 'not a hard link to the blob');
+  assert.notEqual(pub.ino, blobSt.ino, 'the mirror copy is not a hard link to the blob');
   assert.equal(pub.mode & 0o777, 0o644, 'readable by mirrors running as another user');
+  // A snapshot folder holds metadata only: packages are served from the blob store by digest.
+  const current = path.join(repoDir, 'current', 'x86_64');
+  assert.deepEqual(await readdir(current), ['repodata']);
   const served = async () => {
     const r = await fetch(`${ctx.url}/repos/r1/x86_64/Packages/${name}`);
+    const body = Buffer.from(await r.arrayBuffer());
     return {
       status: r.status,
-      sha: createHash('sha256')
-        .update(Buffer.from(await r.arrayBuffer()))
-        .digest('hex'),
+      sha: r.status === 200 ? createHash('sha256').update(body).digest('hex') : JSON.parse(body.toString()).code,
     };
   };
   const fsckRun = async (...extra: string[]) => {
@@ -50,19 +53,18 @@ export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
   // (An earlier test left an unsigned blob corrupt on purpose; these checks look at this package's digest.)
   const mine = (r: Awaited<ReturnType<typeof fsckRun>>) => r.report.problems.filter((q) => q.sha256 === sha);
   assert.deepEqual(mine(await fsckRun()), [], 'nothing wrong with this package to begin with');
+  assert.deepEqual(await served(), { status: 200, sha });
 
-  // A flipped byte in the blob store: the snapshot is unchanged and keeps being served.
+  // A flipped byte in the blob store: refused, never served (the blob was hashed when first served, and is
+  // hashed again because its file changed); the mirror copy is unchanged.
   const b = await readFile(blob);
   flip(b);
   await writeFile(blob, b);
-  assert.deepEqual(await served(), { status: 200, sha });
-  // A flipped byte in the published copy: refused, not served.
+  assert.deepEqual(await served(), { status: 500, sha: 'BLOB_CORRUPT' });
+  // A flipped byte in the mirror copy as well.
   const p = await readFile(file);
   flip(p);
   await writeFile(file, p);
-  const bad = await fetch(`${ctx.url}/repos/r1/x86_64/Packages/${name}`);
-  assert.deepEqual([bad.status, ((await bad.json()) as { code: string }).code], [500, 'BLOB_CORRUPT']);
-
   const found = await fsckRun();
   assert.equal(found.code, 1);
   assert.deepEqual(
@@ -85,7 +87,7 @@ export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
   assert.deepEqual(await served(), { status: 200, sha });
   assert.equal(await digest(file), sha);
 
-  // A bad blob is restored from a good published copy.
+  // A bad blob is restored from a good mirror copy.
   flip(b);
   await writeFile(blob, b);
   const blobRepair = await fsckRun('--repair');
@@ -95,8 +97,9 @@ export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
   );
   assert.equal(await digest(blob), sha);
   assert.deepEqual(mine(await fsckRun()), [], 'clean again');
+  assert.deepEqual(await served(), { status: 200, sha });
   // Metadata is checked too: a changed primary.xml is named (it is rebuilt by republishing, not from a blob).
-  const repodata = path.join(ctx.dir, 'server', 'repos', 'r1', 'current', 'x86_64', 'repodata');
+  const repodata = path.join(current, 'repodata');
   const primary = path.join(repodata, (await readdir(repodata)).find((f) => f.endsWith('primary.xml.gz'))!);
   const original = await readFile(primary);
   await writeFile(primary, Buffer.concat([original, Buffer.from('x')]));
@@ -109,23 +112,24 @@ export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
   await writeFile(primary, original);
   assert.ok(!(await fsckRun()).report.problems.some((q) => q.kind === 'metadata'));
 
-  // A publish that fails (here: the blob is corrupt) marks its snapshot failed and leaves no .tmp folder.
-  const c = await readFile(blob);
-  flip(c);
-  await writeFile(blob, c);
-  const failed = await ctx.cli('repo', 'republish', 'r1', '--wait', '--json');
-  assert.equal(failed.code, 1);
-  const rel = JSON.parse(failed.stdout) as Release;
-  assert.deepEqual([rel.state, rel.reasonCode], ['failed', 'BLOB_CORRUPT']);
-  const snaps = await ctx.api.json<{ snapshots: { id: number; state: string }[] }>('GET', '/api/v1/repos/r1');
-  assert.equal(snaps.snapshots.find((x) => x.id === rel.snapshot)?.state, 'failed');
-  assert.deepEqual(
-    (await readdir(path.join(ctx.dir, 'server', 'repos', 'r1', 'snapshots'))).filter((f) => f.endsWith('.tmp')),
-    [],
+  // Republishing reads no package: it writes new metadata from the stored entries, and the mirror tree copies
+  // nothing that did not change.
+  const mirrorBefore = await stat(file);
+  const again = await ctx.cli('repo', 'republish', 'r1', '--wait', '--json');
+  assert.equal(again.code, 0, again.stderr);
+  const rel = JSON.parse(again.stdout) as Release;
+  assert.equal(rel.state, 'published');
+  assert.equal((await stat(file)).mtimeMs, mirrorBefore.mtimeMs, 'an unchanged package is not copied again');
+  assert.equal(
+    (await readFile(path.join(repoDir, 'mirror', '.snapshot'), 'utf8')).trim(),
+    String(rel.snapshot),
+    'the mirror tree shows the new snapshot',
   );
-  flip(c);
-  await writeFile(blob, c);
-  assert.equal(await digest(blob), sha);
+  assert.deepEqual(
+    await readFile(path.join(repoDir, 'mirror', 'x86_64', 'repodata', 'repomd.xml')),
+    await readFile(path.join(repoDir, 'current', 'x86_64', 'repodata', 'repomd.xml')),
+  );
+  assert.deepEqual(await served(), { status: 200, sha });
 }
 
 export async function errataScenario(ctx: ReleaseContext): Promise<void> {

@@ -7,7 +7,7 @@ import { requireScope } from '../auth.js';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { sha256File } from '../../store/durable.js';
+import { parseSha256 } from '../../core/ids.js';
 import { ARCH, FPR, security } from './params.js';
 
 /** Repositories: records and settings (admin), rollback, and the published trees under /repos (public). */
@@ -139,26 +139,33 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
       if (!snapRoot) throw new LenixError('REPO_NOT_FOUND', `repository ${req.params.name} has nothing published`);
       const file = path.join(snapRoot, ...parts);
       if (!file.startsWith(snapRoot + path.sep)) throw new LenixError('INVALID_NAME', 'path escapes the repository');
-      if (file.endsWith('.rpm.proof')) {
-        // The offline proof bundle for a published package, next to it: `lenix verify PKG.rpm --bundle PKG.rpm.proof`.
-        const pkg = file.slice(0, -'.proof'.length);
-        if (!(await stat(pkg).catch(() => null))?.isFile())
-          throw new LenixError('NOT_FOUND', `no package ${path.basename(pkg)} in ${req.params.name}`);
+      const snapshotId = Number(path.basename(snapRoot));
+      if (parts.length === 3 && parts[1] === 'Packages' && /\.rpm(\.proof)?$/.test(parts[2]!)) {
+        // Packages come from the blob store by digest, through the snapshot's index (a verified read).
+        const proof = parts[2]!.endsWith('.proof');
+        const name = proof ? parts[2]!.slice(0, -'.proof'.length) : parts[2]!;
+        const sha = await s.releases.publisher.packageIn(snapshotId, parts[0]!, name);
+        if (!sha) throw new LenixError('NOT_FOUND', `no package ${name.slice(0, 200)} in ${req.params.name}`);
+        if (proof)
+          // The offline proof bundle for a published package, next to it: `lenix verify PKG.rpm --bundle PKG.rpm.proof`.
+          return reply
+            .type('application/json')
+            .header('cache-control', 'no-cache')
+            .send(await s.ledger.bundle([`sha256:${sha}`]));
+        const blob = await deps.blobs.open(parseSha256(sha));
         return reply
-          .type('application/json')
-          .header('cache-control', 'no-cache')
-          .send(await s.ledger.bundle([`sha256:${await sha256File(pkg)}`]));
+          .type('application/x-rpm')
+          .header('content-length', blob.size)
+          .header('cache-control', 'public, max-age=86400')
+          .send(blob.stream);
       }
       const st = await stat(file).catch(() => null);
       if (!st?.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
-      await s.releases.publisher.checkServed(snapRoot, parts, file);
-      const type = file.endsWith('.rpm')
-        ? 'application/x-rpm'
-        : file.endsWith('.xml')
-          ? 'application/xml'
-          : file.endsWith('.asc')
-            ? 'application/pgp-signature'
-            : 'application/octet-stream';
+      const type = file.endsWith('.xml')
+        ? 'application/xml'
+        : file.endsWith('.asc')
+          ? 'application/pgp-signature'
+          : 'application/octet-stream';
       const immutable = !file.endsWith('repomd.xml') && !file.endsWith('repomd.xml.asc');
       return reply
         .type(type)

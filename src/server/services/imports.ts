@@ -30,7 +30,7 @@ const EVR_FIELD = /^[A-Za-z0-9._+~^]{1,128}$/;
 export class ImportService {
   constructor(
     private readonly deps: DepsOf<'blobs' | 'clock' | 'config' | 'releases', 'imports'>,
-    private readonly releases: Pick<ReleaseService, 'requireKey' | 'requireRepo' | 'changeKeys'>,
+    private readonly releases: Pick<ReleaseService, 'requireKey' | 'requireRepo' | 'changeKeys' | 'publisher'>,
     private readonly attest: Pick<Attestations, 'imported'>,
   ) {}
 
@@ -90,6 +90,7 @@ export class ImportService {
         this.deps.clock.now(),
       );
       await this.attest.imported(record);
+      if (record.kind === 'rpm') await this.releases.publisher.recordMetadata([record]); // derived once, now
       // Clients of the repository check imported packages against the key they are signed with.
       if (key && !repo.keys.some((k) => k.fingerprint === key.fingerprint && k.retiredAt === null))
         await this.releases.changeKeys(repo.name, { add: key.fingerprint });

@@ -56,7 +56,7 @@ export class Pipeline {
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases',
-      'artifacts' | 'builds' | 'imports' | 'targets' | 'tasks'
+      'artifacts' | 'builds' | 'imports' | 'packageMetadata' | 'targets' | 'tasks'
     >,
     private readonly attest: Attestations,
     private readonly errata: ErrataService,
@@ -80,7 +80,9 @@ export class Pipeline {
           this.statementsChanged(e.task.buildId);
         },
         async (e) => {
-          if (e.task.kind === 'sign' && e.task.state === 'succeeded') await this.landInBuildRepo(e.task.buildId);
+          if (e.task.kind !== 'sign' || e.task.state !== 'succeeded') return;
+          await this.recordMetadata(e.task.buildId);
+          await this.landInBuildRepo(e.task.buildId);
         },
       ],
       'build.not-landed': [],
@@ -128,6 +130,19 @@ export class Pipeline {
         );
       await woken;
     }
+  }
+
+  /**
+   * A signed build's packages get their repository metadata derived now, once, so that no publish has to read
+   * them. A failure only costs time: the publisher derives what is missing.
+   */
+  private async recordMetadata(buildId: number): Promise<void> {
+    const signed = (await this.deps.store.artifacts.listOfBuild(buildId)).filter((a) => a.kind === 'signed-rpm');
+    await this.publisher
+      .recordMetadata(signed)
+      .catch((err: unknown) =>
+        this.deps.log.warn({ component: 'pipeline', build: buildId, err }, 'repository metadata not derived yet'),
+      );
   }
 
   /**
