@@ -84,4 +84,42 @@ storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
     assert.equal((await store.imports.list(10)).length, 1);
     assert.ok((await store.artifacts.referencedBlobs()).has('f'.repeat(64)), 'blob GC keeps imported packages');
   });
+
+  test('package metadata: stored once per digest and file, read back byte for byte in the order asked', async () => {
+    const store = await fresh();
+    const entry = (n: number, file = `p${n}.rpm`) => {
+      const sha256 = String(n).padStart(64, '0');
+      const b = (k: string) => Buffer.from(`<${k} ${n} ${'x'.repeat(n)}>\0\xff`, 'latin1');
+      return {
+        sha256,
+        file,
+        xml: { primary: b('p'), filelists: b('f'), other: b('o') },
+        gz: { primary: b('P'), filelists: b('F'), other: b('O') },
+      };
+    };
+    const all = Array.from({ length: 1200 }, (_, i) => entry(i + 1));
+    await store.packageMetadata.put(all.slice(0, 700), clock.now());
+    await store.packageMetadata.put([{ ...entry(1), xml: { ...entry(1).xml, primary: Buffer.from('changed') } }], 2);
+    const keys = all.map((e) => ({ sha256: e.sha256, file: e.file }));
+    assert.deepEqual(
+      (await store.packageMetadata.missing(keys)).map((k) => k.file),
+      all.slice(700).map((e) => e.file),
+    );
+    assert.deepEqual(await store.packageMetadata.missing([{ sha256: entry(1).sha256, file: 'other.rpm' }]), [
+      { sha256: entry(1).sha256, file: 'other.rpm' },
+    ]);
+    await store.packageMetadata.put(all.slice(700), clock.now());
+    const order = [...keys].reverse();
+    const read: { sha256: string; file: string; xml: Record<string, Uint8Array>; gz: Record<string, Uint8Array> }[] =
+      [];
+    for await (const chunk of store.packageMetadata.read(order)) read.push(...chunk);
+    assert.deepEqual(
+      read.map((r) => r.file),
+      order.map((k) => k.file),
+    );
+    const one = read.find((r) => r.file === 'p1.rpm')!;
+    assert.deepEqual(Buffer.from(one.xml.primary!), entry(1).xml.primary, 'the first put is kept');
+    const last = read[0]!;
+    assert.deepEqual(Buffer.from(last.gz.other!), entry(1200).gz.other);
+  });
 });

@@ -15,10 +15,14 @@ import { derivePackageMetadata } from '../rpm/package-metadata.js';
 import { syncMirrorTree } from './mirror-tree.js';
 import { writeRepodata } from './repodata.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
-import { metadataSignaturesOf } from '../core/protocol.js';
+
+export type MetadataSignatures =
+  | { readonly state: 'waiting' }
+  | { readonly state: 'failed'; readonly reason: string }
+  | { readonly state: 'done'; readonly signatures: readonly { path: string; signature: string }[] };
 
 export interface PublisherDeps {
-  readonly store: Pick<Store, 'artifacts' | 'imports' | 'packageMetadata' | 'tasks'>;
+  readonly store: Pick<Store, 'artifacts' | 'imports' | 'packageMetadata'>;
   readonly releases: ReleaseStore;
   readonly blobs: BlobStore;
   readonly clock: Clock;
@@ -30,6 +34,8 @@ export interface PublisherDeps {
     keyFingerprint: string,
     files: { path: string; sha256: string; contentBase64: string }[],
   ) => Promise<number>;
+  /** Where that request stands: still waiting, refused, or the signatures (the signer's `repomd` task). */
+  readonly metadataSignatures: (release: ReleaseRecord) => Promise<MetadataSignatures>;
   /**
    * Errata for a snapshot being built: updateinfo.xml per arch folder (null: none) and the advisories it
    * carries (recorded with the snapshot; approved ones are released when it goes live).
@@ -262,13 +268,9 @@ export class Publisher {
   }
 
   private async finishIfSigned(release: ReleaseRecord, repo: RepoRecord, snap: SnapshotRecord): Promise<void> {
-    const task = (await this.deps.store.tasks.listOfKind('repomd'))
-      .filter((t) => (t.subject as { releaseId?: number } | null)?.releaseId === release.id)
-      .pop();
-    if (!task) throw new LenixError('INTERNAL', `release ${release.id} has no metadata signing task`);
-    if (task.state === 'failed' || task.state === 'cancelled')
-      throw new LenixError('SIGNATURE_INVALID', `metadata signing ${task.state}: ${task.reason ?? ''}`);
-    if (task.state !== 'succeeded') return;
+    const signed = await this.deps.metadataSignatures(release);
+    if (signed.state === 'failed') throw new LenixError('SIGNATURE_INVALID', `metadata signing ${signed.reason}`);
+    if (signed.state === 'waiting') return;
     const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
     const final = path.join(this.repoDir(repo.name), 'snapshots', String(snap.id));
     if (!(await exists(final))) {
@@ -279,7 +281,7 @@ export class Publisher {
       }
       const key = await this.deps.releases.getKey(snap.keyFingerprint ?? '');
       if (!key) throw new LenixError('KEY_NOT_FOUND', `key ${snap.keyFingerprint} is not known`);
-      const sigs = metadataSignaturesOf(task.result);
+      const sigs = signed.signatures;
       for (const [arch, sha] of Object.entries(snap.repomd ?? {})) {
         const rel = `${arch}/repodata/repomd.xml`;
         const xml = await readFile(path.join(tmp, rel));

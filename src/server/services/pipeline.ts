@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
 import { Publisher } from '../../release/publisher.js';
+import { metadataSignaturesOf } from '../../core/protocol.js';
 import type { BuildState } from '../../scheduler/task-state.js';
 import type { BuildRecord, ReleaseRecord, RepoRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
 import type { DepsOf } from '../context.js';
@@ -210,6 +211,16 @@ export class Pipeline {
       clock: deps.clock,
       log: deps.log,
       reposDir: path.join(deps.config.dataDir, 'repos'),
+      metadataSignatures: async (release) => {
+        const task = (await deps.store.tasks.listOfKind('repomd'))
+          .filter((t) => (t.subject as { releaseId?: number } | null)?.releaseId === release.id)
+          .pop();
+        if (!task) throw new LenixError('INTERNAL', `release ${release.id} has no metadata signing task`);
+        if (task.state === 'failed' || task.state === 'cancelled')
+          return { state: 'failed', reason: `${task.state}: ${task.reason ?? ''}` };
+        if (task.state !== 'succeeded') return { state: 'waiting' };
+        return { state: 'done', signatures: metadataSignaturesOf(task.result) };
+      },
       requestMetadataSignature: async (release, keyFingerprint, files) => {
         // The signing task is filed under a build of the release (a republish: a build already in the repository;
         // a release of imported packages only: the newest build, as tasks belong to builds).
