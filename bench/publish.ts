@@ -128,6 +128,7 @@ async function main(): Promise<void> {
     metadataSignatures: async (release) => signatures.get(release.id) ?? { state: 'waiting' },
   });
   const importIds: number[] = [];
+  const imported: { sha256: string; name: string }[] = [];
   const [, importS] = await timed(async () => {
     for (const f of [...files, extra]) {
       const { sha256, size } = await blobs.put(await import('node:fs').then((m) => m.createReadStream(f)));
@@ -147,12 +148,10 @@ async function main(): Promise<void> {
         Date.now(),
       );
       importIds.push(rec.id);
+      imported.push(rec);
     }
   });
-  const [derived, deriveS] = await timed(async () => {
-    const all = await Promise.all(importIds.map((id) => store.imports.get(id)));
-    return publisher.recordMetadata(all.map((r) => r!));
-  });
+  const [derived, deriveS] = await timed(() => publisher.recordMetadata(imported));
   console.error(
     `imported ${importIds.length} in ${importS.toFixed(1)} s; metadata derived for ${derived} in ${deriveS.toFixed(1)} s`,
   );

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { addHookCommands } from './hook-commands.js';
 import type { Command } from 'commander';
 import type { BatchJson, BuildJson, LenixClient } from '../client/lenix.js';
 import { LenixError } from '../core/errors.js';
@@ -15,23 +16,33 @@ export function addBuildCommands(p: Command, state: { code: number }): void {
     .command('add <name> <url>')
     .description('mirror a git repository (local path or URL)')
     .option('--branch <branch>', 'branch to build (default: the remote HEAD)')
-    .option('--watch', 'build every new commit on the branch', false)
+    .option('--watch', 'build every new commit on the branch (polling; a push hook builds at once)', false)
+    .option('--target <name>', 'build target for commits that are pushed or watched')
     .option('--json', 'print JSON')
-    .action(async (name: string, url: string, o: { branch?: string; watch: boolean; json?: boolean }, cmd: Command) => {
-      const api = await client(cmd);
-      const resolved = /^[a-z]+:\/\//.test(url) || /^[\w.-]+@[\w.-]+:/.test(url) ? url : path.resolve(url);
-      const s = await api.sources.add({
-        name,
-        url: resolved,
-        branch: o.branch,
-        watch: o.watch,
-      });
-      if (o.json) return printJson(s);
-      process.stdout.write(
-        `source ${s.name}: ${s.url} (${s.branch}) at ${s.head.slice(0, 12)}${s.watch ? ', watching' : ''}\n`,
-      );
-      if (s.build) process.stdout.write(`build ${s.build.id} queued\n`);
-    });
+    .action(
+      async (
+        name: string,
+        url: string,
+        o: { branch?: string; watch: boolean; target?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const api = await client(cmd);
+        const resolved = /^[a-z]+:\/\//.test(url) || /^[\w.-]+@[\w.-]+:/.test(url) ? url : path.resolve(url);
+        const s = await api.sources.add({
+          name,
+          url: resolved,
+          branch: o.branch,
+          watch: o.watch,
+          target: o.target,
+        });
+        if (o.json) return printJson(s);
+        process.stdout.write(
+          `source ${s.name}: ${s.url} (${s.branch}) at ${s.head.slice(0, 12)}${s.watch ? ', watching' : ''}\n`,
+        );
+        if (s.build) process.stdout.write(`build ${s.build.id} queued\n`);
+      },
+    );
+  addHookCommands(p, source);
   source
     .command('list')
     .option('--json', 'print JSON')

@@ -171,6 +171,8 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       '--osv-ecosystem <E>',
       'registered OSV ecosystem for its OSV records (e.g. AlmaLinux:9); none: no OSV records',
     )
+    .option('--follow <target>', 'follow the builds of a build target')
+    .option('--auto-release', 'release each build of the followed target that passes the gates at once', false)
     .option('--json', 'print JSON')
     .action(
       async (
@@ -183,11 +185,15 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
           distro?: string;
           errataPrefix?: string;
           osvEcosystem?: string;
+          follow?: string;
+          autoRelease: boolean;
           json?: boolean;
         },
         cmd: Command,
       ) => {
         const r = await (await client(cmd)).repos.create({
+          ...(o.follow ? { follow: o.follow } : {}),
+          ...(o.autoRelease ? { autoRelease: true } : {}),
           name,
           arches: o.arch ?? [hostArch()],
           keys: o.key ?? [],
@@ -336,6 +342,7 @@ function printRelease(r: ReleaseJson): void {
     added?: { arch: string; nevra: string }[];
     replaced?: { from: { nevra: string }; to: { nevra: string; arch: string } }[];
     unchanged?: unknown[];
+    unchangedCount?: number;
   };
   const out = [
     `release ${r.id}  builds ${r.builds.join(', ')}  ${r.state}${r.reason ? `  (${r.reasonCode}: ${r.reason})` : ''}`,
@@ -343,6 +350,7 @@ function printRelease(r: ReleaseJson): void {
   if (r.overrideReason) out.push(`  override: ${r.overrideReason}`);
   for (const a of plan.added ?? []) out.push(`  + ${a.arch}/${a.nevra}`);
   for (const x of plan.replaced ?? []) out.push(`  ~ ${x.to.arch}/${x.from.nevra} -> ${x.to.nevra}`);
-  if ((plan.unchanged ?? []).length > 0) out.push(`  = ${(plan.unchanged ?? []).length} unchanged`);
+  const unchanged = plan.unchangedCount ?? (plan.unchanged ?? []).length;
+  if (unchanged > 0) out.push(`  = ${unchanged} unchanged`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -61,8 +61,19 @@ export class LenixClient {
 
   readonly sources = {
     list: () => this.http.json<{ sources: SourceJson[] }>('GET', '/api/v1/sources'),
-    add: (body: { name: string; url: string; branch?: string | undefined; watch?: boolean }) =>
-      this.http.json<SourceJson & { head: string; build: BuildJson | null }>('POST', '/api/v1/sources', body),
+    add: (body: {
+      name: string;
+      url: string;
+      branch?: string | undefined;
+      watch?: boolean;
+      target?: string | undefined;
+    }) => this.http.json<SourceJson & { head: string; build: BuildJson | null }>('POST', '/api/v1/sources', body),
+    hookSecret: (name: string) =>
+      this.http.json<{ source: string; secret: string; url: string }>(
+        'POST',
+        `/api/v1/sources/${enc(name)}/hook-secret`,
+        {},
+      ),
   };
 
   readonly builds = {
@@ -207,6 +218,8 @@ export class LenixClient {
       distro?: string;
       errataPrefix?: string;
       osvEcosystem?: string;
+      follow?: string;
+      autoRelease?: boolean;
     }) => this.http.json<RepoJson>('POST', '/api/v1/repos', body),
     keys: (name: string, body: { add?: string | undefined; retire?: string | undefined }) =>
       this.http.json<RepoJson>('POST', `/api/v1/repos/${enc(name)}/keys`, body),

@@ -18,6 +18,16 @@ export const ERROR_CODES = {
     doc: 'A write was attempted without a token, or with an unknown or revoked token.',
   },
   FORBIDDEN: { status: 403, exit: 3, doc: 'The token is valid but lacks the scope this action needs.' },
+  HOOK_SIGNATURE_INVALID: {
+    status: 401,
+    exit: 3,
+    doc: 'A push event (`POST /api/v1/sources/NAME/hook`) is not signed with the source’s webhook secret (`X-Hub-Signature-256`, or `X-Gitlab-Token`); nothing is fetched.',
+  },
+  HOOK_NOT_CONFIGURED: {
+    status: 409,
+    exit: 5,
+    doc: 'A push event arrived for a source without a webhook secret: `lenix source hook NAME` makes one.',
+  },
   // 404
   SOURCE_NOT_ALLOWED: {
     status: 403,

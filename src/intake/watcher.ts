@@ -1,24 +1,24 @@
 import type { Logger } from 'pino';
 
 /** What the watcher needs from the server: owned here, implemented by the server's services. */
-export interface WatchPort {
-  watchedSources(): Promise<readonly { id: number; name: string; branch: string; lastSeenCommit: string | null }[]>;
-  newCommits(source: { name: string; branch: string }, since: string | null): Promise<readonly string[]>;
-  buildCommit(sourceName: string, commit: string): Promise<void>;
-  markSeen(sourceId: number, commit: string): Promise<void>;
+export interface WatchPort<S extends { name: string }> {
+  watchedSources(): Promise<readonly S[]>;
+  /** Fetch a source and build each new commit on its branch (the server's push service does it for hooks too). */
+  buildNew(source: S): Promise<unknown>;
 }
 
 /**
- * `--watch`: every interval, fetch each watched source and create one build per new commit on its branch,
- * oldest first. A commit that cannot be built (bad spec) is still marked seen, with the reason logged, so
- * one broken commit does not block the ones after it.
+ * `--watch`: every interval, fetch each watched source and build its new commits (oldest first; a commit
+ * that cannot be built is marked seen, with the reason logged, so one broken commit does not block the ones
+ * after it). A push (webhook or post-receive hook) does the same at once; watching is the fallback for forges
+ * that cannot call Lenix.
  */
-export class Watcher {
+export class Watcher<S extends { name: string }> {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
 
   constructor(
-    private readonly port: WatchPort,
+    private readonly port: WatchPort<S>,
     private readonly log: Logger,
     private readonly intervalMs: number,
   ) {}
@@ -45,18 +45,7 @@ export class Watcher {
   private async pass(): Promise<void> {
     for (const source of await this.port.watchedSources()) {
       try {
-        const commits = await this.port.newCommits(source, source.lastSeenCommit);
-        for (const sha of commits) {
-          try {
-            await this.port.buildCommit(source.name, sha);
-          } catch (err) {
-            this.log.warn(
-              { component: 'intake', source: source.name, commit: sha, err: (err as Error).message },
-              'watched commit not built',
-            );
-          }
-          await this.port.markSeen(source.id, sha);
-        }
+        await this.port.buildNew(source);
       } catch (err) {
         this.log.warn({ component: 'intake', source: source.name, err: (err as Error).message }, 'watch fetch failed');
       }

@@ -106,3 +106,17 @@ export function planRelease(
   const packages = [...next.values()].sort((a, b) => a.arch.localeCompare(b.arch) || a.name.localeCompare(b.name));
   return { packages, added, replaced, unchanged, skipped };
 }
+
+/**
+ * What a release records of its plan: the changes, not the repository's whole package list (the snapshot holds
+ * that), so a release into a 50,000-package repository is a small record.
+ */
+export function planRecord(plan: ReleasePlan) {
+  return {
+    added: plan.added,
+    replaced: plan.replaced,
+    skipped: plan.skipped,
+    unchangedCount: plan.unchanged.length,
+    packageCount: plan.packages.length,
+  };
+}

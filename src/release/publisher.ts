@@ -197,9 +197,8 @@ export class Publisher {
         });
       }
     }
-    for (const id of opts.imports ?? []) {
-      const i = await this.deps.store.imports.get(id);
-      if (i?.kind !== 'rpm') continue;
+    for (const i of await this.deps.store.imports.getMany(opts.imports ?? [])) {
+      if (i.kind !== 'rpm') continue;
       candidates.push({
         artifactId: 0,
         sha256: i.sha256,

@@ -12,6 +12,7 @@ import { ReleaseService } from './services/releases.js';
 import { TargetService } from './services/targets.js';
 import { BatchService } from './services/batches.js';
 import { ImportService } from './services/imports.js';
+import { PushService } from './services/push.js';
 import { AgentService } from './services/agents.js';
 import { BuildService } from './services/builds.js';
 import { SourceService } from './services/sources.js';
@@ -70,6 +71,9 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
   const builds = new BuildService(deps, sources, pipeline);
   const batches = new BatchService(deps, builds);
   pipeline.also('snapshot.published', (e) => batches.published(e.repo));
+  pipeline.also('task.ended', async (e) => {
+    if (e.task.kind === 'test' && e.task.state === 'succeeded') await releases.autoRelease(e.task.buildId);
+  });
   pipeline.also('build.not-landed', (e) => batches.buildEnded(e.build, e.reason));
   pipeline.also('task.ended', async (e) => {
     if (e.buildState !== 'failed' && e.buildState !== 'cancelled') return;
@@ -87,6 +91,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     releases,
     targets: new TargetService(deps, releases),
     imports: new ImportService(deps, releases, attest),
+    push: new PushService(deps, sources, builds),
     auth,
     tokens: new TokenService(deps, auth, () => services.agents.reap()),
   };

@@ -94,15 +94,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const watcher = new Watcher(
     {
       watchedSources: async () => (await store.sources.list()).filter((s) => s.watch),
-      newCommits: async (s, since) => {
-        const mirror = services.sources.mirrorOf(s);
-        await mirror.fetch();
-        return mirror.newCommits(`refs/heads/${s.branch}`, since);
-      },
-      buildCommit: async (name, sha) => {
-        await services.builds.create({ source: name, ref: sha, createdBy: `watch:${name}` });
-      },
-      markSeen: (id, sha) => store.sources.markFetched(id, clock.now(), sha),
+      buildNew: (s) => services.push.buildNew(s),
     },
     log,
     config.watchIntervalMs,

@@ -15,6 +15,7 @@ import type { ReleaseService } from './services/releases.js';
 import type { TargetService } from './services/targets.js';
 import type { BatchService } from './services/batches.js';
 import type { ImportService } from './services/imports.js';
+import type { PushService } from './services/push.js';
 import type { SbomService } from './services/sboms.js';
 import type { SourceService } from './services/sources.js';
 import type { TokenService } from './services/tokens.js';
@@ -32,6 +33,7 @@ export interface Services {
   readonly builds: BuildService;
   readonly batches: BatchService;
   readonly imports: ImportService;
+  readonly push: PushService;
   readonly agents: AgentService;
   readonly releases: ReleaseService;
   readonly targets: TargetService;

@@ -47,6 +47,20 @@ export class ImportStore {
     return row ? toImport(row) : null;
   }
 
+  /** Several imports by id (those that exist), in chunks well under the bound-parameter limits. */
+  async getMany(ids: readonly number[]): Promise<ImportRecord[]> {
+    const out: ImportRecord[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('imports')
+        .selectAll()
+        .where('id', 'in', ids.slice(i, i + 500))
+        .execute();
+      out.push(...rows.map(toImport));
+    }
+    return out;
+  }
+
   async findBySha(sha256: string): Promise<ImportRecord | null> {
     const row = await this.db
       .selectFrom('imports')

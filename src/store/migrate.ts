@@ -11,6 +11,7 @@ import * as m0008 from './migrations/0008-declared-packages.js';
 import * as m0009 from './migrations/0009-token-expiry.js';
 import * as m0010 from './migrations/0010-targets.js';
 import * as m0011 from './migrations/0011-package-metadata.js';
+import * as m0012 from './migrations/0012-push.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -27,6 +28,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0009-token-expiry': m0009,
   '0010-targets': m0010,
   '0011-package-metadata': m0011,
+  '0012-push': m0012,
 };
 
 export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: Dialect): Promise<string[]> {

@@ -11,6 +11,10 @@ export interface SourceRecord {
   readonly createdAt: number;
   readonly lastFetchedAt: number | null;
   readonly lastSeenCommit: string | null;
+  /** The build target pushed and watched commits are built for (null: the host toolchain). */
+  readonly targetId: number | null;
+  /** Whether a webhook secret is set (the secret itself is read only to check a push). */
+  readonly hook: boolean;
 }
 
 export interface CommitRecord {
@@ -209,6 +213,9 @@ export interface RepoRecord {
   /** Errata: the id prefix (AL → ALSA/ALBA/ALEA; null: the server's) and the registered OSV ecosystem. */
   readonly errataPrefix: string | null;
   readonly osvEcosystem: string | null;
+  /** The target whose builds the repository follows, and whether each one that passes the gates is released at once. */
+  readonly followTargetId: number | null;
+  readonly autoRelease: boolean;
 }
 
 export type ReleaseState = 'planned' | 'approved' | 'publishing' | 'published' | 'failed' | 'rejected';

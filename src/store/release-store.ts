@@ -87,6 +87,8 @@ export class ReleaseStore {
       distro?: string | null;
       errataPrefix?: string | null;
       osvEcosystem?: string | null;
+      followTargetId?: number | null;
+      autoRelease?: boolean;
     },
     now: number,
   ): Promise<RepoRecord> {
@@ -105,10 +107,24 @@ export class ReleaseStore {
         distro: r.distro ?? null,
         errata_prefix: r.errataPrefix ?? null,
         osv_ecosystem: r.osvEcosystem ?? null,
+        follow_target_id: r.followTargetId ?? null,
+        auto_release: r.autoRelease ? 1 : 0,
       })
       .returningAll()
       .executeTakeFirstOrThrow();
     return toRepo(row);
+  }
+
+  /** Repositories that release every passing build of a target at once. */
+  async autoReleaseRepos(targetId: number): Promise<RepoRecord[]> {
+    const rows = await this.db
+      .selectFrom('repos')
+      .selectAll()
+      .where('follow_target_id', '=', targetId)
+      .where('auto_release', '=', 1)
+      .orderBy('id')
+      .execute();
+    return rows.map(toRepo);
   }
 
   async getRepoByName(name: string): Promise<RepoRecord | null> {
@@ -290,6 +306,8 @@ function toRepo(r: Selectable<Database['repos']>): RepoRecord {
     distro: r.distro,
     errataPrefix: r.errata_prefix,
     osvEcosystem: r.osv_ecosystem,
+    followTargetId: r.follow_target_id,
+    autoRelease: r.auto_release === 1,
   };
 }
 

@@ -60,6 +60,8 @@ export function toSource(r: Selectable<Database['sources']>): SourceRecord {
     createdAt: Number(r.created_at),
     lastFetchedAt: numOrNull(r.last_fetched_at),
     lastSeenCommit: r.last_seen_commit,
+    targetId: r.target_id,
+    hook: r.hook_secret !== null,
   };
 }
 

@@ -150,6 +150,8 @@ export interface ReposTable {
   distro: string | null;
   errata_prefix: string | null;
   osv_ecosystem: string | null;
+  follow_target_id: number | null;
+  auto_release: Generated<number>;
 }
 
 export interface ReleasesTable {
@@ -191,6 +193,8 @@ export interface SourcesTable {
   created_at: number;
   last_fetched_at: number | null;
   last_seen_commit: string | null;
+  hook_secret: string | null;
+  target_id: number | null;
 }
 
 export interface CommitsTable {

@@ -8,7 +8,10 @@ import { isUniqueViolation, toCommit, toSource } from './rows.js';
 export class SourceStore {
   constructor(readonly db: Kysely<Database>) {}
 
-  async add(s: { name: string; url: string; branch: string; watch: boolean }, now: number): Promise<SourceRecord> {
+  async add(
+    s: { name: string; url: string; branch: string; watch: boolean; targetId?: number | null },
+    now: number,
+  ): Promise<SourceRecord> {
     try {
       const row = await this.db
         .insertInto('sources')
@@ -20,6 +23,8 @@ export class SourceStore {
           created_at: now,
           last_fetched_at: null,
           last_seen_commit: null,
+          hook_secret: null,
+          target_id: s.targetId ?? null,
         })
         .returningAll()
         .executeTakeFirstOrThrow();
@@ -48,6 +53,20 @@ export class SourceStore {
   async list(): Promise<SourceRecord[]> {
     const rows = await this.db.selectFrom('sources').selectAll().orderBy('name').execute();
     return rows.map(toSource);
+  }
+
+  /** Set (or with null, clear) the webhook secret a forge signs push events with. */
+  async setHookSecret(id: number, secret: string | null): Promise<void> {
+    await this.db.updateTable('sources').set({ hook_secret: secret }).where('id', '=', id).execute();
+  }
+
+  async hookSecret(id: number): Promise<string | null> {
+    const row = await this.db.selectFrom('sources').select('hook_secret').where('id', '=', id).executeTakeFirst();
+    return row?.hook_secret ?? null;
+  }
+
+  async setTarget(id: number, targetId: number | null): Promise<void> {
+    await this.db.updateTable('sources').set({ target_id: targetId }).where('id', '=', id).execute();
   }
 
   async markFetched(id: number, now: number, lastSeenCommit: string | null): Promise<void> {

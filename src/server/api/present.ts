@@ -29,6 +29,8 @@ export function presentSource(s: SourceRecord) {
     url: publicSourceUrl(s.name, s.url),
     branch: s.branch,
     watch: s.watch,
+    targetId: s.targetId,
+    hook: s.hook,
     createdAt: iso(s.createdAt),
     lastFetchedAt: iso(s.lastFetchedAt),
   };
@@ -134,6 +136,8 @@ export function presentRepo(r: RepoRecord) {
     distro: r.distro,
     errataPrefix: r.errataPrefix,
     osvEcosystem: r.osvEcosystem,
+    followTargetId: r.followTargetId,
+    autoRelease: r.autoRelease,
     createdAt: iso(r.createdAt),
     repoFile: `/repos/${r.name}.repo`,
   };

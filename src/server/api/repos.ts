@@ -60,6 +60,8 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
             .regex(/^[A-Z]{1,8}$/, '1 to 8 capital letters')
             .optional(),
           osvEcosystem: z.string().max(64).optional(),
+          follow: z.string().max(64).optional(),
+          autoRelease: z.boolean().optional(),
         }),
       },
     },

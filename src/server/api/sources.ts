@@ -5,8 +5,12 @@ import type { ServerDeps } from '../context.js';
 import { presentBuild, presentSource } from './present.js';
 import { requireScope } from '../auth.js';
 import { security } from './params.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 
-/** Sources (git repositories of specs): list and show (public); add and refresh (maintainer). */
+/**
+ * Sources (git repositories of specs): list and show (public); add, refresh and webhook secrets (maintainer);
+ * push events (signed with the source's secret, no token).
+ */
 export function registerSourcesRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
   const { store } = deps;
   r.get('/api/v1/sources', { schema: { summary: 'List mirrored sources', tags: ['public'] } }, async () => ({
@@ -51,6 +55,7 @@ export function registerSourcesRoutes(r: ZodApp, deps: ServerDeps, s: Services):
           url: z.string().max(2048),
           branch: z.string().max(200).optional(),
           watch: z.boolean().default(false),
+          target: z.string().max(64).optional(),
         }),
       },
     },
@@ -62,7 +67,9 @@ export function registerSourcesRoutes(r: ZodApp, deps: ServerDeps, s: Services):
       let buildError = null;
       if (source.watch) {
         try {
-          build = (await s.builds.createFor(source, { ref: head.sha, createdBy: `watch:${source.name}` })).build;
+          const target = req.body.target === undefined ? {} : { target: req.body.target };
+          build = (await s.builds.createFor(source, { ref: head.sha, createdBy: `watch:${source.name}`, ...target }))
+            .build;
         } catch (err) {
           if (!(err instanceof LenixError)) throw err;
           buildError = err.toJSON();
@@ -71,6 +78,23 @@ export function registerSourcesRoutes(r: ZodApp, deps: ServerDeps, s: Services):
       return reply
         .status(201)
         .send({ ...presentSource(source), head: head.sha, build: build ? presentBuild(build) : null, buildError });
+    },
+  );
+
+  r.post(
+    '/api/v1/sources/:name/hook-secret',
+    {
+      schema: {
+        summary: 'A new webhook secret for the source (maintainer); the old one stops working',
+        tags: ['sources'],
+        security,
+        params: z.object({ name: z.string().max(100) }),
+      },
+    },
+    async (req) => {
+      requireScope(req.caller, 'maintainer');
+      const { source, secret } = await s.push.newSecret(req.params.name);
+      return { source: source.name, secret, url: `/api/v1/sources/${encodeURIComponent(source.name)}/hook` };
     },
   );
 
@@ -91,4 +115,25 @@ export function registerSourcesRoutes(r: ZodApp, deps: ServerDeps, s: Services):
       return { ...presentSource(source), head: head.sha };
     },
   );
+
+  // A forge's push event: the body is read raw, as its signature covers the exact bytes.
+  r.register(async (hooks) => {
+    hooks.removeContentTypeParser('application/json');
+    hooks.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    hooks.withTypeProvider<ZodTypeProvider>().post(
+      '/api/v1/sources/:name/hook',
+      {
+        schema: {
+          summary: 'A push event (GitHub, Gitea/Forgejo, GitLab or `lenix hook post-receive`): build new commits',
+          tags: ['sources'],
+          params: z.object({ name: z.string().max(100) }),
+        },
+      },
+      async (req, reply) => {
+        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const builds = await s.push.hook(req.params.name, req.headers, body);
+        return reply.status(202).send({ builds: builds.map((b) => presentBuild(b)) });
+      },
+    );
+  });
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
 import { Publisher } from '../../release/publisher.js';
+import { planRecord } from '../../release/plan.js';
 import { metadataSignaturesOf } from '../../core/protocol.js';
 import type { BuildState } from '../../scheduler/task-state.js';
 import type { BuildRecord, ReleaseRecord, RepoRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
@@ -167,7 +168,7 @@ export class Pipeline {
         {
           repoId: repo.id,
           builds: [buildId],
-          plan: { ...plan, buildRepository: target.name } as unknown as Record<string, unknown>,
+          plan: { ...planRecord(plan), buildRepository: target.name } as unknown as Record<string, unknown>,
           overrideReason: null,
           createdBy: 'lenix',
           state: 'approved',

@@ -2,6 +2,7 @@ import { checkEcosystem } from '../../errata/osv.js';
 import { LenixError } from '../../core/errors.js';
 import { inspectPublicKey } from '../../crypto/gpg.js';
 import { activeKeys, type Publisher } from '../../release/publisher.js';
+import { planRecord } from '../../release/plan.js';
 import type { BuildState } from '../../scheduler/task-state.js';
 import type { KeyRecord, ReleaseRecord, RepoRecord, TaskRecord } from '../../store/records.js';
 import type { DepsOf } from '../context.js';
@@ -12,7 +13,10 @@ const REPO_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Keys the server knows (public halves only), repositories and releases with their gates. */
 export class ReleaseService {
   constructor(
-    private readonly deps: DepsOf<'clock' | 'releases', 'artifacts' | 'builds' | 'imports' | 'tasks'>,
+    private readonly deps: DepsOf<
+      'clock' | 'log' | 'releases',
+      'artifacts' | 'builds' | 'imports' | 'targets' | 'tasks'
+    >,
     readonly publisher: Publisher,
     private readonly pipeline: Pick<Pipeline, 'stagesRecorded'>,
   ) {}
@@ -50,8 +54,16 @@ export class ReleaseService {
     distro?: string | undefined;
     errataPrefix?: string | undefined;
     osvEcosystem?: string | undefined;
+    /** A target whose builds the repository follows; with `autoRelease`, each that passes the gates is released. */
+    follow?: string | undefined;
+    autoRelease?: boolean | undefined;
   }): Promise<RepoRecord> {
     if (r.osvEcosystem !== undefined) checkEcosystem(r.osvEcosystem);
+    const follow = r.follow === undefined ? null : await this.deps.store.targets.getByName(r.follow);
+    if (r.follow !== undefined && !follow)
+      throw new LenixError('TARGET_NOT_FOUND', `no target ${r.follow.slice(0, 64)}`);
+    if (r.autoRelease && !follow)
+      throw new LenixError('BAD_REQUEST', 'an auto-release repository follows a target: give --follow TARGET');
     if (!REPO_NAME.test(r.name))
       throw new LenixError('INVALID_NAME', 'repository name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}');
     const keys =
@@ -69,6 +81,8 @@ export class ReleaseService {
         distro: r.distro ?? null,
         errataPrefix: r.errataPrefix ?? null,
         osvEcosystem: r.osvEcosystem ?? null,
+        followTargetId: follow?.id ?? null,
+        autoRelease: r.autoRelease ?? false,
         keys: keys.map((k) => k.toUpperCase()),
       },
       this.deps.clock.now(),
@@ -135,6 +149,30 @@ export class ReleaseService {
     return gates;
   }
 
+  /**
+   * A build of a target passed a test: once none of its tests is left to run, release it into each repository
+   * that follows the target with auto-release (approved at once; the gates still apply, and a build they
+   * block is logged and left for a maintainer).
+   */
+  async autoRelease(buildId: number): Promise<ReleaseRecord[]> {
+    const build = await this.deps.store.builds.get(buildId);
+    if (!build?.targetId || build.state !== 'succeeded') return [];
+    const tasks = await this.deps.store.tasks.listOfBuild(buildId);
+    if (tasks.some((t) => t.kind === 'test' && t.state !== 'succeeded')) return [];
+    const out: ReleaseRecord[] = [];
+    for (const repo of await this.deps.releases.autoReleaseRepos(build.targetId)) {
+      if ((await this.deps.releases.releasesOfBuild(buildId)).some((r) => r.repoId === repo.id)) continue;
+      try {
+        out.push(
+          await this.createRelease({ repo: repo.name, builds: [buildId], approve: true, by: 'lenix (auto-release)' }),
+        );
+      } catch (err) {
+        this.deps.log.warn({ component: 'release', build: buildId, repo: repo.name, err }, 'not auto-released');
+      }
+    }
+    return out;
+  }
+
   async createRelease(input: {
     repo: string;
     builds: number[];
@@ -184,10 +222,11 @@ export class ReleaseService {
       {
         repoId: repo.id,
         builds: input.builds,
-        plan: { ...plan, blockedBy: blocked, ...(imports.length > 0 ? { imports } : {}) } as unknown as Record<
-          string,
-          unknown
-        >,
+        plan: {
+          ...planRecord(plan),
+          blockedBy: blocked,
+          ...(imports.length > 0 ? { imports } : {}),
+        } as unknown as Record<string, unknown>,
         overrideReason: blocked.length > 0 ? override : null,
         createdBy: input.by,
         state: input.approve ? 'approved' : 'planned',

@@ -13,6 +13,8 @@ export interface AddSource {
   readonly url: string;
   readonly branch?: string | undefined;
   readonly watch: boolean;
+  /** The build target pushed and watched commits are built for. */
+  readonly target?: string | undefined;
 }
 
 /** Refuse URLs that git would read as options or that name a transport we do not allow. */
@@ -31,7 +33,7 @@ export function parseSourceUrl(url: string): string {
 
 /** The Git Service: bare mirrors of source repositories and the commits builds are made from. */
 export class SourceService {
-  constructor(private readonly deps: DepsOf<'clock' | 'config' | 'log', 'sources'>) {}
+  constructor(private readonly deps: DepsOf<'clock' | 'config' | 'log', 'sources' | 'targets'>) {}
 
   mirrorOf(source: Pick<SourceRecord, 'name'>): GitMirror {
     return new GitMirror(path.join(this.deps.config.dataDir, 'git', `${source.name}.git`));
@@ -64,6 +66,9 @@ export class SourceService {
     if (isLocalSourceUrl(url)) await this.requireUnderRoots(url);
     if (await this.deps.store.sources.getByName(name))
       throw new LenixError('SOURCE_EXISTS', `source ${name} already exists`);
+    const target = input.target === undefined ? null : await this.deps.store.targets.getByName(input.target);
+    if (input.target !== undefined && !target)
+      throw new LenixError('TARGET_NOT_FOUND', `no target ${input.target.slice(0, 64)}`);
     const tmp = path.join(this.deps.config.dataDir, 'git', `.new-${randomBytes(6).toString('hex')}.git`);
     try {
       const mirror = await GitMirror.create(url, tmp);
@@ -72,7 +77,10 @@ export class SourceService {
         throw new LenixError('REF_NOT_FOUND', `branch ${branch} does not exist in ${url}`, { cause: err });
       });
       const now = this.deps.clock.now();
-      const source = await this.deps.store.sources.add({ name, url, branch, watch: input.watch }, now);
+      const source = await this.deps.store.sources.add(
+        { name, url, branch, watch: input.watch, targetId: target?.id ?? null },
+        now,
+      );
       try {
         await rename(tmp, this.mirrorOf(source).dir);
       } catch (err) {
