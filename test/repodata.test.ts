@@ -92,11 +92,13 @@ describe('repository metadata from stored per-package entries, against createrep
     for (const f of files) await symlink(f, path.join(ours(), 'Packages', path.basename(f)));
     await writeRepodata({
       dir: ours(),
-      count: entries.length,
-      entries: (async function* () {
-        yield entries.slice(0, 2);
-        yield entries.slice(2);
-      })(),
+      packages: entries,
+      previous: null,
+      fetch: async function* (keys) {
+        const want = keys.map((k) => entries.find((e) => e.sha256 === k.sha256)!);
+        yield want.slice(0, 2);
+        yield want.slice(2);
+      },
       updateinfo: UPDATEINFO,
       now: 1_796_000_000,
     });
@@ -149,6 +151,56 @@ describe('repository metadata from stored per-package entries, against createrep
       return n;
     };
     assert.ok(members(b.primary!.file) >= files.length + 2, 'a header, one member per package, a footer');
+  });
+
+  test('the next snapshot copies unchanged entries from the previous one and fetches only what changed', async () => {
+    const fetchFrom = (seen: string[]) =>
+      async function* (keys: readonly { sha256: string; file: string }[]) {
+        seen.push(...keys.map((k) => k.file));
+        yield keys.map((k) => entries.find((e) => e.sha256 === k.sha256)!);
+      };
+    // Snapshot 2: one package removed. Snapshot 3: it comes back. Each from its predecessor's cache.
+    const [dropped, ...rest] = entries;
+    const seen2: string[] = [];
+    const two = await writeRepodata({
+      dir: path.join(dir, 'two'),
+      packages: rest,
+      previous: ours(),
+      fetch: fetchFrom(seen2),
+      updateinfo: null,
+      now: 1_796_000_001,
+    });
+    assert.deepEqual([two.reused, two.fetched, seen2], [rest.length, 0, []]);
+    const seen3: string[] = [];
+    const three = await writeRepodata({
+      dir: path.join(dir, 'three'),
+      packages: entries,
+      previous: path.join(dir, 'two'),
+      fetch: fetchFrom(seen3),
+      updateinfo: null,
+      now: 1_796_000_002,
+    });
+    assert.deepEqual([three.reused, three.fetched, seen3], [rest.length, 1, [dropped!.file]]);
+    // Same documents as a write from scratch (entry order aside), and valid digests.
+    const [a, b] = [await dataFiles(ours()), await dataFiles(path.join(dir, 'three'))];
+    for (const kind of ['primary', 'filelists', 'other'] as const) {
+      assert.deepEqual(packagesOf(kind, b[kind]!.file), packagesOf(kind, a[kind]!.file), kind);
+      assert.equal(sha(b[kind]!.file), b[kind]!.checksum);
+      assert.equal(sha(gunzipSync(b[kind]!.file)), b[kind]!.open);
+    }
+    // A cache from another boot (its plain files were never synced) is not trusted.
+    const index = path.join(dir, 'three', '.cache', 'index.json');
+    await writeFile(index, (await readFile(index, 'utf8')).replace(/"bootId":"[^"]+"/, '"bootId":"another-boot"'));
+    const seen4: string[] = [];
+    const four = await writeRepodata({
+      dir: path.join(dir, 'four'),
+      packages: entries,
+      previous: path.join(dir, 'three'),
+      fetch: fetchFrom(seen4),
+      updateinfo: null,
+      now: 1_796_000_003,
+    });
+    assert.deepEqual([four.reused, four.fetched], [0, entries.length]);
   });
 
   test('dnf reads both alike: repoquery of every field, updateinfo, and an install from Lenix’s', async () => {

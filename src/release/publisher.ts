@@ -13,7 +13,8 @@ import type { Store } from '../store/store.js';
 import { fsyncDir, writeDurably } from '../store/durable.js';
 import { derivePackageMetadata } from '../rpm/package-metadata.js';
 import { syncMirrorTree } from './mirror-tree.js';
-import { writeRepodata } from './repodata.js';
+import { MetadataMissing, writeRepodata } from './repodata.js';
+import { CACHE_DIR } from './repodata-cache.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
 
 export type MetadataSignatures =
@@ -240,19 +241,32 @@ export class Publisher {
       );
     const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
     await rm(tmp, { recursive: true, force: true }); // a crash mid-build leaves a partial folder: start over
-    await this.recordMetadata(plan.packages);
+    // Packages already in the repository had their metadata when it was published; derive what is new.
+    await this.recordMetadata([...plan.added, ...plan.replaced.map((r) => r.to)]);
     const files: { path: string; sha256: string; contentBase64: string }[] = [];
     const repomd: Record<string, string> = {};
     const errata = this.deps.updateinfo ? await this.deps.updateinfo(repo, plan.packages) : null;
     const now = Math.floor(this.deps.clock.now() / 1000);
+    const current =
+      repo.currentSnapshotId === null
+        ? null
+        : path.join(this.repoDir(repo.name), 'snapshots', String(repo.currentSnapshotId));
     for (const arch of repo.arches) {
       const packages = plan.packages.filter((x) => x.arch === arch).map((p) => ({ sha256: p.sha256, file: p.name }));
-      const xml = await writeRepodata({
-        dir: path.join(tmp, arch),
-        count: packages.length,
-        entries: this.deps.store.packageMetadata.read(packages),
-        updateinfo: errata?.perArch(arch) ?? null,
-        now,
+      const write = () =>
+        writeRepodata({
+          dir: path.join(tmp, arch),
+          packages,
+          previous: current && path.join(current, arch),
+          fetch: (keys) => this.deps.store.packageMetadata.read(keys),
+          updateinfo: errata?.perArch(arch) ?? null,
+          now,
+        });
+      const { repomd: xml } = await write().catch(async (err: unknown) => {
+        if (!(err instanceof MetadataMissing)) throw err;
+        // Published before per-package metadata existed (or derived since lost): derive it now, once.
+        await this.recordMetadata(plan.packages);
+        return write();
       });
       const sha = createHash('sha256').update(xml).digest('hex');
       repomd[arch] = sha;
@@ -391,6 +405,7 @@ async function exists(p: string): Promise<boolean> {
 async function syncTree(dir: string): Promise<void> {
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
+    if (e.isDirectory() && e.name === CACHE_DIR) continue; // a cache, valid for this boot only
     if (e.isDirectory()) await syncTree(p);
     else {
       const h = await open(p, 'r');
