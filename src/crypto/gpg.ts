@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -144,30 +146,51 @@ export async function inspectPublicKey(armored: string): Promise<KeyInfo> {
   });
 }
 
+/**
+ * Keyrings holding one public key each, by the key's text, made once per process (verifying is then one gpg
+ * run, not an import and a verify): a publish checks its metadata signature on the critical path.
+ */
+const keyrings = new Map<string, Promise<string>>();
+
+function keyringFor(publicKey: string): Promise<string> {
+  const id = createHash('sha256').update(publicKey).digest('hex');
+  let home = keyrings.get(id);
+  if (!home) {
+    home = (async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-keyring-'));
+      await chmod(dir, 0o700);
+      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+      await gpg(dir, ['--import'], publicKey);
+      return dir;
+    })();
+    home.catch(() => keyrings.delete(id));
+    keyrings.set(id, home);
+  }
+  return home;
+}
+
 /** Check an armored detached signature over `data` against one public key; returns the signer's fingerprint. */
 export async function verifyDetached(publicKey: string, data: Buffer, signature: string): Promise<string> {
-  return withTempHome(async (home) => {
-    await gpg(home, ['--import'], publicKey);
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-ver-'));
-    try {
-      await writeFile(path.join(dir, 'data'), data);
-      await writeFile(path.join(dir, 'data.asc'), signature);
-      const out = await gpg(home, [
-        '--status-fd',
-        '1',
-        '--verify',
-        path.join(dir, 'data.asc'),
-        path.join(dir, 'data'),
-      ]).catch((err: unknown) => {
-        throw new LenixError('SIGNATURE_INVALID', `signature does not verify: ${(err as Error).message}`, {
-          cause: err,
-        });
+  const home = await keyringFor(publicKey);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-ver-'));
+  try {
+    await writeFile(path.join(dir, 'data'), data);
+    await writeFile(path.join(dir, 'data.asc'), signature);
+    const out = await gpg(home, [
+      '--status-fd',
+      '1',
+      '--verify',
+      path.join(dir, 'data.asc'),
+      path.join(dir, 'data'),
+    ]).catch((err: unknown) => {
+      throw new LenixError('SIGNATURE_INVALID', `signature does not verify: ${(err as Error).message}`, {
+        cause: err,
       });
-      const m = /\[GNUPG:\] VALIDSIG ([0-9A-F]{40})/.exec(out);
-      if (!m) throw new LenixError('SIGNATURE_INVALID', 'no valid signature');
-      return m[1]!;
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    });
+    const m = /\[GNUPG:\] VALIDSIG ([0-9A-F]{40})/.exec(out);
+    if (!m) throw new LenixError('SIGNATURE_INVALID', 'no valid signature');
+    return m[1]!;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -31,9 +31,16 @@ export interface ReleasePlan {
   readonly skipped: readonly { readonly name: string; readonly why: string }[];
 }
 
+/** Parsed keys of package records (a repository's records are reused between publishes: parse each once). */
+const keys = new WeakMap<object, string>();
 const key = (p: { nevra: string; arch: string }) => {
-  const n = parseNevra(p.nevra);
-  return `${p.arch}/${n.name}.${n.arch}`;
+  let k = keys.get(p);
+  if (k === undefined) {
+    const n = parseNevra(p.nevra);
+    k = `${p.arch}/${n.name}.${n.arch}`;
+    keys.set(p, k);
+  }
+  return k;
 };
 
 /**

@@ -312,13 +312,14 @@ export class Publisher {
       await fsyncDir(path.dirname(final));
     }
     await this.switchCurrent(repo, snap.id);
-    await this.syncMirror(repo, snap);
     const now = this.deps.clock.now();
     await this.deps.releases.setSnapshotState(snap.id, 'ready', { publishedAt: now });
     await this.deps.published?.(release, repo, (await this.deps.releases.getSnapshot(snap.id))!);
     await this.deps.releases.moveRelease(release.id, 'publishing', 'published', {}, now);
     this.deps.log.info({ component: 'release', release: release.id, snapshot: snap.id, repo: repo.name }, 'published');
+    // Clients see the new snapshot now; the mirror tree follows (mirrors pull it on their own schedule).
     await this.prune(repo);
+    await this.syncMirror(repo, snap);
   }
 
   /** Point `current` at a snapshot: a new symlink renamed over the old one (rename(2) is atomic). */
@@ -354,7 +355,9 @@ export class Publisher {
 
   /** Roll back to a ready snapshot (default: the one published before the current one). */
   async rollback(repo: RepoRecord, snapshotId?: number): Promise<SnapshotRecord> {
-    const snaps = (await this.deps.releases.listSnapshots(repo.id)).filter((s) => s.state === 'ready');
+    const snaps = (await this.deps.releases.listSnapshots(repo.id, { packages: false })).filter(
+      (s) => s.state === 'ready',
+    );
     const target =
       snapshotId !== undefined
         ? snaps.find((s) => s.id === snapshotId)
@@ -366,14 +369,17 @@ export class Publisher {
       );
     }
     await this.switchCurrent(repo, target.id);
-    await this.syncMirror(repo, target);
-    return target;
+    const full = (await this.deps.releases.getSnapshot(target.id))!;
+    await this.syncMirror(repo, full);
+    return full;
   }
 
   /** Remove snapshot folders older than the repository's retention, never the current or the previous one. */
   private async prune(repo: RepoRecord): Promise<void> {
     const fresh = (await this.deps.releases.getRepo(repo.id))!;
-    const snaps = (await this.deps.releases.listSnapshots(repo.id)).filter((s) => s.state === 'ready');
+    const snaps = (await this.deps.releases.listSnapshots(repo.id, { packages: false })).filter(
+      (s) => s.state === 'ready',
+    );
     const keep = new Set([fresh.currentSnapshotId, ...snaps.slice(0, 2).map((s) => s.id)]);
     const cutoff = this.deps.clock.now() - fresh.keepDays * 86_400_000;
     for (const s of snaps) {

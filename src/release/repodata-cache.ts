@@ -14,18 +14,25 @@ import { METADATA_KINDS, type MetadataKind } from '../rpm/package-metadata.js';
  */
 export const CACHE_DIR = '.cache';
 
-const Index = z.object({
-  version: z.literal(1),
+const Head = z.object({
+  version: z.literal(2),
   bootId: z.string(),
   /** Each kind's published file name under repodata/. */
-  files: z.record(z.enum(METADATA_KINDS), z.string()),
-  /** `sha256/file` of each entry, in file order. */
-  keys: z.array(z.string()),
-  /** Per kind: offsets of each entry in the .xml.gz and in the plain file, with the end after the last. */
-  gz: z.record(z.enum(METADATA_KINDS), z.array(z.number().int().nonnegative())),
-  plain: z.record(z.enum(METADATA_KINDS), z.array(z.number().int().nonnegative())),
+  files: z.record(z.enum(METADATA_KINDS), z.string().regex(/^[0-9a-f]{64}-[a-z]+\.xml\.gz$/)),
+  count: z.number().int().nonnegative(),
 });
-export type CacheIndex = z.infer<typeof Index>;
+
+/**
+ * index.json (the head), keys.txt (`sha256/file` of each entry in file order, one a line) and offsets.bin
+ * (float64: per kind the offset of each entry in the .xml.gz, then in the plain file, each with the end after
+ * the last entry), written in that order and renamed into place last to first.
+ */
+export interface CacheIndex {
+  readonly files: Readonly<Record<MetadataKind, string>>;
+  readonly keys: readonly string[];
+  readonly gz: Readonly<Record<MetadataKind, ArrayLike<number>>>;
+  readonly plain: Readonly<Record<MetadataKind, ArrayLike<number>>>;
+}
 
 let bootIdCache: string | null = null;
 async function bootId(): Promise<string> {
@@ -35,20 +42,43 @@ async function bootId(): Promise<string> {
 
 /** A previous snapshot's cache, or null when there is none or it cannot be trusted. */
 export async function readCache(archDir: string): Promise<(CacheIndex & { dir: string }) | null> {
-  const text = await readFile(path.join(archDir, CACHE_DIR, 'index.json'), 'utf8').catch(() => null);
+  const dir = path.join(archDir, CACHE_DIR);
+  const text = await readFile(path.join(dir, 'index.json'), 'utf8').catch(() => null);
   if (text === null) return null;
-  const parsed = Index.safeParse(JSON.parse(text));
-  if (!parsed.success || parsed.data.bootId !== (await bootId()) || parsed.data.bootId === 'unknown') return null;
-  const n = parsed.data.keys.length;
-  for (const kind of METADATA_KINDS)
-    if (parsed.data.gz[kind]?.length !== n + 1 || parsed.data.plain[kind]?.length !== n + 1) return null;
-  return { ...parsed.data, dir: archDir };
+  const head = Head.safeParse(JSON.parse(text));
+  if (!head.success || head.data.bootId !== (await bootId()) || head.data.bootId === 'unknown') return null;
+  const n = head.data.count;
+  const keysText = await readFile(path.join(dir, 'keys.txt'), 'utf8').catch(() => null);
+  const keys = keysText === null || n === 0 ? [] : keysText.split('\n');
+  const raw = await readFile(path.join(dir, 'offsets.bin')).catch(() => null);
+  if (keys.length !== n || raw?.length !== 6 * (n + 1) * 8) return null;
+  const all = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+  const part = (k: number) => all.subarray(k * (n + 1), (k + 1) * (n + 1));
+  const [gp, gf, go, pp, pf, po] = [0, 1, 2, 3, 4, 5].map(part) as Float64Array[];
+  return {
+    dir: archDir,
+    files: head.data.files as Record<MetadataKind, string>,
+    keys,
+    gz: { primary: gp!, filelists: gf!, other: go! },
+    plain: { primary: pp!, filelists: pf!, other: po! },
+  };
 }
 
-export async function writeCacheIndex(archDir: string, index: Omit<CacheIndex, 'version' | 'bootId'>): Promise<void> {
-  const file = path.join(archDir, CACHE_DIR, 'index.json');
-  await writeFile(`${file}.tmp`, JSON.stringify({ version: 1, bootId: await bootId(), ...index }));
-  await rename(`${file}.tmp`, file);
+export async function writeCacheIndex(archDir: string, index: CacheIndex): Promise<void> {
+  const dir = path.join(archDir, CACHE_DIR);
+  const n = index.keys.length;
+  const all = new Float64Array(6 * (n + 1));
+  const columns = [...METADATA_KINDS.map((k) => index.gz[k]), ...METADATA_KINDS.map((k) => index.plain[k])];
+  for (const [c, column] of columns.entries()) all.set(Array.from(column), c * (n + 1));
+  const head = { version: 2, bootId: await bootId(), files: index.files, count: n };
+  for (const [name, data] of [
+    ['offsets.bin', Buffer.from(all.buffer)],
+    ['keys.txt', index.keys.join('\n')],
+    ['index.json', JSON.stringify(head)],
+  ] as const) {
+    await writeFile(path.join(dir, `${name}.tmp`), data);
+    await rename(path.join(dir, `${name}.tmp`), path.join(dir, name));
+  }
 }
 
 export const plainFile = (archDir: string, kind: MetadataKind) => path.join(archDir, CACHE_DIR, `${kind}.xml`);

@@ -11,14 +11,45 @@ import type {
   SnapshotState,
 } from './records.js';
 import type { Database } from './schema.js';
+import { parse, toRelease, toRepo, toSnapshot } from './release-rows.js';
 
 const json = (v: unknown) => JSON.stringify(v);
-const parse = <T>(t: string | null, fallback: T): T => (t === null ? fallback : (JSON.parse(t) as T));
-const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 /** Keys, settings, repositories, releases and snapshots (issue 3), over the same Kysely handle as Store. */
 export class ReleaseStore {
+  /**
+   * Snapshots' package lists, parsed, by snapshot id (the most recently used few). A list never changes once
+   * its snapshot is made, so this holds for every process on the database; a 50,000-package list is parsed
+   * once, not on every publish and every request that serves a package.
+   */
+  private readonly packagesById = new Map<number, readonly SnapshotPackage[]>();
+
   constructor(readonly db: Kysely<Database>) {}
+
+  private remember(id: number, packages: readonly SnapshotPackage[]): readonly SnapshotPackage[] {
+    this.packagesById.delete(id);
+    this.packagesById.set(id, packages);
+    if (this.packagesById.size > 16) this.packagesById.delete(this.packagesById.keys().next().value!);
+    return packages;
+  }
+
+  private snapshotOf(r: Omit<Selectable<Database['snapshots']>, 'packages'> & { packages?: string }): SnapshotRecord {
+    const packages = this.packagesById.get(r.id) ?? this.remember(r.id, parse(r.packages ?? '[]', []));
+    return toSnapshot(r, packages);
+  }
+
+  /** Snapshot columns without the package list (read only when it is not cached). */
+  private readonly heads = [
+    'id',
+    'repo_id',
+    'release_id',
+    'state',
+    'repomd',
+    'key_fingerprint',
+    'created_at',
+    'published_at',
+    'advisories',
+  ] as const;
 
   // ── keys and settings ─────────────────────────────────────────────────────────────────────────────
 
@@ -259,20 +290,44 @@ export class ReleaseStore {
         published_at: null,
         advisories: null,
       })
-      .returningAll()
+      .returning('id')
       .executeTakeFirstOrThrow();
-    return toSnapshot(row);
+    this.remember(row.id, s.packages);
+    return {
+      id: row.id,
+      repoId: s.repoId,
+      releaseId: s.releaseId,
+      state: 'building',
+      packages: s.packages,
+      repomd: null,
+      keyFingerprint: s.keyFingerprint,
+      createdAt: now,
+      publishedAt: null,
+      advisories: [],
+    };
   }
 
   async getSnapshot(id: number): Promise<SnapshotRecord | null> {
-    const r = await this.db.selectFrom('snapshots').selectAll().where('id', '=', id).executeTakeFirst();
-    return r ? toSnapshot(r) : null;
+    const r = this.packagesById.has(id)
+      ? await this.db.selectFrom('snapshots').select(this.heads).where('id', '=', id).executeTakeFirst()
+      : await this.db.selectFrom('snapshots').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? this.snapshotOf(r) : null;
   }
 
-  async listSnapshots(repoId: number): Promise<SnapshotRecord[]> {
+  /** A repository's snapshots, newest first; `packages: false` leaves their package lists out (empty). */
+  async listSnapshots(repoId: number, o: { packages?: boolean } = {}): Promise<SnapshotRecord[]> {
+    if (o.packages === false) {
+      const rows = await this.db
+        .selectFrom('snapshots')
+        .select(this.heads)
+        .where('repo_id', '=', repoId)
+        .orderBy('id', 'desc')
+        .execute();
+      return rows.map((r) => toSnapshot(r, []));
+    }
     return (
       await this.db.selectFrom('snapshots').selectAll().where('repo_id', '=', repoId).orderBy('id', 'desc').execute()
-    ).map(toSnapshot);
+    ).map((r) => this.snapshotOf(r));
   }
 
   async setSnapshotState(
@@ -291,56 +346,4 @@ export class ReleaseStore {
       .where('id', '=', id)
       .execute();
   }
-}
-
-function toRepo(r: Selectable<Database['repos']>): RepoRecord {
-  return {
-    id: r.id,
-    name: r.name,
-    arches: parse(r.arches, []),
-    keys: parse(r.keys, []),
-    currentSnapshotId: r.current_snapshot_id,
-    keepDays: r.keep_days,
-    createdAt: Number(r.created_at),
-    vendor: r.vendor,
-    distro: r.distro,
-    errataPrefix: r.errata_prefix,
-    osvEcosystem: r.osv_ecosystem,
-    followTargetId: r.follow_target_id,
-    autoRelease: r.auto_release === 1,
-  };
-}
-
-function toRelease(r: Selectable<Database['releases']>): ReleaseRecord {
-  return {
-    id: r.id,
-    repoId: r.repo_id,
-    state: r.state as ReleaseState,
-    builds: parse(r.builds, []),
-    plan: parse(r.plan, {}),
-    overrideReason: r.override_reason,
-    createdBy: r.created_by,
-    createdAt: Number(r.created_at),
-    approvedBy: r.approved_by,
-    approvedAt: num(r.approved_at),
-    snapshotId: r.snapshot_id,
-    finishedAt: num(r.finished_at),
-    reasonCode: r.reason_code,
-    reason: r.reason,
-  };
-}
-
-function toSnapshot(r: Selectable<Database['snapshots']>): SnapshotRecord {
-  return {
-    id: r.id,
-    repoId: r.repo_id,
-    releaseId: r.release_id,
-    state: r.state as SnapshotState,
-    packages: parse(r.packages, []),
-    repomd: parse(r.repomd, null),
-    keyFingerprint: r.key_fingerprint,
-    createdAt: Number(r.created_at),
-    publishedAt: num(r.published_at),
-    advisories: parse(r.advisories, []),
-  };
 }
