@@ -9,8 +9,8 @@ import { sha256 } from '../ledger/merkle.js';
  * renderers (cyclonedx.ts, spdx.ts) turn one model into CycloneDX 1.6 JSON/XML and SPDX 2.3 JSON/tag-value.
  * Same model, same bytes: nothing here reads a clock or a random source.
  */
-export const SBOM_FORMATS = ['cyclonedx-json', 'cyclonedx-xml', 'spdx-json', 'spdx-tag-value'] as const;
-export type SbomFormat = (typeof SBOM_FORMATS)[number];
+import { SBOM_FORMATS, type SbomFormat } from '../core/sbom-formats.js';
+export { SBOM_FORMATS, type SbomFormat };
 
 export const SBOM_MEDIA_TYPES: Readonly<Record<SbomFormat, string>> = {
   'cyclonedx-json': 'application/vnd.cyclonedx+json; version=1.6',

@@ -1,10 +1,5 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { fsck } from '../release/fsck.js';
-import { FsBlobStore } from '../store/blob-store.js';
-import { openDatabase, parseDatabaseUrl } from '../store/dialect.js';
-import { migrateToLatest } from '../store/migrate.js';
-import { ReleaseStore } from '../store/release-store.js';
 import { printJson } from './output.js';
 
 /** `lenix fsck`: the blob store and every published snapshot, re-hashed against the digests on record. */
@@ -19,6 +14,14 @@ export function addFsckCommand(p: Command, state: { code: number }): void {
     .option('--json', 'print JSON')
     .action(async (o: { data: string; database?: string; repair: boolean; json?: boolean }) => {
       const data = path.resolve(o.data);
+      const [{ fsck }, { FsBlobStore }, { openDatabase, parseDatabaseUrl }, { migrateToLatest }, { ReleaseStore }] =
+        await Promise.all([
+          import('../release/fsck.js'),
+          import('../store/blob-store.js'),
+          import('../store/dialect.js'),
+          import('../store/migrate.js'),
+          import('../store/release-store.js'),
+        ]);
       const { db, dialect } = openDatabase(
         parseDatabaseUrl(o.database ?? process.env['LENIX_DATABASE'] ?? path.join(data, 'lenix.db')),
       );

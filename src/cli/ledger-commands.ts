@@ -1,8 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import pino from 'pino';
-import { startWitness } from '../agents/witness/witness.js';
 import { LenixError } from '../core/errors.js';
 import { apiClientFor } from './config.js';
 import { collect, printJson } from './output.js';
@@ -36,6 +34,10 @@ export function addLedgerCommands(p: Command, waitForSignal: () => Promise<void>
       }) => {
         if (!o.logKey || o.logKey.length === 0)
           throw new LenixError('BAD_REQUEST', 'give the log key to trust with --log-key (served at LOG/ledger/keys)');
+        const [{ startWitness }, { default: pino }] = await Promise.all([
+          import('../agents/witness/witness.js'),
+          import('pino'),
+        ]);
         const w = await startWitness({
           dir: path.resolve(o.key),
           name: o.name,

@@ -3,17 +3,12 @@ import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import pino from 'pino';
-import { AgentClient } from '../client/agent.js';
-import { runSigner } from '../agents/sign/signer.js';
-import { runTester } from '../agents/tester/tester.js';
 import { fileURLToPath } from 'node:url';
 import { LenixError } from '../core/errors.js';
 import { exportPublicKey, generateKey, listSecretKeys } from '../crypto/gpg.js';
 import type { ReleaseJson } from '../client/lenix.js';
 import { agentStart, apiClientFor } from './config.js';
 import { ago, collect, printJson, table } from './output.js';
-import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';
 import { addLimitOptions, limitsFrom, type LimitFlags } from './sandbox-options.js';
 
 interface Global {
@@ -41,6 +36,11 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
         'the signer (scope agent:sign)',
       );
       await mkdir(o.work, { recursive: true, mode: 0o700 });
+      const [{ runSigner }, { AgentClient }, { default: pino }] = await Promise.all([
+        import('../agents/sign/signer.js'),
+        import('../client/agent.js'),
+        import('pino'),
+      ]);
       await runSigner({
         client: new AgentClient(api),
         api,
@@ -68,6 +68,12 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       cmd: Command,
     ) => {
       const limits = limitsFrom(o);
+      const [{ resolveSandboxIdentity }, { runTester }, { AgentClient }, { default: pino }] = await Promise.all([
+        import('../rpm/sandbox-identity.js'),
+        import('../agents/tester/tester.js'),
+        import('../client/agent.js'),
+        import('pino'),
+      ]);
       const identity = await resolveSandboxIdentity();
       const { api, stop } = await agentStart(
         cmd.optsWithGlobals<Global>(),

@@ -1,14 +1,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import pino from 'pino';
-import { runBuildNode } from '../agents/builder/build-node.js';
-import { AgentClient } from '../client/agent.js';
 import { LenixError } from '../core/errors.js';
 import { hostArch } from '../rpm/arch.js';
-import { resolveSandboxIdentity } from '../rpm/sandbox-identity.js';
 import { DEFAULT_CONFIG } from '../server/context.js';
-import { startServer } from '../server/main.js';
 import { agentStart } from './config.js';
 import { collect } from './output.js';
 import { addLimitOptions, type LimitFlags, limitsFrom } from './sandbox-options.js';
@@ -101,6 +96,8 @@ export function addRoleCommands(p: Command): void {
         const maxLog = Number(o.maxLog);
         if (!(specTimeout >= 1) || !(maxLog >= 1))
           throw new LenixError('BAD_REQUEST', '--spec-timeout and --max-log must be numbers ≥ 1');
+        // The server's and agents' modules load only for the command that runs them (CLI start-up stays small).
+        const { startServer } = await import('../server/main.js');
         const server = await startServer({
           dataDir: path.resolve(o.data),
           database: o.database ?? process.env['LENIX_DATABASE'],
@@ -139,6 +136,12 @@ export function addRoleCommands(p: Command): void {
   ).action(
     async (o: LimitFlags & { tokenFile?: string; arch?: string[]; name: string; work: string }, cmd: Command) => {
       const limits = limitsFrom(o);
+      const [{ resolveSandboxIdentity }, { runBuildNode }, { AgentClient }, { default: pino }] = await Promise.all([
+        import('../rpm/sandbox-identity.js'),
+        import('../agents/builder/build-node.js'),
+        import('../client/agent.js'),
+        import('pino'),
+      ]);
       const identity = await resolveSandboxIdentity();
       const { api, stop } = await agentStart(
         cmd.optsWithGlobals<Global>(),

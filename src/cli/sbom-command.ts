@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { sha256File } from '../store/durable.js';
-import { SBOM_FORMATS } from '../attest/sbom.js';
+import { SBOM_FORMATS } from '../core/sbom-formats.js';
 import { LenixError } from '../core/errors.js';
 import type { SbomTarget } from '../client/lenix.js';
 import { apiClientFor } from './config.js';

@@ -31,7 +31,12 @@ export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
   assert.equal(pub.mode & 0o777, 0o644, 'readable by mirrors running as another user');
   // A snapshot folder holds metadata only: packages are served from the blob store by digest.
   const current = path.join(repoDir, 'current', 'x86_64');
-  assert.deepEqual(await readdir(current), ['repodata']);
+  assert.deepEqual(
+    (await readdir(current)).filter((f) => !f.startsWith('.')),
+    ['repodata'],
+  );
+  const hidden = await fetch(`${ctx.url}/repos/r1/x86_64/.cache/primary.xml`);
+  assert.equal(hidden.status, 404, 'the publisher’s cache is not served');
   const served = async () => {
     const r = await fetch(`${ctx.url}/repos/r1/x86_64/Packages/${name}`);
     const body = Buffer.from(await r.arrayBuffer());

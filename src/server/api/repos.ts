@@ -135,6 +135,8 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
       const parts = rel.split('/');
       if (parts.some((p) => p === '..' || p === '.' || p.includes('\0')))
         throw new LenixError('INVALID_NAME', 'path may not contain . or .. segments');
+      // Hidden files (the publisher's cache beside a snapshot's metadata) are not part of a repository.
+      if (parts.some((p) => p.startsWith('.'))) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)}`);
       const root = path.join(s.releases.publisher.repoDir(req.params.name), 'current');
       // Resolve `current` once per request: the whole response comes from one snapshot even if it switches.
       const snapRoot = await realpath(root).catch(() => null);
