@@ -18,7 +18,8 @@ import {
   rootHash,
   verifyInclusion,
 } from '../src/ledger/merkle.js';
-import { ed25519Signer, mldsa44Cosigner, signNote } from '../src/ledger/note.js';
+import { ed25519Signer, signNote } from '../src/ledger/note.js';
+import { mldsa44Cosigner } from '../src/ledger/note-mldsa.js';
 import { formatAddCheckpoint } from '../src/ledger/witness.js';
 import { openDatabase, type DatabaseConfig } from '../src/store/dialect.js';
 import { LedgerStore } from '../src/store/ledger-store.js';

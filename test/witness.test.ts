@@ -7,7 +7,8 @@ import pino from 'pino';
 import { startWitness } from '../src/agents/witness/witness.js';
 import { formatCheckpoint } from '../src/ledger/checkpoint.js';
 import { MemoryHashes, consistencyProof, leafHash, rootHash } from '../src/ledger/merkle.js';
-import { ed25519Signer, mldsa44Cosigner, openNote, parseVerifierKey, signNote } from '../src/ledger/note.js';
+import { ed25519Signer, openNote, parseVerifierKey, signNote } from '../src/ledger/note.js';
+import { mldsa44Cosigner } from '../src/ledger/note-mldsa.js';
 import { formatAddCheckpoint } from '../src/ledger/witness.js';
 
 /**

@@ -215,7 +215,8 @@ test('a release of 10,000 packages fits one log entry through its manifest, and 
 });
 
 test('pinned witness keys and the ML-DSA-44 log key must have signed the checkpoint', async () => {
-  const { ed25519Cosigner, mldsa44Cosigner } = await import('../ledger/note.js');
+  const { ed25519Cosigner } = await import('../ledger/note.js');
+  const { mldsa44Cosigner } = await import('../ledger/note-mldsa.js');
   const now = () => 1_750_000_000_000;
   const ml = mldsa44Cosigner('test.lenix/log', new Uint8Array(32).fill(8), now);
   const witness = ed25519Cosigner('w.example', new Uint8Array(32).fill(9), now);

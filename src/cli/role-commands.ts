@@ -8,6 +8,7 @@ import { agentStart } from './config.js';
 import { collect } from './output.js';
 import { addLimitOptions, type LimitFlags, limitsFrom } from './sandbox-options.js';
 import { runUp } from './up.js';
+import { waitForSignal } from './signals.js';
 
 interface Global {
   server?: string;
@@ -161,12 +162,4 @@ export function addRoleCommands(p: Command): void {
       });
     },
   );
-}
-
-/** Resolves on SIGINT or SIGTERM. */
-export function waitForSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
 }

@@ -1,13 +1,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseCheckpoint } from '../ledger/checkpoint.js';
 import type { Command } from 'commander';
 import { sha256File } from '../store/durable.js';
-import { mldsaKeyId } from '../attest/dsse.js';
-import { verifyChain, type ChainLink, type ProofBundle, type VerifiedChain } from '../attest/verify-chain.js';
-import { mldsaVerify } from '../crypto/mldsa.js';
+import type { ChainLink, ProofBundle, VerifiedChain, verifyChain as VerifyChainFn } from '../attest/verify-chain.js';
+
+type VerifyChain = typeof VerifyChainFn;
 import { LenixError } from '../core/errors.js';
-import { SIG_ED25519 } from '../ledger/note.js';
 import { apiClientFor, configPath } from './config.js';
 import { collect, printJson } from './output.js';
 
@@ -41,9 +39,14 @@ export function addVerifyCommand(p: Command): void {
           throw new LenixError('BAD_REQUEST', 'give an RPM file, a sha256, build:ID, or --sbom FILE');
         const logKeys =
           o.logKey ?? (process.env['LENIX_LOG_KEY'] ? process.env['LENIX_LOG_KEY'].split(/\s+/).filter(Boolean) : []);
+        // The proof checking loads only here; the post-quantum library only when an ML-DSA key is pinned.
+        const keyType = (k: string) => Buffer.from(k.split('+')[2] ?? '', 'base64')[0];
+        const { verifyChain } = await import('../attest/verify-chain.js');
+        const { SIG_ED25519, SIG_COSIGNATURE_MLDSA44 } = await import('../ledger/note.js');
+        if ([...logKeys, ...(o.witnessKey ?? [])].some((k) => keyType(k) === SIG_COSIGNATURE_MLDSA44))
+          await import('../ledger/note-mldsa.js');
         // Remembered checkpoints are kept per log, named by its (first) Ed25519 key.
-        const logKey =
-          logKeys.find((k) => Buffer.from(k.split('+')[2] ?? '', 'base64')[0] === SIG_ED25519) ?? logKeys[0];
+        const logKey = logKeys.find((k) => keyType(k) === SIG_ED25519) ?? logKeys[0];
         if (!logKey)
           throw new LenixError(
             'BAD_REQUEST',
@@ -79,7 +82,7 @@ export function addVerifyCommand(p: Command): void {
           bundle = await api.ledger.lookup(query);
           // A client that verified an earlier checkpoint asks for a consistency proof: a log that rewrote its
           // history (a fork) cannot produce one.
-          const size = checkpointSize(bundle.checkpoint);
+          const size = await checkpointSize(bundle.checkpoint);
           if (seen && seen.size <= size) {
             const { proof } = await api.ledger.consistency(seen.size, size);
             previous = { size: seen.size, root: new Uint8Array(Buffer.from(seen.root, 'hex')), proof };
@@ -95,6 +98,10 @@ export function addVerifyCommand(p: Command): void {
           const text =
             /^[A-Za-z0-9+/=\s]+$/.test(o.pqKey) && o.pqKey.length > 100 ? o.pqKey : await readFile(o.pqKey, 'utf8');
           const pub = new Uint8Array(Buffer.from(text.trim(), 'base64'));
+          const [{ mldsaKeyId }, { mldsaVerify }] = await Promise.all([
+            import('../attest/dsse.js'),
+            import('../crypto/mldsa.js'),
+          ]);
           pq = { keyid: mldsaKeyId(pub), verify: (m, sg) => mldsaVerify(65, pub, m, sg) };
         }
         const opts = {
@@ -105,7 +112,7 @@ export function addVerifyCommand(p: Command): void {
         const require: ChainLink['stage'][] = o.sbom ? ['sbom'] : ['sign', 'build', 'source'];
         const chain = digest
           ? verifyChain(bundle, logKeys, digest, { require, ...opts })
-          : verifyBuild(bundle, logKeys, opts);
+          : verifyBuild(verifyChain, bundle, logKeys, opts);
         await remember(logKey, chain.treeSize, bundle.checkpoint);
         if (o.json) return printJson(chain);
         printChain(chain);
@@ -134,6 +141,7 @@ async function remember(logKey: string, size: number, note: string): Promise<voi
   } catch {
     /* first use */
   }
+  const { parseCheckpoint } = await import('../ledger/checkpoint.js');
   const root = Buffer.from(parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1)).root).toString('hex');
   if ((all[logKey]?.size ?? -1) > size) return;
   all[logKey] = { size, root };
@@ -141,15 +149,17 @@ async function remember(logKey: string, size: number, note: string): Promise<voi
   await writeFile(statePath(), `${JSON.stringify(all, null, 2)}\n`);
 }
 
-function checkpointSize(note: string): number {
+async function checkpointSize(note: string): Promise<number> {
+  const { parseCheckpoint } = await import('../ledger/checkpoint.js');
   return parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1)).size;
 }
 
 /** For build:ID, every statement the log holds for the build must be included and verify. */
 function verifyBuild(
+  verifyChain: VerifyChain,
   bundle: ProofBundle,
   logKey: readonly string[],
-  opts: Parameters<typeof verifyChain>[3] = {},
+  opts: Parameters<VerifyChain>[3] = {},
 ): VerifiedChain {
   const c = verifyChain(bundle, logKey, '', { ...opts, require: [] });
   if (c.entries.length === 0) throw new LenixError('SIGNATURE_INVALID', 'no statements for this build in the log');

@@ -173,7 +173,8 @@ async function specCosignatureVerify(
 }
 
 test('checkpoint cosignatures (Ed25519 0x04, ML-DSA-44 0x06) follow C2SP tlog-cosignature, checked by an independent reading', async () => {
-  const { ed25519Cosigner, mldsa44Cosigner, SIG_COSIGNATURE_MLDSA44 } = await import('./note.js');
+  const { ed25519Cosigner, SIG_COSIGNATURE_MLDSA44 } = await import('./note.js');
+  const { mldsa44Cosigner } = await import('./note-mldsa.js');
   const now = () => 1_700_000_000_123;
   const log = ed25519Signer('log.lenix.example', new Uint8Array(32).fill(7));
   const ml = mldsa44Cosigner('log.lenix.example', new Uint8Array(32).fill(1), now);

@@ -1,15 +1,7 @@
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify } from 'node:crypto';
-import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js';
 import { LenixError } from '../core/errors.js';
-import { type Checkpoint, parseCheckpoint } from './checkpoint.js';
-import {
-  ED25519_SIG_SIZE,
-  MLDSA44_SIG_SIZE,
-  decodeTimestamped,
-  ed25519CosignedMessage,
-  encodeTimestamped,
-  mldsaCosignedMessage,
-} from './cosignature.js';
+import { parseCheckpoint } from './checkpoint.js';
+import { ED25519_SIG_SIZE, decodeTimestamped, ed25519CosignedMessage, encodeTimestamped } from './cosignature.js';
 import { sha256 } from './merkle.js';
 
 /**
@@ -147,35 +139,6 @@ export function ed25519Cosigner(
   };
 }
 
-/** An ML-DSA-44 checkpoint cosigner (type 0x06) from a 32-byte seed (FIPS 204 ML-DSA.KeyGen_internal). */
-export function mldsa44Cosigner(
-  name: string,
-  seed: Uint8Array,
-  now: () => number,
-): NoteSigner & { publicKey: Uint8Array } {
-  const { publicKey, secretKey } = ml_dsa44.keygen(seed);
-  const verifierKey = formatVerifierKey(name, publicKey, SIG_COSIGNATURE_MLDSA44);
-  return {
-    name,
-    keyHash: parseVerifierKey(verifierKey).keyHash,
-    publicKey,
-    verifierKey,
-    signNote: (text) => {
-      const cp = parseCheckpoint(text);
-      const timestamp = BigInt(Math.floor(now() / 1000));
-      const message = mldsaCosignedMessage({
-        cosigner: name,
-        timestamp,
-        origin: cp.origin,
-        start: 0,
-        end: cp.size,
-        hash: cp.root,
-      });
-      return encodeTimestamped(timestamp, ml_dsa44.sign(message, secretKey));
-    },
-  };
-}
-
 /** Parse `PRIVATE+KEY+name+hash+base64(0x01 ‖ seed)` (the reference implementation's signer key encoding). */
 export function parseSignerKey(text: string): ReturnType<typeof ed25519Signer> {
   const m = /^PRIVATE\+KEY\+([^+]+)\+([0-9a-f]{8})\+(\S+)$/.exec(text);
@@ -193,6 +156,14 @@ export function ed25519Verify(key: VerifierKey, message: Uint8Array, signature: 
   return edVerify(null, message, pub, signature);
 }
 
+type NoteVerifier = (key: VerifierKey, text: string, signature: Uint8Array) => boolean;
+let mldsaNoteVerifier: NoteVerifier | null = null;
+
+/** Called by note-mldsa.ts when it loads: ML-DSA-44 cosignatures (type 0x06) can be checked from then on. */
+export function registerMldsaNoteVerifier(verify: NoteVerifier): void {
+  mldsaNoteVerifier = verify;
+}
+
 /** Check one note signature by its key's type; cosignatures also need the text to be a checkpoint. */
 export function verifyNoteSignature(key: VerifierKey, text: string, signature: Uint8Array): boolean {
   switch (key.type) {
@@ -202,29 +173,10 @@ export function verifyNoteSignature(key: VerifierKey, text: string, signature: U
       const t = decodeTimestamped(signature, ED25519_SIG_SIZE);
       return t !== null && ed25519Verify(key, ed25519CosignedMessage(text, t.timestamp), t.signature);
     }
-    case SIG_COSIGNATURE_MLDSA44: {
-      const t = decodeTimestamped(signature, MLDSA44_SIG_SIZE);
-      if (!t) return false;
-      let cp: Checkpoint;
-      try {
-        cp = parseCheckpoint(text);
-      } catch {
-        return false;
-      }
-      const message = mldsaCosignedMessage({
-        cosigner: key.name,
-        timestamp: t.timestamp,
-        origin: cp.origin,
-        start: 0,
-        end: cp.size,
-        hash: cp.root,
-      });
-      try {
-        return ml_dsa44.verify(t.signature, message, key.publicKey);
-      } catch {
-        return false;
-      }
-    }
+    case SIG_COSIGNATURE_MLDSA44:
+      // Registered by note-mldsa.ts (the post-quantum library loads only where it is used); without it an
+      // ML-DSA cosignature never verifies, so a check that requires one fails closed.
+      return mldsaNoteVerifier?.(key, text, signature) ?? false;
     default:
       return false;
   }

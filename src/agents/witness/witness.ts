@@ -10,14 +10,8 @@ import {
   type AddCheckpointRequest,
   type WitnessState,
 } from '../../ledger/witness.js';
-import {
-  ed25519Cosigner,
-  mldsa44Cosigner,
-  parseVerifierKey,
-  sigLine,
-  type NoteSigner,
-  type VerifierKey,
-} from '../../ledger/note.js';
+import { ed25519Cosigner, parseVerifierKey, sigLine, type NoteSigner, type VerifierKey } from '../../ledger/note.js';
+import { mldsa44Cosigner } from '../../ledger/note-mldsa.js';
 import { fsyncDir, readOrCreateSeed, writeDurably } from '../../store/durable.js';
 import { ApiClient } from '../../client/http.js';
 import { LenixClient } from '../../client/lenix.js';

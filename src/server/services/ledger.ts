@@ -10,7 +10,6 @@ import { formatCheckpoint } from '../../ledger/checkpoint.js';
 import { MemoryHashes, consistencyProof, inclusionProof, leafHash, rootHash } from '../../ledger/merkle.js';
 import {
   ed25519Signer,
-  mldsa44Cosigner,
   openNote,
   parseNote,
   parseVerifierKey,
@@ -18,6 +17,7 @@ import {
   signNote,
   type VerifierKey,
 } from '../../ledger/note.js';
+import { mldsa44Cosigner } from '../../ledger/note-mldsa.js';
 import { formatAddCheckpoint } from '../../ledger/witness.js';
 import {
   MAX_ENTRY_SIZE,
