@@ -122,7 +122,9 @@ async function main(): Promise<void> {
     await client.base(path.join(dir, 'tester-work', 'host-base', 'repo', 'lenix-host-base-1-1.noarch.rpm'));
 
     const stages: Record<string, number[]> = {};
-    const add = (k: string, v: number) => (stages[k] ??= []).push(v);
+    const add = (k: string, v: number) => {
+      stages[k] = [...(stages[k] ?? []), v];
+    };
     for (let i = 0; i <= RUNS; i++) {
       const version = `1.${i + 1}`;
       await writeFile(path.join(work, 'quick.spec'), spec(version));
