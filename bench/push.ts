@@ -52,6 +52,11 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined>, t
 }
 
 async function main(): Promise<void> {
+  await run('hyperfine', ['--version']).catch(() => {
+    throw new Error(
+      'bench/push.ts needs hyperfine for the CLI start-up part: apt-get install hyperfine (dnf install hyperfine)',
+    );
+  });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-push-'));
   const procs: Proc[] = [];
   try {
