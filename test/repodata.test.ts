@@ -94,6 +94,7 @@ describe('repository metadata from stored per-package entries, against createrep
       dir: ours(),
       packages: entries,
       previous: null,
+      logDir: path.join(dir, 'logs'),
       fetch: async function* (keys) {
         const want = keys.map((k) => entries.find((e) => e.sha256 === k.sha256)!);
         yield want.slice(0, 2);
@@ -166,6 +167,7 @@ describe('repository metadata from stored per-package entries, against createrep
       dir: path.join(dir, 'two'),
       packages: rest,
       previous: ours(),
+      logDir: path.join(dir, 'logs'),
       fetch: fetchFrom(seen2),
       updateinfo: null,
       now: 1_796_000_001,
@@ -176,6 +178,7 @@ describe('repository metadata from stored per-package entries, against createrep
       dir: path.join(dir, 'three'),
       packages: entries,
       previous: path.join(dir, 'two'),
+      logDir: path.join(dir, 'logs'),
       fetch: fetchFrom(seen3),
       updateinfo: null,
       now: 1_796_000_002,
@@ -188,6 +191,36 @@ describe('repository metadata from stored per-package entries, against createrep
       assert.equal(sha(b[kind]!.file), b[kind]!.checksum);
       assert.equal(sha(gunzipSync(b[kind]!.file)), b[kind]!.open);
     }
+    // Most entries gone: the next snapshot compacts the log into a new generation; old generations are removed.
+    const few = entries.slice(0, 2);
+    const five = await writeRepodata({
+      dir: path.join(dir, 'five'),
+      packages: few,
+      previous: path.join(dir, 'three'),
+      logDir: path.join(dir, 'logs'),
+      fetch: fetchFrom([]),
+      updateinfo: null,
+      now: 1_796_000_004,
+    });
+    assert.deepEqual([five.reused, five.fetched], [2, 0]);
+    const six = await writeRepodata({
+      dir: path.join(dir, 'six'),
+      packages: entries,
+      previous: path.join(dir, 'five'),
+      logDir: path.join(dir, 'logs'),
+      fetch: fetchFrom([]),
+      updateinfo: null,
+      now: 1_796_000_005,
+    });
+    assert.deepEqual([six.reused, six.fetched], [2, entries.length - 2]);
+    const sixFiles = await dataFiles(path.join(dir, 'six'));
+    for (const kind of ['primary', 'filelists', 'other'] as const) {
+      assert.deepEqual(packagesOf(kind, sixFiles[kind]!.file), packagesOf(kind, a[kind]!.file), `six ${kind}`);
+      assert.equal(sha(gunzipSync(sixFiles[kind]!.file)), sixFiles[kind]!.open);
+    }
+    const generations = new Set((await readdir(path.join(dir, 'logs'))).map((f) => f.split('-')[0]));
+    assert.ok(generations.size <= 2, `at most two log generations are kept (${[...generations].join(', ')})`);
+
     // A cache from another boot (its plain files were never synced) is not trusted.
     const index = path.join(dir, 'three', '.cache', 'index.json');
     await writeFile(index, (await readFile(index, 'utf8')).replace(/"bootId":"[^"]+"/, '"bootId":"another-boot"'));
@@ -196,6 +229,7 @@ describe('repository metadata from stored per-package entries, against createrep
       dir: path.join(dir, 'four'),
       packages: entries,
       previous: path.join(dir, 'three'),
+      logDir: path.join(dir, 'logs'),
       fetch: fetchFrom(seen4),
       updateinfo: null,
       now: 1_796_000_003,

@@ -1,20 +1,19 @@
 import { createHash } from 'node:crypto';
-import { open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { LenixError } from '../core/errors.js';
-import { parseSha256 } from '../core/ids.js';
 import { verifyDetached } from '../crypto/gpg.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
-import { fsyncDir, writeDurably } from '../store/durable.js';
-import { derivePackageMetadata } from '../rpm/package-metadata.js';
+import { fsyncDir, syncTree, writeDurably } from '../store/durable.js';
+import { recordPackageMetadata } from './package-metadata-runs.js';
 import { syncMirrorTree } from './mirror-tree.js';
 import { MetadataMissing, writeRepodata } from './repodata.js';
-import { CACHE_DIR } from './repodata-cache.js';
+import { CACHE_DIR, LOG_DIR } from './repodata-cache.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
 
 export type MetadataSignatures =
@@ -63,9 +62,6 @@ export interface PublisherDeps {
  * new one, never a mix. Its packages are served by digest from the blob store (packageIn); the plain tree
  * for mirrors (mirror-tree.ts) is brought up to date after the switch, copying only what changed.
  */
-/** Packages per createrepo_c run when deriving metadata. */
-const METADATA_RUN = 200;
-
 export class Publisher {
   private running: Promise<void> | null = null;
   private again = false;
@@ -95,22 +91,9 @@ export class Publisher {
     return index.get(`${arch}/${file}`) ?? null;
   }
 
-  /**
-   * Derive and store the repository metadata of packages that have none yet (createrepo_c over them, in runs of
-   * METADATA_RUN): when they are recorded, and at publish time for any recorded before this existed.
-   */
-  async recordMetadata(packages: readonly { sha256: string; name: string }[]): Promise<number> {
-    const missing = await this.deps.store.packageMetadata.missing(
-      packages.map((p) => ({ sha256: p.sha256, file: p.name })),
-    );
-    for (let i = 0; i < missing.length; i += METADATA_RUN) {
-      const run = missing.slice(i, i + METADATA_RUN);
-      const entries = await withLocalFiles(this.deps.blobs, run, (files) =>
-        derivePackageMetadata(run.map((p, k) => ({ file: files[k]!, name: p.file, sha256: p.sha256 }))),
-      );
-      await this.deps.store.packageMetadata.put(entries, this.deps.clock.now());
-    }
-    return missing.length;
+  /** Derive and store the repository metadata of packages that have none yet (package-metadata-runs.ts). */
+  recordMetadata(packages: readonly { sha256: string; name: string }[]): Promise<number> {
+    return recordPackageMetadata(this.deps, packages);
   }
 
   /** Drive every release that is waiting to move on. Re-entrant calls coalesce into one more pass. */
@@ -258,6 +241,7 @@ export class Publisher {
           dir: path.join(tmp, arch),
           packages,
           previous: current && path.join(current, arch),
+          logDir: path.join(this.repoDir(repo.name), LOG_DIR, arch),
           fetch: (keys) => this.deps.store.packageMetadata.read(keys),
           updateinfo: errata?.perArch(arch) ?? null,
           now,
@@ -307,7 +291,7 @@ export class Publisher {
           throw new LenixError('SIGNATURE_INVALID', `${rel} signed by ${signer}, expected ${key.fingerprint}`);
         await writeDurably(path.join(tmp, `${rel}.asc`), sig.signature);
       }
-      await syncTree(tmp);
+      await syncTree(tmp, CACHE_DIR); // the cache is valid for this boot only: not synced
       await rename(tmp, final);
       await fsyncDir(path.dirname(final));
     }
@@ -405,31 +389,4 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** fsync every file and folder of a snapshot before it becomes visible. */
-async function syncTree(dir: string): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory() && e.name === CACHE_DIR) continue; // a cache, valid for this boot only
-    if (e.isDirectory()) await syncTree(p);
-    else {
-      const h = await open(p, 'r');
-      await h.sync();
-      await h.close();
-    }
-  }
-  await fsyncDir(dir);
-}
-
-/** Run `fn` with local files of these blobs (each valid until `fn` settles). */
-async function withLocalFiles<T>(
-  blobs: BlobStore,
-  packages: readonly { sha256: string }[],
-  fn: (files: string[]) => Promise<T>,
-  files: string[] = [],
-): Promise<T> {
-  const next = packages[files.length];
-  if (!next) return fn(files);
-  return blobs.withLocalFile(parseSha256(next.sha256), (file) => withLocalFiles(blobs, packages, fn, [...files, file]));
 }

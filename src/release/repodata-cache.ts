@@ -1,37 +1,44 @@
-import { open, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { METADATA_KINDS, type MetadataKind } from '../rpm/package-metadata.js';
 
 /**
- * What a snapshot's metadata writer leaves for the next one (ARCH/.cache/, never served, never fsynced): each
- * document also as plain XML, and where each package's entry lies in the plain file and in the published
- * .xml.gz. The next publish copies unchanged entries from these files in runs (sequential reads from the page
- * cache) instead of reading every entry from the database, and fetches only what changed.
+ * What a snapshot's metadata writer leaves for the next one, so that a publish copies unchanged entries in runs
+ * (sequential reads from the page cache) and fetches only what changed from the database:
  *
- * The plain files are not synced to disk, so the index records the boot it was written in: after a reboot
- * (when unsynced data may be lost) it is not trusted, and that publish reads the database instead.
+ * - the plain text of every entry, in an append-only log per arch and kind (REPO/.plain/ARCH/GEN-KIND.log): a
+ *   publish appends only its new entries; when less than half of a log is still in use, the next publish starts
+ *   a new generation with the live entries (and generations no snapshot cache names are removed);
+ * - per snapshot (ARCH/.cache/): the entries' keys in file order, where each lies in the published .xml.gz and
+ *   in the log.
+ *
+ * None of it is served or fsynced (it is a cache): the index records the boot it was written in, and after a
+ * reboot (when unsynced data may be lost) it is not trusted and that publish reads the database instead.
  */
 export const CACHE_DIR = '.cache';
+export const LOG_DIR = '.plain';
 
 const Head = z.object({
-  version: z.literal(2),
+  version: z.literal(3),
   bootId: z.string(),
+  /** The log generation the plain offsets point into. */
+  gen: z.string().regex(/^[0-9a-f]{16}$/),
   /** Each kind's published file name under repodata/. */
   files: z.record(z.enum(METADATA_KINDS), z.string().regex(/^[0-9a-f]{64}-[a-z]+\.xml\.gz$/)),
   count: z.number().int().nonnegative(),
 });
 
-/**
- * index.json (the head), keys.txt (`sha256/file` of each entry in file order, one a line) and offsets.bin
- * (float64: per kind the offset of each entry in the .xml.gz, then in the plain file, each with the end after
- * the last entry), written in that order and renamed into place last to first.
- */
 export interface CacheIndex {
+  readonly gen: string;
   readonly files: Readonly<Record<MetadataKind, string>>;
   readonly keys: readonly string[];
+  /** Per kind: each entry's offset in the .xml.gz, with the end after the last entry (count + 1 values). */
   readonly gz: Readonly<Record<MetadataKind, ArrayLike<number>>>;
-  readonly plain: Readonly<Record<MetadataKind, ArrayLike<number>>>;
+  /** Per kind: each entry's offset and length in the generation's log. */
+  readonly at: Readonly<Record<MetadataKind, ArrayLike<number>>>;
+  readonly len: Readonly<Record<MetadataKind, ArrayLike<number>>>;
 }
 
 let bootIdCache: string | null = null;
@@ -51,26 +58,45 @@ export async function readCache(archDir: string): Promise<(CacheIndex & { dir: s
   const keysText = await readFile(path.join(dir, 'keys.txt'), 'utf8').catch(() => null);
   const keys = keysText === null || n === 0 ? [] : keysText.split('\n');
   const raw = await readFile(path.join(dir, 'offsets.bin')).catch(() => null);
-  if (keys.length !== n || raw?.length !== 6 * (n + 1) * 8) return null;
+  if (keys.length !== n || raw?.length !== 3 * (3 * n + 1) * 8) return null;
   const all = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
-  const part = (k: number) => all.subarray(k * (n + 1), (k + 1) * (n + 1));
-  const [gp, gf, go, pp, pf, po] = [0, 1, 2, 3, 4, 5].map(part) as Float64Array[];
+  let at = 0;
+  const take = (count: number) => {
+    const part = all.subarray(at, at + count);
+    at += count;
+    return part;
+  };
+  const gz = {} as Record<MetadataKind, Float64Array>;
+  const starts = {} as Record<MetadataKind, Float64Array>;
+  const lens = {} as Record<MetadataKind, Float64Array>;
+  for (const kind of METADATA_KINDS) {
+    gz[kind] = take(n + 1);
+    starts[kind] = take(n);
+    lens[kind] = take(n);
+  }
   return {
     dir: archDir,
+    gen: head.data.gen,
     files: head.data.files as Record<MetadataKind, string>,
     keys,
-    gz: { primary: gp!, filelists: gf!, other: go! },
-    plain: { primary: pp!, filelists: pf!, other: po! },
+    gz,
+    at: starts,
+    len: lens,
   };
 }
 
 export async function writeCacheIndex(archDir: string, index: CacheIndex): Promise<void> {
   const dir = path.join(archDir, CACHE_DIR);
+  await mkdir(dir, { recursive: true });
   const n = index.keys.length;
-  const all = new Float64Array(6 * (n + 1));
-  const columns = [...METADATA_KINDS.map((k) => index.gz[k]), ...METADATA_KINDS.map((k) => index.plain[k])];
-  for (const [c, column] of columns.entries()) all.set(Array.from(column), c * (n + 1));
-  const head = { version: 2, bootId: await bootId(), files: index.files, count: n };
+  const all = new Float64Array(3 * (3 * n + 1));
+  let at = 0;
+  for (const kind of METADATA_KINDS)
+    for (const column of [index.gz[kind], index.at[kind], index.len[kind]]) {
+      all.set(Array.from(column), at);
+      at += column.length;
+    }
+  const head = { version: 3, bootId: await bootId(), gen: index.gen, files: index.files, count: n };
   for (const [name, data] of [
     ['offsets.bin', Buffer.from(all.buffer)],
     ['keys.txt', index.keys.join('\n')],
@@ -81,19 +107,73 @@ export async function writeCacheIndex(archDir: string, index: CacheIndex): Promi
   }
 }
 
-export const plainFile = (archDir: string, kind: MetadataKind) => path.join(archDir, CACHE_DIR, `${kind}.xml`);
+/** The append-only plain logs of one arch, one generation: read anywhere, append at the end. */
+export class PlainLogs {
+  private constructor(
+    readonly dir: string,
+    readonly gen: string,
+    private readonly handles: Record<MetadataKind, FileHandle>,
+    private readonly sizes: Record<MetadataKind, number>,
+  ) {}
 
-/** Read [from, to) of a file in pieces of at most `piece` bytes. */
-export async function* readRange(
-  file: string,
-  from: number,
-  to: number,
-  piece = 4 * 1024 * 1024,
-): AsyncGenerator<Buffer> {
+  static newGeneration(): string {
+    return randomBytes(8).toString('hex');
+  }
+
+  static async open(dir: string, gen: string): Promise<PlainLogs> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const handles = {} as Record<MetadataKind, FileHandle>;
+    const sizes = {} as Record<MetadataKind, number>;
+    for (const kind of METADATA_KINDS) {
+      handles[kind] = await open(path.join(dir, `${gen}-${kind}.log`), 'a+', 0o600);
+      sizes[kind] = (await handles[kind].stat()).size; // past anything a crashed publish left half-written
+    }
+    return new PlainLogs(dir, gen, handles, sizes);
+  }
+
+  size(kind: MetadataKind): number {
+    return this.sizes[kind];
+  }
+
+  /** Append, returning where the bytes start. */
+  async append(kind: MetadataKind, bytes: Uint8Array): Promise<number> {
+    const at = this.sizes[kind];
+    await this.handles[kind].writeFile(bytes);
+    this.sizes[kind] += bytes.length;
+    return at;
+  }
+
+  /** [from, from + length) of a log, in pieces of at most 4 MiB. */
+  async *read(kind: MetadataKind, from: number, length: number): AsyncGenerator<Buffer> {
+    for (let done = 0; done < length; ) {
+      const want = Math.min(4 * 1024 * 1024, length - done);
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead } = await this.handles[kind].read(buf, 0, want, from + done);
+      if (bytesRead !== want) throw new Error(`plain log ${kind} is shorter than its index says`);
+      yield buf;
+      done += want;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const kind of METADATA_KINDS) await this.handles[kind].close();
+  }
+
+  /** Remove generations other than these. */
+  static async prune(dir: string, keep: ReadonlySet<string>): Promise<void> {
+    for (const f of await readdir(dir).catch(() => [] as string[])) {
+      const gen = /^([0-9a-f]{16})-[a-z]+\.log$/.exec(f)?.[1];
+      if (gen && !keep.has(gen)) await rm(path.join(dir, f), { force: true });
+    }
+  }
+}
+
+/** Read [from, to) of a file in pieces of at most 4 MiB. */
+export async function* readRange(file: string, from: number, to: number): AsyncGenerator<Buffer> {
   const h = await open(file, 'r');
   try {
     for (let at = from; at < to; ) {
-      const want = Math.min(piece, to - at);
+      const want = Math.min(4 * 1024 * 1024, to - at);
       const buf = Buffer.allocUnsafe(want);
       const { bytesRead } = await h.read(buf, 0, want, at);
       if (bytesRead !== want) throw new Error(`${file} is shorter than its index says`);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { METADATA_KINDS, metadataFooter, metadataHeader, type MetadataKind } from '../rpm/package-metadata.js';
 import type { PackageMetadataRecord } from '../store/records.js';
-import { CACHE_DIR, plainFile, readCache, readRange, writeCacheIndex } from './repodata-cache.js';
+import { type CacheIndex, PlainLogs, readCache, readRange, writeCacheIndex } from './repodata-cache.js';
 
 interface DataFile {
   readonly type: string;
@@ -14,24 +14,20 @@ interface DataFile {
   readonly openSize: number;
 }
 
-/**
- * A gzip file written from members, with its compressed and uncompressed digests taken as it goes, and (for
- * the next publish) the plain text beside it in the cache.
- */
+/** A gzip file written from members, with its compressed and uncompressed digests taken as it goes. */
 class MemberWriter {
   private readonly packed: Hash = createHash('sha256');
   private readonly plain: Hash = createHash('sha256');
-  /** Bytes written so far: the offset of the next entry in the .xml.gz and in the plain file. */
+  /** Bytes written so far (the offset of the next member), and plain bytes hashed. */
   size = 0;
   openSize = 0;
   private constructor(
     readonly tmp: string,
     private readonly handle: FileHandle,
-    private readonly plainHandle: FileHandle | null,
   ) {}
 
-  static async create(tmp: string, plainFile: string | null): Promise<MemberWriter> {
-    return new MemberWriter(tmp, await open(tmp, 'w', 0o644), plainFile ? await open(plainFile, 'w', 0o600) : null);
+  static async create(tmp: string): Promise<MemberWriter> {
+    return new MemberWriter(tmp, await open(tmp, 'w', 0o644));
   }
 
   async writePacked(packed: Uint8Array): Promise<void> {
@@ -40,28 +36,22 @@ class MemberWriter {
     await this.handle.writeFile(packed);
   }
 
-  async writePlain(plain: Uint8Array): Promise<void> {
+  /** The plain text the members hold, in the same order (hashed, not written: the file is gzip). */
+  hashPlain(plain: Uint8Array): void {
     this.plain.update(plain);
     this.openSize += plain.length;
-    await this.plainHandle?.writeFile(plain);
-  }
-
-  /** Members (gzip) with the plain text each holds. */
-  async write(gz: readonly Uint8Array[], plain: readonly Uint8Array[]): Promise<void> {
-    await this.writePacked(gz.length === 1 ? gz[0]! : Buffer.concat(gz));
-    await this.writePlain(plain.length === 1 ? plain[0]! : Buffer.concat(plain));
   }
 
   async writeText(text: string): Promise<void> {
     const plain = Buffer.from(text, 'utf8');
-    await this.write([gzipSync(plain)], [plain]);
+    await this.writePacked(gzipSync(plain));
+    this.hashPlain(plain);
   }
 
-  /** Close (the .xml.gz synced, the cache not), and move to repodata/SHA-TYPE.xml.gz (createrepo_c's names). */
+  /** Close (synced), and move to repodata/SHA-TYPE.xml.gz (createrepo_c's names). */
   async finish(type: string): Promise<DataFile> {
     await this.handle.sync();
     await this.handle.close();
-    await this.plainHandle?.close();
     const sha256 = this.packed.digest('hex');
     await rename(this.tmp, path.join(path.dirname(this.tmp), `${sha256}-${type}.xml.gz`));
     return { type, sha256, openSha256: this.plain.digest('hex'), size: this.size, openSize: this.openSize };
@@ -78,8 +68,9 @@ const keyOf = (p: Key) => `${p.sha256}/${p.file}`;
  * Write an arch's repodata/ from per-package entries: primary, filelists and other as gzip member streams
  * (header, one member per package, footer) with both digests computed in the same pass, updateinfo when there
  * are errata, and repomd.xml in createrepo_c's layout. Reads no package. Entries the previous snapshot had are
- * copied from its files in runs when its cache is valid (repodata-cache.ts); the rest come from `fetch` (the
- * database). Entry order is free in rpm-md: kept entries stay in their order, new ones follow.
+ * copied from its .xml.gz and hashed from the plain log in runs when its cache is valid (repodata-cache.ts);
+ * the rest come from `fetch` (the database) and are appended to the log. Entry order is free in rpm-md: kept
+ * entries stay in their order, new ones follow.
  */
 export async function writeRepodata(o: {
   /** The arch folder (repodata/ is made in it). */
@@ -87,6 +78,8 @@ export async function writeRepodata(o: {
   readonly packages: readonly Key[];
   /** The previous snapshot's arch folder, whose cache may be reused (null: none). */
   readonly previous: string | null;
+  /** The repository's plain-log folder for this arch. */
+  readonly logDir: string;
   readonly fetch: (keys: readonly Key[]) => AsyncIterable<readonly PackageMetadataRecord[]>;
   readonly updateinfo: string | null;
   /** Seconds since the epoch: repomd's revision and timestamps. */
@@ -94,85 +87,132 @@ export async function writeRepodata(o: {
 }): Promise<{ repomd: Buffer; reused: number; fetched: number }> {
   const repodata = path.join(o.dir, 'repodata');
   await mkdir(repodata, { recursive: true });
-  await mkdir(path.join(o.dir, CACHE_DIR), { recursive: true });
   const wanted = new Set(o.packages.map(keyOf));
-  const cache = o.previous ? await readCache(o.previous) : null;
-  const runs: [number, number][] = []; // [from, to) entry indexes of the previous files kept
+  let cache = o.previous ? await readCache(o.previous) : null;
+  let old = cache ? await PlainLogs.open(o.logDir, cache.gen) : null;
+  if (cache && old && !logsHold(cache, old)) {
+    await old.close();
+    [cache, old] = [null, null]; // its log is gone or short: start over from the database
+  }
+  const keptAt: number[] = []; // indexes into the previous snapshot's entries, in its order
   const kept = new Set<string>();
   for (const [i, k] of (cache?.keys ?? []).entries()) {
     if (!wanted.has(k) || kept.has(k)) continue;
     kept.add(k);
-    const last = runs[runs.length - 1];
-    if (last && last[1] === i) last[1] = i + 1;
-    else runs.push([i, i + 1]);
+    keptAt.push(i);
   }
   const fresh = o.packages.filter((p) => !kept.has(keyOf(p)));
+  // A new log generation when there is none to reuse or less than half of it is still live.
+  const live = METADATA_KINDS.reduce((sum, kind) => sum + keptAt.reduce((s, i) => s + cache!.len[kind][i]!, 0), 0);
+  const total = old ? METADATA_KINDS.reduce((sum, kind) => sum + old!.size(kind), 0) : 0;
+  const logs = old && live * 2 >= total ? old : await PlainLogs.open(o.logDir, PlainLogs.newGeneration());
   const writers = {} as Record<MetadataKind, MemberWriter>;
   const index = {
-    keys: [] as string[],
+    keys: keptAt.map((i) => cache!.keys[i]!),
     gz: {} as Record<MetadataKind, number[]>,
-    plain: {} as Record<MetadataKind, number[]>,
+    at: {} as Record<MetadataKind, number[]>,
+    len: {} as Record<MetadataKind, number[]>,
   };
-  for (const kind of METADATA_KINDS) {
-    writers[kind] = await MemberWriter.create(path.join(repodata, `.${kind}.tmp`), plainFile(o.dir, kind));
-    await writers[kind].writeText(metadataHeader(kind, o.packages.length));
-    index.gz[kind] = [];
-    index.plain[kind] = [];
-  }
-  for (const [from, to] of runs) {
-    index.keys.push(...cache!.keys.slice(from, to));
+  try {
     for (const kind of METADATA_KINDS) {
-      const w = writers[kind];
-      const [gz, plain] = [cache!.gz[kind]!, cache!.plain[kind]!];
-      for (let i = from; i < to; i++) {
-        index.gz[kind].push(w.size + gz[i]! - gz[from]!);
-        index.plain[kind].push(w.openSize + plain[i]! - plain[from]!);
+      const w = (writers[kind] = await MemberWriter.create(path.join(repodata, `.${kind}.tmp`)));
+      await w.writeText(metadataHeader(kind, o.packages.length));
+      [index.gz[kind], index.at[kind], index.len[kind]] = [[], [], []];
+      if (!cache || !old) continue;
+      const [gz, at, len] = [cache.gz[kind], cache.at[kind], cache.len[kind]];
+      // Members: runs of consecutive entries of the previous .xml.gz.
+      const gzFile = path.join(cache.dir, 'repodata', cache.files[kind]);
+      for (const [a, b] of runsOf(keptAt, (x, y) => y === x + 1)) {
+        for (let j = a; j < b; j++) index.gz[kind].push(w.size + gz[keptAt[j]!]! - gz[keptAt[a]!]!);
+        for await (const piece of readRange(gzFile, gz[keptAt[a]!]!, gz[keptAt[b - 1]! + 1]!))
+          await w.writePacked(piece);
       }
-      for await (const b of readRange(path.join(cache!.dir, 'repodata', cache!.files[kind]!), gz[from]!, gz[to]!))
-        await w.writePacked(b);
-      for await (const b of readRange(plainFile(cache!.dir, kind), plain[from]!, plain[to]!)) await w.writePlain(b);
+      // Plain text: runs of adjacent bytes of the log (copied into a new generation when compacting).
+      for (const [a, b] of runsOf(keptAt, (x, y) => at[y] === at[x]! + len[x]!)) {
+        const from = at[keptAt[a]!]!;
+        const to = at[keptAt[b - 1]!]! + len[keptAt[b - 1]!]!;
+        const moved = logs === old ? from : logs.size(kind);
+        for (let j = a; j < b; j++) {
+          index.at[kind].push(moved + at[keptAt[j]!]! - from);
+          index.len[kind].push(len[keptAt[j]!]!);
+        }
+        for await (const piece of old.read(kind, from, to - from)) {
+          w.hashPlain(piece);
+          if (logs !== old) await logs.append(kind, piece);
+        }
+      }
     }
-  }
-  let fetched = 0;
-  for await (const chunk of o.fetch(fresh)) {
-    fetched += chunk.length;
-    for (const e of chunk) {
-      index.keys.push(keyOf(e));
+    let fetched = 0;
+    for await (const chunk of o.fetch(fresh)) {
+      fetched += chunk.length;
+      index.keys.push(...chunk.map(keyOf));
       for (const kind of METADATA_KINDS) {
-        index.gz[kind].push(writers[kind].size);
-        index.plain[kind].push(writers[kind].openSize);
+        const w = writers[kind];
+        let gzAt = w.size;
+        for (const e of chunk) {
+          index.gz[kind].push(gzAt);
+          gzAt += e.gz[kind].length;
+        }
+        await w.writePacked(Buffer.concat(chunk.map((e) => e.gz[kind])));
+        const plain = Buffer.concat(chunk.map((e) => e.xml[kind]));
+        w.hashPlain(plain);
+        let logAt = await logs.append(kind, plain);
+        for (const e of chunk) {
+          index.at[kind].push(logAt);
+          index.len[kind].push(e.xml[kind].length);
+          logAt += e.xml[kind].length;
+        }
       }
     }
-    for (const kind of METADATA_KINDS)
-      await writers[kind].write(
-        chunk.map((e) => e.gz[kind]),
-        chunk.map((e) => e.xml[kind]),
-      );
+    if (fetched !== fresh.length)
+      throw new MetadataMissing(`${fresh.length - fetched} of ${o.packages.length} packages have no stored metadata`);
+    const data: DataFile[] = [];
+    const files = {} as Record<MetadataKind, string>;
+    for (const kind of METADATA_KINDS) {
+      index.gz[kind].push(writers[kind].size);
+      await writers[kind].writeText(metadataFooter(kind));
+      const d = await writers[kind].finish(kind);
+      files[kind] = `${d.sha256}-${kind}.xml.gz`;
+      data.push(d);
+    }
+    await writeCacheIndex(o.dir, { gen: logs.gen, files, ...index });
+    if (o.updateinfo !== null) {
+      const w = await MemberWriter.create(path.join(repodata, '.updateinfo.tmp'));
+      await w.writeText(o.updateinfo);
+      data.push(await w.finish('updateinfo'));
+    }
+    const xml = Buffer.from(repomdXml(data, o.now), 'utf8');
+    const h = await open(path.join(repodata, 'repomd.xml'), 'w', 0o644);
+    await h.writeFile(xml);
+    await h.sync();
+    await h.close();
+    return { repomd: xml, reused: kept.size, fetched };
+  } finally {
+    await logs.close();
+    if (old && old !== logs) await old.close();
+    // The generation in use and the previous snapshot's (a failed publish is retried against it) stay.
+    await PlainLogs.prune(o.logDir, new Set([logs.gen, ...(cache ? [cache.gen] : [])]));
   }
-  if (fetched !== fresh.length)
-    throw new MetadataMissing(`${fresh.length - fetched} of ${o.packages.length} packages have no stored metadata`);
-  const data: DataFile[] = [];
-  const files = {} as Record<MetadataKind, string>;
+}
+
+/** [from, to) index ranges of `xs` where each next element `joins` the one before. */
+function runsOf(xs: readonly number[], joins: (x: number, y: number) => boolean): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let j = 0; j < xs.length; j++) {
+    const last = runs[runs.length - 1];
+    if (last && joins(xs[j - 1]!, xs[j]!)) last[1] = j + 1;
+    else runs.push([j, j + 1]);
+  }
+  return runs;
+}
+
+/** Whether a generation's logs are long enough for every entry the cache names. */
+function logsHold(cache: CacheIndex, logs: PlainLogs): boolean {
   for (const kind of METADATA_KINDS) {
-    index.gz[kind].push(writers[kind].size);
-    index.plain[kind].push(writers[kind].openSize);
-    await writers[kind].writeText(metadataFooter(kind));
-    const d = await writers[kind].finish(kind);
-    files[kind] = `${d.sha256}-${kind}.xml.gz`;
-    data.push(d);
+    const [at, len] = [cache.at[kind], cache.len[kind]];
+    for (let i = 0; i < cache.keys.length; i++) if (at[i]! + len[i]! > logs.size(kind)) return false;
   }
-  await writeCacheIndex(o.dir, { files, ...index });
-  if (o.updateinfo !== null) {
-    const w = await MemberWriter.create(path.join(repodata, '.updateinfo.tmp'), null);
-    await w.writeText(o.updateinfo);
-    data.push(await w.finish('updateinfo'));
-  }
-  const xml = Buffer.from(repomdXml(data, o.now), 'utf8');
-  const h = await open(path.join(repodata, 'repomd.xml'), 'w', 0o644);
-  await h.writeFile(xml);
-  await h.sync();
-  await h.close();
-  return { repomd: xml, reused: kept.size, fetched };
+  return true;
 }
 
 function repomdXml(data: readonly DataFile[], now: number): string {

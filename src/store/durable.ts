@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
 
 /** SHA-256 of a file, streamed (lowercase hex). */
 export async function sha256File(file: string): Promise<string> {
@@ -45,4 +46,19 @@ export async function readOrCreateSeed(file: string): Promise<Uint8Array> {
     await writeDurably(file, `${seed.toString('base64')}\n`, 0o600);
     return new Uint8Array(seed);
   }
+}
+
+/** fsync every file and folder under `dir` (folders named `skip` left out) before it becomes visible. */
+export async function syncTree(dir: string, skip?: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory() && e.name === skip) continue;
+    if (e.isDirectory()) await syncTree(p, skip);
+    else {
+      const h = await open(p, 'r');
+      await h.sync();
+      await h.close();
+    }
+  }
+  await fsyncDir(dir);
 }
