@@ -115,7 +115,8 @@ export async function writeRepodata(o: {
   };
   try {
     for (const kind of METADATA_KINDS) {
-      const w = (writers[kind] = await MemberWriter.create(path.join(repodata, `.${kind}.tmp`)));
+      const w = await MemberWriter.create(path.join(repodata, `.${kind}.tmp`));
+      writers[kind] = w;
       await w.writeText(metadataHeader(kind, o.packages.length));
       [index.gz[kind], index.at[kind], index.len[kind]] = [[], [], []];
       if (!cache || !old) continue;
