@@ -14,9 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { ApiClient } from '../src/client/http.js';
-import { generateKey } from '../src/crypto/gpg.js';
-import { Proc, freePort, gitRepo, lenix, specWith } from '../test/support/cli.js';
+import { gitRepo, specWith } from '../test/support/cli.js';
+import { startSystem } from '../test/support/system.js';
 import { DnfClient } from '../test/support/dnf.js';
 
 const run = promisify(execFile);
@@ -58,51 +57,9 @@ async function main(): Promise<void> {
     );
   });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-push-'));
-  const procs: Proc[] = [];
+  const sys = await startSystem(dir, { logLevel: 'warn' });
   try {
-    const port = await freePort();
-    const server = new Proc(
-      [
-        'server',
-        '--data',
-        path.join(dir, 'server'),
-        '--port',
-        String(port),
-        '--local-source-root',
-        path.join(dir, 'repos'),
-      ],
-      { LENIX_LOG_LEVEL: 'warn' },
-    );
-    procs.push(server);
-    const url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
-    const admin = (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim();
-    const api = new ApiClient(url, admin);
-    const env = { LENIX_CONFIG: path.join(dir, 'none.json'), LENIX_SERVER: url, LENIX_TOKEN: admin };
-    const cli = async (...a: string[]) => {
-      const r = await lenix(a, env);
-      if (r.code !== 0) throw new Error(`lenix ${a.join(' ')}: ${r.stderr}`);
-      return r;
-    };
-    const token = async (name: string, scope: string) =>
-      (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: [scope] })).token;
-    const keysDir = path.join(dir, 'keys');
-    await generateKey(keysDir, 'bench-key', 'ed25519');
-    for (const [role, scope, extra] of [
-      ['node', 'agent:build', ['--work', path.join(dir, 'node-work')]],
-      ['tester', 'agent:test', ['--work', path.join(dir, 'tester-work')]],
-      ['signer', 'agent:sign', ['--keys', keysDir, '--work', path.join(dir, 'signer-work')]],
-    ] as const) {
-      const p = new Proc([role, '--server', url, '--token', await token(role, scope), ...extra], {
-        ...env,
-        LENIX_LOG_LEVEL: 'info',
-      });
-      procs.push(p);
-      await p.waitFor(/"msg":"registered"/);
-    }
-    await until(
-      'the signing key',
-      async () => (await api.json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey,
-    );
+    const { url, api, env, cli } = sys;
     await cli('target', 'create', 'lx9', '--build-repo', 'lx9-build', '--arch', 'x86_64', '--dist', '.lx9');
     await cli('repo', 'create', 'live', '--arch', 'x86_64', '--follow', 'lx9', '--auto-release');
     const spec = (v: string) =>
@@ -224,7 +181,7 @@ async function main(): Promise<void> {
         `| ${names[i]} | ${(r.mean * 1000).toFixed(1)} | ${(r.stddev * 1000).toFixed(1)} | ${(r.mean / base).toFixed(2)} |`,
       );
   } finally {
-    for (const p of procs.reverse()) await p.stop('SIGTERM');
+    await sys.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -5,11 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { ApiClient } from '../src/client/http.js';
-import { LenixClient } from '../src/client/lenix.js';
+import type { ApiClient } from '../src/client/http.js';
+import type { LenixClient } from '../src/client/lenix.js';
 import { hubSignature } from '../src/core/push-signature.js';
-import { generateKey } from '../src/crypto/gpg.js';
-import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.js';
+import { gitRepo, specWith, until } from './support/cli.js';
+import { type System, startSystem } from './support/system.js';
 import { DnfClient } from './support/dnf.js';
 
 const run = promisify(execFile);
@@ -23,16 +23,13 @@ type Release = { id: number; repoId: number; state: string; builds: number[]; cr
  */
 describe('push: commit to installable', { timeout: 600_000 }, () => {
   let dir: string;
+  let sys: System;
   let url: string;
   let api: ApiClient;
   let lx: LenixClient;
-  let admin: string;
-  const procs: Proc[] = [];
-  const env = () => ({ LENIX_CONFIG: path.join(dir, 'none.json'), LENIX_SERVER: url, LENIX_TOKEN: admin });
-  const cli = (...args: string[]) => lenix(args, env());
   const bare = () => path.join(dir, 'repos', 'pushed.git');
   const work = () => path.join(dir, 'work');
-  const git = (...args: string[]) => run('git', args, { cwd: work(), env: { ...process.env, ...env() } });
+  const git = (...args: string[]) => run('git', args, { cwd: work(), env: { ...process.env, ...sys.env } });
   const spec = () => specWith('pushed', 'echo build').replace('Release: 1', 'Release: 1%{?dist}');
   const builds = async () => (await api.json<{ builds: Build[] }>('GET', '/api/v1/builds?source=pushed')).builds;
   const commitVersion = async (version: string) => {
@@ -42,45 +39,10 @@ describe('push: commit to installable', { timeout: 600_000 }, () => {
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-push-'));
-    const port = await freePort();
-    const server = new Proc(
-      [
-        'server',
-        '--data',
-        path.join(dir, 'server'),
-        '--port',
-        String(port),
-        '--local-source-root',
-        path.join(dir, 'repos'),
-      ],
-      {},
-    );
-    procs.push(server);
-    url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
-    admin = (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim();
-    api = new ApiClient(url, admin);
-    lx = new LenixClient(api);
-    const token = async (name: string, scope: string) =>
-      (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name, scopes: [scope] })).token;
-    const keysDir = path.join(dir, 'keys');
-    await generateKey(keysDir, 'push-key', 'ed25519');
-    const agent = async (role: string, scope: string, extra: string[]) => {
-      const p = new Proc([role, '--server', url, '--token', await token(role, scope), ...extra], {
-        LENIX_CONFIG: path.join(dir, 'none.json'),
-      });
-      procs.push(p);
-      await p.waitFor(/"msg":"registered"/);
-    };
-    await Promise.all([
-      agent('node', 'agent:build', ['--work', path.join(dir, 'node-work')]),
-      agent('tester', 'agent:test', ['--work', path.join(dir, 'tester-work')]),
-      agent('signer', 'agent:sign', ['--keys', keysDir, '--work', path.join(dir, 'signer-work')]),
-    ]);
-    await until('the signing key', async () => (await lx.keys.list()).signingKey);
-    const ok = async (r: Promise<{ code: number; stderr: string }>) =>
-      assert.equal((await r).code, 0, (await r).stderr);
-    await ok(cli('target', 'create', 'lx9', '--build-repo', 'lx9-build', '--arch', 'x86_64', '--dist', '.lx9'));
-    await ok(cli('repo', 'create', 'live', '--arch', 'x86_64', '--follow', 'lx9', '--auto-release'));
+    sys = await startSystem(dir);
+    ({ url, api, lx } = sys);
+    await sys.cli('target', 'create', 'lx9', '--build-repo', 'lx9-build', '--arch', 'x86_64', '--dist', '.lx9');
+    await sys.cli('repo', 'create', 'live', '--arch', 'x86_64', '--follow', 'lx9', '--auto-release');
     // A bare repository (as a forge holds it) and a working clone that pushes to it.
     await gitRepo(path.join(dir, 'seed'), { 'pushed.spec': spec() });
     await mkdir(path.join(dir, 'repos'), { recursive: true });
@@ -88,12 +50,12 @@ describe('push: commit to installable', { timeout: 600_000 }, () => {
     await run('git', ['clone', '-q', bare(), work()]);
     await git('config', 'user.email', 'dev@example.org');
     await git('config', 'user.name', 'Dev');
-    await ok(cli('source', 'add', 'pushed', bare(), '--target', 'lx9'));
-    await ok(cli('source', 'hook', 'pushed', '--install', bare()));
+    await sys.cli('source', 'add', 'pushed', bare(), '--target', 'lx9');
+    await sys.cli('source', 'hook', 'pushed', '--install', bare());
   });
 
   after(async () => {
-    for (const p of procs.reverse()) await p.stop('SIGTERM');
+    await sys?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
