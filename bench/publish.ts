@@ -240,9 +240,9 @@ async function main(): Promise<void> {
   const installed = (await run('rpm', ['--root', root, '-q', TOKEN])).stdout.trim();
   console.log(`\nPublish: one package into a repository of N (${os.cpus().length} cores, Node ${process.version})\n`);
   console.log(
-    '| N | createrepo_c full (s) | Lenix full metadata (s) | createrepo_c --update (s) | Lenix publish one (s) | ratio |',
+    '| N | createrepo_c full (s) | Lenix full metadata (s) | ratio | createrepo_c --update (s) | Lenix publish one (s) | ratio | then mirror tree (s) |',
   );
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const row of rows) console.log(row);
   console.log(
     `\nmetadata derived once per package at import: ${((deriveS / derived) * 1000).toFixed(2)} ms a package (createrepo_c runs of 200)`,
