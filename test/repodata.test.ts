@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { convert } from 'xmlbuilder2';
-import { writeRepodata } from '../src/release/repodata.js';
+import { MetadataMissing, writeRepodata } from '../src/release/repodata.js';
 import { derivePackageMetadata, type PackageMetadata } from '../src/rpm/package-metadata.js';
 import { buildCorpus } from './support/rpm-corpus.js';
 
@@ -158,7 +158,8 @@ describe('repository metadata from stored per-package entries, against createrep
     const fetchFrom = (seen: string[]) =>
       async function* (keys: readonly { sha256: string; file: string }[]) {
         seen.push(...keys.map((k) => k.file));
-        yield keys.map((k) => entries.find((e) => e.sha256 === k.sha256)!);
+        // Like the store: a package without stored entries is left out of what is read.
+        yield entries.filter((e) => keys.some((k) => k.sha256 === e.sha256));
       };
     // Snapshot 2: one package removed. Snapshot 3: it comes back. Each from its predecessor's cache.
     const [dropped, ...rest] = entries;
@@ -220,6 +221,20 @@ describe('repository metadata from stored per-package entries, against createrep
     }
     const generations = new Set((await readdir(path.join(dir, 'logs'))).map((f) => f.split('-')[0]));
     assert.ok(generations.size <= 2, `at most two log generations are kept (${[...generations].join(', ')})`);
+
+    // A package whose entries were never stored (published before they were derived) is named, not skipped.
+    await assert.rejects(
+      writeRepodata({
+        dir: path.join(dir, 'missing'),
+        packages: [...entries, { sha256: 'f'.repeat(64), file: 'never-derived-1-1.noarch.rpm' }],
+        previous: null,
+        logDir: path.join(dir, 'logs-missing'),
+        fetch: fetchFrom([]),
+        updateinfo: null,
+        now: 1_796_000_006,
+      }),
+      (err: Error) => err instanceof MetadataMissing && /1 of \d+ packages have no stored metadata/.test(err.message),
+    );
 
     // A cache from another boot (its plain files were never synced) is not trusted.
     const index = path.join(dir, 'three', '.cache', 'index.json');
