@@ -248,7 +248,11 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
 
   test('a flipped byte in an RPM on a mirror makes dnf refuse it', async () => {
     const pkgDir = path.join(dir, 'server', 'repos', 'r1', 'mirror', 'x86_64', 'Packages');
-    const file = path.join(pkgDir, (await readdir(pkgDir)).find((f) => f.startsWith('gated-'))!);
+    // The mirror tree follows a publish: wait for the package to be in it.
+    const name = await until('gated in the mirror tree', async () =>
+      (await readdir(pkgDir).catch(() => [] as string[])).find((f) => f.startsWith('gated-')),
+    );
+    const file = path.join(pkgDir, name);
     const bytes = await readFile(file);
     flip(bytes);
     await writeFile(file, bytes);

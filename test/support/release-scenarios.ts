@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { gitRepo, specWith } from './cli.js';
+import { gitRepo, specWith, until } from './cli.js';
 import type { DnfClient } from './dnf.js';
 import { osvErrors } from './schemas.js';
 import { flip, type Release, type ReleaseContext } from './release-context.js';
@@ -18,7 +18,9 @@ const run = promisify(execFile);
 export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
   const repoDir = path.join(ctx.dir, 'server', 'repos', 'r1');
   const pkgDir = path.join(repoDir, 'mirror', 'x86_64', 'Packages');
-  const name = (await readdir(pkgDir)).find((f) => f.startsWith('gated-'))!;
+  const name = await until('gated in the mirror tree', async () =>
+    (await readdir(pkgDir).catch(() => [] as string[])).find((f) => f.startsWith('gated-')),
+  );
   const file = path.join(pkgDir, name);
   const digest = async (f: string) =>
     createHash('sha256')
@@ -124,12 +126,14 @@ export async function copiesScenario(ctx: ReleaseContext): Promise<void> {
   assert.equal(again.code, 0, again.stderr);
   const rel = JSON.parse(again.stdout) as Release;
   assert.equal(rel.state, 'published');
-  assert.equal((await stat(file)).mtimeMs, mirrorBefore.mtimeMs, 'an unchanged package is not copied again');
-  assert.equal(
-    (await readFile(path.join(repoDir, 'mirror', '.snapshot'), 'utf8')).trim(),
-    String(rel.snapshot),
-    'the mirror tree shows the new snapshot',
+  // The mirror tree follows the publish (after the release is published): wait until it shows the new snapshot.
+  await until(
+    'the mirror tree to show the new snapshot',
+    async () =>
+      (await readFile(path.join(repoDir, 'mirror', '.snapshot'), 'utf8').catch(() => '')).trim() ===
+      String(rel.snapshot),
   );
+  assert.equal((await stat(file)).mtimeMs, mirrorBefore.mtimeMs, 'an unchanged package is not copied again');
   assert.deepEqual(
     await readFile(path.join(repoDir, 'mirror', 'x86_64', 'repodata', 'repomd.xml')),
     await readFile(path.join(repoDir, 'current', 'x86_64', 'repodata', 'repomd.xml')),
