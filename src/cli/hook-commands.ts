@@ -1,4 +1,4 @@
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { LenixError } from '../core/errors.js';
@@ -22,7 +22,11 @@ export function addHookCommands(p: Command, source: Command): void {
       const r = await api.sources.hookSecret(name);
       const url = `${api.base}${r.url}`;
       if (o.install) {
-        const hooks = path.join(path.resolve(o.install), 'hooks');
+        // A bare repository keeps its hooks at its top; a working one under .git/.
+        const gitDir = path.resolve(o.install);
+        const dotGit = path.join(gitDir, '.git');
+        const hooks = path.join((await stat(dotGit).catch(() => null))?.isDirectory() ? dotGit : gitDir, 'hooks');
+        await mkdir(hooks, { recursive: true });
         const secretFile = path.join(hooks, 'lenix-hook-secret');
         await writeFile(secretFile, `${r.secret}\n`, { mode: 0o600 });
         await chmod(secretFile, 0o600);
