@@ -76,7 +76,8 @@ export function addHookCommands(p: Command, source: Command): void {
 }
 
 function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
+  const inner = s.replaceAll("'", "'\\''"); // close the quote, an escaped quote, open again
+  return `'${inner}'`;
 }
 
 async function readStdin(): Promise<string> {
