@@ -78,7 +78,11 @@ wait "$lint_pid"; rc=$?
 out=$(cat "$W/rpmlint.out")
 echo "$out"
 errors=$(echo "$out" | grep -cE ': E: ' || true); warnings=$(echo "$out" | grep -cE ': W: ' || true)
-if [ "$errors" -gt 0 ]; then result rpmlint failed "$errors errors, $warnings warnings";
+# rpmlint ran beside the package's own code: a run that did not reach its summary (killed, crashed) is a failure,
+# never a pass with no errors counted.
+if ! echo "$out" | grep -qE '[0-9]+ packages and [0-9]+ specfiles checked'; then
+  result rpmlint failed "rpmlint did not finish (exit $rc)";
+elif [ "$errors" -gt 0 ]; then result rpmlint failed "$errors errors, $warnings warnings";
 else result rpmlint passed "0 errors, $warnings warnings"; fi
 `;
 }
