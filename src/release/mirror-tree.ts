@@ -29,8 +29,8 @@ export async function syncMirrorTree(o: {
 }): Promise<{ copied: number; removed: number }> {
   const root = path.join(o.repoDir, MIRROR_DIR);
   const source = path.join(o.repoDir, 'snapshots', String(o.snapshot.id));
-  const markerId = Number((await readFile(path.join(root, MARKER), 'utf8').catch(() => '')).trim());
-  const previous = Number.isInteger(markerId) && markerId > 0 ? await o.previous(markerId) : null;
+  const markerId = await mirroredSnapshot(o.repoDir);
+  const previous = markerId === null ? null : await o.previous(markerId);
   let copied = 0;
   let removed = 0;
   for (const arch of o.arches) {

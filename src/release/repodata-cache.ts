@@ -144,15 +144,8 @@ export class PlainLogs {
   }
 
   /** [from, from + length) of a log, in pieces of at most 4 MiB. */
-  async *read(kind: MetadataKind, from: number, length: number): AsyncGenerator<Buffer> {
-    for (let done = 0; done < length; ) {
-      const want = Math.min(4 * 1024 * 1024, length - done);
-      const buf = Buffer.allocUnsafe(want);
-      const { bytesRead } = await this.handles[kind].read(buf, 0, want, from + done);
-      if (bytesRead !== want) throw new Error(`plain log ${kind} is shorter than its index says`);
-      yield buf;
-      done += want;
-    }
+  read(kind: MetadataKind, from: number, length: number): AsyncGenerator<Buffer> {
+    return readPieces(this.handles[kind], from, from + length, `plain log ${kind}`);
   }
 
   async close(): Promise<void> {
@@ -172,15 +165,19 @@ export class PlainLogs {
 export async function* readRange(file: string, from: number, to: number): AsyncGenerator<Buffer> {
   const h = await open(file, 'r');
   try {
-    for (let at = from; at < to; ) {
-      const want = Math.min(4 * 1024 * 1024, to - at);
-      const buf = Buffer.allocUnsafe(want);
-      const { bytesRead } = await h.read(buf, 0, want, at);
-      if (bytesRead !== want) throw new Error(`${file} is shorter than its index says`);
-      yield buf;
-      at += want;
-    }
+    yield* readPieces(h, from, to, file);
   } finally {
     await h.close();
+  }
+}
+
+async function* readPieces(h: FileHandle, from: number, to: number, what: string): AsyncGenerator<Buffer> {
+  for (let at = from; at < to; ) {
+    const want = Math.min(4 * 1024 * 1024, to - at);
+    const buf = Buffer.allocUnsafe(want);
+    const { bytesRead } = await h.read(buf, 0, want, at);
+    if (bytesRead !== want) throw new Error(`${what} is shorter than its index says`);
+    yield buf;
+    at += want;
   }
 }
