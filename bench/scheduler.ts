@@ -16,6 +16,7 @@ import { openDatabase, type DatabaseConfig } from '../src/store/dialect.js';
 import { migrateToLatest } from '../src/store/migrate.js';
 import { Store } from '../src/store/store.js';
 import { freePort } from '../test/support/cli.js';
+import { ApiClient } from '../src/client/http.js';
 import { startPostgres } from '../test/support/postgres.js';
 
 const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
@@ -102,15 +103,9 @@ async function seed(cfg: DatabaseConfig): Promise<{ tokens: string[]; seconds: n
   return { tokens, seconds: (performance.now() - t0) / 1000 };
 }
 
-async function post(base: string, token: string, url: string, body: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${base}${url}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (res.status >= 400) throw new Error(`${url}: HTTP ${res.status} ${text}`);
-  return { status: res.status, json: text ? JSON.parse(text) : null };
+/** Agents speak through the client real agents use (src/client/http.ts: node:http with keep-alive). */
+interface LeaseAnswer {
+  lease: { id: number; fencingToken: number };
 }
 
 async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
@@ -145,26 +140,30 @@ async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
     const t0 = performance.now();
     await Promise.all(
       tokens.map(async (token, i) => {
-        const { json: reg } = await post(base, token, '/api/v1/agent/register', {
+        const api = new ApiClient(base, token);
+        const reg = await api.json<{ agentId: number }>('POST', '/api/v1/agent/register', {
           name: `agent-${i}`,
           role: 'build',
           arches: ['x86_64', 'noarch', 'src'],
         });
         for (;;) {
           let t = performance.now();
-          const got = await post(base, token, '/api/v1/agent/lease', { agentId: reg.agentId, waitMs: 0 });
+          const got = await api.json<LeaseAnswer | null>('POST', '/api/v1/agent/lease', {
+            agentId: reg.agentId,
+            waitMs: 0,
+          });
           leases.push(performance.now() - t);
-          if (got.status === 204) {
+          if (got === null) {
             empty++;
             return;
           }
-          const { id, fencingToken } = got.json.lease;
+          const { id, fencingToken } = got.lease;
           t = performance.now();
-          await post(base, token, `/api/v1/agent/leases/${id}/heartbeat`, { fencingToken });
+          await api.json('POST', `/api/v1/agent/leases/${id}/heartbeat`, { fencingToken });
           beats.push(performance.now() - t);
           t = performance.now();
           // A deterministic failure ends the task without artifacts: the full completion path minus fan-out.
-          await post(base, token, `/api/v1/agent/leases/${id}/complete`, {
+          await api.json('POST', `/api/v1/agent/leases/${id}/complete`, {
             fencingToken,
             outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'benchmark' },
           });

@@ -40,7 +40,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'server' } });
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   const dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));
-  const { db, dialect } = openDatabase(dbConfig);
+  const { db, dialect, checkpointer } = openDatabase(dbConfig, { checkpointInBackground: true });
   await migrateToLatest(db, dialect);
   const store = new Store(db, dialect);
   const blobs = new FsBlobStore(path.join(opts.dataDir, 'blobs'));
@@ -113,6 +113,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await services.releases.publisher.tick();
       await watcher.stop();
       await app.close();
+      await checkpointer?.stop();
       await store.close();
     },
   };

@@ -2,6 +2,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
+import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -13,6 +14,13 @@ export type DatabaseConfig =
 export interface OpenDatabase {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** SQLite opened with `checkpointInBackground`: stop it before closing the database. */
+  readonly checkpointer?: WalCheckpointer;
+}
+
+export interface OpenOptions {
+  /** A long-running server: SQLite's WAL checkpoints run in a worker thread (wal-checkpointer.ts). */
+  readonly checkpointInBackground?: boolean;
 }
 
 /** `postgres://...` or `postgresql://...` is PostgreSQL; anything else is a SQLite file path. */
@@ -45,7 +53,7 @@ function cachingPrepare(handle: SQLite.Database, max = 512): SqliteDatabase {
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
 
-export function openDatabase(config: DatabaseConfig): OpenDatabase {
+export function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): OpenDatabase {
   if (config.dialect === 'sqlite') {
     const handle = new SQLite(config.file);
     // WAL lets readers run beside the writer. synchronous=NORMAL (SQLite's recommendation for WAL): a
@@ -54,13 +62,13 @@ export function openDatabase(config: DatabaseConfig): OpenDatabase {
     // blobs are fsynced before they are recorded). LENIX_SQLITE_SYNC=FULL fsyncs every commit (about half
     // the throughput; docs/benchmarks.md).
     handle.pragma('journal_mode = WAL');
-    handle.pragma(`synchronous = ${process.env['LENIX_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL'}`);
+    const synchronous = process.env['LENIX_SQLITE_SYNC'] === 'FULL' ? 'FULL' : 'NORMAL';
+    handle.pragma(`synchronous = ${synchronous}`);
     handle.pragma('foreign_keys = ON');
     handle.pragma('busy_timeout = 5000');
-    return {
-      db: new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(handle) }) }),
-      dialect: 'sqlite',
-    };
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(handle) }) });
+    if (!opts.checkpointInBackground || config.file === ':memory:') return { db, dialect: 'sqlite' };
+    return { db, dialect: 'sqlite', checkpointer: startWalCheckpointer(handle, { file: config.file, synchronous }) };
   }
   // Times and offsets are bigint columns; they stay far below 2^53, so parse them as numbers
   // (per pool, not by mutating pg's global type table).
