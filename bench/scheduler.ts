@@ -5,7 +5,8 @@
  *
  *   npm run build && node dist/bench/scheduler.js [--tasks 10000] [--agents 100] [--only sqlite|postgres]
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +21,7 @@ import { ApiClient } from '../src/client/http.js';
 import { startPostgres } from '../test/support/postgres.js';
 
 const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
+const FLOOR = fileURLToPath(new URL('./queue-floor-server.js', import.meta.url));
 
 const { values: args } = parseArgs({
   options: {
@@ -27,11 +29,13 @@ const { values: args } = parseArgs({
     agents: { type: 'string', default: '100' },
     sources: { type: 'string', default: '20' },
     only: { type: 'string' },
+    paced: { type: 'string', default: '200' },
   },
 });
 const TASKS = Number(args.tasks);
 const AGENTS = Number(args.agents);
 const SOURCES = Number(args.sources);
+const PACED = Number(args.paced);
 
 interface Result {
   dialect: string;
@@ -108,7 +112,97 @@ interface LeaseAnswer {
   lease: { id: number; fencingToken: number };
 }
 
-async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
+/** Start a server process and wait until it listens. */
+async function serve(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildProcess> {
+  const server = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
+  await new Promise<void>((resolve, reject) => {
+    server.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
+    server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+  });
+  return server;
+}
+
+/**
+ * 100 agents (one client each, as agents run) lease, heartbeat and complete until the queue is empty — or,
+ * paced, start `pace.perSecond` cycles a second between them (each agent every AGENTS / perSecond seconds) for
+ * `pace.cycles` cycles: lease latency under a given load rather than at saturation, where every request waits
+ * behind the 99 others (Little's law: 100 agents at C cycles/s wait ~100 / 3C s a call).
+ */
+async function drive(
+  base: string,
+  tokens: string[],
+  label: string,
+  pace?: { perSecond: number; cycles: number },
+): Promise<Result> {
+  const leases: number[] = [];
+  const beats: number[] = [];
+  const completes: number[] = [];
+  let empty = 0;
+  let done = 0;
+  let started = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    tokens.map(async (token, i) => {
+      const api = new ApiClient(base, token);
+      const reg = await api.json<{ agentId: number }>('POST', '/api/v1/agent/register', {
+        name: `agent-${i}`,
+        role: 'build',
+        arches: ['x86_64', 'noarch', 'src'],
+      });
+      const every = pace ? (tokens.length / pace.perSecond) * 1000 : 0;
+      let next = t0 + (every * i) / tokens.length;
+      for (;;) {
+        if (pace) {
+          if (started >= pace.cycles) return;
+          started++;
+          // Pacing the load generator, not waiting for the server: the next cycle starts on its schedule.
+          const wait = next - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          next += every;
+        }
+        let t = performance.now();
+        const got = await api.json<LeaseAnswer | null>('POST', '/api/v1/agent/lease', {
+          agentId: reg.agentId,
+          waitMs: 0,
+        });
+        leases.push(performance.now() - t);
+        if (got === null) {
+          empty++;
+          return;
+        }
+        const { id, fencingToken } = got.lease;
+        t = performance.now();
+        await api.json('POST', `/api/v1/agent/leases/${id}/heartbeat`, { fencingToken });
+        beats.push(performance.now() - t);
+        t = performance.now();
+        // A deterministic failure ends the task without artifacts: the full completion path minus fan-out.
+        await api.json('POST', `/api/v1/agent/leases/${id}/complete`, {
+          fencingToken,
+          outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'benchmark' },
+        });
+        completes.push(performance.now() - t);
+        done++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const expected = pace?.cycles ?? TASKS;
+  if (done !== expected) throw new Error(`${label}: completed ${done} of ${expected} tasks`);
+  return {
+    dialect: pace ? `${label}, paced at ${pace.perSecond}/s` : label,
+    tasks: TASKS,
+    agents: tokens.length,
+    seedSeconds: 0,
+    seconds,
+    perSecond: done / seconds,
+    lease: stats(leases),
+    heartbeat: stats(beats),
+    complete: stats(completes),
+    emptyLeases: empty,
+  };
+}
+
+async function runOne(dialect: 'sqlite' | 'postgres', pace?: { perSecond: number; cycles: number }): Promise<Result> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-'));
   const pg = dialect === 'postgres' ? await startPostgres() : null;
   try {
@@ -119,77 +213,39 @@ async function runOne(dialect: 'sqlite' | 'postgres'): Promise<Result> {
     const prof = process.env['LENIX_BENCH_PROFILE']
       ? ['--cpu-prof', '--cpu-prof-dir', process.env['LENIX_BENCH_PROFILE']]
       : [];
-    const server = spawn(
-      process.execPath,
-      [...prof, BIN, 'server', '--data', dir, '--port', String(port), '--database', dbUrl],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, LENIX_LOG_LEVEL: 'warn' },
-      },
-    );
-    await new Promise<void>((resolve, reject) => {
-      server.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
-      server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+    const server = await serve([...prof, BIN, 'server', '--data', dir, '--port', String(port), '--database', dbUrl], {
+      ...process.env,
+      LENIX_LOG_LEVEL: 'warn',
     });
-    const base = `http://127.0.0.1:${port}`;
-    const leases: number[] = [];
-    const beats: number[] = [];
-    const completes: number[] = [];
-    let empty = 0;
-    let done = 0;
-    const t0 = performance.now();
-    await Promise.all(
-      tokens.map(async (token, i) => {
-        const api = new ApiClient(base, token);
-        const reg = await api.json<{ agentId: number }>('POST', '/api/v1/agent/register', {
-          name: `agent-${i}`,
-          role: 'build',
-          arches: ['x86_64', 'noarch', 'src'],
-        });
-        for (;;) {
-          let t = performance.now();
-          const got = await api.json<LeaseAnswer | null>('POST', '/api/v1/agent/lease', {
-            agentId: reg.agentId,
-            waitMs: 0,
-          });
-          leases.push(performance.now() - t);
-          if (got === null) {
-            empty++;
-            return;
-          }
-          const { id, fencingToken } = got.lease;
-          t = performance.now();
-          await api.json('POST', `/api/v1/agent/leases/${id}/heartbeat`, { fencingToken });
-          beats.push(performance.now() - t);
-          t = performance.now();
-          // A deterministic failure ends the task without artifacts: the full completion path minus fan-out.
-          await api.json('POST', `/api/v1/agent/leases/${id}/complete`, {
-            fencingToken,
-            outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'benchmark' },
-          });
-          completes.push(performance.now() - t);
-          done++;
-        }
-      }),
-    );
-    const seconds = (performance.now() - t0) / 1000;
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
-    if (done !== TASKS) throw new Error(`completed ${done} of ${TASKS} tasks`);
-    return {
-      dialect,
-      tasks: TASKS,
-      agents: AGENTS,
-      seedSeconds,
-      seconds,
-      perSecond: done / seconds,
-      lease: stats(leases),
-      heartbeat: stats(beats),
-      complete: stats(completes),
-      emptyLeases: empty,
-    };
+    try {
+      return { ...(await drive(`http://127.0.0.1:${port}`, tokens, dialect, pace)), seedSeconds };
+    } finally {
+      server.kill('SIGTERM');
+      await once(server, 'exit');
+    }
   } finally {
     await pg?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The same agents against bench/queue-floor-server.ts: what HTTP + SQLite cost on this machine. */
+async function runFloor(): Promise<Result> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-floor-'));
+  try {
+    const port = await freePort();
+    const server = await serve([FLOOR, path.join(dir, 'floor.db'), String(port), String(TASKS)]);
+    try {
+      return await drive(
+        `http://127.0.0.1:${port}`,
+        Array.from({ length: AGENTS }, () => 'x'),
+        'floor (HTTP + SQLite only)',
+      );
+    } finally {
+      server.kill('SIGTERM');
+      await once(server, 'exit');
+    }
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -200,6 +256,11 @@ for (const d of ['sqlite', 'postgres'] as const) {
   if (args.only && args.only !== d) continue;
   process.stderr.write(`running ${d}: ${TASKS} tasks, ${AGENTS} agents…\n`);
   results.push(await runOne(d));
+}
+if (!args.only || args.only === 'sqlite') {
+  process.stderr.write(`running the floor server, then sqlite paced at ${PACED}/s…\n`);
+  results.push(await runFloor());
+  results.push(await runOne('sqlite', { perSecond: PACED, cycles: Math.min(TASKS, PACED * 15) }));
 }
 console.log(
   `\nScheduler under load: ${TASKS} queued tasks, ${AGENTS} agents over HTTP on loopback (${os.cpus().length} cores, Node ${process.version})\n`,
@@ -213,6 +274,11 @@ for (const r of results) {
     `| ${r.dialect} | ${fmt(r.lease.p50)} | ${fmt(r.lease.p99)} | ${fmt(r.heartbeat.p99)} | ${fmt(r.complete.p99)} | ${Math.round(r.perSecond)} | ${fmt(r.seconds)} |`,
   );
 }
-if (results.length === 2)
-  console.log(`\nSQLite / PostgreSQL throughput ratio: ${(results[0]!.perSecond / results[1]!.perSecond).toFixed(2)}`);
+const sqlite = results.find((r) => r.dialect === 'sqlite');
+const floor = results.find((r) => r.dialect.startsWith('floor'));
+const postgres = results.find((r) => r.dialect === 'postgres');
+if (sqlite && postgres)
+  console.log(`\nSQLite / PostgreSQL throughput ratio: ${(sqlite.perSecond / postgres.perSecond).toFixed(2)}`);
+if (sqlite && floor)
+  console.log(`Lenix on SQLite / floor server throughput ratio: ${(sqlite.perSecond / floor.perSecond).toFixed(2)}`);
 console.log(`\n${JSON.stringify(results)}`);
