@@ -201,6 +201,11 @@ export const ERROR_CODES = {
     doc: 'No unprivileged identity for sandboxes: running as root without the `lenix-build` user (the bootstrap creates it), or without user namespaces.',
   },
   INTERNAL: { status: 500, exit: 7, doc: 'An unexpected server error; the log has the details.' },
+  BLOB_STORE_UNAVAILABLE: {
+    status: 503,
+    exit: 7,
+    doc: 'The object store (S3) refused or did not answer a request; nothing was recorded.',
+  },
   UNAVAILABLE: { status: 503, exit: 7, doc: 'The server could not be reached or is shutting down.' },
 } as const satisfies Record<string, { status: number; exit: number; doc: string }>;
 

@@ -10,7 +10,8 @@ import { fsyncDir, sha256File } from './durable.js';
 /**
  * The port: content-addressed bytes. Every user (the agents' uploads, the publisher, fsck, the ledger's
  * manifests, blob GC) goes through it, so a second backend (an S3-compatible object store) drops in behind
- * the same shared suite (test/support/blob-store-suite.ts). Implementations: the folder store below.
+ * the same shared suite (test/support/blob-store-suite.ts). Implementations: the folder store below, and an
+ * S3-compatible object store (s3-blob-store.ts).
  */
 export interface BlobStore {
   /** Ready the store (folders, buckets); idempotent. */
@@ -176,6 +177,13 @@ export class FsBlobStore implements BlobStore {
       removed.push(sha);
     }
     return removed;
+  }
+
+  /** Remove one blob (a cache's eviction; the collector decides for the store itself). */
+  async remove(sha256: Sha256): Promise<void> {
+    parseSha256(sha256);
+    this.verified.delete(sha256);
+    await unlink(this.pathOf(sha256)).catch(() => undefined);
   }
 
   async clearTmp(): Promise<void> {
