@@ -8,11 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_cmds=(rpmbuild rpmspec createrepo_c modifyrepo_c dnf bwrap rpmlint gpg git gcc make prlimit tar)
-# `--test`: also what only the test suite uses (OpenSCAP for the OVAL checks, Chromium for the browser tests).
+# `--test`: also what only the test suite uses (OpenSCAP for the OVAL checks, Chromium for the browser tests,
+# Ceph's radosgw on a one-host cluster as the real S3 service behind the S3 blob store's tests).
 test_pkgs_deb=(); test_pkgs_el=()
 if [ "${1:-}" = "--test" ]; then
-  need_cmds+=(oscap chromium)
-  test_pkgs_deb=(openscap-scanner chromium); test_pkgs_el=(openscap-scanner chromium)
+  need_cmds+=(oscap chromium radosgw ceph-mon ceph-osd monmaptool)
+  test_pkgs_deb=(openscap-scanner chromium radosgw ceph-mon ceph-osd ceph-common)
+  # EL9: Ceph comes from the CentOS Storage SIG (centos-release-ceph-reef, in extras).
+  test_pkgs_el=(openscap-scanner chromium ceph-radosgw ceph-mon ceph-osd ceph-common)
 fi
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
@@ -32,6 +35,7 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$pg_ok" -eq 0 ]; then
       rpm createrepo-c dnf bubblewrap rpmlint gnupg git postgresql gcc make util-linux tar ca-certificates \
       "${test_pkgs_deb[@]}"
   elif command -v dnf >/dev/null 2>&1; then
+    if [ "${#test_pkgs_el[@]}" -gt 0 ]; then "${sudo_cmd[@]}" dnf install -y centos-release-ceph-reef || true; fi
     "${sudo_cmd[@]}" dnf install -y rpm-build rpm-sign createrepo_c dnf bubblewrap rpmlint gnupg2 git \
       postgresql-server gcc make util-linux tar "${test_pkgs_el[@]}"   # chromium comes from EPEL on EL9
   else
