@@ -10,18 +10,25 @@ export function addFsckCommand(p: Command, state: { code: number }): void {
     )
     .option('--data <dir>', "the server's data folder", './lenix-data/server')
     .option('--database <url>', 'postgres://… when the server runs on PostgreSQL (default SQLite at DATA/lenix.db)')
+    .option('--blobs <url>', "the server's --blobs (s3://… or a folder; default DATA/blobs)")
     .option('--repair', 'restore bad or missing copies from good ones', false)
     .option('--json', 'print JSON')
-    .action(async (o: { data: string; database?: string; repair: boolean; json?: boolean }) => {
+    .action(async (o: { data: string; database?: string; blobs?: string; repair: boolean; json?: boolean }) => {
       const data = path.resolve(o.data);
-      const [{ fsck }, { FsBlobStore }, { openDatabase, parseDatabaseUrl }, { migrateToLatest }, { ReleaseStore }] =
-        await Promise.all([
-          import('../release/fsck.js'),
-          import('../store/blob-store.js'),
-          import('../store/dialect.js'),
-          import('../store/migrate.js'),
-          import('../store/release-store.js'),
-        ]);
+      const [
+        { fsck },
+        { openBlobStore, parseBlobStore },
+        { openDatabase, parseDatabaseUrl },
+        { migrateToLatest },
+        { ReleaseStore },
+      ] = await Promise.all([
+        import('../release/fsck.js'),
+        import('../store/blob-config.js'),
+        import('../store/dialect.js'),
+        import('../store/migrate.js'),
+        import('../store/release-store.js'),
+      ]);
+      const blobs = await openBlobStore(parseBlobStore(o.blobs ?? process.env['LENIX_BLOBS'], data));
       const { db, dialect } = openDatabase(
         parseDatabaseUrl(o.database ?? process.env['LENIX_DATABASE'] ?? path.join(data, 'lenix.db')),
       );
@@ -29,7 +36,7 @@ export function addFsckCommand(p: Command, state: { code: number }): void {
         await migrateToLatest(db, dialect);
         const report = await fsck(
           {
-            blobs: new FsBlobStore(path.join(data, 'blobs')),
+            blobs,
             releases: new ReleaseStore(db),
             reposDir: path.join(data, 'repos'),
           },
@@ -46,6 +53,7 @@ export function addFsckCommand(p: Command, state: { code: number }): void {
         );
       } finally {
         await db.destroy();
+        blobs.close?.();
       }
     });
 }

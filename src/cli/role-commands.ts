@@ -44,6 +44,10 @@ export function addRoleCommands(p: Command): void {
     .description('run the Master Service API')
     .option('--data <dir>', 'data folder (database, blobs, git mirrors)', './lenix-data/server')
     .option('--database <url>', 'postgres://… for PostgreSQL; default SQLite at DATA/lenix.db')
+    .option(
+      '--blobs <url>',
+      's3://BUCKET[/PREFIX]?endpoint=URL for an S3 store (keys from LENIX_S3_ACCESS_KEY_ID/LENIX_S3_SECRET_ACCESS_KEY), or a folder; default DATA/blobs',
+    )
     .option('--host <host>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'listen port', '8080')
     .option('--arch <arch>', "target architecture (repeatable; default: this host's)", collect)
@@ -78,6 +82,7 @@ export function addRoleCommands(p: Command): void {
       async (o: {
         data: string;
         database?: string;
+        blobs?: string;
         host: string;
         port: string;
         arch?: string[];
@@ -102,6 +107,7 @@ export function addRoleCommands(p: Command): void {
         const server = await startServer({
           dataDir: path.resolve(o.data),
           database: o.database ?? process.env['LENIX_DATABASE'],
+          blobs: o.blobs ?? process.env['LENIX_BLOBS'],
           host: o.host,
           port: Number(o.port),
           arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],

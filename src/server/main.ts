@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
 import { Watcher } from '../intake/watcher.js';
-import { FsBlobStore } from '../store/blob-store.js';
+import { openBlobStore, parseBlobStore } from '../store/blob-config.js';
 import { openDatabase, parseDatabaseUrl } from '../store/dialect.js';
 import { migrateToLatest } from '../store/migrate.js';
 import { ReleaseStore } from '../store/release-store.js';
@@ -18,6 +18,8 @@ import { Notifier } from './notifier.js';
 export interface ServerOptions {
   readonly dataDir: string;
   readonly database?: string | undefined; // postgres://… or a SQLite file; default DATA/lenix.db
+  /** A folder or s3://BUCKET[/PREFIX]?endpoint=URL (blob-config.ts); default DATA/blobs. */
+  readonly blobs?: string | undefined;
   readonly host?: string;
   readonly port?: number;
   readonly arches?: readonly string[];
@@ -43,7 +45,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { db, dialect, checkpointer } = openDatabase(dbConfig, { checkpointInBackground: true });
   await migrateToLatest(db, dialect);
   const store = new Store(db, dialect);
-  const blobs = new FsBlobStore(path.join(opts.dataDir, 'blobs'));
+  const blobs = await openBlobStore(parseBlobStore(opts.blobs, opts.dataDir));
+  await blobs.init();
   await blobs.clearTmp();
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
   const config: ServerConfig = {
@@ -115,6 +118,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await app.close();
       await checkpointer?.stop();
       await store.close();
+      blobs.close?.();
     },
   };
 }

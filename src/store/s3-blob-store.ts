@@ -281,9 +281,13 @@ export class S3BlobStore implements BlobStore {
     return removed;
   }
 
-  /** Abort unfinished multipart uploads under our prefix (a crash mid-upload) and empty the local cache. */
+  /**
+   * Abort multipart uploads under our prefix left unfinished for an hour (a crash mid-upload; younger ones may
+   * be another server's, in progress) and empty this server's cache.
+   */
   async clearTmp(): Promise<void> {
     for (const u of await this.partialUploads()) {
+      if (Date.now() - u.initiated < 3_600_000) continue;
       await this.s3(() =>
         this.client.send(new AbortMultipartUploadCommand({ Bucket: this.cfg.bucket, Key: u.key, UploadId: u.id })),
       );
@@ -295,11 +299,15 @@ export class S3BlobStore implements BlobStore {
   }
 
   /** Unfinished multipart uploads under our prefix. */
-  async partialUploads(): Promise<{ key: string; id: string }[]> {
+  async partialUploads(): Promise<{ key: string; id: string; initiated: number }[]> {
     const r = await this.s3(() =>
       this.client.send(new ListMultipartUploadsCommand({ Bucket: this.cfg.bucket, Prefix: this.prefix })),
     );
-    return (r.Uploads ?? []).map((u) => ({ key: u.Key ?? '', id: u.UploadId ?? '' }));
+    return (r.Uploads ?? []).map((u) => ({
+      key: u.Key ?? '',
+      id: u.UploadId ?? '',
+      initiated: u.Initiated?.getTime() ?? 0,
+    }));
   }
 
   close(): void {
