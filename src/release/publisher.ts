@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -291,6 +292,9 @@ export class Publisher {
           throw new LenixError('SIGNATURE_INVALID', `${rel} signed by ${signer}, expected ${key.fingerprint}`);
         await writeDurably(path.join(tmp, `${rel}.asc`), sig.signature);
       }
+      // A shared blob store (S3) gets every metadata file before the snapshot goes live: any server serves it.
+      if (this.deps.blobs.shared)
+        await this.deps.releases.setSnapshotState(snap.id, 'signing', { files: await this.shareTree(tmp, repo) });
       await syncTree(tmp, CACHE_DIR); // the cache is valid for this boot only: not synced
       await rename(tmp, final);
       await fsyncDir(path.dirname(final));
@@ -304,6 +308,36 @@ export class Publisher {
     // Clients see the new snapshot now; the mirror tree follows (mirrors pull it on their own schedule).
     await this.prune(repo);
     await this.syncMirror(repo, snap);
+  }
+
+  /** Put a snapshot folder's metadata files (ARCH/repodata/*, hidden caches left out) into the blob store. */
+  private async shareTree(dir: string, repo: RepoRecord): Promise<Record<string, string>> {
+    const files: Record<string, string> = {};
+    for (const arch of repo.arches) {
+      const repodata = path.join(dir, arch, 'repodata');
+      for (const name of (await readdir(repodata)).filter((n) => !n.startsWith('.')).sort()) {
+        const { sha256 } = await this.deps.blobs.put(createReadStream(path.join(repodata, name)));
+        files[`${arch}/repodata/${name}`] = sha256;
+      }
+    }
+    return files;
+  }
+
+  /**
+   * Where a snapshot's metadata file ARCH/repodata/NAME is: this server's folder when it wrote the snapshot,
+   * else the shared blob store (the digest the snapshot recorded); null when neither has it.
+   */
+  async metadataFile(
+    repoName: string,
+    snapshotId: number,
+    parts: readonly string[],
+  ): Promise<{ readonly file: string; readonly size: number } | { readonly sha256: string } | null> {
+    const file = path.join(this.repoDir(repoName), 'snapshots', String(snapshotId), ...parts);
+    const st = await stat(file).catch(() => null);
+    if (st?.isFile()) return { file, size: st.size };
+    const snap = await this.deps.releases.getSnapshot(snapshotId);
+    const sha = snap?.files?.[parts.join('/')];
+    return sha ? { sha256: sha } : null;
   }
 
   /** Point `current` at a snapshot: a new symlink renamed over the old one (rename(2) is atomic). */
@@ -346,7 +380,8 @@ export class Publisher {
       snapshotId !== undefined
         ? snaps.find((s) => s.id === snapshotId)
         : snaps.find((s) => repo.currentSnapshotId !== null && s.id < repo.currentSnapshotId);
-    if (!target || !(await exists(path.join(this.repoDir(repo.name), 'snapshots', String(target.id))))) {
+    const here = target && (await exists(path.join(this.repoDir(repo.name), 'snapshots', String(target.id))));
+    if (!target || !(here || target.files)) {
       throw new LenixError(
         'SNAPSHOT_NOT_FOUND',
         `no ready snapshot ${snapshotId ?? 'before the current one'} in ${repo.name}`,

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { LenixError } from '../core/errors.js';
 import type { ArtifactKind, ArtifactRecord } from './records.js';
 import type { Database } from './schema.js';
-import { toArtifact } from './rows.js';
+import { parseJson, toArtifact } from './rows.js';
 
 export interface NewArtifact {
   readonly buildId: number;
@@ -148,6 +148,14 @@ export class ArtifactStore {
     const a = await this.db.selectFrom('artifacts').select('sha256').distinct().execute();
     const l = await this.db.selectFrom('lookaside').select('sha256').execute();
     const i = await this.db.selectFrom('imports').select('sha256').distinct().execute();
-    return new Set([...a, ...l, ...i].map((r) => r.sha256));
+    // Metadata files of snapshots kept in a shared blob store (pruned snapshots are marked failed).
+    const shared = await this.db
+      .selectFrom('snapshots')
+      .select('files')
+      .where('files', 'is not', null)
+      .where('state', '!=', 'failed')
+      .execute();
+    const files = shared.flatMap((r) => Object.values(parseJson<Record<string, string>>(r.files, {})));
+    return new Set([...[...a, ...l, ...i].map((r) => r.sha256), ...files]);
   }
 }

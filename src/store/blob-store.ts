@@ -14,6 +14,11 @@ import { fsyncDir, sha256File } from './durable.js';
  * S3-compatible object store (s3-blob-store.ts).
  */
 export interface BlobStore {
+  /**
+   * Other servers read this store too (S3): what one server publishes must be in it for the others to serve;
+   * a folder store is one machine's.
+   */
+  readonly shared: boolean;
   /** Ready the store (folders, buckets); idempotent. */
   init(): Promise<void>;
   /** Store bytes; when `expected` is given and the bytes hash otherwise, nothing is stored (DIGEST_MISMATCH). */
@@ -47,6 +52,7 @@ export interface BlobStore {
  * renamed into place and the folder fsynced: a blob is either whole under its name or absent.
  */
 export class FsBlobStore implements BlobStore {
+  readonly shared = false;
   /** Blobs whose bytes were hashed, with the file identity they had then (see open). */
   private readonly verified = new Map<string, string>();
 

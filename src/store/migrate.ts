@@ -12,6 +12,7 @@ import * as m0009 from './migrations/0009-token-expiry.js';
 import * as m0010 from './migrations/0010-targets.js';
 import * as m0011 from './migrations/0011-package-metadata.js';
 import * as m0012 from './migrations/0012-push.js';
+import * as m0013 from './migrations/0013-scale-out.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -29,6 +30,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0010-targets': m0010,
   '0011-package-metadata': m0011,
   '0012-push': m0012,
+  '0013-scale-out': m0013,
 };
 
 export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: Dialect): Promise<string[]> {

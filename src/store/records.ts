@@ -262,6 +262,8 @@ export interface SnapshotRecord {
   readonly publishedAt: number | null;
   /** Advisories the snapshot's updateinfo.xml carries (those approved ones become released when it goes live). */
   readonly advisories: readonly string[];
+  /** Its metadata files in the blob store ("ARCH/repodata/NAME" → sha256) when that store is shared; else null. */
+  readonly files: Readonly<Record<string, string>> | null;
 }
 
 export interface TokenRecord {

@@ -65,5 +65,6 @@ export function toSnapshot(
     createdAt: Number(r.created_at),
     publishedAt: num(r.published_at),
     advisories: parse(r.advisories, []),
+    files: parse(r.files, null),
   };
 }

@@ -49,6 +49,7 @@ export class ReleaseStore {
     'created_at',
     'published_at',
     'advisories',
+    'files',
   ] as const;
 
   // ── keys and settings ─────────────────────────────────────────────────────────────────────────────
@@ -289,6 +290,7 @@ export class ReleaseStore {
         created_at: now,
         published_at: null,
         advisories: null,
+        files: null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -304,6 +306,7 @@ export class ReleaseStore {
       createdAt: now,
       publishedAt: null,
       advisories: [],
+      files: null,
     };
   }
 
@@ -333,7 +336,12 @@ export class ReleaseStore {
   async setSnapshotState(
     id: number,
     state: SnapshotState,
-    set: { repomd?: Record<string, string>; publishedAt?: number; advisories?: readonly string[] } = {},
+    set: {
+      repomd?: Record<string, string>;
+      publishedAt?: number;
+      advisories?: readonly string[];
+      files?: Record<string, string>;
+    } = {},
   ): Promise<void> {
     await this.db
       .updateTable('snapshots')
@@ -342,6 +350,7 @@ export class ReleaseStore {
         ...(set.repomd ? { repomd: json(set.repomd) } : {}),
         ...(set.publishedAt ? { published_at: set.publishedAt } : {}),
         ...(set.advisories ? { advisories: json(set.advisories) } : {}),
+        ...(set.files ? { files: json(set.files) } : {}),
       })
       .where('id', '=', id)
       .execute();

@@ -49,6 +49,7 @@ const STORED_AT = 'stored-at';
  * and starts empty at every start.
  */
 export class S3BlobStore implements BlobStore {
+  readonly shared = true;
   private readonly client: S3Client;
   private readonly cache: FsBlobStore;
   private readonly prefix: string;

@@ -21,6 +21,7 @@ export interface Database {
   repos: ReposTable;
   releases: ReleasesTable;
   snapshots: SnapshotsTable;
+  leaders: LeadersTable;
   ledger_entries: LedgerEntriesTable;
   ledger_subjects: LedgerSubjectsTable;
   ledger_checkpoints: LedgerCheckpointsTable;
@@ -182,6 +183,14 @@ export interface SnapshotsTable {
   created_at: number;
   published_at: number | null;
   advisories: string | null;
+  files: string | null;
+}
+
+export interface LeadersTable {
+  role: string;
+  holder: string;
+  fencing: number;
+  expires_at: number;
 }
 
 export interface SourcesTable {

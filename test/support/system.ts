@@ -23,9 +23,12 @@ export interface System {
  * node, a tester and a signer with a fresh ed25519 key (DIR/keys), each with its own scoped token; resolves once
  * the signer's key is the signing key.
  */
-export async function startSystem(dir: string, o: { logLevel?: string } = {}): Promise<System> {
+export async function startSystem(
+  dir: string,
+  o: { logLevel?: string; serverArgs?: readonly string[]; serverEnv?: NodeJS.ProcessEnv } = {},
+): Promise<System> {
   const procs: Proc[] = [];
-  const level = o.logLevel ? { LENIX_LOG_LEVEL: o.logLevel } : {};
+  const level = { ...(o.logLevel ? { LENIX_LOG_LEVEL: o.logLevel } : {}), ...o.serverEnv };
   const stop = async () => {
     for (const p of procs.reverse()) await p.stop('SIGTERM');
   };
@@ -40,6 +43,7 @@ export async function startSystem(dir: string, o: { logLevel?: string } = {}): P
         String(port),
         '--local-source-root',
         path.join(dir, 'repos'),
+        ...(o.serverArgs ?? []),
       ],
       level,
     );

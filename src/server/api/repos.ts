@@ -5,8 +5,6 @@ import type { ServerDeps } from '../context.js';
 import { presentRelease, presentSnapshot, presentRepo } from './present.js';
 import { requireScope } from '../auth.js';
 import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
-import path from 'node:path';
 import { parseSha256 } from '../../core/ids.js';
 import { ARCH, FPR, security } from './params.js';
 
@@ -137,13 +135,12 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
         throw new LenixError('INVALID_NAME', 'path may not contain . or .. segments');
       // Hidden files (the publisher's cache beside a snapshot's metadata) are not part of a repository.
       if (parts.some((p) => p.startsWith('.'))) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)}`);
-      const root = path.join(s.releases.publisher.repoDir(req.params.name), 'current');
-      // Resolve `current` once per request: the whole response comes from one snapshot even if it switches.
-      const snapRoot = await realpath(root).catch(() => null);
-      if (!snapRoot) throw new LenixError('REPO_NOT_FOUND', `repository ${req.params.name} has nothing published`);
-      const file = path.join(snapRoot, ...parts);
-      if (!file.startsWith(snapRoot + path.sep)) throw new LenixError('INVALID_NAME', 'path escapes the repository');
-      const snapshotId = Number(path.basename(snapRoot));
+      // The database names the current snapshot (whichever server published it); the whole response comes
+      // from that one snapshot even if another goes live meanwhile.
+      const repo = await s.releases.requireRepo(req.params.name);
+      const snapshotId = repo.currentSnapshotId;
+      if (snapshotId === null)
+        throw new LenixError('REPO_NOT_FOUND', `repository ${req.params.name} has nothing published`);
       if (parts.length === 3 && parts[1] === 'Packages' && /\.rpm(\.proof)?$/.test(parts[2]!)) {
         // Packages come from the blob store by digest, through the snapshot's index (a verified read).
         const proof = parts[2]!.endsWith('.proof');
@@ -163,19 +160,24 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
           .header('cache-control', 'public, max-age=86400')
           .send(blob.stream);
       }
-      const st = await stat(file).catch(() => null);
-      if (!st?.isFile()) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
-      const type = file.endsWith('.xml')
+      const found = await s.releases.publisher.metadataFile(repo.name, snapshotId, parts);
+      if (!found) throw new LenixError('NOT_FOUND', `no file ${rel.slice(0, 200)} in ${req.params.name}`);
+      const { size, stream } =
+        'file' in found
+          ? { size: found.size, stream: createReadStream(found.file) }
+          : await deps.blobs.open(parseSha256(found.sha256));
+      const name = parts[parts.length - 1]!;
+      const type = name.endsWith('.xml')
         ? 'application/xml'
-        : file.endsWith('.asc')
+        : name.endsWith('.asc')
           ? 'application/pgp-signature'
           : 'application/octet-stream';
-      const immutable = !file.endsWith('repomd.xml') && !file.endsWith('repomd.xml.asc');
+      const immutable = name !== 'repomd.xml' && name !== 'repomd.xml.asc';
       return reply
         .type(type)
-        .header('content-length', st.size)
+        .header('content-length', size)
         .header('cache-control', immutable ? 'public, max-age=86400' : 'no-cache')
-        .send(createReadStream(file));
+        .send(stream);
     },
   );
 }
