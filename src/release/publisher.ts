@@ -45,6 +45,11 @@ export interface PublisherDeps {
     repo: RepoRecord,
     packages: readonly SnapshotPackage[],
   ) => Promise<{ perArch: (arch: string) => string | null; advisories: readonly string[] }>;
+  /**
+   * Whether this process is the publisher among servers sharing the database (default: yes). Another server's
+   * ticks do nothing; the publisher's own timer picks up what they were asked to do.
+   */
+  readonly mayPublish?: () => boolean;
   /** Called when a snapshot is live (the release statement goes into the ledger). */
   readonly published?: (release: ReleaseRecord, repo: RepoRecord, snapshot: SnapshotRecord) => Promise<void>;
 }
@@ -99,6 +104,7 @@ export class Publisher {
 
   /** Drive every release that is waiting to move on. Re-entrant calls coalesce into one more pass. */
   tick(): Promise<void> {
+    if (this.deps.mayPublish && !this.deps.mayPublish()) return Promise.resolve();
     if (this.running) {
       this.again = true;
       return this.running;

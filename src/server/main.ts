@@ -14,6 +14,7 @@ import type { App, Services } from './types.js';
 import { hashToken, newToken } from './auth.js';
 import { DEFAULT_CONFIG, type ServerConfig } from './context.js';
 import { Notifier } from './notifier.js';
+import { Leadership } from './leadership.js';
 
 export interface ServerOptions {
   readonly dataDir: string;
@@ -71,7 +72,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   const releases = new ReleaseStore(db);
-  const { app, services } = await createApp({ store, releases, blobs, clock, notifier, log, config });
+  // Servers sharing the database elect one publisher, reaper and blob collector; alone, this one is all three.
+  const leader = new Leadership({ leaders: store.leaders, clock, log });
+  await leader.renew();
+  leader.start();
+  const { app, services } = await createApp({ store, releases, blobs, clock, notifier, log, config, leader });
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
@@ -79,13 +84,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   // Expired leases go back to the queue even when no agent is asking for work.
   const reaper = setInterval(() => {
-    void services.agents.reap().catch((err: unknown) => log.error({ err }, 'reaper failed'));
-    void services.releases.publisher.tick();
+    if (leader.holds('reaper'))
+      void services.agents.reap().catch((err: unknown) => log.error({ err }, 'reaper failed'));
+    void services.releases.publisher.tick(); // does nothing unless this server is the publisher
   }, 1000);
   reaper.unref();
   // Rejected uploads leave blobs no record points at (an agent could fill the disk with them): collect those
   // past the grace period.
   const collectBlobs = async () => {
+    if (!leader.holds('collector')) return;
     const removed = await blobs.collect(await store.artifacts.referencedBlobs(), clock.now(), config.blobGraceMs);
     if (removed.length > 0) log.info({ component: 'blobs', removed: removed.length }, 'unreferenced blobs collected');
   };
@@ -116,6 +123,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await services.releases.publisher.tick();
       await watcher.stop();
       await app.close();
+      await leader.stop();
       await checkpointer?.stop();
       await store.close();
       blobs.close?.();

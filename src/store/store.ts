@@ -11,6 +11,7 @@ import { TargetStore } from './target-store.js';
 import { BatchStore } from './batch-store.js';
 import { ImportStore } from './import-store.js';
 import { PackageMetadataStore } from './package-metadata-store.js';
+import { LeaderStore } from './leader-store.js';
 import { TokenStore } from './token-store.js';
 
 export type { ArtifactStore, NewArtifact } from './artifact-store.js';
@@ -36,6 +37,7 @@ export class Store {
   readonly batches: BatchStore;
   readonly imports: ImportStore;
   readonly packageMetadata: PackageMetadataStore;
+  readonly leaders: LeaderStore;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -52,6 +54,7 @@ export class Store {
     this.batches = new BatchStore(db);
     this.imports = new ImportStore(db);
     this.packageMetadata = new PackageMetadataStore(db);
+    this.leaders = new LeaderStore(db);
   }
 
   async close(): Promise<void> {

@@ -57,7 +57,7 @@ export class Pipeline {
 
   constructor(
     private readonly deps: DepsOf<
-      'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases',
+      'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases' | 'leader',
       'artifacts' | 'builds' | 'imports' | 'packageMetadata' | 'targets' | 'tasks'
     >,
     private readonly attest: Attestations,
@@ -206,6 +206,7 @@ export class Pipeline {
         };
       },
       published: (release, repo, snapshot) => this.emit({ kind: 'snapshot.published', release, repo, snapshot }),
+      mayPublish: () => deps.leader?.holds('publisher') ?? true,
       store: deps.store,
       releases: deps.releases,
       blobs: deps.blobs,

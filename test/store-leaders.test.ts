@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { storeSuite } from './support/store-suite.js';
+
+storeSuite('store conformance (leaders)', ({ fresh, clock }) => {
+  test('one holder per role: a second server is refused while the first renews in time', async () => {
+    const store = await fresh();
+    const t = clock.now();
+    assert.equal(await store.leaders.claim('publisher', 'a', t, 10_000), 1);
+    assert.equal(await store.leaders.claim('publisher', 'b', t + 1, 10_000), null);
+    assert.equal(await store.leaders.claim('publisher', 'a', t + 5_000, 10_000), 1, 'renewing keeps the number');
+    assert.equal(await store.leaders.claim('publisher', 'b', t + 12_000, 10_000), null, 'renewed until t+15s');
+    assert.equal(await store.leaders.claim('reaper', 'b', t, 10_000), 1, 'roles are independent');
+    assert.deepEqual(await store.leaders.get('publisher'), {
+      role: 'publisher',
+      holder: 'a',
+      fencing: 1,
+      expiresAt: t + 15_000,
+    });
+  });
+
+  test('an expired holder loses the role and the fencing number grows; resigning hands it on at once', async () => {
+    const store = await fresh();
+    const t = clock.now();
+    assert.equal(await store.leaders.claim('collector', 'a', t, 10_000), 1);
+    assert.equal(await store.leaders.claim('collector', 'b', t + 10_001, 10_000), 2, 'a died: b takes over');
+    assert.equal(await store.leaders.claim('collector', 'a', t + 10_002, 10_000), null, 'a came back too late');
+    await store.leaders.resign('collector', 'a'); // not the holder: changes nothing
+    assert.equal(await store.leaders.claim('collector', 'a', t + 10_003, 10_000), null);
+    await store.leaders.resign('collector', 'b');
+    assert.equal(await store.leaders.claim('collector', 'a', t + 10_004, 10_000), 3);
+  });
+
+  test('of many servers claiming at once, exactly one wins', async () => {
+    const store = await fresh();
+    const t = clock.now();
+    const got = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => store.leaders.claim('publisher', `s${i}`, t, 10_000)),
+    );
+    assert.equal(got.filter((x) => x !== null).length, 1);
+  });
+});
