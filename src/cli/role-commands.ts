@@ -50,6 +50,10 @@ export function addRoleCommands(p: Command): void {
     )
     .option('--host <host>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'listen port', '8080')
+    .option(
+      '--ledger-keys <dir>',
+      "the ledger's signing keys (default DATA/ledger; the same on every server of one log)",
+    )
     .option('--arch <arch>', "target architecture (repeatable; default: this host's)", collect)
     .option('--admin-token-file <file>', 'where the first start writes the admin token (default DATA/admin.token)')
     .option('--lease-seconds <n>', 'lease length', '30')
@@ -83,6 +87,7 @@ export function addRoleCommands(p: Command): void {
         data: string;
         database?: string;
         blobs?: string;
+        ledgerKeys?: string;
         host: string;
         port: string;
         arch?: string[];
@@ -123,6 +128,7 @@ export function addRoleCommands(p: Command): void {
             specCheckLimits: { ...DEFAULT_CONFIG.specCheckLimits, timeoutMs: specTimeout * 1000 },
             maxLogBytes: Math.round(maxLog * 1024 ** 2),
             localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)),
+            ...(o.ledgerKeys ? { ledgerKeysDir: path.resolve(o.ledgerKeys) } : {}),
           },
         });
         process.stdout.write(`lenix server listening on ${server.url}\n`);

@@ -96,10 +96,16 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
     tokens: new TokenService(deps, auth, () => services.agents.reap()),
   };
 
-  await attest.repair(async (b) => ({
-    url: await deps.store.sources.get(b.sourceId).then((s) => (s ? publicSourceUrl(s.name, s.url) : b.sourceName)),
-    text: await sources.mirrorOf({ name: b.sourceName }).readFile(b.commit.sha, b.specPath),
-  }));
+  await attest.repair(async (b) => {
+    const s = await deps.store.sources.get(b.sourceId);
+    return {
+      url: s ? publicSourceUrl(s.name, s.url) : b.sourceName,
+      text: await (s ? await sources.mirror(s, b.commit.sha) : sources.mirrorOf({ name: b.sourceName })).readFile(
+        b.commit.sha,
+        b.specPath,
+      ),
+    };
+  });
 
   // Raw bodies (artifact uploads, log appends, lookaside files) stream straight to their handler.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));

@@ -23,6 +23,8 @@ export interface ServerConfig {
   readonly specCheckLimits: SandboxLimits;
   /** Folders on the server's disk that sources may be mirrored from; a local path elsewhere is refused. */
   readonly localSourceRoots: readonly string[];
+  /** Where the ledger's signing keys are (default DATA/ledger); servers sharing one log share this folder's keys. */
+  readonly ledgerKeysDir?: string;
   /** Blobs no record references are removed once this old (rejected uploads); checked every blobGcIntervalMs. */
   readonly blobGraceMs: number;
   readonly blobGcIntervalMs: number;

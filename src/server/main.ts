@@ -15,6 +15,7 @@ import { hashToken, newToken } from './auth.js';
 import { DEFAULT_CONFIG, type ServerConfig } from './context.js';
 import { Notifier } from './notifier.js';
 import { Leadership } from './leadership.js';
+import { PgNotifyRelay } from '../store/pg-notify.js';
 
 export interface ServerOptions {
   readonly dataDir: string;
@@ -59,6 +60,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   const clock = opts.clock ?? systemClock;
   const notifier = new Notifier();
+  // On PostgreSQL, wake-ups cross to the other servers of the same database (LISTEN/NOTIFY).
+  const relay =
+    dbConfig.dialect === 'postgres' ? await PgNotifyRelay.start(dbConfig.url, (t) => notifier.receive(t), log) : null;
+  if (relay) notifier.attach(relay);
 
   // First start: create the admin token and write it where the operator can read it (mode 0600).
   let adminToken: string | null = null;
@@ -124,6 +129,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       await watcher.stop();
       await app.close();
       await leader.stop();
+      await relay?.close();
       await checkpointer?.stop();
       await store.close();
       blobs.close?.();

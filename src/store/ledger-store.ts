@@ -138,13 +138,22 @@ export class LedgerStore {
     return new Set(rows.map((r) => r.kind));
   }
 
-  async saveCheckpoint(size: number, note: string, now: number): Promise<void> {
-    const exists = await this.db
+  /**
+   * Store a signed checkpoint; the first note stored for a size stays (servers sharing the log may both sign
+   * one). Returns the note that is stored.
+   */
+  async saveCheckpoint(size: number, note: string, now: number): Promise<string> {
+    await this.db
+      .insertInto('ledger_checkpoints')
+      .values({ size, note, created_at: now })
+      .onConflict((oc) => oc.column('size').doNothing())
+      .execute();
+    const r = await this.db
       .selectFrom('ledger_checkpoints')
-      .select('size')
+      .select('note')
       .where('size', '=', size)
-      .executeTakeFirst();
-    if (!exists) await this.db.insertInto('ledger_checkpoints').values({ size, note, created_at: now }).execute();
+      .executeTakeFirstOrThrow();
+    return r.note;
   }
 
   async latestCheckpoint(): Promise<{ size: number; note: string } | null> {

@@ -69,7 +69,9 @@ export function registerBuildsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     async (req, reply) => {
       const build = await store.builds.get(req.params.id);
       if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${req.params.id} does not exist`);
-      const stream = s.sources.mirrorOf({ name: build.sourceName }).archive(build.commit.sha);
+      const source = await store.sources.get(build.sourceId);
+      if (!source) throw new LenixError('SOURCE_NOT_FOUND', `build ${build.id}'s source is gone`);
+      const stream = (await s.sources.mirror(source, build.commit.sha)).archive(build.commit.sha);
       return reply
         .type('application/x-tar')
         .header(

@@ -45,7 +45,7 @@ export class BuildService {
    */
   async dependencies(name: string, macros: Readonly<Record<string, string>>): Promise<OrderInput> {
     const source = await this.sources.require(name);
-    const mirror = this.sources.mirrorOf(source);
+    const mirror = await this.sources.mirror(source);
     await mirror.fetch();
     const commit = await mirror.resolve(`refs/heads/${source.branch}`);
     const files = await mirror.listFiles(commit.sha);
@@ -84,7 +84,7 @@ export class BuildService {
     const outside = (input.arches ?? []).filter((a) => target && !target.arches.includes(a));
     if (outside.length > 0)
       throw new LenixError('TARGET_INVALID', `target ${target!.name} does not build for ${outside.join(', ')}`);
-    const mirror = this.sources.mirrorOf(source);
+    const mirror = await this.sources.mirror(source);
     await mirror.fetch();
     const ref = input.ref ?? source.branch;
     const commit = await mirror.resolve(

@@ -63,7 +63,8 @@ export class LedgerService {
   }
 
   async init(): Promise<void> {
-    const dir = path.join(this.deps.config.dataDir, 'ledger');
+    // Servers sharing one log share its keys (lenix server --ledger-keys DIR; docs/operations.md).
+    const dir = this.deps.config.ledgerKeysDir ?? path.join(this.deps.config.dataDir, 'ledger');
     await mkdir(dir, { recursive: true, mode: 0o700 });
     this.signer = ed25519Signer(this.origin, await readOrCreateSeed(path.join(dir, 'log.key')));
     // Post-quantum keys (ML-DSA, FIPS 204): ML-DSA-65 signs every statement next to Ed25519; ML-DSA-44 signs
@@ -148,8 +149,7 @@ export class LedgerService {
     const signed = signNote(text, [this.signer, this.pqCheckpoint]);
     const witnesses = [...new Set([...this.deps.config.witnesses, ...(await this.store.witnesses())])];
     const cosignatures = await Promise.all(witnesses.map((w) => this.cosign(w, text, signed, size)));
-    const note = signed + cosignatures.join('');
-    await this.store.saveCheckpoint(size, note, this.deps.clock.now());
+    const note = await this.store.saveCheckpoint(size, signed + cosignatures.join(''), this.deps.clock.now());
     return { size, note };
   }
 

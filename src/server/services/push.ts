@@ -22,7 +22,7 @@ export class PushService {
 
   constructor(
     private readonly deps: DepsOf<'clock' | 'log', 'sources' | 'targets'>,
-    private readonly sources: Pick<SourceService, 'require' | 'mirrorOf'>,
+    private readonly sources: Pick<SourceService, 'require' | 'mirror'>,
     private readonly builds: Pick<BuildService, 'createFor'>,
   ) {}
 
@@ -71,7 +71,7 @@ export class PushService {
 
   private async fetchAndBuild(id: number): Promise<BuildRecord[]> {
     const source = (await this.deps.store.sources.get(id))!;
-    const mirror = this.sources.mirrorOf(source);
+    const mirror = await this.sources.mirror(source);
     await mirror.fetch();
     const commits = await mirror.newCommits(`refs/heads/${source.branch}`, source.lastSeenCommit);
     const target = source.targetId === null ? undefined : (await this.deps.store.targets.get(source.targetId))?.name;

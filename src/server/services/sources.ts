@@ -33,10 +33,48 @@ export function parseSourceUrl(url: string): string {
 
 /** The Git Service: bare mirrors of source repositories and the commits builds are made from. */
 export class SourceService {
+  /** Clones in progress, per source: concurrent callers wait for the one clone. */
+  private readonly cloning = new Map<string, Promise<GitMirror>>();
   constructor(private readonly deps: DepsOf<'clock' | 'config' | 'log', 'sources' | 'targets'>) {}
 
   mirrorOf(source: Pick<SourceRecord, 'name'>): GitMirror {
     return new GitMirror(path.join(this.deps.config.dataDir, 'git', `${source.name}.git`));
+  }
+
+  /**
+   * This server's mirror of a source, cloned now if it has none (the source was added on another server of the
+   * same database), and fetched when it lacks `commit`.
+   */
+  async mirror(source: Pick<SourceRecord, 'name' | 'url'>, commit?: string): Promise<GitMirror> {
+    let mirror = this.mirrorOf(source);
+    if (!(await mirror.exists())) {
+      let clone = this.cloning.get(source.name);
+      if (!clone) {
+        const tmp = path.join(this.deps.config.dataDir, 'git', `.new-${randomBytes(6).toString('hex')}.git`);
+        clone = (async () => {
+          try {
+            await GitMirror.create(source.url, tmp);
+            await rename(tmp, mirror.dir);
+            this.deps.log.info({ component: 'intake', source: source.name }, 'source mirrored on this server');
+            return mirror;
+          } finally {
+            await rm(tmp, { recursive: true, force: true });
+            this.cloning.delete(source.name);
+          }
+        })();
+        this.cloning.set(source.name, clone);
+      }
+      mirror = await clone;
+    }
+    if (
+      commit !== undefined &&
+      !(await mirror.resolve(commit).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await mirror.fetch();
+    return mirror;
   }
 
   async require(name: string): Promise<SourceRecord> {
@@ -100,7 +138,7 @@ export class SourceService {
 
   /** Fetch the mirror and record the branch tip. */
   async refresh(source: SourceRecord): Promise<CommitRecord> {
-    const mirror = this.mirrorOf(source);
+    const mirror = await this.mirror(source);
     await mirror.fetch();
     const head = await mirror.resolve(`refs/heads/${source.branch}`);
     return this.deps.store.sources.recordCommit(source.id, head, this.deps.clock.now());
