@@ -110,5 +110,12 @@ describe('artifacts and published metadata in S3', { timeout: 600_000 }, () => {
       (await readdir(path.join(dir, 'server-b'))).filter((n) => n === 'repos' || n === 'blobs'),
       [],
     );
+    // Without the object store the server is alive but not ready: a load balancer sends clients elsewhere.
+    assert.equal((await fetch(`${urlB}/api/v1/ready`)).status, 200);
+    await s3.stop();
+    const down = await fetch(`${urlB}/api/v1/ready`);
+    assert.equal(down.status, 503);
+    assert.equal(((await down.json()) as { code: string }).code, 'UNAVAILABLE');
+    assert.equal((await fetch(`${urlB}/api/v1/health`)).status, 200);
   });
 });

@@ -50,6 +50,7 @@ export function addRoleCommands(p: Command): void {
     )
     .option('--host <host>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'listen port', '8080')
+    .option('--no-migrate', 'do not migrate the database at start; refuse an outdated one (run `lenix migrate`)')
     .option(
       '--ledger-keys <dir>',
       "the ledger's signing keys (default DATA/ledger; the same on every server of one log)",
@@ -88,6 +89,7 @@ export function addRoleCommands(p: Command): void {
         database?: string;
         blobs?: string;
         ledgerKeys?: string;
+        migrate: boolean;
         host: string;
         port: string;
         arch?: string[];
@@ -113,6 +115,7 @@ export function addRoleCommands(p: Command): void {
           dataDir: path.resolve(o.data),
           database: o.database ?? process.env['LENIX_DATABASE'],
           blobs: o.blobs ?? process.env['LENIX_BLOBS'],
+          migrate: o.migrate,
           host: o.host,
           port: Number(o.port),
           arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],

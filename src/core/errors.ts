@@ -201,6 +201,11 @@ export const ERROR_CODES = {
     doc: 'No unprivileged identity for sandboxes: running as root without the `lenix-build` user (the bootstrap creates it), or without user namespaces.',
   },
   INTERNAL: { status: 500, exit: 7, doc: 'An unexpected server error; the log has the details.' },
+  SCHEMA_OUTDATED: {
+    status: 503,
+    exit: 7,
+    doc: 'The database lacks migrations this server needs and it was started with --no-migrate: run `lenix migrate`.',
+  },
   BLOB_STORE_UNAVAILABLE: {
     status: 503,
     exit: 7,

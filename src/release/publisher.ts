@@ -50,6 +50,8 @@ export interface PublisherDeps {
    * ticks do nothing; the publisher's own timer picks up what they were asked to do.
    */
   readonly mayPublish?: () => boolean;
+  /** A publish failed with this error code (counted in the server's metrics). */
+  readonly failed?: (code: string) => void;
   /** Called when a snapshot is live (the release statement goes into the ledger). */
   readonly published?: (release: ReleaseRecord, repo: RepoRecord, snapshot: SnapshotRecord) => Promise<void>;
 }
@@ -145,6 +147,7 @@ export class Publisher {
     } catch (err) {
       const e = err instanceof LenixError ? err : new LenixError('INTERNAL', (err as Error).message, { cause: err });
       this.deps.log.error({ component: 'release', release: release.id, err: e.message }, 'publish failed');
+      this.deps.failed?.(e.code);
       // The snapshot may have been made during this pass: read its id again rather than trust the old record.
       const snapshotId = (await this.deps.releases.getRelease(release.id))?.snapshotId ?? release.snapshotId;
       if (snapshotId !== null) {

@@ -24,9 +24,27 @@ import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
 import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
+import { LedgerStore } from '../store/ledger-store.js';
+import { Metrics } from './metrics.js';
 
 /** The Master Service API. Everything it needs comes in through `deps`; nothing is global. */
-export async function createApp(deps: ServerDeps): Promise<{ app: App; services: Services }> {
+export async function createApp(given: ServerDeps): Promise<{ app: App; services: Services }> {
+  const ledgerRows = new LedgerStore(given.store.db, given.store.dialect);
+  const metrics =
+    given.metrics ??
+    new Metrics({
+      queue: async () =>
+        (
+          await Promise.all(
+            (['build', 'sign', 'test'] as const).map(async (role) =>
+              Object.entries(await given.store.tasks.queueLength(role)).map(([arch, n]) => ({ role, arch, n })),
+            ),
+          )
+        ).flat(),
+      ledgerSize: () => ledgerRows.size(),
+      leader: (role) => given.leader?.holds(role) ?? true,
+    });
+  const deps: ServerDeps = { ...given, metrics };
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -117,6 +135,7 @@ export async function createApp(deps: ServerDeps): Promise<{ app: App; services:
 
   app.setErrorHandler((err, req, reply) => {
     const e = toLenixError(err);
+    metrics.errors.inc({ code: e.code });
     if (e.status >= 500) req.log.error({ err }, 'request failed');
     void reply.status(e.status).type('application/json').send(e.toJSON());
   });

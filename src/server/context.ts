@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { SandboxLimits } from '../rpm/sandbox.js';
 import type { Clock } from '../core/clock.js';
 import type { Leader } from './leadership.js';
+import type { Metrics } from './metrics.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
@@ -96,6 +97,8 @@ export interface ServerDeps {
   readonly config: ServerConfig;
   /** Single-writer roles among servers on one database (leadership.ts); absent: this process holds them all. */
   readonly leader?: Leader;
+  /** Prometheus metrics (metrics.ts); createApp makes them when not given. */
+  readonly metrics?: Metrics;
 }
 
 /**

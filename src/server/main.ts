@@ -6,7 +6,8 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { Watcher } from '../intake/watcher.js';
 import { openBlobStore, parseBlobStore } from '../store/blob-config.js';
 import { openDatabase, parseDatabaseUrl } from '../store/dialect.js';
-import { migrateToLatest } from '../store/migrate.js';
+import { migrateToLatest, pendingMigrations } from '../store/migrate.js';
+import { LenixError } from '../core/errors.js';
 import { ReleaseStore } from '../store/release-store.js';
 import { Store } from '../store/store.js';
 import { createApp } from './app.js';
@@ -20,6 +21,8 @@ import { PgNotifyRelay } from '../store/pg-notify.js';
 export interface ServerOptions {
   readonly dataDir: string;
   readonly database?: string | undefined; // postgres://… or a SQLite file; default DATA/lenix.db
+  /** false: do not migrate at start, refuse to start on an outdated database (`lenix migrate` does it). */
+  readonly migrate?: boolean;
   /** A folder or s3://BUCKET[/PREFIX]?endpoint=URL (blob-config.ts); default DATA/blobs. */
   readonly blobs?: string | undefined;
   readonly host?: string;
@@ -45,7 +48,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   const dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));
   const { db, dialect, checkpointer } = openDatabase(dbConfig, { checkpointInBackground: true });
-  await migrateToLatest(db, dialect);
+  if (opts.migrate === false) {
+    const pending = await pendingMigrations(db, dialect);
+    if (pending.length > 0) {
+      await checkpointer?.stop();
+      await db.destroy();
+      throw new LenixError('SCHEMA_OUTDATED', `the database lacks ${pending.join(', ')}: run lenix migrate`);
+    }
+  } else await migrateToLatest(db, dialect);
   const store = new Store(db, dialect);
   const blobs = await openBlobStore(parseBlobStore(opts.blobs, opts.dataDir));
   await blobs.init();

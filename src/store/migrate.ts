@@ -33,15 +33,24 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0013-scale-out': m0013,
 };
 
-export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: Dialect): Promise<string[]> {
-  const provider: MigrationProvider = {
+function providerFor(dialect: Dialect): MigrationProvider {
+  return {
     async getMigrations() {
       const out: Record<string, Migration> = {};
       for (const [name, m] of Object.entries(MIGRATIONS)) out[name] = { up: (d) => m.up(d, dialect) };
       return out;
     },
   };
-  const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
+}
+
+export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: Dialect): Promise<string[]> {
+  const { error, results } = await new Migrator({ db, provider: providerFor(dialect) }).migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Migrations this code has that the database has not applied yet (a server started with --no-migrate). */
+export async function pendingMigrations<DB>(db: Kysely<DB>, dialect: Dialect): Promise<string[]> {
+  const all = await new Migrator({ db, provider: providerFor(dialect) }).getMigrations();
+  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
 }

@@ -1,4 +1,9 @@
 import type { Services, ZodApp } from '../types.js';
+import { LenixError } from '../../core/errors.js';
+import type { Sha256 } from '../../core/ids.js';
+
+/** A digest no blob has: asking the blob store for it proves the store answers. */
+const NO_BLOB = '0'.repeat(64) as Sha256;
 import type { ServerDeps } from '../context.js';
 import { dashboard } from '../services/dashboard.js';
 import { presentAdvisory, presentAgent, presentBuild, presentRelease, presentTask } from './present.js';
@@ -10,6 +15,35 @@ export function registerStatusRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
   r.get('/api/v1/health', { schema: { summary: 'Liveness and database reachability', tags: ['public'] } }, async () => {
     await store.tokens.count();
     return { ok: true };
+  });
+
+  r.get(
+    '/api/v1/ready',
+    {
+      schema: {
+        summary: 'Readiness for a load balancer: the database and the blob store answer (503 otherwise)',
+        tags: ['public'],
+      },
+    },
+    async () => {
+      try {
+        await store.tokens.count();
+        await deps.blobs.has(NO_BLOB);
+      } catch (err) {
+        const e = err instanceof LenixError ? err : null;
+        throw new LenixError(
+          'UNAVAILABLE',
+          `not ready: ${e?.code ?? 'database'}: ${(err as Error).message}`.slice(0, 300),
+        );
+      }
+      const roles = (['publisher', 'reaper', 'collector'] as const).filter((role) => deps.leader?.holds(role) ?? true);
+      return { ready: true, roles };
+    },
+  );
+
+  r.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    const registry = deps.metrics!.registry;
+    return reply.type(registry.contentType).send(await registry.metrics());
   });
 
   r.get(

@@ -28,7 +28,7 @@ export class AgentService {
   private readonly seen = new Map<number, number>();
   constructor(
     private readonly deps: DepsOf<
-      'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases',
+      'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases' | 'metrics',
       'agents' | 'artifacts' | 'builds' | 'logs' | 'targets' | 'tasks'
     >,
     private readonly pipeline: Pick<Pipeline, 'emit' | 'waitForStatements'>,
@@ -66,7 +66,9 @@ export class AgentService {
     await this.touch(agent.id);
     // Expired leases are requeued by the server's reaper (every second), which also wakes waiters here.
     for (;;) {
+      const t0 = performance.now();
       const grant = await this.deps.store.tasks.lease(agent, this.deps.config.leaseMs, this.deps.clock.now());
+      this.deps.metrics?.leaseSeconds.observe((performance.now() - t0) / 1000);
       if (grant) return { grant, payload: await this.payload(grant.task) };
       const left = deadline - this.deps.clock.now();
       if (left <= 0 || signal.aborted) return null;

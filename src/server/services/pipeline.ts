@@ -57,7 +57,7 @@ export class Pipeline {
 
   constructor(
     private readonly deps: DepsOf<
-      'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases' | 'leader',
+      'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases' | 'leader' | 'metrics',
       'artifacts' | 'builds' | 'imports' | 'packageMetadata' | 'targets' | 'tasks'
     >,
     private readonly attest: Attestations,
@@ -89,6 +89,10 @@ export class Pipeline {
       ],
       'build.not-landed': [],
       'snapshot.published': [
+        async (e) => {
+          const since = e.release.approvedAt ?? e.release.createdAt;
+          this.deps.metrics?.publishSeconds.observe(Math.max(0, this.deps.clock.now() - since) / 1000);
+        },
         (e) => this.attest.released(e.release, e.repo.name, e.snapshot),
         (e) => this.errata.published(e.repo, e.snapshot),
       ],
@@ -207,6 +211,7 @@ export class Pipeline {
       },
       published: (release, repo, snapshot) => this.emit({ kind: 'snapshot.published', release, repo, snapshot }),
       mayPublish: () => deps.leader?.holds('publisher') ?? true,
+      failed: (code) => deps.metrics?.errors.inc({ code }),
       store: deps.store,
       releases: deps.releases,
       blobs: deps.blobs,

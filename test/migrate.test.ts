@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { freePort, lenix, Proc } from './support/cli.js';
+
+test('lenix migrate brings a database up to date once; a server with --no-migrate refuses an outdated one', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-migrate-'));
+  try {
+    const env = { LENIX_CONFIG: path.join(dir, 'none.json') };
+    const port = String(await freePort());
+    const refused = await lenix(['server', '--data', path.join(dir, 'data'), '--port', port, '--no-migrate'], env);
+    assert.equal(refused.code, 7, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^lenix: SCHEMA_OUTDATED: the database lacks 0001-initial, .*0013-scale-out: run lenix migrate$/m,
+    );
+
+    const first = await lenix(['migrate', '--data', path.join(dir, 'data')], env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^applied \d+: 0001-initial, .*0013-scale-out$/m);
+    const again = await lenix(['migrate', '--data', path.join(dir, 'data')], env);
+    assert.equal(again.stdout, 'the database is up to date\n');
+
+    const server = new Proc(['server', '--data', path.join(dir, 'data'), '--port', port, '--no-migrate'], env);
+    try {
+      const url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
+      assert.equal((await fetch(`${url}/api/v1/ready`)).status, 200);
+    } finally {
+      await server.stop('SIGTERM');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
