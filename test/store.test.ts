@@ -145,6 +145,23 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     assert.equal(t.leaseId, second.lease.id);
   });
 
+  test('a lease given back (its inputs not ready) requeues the task without counting the attempt', async () => {
+    const store = await fresh();
+    await seed(store);
+    const a = await agent(store, 'a');
+    const first = (await store.tasks.lease(a, 30_000, clock.now()))!;
+    assert.equal(await store.tasks.giveBack(first.lease.id, first.lease.fencingToken, clock.now()), true);
+    assert.equal(await store.tasks.giveBack(first.lease.id, first.lease.fencingToken, clock.now()), false, 'once');
+    const t = (await store.tasks.get(first.task.id))!;
+    assert.deepEqual([t.state, t.attempts, t.leaseId], ['queued', 0, null]);
+    await rejectsWith(
+      store.tasks.complete(first.lease.id, 1, a.tokenId, { kind: 'success' }, null, { kind: 'none' }, clock.now()),
+      'STALE_FENCING_TOKEN',
+    );
+    const again = (await store.tasks.lease(a, 30_000, clock.now()))!;
+    assert.deepEqual([again.task.id, again.task.attempts, again.lease.fencingToken], [first.task.id, 1, 2]);
+  });
+
   test('a lease is refused to another agent token', async () => {
     const store = await fresh();
     await seed(store);

@@ -11,6 +11,7 @@ import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from 
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
 import { fsyncDir, syncTree, writeDurably } from '../store/durable.js';
+import { isTransientDbError } from '../store/rows.js';
 import { recordPackageMetadata } from './package-metadata-runs.js';
 import { syncMirrorTree } from './mirror-tree.js';
 import { MetadataMissing, writeRepodata } from './repodata.js';
@@ -145,6 +146,15 @@ export class Publisher {
       }
       if (snap.state === 'signing') await this.finishIfSigned(release, repo, snap);
     } catch (err) {
+      if (isTransientDbError(err)) {
+        // The database went away mid-publish (a failover): the release stays where the database says it
+        // is, and the next pass takes it up from there.
+        this.deps.log.warn(
+          { component: 'release', release: release.id, err: (err as Error).message },
+          'publish interrupted',
+        );
+        return;
+      }
       const e = err instanceof LenixError ? err : new LenixError('INTERNAL', (err as Error).message, { cause: err });
       this.deps.log.error({ component: 'release', release: release.id, err: e.message }, 'publish failed');
       this.deps.failed?.(e.code);

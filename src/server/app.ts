@@ -26,6 +26,7 @@ import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
 import { LedgerStore } from '../store/ledger-store.js';
 import { Metrics } from './metrics.js';
+import type { BuildRecord } from '../store/records.js';
 
 /** The Master Service API. Everything it needs comes in through `deps`; nothing is global. */
 export async function createApp(given: ServerDeps): Promise<{ app: App; services: Services }> {
@@ -112,9 +113,10 @@ export async function createApp(given: ServerDeps): Promise<{ app: App; services
     push: new PushService(deps, sources, builds),
     auth,
     tokens: new TokenService(deps, auth, () => services.agents.reap()),
+    repairStatements: async () => 0,
   };
 
-  await attest.repair(async (b) => {
+  const specOf = async (b: BuildRecord) => {
     const s = await deps.store.sources.get(b.sourceId);
     return {
       url: s ? publicSourceUrl(s.name, s.url) : b.sourceName,
@@ -123,7 +125,9 @@ export async function createApp(given: ServerDeps): Promise<{ app: App; services
         b.specPath,
       ),
     };
-  });
+  };
+  services.repairStatements = (recent, quietMs) => attest.repair(specOf, recent, quietMs);
+  await attest.repair(specOf);
 
   // Raw bodies (artifact uploads, log appends, lookaside files) stream straight to their handler.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));

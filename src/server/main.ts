@@ -47,7 +47,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'server' } });
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   const dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));
-  const { db, dialect, checkpointer } = openDatabase(dbConfig, { checkpointInBackground: true });
+  const { db, dialect, checkpointer } = openDatabase(dbConfig, {
+    checkpointInBackground: true,
+    onConnectionLost: (err) => log.warn({ component: 'db', err: err.message }, 'database connection lost'),
+  });
   if (opts.migrate === false) {
     const pending = await pendingMigrations(db, dialect);
     if (pending.length > 0) {
@@ -104,6 +107,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     void services.releases.publisher.tick(); // does nothing unless this server is the publisher
   }, 1000);
   reaper.unref();
+  // Statements a failover or crash left unrecorded (a task ended, its statement did not): the reaper's
+  // server records them once a build has been quiet for 30 s.
+  const repairer = setInterval(() => {
+    if (leader.holds('reaper'))
+      void services.repairStatements(50, 30_000).catch((err: unknown) => log.error({ err }, 'statement repair failed'));
+  }, 30_000);
+  repairer.unref();
   // Rejected uploads leave blobs no record points at (an agent could fill the disk with them): collect those
   // past the grace period.
   const collectBlobs = async () => {
@@ -134,6 +144,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     adminToken,
     async close() {
       clearInterval(reaper);
+      clearInterval(repairer);
       clearInterval(collector);
       await services.releases.publisher.tick();
       await watcher.stop();

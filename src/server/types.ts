@@ -38,6 +38,11 @@ export interface Services {
   readonly releases: ReleaseService;
   readonly targets: TargetService;
   readonly ledger: LedgerService;
+  /**
+   * Record statements a build is missing (a crash, or a database failover between a task's end and its
+   * statement). `quietMs` skips builds that changed that recently.
+   */
+  repairStatements(recent: number, quietMs: number): Promise<number>;
   readonly sboms: SbomService;
   readonly errata: ErrataService;
   readonly auth: TokenAuthority;

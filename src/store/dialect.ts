@@ -19,6 +19,8 @@ export interface OpenDatabase {
 }
 
 export interface OpenOptions {
+  /** PostgreSQL dropped an idle pooled connection (logged by the server; the pool replaces it). */
+  readonly onConnectionLost?: (err: Error) => void;
   /** A long-running server: SQLite's WAL checkpoints run in a worker thread (wal-checkpointer.ts). */
   readonly checkpointInBackground?: boolean;
 }
@@ -83,5 +85,8 @@ export function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Op
     max: config.poolSize ?? 10,
     types: types as pg.CustomTypesConfig,
   });
+  // An idle connection the database dropped (a restart, a failover) is an 'error' event on the pool: without
+  // a listener it would end the process. The pool discards that client and opens a new one on next use.
+  pool.on('error', (err) => opts.onConnectionLost?.(err));
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
 }

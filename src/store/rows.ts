@@ -39,6 +39,21 @@ export function isSerializationFailure(err: unknown): boolean {
   return e?.code === '40001' || e?.code === '40P01' || e?.code === 'SQLITE_BUSY';
 }
 
+/**
+ * The database went away under a query (a failover, a restart, a cut connection) rather than refusing it:
+ * the same work may succeed on a new connection. PostgreSQL classes 08 (connection exception) and 57P0x
+ * (operator intervention: shutdown, cannot connect now), the socket errors node-postgres reports, and a
+ * read-only transaction (a primary that became a standby).
+ */
+export function isTransientDbError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  if (!e) return false;
+  if (typeof e.code === 'string' && (/^08/.test(e.code) || /^57P0[1-4]$/.test(e.code) || e.code === '25006'))
+    return true;
+  if (e.code === 'ECONNRESET' || e.code === 'ECONNREFUSED' || e.code === 'EPIPE' || e.code === 'ETIMEDOUT') return true;
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message ?? '');
+}
+
 export function toToken(row: Selectable<Database['tokens']>): TokenRecord {
   return {
     id: row.id,

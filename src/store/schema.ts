@@ -285,7 +285,7 @@ export interface LeasesTable {
   acquired_at: number;
   expires_at: number;
   ended_at: number | null;
-  outcome: string | null; // success | failure | error | expired | cancelled
+  outcome: string | null; // success | failure | error | expired | cancelled | returned (given back unstarted)
 }
 
 export interface ArtifactsTable {

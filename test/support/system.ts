@@ -15,6 +15,8 @@ export interface System {
   readonly env: NodeJS.ProcessEnv;
   /** Run `lenix ARGS`; rejects with its stderr when it exits non-zero. */
   cli(...args: string[]): Promise<{ stdout: string; stderr: string }>;
+  /** Each process's output so far (server, node, tester, signer), for a failing test to show. */
+  output(): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -28,6 +30,7 @@ export async function startSystem(
   o: { logLevel?: string; serverArgs?: readonly string[]; serverEnv?: NodeJS.ProcessEnv } = {},
 ): Promise<System> {
   const procs: Proc[] = [];
+  const named = new Map<string, Proc>();
   const level = { ...(o.logLevel ? { LENIX_LOG_LEVEL: o.logLevel } : {}), ...o.serverEnv };
   const stop = async () => {
     for (const p of procs.reverse()) await p.stop('SIGTERM');
@@ -48,6 +51,7 @@ export async function startSystem(
       level,
     );
     procs.push(server);
+    named.set('server', server);
     const url = (await server.waitFor(/listening on (http:\S+)/))[1]!;
     const admin = (await readFile(path.join(dir, 'server', 'admin.token'), 'utf8')).trim();
     const api = new ApiClient(url, admin);
@@ -70,6 +74,7 @@ export async function startSystem(
           LENIX_CONFIG: path.join(dir, 'none.json'),
         });
         procs.push(p);
+        named.set(role, p);
         await p.waitFor(/"msg":"registered"/);
       }),
     );
@@ -79,7 +84,8 @@ export async function startSystem(
       if (r.code !== 0) throw new Error(`lenix ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
       return r;
     };
-    return { url, admin, api, lx, env, cli, stop };
+    const output = () => Object.fromEntries([...named].map(([n, p]) => [n, p.out]));
+    return { url, admin, api, lx, env, cli, output, stop };
   } catch (err) {
     await stop();
     throw err;

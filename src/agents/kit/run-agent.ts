@@ -123,7 +123,19 @@ async function runOne<P>(o: AgentOptions<P>, leased: LeasedTask<P>): Promise<voi
     }
     await log.close();
     if (lost.signal.aborted) return;
-    await o.client.complete(leaseId, fencingToken, res.outcome, res.result);
+    // A server or database that is away for a moment (a restart, a failover) should not cost the task's
+    // work: the result is sent again while the lease may still be ours (the server accepts it once).
+    for (let attempt = 1, wait = 500; ; attempt++, wait = Math.min(wait * 2, 8_000)) {
+      try {
+        await o.client.complete(leaseId, fencingToken, res.outcome, res.result);
+        break;
+      } catch (err) {
+        const transient = !(err instanceof LenixError) || err.status >= 500;
+        if (!transient || attempt >= 6 || lost.signal.aborted || o.stop.aborted) throw err;
+        o.log.warn({ leaseId, err: (err as Error).message }, 'completion not delivered; sending again');
+        await sleepUnlessStopped(wait, o.stop);
+      }
+    }
   } catch (err) {
     if (err instanceof LenixError && err.status === 409) {
       o.log.warn({ leaseId, code: err.code }, 'result refused: the lease is no longer ours');

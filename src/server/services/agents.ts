@@ -69,7 +69,18 @@ export class AgentService {
       const t0 = performance.now();
       const grant = await this.deps.store.tasks.lease(agent, this.deps.config.leaseMs, this.deps.clock.now());
       this.deps.metrics?.leaseSeconds.observe((performance.now() - t0) / 1000);
-      if (grant) return { grant, payload: await this.payload(grant.task) };
+      if (grant) {
+        try {
+          return { grant, payload: await this.payload(grant.task) };
+        } catch (err) {
+          // An earlier stage's statement is not in the ledger yet (its server is recording it, or a repair
+          // will): the task goes back to the queue without costing an attempt, and this agent is told to ask again.
+          if (!(err instanceof LenixError && err.code === 'STATEMENT_MISSING')) throw err;
+          await this.deps.store.tasks.giveBack(grant.lease.id, grant.lease.fencingToken, this.deps.clock.now());
+          this.deps.notifier.emit('queue');
+          return null;
+        }
+      }
       const left = deadline - this.deps.clock.now();
       if (left <= 0 || signal.aborted) return null;
       await this.deps.notifier.wait('queue', Math.min(left, 1000), signal);

@@ -22,7 +22,10 @@ const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest
  */
 export class Attestations {
   constructor(
-    private readonly deps: DepsOf<'blobs' | 'log', 'agents' | 'artifacts' | 'builds' | 'logs' | 'sources' | 'tasks'>,
+    private readonly deps: DepsOf<
+      'blobs' | 'clock' | 'log',
+      'agents' | 'artifacts' | 'builds' | 'logs' | 'sources' | 'tasks'
+    >,
     private readonly sink: StatementSink,
     private readonly stages: (key: string) => Promise<Set<string>>,
   ) {}
@@ -34,7 +37,16 @@ export class Attestations {
    * newest `recent` builds are looked at: start-up does not slow down with history (nor re-read every
    * build that predates the ledger). `spec` reads a build's spec file and source URL from the git mirror.
    */
-  async repair(spec: (build: BuildRecord) => Promise<{ url: string; text: string }>, recent = 500): Promise<number> {
+  async repair(
+    spec: (build: BuildRecord) => Promise<{ url: string; text: string }>,
+    recent = 500,
+    /**
+     * Leave a stage alone whose task ended this recently: the normal path may be recording its statement right
+     * now (0 at start-up, when nothing else runs).
+     */
+    quietMs = 0,
+  ): Promise<number> {
+    const settled = this.deps.clock.now() - quietMs;
     let repaired = 0;
     let seen = 0;
     for (let before: number | undefined; seen < recent; ) {
@@ -48,9 +60,11 @@ export class Attestations {
       for (const build of builds) {
         const have = await this.stages(`build:${build.id}`);
         if (['source', 'build', 'sign', 'test'].every((s) => have.has(s))) continue;
+        const tasks = await this.deps.store.tasks.listOfBuild(build.id);
         try {
-          const missing = async (stage: string, f: () => Promise<void>) => {
-            if (have.has(stage)) return;
+          /** Record `stage` unless it is there, or the moment it became due (`at`) is too recent. */
+          const missing = async (stage: string, f: () => Promise<void>, at: number | null = build.createdAt) => {
+            if (have.has(stage) || (at ?? 0) > settled) return;
             await f();
             repaired++;
             this.deps.log.warn(
@@ -62,16 +76,19 @@ export class Attestations {
             const s = await spec(build);
             await this.source(build, s.url, s.text);
           });
-          const tasks = await this.deps.store.tasks.listOfBuild(build.id);
           const binaries = tasks.filter((t) => t.kind === 'binary');
           if (binaries.length > 0 && binaries.every((t) => t.state === 'succeeded'))
-            await missing('build', () => this.taskEnded(binaries[binaries.length - 1]!, 'succeeded'));
+            await missing(
+              'build',
+              () => this.taskEnded(binaries[binaries.length - 1]!, 'succeeded'),
+              Math.max(...binaries.map((t) => t.finishedAt ?? 0)),
+            );
           const sign = tasks.filter((t) => t.kind === 'sign' && t.state === 'succeeded').pop();
-          if (sign) await missing('sign', () => this.taskEnded(sign, build.state));
+          if (sign) await missing('sign', () => this.taskEnded(sign, build.state), sign.finishedAt);
           const test = tasks
             .filter((t) => t.kind === 'test' && (t.state === 'succeeded' || t.state === 'failed'))
             .pop();
-          if (test) await missing('test', () => this.taskEnded(test, build.state));
+          if (test) await missing('test', () => this.taskEnded(test, build.state), test.finishedAt);
         } catch (err) {
           this.deps.log.error(
             { component: 'ledger', build: build.id, err: (err as Error).message },

@@ -6,6 +6,7 @@ import { metadataSignaturesOf } from '../../core/protocol.js';
 import type { BuildState } from '../../scheduler/task-state.js';
 import type { BuildRecord, ReleaseRecord, RepoRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
 import type { DepsOf } from '../context.js';
+import { isTransientDbError } from '../../store/rows.js';
 import type { Attestations } from './attestations.js';
 import type { ErrataService } from './errata.js';
 
@@ -107,7 +108,23 @@ export class Pipeline {
   /** Run what follows an event, in the table's order. */
   async emit(event: PipelineEvent): Promise<void> {
     const steps = this.follows[event.kind] as readonly ((e: PipelineEvent) => Promise<void>)[];
-    for (const step of steps) await step(event);
+    for (const step of steps) {
+      // What happened is already committed (a task ended, a snapshot went live): its follow-up must happen
+      // too, so a database that is away for a moment (a failover) is waited for, for up to ~30 s.
+      for (let attempt = 1, wait = 250; ; attempt++, wait = Math.min(wait * 2, 4_000)) {
+        try {
+          await step(event);
+          break;
+        } catch (err) {
+          if (!isTransientDbError(err) || attempt >= 10) throw err;
+          this.deps.log.warn(
+            { component: 'pipeline', event: event.kind, err: (err as Error).message },
+            'database away; trying again',
+          );
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+    }
   }
 
   /** The ledger stages recorded for a build (`source`, `build`, `sign`, `test`, `release`, `sbom`). */

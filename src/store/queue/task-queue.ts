@@ -7,6 +7,7 @@ import type { Database } from '../schema.js';
 import { checkLease } from './check-lease.js';
 import { type CompleteResult, complete } from './complete.js';
 import { enqueueTask } from './enqueue.js';
+import { giveBack } from './give-back.js';
 import { heartbeat } from './heartbeat.js';
 import { type LeaseGrant, lease } from './lease.js';
 import { reapExpired } from './reap.js';
@@ -91,6 +92,10 @@ export class TaskQueue {
 
   heartbeat(...a: AfterDb<typeof heartbeat>): ReturnType<typeof heartbeat> {
     return heartbeat(this.db, ...a);
+  }
+
+  giveBack(...a: AfterDb<typeof giveBack>): Promise<boolean> {
+    return giveBack(this.db, ...a);
   }
 
   reapExpired(now: number): Promise<TaskRecord[]> {
