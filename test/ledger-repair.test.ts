@@ -5,6 +5,9 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pino from 'pino';
+import { parseCheckpoint } from '../src/ledger/checkpoint.js';
+import { leafHash, MemoryHashes, rootHash } from '../src/ledger/merkle.js';
+import { parseNote } from '../src/ledger/note.js';
 import { startServer } from '../src/server/main.js';
 import { gitRepo, specWith } from './support/cli.js';
 import { http } from './support/server.js';
@@ -61,6 +64,40 @@ test('a statement lost to a crash is recorded when the server starts again', asy
     assert.deepEqual(await stages(), ['https://lenix.dev/attestation/source/v1'], 'the source statement is back');
     const ledger = (await http(server.url, 'GET', '/api/v1/ledger')).json;
     assert.equal(ledger.size, last + 1);
+  } finally {
+    await server.close();
+  }
+});
+
+/**
+ * After a failover the promoted database may lack the last entries a server had already read (visible on the
+ * old primary before they were replicated), and the next appends take their indexes with other statements. The
+ * server must notice rather than sign a checkpoint of the history it remembers.
+ */
+test('entries the database lost are not signed into a checkpoint; the log is read again', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-lost-'));
+  dirs.push(dir);
+  const server = await startServer({ dataDir: path.join(dir, 'data'), port: 0, log: pino({ level: 'silent' }) });
+  try {
+    const { ledger } = server.services;
+    const entry = (text: string) => {
+      const data = new TextEncoder().encode(text);
+      return { data, leafHash: leafHash(data), kind: 'test', subjectKeys: [] };
+    };
+    await ledger.store.append([entry('a'), entry('b'), entry('c')], 1);
+    assert.equal((await ledger.checkpoint()).size, 3);
+    // The failover: entry 2 and the checkpoint over it are gone; two other statements take indexes 2 and 3.
+    const db = server.store.db;
+    await db.deleteFrom('ledger_checkpoints').where('size', '>=', 3).execute();
+    await db.deleteFrom('ledger_entries').where('idx', '>=', 2).execute();
+    await ledger.store.append([entry('x'), entry('y')], 2);
+    const cp = await ledger.checkpoint();
+    const leaves = await ledger.store.leafHashes(0);
+    assert.equal(cp.size, 4);
+    assert.deepEqual(
+      Buffer.from(parseCheckpoint(parseNote(cp.note).text).root),
+      Buffer.from(rootHash(new MemoryHashes(leaves), 4)),
+    );
   } finally {
     await server.close();
   }

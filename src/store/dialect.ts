@@ -88,5 +88,9 @@ export function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Op
   // An idle connection the database dropped (a restart, a failover) is an 'error' event on the pool: without
   // a listener it would end the process. The pool discards that client and opens a new one on next use.
   pool.on('error', (err) => opts.onConnectionLost?.(err));
+  // The same for a connection dropped while checked out but between queries (inside a transaction): the pool
+  // listens only to idle ones, and an 'error' nobody listens to ends the process. The next query on it fails
+  // (a transient error, retried by the caller) and the pool discards it when it is released.
+  pool.on('connect', (client) => client.on('error', (err) => opts.onConnectionLost?.(err)));
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
 }

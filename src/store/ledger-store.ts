@@ -79,13 +79,10 @@ export class LedgerStore {
     return row?.m === null || row?.m === undefined ? 0 : Number(row.m) + 1;
   }
 
-  async leafHashes(from: number): Promise<Uint8Array[]> {
-    const rows = await this.db
-      .selectFrom('ledger_entries')
-      .select(['idx', 'leaf_hash'])
-      .where('idx', '>=', from)
-      .orderBy('idx')
-      .execute();
+  async leafHashes(from: number, count?: number): Promise<Uint8Array[]> {
+    let q = this.db.selectFrom('ledger_entries').select(['idx', 'leaf_hash']).where('idx', '>=', from);
+    if (count !== undefined) q = q.where('idx', '<', from + count);
+    const rows = await q.orderBy('idx').execute();
     return rows.map((r) => new Uint8Array(r.leaf_hash));
   }
 

@@ -92,9 +92,28 @@ export class LedgerService {
     return this.pq.publicKey;
   }
 
-  /** Catch up with entries another replica appended. */
+  /**
+   * Catch up with entries another server appended — after checking that the tree this process holds is still
+   * the database's. After a failover the promoted database may lack the last entries this server saw (visible
+   * on the old primary before they were replicated) and hold others at their indexes: the log is a sequence,
+   * so comparing the last leaf this process has finds that, and the tree is read again rather than signed
+   * into a checkpoint of a history the database does not have.
+   */
   private async sync(): Promise<void> {
-    if ((await this.store.size()) === this.tree.size) return;
+    const size = await this.store.size();
+    if (this.tree.size > 0) {
+      const last = this.tree.size - 1;
+      const [leaf] = size > last ? await this.store.leafHashes(last, 1) : [];
+      if (!leaf || Buffer.compare(Buffer.from(leaf), Buffer.from(this.tree.subtree(0, last))) !== 0) {
+        this.deps.log.warn(
+          { component: 'ledger', held: this.tree.size, database: size },
+          'the database does not hold the entries this server saw (a failover): reading the log again',
+        );
+        this.tree = new MemoryHashes(await this.store.leafHashes(0));
+        return;
+      }
+    }
+    if (size === this.tree.size) return;
     for (const h of await this.store.leafHashes(this.tree.size)) this.tree.append(h);
   }
 
