@@ -102,3 +102,27 @@ test('entries the database lost are not signed into a checkpoint; the log is rea
     await server.close();
   }
 });
+
+test('overlapping catch-ups with the database add each entry to the tree once', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-sync-'));
+  dirs.push(dir);
+  const server = await startServer({ dataDir: path.join(dir, 'data'), port: 0, log: pino({ level: 'silent' }) });
+  try {
+    const { ledger } = server.services;
+    const data = (t: string) => new TextEncoder().encode(t);
+    // Entries another server appended: this one learns of them in several calls at once.
+    await ledger.store.append(
+      ['p', 'q', 'r'].map((t) => ({ data: data(t), leafHash: leafHash(data(t)), kind: 'test', subjectKeys: [] })),
+      1,
+    );
+    const cps = await Promise.all(Array.from({ length: 5 }, () => ledger.checkpoint()));
+    const leaves = await ledger.store.leafHashes(0);
+    for (const cp of cps) {
+      const parsed = parseCheckpoint(parseNote(cp.note).text);
+      assert.equal(parsed.size, leaves.length);
+      assert.deepEqual(Buffer.from(parsed.root), Buffer.from(rootHash(new MemoryHashes(leaves), leaves.length)));
+    }
+  } finally {
+    await server.close();
+  }
+});

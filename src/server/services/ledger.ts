@@ -47,6 +47,7 @@ export class LedgerService {
   private pq!: { keyid: string; publicKey: Uint8Array; secretKey: Uint8Array };
   private pqCheckpoint!: ReturnType<typeof mldsa44Cosigner>;
   private pending: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> = Promise.resolve();
   private signing: Promise<{ size: number; note: string }> | null = null;
   /** The size each witness last cosigned, as far as this process knows (a 409 answer corrects it). */
   private readonly witnessSizes = new Map<string, number>();
@@ -99,7 +100,15 @@ export class LedgerService {
    * so comparing the last leaf this process has finds that, and the tree is read again rather than signed
    * into a checkpoint of a history the database does not have.
    */
-  private async sync(): Promise<void> {
+  private sync(): Promise<void> {
+    // One at a time: two overlapping catch-ups (a statement recorded while a checkpoint is signed) would both
+    // append the same leaves to the tree and sign the root of a log that does not exist.
+    const next = this.syncing.then(() => this.catchUp());
+    this.syncing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async catchUp(): Promise<void> {
     const size = await this.store.size();
     if (this.tree.size > 0) {
       const last = this.tree.size - 1;
