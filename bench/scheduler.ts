@@ -3,6 +3,8 @@
  * completing over HTTP on loopback, against a real `lenix server` process, on SQLite and on PostgreSQL.
  * Reports lease latency p50/p99 and completed tasks per second. Not a test: it never fails on timing.
  *
+ * PostgreSQL runs twice: one server, then two servers on the same database with the agents split between them.
+ *
  *   npm run build && node dist/bench/scheduler.js [--tasks 10000] [--agents 100] [--only sqlite|postgres]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -129,7 +131,7 @@ async function serve(args: string[], env: NodeJS.ProcessEnv = process.env): Prom
  * behind the 99 others (Little's law: 100 agents at C cycles/s wait ~100 / 3C s a call).
  */
 async function drive(
-  base: string,
+  bases: string | readonly string[],
   tokens: string[],
   label: string,
   pace?: { perSecond: number; cycles: number },
@@ -143,7 +145,8 @@ async function drive(
   const t0 = performance.now();
   await Promise.all(
     tokens.map(async (token, i) => {
-      const api = new ApiClient(base, token);
+      const all = typeof bases === 'string' ? [bases] : bases;
+      const api = new ApiClient(all[i % all.length]!, token); // agent i talks to server i mod N
       const reg = await api.json<{ agentId: number }>('POST', '/api/v1/agent/register', {
         name: `agent-${i}`,
         role: 'build',
@@ -202,26 +205,41 @@ async function drive(
   };
 }
 
-async function runOne(dialect: 'sqlite' | 'postgres', pace?: { perSecond: number; cycles: number }): Promise<Result> {
+async function runOne(
+  dialect: 'sqlite' | 'postgres',
+  pace?: { perSecond: number; cycles: number },
+  servers = 1,
+): Promise<Result> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-'));
   const pg = dialect === 'postgres' ? await startPostgres() : null;
   try {
     const dbUrl = pg ? await pg.newDatabase('bench') : path.join(dir, 'lenix.db');
     const cfg: DatabaseConfig = pg ? { dialect: 'postgres', url: dbUrl } : { dialect: 'sqlite', file: dbUrl };
     const { tokens, seconds: seedSeconds } = await seed(cfg);
-    const port = await freePort();
     const prof = process.env['LENIX_BENCH_PROFILE']
       ? ['--cpu-prof', '--cpu-prof-dir', process.env['LENIX_BENCH_PROFILE']]
       : [];
-    const server = await serve([...prof, BIN, 'server', '--data', dir, '--port', String(port), '--database', dbUrl], {
-      ...process.env,
-      LENIX_LOG_LEVEL: 'warn',
-    });
+    const procs: ChildProcess[] = [];
+    const urls: string[] = [];
     try {
-      return { ...(await drive(`http://127.0.0.1:${port}`, tokens, dialect, pace)), seedSeconds };
+      for (let i = 0; i < servers; i++) {
+        const port = await freePort();
+        const data = path.join(dir, `server-${i}`);
+        procs.push(
+          await serve([...prof, BIN, 'server', '--data', data, '--port', String(port), '--database', dbUrl], {
+            ...process.env,
+            LENIX_LOG_LEVEL: 'warn',
+          }),
+        );
+        urls.push(`http://127.0.0.1:${port}`);
+      }
+      const label = servers > 1 ? `${dialect}, ${servers} servers` : dialect;
+      return { ...(await drive(urls, tokens, label, pace)), seedSeconds };
     } finally {
-      server.kill('SIGTERM');
-      await once(server, 'exit');
+      for (const p of procs) {
+        p.kill('SIGTERM');
+        await once(p, 'exit');
+      }
     }
   } finally {
     await pg?.stop();
@@ -256,6 +274,7 @@ for (const d of ['sqlite', 'postgres'] as const) {
   if (args.only && args.only !== d) continue;
   process.stderr.write(`running ${d}: ${TASKS} tasks, ${AGENTS} agents…\n`);
   results.push(await runOne(d));
+  if (d === 'postgres') results.push(await runOne(d, undefined, 2)); // the same agents over two servers
 }
 if (!args.only || args.only === 'sqlite') {
   process.stderr.write(`running the floor server, then sqlite paced at ${PACED}/s…\n`);
