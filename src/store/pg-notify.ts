@@ -17,6 +17,7 @@ export class PgNotifyRelay {
   private client: pg.Client | null = null;
   private queued = new Set<string>();
   private flushing = false;
+  private sending: Promise<void> = Promise.resolve();
   private closed = false;
   private retry: NodeJS.Timeout | null = null;
 
@@ -73,7 +74,10 @@ export class PgNotifyRelay {
     this.queued.add(topic);
     if (this.flushing) return;
     this.flushing = true;
-    setImmediate(() => void this.flush());
+    // One query at a time on the connection: flushes queue behind each other.
+    setImmediate(() => {
+      this.sending = this.sending.then(() => this.flush());
+    });
   }
 
   private async flush(): Promise<void> {
