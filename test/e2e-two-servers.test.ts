@@ -1,38 +1,32 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ApiClient } from '../src/client/http.js';
-import { generateKey } from '../src/crypto/gpg.js';
 import { parseCheckpoint } from '../src/ledger/checkpoint.js';
 import { MemoryHashes, rootHash } from '../src/ledger/merkle.js';
 import { parseNote } from '../src/ledger/note.js';
-import { startRadosgw, type TestS3 } from './support/ceph.js';
-import { freePort, gitRepo, lenix, Proc, specWith, until } from './support/cli.js';
+import { type Cluster, startCluster } from './support/cluster.js';
+import { gitRepo, lenix, specWith, until } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
-import { startPostgres, type TestPostgres } from './support/postgres.js';
 
 type Task = { kind: string; state: string };
 type Build = { id: number; state: string; tasks: Task[] };
 
 /**
  * Issue 16, acceptance 2: two `lenix server` processes on one PostgreSQL and one S3 bucket (Ceph radosgw), the
- * build node talking to one, the signer and tester to the other, the CLI to either. Two packages are built
+ * build node and tester talking to one, the signer to the other, the CLI to either. Two packages are built
  * (one asked of each server), signed, tested and published; dnf installs them from either server with every
  * signature checked; `lenix verify` passes against either, remembering one log across both; the ledger both
  * servers appended to has no gap, and every checkpoint either signed is a prefix of the same tree.
  */
 describe('two servers on one PostgreSQL and one bucket', { timeout: 900_000 }, () => {
-  let dir: string;
-  let s3: TestS3;
-  let db: TestPostgres;
-  let dbUrl: string;
-  const procs: Proc[] = [];
-  const urls: string[] = [];
+  let cluster: Cluster;
   let admin = '';
-  const keys = () => ({ LENIX_S3_ACCESS_KEY_ID: s3.accessKeyId, LENIX_S3_SECRET_ACCESS_KEY: s3.secretAccessKey });
+  const urls: string[] = [];
+  let dir = '';
+  let dbUrl = '';
   const env = (server: string) => ({
     LENIX_CONFIG: path.join(dir, 'none.json'),
     LENIX_SERVER: server,
@@ -44,68 +38,15 @@ describe('two servers on one PostgreSQL and one bucket', { timeout: 900_000 }, (
     return r.stdout;
   };
 
-  const startServer = async (name: string) => {
-    const port = await freePort();
-    const p = new Proc(
-      [
-        'server',
-        '--data',
-        path.join(dir, name),
-        '--database',
-        dbUrl,
-        '--blobs',
-        `s3://lenix-two?endpoint=${s3.endpoint}`,
-        '--ledger-keys',
-        path.join(dir, 'ledger-keys'),
-        '--port',
-        String(port),
-        '--lease-seconds',
-        '10',
-        '--local-source-root',
-        path.join(dir, 'repos'),
-      ],
-      keys(),
-    );
-    procs.push(p);
-    urls.push((await p.waitFor(/listening on (http:\S+)/))[1]!);
-  };
-
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-two-'));
-    [s3, db] = await Promise.all([startRadosgw(), startPostgres()]);
-    dbUrl = await db.newDatabase('two');
-    await startServer('a'); // first: it migrates, makes the admin token and the ledger keys
-    await startServer('b');
-    admin = (await readFile(path.join(dir, 'a', 'admin.token'), 'utf8')).trim();
-    const api = new ApiClient(urls[0]!, admin);
-    const token = async (n: string, scope: string) =>
-      (await api.json<{ token: string }>('POST', '/api/v1/tokens', { name: n, scopes: [scope] })).token;
-    const keysDir = path.join(dir, 'keys');
-    await generateKey(keysDir, 'two-key', 'ed25519');
-    const agents = [
-      ['node', urls[0]!, 'agent:build', ['--work', path.join(dir, 'node-work')]],
-      ['tester', urls[1]!, 'agent:test', ['--work', path.join(dir, 'tester-work')]],
-      ['signer', urls[1]!, 'agent:sign', ['--keys', keysDir, '--work', path.join(dir, 'signer-work')]],
-    ] as const;
-    for (const [role, url, scope, extra] of agents) {
-      const p = new Proc([role, '--server', url, '--token', await token(role, scope), ...extra], {
-        LENIX_CONFIG: path.join(dir, 'none.json'),
-      });
-      procs.push(p);
-      await p.waitFor(/"msg":"registered"/);
-    }
-    await until(
-      'the signing key, seen from the other server',
-      async () =>
-        (await new ApiClient(urls[1]!, admin).json<{ signingKey: string | null }>('GET', '/api/v1/keys')).signingKey,
-    );
+    // The node talks to the first server, the signer to the second, the tester to the first.
+    cluster = await startCluster({ servers: 2 });
+    ({ admin, dir, dbUrl } = cluster);
+    urls.push(...cluster.servers.map((m) => m.url));
   });
 
   after(async () => {
-    for (const p of procs.reverse()) await p.stop('SIGTERM');
-    await s3?.stop();
-    await db?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   test('packages built through either server install from either, verify against either; one ledger', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { seeded } from './support/random.js';
 import { validateDraft, parseReference, type Advisory } from '../src/errata/advisory.js';
 import { checkEcosystem, osvId, parseOsv, renderOsv } from '../src/errata/osv.js';
 import { parseUpdateinfo, renderUpdateinfo } from '../src/errata/updateinfo.js';
@@ -154,21 +155,9 @@ test('advisory fields are checked', () => {
   validateDraft({ ...d, type: 'bugfix', severity: null });
 });
 
-/** A small seeded generator (mulberry32), so a failure names a string that can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Strings mixing printable text, markup, every C0 control, DEL and C1, lone surrogates, U+FFFE/U+FFFF and astral characters. */
 function hostileStrings(n: number, seed = 2026): string[] {
-  const next = random(seed);
+  const next = seeded(seed);
   const pools = [
     () => String.fromCharCode(0x20 + Math.floor(next() * 95)),
     () => '<>&"\''.charAt(Math.floor(next() * 5)),

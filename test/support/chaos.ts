@@ -7,6 +7,8 @@ import { parseNote } from '../../src/ledger/note.js';
 import { gitRepo, lenix, specWith } from './cli.js';
 import type { Cluster, Member } from './cluster.js';
 
+export { seeded } from './random.js';
+
 type Task = { kind: string; state: string; artifacts: { sha256: string; kind: string; name: string }[] };
 export type ChaosBuild = { id: number; state: string; reason: string | null; source: string; tasks: Task[] };
 
@@ -158,16 +160,4 @@ export async function chaos(
   } finally {
     await db.end();
   }
-}
-
-/** A small deterministic generator (mulberry32), so a chaos run's choices can be replayed from its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from './cli.js';
-import { postgresBinDir } from './postgres.js';
+import { INITDB_ARGS, postgresBinDir } from './postgres.js';
 
 const run = promisify(execFile);
 
@@ -46,18 +46,7 @@ export async function startPostgresPair(db: string): Promise<PostgresPair> {
     as(path.join(bin, 'pg_ctl'), ['-D', data, '-w', '-t', '60', '-l', `${data}.log`, ...args]);
   const options = (port: number) =>
     `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c wal_level=replica -c max_wal_senders=5 -c hot_standby=on`;
-  await as(path.join(bin, 'initdb'), [
-    '-D',
-    primary,
-    '-A',
-    'trust',
-    '-U',
-    'lenix',
-    '--no-sync',
-    '-E',
-    'UTF8',
-    '--locale=C',
-  ]);
+  await as(path.join(bin, 'initdb'), ['-D', primary, ...INITDB_ARGS]);
   // pg_hba: replication connections from loopback (initdb's trust covers local and host for normal ones).
   const hba = `host replication lenix 127.0.0.1/32 trust\n`;
   if (asRoot) await as('sh', ['-c', `printf '%s' '${hba}' >> ${primary}/pg_hba.conf`]);

@@ -18,6 +18,9 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
+/** initdb's arguments after `-D DIR`: trust on loopback, user lenix, no fsync, UTF-8 and the C locale. */
+export const INITDB_ARGS = ['-A', 'trust', '-U', 'lenix', '--no-sync', '-E', 'UTF8', '--locale=C'];
+
 export function postgresBinDir(): string | null {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return null;
@@ -43,18 +46,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   }
   await chmod(dir, 0o700);
   const data = path.join(dir, 'data');
-  await as(path.join(bin, 'initdb'), [
-    '-D',
-    data,
-    '-A',
-    'trust',
-    '-U',
-    'lenix',
-    '--no-sync',
-    '-E',
-    'UTF8',
-    '--locale=C',
-  ]);
+  await as(path.join(bin, 'initdb'), ['-D', data, ...INITDB_ARGS]);
   const port = await freePort();
   await as(path.join(bin, 'pg_ctl'), [
     '-D',
