@@ -1,10 +1,4 @@
-import {
-  CopyObjectCommand,
-  DeleteBucketCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteBucketCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -38,12 +32,7 @@ blobStoreSuite('S3 (Ceph radosgw)', async () => {
   const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'lenix-s3-cache-'));
   const store = new S3BlobStore(cfg, cacheDir);
   // The test's own client: it writes behind the store's back, as an operator or an attacker with bucket access could.
-  const raw = new S3Client({
-    endpoint: cfg.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
-  });
+  const raw = s3.client();
   return {
     store,
     corrupt: async (sha, bytes) => {
@@ -93,12 +82,7 @@ describe('S3 blob store: what only an object store has', () => {
 
   test('an object is written once: storing the same bytes again leaves the first object as it was', async () => {
     const { cfg, cacheDir, store } = await open();
-    const raw = new S3Client({
-      endpoint: cfg.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
-    });
+    const raw = s3.client();
     try {
       const { sha256 } = await store.put(Buffer.from('once'));
       const first = await raw.send(new HeadObjectCommand({ Bucket: cfg.bucket, Key: store.keyOf(sha256) }));

@@ -1,4 +1,4 @@
-import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -60,12 +60,7 @@ describe('artifacts and published metadata in S3', { timeout: 600_000 }, () => {
     // Every artifact is an object in the bucket, under its digest; the server's data folder holds no blob store.
     const artifacts = built.tasks.flatMap((t) => t.artifacts);
     assert.ok(artifacts.some((a) => a.kind === 'signed-rpm'));
-    const raw = new S3Client({
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
+    const raw = s3.client();
     try {
       for (const a of artifacts) {
         const head = await raw.send(

@@ -1,3 +1,4 @@
+import { S3Client } from '@aws-sdk/client-s3';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
@@ -20,6 +21,8 @@ export interface TestS3 {
   readonly endpoint: string;
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
+  /** A plain S3 client of the service, for a test to look (or write) behind the blob store's back. */
+  client(): S3Client;
   stop(): Promise<void>;
 }
 
@@ -144,7 +147,14 @@ rgw_data = ${dir}/rgw
       `--access-key=${accessKeyId}`,
       `--secret-key=${secretAccessKey}`,
     ]);
-    return { endpoint, accessKeyId, secretAccessKey, stop };
+    const client = () =>
+      new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId, secretAccessKey },
+      });
+    return { endpoint, accessKeyId, secretAccessKey, client, stop };
   } catch (err) {
     const logs = await readFile(path.join(dir, 'log', 'client.rgw.a.log'), 'utf8').catch(() => '');
     await stop();
