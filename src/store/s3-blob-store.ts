@@ -210,13 +210,23 @@ export class S3BlobStore implements BlobStore {
   }
 
   async open(sha256: Sha256): Promise<{ size: number; stream: Readable }> {
-    await this.fetch(sha256);
-    return this.cache.open(sha256);
+    parseSha256(sha256);
+    const release = this.hold(sha256);
+    try {
+      await this.fetch(sha256);
+      const r = await this.cache.open(sha256);
+      // Held until the file is open (an eviction after that cannot take the bytes from under the reader).
+      const done = () => void release().catch(() => undefined);
+      r.stream.once('open', done).once('error', done).once('close', done);
+      return r;
+    } catch (err) {
+      await release();
+      throw err;
+    }
   }
 
   async readAll(sha256: Sha256): Promise<Buffer> {
-    await this.fetch(sha256);
-    return this.cache.readAll(sha256);
+    return this.withLocalFile(sha256, () => this.cache.readAll(sha256));
   }
 
   /** Check the object itself (not the cache): it still hashes to its name. */
@@ -234,16 +244,27 @@ export class S3BlobStore implements BlobStore {
 
   async withLocalFile<T>(sha256: Sha256, fn: (file: string) => Promise<T>): Promise<T> {
     parseSha256(sha256);
-    this.inUse.set(sha256, (this.inUse.get(sha256) ?? 0) + 1);
+    const release = this.hold(sha256);
     try {
       await this.fetch(sha256);
       return await this.cache.withLocalFile(sha256, fn);
     } finally {
+      await release();
+    }
+  }
+
+  /** Keep a cached blob from eviction until the returned function is called (once; then evict what is over). */
+  private hold(sha256: Sha256): () => Promise<void> {
+    this.inUse.set(sha256, (this.inUse.get(sha256) ?? 0) + 1);
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
       const n = (this.inUse.get(sha256) ?? 1) - 1;
       if (n === 0) this.inUse.delete(sha256);
       else this.inUse.set(sha256, n);
       await this.evict();
-    }
+    };
   }
 
   async *list(): AsyncGenerator<Sha256> {
