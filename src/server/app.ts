@@ -24,27 +24,23 @@ import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
 import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
-import { LedgerStore } from '../store/ledger-store.js';
 import { Metrics } from './metrics.js';
 import type { BuildRecord } from '../store/records.js';
 
 /** The Master Service API. Everything it needs comes in through `deps`; nothing is global. */
-export async function createApp(given: ServerDeps): Promise<{ app: App; services: Services }> {
-  const ledgerRows = new LedgerStore(given.store.db, given.store.dialect);
-  const metrics =
-    given.metrics ??
-    new Metrics({
-      queue: async () =>
-        (
-          await Promise.all(
-            (['build', 'sign', 'test'] as const).map(async (role) =>
-              Object.entries(await given.store.tasks.queueLength(role)).map(([arch, n]) => ({ role, arch, n })),
-            ),
-          )
-        ).flat(),
-      ledgerSize: () => ledgerRows.size(),
-      leader: (role) => given.leader?.holds(role) ?? true,
-    });
+export async function createApp(given: Omit<ServerDeps, 'metrics'>): Promise<{ app: App; services: Services }> {
+  const metrics = new Metrics({
+    queue: async () =>
+      (
+        await Promise.all(
+          (['build', 'sign', 'test'] as const).map(async (role) =>
+            Object.entries(await given.store.tasks.queueLength(role)).map(([arch, n]) => ({ role, arch, n })),
+          ),
+        )
+      ).flat(),
+    ledgerSize: () => ledger.store.size(), // read when scraped, once the ledger below exists
+    leader: (role) => given.leader.holds(role),
+  });
   const deps: ServerDeps = { ...given, metrics };
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,

@@ -95,10 +95,10 @@ export interface ServerDeps {
   readonly notifier: Notifier;
   readonly log: Logger;
   readonly config: ServerConfig;
-  /** Single-writer roles among servers on one database (leadership.ts); absent: this process holds them all. */
-  readonly leader?: Leader;
-  /** Prometheus metrics (metrics.ts); createApp makes them when not given. */
-  readonly metrics?: Metrics;
+  /** Single-writer roles among servers on one database (leadership.ts). */
+  readonly leader: Leader;
+  /** Prometheus metrics (metrics.ts), made by createApp. */
+  readonly metrics: Metrics;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { LeaderRole } from './leadership.js';
+import { LEADER_ROLES, type LeaderRole } from './leadership.js';
 
 /** What the metrics read when scraped (current values, not events). */
 export interface MetricSources {
@@ -59,8 +59,7 @@ export class Metrics {
       labelNames: ['role'] as const,
       registers: [this.registry],
       collect() {
-        for (const role of ['publisher', 'reaper', 'collector'] as const)
-          this.set({ role }, sources.leader(role) ? 1 : 0);
+        for (const role of LEADER_ROLES) this.set({ role }, sources.leader(role) ? 1 : 0);
       },
     });
   }

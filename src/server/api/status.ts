@@ -1,5 +1,6 @@
 import type { Services, ZodApp } from '../types.js';
 import { LenixError } from '../../core/errors.js';
+import { LEADER_ROLES } from '../leadership.js';
 import type { Sha256 } from '../../core/ids.js';
 
 /** A digest no blob has: asking the blob store for it proves the store answers. */
@@ -36,13 +37,13 @@ export function registerStatusRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
           `not ready: ${e?.code ?? 'database'}: ${(err as Error).message}`.slice(0, 300),
         );
       }
-      const roles = (['publisher', 'reaper', 'collector'] as const).filter((role) => deps.leader?.holds(role) ?? true);
+      const roles = LEADER_ROLES.filter((role) => deps.leader.holds(role));
       return { ready: true, roles };
     },
   );
 
   r.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    const registry = deps.metrics!.registry;
+    const { registry } = deps.metrics;
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 

@@ -68,7 +68,7 @@ export class AgentService {
     for (;;) {
       const t0 = performance.now();
       const grant = await this.deps.store.tasks.lease(agent, this.deps.config.leaseMs, this.deps.clock.now());
-      this.deps.metrics?.leaseSeconds.observe((performance.now() - t0) / 1000);
+      this.deps.metrics.leaseSeconds.observe((performance.now() - t0) / 1000);
       if (grant) {
         try {
           return { grant, payload: await this.payload(grant.task) };

@@ -92,7 +92,7 @@ export class Pipeline {
       'snapshot.published': [
         async (e) => {
           const since = e.release.approvedAt ?? e.release.createdAt;
-          this.deps.metrics?.publishSeconds.observe(Math.max(0, this.deps.clock.now() - since) / 1000);
+          this.deps.metrics.publishSeconds.observe(Math.max(0, this.deps.clock.now() - since) / 1000);
         },
         (e) => this.attest.released(e.release, e.repo.name, e.snapshot),
         (e) => this.errata.published(e.repo, e.snapshot),
@@ -227,8 +227,8 @@ export class Pipeline {
         };
       },
       published: (release, repo, snapshot) => this.emit({ kind: 'snapshot.published', release, repo, snapshot }),
-      mayPublish: () => deps.leader?.holds('publisher') ?? true,
-      failed: (code) => deps.metrics?.errors.inc({ code }),
+      mayPublish: () => deps.leader.holds('publisher'),
+      failed: (code) => deps.metrics.errors.inc({ code }),
       store: deps.store,
       releases: deps.releases,
       blobs: deps.blobs,
