@@ -50,6 +50,8 @@ export class SourceService {
     if (!(await mirror.exists())) {
       let clone = this.cloning.get(source.name);
       if (!clone) {
+        // Added on another server: this server's own allowed roots apply to a local path as well.
+        if (isLocalSourceUrl(source.url)) await this.requireUnderRoots(source.url);
         const tmp = path.join(this.deps.config.dataDir, 'git', `.new-${randomBytes(6).toString('hex')}.git`);
         clone = (async () => {
           try {
