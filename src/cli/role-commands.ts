@@ -45,6 +45,10 @@ export function addRoleCommands(p: Command): void {
     .option('--data <dir>', 'data folder (database, blobs, git mirrors)', './lenix-data/server')
     .option('--database <url>', 'postgres://… for PostgreSQL; default SQLite at DATA/lenix.db')
     .option(
+      '--database-read-url <url>',
+      'postgres://… of a streaming replica for public reads (writers read their own writes from the primary)',
+    )
+    .option(
       '--blobs <url>',
       's3://BUCKET[/PREFIX]?endpoint=URL for an S3 store (keys from LENIX_S3_ACCESS_KEY_ID/LENIX_S3_SECRET_ACCESS_KEY), or a folder; default DATA/blobs',
     )
@@ -87,6 +91,7 @@ export function addRoleCommands(p: Command): void {
       async (o: {
         data: string;
         database?: string;
+        databaseReadUrl?: string;
         blobs?: string;
         ledgerKeys?: string;
         migrate: boolean;
@@ -114,6 +119,7 @@ export function addRoleCommands(p: Command): void {
         const server = await startServer({
           dataDir: path.resolve(o.data),
           database: o.database ?? process.env['LENIX_DATABASE'],
+          databaseRead: o.databaseReadUrl ?? process.env['LENIX_DATABASE_READ'],
           blobs: o.blobs ?? process.env['LENIX_BLOBS'],
           migrate: o.migrate,
           host: o.host,

@@ -8,6 +8,8 @@ import { LenixError, isErrorCode } from '../core/errors.js';
 /** One HTTP client for the Lenix API, used by agents and the CLI alike. */
 export class ApiClient {
   readonly base: string;
+  /** The server's database position at this client's last write: sent back so reads see that write. */
+  private readAfter: string | null = null;
   constructor(
     server: string,
     private readonly token: string | null,
@@ -16,7 +18,15 @@ export class ApiClient {
   }
 
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
+    return {
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+      ...(this.readAfter ? { 'lenix-read-after': this.readAfter } : {}),
+      ...extra,
+    };
+  }
+
+  private remember(readAfter: string | string[] | null | undefined): void {
+    if (typeof readAfter === 'string') this.readAfter = readAfter;
   }
 
   async request(
@@ -45,6 +55,7 @@ export class ApiClient {
         { cause: err },
       );
     }
+    this.remember(res.headers.get('lenix-read-after'));
     if (res.status >= 400) throw await errorFrom(res);
     return res;
   }
@@ -63,6 +74,7 @@ export class ApiClient {
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+        this.remember(res.headers['lenix-read-after']);
         res.on('error', reject);
       });
       req.on('error', (err) => {

@@ -25,10 +25,18 @@ import { ErrataService } from './services/errata.js';
 import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
 import { Metrics } from './metrics.js';
+import { registerReplicaReads } from './replica-reads.js';
+import type { ReplicaReads } from '../store/read-routing.js';
 import type { BuildRecord } from '../store/records.js';
 
-/** The Master Service API. Everything it needs comes in through `deps`; nothing is global. */
-export async function createApp(given: Omit<ServerDeps, 'metrics'>): Promise<{ app: App; services: Services }> {
+/**
+ * The Master Service API. Everything it needs comes in through `deps`; nothing is global. `replica`: the
+ * database has a read replica (replica-reads.ts decides which requests use it).
+ */
+export async function createApp(
+  given: Omit<ServerDeps, 'metrics'>,
+  replica?: ReplicaReads,
+): Promise<{ app: App; services: Services }> {
   const metrics = new Metrics({
     queue: async () =>
       (
@@ -132,6 +140,7 @@ export async function createApp(given: Omit<ServerDeps, 'metrics'>): Promise<{ a
   app.addHook('onRequest', async (req: FastifyRequest) => {
     req.caller = await services.auth.authenticate(req.headers.authorization, deps.clock.now());
   });
+  if (replica) registerReplicaReads(app, replica, deps.store.db);
 
   app.setErrorHandler((err, req, reply) => {
     const e = toLenixError(err);

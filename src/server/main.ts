@@ -17,10 +17,13 @@ import { DEFAULT_CONFIG, type ServerConfig } from './context.js';
 import { Notifier } from './notifier.js';
 import { Leadership } from './leadership.js';
 import { PgNotifyRelay } from '../store/pg-notify.js';
+import type { ReplicaReads } from '../store/read-routing.js';
 
 export interface ServerOptions {
   readonly dataDir: string;
   readonly database?: string | undefined; // postgres://… or a SQLite file; default DATA/lenix.db
+  /** postgres://… of a streaming replica of `database` for public reads (read-your-writes for writers). */
+  readonly databaseRead?: string | undefined;
   /** false: do not migrate at start, refuse to start on an outdated database (`lenix migrate` does it). */
   readonly migrate?: boolean;
   /** A folder or s3://BUCKET[/PREFIX]?endpoint=URL (blob-config.ts); default DATA/blobs. */
@@ -40,14 +43,21 @@ export interface RunningServer {
   readonly store: Store;
   readonly services: Services;
   readonly adminToken: string | null;
+  /** With `databaseRead`: which requests read from the replica. */
+  readonly replica: ReplicaReads | null;
   close(): Promise<void>;
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const log = opts.log ?? pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'server' } });
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
-  const dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));
-  const { db, dialect, checkpointer } = openDatabase(dbConfig, {
+  let dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));
+  if (opts.databaseRead) {
+    if (dbConfig.dialect !== 'postgres' || parseDatabaseUrl(opts.databaseRead).dialect !== 'postgres')
+      throw new LenixError('BAD_REQUEST', 'a read replica (--database-read-url) needs PostgreSQL for both URLs');
+    dbConfig = { ...dbConfig, readUrl: opts.databaseRead };
+  }
+  const { db, dialect, checkpointer, replica } = openDatabase(dbConfig, {
     checkpointInBackground: true,
     onConnectionLost: (err) => log.warn({ component: 'db', err: err.message }, 'database connection lost'),
   });
@@ -94,7 +104,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const leader = new Leadership({ leaders: store.leaders, clock, log });
   await leader.renew();
   leader.start();
-  const { app, services } = await createApp({ store, releases, blobs, clock, notifier, log, config, leader });
+  const { app, services } = await createApp({ store, releases, blobs, clock, notifier, log, config, leader }, replica);
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8080 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
@@ -142,6 +152,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     store,
     services,
     adminToken,
+    replica: replica ?? null,
     async close() {
       clearInterval(reaper);
       clearInterval(repairer);

@@ -2,6 +2,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
+import { ReplicaReads, readRoutingDialect } from './read-routing.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -9,13 +10,21 @@ export type Dialect = 'sqlite' | 'postgres';
 /** Where the database lives: a SQLite file (the embedded default) or a PostgreSQL connection string. */
 export type DatabaseConfig =
   | { readonly dialect: 'sqlite'; readonly file: string }
-  | { readonly dialect: 'postgres'; readonly url: string; readonly poolSize?: number };
+  | {
+      readonly dialect: 'postgres';
+      readonly url: string;
+      readonly poolSize?: number;
+      /** A streaming replica for scoped plain reads (read-routing.ts). */
+      readonly readUrl?: string;
+    };
 
 export interface OpenDatabase {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
   /** SQLite opened with `checkpointInBackground`: stop it before closing the database. */
   readonly checkpointer?: WalCheckpointer;
+  /** PostgreSQL with `readUrl`: runs the scopes whose plain reads may use the replica. */
+  readonly replica?: ReplicaReads;
 }
 
 export interface OpenOptions {
@@ -72,6 +81,14 @@ export function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Op
     if (!opts.checkpointInBackground || config.file === ':memory:') return { db, dialect: 'sqlite' };
     return { db, dialect: 'sqlite', checkpointer: startWalCheckpointer(handle, { file: config.file, synchronous }) };
   }
+  const primary = postgresDialect(config.url, config.poolSize, opts);
+  if (!config.readUrl) return { db: new Kysely<Database>({ dialect: primary }), dialect: 'postgres' };
+  const replica = new ReplicaReads();
+  const dialect = readRoutingDialect(primary, postgresDialect(config.readUrl, config.poolSize, opts), replica);
+  return { db: new Kysely<Database>({ dialect }), dialect: 'postgres', replica };
+}
+
+function postgresDialect(url: string, poolSize: number | undefined, opts: OpenOptions): PostgresDialect {
   // Times and offsets are bigint columns; they stay far below 2^53, so parse them as numbers
   // (per pool, not by mutating pg's global type table).
   const types = {
@@ -81,8 +98,8 @@ export function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Op
     },
   };
   const pool = new pg.Pool({
-    connectionString: config.url,
-    max: config.poolSize ?? 10,
+    connectionString: url,
+    max: poolSize ?? 10,
     types: types as pg.CustomTypesConfig,
   });
   // An idle connection the database dropped (a restart, a failover) is an 'error' event on the pool: without
@@ -92,5 +109,5 @@ export function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Op
   // listens only to idle ones, and an 'error' nobody listens to ends the process. The next query on it fails
   // (a transient error, retried by the caller) and the pool discards it when it is released.
   pool.on('connect', (client) => client.on('error', (err) => opts.onConnectionLost?.(err)));
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+  return new PostgresDialect({ pool });
 }

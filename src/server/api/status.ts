@@ -13,14 +13,20 @@ import { presentAdvisory, presentAgent, presentBuild, presentRelease, presentTas
 export function registerStatusRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
   const { store } = deps;
 
-  r.get('/api/v1/health', { schema: { summary: 'Liveness and database reachability', tags: ['public'] } }, async () => {
-    await store.tokens.count();
-    return { ok: true };
-  });
+  // Health and readiness are about the primary, whatever serves public reads.
+  r.get(
+    '/api/v1/health',
+    { schema: { summary: 'Liveness and database reachability', tags: ['public'] }, config: { primaryReads: true } },
+    async () => {
+      await store.tokens.count();
+      return { ok: true };
+    },
+  );
 
   r.get(
     '/api/v1/ready',
     {
+      config: { primaryReads: true },
       schema: {
         summary: 'Readiness for a load balancer: the database and the blob store answer (503 otherwise)',
         tags: ['public'],
