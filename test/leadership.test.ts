@@ -38,5 +38,8 @@ storeSuite('leadership among servers', ({ fresh, clock }) => {
     await a.renew();
     assert.deepEqual([a.holds('reaper'), b.holds('reaper')], [false, true]);
     assert.equal((await store.leaders.get('reaper'))?.fencing, 2);
+    // The fence its writes carry: none for the server that lost the role, the new number for the holder.
+    assert.equal(a.fence('publisher'), null);
+    assert.deepEqual(b.fence('publisher'), { role: 'publisher', holder: b.holder, fencing: 2 });
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ReleaseStore } from '../src/store/release-store.js';
 import { storeSuite } from './support/store-suite.js';
 
 storeSuite('store conformance (leaders)', ({ fresh, clock }) => {
@@ -38,5 +39,27 @@ storeSuite('store conformance (leaders)', ({ fresh, clock }) => {
       Array.from({ length: 8 }, (_, i) => store.leaders.claim('publisher', `s${i}`, t, 10_000)),
     );
     assert.equal(got.filter((x) => x !== null).length, 1);
+  });
+
+  test('a fenced switch of the current snapshot happens only while the fence still holds the role', async () => {
+    const store = await fresh();
+    const releases = new ReleaseStore(store.db);
+    const t = clock.now();
+    const repo = await releases.createRepo({ name: 'fenced', arches: ['x86_64'], keys: [], keepDays: 1 }, t);
+    const snap = (n: number) =>
+      releases.createSnapshot({ repoId: repo.id, releaseId: null, packages: [], keyFingerprint: `k${n}` }, t);
+    const [one, two] = [await snap(1), await snap(2)];
+    assert.equal(await store.leaders.claim('publisher', 'a', t, 10_000), 1);
+    await releases.setCurrentSnapshot(repo.id, one.id, { role: 'publisher', holder: 'a', fencing: 1 });
+    assert.equal((await releases.getRepo(repo.id))?.currentSnapshotId, one.id);
+    // a stalls past its lifetime; b takes over. a's late switch must not land.
+    assert.equal(await store.leaders.claim('publisher', 'b', t + 10_001, 10_000), 2);
+    await assert.rejects(
+      releases.setCurrentSnapshot(repo.id, two.id, { role: 'publisher', holder: 'a', fencing: 1 }),
+      (e: Error & { code?: string }) => e.code === 'NOT_LEADER',
+    );
+    assert.equal((await releases.getRepo(repo.id))?.currentSnapshotId, one.id, 'nothing switched');
+    await releases.setCurrentSnapshot(repo.id, two.id, { role: 'publisher', holder: 'b', fencing: 2 });
+    assert.equal((await releases.getRepo(repo.id))?.currentSnapshotId, two.id);
   });
 });

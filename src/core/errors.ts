@@ -66,6 +66,11 @@ export const ERROR_CODES = {
     doc: 'The lease expired before this message arrived; the task went back to the queue.',
   },
   LEASE_ENDED: { status: 409, exit: 5, doc: 'The lease was already completed or cancelled.' },
+  NOT_LEADER: {
+    status: 409,
+    exit: 5,
+    doc: 'A server that lost a single-writer role (publisher) to another server tried to act on it; nothing was written, the new holder carries on.',
+  },
   LOG_OFFSET_GAP: {
     status: 409,
     exit: 5,

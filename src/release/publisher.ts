@@ -1,3 +1,4 @@
+import type { Fence } from '../store/leader-store.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
@@ -51,6 +52,8 @@ export interface PublisherDeps {
    * ticks do nothing; the publisher's own timer picks up what they were asked to do.
    */
   readonly mayPublish?: () => boolean;
+  /** Where several servers share the database: the publisher role's fence, checked as a snapshot goes live. */
+  readonly fence?: () => Fence | null;
   /** A publish failed with this error code (counted in the server's metrics). */
   readonly failed?: (code: string) => void;
   /** Called when a snapshot is live (the release statement goes into the ledger). */
@@ -153,6 +156,12 @@ export class Publisher {
           { component: 'release', release: release.id, err: (err as Error).message },
           'publish interrupted',
         );
+        return;
+      }
+      if (err instanceof LenixError && err.code === 'NOT_LEADER') {
+        // Another server is the publisher now (this one stalled past its role's lifetime): it takes the
+        // release up where the database says it is; this one switched nothing.
+        this.deps.log.warn({ component: 'release', release: release.id }, 'publisher role lost mid-publish');
         return;
       }
       const e = err instanceof LenixError ? err : new LenixError('INTERNAL', (err as Error).message, { cause: err });
@@ -367,7 +376,9 @@ export class Publisher {
     await symlink(path.join('snapshots', String(snapshotId)), tmpLink);
     await rename(tmpLink, path.join(dir, 'current'));
     await fsyncDir(dir);
-    await this.deps.releases.setCurrentSnapshot(repo.id, snapshotId);
+    const fence = this.deps.fence?.();
+    if (fence === null) throw new LenixError('NOT_LEADER', 'this server is no longer the publisher');
+    await this.deps.releases.setCurrentSnapshot(repo.id, snapshotId, fence);
   }
 
   /** Bring the repository's mirror tree to a snapshot; a failure is logged and put right by the next sync. */

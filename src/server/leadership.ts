@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
-import type { LeaderStore } from '../store/leader-store.js';
+import type { Fence, LeaderStore } from '../store/leader-store.js';
 
 /** What only one server process may do at a time, whichever server it is. */
 export type LeaderRole = 'publisher' | 'reaper' | 'collector';
@@ -11,6 +11,8 @@ export const LEADER_ROLES: readonly LeaderRole[] = ['publisher', 'reaper', 'coll
 /** The port the server's loops ask: may this process do `role`'s work now? */
 export interface Leader {
   holds(role: LeaderRole): boolean;
+  /** While held: the fence the role's decisive writes carry (release-store.ts checks it as it writes). */
+  fence(role: LeaderRole): Fence | null;
 }
 
 /**
@@ -22,6 +24,7 @@ export class Leadership implements Leader {
   readonly holder = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   /** Role → the time until which this process may act on it. */
   private readonly until = new Map<LeaderRole, number>();
+  private readonly fencing = new Map<LeaderRole, number>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -31,6 +34,11 @@ export class Leadership implements Leader {
 
   holds(role: LeaderRole): boolean {
     return (this.until.get(role) ?? 0) > this.deps.clock.now();
+  }
+
+  fence(role: LeaderRole): Fence | null {
+    const fencing = this.fencing.get(role);
+    return this.holds(role) && fencing !== undefined ? { role, holder: this.holder, fencing } : null;
   }
 
   /** Claim or renew every role once. */
@@ -49,6 +57,7 @@ export class Leadership implements Leader {
       }
       // Act until two thirds of the lifetime, counted from before the claim was sent.
       this.until.set(role, now + (this.ttlMs * 2) / 3);
+      this.fencing.set(role, fencing);
       if (!had) this.deps.log.info({ component: 'leadership', role, fencing, holder: this.holder }, 'role taken');
     }
   }

@@ -10,6 +10,13 @@ export interface Leadership {
   readonly expiresAt: number;
 }
 
+/** Proof of holding a role, checked in the statement it guards: a holder that lost the role writes nothing. */
+export interface Fence {
+  readonly role: string;
+  readonly holder: string;
+  readonly fencing: number;
+}
+
 /**
  * Single-writer roles among server processes sharing one database (the publisher, the lease reaper, the blob
  * collector): a row per role with its holder and an expiry. Claiming is one statement — an upsert that keeps

@@ -145,12 +145,27 @@ export class LedgerStore {
       .values({ size, note, created_at: now })
       .onConflict((oc) => oc.column('size').doNothing())
       .execute();
+    return this.checkpointNote(size);
+  }
+
+  async checkpointNote(size: number): Promise<string> {
     const r = await this.db
       .selectFrom('ledger_checkpoints')
       .select('note')
       .where('size', '=', size)
       .executeTakeFirstOrThrow();
     return r.note;
+  }
+
+  /** Replace a checkpoint's note only if it is still `expected` (adding cosignatures); false if it changed. */
+  async replaceCheckpointNote(size: number, expected: string, note: string): Promise<boolean> {
+    const r = await this.db
+      .updateTable('ledger_checkpoints')
+      .set({ note })
+      .where('size', '=', size)
+      .where('note', '=', expected)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
 
   async latestCheckpoint(): Promise<{ size: number; note: string } | null> {

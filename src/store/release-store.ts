@@ -1,3 +1,4 @@
+import type { Fence } from './leader-store.js';
 import type { Kysely, Selectable } from 'kysely';
 import { LenixError } from '../core/errors.js';
 import type {
@@ -181,8 +182,28 @@ export class ReleaseStore {
       .execute();
   }
 
-  async setCurrentSnapshot(repoId: number, snapshotId: number): Promise<void> {
-    await this.db.updateTable('repos').set({ current_snapshot_id: snapshotId }).where('id', '=', repoId).execute();
+  /**
+   * Make a snapshot the one served. With a fence, only while the fence's holder still holds its role at that
+   * fencing number (one statement: a publisher that lost the role to another server switches nothing).
+   */
+  async setCurrentSnapshot(repoId: number, snapshotId: number, fence?: Fence): Promise<void> {
+    let q = this.db.updateTable('repos').set({ current_snapshot_id: snapshotId }).where('id', '=', repoId);
+    if (fence)
+      q = q.where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('leaders')
+            .select('role')
+            .where('role', '=', fence.role)
+            .where('holder', '=', fence.holder)
+            .where('fencing', '=', fence.fencing),
+        ),
+      );
+    const r = await q.executeTakeFirst();
+    if (fence && Number(r.numUpdatedRows) === 0)
+      throw new LenixError(
+        'NOT_LEADER',
+        `this server no longer holds the ${fence.role} role (fencing ${fence.fencing})`,
+      );
   }
 
   // ── releases ──────────────────────────────────────────────────────────────────────────────────────

@@ -176,8 +176,25 @@ export class LedgerService {
     const text = formatCheckpoint({ origin: this.origin, size, root: rootHash(this.tree, size), extensions: [] });
     const signed = signNote(text, [this.signer, this.pqCheckpoint]);
     const witnesses = [...new Set([...this.deps.config.witnesses, ...(await this.store.witnesses())])];
-    const cosignatures = await Promise.all(witnesses.map((w) => this.cosign(w, text, signed, size)));
-    const note = await this.store.saveCheckpoint(size, signed + cosignatures.join(''), this.deps.clock.now());
+    const cosignatures = (await Promise.all(witnesses.map((w) => this.cosign(w, text, signed, size)))).join('');
+    let note = await this.store.saveCheckpoint(size, signed + cosignatures, this.deps.clock.now());
+    // Servers sharing the log may sign the same size at once; the first note stored stays. Add to it the
+    // witness cosignatures this server got and it lacks, so no witness's word is dropped.
+    for (let attempt = 0; attempt < 5 && note !== signed + cosignatures; attempt++) {
+      const have = parseNote(note).signatures;
+      const missing = cosignatures
+        .split('\n')
+        .filter(Boolean)
+        .filter((line) => {
+          const sg = parseNote(`${text}\n${line}\n`).signatures[0];
+          return sg && !have.some((h) => h.name === sg.name && h.keyHash === sg.keyHash);
+        });
+      if (missing.length === 0) break;
+      const merged = `${note}${missing.map((l) => `${l}\n`).join('')}`;
+      note = (await this.store.replaceCheckpointNote(size, note, merged))
+        ? merged
+        : await this.store.checkpointNote(size);
+    }
     return { size, note };
   }
 

@@ -228,6 +228,7 @@ export class Pipeline {
       },
       published: (release, repo, snapshot) => this.emit({ kind: 'snapshot.published', release, repo, snapshot }),
       mayPublish: () => deps.leader.holds('publisher'),
+      fence: () => deps.leader.fence('publisher'),
       failed: (code) => deps.metrics.errors.inc({ code }),
       store: deps.store,
       releases: deps.releases,
