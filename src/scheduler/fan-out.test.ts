@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { planFanOut } from './fan-out.js';
+import { planFanOut, type SrpmArchInfo } from './fan-out.js';
 
 const none = { buildArchs: [], exclusiveArch: [], excludeArch: [] };
 
@@ -32,4 +32,18 @@ test('ExcludeArch drops architectures; excluding all of them is reported', () =>
     arches: ['x86_64'],
   });
   assert.equal(planFanOut({ ...none, exclusiveArch: ['s390x'] }, ['x86_64']).kind, 'excluded');
+});
+
+test('x86-64 levels are flavours of x86_64, as ALBS treats them', () => {
+  const targets = ['x86_64', 'x86_64_v2', 'aarch64'];
+  const arches = (info: Partial<SrpmArchInfo>) => {
+    const r = planFanOut({ ...none, ...info }, targets);
+    return r.kind === 'tasks' ? r.arches : [];
+  };
+  assert.deepEqual(arches({ exclusiveArch: ['x86_64'] }), ['x86_64', 'x86_64_v2']);
+  assert.deepEqual(arches({ exclusiveArch: ['%{x86_64}'] }), ['x86_64', 'x86_64_v2']);
+  assert.deepEqual(arches({ exclusiveArch: ['x86_64_v2'] }), ['x86_64_v2']);
+  assert.deepEqual(arches({ excludeArch: ['x86_64'] }), ['aarch64']);
+  assert.deepEqual(arches({ excludeArch: ['x86_64_v2'] }), ['x86_64', 'aarch64']);
+  assert.deepEqual(arches({ exclusiveArch: ['x86_64'], excludeArch: ['x86_64_v2'] }), ['x86_64']);
 });

@@ -13,9 +13,18 @@ export type FanOut =
   | { readonly kind: 'tasks'; readonly arches: readonly string[] }
   | { readonly kind: 'excluded'; readonly reason: string };
 
-/** Names rpm accepts for the same architecture family in ExclusiveArch/ExcludeArch (macros.d %ix86 etc.). */
+/**
+ * The ExclusiveArch/ExcludeArch entries that name a target architecture (macros.d %ix86 etc.). The x86-64
+ * levels are flavours of x86_64, as in ALBS (albs-node base_rpm_builder.is_build_excluded): `ExclusiveArch:
+ * x86_64` admits x86_64_v2 and `ExcludeArch: x86_64` excludes it, while `ExcludeArch: x86_64_v2` leaves plain
+ * x86_64 alone and `ExclusiveArch: x86_64_v2` does not admit it. rpm ≥ 4.19's %{x86_64} lists every level.
+ */
+const X86_64 = ['x86_64', 'amd64', '%{x86_64}'];
 const ARCH_ALIASES: Readonly<Record<string, readonly string[]>> = {
-  x86_64: ['x86_64', 'amd64', '%{x86_64}', 'x86_64_v2', 'x86_64_v3'],
+  x86_64: X86_64,
+  x86_64_v2: ['x86_64_v2', ...X86_64],
+  x86_64_v3: ['x86_64_v3', ...X86_64],
+  x86_64_v4: ['x86_64_v4', ...X86_64],
   i686: ['i686', 'i386', 'i486', 'i586', '%{ix86}'],
   aarch64: ['aarch64', 'arm64', '%{arm64}'],
   ppc64le: ['ppc64le', '%{power64}'],

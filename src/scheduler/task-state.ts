@@ -45,6 +45,7 @@ export function isFinished(state: TaskState): boolean {
 export const TASK_FAILURE_CODES = [
   // reported by agents
   'AGENT_ERROR', // the agent itself failed (retried)
+  'ARCH_MISMATCH', // a binary package holds executables of another architecture, or is of another arch
   'ARTIFACT_DIGEST_MISMATCH', // a downloaded input does not hash to its recorded digest
   'BUILD_DISK_FULL',
   'BUILD_FAILED', // rpmbuild exited non-zero (also: a build whose other task failed)

@@ -1,3 +1,4 @@
+import { describeElf, ELF_OF_ARCH, elfMismatches } from '../../rpm/elf-arch.js';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -308,6 +309,14 @@ async function buildTask(
         result: { buildroot },
       };
     }
+    if (t.kind === 'binary') {
+      const wrong = await archTruth(out, wanted, t.arch);
+      if (wrong) {
+        say(wrong);
+        return { outcome: { kind: 'failure', code: 'ARCH_MISMATCH', reason: wrong }, result: { buildroot } };
+      }
+      say(`arch check: every executable and shared library is ${t.arch === 'noarch' ? 'noarch (not judged)' : t.arch}`);
+    }
     for (const f of wanted) {
       const up = await ctx.upload(path.join(out, f), { name: f, kind: t.kind === 'srpm' ? 'srpm' : 'rpm' });
       say(`uploaded ${f} sha256 ${up.sha256} (${up.size} bytes)`);
@@ -363,4 +372,23 @@ function describeFailure(r: SandboxResult, limits: SandboxLimits): { code: TaskF
         };
       return { code: 'BUILD_KILLED', reason: `rpmbuild was killed by ${r.signal ?? 'a signal'} (memory limit?)` };
   }
+}
+
+/**
+ * The arch truth check: each package is of the task's arch (or noarch), and its executables and shared
+ * libraries are ELF of that arch (elf-arch.ts). The first problem found, or null.
+ */
+async function archTruth(out: string, files: readonly string[], arch: string): Promise<string | null> {
+  for (const f of files) {
+    const file = path.join(out, f);
+    const got = packageInfo(await readRpmFileHeader(file)).arch;
+    if (got !== arch && got !== 'noarch') return `${f} is a ${got} package, built by a task for ${arch}`;
+    const wrong = await elfMismatches(file, got);
+    if (wrong.length > 0) {
+      const shown = wrong.slice(0, 5).map((w) => `${w.path} (${describeElf(w.found)})`);
+      const more = wrong.length > 5 ? ` and ${wrong.length - 5} more` : '';
+      return `${f} holds files not built for ${got} (${describeElf(ELF_OF_ARCH[got]!)}): ${shown.join(', ')}${more}`;
+    }
+  }
+  return null;
 }

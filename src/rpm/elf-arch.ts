@@ -1,0 +1,167 @@
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { LenixError } from '../core/errors.js';
+
+/**
+ * The arch truth check (issue 17): every executable and shared library in a binary RPM must be an ELF file of
+ * the RPM's architecture — machine, class and byte order. `rpmbuild --target aarch64` of a spec that calls the
+ * host's `gcc` happily packages an x86-64 binary as `.aarch64.rpm`; this catches it after every build.
+ *
+ * Only ET_EXEC and ET_DYN files are judged: relocatable objects (kernel modules, BPF programs, .o files in
+ * -devel packages) may legitimately be for another machine (BPF is EM_BPF), and noarch packages are not judged
+ * at all (firmware for other processors is noarch). The payload is read as rpm2cpio writes it (newc cpio),
+ * keeping only the first 20 bytes of each regular file.
+ */
+
+export interface ElfIdentity {
+  readonly bits: 32 | 64;
+  readonly endian: 'little' | 'big';
+  readonly machine: number;
+}
+
+const EM = { I386: 3, PPC64: 21, S390: 22, X86_64: 62, AARCH64: 183, RISCV: 243 } as const;
+const x86_64: ElfIdentity = { bits: 64, endian: 'little', machine: EM.X86_64 };
+
+/** What ELF an RPM arch's binaries are. x86-64 levels are x86-64 code (their ISA note says which level). */
+export const ELF_OF_ARCH: Readonly<Record<string, ElfIdentity>> = {
+  x86_64,
+  x86_64_v2: x86_64,
+  x86_64_v3: x86_64,
+  x86_64_v4: x86_64,
+  i686: { bits: 32, endian: 'little', machine: EM.I386 },
+  aarch64: { bits: 64, endian: 'little', machine: EM.AARCH64 },
+  ppc64le: { bits: 64, endian: 'little', machine: EM.PPC64 },
+  s390x: { bits: 64, endian: 'big', machine: EM.S390 },
+  riscv64: { bits: 64, endian: 'little', machine: EM.RISCV },
+};
+
+const MACHINE_NAMES: Readonly<Record<number, string>> = {
+  [EM.I386]: 'Intel 80386',
+  [EM.PPC64]: 'PowerPC64',
+  [EM.S390]: 'IBM S/390',
+  [EM.X86_64]: 'x86-64',
+  [EM.AARCH64]: 'AArch64',
+  [EM.RISCV]: 'RISC-V',
+};
+
+export function describeElf(e: ElfIdentity): string {
+  return `ELF ${e.bits}-bit ${e.endian === 'little' ? 'LSB' : 'MSB'} ${MACHINE_NAMES[e.machine] ?? `machine ${e.machine}`}`;
+}
+
+const ET_EXEC = 2;
+const ET_DYN = 3;
+
+/** The identity of an executable or shared object from its first 20 bytes; null for anything else. */
+export function elfIdentity(head: Uint8Array): (ElfIdentity & { readonly type: number }) | null {
+  if (head.length < 20 || head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46) return null;
+  const bits = head[4] === 1 ? 32 : head[4] === 2 ? 64 : null;
+  const endian = head[5] === 1 ? 'little' : head[5] === 2 ? 'big' : null;
+  if (bits === null || endian === null) return null;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const little = endian === 'little';
+  const type = view.getUint16(16, little);
+  if (type !== ET_EXEC && type !== ET_DYN) return null;
+  return { bits, endian, machine: view.getUint16(18, little), type };
+}
+
+/** Pulls exact byte counts from a stream. */
+class Bytes {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly it: AsyncIterator<Buffer>;
+  constructor(stream: Readable) {
+    this.it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  private async fill(n: number): Promise<void> {
+    while (this.buf.length < n) {
+      const r = await this.it.next();
+      if (r.done) throw new LenixError('NOT_AN_RPM', 'the package payload ends in the middle of an entry');
+      this.buf = this.buf.length === 0 ? r.value : Buffer.concat([this.buf, r.value]);
+    }
+  }
+
+  async take(n: number): Promise<Buffer> {
+    await this.fill(n);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    return out;
+  }
+
+  async skip(n: number): Promise<void> {
+    while (n > 0) {
+      if (this.buf.length === 0) await this.fill(1);
+      const k = Math.min(n, this.buf.length);
+      this.buf = this.buf.subarray(k);
+      n -= k;
+    }
+  }
+}
+
+const pad4 = (n: number) => (4 - (n % 4)) % 4;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/** Each regular file of a newc cpio archive: its path and its first (up to) 20 bytes. */
+export async function* cpioHeads(stream: Readable): AsyncGenerator<{ path: string; head: Buffer }> {
+  const r = new Bytes(stream);
+  for (;;) {
+    const h = (await r.take(110)).toString('latin1');
+    if (h.slice(0, 6) !== '070701' && h.slice(0, 6) !== '070702')
+      throw new LenixError('NOT_AN_RPM', 'the package payload is not a newc cpio archive');
+    const field = (i: number) => {
+      const v = Number.parseInt(h.slice(6 + i * 8, 14 + i * 8), 16);
+      if (!Number.isFinite(v)) throw new LenixError('NOT_AN_RPM', 'a cpio header field is not hexadecimal');
+      return v;
+    };
+    const mode = field(1);
+    const size = field(6);
+    const nameSize = field(11);
+    if (nameSize < 1 || nameSize > 65_536) throw new LenixError('NOT_AN_RPM', 'a cpio entry name is too long');
+    const name = (await r.take(nameSize)).subarray(0, nameSize - 1).toString('utf8');
+    await r.skip(pad4(110 + nameSize));
+    if (name === 'TRAILER!!!') return;
+    const n = Math.min(20, size);
+    const head = Buffer.from(await r.take(n));
+    await r.skip(size - n + pad4(size));
+    if ((mode & S_IFMT) === S_IFREG) yield { path: name.replace(/^\.\//, '/'), head };
+  }
+}
+
+export interface ElfMismatch {
+  readonly path: string;
+  readonly found: ElfIdentity;
+}
+
+/**
+ * The executables and shared objects in a binary RPM that are not ELF of `arch` (none for noarch and for arches
+ * without an entry in ELF_OF_ARCH). Runs rpm2cpio on the file: it only decompresses, never installs.
+ */
+export async function elfMismatches(rpmFile: string, arch: string): Promise<ElfMismatch[]> {
+  const want = ELF_OF_ARCH[arch];
+  if (!want) return [];
+  const child = spawn('rpm2cpio', [rpmFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => {
+    if (stderr.length < 4096) stderr += c.toString('utf8');
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  const found: ElfMismatch[] = [];
+  try {
+    for await (const f of cpioHeads(child.stdout)) {
+      const e = elfIdentity(f.head);
+      if (e && (e.machine !== want.machine || e.bits !== want.bits || e.endian !== want.endian))
+        found.push({ path: f.path, found: { bits: e.bits, endian: e.endian, machine: e.machine } });
+    }
+  } catch (err) {
+    child.kill('SIGKILL');
+    await exited.catch(() => null);
+    throw err;
+  }
+  const code = await exited;
+  if (code !== 0)
+    throw new LenixError('NOT_AN_RPM', `rpm2cpio could not read the payload: ${stderr.trim().split('\n')[0] ?? ''}`);
+  return found;
+}
