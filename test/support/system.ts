@@ -27,7 +27,13 @@ export interface System {
  */
 export async function startSystem(
   dir: string,
-  o: { logLevel?: string; serverArgs?: readonly string[]; serverEnv?: NodeJS.ProcessEnv } = {},
+  o: {
+    logLevel?: string;
+    serverArgs?: readonly string[];
+    serverEnv?: NodeJS.ProcessEnv;
+    /** More arguments for the build node (`--arch`, …). */
+    nodeArgs?: readonly string[];
+  } = {},
 ): Promise<System> {
   const procs: Proc[] = [];
   const named = new Map<string, Proc>();
@@ -64,7 +70,7 @@ export async function startSystem(
     await Promise.all(
       (
         [
-          ['node', 'agent:build', ['--work', path.join(dir, 'node-work')]],
+          ['node', 'agent:build', ['--work', path.join(dir, 'node-work'), ...(o.nodeArgs ?? [])]],
           ['tester', 'agent:test', ['--work', path.join(dir, 'tester-work')]],
           ['signer', 'agent:sign', ['--keys', keysDir, '--work', path.join(dir, 'signer-work')]],
         ] as const
