@@ -4,7 +4,7 @@
  * Prints builds per minute side by side and the invariants of test/support/chaos.ts. The suite runs the same
  * harness at 8 builds (test/chaos.test.ts). Not a test: it never fails on timing.
  *
- *   npm run build && node dist/bench/chaos.js [--builds 30] [--every 4000] [--seed 16]
+ *   npm run build && node dist/bench/chaos.js [--builds 30] [--every 4000] [--seed 16] [--only faults|none]
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -16,11 +16,14 @@ const { values: args } = parseArgs({
     builds: { type: 'string', default: '30' },
     every: { type: 'string', default: '4000' },
     seed: { type: 'string', default: '16' },
+    /** Run only one side: 'faults' or 'none' (both by default). */
+    only: { type: 'string' },
   },
 });
+const sides = args.only === 'faults' ? [true] : args.only === 'none' ? [false] : [false, true];
 
 const rows: string[] = [];
-for (const faults of [false, true]) {
+for (const faults of sides) {
   const c = await startCluster({ servers: 2, leaseSeconds: 6 });
   try {
     const r = await chaos(c, {
