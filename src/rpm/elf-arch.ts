@@ -101,8 +101,8 @@ const pad4 = (n: number) => (4 - (n % 4)) % 4;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
-/** Each regular file of a newc cpio archive: its path and its first (up to) 20 bytes. */
-export async function* cpioHeads(stream: Readable): AsyncGenerator<{ path: string; head: Buffer }> {
+/** Each regular file of a newc cpio archive: its path and its first (up to) `keep` bytes. */
+export async function* cpioHeads(stream: Readable, keep = 20): AsyncGenerator<{ path: string; head: Buffer }> {
   const r = new Bytes(stream);
   for (;;) {
     const h = (await r.take(110)).toString('latin1');
@@ -120,25 +120,83 @@ export async function* cpioHeads(stream: Readable): AsyncGenerator<{ path: strin
     const name = (await r.take(nameSize)).subarray(0, nameSize - 1).toString('utf8');
     await r.skip(pad4(110 + nameSize));
     if (name === 'TRAILER!!!') return;
-    const n = Math.min(20, size);
+    const n = Math.min(keep, size);
     const head = Buffer.from(await r.take(n));
     await r.skip(size - n + pad4(size));
     if ((mode & S_IFMT) === S_IFREG) yield { path: name.replace(/^\.\//, '/'), head };
   }
 }
 
+const PT_NOTE = 4;
+const PT_GNU_PROPERTY = 0x6474e553;
+const NT_GNU_PROPERTY_TYPE_0 = 5;
+const GNU_PROPERTY_X86_ISA_1_NEEDED = 0xc0008002;
+const align = (n: number, a: number) => (a > 1 ? Math.ceil(n / a) * a : n);
+
+/**
+ * The x86-64 levels an x86-64 executable or shared object says it needs (its GNU property note, written by
+ * `gcc -mneeded`): a bit mask, 1 baseline, 2 v2, 4 v3, 8 v4; null when the bytes given hold no such note.
+ */
+export function x86IsaNeeded(b: Uint8Array): number | null {
+  const id = elfIdentity(b);
+  if (!id || id.machine !== EM.X86_64 || id.bits !== 64 || id.endian !== 'little') return null;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const u64 = (at: number) => Number(v.getBigUint64(at, true));
+  if (b.length < 64) return null;
+  const phoff = u64(32);
+  const phentsize = v.getUint16(54, true);
+  const phnum = v.getUint16(56, true);
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (phentsize < 56 || ph + 56 > b.length) break;
+    const type = v.getUint32(ph, true);
+    if (type !== PT_GNU_PROPERTY && type !== PT_NOTE) continue;
+    const [off, size, a] = [u64(ph + 8), u64(ph + 32), u64(ph + 48) >= 8 ? 8 : 4];
+    if (off + size > b.length) continue;
+    for (let p = off; p + 12 <= off + size; ) {
+      const [namesz, descsz, ntype] = [v.getUint32(p, true), v.getUint32(p + 4, true), v.getUint32(p + 8, true)];
+      const desc = p + align(12 + namesz, a);
+      if (desc + descsz > off + size) break;
+      const name = Buffer.from(b.subarray(p + 12, p + 12 + namesz)).toString('latin1');
+      if (ntype === NT_GNU_PROPERTY_TYPE_0 && name === 'GNU\0') {
+        for (let q = desc; q + 8 <= desc + descsz; ) {
+          const [prType, prSize] = [v.getUint32(q, true), v.getUint32(q + 4, true)];
+          if (prType === GNU_PROPERTY_X86_ISA_1_NEEDED && prSize >= 4) return v.getUint32(q + 8, true);
+          q += 8 + align(prSize, 8);
+        }
+      }
+      p = desc + align(descsz, a);
+    }
+  }
+  return null;
+}
+
+/** The highest level in a needed mask (1 baseline, 2…4 for v2…v4). */
+const highestLevel = (mask: number) => (mask & 8 ? 4 : mask & 4 ? 3 : mask & 2 ? 2 : 1);
+
 export interface ElfMismatch {
   readonly path: string;
   readonly found: ElfIdentity;
+  /** x86-64 levels: the level a binary needs above the package's. */
+  readonly needsLevel?: number;
+}
+
+export interface ElfReport {
+  readonly mismatches: readonly ElfMismatch[];
+  /** x86-64 level packages: binaries whose note names the package's level, and those whose note does not. */
+  readonly levelMarked: number;
+  readonly levelUnmarked: readonly string[];
 }
 
 /**
  * The executables and shared objects in a binary RPM that are not ELF of `arch` (none for noarch and for arches
- * without an entry in ELF_OF_ARCH). Runs rpm2cpio on the file: it only decompresses, never installs.
+ * without an entry in ELF_OF_ARCH); for an x86-64 level, also those that need a higher level than the package's,
+ * and which carry the level's note. Runs rpm2cpio on the file: it only decompresses, never installs.
  */
-export async function elfMismatches(rpmFile: string, arch: string): Promise<ElfMismatch[]> {
+export async function inspectElf(rpmFile: string, arch: string): Promise<ElfReport> {
   const want = ELF_OF_ARCH[arch];
-  if (!want) return [];
+  if (!want) return { mismatches: [], levelMarked: 0, levelUnmarked: [] };
+  const level = /^x86_64_v([234])$/.exec(arch)?.[1];
   const child = spawn('rpm2cpio', [rpmFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => {
@@ -148,12 +206,25 @@ export async function elfMismatches(rpmFile: string, arch: string): Promise<ElfM
     child.on('error', reject);
     child.on('close', (code) => resolve(code));
   });
-  const found: ElfMismatch[] = [];
+  const mismatches: ElfMismatch[] = [];
+  const unmarked: string[] = [];
+  let marked = 0;
   try {
-    for await (const f of cpioHeads(child.stdout)) {
+    // Program headers and the property note sit in the first page of an x86-64 binary; 64 KiB is ample.
+    for await (const f of cpioHeads(child.stdout, level ? 65_536 : 20)) {
       const e = elfIdentity(f.head);
-      if (e && (e.machine !== want.machine || e.bits !== want.bits || e.endian !== want.endian))
-        found.push({ path: f.path, found: { bits: e.bits, endian: e.endian, machine: e.machine } });
+      if (!e) continue;
+      const found = { bits: e.bits, endian: e.endian, machine: e.machine };
+      if (e.machine !== want.machine || e.bits !== want.bits || e.endian !== want.endian) {
+        mismatches.push({ path: f.path, found });
+        continue;
+      }
+      if (!level) continue;
+      const needed = x86IsaNeeded(f.head);
+      if (needed !== null && highestLevel(needed) > Number(level))
+        mismatches.push({ path: f.path, found, needsLevel: highestLevel(needed) });
+      else if (needed !== null && highestLevel(needed) === Number(level)) marked++;
+      else unmarked.push(f.path);
     }
   } catch (err) {
     child.kill('SIGKILL');
@@ -163,5 +234,10 @@ export async function elfMismatches(rpmFile: string, arch: string): Promise<ElfM
   const code = await exited;
   if (code !== 0)
     throw new LenixError('NOT_AN_RPM', `rpm2cpio could not read the payload: ${stderr.trim().split('\n')[0] ?? ''}`);
-  return found;
+  return { mismatches, levelMarked: marked, levelUnmarked: unmarked };
+}
+
+/** inspectElf's mismatches alone. */
+export async function elfMismatches(rpmFile: string, arch: string): Promise<readonly ElfMismatch[]> {
+  return (await inspectElf(rpmFile, arch)).mismatches;
 }

@@ -1,4 +1,5 @@
-import { describeElf, ELF_OF_ARCH, elfMismatches } from '../../rpm/elf-arch.js';
+import { archTruth } from './arch-truth.js';
+import { x86LevelArgs } from './x86-level-args.js';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -206,7 +207,9 @@ async function buildTask(
       const name = parsePlainName(t.srpm.name);
       await o.api.download(t.srpm.url, path.join(input, name), t.srpm.sha256);
       say(`SRPM ${name} sha256 ${t.srpm.sha256} verified`);
-      const rebuild = [...common, ...(t.arch === 'noarch' ? [] : ['--target', t.arch])];
+      const levels = inRoot ? [] : await x86LevelArgs(t.arch, input, `${SANDBOX_WORK}/in`);
+      if (levels.length > 0) say(`${t.arch}: this rpm lacks the x86-64 levels (4.19 added them); supplying them`);
+      const rebuild = [...levels, ...common, ...(t.arch === 'noarch' ? [] : ['--target', t.arch])];
       if (inRoot) {
         if (o.identity.kind !== 'system-user' || !o.identity.subordinate) {
           const reason =
@@ -310,7 +313,7 @@ async function buildTask(
       };
     }
     if (t.kind === 'binary') {
-      const wrong = await archTruth(out, wanted, t.arch);
+      const wrong = await archTruth(out, wanted, t.arch, say);
       if (wrong) {
         say(wrong);
         return { outcome: { kind: 'failure', code: 'ARCH_MISMATCH', reason: wrong }, result: { buildroot } };
@@ -372,23 +375,4 @@ function describeFailure(r: SandboxResult, limits: SandboxLimits): { code: TaskF
         };
       return { code: 'BUILD_KILLED', reason: `rpmbuild was killed by ${r.signal ?? 'a signal'} (memory limit?)` };
   }
-}
-
-/**
- * The arch truth check: each package is of the task's arch (or noarch), and its executables and shared
- * libraries are ELF of that arch (elf-arch.ts). The first problem found, or null.
- */
-async function archTruth(out: string, files: readonly string[], arch: string): Promise<string | null> {
-  for (const f of files) {
-    const file = path.join(out, f);
-    const got = packageInfo(await readRpmFileHeader(file)).arch;
-    if (got !== arch && got !== 'noarch') return `${f} is a ${got} package, built by a task for ${arch}`;
-    const wrong = await elfMismatches(file, got);
-    if (wrong.length > 0) {
-      const shown = wrong.slice(0, 5).map((w) => `${w.path} (${describeElf(w.found)})`);
-      const more = wrong.length > 5 ? ` and ${wrong.length - 5} more` : '';
-      return `${f} holds files not built for ${got} (${describeElf(ELF_OF_ARCH[got]!)}): ${shown.join(', ')}${more}`;
-    }
-  }
-  return null;
 }

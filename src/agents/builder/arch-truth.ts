@@ -1,0 +1,34 @@
+import path from 'node:path';
+import { describeElf, ELF_OF_ARCH, inspectElf } from '../../rpm/elf-arch.js';
+import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
+
+/**
+ * The arch truth check: each package is of the task's arch (or noarch), and its executables and shared
+ * libraries are ELF of that arch (elf-arch.ts). The first problem found, or null.
+ */
+export async function archTruth(
+  out: string,
+  files: readonly string[],
+  arch: string,
+  say: (line: string) => void,
+): Promise<string | null> {
+  for (const f of files) {
+    const file = path.join(out, f);
+    const got = packageInfo(await readRpmFileHeader(file)).arch;
+    if (got !== arch && got !== 'noarch') return `${f} is a ${got} package, built by a task for ${arch}`;
+    const report = await inspectElf(file, got);
+    const wrong = report.mismatches;
+    if (wrong.length > 0) {
+      const shown = wrong
+        .slice(0, 5)
+        .map((w) => `${w.path} (${w.needsLevel ? `needs x86-64-v${w.needsLevel}` : describeElf(w.found)})`);
+      const more = wrong.length > 5 ? ` and ${wrong.length - 5} more` : '';
+      return `${f} holds files not built for ${got} (${describeElf(ELF_OF_ARCH[got]!)}): ${shown.join(', ')}${more}`;
+    }
+    if (report.levelMarked + report.levelUnmarked.length > 0)
+      say(
+        `${f}: ${report.levelMarked} binaries marked ${got.replace('x86_64_', 'x86-64-')}${report.levelUnmarked.length > 0 ? `; not marked (built without the level's flags?): ${report.levelUnmarked.slice(0, 5).join(', ')}` : ''}`,
+      );
+  }
+  return null;
+}
