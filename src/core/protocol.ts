@@ -147,6 +147,8 @@ export interface RepomdTaskResult {
 }
 export interface TestTaskResult {
   readonly stages: readonly TestStage[];
+  /** Architectures of the build's packages this tester could not install, and why (the release gate sees them). */
+  readonly untested?: readonly { readonly arch: string; readonly reason: string }[];
 }
 export type TaskResult = BuildTaskResult | SignTaskResult | RepomdTaskResult | TestTaskResult;
 
@@ -199,6 +201,10 @@ const RESULTS = {
         }),
       )
       .max(TEST_STAGE_LIMITS.stages),
+    untested: z
+      .array(z.object({ arch: z.string().regex(/^[a-z0-9_]{1,32}$/), reason: text(TEST_STAGE_LIMITS.detail) }))
+      .max(32)
+      .optional(),
   }),
 } satisfies Record<TaskKind, z.ZodType<TaskResult>>;
 
@@ -218,5 +224,7 @@ export function parseTaskResult(kind: TaskKind, value: unknown): TaskResult | nu
 export const buildrootOf = (r: TaskResult | null): BuildrootRecord | null =>
   r && 'buildroot' in r ? r.buildroot : null;
 export const testStagesOf = (r: TaskResult | null): readonly TestStage[] => (r && 'stages' in r ? r.stages : []);
+export const untestedArchesOf = (r: TaskResult | null): NonNullable<TestTaskResult['untested']> =>
+  r && 'stages' in r ? (r.untested ?? []) : [];
 export const metadataSignaturesOf = (r: TaskResult | null): RepomdTaskResult['signatures'] =>
   r && 'signatures' in r ? r.signatures : [];

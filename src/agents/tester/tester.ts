@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createReadStream } from 'node:fs';
 import { copyFile, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -76,6 +78,20 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
       await o.api.download(p.url, path.join(repo, parsePlainName(p.name)), p.sha256);
       say(`${p.name}: sha256 ${p.sha256} verified`);
     }
+    // Packages of an arch this host's rpm cannot install are not tested here: said, and reported to the server.
+    const accepts = await installableArches();
+    const testable = binaries.filter((p) => accepts.has(archOfFile(p.name)));
+    const untested = [...new Set(binaries.map((p) => archOfFile(p.name)).filter((a) => !accepts.has(a)))].map(
+      (arch) => ({
+        arch,
+        reason: `tester ${o.name} has no ${arch} root: its rpm installs ${[...accepts].join(', ')}`,
+      }),
+    );
+    for (const u of untested) say(`untested: ${u.arch}: ${u.reason}`);
+    if (testable.length === 0) {
+      say('no package here is of an arch this tester can install: nothing tested');
+      return { outcome: { kind: 'success' }, result: { stages: [], untested } };
+    }
     await o.api.download(t.publicKeyUrl, path.join(input, 'key.asc'));
     // The target repository's current snapshot and, for a build of a build target, the target's build and other
     // repositories, so that dependencies on packages released or built there resolve (verified by digest, cached
@@ -125,7 +141,7 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
     await writeFile(path.join(input, 'test-root.sh'), testRootScript());
     // dnf's own configuration, not the host's (which may hold proxy passwords or repository credentials).
     await writeFile(path.join(input, 'dnf.conf'), ROOT_DNF_CONF);
-    const names = binaries.map((p) => p.name.replace(/\.rpm$/, ''));
+    const names = testable.map((p) => p.name.replace(/\.rpm$/, ''));
     say(
       `sandbox: root of its own user namespace = ${describeIdentity(o.identity)}; limits: ${describeLimits(o.limits)}`,
     );
@@ -187,8 +203,21 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
       };
     }
     say(`passed: ${stages.map((s) => `${s.name} ${s.outcome}`).join(', ')}`);
-    return { outcome: { kind: 'success' }, result: { stages } };
+    return { outcome: { kind: 'success' }, result: { stages, ...(untested.length > 0 ? { untested } : {}) } };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** A package file's arch: NAME-VERSION-RELEASE.ARCH.rpm. */
+const archOfFile = (name: string) => /\.([A-Za-z0-9_]+)\.rpm$/.exec(name)?.[1] ?? 'unknown';
+
+let accepted: Promise<Set<string>> | null = null;
+/** The arches this host's rpm installs ("compatible archs" of `rpm --showrc`). */
+function installableArches(): Promise<Set<string>> {
+  accepted ??= promisify(execFile)('rpm', ['--showrc'], { maxBuffer: 16 * 1024 * 1024 }).then(({ stdout }) => {
+    const line = /^compatible archs\s*:\s*(.+)$/m.exec(stdout)?.[1] ?? '';
+    return new Set(['noarch', ...line.split(/\s+/).filter(Boolean)]);
+  });
+  return accepted;
 }

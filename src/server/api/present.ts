@@ -16,7 +16,7 @@ import type {
   TaskRecord,
   TokenRecord,
 } from '../../store/records.js';
-import { buildrootOf } from '../../core/protocol.js';
+import { buildrootOf, untestedArchesOf } from '../../core/protocol.js';
 
 /** The JSON shapes the API returns (times as ISO 8601 strings). One place, so every route agrees. */
 export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -69,6 +69,8 @@ export function presentTask(t: TaskRecord, artifacts: readonly ArtifactRecord[] 
     logSize: t.logSize,
     logUrl: `/api/v1/tasks/${t.id}/log`,
     buildroot: buildrootOf(t.result),
+    // A test task: the arches whose packages its tester could not install, and why.
+    ...(t.kind === 'test' ? { untested: untestedArchesOf(t.result) } : {}),
     artifacts: artifacts.filter((a) => a.taskId === t.id).map(presentArtifact),
   };
 }

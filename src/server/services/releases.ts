@@ -1,3 +1,4 @@
+import { untestedArchesOf } from '../../core/protocol.js';
 import { checkEcosystem } from '../../errata/osv.js';
 import { LenixError } from '../../core/errors.js';
 import { inspectPublicKey } from '../../crypto/gpg.js';
@@ -146,6 +147,8 @@ export class ReleaseService {
       if (!logged.has(stage)) gates.push({ kind: 'unlogged', buildId, stage });
     const test = last('test');
     if (test?.state !== 'succeeded') gates.push({ kind: 'untested', buildId, task: test ?? null });
+    // A tester that could not install some arch's packages (no root of that arch) said so: not tested.
+    else for (const u of untestedArchesOf(test.result)) gates.push({ kind: 'untested-arch', buildId, ...u });
     return gates;
   }
 
@@ -270,7 +273,8 @@ export type ReleaseGate =
   | { readonly kind: 'not-built'; readonly buildId: number; readonly state: BuildState }
   | { readonly kind: 'unsigned'; readonly buildId: number; readonly task: TaskRecord | null }
   | { readonly kind: 'unlogged'; readonly buildId: number; readonly stage: 'source' | 'build' | 'sign' }
-  | { readonly kind: 'untested'; readonly buildId: number; readonly task: TaskRecord | null };
+  | { readonly kind: 'untested'; readonly buildId: number; readonly task: TaskRecord | null }
+  | { readonly kind: 'untested-arch'; readonly buildId: number; readonly arch: string; readonly reason: string };
 
 const taskState = (what: string, t: TaskRecord | null) =>
   t ? ` (${what} task ${t.state}${t.reason ? `: ${t.reason}` : ''})` : '';
@@ -286,5 +290,7 @@ export function gateText(g: ReleaseGate): string {
       return `build ${g.buildId} is not signed: its ${g.stage} statement is not in the ledger`;
     case 'untested':
       return `build ${g.buildId} has not passed its tests${taskState('test', g.task)}`;
+    case 'untested-arch':
+      return `build ${g.buildId}'s ${g.arch} packages are untested: ${g.reason}`;
   }
 }
