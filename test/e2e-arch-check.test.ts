@@ -39,6 +39,25 @@ describe('arch truth check on a build node', {
     });
   });
 
+  /** Add a source with this spec, build it, and wait until the build has ended. */
+  const buildToEnd = async (name: string, spec: string) => {
+    await gitRepo(path.join(dir, 'repos', name), { [`${name}.spec`]: spec });
+    await sys.cli('source', 'add', name, path.join(dir, 'repos', name));
+    const { id } = JSON.parse((await sys.cli('build', name, '--json')).stdout) as { id: number };
+    let last: Build | null = null;
+    const build = await until(
+      'the build to end',
+      async () => {
+        last = await sys.api.json<Build>('GET', `/api/v1/builds/${id}`);
+        return ['succeeded', 'failed', 'cancelled'].includes(last.state) ? last : null;
+      },
+      300_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(last)}`);
+    });
+    return { id, build };
+  };
+
   after(async () => {
     await sys?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -64,20 +83,7 @@ install -D -m755 hello-host-gcc %{buildroot}/usr/bin/hello-host-gcc
 * Sun Nov 01 2026 Lenix Tests <tests@lenix.invalid> - 1.0-1
 - Test package
 `;
-    await gitRepo(path.join(dir, 'repos', 'hello-host-gcc'), { 'hello-host-gcc.spec': spec });
-    await sys.cli('source', 'add', 'hello-host-gcc', path.join(dir, 'repos', 'hello-host-gcc'));
-    const { id } = JSON.parse((await sys.cli('build', 'hello-host-gcc', '--json')).stdout) as { id: number };
-    let last: Build | null = null;
-    const build = await until(
-      'the build to end',
-      async () => {
-        last = await sys.api.json<Build>('GET', `/api/v1/builds/${id}`);
-        return ['succeeded', 'failed', 'cancelled'].includes(last.state) ? last : null;
-      },
-      300_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${JSON.stringify(last)}`);
-    });
+    const { build } = await buildToEnd('hello-host-gcc', spec);
     const task = (arch: string) => build.tasks.find((t) => t.kind === 'binary' && t.arch === arch)!;
     assert.equal(task('x86_64').state, 'succeeded');
     assert.equal(task('aarch64').state, 'failed');
@@ -115,20 +121,7 @@ install -D -m755 hello-levels %{buildroot}%{_bindir}/hello-levels
 * Sun Nov 01 2026 Lenix Tests <tests@lenix.invalid> - 1.0-1
 - Test package
 `;
-    await gitRepo(path.join(dir, 'repos', 'hello-levels'), { 'hello-levels.spec': spec });
-    await sys.cli('source', 'add', 'hello-levels', path.join(dir, 'repos', 'hello-levels'));
-    const { id } = JSON.parse((await sys.cli('build', 'hello-levels', '--json')).stdout) as { id: number };
-    let last: Build | null = null;
-    const build = await until(
-      'the build to end',
-      async () => {
-        last = await sys.api.json<Build>('GET', `/api/v1/builds/${id}`);
-        return ['succeeded', 'failed', 'cancelled'].includes(last.state) ? last : null;
-      },
-      300_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${JSON.stringify(last)}`);
-    });
+    const { id, build } = await buildToEnd('hello-levels', spec);
     assert.equal(build.state, 'succeeded', JSON.stringify(build.tasks.map((t) => [t.kind, t.arch, t.state, t.reason])));
     assert.deepEqual(
       build.tasks
