@@ -45,6 +45,8 @@ for (const faults of sides) {
       `| ${faults ? `kill -9 every ${Number(args.every) / 1000} s (${r.faults.length} faults)` : 'no faults'} | ${r.builds.length} | ${ok} | ${r.seconds.toFixed(0)} | ${((r.builds.length / r.seconds) * 60).toFixed(1)} | ${invariants ? 'hold' : `BROKEN ${JSON.stringify(r)}`} |`,
     );
     process.stderr.write(`${rows[rows.length - 1]}\n`);
+    for (const b of r.builds.filter((x) => x.state !== 'succeeded'))
+      process.stderr.write(`  build ${b.id} (${b.source}) ${b.state}: ${b.reason ?? 'no reason'}\n`);
   } finally {
     await c.stop();
   }
