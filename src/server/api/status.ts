@@ -66,6 +66,7 @@ export function registerStatusRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
       const d = await dashboard(deps, s.errata);
       return {
         queue: d.queue,
+        nodesFor: d.nodesFor,
         running: d.running.map((r) => ({
           ...presentTask(r.task),
           build: r.build ? presentBuild(r.build) : null,

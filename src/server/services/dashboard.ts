@@ -6,6 +6,8 @@ import type { ErrataService } from './errata.js';
 export interface Dashboard {
   readonly now: number;
   readonly queue: Readonly<Record<string, number>>;
+  /** For each queued arch: build nodes online that build it (0: its builds wait visibly for one). */
+  readonly nodesFor: Readonly<Record<string, number>>;
   readonly running: readonly { task: TaskRecord; build: BuildRecord | null; agent: string | null }[];
   readonly agentsOnline: readonly { agent: AgentRecord; task: TaskRecord | null }[];
   readonly builds: readonly BuildRecord[];
@@ -31,17 +33,23 @@ export async function dashboard(
   const buildsById = new Map<number, BuildRecord | null>();
   for (const t of running)
     if (!buildsById.has(t.buildId)) buildsById.set(t.buildId, await deps.store.builds.get(t.buildId));
+  const online = agents.filter((a) => now - a.lastSeenAt < deps.config.leaseMs * 2);
+  const nodesFor = Object.fromEntries(
+    Object.keys(queue).map((arch) => [
+      arch,
+      online.filter((a) => a.role === 'build' && a.arches.includes(arch)).length,
+    ]),
+  );
   return {
     now,
     queue,
+    nodesFor,
     running: running.map((task) => ({
       task,
       build: buildsById.get(task.buildId) ?? null,
       agent: task.agentId === null ? null : (names.get(task.agentId) ?? null),
     })),
-    agentsOnline: agents
-      .filter((a) => now - a.lastSeenAt < deps.config.leaseMs * 2)
-      .map((agent) => ({ agent, task: running.find((t) => t.agentId === agent.id) ?? null })),
+    agentsOnline: online.map((agent) => ({ agent, task: running.find((t) => t.agentId === agent.id) ?? null })),
     builds,
     releases,
     advisories,
