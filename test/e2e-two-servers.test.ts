@@ -78,6 +78,9 @@ describe('two servers on one PostgreSQL and one bucket', { timeout: 900_000 }, (
       await cli(b, 'release', String(ids[0]), String(ids[1]), '--to', 'both', '--approve', '--wait', '--json'),
     ) as { state: string };
     assert.equal(released.state, 'published');
+    // An administrator's rollback is not fenced by the publisher role: the other server takes it too.
+    const { currentSnapshot } = (await (await fetch(`${b}/api/v1/repos/both`)).json()) as { currentSnapshot: number };
+    await cli(b, 'repo', 'rollback', 'both', String(currentSnapshot));
 
     for (const [i, server] of [a, b].entries()) {
       const reposDir = path.join(dir, `client-${i}`, 'repos.d');

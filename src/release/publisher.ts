@@ -1,7 +1,7 @@
 import type { Fence } from '../store/leader-store.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -368,17 +368,26 @@ export class Publisher {
     return sha ? { sha256: sha } : null;
   }
 
-  /** Point `current` at a snapshot: a new symlink renamed over the old one (rename(2) is atomic). */
-  async switchCurrent(repo: RepoRecord, snapshotId: number): Promise<void> {
+  /**
+   * Make a snapshot the one served: the database says which (every server serves from it), then this server's
+   * `current` symlink follows where the snapshot's folder is here (a new link renamed over the old one). A
+   * publish is `fenced` (only while this server holds the publisher role); an administrator's rollback is not,
+   * so any server takes it.
+   */
+  async switchCurrent(repo: RepoRecord, snapshotId: number, fenced = true): Promise<void> {
+    const fence = fenced ? this.deps.fence?.() : undefined;
+    if (fence === null) throw new LenixError('NOT_LEADER', 'this server is no longer the publisher');
+    await this.deps.releases.setCurrentSnapshot(repo.id, snapshotId, fence);
     const dir = this.repoDir(repo.name);
+    if (!(await exists(path.join(dir, 'snapshots', String(snapshotId))))) {
+      await rm(path.join(dir, 'current'), { force: true }); // another server's snapshot: no stale link here
+      return;
+    }
     const tmpLink = path.join(dir, `.current-${snapshotId}-${process.pid}`);
     await rm(tmpLink, { force: true });
     await symlink(path.join('snapshots', String(snapshotId)), tmpLink);
     await rename(tmpLink, path.join(dir, 'current'));
     await fsyncDir(dir);
-    const fence = this.deps.fence?.();
-    if (fence === null) throw new LenixError('NOT_LEADER', 'this server is no longer the publisher');
-    await this.deps.releases.setCurrentSnapshot(repo.id, snapshotId, fence);
   }
 
   /** Bring the repository's mirror tree to a snapshot; a failure is logged and put right by the next sync. */
@@ -397,10 +406,6 @@ export class Publisher {
     }
   }
 
-  async currentTarget(repoName: string): Promise<string | null> {
-    return readlink(path.join(this.repoDir(repoName), 'current')).catch(() => null);
-  }
-
   /** Roll back to a ready snapshot (default: the one published before the current one). */
   async rollback(repo: RepoRecord, snapshotId?: number): Promise<SnapshotRecord> {
     const snaps = (await this.deps.releases.listSnapshots(repo.id, { packages: false })).filter(
@@ -417,7 +422,7 @@ export class Publisher {
         `no ready snapshot ${snapshotId ?? 'before the current one'} in ${repo.name}`,
       );
     }
-    await this.switchCurrent(repo, target.id);
+    await this.switchCurrent(repo, target.id, false);
     const full = (await this.deps.releases.getSnapshot(target.id))!;
     await this.syncMirror(repo, full);
     return full;
