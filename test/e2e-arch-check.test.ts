@@ -151,6 +151,11 @@ install -D -m755 hello-levels %{buildroot}%{_bindir}/hello-levels
       ['x86_64_v2'],
     );
     assert.match(testLog, /untested: x86_64_v2: tester \S+ has no x86_64_v2 root/);
+    // Shown on the build's page with the test stages (and recorded so in the test statement).
+    assert.match(
+      await (await fetch(`${sys.url}/builds/${id}`)).text(),
+      /<td>arch x86_64_v2<\/td><td class="muted">skipped<\/td><td>untested: tester /,
+    );
     // The release gate honours it: a release needs a maintainer's override reason.
     await sys.cli('repo', 'create', 'levels', '--arch', 'x86_64', '--arch', 'x86_64_v2');
     const blocked = await lenix(['release', String(id), '--to', 'levels'], sys.env);

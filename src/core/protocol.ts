@@ -226,5 +226,14 @@ export const buildrootOf = (r: TaskResult | null): BuildrootRecord | null =>
 export const testStagesOf = (r: TaskResult | null): readonly TestStage[] => (r && 'stages' in r ? r.stages : []);
 export const untestedArchesOf = (r: TaskResult | null): NonNullable<TestTaskResult['untested']> =>
   r && 'stages' in r ? (r.untested ?? []) : [];
+/** The stages of a test result, each untested arch added as a skipped stage (for statements and pages). */
+export const testStagesWithArches = (r: TaskResult | null): readonly TestStage[] => [
+  ...testStagesOf(r),
+  ...untestedArchesOf(r).map((u) => ({
+    name: `arch ${u.arch}`,
+    outcome: 'skipped' as const,
+    detail: `untested: ${u.reason}`,
+  })),
+];
 export const metadataSignaturesOf = (r: TaskResult | null): RepomdTaskResult['signatures'] =>
   r && 'signatures' in r ? r.signatures : [];

@@ -12,7 +12,7 @@ import {
 import type { BuildRecord, ImportRecord, ReleaseRecord, SnapshotRecord, TaskRecord } from '../../store/records.js';
 import type { DepsOf, StatementSink } from '../context.js';
 import { publicSourceUrl } from '../../core/source-url.js';
-import { buildrootOf, testStagesOf } from '../../core/protocol.js';
+import { buildrootOf, testStagesWithArches } from '../../core/protocol.js';
 
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
@@ -171,7 +171,11 @@ export class Attestations {
     }
     if (task.kind === 'test' && (task.state === 'succeeded' || task.state === 'failed')) {
       const signed = artifacts.filter((a) => a.kind === 'signed-rpm');
-      const stages = testStagesOf(task.result).map((s) => ({ name: s.name, outcome: s.outcome, detail: s.detail }));
+      const stages = testStagesWithArches(task.result).map((s) => ({
+        name: s.name,
+        outcome: s.outcome,
+        detail: s.detail,
+      }));
       const agent = task.agentId === null ? null : await this.deps.store.agents.get(task.agentId);
       await this.sink.record(
         'test',

@@ -6,7 +6,7 @@ import { leafHash, verifyInclusion } from '../../ledger/merkle.js';
 import { parseNote } from '../../ledger/note.js';
 import type { ArtifactRecord, BuildRecord, TaskRecord } from '../../store/records.js';
 import { html } from './html.js';
-import { testStagesOf } from '../../core/protocol.js';
+import { testStagesWithArches } from '../../core/protocol.js';
 
 /** Formatting helpers the pages share: times, sizes, states, tables, and the ledger check a page shows. */
 
@@ -77,6 +77,6 @@ export const artifactTable = (artifacts: readonly ArtifactRecord[]) =>
       )}</tbody></table>`;
 
 export const testResults = (t: TaskRecord) => {
-  const stages = testStagesOf(t.result);
+  const stages = testStagesWithArches(t.result);
   return html`<p>Test task ${t.id}: ${stateOf(t.state)}</p>${stages.length === 0 ? '' : html`<table><thead><tr><th scope="col">Stage</th><th scope="col">Outcome</th><th scope="col">Detail</th></tr></thead><tbody>${stages.map((x) => html`<tr><td>${x.name}</td><td class="${x.outcome === 'passed' ? 'ok' : x.outcome === 'failed' ? 'bad' : 'muted'}">${x.outcome}</td><td>${x.detail}</td></tr>`)}</tbody></table>`}`;
 };
