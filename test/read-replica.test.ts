@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import pino from 'pino';
 import { ApiClient } from '../src/client/http.js';
+import { leafHash } from '../src/ledger/merkle.js';
 import { type RunningServer, startServer } from '../src/server/main.js';
 import { freePort as deadPort, until } from './support/cli.js';
 import { type PostgresPair, startPostgresPair } from './support/postgres-pair.js';
@@ -161,6 +162,24 @@ describe('reads from a PostgreSQL replica', { timeout: 300_000 }, () => {
     } finally {
       await replicaAdmin.query('select pg_wal_replay_resume()');
       await db.deleteFrom('leaders').where('holder', '=', 'probe').execute();
+    }
+  });
+
+  test('the ledger follows the primary even when a public read drives it', async () => {
+    const ledger = server.services.ledger;
+    await replicaCaughtUp();
+    const before = await ledger.checkpoint();
+    await replicaAdmin.query('select pg_wal_replay_pause()');
+    try {
+      const data = new TextEncoder().encode('{"replica":"probe"}');
+      await ledger.store.append([{ data, leafHash: leafHash(data), kind: 'test', subjectKeys: [] }], Date.now());
+      // A GET of the checkpoint runs in a read scope; the replica has not replayed the entry.
+      const cp = await replicaReads().run(null, () => ledger.checkpoint());
+      assert.equal(cp.size, before.size + 1, 'signed over the primary, not taken back to the replica');
+      const res = await fetch(`${server.url}/ledger/checkpoint`);
+      assert.match(await res.text(), new RegExp(`^${ledger.origin}\\n${before.size + 1}\\n`));
+    } finally {
+      await replicaAdmin.query('select pg_wal_replay_resume()');
     }
   });
 

@@ -34,8 +34,28 @@ export interface ReadScope {
   wrote?: boolean;
 }
 
+/** The read scope of the code running now (one per process: a scope is a request's, whichever server's). */
+const scopes = new AsyncLocalStorage<ReadScope>();
+
+/** Runs `fn` (and everything it starts) outside any read scope: all its statements go to the primary. */
+export function onPrimary<T>(fn: () => T): T {
+  return scopes.exit(fn);
+}
+
+/**
+ * `target` with every method call run outside any read scope: for state this process keeps in memory in step
+ * with the database (the ledger's Merkle tree), which a replica a little behind would make it take for lost.
+ */
+export function primaryOnly<T extends object>(target: T): T {
+  return new Proxy(target, {
+    get(obj, key, receiver) {
+      const v: unknown = Reflect.get(obj, key, receiver);
+      return typeof v === 'function' ? (...args: unknown[]) => onPrimary(() => v.apply(obj, args)) : v;
+    },
+  });
+}
+
 export class ReplicaReads {
-  private readonly scopes = new AsyncLocalStorage<ReadScope>();
   private downUntil = 0;
   /** Statements the replica answered; scopes sent to the primary because the replica lagged; replica failures. */
   readonly stats = { replicaQueries: 0, laggedScopes: 0, replicaFailures: 0 };
@@ -48,11 +68,11 @@ export class ReplicaReads {
 
   /** Runs `fn` (and everything it starts) as a scope whose plain reads may use the replica. */
   run<T>(after: string | null, fn: () => T): T {
-    return this.scopes.run({ after: after !== null && LSN.test(after) ? after : null }, fn);
+    return scopes.run({ after: after !== null && LSN.test(after) ? after : null }, fn);
   }
 
   current(): ReadScope | undefined {
-    return this.scopes.getStore();
+    return scopes.getStore();
   }
 
   replicaDown(): void {

@@ -1,3 +1,4 @@
+import { primaryOnly } from '../../store/read-routing.js';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { signEnvelope, type Envelope } from '../../attest/dsse.js';
@@ -60,7 +61,8 @@ export class LedgerService {
     readonly origin: string,
     private readonly batchMs = 1000,
   ) {
-    this.store = new LedgerStore(deps.store.db, deps.store.dialect);
+    // The tree in memory follows the primary: a replica behind it would look like entries lost to a failover.
+    this.store = primaryOnly(new LedgerStore(deps.store.db, deps.store.dialect));
   }
 
   async init(): Promise<void> {
