@@ -165,6 +165,18 @@ describe('reads from a PostgreSQL replica', { timeout: 300_000 }, () => {
     }
   });
 
+  test('a page checks its session token against the primary, not the replica', async () => {
+    await replicaCaughtUp();
+    await replicaAdmin.query('select pg_wal_replay_pause()');
+    try {
+      const { token } = await createToken(admin, 'just-made');
+      const page = await fetch(`${server.url}/`, { headers: { cookie: `lenix_token=${token}` } });
+      assert.match(await page.text(), /signed in as just-made/, 'a token the replica does not have yet');
+    } finally {
+      await replicaAdmin.query('select pg_wal_replay_resume()');
+    }
+  });
+
   test('the ledger follows the primary even when a public read drives it', async () => {
     const ledger = server.services.ledger;
     await replicaCaughtUp();

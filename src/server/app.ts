@@ -26,7 +26,7 @@ import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
 import { Metrics } from './metrics.js';
 import { registerReplicaReads } from './replica-reads.js';
-import type { ReplicaReads } from '../store/read-routing.js';
+import { primaryOnly, type ReplicaReads } from '../store/read-routing.js';
 import type { BuildRecord } from '../store/records.js';
 
 /**
@@ -89,7 +89,8 @@ export async function createApp(
   const errata = new ErrataService(deps);
   await errata.ensureExports();
   const pipeline = new Pipeline(deps, attest, errata, (key) => ledger.store.stagesFor(key));
-  const auth = new TokenAuthority(deps.store.tokens);
+  // Tokens are checked against the primary: a revocation must not wait for a replica to replay it.
+  const auth = new TokenAuthority(primaryOnly(deps.store.tokens));
   const releases = new ReleaseService(deps, pipeline.publisher, pipeline);
   const builds = new BuildService(deps, sources, pipeline);
   const batches = new BatchService(deps, builds);
