@@ -108,6 +108,12 @@ printf 'data' > d; install -D -m644 d %{buildroot}/usr/share/archcheck/d
     ['/usr/bin/archcheck: ELF 64-bit LSB x86-64'],
   );
   assert.deepEqual(await elfMismatches(await rpmOf('aarch64'), 'noarch'), [], 'noarch is not judged');
+  // The payload is the build's making: reading it stops at a byte bound (and a time bound).
+  const bounded = { launcher: [], memoryBytes: 1024 ** 3, timeoutMs: 60_000, maxBytes: 4096 };
+  await assert.rejects(
+    elfMismatches(await rpmOf('x86_64'), 'x86_64', bounded),
+    (e: Error & { code?: string }) => e.code === 'NOT_AN_RPM' && /unpacks to more than 4096 bytes/.test(e.message),
+  );
   await assert.rejects(elfMismatches(path.join(top, 'SPECS', 'a.spec'), 'x86_64'), (e: Error & { code?: string }) =>
     ['NOT_AN_RPM'].includes(e.code ?? ''),
   );

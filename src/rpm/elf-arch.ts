@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { LenixError } from '../core/errors.js';
 
@@ -67,8 +68,12 @@ export function elfIdentity(head: Uint8Array): (ElfIdentity & { readonly type: n
 /** Pulls exact byte counts from a stream. */
 class Bytes {
   private buf: Buffer = Buffer.alloc(0);
+  private read = 0;
   private readonly it: AsyncIterator<Buffer>;
-  constructor(stream: Readable) {
+  constructor(
+    stream: Readable,
+    private readonly maxBytes: number,
+  ) {
     this.it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 
@@ -76,6 +81,9 @@ class Bytes {
     while (this.buf.length < n) {
       const r = await this.it.next();
       if (r.done) throw new LenixError('NOT_AN_RPM', 'the package payload ends in the middle of an entry');
+      this.read += r.value.length;
+      if (this.read > this.maxBytes)
+        throw new LenixError('NOT_AN_RPM', `the package payload unpacks to more than ${this.maxBytes} bytes`);
       this.buf = this.buf.length === 0 ? r.value : Buffer.concat([this.buf, r.value]);
     }
   }
@@ -101,9 +109,13 @@ const pad4 = (n: number) => (4 - (n % 4)) % 4;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
-/** Each regular file of a newc cpio archive: its path and its first (up to) `keep` bytes. */
-export async function* cpioHeads(stream: Readable, keep = 20): AsyncGenerator<{ path: string; head: Buffer }> {
-  const r = new Bytes(stream);
+/** Each regular file of a newc cpio archive: its path and its first (up to) `keep` bytes; at most `maxBytes` read. */
+export async function* cpioHeads(
+  stream: Readable,
+  keep = 20,
+  maxBytes = Number.MAX_SAFE_INTEGER,
+): AsyncGenerator<{ path: string; head: Buffer }> {
+  const r = new Bytes(stream, maxBytes);
   for (;;) {
     const h = (await r.take(110)).toString('latin1');
     if (h.slice(0, 6) !== '070701' && h.slice(0, 6) !== '070702')
@@ -189,15 +201,45 @@ export interface ElfReport {
 }
 
 /**
+ * How the payload of a package a build made is read: its bytes are the build's, so rpm2cpio runs as the
+ * sandbox's unprivileged user (`launcher`, e.g. setpriv; the package comes in on stdin, so that user needs no
+ * access to the node's files), under an address-space limit, for at most `timeoutMs`, and no more than
+ * `maxBytes` of unpacked archive are read (a decompression bomb stops there).
+ */
+export interface PayloadLimits {
+  readonly launcher: readonly string[];
+  readonly memoryBytes: number;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+}
+
+const UNLIMITED: PayloadLimits = {
+  launcher: [],
+  memoryBytes: 4 * 1024 ** 3,
+  timeoutMs: 3_600_000,
+  maxBytes: Number.MAX_SAFE_INTEGER,
+};
+
+/**
  * The executables and shared objects in a binary RPM that are not ELF of `arch` (none for noarch and for arches
  * without an entry in ELF_OF_ARCH); for an x86-64 level, also those that need a higher level than the package's,
  * and which carry the level's note. Runs rpm2cpio on the file: it only decompresses, never installs.
  */
-export async function inspectElf(rpmFile: string, arch: string): Promise<ElfReport> {
+export async function inspectElf(rpmFile: string, arch: string, limits: PayloadLimits = UNLIMITED): Promise<ElfReport> {
   const want = ELF_OF_ARCH[arch];
   if (!want) return { mismatches: [], levelMarked: 0, levelUnmarked: [] };
   const level = /^x86_64_v([234])$/.exec(arch)?.[1];
-  const child = spawn('rpm2cpio', [rpmFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...args] = [...limits.launcher, 'prlimit', `--as=${limits.memoryBytes}`, '--', 'rpm2cpio'];
+  const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  createReadStream(rpmFile)
+    .on('error', () => child.kill('SIGKILL'))
+    .pipe(child.stdin)
+    .on('error', () => undefined); // rpm2cpio stopped reading (killed, or refused the package)
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, limits.timeoutMs);
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => {
     if (stderr.length < 4096) stderr += c.toString('utf8');
@@ -211,7 +253,7 @@ export async function inspectElf(rpmFile: string, arch: string): Promise<ElfRepo
   let marked = 0;
   try {
     // Program headers and the property note sit in the first page of an x86-64 binary; 64 KiB is ample.
-    for await (const f of cpioHeads(child.stdout, level ? 65_536 : 20)) {
+    for await (const f of cpioHeads(child.stdout, level ? 65_536 : 20, limits.maxBytes)) {
       const e = elfIdentity(f.head);
       if (!e) continue;
       const found = { bits: e.bits, endian: e.endian, machine: e.machine };
@@ -229,15 +271,22 @@ export async function inspectElf(rpmFile: string, arch: string): Promise<ElfRepo
   } catch (err) {
     child.kill('SIGKILL');
     await exited.catch(() => null);
-    throw err;
+    throw timedOut ? new LenixError('NOT_AN_RPM', `reading the payload took over ${limits.timeoutMs} ms`) : err;
+  } finally {
+    clearTimeout(timer);
   }
   const code = await exited;
+  if (timedOut) throw new LenixError('NOT_AN_RPM', `reading the payload took over ${limits.timeoutMs} ms`);
   if (code !== 0)
     throw new LenixError('NOT_AN_RPM', `rpm2cpio could not read the payload: ${stderr.trim().split('\n')[0] ?? ''}`);
   return { mismatches, levelMarked: marked, levelUnmarked: unmarked };
 }
 
 /** inspectElf's mismatches alone. */
-export async function elfMismatches(rpmFile: string, arch: string): Promise<readonly ElfMismatch[]> {
-  return (await inspectElf(rpmFile, arch)).mismatches;
+export async function elfMismatches(
+  rpmFile: string,
+  arch: string,
+  limits?: PayloadLimits,
+): Promise<readonly ElfMismatch[]> {
+  return (await inspectElf(rpmFile, arch, limits)).mismatches;
 }

@@ -15,7 +15,7 @@ import {
 } from './sandbox-plan.js';
 import type { SandboxResult, SandboxRun } from './sandbox-types.js';
 
-export { SANDBOX_UID, SANDBOX_WORK } from './sandbox-plan.js';
+export { launcher, SANDBOX_UID, SANDBOX_WORK } from './sandbox-plan.js';
 export { DEFAULT_LIMITS, describeLimits } from './sandbox-types.js';
 export type { SandboxLimits, SandboxResult, SandboxRun } from './sandbox-types.js';
 

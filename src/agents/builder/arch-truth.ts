@@ -1,22 +1,29 @@
 import path from 'node:path';
-import { describeElf, ELF_OF_ARCH, inspectElf } from '../../rpm/elf-arch.js';
+import { LenixError } from '../../core/errors.js';
+import { describeElf, ELF_OF_ARCH, inspectElf, type PayloadLimits } from '../../rpm/elf-arch.js';
 import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 
 /**
  * The arch truth check: each package is of the task's arch (or noarch), and its executables and shared
- * libraries are ELF of that arch (elf-arch.ts). The first problem found, or null.
+ * libraries are ELF of that arch (elf-arch.ts), read within `limits` (the packages are the build's making). The
+ * first problem found, or null; a payload that cannot be read within the limits is such a problem.
  */
 export async function archTruth(
   out: string,
   files: readonly string[],
   arch: string,
   say: (line: string) => void,
+  limits: PayloadLimits,
 ): Promise<string | null> {
   for (const f of files) {
     const file = path.join(out, f);
     const got = packageInfo(await readRpmFileHeader(file)).arch;
     if (got !== arch && got !== 'noarch') return `${f} is a ${got} package, built by a task for ${arch}`;
-    const report = await inspectElf(file, got);
+    const report = await inspectElf(file, got, limits).catch((err: unknown) => {
+      if (err instanceof LenixError) return `${f}: its payload could not be checked: ${err.message}`;
+      throw err;
+    });
+    if (typeof report === 'string') return report;
     const wrong = report.mismatches;
     if (wrong.length > 0) {
       const shown = wrong

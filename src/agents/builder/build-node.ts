@@ -18,6 +18,7 @@ import {
   SANDBOX_UID,
   SANDBOX_WORK,
   describeLimits,
+  launcher,
   runSandboxed,
   type SandboxLimits,
   type SandboxResult,
@@ -313,7 +314,13 @@ async function buildTask(
       };
     }
     if (t.kind === 'binary') {
-      const wrong = await archTruth(out, wanted, t.arch, say);
+      // Read as the sandbox user, within the build's own limits: the build could not have made more.
+      const wrong = await archTruth(out, wanted, t.arch, say, {
+        launcher: launcher(o.identity),
+        memoryBytes: o.limits.memoryBytes,
+        timeoutMs: o.limits.timeoutMs,
+        maxBytes: o.limits.diskBytes * 2,
+      });
       if (wrong) {
         say(wrong);
         return { outcome: { kind: 'failure', code: 'ARCH_MISMATCH', reason: wrong }, result: { buildroot } };
