@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { LenixError } from '../core/errors.js';
+import { isX86Level, levelOf } from './x86-levels.js';
 
 /**
  * The arch truth check (issue 17): every executable and shared library in a binary RPM must be an ELF file of
@@ -228,7 +229,7 @@ const UNLIMITED: PayloadLimits = {
 export async function inspectElf(rpmFile: string, arch: string, limits: PayloadLimits = UNLIMITED): Promise<ElfReport> {
   const want = ELF_OF_ARCH[arch];
   if (!want) return { mismatches: [], levelMarked: 0, levelUnmarked: [] };
-  const level = /^x86_64_v([234])$/.exec(arch)?.[1];
+  const level = isX86Level(arch) ? levelOf(arch) : null;
   const [cmd, ...args] = [...limits.launcher, 'prlimit', `--as=${limits.memoryBytes}`, '--', 'rpm2cpio'];
   const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   createReadStream(rpmFile)
@@ -263,9 +264,9 @@ export async function inspectElf(rpmFile: string, arch: string, limits: PayloadL
       }
       if (!level) continue;
       const needed = x86IsaNeeded(f.head);
-      if (needed !== null && highestLevel(needed) > Number(level))
+      if (needed !== null && highestLevel(needed) > level)
         mismatches.push({ path: f.path, found, needsLevel: highestLevel(needed) });
-      else if (needed !== null && highestLevel(needed) === Number(level)) marked++;
+      else if (needed !== null && highestLevel(needed) === level) marked++;
       else unmarked.push(f.path);
     }
   } catch (err) {

@@ -5,6 +5,7 @@ import { copyFile, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parsePlainName } from '../../core/ids.js';
+import { parseNevra } from '../../core/nevra.js';
 import type { TestTaskPayload } from '../../core/protocol.js';
 import { indexTar } from '../../intake/tar.js';
 import { describeIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
@@ -209,8 +210,8 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
   }
 }
 
-/** A package file's arch: NAME-VERSION-RELEASE.ARCH.rpm. */
-const archOfFile = (name: string) => /\.([A-Za-z0-9_]+)\.rpm$/.exec(name)?.[1] ?? 'unknown';
+/** A package file's arch: NAME-VERSION-RELEASE.ARCH.rpm (the server checked the name against the header). */
+const archOfFile = (name: string) => parseNevra(name.replace(/\.rpm$/, '')).arch;
 
 let accepted: Promise<Set<string>> | null = null;
 /** The arches this host's rpm installs ("compatible archs" of `rpm --showrc`). */
