@@ -146,24 +146,39 @@ export function addRoleCommands(p: Command): void {
       },
     );
 
-  addLimitOptions(
+  const node = addLimitOptions(
     p
       .command('node')
       .description('run a build node: lease build tasks and run rpmbuild in a sandbox')
       .option('--token-file <file>', 'read the agent token from a file')
       .option('--arch <arch>', "architecture to build (repeatable; default: this host's)", collect)
+      .option(
+        '--root <dir>',
+        "build in this system root (lenix node root create) instead of the host's /usr: its arch only, emulated when foreign",
+      )
       .option('--name <name>', 'node name', `${os.hostname()}`)
       .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-node')),
     { timeoutSeconds: 7200 },
   ).action(
-    async (o: LimitFlags & { tokenFile?: string; arch?: string[]; name: string; work: string }, cmd: Command) => {
+    async (
+      o: LimitFlags & { tokenFile?: string; arch?: string[]; root?: string; name: string; work: string },
+      cmd: Command,
+    ) => {
       const limits = limitsFrom(o);
-      const [{ resolveSandboxIdentity }, { runBuildNode }, { AgentClient }, { default: pino }] = await Promise.all([
-        import('../rpm/sandbox-identity.js'),
-        import('../agents/builder/build-node.js'),
-        import('../client/agent.js'),
-        import('pino'),
-      ]);
+      const [{ resolveSandboxIdentity }, { runBuildNode }, { AgentClient }, { default: pino }, { openSystemRoot }] =
+        await Promise.all([
+          import('../rpm/sandbox-identity.js'),
+          import('../agents/builder/build-node.js'),
+          import('../client/agent.js'),
+          import('pino'),
+          import('../agents/kit/system-root.js'),
+        ]);
+      const systemRoot = o.root ? await openSystemRoot(o.root) : undefined;
+      if (systemRoot && o.arch?.some((a) => a !== systemRoot.info.arch))
+        throw new LenixError(
+          'BAD_REQUEST',
+          `--arch ${o.arch.join(',')} does not match the root's arch ${systemRoot.info.arch} (a root builds its own arch only)`,
+        );
       const identity = await resolveSandboxIdentity();
       const { api, stop } = await agentStart(
         cmd.optsWithGlobals<Global>(),
@@ -174,13 +189,37 @@ export function addRoleCommands(p: Command): void {
         client: new AgentClient(api),
         api,
         name: o.name,
-        arches: o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
+        arches: systemRoot ? [systemRoot.info.arch] : o.arch && o.arch.length > 0 ? o.arch : [hostArch()],
         workRoot: path.resolve(o.work),
         identity,
         limits,
         log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'node', node: o.name } }),
         stop,
+        ...(systemRoot ? { systemRoot } : {}),
       });
     },
   );
+
+  node
+    .command('root')
+    .description('system roots for build nodes and testers (another architecture through qemu-user)')
+    .command('create')
+    .description('make a system root: Debian by debootstrap with rpm, gcc and make (needs root; emulated: minutes)')
+    .option('--arch <arch>', 'architecture of the root (x86_64, aarch64, ppc64le, s390x)')
+    .option('--mirror <url>', 'Debian mirror (default http://deb.debian.org/debian)')
+    .argument('<dir>', 'folder for the root (made; must not exist or be empty)')
+    .action(async (dir: string, _o: unknown, cmd: Command) => {
+      // commander hands `--arch` to `lenix node` (whose option it also is): read it from there.
+      const o = cmd.optsWithGlobals<{ arch?: string | string[]; mirror?: string }>();
+      const arches = [o.arch ?? []].flat();
+      if (arches.length !== 1) throw new LenixError('BAD_REQUEST', "name the root's architecture once: --arch ARCH");
+      const { createSystemRoot } = await import('../agents/kit/system-root-create.js');
+      await createSystemRoot({
+        arch: arches[0]!,
+        dir,
+        ...(o.mirror ? { mirror: o.mirror } : {}),
+        say: (line) => process.stderr.write(`lenix: ${line}\n`),
+      });
+      process.stdout.write(`${path.resolve(dir)}\n`);
+    });
 }

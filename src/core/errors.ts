@@ -205,6 +205,16 @@ export const ERROR_CODES = {
     exit: 7,
     doc: 'No unprivileged identity for sandboxes: running as root without the `lenix-build` user (the bootstrap creates it), or without user namespaces.',
   },
+  SYSTEM_ROOT_INVALID: {
+    status: 500,
+    exit: 7,
+    doc: 'A system root (`lenix node --root DIR`) is missing, incomplete or not one `lenix node root create` made, or cannot be made in that folder.',
+  },
+  EMULATION_UNAVAILABLE: {
+    status: 500,
+    exit: 7,
+    doc: 'Programs of the root’s architecture cannot run here: no qemu-user binfmt_misc handler with the F flag (the bootstrap installs and enables them), or no debootstrap to make the root.',
+  },
   INTERNAL: { status: 500, exit: 7, doc: 'An unexpected server error; the log has the details.' },
   SCHEMA_OUTDATED: {
     status: 503,

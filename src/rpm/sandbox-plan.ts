@@ -1,4 +1,5 @@
-import { lstatSync, readlinkSync, readdirSync } from 'node:fs';
+import { lstatSync, readlinkSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { SandboxIdentity } from './sandbox-identity.js';
 import type { SandboxRun } from './sandbox-types.js';
 
@@ -88,43 +89,53 @@ export function generatedEtc(inside: SandboxRun['inside']): Record<string, strin
   };
 }
 
-/** /bin, /lib, ... as on the host: links into /usr on merged-/usr systems, read-only binds elsewhere. */
-function rootLinks(): string[] {
+/** /bin, /lib, ... as in the system root: links into /usr on merged-/usr systems, read-only binds elsewhere. */
+function rootLinks(root: string): string[] {
   const args: string[] = [];
   for (const d of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) {
     try {
-      const st = lstatSync(`/${d}`);
-      if (st.isSymbolicLink()) args.push('--symlink', readlinkSync(`/${d}`), `/${d}`);
-      else if (st.isDirectory()) args.push('--ro-bind', `/${d}`, `/${d}`);
+      const st = lstatSync(path.join(root, d));
+      if (st.isSymbolicLink()) args.push('--symlink', readlinkSync(path.join(root, d)), `/${d}`);
+      else if (st.isDirectory()) args.push('--ro-bind', path.join(root, d), `/${d}`);
     } catch {
-      /* not on this host */
+      /* not in this root */
     }
   }
   return args;
 }
 
-function hostEtc(): string[] {
-  const present = new Set(readdirSync('/etc'));
+/**
+ * The listed /etc files of the system root, bound read-only (bwrap follows a link to what it names). A link in a
+ * system root other than the host's that names an absolute path is read as a path in that root, never the host's.
+ */
+function rootEtc(root: string): string[] {
+  const etc = path.join(root, 'etc');
+  const present = new Set(readdirSync(etc));
+  const names = [...HOST_ETC, ...[...present].filter((n) => /^python3(\.\d+)?$/.test(n))];
   const args: string[] = [];
-  for (const name of HOST_ETC) {
-    const top = name.split('/')[0]!;
-    if (!present.has(top)) continue;
+  for (const name of names) {
+    if (!present.has(name.split('/')[0]!)) continue;
     try {
-      lstatSync(`/etc/${name}`);
-      args.push('--ro-bind', `/etc/${name}`, `/etc/${name}`);
+      const at = path.join(etc, name);
+      const link = lstatSync(at).isSymbolicLink() ? readlinkSync(at) : null;
+      const source = root !== '/' && link?.startsWith('/') ? path.join(root, link) : at;
+      statSync(source);
+      args.push('--ro-bind', source, `/etc/${name}`);
     } catch {
       /* absent */
     }
   }
-  for (const name of present)
-    if (/^python3(\.\d+)?$/.test(name)) args.push('--ro-bind', `/etc/${name}`, `/etc/${name}`);
   return args;
 }
 
-let hostLayout: { links: string[]; etc: string[] } | null = null;
-function layout(): { links: string[]; etc: string[] } {
-  hostLayout ??= { links: rootLinks(), etc: hostEtc() };
-  return hostLayout;
+const layouts = new Map<string, { links: string[]; etc: string[] }>();
+function layout(root: string): { links: string[]; etc: string[] } {
+  let l = layouts.get(root);
+  if (!l) {
+    l = { links: rootLinks(root), etc: rootEtc(root) };
+    layouts.set(root, l);
+  }
+  return l;
 }
 
 /** File descriptors inside the sandbox (besides 0 = inputs, 1 and 2 = the log). */
@@ -179,11 +190,15 @@ export interface BwrapPlan {
   readonly mapsByAgent: boolean;
 }
 
-/** The bubblewrap command line (pure apart from reading the host's /usr links and /etc names once). */
+/** The bubblewrap command line (pure apart from reading the system root's /usr links and /etc names once). */
 export function bwrapArgs(
-  run: Pick<SandboxRun, 'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir'>,
+  run: Pick<
+    SandboxRun,
+    'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir' | 'systemRoot'
+  >,
 ): BwrapPlan {
-  const { links, etc } = layout();
+  const root = run.systemRoot ?? '/';
+  const { links, etc } = layout(root);
   const mapsByAgent = run.inside === 'root' && run.identity.kind === 'system-user' && run.identity.subordinate !== null;
   const files = Object.entries(generatedEtc(run.inside));
   const args = [
@@ -204,7 +219,7 @@ export function bwrapArgs(
       : ['--uid', '0', '--gid', '0', ...ROOT_CAPS.flatMap((c) => ['--cap-add', `CAP_${c}`])]),
     ...(mapsByAgent ? ['--info-fd', String(FD_INFO), '--userns-block-fd', String(FD_BLOCK)] : []),
     '--ro-bind',
-    '/usr',
+    path.join(root, 'usr'),
     '/usr',
     ...links,
     '--dev',

@@ -39,6 +39,12 @@ export interface SandboxRun {
   readonly command: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly hostname: string;
+  /**
+   * Where the sandbox's /usr (with the /bin, /lib, ... links) and the non-secret /etc files come from: the host
+   * ('/', the default) or a system root folder, such as a foreign-architecture root whose programs the kernel runs
+   * through qemu-user (binfmt_misc with the F flag, so nothing of qemu needs to be inside).
+   */
+  readonly systemRoot?: string;
   /** A host folder the caller filled itself; streamed in as a tar and unpacked at SANDBOX_WORK/in. */
   readonly inputDir?: string;
   /** After a successful run, regular files under `from` (inside) are written flat into the host folder `to`. */
