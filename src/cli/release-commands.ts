@@ -60,20 +60,35 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
       .option('--name <name>', 'tester name', `tester-${os.hostname()}`)
       .option('--work <dir>', 'work folder', path.join(os.tmpdir(), 'lenix-tester'))
       .option('--rpmlint-config <file>', 'rpmlint configuration', RPMLINT_CONFIG)
-      .option('--jobs <n>', 'test runs at once', '1'),
+      .option('--jobs <n>', 'test runs at once', '1')
+      .option(
+        '--root <dir>',
+        'a system root of another architecture (lenix node root create): its packages are tested in it, emulated (repeatable)',
+        collect,
+      ),
     { timeoutSeconds: 3600 },
   ).action(
     async (
-      o: LimitFlags & { tokenFile?: string; name: string; work: string; rpmlintConfig: string; jobs: string },
+      o: LimitFlags & {
+        tokenFile?: string;
+        name: string;
+        work: string;
+        rpmlintConfig: string;
+        jobs: string;
+        root?: string[];
+      },
       cmd: Command,
     ) => {
       const limits = limitsFrom(o);
-      const [{ resolveSandboxIdentity }, { runTester }, { AgentClient }, { default: pino }] = await Promise.all([
-        import('../rpm/sandbox-identity.js'),
-        import('../agents/tester/tester.js'),
-        import('../client/agent.js'),
-        import('pino'),
-      ]);
+      const [{ resolveSandboxIdentity }, { runTester }, { AgentClient }, { default: pino }, { openSystemRoot }] =
+        await Promise.all([
+          import('../rpm/sandbox-identity.js'),
+          import('../agents/tester/tester.js'),
+          import('../client/agent.js'),
+          import('pino'),
+          import('../agents/kit/system-root.js'),
+        ]);
+      const systemRoots = await Promise.all((o.root ?? []).map((d) => openSystemRoot(d)));
       const identity = await resolveSandboxIdentity();
       const { api, stop } = await agentStart(
         cmd.optsWithGlobals<Global>(),
@@ -89,6 +104,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
         limits,
         rpmlintConfig: path.resolve(o.rpmlintConfig),
         jobs: Number(o.jobs),
+        systemRoots,
         log: pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'tester' } }),
         stop,
       });

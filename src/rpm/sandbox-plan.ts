@@ -194,7 +194,7 @@ export interface BwrapPlan {
 export function bwrapArgs(
   run: Pick<
     SandboxRun,
-    'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir' | 'systemRoot'
+    'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir' | 'systemRoot' | 'binds'
   >,
 ): BwrapPlan {
   const root = run.systemRoot ?? '/';
@@ -243,6 +243,7 @@ export function bwrapArgs(
     '/var/lib/rpm',
     '--dir',
     '/run',
+    ...(run.binds ?? []).flatMap((b) => ['--ro-bind', b.from, b.to]),
     '--dir',
     '/etc',
     ...files.flatMap(([name], i) => ['--perms', '0644', '--ro-bind-data', String(FD_ETC + i), `/etc/${name}`]),

@@ -45,6 +45,8 @@ export interface SandboxRun {
    * through qemu-user (binfmt_misc with the F flag, so nothing of qemu needs to be inside).
    */
   readonly systemRoot?: string;
+  /** Host folders bound read-only at these paths under /run (a tester's foreign root for dnf --installroot). */
+  readonly binds?: readonly { readonly from: string; readonly to: `/run/${string}` }[];
   /** A host folder the caller filled itself; streamed in as a tar and unpacked at SANDBOX_WORK/in. */
   readonly inputDir?: string;
   /** After a successful run, regular files under `from` (inside) are written flat into the host folder `to`. */

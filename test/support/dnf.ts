@@ -13,25 +13,34 @@ const run = promisify(execFile);
  */
 export class DnfClient {
   readonly root: string;
+  /** The system whose /usr and /etc the root starts from ('/' or a foreign system root); `forcearch` for dnf. */
+  private readonly system: string;
+  private readonly forcearch: string | undefined;
   constructor(
     readonly dir: string,
     readonly reposDir: string,
+    o: { systemRoot?: string; forcearch?: string } = {},
   ) {
     this.root = path.join(dir, 'root');
+    this.system = o.systemRoot ?? '/';
+    this.forcearch = o.forcearch;
   }
 
   private script(body: string): string {
     return String.raw`set -uo pipefail
 D="${this.dir}"; ROOT="$D/root"
 mkdir -p "$ROOT/usr" "$D/upper" "$D/work" "$D/home"
-mount -t overlay overlay -o "lowerdir=/usr,upperdir=$D/upper,workdir=$D/work" "$ROOT/usr" || exit 90
-for d in bin lib lib64 sbin; do [ -e "/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
+B="${this.system}"
+mount -t overlay overlay -o "lowerdir=$B/usr,upperdir=$D/upper,workdir=$D/work" "$ROOT/usr" || exit 90
+for d in bin lib lib64 sbin; do [ -e "$B/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
 mkdir -p "$ROOT/etc" "$ROOT/var/lib/rpm" "$ROOT/tmp" "$ROOT/var/tmp" "$ROOT/dev"
 [ -e "$ROOT/etc/passwd" ] || cp /etc/passwd /etc/group "$ROOT/etc/"
+# A foreign system root brings its own dynamic linker cache and alternatives links.
+if [ "$B" != / ] && [ ! -e "$ROOT/etc/ld.so.cache" ]; then cp -a "$B/etc/ld.so.cache" "$B/etc/alternatives" "$ROOT/etc/"; fi
 mount --rbind /dev "$ROOT/dev"
 echo '%_dbpath /var/lib/rpm' > "$D/home/.rpmmacros"
 export HOME="$D/home"
-DNF=(dnf -y --installroot="$ROOT" --releasever=9 --setopt=reposdir="${this.reposDir}" --setopt=cachedir="$D/cache" --setopt=install_weak_deps=0 --disableplugin='*')
+DNF=(dnf -y ${this.forcearch ? `--forcearch=${this.forcearch} ` : ''}--installroot="$ROOT" --releasever=9 --setopt=reposdir="${this.reposDir}" --setopt=cachedir="$D/cache" --setopt=install_weak_deps=0 --disableplugin='*')
 ${body}
 `;
   }

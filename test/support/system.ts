@@ -33,6 +33,10 @@ export async function startSystem(
     serverEnv?: NodeJS.ProcessEnv;
     /** More arguments for the build node (`--arch`, …). */
     nodeArgs?: readonly string[];
+    /** More build nodes, each with its own arguments (`--root DIR`, …). */
+    extraNodes?: readonly (readonly string[])[];
+    /** More arguments for the tester (`--root DIR`, …). */
+    testerArgs?: readonly string[];
   } = {},
 ): Promise<System> {
   const procs: Proc[] = [];
@@ -70,17 +74,26 @@ export async function startSystem(
     await Promise.all(
       (
         [
-          ['node', 'agent:build', ['--work', path.join(dir, 'node-work'), ...(o.nodeArgs ?? [])]],
-          ['tester', 'agent:test', ['--work', path.join(dir, 'tester-work')]],
-          ['signer', 'agent:sign', ['--keys', keysDir, '--work', path.join(dir, 'signer-work')]],
+          ['node', 'node', 'agent:build', ['--work', path.join(dir, 'node-work'), ...(o.nodeArgs ?? [])]],
+          ...(o.extraNodes ?? []).map(
+            (args, i) =>
+              [
+                `node-${i + 2}`,
+                'node',
+                'agent:build',
+                ['--name', `node-${i + 2}`, '--work', path.join(dir, `node-${i + 2}-work`), ...args],
+              ] as const,
+          ),
+          ['tester', 'tester', 'agent:test', ['--work', path.join(dir, 'tester-work'), ...(o.testerArgs ?? [])]],
+          ['signer', 'signer', 'agent:sign', ['--keys', keysDir, '--work', path.join(dir, 'signer-work')]],
         ] as const
-      ).map(async ([role, scope, extra]) => {
+      ).map(async ([key, role, scope, extra]) => {
         // Agents log at info: their "registered" line is what says they are up.
         const p = new Proc([role, '--server', url, '--token', await token(role, scope), ...extra], {
           LENIX_CONFIG: path.join(dir, 'none.json'),
         });
         procs.push(p);
-        named.set(role, p);
+        named.set(key, p);
         await p.waitFor(/"msg":"registered"/);
       }),
     );

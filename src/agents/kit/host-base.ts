@@ -8,10 +8,21 @@ import { createrepo } from '../../rpm/tools.js';
 const run = promisify(execFile);
 
 /** Folders whose shared libraries the host offers to roots (Debian multiarch and the usual EL ones). */
-const LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib64'];
+const LIB_DIRS = [
+  '/usr/lib/x86_64-linux-gnu',
+  '/usr/lib/aarch64-linux-gnu',
+  '/usr/lib/powerpc64le-linux-gnu',
+  '/usr/lib/s390x-linux-gnu',
+  '/usr/lib64',
+  '/usr/lib',
+  '/lib64',
+];
 /** Folders of pkg-config files the host offers (what `pkgconfig(NAME)` BuildRequires resolve against). */
 const PKGCONFIG_DIRS = [
   '/usr/lib/x86_64-linux-gnu/pkgconfig',
+  '/usr/lib/aarch64-linux-gnu/pkgconfig',
+  '/usr/lib/powerpc64le-linux-gnu/pkgconfig',
+  '/usr/lib/s390x-linux-gnu/pkgconfig',
   '/usr/lib64/pkgconfig',
   '/usr/lib/pkgconfig',
   '/usr/share/pkgconfig',
@@ -82,9 +93,10 @@ function pipeThrough(program: string, args: string[], files: readonly string[]):
   });
 }
 
-async function listed(dirs: readonly string[], keep: (name: string) => boolean): Promise<string[]> {
+/** Files of these folders of the system root `root` (paths on this host). */
+async function listed(root: string, dirs: readonly string[], keep: (name: string) => boolean): Promise<string[]> {
   const out: string[] = [];
-  for (const dir of dirs) {
+  for (const dir of dirs.map((d) => path.join(root, d))) {
     if (!existsSync(dir)) continue;
     for (const e of await readdir(dir, { withFileTypes: true }))
       if ((e.isFile() || e.isSymbolicLink()) && keep(e.name)) out.push(path.join(dir, e.name));
@@ -92,11 +104,11 @@ async function listed(dirs: readonly string[], keep: (name: string) => boolean):
   return out;
 }
 
-/** `/bin` → `usr/bin` style links of this host (merged /usr): programs are reachable under both paths. */
-async function usrAliases(): Promise<Map<string, string>> {
+/** `/bin` → `usr/bin` style links of the root (merged /usr): programs are reachable under both paths. */
+async function usrAliases(root: string): Promise<Map<string, string>> {
   const aliases = new Map<string, string>();
   for (const d of ['bin', 'sbin']) {
-    const st = await lstat(`/${d}`).catch(() => null);
+    const st = await lstat(path.join(root, d)).catch(() => null);
     if (st?.isSymbolicLink()) aliases.set(`/usr/${d}/`, `/${d}/`);
   }
   return aliases;
@@ -107,41 +119,46 @@ async function usrAliases(): Promise<Map<string, string>> {
  * host really offers — rpm's own elfdeps over the host's shared libraries, rpm's pkgconfig generator over its
  * .pc files, every program by path, and the EL names of the toolchain programs it has — so that dnf's solver
  * accepts system dependencies (libc.so.6(GLIBC_2.34)(64bit), /bin/sh, gcc, pkgconfig(zlib), ...) while anything
- * the host lacks still fails the install and is named. Test roots and buildroots both install it.
+ * the host lacks still fails the install and is named. Test roots and buildroots both install it. `root` is the system
+ * whose files are offered: the host's ('/'), or a system root of another architecture (elfdeps reads any ELF).
  */
-export async function hostBaseProvides(): Promise<string[]> {
+export async function hostBaseProvides(root = '/'): Promise<string[]> {
   const provides = new Set<string>(['rtld(GNU_HASH)']);
   const add = (lines: Iterable<string>) => {
     for (const l of lines) if (l.trim()) provides.add(l.trim());
   };
-  add(await elfProvides(await listed(LIB_DIRS, (n) => /\.so(\.|$)/.test(n))));
+  add(await elfProvides(await listed(root, LIB_DIRS, (n) => /\.so(\.|$)/.test(n))));
   add(
     (
       await pipeThrough(
         '/usr/lib/rpm/pkgconfigdeps.sh',
         ['--provides'],
-        await listed(PKGCONFIG_DIRS, (n) => n.endsWith('.pc')),
+        await listed(root, PKGCONFIG_DIRS, (n) => n.endsWith('.pc')),
       )
     ).split('\n'),
   );
-  const aliases = await usrAliases();
-  for (const program of await listed(PROGRAM_DIRS, (n) => /^[A-Za-z0-9._+-]+$/.test(n))) {
+  const aliases = await usrAliases(root);
+  const inRoot = (p: string) => `/${path.relative(root, p)}`;
+  for (const program of (await listed(root, PROGRAM_DIRS, (n) => /^[A-Za-z0-9._+-]+$/.test(n))).map(inRoot)) {
     provides.add(program);
     for (const [from, to] of aliases) if (program.startsWith(from)) provides.add(to + program.slice(from.length));
   }
-  for (const [name, witness] of TOOLCHAIN) if (existsSync(witness)) provides.add(name);
+  for (const [name, witness] of TOOLCHAIN) if (existsSync(path.join(root, witness))) provides.add(name);
   return [...provides].sort();
 }
 
-/** Build the host-base package into `workRoot/host-base/repo` (with repodata) once; returns the repository folder. */
-export async function buildHostBase(workRoot: string): Promise<string> {
+/**
+ * Build the host-base package of `root` (the host by default) into `workRoot/host-base/repo` (with repodata) once;
+ * returns the repository folder.
+ */
+export async function buildHostBase(workRoot: string, root = '/'): Promise<string> {
   const repo = path.join(workRoot, 'host-base', 'repo');
   if (existsSync(path.join(repo, 'repodata', 'repomd.xml'))) return repo;
   const top = path.join(workRoot, 'host-base', 'top');
   await rm(path.join(workRoot, 'host-base'), { recursive: true, force: true });
   await mkdir(top, { recursive: true });
   await mkdir(repo, { recursive: true });
-  const provides = await hostBaseProvides();
+  const provides = await hostBaseProvides(root);
   const spec = [
     'Name: lenix-host-base',
     'Version: 1',

@@ -8,9 +8,13 @@
  * The rest of a root once its /usr is mounted: the /bin, /lib ... links, the sandbox's /etc (files a cached root
  * brings are kept), rpm's %_libdir for the dynamic linker, /dev and /proc.
  */
-const ROOT_REST = String.raw`for d in bin lib lib64 sbin; do [ -e "/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
+const ROOT_REST = String.raw`for d in bin lib lib64 sbin; do [ -e "${'$'}{SYSTEM:-}/$d" ] && ln -sfn "usr/$d" "$ROOT/$d"; done
 mkdir -p "$ROOT/etc" "$ROOT/var/lib/rpm" "$ROOT/var/tmp" "$ROOT/tmp" "$ROOT/dev" "$ROOT/proc" "$ROOT/run"
 chmod 1777 "$ROOT/tmp" "$ROOT/var/tmp"
+# A system root of another architecture brings its own dynamic linker cache and alternatives links.
+if [ -n "${'$'}{SYSTEM:-}" ]; then
+  for f in ld.so.cache ld.so.conf ld.so.conf.d alternatives; do [ -e "$SYSTEM/etc/$f" ] && cp -a "$SYSTEM/etc/$f" "$ROOT/etc/"; done
+fi
 cp -an /etc/. "$ROOT/etc/" 2>/dev/null; : > "$ROOT/etc/hosts"
 # Packages install their libraries into rpm's %_libdir (/usr/lib64 on EL, also with Debian's rpm): the dynamic
 # linker of the root looks there too, so ldconfig scriptlets and programs find them as on EL.
@@ -28,9 +32,11 @@ mount --rbind /dev "$ROOT/dev" && mount -t proc proc "$ROOT/proc" || root_failed
 export const MAKE_ROOT = String.raw`# The host's /usr belongs to host users this namespace does not map, so its folders would refuse new entries
 # even to this root. A skeleton of the same folders, owned here, lies over it: merged folders take their owner
 # from the topmost layer, so packages can add files anywhere in /usr, while the host's files stay read-only.
+# SYSTEM, when set, is a system root of another architecture bound in the sandbox: its /usr is the lower layer.
+U="${'$'}{SYSTEM:-}/usr"
 mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work" "$W/ovl/skel"
-(cd /usr && find . -xdev -type d -print0 2>/dev/null | (cd "$W/ovl/skel" && xargs -0 mkdir -p))
-if ! mount -t overlay overlay -o "lowerdir=$W/ovl/skel:/usr,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
+(cd "$U" && find . -xdev -type d -print0 2>/dev/null | (cd "$W/ovl/skel" && xargs -0 mkdir -p))
+if ! mount -t overlay overlay -o "lowerdir=$W/ovl/skel:$U,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
   root_failed "cannot mount an overlay of /usr"
 fi
 ${ROOT_REST}`;

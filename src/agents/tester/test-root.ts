@@ -6,7 +6,9 @@ import { TEST_STAGE_LIMITS, type TestStage } from '../../core/protocol.js';
  * capabilities reach nothing outside, and its ids map to an unprivileged host user). The tester's files are in
  * $W/in (signed packages, keys, the host-base repository, the source archive, repository files). Inputs come
  * from the environment: W (work folder), PACKAGES (NEVRAs under test), TESTS (files in tests/), EXTRA_REPOS
- * (how many repositories of dependencies are in in/target-N), RPMLINT_CONFIG. Each stage prints `@@LENIX-STAGE name` and ends with one
+ * (how many repositories of dependencies are in in/target-N), RPMLINT_CONFIG, REPOS_D (the folder of .repo files
+ * under in/), LINT (1: run rpmlint on every package too), and for a root of another architecture SYSTEM (where its
+ * /usr and /etc are bound) and FORCEARCH. Each stage prints `@@LENIX-STAGE name` and ends with one
  * `@@LENIX-RESULT name passed|failed|skipped detail` line, which parseStages() reads back.
  */
 export function testRootScript(): string {
@@ -15,7 +17,8 @@ set -uo pipefail
 ROOT="$W/root"
 stage() { echo "@@LENIX-STAGE $1"; }
 result() { echo "@@LENIX-RESULT $1 $2 $3"; }
-DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/repos.d" --setopt=cachedir="$W/cache"
+DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/$REPOS_D" --setopt=cachedir="$W/cache"
+     ${'$'}{FORCEARCH:+--forcearch=$FORCEARCH}
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
 
 # rpmlint reads only the package files, so it runs beside the root, install, tests and remove stages (its
@@ -23,8 +26,10 @@ DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --set
 # rpmlint checks signatures against an rpm database: give it one that knows the signing key.
 mkdir -p "$W/lint-home" && echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
 rpmkeys --dbpath "$W/lintdb" --import "$W/in/key.asc"
-HOME="$W/lint-home" rpmlint -c "$RPMLINT_CONFIG" "$W"/in/repo/*.rpm > "$W/rpmlint.out" 2>&1 &
-lint_pid=$!
+if [ "$LINT" = 1 ]; then
+  HOME="$W/lint-home" rpmlint -c "$RPMLINT_CONFIG" "$W"/in/repo/*.rpm > "$W/rpmlint.out" 2>&1 &
+  lint_pid=$!
+fi
 
 stage root
 root_failed() { result root failed "$1"; exit 0; }
@@ -33,7 +38,7 @@ for r in "$W/in/repo" $(for i in $(seq 0 $((EXTRA_REPOS - 1))); do echo "$W/in/t
 done
 mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
 echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
-${MAKE_ROOT}result root passed "overlay of the host /usr plus lenix-host-base"
+${MAKE_ROOT}result root passed "overlay of ${'$'}{SYSTEM:+the $FORCEARCH system root's /usr}${'$'}{SYSTEM:-the host /usr} plus lenix-host-base"
 
 stage install
 out=$("${'$'}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?
@@ -73,6 +78,7 @@ out=$("${'$'}{DNF[@]}" remove $PACKAGES 2>&1); rc=$?
 echo "$out"
 if [ $rc -ne 0 ]; then result remove failed "dnf remove exited $rc"; else result remove passed "removed cleanly"; fi
 
+[ "$LINT" = 1 ] || exit 0
 stage rpmlint
 wait "$lint_pid"; rc=$?
 out=$(cat "$W/rpmlint.out")

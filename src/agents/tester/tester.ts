@@ -6,7 +6,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { parsePlainName } from '../../core/ids.js';
 import { parseNevra } from '../../core/nevra.js';
-import type { TestTaskPayload } from '../../core/protocol.js';
+import { TEST_STAGE_LIMITS, type TestTaskPayload } from '../../core/protocol.js';
+import { LenixError } from '../../core/errors.js';
+import { emulationProblem, type SystemRoot } from '../kit/system-root.js';
 import { indexTar } from '../../intake/tar.js';
 import { describeIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
 import { SANDBOX_WORK, describeLimits, runSandboxed, type SandboxLimits } from '../../rpm/sandbox.js';
@@ -31,6 +33,14 @@ export interface TesterOptions {
   readonly stop: AbortSignal;
   /** Test runs at once (each its own lease loop and root). */
   readonly jobs?: number;
+  /** System roots of other architectures: their packages are installed and tested in a root made from them. */
+  readonly systemRoots?: readonly SystemRoot[];
+}
+
+/** A system root the tester tests in, with the host-base repository made from its files. */
+interface ArchRoot {
+  readonly root: SystemRoot;
+  readonly hostBase: string;
 }
 
 /**
@@ -42,6 +52,13 @@ export interface TesterOptions {
 export async function runTester(o: TesterOptions): Promise<void> {
   await mkdir(o.workRoot, { recursive: true, mode: 0o700 });
   const hostBase = await buildHostBase(o.workRoot);
+  const archRoots = new Map<string, ArchRoot>();
+  for (const root of o.systemRoots ?? []) {
+    const problem = await emulationProblem(root.info.arch);
+    if (problem) throw new LenixError('EMULATION_UNAVAILABLE', `cannot test in the ${root.info.arch} root: ${problem}`);
+    const hb = await buildHostBase(path.join(o.workRoot, 'roots', root.info.arch), root.dir);
+    archRoots.set(root.info.arch, { root, hostBase: hb });
+  }
   const jobs = Math.max(1, o.jobs ?? 1);
   await Promise.all(
     Array.from({ length: jobs }, (_, i) =>
@@ -50,16 +67,21 @@ export async function runTester(o: TesterOptions): Promise<void> {
         name: jobs === 1 ? o.name : `${o.name}-${i + 1}`,
         role: 'test',
         arches: ['any'],
-        capabilities: { root: 'overlay+host-base' },
+        capabilities: { root: 'overlay+host-base', ...(archRoots.size > 0 ? { roots: [...archRoots.keys()] } : {}) },
         log: o.log,
         stop: o.stop,
-        handle: (ctx) => testBuild(o, ctx, hostBase),
+        handle: (ctx) => testBuild(o, ctx, hostBase, archRoots),
       }),
     ),
   );
 }
 
-async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, hostBase: string): Promise<TaskReport> {
+async function testBuild(
+  o: TesterOptions,
+  ctx: TaskContext<TestTaskPayload>,
+  hostBase: string,
+  archRoots: ReadonlyMap<string, ArchRoot>,
+): Promise<TaskReport> {
   const t = ctx.task;
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
   const work = await mkdtemp(path.join(o.workRoot, `test-${t.taskId}-`));
@@ -79,15 +101,21 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
       await o.api.download(p.url, path.join(repo, parsePlainName(p.name)), p.sha256);
       say(`${p.name}: sha256 ${p.sha256} verified`);
     }
-    // Packages of an arch this host's rpm cannot install are not tested here: said, and reported to the server.
+    // Packages of an arch this host's rpm cannot install, and that no system root of the tester has, are not
+    // tested here: said, and reported to the server.
     const accepts = await installableArches();
-    const testable = binaries.filter((p) => accepts.has(archOfFile(p.name)));
-    const untested = [...new Set(binaries.map((p) => archOfFile(p.name)).filter((a) => !accepts.has(a)))].map(
-      (arch) => ({
-        arch,
-        reason: `tester ${o.name} has no ${arch} root: its rpm installs ${[...accepts].join(', ')}`,
-      }),
-    );
+    const native = binaries.filter((p) => accepts.has(archOfFile(p.name)));
+    const foreign = [...archRoots.keys()].map((arch) => ({
+      arch,
+      packages: binaries.filter((p) => archOfFile(p.name) === arch && !accepts.has(arch)),
+    }));
+    const testable = [...native, ...foreign.flatMap((f) => f.packages)];
+    const untested = [
+      ...new Set(binaries.map((p) => archOfFile(p.name)).filter((a) => !accepts.has(a) && !archRoots.has(a))),
+    ].map((arch) => ({
+      arch,
+      reason: `tester ${o.name} has no ${arch} root: its rpm installs ${[...accepts].join(', ')}${archRoots.size > 0 ? `; its roots are ${[...archRoots.keys()].join(', ')}` : ''}`,
+    }));
     for (const u of untested) say(`untested: ${u.arch}: ${u.reason}`);
     if (testable.length === 0) {
       say('no package here is of an arch this tester can install: nothing tested');
@@ -106,6 +134,9 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
       say(`repository ${r.name}: ${r.packages.length} packages from its current snapshot`);
     }
     await cp(hostBase, path.join(input, 'host-base'), { recursive: true });
+    for (const f of foreign)
+      if (f.packages.length > 0)
+        await cp(archRoots.get(f.arch)!.hostBase, path.join(input, `host-base-${f.arch}`), { recursive: true });
     await copyFile(o.rpmlintConfig, path.join(input, 'rpmlint.toml'));
 
     // The package's own tests: tests/ at the build's commit (named from the archive's index, unpacked inside).
@@ -120,95 +151,125 @@ async function testBuild(o: TesterOptions, ctx: TaskContext<TestTaskPayload>, ho
     say(tests.length > 0 ? `package tests: ${tests.join(', ')}` : 'package tests: none (no tests/ folder)');
 
     const inside = (f: string) => `${SANDBOX_WORK}/in/${f}`;
-    await mkdir(path.join(input, 'repos.d'));
-    await writeFile(
-      path.join(input, 'repos.d', 'lenix-test.repo'),
-      [
-        '[lenix-build]',
-        `name=Build ${t.buildId} (signed)`,
-        `baseurl=file://${inside('repo')}`,
-        'gpgcheck=1',
-        'repo_gpgcheck=0',
-        `gpgkey=file://${inside('key.asc')}`,
-        '',
-        ...extraRepos,
-        '[lenix-host-base]',
-        'name=What the host offers',
-        `baseurl=file://${inside('host-base')}`,
-        'gpgcheck=0',
-        '',
-      ].join('\n'),
-    );
+    // One run per root: the host's for the packages its rpm installs, then each system root of another arch for
+    // that arch's packages (dnf --forcearch; scriptlets and tests run through qemu-user). rpmlint runs once, on all.
+    const runs = [
+      { arch: null, packages: native },
+      ...foreign.filter((f) => f.packages.length > 0).map((f) => ({ arch: f.arch, packages: f.packages })),
+    ].filter((r) => r.packages.length > 0);
+    for (const r of runs) {
+      const reposD = r.arch ? `repos.d-${r.arch}` : 'repos.d';
+      await mkdir(path.join(input, reposD));
+      await writeFile(
+        path.join(input, reposD, 'lenix-test.repo'),
+        [
+          '[lenix-build]',
+          `name=Build ${t.buildId} (signed)`,
+          `baseurl=file://${inside('repo')}`,
+          'gpgcheck=1',
+          'repo_gpgcheck=0',
+          `gpgkey=file://${inside('key.asc')}`,
+          '',
+          ...extraRepos,
+          '[lenix-host-base]',
+          `name=What the ${r.arch ?? 'host'} root offers`,
+          `baseurl=file://${inside(r.arch ? `host-base-${r.arch}` : 'host-base')}`,
+          'gpgcheck=0',
+          '',
+        ].join('\n'),
+      );
+    }
     await writeFile(path.join(input, 'test-root.sh'), testRootScript());
     // dnf's own configuration, not the host's (which may hold proxy passwords or repository credentials).
     await writeFile(path.join(input, 'dnf.conf'), ROOT_DNF_CONF);
-    const names = testable.map((p) => p.name.replace(/\.rpm$/, ''));
     say(
       `sandbox: root of its own user namespace = ${describeIdentity(o.identity)}; limits: ${describeLimits(o.limits)}`,
     );
-    let output = '';
-    const result = await runSandboxed({
-      identity: o.identity,
-      limits: o.limits,
-      inside: 'root',
-      command: ['bash', inside('test-root.sh')],
-      env: {
-        PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        HOME: `${SANDBOX_WORK}/home`,
-        LANG: 'C.UTF-8',
-        LC_ALL: 'C.UTF-8',
-        W: SANDBOX_WORK,
-        PACKAGES: names.join(' '),
-        TESTS: tests.join(' '),
-        EXTRA_REPOS: String(extra.length),
-        RPMLINT_CONFIG: inside('rpmlint.toml'),
-      },
-      hostname: 'lenix-test',
-      inputDir: input,
-      onOutput: (c) => {
-        ctx.log.write(c);
-        if (output.length < 4 * 1024 * 1024) output += c.toString('utf8');
-      },
-      signal: ctx.signal,
-    });
-    const stages: StageResult[] = parseStages(output);
-    if (result.kind === 'killed') {
-      const code =
-        result.why === 'timeout'
-          ? 'TEST_TIMEOUT'
-          : result.why === 'log-limit'
-            ? 'TEST_LOG_LIMIT'
-            : result.why === 'cancelled'
-              ? 'CANCELLED'
-              : 'TEST_KILLED';
-      return {
-        outcome: {
-          kind: 'failure',
-          code,
-          reason: `test root ${result.why === 'log-limit' ? 'stopped: its log passed the limit' : result.why}`,
+    const stages: StageResult[] = [];
+    let exitedBadly: number | null = null;
+    let diskFull = false;
+    for (const [i, r] of runs.entries()) {
+      const root = r.arch ? archRoots.get(r.arch)!.root : null;
+      if (root) say(`${r.arch}: testing in the ${r.arch} system root ${root.dir} (emulated by qemu-user)`);
+      let output = '';
+      const result = await runSandboxed({
+        identity: o.identity,
+        limits: o.limits,
+        inside: 'root',
+        command: ['bash', inside('test-root.sh')],
+        env: {
+          PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+          HOME: `${SANDBOX_WORK}/home`,
+          LANG: 'C.UTF-8',
+          LC_ALL: 'C.UTF-8',
+          W: SANDBOX_WORK,
+          PACKAGES: r.packages.map((p) => p.name.replace(/\.rpm$/, '')).join(' '),
+          TESTS: tests.join(' '),
+          EXTRA_REPOS: String(extra.length),
+          RPMLINT_CONFIG: inside('rpmlint.toml'),
+          REPOS_D: r.arch ? `repos.d-${r.arch}` : 'repos.d',
+          LINT: i === 0 ? '1' : '0',
+          ...(root ? { SYSTEM: SYSTEM_AT, FORCEARCH: root.info.arch } : {}),
         },
-        result: { stages },
-      };
+        hostname: 'lenix-test',
+        inputDir: input,
+        ...(root
+          ? {
+              binds: [
+                { from: path.join(root.dir, 'usr'), to: `${SYSTEM_AT}/usr` },
+                { from: path.join(root.dir, 'etc'), to: `${SYSTEM_AT}/etc` },
+              ],
+            }
+          : {}),
+        onOutput: (c) => {
+          ctx.log.write(c);
+          if (output.length < 4 * 1024 * 1024) output += c.toString('utf8');
+        },
+        signal: ctx.signal,
+      });
+      stages.push(...parseStages(output).map((s) => (r.arch ? { ...s, name: `${s.name} (${r.arch})` } : s)));
+      if (result.kind === 'killed') {
+        const code =
+          result.why === 'timeout'
+            ? 'TEST_TIMEOUT'
+            : result.why === 'log-limit'
+              ? 'TEST_LOG_LIMIT'
+              : result.why === 'cancelled'
+                ? 'CANCELLED'
+                : 'TEST_KILLED';
+        return {
+          outcome: {
+            kind: 'failure',
+            code,
+            reason: `test root${r.arch ? ` (${r.arch})` : ''} ${result.why === 'log-limit' ? 'stopped: its log passed the limit' : result.why}`,
+          },
+          result: { stages: stages.slice(0, TEST_STAGE_LIMITS.stages) },
+        };
+      }
+      if (result.code !== 0) exitedBadly ??= result.code;
+      diskFull ||= result.diskFull;
     }
     const failed = stages.filter((s) => s.outcome === 'failed');
-    if (failed.length > 0 || result.code !== 0) {
-      const reason = failed.map((s) => `${s.name}: ${s.detail}`).join('; ') || `test script exited ${result.code}`;
+    if (failed.length > 0 || exitedBadly !== null) {
+      const reason = failed.map((s) => `${s.name}: ${s.detail}`).join('; ') || `test script exited ${exitedBadly}`;
       say(`FAILED ${reason}`);
       return {
-        outcome: {
-          kind: 'failure',
-          code: result.diskFull ? 'TEST_DISK_FULL' : 'TESTS_FAILED',
-          reason: reason.slice(0, 2000),
-        },
-        result: { stages },
+        outcome: { kind: 'failure', code: diskFull ? 'TEST_DISK_FULL' : 'TESTS_FAILED', reason: reason.slice(0, 2000) },
+        result: { stages: stages.slice(0, TEST_STAGE_LIMITS.stages) },
       };
     }
     say(`passed: ${stages.map((s) => `${s.name} ${s.outcome}`).join(', ')}`);
-    return { outcome: { kind: 'success' }, result: { stages, ...(untested.length > 0 ? { untested } : {}) } };
+    return {
+      outcome: { kind: 'success' },
+      result: { stages: stages.slice(0, TEST_STAGE_LIMITS.stages), ...(untested.length > 0 ? { untested } : {}) },
+    };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
+
+/** Where a foreign system root's /usr and /etc are inside the tester's sandbox. */
+const SYSTEM_AT = '/run/lenix-system';
 
 /** A package file's arch: NAME-VERSION-RELEASE.ARCH.rpm (the server checked the name against the header). */
 const archOfFile = (name: string) => parseNevra(name.replace(/\.rpm$/, '')).arch;
