@@ -229,15 +229,13 @@ describe('multi-arch builds on emulated nodes', {
       assert.equal(ran.code, 0, ran.out);
       assert.match(ran.out, /Hello from hello-c, built by Lenix\./);
       // The advisory as each arch's updateinfo has it: its own package, no other arch's.
-      const info = await c.dnf(`updateinfo info --all ${adv.id}`);
-      assert.equal(info.code, 0, info.out);
-      assert.match(info.out, new RegExp(`hello-c-1\\.2-1\\.${arch}\\b`));
-      for (const other of ALL.filter((b) => b !== arch))
-        assert.doesNotMatch(info.out, new RegExp(`hello-c-1\\.2-1\\.${other}\\b`), `${arch} client: ${info.out}`);
       const list = await c.dnf('updateinfo list --all --security');
-      assert.match(
-        list.out,
-        new RegExp(`${adv.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+Moderate/Sec\\.\\s+hello-c-1\\.2-1\\.${arch}`),
+      assert.equal(list.code, 0, list.out);
+      // `--all` marks what is installed with "i".
+      const lines = list.out.split('\n').filter((l) => l.includes(`${adv.id} `));
+      assert.deepEqual(
+        lines.map((l) => l.trim().split(/\s+/)),
+        [['i', adv.id, 'Moderate/Sec.', `hello-c-1.2-1.${arch}`]],
         list.out,
       );
     }

@@ -38,7 +38,8 @@ for r in "$W/in/repo" $(for i in $(seq 0 $((EXTRA_REPOS - 1))); do echo "$W/in/t
 done
 mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
 echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
-${MAKE_ROOT}result root passed "overlay of ${'$'}{SYSTEM:+the $FORCEARCH system root's /usr}${'$'}{SYSTEM:-the host /usr} plus lenix-host-base"
+${MAKE_ROOT}lower="the host /usr"; [ -n "${'$'}{SYSTEM:-}" ] && lower="the /usr of the $FORCEARCH system root"
+result root passed "overlay of $lower plus lenix-host-base"
 
 stage install
 out=$("${'$'}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?
