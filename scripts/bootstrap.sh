@@ -4,6 +4,7 @@
 #   Debian 12: apt-get (rpm, createrepo-c, dnf, bubblewrap, rpmlint, gnupg, git, postgresql, gcc, make,
 #              with --test also openscap-scanner and chromium, which only the test suite uses)
 #   EL9:       dnf (the same tools under their Fedora/EL names, PostgreSQL from AppStream)
+#   --emulation (and --test): qemu-user-static, binfmt-support and debootstrap; binfmt_misc mounted and enabled
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +12,20 @@ need_cmds=(rpmbuild rpmspec createrepo_c modifyrepo_c dnf bwrap rpmlint gpg git 
 # `--test`: also what only the test suite uses (OpenSCAP for the OVAL checks, Chromium for the browser tests,
 # Ceph's radosgw on a one-host cluster as the real S3 service behind the S3 blob store's tests).
 test_pkgs_deb=(); test_pkgs_el=()
+# `--emulation` (implied by --test): qemu-user and debootstrap, for build nodes and testers of other architectures
+# in system roots (`lenix node root create`, `lenix up --arches`).
+emulation=0
+case "${1:-}" in --test|--emulation) emulation=1 ;; esac
 if [ "${1:-}" = "--test" ]; then
   need_cmds+=(oscap chromium radosgw ceph-mon ceph-osd monmaptool)
   test_pkgs_deb=(openscap-scanner chromium radosgw ceph-mon ceph-osd ceph-common)
   # EL9: Ceph comes from the CentOS Storage SIG (centos-release-ceph-reef, in extras).
   test_pkgs_el=(openscap-scanner chromium ceph-radosgw ceph-mon ceph-osd ceph-common)
+fi
+if [ "$emulation" -eq 1 ]; then
+  need_cmds+=(qemu-aarch64-static qemu-ppc64le-static qemu-s390x-static debootstrap file readelf)
+  test_pkgs_deb+=(qemu-user-static binfmt-support debootstrap file binutils)
+  test_pkgs_el+=(qemu-user-static file binutils)   # EPEL; system roots are made with debootstrap on Debian hosts
 fi
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
@@ -79,6 +89,23 @@ if [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; then
     "${sudo_cmd[@]}" usermod --add-subuids "$start-$((start + 65535))" --add-subgids "$start-$((start + 65535))" lenix-build
     echo "bootstrap: gave lenix-build the subordinate ids $start-$((start + 65535))"
   fi
+fi
+
+# Programs of other architectures run through qemu-user: binfmt_misc must be mounted and the handlers enabled (with
+# the F flag binfmt-support registers qemu-user-static's, the sandbox needs no emulator inside a root).
+if [ "$emulation" -eq 1 ] && { [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; }; then
+  if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    echo "bootstrap: mounting binfmt_misc at /proc/sys/fs/binfmt_misc (foreign programs run through qemu-user)"
+    "${sudo_cmd[@]}" mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+      echo "bootstrap: warning: cannot mount binfmt_misc here; builds of other architectures will not run" >&2
+  fi
+  for q in aarch64 ppc64le s390x; do
+    if [ -e /proc/sys/fs/binfmt_misc/register ] && ! grep -qs '^enabled' "/proc/sys/fs/binfmt_misc/qemu-$q"; then
+      echo "bootstrap: enabling the binfmt_misc handler qemu-$q"
+      "${sudo_cmd[@]}" update-binfmts --enable "qemu-$q" ||
+        echo "bootstrap: warning: cannot enable qemu-$q; $q builds will not run" >&2
+    fi
+  done
 fi
 
 if [ ! -f dist/src/cli/main.js ]; then npx tsc -p tsconfig.json; fi

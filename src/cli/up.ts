@@ -11,6 +11,8 @@ import { LenixError } from '../core/errors.js';
 import { writeConfig } from './config.js';
 import { generateKey, listSecretKeys } from '../crypto/gpg.js';
 import { ensureSamples, SAMPLE_REPO } from './up-samples.js';
+import { hostArch } from '../rpm/arch.js';
+import { isX86Level } from '../rpm/x86-levels.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../../bin/lenix.js', import.meta.url));
@@ -21,6 +23,13 @@ export interface UpOptions {
   readonly samples: boolean;
   /** More folders local sources may be mirrored from (besides $HOME and the samples). */
   readonly localSourceRoots?: readonly string[];
+  /**
+   * Architectures to build (default: the host's). The host's own and its x86-64 levels go to the local node; each
+   * other one gets a system root in DATA/roots/ARCH (made once, minutes under emulation) and a node building in it.
+   */
+  readonly arches?: readonly string[];
+  /** Where those roots are kept (default /var/cache/lenix/roots; readable by the sandbox user). */
+  readonly rootsDir?: string;
 }
 
 /**
@@ -83,12 +92,37 @@ export async function runUp(o: UpOptions): Promise<void> {
     return launch();
   };
 
+  const arches = o.arches && o.arches.length > 0 ? [...new Set(o.arches)] : [hostArch()];
+  const native = arches.filter((a) => a === hostArch() || (hostArch() === 'x86_64' && isX86Level(a)));
+  const foreign = arches.filter((a) => !native.includes(a));
+  const roots = new Map<string, string>();
+  for (const arch of foreign) {
+    // Not in the data folder (mode 0700): the sandbox user reads the root.
+    const dir = path.join(o.rootsDir ?? '/var/cache/lenix/roots', arch);
+    if (!existsSync(path.join(dir, 'lenix-root.json'))) {
+      say(`making the ${arch} system root in ${dir} (once; minutes under emulation; log ${logFile(`root-${arch}`)})`);
+      const log = openSync(logFile(`root-${arch}`), 'a');
+      const code = await new Promise<number | null>((resolve) =>
+        spawn(process.execPath, [BIN, 'node', 'root', 'create', '--arch', arch, dir], { stdio: ['ignore', log, log] }).once(
+          'exit',
+          resolve,
+        ),
+      );
+      if (code !== 0)
+        throw new LenixError(
+          'SYSTEM_ROOT_INVALID',
+          `the ${arch} root could not be made (status ${code}); see ${logFile(`root-${arch}`)}`,
+        );
+    }
+    roots.set(arch, dir);
+  }
+
   const adminTokenFile = path.join(data, 'admin.token');
   // The server's log is its stdout (pino): all of it goes to server.log; the first line also gives its URL.
   let listening: (url: string) => void = () => undefined;
   const server = supervise('server', () => {
     // On one's own machine, repositories in one's home folder (and the samples) may be sources.
-    const roots = [os.homedir(), path.join(data, 'samples'), ...(o.localSourceRoots ?? [])].flatMap((d) => [
+    const sourceRoots = [os.homedir(), path.join(data, 'samples'), ...(o.localSourceRoots ?? [])].flatMap((d) => [
       '--local-source-root',
       d,
     ]);
@@ -102,7 +136,8 @@ export async function runUp(o: UpOptions): Promise<void> {
         String(o.port),
         '--admin-token-file',
         adminTokenFile,
-        ...roots,
+        ...sourceRoots,
+        ...arches.flatMap((a) => ['--arch', a]),
       ],
       /lenix server listening on (\S+)/,
       (u) => listening(u),
@@ -167,7 +202,22 @@ export async function runUp(o: UpOptions): Promise<void> {
     `local-${os.hostname()}`,
     '--work',
     path.join(data, 'node', 'work'),
+    ...native.flatMap((a) => ['--arch', a]),
   ]);
+  for (const [arch, dir] of roots)
+    child(`node-${arch}`, [
+      'node',
+      '--server',
+      url,
+      '--token-file',
+      await agentToken('build', 'node'),
+      '--name',
+      `local-${os.hostname()}-${arch}`,
+      '--work',
+      path.join(data, `node-${arch}`, 'work'),
+      '--root',
+      dir,
+    ]);
   // The tester writes its test roots' id maps (the lenix-build user's subordinate ids), which needs root;
   // without it builds are signed but not tested.
   const testing = process.getuid?.() === 0;
@@ -182,6 +232,7 @@ export async function runUp(o: UpOptions): Promise<void> {
       `tester-${os.hostname()}`,
       '--work',
       path.join(data, 'tester', 'work'),
+      ...[...roots.values()].flatMap((d) => ['--root', d]),
     ]);
   else say('  note: not running as root, so no tester: the samples are released with a recorded override');
   // New builds are signed once the signer has announced its key.
@@ -196,7 +247,7 @@ export async function runUp(o: UpOptions): Promise<void> {
   say(`  admin token: ${adminTokenFile}   CLI config: ${configFile}`);
   say(`  logs: ${path.join(data, 'logs')}   data: ${data}`);
 
-  if (o.samples) await ensureSamples(admin, data, signingKey, testing, say);
+  if (o.samples) await ensureSamples(admin, data, signingKey, testing, say, arches);
   say('');
   say(`ready: ${url}  (try: lenix builds; lenix repo show ${SAMPLE_REPO}; Ctrl-C stops everything)`);
   await new Promise<void>(() => undefined);

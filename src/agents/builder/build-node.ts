@@ -35,7 +35,7 @@ import { keepRoot, prepareBuildroot, readInstalled, type PreparedBuildroot } fro
 import { INSTALLED_LIST, MISSING_STATUS, ROOT_CACHE, ROOT_FAILED_STATUS } from './buildroot-script.js';
 import { describeFailure } from './build-failure.js';
 import { LenixError } from '../../core/errors.js';
-import { describeSystemRoot, emulationProblem, type SystemRoot } from '../kit/system-root.js';
+import { describeSystemRoot, emulationProblem, rootAccessProblem, type SystemRoot } from '../kit/system-root.js';
 
 export interface BuildNodeOptions {
   readonly client: AgentClient;
@@ -79,6 +79,8 @@ export async function runBuildNode(o: BuildNodeOptions): Promise<void> {
     const problem = await emulationProblem(root.info.arch);
     if (problem)
       throw new LenixError('EMULATION_UNAVAILABLE', `cannot build in the ${root.info.arch} root: ${problem}`);
+    const access = await rootAccessProblem(root, launcher(o.identity));
+    if (access) throw new LenixError('SYSTEM_ROOT_INVALID', access);
   }
   const arches = root ? [root.info.arch] : [...new Set([...o.arches, 'noarch', 'src'])];
   const buildroots = new Map<string, BuildrootRecord>();

@@ -75,6 +75,20 @@ export async function openSystemRoot(dir: string): Promise<SystemRoot> {
   return { dir: abs, info: info.data };
 }
 
+/**
+ * Whether the sandbox user can read the root (bubblewrap binds it as that user): a root inside a private folder
+ * (a data folder of mode 0700) cannot be used. The reason when not, null when it can.
+ */
+export async function rootAccessProblem(root: SystemRoot, asSandboxUser: readonly string[]): Promise<string | null> {
+  const probe = path.join(root.dir, 'usr/bin/rpmbuild');
+  const [cmd, ...args] = [...asSandboxUser, 'test', '-r', probe];
+  const ok = await run(cmd!, args, { timeout: 10_000 }).then(
+    () => true,
+    () => false,
+  );
+  return ok ? null : `the sandbox user cannot read ${probe}: every folder above the root must be open to it (not inside a private data folder)`;
+}
+
 /** Whether programs of `arch` run here: natively, or through an enabled qemu handler with the F flag. */
 export async function emulationProblem(arch: string): Promise<string | null> {
   if (arch === hostArch()) return null;

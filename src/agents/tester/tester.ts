@@ -8,10 +8,10 @@ import { parsePlainName } from '../../core/ids.js';
 import { parseNevra } from '../../core/nevra.js';
 import { TEST_STAGE_LIMITS, type TestTaskPayload } from '../../core/protocol.js';
 import { LenixError } from '../../core/errors.js';
-import { emulationProblem, type SystemRoot } from '../kit/system-root.js';
+import { emulationProblem, rootAccessProblem, type SystemRoot } from '../kit/system-root.js';
 import { indexTar } from '../../intake/tar.js';
 import { describeIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
-import { SANDBOX_WORK, describeLimits, runSandboxed, type SandboxLimits } from '../../rpm/sandbox.js';
+import { SANDBOX_WORK, describeLimits, launcher, runSandboxed, type SandboxLimits } from '../../rpm/sandbox.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
@@ -56,6 +56,8 @@ export async function runTester(o: TesterOptions): Promise<void> {
   for (const root of o.systemRoots ?? []) {
     const problem = await emulationProblem(root.info.arch);
     if (problem) throw new LenixError('EMULATION_UNAVAILABLE', `cannot test in the ${root.info.arch} root: ${problem}`);
+    const access = await rootAccessProblem(root, launcher(o.identity));
+    if (access) throw new LenixError('SYSTEM_ROOT_INVALID', access);
     const hb = await buildHostBase(path.join(o.workRoot, 'roots', root.info.arch), root.dir);
     archRoots.set(root.info.arch, { root, hostBase: hb });
   }
