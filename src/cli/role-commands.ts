@@ -30,22 +30,42 @@ export function addRoleCommands(p: Command): void {
       '--arches <list>',
       "architectures to build, comma-separated (default: this host's); others get an emulated system root and node",
     )
-    .option('--roots <dir>', 'where --arches keeps its system roots (open to the sandbox user)', '/var/cache/lenix/roots')
+    .option(
+      '--roots <dir>',
+      'where --arches keeps its system roots (open to the sandbox user)',
+      '/var/cache/lenix/roots',
+    )
     .option(
       '--local-source-root <dir>',
       'a folder local sources may come from (repeatable; your home folder and the samples always may)',
       collect,
     )
-    .action(async (o: { data: string; port: string; samples: boolean; localSourceRoot?: string[]; arches?: string; roots: string }) => {
-      await runUp({
-        rootsDir: path.resolve(o.roots),
-        ...(o.arches ? { arches: o.arches.split(',').map((a) => a.trim()).filter(Boolean) } : {}),
-        dataDir: path.resolve(o.data),
-        port: Number(o.port),
-        samples: o.samples,
-        localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)),
-      });
-    });
+    .action(
+      async (o: {
+        data: string;
+        port: string;
+        samples: boolean;
+        localSourceRoot?: string[];
+        arches?: string;
+        roots: string;
+      }) => {
+        await runUp({
+          rootsDir: path.resolve(o.roots),
+          ...(o.arches
+            ? {
+                arches: o.arches
+                  .split(',')
+                  .map((a) => a.trim())
+                  .filter(Boolean),
+              }
+            : {}),
+          dataDir: path.resolve(o.data),
+          port: Number(o.port),
+          samples: o.samples,
+          localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)),
+        });
+      },
+    );
 
   p.command('server')
     .description('run the Master Service API')

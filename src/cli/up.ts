@@ -103,10 +103,9 @@ export async function runUp(o: UpOptions): Promise<void> {
       say(`making the ${arch} system root in ${dir} (once; minutes under emulation; log ${logFile(`root-${arch}`)})`);
       const log = openSync(logFile(`root-${arch}`), 'a');
       const code = await new Promise<number | null>((resolve) =>
-        spawn(process.execPath, [BIN, 'node', 'root', 'create', '--arch', arch, dir], { stdio: ['ignore', log, log] }).once(
-          'exit',
-          resolve,
-        ),
+        spawn(process.execPath, [BIN, 'node', 'root', 'create', '--arch', arch, dir], {
+          stdio: ['ignore', log, log],
+        }).once('exit', resolve),
       );
       if (code !== 0)
         throw new LenixError(

@@ -86,7 +86,9 @@ export async function rootAccessProblem(root: SystemRoot, asSandboxUser: readonl
     () => true,
     () => false,
   );
-  return ok ? null : `the sandbox user cannot read ${probe}: every folder above the root must be open to it (not inside a private data folder)`;
+  return ok
+    ? null
+    : `the sandbox user cannot read ${probe}: every folder above the root must be open to it (not inside a private data folder)`;
 }
 
 /** Whether programs of `arch` run here: natively, or through an enabled qemu handler with the F flag. */
