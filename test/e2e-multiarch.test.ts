@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildHostBase } from '../src/agents/kit/host-base.js';
-import { gitRepo, until } from './support/cli.js';
+import { gitRepo, specWith, until } from './support/cli.js';
+import { MARKER_DIRS, attack, secretsFound } from './support/hostile.js';
 import { DnfClient } from './support/dnf.js';
 import { cachedRoots } from './support/system-roots.js';
 import { type System, startSystem } from './support/system.js';
@@ -24,6 +27,18 @@ const MACHINE: Record<(typeof ALL)[number], RegExp> = {
   ppc64le: /ELF 64-bit LSB pie executable, 64-bit PowerPC or cisco 7500, OpenPOWER ELF V2 ABI/,
   s390x: /ELF 64-bit MSB pie executable, IBM S\/390/,
 };
+
+/** Names, sizes and times of every file under the root's /usr and /etc: a change to either shows. */
+async function rootDigest(root: string): Promise<string> {
+  const { stdout } = await run(
+    'bash',
+    ['-c', 'cd "$1" && find usr etc -printf "%p %s %T@\\n" | sort | sha256sum', 'x', root],
+    {
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
+  return stdout.trim();
+}
 
 type Task = { id: number; kind: string; arch: string; state: string; reason: string | null };
 type Build = { id: number; state: string; tasks: (Task & { artifacts: { name: string; sha256: string }[] })[] };
@@ -132,6 +147,48 @@ describe('multi-arch builds on emulated nodes', {
       untested?.map((u) => u.arch),
       ['x86_64_v2'],
     );
+  });
+
+  test('a hostile %build in the emulated aarch64 root: nothing escapes, no capability, the root stays as it was', async () => {
+    const hits: string[] = [];
+    const tcp = net.createServer((c) => {
+      hits.push('tcp');
+      c.destroy();
+    });
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const host = {
+      pid: process.pid,
+      port: (tcp.address() as net.AddressInfo).port,
+      abstract: `lenix-ma-${process.pid}`,
+    };
+    const before = await rootDigest(roots['aarch64']!);
+    try {
+      const attackScript = `${attack('emulated', host, { unmount: true })}
+touch /usr/bin/lenix-hostile 2>/dev/null && echo "HOSTILE emulated ESCAPE wrote into the root's /usr"
+echo "HOSTILE emulated machine $(uname -m)"
+`;
+      const spec = specWith('hostile-emulated', 'bash %{SOURCE1}', {
+        noarch: false,
+        extra: 'Source1: attack.sh\nExclusiveArch: aarch64\n%global debug_package %{nil}\n',
+      });
+      const build = await buildToEnd('hostile-emulated', { 'hostile-emulated.spec': spec, 'attack.sh': attackScript });
+      const task = build.tasks.find((t) => t.kind === 'binary')!;
+      assert.equal(task.arch, 'aarch64');
+      const log = await (await fetch(`${sys.url}/api/v1/tasks/${task.id}/log`)).text();
+      assert.match(log, /HOSTILE emulated DONE/, log.slice(-3000));
+      assert.match(log, /HOSTILE emulated machine aarch64/, 'the attack ran as aarch64 code, under qemu');
+      assert.match(log, /HOSTILE emulated CapEff: 0000000000000000/);
+      assert.doesNotMatch(log, /HOSTILE \w+ (ESCAPE|PRIV)/);
+      assert.deepEqual(secretsFound(log), []);
+      assert.deepEqual(
+        MARKER_DIRS.map((d) => path.join(d, 'lenix-hostile-emulated')).filter((f) => existsSync(f)),
+        [],
+      );
+      assert.deepEqual(hits, [], 'nothing reached the host listener');
+      assert.equal(await rootDigest(roots['aarch64']!), before, "the root's /usr and /etc are unchanged");
+    } finally {
+      tcp.close();
+    }
   });
 
   test('a noarch sample has one task', async () => {
