@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ROOT_RECIPE } from '../../src/agents/kit/system-root.js';
 import { lenix, until } from './cli.js';
@@ -34,9 +34,17 @@ async function cachedRoot(arch: string): Promise<string> {
   const lock = `${dir}.lock`;
   const handle = await until(
     `the lock of the ${arch} root`,
-    async () => open(lock, 'wx').catch(() => null),
+    async () => {
+      const h = await open(lock, 'wx').catch(() => null);
+      if (h) return h;
+      // A lock left by a run that died (its process is gone) is taken over.
+      const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+      if (holder > 0 && !alive(holder)) await rm(lock, { force: true });
+      return null;
+    },
     30 * 60_000,
   );
+  await handle.writeFile(String(process.pid));
   try {
     if (existsSync(path.join(dir, 'lenix-root.json'))) return dir;
     await rm(dir, { recursive: true, force: true });
@@ -47,5 +55,14 @@ async function cachedRoot(arch: string): Promise<string> {
   } finally {
     await handle.close();
     await rm(lock, { force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
