@@ -271,11 +271,16 @@ export async function inspectElf(rpmFile: string, arch: string, limits: PayloadL
     }
   } catch (err) {
     child.kill('SIGKILL');
+    // The reader stopped mid-stream: the child's 'close' waits for its stdout to end, which a paused stream
+    // with unread data never does.
+    child.stdout.destroy();
     await exited.catch(() => null);
     throw timedOut ? new LenixError('NOT_AN_RPM', `reading the payload took over ${limits.timeoutMs} ms`) : err;
   } finally {
     clearTimeout(timer);
   }
+  // What follows the trailer (block padding) is read and dropped, so rpm2cpio can finish writing and exit.
+  child.stdout.resume();
   const code = await exited;
   if (timedOut) throw new LenixError('NOT_AN_RPM', `reading the payload took over ${limits.timeoutMs} ms`);
   if (code !== 0)
