@@ -10,17 +10,17 @@ cd "$(dirname "$0")/.."
 
 need_cmds=(rpmbuild rpmspec createrepo_c modifyrepo_c dnf bwrap rpmlint gpg git gcc make prlimit tar)
 # `--test`: also what only the test suite uses (OpenSCAP for the OVAL checks, Chromium for the browser tests,
-# Ceph's radosgw on a one-host cluster as the real S3 service behind the S3 blob store's tests).
+# Ceph's radosgw on a one-host cluster as the real S3 service behind the S3 blob store's tests, rsync for mirrors).
 test_pkgs_deb=(); test_pkgs_el=()
 # `--emulation` (implied by --test): qemu-user and debootstrap, for build nodes and testers of other architectures
 # in system roots (`lenix node root create`, `lenix up --arches`).
 emulation=0
 case "${1:-}" in --test|--emulation) emulation=1 ;; esac
 if [ "${1:-}" = "--test" ]; then
-  need_cmds+=(oscap chromium radosgw ceph-mon ceph-osd monmaptool)
-  test_pkgs_deb=(openscap-scanner chromium radosgw ceph-mon ceph-osd ceph-common)
+  need_cmds+=(oscap chromium radosgw ceph-mon ceph-osd monmaptool rsync)
+  test_pkgs_deb=(openscap-scanner chromium radosgw ceph-mon ceph-osd ceph-common rsync)
   # EL9: Ceph comes from the CentOS Storage SIG (centos-release-ceph-reef, in extras).
-  test_pkgs_el=(openscap-scanner chromium ceph-radosgw ceph-mon ceph-osd ceph-common)
+  test_pkgs_el=(openscap-scanner chromium ceph-radosgw ceph-mon ceph-osd ceph-common rsync)
 fi
 if [ "$emulation" -eq 1 ]; then
   need_cmds+=(qemu-aarch64-static qemu-ppc64le-static qemu-s390x-static debootstrap file readelf)

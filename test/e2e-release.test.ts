@@ -95,7 +95,10 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     const reposDir = path.join(dir, 'clients', name, 'repos.d');
     await mkdir(reposDir, { recursive: true });
     let file = await (await fetch(`${url}/repos/${repo}.repo`)).text();
-    if (o.mirror) file = file.replace(/^baseurl=.*$/m, `baseurl=file://${dir}/server/repos/${repo}/mirror/$basearch/`);
+    if (o.mirror) {
+      assert.match(file, /^metalink=/m);
+      file = file.replace(/^metalink=.*$/m, `baseurl=file://${dir}/server/repos/${repo}/mirror/$basearch/`);
+    }
     await writeFile(path.join(reposDir, `${repo}.repo`), file);
     const c = new DnfClient(path.join(dir, 'clients', name), reposDir);
     const hostBase = path.join(dir, 'tester-work', 'host-base', 'repo', 'lenix-host-base-1-1.noarch.rpm');

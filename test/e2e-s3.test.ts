@@ -93,7 +93,7 @@ describe('artifacts and published metadata in S3', { timeout: 600_000 }, () => {
     const reposDir = path.join(dir, 'client', 'repos.d');
     await mkdir(reposDir, { recursive: true });
     const repoFile = await (await fetch(`${urlB}/repos/shared.repo`)).text();
-    assert.match(repoFile, new RegExp(`baseurl=${urlB}/repos/shared/`));
+    assert.match(repoFile, new RegExp(`metalink=${urlB}/metalink\\?repo=shared&`));
     await writeFile(path.join(reposDir, 'shared.repo'), repoFile);
     const c = new DnfClient(path.join(dir, 'client'), reposDir);
     await c.base(path.join(dir, 'tester-work', 'host-base', 'repo', 'lenix-host-base-1-1.noarch.rpm'));

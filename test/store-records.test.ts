@@ -168,6 +168,28 @@ storeSuite('store conformance (records)', ({ fresh, clock, seed, agent }) => {
     assert.deepEqual(await ledger.witnesses(), ['http://w1.example']);
   });
 
+  test('the mirror registry keeps mirrors in order of registration; an expiry is kept per repository', async () => {
+    const store = await fresh();
+    const m = (url: string, at: number) => ({ url, rsyncUrl: null, country: 'DE', contact: null, createdAt: at });
+    assert.equal(await store.mirrors.add(m('http://b.example/', 2)), true);
+    assert.equal(await store.mirrors.add(m('http://a.example/', 5)), true);
+    assert.equal(await store.mirrors.add(m('http://b.example/', 9)), false, 'the same URL again changes nothing');
+    assert.deepEqual(
+      (await store.mirrors.list()).map((x) => [x.url, x.createdAt, x.country]),
+      [
+        ['http://b.example/', 2, 'DE'],
+        ['http://a.example/', 5, 'DE'],
+      ],
+    );
+    assert.equal(await store.mirrors.remove('http://b.example/'), true);
+    assert.equal(await store.mirrors.remove('http://b.example/'), false);
+    assert.equal(await store.mirrors.expiredThrough(7), 0);
+    await store.mirrors.expire(7, 3, clock.now());
+    await store.mirrors.expire(7, 11, clock.now());
+    assert.equal(await store.mirrors.expiredThrough(7), 11);
+    assert.equal(await store.mirrors.expiredThrough(8), 0);
+  });
+
   test('agents keep their id when they register again with the same token', async () => {
     const store = await fresh();
     const a = await agent(store, 'same');

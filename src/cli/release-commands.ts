@@ -285,6 +285,18 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     });
 
   repo
+    .command('expire <name>')
+    .description(
+      "drop the repository's metalink alternates now: clients accept only the current metadata (after an urgent security release)",
+    )
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const r = await (await client(cmd)).repos.expire(name);
+      process.stdout.write(
+        `${r.repo}: metalinks accept only the current snapshot (alternates through ${r.through} expired)\n`,
+      );
+    });
+
+  repo
     .command('republish <name>')
     .description(
       'publish the current packages again with fresh metadata (e.g. advisories approved since their release)',

@@ -110,6 +110,11 @@ export function addRoleCommands(p: Command): void {
     )
     .option('--max-log <mib>', 'log bytes kept per task', String(DEFAULT_CONFIG.maxLogBytes / 1024 ** 2))
     .option(
+      '--metalink-grace <minutes>',
+      "how long a repository's previous metadata stays acceptable in its metalinks (mirrors still syncing)",
+      String(DEFAULT_CONFIG.metalinkGraceMs / 60_000),
+    )
+    .option(
       '--local-source-root <dir>',
       'a folder on this machine that sources may be mirrored from (repeatable; none by default)',
       collect,
@@ -135,12 +140,15 @@ export function addRoleCommands(p: Command): void {
         sbomDistro: string;
         specTimeout: string;
         maxLog: string;
+        metalinkGrace: string;
         localSourceRoot?: string[];
       }) => {
         const specTimeout = Number(o.specTimeout);
         const maxLog = Number(o.maxLog);
         if (!(specTimeout >= 1) || !(maxLog >= 1))
           throw new LenixError('BAD_REQUEST', '--spec-timeout and --max-log must be numbers ≥ 1');
+        const metalinkGrace = Number(o.metalinkGrace);
+        if (!(metalinkGrace >= 0)) throw new LenixError('BAD_REQUEST', '--metalink-grace must be a number ≥ 0');
         // The server's and agents' modules load only for the command that runs them (CLI start-up stays small).
         const { startServer } = await import('../server/main.js');
         const server = await startServer({
@@ -163,6 +171,7 @@ export function addRoleCommands(p: Command): void {
             sbomDistro: o.sbomDistro,
             specCheckLimits: { ...DEFAULT_CONFIG.specCheckLimits, timeoutMs: specTimeout * 1000 },
             maxLogBytes: Math.round(maxLog * 1024 ** 2),
+            metalinkGraceMs: Math.round(metalinkGrace * 60_000),
             localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)),
             ...(o.ledgerKeys ? { ledgerKeysDir: path.resolve(o.ledgerKeys) } : {}),
           },

@@ -67,7 +67,10 @@ export class ApiClient {
   async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const url = new URL(`${this.base}${path}`);
     const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
-    const headers = this.headers(payload ? { 'content-type': 'application/json' } : {});
+    // With a length: Node sends a DELETE's body neither chunked nor sized otherwise, which the server refuses.
+    const headers = this.headers(
+      payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {},
+    );
     const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = request(url, { method, headers, ...(signal ? { signal } : {}) }, (res) => {

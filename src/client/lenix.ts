@@ -52,6 +52,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Typed calls for every API resource the CLI, the agents and the tests use, so no caller spells an
  * `/api/v1/...` path. The agent protocol has its own client (agent.ts); `http` stays reachable for raw use.
  */
+/** A registered mirror, as the API shows it. */
+export interface MirrorJson {
+  readonly url: string;
+  readonly rsyncUrl: string | null;
+  readonly country: string | null;
+  readonly contact: string | null;
+  readonly createdAt: number;
+}
+
 export class LenixClient {
   constructor(readonly http: ApiClient) {}
 
@@ -202,6 +211,13 @@ export class LenixClient {
     },
   };
 
+  readonly mirrors = {
+    list: () => this.http.json<{ mirrors: MirrorJson[] }>('GET', '/api/v1/mirrors'),
+    add: (m: { url: string; rsyncUrl?: string; country?: string; contact?: string }) =>
+      this.http.json<MirrorJson>('POST', '/api/v1/mirrors', m),
+    remove: (url: string) => this.http.json('DELETE', `/api/v1/mirrors?url=${enc(url)}`),
+  };
+
   readonly repos = {
     list: () => this.http.json<{ repos: RepoJson[] }>('GET', '/api/v1/repos'),
     get: (name: string) =>
@@ -223,6 +239,8 @@ export class LenixClient {
     }) => this.http.json<RepoJson>('POST', '/api/v1/repos', body),
     keys: (name: string, body: { add?: string | undefined; retire?: string | undefined }) =>
       this.http.json<RepoJson>('POST', `/api/v1/repos/${enc(name)}/keys`, body),
+    expire: (name: string) =>
+      this.http.json<{ repo: string; through: number }>('POST', `/api/v1/repos/${enc(name)}/expire`, {}),
     rollback: (name: string, snapshot?: number) =>
       this.http.json<{ current: number }>(
         'POST',

@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   REF_NOT_FOUND: { status: 404, exit: 4, doc: 'The git ref does not exist in the source repository.' },
   KEY_NOT_FOUND: { status: 404, exit: 4, doc: 'No signing key with that fingerprint is known to the server.' },
   REPO_NOT_FOUND: { status: 404, exit: 4, doc: 'No repository with that name.' },
+  MIRROR_NOT_FOUND: { status: 404, exit: 4, doc: 'No mirror with that URL is registered.' },
   RELEASE_NOT_FOUND: { status: 404, exit: 4, doc: 'No release with that id.' },
   TARGET_NOT_FOUND: { status: 404, exit: 4, doc: 'No build target with that name.' },
   SNAPSHOT_NOT_FOUND: {
@@ -77,6 +78,7 @@ export const ERROR_CODES = {
     doc: 'A log append starts past the end of the stored log; the agent must resend from the stored size.',
   },
   BUILD_FINISHED: { status: 409, exit: 5, doc: 'The build already finished; it cannot be cancelled.' },
+  MIRROR_EXISTS: { status: 409, exit: 5, doc: 'A mirror with that URL is registered already.' },
   REPO_EXISTS: { status: 409, exit: 5, doc: 'A repository with that name already exists.' },
   TARGET_EXISTS: { status: 409, exit: 5, doc: 'A build target with that name already exists.' },
   BUILD_ORDER_CYCLE: {

@@ -22,6 +22,7 @@ import { RESOURCE_ROUTES } from './api/index.js';
 import { registerWebRoutes } from './web/routes.js';
 import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
+import { MirrorService } from './services/mirrors.js';
 import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
 import { Metrics } from './metrics.js';
@@ -119,6 +120,7 @@ export async function createApp(
     auth,
     tokens: new TokenService(deps, auth, () => services.agents.reap()),
     repairStatements: async () => 0,
+    mirrors: new MirrorService(deps, releases, pipeline.publisher),
   };
 
   const specOf = async (b: BuildRecord) => {

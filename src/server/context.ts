@@ -31,6 +31,11 @@ export interface ServerConfig {
   readonly blobGcIntervalMs: number;
   /** Log bytes kept per task; an agent sending more is refused with LOG_TOO_LARGE. */
   readonly maxLogBytes: number;
+  /**
+   * How long a repository's previous repomd.xml stays acceptable in its metalinks (`mm0:alternates`) after a
+   * newer one went live, so that mirrors still syncing keep serving (`lenix repo expire` drops them at once).
+   */
+  readonly metalinkGraceMs: number;
   /** The ledger's origin line (C2SP tlog-checkpoint), also the name of its key. */
   readonly ledgerOrigin: string;
   /** C2SP tlog-witness URLs asked to cosign each new checkpoint. */
@@ -64,6 +69,7 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
     logBytes: 1024 ** 2,
   },
   maxLogBytes: 256 * 1024 ** 2,
+  metalinkGraceMs: 6 * 3_600_000,
   localSourceRoots: [],
   blobGraceMs: 24 * 3_600_000,
   blobGcIntervalMs: 3_600_000,

@@ -1,3 +1,4 @@
+import type { MirrorService } from './services/mirrors.js';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -47,6 +48,7 @@ export interface Services {
   readonly errata: ErrataService;
   readonly auth: TokenAuthority;
   readonly tokens: TokenService;
+  readonly mirrors: MirrorService;
 }
 
 export type App = FastifyInstance;

@@ -26,6 +26,8 @@ export interface Database {
   ledger_subjects: LedgerSubjectsTable;
   ledger_checkpoints: LedgerCheckpointsTable;
   ledger_witnesses: LedgerWitnessesTable;
+  mirrors: MirrorsTable;
+  repo_expiries: RepoExpiriesTable;
   advisories: AdvisoriesTable;
   advisory_counters: AdvisoryCountersTable;
   targets: TargetsTable;
@@ -113,6 +115,20 @@ export interface LedgerEntriesTable {
 export interface LedgerSubjectsTable {
   key: string;
   idx: number;
+}
+
+export interface MirrorsTable {
+  url: string;
+  rsync_url: string | null;
+  country: string | null;
+  contact: string | null;
+  created_at: number;
+}
+
+export interface RepoExpiriesTable {
+  repo_id: number;
+  through_snapshot_id: number;
+  expired_at: number;
 }
 
 export interface LedgerWitnessesTable {

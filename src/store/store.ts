@@ -13,6 +13,7 @@ import { ImportStore } from './import-store.js';
 import { PackageMetadataStore } from './package-metadata-store.js';
 import { LeaderStore } from './leader-store.js';
 import { TokenStore } from './token-store.js';
+import { MirrorStore } from './mirror-store.js';
 
 export type { ArtifactStore, NewArtifact } from './artifact-store.js';
 export type { BuildFilter, BuildStore, NewBuild } from './build-store.js';
@@ -38,6 +39,7 @@ export class Store {
   readonly imports: ImportStore;
   readonly packageMetadata: PackageMetadataStore;
   readonly leaders: LeaderStore;
+  readonly mirrors: MirrorStore;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -55,6 +57,7 @@ export class Store {
     this.imports = new ImportStore(db);
     this.packageMetadata = new PackageMetadataStore(db);
     this.leaders = new LeaderStore(db);
+    this.mirrors = new MirrorStore(db);
   }
 
   async close(): Promise<void> {

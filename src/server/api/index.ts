@@ -8,6 +8,7 @@ import { registerErrataRoutes } from './errata.js';
 import { registerImportsRoutes } from './imports.js';
 import { registerKeysRoutes } from './keys.js';
 import { registerLedgerRoutes } from './ledger.js';
+import { registerMirrorsRoutes } from './mirrors.js';
 import { registerReleasesRoutes } from './releases.js';
 import { registerReposRoutes } from './repos.js';
 import { registerSbomRoutes } from './sbom.js';
@@ -33,6 +34,7 @@ export const RESOURCE_ROUTES: readonly ((r: ZodApp, deps: ServerDeps, s: Service
   registerTokensRoutes,
   registerKeysRoutes,
   registerReposRoutes,
+  registerMirrorsRoutes,
   registerReleasesRoutes,
   registerImportsRoutes,
   registerErrataRoutes,

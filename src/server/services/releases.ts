@@ -257,7 +257,8 @@ export class ReleaseService {
     return [
       `[${repo.name}]`,
       `name=Lenix ${repo.name} - $basearch`,
-      `baseurl=${base}/repos/${repo.name}/$basearch/`,
+      // The metalink names the mirrors and the hashes of the current repomd.xml: dnf skips a stale mirror.
+      `metalink=${base}/metalink?repo=${repo.name}&arch=$basearch`,
       'enabled=1',
       'gpgcheck=1',
       'repo_gpgcheck=1',
