@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createReadStream, existsSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -17,7 +17,7 @@ import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.j
 
 const run = promisify(execFile);
 import { DnfClient } from './support/dnf.js';
-import { attack, MARKER_DIRS, secretsFound } from './support/hostile.js';
+import { attack, hostListener, MARKER_DIRS, secretsFound } from './support/hostile.js';
 
 type Task = {
   id: number;
@@ -443,22 +443,7 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
   });
 
   test('a hostile package built in a buildroot: no capability, no user namespace, nothing outside its root, nothing on the host', async () => {
-    const hits: string[] = [];
-    const tcp = net.createServer((c) => {
-      hits.push('tcp');
-      c.destroy();
-    });
-    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
-    const host = {
-      pid: process.pid,
-      port: (tcp.address() as net.AddressInfo).port,
-      abstract: `lenix-broot-${process.pid}`,
-    };
-    const abstract = net.createServer((c) => {
-      hits.push('abstract');
-      c.destroy();
-    });
-    await new Promise<void>((r) => abstract.listen(`\0${host.abstract}`, r));
+    const { host, hits, close } = await hostListener('broot');
     try {
       // Besides the usual attack: the sandbox's work folder outside the root (keys, the cached root, the
       // repositories), the root's own /usr and rpm database, and the root's /etc.
@@ -489,8 +474,7 @@ describe('buildroots from the target repositories', { timeout: 900_000 }, () => 
       for (const d of MARKER_DIRS) assert.equal(existsSync(path.join(d, 'lenix-hostile-broot')), false, d);
       assert.deepEqual(hits, [], 'nothing reached the host listeners');
     } finally {
-      tcp.close();
-      abstract.close();
+      close();
     }
   });
 

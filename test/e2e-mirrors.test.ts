@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -107,6 +107,30 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
 
     await release('1.1');
     await rsyncTo('fresh');
+    // The tree is browsable as mirrors show theirs, and its TIME file is the one rsync brought to the fresh mirror.
+    const page = async (p: string) => {
+      const r = await fetch(`${sys.url}${p}`, { redirect: 'manual' });
+      return { status: r.status, location: r.headers.get('location'), text: await r.text() };
+    };
+    assert.deepEqual((await page('/repos/mir')).location, '/repos/mir/');
+    assert.match((await page('/repos/mir/')).text, /<a href="x86_64\/">x86_64\/<\/a>[\s\S]*<a href="TIME">TIME<\/a>/);
+    assert.match(
+      (await page('/repos/mir/x86_64/')).text,
+      /<a href="Packages\/">Packages\/<\/a>\n<a href="repodata\/">/,
+    );
+    const pkgs = (await page('/repos/mir/x86_64/Packages/')).text;
+    assert.match(pkgs, /<title>Index of \/repos\/mir\/x86_64\/Packages\/<\/title>/);
+    assert.match(pkgs, /<a href="mirp-1\.1-1\.noarch\.rpm">/);
+    assert.doesNotMatch(pkgs, /mirp-1\.0/);
+    assert.match(
+      (await page('/repos/mir/x86_64/repodata/')).text,
+      /<a href="repomd\.xml">[\s\S]*<a href="repomd\.xml\.asc">/,
+    );
+    assert.equal((await page('/repos/mir/x86_64/nothing/')).status, 404);
+    const time = (await page('/repos/mir/TIME')).text;
+    assert.match(time, /^\d{10}\n$/);
+    assert.equal(await readFile(path.join(dir, 'mirrors', 'fresh', 'mir', 'TIME'), 'utf8'), time);
+
     await sys.cli('mirror', 'add', `${webUrl}/stale/`, '--country', 'DE', '--contact', 'stale@mirror.invalid');
     const dup = await lenix(['mirror', 'add', `${webUrl}/stale`], sys.env);
     assert.equal(dup.code, 5);

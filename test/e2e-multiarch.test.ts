@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildHostBase } from '../src/agents/kit/host-base.js';
 import { gitRepo, specWith, until } from './support/cli.js';
-import { MARKER_DIRS, attack, secretsFound } from './support/hostile.js';
+import { MARKER_DIRS, attack, hostListener, secretsFound } from './support/hostile.js';
 import { DnfClient } from './support/dnf.js';
 import { cachedRoots } from './support/system-roots.js';
 import { type System, startSystem } from './support/system.js';
@@ -150,17 +149,7 @@ describe('multi-arch builds on emulated nodes', {
   });
 
   test('a hostile %build in the emulated aarch64 root: nothing escapes, no capability, the root stays as it was', async () => {
-    const hits: string[] = [];
-    const tcp = net.createServer((c) => {
-      hits.push('tcp');
-      c.destroy();
-    });
-    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
-    const host = {
-      pid: process.pid,
-      port: (tcp.address() as net.AddressInfo).port,
-      abstract: `lenix-ma-${process.pid}`,
-    };
+    const { host, hits, close } = await hostListener('ma');
     const before = await rootDigest(roots['aarch64']!);
     try {
       const attackScript = `${attack('emulated', host, { unmount: true })}
@@ -187,7 +176,7 @@ echo "HOSTILE emulated machine $(uname -m)"
       assert.deepEqual(hits, [], 'nothing reached the host listener');
       assert.equal(await rootDigest(roots['aarch64']!), before, "the root's /usr and /etc are unchanged");
     } finally {
-      tcp.close();
+      close();
     }
   });
 

@@ -191,32 +191,26 @@ export async function runUp(o: UpOptions): Promise<void> {
     '--work',
     path.join(data, 'signer', 'work'),
   ]);
-  child('node', [
-    'node',
-    '--server',
-    url,
-    '--token-file',
-    await agentToken('build', 'node'),
-    '--name',
-    `local-${os.hostname()}`,
-    '--work',
-    path.join(data, 'node', 'work'),
-    ...native.flatMap((a) => ['--arch', a]),
-  ]);
-  for (const [arch, dir] of roots)
-    child(`node-${arch}`, [
+  // The local node builds the host's arches; each foreign arch gets a node of its own in its system root.
+  const nodeToken = await agentToken('build', 'node');
+  const node = (suffix: string, extra: string[]) =>
+    child(`node${suffix}`, [
       'node',
       '--server',
       url,
       '--token-file',
-      await agentToken('build', 'node'),
+      nodeToken,
       '--name',
-      `local-${os.hostname()}-${arch}`,
+      `local-${os.hostname()}${suffix}`,
       '--work',
-      path.join(data, `node-${arch}`, 'work'),
-      '--root',
-      dir,
+      path.join(data, `node${suffix}`, 'work'),
+      ...extra,
     ]);
+  node(
+    '',
+    native.flatMap((a) => ['--arch', a]),
+  );
+  for (const [arch, dir] of roots) node(`-${arch}`, ['--root', dir]);
   // The tester writes its test roots' id maps (the lenix-build user's subordinate ids), which needs root;
   // without it builds are signed but not tested.
   const testing = process.getuid?.() === 0;

@@ -70,7 +70,15 @@ export async function syncMirrorTree(o: {
     }
   }
   await writeDurably(path.join(root, MARKER), `${o.snapshot.id}\n`);
+  // Last, as AlmaLinux's mirrors have it: when the tree was published (seconds), for a coarse freshness check.
+  await writeDurably(path.join(root, TIME_FILE), timeFile(o.snapshot));
   return { copied, removed };
+}
+
+/** The TIME file of a repository's tree: the time its snapshot went live, in seconds since the epoch. */
+export const TIME_FILE = 'TIME';
+export function timeFile(snap: Pick<SnapshotRecord, 'publishedAt' | 'createdAt'>): string {
+  return `${Math.floor((snap.publishedAt ?? snap.createdAt) / 1000)}\n`;
 }
 
 /** The snapshot the mirror tree shows (its marker), or null. */

@@ -15,6 +15,7 @@ import { fsyncDir, syncTree, writeDurably } from '../store/durable.js';
 import { isTransientDbError } from '../store/rows.js';
 import { recordPackageMetadata } from './package-metadata-runs.js';
 import { syncMirrorTree } from './mirror-tree.js';
+import { treeListing, type TreeEntry } from './tree-listing.js';
 import { MetadataMissing, writeRepodata } from './repodata.js';
 import { CACHE_DIR, LOG_DIR } from './repodata-cache.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
@@ -355,6 +356,15 @@ export class Publisher {
    * Where a snapshot's metadata file ARCH/repodata/NAME is: this server's folder when it wrote the snapshot,
    * else the shared blob store (the digest the snapshot recorded); null when neither has it.
    */
+  /** What a folder of a snapshot's tree holds, for directory listings (tree-listing.ts); null: no such folder. */
+  async listing(repo: RepoRecord, snapshotId: number, parts: readonly string[]): Promise<TreeEntry[] | null> {
+    return treeListing(repo, parts, {
+      snapshot: () => this.deps.releases.getSnapshot(snapshotId),
+      localFiles: (rel) =>
+        readdir(path.join(this.repoDir(repo.name), 'snapshots', String(snapshotId), rel)).catch(() => null),
+    });
+  }
+
   async metadataFile(
     repoName: string,
     snapshotId: number,

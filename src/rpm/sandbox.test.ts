@@ -235,8 +235,10 @@ describe('the sandbox, run for real', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
+    // The bomb lives 12 s: long enough to reach the limit on a loaded machine before the test looks for it (with
+    // 4 s it once did not, under a full CI run beside other work), and the other sandbox runs while it is at it.
     const bomb = sandbox(
-      `timeout -s KILL 4 bash -c 'b() { b | b & }; b; while [ $SECONDS -lt 30 ]; do :; done' ${marker} 2>/dev/null; echo bomb-over`,
+      `timeout -s KILL 12 bash -c 'b() { b | b & }; b; while [ $SECONDS -lt 30 ]; do :; done' ${marker} 2>/dev/null; echo bomb-over`,
     );
     await until(async () => (await countProcesses(marker)) >= limits.processes - 5);
     const other = await sandbox('ok=0; for i in $(seq 1 50); do /bin/true && ok=$((ok + 1)); done; echo "forked $ok"');

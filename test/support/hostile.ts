@@ -55,3 +55,36 @@ say DONE
 true
 `;
 }
+
+/**
+ * Listeners a hostile package must never reach — TCP on the host's loopback and an abstract unix socket — and the
+ * host facts `attack` takes; every connection is recorded in `hits`.
+ */
+export async function hostListener(tag: string): Promise<{
+  host: { pid: number; port: number; abstract: string };
+  hits: string[];
+  close: () => void;
+}> {
+  const { createServer } = await import('node:net');
+  const hits: string[] = [];
+  const listener = (what: string) =>
+    createServer((c) => {
+      hits.push(what);
+      c.destroy();
+    });
+  const tcp = listener('tcp');
+  const unix = listener('abstract');
+  const abstract = `lenix-${tag}-${process.pid}`;
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => unix.listen(`\0${abstract}`, r));
+  const address = tcp.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    host: { pid: process.pid, port, abstract },
+    hits,
+    close: () => {
+      tcp.close();
+      unix.close();
+    },
+  };
+}

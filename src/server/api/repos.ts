@@ -7,6 +7,8 @@ import { requireScope } from '../auth.js';
 import { createReadStream } from 'node:fs';
 import { parseSha256 } from '../../core/ids.js';
 import { ARCH, FPR, security } from './params.js';
+import { TIME_FILE, timeFile } from '../../release/mirror-tree.js';
+import { directoryListing } from '../web/listing.js';
 
 /** Repositories: records and settings (admin), rollback, and the published trees under /repos (public). */
 export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
@@ -109,8 +111,13 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
 
   r.get(
     '/repos/:file',
-    { schema: { hide: true, params: z.object({ file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.repo$/) }) } },
+    { schema: { hide: true, params: z.object({ file: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/) }) } },
     async (req, reply) => {
+      // /repos/NAME is the repository's folder: its listing is at /repos/NAME/.
+      if (!req.params.file.endsWith('.repo')) {
+        await s.releases.requireRepo(req.params.file);
+        return reply.redirect(`/repos/${req.params.file}/`, 301);
+      }
       const repo = await s.releases.requireRepo(req.params.file.slice(0, -'.repo'.length));
       const base = `${req.protocol}://${req.host}`;
       return reply
@@ -130,7 +137,8 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
     },
     async (req, reply) => {
       const rel = req.params['*'];
-      const parts = rel.split('/');
+      const folder = rel === '' || rel.endsWith('/');
+      const parts = folder ? rel.split('/').filter(Boolean) : rel.split('/');
       if (parts.some((p) => p === '..' || p === '.' || p.includes('\0')))
         throw new LenixError('INVALID_NAME', 'path may not contain . or .. segments');
       // Hidden files (the publisher's cache beside a snapshot's metadata) are not part of a repository.
@@ -141,6 +149,20 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
       const snapshotId = repo.currentSnapshotId;
       if (snapshotId === null)
         throw new LenixError('REPO_NOT_FOUND', `repository ${req.params.name} has nothing published`);
+      if (folder) {
+        // A directory listing, as mirrors' web servers show one (browsable; what rsync copies is the same tree).
+        const entries = await s.releases.publisher.listing(repo, snapshotId, parts);
+        if (!entries) throw new LenixError('NOT_FOUND', `no folder ${rel.slice(0, 200)} in ${req.params.name}`);
+        return reply
+          .type('text/html; charset=utf-8')
+          .header('cache-control', 'no-cache')
+          .send(directoryListing(`/repos/${req.params.name}/${rel}`, entries));
+      }
+      if (parts.length === 1 && parts[0] === TIME_FILE) {
+        const snap = await deps.releases.getSnapshot(snapshotId);
+        if (!snap) throw new LenixError('NOT_FOUND', `no file ${TIME_FILE}`);
+        return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(timeFile(snap));
+      }
       if (parts.length === 3 && parts[1] === 'Packages' && /\.rpm(\.proof)?$/.test(parts[2]!)) {
         // Packages come from the blob store by digest, through the snapshot's index (a verified read).
         const proof = parts[2]!.endsWith('.proof');
