@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { gitRepo, lenix, specWith, until } from './support/cli.js';
+import { freePort, gitRepo, lenix, specWith, until } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
 import { type System, startSystem } from './support/system.js';
 
@@ -27,6 +27,8 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
   let sys: System;
   let web: http.Server;
   let webUrl: string;
+  let rsyncd: ChildProcess | undefined;
+  let rsyncUrl: string;
   const served: string[] = [];
 
   before(async () => {
@@ -52,9 +54,34 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
     });
     await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
     webUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
+    // The origin's rsync module: Debian's rsync daemon on loopback, read-only, over the repositories' mirror trees.
+    const port = await freePort();
+    const conf = path.join(dir, 'rsyncd.conf');
+    await writeFile(
+      conf,
+      [
+        `pid file = ${path.join(dir, 'rsyncd.pid')}`,
+        'use chroot = no',
+        '[mir]',
+        `  path = ${path.join(dir, 'server', 'repos', 'mir', 'mirror')}`,
+        '  read only = yes',
+        '  uid = nobody',
+        '  gid = nogroup',
+        '',
+      ].join('\n'),
+    );
+    rsyncd = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`, `--port=${port}`, '--address=127.0.0.1'], {
+      stdio: 'ignore',
+    });
+    rsyncUrl = `rsync://127.0.0.1:${port}`;
+    await until('the rsync daemon', async () => {
+      const r = await run('rsync', [`${rsyncUrl}/`]).catch(() => null);
+      return r !== null && /^mir\b/m.test(r.stdout);
+    });
   });
 
   after(async () => {
+    rsyncd?.kill();
     web?.close();
     await sys?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -84,13 +111,16 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
     };
     assert.equal(r.state, 'published');
   };
-  /** What a mirror does: rsync the published tree (updates moved into place at the end, deletions last). */
+  /**
+   * What a mirror does: rsync the published tree from the origin's rsync module (updates moved into place at the
+   * end, deletions last), as docs/operations.md documents it.
+   */
   const rsyncTo = (mirror: string) =>
     run('rsync', [
       '-a',
       '--delay-updates',
       '--delete-delay',
-      `${path.join(dir, 'server', 'repos', 'mir', 'mirror')}/`,
+      `${rsyncUrl}/mir/`,
       path.join(dir, 'mirrors', mirror, 'mir'),
     ]);
   const metalink = async () => (await fetch(`${sys.url}/metalink?repo=mir&arch=x86_64`)).text();
