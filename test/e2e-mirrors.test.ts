@@ -115,14 +115,27 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
    * What a mirror does: rsync the published tree from the origin's rsync module (updates moved into place at the
    * end, deletions last), as docs/operations.md documents it.
    */
-  const rsyncTo = (mirror: string) =>
-    run('rsync', [
+  const rsyncTo = async (mirror: string) => {
+    // The mirror tree follows a publish (mirrors pull on their own schedule): wait until it shows the current one.
+    await until('the mirror tree at the current snapshot', async () => {
+      const { currentSnapshot } = await sys.api.json<{ currentSnapshot: number }>('GET', '/api/v1/repos/mir');
+      const shown = await readFile(path.join(dir, 'server', 'repos', 'mir', 'mirror', '.snapshot'), 'utf8').catch(
+        () => '',
+      );
+      // The TIME file comes last: the tree is whole once it says what the server says.
+      const time = await readFile(path.join(dir, 'server', 'repos', 'mir', 'mirror', 'TIME'), 'utf8').catch(() => '');
+      return (
+        shown.trim() === String(currentSnapshot) && time === (await (await fetch(`${sys.url}/repos/mir/TIME`)).text())
+      );
+    });
+    await run('rsync', [
       '-a',
       '--delay-updates',
       '--delete-delay',
       `${rsyncUrl}/mir/`,
       path.join(dir, 'mirrors', mirror, 'mir'),
     ]);
+  };
   const metalink = async () => (await fetch(`${sys.url}/metalink?repo=mir&arch=x86_64`)).text();
 
   test('dnf takes the stale mirror only while its metadata is an alternate, and the fresh one over it', async () => {

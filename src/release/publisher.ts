@@ -331,12 +331,13 @@ export class Publisher {
     await this.switchCurrent(repo, snap.id);
     const now = this.deps.clock.now();
     await this.deps.releases.setSnapshotState(snap.id, 'ready', { publishedAt: now });
-    await this.deps.published?.(release, repo, (await this.deps.releases.getSnapshot(snap.id))!);
+    const live = (await this.deps.releases.getSnapshot(snap.id))!;
+    await this.deps.published?.(release, repo, live);
     await this.deps.releases.moveRelease(release.id, 'publishing', 'published', {}, now);
     this.deps.log.info({ component: 'release', release: release.id, snapshot: snap.id, repo: repo.name }, 'published');
     // Clients see the new snapshot now; the mirror tree follows (mirrors pull it on their own schedule).
     await this.prune(repo);
-    await this.syncMirror(repo, snap);
+    await this.syncMirror(repo, live);
   }
 
   /** Put a snapshot folder's metadata files (ARCH/repodata/*, hidden caches left out) into the blob store. */
