@@ -16,13 +16,14 @@ const run = promisify(execFile);
 type Build = { id: number; state: string; tasks: { kind: string; state: string }[] };
 
 /**
- * Issue 18, acceptance 1: mirrors made with rsync from Lenix's tree, served over HTTP on loopback, one left behind
+ * Issue 18, acceptances 1 and 2: mirrors made with rsync from Lenix's tree, served over HTTP on loopback, one left behind
  * by a newer release. The .repo file points dnf at Lenix's metalink, which names the mirrors and the hashes of the
  * current repomd.xml (and, for a grace time, the previous one): dnf accepts the stale mirror only while its
  * metadata is an alternate, refuses it once `lenix repo expire` dropped the alternates, and installs the new
- * version through the fresh mirror, skipping the stale one.
+ * version through the fresh mirror, skipping the stale one. The checker then marks the stale mirror behind by one
+ * snapshot and one serving an edited repomd.xml bad, and only the current one stays in the metalink.
  */
-describe('mirrors and metalinks', { timeout: 600_000 }, () => {
+describe('mirrors, metalinks and the checker', { timeout: 600_000 }, () => {
   let dir: string;
   let sys: System;
   let web: http.Server;
@@ -145,8 +146,12 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
     await mkdir(path.join(dir, 'mirrors', 'fresh'), { recursive: true });
     await rsyncTo('stale');
     await rsyncTo('fresh');
-    // With no mirror registered the metalink names the origin itself.
+    // With no mirror registered the metalink names the origin itself; a registered mirror enters it once a check
+    // found it current.
     assert.match(await metalink(), new RegExp(`>${sys.url}/repos/mir/x86_64/repodata/repomd\\.xml</url>`));
+    await sys.cli('mirror', 'add', `${webUrl}/stale/`, '--country', 'DE', '--contact', 'stale@mirror.invalid');
+    assert.doesNotMatch(await metalink(), /\/stale\//);
+    assert.match((await sys.cli('mirror', 'check')).stdout, /\/stale\/ +mir\/x86_64 +current \(snapshot \d+\)/);
 
     await release('1.1');
     await rsyncTo('fresh');
@@ -174,7 +179,6 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
     assert.match(time, /^\d{10}\n$/);
     assert.equal(await readFile(path.join(dir, 'mirrors', 'fresh', 'mir', 'TIME'), 'utf8'), time);
 
-    await sys.cli('mirror', 'add', `${webUrl}/stale/`, '--country', 'DE', '--contact', 'stale@mirror.invalid');
     const dup = await lenix(['mirror', 'add', `${webUrl}/stale`], sys.env);
     assert.equal(dup.code, 5);
     assert.match(dup.stderr, /^lenix: MIRROR_EXISTS: /m);
@@ -218,8 +222,11 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
     assert.notEqual(refused.code, 0, refused.out);
     assert.match(refused.out, /checksum doesn't match|Cannot download repomd\.xml/);
 
-    // The fresh mirror added after it: dnf tries the stale one first, skips it, and installs 1.1 from the fresh one.
+    // The fresh mirror added after it and checked (the stale one's last check, before 1.1, said current): dnf
+    // tries the stale one first, skips it, and installs 1.1 from the fresh one.
     await sys.cli('mirror', 'add', `${webUrl}/fresh/`);
+    await sys.cli('mirror', 'check', `${webUrl}/fresh/`);
+    assert.match(await metalink(), /preference="100">[^<]*\/stale\/[\s\S]*preference="99">[^<]*\/fresh\//);
     served.length = 0;
     const installed = await dnf('install mirp');
     assert.equal(installed.code, 0, installed.out);
@@ -232,10 +239,45 @@ describe('mirrors and metalinks', { timeout: 600_000 }, () => {
     );
     assert.ok(!served.some((l) => /^200 \/stale\/.*\.rpm$/.test(l)), 'nothing was installed from the stale mirror');
 
+    // Acceptance 2: the checker. A third mirror serves an edited repomd.xml (one byte more, still valid XML).
+    await run('cp', ['-a', path.join(dir, 'mirrors', 'fresh'), path.join(dir, 'mirrors', 'bad')]);
+    const edited = path.join(dir, 'mirrors', 'bad', 'mir', 'x86_64', 'repodata', 'repomd.xml');
+    await writeFile(edited, `${await readFile(edited, 'utf8')}\n`);
+    await sys.cli('mirror', 'add', `${webUrl}/bad/`);
+    const checked = await lenix(['mirror', 'check', '--json'], sys.env);
+    assert.equal(checked.code, 1, 'a bad mirror fails the check');
+    const checks = (
+      JSON.parse(checked.stdout) as { checks: { mirrorUrl: string; state: string; behind: number | null }[] }
+    ).checks;
+    assert.deepEqual(
+      checks.map((c) => [c.mirrorUrl.slice(webUrl.length), c.state, c.behind]),
+      [
+        ['/stale/', 'behind', 1],
+        ['/fresh/', 'current', 0],
+        ['/bad/', 'bad', null],
+      ],
+    );
+    const listing = (await sys.cli('mirror', 'list')).stdout;
+    assert.match(listing, /\/stale\/ +DE +behind by 1 snapshot \(serves \d+\) in mir\/x86_64 /);
+    assert.match(listing, /\/fresh\/ +- +current /);
+    assert.match(listing, /\/bad\/ +- +BAD: serves a repomd\.xml Lenix never published/);
+    assert.match((await sys.cli('mirror', 'show', `${webUrl}/stale/`)).stdout, /mir\/x86_64: behind by 1 snapshot/);
+    // Only the current mirror is in the metalink now; the web page shows each one's status loudly.
+    const onlyFresh = await metalink();
+    assert.match(onlyFresh, /\/fresh\/mir\/x86_64\/repodata\/repomd\.xml/);
+    assert.doesNotMatch(onlyFresh, /\/(stale|bad)\//);
+    const mirrorsPage = await (await fetch(`${sys.url}/mirrors`)).text();
+    assert.match(mirrorsPage, /<span class="state-behind">behind<\/span> by 1/);
+    assert.match(
+      mirrorsPage,
+      /<span class="state-bad">bad<\/span><br><span class="bad">[^<]*no snapshot of mir had: edited or tampered/,
+    );
+    assert.match(mirrorsPage, /<span class="state-current">current<\/span>/);
+
     const listed = JSON.parse((await sys.cli('mirror', 'list', '--json')).stdout) as { mirrors: { url: string }[] };
     assert.deepEqual(
       listed.mirrors.map((m) => m.url),
-      [`${webUrl}/stale/`, `${webUrl}/fresh/`],
+      [`${webUrl}/stale/`, `${webUrl}/fresh/`, `${webUrl}/bad/`],
     );
     await sys.cli('mirror', 'remove', `${webUrl}/stale/`);
     const gone = await lenix(['mirror', 'remove', `${webUrl}/stale/`], sys.env);

@@ -181,8 +181,41 @@ storeSuite('store conformance (records)', ({ fresh, clock, seed, agent }) => {
         ['http://a.example/', 5, 'DE'],
       ],
     );
+    // A check replaces the mirror's last one per repository arch; removing the mirror removes its checks.
+    const check = (url: string, arch: string, state: 'current' | 'behind' | 'bad', at: number) => ({
+      mirrorUrl: url,
+      repoId: 7,
+      arch,
+      state,
+      snapshotId: state === 'bad' ? null : 3,
+      behind: state === 'behind' ? 1 : null,
+      sha256: 'ab'.repeat(32),
+      detail: null,
+      checkedAt: at,
+    });
+    await store.mirrors.recordChecks([
+      check('http://b.example/', 'x86_64', 'current', 10),
+      check('http://a.example/', 'x86_64', 'current', 10),
+    ]);
+    await store.mirrors.recordChecks([
+      check('http://b.example/', 'x86_64', 'behind', 20),
+      check('http://b.example/', 'aarch64', 'bad', 20),
+    ]);
+    assert.deepEqual(
+      (await store.mirrors.checks(7)).map((c) => [c.mirrorUrl, c.arch, c.state, c.behind, c.checkedAt]),
+      [
+        ['http://a.example/', 'x86_64', 'current', null, 10],
+        ['http://b.example/', 'aarch64', 'bad', null, 20],
+        ['http://b.example/', 'x86_64', 'behind', 1, 20],
+      ],
+    );
+    assert.deepEqual(await store.mirrors.checks(8), []);
     assert.equal(await store.mirrors.remove('http://b.example/'), true);
     assert.equal(await store.mirrors.remove('http://b.example/'), false);
+    assert.deepEqual(
+      (await store.mirrors.checks()).map((c) => c.mirrorUrl),
+      ['http://a.example/'],
+    );
     assert.equal(await store.mirrors.expiredThrough(7), 0);
     await store.mirrors.expire(7, 3, clock.now());
     await store.mirrors.expire(7, 11, clock.now());

@@ -20,6 +20,7 @@ test('pages render for anonymous readers with one main landmark; JSON clients ar
     '/builds?q=x&state=failed',
     '/sources',
     '/repositories',
+    '/mirrors',
     '/errata',
     '/ledger',
     '/login',

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
+import type { MirrorCheckJson, MirrorJson } from '../client/lenix.js';
 import { LenixError } from '../core/errors.js';
 import { apiClientFor as client } from './config.js';
 import { printJson, table } from './output.js';
 
-/** The mirror registry: `lenix mirror add|list|show|remove`. */
-export function addMirrorCommands(p: Command): void {
+/** The mirror registry and checker: `lenix mirror add|list|show|remove|check`. */
+export function addMirrorCommands(p: Command, state: { code: number }): void {
   const mirror = p
     .command('mirror')
-    .description('mirrors that copy the published trees (rsync); the metalinks list them for dnf');
+    .description('mirrors that copy the published trees (rsync); the metalinks list those found current');
   mirror
     .command('add <url>')
     .description('register a mirror: its base URL, under which repositories appear as NAME/ARCH/')
@@ -24,7 +25,7 @@ export function addMirrorCommands(p: Command): void {
           ...(o.contact ? { contact: o.contact } : {}),
         });
         if (o.json) return printJson(m);
-        process.stdout.write(`mirror ${m.url} registered\n`);
+        process.stdout.write(`mirror ${m.url} registered; it enters the metalinks once a check finds it current\n`);
       },
     );
   mirror
@@ -35,8 +36,8 @@ export function addMirrorCommands(p: Command): void {
       if (o.json) return printJson(r);
       process.stdout.write(
         `${table(
-          r.mirrors.map((m) => [m.url, m.rsyncUrl ?? '-', m.country ?? '-', m.contact ?? '-']),
-          ['URL', 'RSYNC', 'COUNTRY', 'CONTACT'],
+          r.mirrors.map((m) => [m.url, m.country ?? '-', summary(m), lastCheck(m)]),
+          ['URL', 'COUNTRY', 'STATUS', 'CHECKED'],
         )}\n`,
       );
     });
@@ -49,11 +50,54 @@ export function addMirrorCommands(p: Command): void {
       if (!m) throw new LenixError('MIRROR_NOT_FOUND', `no mirror ${base.slice(0, 200)}`);
       if (o.json) return printJson(m);
       process.stdout.write(
-        `${m.url}\n  rsync: ${m.rsyncUrl ?? '-'}\n  country: ${m.country ?? '-'}\n  contact: ${m.contact ?? '-'}\n  registered: ${new Date(m.createdAt).toISOString()}\n`,
+        `${m.url}\n  rsync: ${m.rsyncUrl ?? '-'}\n  country: ${m.country ?? '-'}\n  contact: ${m.contact ?? '-'}\n  registered: ${new Date(m.createdAt).toISOString()}\n  status: ${summary(m)}\n`,
       );
+      for (const c of m.checks ?? [])
+        process.stdout.write(`  ${c.repo}/${c.arch}: ${verdict(c)} (${new Date(c.checkedAt).toISOString()})\n`);
     });
   mirror.command('remove <url>').action(async (url: string, _o: unknown, cmd: Command) => {
     await (await client(cmd)).mirrors.remove(url);
     process.stdout.write(`mirror ${url} removed\n`);
   });
+  mirror
+    .command('check [url]')
+    .description("fetch each mirror's repomd.xml per repository arch now and judge it (exit 1 when one is bad)")
+    .option('--json', 'print JSON')
+    .action(async (url: string | undefined, o: { json?: boolean }, cmd: Command) => {
+      const { checks } = await (await client(cmd)).mirrors.check(url);
+      if (o.json) printJson({ checks });
+      else
+        process.stdout.write(
+          `${table(
+            checks.map((c) => [c.mirrorUrl, `${c.repo}/${c.arch}`, verdict(c)]),
+            ['MIRROR', 'REPOSITORY', 'VERDICT'],
+          )}\n`,
+        );
+      if (checks.some((c) => c.state === 'bad')) state.code = 1;
+    });
+}
+
+/** A check as one phrase: current, behind by N snapshots, BAD (…), unreachable (…). */
+export function verdict(c: MirrorCheckJson): string {
+  if (c.state === 'current') return `current (snapshot ${c.snapshotId})`;
+  if (c.state === 'behind')
+    return `behind by ${c.behind} snapshot${c.behind === 1 ? '' : 's'} (serves ${c.snapshotId})`;
+  if (c.state === 'bad') return `BAD: serves a repomd.xml Lenix never published (sha256 ${c.sha256?.slice(0, 16)}…)`;
+  return `unreachable (${c.detail ?? 'no answer'})`;
+}
+
+/** A mirror's worst finding over its repository arches. */
+function summary(m: MirrorJson): string {
+  const checks = m.checks ?? [];
+  if (checks.length === 0) return 'not checked';
+  for (const state of ['bad', 'unreachable', 'behind'] as const) {
+    const hit = checks.filter((c) => c.state === state);
+    if (hit.length > 0) return `${verdict(hit[0]!)} in ${hit.map((c) => `${c.repo}/${c.arch}`).join(', ')}`;
+  }
+  return 'current';
+}
+
+function lastCheck(m: MirrorJson): string {
+  const at = Math.max(0, ...(m.checks ?? []).map((c) => c.checkedAt));
+  return at > 0 ? new Date(at).toISOString() : '-';
 }

@@ -36,6 +36,11 @@ export function addRoleCommands(p: Command): void {
       '/var/cache/lenix/roots',
     )
     .option(
+      '--mirror-check <minutes>',
+      "how often the checker fetches every mirror's repomd.xml (0: only `lenix mirror check`)",
+      String(DEFAULT_CONFIG.mirrorCheckMs / 60_000),
+    )
+    .option(
       '--local-source-root <dir>',
       'a folder local sources may come from (repeatable; your home folder and the samples always may)',
       collect,
@@ -115,6 +120,11 @@ export function addRoleCommands(p: Command): void {
       String(DEFAULT_CONFIG.metalinkGraceMs / 60_000),
     )
     .option(
+      '--mirror-check <minutes>',
+      "how often the checker fetches every mirror's repomd.xml (0: only `lenix mirror check`)",
+      String(DEFAULT_CONFIG.mirrorCheckMs / 60_000),
+    )
+    .option(
       '--local-source-root <dir>',
       'a folder on this machine that sources may be mirrored from (repeatable; none by default)',
       collect,
@@ -141,6 +151,7 @@ export function addRoleCommands(p: Command): void {
         specTimeout: string;
         maxLog: string;
         metalinkGrace: string;
+        mirrorCheck: string;
         localSourceRoot?: string[];
       }) => {
         const specTimeout = Number(o.specTimeout);
@@ -148,7 +159,9 @@ export function addRoleCommands(p: Command): void {
         if (!(specTimeout >= 1) || !(maxLog >= 1))
           throw new LenixError('BAD_REQUEST', '--spec-timeout and --max-log must be numbers ≥ 1');
         const metalinkGrace = Number(o.metalinkGrace);
-        if (!(metalinkGrace >= 0)) throw new LenixError('BAD_REQUEST', '--metalink-grace must be a number ≥ 0');
+        const mirrorCheck = Number(o.mirrorCheck);
+        if (!(metalinkGrace >= 0) || !(mirrorCheck >= 0))
+          throw new LenixError('BAD_REQUEST', '--metalink-grace and --mirror-check must be numbers ≥ 0');
         // The server's and agents' modules load only for the command that runs them (CLI start-up stays small).
         const { startServer } = await import('../server/main.js');
         const server = await startServer({
@@ -172,6 +185,7 @@ export function addRoleCommands(p: Command): void {
             specCheckLimits: { ...DEFAULT_CONFIG.specCheckLimits, timeoutMs: specTimeout * 1000 },
             maxLogBytes: Math.round(maxLog * 1024 ** 2),
             metalinkGraceMs: Math.round(metalinkGrace * 60_000),
+            mirrorCheckMs: Math.round(mirrorCheck * 60_000),
             localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)),
             ...(o.ledgerKeys ? { ledgerKeysDir: path.resolve(o.ledgerKeys) } : {}),
           },

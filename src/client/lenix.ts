@@ -59,6 +59,20 @@ export interface MirrorJson {
   readonly country: string | null;
   readonly contact: string | null;
   readonly createdAt: number;
+  /** The checker's last finding per repository arch (none until the first check). */
+  readonly checks?: readonly MirrorCheckJson[];
+}
+
+export interface MirrorCheckJson {
+  readonly mirrorUrl: string;
+  readonly repo: string;
+  readonly arch: string;
+  readonly state: 'current' | 'behind' | 'bad' | 'unreachable';
+  readonly snapshotId: number | null;
+  readonly behind: number | null;
+  readonly sha256: string | null;
+  readonly detail: string | null;
+  readonly checkedAt: number;
 }
 
 export class LenixClient {
@@ -216,6 +230,8 @@ export class LenixClient {
     add: (m: { url: string; rsyncUrl?: string; country?: string; contact?: string }) =>
       this.http.json<MirrorJson>('POST', '/api/v1/mirrors', m),
     remove: (url: string) => this.http.json('DELETE', `/api/v1/mirrors?url=${enc(url)}`),
+    check: (url?: string) =>
+      this.http.json<{ checks: MirrorCheckJson[] }>('POST', '/api/v1/mirrors/check', url ? { url } : {}),
   };
 
   readonly repos = {

@@ -136,6 +136,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     config.blobGcIntervalMs,
   );
   collector.unref();
+  // The mirror checker: one server (the reaper's) fetches every mirror's repomd.xml on a schedule.
+  const mirrorChecker =
+    config.mirrorCheckMs > 0
+      ? setInterval(() => {
+          if (leader.holds('reaper'))
+            void services.mirrors.check().catch((err: unknown) => log.error({ err }, 'mirror check failed'));
+        }, config.mirrorCheckMs)
+      : null;
+  mirrorChecker?.unref();
   const watcher = new Watcher(
     {
       watchedSources: async () => (await store.sources.list()).filter((s) => s.watch),
@@ -157,6 +166,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       clearInterval(reaper);
       clearInterval(repairer);
       clearInterval(collector);
+      if (mirrorChecker) clearInterval(mirrorChecker);
       await services.releases.publisher.tick();
       await watcher.stop();
       await app.close();

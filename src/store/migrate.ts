@@ -14,6 +14,7 @@ import * as m0011 from './migrations/0011-package-metadata.js';
 import * as m0012 from './migrations/0012-push.js';
 import * as m0013 from './migrations/0013-scale-out.js';
 import * as m0014 from './migrations/0014-mirrors.js';
+import * as m0015 from './migrations/0015-mirror-checks-retention.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -33,6 +34,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0012-push': m0012,
   '0013-scale-out': m0013,
   '0014-mirrors': m0014,
+  '0015-mirror-checks-retention': m0015,
 };
 
 function providerFor(dialect: Dialect): MigrationProvider {

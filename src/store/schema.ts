@@ -28,6 +28,7 @@ export interface Database {
   ledger_witnesses: LedgerWitnessesTable;
   mirrors: MirrorsTable;
   repo_expiries: RepoExpiriesTable;
+  mirror_checks: MirrorChecksTable;
   advisories: AdvisoriesTable;
   advisory_counters: AdvisoryCountersTable;
   targets: TargetsTable;
@@ -125,6 +126,18 @@ export interface MirrorsTable {
   created_at: number;
 }
 
+export interface MirrorChecksTable {
+  mirror_url: string;
+  repo_id: number;
+  arch: string;
+  state: string; // current | behind | bad | unreachable
+  snapshot_id: number | null; // the snapshot the mirror serves (current, behind)
+  behind: number | null; // snapshots published since that one
+  sha256: string | null; // of the repomd.xml it served
+  detail: string | null;
+  checked_at: number;
+}
+
 export interface RepoExpiriesTable {
   repo_id: number;
   through_snapshot_id: number;
@@ -169,6 +182,7 @@ export interface ReposTable {
   osv_ecosystem: string | null;
   follow_target_id: number | null;
   auto_release: Generated<number>;
+  keep_versions: Generated<number>; // 0: every version (0015)
 }
 
 export interface ReleasesTable {
@@ -318,6 +332,7 @@ export interface ArtifactsTable {
   parent_id: number | null;
   created_at: number;
   signed_by: string | null; // key fingerprint (0002)
+  pruned_at: number | null; // bytes pruned by policy (0015)
 }
 
 export interface LogChunksTable {

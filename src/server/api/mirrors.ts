@@ -25,9 +25,27 @@ const mirrorBody = z.object({
 
 /** The mirror network: the registry (maintainer), metalinks (public) and a repository's emergency expire. */
 export function registerMirrorsRoutes(r: ZodApp, _deps: ServerDeps, s: Services): void {
-  r.get('/api/v1/mirrors', { schema: { summary: 'Registered mirrors', tags: ['mirrors'] } }, async () => ({
-    mirrors: await s.mirrors.list(),
-  }));
+  r.get(
+    '/api/v1/mirrors',
+    { schema: { summary: 'Registered mirrors and their last checks', tags: ['mirrors'] } },
+    async () => ({ mirrors: await s.mirrors.status() }),
+  );
+
+  r.post(
+    '/api/v1/mirrors/check',
+    {
+      schema: {
+        summary: "Check mirrors now: each one's repomd.xml per repository arch (maintainer)",
+        tags: ['mirrors'],
+        body: z.object({ url: mirrorUrl.optional() }),
+        security,
+      },
+    },
+    async (req) => {
+      requireScope(req.caller, 'maintainer');
+      return { checks: await s.mirrors.check(req.body.url) };
+    },
+  );
 
   r.post(
     '/api/v1/mirrors',

@@ -23,9 +23,9 @@ th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line
 th { font-weight: 600; background: #f7f9fb; }
 code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
 pre { background: var(--code); padding: 12px; overflow: auto; white-space: pre-wrap; word-break: break-all; }
-.state-succeeded, .state-published, .state-released, .ok { color: var(--ok); font-weight: 600; }
-.state-failed, .state-cancelled, .bad { color: var(--bad); font-weight: 600; }
-.state-queued, .state-leased, .state-running, .state-building, .state-approved, .state-publishing, .state-draft { color: var(--warn); font-weight: 600; }
+.state-succeeded, .state-published, .state-released, .state-current, .ok { color: var(--ok); font-weight: 600; }
+.state-failed, .state-cancelled, .state-bad, .state-unreachable, .bad { color: var(--bad); font-weight: 600; }
+.state-behind, .state-queued, .state-leased, .state-running, .state-building, .state-approved, .state-publishing, .state-draft { color: var(--warn); font-weight: 600; }
 .muted { color: var(--muted); }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 16px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; }

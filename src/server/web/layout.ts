@@ -16,6 +16,7 @@ const NAV: [string, string][] = [
   ['/builds', 'Builds'],
   ['/sources', 'Sources'],
   ['/repositories', 'Repositories'],
+  ['/mirrors', 'Mirrors'],
   ['/errata', 'Errata'],
   ['/ledger', 'Ledger'],
 ];

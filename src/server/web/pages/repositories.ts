@@ -54,6 +54,26 @@ sudo dnf install PACKAGE</pre>
     }),
   );
 
+  app.get(
+    '/mirrors',
+    guard(async (req, reply) => {
+      const mirrors = await s.mirrors.status();
+      const rows = mirrors.flatMap((m) =>
+        (m.checks.length > 0 ? m.checks : [null]).map(
+          (c) =>
+            html`<tr><td class="mono">${m.url}</td><td>${m.country ?? ''}</td><td>${c ? `${c.repo}/${c.arch}` : ''}</td><td>${c ? html`${stateOf(c.state)}${c.state === 'behind' ? ` by ${c.behind} (serves snapshot ${c.snapshotId})` : ''}${c.state === 'bad' || c.state === 'unreachable' ? html`<br><span class="bad">${c.detail}</span>` : ''}` : html`<span class="muted">not checked</span>`}</td><td>${iso(c?.checkedAt ?? null)}</td></tr>`,
+        ),
+      );
+      return send(req, reply, {
+        title: 'Mirrors',
+        json: '/api/v1/mirrors',
+        body: () =>
+          html`<p>Mirrors copy the published trees with rsync. The checker fetches each one's <code>repomd.xml</code> per repository and arch: only mirrors found current enter the metalinks; a <span class="bad">bad</span> mirror serves metadata Lenix never published.</p>
+${mirrors.length === 0 ? html`<p class="muted">No mirrors registered: the metalinks name this server.</p>` : html`<table><thead><tr><th scope="col">Mirror</th><th scope="col">Country</th><th scope="col">Repository</th><th scope="col">Status</th><th scope="col">Last check</th></tr></thead><tbody>${rows}</tbody></table>`}`,
+      });
+    }),
+  );
+
   app.post(
     '/releases/:id/approve',
     guard(async (req, reply) => {
