@@ -23,7 +23,7 @@ export const COMMAND_MODULES: Readonly<Record<string, () => Promise<Register>>> 
     async () => (await import('./release-commands.js')).addReleaseCommands,
   ),
   ...each(['fsck'], async () => (await import('./fsck-command.js')).addFsckCommand),
-  ...each(['mirror'], async () => (await import('./mirror-commands.js')).addMirrorCommands),
+  ...each(['mirror', 'prune'], async () => (await import('./mirror-commands.js')).addMirrorCommands),
   ...each(['migrate'], async () => (await import('./migrate-command.js')).addMigrateCommand),
   ...each(['verify'], async () => (await import('./verify.js')).addVerifyCommand),
   ...each(['sbom'], async () => (await import('./sbom-command.js')).addSbomCommand),

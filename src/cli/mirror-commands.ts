@@ -4,8 +4,9 @@ import { LenixError } from '../core/errors.js';
 import { apiClientFor as client } from './config.js';
 import { printJson, table } from './output.js';
 
-/** The mirror registry and checker: `lenix mirror add|list|show|remove|check`. */
+/** The mirror registry and checker, `lenix mirror add|list|show|remove|check`, and retention, `lenix prune`. */
 export function addMirrorCommands(p: Command, state: { code: number }): void {
+  addPruneCommand(p);
   const mirror = p
     .command('mirror')
     .description('mirrors that copy the published trees (rsync); the metalinks list those found current');
@@ -74,6 +75,31 @@ export function addMirrorCommands(p: Command, state: { code: number }): void {
           )}\n`,
         );
       if (checks.some((c) => c.state === 'bad')) state.code = 1;
+    });
+}
+
+/** `lenix prune`: retention by policy (cron it, or a systemd timer). */
+function addPruneCommand(p: Command): void {
+  p.command('prune')
+    .description(
+      'remove old snapshots and the bytes of build artifacts no snapshot references (records and ledger stay)',
+    )
+    .requiredOption('--keep-days <n>', 'keep what is younger than this many days')
+    .requiredOption('--keep-builds <n>', "keep each source's newest N builds whatever their age")
+    .option('--dry-run', 'say what would go, remove nothing')
+    .option('--json', 'print JSON')
+    .action(async (o: { keepDays: string; keepBuilds: string; dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      const keepDays = Number(o.keepDays);
+      const keepBuilds = Number(o.keepBuilds);
+      if (!Number.isInteger(keepDays) || keepDays < 0 || !Number.isInteger(keepBuilds) || keepBuilds < 0)
+        throw new LenixError('BAD_REQUEST', '--keep-days and --keep-builds are whole numbers ≥ 0');
+      const r = await (await client(cmd)).prune({ keepDays, keepBuilds, dryRun: o.dryRun === true });
+      if (o.json) return printJson(r);
+      for (const a of r.artifacts)
+        process.stdout.write(`${r.dryRun ? 'would prune' : 'pruned'} ${a.name} (build ${a.buildId}) ${a.sha256}\n`);
+      process.stdout.write(
+        `${r.dryRun ? 'would prune' : 'pruned'}: ${r.artifacts.length} artifacts (${(r.bytes / 1024 ** 2).toFixed(1)} MiB), ${r.snapshots} snapshots\n`,
+      );
     });
 }
 

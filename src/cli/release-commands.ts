@@ -186,6 +186,11 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
     .option('--arch <arch>', 'architecture (repeatable)', collect)
     .option('--key <fingerprint>', "signing key (repeatable; default: the server's signing key)", collect)
     .option('--keep-days <n>', 'keep old snapshots this long', '14')
+    .option(
+      '--keep-versions <n>',
+      'versions of each package kept in the repository, newest first, for dnf downgrade (0: all)',
+      '0',
+    )
     .option('--vendor <ns>', "purl namespace of its packages in SBOMs (e.g. almalinux; default: the server's)")
     .option('--distro <id>', 'purl distro qualifier in SBOMs (e.g. almalinux-9)')
     .option('--errata-prefix <P>', "advisory id prefix: P gives PSA/PBA/PEA ids (default: the server's, LX)")
@@ -203,6 +208,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
           arch?: string[];
           key?: string[];
           keepDays: string;
+          keepVersions: string;
           vendor?: string;
           distro?: string;
           errataPrefix?: string;
@@ -220,6 +226,7 @@ export function addReleaseCommands(p: Command, state: { code: number }): void {
           arches: o.arch ?? [hostArch()],
           keys: o.key ?? [],
           keepDays: Number(o.keepDays),
+          keepVersions: Number(o.keepVersions),
           ...(o.vendor ? { vendor: o.vendor } : {}),
           ...(o.distro ? { distro: o.distro } : {}),
           ...(o.errataPrefix ? { errataPrefix: o.errataPrefix } : {}),

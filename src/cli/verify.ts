@@ -74,12 +74,18 @@ export function addVerifyCommand(p: Command): void {
           query = `sha256=${digest}`;
         }
         let bundle: ProofBundle;
+        // Online: whether the artifact's bytes are still kept (retention may have pruned them; the proof stands).
+        let pruned: { name: string; prunedAt: string } | null = null;
         let previous: { size: number; root: Uint8Array; proof: readonly string[] } | undefined;
         const seen = await lastSeen(logKey);
         if (o.bundle) bundle = JSON.parse(await readFile(o.bundle, 'utf8')) as ProofBundle;
         else {
           const api = await apiClientFor(cmd);
           bundle = await api.ledger.lookup(query);
+          if (digest && !o.sbom) {
+            const meta = await api.artifactMeta(digest).catch(() => null);
+            if (meta?.prunedAt) pruned = { name: meta.name, prunedAt: meta.prunedAt };
+          }
           // A client that verified an earlier checkpoint asks for a consistency proof: a log that rewrote its
           // history (a fork) cannot produce one.
           const size = await checkpointSize(bundle.checkpoint);
@@ -114,8 +120,12 @@ export function addVerifyCommand(p: Command): void {
           ? verifyChain(bundle, logKeys, digest, { require, ...opts })
           : verifyBuild(verifyChain, bundle, logKeys, opts);
         await remember(logKey, chain.treeSize, bundle.checkpoint);
-        if (o.json) return printJson(chain);
+        if (o.json) return printJson(pruned ? { ...chain, artifact: { ...pruned, bytes: 'pruned' } } : chain);
         printChain(chain);
+        if (pruned)
+          process.stdout.write(
+            `  bytes    artifact pruned: ${pruned.name} was removed by the retention policy on ${pruned.prunedAt}; its provenance above stays in the ledger\n`,
+          );
       },
     );
 }

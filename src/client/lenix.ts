@@ -201,6 +201,24 @@ export class LenixClient {
     },
   };
 
+  /** An artifact's record: what it is, and whether its bytes were pruned (404 for anything else). */
+  artifactMeta(sha256: string) {
+    return this.http.json<{ name: string; kind: string; buildId: number; prunedAt: string | null }>(
+      'GET',
+      `/api/v1/artifacts/${enc(sha256)}/meta`,
+    );
+  }
+
+  /** Retention: prune old snapshots and unreferenced artifacts' bytes (admin). */
+  prune(body: { keepDays: number; keepBuilds: number; dryRun?: boolean }) {
+    return this.http.json<{
+      dryRun: boolean;
+      snapshots: number;
+      artifacts: { sha256: string; name: string; kind: string; buildId: number; size: number }[];
+      bytes: number;
+    }>('POST', '/api/v1/prune', body);
+  }
+
   readonly batches = {
     list: () => this.http.json<{ batches: BatchJson[] }>('GET', '/api/v1/batches'),
     get: (id: number) => this.http.json<BatchJson>('GET', `/api/v1/batches/${id}`),
@@ -246,6 +264,7 @@ export class LenixClient {
       arches: string[];
       keys: string[];
       keepDays?: number;
+      keepVersions?: number;
       vendor?: string;
       distro?: string;
       errataPrefix?: string;

@@ -39,6 +39,11 @@ export const ERROR_CODES = {
   BUILD_NOT_FOUND: { status: 404, exit: 4, doc: 'No build with that id.' },
   TASK_NOT_FOUND: { status: 404, exit: 4, doc: 'No task with that id.' },
   ARTIFACT_NOT_FOUND: { status: 404, exit: 4, doc: 'No artifact or blob with that digest.' },
+  ARTIFACT_PRUNED: {
+    status: 410,
+    exit: 4,
+    doc: "The artifact's bytes were pruned by the retention policy; its record and ledger statements stay.",
+  },
   ERRATA_NOT_FOUND: { status: 404, exit: 4, doc: 'No advisory with that id.' },
   TOKEN_NOT_FOUND: { status: 404, exit: 4, doc: 'No token with that id.' },
   AGENT_NOT_FOUND: { status: 404, exit: 4, doc: 'No agent with that id.' },

@@ -1,78 +1,140 @@
-import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  link,
+  open,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+} from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { LenixError } from '../core/errors.js';
 import { parseSha256 } from '../core/ids.js';
 import type { BlobStore } from '../store/blob-store.js';
-import { sha256File, writeDurably } from '../store/durable.js';
+import { fsyncDir, sha256File, writeDurably } from '../store/durable.js';
 import type { SnapshotPackage, SnapshotRecord } from '../store/records.js';
 
-/** The folder under a repository's folder that holds the plain tree mirrors copy. */
+/** The name under a repository's folder that mirrors copy: a symlink to the current tree in mirror.d/. */
 export const MIRROR_DIR = 'mirror';
+/** The trees: one complete, never-modified folder per snapshot, mirror.d/ID. */
+export const MIRROR_TREES = 'mirror.d';
 const MARKER = '.snapshot';
 
 /**
  * A plain directory tree of a repository's current snapshot for mirrors (rsync, a web server):
- * REPO/mirror/ARCH/Packages/*.rpm and ARCH/repodata/. Clients of Lenix itself are served packages by digest
- * from the blob store; this tree is kept separately and incrementally: against the snapshot it last showed
- * (its id in mirror/.snapshot) only added or changed packages are copied and only removed ones deleted.
- * Mirror-safe order: packages and data files first, repomd.xml and its signature last, deletions after.
- * Metadata files of the previous snapshot stay, so a mirror in mid-sync never meets a missing file.
+ * REPO/mirror/ARCH/Packages/*.rpm, ARCH/repodata/ and TIME, where REPO/mirror is a symlink to mirror.d/ID.
+ *
+ * Each snapshot gets its own tree, built beside the others and never changed afterwards: unchanged packages are
+ * hard links to the previous tree's files (no bytes copied), added ones are copied from the blob store, metadata
+ * from the snapshot; then the symlink is switched with one rename. An rsync (daemon module or `rsync HOST:PATH/`)
+ * enters the folder the symlink names when it starts and reads that one tree to the end, whatever is published
+ * meanwhile, so a mirror never receives a repomd.xml whose files are missing. Earlier trees stay for `keepMs`
+ * after their successor went live (mirrors still syncing from them), then are removed.
  */
 export async function syncMirrorTree(o: {
   readonly blobs: BlobStore;
   readonly repoDir: string;
   readonly arches: readonly string[];
   readonly snapshot: SnapshotRecord;
-  /** The snapshot the tree showed before, as its marker names it (null: unknown, compare with the folder). */
+  /** A snapshot record by id (the previous tree's, to link its unchanged packages). */
   readonly previous: (id: number) => Promise<SnapshotRecord | null>;
-}): Promise<{ copied: number; removed: number }> {
-  const root = path.join(o.repoDir, MIRROR_DIR);
-  const source = path.join(o.repoDir, 'snapshots', String(o.snapshot.id));
+  readonly now: number;
+  readonly keepMs: number;
+}): Promise<{ copied: number; linked: number; removedTrees: number }> {
+  const trees = path.join(o.repoDir, MIRROR_TREES);
+  await mkdir(trees, { recursive: true });
+  await adoptPlainTree(o.repoDir);
   const markerId = await mirroredSnapshot(o.repoDir);
-  const previous = markerId === null ? null : await o.previous(markerId);
+  const id = o.snapshot.id;
   let copied = 0;
-  let removed = 0;
-  for (const arch of o.arches) {
-    const pkgDir = path.join(root, arch, 'Packages');
-    const mdDir = path.join(root, arch, 'repodata');
-    await mkdir(pkgDir, { recursive: true });
-    await mkdir(mdDir, { recursive: true });
-    const want = byName(o.snapshot.packages, arch);
-    const had = previous
-      ? byName(previous.packages, arch)
-      : new Map((await readdir(pkgDir)).filter((f) => f.endsWith('.rpm')).map((f) => [f, '']));
-    for (const [name, sha] of want) {
-      if (had.get(name) === sha) continue;
-      const tmp = path.join(pkgDir, `.${name}.tmp`);
-      await o.blobs.withLocalFile(parseSha256(sha), (file) => publishCopy(file, tmp, sha));
-      await rename(tmp, path.join(pkgDir, name));
-      copied++;
+  let linked = 0;
+  if (markerId !== id || !(await exists(path.join(trees, String(id))))) {
+    const previous = markerId === null ? null : await o.previous(markerId);
+    const prevDir = markerId === null ? null : path.join(trees, String(markerId));
+    const tmp = path.join(trees, `.${id}.tmp`);
+    const fresh: string[] = [];
+    await rm(tmp, { recursive: true, force: true });
+    const source = path.join(o.repoDir, 'snapshots', String(id));
+    for (const arch of o.arches) {
+      const pkgDir = path.join(tmp, arch, 'Packages');
+      const mdDir = path.join(tmp, arch, 'repodata');
+      await mkdir(pkgDir, { recursive: true });
+      await mkdir(mdDir, { recursive: true });
+      const had = previous ? byName(previous.packages, arch) : new Map<string, string>();
+      for (const [name, sha] of byName(o.snapshot.packages, arch)) {
+        const dest = path.join(pkgDir, name);
+        if (prevDir && had.get(name) === sha && (await linkOrCopy(path.join(prevDir, arch, 'Packages', name), dest))) {
+          linked++;
+          continue;
+        }
+        await o.blobs.withLocalFile(parseSha256(sha), (file) => publishCopy(file, dest, sha));
+        fresh.push(dest);
+        copied++;
+      }
+      for (const f of await readdir(path.join(source, arch, 'repodata'))) {
+        await copyFile(path.join(source, arch, 'repodata', f), path.join(mdDir, f), fsConstants.COPYFILE_FICLONE);
+        await chmod(path.join(mdDir, f), 0o644);
+        fresh.push(path.join(mdDir, f));
+      }
+      fresh.push(pkgDir, mdDir, path.join(tmp, arch));
     }
-    const keep = new Set(['repomd.xml', 'repomd.xml.asc']);
-    const fresh = await readdir(path.join(source, arch, 'repodata'));
-    for (const f of fresh) {
-      keep.add(f);
-      if (f.startsWith('repomd.xml')) continue;
-      if (!(await stat(path.join(mdDir, f)).catch(() => null)))
-        await copyThenRename(path.join(source, arch, 'repodata', f), path.join(mdDir, f));
-    }
-    await copyThenRename(path.join(source, arch, 'repodata', 'repomd.xml'), path.join(mdDir, 'repomd.xml'));
-    await copyThenRename(path.join(source, arch, 'repodata', 'repomd.xml.asc'), path.join(mdDir, 'repomd.xml.asc'));
-    for (const f of previous ? await dataFilesOf(o.repoDir, previous.id, arch) : []) keep.add(f);
-    for (const f of await readdir(mdDir)) {
-      if (!keep.has(f)) await rm(path.join(mdDir, f), { force: true });
-    }
-    for (const name of had.keys()) {
-      if (want.has(name)) continue;
-      await rm(path.join(pkgDir, name), { force: true });
-      removed++;
-    }
+    await writeDurably(path.join(tmp, MARKER), `${id}\n`);
+    // As AlmaLinux's mirrors have it: when the tree was published (seconds), for a coarse freshness check.
+    await writeDurably(path.join(tmp, TIME_FILE), timeFile(o.snapshot));
+    // Durable before it is switched to: the new files and folders (linked packages are durable already).
+    for (const f of [...fresh, tmp]) await fsyncPath(f);
+    await rm(path.join(trees, String(id)), { recursive: true, force: true });
+    await rename(tmp, path.join(trees, String(id)));
+    await fsyncDir(trees);
   }
-  await writeDurably(path.join(root, MARKER), `${o.snapshot.id}\n`);
-  // Last, as AlmaLinux's mirrors have it: when the tree was published (seconds), for a coarse freshness check.
-  await writeDurably(path.join(root, TIME_FILE), timeFile(o.snapshot));
-  return { copied, removed };
+  // One rename switches what a new rsync sees; one already running goes on in the tree it entered.
+  const tmpLink = path.join(o.repoDir, `.${MIRROR_DIR}-${id}-${process.pid}`);
+  await rm(tmpLink, { force: true });
+  await symlink(path.join(MIRROR_TREES, String(id)), tmpLink);
+  await rename(tmpLink, path.join(o.repoDir, MIRROR_DIR));
+  await fsyncDir(o.repoDir);
+  return { copied, linked, removedTrees: await removeOldTrees(trees, id, o.now, o.keepMs) };
+}
+
+/**
+ * Remove trees that stopped being current more than `keepMs` ago: a tree's successor is the next newer tree,
+ * and the time it went live is that tree's folder time (set as it was completed, just before the switch).
+ */
+async function removeOldTrees(trees: string, currentId: number, now: number, keepMs: number): Promise<number> {
+  const ids = (await readdir(trees))
+    .filter((f) => /^\d+$/.test(f))
+    .map(Number)
+    .sort((a, b) => a - b);
+  let removed = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const tid = ids[i]!;
+    if (tid === currentId) continue;
+    const next = ids.slice(i + 1).find((x) => x !== tid);
+    const successor = next === undefined ? null : await stat(path.join(trees, String(next))).catch(() => null);
+    const retiredAt = successor ? successor.mtimeMs : now;
+    if (now - retiredAt < keepMs) continue;
+    await rm(path.join(trees, String(tid)), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
+/** A folder from before trees were kept per snapshot (REPO/mirror a plain folder) becomes mirror.d/ID. */
+async function adoptPlainTree(repoDir: string): Promise<void> {
+  const dir = path.join(repoDir, MIRROR_DIR);
+  const st = await lstat(dir).catch(() => null);
+  if (!st?.isDirectory()) return;
+  const id = Number((await readFile(path.join(dir, MARKER), 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(id) && id > 0 && !(await exists(path.join(repoDir, MIRROR_TREES, String(id)))))
+    await rename(dir, path.join(repoDir, MIRROR_TREES, String(id)));
+  else await rm(dir, { recursive: true, force: true });
 }
 
 /** The TIME file of a repository's tree: the time its snapshot went live, in seconds since the epoch. */
@@ -81,9 +143,13 @@ export function timeFile(snap: Pick<SnapshotRecord, 'publishedAt' | 'createdAt'>
   return `${Math.floor((snap.publishedAt ?? snap.createdAt) / 1000)}\n`;
 }
 
-/** The snapshot the mirror tree shows (its marker), or null. */
+/** The snapshot the mirror tree shows (the tree REPO/mirror names), or null. */
 export async function mirroredSnapshot(repoDir: string): Promise<number | null> {
-  const id = Number((await readFile(path.join(repoDir, MIRROR_DIR, MARKER), 'utf8').catch(() => '')).trim());
+  const target = await readlink(path.join(repoDir, MIRROR_DIR)).catch(() => null);
+  const fromLink = target === null ? Number.NaN : Number(path.basename(target));
+  const id = Number.isInteger(fromLink)
+    ? fromLink
+    : Number((await readFile(path.join(repoDir, MIRROR_DIR, MARKER), 'utf8').catch(() => '')).trim());
   return Number.isInteger(id) && id > 0 ? id : null;
 }
 
@@ -91,15 +157,28 @@ function byName(packages: readonly SnapshotPackage[], arch: string): Map<string,
   return new Map(packages.filter((p) => p.arch === arch).map((p) => [p.name, p.sha256]));
 }
 
-async function dataFilesOf(repoDir: string, snapshotId: number, arch: string): Promise<string[]> {
-  return readdir(path.join(repoDir, 'snapshots', String(snapshotId), arch, 'repodata')).catch(() => []);
+/** Hard-link a file of the previous tree; false when that is not possible (missing, another file system). */
+async function linkOrCopy(from: string, to: string): Promise<boolean> {
+  return link(from, to).then(
+    () => true,
+    () => false,
+  );
 }
 
-async function copyThenRename(from: string, to: string): Promise<void> {
-  const tmp = path.join(path.dirname(to), `.${path.basename(to)}.tmp`);
-  await copyFile(from, tmp, fsConstants.COPYFILE_FICLONE);
-  await chmod(tmp, 0o644);
-  await rename(tmp, to);
+async function fsyncPath(p: string): Promise<void> {
+  const h = await open(p, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Copy a package (reflink when possible), check the copy's digest, make it 0644 (mirrors run as other users). */

@@ -68,3 +68,36 @@ test('a build repository takes a rebuild of the same NEVRA with other bytes', ()
   );
   assert.equal(p.replaced.length, 1);
 });
+
+test('a repository keeping every version adds the new one beside the old; keeping N drops the oldest beyond N', () => {
+  const current = [inRepo('p-1.0-1.noarch', 'x86_64'), inRepo('p-1.1-1.noarch', 'x86_64')];
+  const all = planRelease(current, [cand('p-1.2-1.noarch')], ['x86_64'], { keepVersions: 0 });
+  assert.deepEqual(
+    all.packages.map((x) => x.nevra),
+    ['p-1.0-1.noarch', 'p-1.1-1.noarch', 'p-1.2-1.noarch'],
+  );
+  assert.deepEqual(
+    all.added.map((x) => x.nevra),
+    ['p-1.2-1.noarch'],
+  );
+  assert.equal(all.replaced.length, 0);
+  const two = planRelease(current, [cand('p-1.2-1.noarch')], ['x86_64'], { keepVersions: 2 });
+  assert.deepEqual(
+    two.packages.map((x) => x.nevra),
+    ['p-1.1-1.noarch', 'p-1.2-1.noarch'],
+  );
+  assert.deepEqual(
+    two.replaced.map((r) => `${r.from.nevra}->${r.to.nevra}`),
+    ['p-1.0-1.noarch->p-1.2-1.noarch'],
+  );
+  // Still: an older version than the newest is skipped, an old version released again is unchanged.
+  const old = planRelease(current, [cand('p-0.9-1.noarch'), cand('p-1.0-1.noarch')], ['x86_64'], { keepVersions: 0 });
+  assert.deepEqual(
+    old.skipped.map((x) => x.why),
+    ['older than p-1.1-1.noarch already in x86_64'],
+  );
+  assert.deepEqual(
+    old.unchanged.map((x) => x.nevra),
+    ['p-1.0-1.noarch'],
+  );
+});

@@ -45,23 +45,29 @@ const key = (p: { nevra: string; arch: string }) => {
 
 /**
  * What a release changes in a repository (pure). Each new package goes under every repository arch it fits
- * (noarch under all of them); a package with the same name and arch replaces an older one; the same NEVRA
- * with the same bytes is unchanged; the same NEVRA with other bytes is refused, since dnf could not tell
- * the two apart (a build repository, `sameNevraReplaces`, takes the rebuild instead: Lenix's buildroots pick
- * packages by digest). Packages of the snapshot that nothing replaces stay.
+ * (noarch under all of them). A repository keeps `keepVersions` versions of each name.arch, newest first (0: all,
+ * so that `dnf downgrade` finds the earlier ones); a new version beyond that replaces the oldest kept one, and a
+ * version older than the newest there is skipped. The same NEVRA with the same bytes is unchanged; with other
+ * bytes it is refused, since dnf could not tell the two apart (a build repository, `sameNevraReplaces`, takes the
+ * rebuild instead: Lenix's buildroots pick packages by digest). Packages nothing replaces stay.
  */
 export function planRelease(
   current: readonly RepoPackage[],
   candidates: readonly CandidatePackage[],
   repoArches: readonly string[],
-  opts: { readonly sameNevraReplaces?: boolean } = {},
+  opts: { readonly sameNevraReplaces?: boolean; readonly keepVersions?: number } = {},
 ): ReleasePlan {
-  const byKey = new Map(current.map((p) => [key(p), p]));
+  const keep = opts.keepVersions ?? 1;
+  const newestFirst = (a: RepoPackage, b: RepoPackage) => compareEvr(parseNevra(b.nevra), parseNevra(a.nevra));
+  const before = new Set(current);
+  const next = new Map<string, RepoPackage[]>();
+  for (const p of current) next.set(key(p), [...(next.get(key(p)) ?? []), p]);
+  for (const list of next.values()) list.sort(newestFirst);
   const added: RepoPackage[] = [];
   const replaced: { from: RepoPackage; to: RepoPackage }[] = [];
   const unchanged: RepoPackage[] = [];
+  const seen = new Set<RepoPackage>();
   const skipped: { name: string; why: string }[] = [];
-  const next = new Map(byKey);
   for (const c of candidates) {
     const arches = c.arch === 'noarch' ? repoArches : repoArches.filter((a) => a === c.arch);
     if (arches.length === 0) {
@@ -79,38 +85,42 @@ export function planRelease(
         ...(c.importId !== undefined ? { importId: c.importId } : {}),
       };
       const k = key(pkg);
-      const old = next.get(k);
-      if (!old) {
-        added.push(pkg);
-        next.set(k, pkg);
-        continue;
-      }
-      if (old.nevra === pkg.nevra) {
-        if (old.sha256 !== pkg.sha256 && opts.sameNevraReplaces) {
+      const list = next.get(k) ?? [];
+      const same = list.find((p) => p.nevra === pkg.nevra);
+      if (same) {
+        if (same.sha256 !== pkg.sha256 && opts.sameNevraReplaces) {
           // A build repository takes a rebuild of the same EVR (its buildroots install by digest).
-          replaced.push({ from: old, to: pkg });
-          next.set(k, pkg);
+          replaced.push({ from: same, to: pkg });
+          list[list.indexOf(same)] = pkg;
           continue;
         }
-        if (old.sha256 !== pkg.sha256) {
+        if (same.sha256 !== pkg.sha256) {
           throw new LenixError(
             'RELEASE_CONFLICT',
-            `${pkg.nevra} is already in the repository with other bytes (${old.sha256.slice(0, 12)}…); bump the release`,
+            `${pkg.nevra} is already in the repository with other bytes (${same.sha256.slice(0, 12)}…); bump the release`,
           );
         }
-        if (byKey.get(k) === old) unchanged.push(old);
+        if (before.has(same) && !seen.has(same)) {
+          seen.add(same);
+          unchanged.push(same);
+        }
         continue;
       }
-      const cmp = compareEvr(parseNevra(pkg.nevra), parseNevra(old.nevra));
-      if (cmp < 0) {
-        skipped.push({ name: pkg.name, why: `older than ${old.nevra} already in ${arch}` });
+      const newest = list[0];
+      if (newest && compareEvr(parseNevra(pkg.nevra), parseNevra(newest.nevra)) < 0) {
+        skipped.push({ name: pkg.name, why: `older than ${newest.nevra} already in ${arch}` });
         continue;
       }
-      replaced.push({ from: old, to: pkg });
-      next.set(k, pkg);
+      list.unshift(pkg);
+      next.set(k, list);
+      const dropped = keep > 0 ? list.splice(keep) : [];
+      if (dropped.length === 0) added.push(pkg);
+      for (const from of dropped) replaced.push({ from, to: pkg });
     }
   }
-  const packages = [...next.values()].sort((a, b) => a.arch.localeCompare(b.arch) || a.name.localeCompare(b.name));
+  const packages = [...next.values()]
+    .flat()
+    .sort((a, b) => a.arch.localeCompare(b.arch) || a.name.localeCompare(b.name));
   return { packages, added, replaced, unchanged, skipped };
 }
 

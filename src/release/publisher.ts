@@ -57,6 +57,8 @@ export interface PublisherDeps {
   readonly fence?: () => Fence | null;
   /** A publish failed with this error code (counted in the server's metrics). */
   readonly failed?: (code: string) => void;
+  /** How long a mirror tree stays after its successor went live (mirrors still syncing from it); default 6 h. */
+  readonly mirrorKeepMs?: number;
   /** Called when a snapshot is live (the release statement goes into the ledger). */
   readonly published?: (release: ReleaseRecord, repo: RepoRecord, snapshot: SnapshotRecord) => Promise<void>;
 }
@@ -223,7 +225,10 @@ export class Publisher {
         importId: i.id,
       });
     }
-    return planRelease(current as RepoPackage[], candidates, repo.arches, opts);
+    return planRelease(current as RepoPackage[], candidates, repo.arches, {
+      ...opts,
+      keepVersions: repo.keepVersions,
+    });
   }
 
   private async build(release: ReleaseRecord, repo: RepoRecord, existing: SnapshotRecord | null): Promise<void> {
@@ -410,6 +415,8 @@ export class Publisher {
         arches: repo.arches,
         snapshot: snap,
         previous: (id) => this.deps.releases.getSnapshot(id),
+        now: this.deps.clock.now(),
+        keepMs: this.deps.mirrorKeepMs ?? 6 * 3_600_000,
       });
       this.deps.log.info({ component: 'release', repo: repo.name, snapshot: snap.id, ...r }, 'mirror tree updated');
     } catch (err) {
@@ -439,19 +446,25 @@ export class Publisher {
     return full;
   }
 
-  /** Remove snapshot folders older than the repository's retention, never the current or the previous one. */
-  private async prune(repo: RepoRecord): Promise<void> {
+  /**
+   * Remove snapshot folders older than the repository's retention (or `keepDays`), never the current or the
+   * previous one; each removed snapshot is marked failed (its packages no longer hold their bytes). Returns how many.
+   */
+  async prune(repo: RepoRecord, keepDays?: number): Promise<number> {
     const fresh = (await this.deps.releases.getRepo(repo.id))!;
     const snaps = (await this.deps.releases.listSnapshots(repo.id, { packages: false })).filter(
       (s) => s.state === 'ready',
     );
     const keep = new Set([fresh.currentSnapshotId, ...snaps.slice(0, 2).map((s) => s.id)]);
-    const cutoff = this.deps.clock.now() - fresh.keepDays * 86_400_000;
+    const cutoff = this.deps.clock.now() - (keepDays ?? fresh.keepDays) * 86_400_000;
+    let pruned = 0;
     for (const s of snaps) {
       if (keep.has(s.id) || (s.publishedAt ?? 0) > cutoff) continue;
       await rm(path.join(this.repoDir(repo.name), 'snapshots', String(s.id)), { recursive: true, force: true });
       await this.deps.releases.setSnapshotState(s.id, 'failed');
+      pruned++;
     }
+    return pruned;
   }
 }
 

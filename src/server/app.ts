@@ -23,6 +23,7 @@ import { registerWebRoutes } from './web/routes.js';
 import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
 import { MirrorService } from './services/mirrors.js';
+import { RetentionService } from './services/retention.js';
 import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
 import { Metrics } from './metrics.js';
@@ -121,6 +122,7 @@ export async function createApp(
     tokens: new TokenService(deps, auth, () => services.agents.reap()),
     repairStatements: async () => 0,
     mirrors: new MirrorService(deps, releases, pipeline.publisher),
+    retention: new RetentionService(deps, pipeline.publisher),
   };
 
   const specOf = async (b: BuildRecord) => {

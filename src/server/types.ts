@@ -1,4 +1,5 @@
 import type { MirrorService } from './services/mirrors.js';
+import type { RetentionService } from './services/retention.js';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -49,6 +50,7 @@ export interface Services {
   readonly auth: TokenAuthority;
   readonly tokens: TokenService;
   readonly mirrors: MirrorService;
+  readonly retention: RetentionService;
 }
 
 export type App = FastifyInstance;

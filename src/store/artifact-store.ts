@@ -144,8 +144,56 @@ export class ArtifactStore {
   }
 
   /** Every digest a record points at (artifacts, lookaside files, imported packages): the blobs to keep. */
+  /**
+   * Artifacts whose bytes a prune may remove: of builds that finished before `before`, except the newest
+   * `keepBuilds` builds of each source; packages, sources and logs (the buildroot records stay), not pruned yet.
+   */
+  async pruneCandidates(before: number, keepBuilds: number): Promise<ArtifactRecord[]> {
+    const builds = await this.db
+      .selectFrom('builds')
+      .select(['id', 'source_id', 'finished_at'])
+      .where('finished_at', 'is not', null)
+      .orderBy('id', 'desc')
+      .execute();
+    const kept = new Map<number, number>();
+    const old: number[] = [];
+    for (const b of builds) {
+      const n = (kept.get(b.source_id) ?? 0) + 1;
+      kept.set(b.source_id, n);
+      if (n > keepBuilds && Number(b.finished_at) < before) old.push(b.id);
+    }
+    const out: ArtifactRecord[] = [];
+    for (let i = 0; i < old.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('artifacts')
+        .selectAll()
+        .where('build_id', 'in', old.slice(i, i + 500))
+        .where('kind', 'in', ['srpm', 'rpm', 'signed-srpm', 'signed-rpm', 'log'])
+        .where('pruned_at', 'is', null)
+        .orderBy('id')
+        .execute();
+      out.push(...rows.map(toArtifact));
+    }
+    return out;
+  }
+
+  async markPruned(ids: readonly number[], now: number): Promise<void> {
+    for (let i = 0; i < ids.length; i += 500)
+      await this.db
+        .updateTable('artifacts')
+        .set({ pruned_at: now })
+        .where('id', 'in', ids.slice(i, i + 500))
+        .execute();
+  }
+
+  /** Digests whose bytes something still needs (artifacts not pruned, lookaside, imports, shared metadata). */
   async referencedBlobs(): Promise<Set<string>> {
-    const a = await this.db.selectFrom('artifacts').select('sha256').distinct().execute();
+    const a = await this.db
+      .selectFrom('artifacts')
+      .select('sha256')
+      .where('pruned_at', 'is', null)
+      .distinct()
+      .execute();
     const l = await this.db.selectFrom('lookaside').select('sha256').execute();
     const i = await this.db.selectFrom('imports').select('sha256').distinct().execute();
     // Metadata files of snapshots kept in a shared blob store (pruned snapshots are marked failed).

@@ -41,6 +41,8 @@ export interface BlobStore {
   withLocalFile<T>(sha256: Sha256, fn: (file: string) => Promise<T>): Promise<T>;
   /** Every stored blob's digest. */
   list(): AsyncIterable<Sha256>;
+  /** Remove one blob at once (retention pruned what referenced it; a cache's eviction). */
+  remove(sha256: Sha256): Promise<void>;
   /** Remove unreferenced blobs older than `graceMs`; returns the digests removed. */
   collect(referenced: ReadonlySet<string>, now: number, graceMs: number): Promise<Sha256[]>;
   /** Drop partial writes a crash left behind. */

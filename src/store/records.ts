@@ -183,6 +183,8 @@ export interface ArtifactRecord {
   readonly parentId: number | null;
   readonly createdAt: number;
   readonly signedBy: string | null;
+  /** When its bytes were pruned by policy (the record and its ledger statements stay); null: kept. */
+  readonly prunedAt: number | null;
 }
 
 export interface KeyRecord {
@@ -206,6 +208,8 @@ export interface RepoRecord {
   readonly keys: readonly RepoKey[];
   readonly currentSnapshotId: number | null;
   readonly keepDays: number;
+  /** How many versions of each package (name.arch) the repository keeps, newest first; 0: all. */
+  readonly keepVersions: number;
   readonly createdAt: number;
   /** SBOM identity: the purl namespace and distro qualifier (null: the server's defaults). */
   readonly vendor: string | null;

@@ -21,6 +21,7 @@ export function toRepo(r: Selectable<Database['repos']>): RepoRecord {
     keys: parse(r.keys, []),
     currentSnapshotId: r.current_snapshot_id,
     keepDays: r.keep_days,
+    keepVersions: Number(r.keep_versions),
     createdAt: Number(r.created_at),
     vendor: r.vendor,
     distro: r.distro,

@@ -116,6 +116,7 @@ export class ReleaseStore {
       arches: readonly string[];
       keys: readonly string[];
       keepDays: number;
+      keepVersions?: number;
       vendor?: string | null;
       distro?: string | null;
       errataPrefix?: string | null;
@@ -135,6 +136,7 @@ export class ReleaseStore {
         keys: json(keys),
         current_snapshot_id: null,
         keep_days: r.keepDays,
+        keep_versions: r.keepVersions ?? 0,
         created_at: now,
         vendor: r.vendor ?? null,
         distro: r.distro ?? null,

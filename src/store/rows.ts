@@ -204,6 +204,7 @@ export function toArtifact(r: Selectable<Database['artifacts']>): ArtifactRecord
     parentId: r.parent_id,
     createdAt: Number(r.created_at),
     signedBy: r.signed_by ?? null,
+    prunedAt: r.pruned_at === null || r.pruned_at === undefined ? null : Number(r.pruned_at),
   };
 }
 

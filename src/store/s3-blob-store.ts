@@ -285,6 +285,13 @@ export class S3BlobStore implements BlobStore {
     } while (ContinuationToken);
   }
 
+  async remove(sha256: Sha256): Promise<void> {
+    await this.s3(() =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.cfg.bucket, Key: this.keyOf(parseSha256(sha256)) })),
+    );
+    await this.forget(sha256);
+  }
+
   async collect(referenced: ReadonlySet<string>, now: number, graceMs: number): Promise<Sha256[]> {
     const removed: Sha256[] = [];
     for await (const o of this.objects()) {

@@ -9,8 +9,28 @@ import { requireScope } from '../auth.js';
 import { Sha, security } from './params.js';
 
 /** Artifacts and lookaside files by digest: downloads and metadata (public); lookaside upload (maintainer). */
-export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, _s: Services): void {
+export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
   const { store } = deps;
+  r.post(
+    '/api/v1/prune',
+    {
+      schema: {
+        summary: 'Prune old snapshots and the bytes of artifacts nothing references (admin)',
+        tags: ['artifacts'],
+        body: z.object({
+          keepDays: z.number().int().min(0).max(36500),
+          keepBuilds: z.number().int().min(0).max(100000),
+          dryRun: z.boolean().default(false),
+        }),
+        security,
+      },
+    },
+    async (req) => {
+      requireScope(req.caller, 'admin');
+      return s.retention.prune(req.body);
+    },
+  );
+
   r.get(
     '/api/v1/artifacts/:sha256',
     {
@@ -26,6 +46,11 @@ export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, _s: Service
       const imported = artifact ? null : await store.imports.findBySha(sha);
       const known = artifact !== null || imported !== null || (await store.artifacts.hasLookaside(sha));
       if (!known) throw new LenixError('ARTIFACT_NOT_FOUND', `no artifact ${sha}`);
+      if (artifact?.prunedAt && !(await deps.blobs.has(sha)))
+        throw new LenixError(
+          'ARTIFACT_PRUNED',
+          `${artifact.name}: its bytes were pruned by the retention policy (lenix verify ${sha} shows its provenance)`,
+        );
       const { size, stream } = await deps.blobs.open(sha);
       const type =
         artifact?.kind === 'rpm' || artifact?.kind === 'srpm' || imported

@@ -47,6 +47,7 @@ export function presentArtifact(a: ArtifactRecord) {
     nevra: a.nevra,
     parentId: a.parentId,
     url: `/api/v1/artifacts/${a.sha256}`,
+    prunedAt: iso(a.prunedAt),
   };
 }
 
@@ -134,6 +135,7 @@ export function presentRepo(r: RepoRecord) {
     keys: r.keys.map((k) => ({ fingerprint: k.fingerprint, addedAt: iso(k.addedAt), retiredAt: iso(k.retiredAt) })),
     currentSnapshot: r.currentSnapshotId,
     keepDays: r.keepDays,
+    keepVersions: r.keepVersions,
     vendor: r.vendor,
     distro: r.distro,
     errataPrefix: r.errataPrefix,

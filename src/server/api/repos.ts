@@ -47,6 +47,7 @@ export function registerReposRoutes(r: ZodApp, deps: ServerDeps, s: Services): v
           arches: z.array(ARCH).min(1).max(16),
           keys: z.array(FPR).max(8).default([]),
           keepDays: z.number().int().min(0).max(3650).default(14),
+          keepVersions: z.number().int().min(0).max(1000).default(0),
           vendor: z
             .string()
             .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a lowercase purl namespace')

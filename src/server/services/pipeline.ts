@@ -236,6 +236,7 @@ export class Pipeline {
       clock: deps.clock,
       log: deps.log,
       reposDir: path.join(deps.config.dataDir, 'repos'),
+      mirrorKeepMs: deps.config.metalinkGraceMs,
       metadataSignatures: async (release) => {
         const task = (await deps.store.tasks.listOfKind('repomd'))
           .filter((t) => (t.subject as { releaseId?: number } | null)?.releaseId === release.id)

@@ -51,6 +51,7 @@ export class ReleaseService {
     arches: string[];
     keys: string[];
     keepDays: number;
+    keepVersions?: number | undefined;
     vendor?: string | undefined;
     distro?: string | undefined;
     errataPrefix?: string | undefined;

@@ -31,7 +31,13 @@ export class TargetService {
       throw new LenixError('TARGET_EXISTS', `a target ${name} exists already`);
     const fields = await this.check(input);
     if (!(await this.deps.releases.getRepoByName(fields.buildRepo)))
-      await this.releases.createRepo({ name: fields.buildRepo, arches: [...fields.arches], keys: [], keepDays: 14 });
+      await this.releases.createRepo({
+        name: fields.buildRepo,
+        arches: [...fields.arches],
+        keys: [],
+        keepDays: 14,
+        keepVersions: 1,
+      });
     return this.deps.store.targets.create(name, fields, this.deps.clock.now());
   }
 
