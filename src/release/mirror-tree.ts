@@ -55,7 +55,8 @@ export async function syncMirrorTree(o: {
   const id = o.snapshot.id;
   let copied = 0;
   let linked = 0;
-  if (markerId !== id || !(await exists(path.join(trees, String(id))))) {
+  // A tree is complete once it has its name, and never changed: one that exists (a rollback) is used as it is.
+  if (!(await exists(path.join(trees, String(id))))) {
     const previous = markerId === null ? null : await o.previous(markerId);
     const prevDir = markerId === null ? null : path.join(trees, String(markerId));
     const tmp = path.join(trees, `.${id}.tmp`);
@@ -90,7 +91,6 @@ export async function syncMirrorTree(o: {
     await writeDurably(path.join(tmp, TIME_FILE), timeFile(o.snapshot));
     // Durable before it is switched to: the new files and folders (linked packages are durable already).
     for (const f of [...fresh, tmp]) await fsyncPath(f);
-    await rm(path.join(trees, String(id)), { recursive: true, force: true });
     await rename(tmp, path.join(trees, String(id)));
     await fsyncDir(trees);
   }
@@ -132,9 +132,10 @@ async function adoptPlainTree(repoDir: string): Promise<void> {
   const st = await lstat(dir).catch(() => null);
   if (!st?.isDirectory()) return;
   const id = Number((await readFile(path.join(dir, MARKER), 'utf8').catch(() => '')).trim());
-  if (Number.isInteger(id) && id > 0 && !(await exists(path.join(repoDir, MIRROR_TREES, String(id)))))
+  if (Number.isInteger(id) && id > 0 && !(await exists(path.join(repoDir, MIRROR_TREES, String(id))))) {
     await rename(dir, path.join(repoDir, MIRROR_TREES, String(id)));
-  else await rm(dir, { recursive: true, force: true });
+    await symlink(path.join(MIRROR_TREES, String(id)), dir);
+  } else await rm(dir, { recursive: true, force: true });
 }
 
 /** The TIME file of a repository's tree: the time its snapshot went live, in seconds since the epoch. */
