@@ -36,6 +36,11 @@ export function addRoleCommands(p: Command): void {
       '/var/cache/lenix/roots',
     )
     .option(
+      '--prune-keep-days <n>',
+      'prune by policy every hour: snapshots and unreferenced artifacts older than N days',
+    )
+    .option('--prune-keep-builds <n>', "with --prune-keep-days: keep each source's newest N builds", '3')
+    .option(
       '--mirror-check <minutes>',
       "how often the checker fetches every mirror's repomd.xml (0: only `lenix mirror check`)",
       String(DEFAULT_CONFIG.mirrorCheckMs / 60_000),
@@ -152,6 +157,8 @@ export function addRoleCommands(p: Command): void {
         maxLog: string;
         metalinkGrace: string;
         mirrorCheck: string;
+        pruneKeepDays?: string;
+        pruneKeepBuilds: string;
         localSourceRoot?: string[];
       }) => {
         const specTimeout = Number(o.specTimeout);
@@ -160,6 +167,20 @@ export function addRoleCommands(p: Command): void {
           throw new LenixError('BAD_REQUEST', '--spec-timeout and --max-log must be numbers ≥ 1');
         const metalinkGrace = Number(o.metalinkGrace);
         const mirrorCheck = Number(o.mirrorCheck);
+        const prune =
+          o.pruneKeepDays === undefined
+            ? null
+            : { keepDays: Number(o.pruneKeepDays), keepBuilds: Number(o.pruneKeepBuilds) };
+        if (
+          prune &&
+          !(
+            Number.isInteger(prune.keepDays) &&
+            prune.keepDays >= 0 &&
+            Number.isInteger(prune.keepBuilds) &&
+            prune.keepBuilds >= 0
+          )
+        )
+          throw new LenixError('BAD_REQUEST', '--prune-keep-days and --prune-keep-builds must be whole numbers ≥ 0');
         if (!(metalinkGrace >= 0) || !(mirrorCheck >= 0))
           throw new LenixError('BAD_REQUEST', '--metalink-grace and --mirror-check must be numbers ≥ 0');
         // The server's and agents' modules load only for the command that runs them (CLI start-up stays small).
@@ -186,6 +207,7 @@ export function addRoleCommands(p: Command): void {
             maxLogBytes: Math.round(maxLog * 1024 ** 2),
             metalinkGraceMs: Math.round(metalinkGrace * 60_000),
             mirrorCheckMs: Math.round(mirrorCheck * 60_000),
+            prune,
             localSourceRoots: (o.localSourceRoot ?? []).map((d) => path.resolve(d)),
             ...(o.ledgerKeys ? { ledgerKeysDir: path.resolve(o.ledgerKeys) } : {}),
           },

@@ -2,7 +2,6 @@ import {
   chmod,
   copyFile,
   link,
-  open,
   lstat,
   mkdir,
   readFile,
@@ -90,7 +89,7 @@ export async function syncMirrorTree(o: {
     // As AlmaLinux's mirrors have it: when the tree was published (seconds), for a coarse freshness check.
     await writeDurably(path.join(tmp, TIME_FILE), timeFile(o.snapshot));
     // Durable before it is switched to: the new files and folders (linked packages are durable already).
-    for (const f of [...fresh, tmp]) await fsyncPath(f);
+    for (const f of [...fresh, tmp]) await fsyncDir(f); // (fsyncDir syncs files as well)
     await rename(tmp, path.join(trees, String(id)));
     await fsyncDir(trees);
   }
@@ -164,15 +163,6 @@ async function linkOrCopy(from: string, to: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function fsyncPath(p: string): Promise<void> {
-  const h = await open(p, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
 }
 
 async function exists(p: string): Promise<boolean> {

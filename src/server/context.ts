@@ -36,6 +36,8 @@ export interface ServerConfig {
    * newer one went live, so that mirrors still syncing keep serving (`lenix repo expire` drops them at once).
    */
   readonly metalinkGraceMs: number;
+  /** Retention run with the blob collector (`lenix prune` by policy); null: only when an administrator runs it. */
+  readonly prune: { readonly keepDays: number; readonly keepBuilds: number } | null;
   /** How often the mirror checker fetches every mirror's repomd.xml (0: only on demand, `lenix mirror check`). */
   readonly mirrorCheckMs: number;
   /** The ledger's origin line (C2SP tlog-checkpoint), also the name of its key. */
@@ -73,6 +75,7 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir' | 'arches'> = {
   maxLogBytes: 256 * 1024 ** 2,
   metalinkGraceMs: 6 * 3_600_000,
   mirrorCheckMs: 30 * 60_000,
+  prune: null,
   localSourceRoots: [],
   blobGraceMs: 24 * 3_600_000,
   blobGcIntervalMs: 3_600_000,

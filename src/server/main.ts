@@ -128,6 +128,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // past the grace period.
   const collectBlobs = async () => {
     if (!leader.holds('collector')) return;
+    if (config.prune) await services.retention.prune(config.prune);
     const removed = await blobs.collect(await store.artifacts.referencedBlobs(), clock.now(), config.blobGraceMs);
     if (removed.length > 0) log.info({ component: 'blobs', removed: removed.length }, 'unreferenced blobs collected');
   };
