@@ -137,8 +137,14 @@ describe('build nodes over the agent protocol', () => {
     await run('tar', ['-czf', tarball, '-C', path.join(dir, 'stage'), 'lk-1.0']);
     const up = await lenix(['lookaside', 'upload', tarball, '--json'], env);
     assert.equal(up.code, 0, up.stderr);
-    const { sha256, metadataLine } = JSON.parse(up.stdout) as { sha256: string; metadataLine: string };
-    assert.equal(metadataLine, `${sha256} SOURCES/lk-1.0.tar.gz`);
+    // Without a source named, both layouts' lines: SOURCES/ beside SPECS/, or the root beside a spec there.
+    const { sha256, metadataLine, layouts } = JSON.parse(up.stdout) as {
+      sha256: string;
+      metadataLine: string | null;
+      layouts: { specs: string; root: string };
+    };
+    assert.equal(metadataLine, null);
+    assert.deepEqual(layouts, { specs: `${sha256} SOURCES/lk-1.0.tar.gz`, root: `${sha256} lk-1.0.tar.gz` });
 
     const spec = (version: string) => `Name: lk
 Version: ${version}
@@ -157,7 +163,7 @@ install -D -m 0644 README %{buildroot}/usr/share/lk/README
 /usr/share/lk/README
 `;
     const repo = path.join(dir, 'repos', 'lk');
-    await gitRepo(repo, { 'SPECS/lk.spec': spec('1.0'), '.lk.metadata': `${metadataLine}\n` });
+    await gitRepo(repo, { 'SPECS/lk.spec': spec('1.0'), '.lk.metadata': `${layouts.specs}\n` });
     const added = await lenix(['source', 'add', 'lk', repo, '--watch', '--json'], env);
     assert.equal(added.code, 0, added.stderr);
     const first = (JSON.parse(added.stdout) as { build: { id: number } }).build;
@@ -193,5 +199,30 @@ install -D -m 0644 README %{buildroot}/usr/share/lk/README
     assert.equal(b2.evr, '1.1-1');
     const { builds } = await api.json<{ builds: unknown[] }>('GET', '/api/v1/builds?source=lk');
     assert.equal(builds.length, 2, 'one build per commit, no duplicates');
+
+    // A spec at the repository root reads its sources from the root: a SOURCES/ line is refused at build creation
+    // (rpmbuild would not find the file), and the upload names the line this source needs.
+    const root = path.join(dir, 'repos', 'lkr');
+    await gitRepo(root, {
+      'lkr.spec': spec('1.0').replace('Name: lk', 'Name: lkr'),
+      '.lkr.metadata': `${layouts.specs}\n`,
+    });
+    assert.equal((await lenix(['source', 'add', 'lkr', root], env)).code, 0);
+    const refused = await lenix(['build', 'lkr'], env);
+    assert.equal(refused.code, 6, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /^lenix: LOOKASIDE_INVALID: \.lkr\.metadata puts SOURCES\/lk-1\.0\.tar\.gz where rpmbuild will not read it: the sources of lkr\.spec are in the repository root \(write lk-1\.0\.tar\.gz\)$/m,
+    );
+    const forRoot = await lenix(['lookaside', 'upload', tarball, '--source', 'lkr'], env);
+    assert.equal(forRoot.code, 0, forRoot.stderr);
+    assert.match(
+      forRoot.stdout,
+      new RegExp(`^add this line to \\.lkr\\.metadata:\n${sha256} lk-1\\.0\\.tar\\.gz$`, 'm'),
+    );
+    await gitRepo(root, { '.lkr.metadata': `${sha256} lk-1.0.tar.gz\n` }, 'root layout');
+    const built = await lenix(['build', 'lkr', '--wait', '--json'], env);
+    assert.equal(built.code, 0, built.stderr);
+    assert.equal((JSON.parse(built.stdout) as { state: string }).state, 'succeeded');
   });
 });

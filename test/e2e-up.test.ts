@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ApiClient } from '../src/client/http.js';
 import { readSse } from '../src/cli/follow.js';
-import { Proc, freePort, gitRepo, lenix, specWith } from './support/cli.js';
+import { Proc, freePort, gitRepo, lenix, specWith, until } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { sbomScenario, type UpBuild, type UpContext, verifyScenario } from './support/up-scenarios.js';
@@ -134,6 +134,17 @@ describe('lenix up, end to end', () => {
     assert.equal(srpm?.name, 'hello-c-1.2-1.src.rpm');
     assert.equal(rpm?.name, `hello-c-1.2-1.${os.arch() === 'x64' ? 'x86_64' : os.arch()}.rpm`);
     const shown = await json<Build>('build', 'show', String(b.id));
+    // The text form names each task by its stage (sign and test tasks were shown as `any`).
+    await until('the build signed and tested', async () =>
+      (await json<Build>('build', 'show', String(b.id))).tasks.some(
+        (t) => t.kind === 'test' && t.state === 'succeeded',
+      ),
+    );
+    const text = (await cli('build', 'show', String(b.id))).stdout;
+    const arch = os.arch() === 'x64' ? 'x86_64' : os.arch();
+    for (const stage of ['srpm', `build ${arch}`, 'sign', 'test'])
+      assert.match(text, new RegExp(`^ {2}task \\d+ {2}${stage} {2}`, 'm'), text);
+    assert.doesNotMatch(text, / any /);
     const shownFiles = shown.tasks.flatMap((t) => t.artifacts).filter((a) => a.kind === 'srpm' || a.kind === 'rpm');
     assert.deepEqual(
       shownFiles.map((a) => a.sha256),

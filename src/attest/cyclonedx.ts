@@ -68,7 +68,11 @@ function bomOf(input: SbomInput, format: string): { bom: CDX.Models.Bom; buildro
   bom.serialNumber = `urn:uuid:${stableUuid(input, format)}`;
   bom.metadata.timestamp = new Date(input.timestamp);
   bom.metadata.tools.components.add(
-    new CDX.Models.Component(CDX.Enums.ComponentType.Application, 'lenix', { version: input.toolVersion }),
+    // Every ref is given (the library would make up a random one for a component without).
+    new CDX.Models.Component(CDX.Enums.ComponentType.Application, 'lenix', {
+      version: input.toolVersion,
+      bomRef: 'tool-lenix',
+    }),
   );
   bom.metadata.supplier = new CDX.Models.OrganizationalEntity({ name: input.supplier });
   const subject = new CDX.Models.Component(

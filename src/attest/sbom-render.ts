@@ -1,9 +1,10 @@
 import { cyclonedxJson, cyclonedxXml } from './cyclonedx.js';
-import type { SbomFormat, SbomInput } from './sbom.js';
+import { distinctInput, type SbomFormat, type SbomInput } from './sbom.js';
 import { spdxJson, spdxTagValue } from './spdx.js';
 
 /** One model, four documents. */
-export function renderSbom(input: SbomInput, format: SbomFormat): string {
+export function renderSbom(whole: SbomInput, format: SbomFormat): string {
+  const input = distinctInput(whole);
   switch (format) {
     case 'cyclonedx-json':
       return cyclonedxJson(input);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { PackageURL } from 'packageurl-js';
 import parseSpdx from 'spdx-expression-parse';
 import { LenixError } from '../core/errors.js';
@@ -154,8 +155,36 @@ export function stableUuid(input: SbomInput, format: string): string {
 }
 
 export const packageRef = (p: Pick<SbomPackage, 'sha256'>) => `rpm-${p.sha256}`;
+/**
+ * A buildroot item's ref: readable, and unique by content (a short digest of everything it records), since names
+ * that differ only in characters a ref cannot hold (`a+b`, `a-b`) or the same package from two origins would
+ * otherwise share one.
+ */
 export const buildrootRef = (b: BuildrootItem) =>
-  `buildroot-${b.manager}-${b.name}-${b.version}${b.arch ? `-${b.arch}` : ''}`.replace(/[^A-Za-z0-9.-]/g, '-');
+  `buildroot-${b.manager}-${b.name}-${b.version}${b.arch ? `-${b.arch}` : ''}`.replace(/[^A-Za-z0-9.-]/g, '-') +
+  `-${buildrootKey(b).slice(0, 12)}`;
+
+const buildrootKey = (b: BuildrootItem) =>
+  createHash('sha256')
+    .update(JSON.stringify([b.manager, b.name, b.version, b.arch ?? null, b.sha256 ?? null, b.origin ?? null]))
+    .digest('hex');
+
+/**
+ * The input as documents describe it: each file once (the same noarch package under several repository arches is
+ * one component), each buildroot item once (several tasks' records name the same packages), first seen first.
+ */
+export function distinctInput(input: SbomInput): SbomInput {
+  const files = new Set<string>();
+  const items = new Set<string>();
+  return {
+    ...input,
+    packages: input.packages.filter((p) => !files.has(p.sha256) && files.add(p.sha256)),
+    buildroot: input.buildroot.filter((b) => {
+      const k = buildrootKey(b);
+      return !items.has(k) && items.add(k);
+    }),
+  };
+}
 
 /** The purl of a buildroot package (rpm: with its arch when known), or null for tools. */
 export function buildrootPurl(b: BuildrootItem): string | null {

@@ -5,6 +5,7 @@ import { addHookCommands } from './hook-commands.js';
 import type { Command } from 'commander';
 import type { BatchJson, BuildJson, LenixClient } from '../client/lenix.js';
 import { LenixError } from '../core/errors.js';
+import { taskStage } from '../core/protocol.js';
 import { apiClientFor as client } from './config.js';
 import { followLog } from './follow.js';
 import { ago, collect, duration, printJson, table } from './output.js';
@@ -235,13 +236,18 @@ export function addBuildCommands(p: Command, state: { code: number }): void {
   p.command('lookaside')
     .description('the lookaside area for source tarballs kept out of git')
     .command('upload <file>')
+    .option('--source <name>', "the source it is for: prints the line its spec's layout needs")
     .option('--json', 'print JSON')
-    .action(async (file: string, o: { json?: boolean }, cmd: Command) => {
+    .action(async (file: string, o: { source?: string; json?: boolean }, cmd: Command) => {
       const api = await client(cmd);
       await stat(file);
-      const r = await api.lookaside.upload(path.basename(file), createReadStream(file));
+      const r = await api.lookaside.upload(path.basename(file), createReadStream(file), o.source);
       if (o.json) return printJson(r);
-      process.stdout.write(`${r.sha256}  ${r.size} bytes\nadd this line to .NAME.metadata:\n${r.metadataLine}\n`);
+      process.stdout.write(
+        r.metadataLine
+          ? `${r.sha256}  ${r.size} bytes\nadd this line to .${o.source}.metadata:\n${r.metadataLine}\n`
+          : `${r.sha256}  ${r.size} bytes\nadd one line to .NAME.metadata, by where the spec is (--source NAME says which):\n  spec in SPECS/:   ${r.layouts.specs}\n  spec at the root: ${r.layouts.root}\n`,
+      );
     });
 }
 
@@ -252,7 +258,7 @@ function printBuild(b: BuildJson): void {
   out.push(`created ${b.createdAt} by ${b.createdBy}, took ${duration(b.startedAt, b.finishedAt)}`);
   for (const t of b.tasks ?? []) {
     out.push(
-      `  task ${t.id}  ${t.kind === 'srpm' ? 'srpm' : t.arch}  ${t.state}  attempts ${t.attempts}/${t.maxAttempts}  ${duration(t.startedAt, t.finishedAt)}${t.reason ? `  ${t.reasonCode}: ${t.reason}` : ''}`,
+      `  task ${t.id}  ${taskStage(t)}  ${t.state}  attempts ${t.attempts}/${t.maxAttempts}  ${duration(t.startedAt, t.finishedAt)}${t.reason ? `  ${t.reasonCode}: ${t.reason}` : ''}`,
     );
     for (const a of t.artifacts) out.push(`    ${a.name}  sha256:${a.sha256}  ${a.size} bytes`);
   }

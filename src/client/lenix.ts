@@ -146,11 +146,17 @@ export class LenixClient {
   };
 
   readonly lookaside = {
-    upload: async (name: string, body: Readable) =>
-      (await (await this.http.request('PUT', `/api/v1/lookaside?name=${enc(name)}`, { body })).json()) as {
+    upload: async (name: string, body: Readable, source?: string) =>
+      (await (
+        await this.http.request('PUT', `/api/v1/lookaside?name=${enc(name)}${source ? `&source=${enc(source)}` : ''}`, {
+          body,
+        })
+      ).json()) as {
         sha256: string;
         size: number;
-        metadataLine: string;
+        /** The line for the source's `.NAME.metadata` (when the source was named). */
+        metadataLine: string | null;
+        layouts: { specs: string; root: string };
       },
     /** Download a lookaside file to `file`, checked against its digest. */
     download: (sha256: string, file: string) => this.http.download(`/api/v1/lookaside/${sha256}`, file, sha256),

@@ -157,7 +157,7 @@ export const ERROR_CODES = {
   LOOKASIDE_INVALID: {
     status: 422,
     exit: 6,
-    doc: 'A `.NAME.metadata` line is malformed or names a blob the lookaside area lacks.',
+    doc: 'A `.NAME.metadata` line is malformed, names a blob the lookaside area lacks, or a path rpmbuild will not read for the spec (`SOURCES/` beside `SPECS/`, the root beside a root spec).',
   },
   TARGET_INVALID: {
     status: 422,

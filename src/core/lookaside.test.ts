@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { linkOnLookasidePath, lookasideFiles, parseLookasideMetadata } from './lookaside.js';
+import {
+  checkLookasidePath,
+  linkOnLookasidePath,
+  lookasideFiles,
+  lookasidePathFor,
+  parseLookasideMetadata,
+  sourceDirOf,
+} from './lookaside.js';
 
 test('AlmaLinux-style metadata lines parse to digest and path', () => {
   const d = 'ab'.repeat(32);
@@ -30,4 +37,22 @@ test('a lookaside path through a symbolic link of the tree is named; other paths
   assert.equal(linkOnLookasidePath('docs/current', links), 'docs/current');
   assert.equal(linkOnLookasidePath('docs/currently.tar', links), null);
   assert.equal(linkOnLookasidePath('SOURCES2/x.tar', links), null);
+});
+
+test('a lookaside file goes where rpmbuild reads the spec its sources: SOURCES/ beside SPECS/, else beside the spec', () => {
+  assert.equal(sourceDirOf('SPECS/p.spec'), 'SOURCES');
+  assert.equal(sourceDirOf('p.spec'), '');
+  assert.equal(lookasidePathFor('SPECS/p.spec', 'p-1.tar.gz'), 'SOURCES/p-1.tar.gz');
+  assert.equal(lookasidePathFor('p.spec', 'p-1.tar.gz'), 'p-1.tar.gz');
+  const e = (path: string) => ({ sha256: 'a'.repeat(64), path });
+  checkLookasidePath('.p.metadata', e('SOURCES/p-1.tar.gz'), 'SPECS/p.spec');
+  checkLookasidePath('.p.metadata', e('p-1.tar.gz'), 'p.spec');
+  assert.throws(() => checkLookasidePath('.p.metadata', e('SOURCES/p-1.tar.gz'), 'p.spec'), {
+    code: 'LOOKASIDE_INVALID',
+    message: /write p-1\.tar\.gz\)$/,
+  });
+  assert.throws(() => checkLookasidePath('.p.metadata', e('sub/p-1.tar.gz'), 'SPECS/p.spec'), {
+    code: 'LOOKASIDE_INVALID',
+    message: /are in SOURCES \(write SOURCES\/p-1\.tar\.gz\)$/,
+  });
 });

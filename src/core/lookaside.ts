@@ -35,6 +35,32 @@ export function parseLookasideMetadata(text: string): LookasideEntry[] {
   return out;
 }
 
+/**
+ * Where rpmbuild reads a spec's sources (`_sourcedir`), relative to the repository root: `SOURCES` for a spec in
+ * `SPECS/` (CentOS dist-git), the root itself for a spec there (Fedora dist-git, upstream trees).
+ */
+export function sourceDirOf(specPath: string): string {
+  const dir = specPath.includes('/') ? specPath.slice(0, specPath.lastIndexOf('/')) : '';
+  return dir === 'SPECS' ? 'SOURCES' : dir;
+}
+
+/** The `.NAME.metadata` path of a lookaside file for a spec at `specPath`: where rpmbuild will read it. */
+export function lookasidePathFor(specPath: string, name: string): string {
+  const dir = sourceDirOf(specPath);
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+/** Refuse a lookaside path rpmbuild would not read for this spec (a file Source tags could not name). */
+export function checkLookasidePath(meta: string, e: LookasideEntry, specPath: string): void {
+  const name = e.path.slice(e.path.lastIndexOf('/') + 1);
+  const want = lookasidePathFor(specPath, name);
+  if (e.path !== want)
+    throw new LenixError(
+      'LOOKASIDE_INVALID',
+      `${meta} puts ${e.path} where rpmbuild will not read it: the sources of ${specPath} are in ${sourceDirOf(specPath) || 'the repository root'} (write ${want})`,
+    );
+}
+
 /** `.NAME.metadata` files at the repository root. */
 export function lookasideFiles(files: readonly string[]): string[] {
   return files.filter((f) => /^\.[^/]+\.metadata$/.test(f));

@@ -1,6 +1,27 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildrootOf, metadataSignaturesOf, parseTaskResult, TEST_STAGE_LIMITS, testStagesOf } from './protocol.js';
+import {
+  buildrootOf,
+  metadataSignaturesOf,
+  parseTaskResult,
+  TEST_STAGE_LIMITS,
+  taskStage,
+  testStagesOf,
+} from './protocol.js';
+
+test('a task is shown by its stage, never the queue arch any', () => {
+  assert.deepEqual(
+    [
+      { kind: 'srpm', arch: 'any' },
+      { kind: 'binary', arch: 'aarch64' },
+      { kind: 'sign', arch: 'any' },
+      { kind: 'repomd', arch: 'any' },
+      { kind: 'test', arch: 'any' },
+      { kind: 'test', arch: 's390x' },
+    ].map(taskStage),
+    ['srpm', 'build aarch64', 'sign', 'repomd', 'test', 'test s390x'],
+  );
+});
 
 test("an agent's result is parsed by its task's kind; anything else is a coded 400 naming the field", () => {
   const stages = [{ name: 'install', outcome: 'passed', detail: '' }];

@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parsePlainName } from '../../core/ids.js';
+import { sourceDirOf } from '../../core/lookaside.js';
 import {
   linkOnLookasidePath,
   lookasideFiles,
@@ -196,7 +197,7 @@ async function buildTask(
       }
       const specPath = findSpec(index.files, t.source.name) ?? t.specPath;
       const specDir = path.posix.dirname(specPath);
-      const sourceDir = specDir === 'SPECS' ? 'tree/SOURCES' : 'tree';
+      const sourceDir = path.posix.join('tree', sourceDirOf(specPath));
       const rpmbuild = [
         'rpmbuild',
         '-bs',

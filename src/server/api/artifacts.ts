@@ -2,6 +2,7 @@ import { presentArtifact } from './present.js';
 import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
 import { parseSha256, parsePlainName } from '../../core/ids.js';
+import { lookasidePathFor } from '../../core/lookaside.js';
 import type { Services, ZodApp } from '../types.js';
 import type { ServerDeps } from '../context.js';
 import type { Readable } from 'node:stream';
@@ -99,12 +100,18 @@ export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, s: Services
         summary: 'Upload a source tarball to the lookaside area (maintainer); returns its SHA-256',
         tags: ['lookaside'],
         security,
-        querystring: z.object({ name: z.string().max(255), sha256: z.string().optional() }),
+        querystring: z.object({
+          name: z.string().max(255),
+          sha256: z.string().optional(),
+          /** The source the file is for: the metadata line then has the path its spec's layout needs. */
+          source: z.string().max(100).optional(),
+        }),
       },
     },
     async (req, reply) => {
       requireScope(req.caller, 'maintainer');
       const name = parsePlainName(req.query.name, 'lookaside file name');
+      const source = req.query.source === undefined ? null : await s.sources.require(req.query.source);
       const expected = req.query.sha256 === undefined ? undefined : parseSha256(req.query.sha256);
       if (req.headers['content-type'] !== 'application/octet-stream')
         throw new LenixError('UNSUPPORTED_MEDIA_TYPE', 'send the file as application/octet-stream');
@@ -113,7 +120,18 @@ export function registerArtifactsRoutes(r: ZodApp, deps: ServerDeps, s: Services
         maxBytes: deps.config.maxUploadBytes,
       });
       await store.artifacts.addLookaside(sha256, name, size, deps.clock.now());
-      return reply.status(201).send({ sha256, size, name, metadataLine: `${sha256} SOURCES/${name}` });
+      // Where rpmbuild reads it: SOURCES/ next to SPECS/, or the root beside a spec there.
+      const layouts = { specs: `${sha256} ${lookasidePathFor('SPECS/x.spec', name)}`, root: `${sha256} ${name}` };
+      const specPath = source ? await s.sources.specPathOf(source) : null;
+      if (source && !specPath)
+        throw new LenixError('SPEC_NOT_FOUND', `no single spec file at the root or in SPECS/ of ${source.name}`);
+      return reply.status(201).send({
+        sha256,
+        size,
+        name,
+        metadataLine: specPath ? `${sha256} ${lookasidePathFor(specPath, name)}` : null,
+        layouts,
+      });
     },
   );
 }

@@ -1,5 +1,10 @@
 import { LenixError } from '../../core/errors.js';
-import { linkOnLookasidePath, lookasideFiles, parseLookasideMetadata } from '../../core/lookaside.js';
+import {
+  checkLookasidePath,
+  linkOnLookasidePath,
+  lookasideFiles,
+  parseLookasideMetadata,
+} from '../../core/lookaside.js';
 import { findSpec } from '../../intake/git.js';
 import { resolveSandboxIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
 import { clampPriority } from '../../scheduler/fair-share.js';
@@ -102,6 +107,7 @@ export class BuildService {
     for (const meta of lookasideFiles(files)) {
       const entries = parseLookasideMetadata(await mirror.readFile(commit.sha, meta));
       for (const e of entries) {
+        checkLookasidePath(meta, e, specPath);
         const link = linkOnLookasidePath(e.path, symlinks);
         if (link !== null)
           throw new LenixError(

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { LenixError } from '../../core/errors.js';
 import { isLocalSourceUrl } from '../../core/source-url.js';
 import { hasControlCharacter, parseSourceName } from '../../core/ids.js';
-import { GitMirror } from '../../intake/git.js';
+import { findSpec, GitMirror } from '../../intake/git.js';
 import type { CommitRecord, SourceRecord } from '../../store/records.js';
 import type { DepsOf } from '../context.js';
 
@@ -77,6 +77,14 @@ export class SourceService {
     )
       await mirror.fetch();
     return mirror;
+  }
+
+  /** Where the source's spec is on its branch now (fetched first), or null when it has none or several. */
+  async specPathOf(source: SourceRecord): Promise<string | null> {
+    const mirror = await this.mirror(source);
+    await mirror.fetch();
+    const head = await mirror.resolve(`refs/heads/${source.branch}`);
+    return findSpec(await mirror.listFiles(head.sha), source.name);
   }
 
   async require(name: string): Promise<SourceRecord> {

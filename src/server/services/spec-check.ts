@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { LenixError } from '../../core/errors.js';
 import { macroDefines } from '../../core/protocol.js';
+import { sourceDirOf } from '../../core/lookaside.js';
 import type { GitMirror } from '../../intake/git.js';
 import type { DeclaredPackage } from '../../store/records.js';
 import type { SandboxIdentity } from '../../rpm/sandbox-identity.js';
@@ -46,7 +47,7 @@ export async function checkSpec(
     await mkdir(input);
     await pipeline(mirror.archive(commit), createWriteStream(path.join(input, 'source.tar')));
     const tree = `${SANDBOX_WORK}/tree`;
-    const sourceDir = path.posix.dirname(specPath) === 'SPECS' ? `${tree}/SOURCES` : tree;
+    const sourceDir = path.posix.join(tree, sourceDirOf(specPath));
     let out = '';
     const result = await runSandboxed({
       identity: sandbox.identity,

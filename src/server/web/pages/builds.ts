@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SBOM_FORMATS } from '../../../attest/sbom.js';
 import { LenixError } from '../../../core/errors.js';
+import { taskStage } from '../../../core/protocol.js';
 import { BUILD_STATES, isFinished } from '../../../scheduler/task-state.js';
 import type { App } from '../../types.js';
 import { html } from '../html.js';
@@ -128,7 +129,7 @@ ${buildTable(builds, deps.clock.now())}
 ${v.maintainer ? html`<p><form class="inline" method="post" action="/builds/${id}/rebuild"><input type="hidden" name="csrf" value="${v.csrf}"><button type="submit">Rebuild</button></form> ${isFinished(build.state as never) ? '' : html`<form class="inline" method="post" action="/builds/${id}/cancel"><input type="hidden" name="csrf" value="${v.csrf}"><button class="secondary" type="submit">Cancel</button></form>`}</p>` : ''}
 <h2>Tasks</h2>
 <table><thead><tr><th scope="col">Task</th><th scope="col">Stage</th><th scope="col">State</th><th scope="col">Node</th><th scope="col">Attempts</th><th scope="col">Started</th><th scope="col">Took</th><th scope="col">Log</th></tr></thead><tbody>
-${tasks.map((t) => html`<tr><td>${t.id}</td><td>${t.kind === 'binary' ? `build ${t.arch}` : t.kind}</td><td>${stateOf(t.state)}${t.reason ? html`<br><span class="muted">${t.reasonCode}: ${t.reason}</span>` : ''}</td><td>${t.agentId === null ? '' : (agentName.get(t.agentId) ?? t.agentId)}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${iso(t.startedAt)}</td><td>${duration(t.startedAt, t.finishedAt, now)}</td><td><a href="/builds/${id}/tasks/${t.id}/log">log</a> <span class="muted">${bytes(t.logSize)}</span></td></tr>`)}
+${tasks.map((t) => html`<tr><td>${t.id}</td><td>${taskStage(t)}</td><td>${stateOf(t.state)}${t.reason ? html`<br><span class="muted">${t.reasonCode}: ${t.reason}</span>` : ''}</td><td>${t.agentId === null ? '' : (agentName.get(t.agentId) ?? t.agentId)}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${iso(t.startedAt)}</td><td>${duration(t.startedAt, t.finishedAt, now)}</td><td><a href="/builds/${id}/tasks/${t.id}/log">log</a> <span class="muted">${bytes(t.logSize)}</span></td></tr>`)}
 </tbody></table>
 <h2>Artifacts</h2>
 ${artifactTable(artifacts)}
@@ -164,7 +165,7 @@ ${statements.length === 0 ? html`<p class="muted">None yet.</p>` : html`<table><
         json: `/api/v1/tasks/${task.id}`,
         scripts: ['log.js'],
         body: () => html`
-<p><a href="/builds/${p.id}">Build ${p.id}</a> · ${task.kind === 'binary' ? `build ${task.arch}` : task.kind} · ${stateOf(task.state)} · <span id="log-status" role="status" aria-live="polite">${finished ? `finished` : 'running (reload or enable JavaScript to follow)'}</span> · <a href="/api/v1/tasks/${task.id}/log" download="task-${task.id}.log">raw log (${bytes(task.logSize)})</a></p>
+<p><a href="/builds/${p.id}">Build ${p.id}</a> · ${taskStage(task)} · ${stateOf(task.state)} · <span id="log-status" role="status" aria-live="polite">${finished ? `finished` : 'running (reload or enable JavaScript to follow)'}</span> · <a href="/api/v1/tasks/${task.id}/log" download="task-${task.id}.log">raw log (${bytes(task.logSize)})</a></p>
 ${start > 0 ? html`<p><a href="/builds/${p.id}/tasks/${task.id}/log?start=${Math.max(0, start - LOG_TAIL)}">Earlier output</a> <span class="muted">(showing bytes ${start}–${end} of ${task.logSize})</span></p>` : ''}
 <p id="log-truncated" hidden class="muted">Older lines were dropped from the page to keep up; the raw log has everything.</p>
 <pre id="log" tabindex="0" aria-label="Log output" data-task="${task.id}" data-end="${q.start === undefined ? end : task.logSize}" data-finished="${finished || q.start !== undefined ? '1' : '0'}">${text}</pre>`,
