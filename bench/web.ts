@@ -7,19 +7,12 @@
  *
  *   npm run build && node dist/bench/web.js [--builds 10000] [--requests 300] [--followers 500] [--lines 200]
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { hashToken, newToken } from '../src/server/auth.js';
-import { openDatabase } from '../src/store/dialect.js';
-import { migrateToLatest } from '../src/store/migrate.js';
-import { Store } from '../src/store/store.js';
-import { freePort } from '../test/support/cli.js';
+import { seedBuilds, startBenchServer } from './support/web-seed.js';
 
-const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
 const { values: args } = parseArgs({
   options: {
     builds: { type: 'string', default: '10000' },
@@ -35,46 +28,6 @@ const LINES = Number(args.lines);
 
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? 0;
-
-async function seed(file: string): Promise<{ token: string; seconds: number }> {
-  const t0 = performance.now();
-  const { db, dialect } = openDatabase({ dialect: 'sqlite', file });
-  await migrateToLatest(db, dialect);
-  const store = new Store(db, dialect);
-  const now = Date.now();
-  for (let s = 0; s < 50; s++) {
-    const source = await store.sources.add(
-      { name: `pkg-${s}`, url: `https://git.example.org/rpms/pkg-${s}.git`, branch: 'main', watch: false },
-      now,
-    );
-    const commit = await store.sources.recordCommit(
-      source.id,
-      { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' },
-      now,
-    );
-    for (let i = 0; i < BUILDS / 50; i++) {
-      await store.builds.create(
-        {
-          sourceId: source.id,
-          commitId: commit.id,
-          ref: 'main',
-          priority: 0,
-          arches: ['x86_64', 'aarch64'],
-          specPath: 'p.spec',
-          packageName: `pkg-${s}`,
-          packageEvr: `1.${i}-1`,
-          createdBy: i % 3 ? 'alice' : 'bob',
-          maxAttempts: 3,
-        },
-        now + i,
-      );
-    }
-  }
-  const token = newToken();
-  await store.tokens.create('bench-node', hashToken(token), ['agent:build'], now);
-  await store.close();
-  return { token, seconds: (performance.now() - t0) / 1000 };
-}
 
 async function timeGets(
   base: string,
@@ -135,17 +88,8 @@ async function follow(base: string, taskId: number, last: string): Promise<{ tex
 const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-web-'));
 try {
   const file = path.join(dir, 'lenix.db');
-  const { token, seconds } = await seed(file);
-  const port = await freePort();
-  const server = spawn(process.execPath, [BIN, 'server', '--data', dir, '--port', String(port), '--database', file], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, LENIX_LOG_LEVEL: 'warn' },
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
-    server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const { token, seconds } = await seedBuilds(file, BUILDS);
+  const { server, base } = await startBenchServer(dir, file);
   try {
     const mid = Math.floor(BUILDS / 2);
     const pages: [string, string, string][] = [

@@ -81,6 +81,18 @@ describe('Master API', () => {
     const badSpec = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'broken' } });
     assert.deepEqual([badSpec.status, badSpec.json.code], [422, 'SPEC_INVALID']);
 
+    // A Release that still holds a macro after parsing (Fedora's %autorelease on a host without rpmautospec) is
+    // refused, naming it, rather than recorded as the EVR.
+    const autoRepo = path.join(t.dir, 'repos', 'auto');
+    await gitRepo(autoRepo, {
+      'auto.spec':
+        'Name: auto\nVersion: 2.8\nRelease: %autorelease\nSummary: x\nLicense: MIT\n%description\nx\n%files\n',
+    });
+    await http(base, 'POST', '/api/v1/sources', { token: admin, json: { name: 'auto', url: autoRepo } });
+    const auto = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'auto' } });
+    assert.deepEqual([auto.status, auto.json.code], [422, 'SPEC_MACRO_UNDEFINED']);
+    assert.match(auto.json.message, /auto\.spec: Version-Release 2\.8-%autorelease still holds %autorelease/);
+
     const noRef = await http(base, 'POST', '/api/v1/builds', {
       token: admin,
       json: { source: 'good', ref: 'no-such-branch' },

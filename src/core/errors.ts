@@ -149,6 +149,11 @@ export const ERROR_CODES = {
   },
   SPEC_NOT_FOUND: { status: 422, exit: 6, doc: 'No spec file at the repository root or in SPECS/ at that commit.' },
   SPEC_INVALID: { status: 422, exit: 6, doc: 'The spec file does not parse (rpmspec, sandboxed, refused it).' },
+  SPEC_MACRO_UNDEFINED: {
+    status: 422,
+    exit: 6,
+    doc: "The spec's Version or Release still holds a macro after parsing (e.g. `%autorelease` where the build's platform does not define it): the EVR would be recorded and the SRPM named with it.",
+  },
   LOOKASIDE_PATH_UNSAFE: {
     status: 422,
     exit: 6,

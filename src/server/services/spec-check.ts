@@ -99,6 +99,12 @@ export async function checkSpec(
       );
     }
     const source = nevr(line.slice('LENIX:'.length));
+    const unexpanded = unexpandedMacro(source.evr);
+    if (unexpanded)
+      throw new LenixError(
+        'SPEC_MACRO_UNDEFINED',
+        `${specPath}: Version-Release ${source.evr.slice(0, 200)} still holds %${unexpanded}, which no macro file of this build defines`,
+      );
     const packages = new Map<string, DeclaredPackage>();
     for (const l of out.split('\n'))
       if (l.startsWith('LENIXPKG:'))
@@ -127,6 +133,11 @@ export async function checkSpec(
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** The first macro an expanded string still holds (`%name`, `%{name}`, `%{?name}`), or null. */
+export function unexpandedMacro(text: string): string | null {
+  return /%\{?[?!]*([A-Za-z_][A-Za-z0-9_]*)/.exec(text)?.[1] ?? null;
 }
 
 /** `NAME|EPOCH|VERSION|RELEASE` as rpmspec's query format prints it (epoch `(none)` when unset). */
