@@ -1,7 +1,8 @@
 /**
  * The web interface under load (issue 19, papercut 4): wrk with 50 connections against a real `lenix server`
  * over 10,000 builds, the dashboard page side by side with the JSON it is built on (/api/v1/dashboard) and the
- * builds API, one page at a time; prints requests/s and the latency percentiles wrk reports.
+ * builds API, one page at a time, and the health check as the floor of this machine (wrk shares its cores);
+ * prints requests/s and the latency percentiles wrk reports.
  * Target: the dashboard's p99 ≤ 20 ms. Needs wrk (apt-get install wrk). Not a test: it never fails on timing.
  *
  *   npm run build && node dist/bench/web-load.js [--builds 10000] [--seconds 10] [--connections 50]
@@ -34,7 +35,7 @@ async function wrk(url: string, accept: string): Promise<{ rps: number; p50: num
     url,
   ]);
   const ms = (label: string) => {
-    const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)$`, 'm').exec(stdout);
+    const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(stdout);
     if (!m) throw new Error(`wrk printed no ${label} latency:\n${stdout}`);
     return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2] as 'us' | 'ms' | 's'];
   };
@@ -50,6 +51,7 @@ try {
   const { server, base } = await startBenchServer(dir, file);
   try {
     const targets: [string, string, string][] = [
+      ['health (/api/v1/health): the floor', '/api/v1/health', 'application/json'],
       ['dashboard page (/)', '/', 'text/html'],
       ['dashboard JSON (/api/v1/dashboard)', '/api/v1/dashboard', 'application/json'],
       ['builds JSON (/api/v1/builds)', '/api/v1/builds', 'application/json'],

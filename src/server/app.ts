@@ -24,6 +24,7 @@ import { SbomService } from './services/sboms.js';
 import { ErrataService } from './services/errata.js';
 import { MirrorService } from './services/mirrors.js';
 import { RetentionService } from './services/retention.js';
+import { DashboardService } from './services/dashboard.js';
 import { Pipeline } from './services/pipeline.js';
 import { publicSourceUrl } from '../core/source-url.js';
 import { Metrics } from './metrics.js';
@@ -123,6 +124,7 @@ export async function createApp(
     repairStatements: async () => 0,
     mirrors: new MirrorService(deps, releases, pipeline.publisher),
     retention: new RetentionService(deps, pipeline.publisher),
+    dashboard: new DashboardService(deps, errata),
   };
 
   const specOf = async (b: BuildRecord) => {

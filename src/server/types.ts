@@ -1,5 +1,6 @@
 import type { MirrorService } from './services/mirrors.js';
 import type { RetentionService } from './services/retention.js';
+import type { DashboardService } from './services/dashboard.js';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -51,6 +52,7 @@ export interface Services {
   readonly tokens: TokenService;
   readonly mirrors: MirrorService;
   readonly retention: RetentionService;
+  readonly dashboard: DashboardService;
 }
 
 export type App = FastifyInstance;

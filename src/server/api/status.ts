@@ -6,7 +6,6 @@ import type { Sha256 } from '../../core/ids.js';
 /** A digest no blob has: asking the blob store for it proves the store answers. */
 const NO_BLOB = '0'.repeat(64) as Sha256;
 import type { ServerDeps } from '../context.js';
-import { dashboard } from '../services/dashboard.js';
 import { presentAdvisory, presentAgent, presentBuild, presentRelease, presentTask } from './present.js';
 
 /** Health, the queue per architecture and the dashboard: public reads about the whole system. */
@@ -63,7 +62,7 @@ export function registerStatusRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
       },
     },
     async () => {
-      const d = await dashboard(deps, s.errata);
+      const d = await s.dashboard.read();
       return {
         queue: d.queue,
         nodesFor: d.nodesFor,

@@ -15,6 +15,26 @@ export interface Dashboard {
   readonly advisories: readonly StoredAdvisory[];
 }
 
+/**
+ * The dashboard's reads, shared: requests that arrive while one read is running get its result (single flight),
+ * so 50 readers at once cost one set of queries, not 50 — and nothing is older than the read in progress.
+ */
+export class DashboardService {
+  private inFlight: Promise<Dashboard> | null = null;
+
+  constructor(
+    private readonly deps: DepsOf<'clock' | 'config' | 'releases', 'agents' | 'builds' | 'tasks'>,
+    private readonly errata: ErrataService,
+  ) {}
+
+  read(): Promise<Dashboard> {
+    this.inFlight ??= dashboard(this.deps, this.errata).finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
+  }
+}
+
 /** What the dashboard shows (the web page and /api/v1/dashboard read the same thing). */
 export async function dashboard(
   deps: DepsOf<'clock' | 'config' | 'releases', 'agents' | 'builds' | 'tasks'>,

@@ -5,7 +5,7 @@ import type { Dialect } from '../dialect.js';
  * Migration 0015: the mirror checker and retention. `mirror_checks` holds each mirror's last check per repository
  * arch (current, behind by N snapshots, bad: a repomd.xml no snapshot had, unreachable); `repos.keep_versions` is
  * how many versions of each package a repository keeps (0: all); `artifacts.pruned_at` marks an artifact whose
- * bytes were pruned by policy (its record and ledger statements stay).
+ * bytes were pruned by policy (its record and ledger statements stay); an index counts the queue per arch.
  */
 export async function up(db: Kysely<unknown>, _dialect: Dialect): Promise<void> {
   await db.schema
@@ -32,4 +32,6 @@ export async function up(db: Kysely<unknown>, _dialect: Dialect): Promise<void> 
     .where('name', 'in', (q) => q.selectFrom('targets').select('build_repo'))
     .execute();
   await db.schema.alterTable('artifacts').addColumn('pruned_at', 'bigint').execute();
+  // The queue per arch (the dashboard, /api/v1/queue) counted from the index alone.
+  await db.schema.createIndex('tasks_queue_arch').on('tasks').columns(['role', 'state', 'arch']).execute();
 }

@@ -1,6 +1,5 @@
 import { LenixError } from '../../../core/errors.js';
 import type { App } from '../../types.js';
-import { dashboard } from '../../services/dashboard.js';
 import { ASSETS } from '../assets.js';
 import { html } from '../html.js';
 import { duration, stateOf, buildTable } from '../format.js';
@@ -8,7 +7,7 @@ import type { WebKit } from '../session.js';
 
 /** The dashboard and the static assets pages load. */
 export function registerDashboardPages(app: App, kit: WebKit): void {
-  const { deps, s, send, guard } = kit;
+  const { s, send, guard } = kit;
 
   app.get<{ Params: { hash: string; name: string } }>('/static/:hash/:name', async (req, reply) => {
     const a = ASSETS[req.params.name as keyof typeof ASSETS];
@@ -27,7 +26,7 @@ export function registerDashboardPages(app: App, kit: WebKit): void {
         json: '/api/v1/dashboard',
         scripts: ['dash.js'],
         body: async () => {
-          const d = await dashboard(deps, s.errata);
+          const d = await s.dashboard.read();
           return html`
 <div class="cards">
 <section class="card" aria-labelledby="q"><h2 id="q">Queue</h2><div id="queue" data-live>${Object.keys(d.queue).length === 0 ? html`<p class="muted">Nothing waiting.</p>` : html`<table><thead><tr><th scope="col">Architecture</th><th scope="col">Queued tasks</th><th scope="col">Build nodes online</th></tr></thead><tbody>${Object.entries(d.queue).map(([arch, n]) => html`<tr><td>${arch}</td><td>${n}</td><td>${(d.nodesFor[arch] ?? 0) > 0 ? String(d.nodesFor[arch]) : html`<strong>none: waiting for a ${arch} node</strong>`}</td></tr>`)}</tbody></table>`}</div></section>
