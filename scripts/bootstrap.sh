@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Lenix needs and is missing, then the npm dependencies and the compiled CLI. Idempotent: a
 # second run installs nothing. Used by both quick-start commands (`npm start`, `npm test`) and by CI.
-#   Debian 12: apt-get (rpm, createrepo-c, dnf, bubblewrap, rpmlint, gnupg, git, postgresql, gcc, make,
+#   Debian 12: apt-get (rpm, createrepo-c, dnf, bubblewrap, rpmlint, gnupg, git, postgresql, gcc, make, the el9
+#              platform's tools: elfutils, debugedit, cmake, meson, ninja, autotools, python3-setuptools,
 #              with --test also openscap-scanner and chromium, which only the test suite uses)
 #   EL9:       dnf (the same tools under their Fedora/EL names, PostgreSQL from AppStream)
 #   --emulation (and --test): qemu-user-static, binfmt-support and debootstrap; binfmt_misc mounted and enabled
@@ -9,6 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_cmds=(rpmbuild rpmspec createrepo_c modifyrepo_c dnf bwrap rpmlint gpg git gcc make prlimit tar)
+# What EL specs build with on a build node (the el9 platform's macros call them): debuginfo extraction, CMake,
+# Meson and Ninja, autotools, Python's setuptools.
+need_cmds+=(eu-strip find-debuginfo cmake meson ninja autoreconf libtoolize)
+platform_deb=(elfutils debugedit cmake meson ninja-build autoconf automake libtool python3-setuptools pkgconf)
+platform_el=(elfutils debugedit cmake meson ninja-build autoconf automake libtool python3-setuptools pkgconf)
 # `--test`: also what only the test suite uses (OpenSCAP for the OVAL checks, Chromium for the browser tests,
 # Ceph's radosgw on a one-host cluster as the real S3 service behind the S3 blob store's tests, rsync for mirrors).
 test_pkgs_deb=(); test_pkgs_el=()
@@ -43,11 +49,11 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$pg_ok" -eq 0 ]; then
     "${sudo_cmd[@]}" apt-get update -q
     "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
       rpm createrepo-c dnf bubblewrap rpmlint gnupg git postgresql gcc make util-linux tar ca-certificates \
-      "${test_pkgs_deb[@]}"
+      "${platform_deb[@]}" "${test_pkgs_deb[@]}"
   elif command -v dnf >/dev/null 2>&1; then
     if [ "${#test_pkgs_el[@]}" -gt 0 ]; then "${sudo_cmd[@]}" dnf install -y centos-release-ceph-reef || true; fi
     "${sudo_cmd[@]}" dnf install -y rpm-build rpm-sign createrepo_c dnf bubblewrap rpmlint gnupg2 git \
-      postgresql-server gcc make util-linux tar "${test_pkgs_el[@]}"   # chromium comes from EPEL on EL9
+      postgresql-server gcc make util-linux tar "${platform_el[@]}" "${test_pkgs_el[@]}"   # chromium comes from EPEL on EL9
   else
     echo "bootstrap: neither apt-get nor dnf found; install: ${need_cmds[*]} postgresql" >&2
     exit 1

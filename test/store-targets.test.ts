@@ -13,13 +13,19 @@ storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
       arches: ['x86_64'],
       macros: { dist: '.lx9' },
       releaseTo: null,
+      platform: 'el9',
     };
     const t = await store.targets.create('lx9', fields, clock.now());
     assert.deepEqual(t.macros, { dist: '.lx9' });
     assert.deepEqual(t.externalRepos, fields.externalRepos);
     await rejectsWith(store.targets.create('lx9', fields, clock.now()), 'TARGET_EXISTS');
-    const edited = await store.targets.update(t.id, { ...fields, fromRepos: [], releaseTo: 'r' }, clock.now());
-    assert.deepEqual([edited.fromRepos, edited.releaseTo], [[], 'r']);
+    assert.equal(t.platform, 'el9');
+    const edited = await store.targets.update(
+      t.id,
+      { ...fields, fromRepos: [], releaseTo: 'r', platform: null },
+      clock.now(),
+    );
+    assert.deepEqual([edited.fromRepos, edited.releaseTo, edited.platform], [[], 'r', null]);
     assert.deepEqual(
       (await store.targets.withBuildRepo('b')).map((x) => x.name),
       ['lx9'],
@@ -50,7 +56,15 @@ storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
     const store = await fresh();
     const t = await store.targets.create(
       'lx9',
-      { buildRepo: 'b', fromRepos: [], externalRepos: [], arches: ['x86_64'], macros: {}, releaseTo: null },
+      {
+        buildRepo: 'b',
+        fromRepos: [],
+        externalRepos: [],
+        arches: ['x86_64'],
+        macros: {},
+        releaseTo: null,
+        platform: null,
+      },
       clock.now(),
     );
     const b = await store.batches.create({ targetId: t.id, groups: [['a'], ['b']], createdBy: 'me' }, 1);

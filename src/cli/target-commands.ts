@@ -13,6 +13,7 @@ interface TargetFlags {
   dist?: string;
   macro?: string[];
   releaseTo?: string;
+  platform?: string;
   json?: boolean;
 }
 
@@ -44,6 +45,7 @@ function fields(flags: TargetFlags): Partial<TargetFieldsJson> {
     ...(flags.arch !== undefined ? { arches: flags.arch } : {}),
     ...(m !== undefined ? { macros: m } : {}),
     ...(flags.releaseTo !== undefined ? { releaseTo: flags.releaseTo === '' ? null : flags.releaseTo } : {}),
+    ...(flags.platform !== undefined ? { platform: flags.platform === '' ? null : flags.platform } : {}),
   };
 }
 
@@ -60,6 +62,7 @@ function printTarget(t: TargetJson): void {
         .join('; ') || '-'
     }`,
     `  releases go to    ${t.releaseTo ?? '-'}`,
+    `  platform          ${t.platform ?? '-'}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -74,6 +77,10 @@ function withTargetOptions(c: Command): Command {
     .option('--dist <dist>', 'the %dist of its builds, e.g. .lx9')
     .option('--macro <"name value">', "another rpm macro of its builds, e.g. 'rhel 9' (repeatable)", collect)
     .option('--release-to <repo>', 'the repository its releases usually go to')
+    .option(
+      '--platform <name>',
+      'a platform Lenix maintains (el9): its package in every buildroot, its macros in every task',
+    )
     .option('--json', 'print JSON');
 }
 

@@ -38,6 +38,8 @@ export interface TargetFieldsJson {
   arches: string[];
   macros: Record<string, string>;
   releaseTo: string | null;
+  /** A platform Lenix maintains (el9): EL macros, build shell and flags in every buildroot. */
+  platform: string | null;
 }
 export type SbomTarget =
   | { readonly build: number }

@@ -61,7 +61,21 @@ export interface BuildTargetPayload {
   readonly repos: readonly RootRepo[];
   /** Repositories outside Lenix, each with the key its metadata and packages must be signed with. */
   readonly external?: readonly { readonly url: string; readonly keyUrl: string }[];
+  /**
+   * The target's platform: its package, installed in every buildroot (recorded with it), and the macro file it
+   * carries, which the SRPM task loads (and the build of the platform package itself, which cannot install it).
+   */
+  readonly platform?: PlatformPayload | null;
 }
+
+export interface PlatformPayload {
+  readonly name: string;
+  readonly package: string;
+  readonly macros: string;
+}
+
+/** The file name a platform's macros are given in a task's input folder. */
+export const PLATFORM_MACROS = 'platform.macros';
 
 export interface PackageRef {
   readonly sha256: string;

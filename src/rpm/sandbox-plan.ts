@@ -221,6 +221,10 @@ export function bwrapArgs(
     '--ro-bind',
     path.join(root, 'usr'),
     '/usr',
+    // /bin/sh is bash, as on EL (specs use pushd and [[ ]]; rpm's brp scripts need bash's read -d).
+    '--ro-bind',
+    path.join(root, 'usr', 'bin', 'bash'),
+    '/usr/bin/sh',
     ...links,
     '--dev',
     '/dev',

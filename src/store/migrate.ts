@@ -15,6 +15,7 @@ import * as m0012 from './migrations/0012-push.js';
 import * as m0013 from './migrations/0013-scale-out.js';
 import * as m0014 from './migrations/0014-mirrors.js';
 import * as m0015 from './migrations/0015-mirror-checks-retention.js';
+import * as m0016 from './migrations/0016-platforms.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -35,6 +36,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0013-scale-out': m0013,
   '0014-mirrors': m0014,
   '0015-mirror-checks-retention': m0015,
+  '0016-platforms': m0016,
 };
 
 function providerFor(dialect: Dialect): MigrationProvider {

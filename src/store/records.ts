@@ -112,6 +112,8 @@ export interface TargetRecord {
   readonly macros: Readonly<Record<string, string>>;
   /** The repository releases of its builds usually go to (the test root includes its snapshot). */
   readonly releaseTo: string | null;
+  /** The platform (el9): its package is installed in every buildroot, its macros apply to every task. */
+  readonly platform: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }

@@ -74,6 +74,7 @@ export interface TargetsTable {
   release_to: string | null;
   created_at: number;
   updated_at: number;
+  platform: string | null; // 0016
 }
 
 export interface AdvisoriesTable {

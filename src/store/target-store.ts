@@ -11,6 +11,8 @@ export interface TargetFields {
   readonly arches: readonly string[];
   readonly macros: Readonly<Record<string, string>>;
   readonly releaseTo: string | null;
+  /** The platform its buildroots get (el9), or null: the build host's own rpm macros. */
+  readonly platform: string | null;
 }
 
 function toTarget(r: Selectable<Database['targets']>): TargetRecord {
@@ -23,6 +25,7 @@ function toTarget(r: Selectable<Database['targets']>): TargetRecord {
     arches: parseJson<string[]>(r.arches, []),
     macros: parseJson<Record<string, string>>(r.macros, {}),
     releaseTo: r.release_to,
+    platform: r.platform ?? null,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };
@@ -84,5 +87,6 @@ function columns(f: TargetFields) {
     arches: json(f.arches),
     macros: json(f.macros),
     release_to: f.releaseTo,
+    platform: f.platform,
   };
 }

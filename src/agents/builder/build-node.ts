@@ -1,5 +1,6 @@
 import { archTruth } from './arch-truth.js';
 import { x86LevelArgs } from './x86-level-args.js';
+import { platformArgs, platformPackages } from './platform-args.js';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -201,6 +202,7 @@ async function buildTask(
       const rpmbuild = [
         'rpmbuild',
         '-bs',
+        ...(await platformArgs(t.target, input, `${SANDBOX_WORK}/in`)),
         ...common,
         '--define',
         `_sourcedir ${SANDBOX_WORK}/${sourceDir}`,
@@ -244,7 +246,12 @@ async function buildTask(
           return { outcome: { kind: 'failure', code: 'BUILDROOT_FAILED', reason }, result: { buildroot } };
         }
         const srpm = await readRpmFileHeader(path.join(input, name));
-        const buildRequires = requirements(srpm);
+        const building = packageInfo(srpm).name;
+        // The platform package first (its macros for rpmbuild in the root), then the BuildRequires.
+        const platform = platformPackages(t.target, building);
+        const buildRequires = [...platform, ...requirements(srpm)];
+        if (t.target?.platform && platform.length === 0)
+          rebuild.unshift(...(await platformArgs(t.target, input, `${SANDBOX_WORK}/in`)));
         say(
           `BuildRequires: ${buildRequires.join(', ') || 'none'}${hasDynamicBuildRequires(srpm) ? ' (and %generate_buildrequires)' : ''}`,
         );
@@ -258,7 +265,7 @@ async function buildTask(
           rpmbuildArgs: rebuild,
           buildEnv: { ...buildEnv, HOME: SANDBOX_WORK, USER: 'builder' },
           srpmName: name,
-          sourceName: packageInfo(srpm).name,
+          sourceName: building,
           dynamic: hasDynamicBuildRequires(srpm),
           buildUid: SANDBOX_UID,
           say,

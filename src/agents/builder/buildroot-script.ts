@@ -1,3 +1,4 @@
+import { PLATFORM_MACROS } from '../../core/protocol.js';
 import { MAKE_INSTALLED_ROOT, MAKE_ROOT } from '../kit/root-script.js';
 
 /** Files the buildroot script leaves in the output folder besides the built packages. */
@@ -83,6 +84,8 @@ grep -q '^builder:' "$ROOT/etc/group" || echo "builder:x:$BUILD_UID:" >> "$ROOT/
 B="$ROOT$W"
 mkdir -p "$B/in" "$B/out" "$B/reqs"
 cp "$W/in/$SRPM" "$B/in/"
+# A platform's macros, when the package being built is that platform's own (it cannot be installed before).
+[ -f "$W/in/${PLATFORM_MACROS}" ] && cp "$W/in/${PLATFORM_MACROS}" "$B/in/"
 echo '%_dbpath /var/lib/rpm' > "$B/.rpmmacros"
 chown -R "$BUILD_UID:$BUILD_UID" "$B"
 mapfile -d '' -t ARGS < "$W/in/rpmbuild.args"

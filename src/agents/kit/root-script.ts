@@ -39,6 +39,8 @@ mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work" "$W/ovl/skel"
 if ! mount -t overlay overlay -o "lowerdir=$W/ovl/skel:$U,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
   root_failed "cannot mount an overlay of /usr"
 fi
+# /bin/sh is bash in roots, as on EL (scriptlets and build sections written for it).
+ln -sfn bash "$ROOT/usr/bin/sh"
 ${ROOT_REST}`;
 
 /**

@@ -193,6 +193,7 @@ export function presentTarget(t: TargetRecord) {
     arches: t.arches,
     macros: t.macros,
     releaseTo: t.releaseTo,
+    platform: t.platform,
     createdAt: iso(t.createdAt),
     updatedAt: iso(t.updatedAt),
   };

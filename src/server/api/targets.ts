@@ -15,6 +15,7 @@ const TARGET_FIELDS = {
     .record(z.string().max(64), z.string().max(256))
     .refine((m) => Object.keys(m).length <= 64, 'at most 64 macros'),
   releaseTo: REPO.nullable(),
+  platform: z.string().max(16).nullable(),
 };
 
 /** Build targets: public reads, maintainer writes. */
@@ -43,6 +44,7 @@ export function registerTargetsRoutes(r: ZodApp, _deps: ServerDeps, s: Services)
           externalRepos: TARGET_FIELDS.externalRepos.default([]),
           macros: TARGET_FIELDS.macros.default({}),
           releaseTo: TARGET_FIELDS.releaseTo.default(null),
+          platform: TARGET_FIELDS.platform.default(null),
         }),
       },
     },

@@ -157,7 +157,7 @@ export class BatchService {
     const known = await this.builtProvides(target);
     const inputs: OrderInput[] = [];
     for (const s of sources) {
-      const d = await this.builds.dependencies(s, target.macros);
+      const d = await this.builds.dependencies(s, target.macros, target.platform);
       inputs.push({ ...d, offers: [...d.offers, ...(known.get(s) ?? [])] });
     }
     return orderBuilds(inputs);

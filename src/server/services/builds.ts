@@ -1,3 +1,4 @@
+import { platformPayload } from './root-repos.js';
 import { LenixError } from '../../core/errors.js';
 import {
   checkLookasidePath,
@@ -48,7 +49,11 @@ export class BuildService {
    * its packages' names and declared Provides (parsed with the target's macros, sandboxed as always), and the
    * pkg-config modules its tree ships.
    */
-  async dependencies(name: string, macros: Readonly<Record<string, string>>): Promise<OrderInput> {
+  async dependencies(
+    name: string,
+    macros: Readonly<Record<string, string>>,
+    platform: string | null = null,
+  ): Promise<OrderInput> {
     const source = await this.sources.require(name);
     const mirror = await this.sources.mirror(source);
     await mirror.fetch();
@@ -62,6 +67,7 @@ export class BuildService {
       identity: await this.identity,
       limits: this.deps.config.specCheckLimits,
       macros,
+      platformMacros: platformPayload(platform)?.macros ?? null,
       deps: true,
     });
     return {
@@ -128,6 +134,7 @@ export class BuildService {
       identity: await this.identity,
       limits: this.deps.config.specCheckLimits,
       macros: target?.macros ?? {},
+      platformMacros: platformPayload(target?.platform ?? null)?.macros ?? null,
     });
     const arches =
       input.arches && input.arches.length > 0

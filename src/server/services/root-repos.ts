@@ -1,5 +1,12 @@
 import { LenixError } from '../../core/errors.js';
-import type { BuildTargetPayload, InstalledPackage, RootRepo, TestTaskPayload } from '../../core/protocol.js';
+import type {
+  BuildTargetPayload,
+  InstalledPackage,
+  PlatformPayload,
+  RootRepo,
+  TestTaskPayload,
+} from '../../core/protocol.js';
+import { platformOf } from '../../rpm/platforms.js';
 import { activeKeys } from '../../release/publisher.js';
 import type { BuildRecord } from '../../store/records.js';
 import type { ReleaseStore } from '../../store/release-store.js';
@@ -41,6 +48,13 @@ export async function rootRepos(
   return out;
 }
 
+/** A platform as tasks receive it (null: none). */
+export function platformPayload(name: string | null): PlatformPayload | null {
+  if (name === null) return null;
+  const p = platformOf(name);
+  return { name: p.name, package: p.package, macros: p.macros };
+}
+
 /** What a build task of a target needs: its macros, and for binary tasks the buildroot's repositories. */
 export async function targetPayload(
   stores: { releases: Pick<ReleaseStore, 'getRepoByName' | 'getSnapshot'>; targets: Pick<TargetStore, 'get'> },
@@ -57,6 +71,7 @@ export async function targetPayload(
       task.kind === 'binary' ? await rootRepos(stores.releases, [target.buildRepo, ...target.fromRepos], arch) : [],
     external:
       task.kind === 'binary' ? target.externalRepos.map((e) => ({ url: e.url, keyUrl: `/keys/${e.key}.asc` })) : [],
+    platform: platformPayload(target.platform),
   };
 }
 

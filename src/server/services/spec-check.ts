@@ -1,10 +1,10 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { LenixError } from '../../core/errors.js';
-import { macroDefines } from '../../core/protocol.js';
+import { macroDefines, PLATFORM_MACROS } from '../../core/protocol.js';
 import { sourceDirOf } from '../../core/lookaside.js';
 import type { GitMirror } from '../../intake/git.js';
 import type { DeclaredPackage } from '../../store/records.js';
@@ -38,6 +38,8 @@ export async function checkSpec(
     identity: SandboxIdentity;
     limits: SandboxLimits;
     macros?: Readonly<Record<string, string>>;
+    /** A platform's macro file, loaded as the SRPM task loads it (so the EVR is the one the build records). */
+    platformMacros?: string | null;
     deps?: boolean;
   },
 ): Promise<SpecSummary> {
@@ -46,6 +48,7 @@ export async function checkSpec(
     const input = path.join(work, 'in');
     await mkdir(input);
     await pipeline(mirror.archive(commit), createWriteStream(path.join(input, 'source.tar')));
+    if (sandbox.platformMacros) await writeFile(path.join(input, PLATFORM_MACROS), sandbox.platformMacros);
     const tree = `${SANDBOX_WORK}/tree`;
     const sourceDir = path.posix.join(tree, sourceDirOf(specPath));
     let out = '';
@@ -74,6 +77,7 @@ export async function checkSpec(
         `_topdir ${SANDBOX_WORK}`,
         '--define',
         `_sourcedir ${sourceDir}`,
+        ...(sandbox.platformMacros ? ['--load', `${SANDBOX_WORK}/in/${PLATFORM_MACROS}`] : []),
         ...macroDefines(sandbox.macros ?? {}),
       ],
       env: { PATH: '/usr/bin:/bin', HOME: SANDBOX_WORK, LC_ALL: 'C.UTF-8' },

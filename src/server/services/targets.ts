@@ -3,6 +3,7 @@ import type { ExternalRepo, TargetRecord } from '../../store/records.js';
 import type { TargetFields } from '../../store/store.js';
 import type { DepsOf } from '../context.js';
 import type { ReleaseService } from './releases.js';
+import { platformOf } from '../../rpm/platforms.js';
 
 const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** rpm macro names a target may set (`%dist`, `%rhel`, `%vendor`, `%_vendor` ...). */
@@ -91,6 +92,7 @@ export class TargetService {
       arches: [...new Set(input.arches)],
       macros: { ...input.macros },
       releaseTo: input.releaseTo,
+      platform: input.platform === null ? null : platformOf(input.platform).name,
     };
   }
 }
