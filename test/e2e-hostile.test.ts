@@ -311,8 +311,9 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
       const repo = path.join(dir, 'repos', name);
       await mkdir(repo, { recursive: true });
       await symlink(target, path.join(repo, 'SOURCES'));
+      // A dist-git layout (SPECS/), where SOURCES/x.tar.gz is where rpmbuild reads it: only the link is wrong.
       await gitRepo(repo, {
-        [`${name}.spec`]: specWith(name, 'true'),
+        [`SPECS/${name}.spec`]: specWith(name, 'true'),
         [`.${name}.metadata`]: `${sha256} SOURCES/x.tar.gz\n`,
       });
       await api.json('POST', '/api/v1/sources', { name, url: repo });

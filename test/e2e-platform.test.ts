@@ -20,7 +20,8 @@ type Installed = { nevra: string; sha256: string; repo: string };
  * platforms/el9/ itself (signed, in the target's build repository, released), installed in every buildroot of a
  * target that names the platform, whose macros the server's spec parse and the SRPM task load too. The fixtures
  * are in EL dist-git style (SPECS/, patches in SOURCES/, tarballs in the lookaside area); each builds, passes its
- * %check, carries EL's hardening, gets -debuginfo and -debugsource packages and ends its EVR in .el9.
+ * %check, carries EL's hardening, gets -debuginfo and -debugsource packages and ends its EVR in .el9. The tester
+ * installs every package, libelcalc-devel with its `Requires: /usr/bin/pkg-config` met by the host base.
  */
 describe('EL specs through the el9 platform', { timeout: 1_200_000 }, () => {
   let dir: string;

@@ -113,13 +113,13 @@ export class BuildService {
     for (const meta of lookasideFiles(files)) {
       const entries = parseLookasideMetadata(await mirror.readFile(commit.sha, meta));
       for (const e of entries) {
-        checkLookasidePath(meta, e, specPath);
         const link = linkOnLookasidePath(e.path, symlinks);
         if (link !== null)
           throw new LenixError(
             'LOOKASIDE_PATH_UNSAFE',
             `${meta} puts ${e.path} behind the symbolic link ${link} of the source tree`,
           );
+        checkLookasidePath(meta, e, specPath);
         if (!(await this.deps.store.artifacts.hasLookaside(e.sha256))) {
           throw new LenixError(
             'LOOKASIDE_INVALID',
