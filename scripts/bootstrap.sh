@@ -13,8 +13,9 @@ need_cmds=(rpmbuild rpmspec createrepo_c modifyrepo_c dnf bwrap rpmlint gpg git 
 # What EL specs build with on a build node (the el9 platform's macros call them): debuginfo extraction, CMake,
 # Meson and Ninja, autotools, Python's setuptools.
 need_cmds+=(eu-strip find-debuginfo cmake meson ninja autoreconf libtoolize)
-platform_deb=(elfutils debugedit cmake meson ninja-build autoconf automake libtool python3-setuptools pkgconf)
-platform_el=(elfutils debugedit cmake meson ninja-build autoconf automake libtool python3-setuptools pkgconf)
+/usr/bin/python3 -c 'import packaging, setuptools' 2>/dev/null || need_cmds+=(python3-packaging-and-setuptools)  # the system python rpm's generators use
+platform_deb=(elfutils debugedit cmake meson ninja-build autoconf automake libtool python3-setuptools python3-packaging python3-dev pkgconf)
+platform_el=(elfutils debugedit cmake meson ninja-build autoconf automake libtool python3-setuptools python3-packaging python3-devel pkgconf)
 # `--test`: also what only the test suite uses (OpenSCAP for the OVAL checks, Chromium for the browser tests,
 # Ceph's radosgw on a one-host cluster as the real S3 service behind the S3 blob store's tests, rsync for mirrors).
 test_pkgs_deb=(); test_pkgs_el=()

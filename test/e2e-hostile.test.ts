@@ -242,8 +242,8 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
       assert.equal(lines[i], `line ${expect} of the noisy log`);
       assert.equal(
         lines[i - 1],
-        `+ echo line ${expect} of the noisy log`,
-        'the trace line comes whole, just before its output',
+        `+ echo 'line ${expect} of the noisy log'`,
+        'the trace line (bash, the build shell as on EL) comes whole, just before its output',
       );
       expect++;
     }

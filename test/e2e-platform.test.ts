@@ -127,8 +127,38 @@ describe('EL specs through the el9 platform', { timeout: 1_200_000 }, () => {
       assert.match(sbom, /"name": ?"lenix-platform-el9"/);
     });
 
+  /** The files of a fixture's package, unpacked. */
+  const unpack = async (name: string, a: Artifact) => {
+    const out = path.join(work, 'x', name, a.name);
+    await mkdir(out, { recursive: true });
+    await sys.api.download(`/api/v1/artifacts/${a.sha256}`, path.join(out, a.name), a.sha256);
+    await run('bash', ['-c', `cd "${out}" && rpm2cpio "${a.name}" | cpio -id --quiet`]);
+    return out;
+  };
+
+  test('EL paths and scriptlets: site-packages, the unit directory, systemd scriptlets', async () => {
+    const files = (n: string) =>
+      built
+        .get(n)!
+        .tasks.flatMap((t) => t.artifacts)
+        .filter((a) => a.kind === 'signed-rpm');
+    const py = files('python-elgreet').find((a) => a.name.startsWith('python3-elgreet-'))!;
+    const list = (await run('rpm', ['-qlp', path.join(await unpack('python-elgreet', py), py.name)])).stdout;
+    assert.match(list, /^\/usr\/lib\/python3\.\d+\/site-packages\/elgreet\/__init__\.py$/m, 'EL site-packages');
+    assert.match(list, /^\/usr\/bin\/elgreet$/m);
+    const daemon = files('eldaemon')[0]!;
+    const file = path.join(await unpack('eldaemon', daemon), daemon.name);
+    assert.match((await run('rpm', ['-qlp', file])).stdout, /^\/usr\/lib\/systemd\/system\/eldaemon\.service$/m);
+    const scripts = (await run('rpm', ['-qp', '--scripts', file])).stdout;
+    assert.match(scripts, /systemctl --no-reload preset eldaemon\.service/);
+    assert.match(scripts, /systemctl --no-reload disable --now eldaemon\.service/);
+    assert.match(scripts, /systemctl try-restart eldaemon\.service/);
+    assert.match((await run('rpm', ['-qp', '--requires', file])).stdout, /^systemd$/m);
+  });
+
   test('every fixture: EL hardening in its binaries, debuginfo and debugsource packages, man pages compressed', async () => {
     for (const [name, b] of built) {
+      if (EL_FIXTURES.find((f) => f.name === name)?.noarch) continue;
       const files = b.tasks.flatMap((t) => t.artifacts).filter((a) => a.kind === 'signed-rpm');
       assert.ok(
         files.some((a) => a.name.includes('-debuginfo-')),
@@ -139,10 +169,7 @@ describe('EL specs through the el9 platform', { timeout: 1_200_000 }, () => {
         `${name}: a -debugsource package`,
       );
       const main = files.find((a) => !/-(debuginfo|debugsource|devel)-/.test(a.name))!;
-      const out = path.join(work, 'x', name);
-      await mkdir(out, { recursive: true });
-      await sys.api.download(`/api/v1/artifacts/${main.sha256}`, path.join(out, main.name), main.sha256);
-      await run('bash', ['-c', `cd "${out}" && rpm2cpio "${main.name}" | cpio -id --quiet`]);
+      const out = await unpack(name, main);
       const bins = await readdir(path.join(out, 'usr', 'bin'));
       for (const bin of bins) {
         const file = path.join(out, 'usr', 'bin', bin);
@@ -153,9 +180,9 @@ describe('EL specs through the el9 platform', { timeout: 1_200_000 }, () => {
         const symbols = (await run('readelf', ['--dyn-syms', '-W', file])).stdout;
         assert.match(symbols, /__stack_chk_fail/, `${name}/${bin}: stack protector`);
       }
-      if (name === 'elhello') {
+      if (name === 'elhello' || name === 'elmeson') {
         const man = await readdir(path.join(out, 'usr', 'share', 'man', 'man1'));
-        assert.deepEqual(man, ['elhello.1.gz'], 'the man page is compressed (brp-compress under bash)');
+        assert.deepEqual(man, [`${name}.1.gz`], 'the man page is compressed (brp-compress under bash)');
       }
     }
     assert.equal(built.size, EL_FIXTURES.length);

@@ -17,6 +17,8 @@ export interface ElFixture {
   /** The upstream tarball's file name and its folder inside. */
   readonly tarball: string;
   readonly topdir: string;
+  /** Only noarch packages (no ELF files: no debuginfo). */
+  readonly noarch?: boolean;
   /** Prepare the upstream tree as its release tarball has it (autoreconf for autotools). */
   readonly prepare?: (tree: string) => Promise<void>;
   /** Files of the dist-git repository besides the spec (patches under SOURCES/). */
@@ -34,6 +36,9 @@ export const EL_FIXTURES: readonly ElFixture[] = [
     },
   },
   { name: 'libelcalc', tarball: 'elcalc-1.2.0.tar.gz', topdir: 'elcalc-1.2.0' },
+  { name: 'elmeson', tarball: 'elmeson-2.1.tar.gz', topdir: 'elmeson-2.1' },
+  { name: 'python-elgreet', tarball: 'elgreet-0.5.tar.gz', topdir: 'elgreet-0.5', noarch: true },
+  { name: 'eldaemon', tarball: 'eldaemon-1.4.tar.gz', topdir: 'eldaemon-1.4', noarch: true },
   {
     name: 'elauto',
     tarball: 'elauto-0.3.tar.gz',

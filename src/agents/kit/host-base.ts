@@ -74,7 +74,28 @@ const TOOLCHAIN: readonly [string, string][] = [
   ['cmake', '/usr/bin/cmake'],
   ['meson', '/usr/bin/meson'],
   ['ninja-build', '/usr/bin/ninja'],
+  ['systemd', '/usr/bin/systemctl'],
+  ['elfutils', '/usr/bin/eu-strip'],
+  ['debugedit', '/usr/bin/debugedit'],
 ];
+
+/**
+ * The host's Python 3 as EL names it: `python(abi) = 3.N` (what rpm's generator makes every Python package
+ * require), python3-devel when its headers are there, python3-setuptools when setuptools is.
+ */
+async function pythonProvides(root: string): Promise<string[]> {
+  const lib = path.join(root, 'usr', 'lib');
+  if (!existsSync(lib) || !existsSync(path.join(root, 'usr', 'bin', 'python3'))) return [];
+  const versions = (await readdir(lib)).filter((d) => /^python3\.\d+$/.test(d)).sort();
+  const out: string[] = [];
+  for (const v of versions) {
+    out.push(`python(abi) = ${v.slice('python'.length)}`);
+    if (existsSync(path.join(root, 'usr', 'include', v, 'Python.h'))) out.push('python3-devel');
+  }
+  if (existsSync(path.join(root, 'usr', 'lib', 'python3', 'dist-packages', 'setuptools')))
+    out.push('python3-setuptools', 'python3dist(setuptools)');
+  return out;
+}
 
 async function elfProvides(files: readonly string[]): Promise<string[]> {
   return (await pipeThrough('/usr/lib/rpm/elfdeps', ['--provides'], files)).split('\n');
@@ -144,6 +165,7 @@ export async function hostBaseProvides(root = '/'): Promise<string[]> {
     for (const [from, to] of aliases) if (program.startsWith(from)) provides.add(to + program.slice(from.length));
   }
   for (const [name, witness] of TOOLCHAIN) if (existsSync(path.join(root, witness))) provides.add(name);
+  add(await pythonProvides(root));
   return [...provides].sort();
 }
 
