@@ -92,8 +92,17 @@ async function pythonProvides(root: string): Promise<string[]> {
     out.push(`python(abi) = ${v.slice('python'.length)}`);
     if (existsSync(path.join(root, 'usr', 'include', v, 'Python.h'))) out.push('python3-devel');
   }
-  if (existsSync(path.join(root, 'usr', 'lib', 'python3', 'dist-packages', 'setuptools')))
-    out.push('python3-setuptools', 'python3dist(setuptools)');
+  const dist = path.join(root, 'usr', 'lib', 'python3', 'dist-packages');
+  if (existsSync(path.join(dist, 'setuptools'))) out.push('python3-setuptools');
+  // Every distribution installed there, as rpm's Python generator names requirements on it (PEP 503 names).
+  if (existsSync(dist))
+    for (const e of await readdir(dist)) {
+      const m = /^(.+?)-(\d[^-]*?)(?:-py\d\.\d+)?\.(?:egg|dist)-info$/.exec(e);
+      if (!m) continue;
+      const name = m[1]!.replace(/[-_.]+/g, '-').toLowerCase();
+      for (const v of versions) out.push(`${v}dist(${name}) = ${m[2]}`);
+      out.push(`python3dist(${name}) = ${m[2]}`);
+    }
   return out;
 }
 
