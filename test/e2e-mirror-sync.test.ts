@@ -187,6 +187,10 @@ describe('mirror syncs across a publish, retention and pruning', { timeout: 900_
     assert.equal(gone.status, 410);
     assert.equal(((await gone.json()) as { code: string }).code, 'ARTIFACT_PRUNED');
     assert.equal(await status(kept.sha256), 200);
+    // Its SBOM needs the package's header: refused with the same code, not a missing-blob error.
+    const sbom = await fetch(`${sys.url}/api/v1/builds/${builds['1.2']}/sbom?format=spdx-json`);
+    assert.equal(sbom.status, 410);
+    assert.equal(((await sbom.json()) as { code: string }).code, 'ARTIFACT_PRUNED');
 
     // Its provenance stays: the ledger still proves commit, build and key, and says the bytes are gone.
     const logKey = (await (await fetch(`${sys.url}/ledger/key`)).text()).trim();

@@ -146,7 +146,8 @@ export class ArtifactStore {
   /** Every digest a record points at (artifacts, lookaside files, imported packages): the blobs to keep. */
   /**
    * Artifacts whose bytes a prune may remove: of builds that finished before `before`, except the newest
-   * `keepBuilds` builds of each source; packages, sources and logs (the buildroot records stay), not pruned yet.
+   * `keepBuilds` builds of each source and builds with a task still queued or leased; packages, sources and logs
+   * (the buildroot records stay), not pruned yet.
    */
   async pruneCandidates(before: number, keepBuilds: number): Promise<ArtifactRecord[]> {
     const builds = await this.db
@@ -155,9 +156,22 @@ export class ArtifactStore {
       .where('finished_at', 'is not', null)
       .orderBy('id', 'desc')
       .execute();
+    // A build's own tasks end before its sign and test tasks: a build with any task still queued or leased keeps
+    // its files (the signer and the tester read them).
+    const busy = new Set(
+      (
+        await this.db
+          .selectFrom('tasks')
+          .select('build_id')
+          .where('state', 'in', ['queued', 'leased'])
+          .distinct()
+          .execute()
+      ).map((r) => r.build_id),
+    );
     const kept = new Map<number, number>();
     const old: number[] = [];
     for (const b of builds) {
+      if (busy.has(b.id)) continue;
       const n = (kept.get(b.source_id) ?? 0) + 1;
       kept.set(b.source_id, n);
       if (n > keepBuilds && Number(b.finished_at) < before) old.push(b.id);

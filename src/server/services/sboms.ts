@@ -171,7 +171,16 @@ export class SbomService {
   private async header(sha256: string): Promise<RpmHeader> {
     const hit = this.headers.get(sha256);
     if (hit) return hit;
-    const { stream } = await this.deps.blobs.open(parseSha256(sha256));
+    const { stream } = await this.deps.blobs.open(parseSha256(sha256)).catch(async (err: unknown) => {
+      // Retention pruned the bytes: say so (the ledger still proves the package; its SBOM needs its header).
+      const a = await this.deps.store.artifacts.findBySha(sha256);
+      if (a?.prunedAt)
+        throw new LenixError(
+          'ARTIFACT_PRUNED',
+          `${a.name} was pruned by the retention policy: no SBOM can be made from it (lenix verify ${sha256} proves it)`,
+        );
+      throw err;
+    });
     const h = await readRpmStreamHeader(stream);
     if (this.headers.size > 2000) this.headers.delete(this.headers.keys().next().value!);
     this.headers.set(sha256, h);
