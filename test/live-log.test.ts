@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { readSse } from '../src/cli/follow.js';
-import { gitRepo, specWith } from './support/cli.js';
+import { gitRepo, specWith, until } from './support/cli.js';
 import { http, testServer, type TestServer } from './support/server.js';
 
 /** 500 simultaneous followers of one task's live log each receive every line, in order, then the end. */
@@ -55,7 +55,11 @@ test('500 live-log followers of one task all receive every line', async () => {
     expected += line;
   }
   // The dashboard (and its JSON) shows the running task and the agent working on it.
-  const dash = (await http(base, 'GET', '/api/v1/dashboard')).json;
+  // (The dashboard shares a read for a quarter second: the running task shows within that.)
+  const dash = await until('the running task on the dashboard', async () => {
+    const d = (await http(base, 'GET', '/api/v1/dashboard')).json;
+    return d.running.length > 0 ? d : null;
+  });
   assert.deepEqual(
     dash.running.map((r: { id: number; agent: string }) => [r.id, r.agent]),
     [[task.taskId, 'node']],

@@ -61,25 +61,29 @@ export function registerStatusRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
         tags: ['public'],
       },
     },
-    async () => {
+    async (_req, reply) => {
       const d = await s.dashboard.read();
-      return {
-        queue: d.queue,
-        nodesFor: d.nodesFor,
-        running: d.running.map((r) => ({
-          ...presentTask(r.task),
-          build: r.build ? presentBuild(r.build) : null,
-          agent: r.agent,
-          elapsedMs: r.task.startedAt === null ? null : d.now - r.task.startedAt,
-        })),
-        agentsOnline: d.agentsOnline.map((a) => ({
-          ...presentAgent(a.agent, d.now, deps.config.leaseMs * 2),
-          task: a.task?.id ?? null,
-        })),
-        builds: d.builds.map((b) => presentBuild(b)),
-        releases: d.releases.map(presentRelease),
-        advisories: d.advisories.map(presentAdvisory),
-      };
+      // One JSON text per read, shared by every request that gets that read.
+      const text = s.dashboard.memo(d, 'json', () =>
+        JSON.stringify({
+          queue: d.queue,
+          nodesFor: d.nodesFor,
+          running: d.running.map((r) => ({
+            ...presentTask(r.task),
+            build: r.build ? presentBuild(r.build) : null,
+            agent: r.agent,
+            elapsedMs: r.task.startedAt === null ? null : d.now - r.task.startedAt,
+          })),
+          agentsOnline: d.agentsOnline.map((a) => ({
+            ...presentAgent(a.agent, d.now, deps.config.leaseMs * 2),
+            task: a.task?.id ?? null,
+          })),
+          builds: d.builds.map((b) => presentBuild(b)),
+          releases: d.releases.map(presentRelease),
+          advisories: d.advisories.map(presentAdvisory),
+        }),
+      );
+      return reply.type('application/json; charset=utf-8').send(text);
     },
   );
 

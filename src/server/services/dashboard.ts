@@ -16,22 +16,42 @@ export interface Dashboard {
 }
 
 /**
- * The dashboard's reads, shared: requests that arrive while one read is running get its result (single flight),
- * so 50 readers at once cost one set of queries, not 50 — and nothing is older than the read in progress.
+ * The dashboard's reads, shared: a read younger than `maxAgeMs` (a quarter second) is reused, and requests that
+ * arrive while one read is running get its result (single flight), so a crowd of readers costs a few sets of
+ * queries a second, not one per request. Renderings of a read (the page body, the JSON) are made once per read
+ * (`memo`). The page and /api/v1/dashboard may thus be up to `maxAgeMs` old.
  */
 export class DashboardService {
   private inFlight: Promise<Dashboard> | null = null;
+  private last: { d: Dashboard; at: number } | null = null;
+  private readonly renderings = new WeakMap<Dashboard, Map<string, unknown>>();
 
   constructor(
     private readonly deps: DepsOf<'clock' | 'config' | 'releases', 'agents' | 'builds' | 'tasks'>,
     private readonly errata: ErrataService,
+    readonly maxAgeMs = 250,
   ) {}
 
   read(): Promise<Dashboard> {
-    this.inFlight ??= dashboard(this.deps, this.errata).finally(() => {
-      this.inFlight = null;
-    });
+    const now = this.deps.clock.now();
+    if (this.last && now - this.last.at < this.maxAgeMs) return Promise.resolve(this.last.d);
+    this.inFlight ??= dashboard(this.deps, this.errata)
+      .then((d) => {
+        this.last = { d, at: d.now };
+        return d;
+      })
+      .finally(() => {
+        this.inFlight = null;
+      });
     return this.inFlight;
+  }
+
+  /** A rendering of one read, made once (the page body, the JSON document). */
+  memo<T>(d: Dashboard, what: string, make: () => T): T {
+    let m = this.renderings.get(d);
+    if (!m) this.renderings.set(d, (m = new Map()));
+    if (!m.has(what)) m.set(what, make());
+    return m.get(what) as T;
   }
 }
 

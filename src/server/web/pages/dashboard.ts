@@ -27,7 +27,10 @@ export function registerDashboardPages(app: App, kit: WebKit): void {
         scripts: ['dash.js'],
         body: async () => {
           const d = await s.dashboard.read();
-          return html`
+          return s.dashboard.memo(
+            d,
+            'page',
+            () => html`
 <div class="cards">
 <section class="card" aria-labelledby="q"><h2 id="q">Queue</h2><div id="queue" data-live>${Object.keys(d.queue).length === 0 ? html`<p class="muted">Nothing waiting.</p>` : html`<table><thead><tr><th scope="col">Architecture</th><th scope="col">Queued tasks</th><th scope="col">Build nodes online</th></tr></thead><tbody>${Object.entries(d.queue).map(([arch, n]) => html`<tr><td>${arch}</td><td>${n}</td><td>${(d.nodesFor[arch] ?? 0) > 0 ? String(d.nodesFor[arch]) : html`<strong>none: waiting for a ${arch} node</strong>`}</td></tr>`)}</tbody></table>`}</div></section>
 <section class="card" aria-labelledby="ag"><h2 id="ag">Agents online</h2><div id="agents" data-live>${d.agentsOnline.length === 0 ? html`<p class="muted">None.</p>` : html`<ul>${d.agentsOnline.map(({ agent: a, task: t }) => html`<li><strong>${a.name}</strong> <span class="muted">${a.role}, ${a.arches.join(', ')}</span>${t ? html` — task <a href="/builds/${t.buildId}/tasks/${t.id}/log">${t.id}</a>` : html` <span class="muted">idle</span>`}</li>`)}</ul>`}</div></section>
@@ -37,7 +40,8 @@ export function registerDashboardPages(app: App, kit: WebKit): void {
 <div class="cards">
 <section class="card" aria-labelledby="lr"><h2 id="lr">Latest releases</h2>${d.releases.length === 0 ? html`<p class="muted">None yet.</p>` : html`<ul>${d.releases.map((r) => html`<li>release ${r.id}: ${stateOf(r.state)} <span class="muted">builds ${r.builds.join(', ')}</span></li>`)}</ul>`}</section>
 <section class="card" aria-labelledby="la"><h2 id="la">Latest advisories</h2>${d.advisories.length === 0 ? html`<p class="muted">None yet.</p>` : html`<ul>${d.advisories.map((a) => html`<li><a href="/errata/${a.id}">${a.id}</a> ${a.severity ?? a.type}: ${a.title}</li>`)}</ul>`}</section>
-</div>`;
+</div>`,
+          );
         },
       }),
     ),
