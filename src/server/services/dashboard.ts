@@ -49,7 +49,10 @@ export class DashboardService {
   /** A rendering of one read, made once (the page body, the JSON document). */
   memo<T>(d: Dashboard, what: string, make: () => T): T {
     let m = this.renderings.get(d);
-    if (!m) this.renderings.set(d, (m = new Map()));
+    if (!m) {
+      m = new Map();
+      this.renderings.set(d, m);
+    }
     if (!m.has(what)) m.set(what, make());
     return m.get(what) as T;
   }
