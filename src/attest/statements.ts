@@ -1,3 +1,4 @@
+import type { HeaderDigests } from '../core/header-digests.js';
 import { MANIFEST_FORMAT } from './manifest.js';
 
 /**
@@ -24,15 +25,32 @@ export function importStatement(i: {
   key: string | null;
   repository: string;
   importedBy: string;
+  header?: HeaderDigests | undefined;
 }): Statement {
-  return statement([{ name: i.name, digest: { sha256: i.sha256 } }], LENIX_IMPORT, {
+  return statement([{ name: i.name, digest: packageDigest(i.sha256, i.header) }], LENIX_IMPORT, {
     importId: i.importId,
     nevra: i.nevra,
+    ...headerFacts(i.header),
     signature: i.key ? { key: i.key, verified: true } : { unsigned: true },
     repository: i.repository,
     importedBy: i.importedBy,
   });
 }
+
+/**
+ * A package file's digest set: its sha256, and the SHA-256 of its main header (what an rpm database keeps of an
+ * installed package, so `lenix verify --installed` finds its statements without the file).
+ */
+export const RPM_HEADER_DIGEST = 'rpmHeaderSha256';
+const packageDigest = (sha256: string, header: HeaderDigests | undefined): Record<string, string> =>
+  header ? { sha256, [RPM_HEADER_DIGEST]: header.sha256 } : { sha256 };
+const headerFacts = (header: HeaderDigests | undefined) =>
+  header
+    ? {
+        header: { sha256: header.sha256, sha1: header.sha1 },
+        ...(header.payload ? { payloadDigest: header.payload } : {}),
+      }
+    : {};
 
 export interface Subject {
   readonly name: string;
@@ -116,15 +134,20 @@ export function buildStatement(b: {
 export function signStatement(s: {
   buildId: number;
   key: string;
-  pairs: readonly { name: string; unsigned: string; signed: string }[];
+  pairs: readonly { name: string; unsigned: string; signed: string; header?: HeaderDigests | undefined }[];
 }): Statement {
   return statement(
-    s.pairs.map((p) => ({ name: p.name, digest: { sha256: p.signed } })),
+    s.pairs.map((p) => ({ name: p.name, digest: packageDigest(p.signed, p.header) })),
     LENIX_SIGN,
     {
       buildId: s.buildId,
       keyFingerprint: s.key,
-      packages: s.pairs.map((p) => ({ name: p.name, unsigned: { sha256: p.unsigned }, signed: { sha256: p.signed } })),
+      packages: s.pairs.map((p) => ({
+        name: p.name,
+        unsigned: { sha256: p.unsigned },
+        signed: { sha256: p.signed },
+        ...headerFacts(p.header),
+      })),
     },
   );
 }
@@ -159,7 +182,7 @@ export function releaseStatement(
     releaseId: number;
     snapshotId: number;
     repomd: Readonly<Record<string, string>>;
-    packages: readonly { name: string; sha256: string; arch: string }[];
+    packages: readonly { name: string; sha256: string; arch: string; header?: HeaderDigests | undefined }[];
     overrideReason: string | null;
   },
   manifest?: { sha256: string; root: string; count: number },
@@ -168,7 +191,11 @@ export function releaseStatement(
   // (attest/manifest.ts) instead of every package. Look-ups by package digest find the release either way.
   const subject = manifest
     ? [{ name: 'release-manifest', digest: { sha256: manifest.sha256 } }]
-    : [...new Map(r.packages.map((p) => [p.sha256, { name: p.name, digest: { sha256: p.sha256 } }])).values()];
+    : [
+        ...new Map(
+          r.packages.map((p) => [p.sha256, { name: p.name, digest: packageDigest(p.sha256, p.header) }]),
+        ).values(),
+      ];
   return statement(subject, LENIX_RELEASE, {
     repository: r.repository,
     releaseId: r.releaseId,

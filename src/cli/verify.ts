@@ -1,19 +1,59 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { sha256File } from '../store/durable.js';
 import type { ChainLink, ProofBundle, VerifiedChain, verifyChain as VerifyChainFn } from '../attest/verify-chain.js';
-
-type VerifyChain = typeof VerifyChainFn;
 import { LenixError } from '../core/errors.js';
-import { apiClientFor, configPath } from './config.js';
+import { apiClientFor } from './config.js';
+import { checkpointSize, lastSeen, remember } from './ledger-state.js';
 import { collect, printJson } from './output.js';
 
-/** `lenix verify FILE.rpm | SHA256 | build:ID [--server URL | --bundle FILE] --log-key KEY [--json]` */
-export function addVerifyCommand(p: Command): void {
-  p.command('verify [target]')
+type VerifyChain = typeof VerifyChainFn;
+
+/** The pinned keys a verification checks against (`--log-key`, `--witness-key`, `--pq-key`). */
+export interface Pins {
+  readonly logKeys: string[];
+  /** The log's (first) Ed25519 key: remembered checkpoints are kept per log, named by it. */
+  readonly logKey: string;
+  readonly witnesses?: string[];
+  readonly pq?: { keyid: string; verify(m: Uint8Array, s: Uint8Array): boolean };
+}
+
+export async function pins(o: { logKey?: string[]; witnessKey?: string[]; pqKey?: string }): Promise<Pins> {
+  const logKeys =
+    o.logKey ?? (process.env['LENIX_LOG_KEY'] ? process.env['LENIX_LOG_KEY'].split(/\s+/).filter(Boolean) : []);
+  // The proof checking loads only here; the post-quantum library only when an ML-DSA key is pinned.
+  const keyType = (k: string) => Buffer.from(k.split('+')[2] ?? '', 'base64')[0];
+  const { SIG_ED25519, SIG_COSIGNATURE_MLDSA44 } = await import('../ledger/note.js');
+  if ([...logKeys, ...(o.witnessKey ?? [])].some((k) => keyType(k) === SIG_COSIGNATURE_MLDSA44))
+    await import('../ledger/note-mldsa.js');
+  const logKey = logKeys.find((k) => keyType(k) === SIG_ED25519) ?? logKeys[0];
+  if (!logKey)
+    throw new LenixError(
+      'BAD_REQUEST',
+      'pin the ledger key with --log-key (printed by lenix up, served at /ledger/key)',
+    );
+  let pq: Pins['pq'];
+  if (o.pqKey) {
+    const text =
+      /^[A-Za-z0-9+/=\s]+$/.test(o.pqKey) && o.pqKey.length > 100 ? o.pqKey : await readFile(o.pqKey, 'utf8');
+    const pub = new Uint8Array(Buffer.from(text.trim(), 'base64'));
+    const [{ mldsaKeyId }, { mldsaVerify }] = await Promise.all([
+      import('../attest/dsse.js'),
+      import('../crypto/mldsa.js'),
+    ]);
+    pq = { keyid: mldsaKeyId(pub), verify: (m, sg) => mldsaVerify(65, pub, m, sg) };
+  }
+  return { logKeys, logKey, ...(o.witnessKey ? { witnesses: o.witnessKey } : {}), ...(pq ? { pq } : {}) };
+}
+
+/**
+ * `lenix verify FILE.rpm | SHA256 | build:ID [--server URL | --bundle FILE] --log-key KEY [--json]`, and
+ * `lenix verify --installed [NAME...] [--root DIR] [--proofs DIR]` (verify-installed.ts).
+ */
+export function addVerifyCommand(p: Command, state: { code: number }): void {
+  p.command('verify [targets...]')
     .description(
-      'prove, from the transparency ledger, which commit, build node, key, test run and release produced an RPM',
+      'prove, from the transparency ledger, which commit, build node, key, test run and release produced an RPM, or every package installed on a machine (--installed)',
     )
     .option('--bundle <file>', 'verify offline from a proof bundle (PKG.rpm.proof) instead of asking the server')
     .option(
@@ -27,31 +67,49 @@ export function addVerifyCommand(p: Command): void {
       'also require the ML-DSA-65 signature by this pinned key (served at /ledger/mldsa65.pub)',
     )
     .option('--sbom <file>', 'verify that this SBOM is one Lenix served (its digest is in the ledger)')
+    .option('--installed', 'verify the packages installed on this machine (or --root DIR), from its rpm database')
+    .option('--root <dir>', 'with --installed: the root whose rpm database is read (default /)')
+    .option(
+      '--proofs <dir>',
+      "with --installed: verify offline from the proof bundles in DIR (the repository's Packages/*.rpm.proof)",
+    )
     .option('--json', 'print JSON')
     .action(
       async (
-        target: string | undefined,
-        o: { bundle?: string; logKey?: string[]; witnessKey?: string[]; pqKey?: string; sbom?: string; json?: boolean },
+        targets: string[],
+        o: {
+          bundle?: string;
+          logKey?: string[];
+          witnessKey?: string[];
+          pqKey?: string;
+          sbom?: string;
+          installed?: boolean;
+          root?: string;
+          proofs?: string;
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
+        if (o.installed) {
+          if (o.bundle || o.sbom)
+            throw new LenixError('BAD_REQUEST', '--installed takes --proofs DIR, not --bundle or --sbom');
+          const { verifyInstalled } = await import('./verify-installed.js');
+          const failed = await verifyInstalled(cmd, targets, await pins(o), {
+            root: o.root ?? '/',
+            ...(o.proofs ? { proofs: o.proofs } : {}),
+            json: !!o.json,
+          });
+          if (failed) state.code = 1;
+          return;
+        }
+        if (o.root || o.proofs) throw new LenixError('BAD_REQUEST', '--root and --proofs go with --installed');
+        if (targets.length > 1) throw new LenixError('BAD_REQUEST', 'give one target (or --installed NAME...)');
+        const target = targets[0];
         if (o.sbom && target) throw new LenixError('BAD_REQUEST', 'give either a target or --sbom FILE');
         if (!o.sbom && !target)
-          throw new LenixError('BAD_REQUEST', 'give an RPM file, a sha256, build:ID, or --sbom FILE');
-        const logKeys =
-          o.logKey ?? (process.env['LENIX_LOG_KEY'] ? process.env['LENIX_LOG_KEY'].split(/\s+/).filter(Boolean) : []);
-        // The proof checking loads only here; the post-quantum library only when an ML-DSA key is pinned.
-        const keyType = (k: string) => Buffer.from(k.split('+')[2] ?? '', 'base64')[0];
+          throw new LenixError('BAD_REQUEST', 'give an RPM file, a sha256, build:ID, --sbom FILE or --installed');
+        const { logKeys, logKey, pq, witnesses } = await pins(o);
         const { verifyChain } = await import('../attest/verify-chain.js');
-        const { SIG_ED25519, SIG_COSIGNATURE_MLDSA44 } = await import('../ledger/note.js');
-        if ([...logKeys, ...(o.witnessKey ?? [])].some((k) => keyType(k) === SIG_COSIGNATURE_MLDSA44))
-          await import('../ledger/note-mldsa.js');
-        // Remembered checkpoints are kept per log, named by its (first) Ed25519 key.
-        const logKey = logKeys.find((k) => keyType(k) === SIG_ED25519) ?? logKeys[0];
-        if (!logKey)
-          throw new LenixError(
-            'BAD_REQUEST',
-            'pin the ledger key with --log-key (printed by lenix up, served at /ledger/key)',
-          );
         let digest: string;
         let query: string;
         if (o.sbom) {
@@ -99,21 +157,10 @@ export function addVerifyCommand(p: Command): void {
             );
           }
         }
-        let pq: { keyid: string; verify(m: Uint8Array, s: Uint8Array): boolean } | undefined;
-        if (o.pqKey) {
-          const text =
-            /^[A-Za-z0-9+/=\s]+$/.test(o.pqKey) && o.pqKey.length > 100 ? o.pqKey : await readFile(o.pqKey, 'utf8');
-          const pub = new Uint8Array(Buffer.from(text.trim(), 'base64'));
-          const [{ mldsaKeyId }, { mldsaVerify }] = await Promise.all([
-            import('../attest/dsse.js'),
-            import('../crypto/mldsa.js'),
-          ]);
-          pq = { keyid: mldsaKeyId(pub), verify: (m, sg) => mldsaVerify(65, pub, m, sg) };
-        }
         const opts = {
           ...(previous ? { previous } : {}),
           ...(pq ? { pq } : {}),
-          ...(o.witnessKey ? { witnesses: o.witnessKey } : {}),
+          ...(witnesses ? { witnesses } : {}),
         };
         const require: ChainLink['stage'][] = o.sbom ? ['sbom'] : ['sign', 'build', 'source'];
         const chain = digest
@@ -128,40 +175,6 @@ export function addVerifyCommand(p: Command): void {
           );
       },
     );
-}
-
-/** The last checkpoint this client verified for a log (per pinned key), so a fork is noticed later. */
-function statePath(): string {
-  return path.join(path.dirname(configPath()), 'ledger-state.json');
-}
-
-async function lastSeen(logKey: string): Promise<{ size: number; root: string } | null> {
-  try {
-    const all = JSON.parse(await readFile(statePath(), 'utf8')) as Record<string, { size: number; root: string }>;
-    return all[logKey] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-async function remember(logKey: string, size: number, note: string): Promise<void> {
-  let all: Record<string, { size: number; root: string }> = {};
-  try {
-    all = JSON.parse(await readFile(statePath(), 'utf8')) as typeof all;
-  } catch {
-    /* first use */
-  }
-  const { parseCheckpoint } = await import('../ledger/checkpoint.js');
-  const root = Buffer.from(parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1)).root).toString('hex');
-  if ((all[logKey]?.size ?? -1) > size) return;
-  all[logKey] = { size, root };
-  await mkdir(path.dirname(statePath()), { recursive: true });
-  await writeFile(statePath(), `${JSON.stringify(all, null, 2)}\n`);
-}
-
-async function checkpointSize(note: string): Promise<number> {
-  const { parseCheckpoint } = await import('../ledger/checkpoint.js');
-  return parseCheckpoint(note.slice(0, note.lastIndexOf('\n\n') + 1)).size;
 }
 
 /** For build:ID, every statement the log holds for the build must be included and verify. */

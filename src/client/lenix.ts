@@ -335,6 +335,9 @@ export class LenixClient {
     checkpoint: async (signal?: AbortSignal) =>
       (await this.http.request('GET', '/ledger/checkpoint', signal ? { signal } : {})).text(),
     lookup: (query: string | URLSearchParams) => this.http.json<ProofBundle>('GET', `/api/v1/ledger/lookup?${query}`),
+    /** Proof bundles for installed packages, by header digest (SHA256HEADER); digests the log does not name are left out. */
+    lookupHeaders: (headers: readonly string[]) =>
+      this.http.json<{ bundles: Record<string, ProofBundle> }>('POST', '/api/v1/ledger/lookup', { headers }),
     consistency: (from: number, to: number, signal?: AbortSignal) =>
       this.http.json<{ proof: string[] }>('GET', `/api/v1/ledger/consistency?from=${from}&to=${to}`, undefined, signal),
     witnesses: {

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { packageInfo, parseRpmHeader, readRpmFileHeader } from './header.js';
+import { headerDigests, packageInfo, parseRpmHeader, readRpmFileHeader } from './header.js';
 
 const run = promisify(execFile);
 
@@ -37,6 +37,39 @@ async function buildRpm(spec: string): Promise<{ dir: string; srpm: string; rpms
     rpms: files.filter((f) => !f.endsWith('.src.rpm')).map((f) => path.join(dir, 'out', f)),
   };
 }
+
+test('the header digests are the ones rpm records (and an rpm database keeps); a header changed after signing is refused', async () => {
+  const { dir, rpms } = await buildRpm(`Name: hdrdigest
+Version: 1
+Release: 1
+Summary: header digest test
+License: MIT
+BuildArch: noarch
+%description
+x
+%files
+`);
+  try {
+    const d = headerDigests(await readRpmFileHeader(rpms[0]!));
+    const { stdout } = await run('rpm', [
+      '-qp',
+      '--qf',
+      '%{SHA256HEADER} %{SHA1HEADER} %{PAYLOADDIGESTALGO} %{PAYLOADDIGEST}',
+      rpms[0]!,
+    ]);
+    const [sha256, sha1, algo, payload] = stdout.split(' ');
+    assert.deepEqual([d.sha256, d.sha1, d.payload], [sha256, sha1, `${algo === '8' ? 'sha256' : algo}:${payload}`]);
+    // One byte of the main header's store changed (the last one, a string's NUL or padding): the recorded
+    // digest no longer matches, so the header is not what was built.
+    const bytes = new Uint8Array(await readFile(rpms[0]!));
+    const h = parseRpmHeader(bytes);
+    const evil = Uint8Array.from(bytes);
+    evil[h.headerEnd - 1] = evil[h.headerEnd - 1]! ^ 0xff;
+    assert.throws(() => headerDigests(parseRpmHeader(evil)), { code: 'NOT_AN_RPM' });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
 
 test('reads name, epoch, version, release, arch and arch rules from real packages, as rpm does', async () => {
   const { dir, srpm, rpms } = await buildRpm(`Name: hdrtest

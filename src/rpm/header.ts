@@ -1,5 +1,9 @@
+import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { LenixError } from '../core/errors.js';
+import type { HeaderDigests } from '../core/header-digests.js';
+
+export type { HeaderDigests };
 
 /**
  * An RPM file's lead, signature header and main header (rpm's lib/header.c and the LSB "Package File
@@ -27,7 +31,16 @@ export const TAG = {
   EXCLUSIVEARCH: 1061,
   BUILDARCHS: 1089,
   SOURCEPACKAGE: 1106,
+  VENDOR: 1011,
+  PAYLOADDIGEST: 5092,
+  PAYLOADDIGESTALGO: 5093,
 } as const;
+
+/** Signature-header tags rpm checks the main header against (rpm's RPMSIGTAG_SHA1 and RPMSIGTAG_SHA256). */
+const SIG_SHA1 = 269;
+const SIG_SHA256 = 273;
+/** rpm's PGPHASHALGO numbers, as PAYLOADDIGESTALGO holds them. */
+const HASH_ALGOS: Readonly<Record<number, string>> = { 1: 'md5', 2: 'sha1', 8: 'sha256', 9: 'sha384', 10: 'sha512' };
 
 const LEAD_SIZE = 96;
 const LEAD_MAGIC = 0xedabeedb;
@@ -39,6 +52,10 @@ type Value = string | string[] | number[] | Uint8Array;
 
 export interface RpmHeader {
   readonly tags: ReadonlyMap<number, Value>;
+  /** The signature header's tags (digests and signatures over the main header and payload). */
+  readonly signature: ReadonlyMap<number, Value>;
+  /** The main header's bytes, as rpm digests them (SHA256HEADER, SHA1HEADER). */
+  readonly mainHeader: Uint8Array;
   /** Bytes from the start of the file to the end of the main header (the payload starts there). */
   readonly headerEnd: number;
 }
@@ -76,7 +93,31 @@ export function parseRpmHeader(buf: Uint8Array): RpmHeader {
   const mainAt = LEAD_SIZE + sigSize + ((8 - (sigSize % 8)) % 8);
   const mainSize = structureSize(buf, mainAt);
   if (buf.length < mainAt + mainSize) fail('truncated main header');
-  return { tags: readStructure(buf, view, mainAt), headerEnd: mainAt + mainSize };
+  return {
+    tags: readStructure(buf, view, mainAt),
+    signature: readStructure(buf, view, LEAD_SIZE),
+    mainHeader: buf.subarray(mainAt, mainAt + mainSize),
+    headerEnd: mainAt + mainSize,
+  };
+}
+
+/**
+ * A package's header digests (core/header-digests.ts): SHA-256 and SHA-1 computed over the main header here,
+ * and checked against what the signature header records; the payload digest as the header carries it.
+ */
+export function headerDigests(h: RpmHeader): HeaderDigests {
+  const sha256 = createHash('sha256').update(h.mainHeader).digest('hex');
+  const sha1 = createHash('sha1').update(h.mainHeader).digest('hex');
+  const recorded256 = h.signature.get(SIG_SHA256);
+  const recorded1 = h.signature.get(SIG_SHA1);
+  if (
+    (typeof recorded256 === 'string' && recorded256 !== sha256) ||
+    (typeof recorded1 === 'string' && recorded1 !== sha1)
+  )
+    fail('the header digest in the signature header does not match the header');
+  const algo = HASH_ALGOS[num(h, TAG.PAYLOADDIGESTALGO) ?? 8];
+  const payload = str(h, TAG.PAYLOADDIGEST);
+  return { sha256, sha1, payload: payload && algo ? `${algo}:${payload}` : null };
 }
 
 function readStructure(buf: Uint8Array, view: DataView, at: number): Map<number, Value> {

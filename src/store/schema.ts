@@ -35,6 +35,15 @@ export interface Database {
   package_metadata: PackageMetadataTable;
   batches: BatchesTable;
   imports: ImportsTable;
+  rpm_headers: RpmHeadersTable;
+}
+
+/** Header digests of signed and imported package files (migration 0017). */
+export interface RpmHeadersTable {
+  sha256: string;
+  header_sha256: string;
+  header_sha1: string;
+  payload_digest: string | null;
 }
 
 export interface ImportsTable {

@@ -14,6 +14,7 @@ import { PackageMetadataStore } from './package-metadata-store.js';
 import { LeaderStore } from './leader-store.js';
 import { TokenStore } from './token-store.js';
 import { MirrorStore } from './mirror-store.js';
+import { HeaderDigestStore } from './header-store.js';
 
 export type { ArtifactStore, NewArtifact } from './artifact-store.js';
 export type { BuildFilter, BuildStore, NewBuild } from './build-store.js';
@@ -23,7 +24,7 @@ export type { CompleteResult, LeaseGrant, TaskQueue } from './queue/task-queue.j
 /**
  * The build spine's storage over both dialects, one room per concern on one Kysely handle: tokens, sources
  * and commits, builds (the targets they are built for, the batches that start them), the task queue, agents, artifacts (with lookaside),
- * imported packages, packages' repository metadata and logs. Release, errata and
+ * imported packages, packages' repository metadata and header digests, and logs. Release, errata and
  * ledger records have their own stores on the same handle. Services take the narrowest of these they need.
  */
 export class Store {
@@ -40,6 +41,7 @@ export class Store {
   readonly packageMetadata: PackageMetadataStore;
   readonly leaders: LeaderStore;
   readonly mirrors: MirrorStore;
+  readonly headers: HeaderDigestStore;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -58,6 +60,7 @@ export class Store {
     this.packageMetadata = new PackageMetadataStore(db);
     this.leaders = new LeaderStore(db);
     this.mirrors = new MirrorStore(db);
+    this.headers = new HeaderDigestStore(db);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
+import { headerKey } from '../../core/header-digests.js';
 import type { Services, ZodApp } from '../types.js';
 import type { ServerDeps } from '../context.js';
 import { requireScope } from '../auth.js';
@@ -8,6 +9,9 @@ import { parseTilePath, TILE_WIDTH } from '../../ledger/tiles.js';
 import { security } from './params.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+/** A large installation has a few thousand packages; one request asks for all of them. */
+const MAX_HEADERS = 10_000;
 
 /** The ledger, public: C2SP tlog-tiles at /ledger/..., look-ups and proof bundles under /api/v1/ledger; witnesses (admin). */
 export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): void {
@@ -79,6 +83,7 @@ export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
             .string()
             .regex(/^[0-9a-f]{40}$/)
             .optional(),
+          header: sha256Hex.optional().describe("an installed package's SHA256HEADER (as its rpm database keeps it)"),
         }),
       },
     },
@@ -88,10 +93,24 @@ export function registerLedgerRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
         ...(q.sha256 ? [`sha256:${q.sha256}`] : []),
         ...(q.build ? [`build:${q.build}`] : []),
         ...(q.commit ? [`commit:${q.commit}`] : []),
+        ...(q.header ? [headerKey(q.header)] : []),
       ];
-      if (keys.length === 0) throw new LenixError('BAD_REQUEST', 'give sha256, build or commit');
+      if (keys.length === 0) throw new LenixError('BAD_REQUEST', 'give sha256, build, commit or header');
       return ledger.bundle(keys);
     },
+  );
+
+  r.post(
+    '/api/v1/ledger/lookup',
+    {
+      schema: {
+        summary:
+          "Proof bundles for a machine's installed packages, by header digest (SHA256HEADER), against one checkpoint; digests the log does not name are left out",
+        tags: ['ledger'],
+        body: z.object({ headers: z.array(sha256Hex).max(MAX_HEADERS) }),
+      },
+    },
+    async (req) => ledger.bundlesByHeader(req.body.headers),
   );
 
   r.get(

@@ -4,7 +4,7 @@ import { LenixError } from '../../core/errors.js';
 import { buildrootOf, parseTaskResult, type PackageRef, type TaskPayload } from '../../core/protocol.js';
 import { bothSignaturesOk, rpmCheckSignatures } from '../../rpm/tools.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
-import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
+import { headerDigests, packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 import { planFanOut } from '../../scheduler/fan-out.js';
 import type { AgentRole, Outcome } from '../../scheduler/task-state.js';
 import {
@@ -29,7 +29,7 @@ export class AgentService {
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases' | 'metrics',
-      'agents' | 'artifacts' | 'builds' | 'logs' | 'targets' | 'tasks'
+      'agents' | 'artifacts' | 'builds' | 'headers' | 'logs' | 'targets' | 'tasks'
     >,
     private readonly pipeline: Pick<Pipeline, 'emit' | 'waitForStatements'>,
   ) {}
@@ -245,7 +245,8 @@ export class AgentService {
     if (pkg) {
       // The stored upload, read where it lies: its header, and for a signed package its signatures.
       await this.deps.blobs.withLocalFile(sha256, async (file) => {
-        const info = packageInfo(await readRpmFileHeader(file));
+        const header = await readRpmFileHeader(file);
+        const info = packageInfo(header);
         if (info.isSource !== isSourceKind(q.kind))
           throw new LenixError('BAD_REQUEST', `${name} is ${info.isSource ? 'a source' : 'a binary'} package`);
         arch = info.arch;
@@ -286,6 +287,8 @@ export class AgentService {
             throw new LenixError('SIGNATURE_INVALID', `${name} does not carry valid v4 and v3 signatures by ${fpr}`);
           parentId = parent.id;
           signedBy = key.fingerprint;
+          // What an rpm database keeps of it: its statements name these, so an installed copy is found.
+          await this.deps.store.headers.put([{ sha256, digests: headerDigests(header) }]);
         }
       });
     }

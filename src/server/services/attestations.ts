@@ -13,8 +13,12 @@ import type { BuildRecord, ImportRecord, ReleaseRecord, SnapshotRecord, TaskReco
 import type { DepsOf, StatementSink } from '../context.js';
 import { publicSourceUrl } from '../../core/source-url.js';
 import { buildrootOf, testStagesWithArches } from '../../core/protocol.js';
+import { headerKey, type HeaderDigests } from '../../core/header-digests.js';
+import { headerDigests, readRpmFileHeader } from '../../rpm/header.js';
 
 const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+const headerKeys = (headers: ReadonlyMap<string, HeaderDigests>) =>
+  [...headers.values()].map((h) => headerKey(h.sha256));
 
 /**
  * Turns pipeline events into ledger statements (attest/statements.ts), with the subject keys look-ups use:
@@ -24,7 +28,7 @@ export class Attestations {
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'log',
-      'agents' | 'artifacts' | 'builds' | 'logs' | 'sources' | 'tasks'
+      'agents' | 'artifacts' | 'builds' | 'headers' | 'logs' | 'sources' | 'tasks'
     >,
     private readonly sink: StatementSink,
     private readonly stages: (key: string) => Promise<Set<string>>,
@@ -159,14 +163,17 @@ export class Attestations {
     }
     if (task.kind === 'sign' && task.state === 'succeeded') {
       const signed = artifacts.filter((a) => a.taskId === task.id && a.signedBy);
+      const headers = await this.headerDigests(signed.map((s) => s.sha256));
       const pairs = signed.map((s) => ({
         name: s.name,
         signed: s.sha256,
         unsigned: artifacts.find((a) => a.id === s.parentId)?.sha256 ?? '',
+        header: headers.get(s.sha256),
       }));
       await this.sink.record('sign', signStatement({ buildId: build.id, key: signed[0]?.signedBy ?? '', pairs }), [
         `build:${build.id}`,
         ...pairs.flatMap((p) => [`sha256:${p.signed}`, `sha256:${p.unsigned}`]),
+        ...headerKeys(headers),
       ]);
     }
     if (task.kind === 'test' && (task.state === 'succeeded' || task.state === 'failed')) {
@@ -194,6 +201,7 @@ export class Attestations {
 
   /** An imported package: the import statement names its digest and what its signature was checked against. */
   async imported(i: ImportRecord): Promise<void> {
+    const headers = await this.headerDigests([i.sha256]);
     await this.sink.record(
       'import',
       importStatement({
@@ -204,15 +212,43 @@ export class Attestations {
         key: i.keyFingerprint,
         repository: i.repo,
         importedBy: i.importedBy,
+        header: headers.get(i.sha256),
       }),
-      [`import:${i.id}`, `sha256:${i.sha256}`],
+      [`import:${i.id}`, `sha256:${i.sha256}`, ...headerKeys(headers)],
     );
+  }
+
+  /**
+   * The header digests of package files: recorded when they were signed or imported; for files recorded before
+   * that (or a crash between), read once from the stored file and recorded. A file whose bytes are gone has none.
+   */
+  private async headerDigests(sha256s: readonly string[]): Promise<Map<string, HeaderDigests>> {
+    const known = await this.deps.store.headers.of(sha256s);
+    const found: { sha256: string; digests: HeaderDigests }[] = [];
+    for (const sha of new Set(sha256s)) {
+      if (known.has(sha)) continue;
+      const digests = await this.deps.blobs
+        .withLocalFile(parseSha256(sha), async (f) => headerDigests(await readRpmFileHeader(f)))
+        .catch(() => null);
+      if (digests) found.push({ sha256: sha, digests });
+    }
+    if (found.length > 0) await this.deps.store.headers.put(found);
+    for (const f of found) known.set(f.sha256, f.digests);
+    return known;
   }
 
   async released(release: ReleaseRecord, repoName: string, snap: SnapshotRecord): Promise<void> {
     // A publish resumed after a crash calls this again: one statement per release.
     if ((await this.stages(`release:${release.id}`)).has('release')) return;
-    const packages = snap.packages.map((p) => ({ name: p.name, sha256: p.sha256, arch: p.arch }));
+    // A release small enough to name its packages names their header digests too (a manifest names files).
+    const small = snap.packages.length <= MANIFEST_THRESHOLD;
+    const headers = small ? await this.headerDigests(snap.packages.map((p) => p.sha256)) : new Map();
+    const packages = snap.packages.map((p) => ({
+      name: p.name,
+      sha256: p.sha256,
+      arch: p.arch,
+      header: headers.get(p.sha256),
+    }));
     let manifest: Manifest | undefined;
     if (packages.length > MANIFEST_THRESHOLD) {
       // The manifest is content-addressed in the blob store before the statement naming it is logged.
@@ -237,6 +273,7 @@ export class Attestations {
         ...release.builds.map((b) => `build:${b}`),
         ...snap.packages.map((p) => `sha256:${p.sha256}`),
         ...Object.values(snap.repomd ?? {}).map((s) => `sha256:${s}`),
+        ...headerKeys(headers),
       ],
     );
   }

@@ -8,7 +8,7 @@ import { Transform } from 'node:stream';
 import { LenixError } from '../../core/errors.js';
 import { parsePlainName, parseSha256 } from '../../core/ids.js';
 import { formatNevra } from '../../core/nevra.js';
-import { packageInfo, readRpmFileHeader } from '../../rpm/header.js';
+import { headerDigests, packageInfo, readRpmFileHeader } from '../../rpm/header.js';
 import { checkImportSignature } from '../../rpm/tools.js';
 import type { ImportRecord } from '../../store/records.js';
 import type { DepsOf } from '../context.js';
@@ -29,7 +29,7 @@ const EVR_FIELD = /^[A-Za-z0-9._+~^]{1,128}$/;
  */
 export class ImportService {
   constructor(
-    private readonly deps: DepsOf<'blobs' | 'clock' | 'config' | 'releases', 'imports'>,
+    private readonly deps: DepsOf<'blobs' | 'clock' | 'config' | 'releases', 'imports' | 'headers'>,
     private readonly releases: Pick<ReleaseService, 'requireKey' | 'requireRepo' | 'changeKeys' | 'publisher'>,
     private readonly attest: Pick<Attestations, 'imported'>,
   ) {}
@@ -64,7 +64,9 @@ export class ImportService {
         }),
         createWriteStream(file, { mode: 0o600 }),
       );
-      const info = packageInfo(await readRpmFileHeader(file));
+      const header = await readRpmFileHeader(file);
+      const info = packageInfo(header);
+      const digests = headerDigests(header);
       const nevra = formatNevra({ ...info, arch: info.isSource ? 'src' : info.arch });
       // The header names the file Lenix stores and publishes: it must be a plain, rpm-shaped name.
       if (!RPM_FIELD.test(info.name) || ![info.version, info.release, info.arch].every((f) => EVR_FIELD.test(f)))
@@ -75,6 +77,7 @@ export class ImportService {
       if (key && check.kind !== 'signed') throw new LenixError('IMPORT_REFUSED', `${fileName}: not signed`);
       const sha256 = hash.digest('hex');
       const stored = await this.deps.blobs.put(createReadStream(file), { expected: parseSha256(sha256) });
+      await this.deps.store.headers.put([{ sha256: stored.sha256, digests }]);
       const record = await this.deps.store.imports.add(
         {
           sha256: stored.sha256,

@@ -3,7 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { signEnvelope, type Envelope } from '../../attest/dsse.js';
 import { manifestProofs, parseManifest, type Manifest, type ManifestProof } from '../../attest/manifest.js';
-import type { Stage, Statement } from '../../attest/statements.js';
+import { RPM_HEADER_DIGEST, type Stage, type Statement, type Subject } from '../../attest/statements.js';
+import { HEADER_KEY_PREFIX, headerKey } from '../../core/header-digests.js';
 import type { ProofBundle } from '../../attest/verify-chain.js';
 import { LenixError } from '../../core/errors.js';
 import { parseSha256 } from '../../core/ids.js';
@@ -277,7 +278,9 @@ export class LedgerService {
   /** Entries (with their statements) whose subjects match a key: sha256:<hex>, build:<id>, commit:<sha>. */
   async find(
     key: string,
-  ): Promise<{ index: number; stage: string; data: Uint8Array; predicate: Record<string, unknown> }[]> {
+  ): Promise<
+    { index: number; stage: string; data: Uint8Array; predicate: Record<string, unknown>; subject: Subject[] }[]
+  > {
     const out = [];
     for (const idx of await this.store.lookup(key)) {
       const [e] = await this.store.entries(idx, 1);
@@ -285,8 +288,9 @@ export class LedgerService {
       const env = JSON.parse(new TextDecoder().decode(e.data)) as Envelope;
       const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as {
         predicate: Record<string, unknown>;
+        subject?: Subject[];
       };
-      out.push({ index: e.index, stage: e.kind, data: e.data, predicate: st.predicate });
+      out.push({ index: e.index, stage: e.kind, data: e.data, predicate: st.predicate, subject: st.subject ?? [] });
     }
     return out;
   }
@@ -296,8 +300,11 @@ export class LedgerService {
   }
 
   /** An offline proof bundle: every entry that names one of `keys`, followed along the chain, with proofs. */
-  async bundle(keys: readonly string[]): Promise<ProofBundle & { logKey: string }> {
-    const cp = await this.checkpoint();
+  async bundle(
+    keys: readonly string[],
+    at?: { size: number; note: string },
+  ): Promise<ProofBundle & { logKey: string }> {
+    const cp = at ?? (await this.checkpoint());
     const seen = new Map<number, { index: number; entry: string; proof: string[] }>();
     const manifestRefs = new Set<string>();
     const queue = [...keys];
@@ -321,6 +328,11 @@ export class LedgerService {
         if (buildId !== undefined) queue.push(`build:${buildId}`);
         for (const pkg of (p['packages'] ?? []) as { unsigned?: { sha256: string } }[])
           if (pkg.unsigned) queue.push(`sha256:${pkg.unsigned.sha256}`);
+        // Found by an installed package's header digest: follow the file it names (its tests and releases).
+        if (key.startsWith(HEADER_KEY_PREFIX))
+          for (const sub of e.subject)
+            if (sub.digest[RPM_HEADER_DIGEST] === key.slice(HEADER_KEY_PREFIX.length) && sub.digest['sha256'])
+              queue.push(`sha256:${sub.digest['sha256']}`);
         const manifest = p['manifest'] as { sha256: string } | undefined;
         if (manifest) manifestRefs.add(manifest.sha256);
       }
@@ -338,6 +350,21 @@ export class LedgerService {
       entries: [...seen.values()].sort((a, b) => a.index - b.index),
       ...(manifests.length > 0 ? { manifests } : {}),
     };
+  }
+
+  /**
+   * Proof bundles for installed packages, by header digest, all against one checkpoint (`lenix verify
+   * --installed` asks for a machine's packages at once); a digest the log does not name is left out.
+   */
+  async bundlesByHeader(digests: readonly string[]): Promise<{ bundles: Record<string, ProofBundle> }> {
+    const cp = await this.checkpoint();
+    const bundles: Record<string, ProofBundle> = {};
+    for (const d of new Set(digests)) {
+      if ((await this.store.lookup(headerKey(d))).length === 0) continue;
+      const { logKey: _key, ...b } = await this.bundle([headerKey(d)], cp);
+      bundles[d] = b;
+    }
+    return { bundles };
   }
 
   private manifestCache = new Map<string, Manifest>();
