@@ -86,6 +86,8 @@ export async function readInstalled(root: string, names: readonly string[] = [])
     const v = record.split(mark);
     if (v.length !== FIELDS.length) throw new LenixError('BAD_REQUEST', 'rpm printed a record Lenix cannot read');
     const get = (f: (typeof FIELDS)[number]) => v[FIELDS.indexOf(f)];
+    // The OpenPGP keys rpm imported (dnf's gpgkey=) are kept as gpg-pubkey headers: keys, not packages.
+    if (get('NAME') === 'gpg-pubkey') continue;
     const payload = orNull(get('PAYLOADDIGEST'));
     const algo = HASH_ALGOS[get('PAYLOADDIGESTALGO') ?? ''] ?? 'sha256';
     const epoch = orNull(get('EPOCH'));
