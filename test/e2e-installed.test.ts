@@ -47,6 +47,7 @@ interface Row {
   key: string | null;
   releases: string[];
   ledgerEntries?: number[];
+  headerSha256: string | null;
   changed: { path: string; flags: string }[];
   configChanged: { path: string }[];
 }
@@ -154,6 +155,26 @@ describe('verify and describe what is installed', { timeout: 900_000 }, () => {
       );
     }
     assert.match(r.packages.find((p) => p.name === 'foreign')!.reason ?? '', /unsigned/);
+    // The look-up by header digest is public API too; a malformed digest is a 400 with a code.
+    const header = r.packages.find((p) => p.name === 'insta')!.headerSha256!;
+    const byHeader = await fetch(`${sys.url}/api/v1/ledger/lookup?header=${header}`);
+    assert.equal(byHeader.status, 200);
+    const stages = ((await byHeader.json()) as { entries: { entry: string }[] }).entries.map(
+      (e) =>
+        (
+          JSON.parse(
+            Buffer.from(JSON.parse(Buffer.from(e.entry, 'base64').toString()).payload, 'base64').toString(),
+          ) as { predicateType: string }
+        ).predicateType,
+    );
+    for (const t of ['/source/', 'slsa.dev/provenance', '/sign/', 'test-result', '/release/'])
+      assert.ok(
+        stages.some((s) => s.includes(t)),
+        `${t} in ${stages.join()}`,
+      );
+    const malformed = await fetch(`${sys.url}/api/v1/ledger/lookup?header=zz`);
+    assert.equal(malformed.status, 400);
+    assert.equal(((await malformed.json()) as { code: string }).code, 'BAD_REQUEST');
 
     // The table a person reads: package, verdict, commit, build, key, release.
     const table = await inRoot(`verify --installed --root "$ROOT" --log-key '${logKey}'`, online());

@@ -23,6 +23,23 @@ storeSuite('store conformance (records)', ({ fresh, clock, seed, agent }) => {
     assert.equal((await store.tasks.get(id))!.logSize, 12);
   });
 
+  test('header digests are kept by package file, first put wins, and read back in chunks', async () => {
+    const store = await fresh();
+    const d = (n: number) => ({ sha256: n.toString(16).padStart(64, '0'), sha1: 'f'.repeat(40), payload: null });
+    const rows = Array.from({ length: 1200 }, (_, i) => ({
+      sha256: `c${i.toString(16).padStart(63, '0')}`,
+      digests: d(i),
+    }));
+    await store.headers.put(rows);
+    // A second put of the same file keeps the first record.
+    await store.headers.put([{ sha256: rows[0]!.sha256, digests: { ...d(99_999), payload: 'sha256:x' } }]);
+    const got = await store.headers.of([...rows.map((r) => r.sha256), 'b'.repeat(64)]);
+    assert.equal(got.size, 1200);
+    assert.deepEqual(got.get(rows[0]!.sha256), d(0));
+    assert.deepEqual(got.get(rows[1199]!.sha256), d(1199));
+    assert.equal(got.has('b'.repeat(64)), false);
+  });
+
   test("artifacts are recorded only under the current lease; the build shows the final lease's files", async () => {
     const store = await fresh();
     await seed(store);
