@@ -64,7 +64,7 @@ async function installedSbom(
   if (o.format !== 'cyclonedx-json' && o.format !== 'spdx-json')
     throw new LenixError('BAD_REQUEST', 'the SBOM of an installed system is cyclonedx-json or spdx-json');
   const [{ pins }, { scanInstalled }, sbom, { LENIX_VERSION }] = await Promise.all([
-    import('./verify.js'),
+    import('./pins.js'),
     import('./verify-installed.js'),
     import('../attest/installed-sbom.js'),
     import('../core/version.js'),

@@ -16,7 +16,7 @@ import {
 import { apiClientFor } from './config.js';
 import { checkpointSize, lastSeen, remember } from './ledger-state.js';
 import { printJson, table } from './output.js';
-import type { Pins } from './verify.js';
+import type { Pins } from './pins.js';
 
 /** One installed package, judged. */
 export interface InstalledResult {
