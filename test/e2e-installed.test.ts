@@ -187,6 +187,13 @@ describe('verify and describe what is installed', { timeout: 900_000 }, () => {
     // Only the packages named.
     const one = await report('instb', online());
     assert.deepEqual(verdicts(one.r), { instb: 'proven' });
+    // A name that is not installed, or not a name at all: a coded one-line error, nothing else.
+    const missing = await inRoot(`verify --installed nosuchpkg --root "$ROOT" --log-key '${logKey}'`, online());
+    assert.equal(missing.code, 4, missing.out);
+    assert.match(missing.out, /^lenix: NOT_FOUND: package nosuchpkg is not installed$/m);
+    const odd = await inRoot(`verify --installed 'a/b' --root "$ROOT" --log-key '${logKey}'`, online());
+    assert.match(odd.out, /^lenix: BAD_REQUEST: not a package name: a\/b$/m);
+    assert.notEqual(odd.code, 0);
   });
 
   test('an edited file makes its package "modified files" (with the path) and the run fail; an edited %config file does not', async () => {

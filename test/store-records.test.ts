@@ -122,6 +122,11 @@ storeSuite('store conformance (records)', ({ fresh, clock, seed, agent }) => {
     assert.equal(await ledger.size(), 4);
     assert.deepEqual(await ledger.lookup('build:1'), [0, 1]);
     assert.deepEqual(await ledger.lookup('sha256:x'), [1]);
+    assert.deepEqual([...(await ledger.known(['build:2', 'sha256:x', 'sha256:y', 'build:1']))].sort(), [
+      'build:1',
+      'build:2',
+      'sha256:x',
+    ]);
     assert.deepEqual(
       (await ledger.entries(0, 2)).map((x) => Buffer.from(x.data).toString()),
       ['a', 'bb'],

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { MirrorCheckJson, MirrorJson } from '../client/lenix.js';
 import { LenixError } from '../core/errors.js';
+import { mirrorBase } from '../core/mirror-url.js';
 import { apiClientFor as client } from './config.js';
 import { printJson, table } from './output.js';
 
@@ -46,7 +47,7 @@ export function addMirrorCommands(p: Command, state: { code: number }): void {
     .command('show <url>')
     .option('--json', 'print JSON')
     .action(async (url: string, o: { json?: boolean }, cmd: Command) => {
-      const base = `${url.replace(/\/+$/, '')}/`;
+      const base = mirrorBase(url);
       const m = (await (await client(cmd)).mirrors.list()).mirrors.find((x) => x.url === base);
       if (!m) throw new LenixError('MIRROR_NOT_FOUND', `no mirror ${base.slice(0, 200)}`);
       if (o.json) return printJson(m);

@@ -66,6 +66,8 @@ const orNull = (v: string | undefined) => (v === undefined || v === '(none)' || 
  * and arch. Fields are separated by a random marker made for this run, so no package's text can forge a field.
  */
 export async function readInstalled(root: string, names: readonly string[] = []): Promise<InstalledPackage[]> {
+  const odd = names.find((n) => !/^[A-Za-z0-9_+][A-Za-z0-9._+-]*$/.test(n));
+  if (odd !== undefined) throw new LenixError('BAD_REQUEST', `not a package name: ${odd.slice(0, 100)}`);
   const mark = `@${randomBytes(12).toString('hex')}@`;
   const qf = `${FIELDS.map(field).join(mark)}${mark}\n`;
   let stdout: string;

@@ -32,8 +32,13 @@ export function knownPlatforms(): string[] {
   );
 }
 
+/** Platforms read once per process: they ship with this Lenix and change only with it. */
+const loaded = new Map<string, Platform>();
+
 /** A platform by name, or TARGET_INVALID naming the known ones. */
 export function platformOf(name: string): Platform {
+  const hit = loaded.get(name);
+  if (hit) return hit;
   if (!NAME.test(name) || !knownPlatforms().includes(name))
     throw new LenixError(
       'TARGET_INVALID',
@@ -41,11 +46,13 @@ export function platformOf(name: string): Platform {
     );
   const dir = path.join(PLATFORMS_DIR, name);
   const macroFile = `macros.lenix-${name}`;
-  return {
+  const platform = {
     name,
     package: `lenix-platform-${name}`,
     macroFile,
     macros: readFileSync(path.join(dir, macroFile), 'utf8'),
     dir,
   };
+  loaded.set(name, platform);
+  return platform;
 }

@@ -112,6 +112,22 @@ export class LedgerStore {
     return rows.map((r) => Number(r.idx));
   }
 
+  /** Which of these subject keys name at least one entry (asked 500 at a time). */
+  async known(keys: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const all = [...new Set(keys)];
+    for (let i = 0; i < all.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('ledger_subjects')
+        .select('key')
+        .distinct()
+        .where('key', 'in', all.slice(i, i + 500))
+        .execute();
+      for (const r of rows) out.add(r.key);
+    }
+    return out;
+  }
+
   /** Entry indexes and stages for a subject key, in log order. */
   async lookupStages(key: string): Promise<{ index: number; kind: string }[]> {
     const rows = await this.db

@@ -359,8 +359,9 @@ export class LedgerService {
   async bundlesByHeader(digests: readonly string[]): Promise<{ bundles: Record<string, ProofBundle> }> {
     const cp = await this.checkpoint();
     const bundles: Record<string, ProofBundle> = {};
+    const known = await this.store.known(digests.map(headerKey));
     for (const d of new Set(digests)) {
-      if ((await this.store.lookup(headerKey(d))).length === 0) continue;
+      if (!known.has(headerKey(d))) continue;
       const { logKey: _key, ...b } = await this.bundle([headerKey(d)], cp);
       bundles[d] = b;
     }

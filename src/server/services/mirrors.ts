@@ -1,3 +1,4 @@
+import { mirrorBase } from '../../core/mirror-url.js';
 import { LenixError } from '../../core/errors.js';
 import { parseSha256 } from '../../core/ids.js';
 import { type MetalinkUrl, renderMetalink, type RepomdFacts, repomdFacts } from '../../release/metalink.js';
@@ -190,9 +191,4 @@ async function fetchSmall(url: string, limit = 4 * 1024 * 1024): Promise<{ body:
     const e = err as Error & { cause?: { code?: string } };
     return { error: (e.cause?.code ?? e.message).slice(0, 200) };
   }
-}
-
-/** A mirror's base URL as stored: http(s), ending in one slash. */
-export function mirrorBase(url: string): string {
-  return `${url.replace(/\/+$/, '')}/`;
 }

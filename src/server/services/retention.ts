@@ -53,9 +53,10 @@ export class RetentionService {
     // Remove the bytes nothing else needs (another artifact, an import, lookaside, shared metadata).
     const needed = await this.deps.store.artifacts.referencedBlobs();
     let bytes = 0;
-    for (const sha of new Set(candidates.map((a) => a.sha256))) {
+    const sizes = new Map(candidates.map((a) => [a.sha256, a.size]));
+    for (const [sha, size] of sizes) {
       if (needed.has(sha) || !(await this.deps.blobs.has(parseSha256(sha)))) continue;
-      bytes += candidates.find((a) => a.sha256 === sha)!.size;
+      bytes += size;
       await this.deps.blobs.remove(parseSha256(sha));
     }
     this.deps.log.info(
