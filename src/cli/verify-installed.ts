@@ -83,38 +83,47 @@ export async function scanInstalled(
     }),
   }));
   for (const { j } of judged) if (j.verdict === 'proven' && j.provenance.key) lenixKeys.add(j.provenance.key);
-  const results: InstalledResult[] = [];
-  for (const { p, j: first } of judged) {
-    // Judged again only when the first pass did not know every key: a package signed by a Lenix key claims Lenix.
-    const j =
-      first.verdict === 'not from this Lenix' && lenixKeys.size > 0
+  // Judged again only when the first pass did not know every key: a package signed by a Lenix key claims Lenix.
+  const final = judged.map(({ p, j }) => ({
+    p,
+    j:
+      j.verdict === 'not from this Lenix' && lenixKeys.size > 0
         ? judgeInstalled(p, p.headerSha256 ? bundles.get(p.headerSha256) : undefined, pins.logKeys, {
             lenixKeys: [...lenixKeys],
             verify,
           })
-        : first;
-    if (j.verdict !== 'proven') {
-      results.push({
+        : j,
+  }));
+  // `rpm -V` for the proven packages, a few at a time (each is a process reading the package's files).
+  const results: InstalledResult[] = new Array(final.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < final.length; i = next++) {
+      const { p, j } = final[i]!;
+      if (j.verdict !== 'proven') {
+        results[i] = {
+          package: p,
+          verdict: j.verdict,
+          reason: j.reason,
+          provenance: null,
+          changed: [],
+          configChanged: [],
+        };
+        continue;
+      }
+      const files = await changedFiles(o.root, p);
+      const changed = files.filter((f) => !f.config);
+      results[i] = {
         package: p,
-        verdict: j.verdict,
-        reason: j.reason,
-        provenance: null,
-        changed: [],
-        configChanged: [],
-      });
-      continue;
+        verdict: changed.length > 0 ? 'modified files' : 'proven',
+        reason: changed.length > 0 ? `changed since install: ${changed.map((f) => f.path).join(', ')}` : null,
+        provenance: j.provenance,
+        changed,
+        configChanged: files.filter((f) => f.config),
+      };
     }
-    const files = await changedFiles(o.root, p);
-    const changed = files.filter((f) => !f.config);
-    results.push({
-      package: p,
-      verdict: changed.length > 0 ? 'modified files' : 'proven',
-      reason: changed.length > 0 ? `changed since install: ${changed.map((f) => f.path).join(', ')}` : null,
-      provenance: j.provenance,
-      changed,
-      configChanged: files.filter((f) => f.config),
-    });
-  }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
   // Remember the newest checkpoint verified, so that a later run notices a log that went back.
   const proven = results.map((r) => r.provenance).filter((x): x is Provenance => x !== null);
   const newest = proven.sort((a, b) => b.treeSize - a.treeSize)[0];

@@ -38,17 +38,20 @@ async function buildRpm(spec: string): Promise<{ dir: string; srpm: string; rpms
   };
 }
 
-test('the header digests are the ones rpm records (and an rpm database keeps); a header changed after signing is refused', async () => {
-  const { dir, rpms } = await buildRpm(`Name: hdrdigest
+/** A noarch package with no files: enough for the header reader. */
+const tinySpec = (name: string) => `Name: ${name}
 Version: 1
 Release: 1
-Summary: header digest test
+Summary: ${name} test package
 License: MIT
 BuildArch: noarch
 %description
 x
 %files
-`);
+`;
+
+test('the header digests are the ones rpm records (and an rpm database keeps); a header changed after signing is refused', async () => {
+  const { dir, rpms } = await buildRpm(tinySpec('hdrdigest'));
   try {
     const d = headerDigests(await readRpmFileHeader(rpms[0]!));
     const { stdout } = await run('rpm', [
@@ -105,16 +108,7 @@ x
 test('hostile or truncated input fails closed with NOT_AN_RPM', async () => {
   assert.throws(() => parseRpmHeader(new Uint8Array(10)), { code: 'NOT_AN_RPM' });
   assert.throws(() => parseRpmHeader(new Uint8Array(200)), { code: 'NOT_AN_RPM' });
-  const { dir, rpms } = await buildRpm(`Name: trunc
-Version: 1
-Release: 1
-Summary: t
-License: MIT
-BuildArch: noarch
-%description
-x
-%files
-`);
+  const { dir, rpms } = await buildRpm(tinySpec('trunc'));
   try {
     const bytes = await readFile(rpms[0]!);
     assert.throws(() => parseRpmHeader(bytes.subarray(0, 300)), { code: 'NOT_AN_RPM' });
