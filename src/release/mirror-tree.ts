@@ -25,6 +25,8 @@ export const MIRROR_DIR = 'mirror';
 /** The trees: one complete, never-modified folder per snapshot, mirror.d/ID. */
 export const MIRROR_TREES = 'mirror.d';
 const MARKER = '.snapshot';
+/** Packages placed at once in a new tree. */
+const PARALLEL = 32;
 
 /**
  * A plain directory tree of a repository's current snapshot for mirrors (rsync, a web server):
@@ -68,16 +70,19 @@ export async function syncMirrorTree(o: {
       await mkdir(pkgDir, { recursive: true });
       await mkdir(mdDir, { recursive: true });
       const had = previous ? byName(previous.packages, arch) : new Map<string, string>();
-      for (const [name, sha] of byName(o.snapshot.packages, arch)) {
+      const place = async ([name, sha]: [string, string]) => {
         const dest = path.join(pkgDir, name);
         if (prevDir && had.get(name) === sha && (await linkOrCopy(path.join(prevDir, arch, 'Packages', name), dest))) {
           linked++;
-          continue;
+          return;
         }
         await o.blobs.withLocalFile(parseSha256(sha), (file) => publishCopy(file, dest, sha));
         fresh.push(dest);
         copied++;
-      }
+      };
+      // Many at once: each link is a round trip to libuv's thread pool, and a large tree has tens of thousands.
+      const all = [...byName(o.snapshot.packages, arch)];
+      for (let i = 0; i < all.length; i += PARALLEL) await Promise.all(all.slice(i, i + PARALLEL).map(place));
       for (const f of await readdir(path.join(source, arch, 'repodata'))) {
         await copyFile(path.join(source, arch, 'repodata', f), path.join(mdDir, f), fsConstants.COPYFILE_FICLONE);
         await chmod(path.join(mdDir, f), 0o644);
