@@ -5,7 +5,7 @@ import { MemoryHashes, inclusionProof, leafHash, rootHash } from '../ledger/merk
 import { ed25519Signer, signNote } from '../ledger/note.js';
 import { signEnvelope } from './dsse.js';
 import { judgeInstalled } from './installed.js';
-import { buildStatement, RPM_HEADER_DIGEST, signStatement, sourceStatement } from './statements.js';
+import { buildStatement, RPM_HEADER_DIGEST, releaseStatement, signStatement, sourceStatement } from './statements.js';
 import type { ProofBundle } from './verify-chain.js';
 
 const log = ed25519Signer('test.lenix/log', new Uint8Array(32).fill(5));
@@ -17,7 +17,9 @@ const UNSIGNED = 'b'.repeat(64);
 const COMMIT = 'c'.repeat(40);
 const KEY = `${'0'.repeat(24)}ABCDEF0123456789`;
 
-function bundle(o: { key?: string; header?: string; signer?: typeof log } = {}): ProofBundle {
+function bundle(
+  o: { key?: string; header?: string; signer?: typeof log; signHeader?: boolean; release?: boolean } = {},
+): ProofBundle {
   const statements = [
     sourceStatement({
       repository: '/srv/git/x',
@@ -49,10 +51,32 @@ function bundle(o: { key?: string; header?: string; signer?: typeof log } = {}):
           name: 'x.rpm',
           unsigned: UNSIGNED,
           signed: SIGNED,
-          header: { sha256: o.header ?? HEADER, sha1: '2'.repeat(40), payload: `sha256:${'3'.repeat(64)}` },
+          header:
+            o.signHeader === false
+              ? undefined
+              : { sha256: o.header ?? HEADER, sha1: '2'.repeat(40), payload: `sha256:${'3'.repeat(64)}` },
         },
       ],
     }),
+    ...(o.release
+      ? [
+          releaseStatement({
+            repository: 'lenix',
+            releaseId: 3,
+            snapshotId: 4,
+            repomd: {},
+            packages: [
+              {
+                name: 'x.rpm',
+                sha256: SIGNED,
+                arch: 'noarch',
+                header: { sha256: HEADER, sha1: '2'.repeat(40), payload: null },
+              },
+            ],
+            overrideReason: null,
+          }),
+        ]
+      : []),
   ];
   const signer = o.signer ?? log;
   const data = statements.map((s) =>
@@ -87,6 +111,16 @@ test('the sign statement names the installed header: proven, with commit, build,
     [COMMIT, 7, KEY, SIGNED],
   );
   assert.equal(j.provenance.repository, '/srv/git/x');
+});
+
+test('a package signed before header digests were recorded is found through a later release naming its header', () => {
+  assert.equal(
+    judgeInstalled(pkg, bundle({ signHeader: false }), keys, { lenixKeys: [] }).verdict,
+    'not from this Lenix',
+  );
+  const j = judgeInstalled(pkg, bundle({ signHeader: false, release: true }), keys, { lenixKeys: [] });
+  assert.equal(j.verdict, 'proven');
+  if (j.verdict === 'proven') assert.deepEqual([j.provenance.sha256, j.provenance.releases], [SIGNED, ['lenix@4']]);
 });
 
 test('no statement for the header: not from this Lenix, unless it is signed by a key this Lenix signs with', () => {

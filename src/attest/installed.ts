@@ -65,39 +65,42 @@ export function judgeInstalled(
   }
   const header = p.headerSha256;
   try {
-    // Every entry of the bundle verified (inclusion, statement signatures), then the statements naming this header.
+    // Every entry of the bundle verified (inclusion, statement signatures), then the files whose statements name
+    // this header: sign and import statements since header digests were recorded, release statements for
+    // packages signed before (a later release names their header too).
     const all = verifyChain(bundle, logKeys, '', { ...o.verify, require: [] });
-    const naming = all.entries.filter(
-      (l) =>
-        (l.stage === 'sign' || l.stage === 'import') &&
-        l.statement.subject.some((s) => s.digest[RPM_HEADER_DIGEST] === header),
-    );
-    if (naming.length === 0) {
+    const files = [
+      ...new Set(
+        all.entries.flatMap((l) =>
+          l.stage === 'sign' || l.stage === 'import' || l.stage === 'release'
+            ? l.statement.subject
+                .filter((s) => s.digest[RPM_HEADER_DIGEST] === header && typeof s.digest['sha256'] === 'string')
+                .map((s) => s.digest['sha256']!)
+            : [],
+        ),
+      ),
+    ];
+    if (files.length === 0) {
       return claims
         ? { verdict: 'proof failed', reason: `the proofs found name no package with header sha256:${header}` }
         : { verdict: 'not from this Lenix', reason: 'no statement names its header' };
     }
-    // The same header may have been signed more than once (a key rotation): the statement of the key whose
-    // signature the installed copy carries.
-    const keyOf = (l: (typeof naming)[number]) =>
-      l.stage === 'sign'
-        ? String(l.statement.predicate['keyFingerprint'] ?? '')
-        : String((l.statement.predicate['signature'] as { key?: string } | undefined)?.key ?? '');
-    const link = naming.filter((l) => sameSigner(keyOf(l), p.signatureKeyId)).pop();
-    if (!link) {
-      return {
-        verdict: 'proof failed',
-        reason: p.signatureKeyId
-          ? `the installed copy is signed by key ${p.signatureKeyId}; Lenix recorded it with key ${keyOf(naming[naming.length - 1]!)}`
-          : `the installed copy carries no signature; Lenix recorded it signed by ${keyOf(naming[naming.length - 1]!)}`,
-      };
+    // The same header may have been signed more than once (a key rotation): the file whose signature the
+    // installed copy carries, proven back to its build and commit (an import stands for sign, build and source).
+    const signers: string[] = [];
+    for (const sha256 of files.reverse()) {
+      const chain = verifyChain(bundle, logKeys, sha256, { ...o.verify, require: ['sign', 'build', 'source'] });
+      const key = chain.summary.sign?.key ?? chain.summary.import?.key ?? '';
+      if (sameSigner(key, p.signatureKeyId))
+        return { verdict: 'proven', provenance: provenanceOf(chain, sha256, !!chain.summary.import, all, bundle) };
+      signers.push(key || 'no key');
     }
-    const sha256 = link.statement.subject.find((s) => s.digest[RPM_HEADER_DIGEST] === header)?.digest['sha256'] ?? '';
-    const chain = verifyChain(bundle, logKeys, sha256, {
-      ...o.verify,
-      require: link.stage === 'import' ? [] : ['sign', 'build', 'source'],
-    });
-    return { verdict: 'proven', provenance: provenanceOf(chain, sha256, link.stage === 'import', all, bundle) };
+    return {
+      verdict: 'proof failed',
+      reason: p.signatureKeyId
+        ? `the installed copy is signed by key ${p.signatureKeyId}; Lenix recorded it with key ${signers.join(', ')}`
+        : `the installed copy carries no signature; Lenix recorded it signed by ${signers.join(', ')}`,
+    };
   } catch (err) {
     if (err instanceof LenixError) return { verdict: 'proof failed', reason: err.message };
     throw err;

@@ -133,13 +133,16 @@ export async function scanInstalled(
 
 /**
  * Proof bundles in a folder (`*.proof`, as the repository serves them next to its packages), by the header
- * digests their sign and import statements name. Unverified here: the judge verifies each before believing it.
+ * digests their sign, import and release statements name. Unverified here: the judge verifies each before believing it.
  */
 async function bundlesIn(dir: string): Promise<Map<string, ProofBundle>> {
   const files = await readdir(dir).catch(() => {
     throw new LenixError('NOT_FOUND', `cannot read the folder ${dir}`);
   });
   const out = new Map<string, ProofBundle>();
+  // A package's own bundle has the sign (or import) statement naming its header; another package's bundle may
+  // name it only in a release statement, without the chain to prove it: used only when there is nothing better.
+  const fallback = new Map<string, ProofBundle>();
   for (const f of files.filter((x) => x.endsWith('.proof')).sort()) {
     let bundle: ProofBundle;
     try {
@@ -148,13 +151,16 @@ async function bundlesIn(dir: string): Promise<Map<string, ProofBundle>> {
     } catch {
       throw new LenixError('BAD_REQUEST', `${f} is not a proof bundle`);
     }
-    for (const h of headersNamed(bundle)) if (!out.has(h)) out.set(h, bundle);
+    const named = headersNamed(bundle);
+    for (const h of named.own) if (!out.has(h)) out.set(h, bundle);
+    for (const h of named.released) if (!fallback.has(h)) fallback.set(h, bundle);
   }
+  for (const [h, b] of fallback) if (!out.has(h)) out.set(h, b);
   return out;
 }
 
-function headersNamed(bundle: ProofBundle): string[] {
-  const out: string[] = [];
+function headersNamed(bundle: ProofBundle): { own: string[]; released: string[] } {
+  const out = { own: [] as string[], released: [] as string[] };
   for (const e of bundle.entries) {
     try {
       const env = JSON.parse(Buffer.from(e.entry, 'base64').toString('utf8')) as { payload: string };
@@ -162,10 +168,11 @@ function headersNamed(bundle: ProofBundle): string[] {
         predicateType?: string;
         subject?: { digest?: Record<string, string> }[];
       };
-      if (!/\/(sign|import)\//.test(st.predicateType ?? '')) continue;
+      const kind = /\/(sign|import|release)\//.exec(st.predicateType ?? '')?.[1];
+      if (!kind) continue;
       for (const s of st.subject ?? []) {
         const h = s.digest?.[RPM_HEADER_DIGEST];
-        if (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h)) out.push(h);
+        if (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h)) out[kind === 'release' ? 'released' : 'own'].push(h);
       }
     } catch {
       /* not a statement: the judge's verification fails the bundle */
