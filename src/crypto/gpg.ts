@@ -6,6 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { LenixError } from '../core/errors.js';
 
+/** Public-key work needs no gpg-agent: none is started (one per keyring would outlive the process). */
+const NO_AGENT = '--no-autostart';
+
 /**
  * GnuPG as the OpenPGP implementation: key generation and signing in the signer's key folder, and key
  * inspection and signature checks with throwaway homes on the server. Every call names its --homedir.
@@ -136,7 +139,7 @@ export async function inspectPublicKey(armored: string): Promise<KeyInfo> {
   return withTempHome(async (home) => {
     let out: string;
     try {
-      out = await gpg(home, ['--with-colons', '--import-options', 'show-only', '--import'], armored);
+      out = await gpg(home, [NO_AGENT, '--with-colons', '--import-options', 'show-only', '--import'], armored);
     } catch (err) {
       throw new LenixError('KEY_INVALID', `gpg cannot read the key: ${(err as Error).message}`, { cause: err });
     }
@@ -160,7 +163,7 @@ function keyringFor(publicKey: string): Promise<string> {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-keyring-'));
       await chmod(dir, 0o700);
       process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-      await gpg(dir, ['--import'], publicKey);
+      await gpg(dir, [NO_AGENT, '--import'], publicKey);
       return dir;
     })();
     home.catch(() => keyrings.delete(id));
@@ -177,6 +180,7 @@ export async function verifyDetached(publicKey: string, data: Buffer, signature:
     await writeFile(path.join(dir, 'data'), data);
     await writeFile(path.join(dir, 'data.asc'), signature);
     const out = await gpg(home, [
+      NO_AGENT,
       '--status-fd',
       '1',
       '--verify',
