@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { BIN } from './support/cli.js';
+import { BIN, lenix } from './support/cli.js';
 import { DnfClient } from './support/dnf.js';
 import { buildTested, releaseBuild } from './support/mirrors.js';
 import { cyclonedxJsonErrors, spdxJsonErrors } from './support/schemas.js';
@@ -191,6 +191,13 @@ describe('verify and describe what is installed', { timeout: 900_000 }, () => {
     const missing = await inRoot(`verify --installed nosuchpkg --root "$ROOT" --log-key '${logKey}'`, online());
     assert.equal(missing.code, 4, missing.out);
     assert.match(missing.out, /^lenix: NOT_FOUND: package nosuchpkg is not installed$/m);
+    // A folder with no rpm database is refused, and left as it was (rpm would make an empty database there).
+    const empty = path.join(dir, 'not-a-root');
+    await mkdir(empty);
+    const none = await lenix(['verify', '--installed', '--root', empty, '--log-key', logKey], online());
+    assert.equal(none.code, 4, none.stderr);
+    assert.match(none.stderr, /^lenix: NOT_FOUND: no rpm database under /m);
+    assert.deepEqual(await readdir(empty), []);
     const odd = await inRoot(`verify --installed 'a/b' --root "$ROOT" --log-key '${logKey}'`, online());
     assert.match(odd.out, /^lenix: BAD_REQUEST: not a package name: a\/b$/m);
     assert.notEqual(odd.code, 0);

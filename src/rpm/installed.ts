@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { LenixError } from '../core/errors.js';
 
@@ -68,6 +70,10 @@ const orNull = (v: string | undefined) => (v === undefined || v === '(none)' || 
 export async function readInstalled(root: string, names: readonly string[] = []): Promise<InstalledPackage[]> {
   const odd = names.find((n) => !/^[A-Za-z0-9_+][A-Za-z0-9._+-]*$/.test(n));
   if (odd !== undefined) throw new LenixError('BAD_REQUEST', `not a package name: ${odd.slice(0, 100)}`);
+  // rpm reads an empty database where there is none: say so rather than report an empty machine.
+  const db = (await run('rpm', ['--root', root, '--eval', '%{_dbpath}'])).stdout.trim();
+  if (!(await stat(path.join(root, db)).catch(() => null))?.isDirectory())
+    throw new LenixError('NOT_FOUND', `no rpm database under ${root} (${path.join(root, db)})`);
   const mark = `@${randomBytes(12).toString('hex')}@`;
   const qf = `${FIELDS.map(field).join(mark)}${mark}\n`;
   let stdout: string;
