@@ -169,10 +169,18 @@ export async function writeRepodata(o: {
       throw new MetadataMissing(`${fresh.length - fetched} of ${o.packages.length} packages have no stored metadata`);
     const data: DataFile[] = [];
     const files = {} as Record<MetadataKind, string>;
-    for (const kind of METADATA_KINDS) {
-      index.gz[kind].push(writers[kind].size);
-      await writers[kind].writeText(metadataFooter(kind));
-      const d = await writers[kind].finish(kind);
+    // The three files are synced side by side: the file system can commit them together.
+    const done = await Promise.allSettled(
+      METADATA_KINDS.map(async (kind) => {
+        index.gz[kind].push(writers[kind].size);
+        await writers[kind].writeText(metadataFooter(kind));
+        return writers[kind].finish(kind);
+      }),
+    );
+    for (const [i, kind] of METADATA_KINDS.entries()) {
+      const r = done[i]!;
+      if (r.status === 'rejected') throw r.reason;
+      const d = r.value;
       files[kind] = `${d.sha256}-${kind}.xml.gz`;
       data.push(d);
     }
