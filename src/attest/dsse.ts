@@ -1,6 +1,7 @@
 import { LenixError } from '../core/errors.js';
 import { sha256 } from '../ledger/merkle.js';
 import { ed25519Verify, type VerifierKey } from '../ledger/note.js';
+import type { Statement } from './statements.js';
 
 /**
  * DSSE envelopes (https://github.com/secure-systems-lab/dsse, protocol v1): the signature covers
@@ -42,6 +43,15 @@ export function signEnvelope(statement: unknown, signers: readonly EnvelopeSigne
 }
 
 /** Check the envelope's Ed25519 signature by `key` (keyid = the verifier key string) and return the statement. */
+/**
+ * The statement a log entry's envelope carries, read without checking its signature: for indexing and display.
+ * Believe it only after `openEnvelope` (or `verifyChain`) checked it.
+ */
+export function peekStatement(entry: Uint8Array): Statement {
+  const env = JSON.parse(Buffer.from(entry).toString('utf8')) as Envelope;
+  return JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as Statement;
+}
+
 export function openEnvelope<T = Record<string, unknown>>(env: Envelope, key: VerifierKey, keyid: string): T {
   if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE)
     throw new LenixError('SIGNATURE_INVALID', `unexpected payload type ${env.payloadType}`);

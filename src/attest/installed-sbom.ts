@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as CDX from '@cyclonedx/cyclonedx-library';
 import { PackageURL } from 'packageurl-js';
 import type { InstalledVerdict, Provenance } from './installed.js';
-import { classifyLicense } from './sbom.js';
+import { classifyLicense, uuidFromDigest } from './sbom.js';
 
 /**
  * The SBOM of an installed system (`lenix sbom --installed`): every package its rpm database holds, with its purl,
@@ -32,6 +32,7 @@ export interface SystemSbomInput {
   readonly packages: readonly SystemPackage[];
 }
 
+/** EVR as rpm prints it for an installed package (an explicit epoch 0 kept). */
 const evr = (p: SystemPackage) => `${p.epoch !== null ? `${p.epoch}:` : ''}${p.version}-${p.release}`;
 const nevra = (p: SystemPackage) => `${p.name}-${evr(p)}.${p.arch}`;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -92,13 +93,7 @@ function ordered(input: SystemSbomInput): { packages: SystemPackage[]; identity:
   return { packages, identity, timestamp: new Date(newest * 1000) };
 }
 
-const uuidOf = (hex: string) => {
-  const h = Buffer.from(hex.slice(0, 32), 'hex');
-  h[6] = (h[6]! & 0x0f) | 0x50;
-  h[8] = (h[8]! & 0x3f) | 0x80;
-  const x = h.toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
-};
+const uuidOf = (hex: string) => uuidFromDigest(Buffer.from(hex, 'hex'));
 
 export function installedCyclonedxJson(input: SystemSbomInput): string {
   const { packages, identity, timestamp } = ordered(input);

@@ -147,7 +147,12 @@ export function parseRpmPurl(purl: string): {
 
 /** A stable UUID (RFC 9562 layout, version 5 bits) from the model: same model, same serial number. */
 export function stableUuid(input: SbomInput, format: string): string {
-  const h = Buffer.from(sha256(new TextEncoder().encode(`${format}\n${JSON.stringify(input)}`)));
+  return uuidFromDigest(sha256(new TextEncoder().encode(`${format}\n${JSON.stringify(input)}`)));
+}
+
+/** A UUID in RFC 9562's layout (version 5 bits) from the first 16 bytes of a digest. */
+export function uuidFromDigest(digest: Uint8Array): string {
+  const h = Buffer.from(digest.subarray(0, 16));
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex');

@@ -218,7 +218,8 @@ export function verifyChain(
   };
 }
 
-function stageOf(predicateType: string): ChainLink['stage'] | null {
+/** The pipeline stage a statement's predicate type records. */
+export function stageOf(predicateType: string): ChainLink['stage'] | null {
   if (predicateType.includes('/source/')) return 'source';
   if (predicateType.startsWith('https://slsa.dev/provenance/')) return 'build';
   if (predicateType.includes('/sign/')) return 'sign';

@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { judgeInstalled, type InstalledVerdict, type Provenance } from '../attest/installed.js';
 import { RPM_HEADER_DIGEST } from '../attest/statements.js';
-import type { ProofBundle } from '../attest/verify-chain.js';
+import { type ProofBundle, stageOf } from '../attest/verify-chain.js';
+import { peekStatement } from '../attest/dsse.js';
 import { LenixError } from '../core/errors.js';
 import { parseCheckpoint } from '../ledger/checkpoint.js';
 import {
@@ -163,16 +164,12 @@ function headersNamed(bundle: ProofBundle): { own: string[]; released: string[] 
   const out = { own: [] as string[], released: [] as string[] };
   for (const e of bundle.entries) {
     try {
-      const env = JSON.parse(Buffer.from(e.entry, 'base64').toString('utf8')) as { payload: string };
-      const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as {
-        predicateType?: string;
-        subject?: { digest?: Record<string, string> }[];
-      };
-      const kind = /\/(sign|import|release)\//.exec(st.predicateType ?? '')?.[1];
-      if (!kind) continue;
-      for (const s of st.subject ?? []) {
-        const h = s.digest?.[RPM_HEADER_DIGEST];
-        if (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h)) out[kind === 'release' ? 'released' : 'own'].push(h);
+      const st = peekStatement(Buffer.from(e.entry, 'base64'));
+      const stage = stageOf(st.predicateType);
+      if (stage !== 'sign' && stage !== 'import' && stage !== 'release') continue;
+      for (const s of st.subject) {
+        const h = s.digest[RPM_HEADER_DIGEST];
+        if (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h)) out[stage === 'release' ? 'released' : 'own'].push(h);
       }
     } catch {
       /* not a statement: the judge's verification fails the bundle */

@@ -143,7 +143,6 @@ export class ArtifactStore {
     );
   }
 
-  /** Every digest a record points at (artifacts, lookaside files, imported packages): the blobs to keep. */
   /**
    * Artifacts whose bytes a prune may remove: of builds that finished before `before`, except the newest
    * `keepBuilds` builds of each source and builds with a task still queued or leased; packages, sources and logs

@@ -1,7 +1,7 @@
 import { primaryOnly } from '../../store/read-routing.js';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { signEnvelope, type Envelope } from '../../attest/dsse.js';
+import { peekStatement, signEnvelope } from '../../attest/dsse.js';
 import { manifestProofs, parseManifest, type Manifest, type ManifestProof } from '../../attest/manifest.js';
 import { RPM_HEADER_DIGEST, type Stage, type Statement, type Subject } from '../../attest/statements.js';
 import { HEADER_KEY_PREFIX, headerKey } from '../../core/header-digests.js';
@@ -275,22 +275,22 @@ export class LedgerService {
     return encodeHashTile(hashes);
   }
 
-  /** Entries (with their statements) whose subjects match a key: sha256:<hex>, build:<id>, commit:<sha>. */
-  async find(
-    key: string,
-  ): Promise<
-    { index: number; stage: string; data: Uint8Array; predicate: Record<string, unknown>; subject: Subject[] }[]
+  /** Entries (with their statements) whose subjects match a key: sha256:<hex>, build:<id>, commit:<sha>, rpmheader:<hex>. */
+  async find(key: string): Promise<
+    {
+      index: number;
+      stage: string;
+      data: Uint8Array;
+      predicate: Readonly<Record<string, unknown>>;
+      subject: readonly Subject[];
+    }[]
   > {
     const out = [];
     for (const idx of await this.store.lookup(key)) {
       const [e] = await this.store.entries(idx, 1);
       if (!e) continue;
-      const env = JSON.parse(new TextDecoder().decode(e.data)) as Envelope;
-      const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as {
-        predicate: Record<string, unknown>;
-        subject?: Subject[];
-      };
-      out.push({ index: e.index, stage: e.kind, data: e.data, predicate: st.predicate, subject: st.subject ?? [] });
+      const st = peekStatement(e.data);
+      out.push({ index: e.index, stage: e.kind, data: e.data, predicate: st.predicate, subject: st.subject });
     }
     return out;
   }

@@ -1,4 +1,4 @@
-import type { Envelope } from '../../attest/dsse.js';
+import { peekStatement } from '../../attest/dsse.js';
 import type { ProofBundle } from '../../attest/verify-chain.js';
 import { isLocalSourceUrl, publicSourceUrl } from '../../core/source-url.js';
 import { parseCheckpoint } from '../../ledger/checkpoint.js';
@@ -41,11 +41,7 @@ function checked(bundle: ProofBundle) {
       e.proof.map((h) => new Uint8Array(Buffer.from(h, 'hex'))),
       cp.root,
     );
-    const env = JSON.parse(Buffer.from(data).toString('utf8')) as Envelope;
-    const st = JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as {
-      predicateType: string;
-      subject: unknown[];
-    };
+    const st = peekStatement(data);
     return { index: e.index, proof: e.proof, ok, type: st.predicateType, subjects: st.subject.length };
   });
   return { cp, entries };
