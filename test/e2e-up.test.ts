@@ -204,7 +204,7 @@ describe('lenix up, end to end', () => {
 
   test('a line printed by %build is readable through the follow endpoint before the task completes', async () => {
     const repo = path.join(dir, 'repos', 'slow');
-    await gitRepo(repo, { 'slow.spec': specWith('slow', 'echo "LENIX-MARKER-BUILD-LINE"\nsleep 300') });
+    await gitRepo(repo, { 'slow.spec': specWith('slow', 'echo "LENIX-MARKER-BUILD-LINE"\nsleep 299') });
     assert.equal((await cli('source', 'add', 'slow', repo)).code, 0);
     const b = await json<Build>('build', 'slow');
     // Wait for the binary task to exist, then follow its log.
@@ -236,7 +236,7 @@ describe('lenix up, end to end', () => {
     // waiting 10 s was a race the CI run lost once.
     const gone = await until(
       'the build process tree to be gone',
-      async () => (await run('pgrep', ['-f', 'sleep 300']).catch(() => ({ stdout: '' }))).stdout.trim() === '',
+      async () => (await run('pgrep', ['-f', 'sleep 299']).catch(() => ({ stdout: '' }))).stdout.trim() === '',
       60_000,
     ).catch(() => false);
     assert.equal(gone, true, 'the build process tree is gone');

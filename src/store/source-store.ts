@@ -9,7 +9,15 @@ export class SourceStore {
   constructor(readonly db: Kysely<Database>) {}
 
   async add(
-    s: { name: string; url: string; branch: string; watch: boolean; targetId?: number | null },
+    s: {
+      name: string;
+      url: string;
+      branch: string;
+      watch: boolean;
+      targetId?: number | null;
+      /** The branch tip, seen from the start: a watcher pass never builds it (its caller does). */
+      lastSeenCommit?: string | null;
+    },
     now: number,
   ): Promise<SourceRecord> {
     try {
@@ -21,8 +29,8 @@ export class SourceStore {
           branch: s.branch,
           watch: s.watch ? 1 : 0,
           created_at: now,
-          last_fetched_at: null,
-          last_seen_commit: null,
+          last_fetched_at: s.lastSeenCommit ? now : null,
+          last_seen_commit: s.lastSeenCommit ?? null,
           hook_secret: null,
           target_id: s.targetId ?? null,
         })

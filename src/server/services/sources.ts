@@ -125,8 +125,10 @@ export class SourceService {
         throw new LenixError('REF_NOT_FOUND', `branch ${branch} does not exist in ${url}`, { cause: err });
       });
       const now = this.deps.clock.now();
+      // The tip is "seen" from the moment the source exists: the watcher builds only commits after it (the caller
+      // builds the tip itself), so a watcher pass that runs meanwhile cannot build it a second time.
       const source = await this.deps.store.sources.add(
-        { name, url, branch, watch: input.watch, targetId: target?.id ?? null },
+        { name, url, branch, watch: input.watch, targetId: target?.id ?? null, lastSeenCommit: head.sha },
         now,
       );
       try {
@@ -136,9 +138,6 @@ export class SourceService {
         throw err;
       }
       const commit = await this.deps.store.sources.recordCommit(source.id, head, now);
-      // The tip is "seen" at once: the watcher builds only commits after it (the caller builds the tip itself),
-      // so a watcher pass that runs meanwhile cannot build it a second time.
-      await this.deps.store.sources.markFetched(source.id, now, head.sha);
       this.deps.log.info({ component: 'intake', source: name, commit: head.sha }, 'source mirrored');
       return { source: (await this.deps.store.sources.get(source.id))!, head: commit };
     } finally {
