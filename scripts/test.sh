@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Format and lint first (Biome: biome.json): a formatting slip or a lint error fails the run before anything else.
 npx biome ci --colors=off .
-npx tsc -p tsconfig.json
+npm run build --silent # tsc, then the one-file verifier (scripts/bundle-verifier.mjs)
 mapfile -t files < <(find dist/src dist/test -name '*.test.js' | sort)
 if [ "${#files[@]}" -eq 0 ]; then echo "no test files found" >&2; exit 1; fi
 export LENIX_TEST_OUTPUT="${LENIX_TEST_OUTPUT:-$PWD/test-output}"

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, symlink, utimes } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { COMMAND_MODULES, program } from '../src/cli/main.js';
+import { BIN, lenix } from './support/cli.js';
 
 /**
  * The CLI loads only the registration module of the command it runs (start-up time, issue 15). The table that
@@ -17,5 +23,51 @@ test('every top-level command is in the lazy-loading table, and its module alone
       `${name}: its module registers it`,
     );
     assert.ok(alone.commands.length < all.length, `${name}: only its own module is loaded`);
+  }
+});
+
+/** `lenix verify` with no target: a usage error, and NODE_DEBUG=module says which files the CLI loaded. */
+async function verifyWithoutTarget(bin: string): Promise<{ code: number; stderr: string }> {
+  try {
+    await promisify(execFile)(process.execPath, [bin, 'verify'], { env: { ...process.env, NODE_DEBUG: 'module' } });
+    return { code: 0, stderr: '' };
+  } catch (err) {
+    const e = err as { code: number; stderr: string };
+    return { code: e.code, stderr: e.stderr };
+  }
+}
+
+test('lenix verify runs from the one-file bundle when it is fresh, and from the whole CLI when it is stale', async () => {
+  const dist = path.join(path.dirname(BIN), '..', 'dist');
+  const fresh = await verifyWithoutTarget(BIN);
+  assert.equal(fresh.code, 2, fresh.stderr);
+  assert.match(fresh.stderr, /lenix: BAD_REQUEST: give an RPM file/);
+  assert.match(fresh.stderr, /load "[^"]*\/dist\/lenix-verify\.cjs"/, 'the bundle ran');
+  // Its help is the whole CLI's for the command.
+  const help = await lenix(['verify', '--help'], {});
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /--bundle <file>/);
+
+  // The same files with a bundle older than the compiled code (a tsc run since the last bundling).
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-stale-'));
+  try {
+    await mkdir(path.join(dir, 'bin'));
+    await mkdir(path.join(dir, 'dist'));
+    for (const f of ['lenix.js', 'package.json'])
+      await copyFile(path.join(path.dirname(BIN), f), path.join(dir, 'bin', f));
+    await symlink(path.join(dist, 'src'), path.join(dir, 'dist', 'src'));
+    const old = path.join(dir, 'dist', 'lenix-verify.cjs');
+    await copyFile(path.join(dist, 'lenix-verify.cjs'), old);
+    await utimes(old, new Date(0), new Date(0));
+    const stale = await verifyWithoutTarget(path.join(dir, 'bin', 'lenix.js'));
+    assert.equal(stale.code, 2, stale.stderr);
+    assert.match(stale.stderr, /lenix: BAD_REQUEST: give an RPM file/);
+    assert.doesNotMatch(stale.stderr, /lenix-verify\.cjs/, 'a stale bundle is not run');
+    // The bundle alone, away from the project (no node_modules): the verifier runs on its own.
+    const alone = await verifyWithoutTarget(old);
+    assert.equal(alone.code, 2, alone.stderr);
+    assert.match(alone.stderr, /lenix: BAD_REQUEST: give an RPM file/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });

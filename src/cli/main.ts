@@ -1,8 +1,5 @@
-import { Command, CommanderError } from 'commander';
-import { LenixError } from '../core/errors.js';
-import { LENIX_VERSION } from '../core/version.js';
-
-type Register = (p: Command, state: { code: number }) => void;
+import type { Command } from 'commander';
+import { baseProgram, type Register, runProgram } from './run.js';
 
 /**
  * Each command's registration module, loaded only for the command that runs (a client command then loads the
@@ -53,13 +50,7 @@ function commandWord(argv: readonly string[]): string | undefined {
 
 /** `state.code` is the exit code an action asks for (commander discards action return values). */
 export async function program(state: { code: number }, argv: readonly string[] = []): Promise<Command> {
-  const p = new Command('lenix')
-    .version(LENIX_VERSION)
-    .description('Lenix: build, sign, test and publish RPM packages from git, transparently')
-    .option('--server <url>', 'server URL (default: $LENIX_SERVER, the config file, or http://127.0.0.1:8080)')
-    .option('--token <token>', 'API token (default: $LENIX_TOKEN or the config file)')
-    .showHelpAfterError()
-    .exitOverride();
+  const p = baseProgram();
   const word = commandWord(argv);
   const one = word === undefined ? undefined : COMMAND_MODULES[word];
   const versionOnly = word === undefined && argv.slice(2).some((a) => a === '-V' || a === '--version');
@@ -69,20 +60,6 @@ export async function program(state: { code: number }, argv: readonly string[] =
 }
 
 /** Run the CLI; returns the exit code. Errors print one line: `lenix: CODE: reason`. */
-export async function main(argv: readonly string[]): Promise<number> {
-  try {
-    const state = { code: 0 };
-    await (await program(state, argv)).parseAsync([...argv]);
-    return state.code;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? 0 : 2;
-    }
-    if (err instanceof LenixError) {
-      process.stderr.write(`lenix: ${err.code}: ${err.message}\n`);
-      return err.exitCode;
-    }
-    process.stderr.write(`lenix: INTERNAL: ${(err as Error).message}\n`);
-    return 7;
-  }
+export function main(argv: readonly string[]): Promise<number> {
+  return runProgram(argv, (state) => program(state, argv));
 }
