@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, symlink, utimes } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -70,4 +70,37 @@ test('lenix verify runs from the one-file bundle when it is fresh, and from the 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/** The packages a module loads when it is imported: its static imports, followed through src (not `import type`). */
+async function packagesLoaded(entry: string): Promise<Set<string>> {
+  const seen = new Set<string>();
+  const packages = new Set<string>();
+  const visit = async (file: string): Promise<void> => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = await readFile(file, 'utf8');
+    for (const m of text.matchAll(/^(?:import|export)(?!\s+type\s)[^'";]*?from\s+'([^']+)'|^import\s+'([^']+)'/gm)) {
+      const spec = (m[1] ?? m[2])!;
+      if (spec.startsWith('.')) await visit(path.resolve(path.dirname(file), spec).replace(/\.js$/, '.ts'));
+      else if (!spec.startsWith('node:'))
+        packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+    }
+  };
+  await visit(entry);
+  return packages;
+}
+
+test("the client commands start without the server's libraries (zod, Fastify, Kysely, SQLite, PostgreSQL)", async () => {
+  const src = path.join(path.dirname(BIN), '..', 'src', 'cli');
+  for (const module of ['build-commands.ts', 'verify.ts', 'verify-main.ts']) {
+    const loaded = await packagesLoaded(path.join(src, module));
+    assert.deepEqual(
+      [...loaded].filter((p) => p !== 'commander'),
+      [],
+      `${module} loads no library but commander`,
+    );
+  }
+  // The walk sees a library that is imported (so that it can fail).
+  assert.ok((await packagesLoaded(path.join(src, '..', 'core', 'protocol.ts'))).has('zod'));
 });

@@ -5,7 +5,7 @@ import { addHookCommands } from './hook-commands.js';
 import type { Command } from 'commander';
 import type { BatchJson, BuildJson, LenixClient } from '../client/lenix.js';
 import { LenixError } from '../core/errors.js';
-import { taskStage } from '../core/protocol.js';
+import { taskStage } from '../core/task-stage.js';
 import { apiClientFor as client } from './config.js';
 import { followLog } from './follow.js';
 import { ago, collect, duration, printJson, table } from './output.js';

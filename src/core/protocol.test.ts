@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  buildrootOf,
-  metadataSignaturesOf,
-  parseTaskResult,
-  TEST_STAGE_LIMITS,
-  taskStage,
-  testStagesOf,
-} from './protocol.js';
+import { buildrootOf, metadataSignaturesOf, parseTaskResult, TEST_STAGE_LIMITS, testStagesOf } from './protocol.js';
+import { taskStage } from './task-stage.js';
 
 test('a task is shown by its stage, never the queue arch any', () => {
   assert.deepEqual(

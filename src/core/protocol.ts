@@ -9,16 +9,6 @@ import { LenixError } from './errors.js';
 /** The kinds of task: an SRPM, a binary build per arch, signing, signing repository metadata, testing. */
 export type TaskKind = 'srpm' | 'binary' | 'sign' | 'repomd' | 'test';
 
-/**
- * A task as people read it: its pipeline stage, with the arch where the stage has one (`srpm`, `build x86_64`,
- * `sign`, `repomd`, `test`, `test aarch64` for a tester's foreign root); never the queue's `any`.
- */
-export function taskStage(t: { readonly kind: string; readonly arch: string }): string {
-  if (t.kind === 'binary') return `build ${t.arch}`;
-  if (t.kind === 'test' && t.arch !== 'any') return `test ${t.arch}`;
-  return t.kind;
-}
-
 /** What a build node receives with a lease: everything it needs, nothing it should not see. */
 export interface BuildTaskPayload {
   readonly taskId: number;

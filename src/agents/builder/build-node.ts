@@ -33,6 +33,7 @@ import type { BuildrootRecord } from '../../core/protocol.js';
 import { describeBuildroot } from './buildroot.js';
 import { hasDynamicBuildRequires, packageInfo, readRpmFileHeader, requirements } from '../../rpm/header.js';
 import { buildHostBase } from '../kit/host-base.js';
+import { listUsrFolders } from '../kit/usr-folders.js';
 import { keepRoot, prepareBuildroot, readInstalled, type PreparedBuildroot } from './buildroot-input.js';
 import { INSTALLED_LIST, MISSING_STATUS, ROOT_CACHE, ROOT_FAILED_STATUS } from './buildroot-script.js';
 import { describeFailure } from './build-failure.js';
@@ -85,6 +86,8 @@ export async function runBuildNode(o: BuildNodeOptions): Promise<void> {
     if (access) throw new LenixError('SYSTEM_ROOT_INVALID', access);
   }
   const arches = root ? [root.info.arch] : [...new Set([...o.arches, 'noarch', 'src'])];
+  // The folders of the sandbox's /usr, for the skeleton of each buildroot this node makes.
+  const usrFolders = await listUsrFolders(path.join(root?.dir ?? '/', 'usr'), path.join(o.workRoot, 'usr-folders'));
   const buildroots = new Map<string, BuildrootRecord>();
   const buildrootFor = async (arch: string) => {
     let b = buildroots.get(arch);
@@ -114,6 +117,7 @@ export async function runBuildNode(o: BuildNodeOptions): Promise<void> {
         await buildrootFor(
           ctx.task.arch === 'src' || ctx.task.arch === 'noarch' ? (o.arches[0] ?? 'noarch') : ctx.task.arch,
         ),
+        usrFolders,
       ),
   });
 }
@@ -122,6 +126,7 @@ async function buildTask(
   o: BuildNodeOptions,
   ctx: TaskContext<BuildTaskPayload>,
   hostBuildroot: BuildrootRecord,
+  usrFolders: string,
 ): Promise<TaskReport> {
   let buildroot = hostBuildroot;
   const t = ctx.task;
@@ -261,6 +266,7 @@ async function buildTask(
           input,
           target: t.target!,
           hostBase: await buildHostBase(o.workRoot),
+          usrFolders,
           buildRequires,
           rpmbuildArgs: rebuild,
           buildEnv: { ...buildEnv, HOME: SANDBOX_WORK, USER: 'builder' },

@@ -45,6 +45,8 @@ export async function prepareBuildroot(o: {
   input: string;
   target: BuildTargetPayload;
   hostBase: string;
+  /** The list of the sandbox's /usr folders (kit/usr-folders.ts) for the root's skeleton. */
+  usrFolders: string;
   buildRequires: readonly string[];
   rpmbuildArgs: readonly string[];
   buildEnv: Readonly<Record<string, string>>;
@@ -139,6 +141,7 @@ export async function prepareBuildroot(o: {
     await placeRepositories(o, cache, extra);
   }
   await writeFile(path.join(o.input, 'buildroot.sh'), buildrootScript());
+  await copyFile(o.usrFolders, path.join(o.input, 'usr-folders'));
   await writeFile(path.join(o.input, 'buildrequires'), o.buildRequires.map((r) => `${r}\n`).join(''));
   await writeFile(path.join(o.input, 'rpmbuild.args'), o.rpmbuildArgs.map((a) => `${a}\0`).join(''));
   await writeFile(
@@ -152,6 +155,7 @@ export async function prepareBuildroot(o: {
       SRPM: o.srpmName,
       BUILD_UID: String(o.buildUid),
       DYNAMIC: o.dynamic ? '1' : '',
+      USR_FOLDERS: `${SANDBOX_WORK}/in/usr-folders`,
       SAVE_CACHE: cached ? '' : '1',
     },
     cached,

@@ -24,7 +24,7 @@ export const DYNAMIC_ROUNDS = 5;
  *   6. writes the list of installed packages, then runs `rpmbuild --rebuild` (BuildRequires checked by rpm
  *      against the root's database: no --nodeps) chrooted into the root as the unprivileged build user, with
  *      no capability and no_new_privs, and copies the packages out.
- * Inputs: W, SRPM (file name in in/), BUILD_UID, DYNAMIC, SAVE_CACHE; in/buildrequires (one per line);
+ * Inputs: W, SRPM (file name in in/), BUILD_UID, DYNAMIC, SAVE_CACHE, USR_FOLDERS; in/buildrequires (one per line);
  * in/rpmbuild.args (NUL-separated arguments of rpmbuild); in/build.env (NUL-separated VAR=value of the build).
  */
 export function buildrootScript(): string {

@@ -7,8 +7,8 @@ import { TEST_STAGE_LIMITS, type TestStage } from '../../core/protocol.js';
  * $W/in (signed packages, keys, the host-base repository, the source archive, repository files). Inputs come
  * from the environment: W (work folder), PACKAGES (NEVRAs under test), TESTS (files in tests/), EXTRA_REPOS
  * (how many repositories of dependencies are in in/target-N), RPMLINT_CONFIG, REPOS_D (the folder of .repo files
- * under in/), LINT (1: run rpmlint on every package too), and for a root of another architecture SYSTEM (where its
- * /usr and /etc are bound) and FORCEARCH. Each stage prints `@@LENIX-STAGE name` and ends with one
+ * under in/), LINT (1: run rpmlint on every package too), USR_FOLDERS (the list of /usr's folders for the root's
+ * skeleton), and for a root of another architecture SYSTEM (where its /usr and /etc are bound) and FORCEARCH. Each stage prints `@@LENIX-STAGE name` and ends with one
  * `@@LENIX-RESULT name passed|failed|skipped detail` line, which parseStages() reads back.
  */
 export function testRootScript(): string {

@@ -18,6 +18,7 @@ import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js
 import { buildHostBase } from '../kit/host-base.js';
 import { ROOT_DNF_CONF } from '../kit/root-script.js';
 import { placeRepo } from '../kit/local-repo.js';
+import { listUsrFolders } from '../kit/usr-folders.js';
 import { parseStages, testRootScript, type StageResult } from './test-root.js';
 
 export interface TesterOptions {
@@ -37,10 +38,11 @@ export interface TesterOptions {
   readonly systemRoots?: readonly SystemRoot[];
 }
 
-/** A system root the tester tests in, with the host-base repository made from its files. */
+/** A system root the tester tests in, with the host-base repository and the list of /usr folders made from it. */
 interface ArchRoot {
   readonly root: SystemRoot;
   readonly hostBase: string;
+  readonly usrFolders: string;
 }
 
 /**
@@ -51,15 +53,22 @@ interface ArchRoot {
  */
 export async function runTester(o: TesterOptions): Promise<void> {
   await mkdir(o.workRoot, { recursive: true, mode: 0o700 });
-  const hostBase = await buildHostBase(o.workRoot);
+  const host = {
+    hostBase: await buildHostBase(o.workRoot),
+    usrFolders: await listUsrFolders('/usr', path.join(o.workRoot, 'usr-folders')),
+  };
   const archRoots = new Map<string, ArchRoot>();
   for (const root of o.systemRoots ?? []) {
     const problem = await emulationProblem(root.info.arch);
     if (problem) throw new LenixError('EMULATION_UNAVAILABLE', `cannot test in the ${root.info.arch} root: ${problem}`);
     const access = await rootAccessProblem(root, launcher(o.identity));
     if (access) throw new LenixError('SYSTEM_ROOT_INVALID', access);
-    const hb = await buildHostBase(path.join(o.workRoot, 'roots', root.info.arch), root.dir);
-    archRoots.set(root.info.arch, { root, hostBase: hb });
+    const arch = root.info.arch;
+    archRoots.set(arch, {
+      root,
+      hostBase: await buildHostBase(path.join(o.workRoot, 'roots', arch), root.dir),
+      usrFolders: await listUsrFolders(path.join(root.dir, 'usr'), path.join(o.workRoot, `usr-folders-${arch}`)),
+    });
   }
   const jobs = Math.max(1, o.jobs ?? 1);
   await Promise.all(
@@ -72,7 +81,7 @@ export async function runTester(o: TesterOptions): Promise<void> {
         capabilities: { root: 'overlay+host-base', ...(archRoots.size > 0 ? { roots: [...archRoots.keys()] } : {}) },
         log: o.log,
         stop: o.stop,
-        handle: (ctx) => testBuild(o, ctx, hostBase, archRoots),
+        handle: (ctx) => testBuild(o, ctx, host, archRoots),
       }),
     ),
   );
@@ -81,7 +90,7 @@ export async function runTester(o: TesterOptions): Promise<void> {
 async function testBuild(
   o: TesterOptions,
   ctx: TaskContext<TestTaskPayload>,
-  hostBase: string,
+  host: { readonly hostBase: string; readonly usrFolders: string },
   archRoots: ReadonlyMap<string, ArchRoot>,
 ): Promise<TaskReport> {
   const t = ctx.task;
@@ -135,10 +144,13 @@ async function testBuild(
       extraRepos.push(...(await placeRepo({ api: o.api, input, cache }, r, { id: `target-${i}`, dir: `target-${i}` })));
       say(`repository ${r.name}: ${r.packages.length} packages from its current snapshot`);
     }
-    await cp(hostBase, path.join(input, 'host-base'), { recursive: true });
+    await cp(host.hostBase, path.join(input, 'host-base'), { recursive: true });
+    await copyFile(host.usrFolders, path.join(input, 'usr-folders'));
     for (const f of foreign)
-      if (f.packages.length > 0)
+      if (f.packages.length > 0) {
         await cp(archRoots.get(f.arch)!.hostBase, path.join(input, `host-base-${f.arch}`), { recursive: true });
+        await copyFile(archRoots.get(f.arch)!.usrFolders, path.join(input, `usr-folders-${f.arch}`));
+      }
     await copyFile(o.rpmlintConfig, path.join(input, 'rpmlint.toml'));
 
     // The package's own tests: tests/ at the build's commit (named from the archive's index, unpacked inside).
@@ -211,6 +223,7 @@ async function testBuild(
           RPMLINT_CONFIG: inside('rpmlint.toml'),
           REPOS_D: r.arch ? `repos.d-${r.arch}` : 'repos.d',
           LINT: i === 0 ? '1' : '0',
+          USR_FOLDERS: inside(r.arch ? `usr-folders-${r.arch}` : 'usr-folders'),
           ...(root ? { SYSTEM: SYSTEM_AT, FORCEARCH: root.info.arch } : {}),
         },
         hostname: 'lenix-test',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SBOM_FORMATS } from '../../../attest/sbom.js';
 import { LenixError } from '../../../core/errors.js';
-import { taskStage } from '../../../core/protocol.js';
+import { taskStage } from '../../../core/task-stage.js';
 import { BUILD_STATES, isFinished } from '../../../scheduler/task-state.js';
 import type { App } from '../../types.js';
 import { html } from '../html.js';
