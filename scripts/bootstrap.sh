@@ -115,5 +115,5 @@ if [ "$emulation" -eq 1 ] && { [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/nul
   done
 fi
 
-if [ ! -f dist/src/cli/main.js ]; then npx tsc -p tsconfig.json; fi
+if [ ! -f dist/src/cli/main.js ] || [ ! -f dist/lenix-verify.cjs ]; then npm run build --silent; fi
 echo "bootstrap: ready"

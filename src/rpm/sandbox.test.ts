@@ -255,7 +255,10 @@ describe('the sandbox, run for real', () => {
     assert.match(out, /^bomb-over$/m, 'the run went on after the bomb');
     assert.ok(max <= limits.processes, `never more than the limit of ${limits.processes} (${max} seen)`);
     assert.match(other.out, /^forked 50$/m, "the bomb did not take the other sandbox's processes");
-    assert.equal(await countProcesses(marker), 0, 'nothing of the bomb is left');
+    // Nothing of the bomb outlives its sandbox: bubblewrap exits as soon as its init reports the command's status,
+    // while the kernel is still killing the rest of the ended pid namespace (hundreds of processes, on a loaded
+    // machine not at once); they go without anyone signalling them.
+    await until(async () => (await countProcesses(marker)) === 0);
   });
 
   test('200,000 lines under set -x come back whole and in order (one pipe for stdout and stderr)', async () => {

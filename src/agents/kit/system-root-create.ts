@@ -46,20 +46,27 @@ export async function createSystemRoot(o: CreateRootOptions): Promise<SystemRoot
   await rm(partial, { recursive: true, force: true });
   try {
     const started = Date.now();
-    o.say(`debootstrap ${ROOT_RECIPE.suite} ${known.debian} from ${mirror} into ${partial}`);
-    await runLogged(
-      debootstrap,
-      [
-        ...(foreign ? ['--foreign'] : []),
-        `--arch=${known.debian}`,
-        `--variant=${ROOT_RECIPE.variant}`,
-        `--include=${ROOT_RECIPE.packages.join(',')}`,
-        ROOT_RECIPE.suite,
-        partial,
-        mirror,
-      ],
-      o.say,
-    );
+    const args = [
+      ...(foreign ? ['--foreign'] : []),
+      `--arch=${known.debian}`,
+      `--variant=${ROOT_RECIPE.variant}`,
+      `--include=${ROOT_RECIPE.packages.join(',')}`,
+      ROOT_RECIPE.suite,
+      partial,
+      mirror,
+    ];
+    // The first stage downloads everything: a mirror that fails a download is tried again, from nothing, twice.
+    for (let attempt = 1; ; attempt++) {
+      o.say(`debootstrap ${ROOT_RECIPE.suite} ${known.debian} from ${mirror} into ${partial}`);
+      const failed = await runLogged(debootstrap, args, o.say).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      if (failed === null) break;
+      if (attempt === DOWNLOAD_ATTEMPTS || !DOWNLOAD_FAILED.test((failed as Error).message)) throw failed;
+      o.say(`a download failed (${(failed as Error).message}); trying again (${attempt + 1} of ${DOWNLOAD_ATTEMPTS})`);
+      await rm(partial, { recursive: true, force: true });
+    }
     if (foreign) {
       o.say(`second stage inside the root, every program run through qemu-${known.qemu} (emulated: minutes)`);
       await runLogged('chroot', [partial, '/debootstrap/debootstrap', '--second-stage'], o.say);
@@ -103,6 +110,10 @@ export async function enableEmulation(arch: string, say: (line: string) => void)
   const problem = await emulationProblem(arch);
   if (problem) throw new LenixError('EMULATION_UNAVAILABLE', `cannot run ${arch} programs here: ${problem}`);
 }
+
+const DOWNLOAD_ATTEMPTS = 3;
+/** debootstrap's last line when fetching from the mirror failed (a network or mirror fault, worth another try). */
+const DOWNLOAD_FAILED = /Failed getting release file|Couldn't download|Failed getting release signature file/;
 
 function runLogged(cmd: string, args: string[], say: (line: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
