@@ -115,7 +115,11 @@ async function main(): Promise<void> {
   console.error(`corpus: ${files.length + 1} packages in ${args.corpus} (${cloneS.toFixed(1)} s)`);
 
   // One Lenix store for all sizes: every package imported and its metadata derived once, as at import time.
-  const { db, dialect } = openDatabase({ dialect: 'sqlite', file: path.join(work, 'lenix.db') });
+  // Opened as `lenix server` opens it: WAL checkpoints in a worker thread, not inside the publisher's commits.
+  const { db, dialect, checkpointer } = openDatabase(
+    { dialect: 'sqlite', file: path.join(work, 'lenix.db') },
+    { checkpointInBackground: true },
+  );
   await migrateToLatest(db, dialect);
   const store = new Store(db, dialect);
   const releases = new ReleaseStore(db);
@@ -270,6 +274,7 @@ async function main(): Promise<void> {
     `dnf install from the ${MAX.toLocaleString('en')}-package repository (gpgcheck=1, repo_gpgcheck=1): ${installed} in ${dnfS.toFixed(1)} s`,
   );
   if (!r.stdout.includes('Complete!')) throw new Error('dnf did not complete');
+  await checkpointer?.stop();
   await store.close();
   await rm(work, { recursive: true, force: true });
 }
