@@ -42,7 +42,6 @@ export function signEnvelope(statement: unknown, signers: readonly EnvelopeSigne
   };
 }
 
-/** Check the envelope's Ed25519 signature by `key` (keyid = the verifier key string) and return the statement. */
 /**
  * The statement a log entry's envelope carries, read without checking its signature: for indexing and display.
  * Believe it only after `openEnvelope` (or `verifyChain`) checked it.
@@ -52,6 +51,7 @@ export function peekStatement(entry: Uint8Array): Statement {
   return JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as Statement;
 }
 
+/** Check the envelope's Ed25519 signature by `key` (keyid = the verifier key string) and return the statement. */
 export function openEnvelope<T = Record<string, unknown>>(env: Envelope, key: VerifierKey, keyid: string): T {
   if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE)
     throw new LenixError('SIGNATURE_INVALID', `unexpected payload type ${env.payloadType}`);

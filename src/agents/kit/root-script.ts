@@ -33,15 +33,11 @@ export const MAKE_ROOT = String.raw`# The host's /usr belongs to host users this
 # even to this root. A skeleton of the same folders, owned here, lies over it: merged folders take their owner
 # from the topmost layer, so packages can add files anywhere in /usr, while the host's files stay read-only.
 # SYSTEM, when set, is a system root of another architecture bound in the sandbox: its /usr is the lower layer.
-# USR_FOLDERS, when set, is the list of that /usr's folders the agent made when it started (kit/usr-folders.ts):
-# one mkdir each, instead of walking /usr here.
+# USR_FOLDERS is the list of that /usr's folders the agent made when it started (kit/usr-folders.ts): one mkdir
+# each, instead of walking /usr in every root.
 U="${'$'}{SYSTEM:-}/usr"
 mkdir -p "$ROOT/usr" "$W/ovl/upper" "$W/ovl/work" "$W/ovl/skel"
-if [ -n "${'$'}{USR_FOLDERS:-}" ]; then
-  (cd "$W/ovl/skel" && xargs -0 -r mkdir < "$USR_FOLDERS") || root_failed "cannot make the skeleton of /usr"
-else
-  (cd "$U" && find . -xdev -type d -print0 2>/dev/null | (cd "$W/ovl/skel" && xargs -0 mkdir -p))
-fi
+(cd "$W/ovl/skel" && xargs -0 -r mkdir < "$USR_FOLDERS") || root_failed "cannot make the skeleton of /usr"
 if ! mount -t overlay overlay -o "lowerdir=$W/ovl/skel:$U,upperdir=$W/ovl/upper,workdir=$W/ovl/work" "$ROOT/usr"; then
   root_failed "cannot mount an overlay of /usr"
 fi
