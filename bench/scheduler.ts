@@ -7,8 +7,9 @@
  *
  *   npm run build && node dist/bench/scheduler.js [--tasks 10000] [--agents 100] [--only sqlite|postgres]
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,11 +51,24 @@ interface Result {
   heartbeat: Stats;
   complete: Stats;
   emptyLeases: number;
+  /** CPU time per cycle (user + system), the servers' and this load generator's, while the agents ran. */
+  serverCpuMs: number;
+  clientCpuMs: number;
 }
 interface Stats {
   p50: number;
   p99: number;
   max: number;
+}
+
+const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** CPU time a process has used so far, in ms, from /proc/PID/stat (utime + stime; Linux only). */
+function processCpuMs(pid: number): number {
+  // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1000;
 }
 
 function stats(xs: number[]): Stats {
@@ -134,6 +148,7 @@ async function drive(
   bases: string | readonly string[],
   tokens: string[],
   label: string,
+  servers: readonly ChildProcess[],
   pace?: { perSecond: number; cycles: number },
 ): Promise<Result> {
   const leases: number[] = [];
@@ -142,6 +157,8 @@ async function drive(
   let empty = 0;
   let done = 0;
   let started = 0;
+  const serverCpu = () => servers.reduce((sum, p) => sum + processCpuMs(p.pid!), 0);
+  const cpu0 = { server: serverCpu(), client: process.cpuUsage() };
   const t0 = performance.now();
   await Promise.all(
     tokens.map(async (token, i) => {
@@ -189,6 +206,8 @@ async function drive(
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const serverCpuMs = serverCpu() - cpu0.server;
+  const client = process.cpuUsage(cpu0.client);
   const expected = pace?.cycles ?? TASKS;
   if (done !== expected) throw new Error(`${label}: completed ${done} of ${expected} tasks`);
   return {
@@ -202,6 +221,8 @@ async function drive(
     heartbeat: stats(beats),
     complete: stats(completes),
     emptyLeases: empty,
+    serverCpuMs: serverCpuMs / done,
+    clientCpuMs: (client.user + client.system) / 1000 / done,
   };
 }
 
@@ -234,7 +255,7 @@ async function runOne(
         urls.push(`http://127.0.0.1:${port}`);
       }
       const label = servers > 1 ? `${dialect}, ${servers} servers` : dialect;
-      return { ...(await drive(urls, tokens, label, pace)), seedSeconds };
+      return { ...(await drive(urls, tokens, label, procs, pace)), seedSeconds };
     } finally {
       for (const p of procs) {
         p.kill('SIGTERM');
@@ -258,6 +279,7 @@ async function runFloor(): Promise<Result> {
         `http://127.0.0.1:${port}`,
         Array.from({ length: AGENTS }, () => 'x'),
         'floor (HTTP + SQLite only)',
+        [server],
       );
     } finally {
       server.kill('SIGTERM');
@@ -285,12 +307,12 @@ console.log(
   `\nScheduler under load: ${TASKS} queued tasks, ${AGENTS} agents over HTTP on loopback (${os.cpus().length} cores, Node ${process.version})\n`,
 );
 console.log(
-  '| database | lease p50 ms | lease p99 ms | heartbeat p99 ms | complete p99 ms | lease+heartbeat+complete per s | wall s |',
+  '| database | lease p50 ms | lease p99 ms | heartbeat p99 ms | complete p99 ms | lease+heartbeat+complete per s | server CPU ms a cycle | load generator CPU ms a cycle | wall s |',
 );
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of results) {
   console.log(
-    `| ${r.dialect} | ${fmt(r.lease.p50)} | ${fmt(r.lease.p99)} | ${fmt(r.heartbeat.p99)} | ${fmt(r.complete.p99)} | ${Math.round(r.perSecond)} | ${fmt(r.seconds)} |`,
+    `| ${r.dialect} | ${fmt(r.lease.p50)} | ${fmt(r.lease.p99)} | ${fmt(r.heartbeat.p99)} | ${fmt(r.complete.p99)} | ${Math.round(r.perSecond)} | ${fmt(r.serverCpuMs)} | ${fmt(r.clientCpuMs)} | ${fmt(r.seconds)} |`,
   );
 }
 const sqlite = results.find((r) => r.dialect === 'sqlite');
@@ -300,4 +322,7 @@ if (sqlite && postgres)
   console.log(`\nSQLite / PostgreSQL throughput ratio: ${(sqlite.perSecond / postgres.perSecond).toFixed(2)}`);
 if (sqlite && floor)
   console.log(`Lenix on SQLite / floor server throughput ratio: ${(sqlite.perSecond / floor.perSecond).toFixed(2)}`);
+console.log(
+  "\nServer CPU counts the server processes only (not PostgreSQL's); a server with a core to itself would do at most 1000 / (server CPU ms a cycle) cycles a second.",
+);
 console.log(`\n${JSON.stringify(results)}`);
