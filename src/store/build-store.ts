@@ -6,6 +6,7 @@ import { enqueueTasks } from './queue/enqueue.js';
 import type { BuildRecord, DeclaredPackage, EventRecord, TaskRecord } from './records.js';
 import type { Database } from './schema.js';
 import { buildQuery, json, taskById, toBuild } from './rows.js';
+import { kyselyStatements } from './statements.js';
 
 export interface NewBuild {
   readonly sourceId: number;
@@ -70,7 +71,7 @@ export class BuildStore {
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      const [taskId] = await enqueueTasks(trx, {
+      const [taskId] = await enqueueTasks(kyselyStatements(trx), {
         buildId: build.id,
         sourceId: b.sourceId,
         priority: b.priority,
@@ -80,7 +81,10 @@ export class BuildStore {
         arches: ['src'],
         now,
       });
-      await recordEvent(trx, now, 'build.created', build.id, null, { ref: b.ref, createdBy: b.createdBy });
+      await recordEvent(kyselyStatements(trx), now, 'build.created', build.id, null, {
+        ref: b.ref,
+        createdBy: b.createdBy,
+      });
       return { buildId: build.id, taskId: taskId! };
     });
     const build = await this.get(buildId);
@@ -140,7 +144,7 @@ export class BuildStore {
         .set({ state: 'cancelled', finished_at: now, reason_code: 'CANCELLED', reason })
         .where('id', '=', buildId)
         .execute();
-      await recordEvent(trx, now, 'build.cancelled', buildId, null, { reason });
+      await recordEvent(kyselyStatements(trx), now, 'build.cancelled', buildId, null, { reason });
     });
     return (await this.get(buildId))!;
   }

@@ -4,6 +4,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kys
 import type { Database } from './schema.js';
 import { ReplicaReads, readRoutingDialect } from './read-routing.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
+import { registerSqlite } from './statements.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -43,21 +44,18 @@ export function parseDatabaseUrl(value: string): DatabaseConfig {
 /**
  * Kysely prepares every query anew; the scheduler runs the same few dozen statements thousands of times a
  * second, so keep prepared statements by SQL text (Kysely runs one statement at a time on this connection,
- * so reusing a statement object is safe).
+ * and statements.ts runs its own only while it holds that connection, so reusing a statement object is safe).
  */
-function cachingPrepare(handle: SQLite.Database, max = 512): SqliteDatabase {
+function statementCache(handle: SQLite.Database, max = 512): (sqlText: string) => SQLite.Statement {
   const cache = new Map<string, SQLite.Statement>();
-  return {
-    close: () => handle.close(),
-    prepare(sqlText: string) {
-      let st = cache.get(sqlText);
-      if (!st) {
-        st = handle.prepare(sqlText);
-        if (cache.size >= max) cache.delete(cache.keys().next().value!);
-        cache.set(sqlText, st);
-      }
-      return st as unknown as ReturnType<SqliteDatabase['prepare']>;
-    },
+  return (sqlText) => {
+    let st = cache.get(sqlText);
+    if (!st) {
+      st = handle.prepare(sqlText);
+      if (cache.size >= max) cache.delete(cache.keys().next().value!);
+      cache.set(sqlText, st);
+    }
+    return st;
   };
 }
 
@@ -77,7 +75,14 @@ export function openDatabase(config: DatabaseConfig, opts: OpenOptions = {}): Op
     handle.pragma(`synchronous = ${synchronous}`);
     handle.pragma('foreign_keys = ON');
     handle.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(handle) }) });
+    const prepare = statementCache(handle);
+    const database: SqliteDatabase = {
+      close: () => handle.close(),
+      prepare: (sqlText) => prepare(sqlText) as unknown as ReturnType<SqliteDatabase['prepare']>,
+    };
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    // The scheduler's hot path runs its statements on this connection directly (statements.ts).
+    registerSqlite(db, { handle, prepare });
     if (!opts.checkpointInBackground || config.file === ':memory:') return { db, dialect: 'sqlite' };
     return { db, dialect: 'sqlite', checkpointer: startWalCheckpointer(handle, { file: config.file, synchronous }) };
   }

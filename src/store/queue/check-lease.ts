@@ -1,33 +1,39 @@
+import { sql, type Selectable } from 'kysely';
 import { LenixError } from '../../core/errors.js';
 import type { LeaseRecord, TaskRecord } from '../records.js';
-import { type Db, toLease, toTask } from '../rows.js';
+import { toLease, toTask } from '../rows.js';
+import type { Database } from '../schema.js';
+import type { Statements } from '../statements.js';
+
+type LeaseRow = Selectable<Database['tasks']> & {
+  l_id: number;
+  l_task_id: number;
+  l_agent_id: number;
+  l_fencing_token: number;
+  l_acquired_at: number;
+  l_expires_at: number;
+  l_ended_at: number | null;
+  l_outcome: string | null;
+  a_token_id: number;
+};
 
 /** Check that a message belongs to the task's current lease: the right agent, the current fencing token, in time. */
 export async function checkLease(
-  db: Db,
+  q: Statements,
   leaseId: number,
   fencingToken: number,
   agentTokenId: number,
   now: number,
 ): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
-  const row = await db
-    .selectFrom('leases')
-    .innerJoin('agents', 'agents.id', 'leases.agent_id')
-    .innerJoin('tasks', 'tasks.id', 'leases.task_id')
-    .selectAll('tasks')
-    .select([
-      'leases.id as l_id',
-      'leases.task_id as l_task_id',
-      'leases.agent_id as l_agent_id',
-      'leases.fencing_token as l_fencing_token',
-      'leases.acquired_at as l_acquired_at',
-      'leases.expires_at as l_expires_at',
-      'leases.ended_at as l_ended_at',
-      'leases.outcome as l_outcome',
-      'agents.token_id as a_token_id',
-    ])
-    .where('leases.id', '=', leaseId)
-    .executeTakeFirst();
+  const [row] = await q.rows(sql<LeaseRow>`
+    select tasks.*, leases.id as l_id, leases.task_id as l_task_id, leases.agent_id as l_agent_id,
+      leases.fencing_token as l_fencing_token, leases.acquired_at as l_acquired_at,
+      leases.expires_at as l_expires_at, leases.ended_at as l_ended_at, leases.outcome as l_outcome,
+      agents.token_id as a_token_id
+    from leases
+    join agents on agents.id = leases.agent_id
+    join tasks on tasks.id = leases.task_id
+    where leases.id = ${leaseId}`);
   if (!row) throw new LenixError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist`);
   if (row.a_token_id !== agentTokenId) throw new LenixError('FORBIDDEN', `lease ${leaseId} belongs to another agent`);
   const lease = toLease({

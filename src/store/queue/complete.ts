@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { LenixError } from '../../core/errors.js';
 import {
   BUILD_KINDS,
@@ -11,6 +11,7 @@ import {
 import { recordEvent } from '../events.js';
 import type { TaskRecord } from '../records.js';
 import { json, toTask } from '../rows.js';
+import { inTransaction, type Statements } from '../statements.js';
 import type { Database } from '../schema.js';
 import { checkLease } from './check-lease.js';
 import { enqueueTasks } from './enqueue.js';
@@ -39,88 +40,72 @@ export async function complete(
   followUp: FollowUp,
   now: number,
 ): Promise<CompleteResult> {
-  return db.transaction().execute(async (trx) => {
-    const { task: current } = await checkLease(trx, leaseId, fencingToken, agentTokenId, now);
+  return inTransaction(db, async (q) => {
+    const { task: current } = await checkLease(q, leaseId, fencingToken, agentTokenId, now);
     const result = parseTaskResult(current.kind, report);
-    const row = {
-      ...current,
-      build_id: current.buildId,
-      max_attempts: current.maxAttempts,
-      result: current.result === null ? null : json(current.result),
-    };
     const next = taskEnd(outcome, current.attempts, current.maxAttempts, followUp);
     const finished = next.state !== 'queued';
-    const updated = await trx
-      .updateTable('tasks')
-      .set({
-        state: next.state,
-        reason_code: next.code,
-        reason: next.reason,
-        result: result === null ? row.result : json(result),
-        finished_at: finished ? now : null,
-        lease_expires_at: null,
-        ...(finished ? {} : { lease_id: null, agent_id: null }),
-      })
-      .where('id', '=', row.id)
-      .where('state', '=', 'leased')
-      .where('fencing_token', '=', fencingToken)
-      .returningAll()
-      .executeTakeFirst();
+    const stored = result === null ? (current.result === null ? null : json(current.result)) : json(result);
+    // A task queued again (a retry) gives up its lease and agent; a finished one keeps them as its history.
+    const release = finished ? sql`` : sql`, lease_id = null, agent_id = null`;
+    const [updated] = await q.rows(sql<Selectable<Database['tasks']>>`
+      update tasks set state = ${next.state}, reason_code = ${next.code}, reason = ${next.reason},
+        result = ${stored}, finished_at = ${finished ? now : null}, lease_expires_at = null${release}
+      where id = ${current.id} and state = 'leased' and fencing_token = ${fencingToken}
+      returning *`);
     if (!updated) throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands before completion');
-    await trx.updateTable('leases').set({ ended_at: now, outcome: outcome.kind }).where('id', '=', leaseId).execute();
-    await recordEvent(trx, now, `task.${next.state}`, row.build_id, row.id, { code: next.code, reason: next.reason });
+    await q.run(sql`update leases set ended_at = ${now}, outcome = ${outcome.kind} where id = ${leaseId}`);
+    await recordEvent(q, now, `task.${next.state}`, current.buildId, current.id, {
+      code: next.code,
+      reason: next.reason,
+    });
 
+    const buildOf = async () => {
+      const [build] = await q.rows(sql<{ priority: number; source_id: number }>`
+        select priority, source_id from builds where id = ${current.buildId}`);
+      if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${current.buildId} vanished`);
+      return { buildId: current.buildId, sourceId: build.source_id, priority: build.priority };
+    };
     let queuedNew = 0;
     if (next.state === 'succeeded' && followUp.kind === 'fan-out') {
-      const build = await trx
-        .selectFrom('builds')
-        .select(['priority', 'source_id'])
-        .where('id', '=', row.build_id)
-        .executeTakeFirstOrThrow();
-      const ids = await enqueueTasks(trx, {
-        buildId: row.build_id,
-        sourceId: build.source_id,
-        priority: build.priority,
-        maxAttempts: row.max_attempts,
+      const ids = await enqueueTasks(q, {
+        ...(await buildOf()),
+        maxAttempts: current.maxAttempts,
         role: followUp.role,
         kind: followUp.taskKind,
         arches: followUp.arches,
         now,
       });
       queuedNew = ids.length;
-      await recordEvent(trx, now, 'build.fanned-out', row.build_id, row.id, { arches: followUp.arches });
+      await recordEvent(q, now, 'build.fanned-out', current.buildId, current.id, { arches: followUp.arches });
     }
     // Only the pipeline's own tasks move the build; sign/test/repomd tasks leave its state alone.
-    const buildState = BUILD_KINDS.includes(row.kind)
-      ? await settleBuild(trx, row.build_id, now)
-      : ((await trx.selectFrom('builds').select('state').where('id', '=', row.build_id).executeTakeFirstOrThrow())
-          .state as BuildState);
+    const buildState = BUILD_KINDS.includes(current.kind)
+      ? await settleBuild(q, current.buildId, now)
+      : await buildStateOf(q, current.buildId);
     if (next.state === 'succeeded') {
-      const signing =
-        (await trx.selectFrom('settings').select('value').where('key', '=', 'signing_key').executeTakeFirst()) !==
-        undefined;
-      const stage = nextStage(row.kind, buildState, signing);
+      const [signingKey] = await q.rows(sql<{ value: string }>`select value from settings where key = 'signing_key'`);
+      const stage = nextStage(current.kind, buildState, signingKey !== undefined);
       if (stage) {
-        const build = await trx
-          .selectFrom('builds')
-          .select(['priority', 'source_id'])
-          .where('id', '=', row.build_id)
-          .executeTakeFirstOrThrow();
         queuedNew += (
-          await enqueueTasks(trx, {
-            buildId: row.build_id,
-            sourceId: build.source_id,
-            priority: build.priority,
-            maxAttempts: row.max_attempts,
+          await enqueueTasks(q, {
+            ...(await buildOf()),
+            maxAttempts: current.maxAttempts,
             role: stage.role,
             kind: stage.kind,
             arches: ['any'],
             now,
           })
         ).length;
-        await recordEvent(trx, now, `build.${stage.kind}-queued`, row.build_id, row.id, {});
+        await recordEvent(q, now, `build.${stage.kind}-queued`, current.buildId, current.id, {});
       }
     }
     return { task: toTask(updated), buildState, queuedNew };
   });
+}
+
+async function buildStateOf(q: Statements, buildId: number): Promise<BuildState> {
+  const [build] = await q.rows(sql<{ state: string }>`select state from builds where id = ${buildId}`);
+  if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${buildId} vanished`);
+  return build.state as BuildState;
 }

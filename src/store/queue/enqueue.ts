@@ -1,16 +1,18 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { LenixError } from '../../core/errors.js';
 import { currentVirtualTime, virtualStart } from '../../scheduler/fair-share.js';
 import type { AgentRole, TaskKind } from '../../scheduler/task-state.js';
 import { recordEvent } from '../events.js';
-import { type Db, json, numOrNull } from '../rows.js';
+import { json, numOrNull } from '../rows.js';
 import type { Database } from '../schema.js';
+import { inTransaction, type Statements } from '../statements.js';
 
 /**
  * Queue tasks, one per architecture, each at its fair-share virtual start (fair-share.ts): the role's
  * current virtual time, after the source's last task. Runs inside the caller's transaction.
  */
 export async function enqueueTasks(
-  trx: Db,
+  q: Statements,
   t: {
     buildId: number;
     sourceId: number;
@@ -25,55 +27,20 @@ export async function enqueueTasks(
 ): Promise<number[]> {
   const ids: number[] = [];
   for (const arch of t.arches) {
-    const clock = await trx
-      .selectFrom('tasks')
-      .select((eb) => [eb.fn.min<number>('vstart').as('min_queued')])
-      .where('role', '=', t.role)
-      .where('state', '=', 'queued')
-      .executeTakeFirst();
-    const maxAll = await trx
-      .selectFrom('tasks')
-      .select((eb) => eb.fn.max<number>('vstart').as('m'))
-      .where('role', '=', t.role)
-      .executeTakeFirst();
-    const last = await trx
-      .selectFrom('tasks')
-      .select((eb) => eb.fn.max<number>('vstart').as('m'))
-      .where('source_id', '=', t.sourceId)
-      .where('role', '=', t.role)
-      .executeTakeFirst();
-    const now = currentVirtualTime(numOrNull(clock?.min_queued), numOrNull(maxAll?.m));
-    const vstart = virtualStart(now, numOrNull(last?.m));
-    const row = await trx
-      .insertInto('tasks')
-      .values({
-        build_id: t.buildId,
-        source_id: t.sourceId,
-        kind: t.kind,
-        role: t.role,
-        arch,
-        state: 'queued',
-        priority: t.priority,
-        vstart,
-        attempts: 0,
-        max_attempts: t.maxAttempts,
-        fencing_token: 0,
-        lease_id: null,
-        agent_id: null,
-        lease_expires_at: null,
-        cancel_requested: 0,
-        created_at: t.now,
-        started_at: null,
-        finished_at: null,
-        reason_code: null,
-        reason: null,
-        result: null,
-        log_size: 0,
-        subject: t.subject === undefined ? null : json(t.subject),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    ids.push(row.id);
+    const [clock] = await q.rows(sql<{ min_queued: number | null; max_all: number | null; last: number | null }>`
+      select
+        (select min(vstart) from tasks where role = ${t.role} and state = 'queued') as min_queued,
+        (select max(vstart) from tasks where role = ${t.role}) as max_all,
+        (select max(vstart) from tasks where source_id = ${t.sourceId} and role = ${t.role}) as last`);
+    const now = currentVirtualTime(numOrNull(clock?.min_queued), numOrNull(clock?.max_all));
+    const vstart = virtualStart(now, numOrNull(clock?.last));
+    const [row] = await q.rows(sql<{ id: number }>`
+      insert into tasks (build_id, source_id, kind, role, arch, state, priority, vstart, attempts, max_attempts,
+        fencing_token, cancel_requested, created_at, log_size, subject)
+      values (${t.buildId}, ${t.sourceId}, ${t.kind}, ${t.role}, ${arch}, 'queued', ${t.priority}, ${vstart}, 0,
+        ${t.maxAttempts}, 0, 0, ${t.now}, 0, ${t.subject === undefined ? null : json(t.subject)})
+      returning id`);
+    ids.push(row!.id);
   }
   return ids;
 }
@@ -84,13 +51,11 @@ export async function enqueueTask(
   t: { buildId: number; role: AgentRole; kind: TaskKind; subject: Record<string, unknown>; maxAttempts: number },
   now: number,
 ): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    const build = await trx
-      .selectFrom('builds')
-      .select(['priority', 'source_id'])
-      .where('id', '=', t.buildId)
-      .executeTakeFirstOrThrow();
-    const [id] = await enqueueTasks(trx, {
+  return inTransaction(db, async (q) => {
+    const [build] = await q.rows(sql<{ priority: number; source_id: number }>`
+      select priority, source_id from builds where id = ${t.buildId}`);
+    if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${t.buildId} does not exist`);
+    const [id] = await enqueueTasks(q, {
       buildId: t.buildId,
       sourceId: build.source_id,
       priority: build.priority,
@@ -101,7 +66,7 @@ export async function enqueueTask(
       now,
       subject: t.subject,
     });
-    await recordEvent(trx, now, `task.${t.kind}-queued`, t.buildId, id!, {});
+    await recordEvent(q, now, `task.${t.kind}-queued`, t.buildId, id!, {});
     return id!;
   });
 }

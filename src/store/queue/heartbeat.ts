@@ -1,6 +1,7 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { LenixError } from '../../core/errors.js';
 import type { Database } from '../schema.js';
+import { inTransaction } from '../statements.js';
 import { checkLease } from './check-lease.js';
 
 /** Extend the current lease; a cancelled task answers `cancelled` so its agent stops. */
@@ -13,19 +14,14 @@ export async function heartbeat(
   now: number,
 ): Promise<{ expiresAt: number; cancelled: boolean; agentId: number }> {
   try {
-    return await db.transaction().execute(async (trx) => {
-      const { lease, task } = await checkLease(trx, leaseId, fencingToken, agentTokenId, now);
+    return await inTransaction(db, async (q) => {
+      const { lease, task } = await checkLease(q, leaseId, fencingToken, agentTokenId, now);
       const expiresAt = now + leaseMs;
-      const r = await trx
-        .updateTable('tasks')
-        .set({ lease_expires_at: expiresAt })
-        .where('id', '=', task.id)
-        .where('state', '=', 'leased')
-        .where('fencing_token', '=', fencingToken)
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) !== 1)
-        throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands while heartbeating');
-      await trx.updateTable('leases').set({ expires_at: expiresAt }).where('id', '=', lease.id).execute();
+      const changed = await q.run(sql`
+        update tasks set lease_expires_at = ${expiresAt}
+        where id = ${task.id} and state = 'leased' and fencing_token = ${fencingToken}`);
+      if (changed !== 1) throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands while heartbeating');
+      await q.run(sql`update leases set expires_at = ${expiresAt} where id = ${lease.id}`);
       return { expiresAt, cancelled: false, agentId: lease.agentId };
     });
   } catch (err) {

@@ -1,8 +1,9 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Dialect } from '../dialect.js';
 import type { AgentRecord, LeaseRecord, TaskRecord } from '../records.js';
 import { isSerializationFailure, toLease, toTask } from '../rows.js';
 import type { Database } from '../schema.js';
+import { inTransaction } from '../statements.js';
 
 export interface LeaseGrant {
   readonly lease: LeaseRecord;
@@ -23,63 +24,36 @@ export async function lease(
   leaseMs: number,
   now: number,
 ): Promise<LeaseGrant | null> {
+  const arches = agent.arches.length > 0 ? agent.arches : ['-'];
+  // PostgreSQL: concurrent leases skip rows another transaction is taking instead of queueing behind them.
+  // SQLite has one writer at a time, so there is nothing to skip.
+  const skipLocked = dialect === 'postgres' ? sql` for update skip locked` : sql``;
   for (let attempt = 0; attempt < 8; attempt++) {
     try {
-      return await db.transaction().execute(async (trx) => {
-        let pick = trx
-          .selectFrom('tasks')
-          .select(['id', 'fencing_token', 'attempts'])
-          .where('state', '=', 'queued')
-          .where('role', '=', agent.role)
-          .where('arch', 'in', agent.arches.length > 0 ? [...agent.arches] : ['-'])
-          .orderBy('priority', 'desc')
-          .orderBy('vstart', 'asc')
-          .orderBy('id', 'asc')
-          .limit(1);
-        // PostgreSQL: concurrent leases skip rows another transaction is taking instead of queueing behind
-        // them. SQLite has one writer at a time, so there is nothing to skip.
-        if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-        const candidate = await pick.executeTakeFirst();
+      return await inTransaction(db, async (q) => {
+        const [candidate] = await q.rows(sql<{ id: number; fencing_token: number }>`
+          select id, fencing_token from tasks
+          where state = 'queued' and role = ${agent.role} and arch in (${sql.join(arches)})
+          order by priority desc, vstart, id
+          limit 1${skipLocked}`);
         if (!candidate) return null;
         const fencing = Number(candidate.fencing_token) + 1;
         const expiresAt = now + leaseMs;
-        const lease = await trx
-          .insertInto('leases')
-          .values({
-            task_id: candidate.id,
-            agent_id: agent.id,
-            fencing_token: fencing,
-            acquired_at: now,
-            expires_at: expiresAt,
-            ended_at: null,
-            outcome: null,
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        const updated = await trx
-          .updateTable('tasks')
-          .set({
-            state: 'leased',
-            fencing_token: fencing,
-            attempts: candidate.attempts + 1,
-            lease_id: lease.id,
-            agent_id: agent.id,
-            lease_expires_at: expiresAt,
-            started_at: sql<number>`coalesce(started_at, ${now})`,
-          })
-          .where('id', '=', candidate.id)
-          .where('state', '=', 'queued')
-          .where('fencing_token', '=', candidate.fencing_token)
-          .returningAll()
-          .executeTakeFirst();
+        const [lease] = await q.rows(sql<Selectable<Database['leases']>>`
+          insert into leases (task_id, agent_id, fencing_token, acquired_at, expires_at)
+          values (${candidate.id}, ${agent.id}, ${fencing}, ${now}, ${expiresAt})
+          returning *`);
+        const [updated] = await q.rows(sql<Selectable<Database['tasks']>>`
+          update tasks set state = 'leased', fencing_token = ${fencing}, attempts = attempts + 1,
+            lease_id = ${lease!.id}, agent_id = ${agent.id}, lease_expires_at = ${expiresAt},
+            started_at = coalesce(started_at, ${now})
+          where id = ${candidate.id} and state = 'queued' and fencing_token = ${candidate.fencing_token}
+          returning *`);
         if (!updated) throw new LostRace();
-        await trx
-          .updateTable('builds')
-          .set({ state: 'running', started_at: sql<number>`coalesce(started_at, ${now})` })
-          .where('id', '=', updated.build_id)
-          .where('state', '=', 'queued')
-          .execute();
-        return { lease: toLease(lease), task: toTask(updated) };
+        await q.run(sql`
+          update builds set state = 'running', started_at = coalesce(started_at, ${now})
+          where id = ${updated.build_id} and state = 'queued'`);
+        return { lease: toLease(lease!), task: toTask(updated) };
       });
     } catch (err) {
       if (err instanceof LostRace || isSerializationFailure(err)) continue;

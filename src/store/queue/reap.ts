@@ -4,6 +4,7 @@ import { recordEvent } from '../events.js';
 import type { TaskRecord } from '../records.js';
 import { toTask } from '../rows.js';
 import type { Database } from '../schema.js';
+import { kyselyStatements } from '../statements.js';
 import { settleBuild } from './settle.js';
 
 /** Requeue (or fail, when attempts are used up) every task whose lease has expired. */
@@ -55,10 +56,17 @@ export async function reapExpired(db: Kysely<Database>, now: number): Promise<Ta
         .set({ ended_at: now, outcome: 'expired' })
         .where('id', '=', row.lease_id ?? -1)
         .execute();
-      await recordEvent(trx, now, next.state === 'queued' ? 'task.requeued' : 'task.failed', row.build_id, row.id, {
-        reason: set.reason,
-      });
-      if (next.state === 'failed') await settleBuild(trx, row.build_id, now);
+      await recordEvent(
+        kyselyStatements(trx),
+        now,
+        next.state === 'queued' ? 'task.requeued' : 'task.failed',
+        row.build_id,
+        row.id,
+        {
+          reason: set.reason,
+        },
+      );
+      if (next.state === 'failed') await settleBuild(kyselyStatements(trx), row.build_id, now);
       return toTask(r);
     });
     if (done) changed.push(done);

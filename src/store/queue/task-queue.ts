@@ -4,6 +4,7 @@ import type { Dialect } from '../dialect.js';
 import type { AgentRecord, TaskRecord } from '../records.js';
 import { taskById, toTask } from '../rows.js';
 import type { Database } from '../schema.js';
+import { withStatements } from '../statements.js';
 import { checkLease } from './check-lease.js';
 import { type CompleteResult, complete } from './complete.js';
 import { enqueueTask } from './enqueue.js';
@@ -87,7 +88,7 @@ export class TaskQueue {
   }
 
   checkLease(...a: AfterDb<typeof checkLease>): ReturnType<typeof checkLease> {
-    return checkLease(this.db, ...a);
+    return withStatements(this.db, (q) => checkLease(q, ...a));
   }
 
   heartbeat(...a: AfterDb<typeof heartbeat>): ReturnType<typeof heartbeat> {
