@@ -14,12 +14,12 @@ test('lenix migrate brings a database up to date once; a server with --no-migrat
     assert.equal(refused.code, 7, refused.stderr);
     assert.match(
       refused.stderr,
-      /^lenix: SCHEMA_OUTDATED: the database lacks 0001-initial, .*0017-rpm-headers: run lenix migrate$/m,
+      /^lenix: SCHEMA_OUTDATED: the database lacks 0001-initial, .*0018-queue-partial-indexes: run lenix migrate$/m,
     );
 
     const first = await lenix(['migrate', '--data', path.join(dir, 'data')], env);
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /^applied \d+: 0001-initial, .*0017-rpm-headers$/m);
+    assert.match(first.stdout, /^applied \d+: 0001-initial, .*0018-queue-partial-indexes$/m);
     const again = await lenix(['migrate', '--data', path.join(dir, 'data')], env);
     assert.equal(again.stdout, 'the database is up to date\n');
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { recordEvent } from '../src/store/events.js';
 import { migrateToLatest } from '../src/store/migrate.js';
+import { inTransaction } from '../src/store/statements.js';
 import { BUILDROOT, rejectsWith, storeSuite } from './support/store-suite.js';
 
 /**
@@ -268,5 +270,29 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     const ids = grants.map((g) => g!.task.id);
     assert.equal(new Set(ids).size, ids.length);
     assert.equal(ids.length, 10);
+  });
+
+  test('transactions asked for together stay independent: a failing one leaves no trace, the others commit', async () => {
+    const store = await fresh();
+    const { builds } = await seed(store);
+    const buildId = builds[0]!.build.id;
+    // Asked for in the same turn: on SQLite they share one commit (statements.ts), each in its own savepoint.
+    const write = (kind: string, fail: boolean) =>
+      inTransaction(store.db, async (q) => {
+        await recordEvent(q, clock.now(), kind, buildId, null, {});
+        if (fail) throw new Error(`${kind} failed`);
+        return kind;
+      });
+    const outcomes = await Promise.allSettled([
+      write('t.first', false),
+      write('t.broken', true),
+      write('t.last', false),
+    ]);
+    assert.deepEqual(
+      outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message)),
+      ['t.first', 't.broken failed', 't.last'],
+    );
+    const kinds = (await store.builds.listEvents(buildId)).map((e) => e.kind).filter((k) => k.startsWith('t.'));
+    assert.deepEqual(kinds, ['t.first', 't.last']);
   });
 });

@@ -17,6 +17,7 @@ import * as m0014 from './migrations/0014-mirrors.js';
 import * as m0015 from './migrations/0015-mirror-checks-retention.js';
 import * as m0016 from './migrations/0016-platforms.js';
 import * as m0017 from './migrations/0017-rpm-headers.js';
+import * as m0018 from './migrations/0018-queue-partial-indexes.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -39,6 +40,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0015-mirror-checks-retention': m0015,
   '0016-platforms': m0016,
   '0017-rpm-headers': m0017,
+  '0018-queue-partial-indexes': m0018,
 };
 
 function providerFor(dialect: Dialect): MigrationProvider {
