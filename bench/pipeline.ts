@@ -65,7 +65,40 @@ async function baseline(dir: string, repos: string[], keys: string, fpr: string,
   return (performance.now() - t0) / 1000;
 }
 
-async function lenixRun(dir: string, repos: string[], keysTemplate: string, nodes: number): Promise<number> {
+type Task = { kind: string; createdAt: string; startedAt: string | null; finishedAt: string | null };
+
+/** Where a run's time went: per task kind, the time tasks waited in the queue and ran (from the server's timestamps). */
+interface KindTimes {
+  readonly kind: string;
+  readonly tasks: number;
+  readonly waitMedian: number;
+  readonly runMedian: number;
+  readonly runTotal: number;
+}
+
+function kindTimes(tasks: readonly Task[]): KindTimes[] {
+  const ms = (iso: string | null) => (iso === null ? Number.NaN : Date.parse(iso));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+  const kinds = [...new Set(tasks.map((t) => t.kind))];
+  return kinds.map((kind) => {
+    const of = tasks.filter((t) => t.kind === kind && t.startedAt !== null && t.finishedAt !== null);
+    const runs = of.map((t) => (ms(t.finishedAt) - ms(t.startedAt)) / 1000);
+    return {
+      kind,
+      tasks: of.length,
+      waitMedian: median(of.map((t) => (ms(t.startedAt) - ms(t.createdAt)) / 1000)),
+      runMedian: median(runs),
+      runTotal: runs.reduce((a, b) => a + b, 0),
+    };
+  });
+}
+
+async function lenixRun(
+  dir: string,
+  repos: string[],
+  keysTemplate: string,
+  nodes: number,
+): Promise<{ seconds: number; kinds: KindTimes[]; publishSeconds: number }> {
   const d = path.join(dir, `lenix-${nodes}`);
   const keys = path.join(d, 'keys');
   await mkdir(d, { recursive: true });
@@ -151,6 +184,7 @@ async function lenixRun(dir: string, repos: string[], keysTemplate: string, node
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+    const tested = performance.now();
     const rel = await api.json<{ id: number }>('POST', '/api/v1/releases', {
       repo: 'bench',
       builds: ids,
@@ -162,7 +196,10 @@ async function lenixRun(dir: string, repos: string[], keysTemplate: string, node
       if (r.state === 'failed') throw new Error('publish failed');
       await new Promise((res) => setTimeout(res, 50));
     }
-    return (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
+    const tasks: Task[] = [];
+    for (const id of ids) tasks.push(...(await api.json<{ tasks: Task[] }>('GET', `/api/v1/builds/${id}`)).tasks);
+    return { seconds, kinds: kindTimes(tasks), publishSeconds: (performance.now() - tested) / 1000 };
   } finally {
     for (const p of procs.reverse()) await p.stop('SIGTERM');
   }
@@ -186,8 +223,21 @@ try {
   console.log('| run | seconds | ratio to the script |');
   console.log('| --- | ---: | ---: |');
   console.log(`| shell script (same tools, sequential) | ${script1.toFixed(2)} | 1.00 |`);
-  console.log(`| Lenix, 1 build node | ${one.toFixed(2)} | ${(one / script1).toFixed(2)} |`);
-  console.log(`| Lenix, 2 build nodes | ${two.toFixed(2)} | ${(two / script1).toFixed(2)} |`);
+  console.log(`| Lenix, 1 build node | ${one.seconds.toFixed(2)} | ${(one.seconds / script1).toFixed(2)} |`);
+  console.log(`| Lenix, 2 build nodes | ${two.seconds.toFixed(2)} | ${(two.seconds / script1).toFixed(2)} |`);
+  console.log('\nWhere the time went (server task timestamps; tasks of a kind run side by side where agents allow):\n');
+  console.log('| run | task kind | tasks | queued median s | ran median s | ran in all s |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: |');
+  for (const [label, r] of [
+    ['1 node', one],
+    ['2 nodes', two],
+  ] as const) {
+    for (const k of r.kinds)
+      console.log(
+        `| ${label} | ${k.kind} | ${k.tasks} | ${k.waitMedian.toFixed(2)} | ${k.runMedian.toFixed(2)} | ${k.runTotal.toFixed(2)} |`,
+      );
+    console.log(`| ${label} | release → published (after the last test) | | | | ${r.publishSeconds.toFixed(2)} |`);
+  }
 } finally {
   await rm(dir, { recursive: true, force: true });
 }
