@@ -6,6 +6,7 @@
  *   npm run build && node dist/bench/pipeline.js [--packages 20]
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,9 +62,33 @@ async function baseline(dir: string, repos: string[], keys: string, fpr: string,
   const file = path.join(dir, 'pipeline.sh');
   await writeFile(file, script());
   const t0 = performance.now();
+  const cpu0 = cpuSeconds('self', true, false);
   await run('bash', [file, path.join(dir, 'baseline'), keys, fpr, hostBase, ...repos], { maxBuffer: 64 * 1024 * 1024 });
+  scriptCpu = cpuSeconds('self', true, false) - cpu0;
   return (performance.now() - t0) / 1000;
 }
+
+/** CPU seconds the script and the commands it ran used (all waited for by bash, then by this process). */
+let scriptCpu = 0;
+
+const TICKS_PER_SECOND = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
+
+/**
+ * CPU seconds from /proc/PID/stat: the process's own (utime + stime), and with `children` also what the
+ * children it has waited for used (cutime + cstime: sandboxes, rpmbuild, dnf, rpmsign, gpg).
+ */
+function cpuSeconds(pid: number | 'self', children: boolean, own = true): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  const ticks = (own ? f[11]! + f[12]! : 0) + (children ? f[13]! + f[14]! : 0);
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** CPU seconds of a process: its own, and the commands it ran and waited for. */
+type Cpu = { own: number; commands: number };
 
 type Task = { kind: string; createdAt: string; startedAt: string | null; finishedAt: string | null };
 
@@ -98,7 +123,7 @@ async function lenixRun(
   repos: string[],
   keysTemplate: string,
   nodes: number,
-): Promise<{ seconds: number; kinds: KindTimes[]; publishSeconds: number }> {
+): Promise<{ seconds: number; kinds: KindTimes[]; publishSeconds: number; cpu: Record<string, Cpu> }> {
   const d = path.join(dir, `lenix-${nodes}`);
   const keys = path.join(d, 'keys');
   await mkdir(d, { recursive: true });
@@ -106,6 +131,8 @@ async function lenixRun(
   const port = await freePort();
   const env = { LENIX_CONFIG: path.join(d, 'none.json'), LENIX_LOG_LEVEL: 'warn' };
   const procs: Proc[] = [];
+  const roles = new Map<Proc, string>();
+  const cpu: Record<string, Cpu> = {};
   try {
     const server = new Proc(
       [
@@ -160,6 +187,13 @@ async function lenixRun(
       ),
     );
     procs.push(...agents);
+    roles.set(server, 'server');
+    for (const [i, a] of agents.entries()) roles.set(a, i < nodes ? 'build nodes' : i === nodes ? 'signer' : 'tester');
+    const cpuOf = (p: Proc): Cpu => ({
+      own: cpuSeconds(p.child.pid!, false),
+      commands: cpuSeconds(p.child.pid!, true, false),
+    });
+    const cpu0 = new Map(procs.map((p) => [p, cpuOf(p)]));
     // Agents log "registered" at info; with LENIX_LOG_LEVEL=warn wait on the API instead.
     for (;;) {
       const { agents: list } = await api.json<{ agents: { online: boolean }[] }>('GET', '/api/v1/agents');
@@ -197,9 +231,14 @@ async function lenixRun(
       await new Promise((res) => setTimeout(res, 50));
     }
     const seconds = (performance.now() - t0) / 1000;
+    for (const p of procs) {
+      const role = roles.get(p)!;
+      const [now, before, sum] = [cpuOf(p), cpu0.get(p)!, cpu[role] ?? { own: 0, commands: 0 }];
+      cpu[role] = { own: sum.own + now.own - before.own, commands: sum.commands + now.commands - before.commands };
+    }
     const tasks: Task[] = [];
     for (const id of ids) tasks.push(...(await api.json<{ tasks: Task[] }>('GET', `/api/v1/builds/${id}`)).tasks);
-    return { seconds, kinds: kindTimes(tasks), publishSeconds: (performance.now() - tested) / 1000 };
+    return { seconds, kinds: kindTimes(tasks), publishSeconds: (performance.now() - tested) / 1000, cpu };
   } finally {
     for (const p of procs.reverse()) await p.stop('SIGTERM');
   }
@@ -237,6 +276,19 @@ try {
         `| ${label} | ${k.kind} | ${k.tasks} | ${k.waitMedian.toFixed(2)} | ${k.runMedian.toFixed(2)} | ${k.runTotal.toFixed(2)} |`,
       );
     console.log(`| ${label} | release → published (after the last test) | | | | ${r.publishSeconds.toFixed(2)} |`);
+  }
+  console.log('\nCPU seconds used (user + system, with the commands each process ran and waited for):\n');
+  console.log("| run | process | its own CPU s | its commands' CPU s |");
+  console.log('| --- | --- | ---: | ---: |');
+  console.log(`| script | bash and its commands | | ${scriptCpu.toFixed(2)} |`);
+  for (const [label, r] of [
+    ['1 node', one],
+    ['2 nodes', two],
+  ] as const) {
+    for (const [role, c] of Object.entries(r.cpu))
+      console.log(`| ${label} | ${role} | ${c.own.toFixed(2)} | ${c.commands.toFixed(2)} |`);
+    const total = Object.values(r.cpu).reduce((a, c) => a + c.own + c.commands, 0);
+    console.log(`| ${label} | **all** | ${total.toFixed(2)} in all, ${(total / scriptCpu).toFixed(2)}× the script | |`);
   }
 } finally {
   await rm(dir, { recursive: true, force: true });

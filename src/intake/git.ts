@@ -1,8 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Readable } from 'node:stream';
 import { LenixError } from '../core/errors.js';
 import { hasControlCharacter } from '../core/ids.js';
 
@@ -42,6 +42,49 @@ async function git(args: string[], opts: { cwd?: string; maxBuffer?: number } = 
     );
   }
 }
+
+/**
+ * What a commit holds never changes, so reads by full commit id are kept, least recently used first out, within
+ * a byte budget: a build reads its tree, its spec and its archive several times (creation, the spec check, each
+ * task's source tree, each ledger statement), and each `git` started costs the server's event loop 10–30 ms on
+ * a loaded 2-core machine, more the larger the server's memory (docs/benchmarks.md, "Whole pipeline").
+ */
+class CommitReads {
+  private readonly entries = new Map<string, string | Buffer>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** The largest value kept. */
+  get largest(): number {
+    return this.maxBytes / 8;
+  }
+
+  get(key: string): string | Buffer | undefined {
+    const v = this.entries.get(key);
+    if (v !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, v);
+    }
+    return v;
+  }
+
+  set(key: string, value: string | Buffer): void {
+    if (value.length > this.largest || this.entries.has(key)) return;
+    this.entries.set(key, value);
+    this.bytes += value.length;
+    for (const [k, v] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(k);
+      this.bytes -= v.length;
+    }
+  }
+}
+
+const commitReads = new CommitReads(64 * 1024 * 1024);
+
+/** A full commit id (SHA-1 or SHA-256): what it names cannot change. Branches, tags and short ids can. */
+const isCommitId = (ref: string) => /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(ref);
 
 export interface CommitInfo {
   readonly sha: string;
@@ -85,7 +128,9 @@ export class GitMirror {
     }
     let out: string;
     try {
-      out = await git(['show', '-s', '--format=%H%n%T%n%ct%n%s', `${ref}^{commit}`, '--'], { cwd: this.dir });
+      out = await this.kept(ref, 'commit', () =>
+        git(['show', '-s', '--format=%H%n%T%n%ct%n%s', `${ref}^{commit}`, '--'], { cwd: this.dir }),
+      );
     } catch (err) {
       throw new LenixError('REF_NOT_FOUND', `ref ${ref} does not exist in the source repository`, { cause: err });
     }
@@ -101,33 +146,90 @@ export class GitMirror {
     return out.split('\n').filter(Boolean);
   }
 
+  /** Read through the cache when `commit` is a full commit id. */
+  private async kept(commit: string, what: string, read: () => Promise<string>): Promise<string> {
+    if (!isCommitId(commit)) return read();
+    const key = `${this.dir}\0${commit}\0${what}`;
+    const hit = commitReads.get(key);
+    if (typeof hit === 'string') return hit;
+    const value = await read();
+    commitReads.set(key, value);
+    return value;
+  }
+
+  /** The commit's tree, recursively: one `<mode> <type> <object>\t<path>` line per entry, NUL-separated. */
+  private tree(commit: string): Promise<string> {
+    return this.kept(commit, 'ls-tree', () => git(['ls-tree', '-r', '-z', commit], { cwd: this.dir }));
+  }
+
   async listFiles(commit: string): Promise<string[]> {
-    const out = await git(['ls-tree', '-r', '--name-only', '-z', commit], { cwd: this.dir });
-    return out.split('\u0000').filter(Boolean);
+    return (await this.tree(commit))
+      .split('\u0000')
+      .filter(Boolean)
+      .map((l) => l.slice(l.indexOf('\t') + 1));
   }
 
   /** Paths of the symbolic links in the commit's tree (mode 120000). */
   async listSymlinks(commit: string): Promise<string[]> {
-    const out = await git(['ls-tree', '-r', '-z', commit], { cwd: this.dir });
-    return out
+    return (await this.tree(commit))
       .split('\u0000')
       .filter((l) => l.startsWith('120000 '))
       .map((l) => l.slice(l.indexOf('\t') + 1));
   }
 
   async readFile(commit: string, file: string, maxBytes = 4 * 1024 * 1024): Promise<string> {
-    const out = await git(['show', `${commit}:${file}`], { cwd: this.dir, maxBuffer: maxBytes });
+    const out = await this.kept(commit, `show:${file}`, () =>
+      git(['show', `${commit}:${file}`], { cwd: this.dir, maxBuffer: maxBytes }),
+    );
+    if (out.length > maxBytes)
+      throw new LenixError('GIT_FAILED', `git show failed: ${file} is larger than ${maxBytes} bytes`);
     return out;
   }
 
-  /** A tar of the tree at `commit` (git archive), streamed. */
+  /** A tar of the tree at `commit` (git archive), streamed; kept once read whole when `commit` is a full id. */
   archive(commit: string): Readable {
+    const key = `${this.dir}\0${commit}\0archive`;
+    const hit = isCommitId(commit) ? commitReads.get(key) : undefined;
+    if (Buffer.isBuffer(hit)) return Readable.from([hit], { objectMode: false });
     const child = spawn('git', ['archive', '--format=tar', commit], {
       cwd: this.dir,
       env: GIT_ENV,
       stdio: ['ignore', 'pipe', 'ignore'],
     });
-    return child.stdout;
+    // The bytes are kept only when git exits 0 after the reader has taken all of them.
+    const parts: Buffer[] = [];
+    let size = 0;
+    let keep = isCommitId(commit);
+    let ended = false;
+    let exitCode: number | null = null;
+    const store = () => {
+      if (keep && ended && exitCode === 0) commitReads.set(key, Buffer.concat(parts));
+    };
+    const recorder = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        size += chunk.length;
+        if (keep && size > commitReads.largest) {
+          keep = false;
+          parts.length = 0;
+        }
+        if (keep) parts.push(chunk);
+        done(null, chunk);
+      },
+      flush(done) {
+        ended = true;
+        store();
+        done();
+      },
+    });
+    child.once('error', (err) => recorder.destroy(err));
+    child.once('close', (code) => {
+      exitCode = code;
+      store();
+    });
+    pipeline(child.stdout, recorder, (err) => {
+      if (err) keep = false;
+    });
+    return recorder;
   }
 }
 

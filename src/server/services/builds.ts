@@ -98,9 +98,10 @@ export class BuildService {
     const mirror = await this.sources.mirror(source);
     await mirror.fetch();
     const ref = input.ref ?? source.branch;
-    const commit = await mirror.resolve(
-      /^[0-9a-f]{40}$/.test(ref) ? ref : (await isBranch(mirror, ref)) ? `refs/heads/${ref}` : ref,
-    );
+    // A branch of that name first, else any ref git knows (a tag, a commit id).
+    const commit = /^[0-9a-f]{40}$/.test(ref)
+      ? await mirror.resolve(ref)
+      : await mirror.resolve(`refs/heads/${ref}`).catch(() => mirror.resolve(ref));
     const files = await mirror.listFiles(commit.sha);
     const specPath = findSpec(files, source.name);
     if (!specPath)
@@ -184,11 +185,4 @@ function pkgconfigOffers(files: readonly string[]): string[] {
     const m = /(?:^|\/)([^/]+)\.pc(?:\.in)?$/.exec(f);
     return m ? [`pkgconfig(${m[1]})`] : [];
   });
-}
-
-async function isBranch(mirror: { resolve(ref: string): Promise<unknown> }, ref: string): Promise<boolean> {
-  return mirror.resolve(`refs/heads/${ref}`).then(
-    () => true,
-    () => false,
-  );
 }
