@@ -95,11 +95,14 @@ export class BuildService {
     const outside = (input.arches ?? []).filter((a) => target && !target.arches.includes(a));
     if (outside.length > 0)
       throw new LenixError('TARGET_INVALID', `target ${target!.name} does not build for ${outside.join(', ')}`);
-    const mirror = await this.sources.mirror(source);
-    await mirror.fetch();
     const ref = input.ref ?? source.branch;
+    const byId = /^[0-9a-f]{40}$/.test(ref);
+    // A commit id is fetched only when the mirror lacks it (a push has just fetched it); a branch or a tag may
+    // have moved, so the mirror is fetched first.
+    const mirror = await this.sources.mirror(source, byId ? ref : undefined);
+    if (!byId) await mirror.fetch();
     // A branch of that name first, else any ref git knows (a tag, a commit id).
-    const commit = /^[0-9a-f]{40}$/.test(ref)
+    const commit = byId
       ? await mirror.resolve(ref)
       : await mirror.resolve(`refs/heads/${ref}`).catch(() => mirror.resolve(ref));
     const files = await mirror.listFiles(commit.sha);
