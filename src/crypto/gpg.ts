@@ -149,27 +149,35 @@ export async function inspectPublicKey(armored: string): Promise<KeyInfo> {
   });
 }
 
-/**
- * Keyrings holding one public key each, by the key's text, made once per process (verifying is then one gpg
- * run, not an import and a verify): a publish checks its metadata signature on the critical path.
- */
-const keyrings = new Map<string, Promise<string>>();
+const perKey = new Map<string, Promise<string>>();
 
-function keyringFor(publicKey: string): Promise<string> {
-  const id = createHash('sha256').update(publicKey).digest('hex');
-  let home = keyrings.get(id);
-  if (!home) {
-    home = (async () => {
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-keyring-'));
-      await chmod(dir, 0o700);
+/**
+ * A private folder for one public key (by its text) and one use, made and filled once in this process and
+ * removed when it exits: a gpg keyring or an rpm database that knows only that key. Checking a signature is
+ * then one process start rather than an import and a check (each start costs a loaded 2-core machine 10–30 ms).
+ */
+export function keyFolder(use: string, publicKey: string, fill: (dir: string) => Promise<void>): Promise<string> {
+  const id = `${use}:${createHash('sha256').update(publicKey).digest('hex')}`;
+  let folder = perKey.get(id);
+  if (!folder) {
+    folder = (async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), `lenix-${use}-`));
       process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-      await gpg(dir, [NO_AGENT, '--import'], publicKey);
+      await chmod(dir, 0o700);
+      await fill(dir);
       return dir;
     })();
-    home.catch(() => keyrings.delete(id));
-    keyrings.set(id, home);
+    folder.catch(() => perKey.delete(id));
+    perKey.set(id, folder);
   }
-  return home;
+  return folder;
+}
+
+/** A keyring holding one public key: a publish checks its metadata signature on the critical path. */
+function keyringFor(publicKey: string): Promise<string> {
+  return keyFolder('keyring', publicKey, async (dir) => {
+    await gpg(dir, [NO_AGENT, '--import'], publicKey);
+  });
 }
 
 /** Check an armored detached signature over `data` against one public key; returns the signer's fingerprint. */

@@ -1,11 +1,8 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { withTempHome } from '../crypto/gpg.js';
+import { keyFolder, withTempHome } from '../crypto/gpg.js';
 
 const run = promisify(execFile);
 const BIG = { maxBuffer: 16 * 1024 * 1024 };
@@ -51,29 +48,13 @@ export async function rpmsign(
   await run('rpmsign', args, { env: { ...process.env, GNUPGHOME: key.gnupgHome }, ...BIG });
 }
 
-/**
- * Private rpm databases that know one public key each, made once per key in this process: the server checks
- * every signed upload, and each `rpmkeys --import` is one more process start (10–30 ms of a loaded server's
- * event loop on a 2-core machine). Removed when the process exits.
- */
-const keyDatabases = new Map<string, Promise<string>>();
-
-function keyDatabase(publicKey: string): Promise<string> {
-  const id = createHash('sha256').update(publicKey).digest('hex');
-  let db = keyDatabases.get(id);
-  if (!db) {
-    db = (async () => {
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-rpmkeys-'));
-      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-      await chmod(dir, 0o700);
-      await writeFile(path.join(dir, 'key.asc'), publicKey);
-      await run('rpmkeys', ['--dbpath', path.join(dir, 'db'), '--import', path.join(dir, 'key.asc')]);
-      return path.join(dir, 'db');
-    })();
-    keyDatabases.set(id, db);
-    db.catch(() => keyDatabases.delete(id));
-  }
-  return db;
+/** An rpm database that knows only `publicKey`, made once in this process (the server checks every signed upload). */
+async function keyDatabase(publicKey: string): Promise<string> {
+  const dir = await keyFolder('rpmkeys', publicKey, async (d) => {
+    await writeFile(path.join(d, 'key.asc'), publicKey);
+    await run('rpmkeys', ['--dbpath', path.join(d, 'db'), '--import', path.join(d, 'key.asc')]);
+  });
+  return path.join(dir, 'db');
 }
 
 /** `rpmkeys -K` on packages against one public key, in a private rpm database that knows only that key. */
