@@ -1,13 +1,19 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { LenixError } from '../core/errors.js';
 import type { AgentRole } from '../scheduler/task-state.js';
 import type { AgentRecord } from './records.js';
 import type { Database } from './schema.js';
 import { json, toAgent } from './rows.js';
+import { readById } from './statements.js';
 
 /** Registered agents (build nodes, signers, testers): one record per name and role, kept across restarts. */
 export class AgentStore {
-  constructor(readonly db: Kysely<Database>) {}
+  /** Read on every lease. */
+  private readonly byId: (id: number) => Promise<Selectable<Database['agents']> | undefined>;
+
+  constructor(readonly db: Kysely<Database>) {
+    this.byId = readById(db, (id) => db.selectFrom('agents').selectAll().where('id', '=', id));
+  }
 
   /** Register or re-register (same name and role): an agent keeps its id across restarts. */
   async register(
@@ -57,7 +63,7 @@ export class AgentStore {
   }
 
   async get(id: number): Promise<AgentRecord | null> {
-    const row = await this.db.selectFrom('agents').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.byId(id);
     return row ? toAgent(row) : null;
   }
 

@@ -6,7 +6,7 @@ import { enqueueTasks } from './queue/enqueue.js';
 import type { BuildRecord, DeclaredPackage, EventRecord, TaskRecord } from './records.js';
 import type { Database } from './schema.js';
 import { buildQuery, json, taskById, toBuild } from './rows.js';
-import { kyselyStatements } from './statements.js';
+import { kyselyStatements, readById } from './statements.js';
 
 export interface NewBuild {
   readonly sourceId: number;
@@ -41,7 +41,12 @@ export interface BuildFilter {
 
 /** Builds: created with their SRPM task, listed and filtered, cancelled; their event history. */
 export class BuildStore {
-  constructor(readonly db: Kysely<Database>) {}
+  /** Read on every lease and completion. */
+  private readonly byId: (id: number) => Promise<Parameters<typeof toBuild>[0] | undefined>;
+
+  constructor(readonly db: Kysely<Database>) {
+    this.byId = readById(db, (id) => buildQuery(db).where('builds.id', '=', id));
+  }
 
   /** A build starts with one SRPM task; binary tasks are added when it succeeds (see complete()). */
   async create(b: NewBuild, now: number): Promise<{ build: BuildRecord; srpmTask: TaskRecord }> {
@@ -93,7 +98,7 @@ export class BuildStore {
   }
 
   async get(id: number): Promise<BuildRecord | null> {
-    const row = await buildQuery(this.db).where('builds.id', '=', id).executeTakeFirst();
+    const row = await this.byId(id);
     return row ? toBuild(row) : null;
   }
 

@@ -1,5 +1,5 @@
 import type SQLite from 'better-sqlite3';
-import type { Kysely, RawBuilder } from 'kysely';
+import type { Compilable, CompiledQuery, Kysely, RawBuilder } from 'kysely';
 import type { Db } from './rows.js';
 import type { Database } from './schema.js';
 
@@ -150,4 +150,28 @@ export async function withStatements<T>(db: Kysely<Database>, fn: (q: Statements
   const c = sqliteConnections.get(db);
   if (!c) return fn(kyselyStatements(db));
   return db.connection().execute(() => fn(directStatements(db, c)));
+}
+
+/**
+ * A read by id on the hot path (the build of a task, the agent of a lease), still spelled as a builder query
+ * but compiled once: each call binds only the id. `query` must have the id as its one parameter.
+ */
+export function readById<Row>(
+  db: Kysely<Database>,
+  query: (id: number) => Compilable<Row>,
+): (id: number) => Promise<Row | undefined> {
+  let compiled: CompiledQuery<Row> | undefined;
+  return async (id) => {
+    if (compiled === undefined) {
+      compiled = query(-1).compile();
+      if (compiled.parameters.length !== 1 || compiled.parameters[0] !== -1)
+        throw new Error(`readById: the query must take the id as its only parameter: ${compiled.sql}`);
+    }
+    const { sql } = compiled;
+    const c = sqliteConnections.get(db);
+    if (c) return db.connection().execute(async () => c.prepare(sql).get(id) as Row | undefined);
+    // The compiled select itself with the id bound, so read routing still sees a plain select (read-routing.ts).
+    const { rows } = await db.executeQuery<Row>({ ...compiled, parameters: [id] });
+    return rows[0];
+  };
 }
