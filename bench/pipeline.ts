@@ -6,7 +6,6 @@
  *   npm run build && node dist/bench/pipeline.js [--packages 20]
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { ApiClient } from '../src/client/http.js';
 import { buildHostBase } from '../src/agents/kit/host-base.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, specWith } from '../test/support/cli.js';
+import { median, processCpu } from './support/measure.js';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({ options: { packages: { type: 'string', default: '20' } } });
@@ -62,30 +62,14 @@ async function baseline(dir: string, repos: string[], keys: string, fpr: string,
   const file = path.join(dir, 'pipeline.sh');
   await writeFile(file, script());
   const t0 = performance.now();
-  const cpu0 = cpuSeconds('self', true, false);
+  const cpu0 = processCpu('self').children;
   await run('bash', [file, path.join(dir, 'baseline'), keys, fpr, hostBase, ...repos], { maxBuffer: 64 * 1024 * 1024 });
-  scriptCpu = cpuSeconds('self', true, false) - cpu0;
+  scriptCpu = processCpu('self').children - cpu0;
   return (performance.now() - t0) / 1000;
 }
 
 /** CPU seconds the script and the commands it ran used (all waited for by bash, then by this process). */
 let scriptCpu = 0;
-
-const TICKS_PER_SECOND = Number((await run('getconf', ['CLK_TCK'])).stdout.trim());
-
-/**
- * CPU seconds from /proc/PID/stat: the process's own (utime + stime), and with `children` also what the
- * children it has waited for used (cutime + cstime: sandboxes, rpmbuild, dnf, rpmsign, gpg).
- */
-function cpuSeconds(pid: number | 'self', children: boolean, own = true): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number);
-  const ticks = (own ? f[11]! + f[12]! : 0) + (children ? f[13]! + f[14]! : 0);
-  return ticks / TICKS_PER_SECOND;
-}
 
 /** CPU seconds of a process: its own, and the commands it ran and waited for. */
 type Cpu = { own: number; commands: number };
@@ -103,7 +87,6 @@ interface KindTimes {
 
 function kindTimes(tasks: readonly Task[]): KindTimes[] {
   const ms = (iso: string | null) => (iso === null ? Number.NaN : Date.parse(iso));
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
   const kinds = [...new Set(tasks.map((t) => t.kind))];
   return kinds.map((kind) => {
     const of = tasks.filter((t) => t.kind === kind && t.startedAt !== null && t.finishedAt !== null);
@@ -189,10 +172,10 @@ async function lenixRun(
     procs.push(...agents);
     roles.set(server, 'server');
     for (const [i, a] of agents.entries()) roles.set(a, i < nodes ? 'build nodes' : i === nodes ? 'signer' : 'tester');
-    const cpuOf = (p: Proc): Cpu => ({
-      own: cpuSeconds(p.child.pid!, false),
-      commands: cpuSeconds(p.child.pid!, true, false),
-    });
+    const cpuOf = (p: Proc): Cpu => {
+      const { own, children } = processCpu(p.child.pid!);
+      return { own, commands: children };
+    };
     const cpu0 = new Map(procs.map((p) => [p, cpuOf(p)]));
     // Agents log "registered" at info; with LENIX_LOG_LEVEL=warn wait on the API instead.
     for (;;) {

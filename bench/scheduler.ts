@@ -7,9 +7,8 @@
  *
  *   npm run build && node dist/bench/scheduler.js [--tasks 10000] [--agents 100] [--only sqlite|postgres]
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +21,7 @@ import { Store } from '../src/store/store.js';
 import { freePort } from '../test/support/cli.js';
 import { ApiClient } from '../src/client/http.js';
 import { startPostgres } from '../test/support/postgres.js';
+import { processCpu } from './support/measure.js';
 
 const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
 const FLOOR = fileURLToPath(new URL('./queue-floor-server.js', import.meta.url));
@@ -59,16 +59,6 @@ interface Stats {
   p50: number;
   p99: number;
   max: number;
-}
-
-const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** CPU time a process has used so far, in ms, from /proc/PID/stat (utime + stime; Linux only). */
-function processCpuMs(pid: number): number {
-  // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1000;
 }
 
 function stats(xs: number[]): Stats {
@@ -157,7 +147,7 @@ async function drive(
   let empty = 0;
   let done = 0;
   let started = 0;
-  const serverCpu = () => servers.reduce((sum, p) => sum + processCpuMs(p.pid!), 0);
+  const serverCpu = () => servers.reduce((sum, p) => sum + processCpu(p.pid!).own * 1000, 0);
   const cpu0 = { server: serverCpu(), client: process.cpuUsage() };
   const t0 = performance.now();
   await Promise.all(

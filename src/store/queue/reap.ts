@@ -51,22 +51,16 @@ export async function reapExpired(db: Kysely<Database>, now: number): Promise<Ta
         .returningAll()
         .executeTakeFirst();
       if (!r) return null;
+      const q = kyselyStatements(trx);
       await trx
         .updateTable('leases')
         .set({ ended_at: now, outcome: 'expired' })
         .where('id', '=', row.lease_id ?? -1)
         .execute();
-      await recordEvent(
-        kyselyStatements(trx),
-        now,
-        next.state === 'queued' ? 'task.requeued' : 'task.failed',
-        row.build_id,
-        row.id,
-        {
-          reason: set.reason,
-        },
-      );
-      if (next.state === 'failed') await settleBuild(kyselyStatements(trx), row.build_id, now);
+      await recordEvent(q, now, next.state === 'queued' ? 'task.requeued' : 'task.failed', row.build_id, row.id, {
+        reason: set.reason,
+      });
+      if (next.state === 'failed') await settleBuild(q, row.build_id, now);
       return toTask(r);
     });
     if (done) changed.push(done);
