@@ -260,4 +260,42 @@ storeSuite('store conformance (records)', ({ fresh, clock, seed, agent }) => {
       'FORBIDDEN',
     );
   });
+
+  test('snapshot package lists stored as changes read back whole, in any process, along a chain of them', async () => {
+    const store = await fresh();
+    const releases = new ReleaseStore(store.db);
+    const repo = await releases.createRepo({ name: 'big', arches: ['x86_64'], keys: [], keepDays: 1 }, clock.now());
+    const pkg = (i: number, v = 1) => ({
+      artifactId: i,
+      sha256: (i * 1000 + v).toString(16).padStart(64, '0'),
+      name: `p${String(i).padStart(4, '0')}-${v}-1.x86_64.rpm`,
+      arch: 'x86_64',
+      nevra: `p${String(i).padStart(4, '0')}-${v}-1.x86_64`,
+      buildId: i,
+    });
+    let list = Array.from({ length: 500 }, (_, i) => pkg(i));
+    const snap = (packages: typeof list, baseId: number | null) =>
+      releases.createSnapshot({ repoId: repo.id, releaseId: null, packages, keyFingerprint: 'k', baseId }, clock.now());
+    let prev = await snap(list, null);
+    const first = prev.id;
+    const lists = new Map([[prev.id, list]]);
+    // 20 releases, each replacing one package and adding one: past the longest chain of changes kept.
+    for (let r = 0; r < 20; r++) {
+      list = [...list.filter((p) => p.artifactId !== r), pkg(r, 2), pkg(1000 + r)].reverse();
+      prev = await snap(list, prev.id);
+      lists.set(prev.id, list);
+    }
+    const sorted = (ps: typeof list) =>
+      [...ps].sort((a, b) => (a.arch + a.name < b.arch + b.name ? -1 : a.arch + a.name > b.arch + b.name ? 1 : 0));
+    const stored = await store.db.selectFrom('snapshots').select(['id', 'packages']).execute();
+    const sizes = new Map(stored.map((r) => [r.id, r.packages.length]));
+    // A release's record holds its changes, not the repository's 500 entries.
+    assert.ok(sizes.get(prev.id)! < sizes.get(first)! / 20, `changes stored whole: ${[...sizes.values()]}`);
+    // Another process (an empty cache) reads every list back whole, one by one and all at once.
+    const other = new ReleaseStore(store.db);
+    for (const [id, want] of lists) assert.deepEqual((await other.getSnapshot(id))!.packages, sorted(want));
+    const all = await new ReleaseStore(store.db).listSnapshots(repo.id);
+    assert.equal(all.length, lists.size);
+    for (const s of all) assert.deepEqual(s.packages, sorted(lists.get(s.id)!));
+  });
 });

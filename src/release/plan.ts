@@ -1,5 +1,6 @@
 import { LenixError } from '../core/errors.js';
 import { compareEvr, parseNevra } from '../core/nevra.js';
+import { byArchAndName } from '../store/records.js';
 
 /** One binary package as a repository holds it: which artifact, under which repository arch. */
 export interface RepoPackage {
@@ -118,9 +119,7 @@ export function planRelease(
       for (const from of dropped) replaced.push({ from, to: pkg });
     }
   }
-  const packages = [...next.values()]
-    .flat()
-    .sort((a, b) => a.arch.localeCompare(b.arch) || a.name.localeCompare(b.name));
+  const packages = [...next.values()].flat().sort(byArchAndName);
   return { packages, added, replaced, unchanged, skipped };
 }
 

@@ -246,7 +246,13 @@ export class Publisher {
     const snap =
       existing ??
       (await this.deps.releases.createSnapshot(
-        { repoId: repo.id, releaseId: release.id, packages: plan.packages, keyFingerprint: key },
+        {
+          repoId: repo.id,
+          releaseId: release.id,
+          packages: plan.packages,
+          keyFingerprint: key,
+          baseId: repo.currentSnapshotId,
+        },
         this.deps.clock.now(),
       ));
     if (!existing)

@@ -11,10 +11,29 @@ import type {
   SnapshotRecord,
   SnapshotState,
 } from './records.js';
+import { byArchAndName } from './records.js';
 import type { Database } from './schema.js';
 import { parse, toRelease, toRepo, toSnapshot } from './release-rows.js';
 
 const json = (v: unknown) => JSON.stringify(v);
+
+/**
+ * A snapshot's package list stored as changes against another snapshot's (`base`): the entries it adds and the
+ * identities (packageIdentity) of those it drops. `depth`: how many such steps lead to a whole list.
+ */
+interface PackageChanges {
+  readonly base: number;
+  readonly depth: number;
+  readonly add: readonly SnapshotPackage[];
+  readonly drop: readonly string[];
+}
+
+/** At most this many snapshots of changes between a snapshot and a whole list (reading one walks them). */
+const MAX_CHANGE_DEPTH = 16;
+
+/** What tells two entries of a snapshot apart: where it is served and which bytes, from which record. */
+const packageIdentity = (p: SnapshotPackage) =>
+  `${p.arch}/${p.name}/${p.sha256}/${p.artifactId}/${p.buildId}/${p.importId ?? ''}`;
 
 /** Keys, settings, repositories, releases and snapshots (issue 3), over the same Kysely handle as Store. */
 export class ReleaseStore {
@@ -24,6 +43,8 @@ export class ReleaseStore {
    * once, not on every publish and every request that serves a package.
    */
   private readonly packagesById = new Map<number, readonly SnapshotPackage[]>();
+  /** How many snapshots of changes lie between a snapshot and the nearest whole list (known ones). */
+  private readonly depthById = new Map<number, number>();
 
   constructor(readonly db: Kysely<Database>) {}
 
@@ -34,9 +55,56 @@ export class ReleaseStore {
     return packages;
   }
 
-  private snapshotOf(r: Omit<Selectable<Database['snapshots']>, 'packages'> & { packages?: string }): SnapshotRecord {
-    const packages = this.packagesById.get(r.id) ?? this.remember(r.id, parse(r.packages ?? '[]', []));
-    return toSnapshot(r, packages);
+  private async snapshotOf(
+    r: Omit<Selectable<Database['snapshots']>, 'packages'> & { packages?: string },
+  ): Promise<SnapshotRecord> {
+    return toSnapshot(r, await this.packagesOf(r.id, r.packages));
+  }
+
+  /**
+   * A snapshot's package list: cached, or parsed from its stored text (read when not given). A list stored as
+   * changes (packageChanges) is its base's list with them applied, the base resolved the same way.
+   */
+  private async packagesOf(
+    id: number,
+    stored?: string,
+    rows?: ReadonlyMap<number, string>,
+  ): Promise<readonly SnapshotPackage[]> {
+    const cached = this.packagesById.get(id);
+    if (cached) return this.remember(id, cached);
+    const text =
+      stored ??
+      rows?.get(id) ??
+      (await this.db.selectFrom('snapshots').select('packages').where('id', '=', id).executeTakeFirst())?.packages;
+    const value: unknown = parse(text ?? '[]', []);
+    if (Array.isArray(value)) return this.remember(id, value as SnapshotPackage[]);
+    const changes = value as PackageChanges;
+    const dropped = new Set(changes.drop);
+    const base = (await this.packagesOf(changes.base, undefined, rows)).filter((p) => !dropped.has(packageIdentity(p)));
+    this.depthById.set(id, changes.depth);
+    return this.remember(id, [...base, ...changes.add].sort(byArchAndName));
+  }
+
+  /**
+   * How a snapshot's package list is stored: as changes against the snapshot it was planned from when those are
+   * few and its chain of changes is short (a release into a 50,000-package repository writes a few entries, not
+   * 12 MB), else whole.
+   */
+  private async packagesText(
+    packages: readonly SnapshotPackage[],
+    baseId: number | null,
+  ): Promise<{ text: string; depth: number }> {
+    const whole = { text: json(packages), depth: 0 };
+    if (baseId === null || packages.length < 64) return whole;
+    const base = await this.packagesOf(baseId);
+    const depth = (this.depthById.get(baseId) ?? 0) + 1;
+    if (depth > MAX_CHANGE_DEPTH) return whole;
+    const next = new Set(packages.map(packageIdentity));
+    const was = new Set(base.map(packageIdentity));
+    const add = packages.filter((p) => !was.has(packageIdentity(p)));
+    const drop = base.map(packageIdentity).filter((k) => !next.has(k));
+    if ((add.length + drop.length) * 4 > packages.length) return whole;
+    return { text: json({ base: baseId, depth, add, drop } satisfies PackageChanges), depth };
   }
 
   /** Snapshot columns without the package list (read only when it is not cached). */
@@ -297,17 +365,29 @@ export class ReleaseStore {
 
   // ── snapshots ─────────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * A new snapshot (building). `baseId`: the snapshot its package list was planned from (the repository's
+   * current one), against which the list may be stored as changes.
+   */
   async createSnapshot(
-    s: { repoId: number; releaseId: number | null; packages: readonly SnapshotPackage[]; keyFingerprint: string },
+    s: {
+      repoId: number;
+      releaseId: number | null;
+      packages: readonly SnapshotPackage[];
+      keyFingerprint: string;
+      baseId?: number | null;
+    },
     now: number,
   ): Promise<SnapshotRecord> {
+    const packages = [...s.packages].sort(byArchAndName);
+    const stored = await this.packagesText(packages, s.baseId ?? null);
     const row = await this.db
       .insertInto('snapshots')
       .values({
         repo_id: s.repoId,
         release_id: s.releaseId,
         state: 'building',
-        packages: json(s.packages),
+        packages: stored.text,
         repomd: null,
         key_fingerprint: s.keyFingerprint,
         created_at: now,
@@ -317,13 +397,14 @@ export class ReleaseStore {
       })
       .returning('id')
       .executeTakeFirstOrThrow();
-    this.remember(row.id, s.packages);
+    this.remember(row.id, packages);
+    this.depthById.set(row.id, stored.depth);
     return {
       id: row.id,
       repoId: s.repoId,
       releaseId: s.releaseId,
       state: 'building',
-      packages: s.packages,
+      packages,
       repomd: null,
       keyFingerprint: s.keyFingerprint,
       createdAt: now,
@@ -351,9 +432,16 @@ export class ReleaseStore {
         .execute();
       return rows.map((r) => toSnapshot(r, []));
     }
-    return (
-      await this.db.selectFrom('snapshots').selectAll().where('repo_id', '=', repoId).orderBy('id', 'desc').execute()
-    ).map((r) => this.snapshotOf(r));
+    const rows = await this.db
+      .selectFrom('snapshots')
+      .selectAll()
+      .where('repo_id', '=', repoId)
+      .orderBy('id', 'desc')
+      .execute();
+    const stored = new Map(rows.map((r) => [r.id, r.packages]));
+    const out: SnapshotRecord[] = [];
+    for (const r of rows) out.push(toSnapshot(r, await this.packagesOf(r.id, r.packages, stored)));
+    return out;
   }
 
   async setSnapshotState(
