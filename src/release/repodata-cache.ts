@@ -131,6 +131,11 @@ export class PlainLogs {
     return new PlainLogs(dir, gen, handles, sizes);
   }
 
+  /** The log file of a kind (read by digest workers up to `size`). */
+  file(kind: MetadataKind): string {
+    return path.join(this.dir, `${this.gen}-${kind}.log`);
+  }
+
   size(kind: MetadataKind): number {
     return this.sizes[kind];
   }

@@ -1,10 +1,11 @@
-import { createHash, type Hash } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { METADATA_KINDS, metadataFooter, metadataHeader, type MetadataKind } from '../rpm/package-metadata.js';
 import type { PackageMetadataRecord } from '../store/records.js';
-import { type CacheIndex, PlainLogs, readCache, readRange, writeCacheIndex } from './repodata-cache.js';
+import { type CacheIndex, PlainLogs, readCache, writeCacheIndex } from './repodata-cache.js';
+import { type DigestJob, type DigestSegment, digestStream } from './digest-pool.js';
 
 interface DataFile {
   readonly type: string;
@@ -12,50 +13,6 @@ interface DataFile {
   readonly openSha256: string;
   readonly size: number;
   readonly openSize: number;
-}
-
-/** A gzip file written from members, with its compressed and uncompressed digests taken as it goes. */
-class MemberWriter {
-  private readonly packed: Hash = createHash('sha256');
-  private readonly plain: Hash = createHash('sha256');
-  /** Bytes written so far (the offset of the next member), and plain bytes hashed. */
-  size = 0;
-  openSize = 0;
-  private constructor(
-    readonly tmp: string,
-    private readonly handle: FileHandle,
-  ) {}
-
-  static async create(tmp: string): Promise<MemberWriter> {
-    return new MemberWriter(tmp, await open(tmp, 'w', 0o644));
-  }
-
-  async writePacked(packed: Uint8Array): Promise<void> {
-    this.packed.update(packed);
-    this.size += packed.length;
-    await this.handle.writeFile(packed);
-  }
-
-  /** The plain text the members hold, in the same order (hashed, not written: the file is gzip). */
-  hashPlain(plain: Uint8Array): void {
-    this.plain.update(plain);
-    this.openSize += plain.length;
-  }
-
-  async writeText(text: string): Promise<void> {
-    const plain = Buffer.from(text, 'utf8');
-    await this.writePacked(gzipSync(plain));
-    this.hashPlain(plain);
-  }
-
-  /** Close (synced), and move to repodata/SHA-TYPE.xml.gz (createrepo_c's names). */
-  async finish(type: string): Promise<DataFile> {
-    await this.handle.sync();
-    await this.handle.close();
-    const sha256 = this.packed.digest('hex');
-    await rename(this.tmp, path.join(path.dirname(this.tmp), `${sha256}-${type}.xml.gz`));
-    return { type, sha256, openSha256: this.plain.digest('hex'), size: this.size, openSize: this.openSize };
-  }
 }
 
 /** Some package's stored entries were not found (recorded before they were derived): derive, then retry. */
@@ -106,58 +63,70 @@ export async function writeRepodata(o: {
   const live = METADATA_KINDS.reduce((sum, kind) => sum + keptAt.reduce((s, i) => s + cache!.len[kind][i]!, 0), 0);
   const total = old ? METADATA_KINDS.reduce((sum, kind) => sum + old!.size(kind), 0) : 0;
   const logs = old && live * 2 >= total ? old : await PlainLogs.open(o.logDir, PlainLogs.newGeneration());
-  const writers = {} as Record<MetadataKind, MemberWriter>;
   const index = {
     keys: keptAt.map((i) => cache!.keys[i]!),
     gz: {} as Record<MetadataKind, number[]>,
     at: {} as Record<MetadataKind, number[]>,
     len: {} as Record<MetadataKind, number[]>,
   };
+  // Each kind's .xml.gz and its plain text as segments in the same order: header, kept entries, new ones, footer.
+  const packed = {} as Record<MetadataKind, DigestSegment[]>;
+  const plain = {} as Record<MetadataKind, DigestSegment[]>;
+  const gzAt = {} as Record<MetadataKind, number>;
+  const scratch = {} as Record<MetadataKind, { file: string; handle: FileHandle; size: number }>;
   try {
     for (const kind of METADATA_KINDS) {
-      const w = await MemberWriter.create(path.join(repodata, `.${kind}.tmp`));
-      writers[kind] = w;
-      await w.writeText(metadataHeader(kind, o.packages.length));
+      const header = Buffer.from(metadataHeader(kind, o.packages.length), 'utf8');
+      const headerGz = gzipSync(header);
+      packed[kind] = [{ bytes: headerGz }];
+      plain[kind] = [{ bytes: header }];
+      gzAt[kind] = headerGz.length;
       [index.gz[kind], index.at[kind], index.len[kind]] = [[], [], []];
       if (!cache || !old) continue;
       const [gz, at, len] = [cache.gz[kind], cache.at[kind], cache.len[kind]];
       // Members: runs of consecutive entries of the previous .xml.gz.
       const gzFile = path.join(cache.dir, 'repodata', cache.files[kind]);
       for (const [a, b] of runsOf(keptAt, (x, y) => y === x + 1)) {
-        for (let j = a; j < b; j++) index.gz[kind].push(w.size + gz[keptAt[j]!]! - gz[keptAt[a]!]!);
-        for await (const piece of readRange(gzFile, gz[keptAt[a]!]!, gz[keptAt[b - 1]! + 1]!))
-          await w.writePacked(piece);
+        const [from, to] = [gz[keptAt[a]!]!, gz[keptAt[b - 1]! + 1]!];
+        for (let j = a; j < b; j++) index.gz[kind].push(gzAt[kind] + gz[keptAt[j]!]! - from);
+        packed[kind].push({ file: gzFile, from, to });
+        gzAt[kind] += to - from;
       }
-      // Plain text: runs of adjacent bytes of the log (copied into a new generation when compacting).
+      // Plain text: runs of adjacent bytes of the log (copied into a new generation first when compacting).
       for (const [a, b] of runsOf(keptAt, (x, y) => at[y] === at[x]! + len[x]!)) {
         const from = at[keptAt[a]!]!;
         const to = at[keptAt[b - 1]!]! + len[keptAt[b - 1]!]!;
-        const moved = logs === old ? from : logs.size(kind);
+        let moved = from;
+        if (logs !== old) {
+          moved = logs.size(kind);
+          for await (const piece of old.read(kind, from, to - from)) await logs.append(kind, piece);
+        }
         for (let j = a; j < b; j++) {
           index.at[kind].push(moved + at[keptAt[j]!]! - from);
           index.len[kind].push(len[keptAt[j]!]!);
         }
-        for await (const piece of old.read(kind, from, to - from)) {
-          w.hashPlain(piece);
-          if (logs !== old) await logs.append(kind, piece);
-        }
+        plain[kind].push({ file: logs.file(kind), from: moved, to: moved + to - from });
       }
+    }
+    // New entries from the database: their members into a scratch file, their text onto the log.
+    const freshFrom = {} as Record<MetadataKind, number>;
+    for (const kind of METADATA_KINDS) {
+      const file = path.join(repodata, `.${kind}.new`);
+      scratch[kind] = { file, handle: await open(file, 'w', 0o600), size: 0 };
+      freshFrom[kind] = logs.size(kind);
     }
     let fetched = 0;
     for await (const chunk of o.fetch(fresh)) {
       fetched += chunk.length;
       index.keys.push(...chunk.map(keyOf));
       for (const kind of METADATA_KINDS) {
-        const w = writers[kind];
-        let gzAt = w.size;
+        const s = scratch[kind];
         for (const e of chunk) {
-          index.gz[kind].push(gzAt);
-          gzAt += e.gz[kind].length;
+          index.gz[kind].push(gzAt[kind] + s.size);
+          s.size += e.gz[kind].length;
         }
-        await w.writePacked(Buffer.concat(chunk.map((e) => e.gz[kind])));
-        const plain = Buffer.concat(chunk.map((e) => e.xml[kind]));
-        w.hashPlain(plain);
-        let logAt = await logs.append(kind, plain);
+        await s.handle.writeFile(Buffer.concat(chunk.map((e) => e.gz[kind])));
+        let logAt = await logs.append(kind, Buffer.concat(chunk.map((e) => e.xml[kind])));
         for (const e of chunk) {
           index.at[kind].push(logAt);
           index.len[kind].push(e.xml[kind].length);
@@ -167,28 +136,48 @@ export async function writeRepodata(o: {
     }
     if (fetched !== fresh.length)
       throw new MetadataMissing(`${fresh.length - fetched} of ${o.packages.length} packages have no stored metadata`);
-    const data: DataFile[] = [];
-    const files = {} as Record<MetadataKind, string>;
-    // The three files are synced side by side: the file system can commit them together.
-    const done = await Promise.allSettled(
-      METADATA_KINDS.map(async (kind) => {
-        index.gz[kind].push(writers[kind].size);
-        await writers[kind].writeText(metadataFooter(kind));
-        return writers[kind].finish(kind);
+    const jobs: { kind: MetadataKind; packed: DigestJob; plain: DigestJob }[] = [];
+    for (const kind of METADATA_KINDS) {
+      const footer = Buffer.from(metadataFooter(kind), 'utf8');
+      const s = scratch[kind];
+      await s.handle.close();
+      packed[kind].push({ file: s.file, from: 0, to: s.size }, { bytes: gzipSync(footer) });
+      plain[kind].push({ file: logs.file(kind), from: freshFrom[kind], to: logs.size(kind) }, { bytes: footer });
+      index.gz[kind].push(gzAt[kind] + s.size);
+      jobs.push({
+        kind,
+        packed: { segments: packed[kind], out: path.join(repodata, `.${kind}.tmp`) },
+        plain: { segments: plain[kind], out: null },
+      });
+    }
+    // The six streams on worker threads, side by side, primary's (the largest) first.
+    const digests = await Promise.all(
+      jobs.map(async (j) => {
+        const [text, gz] = await Promise.all([digestStream(j.plain), digestStream(j.packed)]);
+        const sha256 = gz.sha256;
+        await rename(j.packed.out!, path.join(repodata, `${sha256}-${j.kind}.xml.gz`));
+        return { type: j.kind, sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
       }),
     );
-    for (const [i, kind] of METADATA_KINDS.entries()) {
-      const r = done[i]!;
-      if (r.status === 'rejected') throw r.reason;
-      const d = r.value;
-      files[kind] = `${d.sha256}-${kind}.xml.gz`;
-      data.push(d);
-    }
+    const data: DataFile[] = [...digests];
+    const files = Object.fromEntries(digests.map((d) => [d.type, `${d.sha256}-${d.type}.xml.gz`])) as Record<
+      MetadataKind,
+      string
+    >;
     await writeCacheIndex(o.dir, { gen: logs.gen, files, ...index });
     if (o.updateinfo !== null) {
-      const w = await MemberWriter.create(path.join(repodata, '.updateinfo.tmp'));
-      await w.writeText(o.updateinfo);
-      data.push(await w.finish('updateinfo'));
+      const text = Buffer.from(o.updateinfo, 'utf8');
+      const gz = gzipSync(text);
+      const out = path.join(repodata, '.updateinfo.tmp');
+      const d = await digestStream({ segments: [{ bytes: gz }], out });
+      await rename(out, path.join(repodata, `${d.sha256}-updateinfo.xml.gz`));
+      data.push({
+        type: 'updateinfo',
+        sha256: d.sha256,
+        size: d.size,
+        openSha256: createHash('sha256').update(text).digest('hex'),
+        openSize: text.length,
+      });
     }
     const xml = Buffer.from(repomdXml(data, o.now), 'utf8');
     const h = await open(path.join(repodata, 'repomd.xml'), 'w', 0o644);
@@ -197,6 +186,10 @@ export async function writeRepodata(o: {
     await h.close();
     return { repomd: xml, reused: kept.size, fetched };
   } finally {
+    for (const s of Object.values(scratch)) {
+      await s.handle.close().catch(() => {}); // closed already when all went well
+      await rm(s.file, { force: true });
+    }
     await logs.close();
     if (old && old !== logs) await old.close();
     // The generation in use and the previous snapshot's (a failed publish is retried against it) stay.
