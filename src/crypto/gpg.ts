@@ -172,37 +172,3 @@ export function keyFolder(use: string, publicKey: string, fill: (dir: string) =>
   }
   return folder;
 }
-
-/** A keyring holding one public key: a publish checks its metadata signature on the critical path. */
-function keyringFor(publicKey: string): Promise<string> {
-  return keyFolder('keyring', publicKey, async (dir) => {
-    await gpg(dir, [NO_AGENT, '--import'], publicKey);
-  });
-}
-
-/** Check an armored detached signature over `data` against one public key; returns the signer's fingerprint. */
-export async function verifyDetached(publicKey: string, data: Buffer, signature: string): Promise<string> {
-  const home = await keyringFor(publicKey);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-ver-'));
-  try {
-    await writeFile(path.join(dir, 'data'), data);
-    await writeFile(path.join(dir, 'data.asc'), signature);
-    const out = await gpg(home, [
-      NO_AGENT,
-      '--status-fd',
-      '1',
-      '--verify',
-      path.join(dir, 'data.asc'),
-      path.join(dir, 'data'),
-    ]).catch((err: unknown) => {
-      throw new LenixError('SIGNATURE_INVALID', `signature does not verify: ${(err as Error).message}`, {
-        cause: err,
-      });
-    });
-    const m = /\[GNUPG:\] VALIDSIG ([0-9A-F]{40})/.exec(out);
-    if (!m) throw new LenixError('SIGNATURE_INVALID', 'no valid signature');
-    return m[1]!;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}

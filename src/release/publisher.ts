@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { LenixError } from '../core/errors.js';
-import { verifyDetached } from '../crypto/gpg.js';
+import { verifyDetached } from '../crypto/detached.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';

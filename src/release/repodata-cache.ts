@@ -47,6 +47,12 @@ async function bootId(): Promise<string> {
   return bootIdCache;
 }
 
+/**
+ * Indexes this process wrote, by their index.json text (it names the log generation and the published files by
+ * digest, so equal text means the same entries): the next publish reuses the arrays instead of reading them.
+ */
+const written = new Map<string, CacheIndex>();
+
 /** A previous snapshot's cache, or null when there is none or it cannot be trusted. */
 export async function readCache(archDir: string): Promise<(CacheIndex & { dir: string }) | null> {
   const dir = path.join(archDir, CACHE_DIR);
@@ -54,6 +60,8 @@ export async function readCache(archDir: string): Promise<(CacheIndex & { dir: s
   if (text === null) return null;
   const head = Head.safeParse(JSON.parse(text));
   if (!head.success || head.data.bootId !== (await bootId()) || head.data.bootId === 'unknown') return null;
+  const mine = written.get(text);
+  if (mine) return { ...mine, dir: archDir };
   const n = head.data.count;
   const keysText = await readFile(path.join(dir, 'keys.txt'), 'utf8').catch(() => null);
   const keys = keysText === null || n === 0 ? [] : keysText.split('\n');
@@ -85,7 +93,11 @@ export async function readCache(archDir: string): Promise<(CacheIndex & { dir: s
   };
 }
 
-export async function writeCacheIndex(archDir: string, index: CacheIndex): Promise<void> {
+/**
+ * Write a snapshot's cache in two steps: `writeCacheEntries` (the large part, while its files are still being
+ * written) then `writeCacheHead` (once their names are known), which makes it valid.
+ */
+export async function writeCacheEntries(archDir: string, index: Omit<CacheIndex, 'gen' | 'files'>): Promise<void> {
   const dir = path.join(archDir, CACHE_DIR);
   await mkdir(dir, { recursive: true });
   const n = index.keys.length;
@@ -96,15 +108,24 @@ export async function writeCacheIndex(archDir: string, index: CacheIndex): Promi
       all.set(Array.from(column), at);
       at += column.length;
     }
-  const head = { version: 3, bootId: await bootId(), gen: index.gen, files: index.files, count: n };
   for (const [name, data] of [
     ['offsets.bin', Buffer.from(all.buffer)],
     ['keys.txt', index.keys.join('\n')],
-    ['index.json', JSON.stringify(head)],
-  ] as const) {
-    await writeFile(path.join(dir, `${name}.tmp`), data);
-    await rename(path.join(dir, `${name}.tmp`), path.join(dir, name));
-  }
+  ] as const)
+    await replaceFile(path.join(dir, name), data);
+}
+
+export async function writeCacheHead(archDir: string, index: CacheIndex): Promise<void> {
+  const head = { version: 3, bootId: await bootId(), gen: index.gen, files: index.files, count: index.keys.length };
+  const text = JSON.stringify(head);
+  await replaceFile(path.join(archDir, CACHE_DIR, 'index.json'), text);
+  written.set(text, index);
+  if (written.size > 4) written.delete(written.keys().next().value!);
+}
+
+async function replaceFile(file: string, data: string | Uint8Array): Promise<void> {
+  await writeFile(`${file}.tmp`, data);
+  await rename(`${file}.tmp`, file);
 }
 
 /** The append-only plain logs of one arch, one generation: read anywhere, append at the end. */

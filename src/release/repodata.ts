@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { METADATA_KINDS, metadataFooter, metadataHeader, type MetadataKind } from '../rpm/package-metadata.js';
 import type { PackageMetadataRecord } from '../store/records.js';
-import { type CacheIndex, PlainLogs, readCache, writeCacheIndex } from './repodata-cache.js';
+import { type CacheIndex, PlainLogs, readCache, writeCacheEntries, writeCacheHead } from './repodata-cache.js';
 import { type DigestJob, type DigestSegment, digestStream } from './digest-pool.js';
 
 interface DataFile {
@@ -150,7 +150,9 @@ export async function writeRepodata(o: {
         plain: { segments: plain[kind], out: null },
       });
     }
-    // The six streams on worker threads, side by side, primary's (the largest) first.
+    // The six streams on worker threads, side by side, primary's (the largest) first; the cache's entries
+    // meanwhile.
+    const entries = writeCacheEntries(o.dir, index);
     const digests = await Promise.all(
       jobs.map(async (j) => {
         const [text, gz] = await Promise.all([digestStream(j.plain), digestStream(j.packed)]);
@@ -164,7 +166,8 @@ export async function writeRepodata(o: {
       MetadataKind,
       string
     >;
-    await writeCacheIndex(o.dir, { gen: logs.gen, files, ...index });
+    await entries;
+    await writeCacheHead(o.dir, { gen: logs.gen, files, ...index });
     if (o.updateinfo !== null) {
       const text = Buffer.from(o.updateinfo, 'utf8');
       const gz = gzipSync(text);

@@ -94,16 +94,18 @@ export class ReleaseStore {
     packages: readonly SnapshotPackage[],
     baseId: number | null,
   ): Promise<{ text: string; depth: number }> {
-    const whole = { text: json(packages), depth: 0 };
-    if (baseId === null || packages.length < 64) return whole;
+    const whole = () => ({ text: json(packages), depth: 0 });
+    if (baseId === null || packages.length < 64) return whole();
     const base = await this.packagesOf(baseId);
     const depth = (this.depthById.get(baseId) ?? 0) + 1;
-    if (depth > MAX_CHANGE_DEPTH) return whole;
-    const next = new Set(packages.map(packageIdentity));
-    const was = new Set(base.map(packageIdentity));
-    const add = packages.filter((p) => !was.has(packageIdentity(p)));
-    const drop = base.map(packageIdentity).filter((k) => !next.has(k));
-    if ((add.length + drop.length) * 4 > packages.length) return whole;
+    if (depth > MAX_CHANGE_DEPTH) return whole();
+    // A plan keeps the base's own records for what it leaves alone: telling records apart is enough (an equal
+    // record that is another object is dropped and added again, which reads back the same).
+    const was = new Set(base);
+    const next = new Set(packages);
+    const add = packages.filter((p) => !was.has(p));
+    const drop = base.filter((p) => !next.has(p)).map(packageIdentity);
+    if ((add.length + drop.length) * 4 > packages.length) return whole();
     return { text: json({ base: baseId, depth, add, drop } satisfies PackageChanges), depth };
   }
 
