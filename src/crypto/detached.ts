@@ -11,7 +11,8 @@ let openpgp: Promise<OpenPgp> | null = null;
  * loop for 8-22 ms. The library loads on first use.
  */
 export async function verifyDetached(publicKey: string, data: Uint8Array, signature: string): Promise<string> {
-  const pgp = await (openpgp ??= import('openpgp'));
+  openpgp ??= import('openpgp');
+  const pgp = await openpgp;
   try {
     const key = await pgp.readKey({ armoredKey: publicKey });
     const { signatures } = await pgp.verify({
