@@ -265,8 +265,8 @@ export class Publisher {
       );
     const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
     await rm(tmp, { recursive: true, force: true }); // a crash mid-build leaves a partial folder: start over
-    // Packages already in the repository had their metadata when it was published; derive what is new.
-    await this.recordMetadata([...plan.added, ...plan.replaced.map((r) => r.to)]);
+    // Each package's entries were derived when it was signed or imported; one without them (recorded before
+    // they existed, or a derivation that failed) fails the write with MetadataMissing and is derived below.
     const files: { path: string; sha256: string; contentBase64: string }[] = [];
     const repomd: Record<string, string> = {};
     const errata = this.deps.updateinfo ? await this.deps.updateinfo(repo, plan.packages) : null;
@@ -289,7 +289,7 @@ export class Publisher {
         });
       const { repomd: xml } = await write().catch(async (err: unknown) => {
         if (!(err instanceof MetadataMissing)) throw err;
-        // Published before per-package metadata existed (or derived since lost): derive it now, once.
+        // Derive what is missing, once, and write again.
         await this.recordMetadata(plan.packages);
         return write();
       });

@@ -44,21 +44,20 @@ export async function writeRepodata(o: {
 }): Promise<{ repomd: Buffer; reused: number; fetched: number }> {
   const repodata = path.join(o.dir, 'repodata');
   await mkdir(repodata, { recursive: true });
-  const wanted = new Set(o.packages.map(keyOf));
+  const keys = o.packages.map(keyOf);
+  const wanted = new Set(keys);
   let cache = o.previous ? await readCache(o.previous) : null;
   let old = cache ? await PlainLogs.open(o.logDir, cache.gen) : null;
   if (cache && old && !logsHold(cache, old)) {
     await old.close();
     [cache, old] = [null, null]; // its log is gone or short: start over from the database
   }
-  const keptAt: number[] = []; // indexes into the previous snapshot's entries, in its order
-  const kept = new Set<string>();
-  for (const [i, k] of (cache?.keys ?? []).entries()) {
-    if (!wanted.has(k) || kept.has(k)) continue;
-    kept.add(k);
-    keptAt.push(i);
-  }
-  const fresh = o.packages.filter((p) => !kept.has(keyOf(p)));
+  // Indexes into the previous snapshot's entries, in its order, of those still wanted (each once); what is left
+  // in `wanted` is new.
+  const keptAt: number[] = [];
+  const previousKeys = cache?.keys ?? [];
+  for (let i = 0; i < previousKeys.length; i++) if (wanted.delete(previousKeys[i]!)) keptAt.push(i);
+  const fresh = o.packages.filter((_, j) => wanted.has(keys[j]!));
   // A new log generation when there is none to reuse or less than half of it is still live.
   const live = METADATA_KINDS.reduce((sum, kind) => sum + keptAt.reduce((s, i) => s + cache!.len[kind][i]!, 0), 0);
   const total = old ? METADATA_KINDS.reduce((sum, kind) => sum + old!.size(kind), 0) : 0;
@@ -187,7 +186,7 @@ export async function writeRepodata(o: {
     await h.writeFile(xml);
     await h.sync();
     await h.close();
-    return { repomd: xml, reused: kept.size, fetched };
+    return { repomd: xml, reused: keptAt.length, fetched };
   } finally {
     for (const s of Object.values(scratch)) {
       await s.handle.close().catch(() => {}); // closed already when all went well
