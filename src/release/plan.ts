@@ -60,23 +60,17 @@ export function planRelease(
 ): ReleasePlan {
   const keep = opts.keepVersions ?? 1;
   const newestFirst = (a: RepoPackage, b: RepoPackage) => compareEvr(parseNevra(b.nevra), parseNevra(a.nevra));
-  const before = new Set(current);
-  const next = new Map<string, RepoPackage[]>();
-  for (const p of current) next.set(key(p), [...(next.get(key(p)) ?? []), p]);
-  for (const list of next.values()) list.sort(newestFirst);
-  const added: RepoPackage[] = [];
-  const replaced: { from: RepoPackage; to: RepoPackage }[] = [];
-  const unchanged: RepoPackage[] = [];
-  const seen = new Set<RepoPackage>();
   const skipped: { name: string; why: string }[] = [];
+  // Each candidate under each repository arch it fits.
+  const incoming: RepoPackage[] = [];
   for (const c of candidates) {
     const arches = c.arch === 'noarch' ? repoArches : repoArches.filter((a) => a === c.arch);
     if (arches.length === 0) {
       skipped.push({ name: c.name, why: `arch ${c.arch} is not one of the repository's (${repoArches.join(', ')})` });
       continue;
     }
-    for (const arch of arches) {
-      const pkg: RepoPackage = {
+    for (const arch of arches)
+      incoming.push({
         artifactId: c.artifactId,
         sha256: c.sha256,
         name: c.name,
@@ -84,42 +78,60 @@ export function planRelease(
         nevra: c.nevra,
         buildId: c.buildId,
         ...(c.importId !== undefined ? { importId: c.importId } : {}),
-      };
-      const k = key(pkg);
-      const list = next.get(k) ?? [];
-      const same = list.find((p) => p.nevra === pkg.nevra);
-      if (same) {
-        if (same.sha256 !== pkg.sha256 && opts.sameNevraReplaces) {
-          // A build repository takes a rebuild of the same EVR (its buildroots install by digest).
-          replaced.push({ from: same, to: pkg });
-          list[list.indexOf(same)] = pkg;
-          continue;
-        }
-        if (same.sha256 !== pkg.sha256) {
-          throw new LenixError(
-            'RELEASE_CONFLICT',
-            `${pkg.nevra} is already in the repository with other bytes (${same.sha256.slice(0, 12)}…); bump the release`,
-          );
-        }
-        if (before.has(same) && !seen.has(same)) {
-          seen.add(same);
-          unchanged.push(same);
-        }
-        continue;
-      }
-      const newest = list[0];
-      if (newest && compareEvr(parseNevra(pkg.nevra), parseNevra(newest.nevra)) < 0) {
-        skipped.push({ name: pkg.name, why: `older than ${newest.nevra} already in ${arch}` });
-        continue;
-      }
-      list.unshift(pkg);
-      next.set(k, list);
-      const dropped = keep > 0 ? list.splice(keep) : [];
-      if (dropped.length === 0) added.push(pkg);
-      for (const from of dropped) replaced.push({ from, to: pkg });
-    }
+      });
   }
-  const packages = [...next.values()].flat().sort(byArchAndName);
+  // Only the names the candidates touch are planned again: every other package stays as it is, so a release of
+  // one package into a repository of 50,000 works on that name's versions, not on all of them.
+  const touched = new Set(incoming.map(key));
+  const untouched: RepoPackage[] = [];
+  const next = new Map<string, RepoPackage[]>();
+  for (const p of current) {
+    const k = key(p);
+    if (!touched.has(k)) untouched.push(p);
+    else if (next.has(k)) next.get(k)!.push(p);
+    else next.set(k, [p]);
+  }
+  for (const list of next.values()) list.sort(newestFirst);
+  const before = new Set([...next.values()].flat());
+  const added: RepoPackage[] = [];
+  const replaced: { from: RepoPackage; to: RepoPackage }[] = [];
+  const unchanged: RepoPackage[] = [];
+  const seen = new Set<RepoPackage>();
+  for (const pkg of incoming) {
+    const k = key(pkg);
+    const list = next.get(k) ?? [];
+    const same = list.find((p) => p.nevra === pkg.nevra);
+    if (same) {
+      if (same.sha256 !== pkg.sha256 && opts.sameNevraReplaces) {
+        // A build repository takes a rebuild of the same EVR (its buildroots install by digest).
+        replaced.push({ from: same, to: pkg });
+        list[list.indexOf(same)] = pkg;
+        continue;
+      }
+      if (same.sha256 !== pkg.sha256) {
+        throw new LenixError(
+          'RELEASE_CONFLICT',
+          `${pkg.nevra} is already in the repository with other bytes (${same.sha256.slice(0, 12)}…); bump the release`,
+        );
+      }
+      if (before.has(same) && !seen.has(same)) {
+        seen.add(same);
+        unchanged.push(same);
+      }
+      continue;
+    }
+    const newest = list[0];
+    if (newest && compareEvr(parseNevra(pkg.nevra), parseNevra(newest.nevra)) < 0) {
+      skipped.push({ name: pkg.name, why: `older than ${newest.nevra} already in ${pkg.arch}` });
+      continue;
+    }
+    list.unshift(pkg);
+    next.set(k, list);
+    const dropped = keep > 0 ? list.splice(keep) : [];
+    if (dropped.length === 0) added.push(pkg);
+    for (const from of dropped) replaced.push({ from, to: pkg });
+  }
+  const packages = [...untouched, ...[...next.values()].flat()].sort(byArchAndName);
   return { packages, added, replaced, unchanged, skipped };
 }
 

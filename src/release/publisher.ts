@@ -276,7 +276,7 @@ export class Publisher {
         ? null
         : path.join(this.repoDir(repo.name), 'snapshots', String(repo.currentSnapshotId));
     for (const arch of repo.arches) {
-      const packages = plan.packages.filter((x) => x.arch === arch).map((p) => ({ sha256: p.sha256, file: p.name }));
+      const packages = plan.packages.filter((x) => x.arch === arch).map(entryOf);
       const write = () =>
         writeRepodata({
           dir: path.join(tmp, arch),
@@ -472,6 +472,17 @@ export class Publisher {
     }
     return pruned;
   }
+}
+
+/** A package's metadata entry key, one object per package record (writeRepodata keys its work on them). */
+const entries = new WeakMap<RepoPackage, { sha256: string; file: string }>();
+function entryOf(p: RepoPackage): { sha256: string; file: string } {
+  let e = entries.get(p);
+  if (!e) {
+    e = { sha256: p.sha256, file: p.name };
+    entries.set(p, e);
+  }
+  return e;
 }
 
 /** The imported packages a release publishes (its plan names them). */

@@ -105,7 +105,7 @@ export async function writeCacheEntries(archDir: string, index: Omit<CacheIndex,
   let at = 0;
   for (const kind of METADATA_KINDS)
     for (const column of [index.gz[kind], index.at[kind], index.len[kind]]) {
-      all.set(Array.from(column), at);
+      all.set(column, at);
       at += column.length;
     }
   for (const [name, data] of [

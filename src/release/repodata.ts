@@ -19,7 +19,16 @@ interface DataFile {
 export class MetadataMissing extends Error {}
 
 type Key = { readonly sha256: string; readonly file: string };
-const keyOf = (p: Key) => `${p.sha256}/${p.file}`;
+/** Each entry's key, made once per record (a publisher passes the same records from one publish to the next). */
+const keys = new WeakMap<Key, string>();
+const keyOf = (p: Key) => {
+  let k = keys.get(p);
+  if (k === undefined) {
+    k = `${p.sha256}/${p.file}`;
+    keys.set(p, k);
+  }
+  return k;
+};
 
 /**
  * Write an arch's repodata/ from per-package entries: primary, filelists and other as gzip member streams
@@ -44,8 +53,8 @@ export async function writeRepodata(o: {
 }): Promise<{ repomd: Buffer; reused: number; fetched: number }> {
   const repodata = path.join(o.dir, 'repodata');
   await mkdir(repodata, { recursive: true });
-  const keys = o.packages.map(keyOf);
-  const wanted = new Set(keys);
+  const wantedKeys = o.packages.map(keyOf);
+  const wanted = new Set(wantedKeys);
   let cache = o.previous ? await readCache(o.previous) : null;
   let old = cache ? await PlainLogs.open(o.logDir, cache.gen) : null;
   if (cache && old && !logsHold(cache, old)) {
@@ -57,22 +66,23 @@ export async function writeRepodata(o: {
   const keptAt: number[] = [];
   const previousKeys = cache?.keys ?? [];
   for (let i = 0; i < previousKeys.length; i++) if (wanted.delete(previousKeys[i]!)) keptAt.push(i);
-  const fresh = o.packages.filter((_, j) => wanted.has(keys[j]!));
+  const fresh = o.packages.filter((_, j) => wanted.has(wantedKeys[j]!));
   // A new log generation when there is none to reuse or less than half of it is still live.
   const live = METADATA_KINDS.reduce((sum, kind) => sum + keptAt.reduce((s, i) => s + cache!.len[kind][i]!, 0), 0);
   const total = old ? METADATA_KINDS.reduce((sum, kind) => sum + old!.size(kind), 0) : 0;
   const logs = old && live * 2 >= total ? old : await PlainLogs.open(o.logDir, PlainLogs.newGeneration());
+  const n = keptAt.length + fresh.length;
   const index = {
-    keys: keptAt.map((i) => cache!.keys[i]!),
-    gz: {} as Record<MetadataKind, number[]>,
-    at: {} as Record<MetadataKind, number[]>,
-    len: {} as Record<MetadataKind, number[]>,
+    keys: keptAt.map((i) => previousKeys[i]!),
+    gz: {} as Record<MetadataKind, Float64Array>,
+    at: {} as Record<MetadataKind, Float64Array>,
+    len: {} as Record<MetadataKind, Float64Array>,
   };
   // Each kind's .xml.gz and its plain text as segments in the same order: header, kept entries, new ones, footer.
   const packed = {} as Record<MetadataKind, DigestSegment[]>;
   const plain = {} as Record<MetadataKind, DigestSegment[]>;
   const gzAt = {} as Record<MetadataKind, number>;
-  const scratch = {} as Record<MetadataKind, { file: string; handle: FileHandle; size: number }>;
+  const added = {} as Record<MetadataKind, NewMembers>;
   try {
     for (const kind of METADATA_KINDS) {
       const header = Buffer.from(metadataHeader(kind, o.packages.length), 'utf8');
@@ -80,14 +90,15 @@ export async function writeRepodata(o: {
       packed[kind] = [{ bytes: headerGz }];
       plain[kind] = [{ bytes: header }];
       gzAt[kind] = headerGz.length;
-      [index.gz[kind], index.at[kind], index.len[kind]] = [[], [], []];
+      const [gzOut, atOut, lenOut] = [new Float64Array(n + 1), new Float64Array(n), new Float64Array(n)];
+      [index.gz[kind], index.at[kind], index.len[kind]] = [gzOut, atOut, lenOut];
       if (!cache || !old) continue;
       const [gz, at, len] = [cache.gz[kind], cache.at[kind], cache.len[kind]];
       // Members: runs of consecutive entries of the previous .xml.gz.
       const gzFile = path.join(cache.dir, 'repodata', cache.files[kind]);
       for (const [a, b] of runsOf(keptAt, (x, y) => y === x + 1)) {
         const [from, to] = [gz[keptAt[a]!]!, gz[keptAt[b - 1]! + 1]!];
-        for (let j = a; j < b; j++) index.gz[kind].push(gzAt[kind] + gz[keptAt[j]!]! - from);
+        for (let j = a; j < b; j++) gzOut[j] = gzAt[kind] + gz[keptAt[j]!]! - from;
         packed[kind].push({ file: gzFile, from, to });
         gzAt[kind] += to - from;
       }
@@ -101,48 +112,45 @@ export async function writeRepodata(o: {
           for await (const piece of old.read(kind, from, to - from)) await logs.append(kind, piece);
         }
         for (let j = a; j < b; j++) {
-          index.at[kind].push(moved + at[keptAt[j]!]! - from);
-          index.len[kind].push(len[keptAt[j]!]!);
+          atOut[j] = moved + at[keptAt[j]!]! - from;
+          lenOut[j] = len[keptAt[j]!]!;
         }
         plain[kind].push({ file: logs.file(kind), from: moved, to: moved + to - from });
       }
     }
-    // New entries from the database: their members into a scratch file, their text onto the log.
+    // New entries from the database: their members held (or spilled to a scratch file), their text onto the log.
     const freshFrom = {} as Record<MetadataKind, number>;
     for (const kind of METADATA_KINDS) {
-      const file = path.join(repodata, `.${kind}.new`);
-      scratch[kind] = { file, handle: await open(file, 'w', 0o600), size: 0 };
+      added[kind] = new NewMembers(path.join(repodata, `.${kind}.new`));
       freshFrom[kind] = logs.size(kind);
     }
-    let fetched = 0;
+    let j = keptAt.length;
     for await (const chunk of o.fetch(fresh)) {
-      fetched += chunk.length;
+      if (j + chunk.length > n) break; // more than asked for: counted below
       index.keys.push(...chunk.map(keyOf));
       for (const kind of METADATA_KINDS) {
-        const s = scratch[kind];
-        for (const e of chunk) {
-          index.gz[kind].push(gzAt[kind] + s.size);
-          s.size += e.gz[kind].length;
+        const [gzOut, atOut, lenOut] = [index.gz[kind], index.at[kind], index.len[kind]];
+        let [gzNext, logNext] = [gzAt[kind] + added[kind].size, logs.size(kind)];
+        for (const [k, e] of chunk.entries()) {
+          gzOut[j + k] = gzNext;
+          atOut[j + k] = logNext;
+          lenOut[j + k] = e.xml[kind].length;
+          gzNext += e.gz[kind].length;
+          logNext += e.xml[kind].length;
         }
-        await s.handle.writeFile(Buffer.concat(chunk.map((e) => e.gz[kind])));
-        let logAt = await logs.append(kind, Buffer.concat(chunk.map((e) => e.xml[kind])));
-        for (const e of chunk) {
-          index.at[kind].push(logAt);
-          index.len[kind].push(e.xml[kind].length);
-          logAt += e.xml[kind].length;
-        }
+        await added[kind].add(Buffer.concat(chunk.map((e) => e.gz[kind])));
+        await logs.append(kind, Buffer.concat(chunk.map((e) => e.xml[kind])));
       }
+      j += chunk.length;
     }
-    if (fetched !== fresh.length)
-      throw new MetadataMissing(`${fresh.length - fetched} of ${o.packages.length} packages have no stored metadata`);
+    if (j !== n || index.keys.length !== n)
+      throw new MetadataMissing(`${n - j} of ${o.packages.length} packages have no stored metadata`);
     const jobs: { kind: MetadataKind; packed: DigestJob; plain: DigestJob }[] = [];
     for (const kind of METADATA_KINDS) {
       const footer = Buffer.from(metadataFooter(kind), 'utf8');
-      const s = scratch[kind];
-      await s.handle.close();
-      packed[kind].push({ file: s.file, from: 0, to: s.size }, { bytes: gzipSync(footer) });
+      packed[kind].push(await added[kind].segment(), { bytes: gzipSync(footer) });
       plain[kind].push({ file: logs.file(kind), from: freshFrom[kind], to: logs.size(kind) }, { bytes: footer });
-      index.gz[kind].push(gzAt[kind] + s.size);
+      index.gz[kind][n] = gzAt[kind] + added[kind].size;
       jobs.push({
         kind,
         packed: { segments: packed[kind], out: path.join(repodata, `.${kind}.tmp`) },
@@ -186,16 +194,50 @@ export async function writeRepodata(o: {
     await h.writeFile(xml);
     await h.sync();
     await h.close();
-    return { repomd: xml, reused: keptAt.length, fetched };
+    return { repomd: xml, reused: keptAt.length, fetched: fresh.length };
   } finally {
-    for (const s of Object.values(scratch)) {
-      await s.handle.close().catch(() => {}); // closed already when all went well
-      await rm(s.file, { force: true });
-    }
+    for (const m of Object.values(added)) await m.remove();
     await logs.close();
     if (old && old !== logs) await old.close();
     // The generation in use and the previous snapshot's (a failed publish is retried against it) stay.
     await PlainLogs.prune(o.logDir, new Set([logs.gen, ...(cache ? [cache.gen] : [])]));
+  }
+}
+
+/**
+ * New entries' gzip members of one kind, in order: held in memory up to a few MiB (a release of a few packages),
+ * else spilled to a scratch file (the first publish of a large repository), then handed to a digest job.
+ */
+class NewMembers {
+  private held: Buffer[] = [];
+  private handle: FileHandle | null = null;
+  size = 0;
+  constructor(private readonly file: string) {}
+
+  async add(members: Buffer): Promise<void> {
+    this.size += members.length;
+    if (!this.handle && this.size <= 4 * 1024 * 1024) {
+      this.held.push(members);
+      return;
+    }
+    if (!this.handle) {
+      this.handle = await open(this.file, 'w', 0o600);
+      await this.handle.writeFile(Buffer.concat(this.held));
+      this.held = [];
+    }
+    await this.handle.writeFile(members);
+  }
+
+  async segment(): Promise<DigestSegment> {
+    if (!this.handle) return { bytes: Buffer.concat(this.held) };
+    await this.handle.close();
+    this.handle = null;
+    return { file: this.file, from: 0, to: this.size };
+  }
+
+  async remove(): Promise<void> {
+    await this.handle?.close();
+    await rm(this.file, { force: true });
   }
 }
 
