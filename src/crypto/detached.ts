@@ -10,6 +10,14 @@ let openpgp: Promise<OpenPgp> | null = null;
  * signer's tool, and gpgme in clients) would cost a process start per check, which blocks the server's event
  * loop for 8-22 ms. The library loads on first use.
  */
+/** Load the library now, in the background (a server that publishes will check a signature soon). */
+export function preloadVerifier(): void {
+  openpgp ??= import('openpgp');
+  openpgp.catch(() => {
+    openpgp = null; // tried again on first use, which reports the error
+  });
+}
+
 export async function verifyDetached(publicKey: string, data: Uint8Array, signature: string): Promise<string> {
   openpgp ??= import('openpgp');
   const pgp = await openpgp;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { LenixError } from '../core/errors.js';
-import { verifyDetached } from '../crypto/detached.js';
+import { preloadVerifier, verifyDetached } from '../crypto/detached.js';
 import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';
@@ -84,7 +84,9 @@ export class Publisher {
   /** Snapshots' package indexes for serving ("ARCH/FILE" → sha256), the few most recently used. */
   private readonly indexes = new Map<number, Map<string, string>>();
 
-  constructor(private readonly deps: PublisherDeps) {}
+  constructor(private readonly deps: PublisherDeps) {
+    preloadVerifier();
+  }
 
   repoDir(name: string): string {
     return path.join(this.deps.reposDir, name);

@@ -161,11 +161,16 @@ export class PlainLogs {
     return this.sizes[kind];
   }
 
-  /** Append, returning where the bytes start. */
-  async append(kind: MetadataKind, bytes: Uint8Array): Promise<number> {
+  /** Append these pieces in order, returning where the first starts. */
+  async append(kind: MetadataKind, pieces: readonly Uint8Array[]): Promise<number> {
     const at = this.sizes[kind];
-    await this.handles[kind].writeFile(bytes);
-    this.sizes[kind] += bytes.length;
+    for (let i = 0; i < pieces.length; i += 512) {
+      const part = pieces.slice(i, i + 512);
+      const want = part.reduce((sum, p) => sum + p.length, 0);
+      const { bytesWritten } = await this.handles[kind].writev(part);
+      if (bytesWritten !== want) throw new Error(`plain log ${kind}: ${bytesWritten} of ${want} bytes written`);
+      this.sizes[kind] += want;
+    }
     return at;
   }
 

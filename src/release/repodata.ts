@@ -109,7 +109,7 @@ export async function writeRepodata(o: {
         let moved = from;
         if (logs !== old) {
           moved = logs.size(kind);
-          for await (const piece of old.read(kind, from, to - from)) await logs.append(kind, piece);
+          for await (const piece of old.read(kind, from, to - from)) await logs.append(kind, [piece]);
         }
         for (let j = a; j < b; j++) {
           atOut[j] = moved + at[keptAt[j]!]! - from;
@@ -118,7 +118,8 @@ export async function writeRepodata(o: {
         plain[kind].push({ file: logs.file(kind), from: moved, to: moved + to - from });
       }
     }
-    // New entries from the database: their members held (or spilled to a scratch file), their text onto the log.
+    // New entries from the database: their gzip members held (or spilled to a scratch file), their text onto the
+    // log (written as they come, not copied into one buffer first).
     const freshFrom = {} as Record<MetadataKind, number>;
     for (const kind of METADATA_KINDS) {
       added[kind] = new NewMembers(path.join(repodata, `.${kind}.new`));
@@ -138,8 +139,11 @@ export async function writeRepodata(o: {
           gzNext += e.gz[kind].length;
           logNext += e.xml[kind].length;
         }
-        await added[kind].add(Buffer.concat(chunk.map((e) => e.gz[kind])));
-        await logs.append(kind, Buffer.concat(chunk.map((e) => e.xml[kind])));
+        await added[kind].add(chunk.map((e) => e.gz[kind]));
+        await logs.append(
+          kind,
+          chunk.map((e) => e.xml[kind]),
+        );
       }
       j += chunk.length;
     }
@@ -206,28 +210,34 @@ export async function writeRepodata(o: {
 
 /**
  * New entries' gzip members of one kind, in order: held in memory up to a few MiB (a release of a few packages),
- * else spilled to a scratch file (the first publish of a large repository), then handed to a digest job.
+ * else spilled to a scratch file (the first publish of a large repository), then read by digest jobs.
  */
 class NewMembers {
-  private held: Buffer[] = [];
+  private held: Uint8Array[] = [];
   private handle: FileHandle | null = null;
   size = 0;
   constructor(private readonly file: string) {}
 
-  async add(members: Buffer): Promise<void> {
-    this.size += members.length;
+  async add(members: readonly Uint8Array[]): Promise<void> {
+    for (const m of members) this.size += m.length;
     if (!this.handle && this.size <= 4 * 1024 * 1024) {
-      this.held.push(members);
+      this.held.push(...members);
       return;
     }
     if (!this.handle) {
       this.handle = await open(this.file, 'w', 0o600);
-      await this.handle.writeFile(Buffer.concat(this.held));
+      members = [...this.held, ...members];
       this.held = [];
     }
-    await this.handle.writeFile(members);
+    for (let i = 0; i < members.length; i += 512) {
+      const part = members.slice(i, i + 512);
+      const want = part.reduce((sum, m) => sum + m.length, 0);
+      const { bytesWritten } = await this.handle.writev(part);
+      if (bytesWritten !== want) throw new Error(`${this.file}: ${bytesWritten} of ${want} bytes written`);
+    }
   }
 
+  /** Where the members are: bytes, or the scratch file (closed: nothing more is added). */
   async segment(): Promise<DigestSegment> {
     if (!this.handle) return { bytes: Buffer.concat(this.held) };
     await this.handle.close();
