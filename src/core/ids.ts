@@ -66,3 +66,8 @@ export function parseSourceName(value: unknown): string {
 export function byCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** A snapshot's order: by arch, then file name (code units: the same on every machine). */
+export function byArchAndName(a: { arch: string; name: string }, b: { arch: string; name: string }): number {
+  return byCodeUnits(a.arch, b.arch) || byCodeUnits(a.name, b.name);
+}

@@ -1,6 +1,6 @@
 import { LenixError } from '../core/errors.js';
 import { compareEvr, parseNevra } from '../core/nevra.js';
-import { byArchAndName } from '../store/records.js';
+import { byArchAndName } from '../core/ids.js';
 
 /** One binary package as a repository holds it: which artifact, under which repository arch. */
 export interface RepoPackage {

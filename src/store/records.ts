@@ -254,10 +254,6 @@ export interface SnapshotPackage {
   readonly importId?: number;
 }
 
-/** A snapshot's order: by arch, then file name (code units: the same on every machine). */
-export const byArchAndName = (a: { arch: string; name: string }, b: { arch: string; name: string }) =>
-  a.arch < b.arch ? -1 : a.arch > b.arch ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-
 export type SnapshotState = 'building' | 'signing' | 'ready' | 'failed';
 
 export interface SnapshotRecord {

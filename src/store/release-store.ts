@@ -11,7 +11,7 @@ import type {
   SnapshotRecord,
   SnapshotState,
 } from './records.js';
-import { byArchAndName } from './records.js';
+import { byArchAndName } from '../core/ids.js';
 import type { Database } from './schema.js';
 import { parse, toRelease, toRepo, toSnapshot } from './release-rows.js';
 
