@@ -248,8 +248,14 @@ describe('repository metadata from stored per-package entries, against createrep
       fetch: fetchFrom(seen4),
       updateinfo: null,
       now: 1_796_000_003,
+      holdBytes: 0, // every new member through the scratch file, as a large first publish does
     });
     assert.deepEqual([four.reused, four.fetched], [0, entries.length]);
+    const fourFiles = await dataFiles(path.join(dir, 'four'));
+    for (const kind of ['primary', 'filelists', 'other'] as const) {
+      assert.deepEqual(packagesOf(kind, fourFiles[kind]!.file), packagesOf(kind, a[kind]!.file), `four ${kind}`);
+      assert.equal(sha(gunzipSync(fourFiles[kind]!.file)), fourFiles[kind]!.open);
+    }
   });
 
   test('dnf reads both alike: repoquery of every field, updateinfo, and an install from Lenix’s', async () => {

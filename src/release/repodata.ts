@@ -50,6 +50,8 @@ export async function writeRepodata(o: {
   readonly updateinfo: string | null;
   /** Seconds since the epoch: repomd's revision and timestamps. */
   readonly now: number;
+  /** New members held in memory up to this many bytes per kind, then spilled to a scratch file (4 MiB). */
+  readonly holdBytes?: number;
 }): Promise<{ repomd: Buffer; reused: number; fetched: number }> {
   const repodata = path.join(o.dir, 'repodata');
   await mkdir(repodata, { recursive: true });
@@ -122,7 +124,7 @@ export async function writeRepodata(o: {
     // log (written as they come, not copied into one buffer first).
     const freshFrom = {} as Record<MetadataKind, number>;
     for (const kind of METADATA_KINDS) {
-      added[kind] = new NewMembers(path.join(repodata, `.${kind}.new`));
+      added[kind] = new NewMembers(path.join(repodata, `.${kind}.new`), o.holdBytes ?? 4 * 1024 * 1024);
       freshFrom[kind] = logs.size(kind);
     }
     let j = keptAt.length;
@@ -216,11 +218,14 @@ class NewMembers {
   private held: Uint8Array[] = [];
   private handle: FileHandle | null = null;
   size = 0;
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly holdBytes: number,
+  ) {}
 
   async add(members: readonly Uint8Array[]): Promise<void> {
     for (const m of members) this.size += m.length;
-    if (!this.handle && this.size <= 4 * 1024 * 1024) {
+    if (!this.handle && this.size <= this.holdBytes) {
       this.held.push(...members);
       return;
     }
