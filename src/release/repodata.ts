@@ -165,21 +165,22 @@ export async function writeRepodata(o: {
     }
     // The six streams on worker threads, side by side, primary's (the largest) first; the cache's entries
     // meanwhile.
-    const entries = writeCacheEntries(o.dir, index);
-    const digests = await Promise.all(
-      jobs.map(async (j) => {
-        const [text, gz] = await Promise.all([digestStream(j.plain), digestStream(j.packed)]);
-        const sha256 = gz.sha256;
-        await rename(j.packed.out!, path.join(repodata, `${sha256}-${j.kind}.xml.gz`));
-        return { type: j.kind, sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
-      }),
-    );
+    const [digests] = await Promise.all([
+      Promise.all(
+        jobs.map(async (j) => {
+          const [text, gz] = await Promise.all([digestStream(j.plain), digestStream(j.packed)]);
+          const sha256 = gz.sha256;
+          await rename(j.packed.out!, path.join(repodata, `${sha256}-${j.kind}.xml.gz`));
+          return { type: j.kind, sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
+        }),
+      ),
+      writeCacheEntries(o.dir, index),
+    ]);
     const data: DataFile[] = [...digests];
     const files = Object.fromEntries(digests.map((d) => [d.type, `${d.sha256}-${d.type}.xml.gz`])) as Record<
       MetadataKind,
       string
     >;
-    await entries;
     await writeCacheHead(o.dir, { gen: logs.gen, files, ...index });
     if (o.updateinfo !== null) {
       const text = Buffer.from(o.updateinfo, 'utf8');

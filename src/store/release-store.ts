@@ -63,7 +63,7 @@ export class ReleaseStore {
 
   /**
    * A snapshot's package list: cached, or parsed from its stored text (read when not given). A list stored as
-   * changes (packageChanges) is its base's list with them applied, the base resolved the same way.
+   * changes (PackageChanges) is its base's list with them applied, the base resolved the same way.
    */
   private async packagesOf(
     id: number,
