@@ -3,13 +3,6 @@ import { LenixError } from '../core/errors.js';
 type OpenPgp = typeof import('openpgp');
 let openpgp: Promise<OpenPgp> | null = null;
 
-/**
- * Check an armored detached OpenPGP signature over `data` against one public key, in process (openpgp.js);
- * returns the key's fingerprint. Every signature the text holds must verify with that key (or its subkeys),
- * valid now. This is the publisher's check of each repomd.xml signature before a snapshot goes live: gpg (the
- * signer's tool, and gpgme in clients) would cost a process start per check, which blocks the server's event
- * loop for 8-22 ms. The library loads on first use.
- */
 /** Load the library now, in the background (a server that publishes will check a signature soon). */
 export function preloadVerifier(): void {
   openpgp ??= import('openpgp');
@@ -18,6 +11,13 @@ export function preloadVerifier(): void {
   });
 }
 
+/**
+ * Check an armored detached OpenPGP signature over `data` against one public key, in process (openpgp.js);
+ * returns the key's fingerprint. Every signature the text holds must verify with that key (or its subkeys),
+ * valid now. This is the publisher's check of each repomd.xml signature before a snapshot goes live: gpg (the
+ * signer's tool, and gpgme in clients) would cost a process start per check, which blocks the server's event
+ * loop for 8-22 ms. The library loads on first use.
+ */
 export async function verifyDetached(publicKey: string, data: Uint8Array, signature: string): Promise<string> {
   openpgp ??= import('openpgp');
   const pgp = await openpgp;

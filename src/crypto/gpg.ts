@@ -153,7 +153,7 @@ const perKey = new Map<string, Promise<string>>();
 
 /**
  * A private folder for one public key (by its text) and one use, made and filled once in this process and
- * removed when it exits: a gpg keyring or an rpm database that knows only that key. Checking a signature is
+ * removed when it exits, such as an rpm database that knows only that key. Checking a signature is
  * then one process start rather than an import and a check (each start costs a loaded 2-core machine 10–30 ms).
  */
 export function keyFolder(use: string, publicKey: string, fill: (dir: string) => Promise<void>): Promise<string> {
