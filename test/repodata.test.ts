@@ -248,7 +248,6 @@ describe('repository metadata from stored per-package entries, against createrep
       fetch: fetchFrom(seen4),
       updateinfo: null,
       now: 1_796_000_003,
-      holdBytes: 0, // every new member through the scratch file, as a large first publish does
     });
     assert.deepEqual([four.reused, four.fetched], [0, entries.length]);
     const fourFiles = await dataFiles(path.join(dir, 'four'));

@@ -1,57 +1,123 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import type { DigestJob, DigestReply } from './digest-pool.js';
+import type { DigestJob, DigestMessage, DigestReply, DigestSegment } from './digest-pool.js';
 
 /**
- * The worker half of digest-pool.ts: for each job, the SHA-256 and length of its segments in order (ranges of
- * files and bytes given inline), written to `out` (created, then synced) when it names a file. One buffer is
- * reused for every read, so a job streams through the page cache without allocating.
+ * The worker half of digest-pool.ts: for each open stream, the SHA-256 and length of its bytes in order (ranges
+ * of files and bytes given inline, then bytes pushed), written to `out` (created, then synced at the end) when
+ * the job names a file, and pushed bytes also to `tee`. One buffer is reused for every read, so a stream goes
+ * through the page cache without allocating. Messages are handled one at a time, in the order sent.
  */
 const PIECE = 1 << 20;
 const buffer = Buffer.allocUnsafe(PIECE);
 const port = parentPort!;
 
-function run(job: DigestJob): { sha256: string; size: number } {
-  const hash = createHash('sha256');
-  const out = job.out === null ? null : openSync(job.out, 'w', 0o644);
-  let size = 0;
-  const take = (bytes: Uint8Array) => {
-    hash.update(bytes);
-    size += bytes.length;
-    for (let at = 0; out !== null && at < bytes.length; ) at += writeSync(out, bytes, at);
-  };
-  try {
-    for (const s of job.segments) {
-      if ('bytes' in s) {
-        take(s.bytes);
-        continue;
-      }
-      const fd = openSync(s.file, 'r');
-      try {
-        for (let at = s.from; at < s.to; ) {
-          const n = readSync(fd, buffer, 0, Math.min(PIECE, s.to - at), at);
-          if (n === 0) throw new Error(`${s.file} is shorter than its index says`);
-          take(buffer.subarray(0, n));
-          at += n;
-        }
-      } finally {
-        closeSync(fd);
-      }
-    }
-    if (out !== null) fsyncSync(out);
-  } finally {
-    if (out !== null) closeSync(out);
-  }
-  return { sha256: hash.digest('hex'), size };
+interface Open {
+  readonly hash: Hash;
+  readonly out: number | null;
+  readonly tee: number | null;
+  teeAt: number;
+  size: number;
 }
 
-port.on('message', (m: { id: number; job: DigestJob }) => {
-  let reply: DigestReply;
+const streams = new Map<number, Open>();
+
+function writeAll(fd: number, bytes: Uint8Array, position: number | null): void {
+  for (let at = 0; at < bytes.length; ) {
+    const n = writeSync(fd, bytes, at, bytes.length - at, position === null ? null : position + at);
+    if (n <= 0) throw new Error('a metadata write wrote nothing');
+    at += n;
+  }
+}
+
+function take(s: Open, bytes: Uint8Array): void {
+  s.hash.update(bytes);
+  s.size += bytes.length;
+  if (s.out !== null) writeAll(s.out, bytes, null);
+}
+
+function segments(s: Open, list: readonly DigestSegment[]): void {
+  for (const seg of list) {
+    if ('bytes' in seg) {
+      take(s, seg.bytes);
+      continue;
+    }
+    const fd = openSync(seg.file, 'r');
+    try {
+      for (let at = seg.from; at < seg.to; ) {
+        const n = readSync(fd, buffer, 0, Math.min(PIECE, seg.to - at), at);
+        if (n === 0) throw new Error(`${seg.file} is shorter than its index says`);
+        take(s, buffer.subarray(0, n));
+        at += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function open(job: DigestJob): Open {
+  const out = job.out === null ? null : openSync(job.out, 'w', 0o644);
+  let tee: number | null = null;
   try {
-    reply = { id: m.id, ...run(m.job) };
+    if (job.tee) tee = openSync(job.tee.file, 'r+');
   } catch (err) {
+    if (out !== null) closeSync(out);
+    throw err;
+  }
+  return { hash: createHash('sha256'), out, tee, teeAt: job.tee?.at ?? 0, size: 0 };
+}
+
+function close(s: Open): void {
+  if (s.out !== null) closeSync(s.out);
+  if (s.tee !== null) closeSync(s.tee);
+}
+
+function handle(m: DigestMessage): DigestReply | null {
+  if (m.op === 'open') {
+    const s = open(m.job);
+    streams.set(m.id, s);
+    segments(s, m.job.segments);
+    return null;
+  }
+  const s = streams.get(m.id);
+  if (!s) return null; // failed or cancelled before: its error was sent then
+  switch (m.op) {
+    case 'push':
+      take(s, m.bytes);
+      if (s.tee !== null) writeAll(s.tee, m.bytes, s.teeAt);
+      s.teeAt += m.bytes.length;
+      return { id: m.id, taken: m.bytes.length };
+    case 'end': {
+      segments(s, m.segments);
+      if (s.out !== null) fsyncSync(s.out);
+      streams.delete(m.id);
+      close(s);
+      return { id: m.id, sha256: s.hash.digest('hex'), size: s.size };
+    }
+    case 'cancel':
+      streams.delete(m.id);
+      close(s);
+      return null;
+  }
+}
+
+port.on('message', (m: DigestMessage) => {
+  let reply: DigestReply | null;
+  try {
+    reply = handle(m);
+  } catch (err) {
+    const s = streams.get(m.id);
+    streams.delete(m.id);
+    if (s) {
+      try {
+        close(s);
+      } catch {
+        // the error below is the one to report
+      }
+    }
     reply = { id: m.id, error: (err as Error).message };
   }
-  port.postMessage(reply);
+  if (reply) port.postMessage(reply);
 });

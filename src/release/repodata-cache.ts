@@ -174,6 +174,16 @@ export class PlainLogs {
     return at;
   }
 
+  /**
+   * Count `length` more bytes as the log's, returning where they start: the caller writes them there (a digest
+   * stream's `tee`) before anything reads that range.
+   */
+  reserve(kind: MetadataKind, length: number): number {
+    const at = this.sizes[kind];
+    this.sizes[kind] += length;
+    return at;
+  }
+
   /** [from, from + length) of a log, in pieces of at most 4 MiB. */
   read(kind: MetadataKind, from: number, length: number): AsyncGenerator<Buffer> {
     return readPieces(this.handles[kind], from, from + length, `plain log ${kind}`);

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { METADATA_KINDS, metadataFooter, metadataHeader, type MetadataKind } from '../rpm/package-metadata.js';
 import type { PackageMetadataRecord } from '../store/records.js';
 import { type CacheIndex, PlainLogs, readCache, writeCacheEntries, writeCacheHead } from './repodata-cache.js';
-import { type DigestJob, type DigestSegment, digestStream } from './digest-pool.js';
+import { type DigestSegment, type DigestStream, digestStream, openDigest } from './digest-pool.js';
 
 interface DataFile {
   readonly type: string;
@@ -17,6 +17,10 @@ interface DataFile {
 
 /** Some package's stored entries were not found (recorded before they were derived): derive, then retry. */
 export class MetadataMissing extends Error {}
+
+/** Worker lanes of each kind's [plain, packed] streams: on two workers, primary's plain text (the largest) beside
+ * the other kinds' .xml.gz, primary's .xml.gz beside their plain text; on four, one lane each. */
+const LANES: Record<MetadataKind, readonly [number, number]> = { primary: [0, 1], filelists: [3, 2], other: [5, 4] };
 
 type Key = { readonly sha256: string; readonly file: string };
 /** Each entry's key, made once per record (a publisher passes the same records from one publish to the next). */
@@ -50,8 +54,6 @@ export async function writeRepodata(o: {
   readonly updateinfo: string | null;
   /** Seconds since the epoch: repomd's revision and timestamps. */
   readonly now: number;
-  /** New members held in memory up to this many bytes per kind, then spilled to a scratch file (4 MiB). */
-  readonly holdBytes?: number;
 }): Promise<{ repomd: Buffer; reused: number; fetched: number }> {
   const repodata = path.join(o.dir, 'repodata');
   await mkdir(repodata, { recursive: true });
@@ -84,7 +86,7 @@ export async function writeRepodata(o: {
   const packed = {} as Record<MetadataKind, DigestSegment[]>;
   const plain = {} as Record<MetadataKind, DigestSegment[]>;
   const gzAt = {} as Record<MetadataKind, number>;
-  const added = {} as Record<MetadataKind, NewMembers>;
+  const streams: Partial<Record<MetadataKind, { packed: DigestStream; plain: DigestStream }>> = {};
   try {
     for (const kind of METADATA_KINDS) {
       const header = Buffer.from(metadataHeader(kind, o.packages.length), 'utf8');
@@ -120,12 +122,19 @@ export async function writeRepodata(o: {
         plain[kind].push({ file: logs.file(kind), from: moved, to: moved + to - from });
       }
     }
-    // New entries from the database: their gzip members held (or spilled to a scratch file), their text onto the
-    // log (written as they come, not copied into one buffer first).
-    const freshFrom = {} as Record<MetadataKind, number>;
+    // Each kind's two streams open on the workers with what is on disk (their kept entries are hashed, and
+    // copied, while the database is read); new entries are pushed to them as they come, their text written onto
+    // the log by the plain stream. Lanes spread the six streams over the workers (primary's plain text is the
+    // largest).
     for (const kind of METADATA_KINDS) {
-      added[kind] = new NewMembers(path.join(repodata, `.${kind}.new`), o.holdBytes ?? 4 * 1024 * 1024);
-      freshFrom[kind] = logs.size(kind);
+      const [plainLane, packedLane] = LANES[kind];
+      streams[kind] = {
+        packed: openDigest({ segments: packed[kind], out: path.join(repodata, `.${kind}.tmp`) }, packedLane),
+        plain: openDigest(
+          { segments: plain[kind], out: null, tee: { file: logs.file(kind), at: logs.size(kind) } },
+          plainLane,
+        ),
+      };
     }
     let j = keptAt.length;
     for await (const chunk of o.fetch(fresh)) {
@@ -133,45 +142,40 @@ export async function writeRepodata(o: {
       index.keys.push(...chunk.map(keyOf));
       for (const kind of METADATA_KINDS) {
         const [gzOut, atOut, lenOut] = [index.gz[kind], index.at[kind], index.len[kind]];
-        let [gzNext, logNext] = [gzAt[kind] + added[kind].size, logs.size(kind)];
+        let [gzNext, textBytes] = [gzAt[kind], 0];
         for (const [k, e] of chunk.entries()) {
           gzOut[j + k] = gzNext;
-          atOut[j + k] = logNext;
           lenOut[j + k] = e.xml[kind].length;
           gzNext += e.gz[kind].length;
-          logNext += e.xml[kind].length;
+          textBytes += e.xml[kind].length;
         }
-        await added[kind].add(chunk.map((e) => e.gz[kind]));
-        await logs.append(
-          kind,
-          chunk.map((e) => e.xml[kind]),
-        );
+        let logNext = logs.reserve(kind, textBytes);
+        for (let k = 0; k < chunk.length; k++) {
+          atOut[j + k] = logNext;
+          logNext += lenOut[j + k]!;
+        }
+        gzAt[kind] = gzNext;
+        await streams[kind]!.packed.push(chunk.map((e) => e.gz[kind]));
+        await streams[kind]!.plain.push(chunk.map((e) => e.xml[kind]));
       }
       j += chunk.length;
     }
     if (j !== n || index.keys.length !== n)
       throw new MetadataMissing(`${n - j} of ${o.packages.length} packages have no stored metadata`);
-    const jobs: { kind: MetadataKind; packed: DigestJob; plain: DigestJob }[] = [];
-    for (const kind of METADATA_KINDS) {
-      const footer = Buffer.from(metadataFooter(kind), 'utf8');
-      packed[kind].push(await added[kind].segment(), { bytes: gzipSync(footer) });
-      plain[kind].push({ file: logs.file(kind), from: freshFrom[kind], to: logs.size(kind) }, { bytes: footer });
-      index.gz[kind][n] = gzAt[kind] + added[kind].size;
-      jobs.push({
-        kind,
-        packed: { segments: packed[kind], out: path.join(repodata, `.${kind}.tmp`) },
-        plain: { segments: plain[kind], out: null },
-      });
-    }
-    // The six streams on worker threads, side by side, primary's (the largest) first; the cache's entries
-    // meanwhile.
+    // The streams' ends, side by side; the cache's entries meanwhile.
     const [digests] = await Promise.all([
       Promise.all(
-        jobs.map(async (j) => {
-          const [text, gz] = await Promise.all([digestStream(j.plain), digestStream(j.packed)]);
+        METADATA_KINDS.map(async (kind) => {
+          const footer = Buffer.from(metadataFooter(kind), 'utf8');
+          index.gz[kind][n] = gzAt[kind];
+          const s = streams[kind]!;
+          const [text, gz] = await Promise.all([
+            s.plain.end([{ bytes: footer }]),
+            s.packed.end([{ bytes: gzipSync(footer) }]),
+          ]);
           const sha256 = gz.sha256;
-          await rename(j.packed.out!, path.join(repodata, `${sha256}-${j.kind}.xml.gz`));
-          return { type: j.kind, sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
+          await rename(path.join(repodata, `.${kind}.tmp`), path.join(repodata, `${sha256}-${kind}.xml.gz`));
+          return { type: kind, sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
         }),
       ),
       writeCacheEntries(o.dir, index),
@@ -203,57 +207,15 @@ export async function writeRepodata(o: {
     await h.close();
     return { repomd: xml, reused: keptAt.length, fetched: fresh.length };
   } finally {
-    for (const m of Object.values(added)) await m.remove();
+    // Streams not ended (a failed read) are dropped; ended ones are closed already.
+    for (const st of Object.values(streams)) {
+      st.packed.cancel();
+      st.plain.cancel();
+    }
     await logs.close();
     if (old && old !== logs) await old.close();
     // The generation in use and the previous snapshot's (a failed publish is retried against it) stay.
     await PlainLogs.prune(o.logDir, new Set([logs.gen, ...(cache ? [cache.gen] : [])]));
-  }
-}
-
-/**
- * New entries' gzip members of one kind, in order: held in memory up to a few MiB (a release of a few packages),
- * else spilled to a scratch file (the first publish of a large repository), then read by digest jobs.
- */
-class NewMembers {
-  private held: Uint8Array[] = [];
-  private handle: FileHandle | null = null;
-  size = 0;
-  constructor(
-    private readonly file: string,
-    private readonly holdBytes: number,
-  ) {}
-
-  async add(members: readonly Uint8Array[]): Promise<void> {
-    for (const m of members) this.size += m.length;
-    if (!this.handle && this.size <= this.holdBytes) {
-      this.held.push(...members);
-      return;
-    }
-    if (!this.handle) {
-      this.handle = await open(this.file, 'w', 0o600);
-      members = [...this.held, ...members];
-      this.held = [];
-    }
-    for (let i = 0; i < members.length; i += 512) {
-      const part = members.slice(i, i + 512);
-      const want = part.reduce((sum, m) => sum + m.length, 0);
-      const { bytesWritten } = await this.handle.writev(part);
-      if (bytesWritten !== want) throw new Error(`${this.file}: ${bytesWritten} of ${want} bytes written`);
-    }
-  }
-
-  /** Where the members are: bytes, or the scratch file (closed: nothing more is added). */
-  async segment(): Promise<DigestSegment> {
-    if (!this.handle) return { bytes: Buffer.concat(this.held) };
-    await this.handle.close();
-    this.handle = null;
-    return { file: this.file, from: 0, to: this.size };
-  }
-
-  async remove(): Promise<void> {
-    await this.handle?.close();
-    await rm(this.file, { force: true });
   }
 }
 
