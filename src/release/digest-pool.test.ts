@@ -33,7 +33,7 @@ test('a stream hashes and writes its segments, then what is pushed, then its end
     out,
     tee: { file: log, at: 10 },
   });
-  // Past the in-flight bound (16 MiB), so push has to wait for the worker to take what it was sent.
+  // More than the 24 shared slices of 1 MiB, so push has to wait for the worker to give slices back.
   const pushed: Buffer[] = [];
   for (let i = 0; i < 24; i++) {
     const a = randomBytes(512 * 1024);
@@ -54,14 +54,13 @@ test('a stream hashes and writes its segments, then what is pushed, then its end
 test('streams on several lanes at once each get their own bytes', async () => {
   const parts = Array.from({ length: 6 }, () => [randomBytes(200_000), randomBytes(300_001)] as const);
   const streams = parts.map((_, i) => openDigest({ segments: [{ bytes: Buffer.from(`s${i}`) }], out: null }, i));
-  for (let round = 0; round < 2; round++)
-    for (const [i, s] of streams.entries()) await s.push([parts[i]![round]!]);
+  for (let round = 0; round < 2; round++) for (const [i, s] of streams.entries()) await s.push([parts[i]![round]!]);
   const got = await Promise.all(streams.map((s) => s.end([])));
   for (const [i, g] of got.entries())
     assert.equal(g.sha256, sha(Buffer.from(`s${i}`), parts[i]![0]!, parts[i]![1]!), `stream ${i}`);
 });
 
-test('a failing stream rejects, and leaves other streams alone', async () => {
+test('a failing stream rejects, and leaves other streams alone', { timeout: 60_000 }, async () => {
   // A segment past the end of its file.
   const short = path.join(dir, 'short');
   await writeFile(short, Buffer.from('abc'));
@@ -80,6 +79,15 @@ test('a failing stream rejects, and leaves other streams alone', async () => {
     /ENOENT/,
   );
   assert.equal((await good.end([])).sha256, sha(Buffer.from('x')));
+  // A failed stream's slices come back: pushing more than all of them through another stream still ends.
+  const failing = openDigest({ segments: [], out: null, tee: { file: path.join(dir, 'no', 'such'), at: 0 } });
+  const big = randomBytes(4 * 1024 * 1024);
+  await assert.rejects(async () => {
+    for (let i = 0; i < 16; i++) await failing.push([big]);
+  }, /ENOENT/);
+  const after = openDigest({ segments: [], out: null });
+  for (let i = 0; i < 16; i++) await after.push([big]);
+  assert.equal((await after.end([])).size, 16 * big.length);
   // A cancelled stream closes its out file, written so far, and takes no more.
   const out = path.join(dir, 'cancelled');
   const c = openDigest({ segments: [{ bytes: Buffer.from('part') }], out });

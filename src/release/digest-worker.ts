@@ -7,7 +7,8 @@ import type { DigestJob, DigestMessage, DigestReply, DigestSegment } from './dig
  * The worker half of digest-pool.ts: for each open stream, the SHA-256 and length of its bytes in order (ranges
  * of files and bytes given inline, then bytes pushed), written to `out` (created, then synced at the end) when
  * the job names a file, and pushed bytes also to `tee`. One buffer is reused for every read, so a stream goes
- * through the page cache without allocating. Messages are handled one at a time, in the order sent.
+ * through the page cache without allocating. Messages are handled one at a time, in the order sent; pushed bytes
+ * arrive in shared slices, each given back once read.
  */
 const PIECE = 1 << 20;
 const buffer = Buffer.allocUnsafe(PIECE);
@@ -84,11 +85,13 @@ function handle(m: DigestMessage): DigestReply | null {
   const s = streams.get(m.id);
   if (!s) return null; // failed or cancelled before: its error was sent then
   switch (m.op) {
-    case 'push':
-      take(s, m.bytes);
-      if (s.tee !== null) writeAll(s.tee, m.bytes, s.teeAt);
-      s.teeAt += m.bytes.length;
-      return { id: m.id, taken: m.bytes.length };
+    case 'push': {
+      const bytes = new Uint8Array(m.slice, 0, m.length);
+      take(s, bytes);
+      if (s.tee !== null) writeAll(s.tee, bytes, s.teeAt);
+      s.teeAt += bytes.length;
+      return null;
+    }
     case 'end': {
       segments(s, m.segments);
       if (s.out !== null) fsyncSync(s.out);
@@ -120,4 +123,6 @@ port.on('message', (m: DigestMessage) => {
     reply = { id: m.id, error: (err as Error).message };
   }
   if (reply) port.postMessage(reply);
+  // A pushed slice goes back once read, whatever became of its stream.
+  if (m.op === 'push') port.postMessage({ id: m.id, slice: m.slice } satisfies DigestReply);
 });
