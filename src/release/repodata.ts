@@ -162,12 +162,12 @@ export async function writeRepodata(o: {
     }
     if (j !== n || index.keys.length !== n)
       throw new MetadataMissing(`${n - j} of ${o.packages.length} packages have no stored metadata`);
+    for (const kind of METADATA_KINDS) index.gz[kind][n] = gzAt[kind];
     // The streams' ends, side by side; the cache's entries meanwhile.
     const [digests] = await Promise.all([
       Promise.all(
         METADATA_KINDS.map(async (kind) => {
           const footer = Buffer.from(metadataFooter(kind), 'utf8');
-          index.gz[kind][n] = gzAt[kind];
           const s = streams[kind]!;
           const [text, gz] = await Promise.all([
             s.plain.end([{ bytes: footer }]),
