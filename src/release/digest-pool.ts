@@ -2,15 +2,18 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { EntryColumn } from '../store/package-metadata-store.js';
 
-/** A piece of a stream: a range [from, to) of a file, or bytes given inline. */
+/**
+ * A piece of a stream: a range [from, to) of a file, bytes given inline, or one column of stored entries read
+ * from a SQLite file by the worker (`keys`: `sha256/file` of each package, in order, joined by NUL).
+ */
 export type DigestSegment =
   | { readonly file: string; readonly from: number; readonly to: number }
-  | { readonly bytes: Uint8Array };
+  | { readonly bytes: Uint8Array }
+  | { readonly entries: { readonly db: string; readonly column: EntryColumn; readonly keys: string } };
 
 /**
  * Hash these segments in order; with `out`, also write them to that new file and sync it. With `tee`, the new
- * bytes (pushed later, or read from the database by `readEntries`) are also written to that existing file, from
- * `at` on.
+ * bytes (pushed later, or read as entries) are also written to that existing file, from `at` on.
  */
 export interface DigestJob {
   readonly segments: readonly DigestSegment[];
@@ -23,14 +26,6 @@ export type DigestMessage =
   | { readonly id: number; readonly op: 'open'; readonly job: DigestJob }
   | { readonly id: number; readonly op: 'push'; readonly slice: SharedArrayBuffer; readonly length: number }
   | { readonly id: number; readonly op: 'end'; readonly segments: readonly DigestSegment[] }
-  | {
-      readonly id: number;
-      readonly op: 'read';
-      readonly db: string;
-      /** `sha256/file` of each package, in order, joined by NUL. */
-      readonly keys: string;
-      readonly streams: readonly { readonly id: number; readonly column: EntryColumn }[];
-    }
   | { readonly id: number; readonly op: 'cancel' };
 
 /**
@@ -110,7 +105,7 @@ class Stream implements DigestStream {
 
   constructor(
     readonly id: number,
-    readonly lane: Lane,
+    private readonly lane: Lane,
   ) {}
 
   async push(pieces: readonly Uint8Array[]): Promise<void> {
@@ -225,28 +220,6 @@ class DigestPool {
 }
 
 let pool: DigestPool | null = null;
-
-/**
- * Stored entries of these packages, read from a SQLite file by the workers of these streams: each worker reads
- * its streams' columns in one pass and feeds each its column's bytes, in the packages' order, as if pushed. A
- * package without stored entries fails the streams with a `DigestError` counting the missing.
- */
-export function readEntries(
-  db: string,
-  packages: readonly { sha256: string; file: string }[],
-  columns: readonly { readonly stream: DigestStream; readonly column: EntryColumn }[],
-): void {
-  const keys = packages.map((p) => `${p.sha256}/${p.file}`).join('\0');
-  const byLane = new Map<Lane, { id: number; column: EntryColumn }[]>();
-  for (const { stream, column } of columns) {
-    if (!(stream instanceof Stream)) throw new Error('not a stream of the digest pool');
-    const list = byLane.get(stream.lane) ?? [];
-    list.push({ id: stream.id, column });
-    byLane.set(stream.lane, list);
-  }
-  for (const [lane, streams] of byLane)
-    lane.worker.postMessage({ id: streams[0]!.id, op: 'read', db, keys, streams } satisfies DigestMessage);
-}
 
 /** Open a stream on a worker thread: `job`'s segments now, more bytes by `push`, the rest at `end`. */
 export function openDigest(job: DigestJob, lane = 0): DigestStream {

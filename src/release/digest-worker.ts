@@ -2,14 +2,13 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
-import { readEntryColumns } from '../store/package-metadata-store.js';
+import { readEntryColumn } from '../store/package-metadata-store.js';
 import type { DigestJob, DigestMessage, DigestReply, DigestSegment } from './digest-pool.js';
 
 /**
  * The worker half of digest-pool.ts: for each open stream, the SHA-256 and length of its bytes in order (ranges
  * of files and bytes given inline, then bytes pushed), written to `out` (created, then synced at the end) when
- * the job names a file, and new bytes (pushed, or stored entries read from the database for several streams in
- * one pass) also to `tee`. One buffer is reused for every read, so a stream goes
+ * the job names a file, and new bytes (pushed, or stored entries read from the database) also to `tee`. One buffer is reused for every read, so a stream goes
  * through the page cache without allocating. Messages are handled one at a time, in the order sent; pushed bytes
  * arrive in shared slices, each given back once read.
  */
@@ -78,6 +77,16 @@ function segments(s: Open, list: readonly DigestSegment[]): void {
       take(s, seg.bytes);
       continue;
     }
+    if ('entries' in seg) {
+      const keys = seg.entries.keys === '' ? [] : seg.entries.keys.split('\0');
+      const packages = keys.map((k) => ({ sha256: k.slice(0, k.indexOf('/')), file: k.slice(k.indexOf('/') + 1) }));
+      const found = readEntryColumn(database(seg.entries.db), packages, seg.entries.column, (bytes) => {
+        fresh(s, bytes);
+        s.lengths.push(bytes.length);
+      });
+      if (found !== keys.length) throw new Missing(keys.length - found);
+      continue;
+    }
     const fd = openSync(seg.file, 'r');
     try {
       for (let at = seg.from; at < seg.to; ) {
@@ -109,30 +118,7 @@ function close(s: Open): void {
   if (s.tee !== null) closeSync(s.tee);
 }
 
-/** Stored entries for several streams of this worker, in one pass over the database (their order, their columns). */
-function read(m: Extract<DigestMessage, { op: 'read' }>): void {
-  const targets = m.streams.map((t) => streams.get(t.id));
-  const keys = m.keys === '' ? [] : m.keys.split('\0');
-  const packages = keys.map((k) => ({ sha256: k.slice(0, k.indexOf('/')), file: k.slice(k.indexOf('/') + 1) }));
-  const found = readEntryColumns(
-    database(m.db),
-    packages,
-    m.streams.map((t) => t.column),
-    (c, bytes) => {
-      const s = targets[c];
-      if (!s) return; // failed or cancelled before
-      fresh(s, bytes);
-      s.lengths.push(bytes.length);
-    },
-  );
-  if (found !== keys.length) throw new Missing(keys.length - found);
-}
-
 function handle(m: DigestMessage): DigestReply | null {
-  if (m.op === 'read') {
-    read(m);
-    return null;
-  }
   if (m.op === 'open') {
     const s = open(m.job);
     streams.set(m.id, s);
@@ -160,28 +146,22 @@ function handle(m: DigestMessage): DigestReply | null {
 }
 
 port.on('message', (m: DigestMessage) => {
+  let reply: DigestReply | null;
   try {
-    const reply = handle(m);
-    if (reply) port.postMessage(reply);
+    reply = handle(m);
   } catch (err) {
-    // Every stream the message was for fails with the error.
-    for (const id of m.op === 'read' ? m.streams.map((t) => t.id) : [m.id]) {
-      const s = streams.get(id);
-      streams.delete(id);
-      if (s) {
-        try {
-          close(s);
-        } catch {
-          // the error below is the one to report
-        }
+    const s = streams.get(m.id);
+    streams.delete(m.id);
+    if (s) {
+      try {
+        close(s);
+      } catch {
+        // the error below is the one to report
       }
-      port.postMessage({
-        id,
-        error: (err as Error).message,
-        ...(err instanceof Missing ? { missing: err.count } : {}),
-      } satisfies DigestReply);
     }
+    reply = { id: m.id, error: (err as Error).message, ...(err instanceof Missing ? { missing: err.count } : {}) };
   }
+  if (reply) port.postMessage(reply);
   // A pushed slice goes back once read, whatever became of its stream.
   if (m.op === 'push') port.postMessage({ id: m.id, slice: m.slice } satisfies DigestReply);
 });

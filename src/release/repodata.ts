@@ -5,14 +5,8 @@ import { gzipSync } from 'node:zlib';
 import { METADATA_KINDS, metadataFooter, metadataHeader, type MetadataKind } from '../rpm/package-metadata.js';
 import type { PackageMetadataRecord } from '../store/records.js';
 import { type CacheIndex, PlainLogs, readCache, writeCacheEntries, writeCacheHead } from './repodata-cache.js';
-import {
-  DigestError,
-  type DigestSegment,
-  type DigestStream,
-  digestStream,
-  openDigest,
-  readEntries,
-} from './digest-pool.js';
+import type { EntryColumn } from '../store/package-metadata-store.js';
+import { DigestError, type DigestSegment, type DigestStream, digestStream, openDigest } from './digest-pool.js';
 
 interface DataFile {
   readonly type: string;
@@ -139,27 +133,28 @@ export async function writeRepodata(o: {
     // From a SQLite file the workers read the new entries themselves; else the event loop fetches them and
     // pushes them on. Lanes spread the six streams over the workers (primary's plain text is the largest).
     const direct = o.entriesFile ?? null;
+    const freshKeys = direct === null ? '' : fresh.map(keyOf).join('\0');
     const teeAt = {} as Record<MetadataKind, number>;
     for (const kind of METADATA_KINDS) {
       const [plainLane, packedLane] = LANES[kind];
       teeAt[kind] = logs.size(kind);
+      const entries = (column: EntryColumn): DigestSegment[] =>
+        direct === null || fresh.length === 0 ? [] : [{ entries: { db: direct, column, keys: freshKeys } }];
       streams[kind] = {
-        packed: openDigest({ segments: packed[kind], out: path.join(repodata, `.${kind}.tmp`) }, packedLane),
+        packed: openDigest(
+          { segments: [...packed[kind], ...entries(`${kind}_gz`)], out: path.join(repodata, `.${kind}.tmp`) },
+          packedLane,
+        ),
         plain: openDigest(
-          { segments: plain[kind], out: null, tee: { file: logs.file(kind), at: teeAt[kind] } },
+          {
+            segments: [...plain[kind], ...entries(`${kind}_xml`)],
+            out: null,
+            tee: { file: logs.file(kind), at: teeAt[kind] },
+          },
           plainLane,
         ),
       };
     }
-    if (direct !== null && fresh.length > 0)
-      readEntries(
-        direct,
-        fresh,
-        METADATA_KINDS.flatMap((kind) => [
-          { stream: streams[kind]!.plain, column: `${kind}_xml` as const },
-          { stream: streams[kind]!.packed, column: `${kind}_gz` as const },
-        ]),
-      );
     let j = keptAt.length;
     for await (const chunk of direct === null ? o.fetch(fresh) : []) {
       if (j + chunk.length > n) break; // more than asked for: counted below

@@ -32,33 +32,32 @@ const ENTRY_COLUMNS: readonly EntryColumn[] = [
 ];
 
 /**
- * Columns of these packages' entries, in the packages' order, read synchronously on a SQLite connection of its
- * own (a digest worker's: entries are written once and never change, so any connection reads the same bytes),
- * in one pass. Each entry's bytes are handed to `each` with the index of their column, as they are read; the
- * count of packages found is returned (a package without an entry is skipped, and the caller compares the count).
+ * One column of these packages' entries, in their order, read synchronously on a SQLite connection of its own
+ * (a digest worker's: entries are written once and never change, so any connection reads the same bytes). Each
+ * entry is handed to `each` as it is read; the count found is returned (a package without an entry is skipped,
+ * and the caller compares the count).
  */
-export function readEntryColumns(
+export function readEntryColumn(
   handle: SQLite.Database,
   packages: readonly { sha256: string; file: string }[],
-  columns: readonly EntryColumn[],
-  each: (column: number, bytes: Uint8Array) => void,
+  column: EntryColumn,
+  each: (bytes: Uint8Array) => void,
 ): number {
-  for (const c of columns) if (!ENTRY_COLUMNS.includes(c)) throw new Error(`not an entry column: ${c}`);
-  const select = columns.map((c, i) => `${c} as c${i}`).join(', ');
+  if (!ENTRY_COLUMNS.includes(column)) throw new Error(`not an entry column: ${column}`);
   let found = 0;
   for (let i = 0; i < packages.length; i += CHUNK) {
     const part = packages.slice(i, i + CHUNK);
     const digests = [...new Set(part.map((p) => p.sha256))];
     const rows = handle
       .prepare(
-        `select sha256, file, ${select} from package_metadata where sha256 in (${digests.map(() => '?').join(', ')})`,
+        `select sha256, file, ${column} as bytes from package_metadata where sha256 in (${digests.map(() => '?').join(', ')})`,
       )
-      .all(digests) as ({ sha256: string; file: string } & Record<string, Uint8Array>)[];
-    const byKey = new Map(rows.map((r) => [metadataKey(r), r]));
+      .all(digests) as { sha256: string; file: string; bytes: Uint8Array }[];
+    const byKey = new Map(rows.map((r) => [metadataKey(r), r.bytes]));
     for (const p of part) {
-      const row = byKey.get(metadataKey(p));
-      if (row === undefined) continue;
-      for (let c = 0; c < columns.length; c++) each(c, row[`c${c}`]!);
+      const bytes = byKey.get(metadataKey(p));
+      if (bytes === undefined) continue;
+      each(bytes);
       found++;
     }
   }
