@@ -268,7 +268,7 @@ describe('repository metadata from stored per-package entries, against createrep
       await store.put(entries, 1);
       const entriesFile = store.file();
       assert.ok(entriesFile, 'a SQLite store names its file');
-      const unused = (): AsyncIterable<never> => {
+      const unused = async function* (): AsyncGenerator<never> {
         throw new Error('nothing is fetched on the event loop when the workers read the file');
       };
       const write = (name: string, packages: readonly (typeof entries)[number][], previous: string | null) =>
