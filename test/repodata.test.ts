@@ -10,9 +10,6 @@ import { gunzipSync } from 'node:zlib';
 import { convert } from 'xmlbuilder2';
 import { MetadataMissing, writeRepodata } from '../src/release/repodata.js';
 import { derivePackageMetadata, type PackageMetadata } from '../src/rpm/package-metadata.js';
-import { openDatabase } from '../src/store/dialect.js';
-import { migrateToLatest } from '../src/store/migrate.js';
-import { PackageMetadataStore } from '../src/store/package-metadata-store.js';
 import { buildCorpus } from './support/rpm-corpus.js';
 
 const run = promisify(execFile);
@@ -257,60 +254,6 @@ describe('repository metadata from stored per-package entries, against createrep
     for (const kind of ['primary', 'filelists', 'other'] as const) {
       assert.deepEqual(packagesOf(kind, fourFiles[kind]!.file), packagesOf(kind, a[kind]!.file), `four ${kind}`);
       assert.equal(sha(gunzipSync(fourFiles[kind]!.file)), fourFiles[kind]!.open);
-    }
-  });
-
-  test('entries read from the SQLite file by the workers give the same files as entries fetched and pushed', async () => {
-    const { db, dialect } = openDatabase({ dialect: 'sqlite', file: path.join(dir, 'entries.db') });
-    await migrateToLatest(db, dialect);
-    const store = new PackageMetadataStore(db);
-    try {
-      await store.put(entries, 1);
-      const entriesFile = store.file();
-      assert.ok(entriesFile, 'a SQLite store names its file');
-      const unused = async function* (): AsyncGenerator<never> {
-        throw new Error('nothing is fetched on the event loop when the workers read the file');
-      };
-      const write = (name: string, packages: readonly (typeof entries)[number][], previous: string | null) =>
-        writeRepodata({
-          dir: path.join(dir, name),
-          packages,
-          previous,
-          logDir: path.join(dir, 'logs-db'),
-          fetch: unused,
-          entriesFile,
-          updateinfo: null,
-          now: 1_796_000_010,
-        });
-      // From nothing, then one package dropped (all kept), then back (kept ones copied, one read from the file):
-      // byte for byte the files of the same writes from pushed entries.
-      const [, ...rest] = entries;
-      assert.deepEqual(Object.values(await write('db-one', entries, null)).slice(1), [0, entries.length]);
-      assert.deepEqual(Object.values(await write('db-two', rest, path.join(dir, 'db-one'))).slice(1), [rest.length, 0]);
-      assert.deepEqual(Object.values(await write('db-three', entries, path.join(dir, 'db-two'))).slice(1), [
-        rest.length,
-        1,
-      ]);
-      for (const [mine, theirs] of [
-        ['db-one', ours()],
-        ['db-two', path.join(dir, 'two')],
-        ['db-three', path.join(dir, 'three')],
-      ] as const) {
-        const [a, b] = [await dataFiles(theirs), await dataFiles(path.join(dir, mine))];
-        for (const kind of ['primary', 'filelists', 'other'] as const) {
-          assert.equal(b[kind]!.checksum, a[kind]!.checksum, `${mine} ${kind} checksum`);
-          assert.equal(b[kind]!.open, a[kind]!.open, `${mine} ${kind} open-checksum`);
-          assert.equal(sha(b[kind]!.file), b[kind]!.checksum);
-        }
-      }
-      // A package the file has no entries for is named, as when fetching.
-      await assert.rejects(
-        write('db-missing', [...entries, { ...entries[0]!, sha256: 'e'.repeat(64) }], null),
-        (err: Error) =>
-          err instanceof MetadataMissing && /^1 of \d+ packages have no stored metadata/.test(err.message),
-      );
-    } finally {
-      await db.destroy();
     }
   });
 

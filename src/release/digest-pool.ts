@@ -1,19 +1,14 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { EntryColumn } from '../store/package-metadata-store.js';
 
-/**
- * A piece of a stream: a range [from, to) of a file, bytes given inline, or one column of stored entries read
- * from a SQLite file by the worker (`keys`: `sha256/file` of each package, in order, joined by NUL).
- */
+/** A piece of a stream: a range [from, to) of a file, or bytes given inline. */
 export type DigestSegment =
   | { readonly file: string; readonly from: number; readonly to: number }
-  | { readonly bytes: Uint8Array }
-  | { readonly entries: { readonly db: string; readonly column: EntryColumn; readonly keys: string } };
+  | { readonly bytes: Uint8Array };
 
 /**
- * Hash these segments in order; with `out`, also write them to that new file and sync it. With `tee`, the new
- * bytes (pushed later, or read as entries) are also written to that existing file, from `at` on.
+ * Hash these segments in order; with `out`, also write them to that new file and sync it. With `tee`, the bytes
+ * pushed later (not these segments) are also written to that existing file, from `at` on.
  */
 export interface DigestJob {
   readonly segments: readonly DigestSegment[];
@@ -28,38 +23,18 @@ export type DigestMessage =
   | { readonly id: number; readonly op: 'end'; readonly segments: readonly DigestSegment[] }
   | { readonly id: number; readonly op: 'cancel' };
 
-/**
- * What a worker answers: a pushed slice taken (or dropped), the stream's digest at its end (with the length of
- * each entry it read, in order), or its first error (`missing`: how many packages had no stored entry).
- */
+/** What a worker answers: a pushed slice taken (or dropped), the stream's digest at its end, or its first error. */
 export type DigestReply =
   | { readonly id: number; readonly slice: SharedArrayBuffer }
-  | { readonly id: number; readonly sha256: string; readonly size: number; readonly lengths: Float64Array }
-  | { readonly id: number; readonly error: string; readonly missing?: number };
-
-/** A stream's digest: its SHA-256, its length, and the length of each stored entry it read, in order. */
-export interface Digest {
-  readonly sha256: string;
-  readonly size: number;
-  readonly lengths: Float64Array;
-}
-
-/** A stream failed; `missing` counts packages whose stored entries were not found. */
-export class DigestError extends Error {
-  constructor(
-    message: string,
-    readonly missing = 0,
-  ) {
-    super(message);
-  }
-}
+  | { readonly id: number; readonly sha256: string; readonly size: number }
+  | { readonly id: number; readonly error: string };
 
 /** A stream open on a worker: its first segments are hashed at once, later bytes as they are pushed. */
 export interface DigestStream {
   /** Send these bytes, in order (copied: the pieces can be reused once it returns). */
   push(pieces: readonly Uint8Array[]): Promise<void>;
   /** The last segments; the stream's SHA-256 and length once the worker has written and synced it. */
-  end(segments: readonly DigestSegment[]): Promise<Digest>;
+  end(segments: readonly DigestSegment[]): Promise<{ sha256: string; size: number }>;
   /** Drop the stream (its files are closed, not removed). */
   cancel(): void;
 }
@@ -101,7 +76,7 @@ interface Lane {
 class Stream implements DigestStream {
   private failed: Error | null = null;
   private done = false;
-  private settle: { resolve: (r: Digest) => void; reject: (e: Error) => void } | null = null;
+  private settle: { resolve: (r: { sha256: string; size: number }) => void; reject: (e: Error) => void } | null = null;
 
   constructor(
     readonly id: number,
@@ -133,7 +108,7 @@ class Stream implements DigestStream {
     if (this.failed) throw this.failed;
   }
 
-  end(segments: readonly DigestSegment[]): Promise<Digest> {
+  end(segments: readonly DigestSegment[]): Promise<{ sha256: string; size: number }> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.done) return Promise.reject(new Error('digest stream already ended'));
     this.done = true;
@@ -151,7 +126,7 @@ class Stream implements DigestStream {
   }
 
   /** The worker's digest at the end, or the stream's first error. */
-  answer(r: Digest | Error): void {
+  answer(r: { sha256: string; size: number } | Error): void {
     if (r instanceof Error) {
       if (this.failed) return;
       this.failed = r;
@@ -203,7 +178,7 @@ class DigestPool {
         giveSlice(r.slice);
         return;
       }
-      lane.streams.get(r.id)?.answer('error' in r ? new DigestError(r.error, r.missing) : r);
+      lane.streams.get(r.id)?.answer('error' in r ? new Error(r.error) : { sha256: r.sha256, size: r.size });
     });
     // A worker that dies fails its open streams and gives back its slices; the next stream on its lane starts
     // another.
@@ -228,6 +203,6 @@ export function openDigest(job: DigestJob, lane = 0): DigestStream {
 }
 
 /** Hash (and with `out`, write and sync) one whole stream on a worker thread. */
-export function digestStream(job: DigestJob, lane = 0): Promise<Digest> {
+export function digestStream(job: DigestJob, lane = 0): Promise<{ sha256: string; size: number }> {
   return openDigest(job, lane).end([]);
 }

@@ -1,14 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import SQLite from 'better-sqlite3';
-import { readEntryColumn } from '../store/package-metadata-store.js';
 import type { DigestJob, DigestMessage, DigestReply, DigestSegment } from './digest-pool.js';
 
 /**
  * The worker half of digest-pool.ts: for each open stream, the SHA-256 and length of its bytes in order (ranges
  * of files and bytes given inline, then bytes pushed), written to `out` (created, then synced at the end) when
- * the job names a file, and new bytes (pushed, or stored entries read from the database) also to `tee`. One buffer is reused for every read, so a stream goes
+ * the job names a file, and pushed bytes also to `tee`. One buffer is reused for every read, so a stream goes
  * through the page cache without allocating. Messages are handled one at a time, in the order sent; pushed bytes
  * arrive in shared slices, each given back once read.
  */
@@ -22,33 +20,9 @@ interface Open {
   readonly tee: number | null;
   teeAt: number;
   size: number;
-  /** The length of each stored entry read, in order. */
-  readonly lengths: number[];
 }
 
 const streams = new Map<number, Open>();
-
-/** Packages whose stored entries were not found (the main thread derives them and writes again). */
-class Missing extends Error {
-  constructor(readonly count: number) {
-    super(`${count} packages have no stored metadata`);
-  }
-}
-
-/** Read-only connections to the databases entries are read from, the last two used. */
-const databases = new Map<string, SQLite.Database>();
-function database(file: string): SQLite.Database {
-  let db = databases.get(file);
-  if (db) databases.delete(file);
-  else db = new SQLite(file, { readonly: true, fileMustExist: true });
-  databases.set(file, db);
-  for (const [f, old] of databases) {
-    if (databases.size <= 2) break;
-    databases.delete(f);
-    old.close();
-  }
-  return db;
-}
 
 function writeAll(fd: number, bytes: Uint8Array, position: number | null): void {
   for (let at = 0; at < bytes.length; ) {
@@ -64,27 +38,10 @@ function take(s: Open, bytes: Uint8Array): void {
   if (s.out !== null) writeAll(s.out, bytes, null);
 }
 
-/** New bytes: hashed, written, and copied to the tee. */
-function fresh(s: Open, bytes: Uint8Array): void {
-  take(s, bytes);
-  if (s.tee !== null) writeAll(s.tee, bytes, s.teeAt);
-  s.teeAt += bytes.length;
-}
-
 function segments(s: Open, list: readonly DigestSegment[]): void {
   for (const seg of list) {
     if ('bytes' in seg) {
       take(s, seg.bytes);
-      continue;
-    }
-    if ('entries' in seg) {
-      const keys = seg.entries.keys === '' ? [] : seg.entries.keys.split('\0');
-      const packages = keys.map((k) => ({ sha256: k.slice(0, k.indexOf('/')), file: k.slice(k.indexOf('/') + 1) }));
-      const found = readEntryColumn(database(seg.entries.db), packages, seg.entries.column, (bytes) => {
-        fresh(s, bytes);
-        s.lengths.push(bytes.length);
-      });
-      if (found !== keys.length) throw new Missing(keys.length - found);
       continue;
     }
     const fd = openSync(seg.file, 'r');
@@ -110,7 +67,7 @@ function open(job: DigestJob): Open {
     if (out !== null) closeSync(out);
     throw err;
   }
-  return { hash: createHash('sha256'), out, tee, teeAt: job.tee?.at ?? 0, size: 0, lengths: [] };
+  return { hash: createHash('sha256'), out, tee, teeAt: job.tee?.at ?? 0, size: 0 };
 }
 
 function close(s: Open): void {
@@ -128,15 +85,19 @@ function handle(m: DigestMessage): DigestReply | null {
   const s = streams.get(m.id);
   if (!s) return null; // failed or cancelled before: its error was sent then
   switch (m.op) {
-    case 'push':
-      fresh(s, new Uint8Array(m.slice, 0, m.length));
+    case 'push': {
+      const bytes = new Uint8Array(m.slice, 0, m.length);
+      take(s, bytes);
+      if (s.tee !== null) writeAll(s.tee, bytes, s.teeAt);
+      s.teeAt += bytes.length;
       return null;
+    }
     case 'end': {
       segments(s, m.segments);
       if (s.out !== null) fsyncSync(s.out);
       streams.delete(m.id);
       close(s);
-      return { id: m.id, sha256: s.hash.digest('hex'), size: s.size, lengths: Float64Array.from(s.lengths) };
+      return { id: m.id, sha256: s.hash.digest('hex'), size: s.size };
     }
     case 'cancel':
       streams.delete(m.id);
@@ -159,7 +120,7 @@ port.on('message', (m: DigestMessage) => {
         // the error below is the one to report
       }
     }
-    reply = { id: m.id, error: (err as Error).message, ...(err instanceof Missing ? { missing: err.count } : {}) };
+    reply = { id: m.id, error: (err as Error).message };
   }
   if (reply) port.postMessage(reply);
   // A pushed slice goes back once read, whatever became of its stream.

@@ -286,7 +286,6 @@ export class Publisher {
           previous: current && path.join(current, arch),
           logDir: path.join(this.repoDir(repo.name), LOG_DIR, arch),
           fetch: (keys) => this.deps.store.packageMetadata.read(keys),
-          entriesFile: this.deps.store.packageMetadata.file(),
           updateinfo: errata?.perArch(arch) ?? null,
           now,
         });

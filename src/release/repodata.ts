@@ -5,8 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { METADATA_KINDS, metadataFooter, metadataHeader, type MetadataKind } from '../rpm/package-metadata.js';
 import type { PackageMetadataRecord } from '../store/records.js';
 import { type CacheIndex, PlainLogs, readCache, writeCacheEntries, writeCacheHead } from './repodata-cache.js';
-import type { EntryColumn } from '../store/package-metadata-store.js';
-import { DigestError, type DigestSegment, type DigestStream, digestStream, openDigest } from './digest-pool.js';
+import { type DigestSegment, type DigestStream, digestStream, openDigest } from './digest-pool.js';
 
 interface DataFile {
   readonly type: string;
@@ -52,11 +51,6 @@ export async function writeRepodata(o: {
   /** The repository's plain-log folder for this arch. */
   readonly logDir: string;
   readonly fetch: (keys: readonly Key[]) => AsyncIterable<readonly PackageMetadataRecord[]>;
-  /**
-   * The SQLite file the entries are stored in, when there is one: the workers then read the new entries
-   * themselves, each its streams' columns, instead of the event loop fetching them and pushing them on.
-   */
-  readonly entriesFile?: string | null;
   readonly updateinfo: string | null;
   /** Seconds since the epoch: repomd's revision and timestamps. */
   readonly now: number;
@@ -129,34 +123,21 @@ export async function writeRepodata(o: {
       }
     }
     // Each kind's two streams open on the workers with what is on disk (their kept entries are hashed, and
-    // copied, while the new ones are read); the new entries' text is written onto the log by the plain stream.
-    // From a SQLite file the workers read the new entries themselves; else the event loop fetches them and
-    // pushes them on. Lanes spread the six streams over the workers (primary's plain text is the largest).
-    const direct = o.entriesFile ?? null;
-    const freshKeys = direct === null ? '' : fresh.map(keyOf).join('\0');
-    const teeAt = {} as Record<MetadataKind, number>;
+    // copied, while the database is read); new entries are pushed to them as they come, their text written onto
+    // the log by the plain stream. Lanes spread the six streams over the workers (primary's plain text is the
+    // largest).
     for (const kind of METADATA_KINDS) {
       const [plainLane, packedLane] = LANES[kind];
-      teeAt[kind] = logs.size(kind);
-      const entries = (column: EntryColumn): DigestSegment[] =>
-        direct === null || fresh.length === 0 ? [] : [{ entries: { db: direct, column, keys: freshKeys } }];
       streams[kind] = {
-        packed: openDigest(
-          { segments: [...packed[kind], ...entries(`${kind}_gz`)], out: path.join(repodata, `.${kind}.tmp`) },
-          packedLane,
-        ),
+        packed: openDigest({ segments: packed[kind], out: path.join(repodata, `.${kind}.tmp`) }, packedLane),
         plain: openDigest(
-          {
-            segments: [...plain[kind], ...entries(`${kind}_xml`)],
-            out: null,
-            tee: { file: logs.file(kind), at: teeAt[kind] },
-          },
+          { segments: plain[kind], out: null, tee: { file: logs.file(kind), at: logs.size(kind) } },
           plainLane,
         ),
       };
     }
     let j = keptAt.length;
-    for await (const chunk of direct === null ? o.fetch(fresh) : []) {
+    for await (const chunk of o.fetch(fresh)) {
       if (j + chunk.length > n) break; // more than asked for: counted below
       index.keys.push(...chunk.map(keyOf));
       for (const kind of METADATA_KINDS) {
@@ -179,49 +160,26 @@ export async function writeRepodata(o: {
       }
       j += chunk.length;
     }
-    if (direct === null && (j !== n || index.keys.length !== n))
+    if (j !== n || index.keys.length !== n)
       throw new MetadataMissing(`${n - j} of ${o.packages.length} packages have no stored metadata`);
-    // The streams' ends, side by side.
-    const ended = await Promise.all(
-      METADATA_KINDS.map(async (kind) => {
-        const footer = Buffer.from(metadataFooter(kind), 'utf8');
-        const s = streams[kind]!;
-        const [text, gz] = await Promise.all([
-          s.plain.end([{ bytes: footer }]),
-          s.packed.end([{ bytes: gzipSync(footer) }]),
-        ]).catch((err: unknown) => {
-          if (err instanceof DigestError && err.missing > 0)
-            throw new MetadataMissing(`${err.missing} of ${o.packages.length} packages have no stored metadata`);
-          throw err;
-        });
-        return { kind, text, gz };
-      }),
-    );
-    if (direct !== null) {
-      // The new entries' places, from the lengths the workers read.
-      index.keys.push(...fresh.map(keyOf));
-      for (const { kind, text, gz } of ended) {
-        const [gzOut, atOut, lenOut] = [index.gz[kind], index.at[kind], index.len[kind]];
-        if (text.lengths.length !== fresh.length || gz.lengths.length !== fresh.length)
-          throw new Error(`${kind}: ${text.lengths.length} and ${gz.lengths.length} entries read of ${fresh.length}`);
-        let textBytes = 0;
-        for (let k = 0; k < fresh.length; k++) {
-          gzOut[j + k] = gzAt[kind];
-          gzAt[kind] += gz.lengths[k]!;
-          atOut[j + k] = teeAt[kind] + textBytes;
-          lenOut[j + k] = text.lengths[k]!;
-          textBytes += text.lengths[k]!;
-        }
-        logs.reserve(kind, textBytes);
-      }
-    }
-    const digests: DataFile[] = [];
-    for (const { kind, text, gz } of ended) {
-      index.gz[kind][n] = gzAt[kind];
-      await rename(path.join(repodata, `.${kind}.tmp`), path.join(repodata, `${gz.sha256}-${kind}.xml.gz`));
-      digests.push({ type: kind, sha256: gz.sha256, size: gz.size, openSha256: text.sha256, openSize: text.size });
-    }
-    await writeCacheEntries(o.dir, index);
+    for (const kind of METADATA_KINDS) index.gz[kind][n] = gzAt[kind];
+    // The streams' ends, side by side; the cache's entries meanwhile.
+    const [digests] = await Promise.all([
+      Promise.all(
+        METADATA_KINDS.map(async (kind) => {
+          const footer = Buffer.from(metadataFooter(kind), 'utf8');
+          const s = streams[kind]!;
+          const [text, gz] = await Promise.all([
+            s.plain.end([{ bytes: footer }]),
+            s.packed.end([{ bytes: gzipSync(footer) }]),
+          ]);
+          const sha256 = gz.sha256;
+          await rename(path.join(repodata, `.${kind}.tmp`), path.join(repodata, `${sha256}-${kind}.xml.gz`));
+          return { type: kind, sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
+        }),
+      ),
+      writeCacheEntries(o.dir, index),
+    ]);
     const data: DataFile[] = [...digests];
     const files = Object.fromEntries(digests.map((d) => [d.type, `${d.sha256}-${d.type}.xml.gz`])) as Record<
       MetadataKind,

@@ -31,12 +31,6 @@ export function registerSqlite(db: Kysely<Database>, connection: SqliteConnectio
   sqliteConnections.set(db, connection);
 }
 
-/** The file of a SQLite database opened by `openDatabase` (null for PostgreSQL and in-memory databases). */
-export function sqliteFileOf(db: Kysely<Database>): string | null {
-  const c = sqliteConnections.get(db);
-  return c && !c.handle.memory ? c.handle.name : null;
-}
-
 /** Statements through Kysely on a database or a transaction (any dialect). */
 export function kyselyStatements(db: Db): Statements {
   return {
