@@ -101,3 +101,24 @@ test('a repository keeping every version adds the new one beside the old; keepin
     ['p-1.0-1.noarch'],
   );
 });
+
+test('untouched packages keep their places; planned ones are merged in, in snapshot order, whatever order came in', () => {
+  const sorted = ['b', 'd', 'f', 'h'].map((n) => inRepo(`${n}-1.0-1.noarch`, 'x86_64'));
+  const names = (p: { packages: readonly { arch: string; name: string }[] }) =>
+    p.packages.map((x) => `${x.arch}:${x.name}`);
+  const want = [
+    'aarch64:e-1.0-1.noarch.rpm',
+    'x86_64:a-1.0-1.noarch.rpm',
+    'x86_64:b-1.0-1.noarch.rpm',
+    'x86_64:d-1.0-1.noarch.rpm',
+    'x86_64:e-1.0-1.noarch.rpm',
+    'x86_64:f-1.1-1.noarch.rpm',
+    'x86_64:h-1.0-1.noarch.rpm',
+    'x86_64:z-1.0-1.noarch.rpm',
+  ];
+  const news = [cand('z-1.0-1.noarch'), cand('f-1.1-1.noarch'), cand('a-1.0-1.noarch'), cand('e-1.0-1.noarch')];
+  const withAarch = (current: RepoPackage[]) => [inRepo('e-1.0-1.noarch', 'aarch64'), ...current];
+  assert.deepEqual(names(planRelease(withAarch(sorted), news, ['x86_64'])), want);
+  // A list that is not in snapshot order (one stored by an older Lenix) comes out sorted all the same.
+  assert.deepEqual(names(planRelease(withAarch([...sorted].reverse()), news, ['x86_64'])), want);
+});

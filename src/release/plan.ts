@@ -32,17 +32,35 @@ export interface ReleasePlan {
   readonly skipped: readonly { readonly name: string; readonly why: string }[];
 }
 
-/** Parsed keys of package records (a repository's records are reused between publishes: parse each once). */
+/** A package's place in a repository: its repository arch, name and own arch. */
+const nameKey = (p: { nevra: string; arch: string }) => {
+  const n = parseNevra(p.nevra);
+  return `${p.arch}/${n.name}.${n.arch}`;
+};
+/** Keys of a repository's records, parsed once (the records are reused from one publish to the next). */
 const keys = new WeakMap<object, string>();
 const key = (p: { nevra: string; arch: string }) => {
   let k = keys.get(p);
   if (k === undefined) {
-    const n = parseNevra(p.nevra);
-    k = `${p.arch}/${n.name}.${n.arch}`;
+    k = nameKey(p);
     keys.set(p, k);
   }
   return k;
 };
+
+/** `sorted` (in snapshot order) and `more` merged in that order; `sorted` is sorted whole when it is not. */
+function mergeInOrder(sorted: readonly RepoPackage[], more: RepoPackage[]): RepoPackage[] {
+  more.sort(byArchAndName);
+  for (let i = 1; i < sorted.length; i++)
+    if (byArchAndName(sorted[i - 1]!, sorted[i]!) > 0) return [...sorted, ...more].sort(byArchAndName);
+  const out: RepoPackage[] = new Array(sorted.length + more.length);
+  let [i, j, k] = [0, 0, 0];
+  while (i < sorted.length && j < more.length)
+    out[k++] = byArchAndName(sorted[i]!, more[j]!) <= 0 ? sorted[i++]! : more[j++]!;
+  while (i < sorted.length) out[k++] = sorted[i++]!;
+  while (j < more.length) out[k++] = more[j++]!;
+  return out;
+}
 
 /**
  * What a release changes in a repository (pure). Each new package goes under every repository arch it fits
@@ -69,20 +87,19 @@ export function planRelease(
       skipped.push({ name: c.name, why: `arch ${c.arch} is not one of the repository's (${repoArches.join(', ')})` });
       continue;
     }
-    for (const arch of arches)
-      incoming.push({
-        artifactId: c.artifactId,
-        sha256: c.sha256,
-        name: c.name,
-        arch,
-        nevra: c.nevra,
-        buildId: c.buildId,
-        ...(c.importId !== undefined ? { importId: c.importId } : {}),
-      });
+    for (const arch of arches) {
+      const { artifactId, sha256, name, nevra, buildId, importId } = c;
+      incoming.push(
+        importId === undefined
+          ? { artifactId, sha256, name, arch, nevra, buildId }
+          : { artifactId, sha256, name, arch, nevra, buildId, importId },
+      );
+    }
   }
   // Only the names the candidates touch are planned again: every other package stays as it is, so a release of
   // one package into a repository of 50,000 works on that name's versions, not on all of them.
-  const touched = new Set(incoming.map(key));
+  const incomingKeys = incoming.map(nameKey);
+  const touched = new Set(incomingKeys);
   const untouched: RepoPackage[] = [];
   const next = new Map<string, RepoPackage[]>();
   for (const p of current) {
@@ -97,8 +114,8 @@ export function planRelease(
   const replaced: { from: RepoPackage; to: RepoPackage }[] = [];
   const unchanged: RepoPackage[] = [];
   const seen = new Set<RepoPackage>();
-  for (const pkg of incoming) {
-    const k = key(pkg);
+  for (let i = 0; i < incoming.length; i++) {
+    const [pkg, k] = [incoming[i]!, incomingKeys[i]!];
     const list = next.get(k) ?? [];
     const same = list.find((p) => p.nevra === pkg.nevra);
     if (same) {
@@ -131,7 +148,8 @@ export function planRelease(
     if (dropped.length === 0) added.push(pkg);
     for (const from of dropped) replaced.push({ from, to: pkg });
   }
-  const packages = [...untouched, ...[...next.values()].flat()].sort(byArchAndName);
+  // The untouched keep their order (a snapshot's list is sorted); the planned names are merged in.
+  const packages = mergeInOrder(untouched, [...next.values()].flat());
   return { packages, added, replaced, unchanged, skipped };
 }
 
