@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { recordEvent } from '../src/store/events.js';
 import { migrateToLatest } from '../src/store/migrate.js';
+import { sql } from 'kysely';
 import { inTransaction } from '../src/store/statements.js';
 import { BUILDROOT, rejectsWith, storeSuite } from './support/store-suite.js';
 
@@ -294,5 +295,21 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     );
     const kinds = (await store.builds.listEvents(buildId)).map((e) => e.kind).filter((k) => k.startsWith('t.'));
     assert.deepEqual(kinds, ['t.first', 't.last']);
+  });
+
+  test('a read asked for with writes sees what was committed before them, and the writes once they are', async () => {
+    const store = await fresh();
+    const { builds } = await seed(store);
+    const buildId = builds[0]!.build.id;
+    const cancel = inTransaction(store.db, (q) =>
+      q.run(sql`update builds set state = 'cancelled', reason = 'by the test' where id = ${buildId}`),
+    );
+    // Asked for in the same turn: on SQLite it runs in the turn's group, before its writes (statements.ts); on
+    // PostgreSQL it is an independent read, which may or may not see the write.
+    const during = store.builds.get(buildId);
+    assert.equal(await cancel, 1);
+    if (store.dialect === 'sqlite') assert.equal((await during)?.state, 'queued');
+    else assert.ok(['queued', 'cancelled'].includes(String((await during)?.state)));
+    assert.equal((await store.builds.get(buildId))?.state, 'cancelled');
   });
 });

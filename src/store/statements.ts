@@ -65,16 +65,26 @@ function directStatements(db: Kysely<Database>, c: SqliteConnection): Statements
 export async function inTransaction<T>(db: Kysely<Database>, fn: (q: Statements) => Promise<T>): Promise<T> {
   const c = sqliteConnections.get(db);
   if (!c) return db.transaction().execute((trx) => fn(kyselyStatements(trx)));
+  return commitGroup(db, c).run(fn);
+}
+
+function commitGroup(db: Kysely<Database>, c: SqliteConnection): CommitGroup {
   let group = commitGroups.get(db);
   if (!group) {
     group = new CommitGroup(db, c);
     commitGroups.set(db, group);
   }
-  return group.run(fn);
+  return group;
 }
 
 interface Pending {
   fn(q: Statements): Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+interface PendingRead {
+  fn(): unknown;
   resolve(value: unknown): void;
   reject(err: unknown): void;
 }
@@ -88,10 +98,13 @@ const commitGroups = new WeakMap<Kysely<Database>, CommitGroup>();
  * same few pages, so under load this writes far less; with one request in the turn it is a plain
  * transaction. Each caller is answered only after the commit: a transaction that failed is rolled back to its
  * savepoint and rejected without touching the others, and if the commit fails (or SQLite dropped the
- * transaction), every caller of the group is rejected.
+ * transaction), every caller of the group is rejected. Reads by id asked for in the same turn run first, in
+ * the same transaction, and are answered at once (a read transaction of its own, and a hold of the connection
+ * of its own, cost more than the read).
  */
 class CommitGroup {
   private pending: Pending[] = [];
+  private reads: PendingRead[] = [];
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -100,14 +113,29 @@ class CommitGroup {
 
   run<T>(fn: (q: Statements) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      if (this.pending.length === 0) setImmediate(() => void this.flush());
+      this.schedule();
       this.pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
     });
   }
 
+  /**
+   * A synchronous read on the connection, run with the turn's group before its writes (so it sees only what is
+   * committed) and answered at once: one read transaction and one hold of the connection for all of them.
+   */
+  read<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.schedule();
+      this.reads.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+    });
+  }
+
+  private schedule(): void {
+    if (this.pending.length === 0 && this.reads.length === 0) setImmediate(() => void this.flush());
+  }
+
   private async flush(): Promise<void> {
-    const group = this.pending;
-    this.pending = [];
+    const [group, reads] = [this.pending, this.reads];
+    [this.pending, this.reads] = [[], []];
     const { c } = this;
     const outcomes: { ok: boolean; value: unknown }[] = [];
     try {
@@ -115,6 +143,14 @@ class CommitGroup {
         const q = directStatements(this.db, c);
         c.prepare('begin').run();
         try {
+          for (const r of reads) {
+            try {
+              r.resolve(r.fn());
+            } catch (err) {
+              if (!c.handle.inTransaction) throw err;
+              r.reject(err);
+            }
+          }
           for (const p of group) {
             c.prepare('savepoint grouped').run();
             try {
@@ -134,7 +170,7 @@ class CommitGroup {
         }
       });
     } catch (err) {
-      for (const p of group) p.reject(err);
+      for (const p of [...reads, ...group]) p.reject(err);
       return;
     }
     group.forEach((p, i) => {
@@ -169,7 +205,7 @@ export function readById<Row>(
     }
     const { sql } = compiled;
     const c = sqliteConnections.get(db);
-    if (c) return db.connection().execute(async () => c.prepare(sql).get(id) as Row | undefined);
+    if (c) return commitGroup(db, c).read(() => c.prepare(sql).get(id) as Row | undefined);
     // The compiled select itself with the id bound, so read routing still sees a plain select (read-routing.ts).
     const { rows } = await db.executeQuery<Row>({ ...compiled, parameters: [id] });
     return rows[0];
