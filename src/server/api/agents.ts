@@ -11,6 +11,9 @@ import { security, positiveId } from './params.js';
 
 const LeaseParams = z.object({ lease: positiveId });
 
+/** The signal of a lease that does not wait: never aborted. */
+const NEVER = new AbortController().signal;
+
 const Fencing = z.coerce.number().int().min(1);
 
 /** A task failure code from the closed list (scheduler/task-state.ts); anything else is refused. */
@@ -92,17 +95,18 @@ export function registerAgentsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
       if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
       const agent = await s.agents.agentFor(req.caller, req.body.agentId);
       agentScope(req.caller, agent.role);
-      // Stop waiting if the agent hangs up during a long-poll (only then: aborting allocates a DOMException).
-      const closed = new AbortController();
+      // Stop waiting if the agent hangs up during a long-poll (only then: aborting allocates a DOMException). A
+      // lease that does not wait has nothing to stop.
+      const closed = req.body.waitMs > 0 ? new AbortController() : null;
       const hangUp = () => {
-        if (!reply.raw.writableFinished) closed.abort();
+        if (!reply.raw.writableFinished) closed?.abort();
       };
-      reply.raw.once('close', hangUp);
+      if (closed) reply.raw.once('close', hangUp);
       const got = await s.agents
-        .lease(agent, req.body.waitMs, closed.signal)
-        .finally(() => reply.raw.off('close', hangUp));
+        .lease(agent, req.body.waitMs, closed?.signal ?? NEVER)
+        .finally(() => closed && reply.raw.off('close', hangUp));
       if (!got) return reply.status(204).send();
-      if (closed.signal.aborted) {
+      if (closed?.signal.aborted) {
         // The agent hung up while we were finding work: the lease simply expires and the task is requeued.
         req.log.warn({ task: got.grant.task.id }, 'agent left during lease');
       }
