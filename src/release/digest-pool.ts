@@ -87,25 +87,29 @@ class Stream implements DigestStream {
     let slice: Uint8Array | null = null;
     let used = 0;
     const send = () => {
-      if (!slice || used === 0) return;
+      if (!slice || used === 0 || this.failed) return; // a failed stream's slice is given back below
       const shared = slice.buffer as SharedArrayBuffer;
       this.lane.held.add(shared);
       this.lane.worker.postMessage({ id: this.id, op: 'push', slice: shared, length: used } satisfies DigestMessage);
       [slice, used] = [null, 0];
     };
-    for (const piece of pieces) {
-      for (let at = 0; at < piece.length; ) {
-        if (this.failed) throw this.failed;
-        if (this.done) throw new Error('digest stream already ended');
-        slice ??= new Uint8Array(await takeSlice());
-        const n = Math.min(piece.length - at, SLICE - used);
-        slice.set(piece.subarray(at, at + n), used);
-        [used, at] = [used + n, at + n];
-        if (used === SLICE) send();
+    try {
+      for (const piece of pieces) {
+        for (let at = 0; at < piece.length; ) {
+          if (this.failed) throw this.failed;
+          if (this.done) throw new Error('digest stream already ended');
+          slice ??= new Uint8Array(await takeSlice());
+          const n = Math.min(piece.length - at, SLICE - used);
+          slice.set(piece.subarray(at, at + n), used);
+          [used, at] = [used + n, at + n];
+          if (used === SLICE) send();
+        }
       }
+      send();
+      if (this.failed) throw this.failed;
+    } finally {
+      if (slice) giveSlice((slice as Uint8Array).buffer as SharedArrayBuffer); // taken and not sent
     }
-    send();
-    if (this.failed) throw this.failed;
   }
 
   end(segments: readonly DigestSegment[]): Promise<{ sha256: string; size: number }> {
