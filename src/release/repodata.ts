@@ -56,6 +56,7 @@ export async function writeRepodata(o: {
   readonly now: number;
 }): Promise<{ repomd: Buffer; reused: number; fetched: number }> {
   const repodata = path.join(o.dir, 'repodata');
+  const tmpOf = (kind: MetadataKind) => path.join(repodata, `.${kind}.tmp`);
   await mkdir(repodata, { recursive: true });
   const wantedKeys = o.packages.map(keyOf);
   const wanted = new Set(wantedKeys);
@@ -129,7 +130,7 @@ export async function writeRepodata(o: {
     for (const kind of METADATA_KINDS) {
       const [plainLane, packedLane] = LANES[kind];
       streams[kind] = {
-        packed: openDigest({ segments: packed[kind], out: path.join(repodata, `.${kind}.tmp`) }, packedLane),
+        packed: openDigest({ segments: packed[kind], out: tmpOf(kind) }, packedLane),
         plain: openDigest(
           { segments: plain[kind], out: null, tee: { file: logs.file(kind), at: logs.size(kind) } },
           plainLane,
@@ -142,19 +143,12 @@ export async function writeRepodata(o: {
       index.keys.push(...chunk.map(keyOf));
       for (const kind of METADATA_KINDS) {
         const [gzOut, atOut, lenOut] = [index.gz[kind], index.at[kind], index.len[kind]];
-        let [gzNext, textBytes] = [gzAt[kind], 0];
         for (const [k, e] of chunk.entries()) {
-          gzOut[j + k] = gzNext;
+          gzOut[j + k] = gzAt[kind];
+          gzAt[kind] += e.gz[kind].length;
+          atOut[j + k] = logs.reserve(kind, e.xml[kind].length);
           lenOut[j + k] = e.xml[kind].length;
-          gzNext += e.gz[kind].length;
-          textBytes += e.xml[kind].length;
         }
-        let logNext = logs.reserve(kind, textBytes);
-        for (let k = 0; k < chunk.length; k++) {
-          atOut[j + k] = logNext;
-          logNext += lenOut[j + k]!;
-        }
-        gzAt[kind] = gzNext;
         await streams[kind]!.packed.push(chunk.map((e) => e.gz[kind]));
         await streams[kind]!.plain.push(chunk.map((e) => e.xml[kind]));
       }
@@ -174,7 +168,7 @@ export async function writeRepodata(o: {
             s.packed.end([{ bytes: gzipSync(footer) }]),
           ]);
           const sha256 = gz.sha256;
-          await rename(path.join(repodata, `.${kind}.tmp`), path.join(repodata, `${sha256}-${kind}.xml.gz`));
+          await rename(tmpOf(kind), path.join(repodata, `${sha256}-${kind}.xml.gz`));
           return { type: kind, sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
         }),
       ),
