@@ -5,6 +5,7 @@ import type { Database } from './schema.js';
 import { ReplicaReads, readRoutingDialect } from './read-routing.js';
 import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.js';
 import { registerSqlite } from './statements.js';
+import { prepareMarkedStatements } from './pg-prepared.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -113,6 +114,9 @@ function postgresDialect(url: string, poolSize: number | undefined, opts: OpenOp
   // The same for a connection dropped while checked out but between queries (inside a transaction): the pool
   // listens only to idle ones, and an 'error' nobody listens to ends the process. The next query on it fails
   // (a transient error, retried by the caller) and the pool discards it when it is released.
-  pool.on('connect', (client) => client.on('error', (err) => opts.onConnectionLost?.(err)));
+  pool.on('connect', (client) => {
+    client.on('error', (err) => opts.onConnectionLost?.(err));
+    prepareMarkedStatements(client);
+  });
   return new PostgresDialect({ pool });
 }

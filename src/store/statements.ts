@@ -2,6 +2,7 @@ import type SQLite from 'better-sqlite3';
 import type { Compilable, CompiledQuery, Kysely, RawBuilder } from 'kysely';
 import type { Db } from './rows.js';
 import type { Database } from './schema.js';
+import { markPrepared } from './pg-prepared.js';
 
 /**
  * SQL statements written once for both dialects as Kysely `sql` templates, for the scheduler's hot path (lease,
@@ -31,14 +32,22 @@ export function registerSqlite(db: Kysely<Database>, connection: SqliteConnectio
   sqliteConnections.set(db, connection);
 }
 
-/** Statements through Kysely on a database or a transaction (any dialect). */
+/**
+ * Statements through Kysely on a database or a transaction (any dialect). On PostgreSQL each text is prepared
+ * once per connection (pg-prepared.ts).
+ */
 export function kyselyStatements(db: Db): Statements {
+  const compile = <T>(q: RawBuilder<T>) => {
+    const compiled = q.compile(db);
+    markPrepared(compiled.sql);
+    return compiled;
+  };
   return {
     async rows<T>(q: RawBuilder<T>) {
-      return (await q.execute(db)).rows;
+      return (await db.executeQuery(compile(q))).rows;
     },
     async run(q: RawBuilder<unknown>) {
-      return Number((await q.execute(db)).numAffectedRows ?? 0);
+      return Number((await db.executeQuery(compile(q))).numAffectedRows ?? 0);
     },
   };
 }
@@ -207,6 +216,7 @@ export function readById<Row>(
     const c = sqliteConnections.get(db);
     if (c) return commitGroup(db, c).read(() => c.prepare(sql).get(id) as Row | undefined);
     // The compiled select itself with the id bound, so read routing still sees a plain select (read-routing.ts).
+    markPrepared(sql);
     const { rows } = await db.executeQuery<Row>({ ...compiled, parameters: [id] });
     return rows[0];
   };
