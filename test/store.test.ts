@@ -165,6 +165,31 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     assert.deepEqual([again.task.id, again.task.attempts, again.lease.fencingToken], [first.task.id, 1, 2]);
   });
 
+  test('a heartbeat extends the current lease only: its agent, its fencing token, in time', async () => {
+    const store = await fresh();
+    await seed(store);
+    const a = await agent(store, 'a');
+    const b = await agent(store, 'b');
+    const g = (await store.tasks.lease(a, 1000, clock.now()))!;
+    const beat = (leaseId: number, fencing: number, tokenId: number) =>
+      store.tasks.heartbeat(leaseId, fencing, tokenId, 5000, clock.now());
+    clock.advance(500);
+    assert.deepEqual(await beat(g.lease.id, 1, a.tokenId), {
+      expiresAt: clock.now() + 5000,
+      cancelled: false,
+      agentId: a.id,
+    });
+    const extended = await store.tasks.checkLease(g.lease.id, 1, a.tokenId, clock.now());
+    assert.equal(extended.task.leaseExpiresAt, clock.now() + 5000);
+    assert.equal(extended.lease.expiresAt, clock.now() + 5000);
+    await rejectsWith(beat(g.lease.id, 1, b.tokenId), 'FORBIDDEN');
+    await rejectsWith(beat(g.lease.id, 2, a.tokenId), 'STALE_FENCING_TOKEN');
+    await rejectsWith(beat(g.lease.id + 1000, 1, a.tokenId), 'LEASE_NOT_FOUND');
+    clock.advance(5001); // past the expiry, not yet reaped
+    await rejectsWith(beat(g.lease.id, 1, a.tokenId), 'LEASE_EXPIRED');
+    assert.equal((await store.tasks.get(g.task.id))!.leaseExpiresAt, clock.now() - 1);
+  });
+
   test('a lease is refused to another agent token', async () => {
     const store = await fresh();
     await seed(store);

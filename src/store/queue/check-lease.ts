@@ -5,7 +5,8 @@ import { toLease, toTask } from '../rows.js';
 import type { Database } from '../schema.js';
 import type { Statements } from '../statements.js';
 
-type LeaseRow = Selectable<Database['tasks']> & {
+/** A task row with its lease's columns beside it (`LEASE_COLUMNS`, prefixed `l_`). */
+export type LeaseRow = Selectable<Database['tasks']> & {
   l_id: number;
   l_task_id: number;
   l_agent_id: number;
@@ -14,28 +15,14 @@ type LeaseRow = Selectable<Database['tasks']> & {
   l_expires_at: number;
   l_ended_at: number | null;
   l_outcome: string | null;
-  a_token_id: number;
 };
 
-/** Check that a message belongs to the task's current lease: the right agent, the current fencing token, in time. */
-export async function checkLease(
-  q: Statements,
-  leaseId: number,
-  fencingToken: number,
-  agentTokenId: number,
-  now: number,
-): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
-  const [row] = await q.rows(sql<LeaseRow>`
-    select tasks.*, leases.id as l_id, leases.task_id as l_task_id, leases.agent_id as l_agent_id,
-      leases.fencing_token as l_fencing_token, leases.acquired_at as l_acquired_at,
-      leases.expires_at as l_expires_at, leases.ended_at as l_ended_at, leases.outcome as l_outcome,
-      agents.token_id as a_token_id
-    from leases
-    join agents on agents.id = leases.agent_id
-    join tasks on tasks.id = leases.task_id
-    where leases.id = ${leaseId}`);
-  if (!row) throw new LenixError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist`);
-  if (row.a_token_id !== agentTokenId) throw new LenixError('FORBIDDEN', `lease ${leaseId} belongs to another agent`);
+/** The lease's columns of a `LeaseRow`, selected from a table or CTE named `leases`. */
+export const LEASE_COLUMNS = sql`leases.id as l_id, leases.task_id as l_task_id, leases.agent_id as l_agent_id,
+  leases.fencing_token as l_fencing_token, leases.acquired_at as l_acquired_at,
+  leases.expires_at as l_expires_at, leases.ended_at as l_ended_at, leases.outcome as l_outcome`;
+
+export function fromLeaseRow(row: LeaseRow): { lease: LeaseRecord; task: TaskRecord } {
   const lease = toLease({
     id: row.l_id,
     task_id: row.l_task_id,
@@ -46,7 +33,26 @@ export async function checkLease(
     ended_at: row.l_ended_at,
     outcome: row.l_outcome,
   });
-  const task = toTask(row);
+  return { lease, task: toTask(row) };
+}
+
+/** Check that a message belongs to the task's current lease: the right agent, the current fencing token, in time. */
+export async function checkLease(
+  q: Statements,
+  leaseId: number,
+  fencingToken: number,
+  agentTokenId: number,
+  now: number,
+): Promise<{ lease: LeaseRecord; task: TaskRecord }> {
+  const [row] = await q.rows(sql<LeaseRow & { a_token_id: number }>`
+    select tasks.*, ${LEASE_COLUMNS}, agents.token_id as a_token_id
+    from leases
+    join agents on agents.id = leases.agent_id
+    join tasks on tasks.id = leases.task_id
+    where leases.id = ${leaseId}`);
+  if (!row) throw new LenixError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist`);
+  if (row.a_token_id !== agentTokenId) throw new LenixError('FORBIDDEN', `lease ${leaseId} belongs to another agent`);
+  const { lease, task } = fromLeaseRow(row);
   assertCurrent(lease, task, fencingToken, now);
   return { lease, task };
 }

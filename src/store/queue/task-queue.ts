@@ -17,6 +17,7 @@ export type { CompleteResult } from './complete.js';
 
 /** An operation's parameters after the database handle (the queue passes its own). */
 type AfterDb<F> = F extends (db: never, ...rest: infer R) => unknown ? R : never;
+type AfterDialect<F> = F extends (db: never, dialect: never, ...rest: infer R) => unknown ? R : never;
 export type { LeaseGrant } from './lease.js';
 
 /**
@@ -91,8 +92,8 @@ export class TaskQueue {
     return withStatements(this.db, (q) => checkLease(q, ...a));
   }
 
-  heartbeat(...a: AfterDb<typeof heartbeat>): ReturnType<typeof heartbeat> {
-    return heartbeat(this.db, ...a);
+  heartbeat(...a: AfterDialect<typeof heartbeat>): ReturnType<typeof heartbeat> {
+    return heartbeat(this.db, this.dialect, ...a);
   }
 
   giveBack(...a: AfterDb<typeof giveBack>): Promise<boolean> {
