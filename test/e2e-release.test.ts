@@ -14,6 +14,7 @@ import { type Build, flip, type Release, type ReleaseContext, type Task } from '
 import { copiesScenario, errataScenario } from './support/release-scenarios.js';
 
 const run = promisify(execFile);
+const thisBoot = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
 
 /**
  * Sign server, test system and release system as separate processes (as on separate machines), with real
@@ -270,7 +271,7 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
   test('packages are served from the blob store by digest, never corrupt; the mirror tree is a checked copy; lenix fsck finds and repairs both', () =>
     copiesScenario(ctx));
 
-  test('kill -9 of the server mid-publish: clients keep the old snapshot, the publish completes after restart', async () => {
+  test('kill -9 of the server mid-publish, then a machine restart: clients keep the old snapshot, the publish is built again and completes', async () => {
     await addSource('atomic', { 'atomic.spec': specWith('atomic', 'echo build') });
     const id = await build('atomic');
     const tested = lastTask(await pipeline(id), 'test');
@@ -283,11 +284,16 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     });
     server.child.kill('SIGKILL');
     await server.wait();
-    assert.equal(
-      existsSync(path.join(dir, 'server', 'repos', 'r1', 'snapshots', `${signing.id}.tmp`)),
-      true,
-      'the new snapshot was half-way',
-    );
+    const tmp = path.join(dir, 'server', 'repos', 'r1', 'snapshots', `${signing.id}.tmp`);
+    assert.equal(existsSync(tmp), true, 'the new snapshot was half-way');
+    // As if the machine had restarted before its unsynced files reached the disk: another boot, and a primary
+    // file lost. Publishing that folder would break dnf; it must be built again.
+    const bootFile = path.join(tmp, '.boot-id');
+    assert.equal(await readFile(bootFile, 'utf8'), thisBoot);
+    await writeFile(bootFile, 'an earlier boot');
+    const repodata = path.join(tmp, 'x86_64', 'repodata');
+    for (const f of await readdir(repodata))
+      if (f.endsWith('-primary.xml.gz')) await writeFile(path.join(repodata, f), '');
     await startServer();
     const c = await client('atomic', 'r1');
     const old = await c.dnf('--refresh list --available');
@@ -298,6 +304,8 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     assert.equal(done.state, 'published', `${done.reasonCode}: ${done.reason}`);
     const now = await c.dnf('--refresh install atomic');
     assert.equal(now.code, 0, now.out);
+    const live = path.join(dir, 'server', 'repos', 'r1', 'snapshots', String(done.snapshot));
+    assert.equal(await readFile(path.join(live, '.boot-id'), 'utf8'), thisBoot, 'built again in this boot');
   });
 
   test('rollback switches clients back to the previous snapshot', async () => {

@@ -7,7 +7,7 @@ export type DigestSegment =
   | { readonly bytes: Uint8Array };
 
 /**
- * Hash these segments in order; with `out`, also write them to that new file and sync it. With `tee`, the bytes
+ * Hash these segments in order; with `out`, also write them to that new file (not synced). With `tee`, the bytes
  * pushed later (not these segments) are also written to that existing file, from `at` on.
  */
 export interface DigestJob {
@@ -33,7 +33,7 @@ export type DigestReply =
 export interface DigestStream {
   /** Send these bytes, in order (copied: the pieces can be reused once it returns). */
   push(pieces: readonly Uint8Array[]): Promise<void>;
-  /** The last segments; the stream's SHA-256 and length once the worker has written and synced it. */
+  /** The last segments; the stream's SHA-256 and length once the worker has written it. */
   end(segments: readonly DigestSegment[]): Promise<{ sha256: string; size: number }>;
   /** Drop the stream (its files are closed, not removed). */
   cancel(): void;
@@ -206,7 +206,7 @@ export function openDigest(job: DigestJob, lane = 0): DigestStream {
   return pool.open(job, lane);
 }
 
-/** Hash (and with `out`, write and sync) one whole stream on a worker thread. */
+/** Hash (and with `out`, write) one whole stream on a worker thread. */
 export function digestStream(job: DigestJob, lane = 0): Promise<{ sha256: string; size: number }> {
   return openDigest(job, lane).end([]);
 }

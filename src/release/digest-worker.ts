@@ -1,12 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { DigestJob, DigestMessage, DigestReply, DigestSegment } from './digest-pool.js';
 
 /**
  * The worker half of digest-pool.ts: for each open stream, the SHA-256 and length of its bytes in order (ranges
- * of files and bytes given inline, then bytes pushed), written to `out` (created, then synced at the end) when
- * the job names a file, and pushed bytes also to `tee`. One buffer is reused for every read, so a stream goes
+ * of files and bytes given inline, then bytes pushed), written to `out` (created; not synced: the publisher syncs the
+ * snapshot's folder before it goes live) when the job names a file, and pushed bytes also to `tee`. One buffer is reused for every read, so a stream goes
  * through the page cache without allocating. Messages are handled one at a time, in the order sent; pushed bytes
  * arrive in shared slices, each given back once read.
  */
@@ -94,7 +94,6 @@ function handle(m: DigestMessage): DigestReply | null {
     }
     case 'end': {
       segments(s, m.segments);
-      if (s.out !== null) fsyncSync(s.out);
       streams.delete(m.id);
       close(s);
       return { id: m.id, sha256: s.hash.digest('hex'), size: s.size };

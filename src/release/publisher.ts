@@ -1,7 +1,7 @@
 import type { Fence } from '../store/leader-store.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -11,7 +11,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { ReleaseRecord, RepoRecord, SnapshotPackage, SnapshotRecord } from '../store/records.js';
 import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
-import { fsyncDir, syncTree, writeDurably } from '../store/durable.js';
+import { bootId, fsyncDir, syncTree, writeDurably } from '../store/durable.js';
 import { isTransientDbError } from '../store/rows.js';
 import { recordPackageMetadata } from './package-metadata-runs.js';
 import { syncMirrorTree } from './mirror-tree.js';
@@ -63,15 +63,21 @@ export interface PublisherDeps {
   readonly published?: (release: ReleaseRecord, repo: RepoRecord, snapshot: SnapshotRecord) => Promise<void>;
 }
 
+/** In a snapshot's folder: the boot it was written in (durable.ts `bootId`). */
+const BOOT_FILE = '.boot-id';
+
 /**
  * Publishing (effectful; the plan itself is pure, plan.ts). A release moves approved → publishing →
  * published | failed, driven by what the database says, so a restarted server picks up where it stopped:
  *
  *   1. write the snapshot's metadata in REPOS/NAME/snapshots/ID.tmp: per arch, primary/filelists/other
  *      streamed from each package's stored entries (derived once when it was recorded; repodata.ts), updateinfo
- *      and repomd.xml; no package is read or copied. Then ask the signer to sign each repomd.xml;
- *   2. when the signatures are back and verify against the repository key, write repomd.xml.asc, rename
- *      ID.tmp to ID, and switch REPOS/NAME/current (a symlink) to it with one rename.
+ *      and repomd.xml; no package is read or copied. Then ask the signer to sign each repomd.xml, and start
+ *      writing the folder to disk meanwhile;
+ *   2. when the signatures are back and verify against the repository key, write repomd.xml.asc, sync the
+ *      folder, rename ID.tmp to ID, and switch REPOS/NAME/current (a symlink) to it with one rename. A folder
+ *      written before the machine restarted (its boot is in BOOT_FILE) may have lost what was not on disk yet:
+ *      it is built again.
  *
  * Clients only ever read through `current`, which names a complete snapshot, so they see the old or the
  * new one, never a mix. Its packages are served by digest from the blob store (packageIn); the plain tree
@@ -267,6 +273,8 @@ export class Publisher {
       );
     const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
     await rm(tmp, { recursive: true, force: true }); // a crash mid-build leaves a partial folder: start over
+    await mkdir(tmp, { recursive: true });
+    await writeFile(path.join(tmp, BOOT_FILE), await bootId());
     // Each package's entries were derived when it was signed or imported; one without them (recorded before
     // they existed, or a derivation that failed) fails the write with MetadataMissing and is derived below.
     const files: { path: string; sha256: string; contentBase64: string }[] = [];
@@ -300,6 +308,9 @@ export class Publisher {
       files.push({ path: `${arch}/repodata/repomd.xml`, sha256: sha, contentBase64: xml.toString('base64') });
     }
     await this.deps.releases.setSnapshotState(snap.id, 'signing', { repomd, advisories: errata?.advisories ?? [] });
+    // Nothing above was synced: the files go to disk while the signature is made, and `finish` syncs them
+    // (by then mostly a formality) before the folder is renamed into place.
+    void syncTree(tmp, CACHE_DIR).catch(() => undefined);
     await this.deps.requestMetadataSignature(release, key, files);
     this.deps.log.info(
       { component: 'release', release: release.id, snapshot: snap.id, packages: plan.packages.length },
@@ -314,8 +325,12 @@ export class Publisher {
     const tmp = path.join(this.repoDir(repo.name), 'snapshots', `${snap.id}.tmp`);
     const final = path.join(this.repoDir(repo.name), 'snapshots', String(snap.id));
     if (!(await exists(final))) {
-      if (!(await exists(tmp))) {
-        // The build folder is gone (crash before the rename finished writing it): build it again.
+      if (
+        !(await exists(tmp)) ||
+        (await readFile(path.join(tmp, BOOT_FILE), 'utf8').catch(() => '')) !== (await bootId())
+      ) {
+        // The build folder is gone (crash before the rename finished writing it), or was written before the
+        // machine restarted, when its files were not synced yet: build it again.
         await this.deps.releases.setSnapshotState(snap.id, 'building');
         return;
       }

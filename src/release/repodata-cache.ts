@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { bootId } from '../store/durable.js';
 import { METADATA_KINDS, type MetadataKind } from '../rpm/package-metadata.js';
 
 /**
@@ -39,12 +40,6 @@ export interface CacheIndex {
   /** Per kind: each entry's offset and length in the generation's log. */
   readonly at: Readonly<Record<MetadataKind, ArrayLike<number>>>;
   readonly len: Readonly<Record<MetadataKind, ArrayLike<number>>>;
-}
-
-let bootIdCache: string | null = null;
-async function bootId(): Promise<string> {
-  bootIdCache ??= (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'unknown')).trim();
-  return bootIdCache;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { METADATA_KINDS, metadataFooter, metadataHeader, type MetadataKind } from '../rpm/package-metadata.js';
@@ -195,10 +195,7 @@ export async function writeRepodata(o: {
       });
     }
     const xml = Buffer.from(repomdXml(data, o.now), 'utf8');
-    const h = await open(path.join(repodata, 'repomd.xml'), 'w', 0o644);
-    await h.writeFile(xml);
-    await h.sync();
-    await h.close();
+    await writeFile(path.join(repodata, 'repomd.xml'), xml, { mode: 0o644 });
     return { repomd: xml, reused: keptAt.length, fetched: fresh.length };
   } finally {
     // Streams not ended (a failed read) are dropped; ended ones are closed already.

@@ -10,6 +10,16 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+let bootIdCache: string | null = null;
+/**
+ * This boot of the machine (Linux's boot_id; `unknown` where there is none): data written but not synced
+ * is only known intact while it is the same.
+ */
+export async function bootId(): Promise<string> {
+  bootIdCache ??= (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'unknown')).trim();
+  return bootIdCache;
+}
+
 /** fsync a folder, so that a rename or new file in it survives a crash (POSIX: the entry lives in the folder). */
 export async function fsyncDir(dir: string): Promise<void> {
   const h = await open(dir, 'r');
