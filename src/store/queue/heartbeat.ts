@@ -19,7 +19,7 @@ export async function heartbeat(
   if (dialect === 'postgres') {
     const agentId = await heartbeatInOneStatement(db, leaseId, fencingToken, agentTokenId, expiresAt, now);
     if (agentId !== undefined) return { expiresAt, cancelled: false, agentId };
-    // Refused: the checked transaction below says why (or extends the lease, if it changed back meanwhile).
+    // Refused: the checked transaction below finds the reason and fails with it (a cancelled task: `cancelled`).
   }
   try {
     return await inTransaction(db, async (q) => {
