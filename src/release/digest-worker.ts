@@ -7,8 +7,8 @@ import type { DigestJob, DigestMessage, DigestReply, DigestSegment } from './dig
  * The worker half of digest-pool.ts: for each open stream, the SHA-256 and length of its bytes in order (ranges
  * of files and bytes given inline, then bytes pushed), written to `out` when the job names a file (created, not
  * synced: the publisher syncs the snapshot's folder before it goes live), and pushed bytes also to `tee`. One
- * buffer is reused for every read, so a stream goes through the page cache without allocating. Messages are handled one at a time, in the order sent; pushed bytes
- * arrive in shared slices, each given back once read.
+ * buffer is reused for every read, so a stream goes through the page cache without allocating. Messages are
+ * handled one at a time, in the order sent; pushed bytes arrive in shared slices, each given back once read.
  */
 const PIECE = 1 << 20;
 const buffer = Buffer.allocUnsafe(PIECE);
