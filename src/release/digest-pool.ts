@@ -29,12 +29,18 @@ export type DigestReply =
   | { readonly id: number; readonly sha256: string; readonly size: number }
   | { readonly id: number; readonly error: string };
 
+/** A stream's SHA-256 and length. */
+export interface Digest {
+  readonly sha256: string;
+  readonly size: number;
+}
+
 /** A stream open on a worker: its first segments are hashed at once, later bytes as they are pushed. */
 export interface DigestStream {
   /** Send these bytes, in order (copied: the pieces can be reused once it returns). */
   push(pieces: readonly Uint8Array[]): Promise<void>;
   /** The last segments; the stream's SHA-256 and length once the worker has written it. */
-  end(segments: readonly DigestSegment[]): Promise<{ sha256: string; size: number }>;
+  end(segments: readonly DigestSegment[]): Promise<Digest>;
   /** Drop the stream (its files are closed, not removed). */
   cancel(): void;
 }
@@ -76,7 +82,7 @@ interface Lane {
 class Stream implements DigestStream {
   private failed: Error | null = null;
   private done = false;
-  private settle: { resolve: (r: { sha256: string; size: number }) => void; reject: (e: Error) => void } | null = null;
+  private settle: { resolve: (r: Digest) => void; reject: (e: Error) => void } | null = null;
 
   constructor(
     readonly id: number,
@@ -112,7 +118,7 @@ class Stream implements DigestStream {
     }
   }
 
-  end(segments: readonly DigestSegment[]): Promise<{ sha256: string; size: number }> {
+  end(segments: readonly DigestSegment[]): Promise<Digest> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.done) return Promise.reject(new Error('digest stream already ended'));
     this.done = true;
@@ -130,7 +136,7 @@ class Stream implements DigestStream {
   }
 
   /** The worker's digest at the end, or the stream's first error. */
-  answer(r: { sha256: string; size: number } | Error): void {
+  answer(r: Digest | Error): void {
     if (r instanceof Error) {
       if (this.failed) return;
       this.failed = r;
@@ -207,6 +213,6 @@ export function openDigest(job: DigestJob, lane = 0): DigestStream {
 }
 
 /** Hash (and with `out`, write) one whole stream on a worker thread. */
-export function digestStream(job: DigestJob, lane = 0): Promise<{ sha256: string; size: number }> {
+export function digestStream(job: DigestJob, lane = 0): Promise<Digest> {
   return openDigest(job, lane).end([]);
 }

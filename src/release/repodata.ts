@@ -167,9 +167,8 @@ export async function writeRepodata(o: {
             s.plain.end([{ bytes: footer }]),
             s.packed.end([{ bytes: gzipSync(footer) }]),
           ]);
-          const sha256 = gz.sha256;
-          await rename(tmpOf(kind), path.join(repodata, `${sha256}-${kind}.xml.gz`));
-          return { type: kind, sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
+          await rename(tmpOf(kind), path.join(repodata, `${gz.sha256}-${kind}.xml.gz`));
+          return { type: kind, sha256: gz.sha256, size: gz.size, openSha256: text.sha256, openSize: text.size };
         }),
       ),
       writeCacheEntries(o.dir, index),

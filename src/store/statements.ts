@@ -86,14 +86,9 @@ function commitGroup(db: Kysely<Database>, c: SqliteConnection): CommitGroup {
   return group;
 }
 
-interface Pending {
-  fn(q: Statements): Promise<unknown>;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-}
-
-interface PendingRead {
-  fn(): unknown;
+/** A caller waiting in a commit group: what it asked to run, and how to answer it. */
+interface Pending<F> {
+  readonly fn: F;
   resolve(value: unknown): void;
   reject(err: unknown): void;
 }
@@ -112,8 +107,8 @@ const commitGroups = new WeakMap<Kysely<Database>, CommitGroup>();
  * of its own, cost more than the read).
  */
 class CommitGroup {
-  private pending: Pending[] = [];
-  private reads: PendingRead[] = [];
+  private pending: Pending<(q: Statements) => Promise<unknown>>[] = [];
+  private reads: Pending<() => unknown>[] = [];
 
   constructor(
     private readonly db: Kysely<Database>,
