@@ -23,7 +23,7 @@ const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const RUNS = Number(args.runs);
 
-type Task = { kind: string; state: string; startedAt: string | null; finishedAt: string | null };
+type Task = { id: number; kind: string; state: string; startedAt: string | null; finishedAt: string | null };
 type Build = { id: number; state: string; evr: string; createdAt: string; tasks: Task[] };
 type Release = {
   id: number;
@@ -121,6 +121,11 @@ async function main(): Promise<void> {
       add('(observed by the bench)', published - ms(rel.finishedAt));
       add('dnf --refresh install', installed - published);
       add('total: commit pushed → installed', installed - t0);
+      // The test task's own stages, as its log times them (rpmlint runs beside the others, from the start).
+      for (const t of full.tasks.filter((x) => x.kind === 'test')) {
+        const log = await (await fetch(`${url}/api/v1/tasks/${t.id}/log`)).text();
+        for (const m of log.matchAll(/^lenix: (\w+) took (\d+\.\d+) s$/gm)) add(`  test: ${m[1]}`, Number(m[2]) * 1000);
+      }
     }
     console.log(
       `\nCommit to installable: ${RUNS} runs, median seconds (${os.cpus().length} cores, Node ${process.version})\n`,

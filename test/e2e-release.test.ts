@@ -169,9 +169,13 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('a failing tests/ script blocks the release; an override with a reason publishes it and keeps the reason', async () => {
+  test('a failing tests/ script and a failing removal block the release; an override with a reason publishes it and keeps the reason', async () => {
     await addSource('gated', {
-      'gated.spec': specWith('gated', 'echo build'),
+      // Its %preun fails, so the package cannot be removed: the remove stage says so.
+      'gated.spec': specWith('gated', 'echo build').replace(
+        '%files\n',
+        '%preun\necho "preun refuses"; exit 1\n\n%files\n',
+      ),
       'tests/01-check.sh':
         '#!/bin/sh\necho "checking /usr/share/gated/ok"\ntest -f /usr/share/gated/ok || exit 1\necho "1..1"\necho "not ok 1 - the package knows it is broken"\n',
     });
@@ -197,6 +201,10 @@ describe('sign, test and release', { timeout: 600_000 }, () => {
     assert.equal(t.state, 'failed');
     assert.equal(t.reasonCode, 'TESTS_FAILED');
     assert.match(t.reason!, /tests: failed: 01-check\.sh\(1 TAP failures\)/);
+    assert.match(t.reason!, /remove: rpm -e: .*%preun\(gated-1\.0-1\.noarch\) scriptlet failed, exit status 1/);
+    const log = await (await fetch(`${url}/api/v1/tasks/${t.id}/log`)).text();
+    for (const stage of ['root', 'install', 'verify', 'tests', 'remove', 'rpmlint'])
+      assert.match(log, new RegExp(`^lenix: ${stage} took \\d+\\.\\d\\d s$`, 'm'), `the log times the ${stage} stage`);
     const blocked = await cli('release', String(id), '--to', 'r1', '--approve');
     assert.equal(blocked.code, 5);
     assert.match(blocked.stderr, /^lenix: RELEASE_BLOCKED: .*has not passed its tests/);

@@ -9,6 +9,7 @@ import type { ApiClient } from '../../client/http.js';
 import { sha256File } from '../../store/durable.js';
 import { downloadExternal, repomdDigest } from './external-repos.js';
 import { cachedPackage, placeRepo } from '../kit/local-repo.js';
+import { rpmLibdir } from '../kit/usr-folders.js';
 import { nevraOf, sourceName, type Origin } from './origins.js';
 
 import { ROOT_DNF_CONF } from '../kit/root-script.js';
@@ -156,6 +157,7 @@ export async function prepareBuildroot(o: {
       BUILD_UID: String(o.buildUid),
       DYNAMIC: o.dynamic ? '1' : '',
       USR_FOLDERS: `${SANDBOX_WORK}/in/usr-folders`,
+      RPM_LIBDIR: await rpmLibdir(),
       SAVE_CACHE: cached ? '' : '1',
     },
     cached,

@@ -20,3 +20,10 @@ export async function listUsrFolders(usr: string, file: string): Promise<string>
   ]);
   return file;
 }
+
+let libdir: Promise<string> | null = null;
+/** rpm's %_libdir on this host, for a root's dynamic linker (RPM_LIBDIR of MAKE_ROOT): read once, not in every root. */
+export function rpmLibdir(): Promise<string> {
+  libdir ??= run('rpm', ['--eval', '%_libdir']).then(({ stdout }) => stdout.trim());
+  return libdir;
+}

@@ -15,8 +15,13 @@ export function testRootScript(): string {
   return String.raw`#!/bin/bash
 set -uo pipefail
 ROOT="$W/root"
-stage() { echo "@@LENIX-STAGE $1"; }
-result() { echo "@@LENIX-RESULT $1 $2 $3"; }
+# Each stage's time in the log, from bash's own clock in microseconds (no process started to read it).
+stage() { echo "@@LENIX-STAGE $1"; stage_start=${'$'}{EPOCHREALTIME/[.,]/}; }
+result() {
+  echo "@@LENIX-RESULT $1 $2 $3"
+  local d=$(( ${'$'}{EPOCHREALTIME/[.,]/} - stage_start ))
+  printf 'lenix: %s took %d.%02d s\n' "$1" $(( d / 1000000 )) $(( d / 10000 % 100 ))
+}
 DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/$REPOS_D" --setopt=cachedir="$W/cache"
      ${'$'}{FORCEARCH:+--forcearch=$FORCEARCH}
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
@@ -27,6 +32,7 @@ DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --set
 mkdir -p "$W/lint-home" && echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
 rpmkeys --dbpath "$W/lintdb" --import "$W/in/key.asc"
 if [ "$LINT" = 1 ]; then
+  lint_start=${'$'}{EPOCHREALTIME/[.,]/}
   HOME="$W/lint-home" rpmlint -c "$RPMLINT_CONFIG" "$W"/in/repo/*.rpm > "$W/rpmlint.out" 2>&1 &
   lint_pid=$!
 fi
@@ -74,14 +80,20 @@ else
   if [ -n "$failed" ]; then result tests failed "failed:$failed"; else result tests passed "$ran test(s) passed"; fi
 fi
 
+# rpm itself removes: the same erase scriptlets and triggers that dnf's transaction runs, without dnf's start-up
+# and repository loading (~0.3 s); what dnf installed for the packages stays, the root is thrown away anyway.
 stage remove
-out=$("${'$'}{DNF[@]}" remove $PACKAGES 2>&1); rc=$?
+out=$(rpm --root "$ROOT" -e $PACKAGES 2>&1); rc=$?
 echo "$out"
-if [ $rc -ne 0 ]; then result remove failed "dnf remove exited $rc"; else result remove passed "removed cleanly"; fi
+if [ $rc -ne 0 ]; then
+  why=$(echo "$out" | grep -E '^error: ' | head -3 | paste -sd ';' -)
+  result remove failed "rpm -e: ${'$'}{why:-exited $rc}"
+else result remove passed "removed cleanly"; fi
 
 [ "$LINT" = 1 ] || exit 0
 stage rpmlint
 wait "$lint_pid"; rc=$?
+stage_start=$lint_start # its time is from its start beside the other stages
 out=$(cat "$W/rpmlint.out")
 echo "$out"
 errors=$(echo "$out" | grep -cE ': E: ' || true); warnings=$(echo "$out" | grep -cE ': W: ' || true)

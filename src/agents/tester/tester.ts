@@ -18,7 +18,7 @@ import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js
 import { buildHostBase } from '../kit/host-base.js';
 import { ROOT_DNF_CONF } from '../kit/root-script.js';
 import { placeRepo } from '../kit/local-repo.js';
-import { listUsrFolders } from '../kit/usr-folders.js';
+import { listUsrFolders, rpmLibdir } from '../kit/usr-folders.js';
 import { parseStages, testRootScript, type StageResult } from './test-root.js';
 
 export interface TesterOptions {
@@ -224,6 +224,7 @@ async function testBuild(
           REPOS_D: r.arch ? `repos.d-${r.arch}` : 'repos.d',
           LINT: i === 0 ? '1' : '0',
           USR_FOLDERS: inside(r.arch ? `usr-folders-${r.arch}` : 'usr-folders'),
+          RPM_LIBDIR: await rpmLibdir(),
           ...(root ? { SYSTEM: SYSTEM_AT, FORCEARCH: root.info.arch } : {}),
         },
         hostname: 'lenix-test',
