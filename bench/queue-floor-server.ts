@@ -2,7 +2,8 @@
  * The floor for bench/scheduler.ts: the least a queue server over HTTP and SQLite can do per cycle on this
  * machine — Fastify, one table, a bearer header, the same three calls (lease in a transaction: pick the next
  * queued task and fence it; heartbeat and complete: one conditional update each) — with no authentication,
- * no leases table, no events, no build state, no ledger. The scheduler benchmark runs its agents against this
+ * no leases table, no events, no build state, no ledger. A completion with `next` leases the next task too, as
+ * Lenix's does. The scheduler benchmark runs its agents against this
  * and against `lenix server` in one run, so the ratio says how much of Lenix's time is its own.
  *
  *   node dist/bench/queue-floor-server.js DB_FILE PORT TASKS
@@ -35,7 +36,7 @@ const lease = db.transaction(() => {
 });
 
 const app = Fastify();
-type Fenced = { Params: { id: string }; Body: { fencingToken: number } };
+type Fenced = { Params: { id: string }; Body: { fencingToken: number; next?: { agentId: number } } };
 app.post('/api/v1/agent/register', async () => ({ agentId: 1 }));
 app.post('/api/v1/agent/lease', async (_req, reply) => {
   const t = lease();
@@ -48,7 +49,9 @@ app.post<Fenced>('/api/v1/agent/leases/:id/heartbeat', async (req) => {
 });
 app.post<Fenced>('/api/v1/agent/leases/:id/complete', async (req) => {
   end.run(Number(req.params.id), req.body.fencingToken);
-  return { ok: true };
+  if (!req.body.next) return { ok: true };
+  const t = lease();
+  return { ok: true, next: t ? { lease: { id: t.id, fencingToken: t.fencing } } : null };
 });
 await app.listen({ host: '127.0.0.1', port: Number(port) });
 console.log('listening');

@@ -143,6 +143,63 @@ describe('Master API: agent protocol', () => {
     assert.equal(b.state, 'failed');
     assert.equal(b.tasks[0].reason, 'test');
   });
+
+  test("a completion can bring the agent's next task; a next that cannot be leased answers none, the completion stands", async () => {
+    const builds = [];
+    for (let i = 0; i < 2; i++) {
+      const created = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'good' } });
+      assert.equal(created.status, 201, created.text);
+      builds.push(created.json.id as number);
+    }
+    const agentId = (
+      await http(base, 'POST', '/api/v1/agent/register', {
+        token: buildToken,
+        json: { name: 'node-next', role: 'build', arches: ['x86_64', 'src'] },
+      })
+    ).json.agentId;
+    const fail = { kind: 'failure', code: 'BUILD_FAILED', reason: 'test' };
+    const first = await http(base, 'POST', '/api/v1/agent/lease', { token: buildToken, json: { agentId, waitMs: 0 } });
+    assert.equal(first.status, 200, first.text);
+    const done = await http(base, 'POST', `/api/v1/agent/leases/${first.json.lease.id}/complete`, {
+      token: buildToken,
+      json: { fencingToken: first.json.lease.fencingToken, outcome: fail, next: { agentId } },
+    });
+    assert.equal(done.status, 200, done.text);
+    assert.equal(done.json.task.state, 'failed');
+    const next = done.json.next;
+    assert.ok(next, 'the completion brought the other queued task');
+    assert.notEqual(next.task.buildId, first.json.task.buildId);
+    assert.deepEqual(new Set([first.json.task.buildId, next.task.buildId]), new Set(builds));
+    const leased = (await http(base, 'GET', `/api/v1/tasks/${next.task.taskId}`)).json;
+    assert.deepEqual([leased.state, leased.attempts], ['leased', 1]);
+
+    // Another token's agent cannot be leased for: no next task, and the completion is still recorded.
+    const otherToken = await t.token('node-c', ['agent:build']);
+    const otherAgent = (
+      await http(base, 'POST', '/api/v1/agent/register', {
+        token: otherToken,
+        json: { name: 'node-c', role: 'build', arches: ['x86_64', 'src'] },
+      })
+    ).json.agentId;
+    await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'good' } });
+    const refused = await http(base, 'POST', `/api/v1/agent/leases/${next.lease.id}/complete`, {
+      token: buildToken,
+      json: { fencingToken: next.lease.fencingToken, outcome: fail, next: { agentId: otherAgent } },
+    });
+    assert.equal(refused.status, 200, refused.text);
+    assert.equal(refused.json.next, null);
+    assert.equal((await http(base, 'GET', `/api/v1/tasks/${next.task.taskId}`)).json.state, 'failed');
+    const third = await http(base, 'POST', '/api/v1/agent/lease', { token: buildToken, json: { agentId, waitMs: 0 } });
+    assert.equal(third.status, 200, 'the third build was left queued');
+
+    // With the queue empty, the completion answers no next task.
+    const last = await http(base, 'POST', `/api/v1/agent/leases/${third.json.lease.id}/complete`, {
+      token: buildToken,
+      json: { fencingToken: third.json.lease.fencingToken, outcome: fail, next: { agentId } },
+    });
+    assert.equal(last.status, 200, last.text);
+    assert.equal(last.json.next, null);
+  });
 });
 
 describe('error code catalogue', () => {

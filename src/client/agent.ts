@@ -67,7 +67,23 @@ export class AgentClient {
     return { sha256, size };
   }
 
-  async complete(leaseId: number, fencingToken: number, outcome: Outcome, result: TaskResult | null): Promise<unknown> {
-    return this.api.json('POST', `/api/v1/agent/leases/${leaseId}/complete`, { fencingToken, outcome, result });
+  /**
+   * End a lease with its outcome. With `nextFor` (this agent's id) the answer also holds the agent's next task,
+   * leased without waiting (null when there is none): one round trip for the end of one task and the start of
+   * the next.
+   */
+  async complete<P>(
+    leaseId: number,
+    fencingToken: number,
+    outcome: Outcome,
+    result: TaskResult | null,
+    nextFor?: number,
+  ): Promise<{ next?: LeasedTask<P> | null }> {
+    return this.api.json('POST', `/api/v1/agent/leases/${leaseId}/complete`, {
+      fencingToken,
+      outcome,
+      result,
+      ...(nextFor === undefined ? {} : { next: { agentId: nextFor } }),
+    });
   }
 }

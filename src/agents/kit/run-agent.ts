@@ -63,10 +63,10 @@ export async function runAgent<P>(o: AgentOptions<P>): Promise<void> {
         }
         o.log.info({ agentId, arches: o.arches }, 'registered');
       }
-      const leased = await o.client.lease<P>(agentId, o.waitMs ?? 20_000, o.stop);
+      let leased = await o.client.lease<P>(agentId, o.waitMs ?? 20_000, o.stop);
       backoff = 500;
-      if (!leased) continue;
-      await runOne(o, leased);
+      // Each completion brings the next task when there is one; the loop long-polls only when there is none.
+      while (leased && !o.stop.aborted) leased = await runOne(o, leased, agentId);
     } catch (err) {
       if (o.stop.aborted) break;
       if (agentId === null && err instanceof LenixError && (err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED'))
@@ -80,7 +80,8 @@ export async function runAgent<P>(o: AgentOptions<P>): Promise<void> {
   }
 }
 
-async function runOne<P>(o: AgentOptions<P>, leased: LeasedTask<P>): Promise<void> {
+/** Run one leased task to its completion; the agent's next task if the completion brought one. */
+async function runOne<P>(o: AgentOptions<P>, leased: LeasedTask<P>, agentId: number): Promise<LeasedTask<P> | null> {
   const { id: leaseId, fencingToken, leaseMs } = leased.lease;
   const lost = new AbortController();
   const onStop = () => lost.abort();
@@ -122,13 +123,19 @@ async function runOne<P>(o: AgentOptions<P>, leased: LeasedTask<P>): Promise<voi
       log.write(`lenix: agent error: ${e.message}\n`);
     }
     await log.close();
-    if (lost.signal.aborted) return;
+    if (lost.signal.aborted) return null;
     // A server or database that is away for a moment (a restart, a failover) should not cost the task's
     // work: the result is sent again while the lease may still be ours (the server accepts it once).
     for (let attempt = 1, wait = 500; ; attempt++, wait = Math.min(wait * 2, 8_000)) {
       try {
-        await o.client.complete(leaseId, fencingToken, res.outcome, res.result);
-        break;
+        const done = await o.client.complete<P>(
+          leaseId,
+          fencingToken,
+          res.outcome,
+          res.result,
+          o.stop.aborted ? undefined : agentId,
+        );
+        return done.next ?? null;
       } catch (err) {
         const transient = !(err instanceof LenixError) || err.status >= 500;
         if (!transient || attempt >= 6 || lost.signal.aborted || o.stop.aborted) throw err;
@@ -139,7 +146,7 @@ async function runOne<P>(o: AgentOptions<P>, leased: LeasedTask<P>): Promise<voi
   } catch (err) {
     if (err instanceof LenixError && err.status === 409) {
       o.log.warn({ leaseId, code: err.code }, 'result refused: the lease is no longer ours');
-      return;
+      return null;
     }
     throw err;
   } finally {

@@ -11,6 +11,9 @@ import { security, positiveId } from './params.js';
 
 const LeaseParams = z.object({ lease: positiveId });
 
+/** A task the agent service leased, with its payload. */
+type Leased = NonNullable<Awaited<ReturnType<Services['agents']['lease']>>>;
+
 /** The signal of a lease that does not wait: never aborted. */
 const NEVER = new AbortController().signal;
 
@@ -110,15 +113,7 @@ export function registerAgentsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
         // The agent hung up while we were finding work: the lease simply expires and the task is requeued.
         req.log.warn({ task: got.grant.task.id }, 'agent left during lease');
       }
-      return {
-        lease: {
-          id: got.grant.lease.id,
-          fencingToken: got.grant.lease.fencingToken,
-          expiresAt: got.grant.lease.expiresAt,
-          leaseMs: deps.config.leaseMs,
-        },
-        task: got.payload,
-      };
+      return leaseAnswer(got);
     },
   );
 
@@ -214,6 +209,8 @@ export function registerAgentsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
           fencingToken: Fencing,
           outcome: OutcomeBody,
           result: z.record(z.string(), z.unknown()).nullable().default(null),
+          // The agent's next task in the same round trip: leased as POST /agent/lease with waitMs 0 would.
+          next: z.object({ agentId: z.number().int().positive() }).optional(),
         }),
       },
     },
@@ -226,7 +223,31 @@ export function registerAgentsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
         req.body.outcome as Outcome,
         req.body.result,
       );
-      return { task: presentTask(r2.task), buildState: r2.buildState, queuedNew: r2.queuedNew };
+      const answer = { task: presentTask(r2.task), buildState: r2.buildState, queuedNew: r2.queuedNew };
+      if (!req.body.next) return answer;
+      // The completion is recorded: whatever goes wrong in leasing the next task answers no task (the agent then
+      // asks POST /agent/lease, which says why), never an error that would make the agent send its result again.
+      try {
+        const agent = await s.agents.agentFor(req.caller, req.body.next.agentId);
+        agentScope(req.caller, agent.role);
+        const got = await s.agents.lease(agent, 0, NEVER);
+        return { ...answer, next: got ? leaseAnswer(got) : null };
+      } catch (err) {
+        req.log.warn({ err: (err as Error).message }, 'no next task with the completion');
+        return { ...answer, next: null };
+      }
     },
   );
+
+  function leaseAnswer(got: Leased) {
+    return {
+      lease: {
+        id: got.grant.lease.id,
+        fencingToken: got.grant.lease.fencingToken,
+        expiresAt: got.grant.lease.expiresAt,
+        leaseMs: deps.config.leaseMs,
+      },
+      task: got.payload,
+    };
+  }
 }
