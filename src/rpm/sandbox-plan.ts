@@ -152,7 +152,7 @@ export const FD_ETC = 7;
 const WRAPPER = String.raw`set -u
 exec 2>&1
 W=${SANDBOX_WORK}
-out=$1 input=$2 mem=$3 files=$4 procs=$5; shift 5
+out=$1 input=$2 mem=$3 files=$4 procs=$5 prepare=$6; shift 6
 # Limits for everything package code starts. Set here, inside the sandbox's own user namespace, RLIMIT_NPROC
 # counts this sandbox's processes only (the kernel counts per user namespace), so a fork bomb cannot starve
 # other sandboxes of the same host user.
@@ -166,8 +166,11 @@ if [ "$(id -u)" = 0 ]; then
   echo 0 > /proc/sys/user/max_user_namespaces || { echo "lenix: cannot forbid user namespaces"; exit 125; }
   drop=(setpriv --inh-caps=-sys_resource,-setpcap --ambient-caps=-sys_resource,-setpcap --bounding-set=-sys_resource,-setpcap --)
 fi
+# The caller's own preparation (never package code) runs before the inputs come: a sandbox started ahead of its
+# task does it while it waits for them.
+if [ -n "$prepare" ] && ! (cd "$W" && bash -c "$prepare" lenix-prepare </dev/null); then echo "lenix: the sandbox could not be prepared"; exit 125; fi
 if [ "$input" = 1 ] && ! tar -x --no-same-owner -C "$W/in" -f -; then echo "lenix: the sandbox could not unpack its inputs"; exit 125; fi
-exec 0</dev/null 5>&- 6>&- 7>&- 8>&- 9>&- 10>&- 11>&- 12>&-
+exec 0</dev/null 5>&- 6>&- 7>&- 8>&- 9>&- 10>&- 11>&- 12>&- 13>&- 14>&- 15>&- 16>&-
 cd "$W" || exit 125
 "${'$'}{drop[@]}" "$@" ${FD_OUTPUT}>&- ${FD_STATUS}>&-
 rc=$?
@@ -184,8 +187,8 @@ exit "$rc"
 
 export interface BwrapPlan {
   readonly args: string[];
-  /** Generated /etc files, one per fd from FD_ETC on, in order. */
-  readonly etc: [string, string][];
+  /** Files made from texts (generated /etc files, then the run's own files), one per fd from FD_ETC on, in order. */
+  readonly data: string[];
   /** The agent writes the uid/gid maps itself (subordinate range) and then releases the sandbox. */
   readonly mapsByAgent: boolean;
 }
@@ -194,13 +197,26 @@ export interface BwrapPlan {
 export function bwrapArgs(
   run: Pick<
     SandboxRun,
-    'identity' | 'limits' | 'inside' | 'command' | 'env' | 'hostname' | 'output' | 'inputDir' | 'systemRoot' | 'binds'
-  >,
+    | 'identity'
+    | 'limits'
+    | 'inside'
+    | 'command'
+    | 'env'
+    | 'hostname'
+    | 'output'
+    | 'systemRoot'
+    | 'binds'
+    | 'files'
+    | 'prepare'
+  > & { readonly input?: boolean },
 ): BwrapPlan {
   const root = run.systemRoot ?? '/';
   const { links, etc } = layout(root);
   const mapsByAgent = run.inside === 'root' && run.identity.kind === 'system-user' && run.identity.subordinate !== null;
-  const files = Object.entries(generatedEtc(run.inside));
+  const files = [
+    ...Object.entries(generatedEtc(run.inside)).map(([name, text]) => [`/etc/${name}`, text] as const),
+    ...Object.entries(run.files ?? {}),
+  ];
   const args = [
     '--die-with-parent',
     '--new-session',
@@ -250,7 +266,7 @@ export function bwrapArgs(
     ...(run.binds ?? []).flatMap((b) => ['--ro-bind', b.from, b.to]),
     '--dir',
     '/etc',
-    ...files.flatMap(([name], i) => ['--perms', '0644', '--ro-bind-data', String(FD_ETC + i), `/etc/${name}`]),
+    ...files.flatMap(([at], i) => ['--perms', '0644', '--ro-bind-data', String(FD_ETC + i), at]),
     ...etc,
     '--remount-ro',
     '/',
@@ -264,13 +280,14 @@ export function bwrapArgs(
     WRAPPER,
     'lenix-sandbox',
     run.output?.from ?? '',
-    run.inputDir ? '1' : '0',
+    run.input ? '1' : '0',
     String(Math.floor(run.limits.memoryBytes / 1024)),
     String(run.limits.openFiles),
     String(run.limits.processes),
+    run.prepare ?? '',
     ...run.command,
   ];
-  return { args, etc: files, mapsByAgent };
+  return { args, data: files.map(([, text]) => text), mapsByAgent };
 }
 
 /** What starts bubblewrap: as root, drop to the sandbox user first (no capability, no supplementary group). */

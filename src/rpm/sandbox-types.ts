@@ -47,6 +47,14 @@ export interface SandboxRun {
   readonly systemRoot?: string;
   /** Host folders bound read-only at these paths under /run (a tester's foreign root for dnf --installroot). */
   readonly binds?: readonly { readonly from: string; readonly to: `/run/${string}` }[];
+  /** Files made from these texts, read-only at these paths under /run (the caller's own data, never a host path). */
+  readonly files?: Readonly<Record<`/run/${string}`, string>>;
+  /**
+   * The caller's own bash, run in SANDBOX_WORK before the inputs are unpacked and before anything of the command
+   * runs, with the command's capabilities: a sandbox started ahead of its task (startSandbox) readies itself
+   * (a test root mounts its root) while it waits for the task's inputs.
+   */
+  readonly prepare?: string;
   /** A host folder the caller filled itself; streamed in as a tar and unpacked at SANDBOX_WORK/in. */
   readonly inputDir?: string;
   /** After a successful run, regular files under `from` (inside) are written flat into the host folder `to`. */

@@ -5,7 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { identityFrom, resolveSandboxIdentity, type SandboxIdentity } from './sandbox-identity.js';
-import { DEFAULT_LIMITS, SANDBOX_WORK, runSandboxed, type SandboxLimits, type SandboxRun } from './sandbox.js';
+import {
+  DEFAULT_LIMITS,
+  SANDBOX_WORK,
+  runSandboxed,
+  startSandbox,
+  type SandboxLimits,
+  type SandboxRun,
+} from './sandbox.js';
 import { bwrapArgs, launcher } from './sandbox-plan.js';
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -276,6 +283,58 @@ describe('the sandbox, run for real', () => {
       expect++;
     }
     assert.equal(expect - 1, 200000);
+  });
+
+  test('a sandbox started ahead of its task prepares before its inputs come; its wall-clock limit counts from the task', async () => {
+    const input = path.join(dir, 'in-ahead');
+    await mkdir(input);
+    await writeFile(path.join(input, 'data.txt'), 'the task input\n');
+    const ahead = startSandbox({
+      identity,
+      limits: { ...limits, timeoutMs: 1000 },
+      inside: 'user',
+      files: { '/run/lenix-list': 'from the caller\n' },
+      prepare: 'echo "prepared: in/ holds $(ls in | wc -l) files"; cp /run/lenix-list prepared.txt',
+      input: true,
+      command: ['bash', '-c', 'cat prepared.txt in/data.txt'],
+      env: { PATH, HOME: SANDBOX_WORK },
+      hostname: 'lenix-test',
+    });
+    // Longer than its limit: waiting for a task is not part of it.
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(ahead.ended, false, 'it waits for its task');
+    let out = '';
+    const r = await ahead.run({
+      inputDir: input,
+      onOutput: (c) => {
+        out += c.toString('utf8');
+      },
+    });
+    assert.deepEqual(r, { kind: 'exited', code: 0, diskFull: false, outputs: [] });
+    assert.equal(out, 'prepared: in/ holds 0 files\nfrom the caller\nthe task input\n');
+    await assert.rejects(ahead.run({ onOutput: () => undefined }), /one task/);
+
+    const failing = startSandbox({
+      identity,
+      limits,
+      inside: 'user',
+      prepare: 'echo cannot; exit 3',
+      input: true,
+      command: ['bash', '-c', 'echo COMMAND-RAN'],
+      env: { PATH, HOME: SANDBOX_WORK },
+      hostname: 'lenix-test',
+    });
+    await until(async () => failing.ended);
+    let said = '';
+    const f = await failing.run({
+      inputDir: input,
+      onOutput: (c) => {
+        said += c.toString('utf8');
+      },
+    });
+    assert.deepEqual(f, { kind: 'exited', code: 125, diskFull: false, outputs: [] });
+    assert.match(said, /^cannot\nlenix: the sandbox could not be prepared\n/);
+    assert.doesNotMatch(said, /COMMAND-RAN/);
   });
 
   test('the wall-clock limit kills the whole process tree', async () => {

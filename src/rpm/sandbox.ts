@@ -33,17 +33,50 @@ export type { SandboxLimits, SandboxResult, SandboxRun } from './sandbox-types.j
  * symbolic link. stdout and stderr are one pipe, so the log keeps the order in which things were written.
  */
 export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
+  const { inputDir, onOutput, signal, ...spec } = run;
+  return startSandbox({ ...spec, input: inputDir !== undefined }).run({
+    ...(inputDir === undefined ? {} : { inputDir }),
+    onOutput,
+    ...(signal ? { signal } : {}),
+  });
+}
+
+/** What a sandbox started ahead of its task is given when the task comes. */
+export interface SandboxTask {
+  readonly inputDir?: string;
+  readonly onOutput: (chunk: Buffer) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** A sandbox started ahead of its task: its preparation runs at once, its inputs and command wait for `run`. */
+export interface StartedSandbox {
+  /** Give it its task (once): the inputs, where its log goes (what it printed so far first); how it ended. */
+  run(task: SandboxTask): Promise<SandboxResult>;
+  /** Whether it ended before it was given its task (its preparation failed, or it was discarded). */
+  readonly ended: boolean;
+  /** Stop it without a task. */
+  discard(): void;
+}
+
+/**
+ * Start a sandbox before its task is known: bubblewrap, the limits and the `prepare` step run now; the inputs
+ * (`input`: whether there will be any) are unpacked, and the command run, once `run` gives them. The wall-clock
+ * limit counts from `run`. A run started and given its task at once is runSandboxed.
+ */
+export function startSandbox(
+  run: Omit<SandboxRun, 'inputDir' | 'onOutput' | 'signal'> & { readonly input: boolean },
+): StartedSandbox {
   const plan = bwrapArgs(run);
   const [cmd, ...pre] = [...launcher(run.identity), BWRAP];
   const stdio: ('pipe' | 'ignore')[] = [
-    run.inputDir ? 'pipe' : 'ignore',
+    run.input ? 'pipe' : 'ignore',
     'pipe',
     'pipe',
     'pipe',
     'pipe',
     plan.mapsByAgent ? 'pipe' : 'ignore',
     plan.mapsByAgent ? 'pipe' : 'ignore',
-    ...plan.etc.map(() => 'pipe' as const),
+    ...plan.data.map(() => 'pipe' as const),
   ];
   const child = spawn(cmd!, [...pre, ...plan.args], { stdio, detached: true });
   const fd = (n: number) => child.stdio[n] as (Readable & Writable) | null;
@@ -61,18 +94,23 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
     }
   };
 
+  // What it prints before it has a task is kept (within the log limit) and handed over with the task.
+  const early: Buffer[] = [];
+  let write: (chunk: Buffer) => void = (chunk) => {
+    early.push(chunk);
+  };
   let logged = 0;
   const onLog = (chunk: Buffer) => {
     if (why === 'log-limit') return;
     const room = run.limits.logBytes - logged;
     if (chunk.length <= room) {
       logged += chunk.length;
-      run.onOutput(chunk);
+      write(chunk);
       return;
     }
-    if (room > 0) run.onOutput(chunk.subarray(0, room));
+    if (room > 0) write(chunk.subarray(0, room));
     logged = run.limits.logBytes;
-    run.onOutput(
+    write(
       Buffer.from(
         `\nlenix: the log reached its limit of ${run.limits.logBytes} bytes; output cut here and the run stopped\n`,
       ),
@@ -81,10 +119,10 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
   };
   child.stdout!.on('data', onLog);
   child.stderr!.on('data', onLog);
-  for (const n of [0, FD_BLOCK, ...plan.etc.map((_, i) => FD_ETC + i)]) fd(n)?.on('error', () => undefined);
+  for (const n of [0, FD_BLOCK, ...plan.data.map((_, i) => FD_ETC + i)]) fd(n)?.on('error', () => undefined);
 
-  // Generated /etc files: bwrap reads each whole during set-up.
-  for (const [i, [, text]] of plan.etc.entries()) fd(FD_ETC + i)!.end(text);
+  // Files made from texts (generated /etc files, the run's own): bwrap reads each whole during set-up.
+  for (const [i, text] of plan.data.entries()) fd(FD_ETC + i)!.end(text);
 
   // The test root's id maps: bwrap reports its child's pid and waits until the maps are written.
   if (plan.mapsByAgent && run.identity.kind === 'system-user') {
@@ -100,15 +138,14 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
         .then(() => writeFile(`/proc/${m[1]}/gid_map`, maps.gid))
         .then(() => fd(FD_BLOCK)!.end('1'))
         .catch((err: Error) => {
-          run.onOutput(Buffer.from(`lenix: cannot map the sandbox's ids: ${err.message}\n`));
+          onLog(Buffer.from(`lenix: cannot map the sandbox's ids: ${err.message}\n`));
           kill('cancelled');
         });
     };
     fd(FD_INFO)!.on('data', onInfo);
   }
 
-  // Both settle on their own (a rejection is read after the process closes, never left unhandled).
-  const inputDone = settle(run.inputDir ? createSandboxInput(run.inputDir, fd(0)!) : Promise.resolve());
+  // Read from the start, so that nothing the sandbox writes waits on a full pipe; settled, never left unhandled.
   const outputs = settle(
     run.output
       ? readSandboxOutput(fd(FD_OUTPUT)!, run.output.to, run.output.accept, run.limits.diskBytes)
@@ -119,40 +156,65 @@ export function runSandboxed(run: SandboxRun): Promise<SandboxResult> {
     if (status.length < 256) status += d.toString('utf8');
   });
 
-  const timer = setTimeout(() => kill('timeout'), run.limits.timeoutMs);
-  const onAbort = () => kill('cancelled');
-  run.signal?.addEventListener('abort', onAbort, { once: true });
-  if (run.signal?.aborted) onAbort();
-
-  return new Promise((resolve) => {
+  let ended = false;
+  let startError: Error | null = null;
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      run.signal?.removeEventListener('abort', onAbort);
-      void Promise.all([inputDone, outputs]).then(([input, out]) => {
-        if (why !== null) return resolve({ kind: 'killed', why, signal });
-        if (code === null) return resolve({ kind: 'killed', why: 'signal', signal });
-        const m = /rc=(\d+) avail=(-?\d+)/.exec(status);
-        const diskFull =
-          m !== null &&
-          Number(m[1]) !== 0 &&
-          Number(m[2]) >= 0 &&
-          Number(m[2]) < Math.min(1024 ** 2, run.limits.diskBytes / 100);
-        if (input.status === 'rejected')
-          run.onOutput(Buffer.from(`lenix: inputs not delivered: ${(input.reason as Error).message}\n`));
-        // A refused output stream also fails the wrapper's tar (the agent stopped reading): say why it was refused.
-        if (out.status === 'rejected') {
-          run.onOutput(Buffer.from(`lenix: outputs refused: ${(out.reason as Error).message}\n`));
-          return resolve({ kind: 'exited', code: code === 0 ? 126 : code, diskFull, outputs: [] });
-        }
-        resolve({ kind: 'exited', code, diskFull, outputs: code === 0 ? out.value : [] });
-      });
+      ended = true;
+      resolve({ code, signal });
     });
     child.on('error', (err) => {
-      clearTimeout(timer);
-      run.onOutput(Buffer.from(`lenix: cannot start the sandbox: ${err.message}\n`));
-      resolve({ kind: 'exited', code: 127, diskFull: false, outputs: [] });
+      ended = true;
+      startError = err;
+      resolve({ code: 127, signal: null });
     });
   });
+  let given = false;
+
+  return {
+    get ended() {
+      return ended;
+    },
+    discard: () => kill('cancelled'),
+    async run(task) {
+      if (given) throw new Error('a started sandbox runs one task');
+      given = true;
+      write = task.onOutput;
+      for (const chunk of early.splice(0)) task.onOutput(chunk);
+      const inputDone = settle(
+        task.inputDir !== undefined && run.input ? createSandboxInput(task.inputDir, fd(0)!) : Promise.resolve(),
+      );
+      if (task.inputDir === undefined && run.input) fd(0)!.end();
+      const timer = setTimeout(() => kill('timeout'), run.limits.timeoutMs);
+      const onAbort = () => kill('cancelled');
+      task.signal?.addEventListener('abort', onAbort, { once: true });
+      if (task.signal?.aborted) onAbort();
+      const { code, signal } = await closed;
+      clearTimeout(timer);
+      task.signal?.removeEventListener('abort', onAbort);
+      if (startError) {
+        task.onOutput(Buffer.from(`lenix: cannot start the sandbox: ${(startError as Error).message}\n`));
+        return { kind: 'exited', code: 127, diskFull: false, outputs: [] };
+      }
+      const [input, out] = await Promise.all([inputDone, outputs]);
+      if (why !== null) return { kind: 'killed', why, signal };
+      if (code === null) return { kind: 'killed', why: 'signal', signal };
+      const m = /rc=(\d+) avail=(-?\d+)/.exec(status);
+      const diskFull =
+        m !== null &&
+        Number(m[1]) !== 0 &&
+        Number(m[2]) >= 0 &&
+        Number(m[2]) < Math.min(1024 ** 2, run.limits.diskBytes / 100);
+      if (input.status === 'rejected')
+        task.onOutput(Buffer.from(`lenix: inputs not delivered: ${(input.reason as Error).message}\n`));
+      // A refused output stream also fails the wrapper's tar (the agent stopped reading): say why it was refused.
+      if (out.status === 'rejected') {
+        task.onOutput(Buffer.from(`lenix: outputs refused: ${(out.reason as Error).message}\n`));
+        return { kind: 'exited', code: code === 0 ? 126 : code, diskFull, outputs: [] };
+      }
+      return { kind: 'exited', code, diskFull, outputs: code === 0 ? out.value : [] };
+    },
+  };
 }
 
 function settle<T>(p: Promise<T>): Promise<PromiseSettledResult<T>> {

@@ -8,13 +8,20 @@ import { TEST_STAGE_LIMITS, type TestStage } from '../../core/protocol.js';
  * from the environment: W (work folder), PACKAGES (NEVRAs under test), TESTS (files in tests/), EXTRA_REPOS
  * (how many repositories of dependencies are in in/target-N), RPMLINT_CONFIG, REPOS_D (the folder of .repo files
  * under in/), LINT (1: run rpmlint on every package too), USR_FOLDERS (the list of /usr's folders for the root's
- * skeleton), and for a root of another architecture SYSTEM (where its /usr and /etc are bound) and FORCEARCH. Each stage prints `@@LENIX-STAGE name` and ends with one
+ * skeleton), and for a root of another architecture SYSTEM (where its /usr and /etc are bound) and FORCEARCH; in
+ * a sandbox started before its task, the task's ones come from the file in/$TASK_ENV instead, and the root is
+ * already made (testRootPrepare). Each stage prints `@@LENIX-STAGE name` and ends with one
  * `@@LENIX-RESULT name passed|failed|skipped detail` line, which parseStages() reads back.
  */
 export function testRootScript(): string {
   return String.raw`#!/bin/bash
 set -uo pipefail
 ROOT="$W/root"
+# A root made before the task came (testRootPrepare) gets the task's variables from a file: NUL-separated
+# NAME=value pairs the tester wrote, exported as they are (never evaluated).
+if [ -n "${'$'}{TASK_ENV:-}" ]; then
+  while IFS= read -r -d '' kv; do export "$kv"; done < "$W/in/$TASK_ENV"
+fi
 # Each stage's time in the log, from bash's own clock in microseconds (no process started to read it).
 stage() { echo "@@LENIX-STAGE $1"; stage_start=${'$'}{EPOCHREALTIME/[.,]/}; }
 result() {
@@ -44,8 +51,11 @@ for r in "$W/in/repo" $(for i in $(seq 0 $((EXTRA_REPOS - 1))); do echo "$W/in/t
 done
 mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
 echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
-${MAKE_ROOT}lower="the host /usr"; [ -n "${'$'}{SYSTEM:-}" ] && lower="the /usr of the $FORCEARCH system root"
-result root passed "overlay of $lower plus lenix-host-base"
+ahead=""
+if [ -f "$W/.prepared" ]; then ahead=" (made before the task came)"; else
+${MAKE_ROOT}fi
+lower="the host /usr"; [ -n "${'$'}{SYSTEM:-}" ] && lower="the /usr of the $FORCEARCH system root"
+result root passed "overlay of $lower plus lenix-host-base$ahead"
 
 stage install
 out=$("${'$'}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?
@@ -103,6 +113,19 @@ if ! echo "$out" | grep -qE '[0-9]+ packages and [0-9]+ specfiles checked'; then
   result rpmlint failed "rpmlint did not finish (exit $rc)";
 elif [ "$errors" -gt 0 ]; then result rpmlint failed "$errors errors, $warnings warnings";
 else result rpmlint passed "0 errors, $warnings warnings"; fi
+`;
+}
+
+/**
+ * The root of testRootScript, made in a sandbox started before its task (the wrapper's `prepare` step: no
+ * package code has run, no input is there yet). Expects W, USR_FOLDERS and RPM_LIBDIR in the environment; the
+ * test script then skips making it.
+ */
+export function testRootPrepare(): string {
+  return String.raw`set -uo pipefail
+ROOT="$W/root"
+root_failed() { echo "lenix: $1"; exit 1; }
+${MAKE_ROOT}: > "$W/.prepared"
 `;
 }
 

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createReadStream } from 'node:fs';
-import { copyFile, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parsePlainName } from '../../core/ids.js';
@@ -11,7 +11,16 @@ import { LenixError } from '../../core/errors.js';
 import { emulationProblem, rootAccessProblem, type SystemRoot } from '../kit/system-root.js';
 import { indexTar } from '../../intake/tar.js';
 import { describeIdentity, type SandboxIdentity } from '../../rpm/sandbox-identity.js';
-import { SANDBOX_WORK, describeLimits, launcher, runSandboxed, type SandboxLimits } from '../../rpm/sandbox.js';
+import {
+  SANDBOX_WORK,
+  describeLimits,
+  launcher,
+  runSandboxed,
+  startSandbox,
+  type SandboxLimits,
+  type SandboxResult,
+  type StartedSandbox,
+} from '../../rpm/sandbox.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
@@ -19,7 +28,7 @@ import { buildHostBase } from '../kit/host-base.js';
 import { ROOT_DNF_CONF } from '../kit/root-script.js';
 import { placeRepo } from '../kit/local-repo.js';
 import { listUsrFolders, rpmLibdir } from '../kit/usr-folders.js';
-import { parseStages, testRootScript, type StageResult } from './test-root.js';
+import { parseStages, testRootPrepare, testRootScript, type StageResult } from './test-root.js';
 
 export interface TesterOptions {
   readonly client: AgentClient;
@@ -57,6 +66,8 @@ export async function runTester(o: TesterOptions): Promise<void> {
     hostBase: await buildHostBase(o.workRoot),
     usrFolders: await listUsrFolders('/usr', path.join(o.workRoot, 'usr-folders')),
   };
+  const usrFolderList = await readFile(host.usrFolders, 'latin1');
+  const libdir = await rpmLibdir();
   const archRoots = new Map<string, ArchRoot>();
   for (const root of o.systemRoots ?? []) {
     const problem = await emulationProblem(root.info.arch);
@@ -72,8 +83,9 @@ export async function runTester(o: TesterOptions): Promise<void> {
   }
   const jobs = Math.max(1, o.jobs ?? 1);
   await Promise.all(
-    Array.from({ length: jobs }, (_, i) =>
-      runAgent<TestTaskPayload>({
+    Array.from({ length: jobs }, (_, i) => {
+      const ahead = new RootAhead(() => startRoot(o, usrFolderList, libdir), o.stop);
+      return runAgent<TestTaskPayload>({
         client: o.client,
         name: jobs === 1 ? o.name : `${o.name}-${i + 1}`,
         role: 'test',
@@ -81,10 +93,66 @@ export async function runTester(o: TesterOptions): Promise<void> {
         capabilities: { root: 'overlay+host-base', ...(archRoots.size > 0 ? { roots: [...archRoots.keys()] } : {}) },
         log: o.log,
         stop: o.stop,
-        handle: (ctx) => testBuild(o, ctx, host, archRoots),
-      }),
-    ),
+        handle: (ctx) => testBuild(o, ctx, host, archRoots, ahead).finally(() => ahead.refill()),
+      });
+    }),
   );
+}
+
+/** The environment every test run's script starts with (the task's own comes with it). */
+const BASE_ENV = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: `${SANDBOX_WORK}/home`,
+  LANG: 'C.UTF-8',
+  LC_ALL: 'C.UTF-8',
+  W: SANDBOX_WORK,
+};
+/** Where a root made ahead reads the list of /usr's folders (a file bwrap makes from the tester's text). */
+const USR_FOLDERS_AT = '/run/lenix-usr-folders';
+/** The task's variables for a root made ahead, in its inputs (NUL-separated NAME=value). */
+const TASK_ENV = 'task.env';
+
+/** A test sandbox for the host's arch, started now: it makes its root, then waits for its task. */
+function startRoot(o: TesterOptions, usrFolders: string, libdir: string): StartedSandbox {
+  return startSandbox({
+    identity: o.identity,
+    limits: o.limits,
+    inside: 'root',
+    command: ['bash', `${SANDBOX_WORK}/in/test-root.sh`],
+    env: { ...BASE_ENV, USR_FOLDERS: USR_FOLDERS_AT, RPM_LIBDIR: libdir, TASK_ENV },
+    hostname: 'lenix-test',
+    files: { [USR_FOLDERS_AT]: usrFolders },
+    prepare: testRootPrepare(),
+    input: true,
+  });
+}
+
+/**
+ * The next test's root, made while the tester waits for a task (the root stage is ~0.3–0.6 s of a test on a
+ * small machine): one per lease loop, used by one task only, made again after each.
+ */
+class RootAhead {
+  private next: StartedSandbox | null = null;
+
+  constructor(
+    private readonly make: () => StartedSandbox,
+    private readonly stop: AbortSignal,
+  ) {
+    stop.addEventListener('abort', () => this.next?.discard(), { once: true });
+    this.refill();
+  }
+
+  /** The root made ahead, if it is still waiting; its task is then the caller's to give. */
+  take(): StartedSandbox | null {
+    const s = this.next;
+    this.next = null;
+    if (s?.ended) return null;
+    return s;
+  }
+
+  refill(): void {
+    if (this.next === null && !this.stop.aborted) this.next = this.make();
+  }
 }
 
 async function testBuild(
@@ -92,6 +160,7 @@ async function testBuild(
   ctx: TaskContext<TestTaskPayload>,
   host: { readonly hostBase: string; readonly usrFolders: string },
   archRoots: ReadonlyMap<string, ArchRoot>,
+  ahead: RootAhead,
 ): Promise<TaskReport> {
   const t = ctx.task;
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
@@ -206,43 +275,53 @@ async function testBuild(
       const root = r.arch ? archRoots.get(r.arch)!.root : null;
       if (root) say(`${r.arch}: testing in the ${r.arch} system root ${root.dir} (emulated by qemu-user)`);
       let output = '';
-      const result = await runSandboxed({
-        identity: o.identity,
-        limits: o.limits,
-        inside: 'root',
-        command: ['bash', inside('test-root.sh')],
-        env: {
-          PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-          HOME: `${SANDBOX_WORK}/home`,
-          LANG: 'C.UTF-8',
-          LC_ALL: 'C.UTF-8',
-          W: SANDBOX_WORK,
-          PACKAGES: r.packages.map((p) => p.name.replace(/\.rpm$/, '')).join(' '),
-          TESTS: tests.join(' '),
-          EXTRA_REPOS: String(extra.length),
-          RPMLINT_CONFIG: inside('rpmlint.toml'),
-          REPOS_D: r.arch ? `repos.d-${r.arch}` : 'repos.d',
-          LINT: i === 0 ? '1' : '0',
-          USR_FOLDERS: inside(r.arch ? `usr-folders-${r.arch}` : 'usr-folders'),
-          RPM_LIBDIR: await rpmLibdir(),
-          ...(root ? { SYSTEM: SYSTEM_AT, FORCEARCH: root.info.arch } : {}),
-        },
-        hostname: 'lenix-test',
-        inputDir: input,
-        ...(root
-          ? {
-              binds: [
-                { from: path.join(root.dir, 'usr'), to: `${SYSTEM_AT}/usr` },
-                { from: path.join(root.dir, 'etc'), to: `${SYSTEM_AT}/etc` },
-              ],
-            }
-          : {}),
-        onOutput: (c) => {
-          ctx.log.write(c);
-          if (output.length < 4 * 1024 * 1024) output += c.toString('utf8');
-        },
-        signal: ctx.signal,
-      });
+      // The task's own variables; the rest is the same for every run of this tester.
+      const taskEnv = {
+        PACKAGES: r.packages.map((p) => p.name.replace(/\.rpm$/, '')).join(' '),
+        TESTS: tests.join(' '),
+        EXTRA_REPOS: String(extra.length),
+        RPMLINT_CONFIG: inside('rpmlint.toml'),
+        REPOS_D: r.arch ? `repos.d-${r.arch}` : 'repos.d',
+        LINT: i === 0 ? '1' : '0',
+      };
+      const onOutput = (c: Buffer) => {
+        ctx.log.write(c);
+        if (output.length < 4 * 1024 * 1024) output += c.toString('utf8');
+      };
+      const made = root ? null : ahead.take();
+      let result: SandboxResult;
+      if (made) {
+        // A NUL ends a pair: the values are file names, which hold none, and any NUL is dropped all the same.
+        const pairs = Object.entries(taskEnv).map(([k, v]) => `${k}=${v.replaceAll('\0', '')}\0`);
+        await writeFile(path.join(input, TASK_ENV), pairs.join(''));
+        result = await made.run({ inputDir: input, onOutput, signal: ctx.signal });
+      } else {
+        result = await runSandboxed({
+          identity: o.identity,
+          limits: o.limits,
+          inside: 'root',
+          command: ['bash', inside('test-root.sh')],
+          env: {
+            ...BASE_ENV,
+            ...taskEnv,
+            USR_FOLDERS: inside(r.arch ? `usr-folders-${r.arch}` : 'usr-folders'),
+            RPM_LIBDIR: await rpmLibdir(),
+            ...(root ? { SYSTEM: SYSTEM_AT, FORCEARCH: root.info.arch } : {}),
+          },
+          hostname: 'lenix-test',
+          inputDir: input,
+          ...(root
+            ? {
+                binds: [
+                  { from: path.join(root.dir, 'usr'), to: `${SYSTEM_AT}/usr` },
+                  { from: path.join(root.dir, 'etc'), to: `${SYSTEM_AT}/etc` },
+                ],
+              }
+            : {}),
+          onOutput,
+          signal: ctx.signal,
+        });
+      }
       stages.push(...parseStages(output).map((s) => (r.arch ? { ...s, name: `${s.name} (${r.arch})` } : s)));
       if (result.kind === 'killed') {
         const code =
