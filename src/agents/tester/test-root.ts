@@ -33,6 +33,18 @@ DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --set
      ${'$'}{FORCEARCH:+--forcearch=$FORCEARCH}
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
 
+# warm_run NAME COMMAND ARGS...: COMMAND through the tool the sandbox's prepare step started and imported ahead
+# (testRootPrepare: dnf and rpmlint, whose Python imports are ~0.2 s each), or COMMAND itself where there is none.
+warm_run() {
+  local n="$W/warm-$1"; shift
+  if [ ! -f "$n.pid" ] || ! kill -0 "$(cat "$n.pid")" 2>/dev/null; then "$@"; return; fi
+  { printf '%s\0' "$PWD" "${'$'}{@:2}"; printf '\n'; } > "$n.req"
+  cat "$n.out"
+  local rc; rc=$(cat "$n.rc" 2>/dev/null)
+  [ -n "$rc" ] || { echo "lenix: $1 ended without an exit status"; rc=1; }
+  return "$rc"
+}
+
 # rpmlint reads only the package files, so it runs beside the root, install, tests and remove stages (its
 # Python start-up is the slowest single step); its stage reports when it has finished.
 # rpmlint checks signatures against an rpm database: give it one that knows the signing key.
@@ -40,7 +52,7 @@ mkdir -p "$W/lint-home" && echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
 rpmkeys --dbpath "$W/lintdb" --import "$W/in/key.asc"
 if [ "$LINT" = 1 ]; then
   lint_start=${'$'}{EPOCHREALTIME/[.,]/}
-  HOME="$W/lint-home" rpmlint -c "$RPMLINT_CONFIG" "$W"/in/repo/*.rpm > "$W/rpmlint.out" 2>&1 &
+  HOME="$W/lint-home" warm_run rpmlint rpmlint -c "$RPMLINT_CONFIG" "$W"/in/repo/*.rpm > "$W/rpmlint.out" 2>&1 &
   lint_pid=$!
 fi
 
@@ -58,7 +70,7 @@ lower="the host /usr"; [ -n "${'$'}{SYSTEM:-}" ] && lower="the /usr of the $FORC
 result root passed "overlay of $lower plus lenix-host-base$ahead"
 
 stage install
-out=$("${'$'}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?
+out=$(warm_run dnf "${'$'}{DNF[@]}" install lenix-host-base $PACKAGES 2>&1); rc=$?
 echo "$out"
 if [ $rc -ne 0 ]; then
   missing=$(echo "$out" | grep -oE 'nothing provides .+ needed by [^ ]+' | sed 's/ from .*//' | sort -u | paste -sd ';' -)
@@ -117,15 +129,87 @@ else result rpmlint passed "0 errors, $warnings warnings"; fi
 }
 
 /**
+ * One run of dnf or rpmlint, imported before it is asked for (argv: the tool, the path its files start with).
+ * It holds its request and output fifos open for reading and writing, so that the test script's opens never
+ * wait on it and its read of the output ends when this process and what it started have closed it; it reads
+ * one request (the caller's folder and the arguments, NUL-separated, then a newline), runs the tool with its
+ * output in the fifo, and leaves the exit status in a file. If the import failed, it runs the tool's own
+ * program instead.
+ */
+const WARM_TOOL = String.raw`import os, sys
+tool, base = sys.argv[1], sys.argv[2]
+req = os.open(base + '.req', os.O_RDWR)
+out = os.open(base + '.out', os.O_RDWR)
+try:
+    if tool == 'dnf':
+        from dnf.cli import main as dnf_main
+        def run(args):
+            return dnf_main.user_main(args, exit_code=False)
+    else:
+        import importlib, pkgutil, rpmlint.checks, rpmlint.cli
+        for m in pkgutil.iter_modules(rpmlint.checks.__path__):
+            importlib.import_module('rpmlint.checks.' + m.name)
+        def run(args):
+            sys.argv = ['rpmlint', *args]
+            return rpmlint.cli.lint()
+except BaseException:
+    run = None
+data = b''
+while not data.endswith(b'\0\n'):
+    data += os.read(req, 65536)
+cwd, *args = [f.decode() for f in data[:-2].split(b'\0')]
+os.chdir(cwd)
+os.dup2(out, 1)
+os.dup2(out, 2)
+os.close(out)
+os.close(req)
+try:
+    if run is None:
+        import subprocess
+        rc = subprocess.call([tool, *args])
+    else:
+        rc = run(args)
+except SystemExit as e:
+    if e.code is not None and not isinstance(e.code, int):
+        print(e.code, file=sys.stderr)
+    rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+except BaseException:
+    import traceback
+    traceback.print_exc()
+    rc = 1
+sys.stdout.flush()
+sys.stderr.flush()
+with open(base + '.rc.new', 'w') as f:
+    f.write(str(rc if isinstance(rc, int) else 1))
+os.rename(base + '.rc.new', base + '.rc')
+os._exit(0)
+`;
+
+/**
  * The root of testRootScript, made in a sandbox started before its task (the wrapper's `prepare` step: no
- * package code has run, no input is there yet). Expects W, USR_FOLDERS and RPM_LIBDIR in the environment; the
- * test script then skips making it.
+ * package code has run, no input is there yet), and dnf and rpmlint started and imported, waiting for the test
+ * script's warm_run (rpm reads its macros when it is imported: each gets the .rpmmacros the script would give
+ * it). Expects W, USR_FOLDERS and RPM_LIBDIR in the environment; the test script then skips making the root.
  */
 export function testRootPrepare(): string {
   return String.raw`set -uo pipefail
 ROOT="$W/root"
 root_failed() { echo "lenix: $1"; exit 1; }
 ${MAKE_ROOT}: > "$W/.prepared"
+mkdir -p "$W/home" "$W/lint-home"
+echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
+echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
+warm_code=$(cat <<'LENIX_WARM_TOOL'
+${WARM_TOOL}LENIX_WARM_TOOL
+)
+# The interpreter dnf and rpmlint name, isolated (-I: no folder, user site or PYTHON* variable on its path).
+warm() {
+  mkfifo "$W/warm-$1.req" "$W/warm-$1.out" || return 0
+  HOME="$2" /usr/bin/python3 -I -c "$warm_code" "$1" "$W/warm-$1" </dev/null >/dev/null 2>&1 &
+  echo $! > "$W/warm-$1.pid"
+}
+warm dnf "$W/home"
+warm rpmlint "$W/lint-home"
 `;
 }
 
