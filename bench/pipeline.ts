@@ -14,7 +14,7 @@ import { ApiClient } from '../src/client/http.js';
 import { buildHostBase } from '../src/agents/kit/host-base.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, specWith } from '../test/support/cli.js';
-import { median, processCpu } from './support/measure.js';
+import { forksSinceBoot, median, processCpu } from './support/measure.js';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({ options: { packages: { type: 'string', default: '20' } } });
@@ -63,18 +63,22 @@ async function baseline(dir: string, repos: string[], keys: string, fpr: string,
   await writeFile(file, script());
   const t0 = performance.now();
   const cpu0 = processCpu('self').children;
+  const forks0 = forksSinceBoot();
   await run('bash', [file, path.join(dir, 'baseline'), keys, fpr, hostBase, ...repos], { maxBuffer: 64 * 1024 * 1024 });
   scriptCpu = processCpu('self').children - cpu0;
+  scriptForks = forksSinceBoot() - forks0;
   return (performance.now() - t0) / 1000;
 }
 
 /** CPU seconds the script and the commands it ran used (all waited for by bash, then by this process). */
 let scriptCpu = 0;
+/** Processes and threads the machine started while the script ran. */
+let scriptForks = 0;
 
 /** CPU seconds of a process: its own, and the commands it ran and waited for. */
 type Cpu = { own: number; commands: number };
 
-type Task = { kind: string; createdAt: string; startedAt: string | null; finishedAt: string | null };
+type Task = { id: number; kind: string; createdAt: string; startedAt: string | null; finishedAt: string | null };
 
 /** Where a run's time went: per task kind, the time tasks waited in the queue and ran (from the server's timestamps). */
 interface KindTimes {
@@ -83,6 +87,25 @@ interface KindTimes {
   readonly waitMedian: number;
   readonly runMedian: number;
   readonly runTotal: number;
+}
+
+/** Median time of each step the agents report in their task logs (`lenix: STEP took N.NN s`), by task kind. */
+async function stepTimes(
+  api: ApiClient,
+  tasks: readonly Task[],
+): Promise<{ kind: string; step: string; median: number }[]> {
+  const times = new Map<string, number[]>();
+  for (const t of tasks) {
+    const res = await api.request('GET', `/api/v1/tasks/${t.id}/log`);
+    for (const m of (await res.text()).matchAll(/^lenix: (.+) took (\d+\.\d+) s$/gm)) {
+      const key = `${t.kind}\0${m[1]}`;
+      times.set(key, [...(times.get(key) ?? []), Number(m[2])]);
+    }
+  }
+  return [...times].map(([key, list]) => {
+    const [kind, step] = key.split('\0') as [string, string];
+    return { kind, step, median: median(list) };
+  });
 }
 
 function kindTimes(tasks: readonly Task[]): KindTimes[] {
@@ -106,7 +129,14 @@ async function lenixRun(
   repos: string[],
   keysTemplate: string,
   nodes: number,
-): Promise<{ seconds: number; kinds: KindTimes[]; publishSeconds: number; cpu: Record<string, Cpu> }> {
+): Promise<{
+  seconds: number;
+  kinds: KindTimes[];
+  steps: { kind: string; step: string; median: number }[];
+  publishSeconds: number;
+  cpu: Record<string, Cpu>;
+  forks: number;
+}> {
   const d = path.join(dir, `lenix-${nodes}`);
   const keys = path.join(d, 'keys');
   await mkdir(d, { recursive: true });
@@ -186,6 +216,7 @@ async function lenixRun(
     for (const repo of repos) await api.json('POST', '/api/v1/sources', { name: path.basename(repo), url: repo });
     await api.json('POST', '/api/v1/repos', { name: 'bench', arches: ['x86_64'] });
     const t0 = performance.now();
+    const forks0 = forksSinceBoot();
     const ids: number[] = [];
     for (const repo of repos)
       ids.push((await api.json<{ id: number }>('POST', '/api/v1/builds', { source: path.basename(repo) })).id);
@@ -214,6 +245,7 @@ async function lenixRun(
       await new Promise((res) => setTimeout(res, 50));
     }
     const seconds = (performance.now() - t0) / 1000;
+    const forks = forksSinceBoot() - forks0;
     for (const p of procs) {
       const role = roles.get(p)!;
       const [now, before, sum] = [cpuOf(p), cpu0.get(p)!, cpu[role] ?? { own: 0, commands: 0 }];
@@ -221,7 +253,14 @@ async function lenixRun(
     }
     const tasks: Task[] = [];
     for (const id of ids) tasks.push(...(await api.json<{ tasks: Task[] }>('GET', `/api/v1/builds/${id}`)).tasks);
-    return { seconds, kinds: kindTimes(tasks), publishSeconds: (performance.now() - tested) / 1000, cpu };
+    return {
+      seconds,
+      kinds: kindTimes(tasks),
+      steps: await stepTimes(api, tasks),
+      publishSeconds: (performance.now() - tested) / 1000,
+      cpu,
+      forks,
+    };
   } finally {
     for (const p of procs.reverse()) await p.stop('SIGTERM');
   }
@@ -260,6 +299,14 @@ try {
       );
     console.log(`| ${label} | release → published (after the last test) | | | | ${r.publishSeconds.toFixed(2)} |`);
   }
+  console.log("\nSteps within the tasks (median of the agents' `took` lines in the task logs):\n");
+  console.log('| run | task kind | step | median s |');
+  console.log('| --- | --- | --- | ---: |');
+  for (const [label, r] of [
+    ['1 node', one],
+    ['2 nodes', two],
+  ] as const)
+    for (const s of r.steps) console.log(`| ${label} | ${s.kind} | ${s.step} | ${s.median.toFixed(2)} |`);
   console.log('\nCPU seconds used (user + system, with the commands each process ran and waited for):\n');
   console.log("| run | process | its own CPU s | its commands' CPU s |");
   console.log('| --- | --- | ---: | ---: |');
@@ -273,6 +320,16 @@ try {
     const total = Object.values(r.cpu).reduce((a, c) => a + c.own + c.commands, 0);
     console.log(`| ${label} | **all** | ${total.toFixed(2)} in all, ${(total / scriptCpu).toFixed(2)}× the script | |`);
   }
+  // On this kind of VM, starting a process is dear and gets dearer when two cores start them at once.
+  console.log('\nProcesses and threads started on the machine during each run (/proc/stat), a package:\n');
+  console.log('| run | started | a package |');
+  console.log('| --- | ---: | ---: |');
+  for (const [label, forks] of [
+    ['script', scriptForks],
+    ['1 node', one.forks],
+    ['2 nodes', two.forks],
+  ] as const)
+    console.log(`| ${label} | ${forks} | ${(forks / N).toFixed(0)} |`);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

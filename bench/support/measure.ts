@@ -20,3 +20,12 @@ export function processCpu(pid: number | 'self'): { own: number; children: numbe
     .map(Number);
   return { own: (f[11]! + f[12]!) / TICKS_PER_SECOND, children: (f[13]! + f[14]!) / TICKS_PER_SECOND };
 }
+
+/**
+ * Processes and threads started on the whole machine since it booted (`processes` in /proc/stat): the
+ * difference over a run counts what the run started, other work on the machine included.
+ */
+export function forksSinceBoot(): number {
+  const m = /^processes (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+  return m ? Number(m[1]) : Number.NaN;
+}

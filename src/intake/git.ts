@@ -117,8 +117,10 @@ export class GitMirror {
     return out.trim();
   }
 
+  /** Bring the mirror up to date with its origin (a mirror clone's refspec: every ref, pruned). */
   async fetch(): Promise<void> {
-    await git(['remote', 'update', '--prune'], { cwd: this.dir });
+    // `git fetch` itself, not `git remote update`, which only starts it (one process fewer a fetch).
+    await git(['fetch', '--prune', '--quiet', 'origin'], { cwd: this.dir });
   }
 
   /** Resolve a branch, tag or commit id to the commit and its tree. */

@@ -132,6 +132,13 @@ async function buildTask(
   const t = ctx.task;
   const work = await mkdtemp(path.join(o.workRoot, `task-${t.taskId}-`));
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
+  // Each step's time in the log, as the tester's stages have theirs.
+  let stepStart = performance.now();
+  const took = (step: string) => {
+    const now = performance.now();
+    say(`${step} took ${((now - stepStart) / 1000).toFixed(2)} s`);
+    stepStart = now;
+  };
   try {
     say(
       `task ${t.taskId} of build ${t.buildId}: ${t.kind === 'srpm' ? 'source package' : `binary packages for ${t.arch}`} of ${t.source.name} at ${t.commit.sha}`,
@@ -287,6 +294,7 @@ async function buildTask(
         say(`$ ${command.join(' ')}`);
       }
     }
+    took('inputs');
     let missing = '';
     let lastSaid = '';
     const result = await runSandboxed({
@@ -325,6 +333,7 @@ async function buildTask(
       const reason = `the buildroot could not be made: ${lastSaid || 'see the log'}`;
       return { outcome: { kind: 'failure', code: 'BUILDROOT_FAILED', reason }, result: { buildroot } };
     }
+    took(prepared ? 'buildroot and rpmbuild' : 'rpmbuild');
     const failure = describeFailure(result, o.limits);
     if (failure) {
       say(failure.reason);
@@ -365,11 +374,13 @@ async function buildTask(
         return { outcome: { kind: 'failure', code: 'ARCH_MISMATCH', reason: wrong }, result: { buildroot } };
       }
       say(`arch check: every executable and shared library is ${t.arch === 'noarch' ? 'noarch (not judged)' : t.arch}`);
+      took('arch check');
     }
     for (const f of wanted) {
       const up = await ctx.upload(path.join(out, f), { name: f, kind: t.kind === 'srpm' ? 'srpm' : 'rpm' });
       say(`uploaded ${f} sha256 ${up.sha256} (${up.size} bytes)`);
     }
+    took('upload');
     say('done');
     return { outcome: { kind: 'success' }, result: { buildroot } };
   } finally {

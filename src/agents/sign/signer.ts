@@ -70,9 +70,32 @@ async function signMetadata(o: SignerOptions, ctx: TaskContext<RepomdTaskPayload
   return { outcome: { kind: 'success' }, result: { signatures, key: ctx.task.keyFingerprint } };
 }
 
+/**
+ * A key's public half, exported by gpg once per signer process (one gpg start fewer a task). A signing subkey
+ * added to the keyring later is missing from it until the signer restarts: packages signed with that subkey then
+ * fail the check after signing (SIGNATURE_INVALID) rather than pass it.
+ */
+const publicKeys = new Map<string, Promise<string>>();
+function publicKeyOf(keysDir: string, fingerprint: string): Promise<string> {
+  const key = `${keysDir}\0${fingerprint}`;
+  let pub = publicKeys.get(key);
+  if (!pub) {
+    pub = exportPublicKey(keysDir, fingerprint);
+    publicKeys.set(key, pub);
+    pub.catch(() => publicKeys.delete(key));
+  }
+  return pub;
+}
+
 async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>): Promise<TaskReport> {
   const t = ctx.task;
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
+  let stepStart = performance.now();
+  const took = (step: string) => {
+    const now = performance.now();
+    say(`${step} took ${((now - stepStart) / 1000).toFixed(2)} s`);
+    stepStart = now;
+  };
   const work = await mkdtemp(path.join(o.workRoot, `sign-${t.taskId}-`));
   try {
     const mine = await listSecretKeys(o.keysDir);
@@ -114,6 +137,7 @@ async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>)
       say(`${p.name}: sha256 ${p.sha256} matches the build record`);
       files.push({ file, ref: p });
     }
+    took('key and downloads');
     say(`rpmsign --addsign --rpmv3 (${files.length} packages) with ${t.keyFingerprint}`);
     try {
       await rpmsign(
@@ -132,7 +156,8 @@ async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>)
         result: null,
       };
     }
-    const pub = await exportPublicKey(o.keysDir, t.keyFingerprint);
+    took('rpmsign');
+    const pub = await publicKeyOf(o.keysDir, t.keyFingerprint);
     const checks = await rpmCheckSignatures(
       pub,
       files.map((f) => f.file),
@@ -152,6 +177,7 @@ async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>)
       }
     }
     say(`rpmkeys -K: header and header+payload signatures OK for all ${files.length} packages`);
+    took('signature check');
     const signed: { name: string; sha256: string; parent: string }[] = [];
     for (const f of files) {
       const up = await ctx.upload(f.file, {
@@ -162,6 +188,7 @@ async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>)
       signed.push({ name: f.ref.name, sha256: up.sha256, parent: f.ref.sha256 });
       say(`uploaded signed ${f.ref.name} sha256 ${up.sha256}`);
     }
+    took('upload');
     return { outcome: { kind: 'success' }, result: { key: t.keyFingerprint, signed } };
   } finally {
     await rm(work, { recursive: true, force: true });
