@@ -23,7 +23,14 @@ const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const RUNS = Number(args.runs);
 
-type Task = { id: number; kind: string; state: string; startedAt: string | null; finishedAt: string | null };
+type Task = {
+  id: number;
+  kind: string;
+  state: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+};
 type Build = { id: number; state: string; evr: string; createdAt: string; tasks: Task[] };
 type Release = {
   id: number;
@@ -114,6 +121,7 @@ async function main(): Promise<void> {
       const full = await api.json<Build>('GET', `/api/v1/builds/${build.id}`);
       const end = (kind: string) => Math.max(...full.tasks.filter((t) => t.kind === kind).map((t) => ms(t.finishedAt)));
       add('git push (hook → fetch → build created)', pushed - t0);
+      add('  push: commit → build recorded (server clock)', ms(full.createdAt) - t0);
       add('build (SRPM + binary, to the binary task end)', end('binary') - ms(full.createdAt));
       add('sign', end('sign') - end('binary'));
       add('test', end('test') - end('sign'));
@@ -121,10 +129,13 @@ async function main(): Promise<void> {
       add('(observed by the bench)', published - ms(rel.finishedAt));
       add('dnf --refresh install', installed - published);
       add('total: commit pushed → installed', installed - t0);
-      // The test task's own stages, as its log times them (rpmlint runs beside the others, from the start).
-      for (const t of full.tasks.filter((x) => x.kind === 'test')) {
+      // Each task's own steps, as its log times them (the test's rpmlint runs beside the others, from the start).
+      for (const t of full.tasks) {
+        add(`  ${t.kind}: queued until leased`, ms(t.startedAt) - ms(t.createdAt));
+        add(`  ${t.kind}: leased until complete`, ms(t.finishedAt) - ms(t.startedAt));
         const log = await (await fetch(`${url}/api/v1/tasks/${t.id}/log`)).text();
-        for (const m of log.matchAll(/^lenix: (\w+) took (\d+\.\d+) s$/gm)) add(`  test: ${m[1]}`, Number(m[2]) * 1000);
+        for (const m of log.matchAll(/^lenix: (.+) took (\d+\.\d+) s$/gm))
+          add(`  ${t.kind}: ${m[1]}`, Number(m[2]) * 1000);
       }
     }
     console.log(
