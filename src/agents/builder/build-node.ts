@@ -29,6 +29,7 @@ import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { LenixClient } from '../../client/lenix.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
+import { stepTimer } from '../kit/step-timer.js';
 import type { BuildrootRecord } from '../../core/protocol.js';
 import { describeBuildroot } from './buildroot.js';
 import { hasDynamicBuildRequires, packageInfo, readRpmFileHeader, requirements } from '../../rpm/header.js';
@@ -132,13 +133,7 @@ async function buildTask(
   const t = ctx.task;
   const work = await mkdtemp(path.join(o.workRoot, `task-${t.taskId}-`));
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
-  // Each step's time in the log, as the tester's stages have theirs.
-  let stepStart = performance.now();
-  const took = (step: string) => {
-    const now = performance.now();
-    say(`${step} took ${((now - stepStart) / 1000).toFixed(2)} s`);
-    stepStart = now;
-  };
+  const took = stepTimer(say);
   try {
     say(
       `task ${t.taskId} of build ${t.buildId}: ${t.kind === 'srpm' ? 'source package' : `binary packages for ${t.arch}`} of ${t.source.name} at ${t.commit.sha}`,

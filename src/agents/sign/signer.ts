@@ -11,6 +11,7 @@ import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
 import { LenixClient } from '../../client/lenix.js';
 import { runAgent, type TaskContext, type TaskReport } from '../kit/run-agent.js';
+import { stepTimer } from '../kit/step-timer.js';
 
 export interface SignerOptions {
   readonly client: AgentClient;
@@ -90,12 +91,7 @@ function publicKeyOf(keysDir: string, fingerprint: string): Promise<string> {
 async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>): Promise<TaskReport> {
   const t = ctx.task;
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
-  let stepStart = performance.now();
-  const took = (step: string) => {
-    const now = performance.now();
-    say(`${step} took ${((now - stepStart) / 1000).toFixed(2)} s`);
-    stepStart = now;
-  };
+  const took = stepTimer(say);
   const work = await mkdtemp(path.join(o.workRoot, `sign-${t.taskId}-`));
   try {
     const mine = await listSecretKeys(o.keysDir);
