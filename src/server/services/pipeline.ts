@@ -22,9 +22,10 @@ import type { ErrataService } from './errata.js';
  *   build.created       the source statement (commit, tree, spec digest) enters the ledger
  *   task.ended          srpm/binary/sign/test: the stage's statement enters the ledger, which is what lets
  *                       the next stage be handed out (waitForStatements); repomd: the publisher picks up
- *                       the signed metadata; a succeeded sign of a build of a target: the build's packages
- *                       land in the target's build repository at once (landInBuildRepo: no test gate, no
- *                       approval — it is the buildroot, not a release)
+ *                       the signed metadata
+ *   build.signed        (after the next stage's agents are woken) the signed packages' repository metadata
+ *                       is derived, and a build of a target lands in the target's build repository at once
+ *                       (landInBuildRepo: no test gate, no approval — it is the buildroot, not a release)
  *   build.not-landed    a build of a target its build repository refused (batches end)
  *   snapshot.published  release statements for every package, then the errata exports (OSV, OVAL, feed)
  *
@@ -36,6 +37,7 @@ import type { ErrataService } from './errata.js';
 export type PipelineEvent =
   | { readonly kind: 'build.created'; readonly build: BuildRecord; readonly sourceUrl: string; readonly spec: string }
   | { readonly kind: 'task.ended'; readonly task: TaskRecord; readonly buildState: BuildState }
+  | { readonly kind: 'build.signed'; readonly buildId: number }
   | { readonly kind: 'build.not-landed'; readonly build: BuildRecord; readonly reason: string }
   | {
       readonly kind: 'snapshot.published';
@@ -82,10 +84,11 @@ export class Pipeline {
           await this.attest.taskEnded(e.task, e.buildState);
           this.statementsChanged(e.task.buildId);
         },
+      ],
+      'build.signed': [
         async (e) => {
-          if (e.task.kind !== 'sign' || e.task.state !== 'succeeded') return;
-          await this.recordMetadata(e.task.buildId);
-          await this.landInBuildRepo(e.task.buildId);
+          await this.recordMetadata(e.buildId);
+          await this.landInBuildRepo(e.buildId);
         },
       ],
       'build.not-landed': [],
