@@ -177,7 +177,7 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
     }
     assert.match(log, /HOSTILE build uid_map: +1000 0 1;/, 'the uid map is in the log');
     assert.match(log, /lenix: sandbox user: uid 1000 inside = host user lenix-build/);
-    assert.doesNotMatch(log, /HOSTILE \w+ (ESCAPE|PRIV)/);
+    assert.doesNotMatch(log, /HOSTILE \w+ (ESCAPE|PRIV|LIMIT)/);
     assert.deepEqual(secretsFound(log), []);
     assert.equal(b.state, 'succeeded', 'the build itself is fine; its attacks all failed');
     assert.deepEqual(hits, [], 'nothing reached the host listeners');
@@ -355,6 +355,7 @@ describe('hostile packages against the sandboxes', { timeout: 900_000 }, () => {
       'root inside maps to the unprivileged sandbox user and its subordinate ids',
     );
     assert.doesNotMatch(log, /HOSTILE \w+ ESCAPE/);
+    assert.doesNotMatch(log, /HOSTILE \w+ LIMIT/, 'no scriptlet or test undoes a limit of the sandbox');
     assert.deepEqual(secretsFound(log), []);
     assert.match(log, /@@LENIX-RESULT tests passed/, 'the run reports what the package did');
     assert.deepEqual(hits, []);

@@ -167,8 +167,9 @@ if [ "$(id -u)" = 0 ]; then
   drop=(setpriv --inh-caps=-sys_resource,-setpcap --ambient-caps=-sys_resource,-setpcap --bounding-set=-sys_resource,-setpcap --)
 fi
 # The caller's own preparation (never package code) runs before the inputs come: a sandbox started ahead of its
-# task does it while it waits for them.
-if [ -n "$prepare" ] && ! (cd "$W" && bash -c "$prepare" lenix-prepare </dev/null); then echo "lenix: the sandbox could not be prepared"; exit 125; fi
+# task does it while it waits for them. It drops the same capabilities as the command: what it starts may run
+# package code later (the tester's dnf runs scriptlets).
+if [ -n "$prepare" ] && ! (cd "$W" && "${'$'}{drop[@]}" bash -c "$prepare" lenix-prepare </dev/null); then echo "lenix: the sandbox could not be prepared"; exit 125; fi
 if [ "$input" = 1 ] && ! tar -x --no-same-owner -C "$W/in" -f -; then echo "lenix: the sandbox could not unpack its inputs"; exit 125; fi
 exec 0</dev/null 5>&- 6>&- 7>&- 8>&- 9>&- 10>&- 11>&- 12>&- 13>&- 14>&- 15>&- 16>&-
 cd "$W" || exit 125

@@ -14,7 +14,8 @@ export const secretsFound = (log: string) =>
 
 /**
  * What a hostile package tries, as bash: take the host, read its secrets, reach out, and say what worked.
- * `ESCAPE ...` lines name a real escape (never allowed); `PRIV ...` lines name privileges inside the sandbox's own
+ * `ESCAPE ...` lines name a real escape (never allowed); `LIMIT ...` lines a limit of the sandbox undone (never
+ * allowed); `PRIV ...` lines name privileges inside the sandbox's own
  * namespaces (never allowed in a build, expected for the test root's namespaced root); `FOUND ...` lines name
  * files that look like secrets (the sandbox's own rpm databases are *.sqlite too: the test checks that none is
  * one of the host's); every attempt also leaves markers that the test looks for on the host.
@@ -29,6 +30,11 @@ say "$(grep CapEff /proc/self/status | tr -s '\t' ' ')"
 say "uid_map: $(tr -s ' ' < /proc/self/uid_map | tr '\n' ';')"
 mount -o remount,rw / 2>/dev/null && say "PRIV remounted / read-write"
 mount -t tmpfs lenix /mnt 2>/dev/null && say "PRIV mounted a tmpfs"
+# The sandbox's limits and its ban on user namespaces hold for everything package code runs, whoever started it.
+(ulimit -H -u unlimited) 2>/dev/null && say "LIMIT raised its hard process limit"
+(ulimit -H -v unlimited) 2>/dev/null && say "LIMIT raised its hard memory limit"
+unshare -U true 2>/dev/null && say "LIMIT made a user namespace"
+echo 1000 2>/dev/null > /proc/sys/user/max_user_namespaces && say "LIMIT allowed user namespaces again"
 for d in ${MARKER_DIRS.join(' ')}; do
   mkdir -p "$d" 2>/dev/null; echo pwned 2>/dev/null > "$d/lenix-hostile-${where}" && say "wrote $d/lenix-hostile-${where} (in its own view)"
 done
