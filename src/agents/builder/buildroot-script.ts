@@ -1,5 +1,5 @@
 import { PLATFORM_MACROS } from '../../core/protocol.js';
-import { MAKE_INSTALLED_ROOT, MAKE_ROOT } from '../kit/root-script.js';
+import { MAKE_INSTALLED_ROOT, MAKE_ROOT, SAY_TOOK } from '../kit/root-script.js';
 
 /** Files the buildroot script leaves in the output folder besides the built packages. */
 export const INSTALLED_LIST = 'buildroot-packages.txt';
@@ -36,12 +36,9 @@ mkdir -p "$OUT" "$W/home"
 echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
 export HOME="$W/home"
 root_failed() { echo "lenix: $1"; exit ${ROOT_FAILED_STATUS}; }
-# A step's time in the log, from bash's own clock in microseconds (no process started to read it).
-step_start=${'$'}{EPOCHREALTIME/[.,]/}
-took() {
-  local now=${'$'}{EPOCHREALTIME/[.,]/}; local d=$(( now - step_start )); step_start=$now
-  printf 'lenix: %s took %d.%02d s\n' "$1" $(( d / 1000000 )) $(( d / 10000 % 100 ))
-}
+# Each step's time in the log.
+${SAY_TOOK}step_start=${'$'}{EPOCHREALTIME/[.,]/}
+took() { say_took "$1" "$step_start"; step_start=${'$'}{EPOCHREALTIME/[.,]/}; }
 DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/repos.d" --setopt=cachedir="$W/cache"
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
 install_deps() {

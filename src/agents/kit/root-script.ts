@@ -62,3 +62,14 @@ ${ROOT_REST}`;
 /** dnf's own configuration for roots, not the host's (which may hold proxy passwords or repository credentials). */
 export const ROOT_DNF_CONF =
   '[main]\ngpgcheck=1\ninstallonly_limit=3\nclean_requirements_on_remove=True\nbest=True\nskip_if_unavailable=False\n';
+
+/**
+ * Bash for a step's time in a task's log, in the line the agents' own step timer prints (kit/step-timer.ts):
+ * `say_took STEP START` says how long STEP has taken since START, a time from bash's own clock in microseconds
+ * (`${EPOCHREALTIME/[.,]/}`: no process started to read it).
+ */
+export const SAY_TOOK = String.raw`say_took() {
+  local d=$(( ${'$'}{EPOCHREALTIME/[.,]/} - $2 ))
+  printf 'lenix: %s took %d.%02d s\n' "$1" $(( d / 1000000 )) $(( d / 10000 % 100 ))
+}
+`;

@@ -1,4 +1,4 @@
-import { MAKE_ROOT } from '../kit/root-script.js';
+import { MAKE_ROOT, SAY_TOOK } from '../kit/root-script.js';
 import { TEST_STAGE_LIMITS, type TestStage } from '../../core/protocol.js';
 
 /**
@@ -22,13 +22,9 @@ ROOT="$W/root"
 if [ -n "${'$'}{TASK_ENV:-}" ]; then
   while IFS= read -r -d '' kv; do export "$kv"; done < "$W/in/$TASK_ENV"
 fi
-# Each stage's time in the log, from bash's own clock in microseconds (no process started to read it).
-stage() { echo "@@LENIX-STAGE $1"; stage_start=${'$'}{EPOCHREALTIME/[.,]/}; }
-result() {
-  echo "@@LENIX-RESULT $1 $2 $3"
-  local d=$(( ${'$'}{EPOCHREALTIME/[.,]/} - stage_start ))
-  printf 'lenix: %s took %d.%02d s\n' "$1" $(( d / 1000000 )) $(( d / 10000 % 100 ))
-}
+# Each stage's time in the log.
+${SAY_TOOK}stage() { echo "@@LENIX-STAGE $1"; stage_start=${'$'}{EPOCHREALTIME/[.,]/}; }
+result() { echo "@@LENIX-RESULT $1 $2 $3"; say_took "$1" "$stage_start"; }
 DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/$REPOS_D" --setopt=cachedir="$W/cache"
      ${'$'}{FORCEARCH:+--forcearch=$FORCEARCH}
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
