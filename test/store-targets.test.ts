@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sql } from 'kysely';
+import { migrateToLatest } from '../src/store/migrate.js';
 import { rejectsWith, storeSuite } from './support/store-suite.js';
 
 /** Build targets, batches and imports (issue 14), on both dialects. */
@@ -107,13 +109,13 @@ storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
       return {
         sha256,
         file,
-        xml: { primary: b('p'), filelists: b('f'), other: b('o') },
+        size: { primary: 10 * n, filelists: 10 * n + 1, other: 10 * n + 2 },
         gz: { primary: b('P'), filelists: b('F'), other: b('O') },
       };
     };
     const all = Array.from({ length: 1200 }, (_, i) => entry(i + 1));
     await store.packageMetadata.put(all.slice(0, 700), clock.now());
-    await store.packageMetadata.put([{ ...entry(1), xml: { ...entry(1).xml, primary: Buffer.from('changed') } }], 2);
+    await store.packageMetadata.put([{ ...entry(1), gz: { ...entry(1).gz, primary: Buffer.from('changed') } }], 2);
     const keys = all.map((e) => ({ sha256: e.sha256, file: e.file }));
     assert.deepEqual(
       (await store.packageMetadata.missing(keys)).map((k) => k.file),
@@ -124,16 +126,36 @@ storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
     ]);
     await store.packageMetadata.put(all.slice(700), clock.now());
     const order = [...keys].reverse();
-    const read: { sha256: string; file: string; xml: Record<string, Uint8Array>; gz: Record<string, Uint8Array> }[] =
-      [];
+    const read: { sha256: string; file: string; size: Record<string, number>; gz: Record<string, Uint8Array> }[] = [];
     for await (const chunk of store.packageMetadata.read(order)) read.push(...chunk);
     assert.deepEqual(
       read.map((r) => r.file),
       order.map((k) => k.file),
     );
     const one = read.find((r) => r.file === 'p1.rpm')!;
-    assert.deepEqual(Buffer.from(one.xml.primary!), entry(1).xml.primary, 'the first put is kept');
+    assert.deepEqual(Buffer.from(one.gz.primary!), entry(1).gz.primary, 'the first put is kept');
+    assert.deepEqual(one.size, entry(1).size);
     const last = read[0]!;
     assert.deepEqual(Buffer.from(last.gz.other!), entry(1200).gz.other);
+    assert.deepEqual(last.size, entry(1200).size);
+  });
+
+  test('migration 0019 keeps each stored entry as its gzip member and the length of its plain text', async () => {
+    const store = await fresh('0018-queue-partial-indexes');
+    const bytes = (t: string) => Buffer.from(t, 'utf8');
+    const sha256 = 'e'.repeat(64);
+    await sql`insert into package_metadata (sha256, file, primary_xml, primary_gz, filelists_xml, filelists_gz,
+        other_xml, other_gz, created_at)
+      values (${sha256}, 'e.rpm', ${bytes('<p>\u00ff</p>')}, ${bytes('P')}, ${bytes('<f/>')}, ${bytes('FF')},
+        ${bytes('')}, ${bytes('OOO')}, 7)`.execute(store.db);
+    assert.deepEqual(await migrateToLatest(store.db, store.dialect), ['0019-metadata-gz-only']);
+    const read = [];
+    for await (const chunk of store.packageMetadata.read([{ sha256, file: 'e.rpm' }])) read.push(...chunk);
+    assert.equal(read.length, 1);
+    assert.deepEqual(read[0]!.size, { primary: 9, filelists: 4, other: 0 }, 'bytes, not characters');
+    assert.deepEqual(
+      Object.values(read[0]!.gz).map((b) => Buffer.from(b).toString('utf8')),
+      ['P', 'FF', 'OOO'],
+    );
   });
 });

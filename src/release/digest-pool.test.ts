@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { digestStream, openDigest } from './digest-pool.js';
 
@@ -58,6 +59,49 @@ test('streams on several lanes at once each get their own bytes', async () => {
   const got = await Promise.all(streams.map((s) => s.end([])));
   for (const [i, g] of got.entries())
     assert.equal(g.sha256, sha(Buffer.from(`s${i}`), parts[i]![0]!, parts[i]![1]!), `stream ${i}`);
+});
+
+test('an inflating stream takes whole gzip members and hashes and tees what they inflate to', async () => {
+  const log = path.join(dir, 'inflate-log');
+  await writeFile(log, Buffer.from('kept'));
+  const head = Buffer.from('<head>');
+  // Many small members, several to a slice, and members larger than a 1 MiB slice (sent whole on their own).
+  const texts = [
+    ...Array.from({ length: 3000 }, (_, i) => Buffer.from(`<package n="${i}">${'x'.repeat(i % 700)}</package>\n`)),
+    randomBytes(3 * 1024 * 1024), // stays about as large gzipped
+    Buffer.from('<tail-entry/>\n'),
+  ];
+  const members = texts.map((t) => gzipSync(t));
+  assert.ok(members.some((m) => m.length > 1024 * 1024));
+  const s = openDigest({ segments: [{ bytes: head }], out: null, tee: { file: log, at: 4 }, inflate: true });
+  for (let i = 0; i < members.length; i += 700)
+    await s.push(
+      members.slice(i, i + 700),
+      texts.slice(i, i + 700).map((t) => t.length),
+    );
+  const got = await s.end([{ bytes: Buffer.from('</foot>') }]);
+  const whole = Buffer.concat([head, ...texts, Buffer.from('</foot>')]);
+  assert.equal(got.size, whole.length);
+  assert.equal(got.sha256, sha(whole));
+  assert.ok((await readFile(log)).equals(Buffer.concat([Buffer.from('kept'), ...texts])));
+
+  // Members that inflate to another length than recorded, or are not gzip at all, fail the stream.
+  const wrong = openDigest({ segments: [], out: null, inflate: true });
+  await assert.rejects(
+    (async () => {
+      await wrong.push([gzipSync('abc')], [4]);
+      await wrong.end([]);
+    })(),
+    /inflates to 3 bytes, not the 4 recorded/,
+  );
+  const garbage = openDigest({ segments: [], out: null, inflate: true });
+  await assert.rejects(
+    (async () => {
+      await garbage.push([Buffer.from('not gzip')], [8]);
+      await garbage.end([]);
+    })(),
+    /incorrect header check/,
+  );
 });
 
 test('a failing stream rejects, and leaves other streams alone', { timeout: 60_000 }, async () => {

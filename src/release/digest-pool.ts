@@ -14,12 +14,24 @@ export interface DigestJob {
   readonly segments: readonly DigestSegment[];
   readonly out: string | null;
   readonly tee?: { readonly file: string; readonly at: number } | null;
+  /**
+   * Pushed bytes are whole gzip members, and what they inflate to is the stream's (hashed, counted and written
+   * to `tee`); segments are taken as they are.
+   */
+  readonly inflate?: boolean;
 }
 
 /** What the main thread sends a worker about one stream. */
 export type DigestMessage =
   | { readonly id: number; readonly op: 'open'; readonly job: DigestJob }
-  | { readonly id: number; readonly op: 'push'; readonly slice: SharedArrayBuffer; readonly length: number }
+  | {
+      readonly id: number;
+      readonly op: 'push';
+      readonly slice: SharedArrayBuffer;
+      readonly length: number;
+      /** An inflating stream's members: the length they must inflate to. */
+      readonly inflated?: number;
+    }
   | { readonly id: number; readonly op: 'end'; readonly segments: readonly DigestSegment[] }
   | { readonly id: number; readonly op: 'cancel' };
 
@@ -37,8 +49,12 @@ export interface Digest {
 
 /** A stream open on a worker: its first segments are hashed at once, later bytes as they are pushed. */
 export interface DigestStream {
-  /** Send these bytes, in order (copied: the pieces can be reused once it returns). */
-  push(pieces: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Send these bytes, in order (copied: the pieces can be reused once it returns). To an inflating stream, each
+   * piece is whole gzip members and `inflated` the length each inflates to: a piece is never cut between two
+   * sends, and the worker fails the stream when the members inflate to another length.
+   */
+  push(pieces: readonly Uint8Array[], inflated?: readonly number[]): Promise<void>;
   /** The last segments; the stream's SHA-256 and length once the worker has written it. */
   end(segments: readonly DigestSegment[]): Promise<Digest>;
   /** Drop the stream (its files are closed, not removed). */
@@ -68,6 +84,7 @@ async function takeSlice(): Promise<SharedArrayBuffer> {
 }
 
 function giveSlice(slice: SharedArrayBuffer): void {
+  if (slice.byteLength !== SLICE) return; // made for one piece larger than a slice, never counted
   slices.free.push(slice);
   slices.waiting.shift()?.();
 }
@@ -89,21 +106,38 @@ class Stream implements DigestStream {
     private readonly lane: Lane,
   ) {}
 
-  async push(pieces: readonly Uint8Array[]): Promise<void> {
+  async push(pieces: readonly Uint8Array[], inflated?: readonly number[]): Promise<void> {
     let slice: Uint8Array | null = null;
     let used = 0;
+    let expect = 0;
     const send = () => {
       if (!slice || used === 0 || this.failed) return; // a failed stream's slice is given back below
       const shared = slice.buffer as SharedArrayBuffer;
       this.lane.held.add(shared);
-      this.lane.worker.postMessage({ id: this.id, op: 'push', slice: shared, length: used } satisfies DigestMessage);
-      [slice, used] = [null, 0];
+      const m: DigestMessage = inflated
+        ? { id: this.id, op: 'push', slice: shared, length: used, inflated: expect }
+        : { id: this.id, op: 'push', slice: shared, length: used };
+      this.lane.worker.postMessage(m);
+      [slice, used, expect] = [null, 0, 0];
+    };
+    const check = () => {
+      if (this.failed) throw this.failed;
+      if (this.done) throw new Error('digest stream already ended');
     };
     try {
-      for (const piece of pieces) {
+      for (const [i, piece] of pieces.entries()) {
+        if (inflated) {
+          // Whole: in the slice being filled when it fits, else in the next (its own when larger than a slice).
+          check();
+          if (used + piece.length > SLICE) send();
+          slice ??= new Uint8Array(piece.length > SLICE ? new SharedArrayBuffer(piece.length) : await takeSlice());
+          slice.set(piece, used);
+          used += piece.length;
+          expect += inflated[i]!;
+          continue;
+        }
         for (let at = 0; at < piece.length; ) {
-          if (this.failed) throw this.failed;
-          if (this.done) throw new Error('digest stream already ended');
+          check();
           slice ??= new Uint8Array(await takeSlice());
           const n = Math.min(piece.length - at, SLICE - used);
           slice.set(piece.subarray(at, at + n), used);

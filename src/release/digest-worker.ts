@@ -1,12 +1,14 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { gunzipSync } from 'node:zlib';
 import type { DigestJob, DigestMessage, DigestReply, DigestSegment } from './digest-pool.js';
 
 /**
  * The worker half of digest-pool.ts: for each open stream, the SHA-256 and length of its bytes in order (ranges
  * of files and bytes given inline, then bytes pushed), written to `out` when the job names a file (created, not
- * synced: the publisher syncs the snapshot's folder before it goes live), and pushed bytes also to `tee`. One
+ * synced: the publisher syncs the snapshot's folder before it goes live), and pushed bytes also to `tee` (an
+ * inflating stream's pushed members are inflated first: what they inflate to is the stream's). One
  * buffer is reused for every read, so a stream goes through the page cache without allocating. Messages are
  * handled one at a time, in the order sent; pushed bytes arrive in shared slices, each given back once read.
  */
@@ -16,6 +18,7 @@ const port = parentPort!;
 
 interface Open {
   readonly hash: Hash;
+  readonly inflate: boolean;
   readonly out: number | null;
   readonly tee: number | null;
   teeAt: number;
@@ -67,7 +70,7 @@ function open(job: DigestJob): Open {
     if (out !== null) closeSync(out);
     throw err;
   }
-  return { hash: createHash('sha256'), out, tee, teeAt: job.tee?.at ?? 0, size: 0 };
+  return { hash: createHash('sha256'), inflate: job.inflate === true, out, tee, teeAt: job.tee?.at ?? 0, size: 0 };
 }
 
 function close(s: Open): void {
@@ -86,7 +89,13 @@ function handle(m: DigestMessage): DigestReply | null {
   if (!s) return null; // failed or cancelled before: its error was sent then
   switch (m.op) {
     case 'push': {
-      const bytes = new Uint8Array(m.slice, 0, m.length);
+      let bytes: Uint8Array = new Uint8Array(m.slice, 0, m.length);
+      if (s.inflate) {
+        // Concatenated members inflate as one stream (RFC 1952 §2.2); one call per slice, not per member.
+        bytes = gunzipSync(bytes);
+        if (bytes.length !== m.inflated)
+          throw new Error(`stored metadata inflates to ${bytes.length} bytes, not the ${m.inflated} recorded`);
+      }
       take(s, bytes);
       if (s.tee !== null) writeAll(s.tee, bytes, s.teeAt);
       s.teeAt += bytes.length;

@@ -124,15 +124,15 @@ export async function writeRepodata(o: {
       }
     }
     // Each kind's two streams open on the workers with what is on disk (their kept entries are hashed, and
-    // copied, while the database is read); new entries are pushed to them as they come, their text written onto
-    // the log by the plain stream. Lanes spread the six streams over the workers (primary's plain text is the
+    // copied, while the database is read); new entries are pushed to them as they come, as the stored gzip
+    // members: the plain stream inflates them, hashes the text and writes it onto the log. Lanes spread the six streams over the workers (primary's plain text is the
     // largest).
     for (const kind of METADATA_KINDS) {
       const [plainLane, packedLane] = LANES[kind];
       streams[kind] = {
         packed: openDigest({ segments: packed[kind], out: tmpOf(kind) }, packedLane),
         plain: openDigest(
-          { segments: plain[kind], out: null, tee: { file: logs.file(kind), at: logs.size(kind) } },
+          { segments: plain[kind], out: null, tee: { file: logs.file(kind), at: logs.size(kind) }, inflate: true },
           plainLane,
         ),
       };
@@ -146,11 +146,15 @@ export async function writeRepodata(o: {
         for (const [k, e] of chunk.entries()) {
           gzOut[j + k] = gzAt[kind];
           gzAt[kind] += e.gz[kind].length;
-          atOut[j + k] = logs.reserve(kind, e.xml[kind].length);
-          lenOut[j + k] = e.xml[kind].length;
+          atOut[j + k] = logs.reserve(kind, e.size[kind]);
+          lenOut[j + k] = e.size[kind];
         }
-        await streams[kind]!.packed.push(chunk.map((e) => e.gz[kind]));
-        await streams[kind]!.plain.push(chunk.map((e) => e.xml[kind]));
+        const members = chunk.map((e) => e.gz[kind]);
+        await streams[kind]!.packed.push(members);
+        await streams[kind]!.plain.push(
+          members,
+          chunk.map((e) => e.size[kind]),
+        );
       }
       j += chunk.length;
     }

@@ -21,6 +21,8 @@ export interface PackageMetadata {
   /** The file name under Packages/ (the entry's `<location href="Packages/NAME"/>`). */
   readonly file: string;
   readonly xml: Readonly<Record<MetadataKind, Buffer>>;
+  /** The length of each `xml` entry (what is stored beside the members). */
+  readonly size: Readonly<Record<MetadataKind, number>>;
   readonly gz: Readonly<Record<MetadataKind, Buffer>>;
 }
 
@@ -69,13 +71,15 @@ export async function derivePackageMetadata(
     return [...wanted].map(([sha256, file]) => {
       const xml = {} as Record<MetadataKind, Buffer>;
       const gz = {} as Record<MetadataKind, Buffer>;
+      const size = {} as Record<MetadataKind, number>;
       for (const kind of METADATA_KINDS) {
         const entry = entries[kind].get(sha256);
         if (!entry) throw new LenixError('BLOB_CORRUPT', `${file} does not hash to ${sha256}: no metadata derived`);
         xml[kind] = entry;
+        size[kind] = entry.length;
         gz[kind] = gzipSync(entry);
       }
-      return { sha256, file, xml, gz };
+      return { sha256, file, xml, size, gz };
     });
   } finally {
     await rm(dir, { recursive: true, force: true });

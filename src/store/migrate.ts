@@ -18,6 +18,7 @@ import * as m0015 from './migrations/0015-mirror-checks-retention.js';
 import * as m0016 from './migrations/0016-platforms.js';
 import * as m0017 from './migrations/0017-rpm-headers.js';
 import * as m0018 from './migrations/0018-queue-partial-indexes.js';
+import * as m0019 from './migrations/0019-metadata-gz-only.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -41,6 +42,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0016-platforms': m0016,
   '0017-rpm-headers': m0017,
   '0018-queue-partial-indexes': m0018,
+  '0019-metadata-gz-only': m0019,
 };
 
 function providerFor(dialect: Dialect): MigrationProvider {
@@ -57,6 +59,12 @@ export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: Dialect): Pro
   const { error, results } = await new Migrator({ db, provider: providerFor(dialect) }).migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Apply migrations up to and including `name` only (tests of a migration's data steps). */
+export async function migrateTo<DB>(db: Kysely<DB>, dialect: Dialect, name: string): Promise<void> {
+  const { error } = await new Migrator({ db, provider: providerFor(dialect) }).migrateTo(name);
+  if (error) throw error instanceof Error ? error : new Error(String(error));
 }
 
 /** Migrations this code has that the database has not applied yet (a server started with --no-migrate). */

@@ -11,7 +11,7 @@ function toRecord(r: Selectable<Database['package_metadata']>): PackageMetadataR
   return {
     sha256: r.sha256,
     file: r.file,
-    xml: { primary: bytes(r.primary_xml), filelists: bytes(r.filelists_xml), other: bytes(r.other_xml) },
+    size: { primary: Number(r.primary_size), filelists: Number(r.filelists_size), other: Number(r.other_size) },
     gz: { primary: bytes(r.primary_gz), filelists: bytes(r.filelists_gz), other: bytes(r.other_gz) },
   };
 }
@@ -33,11 +33,11 @@ export class PackageMetadataStore {
           entries.slice(i, i + 50).map((e) => ({
             sha256: e.sha256,
             file: e.file,
-            primary_xml: e.xml.primary,
+            primary_size: e.size.primary,
+            filelists_size: e.size.filelists,
+            other_size: e.size.other,
             primary_gz: e.gz.primary,
-            filelists_xml: e.xml.filelists,
             filelists_gz: e.gz.filelists,
-            other_xml: e.xml.other,
             other_gz: e.gz.other,
             created_at: now,
           })),

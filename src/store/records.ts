@@ -291,10 +291,13 @@ export interface EventRecord {
   readonly data: Readonly<Record<string, unknown>>;
 }
 
-/** A package's rpm-md entries (primary, filelists, other), plain and gzip-compressed (src/rpm/package-metadata.ts). */
+/**
+ * A package's rpm-md entries (primary, filelists, other) as stored: each one gzip member, and the length of its
+ * plain text (src/rpm/package-metadata.ts).
+ */
 export interface PackageMetadataRecord {
   readonly sha256: string;
   readonly file: string;
-  readonly xml: Readonly<Record<'primary' | 'filelists' | 'other', Uint8Array>>;
+  readonly size: Readonly<Record<'primary' | 'filelists' | 'other', number>>;
   readonly gz: Readonly<Record<'primary' | 'filelists' | 'other', Uint8Array>>;
 }

@@ -381,11 +381,12 @@ export interface LookasideTable {
 export interface PackageMetadataTable {
   sha256: string;
   file: string;
-  primary_xml: Uint8Array;
+  /** Each kind's plain entry length in bytes (migration 0019); the entry itself is stored only as a gzip member. */
+  primary_size: number;
+  filelists_size: number;
+  other_size: number;
   primary_gz: Uint8Array;
-  filelists_xml: Uint8Array;
   filelists_gz: Uint8Array;
-  other_xml: Uint8Array;
   other_gz: Uint8Array;
   created_at: number;
 }

@@ -6,7 +6,7 @@ import { after, describe } from 'node:test';
 import { ManualClock } from '../../src/core/clock.js';
 import { LenixError, type ErrorCode } from '../../src/core/errors.js';
 import { openDatabase, type DatabaseConfig } from '../../src/store/dialect.js';
-import { migrateToLatest } from '../../src/store/migrate.js';
+import { migrateTo, migrateToLatest } from '../../src/store/migrate.js';
 import type { AgentRecord } from '../../src/store/records.js';
 import { Store } from '../../src/store/store.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
@@ -66,7 +66,8 @@ export async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise
 /** What each conformance test gets: a fresh migrated store, the clock, and the seeding helpers. */
 export interface StoreKit {
   readonly dialect: string;
-  fresh(): Promise<Store>;
+  /** A new store, migrated to the latest, or only up to migration `upTo` (then migrate it on yourself). */
+  fresh(upTo?: string): Promise<Store>;
   readonly clock: ManualClock;
   seed(store: Store, name?: string, tasks?: number): ReturnType<typeof seedWith>;
   agent(store: Store, name?: string, arches?: string[]): Promise<AgentRecord>;
@@ -112,10 +113,11 @@ export function storeSuite(title: string, body: (kit: StoreKit) => void): void {
       const kit: StoreKit = {
         dialect: f.name,
         clock,
-        async fresh() {
+        async fresh(upTo?: string) {
           const cfg = await f.open(`t${process.pid}_${++counter}`);
           const { db, dialect } = openDatabase(cfg);
-          await migrateToLatest(db, dialect);
+          if (upTo) await migrateTo(db, dialect, upTo);
+          else await migrateToLatest(db, dialect);
           const store = new Store(db, dialect);
           stores.push(store);
           return store;
