@@ -94,6 +94,14 @@ test('an inflating stream takes whole gzip members and hashes and tees what they
     })(),
     /inflates to 3 bytes, not the 4 recorded/,
   );
+  const bomb = openDigest({ segments: [], out: null, inflate: true });
+  await assert.rejects(
+    (async () => {
+      await bomb.push([gzipSync(Buffer.alloc(64 * 1024 * 1024))], [10]);
+      await bomb.end([]);
+    })(),
+    /inflates to more than the 10 bytes recorded/,
+  );
   const garbage = openDigest({ segments: [], out: null, inflate: true });
   await assert.rejects(
     (async () => {

@@ -78,6 +78,16 @@ function close(s: Open): void {
   if (s.tee !== null) closeSync(s.tee);
 }
 
+function inflateAtMost(members: Uint8Array, limit: number): Buffer {
+  try {
+    return gunzipSync(members, { maxOutputLength: Math.max(1, limit) });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new Error(`stored metadata inflates to more than the ${limit} bytes recorded`);
+    throw err;
+  }
+}
+
 function handle(m: DigestMessage): DigestReply | null {
   if (m.op === 'open') {
     const s = open(m.job);
@@ -91,8 +101,9 @@ function handle(m: DigestMessage): DigestReply | null {
     case 'push': {
       let bytes: Uint8Array = new Uint8Array(m.slice, 0, m.length);
       if (s.inflate) {
-        // Concatenated members inflate as one stream (RFC 1952 §2.2); one call per slice, not per member.
-        bytes = gunzipSync(bytes);
+        // Concatenated members inflate as one stream (RFC 1952 §2.2); one call per slice, not per member. Never
+        // more than recorded: a member that would inflate further fails before it takes the memory.
+        bytes = inflateAtMost(bytes, m.inflated ?? 0);
         if (bytes.length !== m.inflated)
           throw new Error(`stored metadata inflates to ${bytes.length} bytes, not the ${m.inflated} recorded`);
       }

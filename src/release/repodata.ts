@@ -125,8 +125,8 @@ export async function writeRepodata(o: {
     }
     // Each kind's two streams open on the workers with what is on disk (their kept entries are hashed, and
     // copied, while the database is read); new entries are pushed to them as they come, as the stored gzip
-    // members: the plain stream inflates them, hashes the text and writes it onto the log. Lanes spread the six streams over the workers (primary's plain text is the
-    // largest).
+    // members: the plain stream inflates them, hashes the text and writes it onto the log. Lanes spread the six
+    // streams over the workers (primary's plain text is the largest).
     for (const kind of METADATA_KINDS) {
       const [plainLane, packedLane] = LANES[kind];
       streams[kind] = {
