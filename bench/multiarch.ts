@@ -19,14 +19,14 @@ import { resolveSandboxIdentity } from '../src/rpm/sandbox-identity.js';
 import { DEFAULT_LIMITS, SANDBOX_WORK, runSandboxed } from '../src/rpm/sandbox.js';
 import { x86LevelArgs } from '../src/agents/builder/x86-level-args.js';
 import { gitRepo, until } from '../test/support/cli.js';
-import { cachedRoots } from '../test/support/system-roots.js';
+import { FOREIGN_ARCHES, cachedRoots } from '../test/support/system-roots.js';
 import { startSystem } from '../test/support/system.js';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
 const RUNS = Number(args.runs);
 const SAMPLES = fileURLToPath(new URL('../../samples/', import.meta.url));
-const FOREIGN = ['aarch64', 'ppc64le', 's390x'] as const;
+const FOREIGN = FOREIGN_ARCHES;
 const ARCHES = ['x86_64', 'x86_64_v2', ...FOREIGN] as const;
 
 const HEAVY = `Name: heavy-c

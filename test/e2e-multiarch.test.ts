@@ -11,12 +11,12 @@ import { buildHostBase } from '../src/agents/kit/host-base.js';
 import { gitRepo, specWith, until } from './support/cli.js';
 import { MARKER_DIRS, attack, hostListener, secretsFound } from './support/hostile.js';
 import { DnfClient } from './support/dnf.js';
-import { cachedRoots } from './support/system-roots.js';
+import { FOREIGN_ARCHES, cachedRoots } from './support/system-roots.js';
 import { type System, startSystem } from './support/system.js';
 
 const run = promisify(execFile);
 const SAMPLES = fileURLToPath(new URL('../../samples/', import.meta.url));
-const FOREIGN = ['aarch64', 'ppc64le', 's390x'] as const;
+const FOREIGN = FOREIGN_ARCHES;
 const ALL = ['x86_64', 'x86_64_v2', ...FOREIGN] as const;
 /** What `file` says of an executable of each arch. */
 const MACHINE: Record<(typeof ALL)[number], RegExp> = {

@@ -12,6 +12,9 @@ import { lenix, until } from './cli.js';
  */
 export const ROOTS_CACHE = process.env['LENIX_TEST_ROOTS'] ?? '/var/cache/lenix-test/roots';
 
+/** The emulated arches the suite builds and tests in (test/e2e-multiarch.test.ts). */
+export const FOREIGN_ARCHES = ['aarch64', 'ppc64le', 's390x'] as const;
+
 const recipeKey = createHash('sha256').update(JSON.stringify(ROOT_RECIPE)).digest('hex').slice(0, 12);
 
 export function cachedRootDir(arch: string): string {
