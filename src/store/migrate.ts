@@ -45,6 +45,9 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0019-metadata-gz-only': m0019,
 };
 
+/** Every migration's name, in the order they apply. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(MIGRATIONS);
+
 function providerFor(dialect: Dialect): MigrationProvider {
   return {
     async getMigrations() {
