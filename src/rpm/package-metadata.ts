@@ -11,8 +11,8 @@ export type MetadataKind = (typeof METADATA_KINDS)[number];
 
 /**
  * One package's repository metadata, exactly as createrepo_c writes it: for each kind the `<package …>` element
- * and its newline (`xml`), and the same bytes as one gzip member (`gz`), so a repository's primary.xml.gz is a
- * header member, these members in any order, and a footer member, concatenated (RFC 1952 §2.2 allows members
+ * and its newline as one gzip member (`gz`) and that text's length (`size`), so a repository's primary.xml.gz is
+ * a header member, these members in any order, and a footer member, concatenated (RFC 1952 §2.2 allows members
  * in sequence; zlib, librepo and libsolv read them as one stream).
  */
 export interface PackageMetadata {
@@ -20,8 +20,7 @@ export interface PackageMetadata {
   readonly sha256: string;
   /** The file name under Packages/ (the entry's `<location href="Packages/NAME"/>`). */
   readonly file: string;
-  readonly xml: Readonly<Record<MetadataKind, Buffer>>;
-  /** The length of each `xml` entry (what is stored beside the members). */
+  /** The length of each entry's text (what the member inflates to). */
   readonly size: Readonly<Record<MetadataKind, number>>;
   readonly gz: Readonly<Record<MetadataKind, Buffer>>;
 }
@@ -69,17 +68,15 @@ export async function derivePackageMetadata(
       entries[kind] = splitEntries(kind, text);
     }
     return [...wanted].map(([sha256, file]) => {
-      const xml = {} as Record<MetadataKind, Buffer>;
       const gz = {} as Record<MetadataKind, Buffer>;
       const size = {} as Record<MetadataKind, number>;
       for (const kind of METADATA_KINDS) {
         const entry = entries[kind].get(sha256);
         if (!entry) throw new LenixError('BLOB_CORRUPT', `${file} does not hash to ${sha256}: no metadata derived`);
-        xml[kind] = entry;
         size[kind] = entry.length;
         gz[kind] = gzipSync(entry);
       }
-      return { sha256, file, xml, size, gz };
+      return { sha256, file, size, gz };
     });
   } finally {
     await rm(dir, { recursive: true, force: true });
