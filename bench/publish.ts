@@ -32,7 +32,7 @@ const { values: args } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1000,10000,50000' },
     corpus: { type: 'string', default: path.join(os.tmpdir(), 'lenix-bench-corpus') },
-    /** Write a CPU profile of the one-package publish at the largest size here (node:inspector). */
+    /** Write CPU profiles of the full and one-package publishes at the largest size here (node:inspector). */
     profile: { type: 'string' },
   },
 });
@@ -79,8 +79,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [out, (performance.now() - t0) / 1000];
 }
 
-/** Run `fn` under the V8 profiler when asked (--profile DIR), writing DIR/publish-one.cpuprofile. */
-async function profiled<T>(when: boolean, fn: () => Promise<T>): Promise<T> {
+/** Run `fn` under the V8 profiler when asked (--profile DIR), writing DIR/publish-NAME.cpuprofile. */
+async function profiled<T>(when: boolean, name: string, fn: () => Promise<T>): Promise<T> {
   if (!when || !args.profile) return fn();
   const { Session } = await import('node:inspector/promises');
   const session = new Session();
@@ -91,7 +91,7 @@ async function profiled<T>(when: boolean, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } finally {
     const { profile } = await session.post('Profiler.stop');
-    await writeFile(path.join(args.profile, 'publish-one.cpuprofile'), JSON.stringify(profile));
+    await writeFile(path.join(args.profile, `publish-${name}.cpuprofile`), JSON.stringify(profile));
     session.disconnect();
   }
 }
@@ -224,8 +224,8 @@ async function main(): Promise<void> {
       Date.now(),
     );
     // The first publish writes the full metadata (the time until it is published; its mirror tree copies N packages).
-    const full = (await publish(repo.id, importIds.slice(0, n))).publish;
-    const one = await profiled(n === MAX, () => publish(repo.id, [importIds[importIds.length - 1]!]));
+    const full = (await profiled(n === MAX, 'full', () => publish(repo.id, importIds.slice(0, n)))).publish;
+    const one = await profiled(n === MAX, 'one', () => publish(repo.id, [importIds[importIds.length - 1]!]));
     const again = await publish(repo.id, [importIds[importIds.length - 1]!]); // a republish does the same work
     const lenixOne = Math.min(one.publish, again.publish);
     const mirror = Math.min(one.mirror, again.mirror);

@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { convert } from 'xmlbuilder2';
-import { MetadataMissing, writeRepodata } from '../src/release/repodata.js';
+import { EntryPack } from '../src/release/entry-pack.js';
+import { MetadataMissing, PackReadFailed, writeRepodata } from '../src/release/repodata.js';
 import { derivePackageMetadata, type PackageMetadata } from '../src/rpm/package-metadata.js';
 import { buildCorpus } from './support/rpm-corpus.js';
 
@@ -255,6 +256,88 @@ describe('repository metadata from stored per-package entries, against createrep
       assert.deepEqual(packagesOf(kind, fourFiles[kind]!.file), packagesOf(kind, a[kind]!.file), `four ${kind}`);
       assert.equal(sha(gunzipSync(fourFiles[kind]!.file)), fourFiles[kind]!.open);
     }
+  });
+
+  test('entries this server derived are read from its entry pack in runs, the rest from the database', async () => {
+    const seen: string[] = [];
+    const fetchFrom = (into: string[]) =>
+      async function* (keys: readonly { sha256: string; file: string }[]) {
+        into.push(...keys.map((k) => k.file));
+        yield entries.filter((e) => keys.some((k) => k.sha256 === e.sha256));
+      };
+    const packed = (list: readonly PackageMetadata[]) =>
+      list.map((e) => ({ key: `${e.sha256}/${e.file}`, gz: e.gz, text: e.text }));
+    const pack = new EntryPack(path.join(dir, 'pack'));
+    const half = Math.ceil(entries.length / 2);
+    await pack.add(packed(entries.slice(0, 2))); // two derivations: two runs in the pack's files
+    await pack.add(packed(entries.slice(1, half))); // one already there is not added again
+    const one = await writeRepodata({
+      dir: path.join(dir, 'packed'),
+      packages: entries,
+      previous: null,
+      logDir: path.join(dir, 'logs-packed'),
+      fetch: fetchFrom(seen),
+      pack,
+      updateinfo: null,
+      now: 1_796_000_010,
+    });
+    assert.deepEqual(
+      [one.packed, one.fetched, seen.sort()],
+      [
+        half,
+        entries.length - half,
+        entries
+          .slice(half)
+          .map((e) => e.file)
+          .sort(),
+      ],
+    );
+    const a = await dataFiles(ours());
+    const same = async (folder: string, without: string | null) => {
+      const b = await dataFiles(folder);
+      for (const kind of ['primary', 'filelists', 'other'] as const) {
+        const want = packagesOf(kind, a[kind]!.file);
+        if (without) want.delete(without);
+        assert.deepEqual(packagesOf(kind, b[kind]!.file), want, `${folder} ${kind}`);
+        assert.equal(sha(b[kind]!.file), b[kind]!.checksum);
+        assert.equal(sha(gunzipSync(b[kind]!.file)), b[kind]!.open);
+      }
+    };
+    await same(path.join(dir, 'packed'), null);
+    // The next snapshot hashes the packed entries' text from the log they were copied onto.
+    const seen2: string[] = [];
+    const two = await writeRepodata({
+      dir: path.join(dir, 'packed-two'),
+      packages: entries.slice(1),
+      previous: path.join(dir, 'packed'),
+      logDir: path.join(dir, 'logs-packed'),
+      fetch: fetchFrom(seen2),
+      pack,
+      updateinfo: null,
+      now: 1_796_000_011,
+    });
+    assert.deepEqual([two.reused, two.packed, two.fetched, seen2], [entries.length - 1, 0, 0, []]);
+    await same(path.join(dir, 'packed-two'), entries[0]!.sha256);
+    // A pack file gone (it is a cache) fails the write as PackReadFailed, and nothing is left half-read: the
+    // publisher drops the pack and writes from the database.
+    const [primaryText] = (await readdir(path.join(dir, 'pack'))).filter((f) => f.endsWith('-primary.xml'));
+    await rm(path.join(dir, 'pack', primaryText!));
+    const write = () =>
+      writeRepodata({
+        dir: path.join(dir, 'packed-three'),
+        packages: entries,
+        previous: null,
+        logDir: path.join(dir, 'logs-packed-three'),
+        fetch: fetchFrom([]),
+        pack,
+        updateinfo: null,
+        now: 1_796_000_012,
+      });
+    await assert.rejects(write(), (err: Error) => err instanceof PackReadFailed && /primary\.xml/.test(err.message));
+    pack.drop();
+    assert.deepEqual((await write()).fetched, entries.length);
+    await same(path.join(dir, 'packed-three'), null);
+    await pack.close();
   });
 
   test('dnf reads both alike: repoquery of every field, updateinfo, and an install from Lenix’s', async () => {

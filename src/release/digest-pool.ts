@@ -1,9 +1,12 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-/** A piece of a stream: a range [from, to) of a file, or bytes given inline. */
+/**
+ * A piece of a stream: a range [from, to) of a file (with `tee`, also written to the stream's tee, as pushed
+ * bytes are), or bytes given inline.
+ */
 export type DigestSegment =
-  | { readonly file: string; readonly from: number; readonly to: number }
+  | { readonly file: string; readonly from: number; readonly to: number; readonly tee?: boolean }
   | { readonly bytes: Uint8Array };
 
 /**

@@ -7,7 +7,7 @@ import type { DigestJob, DigestMessage, DigestReply, DigestSegment } from './dig
 /**
  * The worker half of digest-pool.ts: for each open stream, the SHA-256 and length of its bytes in order (ranges
  * of files and bytes given inline, then bytes pushed), written to `out` when the job names a file (created, not
- * synced: the publisher syncs the snapshot's folder before it goes live), and pushed bytes also to `tee` (an
+ * synced: the publisher syncs the snapshot's folder before it goes live), and pushed bytes (and segments marked `tee`) also to `tee` (an
  * inflating stream's pushed members are inflated first: what they inflate to is the stream's). One
  * buffer is reused for every read, so a stream goes through the page cache without allocating. Messages are
  * handled one at a time, in the order sent; pushed bytes arrive in shared slices, each given back once read.
@@ -41,6 +41,12 @@ function take(s: Open, bytes: Uint8Array): void {
   if (s.out !== null) writeAll(s.out, bytes, null);
 }
 
+/** Bytes that go on to the stream's tee (pushed bytes, and segments marked so). */
+function tee(s: Open, bytes: Uint8Array): void {
+  if (s.tee !== null) writeAll(s.tee, bytes, s.teeAt);
+  s.teeAt += bytes.length;
+}
+
 function segments(s: Open, list: readonly DigestSegment[]): void {
   for (const seg of list) {
     if ('bytes' in seg) {
@@ -53,6 +59,7 @@ function segments(s: Open, list: readonly DigestSegment[]): void {
         const n = readSync(fd, buffer, 0, Math.min(PIECE, seg.to - at), at);
         if (n === 0) throw new Error(`${seg.file} is shorter than its index says`);
         take(s, buffer.subarray(0, n));
+        if (seg.tee) tee(s, buffer.subarray(0, n));
         at += n;
       }
     } finally {
@@ -63,14 +70,21 @@ function segments(s: Open, list: readonly DigestSegment[]): void {
 
 function open(job: DigestJob): Open {
   const out = job.out === null ? null : openSync(job.out, 'w', 0o644);
-  let tee: number | null = null;
+  let teeFd: number | null = null;
   try {
-    if (job.tee) tee = openSync(job.tee.file, 'r+');
+    if (job.tee) teeFd = openSync(job.tee.file, 'r+');
   } catch (err) {
     if (out !== null) closeSync(out);
     throw err;
   }
-  return { hash: createHash('sha256'), inflate: job.inflate === true, out, tee, teeAt: job.tee?.at ?? 0, size: 0 };
+  return {
+    hash: createHash('sha256'),
+    inflate: job.inflate === true,
+    out,
+    tee: teeFd,
+    teeAt: job.tee?.at ?? 0,
+    size: 0,
+  };
 }
 
 function close(s: Open): void {
@@ -108,8 +122,7 @@ function handle(m: DigestMessage): DigestReply | null {
           throw new Error(`stored metadata inflates to ${bytes.length} bytes, not the ${m.inflated} recorded`);
       }
       take(s, bytes);
-      if (s.tee !== null) writeAll(s.tee, bytes, s.teeAt);
-      s.teeAt += bytes.length;
+      tee(s, bytes);
       return null;
     }
     case 'end': {

@@ -2,7 +2,9 @@ import { parseSha256 } from '../core/ids.js';
 import type { Clock } from '../core/clock.js';
 import { derivePackageMetadata } from '../rpm/package-metadata.js';
 import type { BlobStore } from '../store/blob-store.js';
+import { metadataKey } from '../store/package-metadata-store.js';
 import type { Store } from '../store/store.js';
+import type { EntryPack } from './entry-pack.js';
 
 /** Packages per createrepo_c run when deriving metadata. */
 const METADATA_RUN = 200;
@@ -13,7 +15,7 @@ const METADATA_RUN = 200;
  * Returns how many were derived.
  */
 export async function recordPackageMetadata(
-  deps: { store: Pick<Store, 'packageMetadata'>; blobs: BlobStore; clock: Clock },
+  deps: { store: Pick<Store, 'packageMetadata'>; blobs: BlobStore; clock: Clock; pack?: EntryPack },
   packages: readonly { sha256: string; name: string }[],
 ): Promise<number> {
   const missing = await deps.store.packageMetadata.missing(packages.map((p) => ({ sha256: p.sha256, file: p.name })));
@@ -23,6 +25,8 @@ export async function recordPackageMetadata(
       derivePackageMetadata(run.map((p, k) => ({ file: files[k]!, name: p.file, sha256: p.sha256 }))),
     );
     await deps.store.packageMetadata.put(entries, deps.clock.now());
+    // A cache: when it cannot be written, publishes read the database instead.
+    await deps.pack?.add(entries.map((e) => ({ key: metadataKey(e), gz: e.gz, text: e.text }))).catch(() => undefined);
   }
   return missing.length;
 }

@@ -13,10 +13,11 @@ import type { ReleaseStore } from '../store/release-store.js';
 import type { Store } from '../store/store.js';
 import { bootId, fsyncDir, syncTree, writeDurably } from '../store/durable.js';
 import { isTransientDbError } from '../store/rows.js';
+import { EntryPack, PACK_DIR } from './entry-pack.js';
 import { recordPackageMetadata } from './package-metadata-runs.js';
 import { syncMirrorTree } from './mirror-tree.js';
 import { treeListing, type TreeEntry } from './tree-listing.js';
-import { MetadataMissing, writeRepodata } from './repodata.js';
+import { MetadataMissing, PackReadFailed, writeRepodata } from './repodata.js';
 import { CACHE_DIR, LOG_DIR } from './repodata-cache.js';
 import { planRelease, type CandidatePackage, type RepoPackage } from './plan.js';
 
@@ -90,8 +91,17 @@ export class Publisher {
   /** Snapshots' package indexes for serving ("ARCH/FILE" → sha256), the few most recently used. */
   private readonly indexes = new Map<number, Map<string, string>>();
 
+  /** Entries this process derived, read by a publish before the database (entry-pack.ts). */
+  private readonly pack: EntryPack;
+
   constructor(private readonly deps: PublisherDeps) {
     preloadVerifier();
+    this.pack = new EntryPack(path.join(deps.reposDir, PACK_DIR));
+  }
+
+  /** Close the entry pack's files (the server is stopping). */
+  close(): Promise<void> {
+    return this.pack.close();
   }
 
   repoDir(name: string): string {
@@ -116,7 +126,7 @@ export class Publisher {
 
   /** Derive and store the repository metadata of packages that have none yet (package-metadata-runs.ts). */
   recordMetadata(packages: readonly { sha256: string; name: string }[]): Promise<number> {
-    return recordPackageMetadata(this.deps, packages);
+    return recordPackageMetadata({ ...this.deps, pack: this.pack }, packages);
   }
 
   /** Drive every release that is waiting to move on. Re-entrant calls coalesce into one more pass. */
@@ -294,10 +304,17 @@ export class Publisher {
           previous: current && path.join(current, arch),
           logDir: path.join(this.repoDir(repo.name), LOG_DIR, arch),
           fetch: (keys) => this.deps.store.packageMetadata.read(keys),
+          pack: this.pack,
           updateinfo: errata?.perArch(arch) ?? null,
           now,
         });
       const { repomd: xml } = await write().catch(async (err: unknown) => {
+        if (err instanceof PackReadFailed) {
+          // The pack is a cache: without it, the database has every entry.
+          this.deps.log.warn({ component: 'release', err: err.message }, 'entry pack dropped');
+          this.pack.drop();
+          return write();
+        }
         if (!(err instanceof MetadataMissing)) throw err;
         // Derive what is missing, once, and write again.
         await this.recordMetadata(plan.packages);

@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { METADATA_KINDS, metadataFooter, metadataHeader, type MetadataKind } from '../rpm/package-metadata.js';
 import type { PackageMetadataRecord } from '../store/records.js';
 import { type CacheIndex, PlainLogs, readCache, writeCacheEntries, writeCacheHead } from './repodata-cache.js';
+import type { EntryLocation, PackLease } from './entry-pack.js';
 import { type DigestSegment, type DigestStream, digestStream, openDigest } from './digest-pool.js';
 
 interface DataFile {
@@ -17,6 +18,9 @@ interface DataFile {
 
 /** Some package's stored entries were not found (recorded before they were derived): derive, then retry. */
 export class MetadataMissing extends Error {}
+
+/** A write that read the entry pack failed: drop the pack (a cache) and write again from the database. */
+export class PackReadFailed extends Error {}
 
 /** Worker lanes of each kind's [plain, packed] streams: on two workers, primary's plain text (the largest) beside
  * the other kinds' .xml.gz, primary's .xml.gz beside their plain text; on four, one lane each. */
@@ -39,7 +43,8 @@ const keyOf = (p: Key) => {
  * (header, one member per package, footer) with both digests computed in the same pass, updateinfo when there
  * are errata, and repomd.xml in createrepo_c's layout. Reads no package. Entries the previous snapshot had are
  * copied from its .xml.gz and hashed from the plain log in runs when its cache is valid (repodata-cache.ts);
- * the rest come from `fetch` (the database) and are appended to the log. Entry order is free in rpm-md: kept
+ * new entries this server derived come from its entry pack in runs (`pack`, entry-pack.ts), the rest from
+ * `fetch` (the database), and both are appended to the log. Entry order is free in rpm-md: kept
  * entries stay in their order, new ones follow.
  */
 export async function writeRepodata(o: {
@@ -51,10 +56,12 @@ export async function writeRepodata(o: {
   /** The repository's plain-log folder for this arch. */
   readonly logDir: string;
   readonly fetch: (keys: readonly Key[]) => AsyncIterable<readonly PackageMetadataRecord[]>;
+  /** Entries this server derived, read before the database (entry-pack.ts). */
+  readonly pack?: { lease(keys: readonly string[]): PackLease | null };
   readonly updateinfo: string | null;
   /** Seconds since the epoch: repomd's revision and timestamps. */
   readonly now: number;
-}): Promise<{ repomd: Buffer; reused: number; fetched: number }> {
+}): Promise<{ repomd: Buffer; reused: number; fetched: number; packed: number }> {
   const repodata = path.join(o.dir, 'repodata');
   const tmpOf = (kind: MetadataKind) => path.join(repodata, `.${kind}.tmp`);
   await mkdir(repodata, { recursive: true });
@@ -72,6 +79,17 @@ export async function writeRepodata(o: {
   const previousKeys = cache?.keys ?? [];
   for (let i = 0; i < previousKeys.length; i++) if (wanted.delete(previousKeys[i]!)) keptAt.push(i);
   const fresh = o.packages.filter((_, j) => wanted.has(wantedKeys[j]!));
+  // New entries the pack has are read from it, in its order (runs of entries derived together); the rest come
+  // from the database.
+  const lease = fresh.length > 0 ? (o.pack?.lease(fresh.map(keyOf)) ?? null) : null;
+  const inPack: { key: string; at: EntryLocation }[] = [];
+  const fromDb: Key[] = [];
+  for (const [i, p] of fresh.entries()) {
+    const at = lease?.found[i];
+    if (at) inPack.push({ key: keyOf(p), at });
+    else fromDb.push(p);
+  }
+  inPack.sort((a, b) => a.at[0]! - b.at[0]!);
   // A new log generation when there is none to reuse or less than half of it is still live.
   const live = METADATA_KINDS.reduce((sum, kind) => sum + keptAt.reduce((s, i) => s + cache!.len[kind][i]!, 0), 0);
   const total = old ? METADATA_KINDS.reduce((sum, kind) => sum + old!.size(kind), 0) : 0;
@@ -123,6 +141,26 @@ export async function writeRepodata(o: {
         plain[kind].push({ file: logs.file(kind), from: moved, to: moved + to - from });
       }
     }
+    // Entries from the pack, after the kept ones: members and text in runs of its files, the text also onto
+    // the log (from where it stands now: reserved here, written by the stream).
+    const teeAt = {} as Record<MetadataKind, number>;
+    for (const [k, kind] of METADATA_KINDS.entries()) {
+      teeAt[kind] = logs.size(kind);
+      if (!lease || inPack.length === 0) continue;
+      const [gzOut, atOut, lenOut] = [index.gz[kind], index.at[kind], index.len[kind]];
+      const files = lease.files[kind];
+      for (const [i, { at }] of inPack.entries()) {
+        const j = keptAt.length + i;
+        const [gzLen, textLen] = [at[k * 4 + 1]!, at[k * 4 + 3]!];
+        gzOut[j] = gzAt[kind];
+        gzAt[kind] += gzLen;
+        atOut[j] = logs.reserve(kind, textLen);
+        lenOut[j] = textLen;
+        extend(packed[kind], files.gz, at[k * 4]!, gzLen, false);
+        extend(plain[kind], files.text, at[k * 4 + 2]!, textLen, true);
+      }
+    }
+    index.keys.push(...inPack.map((e) => e.key));
     // Each kind's two streams open on the workers with what is on disk (their kept entries are hashed, and
     // copied, while the database is read); new entries are pushed to them as they come, as the stored gzip
     // members: the plain stream inflates them, hashes the text and writes it onto the log. Lanes spread the six
@@ -132,13 +170,13 @@ export async function writeRepodata(o: {
       streams[kind] = {
         packed: openDigest({ segments: packed[kind], out: tmpOf(kind) }, packedLane),
         plain: openDigest(
-          { segments: plain[kind], out: null, tee: { file: logs.file(kind), at: logs.size(kind) }, inflate: true },
+          { segments: plain[kind], out: null, tee: { file: logs.file(kind), at: teeAt[kind] }, inflate: true },
           plainLane,
         ),
       };
     }
-    let j = keptAt.length;
-    for await (const chunk of o.fetch(fresh)) {
+    let j = keptAt.length + inPack.length;
+    for await (const chunk of o.fetch(fromDb)) {
       if (j + chunk.length > n) break; // more than asked for: counted below
       index.keys.push(...chunk.map(keyOf));
       for (const kind of METADATA_KINDS) {
@@ -199,18 +237,30 @@ export async function writeRepodata(o: {
     }
     const xml = Buffer.from(repomdXml(data, o.now), 'utf8');
     await writeFile(path.join(repodata, 'repomd.xml'), xml, { mode: 0o644 });
-    return { repomd: xml, reused: keptAt.length, fetched: fresh.length };
+    return { repomd: xml, reused: keptAt.length, fetched: fromDb.length, packed: inPack.length };
+  } catch (err) {
+    if (inPack.length === 0 || err instanceof MetadataMissing) throw err;
+    throw new PackReadFailed(`writing from the entry pack: ${(err as Error).message}`, { cause: err });
   } finally {
     // Streams not ended (a failed read) are dropped; ended ones are closed already.
     for (const st of Object.values(streams)) {
       st.packed.cancel();
       st.plain.cancel();
     }
+    lease?.release();
     await logs.close();
     if (old && old !== logs) await old.close();
     // The generation in use and the previous snapshot's (a failed publish is retried against it) stay.
     await PlainLogs.prune(o.logDir, new Set([logs.gen, ...(cache ? [cache.gen] : [])]));
   }
+}
+
+/** Add [from, from + length) of `file` to a stream's segments, joining the last when it ends where this starts. */
+function extend(list: DigestSegment[], file: string, from: number, length: number, tee: boolean): void {
+  const last = list[list.length - 1];
+  if (last && 'file' in last && last.file === file && last.to === from)
+    list[list.length - 1] = { ...last, to: from + length };
+  else list.push({ file, from, to: from + length, tee });
 }
 
 /** [from, to) index ranges of `xs` where each next element `joins` the one before. */

@@ -23,6 +23,8 @@ export interface PackageMetadata {
   /** The length of each entry's text (what the member inflates to). */
   readonly size: Readonly<Record<MetadataKind, number>>;
   readonly gz: Readonly<Record<MetadataKind, Buffer>>;
+  /** The text each member inflates to (not stored: the server's entry pack keeps it, entry-pack.ts). */
+  readonly text: Readonly<Record<MetadataKind, Buffer>>;
 }
 
 /** The document around the package entries, as createrepo_c writes it. */
@@ -70,13 +72,15 @@ export async function derivePackageMetadata(
     return [...wanted].map(([sha256, file]) => {
       const gz = {} as Record<MetadataKind, Buffer>;
       const size = {} as Record<MetadataKind, number>;
+      const text = {} as Record<MetadataKind, Buffer>;
       for (const kind of METADATA_KINDS) {
         const entry = entries[kind].get(sha256);
         if (!entry) throw new LenixError('BLOB_CORRUPT', `${file} does not hash to ${sha256}: no metadata derived`);
         size[kind] = entry.length;
         gz[kind] = gzipSync(entry);
+        text[kind] = entry;
       }
-      return { sha256, file, size, gz };
+      return { sha256, file, size, gz, text };
     });
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -169,6 +169,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       clearInterval(collector);
       if (mirrorChecker) clearInterval(mirrorChecker);
       await services.releases.publisher.tick();
+      await services.releases.publisher.close();
       await watcher.stop();
       await app.close();
       await leader.stop();
