@@ -6,8 +6,11 @@ import { METADATA_KINDS, type MetadataKind } from '../rpm/package-metadata.js';
 /** The folder under the repositories' folder (repository names start with a letter or digit). */
 export const PACK_DIR = '.entries';
 
-/** A generation is retired, and a new one started, once its files hold this much. */
-const GENERATION_BYTES = 4 * 1024 ** 3;
+/**
+ * A generation is retired, and a new one started, once its files hold this much together (about 200,000
+ * packages of ~5 KB of metadata; its index in memory is then some 40 MB).
+ */
+const GENERATION_BYTES = 1024 ** 3;
 
 /** Where one entry's gzip member and text are in its generation's files: per kind [gzAt, gzLen, textAt, textLen]. */
 export type EntryLocation = Float64Array;
@@ -59,7 +62,7 @@ export class EntryPack {
   /** Append derived entries (those already in the pack are skipped). */
   async add(entries: readonly PackEntry[]): Promise<void> {
     let gen = await this.generation();
-    if (METADATA_KINDS.some((k) => gen.sizes[k].gz + gen.sizes[k].text > GENERATION_BYTES)) {
+    if (METADATA_KINDS.reduce((sum, k) => sum + gen.sizes[k].gz + gen.sizes[k].text, 0) > GENERATION_BYTES) {
       this.retire(gen);
       gen = await this.generation();
     }
