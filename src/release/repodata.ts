@@ -79,8 +79,12 @@ export async function writeRepodata(o: {
   const previousKeys = cache?.keys ?? [];
   for (let i = 0; i < previousKeys.length; i++) if (wanted.delete(previousKeys[i]!)) keptAt.push(i);
   const fresh = o.packages.filter((_, j) => wanted.has(wantedKeys[j]!));
+  // A new log generation when there is none to reuse or less than half of it is still live.
+  const live = METADATA_KINDS.reduce((sum, kind) => sum + keptAt.reduce((s, i) => s + cache!.len[kind][i]!, 0), 0);
+  const total = old ? METADATA_KINDS.reduce((sum, kind) => sum + old!.size(kind), 0) : 0;
+  const logs = old && live * 2 >= total ? old : await PlainLogs.open(o.logDir, PlainLogs.newGeneration());
   // New entries the pack has are read from it, in its order (runs of entries derived together); the rest come
-  // from the database.
+  // from the database. Held from here (nothing below awaits before the try that releases it).
   const lease = fresh.length > 0 ? (o.pack?.lease(fresh.map(keyOf)) ?? null) : null;
   const inPack: { key: string; at: EntryLocation }[] = [];
   const fromDb: Key[] = [];
@@ -90,10 +94,6 @@ export async function writeRepodata(o: {
     else fromDb.push(p);
   }
   inPack.sort((a, b) => a.at[0]! - b.at[0]!);
-  // A new log generation when there is none to reuse or less than half of it is still live.
-  const live = METADATA_KINDS.reduce((sum, kind) => sum + keptAt.reduce((s, i) => s + cache!.len[kind][i]!, 0), 0);
-  const total = old ? METADATA_KINDS.reduce((sum, kind) => sum + old!.size(kind), 0) : 0;
-  const logs = old && live * 2 >= total ? old : await PlainLogs.open(o.logDir, PlainLogs.newGeneration());
   const n = keptAt.length + fresh.length;
   const index = {
     keys: keptAt.map((i) => previousKeys[i]!),
