@@ -142,7 +142,8 @@ export class BuildStore {
         .updateTable('leases')
         .set({ ended_at: now, outcome: 'cancelled' })
         .where('ended_at', 'is', null)
-        .where('task_id', 'in', trx.selectFrom('tasks').select('id').where('build_id', '=', buildId))
+        // Only a task's current lease (`lease_id`) can be open: completing, giving back and expiry end a lease.
+        .where('id', 'in', trx.selectFrom('tasks').select('lease_id').where('build_id', '=', buildId))
         .execute();
       await trx
         .updateTable('builds')
