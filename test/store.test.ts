@@ -148,6 +148,32 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     assert.equal(t.leaseId, second.lease.id);
   });
 
+  test("cancelling a build ends its task's open lease; an ended one keeps its outcome", async () => {
+    const store = await fresh();
+    const { builds } = await seed(store);
+    const a = await agent(store, 'a');
+    const b = await agent(store, 'b');
+    const first = (await store.tasks.lease(a, 1000, clock.now()))!;
+    clock.advance(1001);
+    await store.tasks.reapExpired(clock.now());
+    const second = (await store.tasks.lease(b, 1000, clock.now()))!;
+    clock.advance(5);
+    await store.builds.cancel(builds[0]!.build.id, 'not wanted', clock.now());
+    const leases = await store.db
+      .selectFrom('leases')
+      .select(['id', 'ended_at', 'outcome'])
+      .where('id', 'in', [first.lease.id, second.lease.id])
+      .orderBy('id')
+      .execute();
+    assert.deepEqual(
+      leases.map((l) => [l.id, Number(l.ended_at), l.outcome]),
+      [
+        [first.lease.id, clock.now() - 5, 'expired'],
+        [second.lease.id, clock.now(), 'cancelled'],
+      ],
+    );
+  });
+
   test('a lease given back (its inputs not ready) requeues the task without counting the attempt', async () => {
     const store = await fresh();
     await seed(store);
