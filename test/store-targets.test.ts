@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sql } from 'kysely';
-import { migrateToLatest } from '../src/store/migrate.js';
+import { MIGRATION_NAMES, migrateToLatest } from '../src/store/migrate.js';
 import { rejectsWith, storeSuite } from './support/store-suite.js';
 
 /** Build targets, batches and imports (issue 14), on both dialects. */
@@ -148,7 +148,8 @@ storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
         other_xml, other_gz, created_at)
       values (${sha256}, 'e.rpm', ${bytes('<p>\u00ff</p>')}, ${bytes('P')}, ${bytes('<f/>')}, ${bytes('FF')},
         ${bytes('')}, ${bytes('OOO')}, 7)`.execute(store.db);
-    assert.deepEqual(await migrateToLatest(store.db, store.dialect), ['0019-metadata-gz-only']);
+    const applied = await migrateToLatest(store.db, store.dialect);
+    assert.deepEqual(applied, MIGRATION_NAMES.slice(MIGRATION_NAMES.indexOf('0019-metadata-gz-only')));
     const read = [];
     for await (const chunk of store.packageMetadata.read([{ sha256, file: 'e.rpm' }])) read.push(...chunk);
     assert.equal(read.length, 1);
