@@ -32,7 +32,10 @@ const { values: args } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1000,10000,50000' },
     corpus: { type: 'string', default: path.join(os.tmpdir(), 'lenix-bench-corpus') },
-    /** Write CPU profiles of the full (from the entry pack and from the database) and one-package publishes at the largest size here (node:inspector). */
+    /**
+     * Write CPU profiles here (node:inspector) of the publishes at the largest size: the full one (from the entry
+     * pack, and from the database) and the one-package one.
+     */
     profile: { type: 'string' },
   },
 });
