@@ -8,7 +8,12 @@
  * own (three requests a cycle). PostgreSQL then runs with two servers on the same database, the agents split
  * between them. The paced run leases on its own schedule, so its cycles are three requests.
  *
- *   npm run build && node dist/bench/scheduler.js [--tasks 10000] [--agents 100] [--only sqlite|postgres]
+ * Each server first runs `--warmup` cycles (default 2,000, untimed, three requests each) on tasks of their own,
+ * then the measured ones: a server runs for days, and on the 2-core VM the first ~2,000 cycles of a new process
+ * cost about twice what later ones do (its JIT and its first touches of memory). One SQLite row is measured
+ * cold, from the server's start, as the figures before 2026-12-02 were.
+ *
+ *   npm run build && node dist/bench/scheduler.js [--tasks 10000] [--agents 100] [--warmup 2000] [--only sqlite|postgres]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -36,17 +41,21 @@ const { values: args } = parseArgs({
     sources: { type: 'string', default: '20' },
     only: { type: 'string' },
     paced: { type: 'string', default: '200' },
+    warmup: { type: 'string', default: '2000' },
   },
 });
 const TASKS = Number(args.tasks);
 const AGENTS = Number(args.agents);
 const SOURCES = Number(args.sources);
 const PACED = Number(args.paced);
+const WARMUP = Number(args.warmup);
 
 interface Result {
   dialect: string;
   tasks: number;
   agents: number;
+  /** Cycles run before the measured ones (0: measured from the server's start). */
+  warmup: number;
   seedSeconds: number;
   seconds: number;
   perSecond: number;
@@ -70,15 +79,15 @@ function stats(xs: number[]): Stats {
   return { p50: q(0.5), p99: q(0.99), max: s[s.length - 1] ?? 0 };
 }
 
-async function seed(cfg: DatabaseConfig): Promise<{ tokens: string[]; seconds: number }> {
+async function seed(cfg: DatabaseConfig, tasks: number): Promise<{ tokens: string[]; seconds: number }> {
   const t0 = performance.now();
   const { db, dialect } = openDatabase(cfg);
   await migrateToLatest(db, dialect);
   const store = new Store(db, dialect);
   const now = Date.now();
-  const perSource = Math.ceil(TASKS / SOURCES);
+  const perSource = Math.ceil(tasks / SOURCES);
   let made = 0;
-  for (let s = 0; s < SOURCES && made < TASKS; s++) {
+  for (let s = 0; s < SOURCES && made < tasks; s++) {
     const source = await store.sources.add(
       { name: `bench-${s}`, url: `/srv/bench-${s}`, branch: 'main', watch: false },
       now,
@@ -88,7 +97,7 @@ async function seed(cfg: DatabaseConfig): Promise<{ tokens: string[]; seconds: n
       { sha: s.toString(16).padStart(40, '0'), tree: 'f'.repeat(40), committedAt: 1, subject: 'bench' },
       now,
     );
-    for (let i = 0; i < perSource && made < TASKS; i++, made++) {
+    for (let i = 0; i < perSource && made < tasks; i++, made++) {
       await store.builds.create(
         {
           sourceId: source.id,
@@ -142,9 +151,10 @@ async function drive(
   tokens: string[],
   label: string,
   servers: readonly ChildProcess[],
-  o: { pace?: { perSecond: number; cycles: number }; separate?: boolean } = {},
+  o: { pace?: { perSecond: number; cycles: number }; separate?: boolean; warmup?: number } = {},
 ): Promise<Result> {
   const { pace } = o;
+  const warmup = o.warmup ?? 0;
   // As agents run (kit/run-agent.ts), each completion asks for the agent's next task; paced cycles, and the
   // `separate` runs, lease on their own instead: three requests a cycle.
   const combined = !pace && !o.separate;
@@ -155,8 +165,34 @@ async function drive(
   let done = 0;
   let started = 0;
   const serverCpu = () => servers.reduce((sum, p) => sum + processCpu(p.pid!).own * 1000, 0);
-  const cpu0 = { server: serverCpu(), client: process.cpuUsage() };
-  const t0 = performance.now();
+  let cpu0 = { server: serverCpu(), client: process.cpuUsage() };
+  let t0 = performance.now();
+  // Warm-up: `warmup` cycles between the agents, three requests each, nothing recorded; the clock and the CPU
+  // counts start when the last agent has finished its part.
+  let warmStarted = 0;
+  let waiting = tokens.length;
+  let warmed = (): void => undefined;
+  const allWarm = new Promise<void>((resolve) => {
+    warmed = resolve;
+  });
+  const warm = async (api: ApiClient, agentId: number) => {
+    while (warmStarted < warmup) {
+      warmStarted++;
+      const got = await api.json<LeaseAnswer | null>('POST', '/api/v1/agent/lease', { agentId, waitMs: 0 });
+      if (!got) throw new Error(`${label}: the queue ran dry during the warm-up`);
+      const { id, fencingToken } = got.lease;
+      await api.json('POST', `/api/v1/agent/leases/${id}/heartbeat`, { fencingToken });
+      await api.json('POST', `/api/v1/agent/leases/${id}/complete`, {
+        fencingToken,
+        outcome: { kind: 'failure', code: 'BUILD_FAILED', reason: 'benchmark' },
+      });
+    }
+    if (--waiting === 0) {
+      [t0, cpu0] = [performance.now(), { server: serverCpu(), client: process.cpuUsage() }];
+      warmed();
+    }
+    await allWarm;
+  };
   await Promise.all(
     tokens.map(async (token, i) => {
       const all = typeof bases === 'string' ? [bases] : bases;
@@ -166,6 +202,7 @@ async function drive(
         role: 'build',
         arches: ['x86_64', 'noarch', 'src'],
       });
+      if (warmup > 0) await warm(api, reg.agentId);
       const every = pace ? (tokens.length / pace.perSecond) * 1000 : 0;
       let next = t0 + (every * i) / tokens.length;
       let brought: LeaseAnswer | null | undefined;
@@ -216,6 +253,7 @@ async function drive(
     dialect: pace ? `${label}, paced at ${pace.perSecond}/s` : label,
     tasks: TASKS,
     agents: tokens.length,
+    warmup,
     seedSeconds: 0,
     seconds,
     perSecond: done / seconds,
@@ -230,7 +268,7 @@ async function drive(
 
 async function runOne(
   dialect: 'sqlite' | 'postgres',
-  o: { pace?: { perSecond: number; cycles: number }; separate?: boolean } = {},
+  o: { pace?: { perSecond: number; cycles: number }; separate?: boolean; cold?: boolean } = {},
   servers = 1,
 ): Promise<Result> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-'));
@@ -238,7 +276,8 @@ async function runOne(
   try {
     const dbUrl = pg ? await pg.newDatabase('bench') : path.join(dir, 'lenix.db');
     const cfg: DatabaseConfig = pg ? { dialect: 'postgres', url: dbUrl } : { dialect: 'sqlite', file: dbUrl };
-    const { tokens, seconds: seedSeconds } = await seed(cfg);
+    const warmup = o.cold ? 0 : WARMUP;
+    const { tokens, seconds: seedSeconds } = await seed(cfg, TASKS + warmup);
     const prof = process.env['LENIX_BENCH_PROFILE']
       ? ['--cpu-prof', '--cpu-prof-dir', process.env['LENIX_BENCH_PROFILE']]
       : [];
@@ -256,8 +295,8 @@ async function runOne(
         );
         urls.push(`http://127.0.0.1:${port}`);
       }
-      const label = `${dialect}${servers > 1 ? `, ${servers} servers` : ''}${o.separate ? ', three requests a cycle' : ''}`;
-      return { ...(await drive(urls, tokens, label, procs, o)), seedSeconds };
+      const label = `${dialect}${servers > 1 ? `, ${servers} servers` : ''}${o.separate ? ', three requests a cycle' : ''}${o.cold ? ', cold (from the start)' : ''}`;
+      return { ...(await drive(urls, tokens, label, procs, { ...o, warmup })), seedSeconds };
     } finally {
       for (const p of procs) {
         p.kill('SIGTERM');
@@ -275,13 +314,14 @@ async function runFloor(): Promise<Result> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-bench-floor-'));
   try {
     const port = await freePort();
-    const server = await serve([FLOOR, path.join(dir, 'floor.db'), String(port), String(TASKS)]);
+    const server = await serve([FLOOR, path.join(dir, 'floor.db'), String(port), String(TASKS + WARMUP)]);
     try {
       return await drive(
         `http://127.0.0.1:${port}`,
         Array.from({ length: AGENTS }, () => 'x'),
         'floor (HTTP + SQLite only)',
         [server],
+        { warmup: WARMUP },
       );
     } finally {
       server.kill('SIGTERM');
@@ -298,6 +338,7 @@ for (const d of ['sqlite', 'postgres'] as const) {
   if (args.only && args.only !== d) continue;
   process.stderr.write(`running ${d}: ${TASKS} tasks, ${AGENTS} agents…\n`);
   results.push(await runOne(d));
+  if (d === 'sqlite') results.push(await runOne(d, { cold: true })); // as measured before 2026-12-02
   // The same agents leasing with a request of its own each cycle, as before completions brought the next task.
   results.push(await runOne(d, { separate: true }));
   if (d === 'postgres') results.push(await runOne(d, {}, 2)); // the same agents over two servers
