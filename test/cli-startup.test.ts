@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, utimes } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -72,6 +72,57 @@ test('lenix verify runs from the one-file bundle when it is fresh, and from the 
   }
 });
 
+/** Run `node --require HOOK BIN ARGS`: the hook prints every module the process requires (bundled code too). */
+async function requiresOf(args: string[]): Promise<{ code: number; stderr: string; required: Set<string> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-requires-'));
+  try {
+    const hook = path.join(dir, 'hook.cjs');
+    await writeFile(
+      hook,
+      "const M = require('node:module'); const load = M._load; M._load = function (r, ...rest) { process.stderr.write(`require: ${r}\\n`); return load.call(this, r, ...rest); };\n",
+    );
+    const r = await promisify(execFile)(process.execPath, ['--require', hook, BIN, ...args], {
+      env: { ...process.env, HOME: dir, LENIX_CONFIG: path.join(dir, 'none.json') },
+    }).then(
+      (ok) => ({ code: 0, stderr: ok.stderr }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    const required = new Set([...r.stderr.matchAll(/^require: (?:node:)?(.+)$/gm)].map((m) => m[1]!));
+    return { ...r, required };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('an offline lenix verify runs without commander; other arguments get the whole command', async () => {
+  const { ed25519Signer } = await import('../src/ledger/note.js');
+  const logKey = ed25519Signer('lenix.local/ledger', new Uint8Array(32).fill(7)).verifierKey;
+  // The offline path proper: it gets as far as reading the package, and commander (which requires
+  // child_process, as the hook sees below) never loads.
+  const offline = await requiresOf([
+    'verify',
+    '/nonexistent.rpm',
+    '--bundle',
+    '/nonexistent.proof',
+    '--log-key',
+    logKey,
+  ]);
+  assert.equal(offline.code, 4, offline.stderr);
+  assert.match(offline.stderr, /^lenix: NOT_FOUND: cannot read \/nonexistent\.rpm$/m);
+  assert.ok(offline.required.has('crypto'), 'the hook sees what the bundle requires');
+  assert.ok(!offline.required.has('child_process'), 'commander is not loaded');
+  // Anything else goes through commander, which says what is wrong with the arguments as it always has.
+  for (const args of [
+    ['verify', '/nonexistent.rpm', '--bundle', '/nonexistent.proof', '--log-key', logKey, '--bogus'],
+    ['verify', '/nonexistent.rpm', '--bundle'],
+    ['verify', '/a.rpm', '/b.rpm', '--bundle', '/nonexistent.proof'],
+  ]) {
+    const r = await requiresOf(args);
+    assert.ok(r.required.has('child_process'), `${args.join(' ')}: commander`);
+    assert.notEqual(r.code, 0, r.stderr);
+  }
+});
+
 /** The packages a module loads when it is imported: its static imports, followed through src (not `import type`). */
 async function packagesLoaded(entry: string): Promise<Set<string>> {
   const seen = new Set<string>();
@@ -93,7 +144,9 @@ async function packagesLoaded(entry: string): Promise<Set<string>> {
 
 test("the client commands start without the server's libraries (zod, Fastify, Kysely, SQLite, PostgreSQL)", async () => {
   const src = path.join(path.dirname(BIN), '..', 'src', 'cli');
-  for (const module of ['build-commands.ts', 'verify.ts', 'verify-main.ts']) {
+  // The verifier's entry point loads no library at all (commander only when the arguments need it, lazily).
+  assert.deepEqual([...(await packagesLoaded(path.join(src, 'verify-main.ts')))], []);
+  for (const module of ['build-commands.ts', 'verify.ts']) {
     const loaded = await packagesLoaded(path.join(src, module));
     assert.deepEqual(
       [...loaded].filter((p) => p !== 'commander'),

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { LenixError } from '../core/errors.js';
+import { reportFailure } from './fail.js';
 import { LENIX_VERSION } from '../core/version.js';
 
 /** Adds a command (or a group) to the program; `state.code` is the exit code an action asks for. */
@@ -32,11 +32,6 @@ export async function runProgram(
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : 2;
     }
-    if (err instanceof LenixError) {
-      process.stderr.write(`lenix: ${err.code}: ${err.message}\n`);
-      return err.exitCode;
-    }
-    process.stderr.write(`lenix: INTERNAL: ${(err as Error).message}\n`);
-    return 7;
+    return reportFailure(err);
   }
 }

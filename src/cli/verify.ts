@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { sha256File } from '../store/durable.js';
 import type { ChainLink, ProofBundle, VerifiedChain, verifyChain as VerifyChainFn } from '../attest/verify-chain.js';
 import { LenixError } from '../core/errors.js';
+import type { LenixClient } from '../client/lenix.js';
 import { apiClientFor } from './config.js';
 import { checkpointSize, lastSeen, remember } from './ledger-state.js';
 import { pins } from './pins.js';
@@ -41,17 +42,7 @@ export function addVerifyCommand(p: Command, state: { code: number }): void {
     .action(
       async (
         targets: string[],
-        o: {
-          bundle?: string;
-          logKey?: string[];
-          witnessKey?: string[];
-          pqKey?: string;
-          sbom?: string;
-          installed?: boolean;
-          root?: string;
-          proofs?: string;
-          json?: boolean;
-        },
+        o: VerifyOptions & { installed?: boolean; root?: string; proofs?: string },
         cmd: Command,
       ) => {
         if (o.installed) {
@@ -67,77 +58,99 @@ export function addVerifyCommand(p: Command, state: { code: number }): void {
           return;
         }
         if (o.root || o.proofs) throw new LenixError('BAD_REQUEST', '--root and --proofs go with --installed');
-        if (targets.length > 1) throw new LenixError('BAD_REQUEST', 'give one target (or --installed NAME...)');
-        const target = targets[0];
-        if (o.sbom && target) throw new LenixError('BAD_REQUEST', 'give either a target or --sbom FILE');
-        if (!o.sbom && !target)
-          throw new LenixError('BAD_REQUEST', 'give an RPM file, a sha256, build:ID, --sbom FILE or --installed');
-        const { logKeys, logKey, pq, witnesses } = await pins(o);
-        const { verifyChain } = await import('../attest/verify-chain.js');
-        let digest: string;
-        let query: string;
-        if (o.sbom) {
-          digest = await sha256File(o.sbom).catch(() => {
-            throw new LenixError('NOT_FOUND', `cannot read ${o.sbom}`);
-          });
-          query = `sha256=${digest}`;
-        } else if (target === undefined) {
-          throw new LenixError('BAD_REQUEST', 'nothing to verify');
-        } else if (/^build:\d+$/.test(target)) {
-          digest = '';
-          query = `build=${target.slice(6)}`;
-        } else if (/^[0-9a-f]{64}$/.test(target)) {
-          digest = target;
-          query = `sha256=${digest}`;
-        } else {
-          digest = await sha256File(target).catch(() => {
-            throw new LenixError('NOT_FOUND', `cannot read ${target}`);
-          });
-          query = `sha256=${digest}`;
-        }
-        let bundle: ProofBundle;
-        // Online: whether the artifact's bytes are still kept (retention may have pruned them; the proof stands).
-        let pruned: { name: string; prunedAt: string } | null = null;
-        let previous: { size: number; root: Uint8Array; proof: readonly string[] } | undefined;
-        const seen = await lastSeen(logKey);
-        if (o.bundle) bundle = JSON.parse(await readFile(o.bundle, 'utf8')) as ProofBundle;
-        else {
-          const api = await apiClientFor(cmd);
-          bundle = await api.ledger.lookup(query);
-          if (digest && !o.sbom) {
-            const meta = await api.artifactMeta(digest).catch(() => null);
-            if (meta?.prunedAt) pruned = { name: meta.name, prunedAt: meta.prunedAt };
-          }
-          // A client that verified an earlier checkpoint asks for a consistency proof: a log that rewrote its
-          // history (a fork) cannot produce one.
-          const size = await checkpointSize(bundle.checkpoint);
-          if (seen && seen.size <= size) {
-            const { proof } = await api.ledger.consistency(seen.size, size);
-            previous = { size: seen.size, root: new Uint8Array(Buffer.from(seen.root, 'hex')), proof };
-          } else if (seen && seen.size > size) {
-            throw new LenixError(
-              'SIGNATURE_INVALID',
-              `checkpoint: the log shows ${size} entries, fewer than the ${seen.size} seen before (rolled back)`,
-            );
-          }
-        }
-        const opts = {
-          ...(previous ? { previous } : {}),
-          ...(pq ? { pq } : {}),
-          ...(witnesses ? { witnesses } : {}),
-        };
-        const require: ChainLink['stage'][] = o.sbom ? ['sbom'] : ['sign', 'build', 'source'];
-        const chain = digest
-          ? verifyChain(bundle, logKeys, digest, { require, ...opts })
-          : verifyBuild(verifyChain, bundle, logKeys, opts);
-        await remember(logKey, chain.treeSize, bundle.checkpoint);
-        if (o.json) return printJson(pruned ? { ...chain, artifact: { ...pruned, bytes: 'pruned' } } : chain);
-        printChain(chain);
-        if (pruned)
-          process.stdout.write(
-            `  bytes    artifact pruned: ${pruned.name} was removed by the retention policy on ${pruned.prunedAt}; its provenance above stays in the ledger\n`,
-          );
+        await verifyOne(targets, o, () => apiClientFor(cmd));
       },
+    );
+}
+
+/** The options of `lenix verify` for one target (or --sbom). */
+export interface VerifyOptions {
+  readonly bundle?: string;
+  readonly logKey?: string[];
+  readonly witnessKey?: string[];
+  readonly pqKey?: string;
+  readonly sbom?: string;
+  readonly json?: boolean;
+}
+
+/**
+ * Verify one RPM file, sha256 or build:ID (or `--sbom FILE`) and print the chain: from its proof bundle, or from
+ * the server `client` reaches (asked only when there is no bundle). Throws a LenixError when it does not verify.
+ */
+export async function verifyOne(
+  targets: readonly string[],
+  o: VerifyOptions,
+  client: () => Promise<LenixClient>,
+): Promise<void> {
+  if (targets.length > 1) throw new LenixError('BAD_REQUEST', 'give one target (or --installed NAME...)');
+  const target = targets[0];
+  if (o.sbom && target) throw new LenixError('BAD_REQUEST', 'give either a target or --sbom FILE');
+  if (!o.sbom && !target)
+    throw new LenixError('BAD_REQUEST', 'give an RPM file, a sha256, build:ID, --sbom FILE or --installed');
+  const { logKeys, logKey, pq, witnesses } = await pins(o);
+  const { verifyChain } = await import('../attest/verify-chain.js');
+  let digest: string;
+  let query: string;
+  if (o.sbom) {
+    digest = await sha256File(o.sbom).catch(() => {
+      throw new LenixError('NOT_FOUND', `cannot read ${o.sbom}`);
+    });
+    query = `sha256=${digest}`;
+  } else if (target === undefined) {
+    throw new LenixError('BAD_REQUEST', 'nothing to verify');
+  } else if (/^build:\d+$/.test(target)) {
+    digest = '';
+    query = `build=${target.slice(6)}`;
+  } else if (/^[0-9a-f]{64}$/.test(target)) {
+    digest = target;
+    query = `sha256=${digest}`;
+  } else {
+    digest = await sha256File(target).catch(() => {
+      throw new LenixError('NOT_FOUND', `cannot read ${target}`);
+    });
+    query = `sha256=${digest}`;
+  }
+  let bundle: ProofBundle;
+  // Online: whether the artifact's bytes are still kept (retention may have pruned them; the proof stands).
+  let pruned: { name: string; prunedAt: string } | null = null;
+  let previous: { size: number; root: Uint8Array; proof: readonly string[] } | undefined;
+  const seen = await lastSeen(logKey);
+  if (o.bundle) bundle = JSON.parse(await readFile(o.bundle, 'utf8')) as ProofBundle;
+  else {
+    const api = await client();
+    bundle = await api.ledger.lookup(query);
+    if (digest && !o.sbom) {
+      const meta = await api.artifactMeta(digest).catch(() => null);
+      if (meta?.prunedAt) pruned = { name: meta.name, prunedAt: meta.prunedAt };
+    }
+    // A client that verified an earlier checkpoint asks for a consistency proof: a log that rewrote its
+    // history (a fork) cannot produce one.
+    const size = await checkpointSize(bundle.checkpoint);
+    if (seen && seen.size <= size) {
+      const { proof } = await api.ledger.consistency(seen.size, size);
+      previous = { size: seen.size, root: new Uint8Array(Buffer.from(seen.root, 'hex')), proof };
+    } else if (seen && seen.size > size) {
+      throw new LenixError(
+        'SIGNATURE_INVALID',
+        `checkpoint: the log shows ${size} entries, fewer than the ${seen.size} seen before (rolled back)`,
+      );
+    }
+  }
+  const opts = {
+    ...(previous ? { previous } : {}),
+    ...(pq ? { pq } : {}),
+    ...(witnesses ? { witnesses } : {}),
+  };
+  const require: ChainLink['stage'][] = o.sbom ? ['sbom'] : ['sign', 'build', 'source'];
+  const chain = digest
+    ? verifyChain(bundle, logKeys, digest, { require, ...opts })
+    : verifyBuild(verifyChain, bundle, logKeys, opts);
+  await remember(logKey, chain.treeSize, bundle.checkpoint);
+  if (o.json) return printJson(pruned ? { ...chain, artifact: { ...pruned, bytes: 'pruned' } } : chain);
+  printChain(chain);
+  if (pruned)
+    process.stdout.write(
+      `  bytes    artifact pruned: ${pruned.name} was removed by the retention policy on ${pruned.prunedAt}; its provenance above stays in the ledger\n`,
     );
 }
 
