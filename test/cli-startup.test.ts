@@ -26,10 +26,11 @@ test('every top-level command is in the lazy-loading table, and its module alone
   }
 });
 
-/** `lenix verify` with no target: a usage error, and NODE_DEBUG=module says which files the CLI loaded. */
-async function verifyWithoutTarget(bin: string): Promise<{ code: number; stderr: string }> {
+/** Run `node BIN ARGS` with NODE_DEBUG=module, which says which files the CLI loaded. */
+async function withModuleDebug(bin: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  const env = { ...process.env, NODE_DEBUG: 'module', LENIX_SERVER: 'http://127.0.0.1:9', LENIX_TOKEN: 'x' };
   try {
-    await promisify(execFile)(process.execPath, [bin, 'verify'], { env: { ...process.env, NODE_DEBUG: 'module' } });
+    await promisify(execFile)(process.execPath, [bin, ...args], { env });
     return { code: 0, stderr: '' };
   } catch (err) {
     const e = err as { code: number; stderr: string };
@@ -37,18 +38,49 @@ async function verifyWithoutTarget(bin: string): Promise<{ code: number; stderr:
   }
 }
 
-test('lenix verify runs from the one-file bundle when it is fresh, and from the whole CLI when it is stale', async () => {
+/** Each bundle, a command it runs, and what that command says with no server (or no target) to work with. */
+const BUNDLED = [
+  { file: 'lenix-verify.cjs', args: ['verify'], says: /lenix: BAD_REQUEST: give an RPM file/, code: 2 },
+  {
+    file: 'lenix-client.cjs',
+    args: ['builds'],
+    says: /lenix: UNAVAILABLE: cannot reach http:\/\/127\.0\.0\.1:9/,
+    code: 7,
+  },
+];
+
+test('bundled commands run from their one-file bundle when it is fresh, and from the whole CLI when it is stale', async () => {
   const dist = path.join(path.dirname(BIN), '..', 'dist');
-  const fresh = await verifyWithoutTarget(BIN);
-  assert.equal(fresh.code, 2, fresh.stderr);
-  assert.match(fresh.stderr, /lenix: BAD_REQUEST: give an RPM file/);
-  assert.match(fresh.stderr, /load "[^"]*\/dist\/lenix-verify\.cjs"/, 'the bundle ran');
-  // Its help is the whole CLI's for the command.
+  // The table names, for each bundle, exactly the commands the CLI's own table gives the same module.
+  const { commands } = JSON.parse(await readFile(path.join(dist, 'lenix-bundles.json'), 'utf8')) as {
+    commands: Record<string, { bundle: string; source: string }>;
+  };
+  for (const [like, file] of [
+    ['verify', 'lenix-verify.cjs'],
+    ['builds', 'lenix-client.cjs'],
+  ] as const) {
+    const same = Object.keys(COMMAND_MODULES).filter((n) => COMMAND_MODULES[n] === COMMAND_MODULES[like]);
+    const listed = Object.keys(commands).filter((n) => commands[n]!.bundle === file);
+    assert.deepEqual(listed.sort(), same.sort(), `${file}: its commands`);
+  }
+  for (const b of BUNDLED) {
+    const fresh = await withModuleDebug(BIN, b.args);
+    assert.equal(fresh.code, b.code, fresh.stderr);
+    assert.match(fresh.stderr, b.says);
+    assert.match(fresh.stderr, new RegExp(`load "[^"]*/dist/${b.file.replace('.', '\\.')}"`), `${b.file} ran`);
+    // Global options before the command do not keep it from its bundle.
+    const global = await withModuleDebug(BIN, ['--server', 'http://127.0.0.1:9', ...b.args]);
+    assert.match(global.stderr, new RegExp(`/dist/${b.file.replace('.', '\\.')}`), `${b.file} after --server`);
+  }
+  // Help is the whole CLI's for the command.
   const help = await lenix(['verify', '--help'], {});
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /--bundle <file>/);
+  const buildsHelp = await lenix(['builds', '--help'], {});
+  assert.equal(buildsHelp.code, 0, buildsHelp.stderr);
+  assert.match(buildsHelp.stdout, /Usage: lenix builds/);
 
-  // The same files with a bundle older than the compiled code (a tsc run since the last bundling).
+  // The same files with bundles older than the compiled code (a tsc run since the last bundling).
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lenix-stale-'));
   try {
     await mkdir(path.join(dir, 'bin'));
@@ -56,17 +88,20 @@ test('lenix verify runs from the one-file bundle when it is fresh, and from the 
     for (const f of ['lenix.js', 'package.json'])
       await copyFile(path.join(path.dirname(BIN), f), path.join(dir, 'bin', f));
     await symlink(path.join(dist, 'src'), path.join(dir, 'dist', 'src'));
-    const old = path.join(dir, 'dist', 'lenix-verify.cjs');
-    await copyFile(path.join(dist, 'lenix-verify.cjs'), old);
-    await utimes(old, new Date(0), new Date(0));
-    const stale = await verifyWithoutTarget(path.join(dir, 'bin', 'lenix.js'));
-    assert.equal(stale.code, 2, stale.stderr);
-    assert.match(stale.stderr, /lenix: BAD_REQUEST: give an RPM file/);
-    assert.doesNotMatch(stale.stderr, /lenix-verify\.cjs/, 'a stale bundle is not run');
-    // The bundle alone, away from the project (no node_modules): the verifier runs on its own.
-    const alone = await verifyWithoutTarget(old);
-    assert.equal(alone.code, 2, alone.stderr);
-    assert.match(alone.stderr, /lenix: BAD_REQUEST: give an RPM file/);
+    await copyFile(path.join(dist, 'lenix-bundles.json'), path.join(dir, 'dist', 'lenix-bundles.json'));
+    for (const b of BUNDLED) {
+      const old = path.join(dir, 'dist', b.file);
+      await copyFile(path.join(dist, b.file), old);
+      await utimes(old, new Date(0), new Date(0));
+      const stale = await withModuleDebug(path.join(dir, 'bin', 'lenix.js'), b.args);
+      assert.equal(stale.code, b.code, stale.stderr);
+      assert.match(stale.stderr, b.says);
+      assert.doesNotMatch(stale.stderr, new RegExp(b.file.replace('.', '\\.')), `a stale ${b.file} is not run`);
+      // The bundle alone, away from the project (no node_modules): the command runs on its own.
+      const alone = await withModuleDebug(old, b.args);
+      assert.equal(alone.code, b.code, alone.stderr);
+      assert.match(alone.stderr, b.says);
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -146,7 +181,7 @@ test("the client commands start without the server's libraries (zod, Fastify, Ky
   const src = path.join(path.dirname(BIN), '..', 'src', 'cli');
   // The verifier's entry point loads no library at all (commander only when the arguments need it, lazily).
   assert.deepEqual([...(await packagesLoaded(path.join(src, 'verify-main.ts')))], []);
-  for (const module of ['build-commands.ts', 'verify.ts']) {
+  for (const module of ['build-commands.ts', 'verify.ts', 'client-main.ts']) {
     const loaded = await packagesLoaded(path.join(src, module));
     assert.deepEqual(
       [...loaded].filter((p) => p !== 'commander'),

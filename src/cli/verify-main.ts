@@ -5,7 +5,7 @@ import { verifyOne, type VerifyOptions } from './verify.js';
 
 /**
  * `lenix verify` on its own: the entry point of dist/lenix-verify.cjs, the verifier bundled into one CommonJS
- * file with its libraries (scripts/bundle-verifier.mjs). bin/lenix.js runs `lenix verify …` from it, as it
+ * file with its libraries (scripts/bundle-cli.mjs). bin/lenix.js runs `lenix verify …` from it, as it
  * starts faster than the whole CLI's modules (docs/benchmarks.md), and an auditor can copy that one file to a
  * machine with nothing but Node: `node lenix-verify.cjs verify PKG.rpm --bundle PKG.rpm.proof --log-key KEY`.
  *
