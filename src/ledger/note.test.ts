@@ -3,7 +3,7 @@ import { createHash, createPublicKey, verify } from 'node:crypto';
 import { test } from 'node:test';
 import { formatCheckpoint, parseCheckpoint } from './checkpoint.js';
 import { EMPTY_ROOT } from './merkle.js';
-import { ed25519Signer, openNote, parseSignerKey, parseVerifierKey, signNote } from './note.js';
+import { ed25519Signer, ed25519Verify, openNote, parseSignerKey, parseVerifierKey, signNote } from './note.js';
 
 // The example of the reference implementation (golang.org/x/mod/sumdb/note), used as data.
 const VKEY = 'PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW';
@@ -79,6 +79,24 @@ test('notes this code signs verify with an independent reading of the spec, and 
     { code: 'SIGNATURE_INVALID' },
     'a note signed by another key',
   );
+});
+
+test('a key checked once does not vouch for another: key objects are kept by the key bytes', () => {
+  const a = ed25519Signer('lenix.local/ledger', new Uint8Array(32).fill(1));
+  const b = ed25519Signer('lenix.local/ledger', new Uint8Array(32).fill(2));
+  const message = new TextEncoder().encode('checkpoint\n');
+  const byA = a.sign(message);
+  const keyA = parseVerifierKey(a.verifierKey);
+  const keyB = parseVerifierKey(b.verifierKey);
+  for (let round = 0; round < 2; round++) {
+    assert.equal(ed25519Verify(keyA, message, byA), true, `round ${round}: A's signature, A's key`);
+    assert.equal(ed25519Verify(keyB, message, byA), false, `round ${round}: A's signature, B's key`);
+  }
+  // The same bytes in a buffer whose contents then change: the check follows the bytes, not the buffer.
+  const mutable = { ...keyA, publicKey: new Uint8Array(keyA.publicKey) };
+  assert.equal(ed25519Verify(mutable, message, byA), true);
+  mutable.publicKey.set(keyB.publicKey);
+  assert.equal(ed25519Verify(mutable, message, byA), false);
 });
 
 test('malformed keys and notes fail closed', () => {

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify } from 'node:crypto';
+import { type KeyObject, createPrivateKey, createPublicKey, sign as edSign, verify as edVerify } from 'node:crypto';
 import { LenixError } from '../core/errors.js';
 import { parseCheckpoint } from './checkpoint.js';
 import { ED25519_SIG_SIZE, decodeTimestamped, ed25519CosignedMessage, encodeTimestamped } from './cosignature.js';
@@ -150,9 +150,22 @@ export function parseSignerKey(text: string): ReturnType<typeof ed25519Signer> {
   return s;
 }
 
+/**
+ * Key objects of the Ed25519 keys checked lately, by the raw key's bytes: a proof bundle's statements and its
+ * checkpoint are all checked with the same one or two keys.
+ */
+const publicKeys = new Map<string, KeyObject>();
+
 export function ed25519Verify(key: VerifierKey, message: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== 64 || key.publicKey.length !== 32) return false;
-  const pub = createPublicKey({ key: Buffer.concat([SPKI_ED25519, key.publicKey]), format: 'der', type: 'spki' });
+  const raw = Buffer.from(key.publicKey.buffer, key.publicKey.byteOffset, key.publicKey.byteLength);
+  const id = raw.toString('base64');
+  let pub = publicKeys.get(id);
+  if (!pub) {
+    pub = createPublicKey({ key: Buffer.concat([SPKI_ED25519, raw]), format: 'der', type: 'spki' });
+    if (publicKeys.size >= 64) publicKeys.clear();
+    publicKeys.set(id, pub);
+  }
   return edVerify(null, message, pub, signature);
 }
 
