@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { LenixError } from '../core/errors.js';
 import { reportFailure } from './fail.js';
-import { verifyOne, type VerifyOptions } from './verify.js';
+import { addVerifyCommand, verifyOne, type VerifyOptions } from './verify.js';
 
 /**
  * `lenix verify` on its own: the entry point of dist/lenix-verify.cjs, the verifier bundled into one CommonJS
@@ -25,10 +25,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return reportFailure(err);
     }
   }
-  const [{ baseProgram, runProgram }, { addVerifyCommand }] = await Promise.all([
-    import('./run.js'),
-    import('./verify.js'),
-  ]);
+  // commander comes with run.js, loaded only here (verify.ts imports only its types).
+  const { baseProgram, runProgram } = await import('./run.js');
   return runProgram(argv, (state) => {
     const p = baseProgram();
     addVerifyCommand(p, state);
