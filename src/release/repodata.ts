@@ -200,12 +200,14 @@ export async function writeRepodata(o: {
       throw new MetadataMissing(`${n - j} of ${o.packages.length} packages have no stored metadata`);
     for (const kind of METADATA_KINDS) index.gz[kind][n] = gzAt[kind];
     // The streams' ends, side by side; the cache's entries meanwhile.
-    const [digests] = await Promise.all([
-      Promise.all(
+    // Every end is waited for, failed or not, before this returns or throws: a caller that writes again into
+    // the same folder (the publisher after PackReadFailed) must not meet a rename or cache write of this one.
+    const [digests] = await settleAll([
+      settleAll(
         METADATA_KINDS.map(async (kind) => {
           const footer = Buffer.from(metadataFooter(kind), 'utf8');
           const s = streams[kind]!;
-          const [text, gz] = await Promise.all([
+          const [text, gz] = await settleAll([
             s.plain.end([{ bytes: footer }]),
             s.packed.end([{ bytes: gzipSync(footer) }]),
           ]);
@@ -253,6 +255,15 @@ export async function writeRepodata(o: {
     // The generation in use and the previous snapshot's (a failed publish is retried against it) stay.
     await PlainLogs.prune(o.logDir, new Set([logs.gen, ...(cache ? [cache.gen] : [])]));
   }
+}
+
+/** Like Promise.all, but settles only once every promise has: then the values, or the first rejection. */
+async function settleAll<T extends readonly unknown[]>(
+  ps: readonly [...{ [K in keyof T]: Promise<T[K]> }],
+): Promise<T> {
+  const results = await Promise.allSettled(ps);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** Add [from, from + length) of `file` to a stream's segments, joining the last when it ends where this starts. */
