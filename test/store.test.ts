@@ -4,6 +4,9 @@ import { recordEvent } from '../src/store/events.js';
 import { migrateToLatest } from '../src/store/migrate.js';
 import { sql } from 'kysely';
 import { inTransaction } from '../src/store/statements.js';
+import type { AgentRecord } from '../src/store/records.js';
+import type { Store } from '../src/store/store.js';
+import type { FollowUp, Outcome } from '../src/scheduler/task-state.js';
 import { BUILDROOT, rejectsWith, storeSuite } from './support/store-suite.js';
 
 /**
@@ -362,5 +365,160 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     if (store.dialect === 'sqlite') assert.equal((await during)?.state, 'queued');
     else assert.ok(['queued', 'cancelled'].includes(String((await during)?.state)));
     assert.equal((await store.builds.get(buildId))?.state, 'cancelled');
+  });
+
+  /** Lease the next task for `a` and end it; the grant and the completion's answer. */
+  async function leaseAndEnd(
+    store: Store,
+    a: AgentRecord,
+    outcome: Outcome,
+    followUp: FollowUp = { kind: 'none' },
+    report: unknown = null,
+  ) {
+    const g = (await store.tasks.lease(a, 30_000, clock.now()))!;
+    assert.ok(g, `no task for ${a.name}`);
+    const r = await store.tasks.complete(
+      g.lease.id,
+      g.lease.fencingToken,
+      a.tokenId,
+      outcome,
+      report,
+      followUp,
+      clock.now(),
+    );
+    return { g, r };
+  }
+  const ok: Outcome = { kind: 'success' };
+  const twoArches: FollowUp = { kind: 'fan-out', role: 'build', taskKind: 'binary', arches: ['x86_64', 'aarch64'] };
+
+  test('a build through its stages by completions: fan-out, the last binary queues signing, signing a test', async () => {
+    const store = await fresh();
+    await seed(store);
+    await store.db
+      .insertInto('settings')
+      .values({ key: 'signing_key', value: 'F'.repeat(40) })
+      .execute();
+    const builder = await agent(store, 'b1', ['x86_64', 'aarch64', 'src']);
+    const srpm = await leaseAndEnd(store, builder, ok, twoArches, BUILDROOT);
+    assert.deepEqual([srpm.r.task.state, srpm.r.buildState, srpm.r.queuedNew], ['succeeded', 'running', 2]);
+    const first = await leaseAndEnd(store, builder, ok, { kind: 'none' }, BUILDROOT);
+    assert.deepEqual([first.r.buildState, first.r.queuedNew], ['running', 0]);
+    const second = await leaseAndEnd(store, builder, ok, { kind: 'none' }, BUILDROOT);
+    assert.deepEqual([second.r.buildState, second.r.queuedNew], ['succeeded', 1]);
+    const buildId = srpm.g.task.buildId;
+    assert.equal((await store.builds.get(buildId))!.state, 'succeeded');
+
+    const role = async (r: 'sign' | 'test') => {
+      const tokenId = await store.tokens.create(r, `hash-${r}`, [`agent:${r}`], clock.now());
+      return store.agents.register({ name: r, role: r, arches: ['any'], capabilities: {}, tokenId }, clock.now());
+    };
+    const sign = await leaseAndEnd(store, await role('sign'), ok);
+    assert.deepEqual([sign.g.task.kind, sign.r.buildState, sign.r.queuedNew], ['sign', 'succeeded', 1]);
+    const tested = await leaseAndEnd(store, await role('test'), { kind: 'failure', code: 'TESTS_FAILED', reason: 't' });
+    assert.deepEqual([tested.g.task.kind, tested.r.task.state, tested.r.buildState], ['test', 'failed', 'succeeded']);
+    assert.equal(tested.r.queuedNew, 0);
+    assert.equal((await store.builds.get(buildId))!.state, 'succeeded', 'a test leaves the build state alone');
+    assert.deepEqual(
+      (await store.builds.listEvents(buildId)).map((e) => e.kind),
+      [
+        'build.created',
+        'task.succeeded',
+        'build.fanned-out',
+        'task.succeeded',
+        'task.succeeded',
+        'build.succeeded',
+        'build.sign-queued',
+        'task.succeeded',
+        'build.test-queued',
+        'task.failed',
+      ],
+    );
+    const events = await store.builds.listEvents(buildId);
+    assert.deepEqual(events.find((e) => e.kind === 'build.fanned-out')?.data, { arches: ['x86_64', 'aarch64'] });
+    assert.deepEqual(events.at(-1)?.data, { code: 'TESTS_FAILED', reason: 't' });
+    const tasks = await store.tasks.listOfBuild(buildId);
+    assert.deepEqual(tasks[1]!.result, BUILDROOT);
+    assert.ok(tasks.every((t) => t.finishedAt !== null && t.leaseExpiresAt === null));
+  });
+
+  test("a failed binary task fails the build with its arch and reason and cancels the build's queued tasks", async () => {
+    const store = await fresh();
+    await seed(store);
+    const builder = await agent(store, 'b1', ['x86_64', 'src']);
+    await leaseAndEnd(store, builder, ok, twoArches, BUILDROOT);
+    const failed = await leaseAndEnd(store, builder, { kind: 'failure', code: 'BUILD_FAILED', reason: 'exit 1' });
+    assert.deepEqual([failed.r.task.state, failed.r.buildState, failed.r.queuedNew], ['failed', 'failed', 0]);
+    const build = (await store.builds.get(failed.g.task.buildId))!;
+    assert.deepEqual([build.state, build.reasonCode, build.reason], ['failed', 'BUILD_FAILED', 'x86_64: exit 1']);
+    const other = (await store.tasks.listOfBuild(build.id)).find((t) => t.arch === 'aarch64')!;
+    assert.deepEqual([other.state, other.reasonCode], ['cancelled', 'BUILD_FAILED']);
+    assert.equal(await store.tasks.lease(await agent(store, 'arm', ['aarch64']), 30_000, clock.now()), null);
+  });
+
+  test("an agent's errors requeue a task until its attempts run out; a follow-up can fail a successful task", async () => {
+    const store = await fresh();
+    await seed(store, 'errs', 2);
+    const a = await agent(store);
+    const error: Outcome = { kind: 'error', code: 'AGENT_ERROR', reason: 'disk full' };
+    const once = await leaseAndEnd(store, a, error);
+    assert.deepEqual([once.r.task.state, once.r.task.leaseId, once.r.task.agentId], ['queued', null, null]);
+    assert.equal(once.r.buildState, 'queued', 'its only task is queued again');
+    const twice = await leaseAndEnd(store, a, error); // maxAttempts is 2
+    assert.equal(twice.g.task.id, once.g.task.id);
+    assert.deepEqual(
+      [twice.r.task.state, twice.r.task.reasonCode, twice.r.task.reason, twice.r.buildState],
+      ['failed', 'AGENT_ERROR', 'disk full (gave up after 2 attempts)', 'failed'],
+    );
+    assert.equal(twice.r.task.leaseId, twice.g.lease.id, 'a finished task keeps its last lease');
+    const refused = await leaseAndEnd(store, a, ok, { kind: 'fail-build', code: 'SRPM_MISSING', reason: 'no SRPM' });
+    assert.deepEqual(
+      [refused.r.task.state, refused.r.task.reasonCode, refused.r.buildState],
+      ['failed', 'SRPM_MISSING', 'failed'],
+    );
+  });
+
+  test('a completion is refused, changing nothing, for another agent, a stale token, an expired or unknown lease', async () => {
+    const store = await fresh();
+    await seed(store);
+    const a = await agent(store);
+    const other = await agent(store, 'n2');
+    const g = (await store.tasks.lease(a, 1000, clock.now()))!;
+    const end = (tokenId: number, fencing: number, leaseId = g.lease.id) =>
+      store.tasks.complete(leaseId, fencing, tokenId, ok, null, { kind: 'none' }, clock.now());
+    await rejectsWith(end(other.tokenId, g.lease.fencingToken), 'FORBIDDEN');
+    await rejectsWith(end(a.tokenId, g.lease.fencingToken + 1), 'STALE_FENCING_TOKEN');
+    await rejectsWith(end(a.tokenId, g.lease.fencingToken, g.lease.id + 1000), 'LEASE_NOT_FOUND');
+    clock.advance(1001);
+    await rejectsWith(end(a.tokenId, g.lease.fencingToken), 'LEASE_EXPIRED');
+    const t = (await store.tasks.get(g.task.id))!;
+    assert.deepEqual([t.state, t.leaseId, t.finishedAt], ['leased', g.lease.id, null]);
+    assert.deepEqual(
+      (await store.builds.listEvents(t.buildId)).map((e) => e.kind),
+      ['build.created'],
+    );
+  });
+
+  test("a build's tasks ending at the same moment still settle it: both binaries succeed, the build succeeds", async () => {
+    const store = await fresh();
+    await seed(store, 'race', 6);
+    const builder = await agent(store, 'b1', ['x86_64', 'aarch64', 'src']);
+    for (let i = 0; i < 6; i++) await leaseAndEnd(store, builder, ok, twoArches, BUILDROOT);
+    const grants = [];
+    for (let i = 0; i < 12; i++) grants.push((await store.tasks.lease(builder, 30_000, clock.now()))!);
+    await Promise.all(
+      grants.map((g) =>
+        store.tasks.complete(
+          g.lease.id,
+          g.lease.fencingToken,
+          builder.tokenId,
+          ok,
+          null,
+          { kind: 'none' },
+          clock.now(),
+        ),
+      ),
+    );
+    const states = await Promise.all(grants.map(async (g) => (await store.builds.get(g.task.buildId))!.state));
+    assert.deepEqual(states, Array(12).fill('succeeded'));
   });
 });

@@ -20,6 +20,7 @@ import * as m0017 from './migrations/0017-rpm-headers.js';
 import * as m0018 from './migrations/0018-queue-partial-indexes.js';
 import * as m0019 from './migrations/0019-metadata-gz-only.js';
 import * as m0020 from './migrations/0020-queue-index-pages.js';
+import * as m0021 from './migrations/0021-pg-complete-function.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -45,6 +46,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0018-queue-partial-indexes': m0018,
   '0019-metadata-gz-only': m0019,
   '0020-queue-index-pages': m0020,
+  '0021-pg-complete-function': m0021,
 };
 
 /** Every migration's name, in the order they apply. */

@@ -104,7 +104,7 @@ export class TaskQueue {
     return reapExpired(this.db, now);
   }
 
-  complete(...a: AfterDb<typeof complete>): Promise<CompleteResult> {
-    return complete(this.db, ...a);
+  complete(...a: AfterDialect<typeof complete>): Promise<CompleteResult> {
+    return complete(this.db, this.dialect, ...a);
   }
 }
