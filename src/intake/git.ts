@@ -1,12 +1,10 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { LenixError } from '../core/errors.js';
+import { execText } from '../core/exec.js';
 import { hasControlCharacter } from '../core/ids.js';
-
-const run = promisify(execFile);
 
 /** git with no prompts and no hooks from the mirrored repository. */
 // GIT_ALLOW_PROTOCOL keeps out transports such as ext:: that would run commands named in a URL.
@@ -20,11 +18,10 @@ const GIT_ENV = {
 
 async function git(args: string[], opts: { cwd?: string; maxBuffer?: number } = {}): Promise<string> {
   try {
-    const { stdout } = await run('git', args, {
+    const { stdout } = await execText('git', args, {
       cwd: opts.cwd,
       env: GIT_ENV,
       maxBuffer: opts.maxBuffer ?? 64 * 1024 * 1024,
-      encoding: 'utf8',
     });
     return stdout;
   } catch (err) {

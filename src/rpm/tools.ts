@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { execText as run } from '../core/exec.js';
 import { keyFolder, withTempHome } from '../crypto/gpg.js';
 
-const run = promisify(execFile);
 const BIG = { maxBuffer: 16 * 1024 * 1024 };
 
 /**

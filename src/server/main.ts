@@ -1,6 +1,7 @@
 import { hostArch } from '../rpm/arch.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
 import { Watcher } from '../intake/watcher.js';
@@ -8,6 +9,7 @@ import { openBlobStore, parseBlobStore } from '../store/blob-config.js';
 import { openDatabase, parseDatabaseUrl } from '../store/dialect.js';
 import { migrateToLatest, pendingMigrations } from '../store/migrate.js';
 import { LenixError } from '../core/errors.js';
+import { useProcessStarter } from '../core/exec.js';
 import { ReleaseStore } from '../store/release-store.js';
 import { Store } from '../store/store.js';
 import { createApp } from './app.js';
@@ -49,6 +51,8 @@ export interface RunningServer {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  // The server's commands (git, createrepo_c, rpmkeys) start from a small child process (core/exec.ts).
+  useProcessStarter(fileURLToPath(new URL('../core/starter-process.js', import.meta.url)));
   const log = opts.log ?? pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'server' } });
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   let dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));
