@@ -14,7 +14,7 @@ import { ApiClient } from '../src/client/http.js';
 import { buildHostBase } from '../src/agents/kit/host-base.js';
 import { generateKey } from '../src/crypto/gpg.js';
 import { Proc, freePort, gitRepo, specWith } from '../test/support/cli.js';
-import { forksSinceBoot, median, processCpu } from './support/measure.js';
+import { forksSinceBoot, liveChildrenCpu, median, processCpu } from './support/measure.js';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({ options: { packages: { type: 'string', default: '20' } } });
@@ -204,7 +204,7 @@ async function lenixRun(
     for (const [i, a] of agents.entries()) roles.set(a, i < nodes ? 'build nodes' : i === nodes ? 'signer' : 'tester');
     const cpuOf = (p: Proc): Cpu => {
       const { own, children } = processCpu(p.child.pid!);
-      return { own, commands: children };
+      return { own, commands: children + liveChildrenCpu(p.child.pid!) };
     };
     const cpu0 = new Map(procs.map((p) => [p, cpuOf(p)]));
     // Agents log "registered" at info; with LENIX_LOG_LEVEL=warn wait on the API instead.

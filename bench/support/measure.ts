@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** What the benchmarks measure with: the median of samples, and CPU time from /proc (Linux only). */
 
@@ -19,6 +19,27 @@ export function processCpu(pid: number | 'self'): { own: number; children: numbe
     .split(' ')
     .map(Number);
   return { own: (f[11]! + f[12]!) / TICKS_PER_SECOND, children: (f[13]! + f[14]!) / TICKS_PER_SECOND };
+}
+
+/**
+ * CPU seconds of `pid`'s children still running, each with the commands it ran and waited for (the server's
+ * process starter, core/exec.ts: what it starts is counted in its own `children`, not the server's, until it exits).
+ */
+export function liveChildrenCpu(pid: number): number {
+  let sum = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      const { own, children } = processCpu(Number(entry));
+      sum += own + children;
+    } catch {
+      // It ended between the listing and the read.
+    }
+  }
+  return sum;
 }
 
 /**
