@@ -23,7 +23,7 @@ export function processCpu(pid: number | 'self'): { own: number; children: numbe
 
 /**
  * CPU seconds of `pid`'s children still running, each with the commands it ran and waited for (the server's
- * process starter, core/exec.ts: what it starts is counted in its own `children`, not the server's, until it exits).
+ * process starter, exec/exec.ts: what it starts is counted in its own `children`, not the server's, until it exits).
  */
 export function liveChildrenCpu(pid: number): number {
   let sum = 0;

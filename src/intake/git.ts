@@ -3,7 +3,7 @@ import { pipeline, Readable, Transform } from 'node:stream';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LenixError } from '../core/errors.js';
-import { execText } from '../core/exec.js';
+import { execText } from '../exec/exec.js';
 import { hasControlCharacter } from '../core/ids.js';
 
 /** git with no prompts and no hooks from the mirrored repository. */

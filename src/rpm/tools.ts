@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execText as run } from '../core/exec.js';
+import { execText as run } from '../exec/exec.js';
 import { keyFolder, withTempHome } from '../crypto/gpg.js';
 
 const BIG = { maxBuffer: 16 * 1024 * 1024 };

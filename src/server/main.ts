@@ -9,7 +9,7 @@ import { openBlobStore, parseBlobStore } from '../store/blob-config.js';
 import { openDatabase, parseDatabaseUrl } from '../store/dialect.js';
 import { migrateToLatest, pendingMigrations } from '../store/migrate.js';
 import { LenixError } from '../core/errors.js';
-import { useProcessStarter } from '../core/exec.js';
+import { useProcessStarter } from '../exec/exec.js';
 import { ReleaseStore } from '../store/release-store.js';
 import { Store } from '../store/store.js';
 import { createApp } from './app.js';
@@ -51,8 +51,8 @@ export interface RunningServer {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  // The server's commands (git, createrepo_c, rpmkeys) start from a small child process (core/exec.ts).
-  useProcessStarter(fileURLToPath(new URL('../core/starter-process.js', import.meta.url)));
+  // The server's commands (git, createrepo_c, rpmkeys) start from a small child process (exec/exec.ts).
+  useProcessStarter(fileURLToPath(new URL('../exec/starter-process.js', import.meta.url)));
   const log = opts.log ?? pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'server' } });
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   let dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));

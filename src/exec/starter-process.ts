@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import type { StarterAnswer, StarterRequest } from './exec.js';
 
 /**
- * The server's process starter (exec.ts): runs each command it is sent with `execFile` and answers its output.
+ * The server's process starter (exec/exec.ts): runs each command it is sent with `execFile` and answers its output.
  * Its parent is the server that forked it, the only one that can send to it; it exits when the server goes.
  */
 process.on('message', (m: StarterRequest) => {
