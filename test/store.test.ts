@@ -486,6 +486,19 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     const end = (tokenId: number, fencing: number, leaseId = g.lease.id) =>
       store.tasks.complete(leaseId, fencing, tokenId, ok, null, { kind: 'none' }, clock.now());
     await rejectsWith(end(other.tokenId, g.lease.fencingToken), 'FORBIDDEN');
+    // Whose lease it is comes before what the report says, on both dialects.
+    await rejectsWith(
+      store.tasks.complete(
+        g.lease.id,
+        g.lease.fencingToken,
+        other.tokenId,
+        ok,
+        { x: 1 },
+        { kind: 'none' },
+        clock.now(),
+      ),
+      'FORBIDDEN',
+    );
     await rejectsWith(end(a.tokenId, g.lease.fencingToken + 1), 'STALE_FENCING_TOKEN');
     await rejectsWith(end(a.tokenId, g.lease.fencingToken, g.lease.id + 1000), 'LEASE_NOT_FOUND');
     clock.advance(1001);

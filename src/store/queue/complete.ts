@@ -127,9 +127,14 @@ async function completeInOneCall(
   return withStatements(db, async (q) => {
     let result: string | null = null;
     if (report !== null && report !== undefined) {
-      const [task] = await q.rows(sql<{ kind: TaskKind }>`
-        select tasks.kind from leases join tasks on tasks.id = leases.task_id where leases.id = ${leaseId}`);
+      // As on SQLite, whose lease it is comes before what its report says.
+      const [task] = await q.rows(sql<{ kind: TaskKind; token_id: number }>`
+        select tasks.kind, agents.token_id from leases
+        join tasks on tasks.id = leases.task_id join agents on agents.id = leases.agent_id
+        where leases.id = ${leaseId}`);
       if (!task) throw new LenixError('LEASE_NOT_FOUND', `lease ${leaseId} does not exist`);
+      if (task.token_id !== agentTokenId)
+        throw new LenixError('FORBIDDEN', `lease ${leaseId} belongs to another agent`);
       const parsed = parseTaskResult(task.kind, report);
       result = parsed === null ? null : json(parsed);
     }
