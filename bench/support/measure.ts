@@ -12,13 +12,17 @@ const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding:
  * used (cutime + cstime: the commands it ran).
  */
 export function processCpu(pid: number | 'self'): { own: number; children: number } {
-  // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
+  const f = statFields(pid);
+  return { own: (f[11]! + f[12]!) / TICKS_PER_SECOND, children: (f[13]! + f[14]!) / TICKS_PER_SECOND };
+}
+
+/** The numeric fields of /proc/PID/stat after the command name (which may hold spaces): [0] state, [1] ppid, … */
+function statFields(pid: number | 'self'): number[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat
+  return stat
     .slice(stat.lastIndexOf(')') + 2)
     .split(' ')
     .map(Number);
-  return { own: (f[11]! + f[12]!) / TICKS_PER_SECOND, children: (f[13]! + f[14]!) / TICKS_PER_SECOND };
 }
 
 /**
@@ -30,9 +34,7 @@ export function liveChildrenCpu(pid: number): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== pid) continue;
+      if (statFields(Number(entry))[1] !== pid) continue;
       const { own, children } = processCpu(Number(entry));
       sum += own + children;
     } catch {
