@@ -5,7 +5,7 @@ import { MIGRATION_NAMES, migrateToLatest } from '../src/store/migrate.js';
 import { rejectsWith, storeSuite } from './support/store-suite.js';
 
 /** Build targets, batches and imports (issue 14), on both dialects. */
-storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
+storeSuite('store conformance (targets)', ({ fresh, clock, seed, agent }) => {
   test('targets: created once by name, edited, listed; a build keeps the target and batch it names', async () => {
     const store = await fresh();
     const fields = {
@@ -52,6 +52,59 @@ storeSuite('store conformance (targets)', ({ fresh, clock, seed }) => {
       clock.now(),
     );
     assert.deepEqual([made.build.targetId, made.build.batchId], [t.id, batch.id]);
+  });
+
+  test("a lease brings its build with its batch; a completion names the build's batch", async () => {
+    const store = await fresh();
+    const t = await store.targets.create(
+      'lx9',
+      {
+        buildRepo: 'b',
+        fromRepos: [],
+        externalRepos: [],
+        arches: ['x86_64'],
+        macros: {},
+        releaseTo: null,
+        platform: null,
+      },
+      clock.now(),
+    );
+    const batch = await store.batches.create({ targetId: t.id, groups: [['a']], createdBy: 'me' }, 1);
+    const { source, commit } = await seed(store, 'a', 0);
+    const { build } = await store.builds.create(
+      {
+        sourceId: source.id,
+        commitId: commit.id,
+        ref: 'main',
+        priority: 0,
+        arches: ['x86_64'],
+        specPath: 'a.spec',
+        packageName: 'a',
+        packageEvr: '1-1',
+        createdBy: 'me',
+        maxAttempts: 1,
+        targetId: t.id,
+        batchId: batch.id,
+      },
+      clock.now(),
+    );
+    const a = await agent(store);
+    const g = (await store.tasks.lease(a, 30_000, clock.now()))!;
+    assert.deepEqual(
+      [g.build.id, g.build.batchId, g.build.targetId, g.build.state],
+      [build.id, batch.id, t.id, 'running'],
+    );
+    assert.deepEqual(g.build, await store.builds.get(build.id));
+    const r = await store.tasks.complete(
+      g.lease.id,
+      g.lease.fencingToken,
+      a.tokenId,
+      { kind: 'failure', code: 'BUILD_FAILED', reason: 'no' },
+      null,
+      { kind: 'none' },
+      clock.now(),
+    );
+    assert.deepEqual([r.buildState, r.batchId], ['failed', batch.id]);
   });
 
   test('batches: a group is claimed once; a batch ends once', async () => {

@@ -61,6 +61,9 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     assert.equal(grant.task.attempts, 1);
     assert.equal(await store.tasks.lease(a, 30_000, clock.now()), null);
     assert.equal((await store.builds.get(grant.task.buildId))!.state, 'running');
+    // The grant brings the build as the lease left it, the same record a read of it gives.
+    assert.deepEqual(grant.build, await store.builds.get(grant.task.buildId));
+    assert.equal(grant.build.startedAt, clock.now());
   });
 
   test('an agent only gets tasks of its architectures', async () => {
@@ -96,6 +99,13 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
       ],
     );
     assert.deepEqual(tasks[0]!.result, BUILDROOT);
+    assert.equal(r.batchId, null);
+    // A lease of an already running build brings it unchanged.
+    clock.advance(5);
+    const binary = (await store.tasks.lease(a, 30_000, clock.now()))!;
+    assert.equal(binary.task.kind, 'binary');
+    assert.deepEqual(binary.build, await store.builds.get(g.task.buildId));
+    assert.equal(binary.build.startedAt, g.build.startedAt);
   });
 
   test('a completed lease cannot complete again', async () => {

@@ -103,7 +103,7 @@ export async function createApp(
   });
   pipeline.also('build.not-landed', (e) => batches.buildEnded(e.build, e.reason));
   pipeline.also('task.ended', async (e) => {
-    if (e.buildState !== 'failed' && e.buildState !== 'cancelled') return;
+    if (e.batchId === null || (e.buildState !== 'failed' && e.buildState !== 'cancelled')) return;
     const b = await deps.store.builds.get(e.task.buildId);
     if (b) await batches.buildEnded(b, `build ${b.id} of ${b.sourceName} ${e.buildState}: ${b.reason ?? ''}`.trim());
   });

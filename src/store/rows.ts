@@ -91,15 +91,16 @@ export function toCommit(r: Selectable<Database['commits']>): CommitRecord {
   };
 }
 
-export function toBuild(
-  r: Selectable<Database['builds']> & {
-    source_name: string;
-    commit_sha: string;
-    commit_tree: string;
-    commit_committed_at: number;
-    commit_subject: string;
-  },
-): BuildRecord {
+/** A build's row with its source's name and its commit (`buildQuery`). */
+export type BuildRow = Selectable<Database['builds']> & {
+  source_name: string;
+  commit_sha: string;
+  commit_tree: string;
+  commit_committed_at: number;
+  commit_subject: string;
+};
+
+export function toBuild(r: BuildRow): BuildRecord {
   return {
     id: r.id,
     sourceId: r.source_id,

@@ -71,7 +71,7 @@ export class AgentService {
       this.deps.metrics.leaseSeconds.observe((performance.now() - t0) / 1000);
       if (grant) {
         try {
-          return { grant, payload: await this.payload(grant.task) };
+          return { grant, payload: await this.payload(grant) };
         } catch (err) {
           // An earlier stage's statement is not in the ledger yet (its server is recording it, or a repair
           // will): the task goes back to the queue without costing an attempt, and this agent is told to ask again.
@@ -96,9 +96,7 @@ export class AgentService {
     }
   }
 
-  private async payload(task: TaskRecord): Promise<TaskPayload> {
-    const build = await this.deps.store.builds.get(task.buildId);
-    if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${task.buildId} vanished`);
+  private async payload({ task, build }: LeaseGrant): Promise<TaskPayload> {
     // Only binary, sign and test tasks need the build's artifacts; SRPM leases (the bulk) skip the query.
     const artifacts =
       task.kind === 'srpm' || task.kind === 'repomd' ? [] : await this.deps.store.artifacts.listOfBuild(build.id);
@@ -338,7 +336,7 @@ export class AgentService {
     );
     // A stage is complete once its statement is in the ledger: the pipeline records it before the next
     // stage's agents are woken and before we answer.
-    await this.pipeline.emit({ kind: 'task.ended', task: r.task, buildState: r.buildState });
+    await this.pipeline.emit({ kind: 'task.ended', task: r.task, buildState: r.buildState, batchId: r.batchId });
     if (r.queuedNew > 0 || r.task.state === 'queued') this.deps.notifier.emit('queue');
     this.deps.notifier.emit(`task:${r.task.id}`);
     this.deps.notifier.emit(`log:${r.task.id}`);

@@ -36,7 +36,13 @@ import type { ErrataService } from './errata.js';
  */
 export type PipelineEvent =
   | { readonly kind: 'build.created'; readonly build: BuildRecord; readonly sourceUrl: string; readonly spec: string }
-  | { readonly kind: 'task.ended'; readonly task: TaskRecord; readonly buildState: BuildState }
+  | {
+      readonly kind: 'task.ended';
+      readonly task: TaskRecord;
+      readonly buildState: BuildState;
+      /** The build's batch, if any: batches end when a build of theirs fails. */
+      readonly batchId: number | null;
+    }
   | { readonly kind: 'build.signed'; readonly buildId: number }
   | { readonly kind: 'build.not-landed'; readonly build: BuildRecord; readonly reason: string }
   | {

@@ -23,6 +23,8 @@ import { parseTaskResult } from '../../core/protocol.js';
 export interface CompleteResult {
   readonly task: TaskRecord;
   readonly buildState: BuildState;
+  /** The build's batch, if it is part of one (a batch follows its builds' failures). */
+  readonly batchId: number | null;
   readonly queuedNew: number;
 }
 
@@ -65,16 +67,14 @@ export async function complete(
       reason: next.reason,
     });
 
-    const buildOf = async () => {
-      const [build] = await q.rows(sql<{ priority: number; source_id: number }>`
-        select priority, source_id from builds where id = ${current.buildId}`);
-      if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${current.buildId} vanished`);
-      return { buildId: current.buildId, sourceId: build.source_id, priority: build.priority };
-    };
+    const [build] = await q.rows(sql<{ priority: number; source_id: number; batch_id: number | null }>`
+      select priority, source_id, batch_id from builds where id = ${current.buildId}`);
+    if (!build) throw new LenixError('BUILD_NOT_FOUND', `build ${current.buildId} vanished`);
+    const buildOf = { buildId: current.buildId, sourceId: build.source_id, priority: build.priority };
     let queuedNew = 0;
     if (next.state === 'succeeded' && followUp.kind === 'fan-out') {
       const ids = await enqueueTasks(q, {
-        ...(await buildOf()),
+        ...buildOf,
         maxAttempts: current.maxAttempts,
         role: followUp.role,
         kind: followUp.taskKind,
@@ -94,7 +94,7 @@ export async function complete(
       if (stage) {
         queuedNew += (
           await enqueueTasks(q, {
-            ...(await buildOf()),
+            ...buildOf,
             maxAttempts: current.maxAttempts,
             role: stage.role,
             kind: stage.kind,
@@ -105,7 +105,7 @@ export async function complete(
         await recordEvent(q, now, `build.${stage.kind}-queued`, current.buildId, current.id, {});
       }
     }
-    return { task: toTask(updated), buildState, queuedNew };
+    return { task: toTask(updated), buildState, batchId: build.batch_id, queuedNew };
   });
 }
 
@@ -148,8 +148,11 @@ async function completeInOneCall(
       build_state: BuildState;
       queued_new: number;
       task: Selectable<Database['tasks']>;
+      batch_id: number | null;
     }>`
-      select error_code, error_message, build_state, queued_new, task from lenix_complete(
+      select error_code, error_message, build_state, queued_new, task,
+        (select batch_id from builds where id = (task->>'build_id')::integer) as batch_id
+      from lenix_complete(
         ${leaseId}::integer, ${fencingToken}::bigint, ${agentTokenId}::integer, ${now}::bigint,
         ${outcome.kind}::text, ${code}::text, ${reason}::text, ${result}::text,
         ${followUp.kind}::text, ${fanOut?.role ?? null}::text, ${fanOut?.taskKind ?? null}::text,
@@ -161,7 +164,8 @@ async function completeInOneCall(
         isErrorCode(row.error_code) ? row.error_code : 'INTERNAL',
         row.error_message ?? row.error_code,
       );
-    return { task: toTask(row.task), buildState: row.build_state, queuedNew: row.queued_new };
+    // The batch is read beside the call (a build's batch never changes): still one round trip.
+    return { task: toTask(row.task), buildState: row.build_state, batchId: row.batch_id, queuedNew: row.queued_new };
   });
 }
 

@@ -2,9 +2,9 @@ import type { Kysely } from 'kysely';
 import type { AgentRole, TaskKind, TaskState } from '../../scheduler/task-state.js';
 import type { Dialect } from '../dialect.js';
 import type { AgentRecord, TaskRecord } from '../records.js';
-import { taskById, toTask } from '../rows.js';
+import { buildQuery, taskById, toTask } from '../rows.js';
 import type { Database } from '../schema.js';
-import { withStatements } from '../statements.js';
+import { readById, withStatements } from '../statements.js';
 import { checkLease } from './check-lease.js';
 import { type CompleteResult, complete } from './complete.js';
 import { enqueueTask } from './enqueue.js';
@@ -26,10 +26,13 @@ export type { LeaseGrant } from './lease.js';
  * conditional on the state it expects, so two server replicas over one PostgreSQL cannot both win.
  */
 export class TaskQueue {
+  private readonly buildById;
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
-  ) {}
+  ) {
+    this.buildById = readById(db, (id) => buildQuery(db).where('builds.id', '=', id));
+  }
 
   get(id: number): Promise<TaskRecord | null> {
     return taskById(this.db, id);
@@ -85,7 +88,7 @@ export class TaskQueue {
   }
 
   lease(agent: AgentRecord, leaseMs: number, now: number): Promise<LeaseGrant | null> {
-    return lease(this.db, this.dialect, agent, leaseMs, now);
+    return lease(this.db, this.dialect, agent, leaseMs, now, this.buildById);
   }
 
   checkLease(...a: AfterDb<typeof checkLease>): ReturnType<typeof checkLease> {
