@@ -29,7 +29,7 @@ import { Store } from '../src/store/store.js';
 import { freePort } from '../test/support/cli.js';
 import { ApiClient } from '../src/client/http.js';
 import { startPostgres } from '../test/support/postgres.js';
-import { processCpu } from './support/measure.js';
+import { liveChildrenCpu, processCpu } from './support/measure.js';
 
 const BIN = fileURLToPath(new URL('../../bin/lenix.js', import.meta.url));
 const FLOOR = fileURLToPath(new URL('./queue-floor-server.js', import.meta.url));
@@ -66,6 +66,8 @@ interface Result {
   /** CPU time per cycle (user + system), the servers' and this load generator's, while the agents ran. */
   serverCpuMs: number;
   clientCpuMs: number;
+  /** PostgreSQL's CPU time per cycle (the postmaster and its backends), 0 on SQLite (in the server's process). */
+  databaseCpuMs: number;
 }
 interface Stats {
   p50: number;
@@ -151,7 +153,7 @@ async function drive(
   tokens: string[],
   label: string,
   servers: readonly ChildProcess[],
-  o: { pace?: { perSecond: number; cycles: number }; separate?: boolean; warmup?: number } = {},
+  o: { pace?: { perSecond: number; cycles: number }; separate?: boolean; warmup?: number; postmaster?: number } = {},
 ): Promise<Result> {
   const { pace } = o;
   const warmup = o.warmup ?? 0;
@@ -165,7 +167,13 @@ async function drive(
   let done = 0;
   let started = 0;
   const serverCpu = () => servers.reduce((sum, p) => sum + processCpu(p.pid!).own * 1000, 0);
-  let cpu0 = { server: serverCpu(), client: process.cpuUsage() };
+  const { postmaster } = o;
+  const databaseCpu = () => {
+    if (postmaster === undefined) return 0;
+    const { own, children } = processCpu(postmaster);
+    return (own + children + liveChildrenCpu(postmaster)) * 1000;
+  };
+  let cpu0 = { server: serverCpu(), client: process.cpuUsage(), database: databaseCpu() };
   let t0 = performance.now();
   // Warm-up: `warmup` cycles between the agents, three requests each, nothing recorded; the clock and the CPU
   // counts start when the last agent has finished its part.
@@ -188,7 +196,7 @@ async function drive(
       });
     }
     if (--waiting === 0) {
-      [t0, cpu0] = [performance.now(), { server: serverCpu(), client: process.cpuUsage() }];
+      [t0, cpu0] = [performance.now(), { server: serverCpu(), client: process.cpuUsage(), database: databaseCpu() }];
       warmed();
     }
     await allWarm;
@@ -246,6 +254,7 @@ async function drive(
   );
   const seconds = (performance.now() - t0) / 1000;
   const serverCpuMs = serverCpu() - cpu0.server;
+  const databaseCpuMs = databaseCpu() - cpu0.database;
   const client = process.cpuUsage(cpu0.client);
   const expected = pace?.cycles ?? TASKS;
   if (done !== expected) throw new Error(`${label}: completed ${done} of ${expected} tasks`);
@@ -263,6 +272,7 @@ async function drive(
     emptyLeases: empty,
     serverCpuMs: serverCpuMs / done,
     clientCpuMs: (client.user + client.system) / 1000 / done,
+    databaseCpuMs: databaseCpuMs / done,
   };
 }
 
@@ -296,7 +306,11 @@ async function runOne(
         urls.push(`http://127.0.0.1:${port}`);
       }
       const label = `${dialect}${servers > 1 ? `, ${servers} servers` : ''}${o.separate ? ', three requests a cycle' : ''}${o.cold ? ', cold (from the start)' : ''}`;
-      return { ...(await drive(urls, tokens, label, procs, { ...o, warmup })), seedSeconds };
+      const postmaster = pg?.pid;
+      return {
+        ...(await drive(urls, tokens, label, procs, { ...o, warmup, ...(postmaster ? { postmaster } : {}) })),
+        seedSeconds,
+      };
     } finally {
       for (const p of procs) {
         p.kill('SIGTERM');
@@ -352,12 +366,12 @@ console.log(
   `\nScheduler under load: ${TASKS} queued tasks, ${AGENTS} agents over HTTP on loopback (${os.cpus().length} cores, Node ${process.version})\n`,
 );
 console.log(
-  '| database | lease p50 ms | lease p99 ms | heartbeat p99 ms | complete p99 ms | lease+heartbeat+complete per s | server CPU ms a cycle | load generator CPU ms a cycle | wall s |',
+  '| database | lease p50 ms | lease p99 ms | heartbeat p99 ms | complete p99 ms | lease+heartbeat+complete per s | server CPU ms a cycle | load generator CPU ms a cycle | PostgreSQL CPU ms a cycle | wall s |',
 );
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of results) {
   console.log(
-    `| ${r.dialect} | ${fmt(r.lease.p50)} | ${fmt(r.lease.p99)} | ${fmt(r.heartbeat.p99)} | ${fmt(r.complete.p99)} | ${Math.round(r.perSecond)} | ${fmt(r.serverCpuMs)} | ${fmt(r.clientCpuMs)} | ${fmt(r.seconds)} |`,
+    `| ${r.dialect} | ${fmt(r.lease.p50)} | ${fmt(r.lease.p99)} | ${fmt(r.heartbeat.p99)} | ${fmt(r.complete.p99)} | ${Math.round(r.perSecond)} | ${fmt(r.serverCpuMs)} | ${fmt(r.clientCpuMs)} | ${r.databaseCpuMs > 0 ? fmt(r.databaseCpuMs) : '–'} | ${fmt(r.seconds)} |`,
   );
 }
 const sqlite = results.find((r) => r.dialect === 'sqlite');
@@ -368,6 +382,6 @@ if (sqlite && postgres)
 if (sqlite && floor)
   console.log(`Lenix on SQLite / floor server throughput ratio: ${(sqlite.perSecond / floor.perSecond).toFixed(2)}`);
 console.log(
-  "\nServer CPU counts the server processes only (not PostgreSQL's); a server with a core to itself would do at most 1000 / (server CPU ms a cycle) cycles a second.",
+  "\nServer CPU counts the server processes only (SQLite runs inside them; PostgreSQL's postmaster and backends are counted on their own); a server with a core to itself would do at most 1000 / (server CPU ms a cycle) cycles a second.",
 );
 console.log(`\n${JSON.stringify(results)}`);

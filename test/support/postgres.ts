@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chown, mkdtemp, rm, chmod } from 'node:fs/promises';
+import { chown, mkdtemp, readFile, rm, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,8 @@ const run = promisify(execFile);
  */
 export interface TestPostgres {
   readonly url: string;
+  /** The postmaster's process id (its backends are its children). */
+  readonly pid: number;
   newDatabase(name: string): Promise<string>;
   stop(): Promise<void>;
 }
@@ -61,8 +63,11 @@ export async function startPostgres(): Promise<TestPostgres> {
     'start',
   ]);
   const url = `postgres://lenix@127.0.0.1:${port}/postgres`;
+  // postmaster.pid's first line is the postmaster's process id.
+  const pid = Number((await readFile(path.join(data, 'postmaster.pid'), 'utf8')).split('\n')[0]);
   return {
     url,
+    pid,
     async newDatabase(name: string) {
       const pg = (await import('pg')).default;
       const c = new pg.Client({ connectionString: url });
