@@ -21,6 +21,7 @@ import * as m0018 from './migrations/0018-queue-partial-indexes.js';
 import * as m0019 from './migrations/0019-metadata-gz-only.js';
 import * as m0020 from './migrations/0020-queue-index-pages.js';
 import * as m0021 from './migrations/0021-pg-complete-function.js';
+import * as m0022 from './migrations/0022-pg-complete-fewer-statements.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -47,6 +48,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0019-metadata-gz-only': m0019,
   '0020-queue-index-pages': m0020,
   '0021-pg-complete-function': m0021,
+  '0022-pg-complete-fewer-statements': m0022,
 };
 
 /** Every migration's name, in the order they apply. */

@@ -22,10 +22,19 @@ import type { DepsOf } from '../context.js';
 import type { Pipeline } from './pipeline.js';
 import { checkInstalled, targetPayload, testRepos } from './root-repos.js';
 
+/** How long an agent's record read for a lease is used again before it is read anew. */
+const AGENT_TTL_MS = 2000;
+
 /** The server side of the agent protocol (architecture page, "Agent protocol"). */
 export class AgentService {
   /** When each agent was last marked seen; "last seen" is written at most every few seconds per agent. */
   private readonly seen = new Map<number, number>();
+  /**
+   * Agent records by id, read on every lease, kept for AGENT_TTL_MS as token look-ups are (auth.ts). What a
+   * lease reads of one never changes but its arches, which a re-registration on this server updates here at
+   * once and on another server within the ttl.
+   */
+  private readonly known = new Map<number, { at: number; agent: AgentRecord }>();
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases' | 'metrics',
@@ -45,15 +54,25 @@ export class AgentService {
     caller: Caller,
     a: { name: string; role: AgentRole; arches: string[]; capabilities: Record<string, unknown> },
   ): Promise<AgentRecord> {
-    return this.deps.store.agents.register({ ...a, tokenId: caller.tokenId }, this.deps.clock.now());
+    const now = this.deps.clock.now();
+    const agent = await this.deps.store.agents.register({ ...a, tokenId: caller.tokenId }, now);
+    this.known.set(agent.id, { at: now, agent });
+    return agent;
   }
 
   async agentFor(caller: Caller, agentId: number): Promise<AgentRecord> {
-    const agent = await this.deps.store.agents.get(agentId);
-    if (!agent) throw new LenixError('AGENT_NOT_FOUND', `agent ${agentId} is not registered`);
-    if (agent.tokenId !== caller.tokenId)
+    const now = this.deps.clock.now();
+    let known = this.known.get(agentId);
+    if (!known || now - known.at >= AGENT_TTL_MS) {
+      const agent = await this.deps.store.agents.get(agentId);
+      if (!agent) throw new LenixError('AGENT_NOT_FOUND', `agent ${agentId} is not registered`);
+      if (this.known.size > 10_000) this.known.clear();
+      known = { at: now, agent };
+      this.known.set(agentId, known);
+    }
+    if (known.agent.tokenId !== caller.tokenId)
       throw new LenixError('FORBIDDEN', `agent ${agentId} belongs to another token`);
-    return agent;
+    return known.agent;
   }
 
   /** Lease with long-poll: wait up to `waitMs` for work, waking when tasks are queued. */

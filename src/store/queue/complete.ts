@@ -110,8 +110,8 @@ export async function complete(
 }
 
 /**
- * The same on PostgreSQL, as one call of `lenix_complete` (migration 0021: the rules above in PL/pgSQL, one
- * round trip where the transaction takes ten). What needs no row is decided here and passed in; a report is
+ * The same on PostgreSQL, as one call of `lenix_complete` (migrations 0021 and 0022: the rules above in PL/pgSQL,
+ * one round trip where the transaction takes ten). What needs no row is decided here and passed in; a report is
  * parsed by its task's kind first, read on its own (a lease's task and a task's kind never change).
  */
 async function completeInOneCall(
@@ -150,8 +150,7 @@ async function completeInOneCall(
       task: Selectable<Database['tasks']>;
       batch_id: number | null;
     }>`
-      select error_code, error_message, build_state, queued_new, task,
-        (select batch_id from builds where id = (task->>'build_id')::integer) as batch_id
+      select error_code, error_message, build_state, queued_new, task, batch_id
       from lenix_complete(
         ${leaseId}::integer, ${fencingToken}::bigint, ${agentTokenId}::integer, ${now}::bigint,
         ${outcome.kind}::text, ${code}::text, ${reason}::text, ${result}::text,
@@ -164,7 +163,6 @@ async function completeInOneCall(
         isErrorCode(row.error_code) ? row.error_code : 'INTERNAL',
         row.error_message ?? row.error_code,
       );
-    // The batch is read beside the call (a build's batch never changes): still one round trip.
     return { task: toTask(row.task), buildState: row.build_state, batchId: row.batch_id, queuedNew: row.queued_new };
   });
 }
