@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { LenixError } from '../src/core/errors.js';
 import { recordEvent } from '../src/store/events.js';
 import { migrateToLatest } from '../src/store/migrate.js';
 import { sql } from 'kysely';
@@ -227,6 +228,49 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     clock.advance(5001); // past the expiry, not yet reaped
     await rejectsWith(beat(g.lease.id, 1, a.tokenId), 'LEASE_EXPIRED');
     assert.equal((await store.tasks.get(g.task.id))!.leaseExpiresAt, clock.now() - 1);
+  });
+
+  test('heartbeats sent together are each answered on their own (one statement on PostgreSQL)', async () => {
+    const store = await fresh();
+    await seed(store, 'x', 3);
+    const a = await agent(store, 'a');
+    const b = await agent(store, 'b');
+    const [g1, g2, g3] = [
+      (await store.tasks.lease(a, 1000, clock.now()))!,
+      (await store.tasks.lease(b, 1000, clock.now()))!,
+      (await store.tasks.lease(a, 1000, clock.now()))!,
+    ];
+    clock.advance(100);
+    const beat = (leaseId: number, fencing: number, tokenId: number) =>
+      store.tasks.heartbeat(leaseId, fencing, tokenId, 5000, clock.now());
+    // All asked for in one turn: one batch on PostgreSQL, whatever each one's fate.
+    const answers = await Promise.allSettled([
+      beat(g1.lease.id, 1, a.tokenId),
+      beat(g2.lease.id, 1, a.tokenId), // b's lease
+      beat(g2.lease.id, 1, b.tokenId),
+      beat(g2.lease.id, 1, b.tokenId), // the same heartbeat twice
+      beat(g3.lease.id, 7, a.tokenId), // a stale fencing token
+      beat(g3.lease.id + 1000, 1, a.tokenId),
+    ]);
+    const outcome = (r: PromiseSettledResult<{ agentId: number; expiresAt: number }>) =>
+      r.status === 'fulfilled' ? [r.value.agentId, r.value.expiresAt] : (r.reason as LenixError).code;
+    const extended = clock.now() + 5000;
+    assert.deepEqual(answers.map(outcome), [
+      [a.id, extended],
+      'FORBIDDEN',
+      [b.id, extended],
+      [b.id, extended],
+      'STALE_FENCING_TOKEN',
+      'LEASE_NOT_FOUND',
+    ]);
+    for (const [g, tokenId, at] of [
+      [g1, a.tokenId, extended],
+      [g2, b.tokenId, extended],
+      [g3, a.tokenId, g3.lease.expiresAt],
+    ] as const) {
+      const held = await store.tasks.checkLease(g.lease.id, 1, tokenId, clock.now());
+      assert.deepEqual([held.task.leaseExpiresAt, held.lease.expiresAt], [at, at], `lease ${g.lease.id}`);
+    }
   });
 
   test('a lease is refused to another agent token', async () => {
