@@ -92,7 +92,7 @@ async function extendBatch(db: Kysely<Database>, beats: readonly Beat[]): Promis
     for (const beat of beats) await extendBatch(db, [beat]);
     return;
   }
-  beats.forEach((beat, i) => beat.resolve(extended.get(i + 1)));
+  for (const [i, beat] of beats.entries()) beat.resolve(extended.get(i + 1));
 }
 
 /**
