@@ -200,6 +200,26 @@ describe('Master API: agent protocol', () => {
     assert.equal(last.status, 200, last.text);
     assert.equal(last.json.next, null);
   });
+
+  test("an agent's new arches count from its re-registration on (its record is kept between leases)", async () => {
+    const created = await http(base, 'POST', '/api/v1/builds', { token: admin, json: { source: 'good' } });
+    assert.equal(created.status, 201, created.text);
+    const register = (arches: string[]) =>
+      http(base, 'POST', '/api/v1/agent/register', {
+        token: buildToken,
+        json: { name: 'node-arches', role: 'build', arches },
+      });
+    const first = await register(['aarch64']);
+    assert.equal(first.status, 200, first.text);
+    const agentId = first.json.agentId;
+    const lease = () => http(base, 'POST', '/api/v1/agent/lease', { token: buildToken, json: { agentId, waitMs: 0 } });
+    const none = await lease();
+    assert.equal(none.status, 204, none.text);
+    assert.equal((await register(['src'])).json.agentId, agentId);
+    const got = await lease();
+    assert.equal(got.status, 200, got.text);
+    assert.equal(got.json.task.kind, 'srpm');
+  });
 });
 
 describe('error code catalogue', () => {
