@@ -12,7 +12,10 @@ import type { Dialect } from '../dialect.js';
  *   with the whole queue's (every queued task of the role, thousands of entries, each time);
  * - a build that stays queued or running as it was is not written again (a binary task of a multi-arch build
  *   ending while the others run);
- * - the build's batch comes back with the answer (it was read beside the call, from the task's JSON).
+ * - the build's batch comes back with the answer (it was read beside the call, from the task's JSON);
+ * - `lenix_enqueue` reads its virtual clock's bounds as the first entries of their indexes: as min() and max(),
+ *   with the statistics stale, PostgreSQL read every task of the role three times for each task it queued
+ *   (1.2 ms a task with 2,200 tasks queued).
  *
  * The rules are those of 0021, which the storage conformance suite checks on both dialects.
  */
@@ -21,6 +24,28 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
   // The answer gains a column, which `create or replace` cannot do.
   await sql`drop function lenix_complete(integer, bigint, integer, bigint, text, text, text, text, text, text, text,
     text[], text, text, text[])`.execute(db);
+  await sql`
+create or replace function lenix_enqueue(
+  p_build integer, p_source integer, p_priority integer, p_max_attempts integer, p_role text, p_kind text,
+  p_arch text, p_now bigint
+) returns integer language plpgsql as $fn$
+declare
+  v_min bigint := (select vstart from tasks where role = p_role and state = 'queued' order by vstart limit 1);
+  v_max bigint := (select vstart from tasks where role = p_role order by vstart desc limit 1);
+  v_last bigint := (select vstart from tasks where source_id = p_source and role = p_role
+    order by vstart desc limit 1);
+  v_clock bigint := coalesce(v_min, v_max + 1, 0);
+  v_id integer;
+begin
+  insert into tasks (build_id, source_id, kind, role, arch, state, priority, vstart, attempts, max_attempts,
+    fencing_token, cancel_requested, created_at, log_size, subject)
+  values (p_build, p_source, p_kind, p_role, p_arch, 'queued', p_priority,
+    case when v_last is null then v_clock else greatest(v_clock, v_last + 1) end, 0, p_max_attempts,
+    0, 0, p_now, 0, null)
+  returning id into v_id;
+  return v_id;
+end
+$fn$`.execute(db);
   await sql`
 create or replace function lenix_complete(
   p_lease integer, p_fencing bigint, p_token integer, p_now bigint,
