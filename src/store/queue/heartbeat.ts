@@ -58,8 +58,8 @@ const batches = new WeakMap<Kysely<Database>, Beat[]>();
  * PostgreSQL: the heartbeat of a current lease, extended only if every check of `checkLease` holds, with the
  * task and lease rows locked as they are checked; the agent's id if it was, `undefined` if not. The heartbeats
  * asked for in one turn of the event loop go as one statement (one round trip and one commit for all: under
- * load a hundred agents' heartbeats arrive together). If that statement
- * fails (a deadlock with another transaction, a lost connection), each is tried again on its own.
+ * load a hundred agents' heartbeats arrive together). If that statement fails (a deadlock with another
+ * transaction, a lost connection), each is tried again on its own.
  */
 function heartbeatInOneStatement(
   db: Kysely<Database>,
