@@ -22,6 +22,7 @@ import * as m0019 from './migrations/0019-metadata-gz-only.js';
 import * as m0020 from './migrations/0020-queue-index-pages.js';
 import * as m0021 from './migrations/0021-pg-complete-function.js';
 import * as m0022 from './migrations/0022-pg-complete-fewer-statements.js';
+import * as m0023 from './migrations/0023-pg-complete-four-statements.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -49,6 +50,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0020-queue-index-pages': m0020,
   '0021-pg-complete-function': m0021,
   '0022-pg-complete-fewer-statements': m0022,
+  '0023-pg-complete-four-statements': m0023,
 };
 
 /** Every migration's name, in the order they apply. */
