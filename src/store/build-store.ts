@@ -133,7 +133,6 @@ export class BuildStore {
           reason_code: 'CANCELLED',
           reason,
           cancel_requested: 1,
-          lease_expires_at: null,
         })
         .where('build_id', '=', buildId)
         .where('state', 'in', ['queued', 'leased'])

@@ -132,7 +132,6 @@ export interface TaskRecord {
   readonly fencingToken: number;
   readonly leaseId: number | null;
   readonly agentId: number | null;
-  readonly leaseExpiresAt: number | null;
   readonly cancelRequested: boolean;
   readonly createdAt: number;
   readonly startedAt: number | null;

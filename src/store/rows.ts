@@ -151,7 +151,6 @@ export function toTask(r: Selectable<Database['tasks']>): TaskRecord {
     fencingToken: Number(r.fencing_token),
     leaseId: r.lease_id,
     agentId: r.agent_id,
-    leaseExpiresAt: numOrNull(r.lease_expires_at),
     cancelRequested: r.cancel_requested === 1,
     createdAt: Number(r.created_at),
     startedAt: numOrNull(r.started_at),

@@ -294,7 +294,6 @@ export interface TasksTable {
   fencing_token: number;
   lease_id: number | null;
   agent_id: number | null;
-  lease_expires_at: number | null;
   cancel_requested: number;
   created_at: number;
   started_at: number | null;

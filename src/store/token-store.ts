@@ -52,16 +52,10 @@ export class TokenStore {
       .where('agents.token_id', '=', tokenId)
       .where('leases.ended_at', 'is', null);
     const r = await this.db
-      .updateTable('tasks')
-      .set({ lease_expires_at: now - 1 })
-      .where('state', '=', 'leased')
-      .where('lease_id', 'in', leases)
-      .executeTakeFirst();
-    await this.db
       .updateTable('leases')
       .set({ expires_at: now - 1 })
       .where('id', 'in', leases)
-      .execute();
+      .executeTakeFirst();
     return Number(r.numUpdatedRows);
   }
 

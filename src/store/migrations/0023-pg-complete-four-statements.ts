@@ -10,7 +10,8 @@ import type { Dialect } from '../dialect.js';
  * - the lease, its task, its agent's token and its build are read and locked in one statement (four before);
  * - the task's update, its lease's end and the task's event go as one statement (three before);
  * - the build's tasks are counted and its first failed task read in one pass (two before);
- * - the build's update and its event go as one statement (two before).
+ * - the build's update and its event go as one statement (two before);
+ * - the lease's expiry is read from the lease, and the task keeps no copy of it (migration 0024).
  *
  * The rules are those of 0021 and 0022, which the storage conformance suite checks on both dialects. The
  * function is replaced whole: a released migration stays as it was.
@@ -82,7 +83,7 @@ begin
     error_message := format('lease %s already ended (%s)', l.id, coalesce(l.outcome, t.state));
     return;
   end if;
-  if t.lease_expires_at is not null and t.lease_expires_at < p_now then
+  if l.expires_at < p_now then
     error_code := 'LEASE_EXPIRED';
     error_message := format('lease %s expired', l.id);
     return;
@@ -116,7 +117,6 @@ begin
   )
   update tasks set state = v_state, reason_code = v_code, reason = v_reason,
     result = coalesce(p_result, tasks.result), finished_at = case when v_finished then p_now end,
-    lease_expires_at = null,
     lease_id = case when v_finished then tasks.lease_id end,
     agent_id = case when v_finished then tasks.agent_id end
   where id = t.id

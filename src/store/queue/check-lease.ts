@@ -64,7 +64,7 @@ function assertCurrent(lease: LeaseRecord, task: TaskRecord, fencingToken: numbe
   if (lease.endedAt !== null || task.state !== 'leased') {
     throw new LenixError('LEASE_ENDED', `lease ${lease.id} already ended (${lease.outcome ?? task.state})`);
   }
-  if (task.leaseExpiresAt !== null && task.leaseExpiresAt < now) {
+  if (lease.expiresAt < now) {
     throw new LenixError('LEASE_EXPIRED', `lease ${lease.id} expired`);
   }
 }

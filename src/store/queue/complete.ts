@@ -57,7 +57,7 @@ export async function complete(
     const release = finished ? sql`` : sql`, lease_id = null, agent_id = null`;
     const [updated] = await q.rows(sql<Selectable<Database['tasks']>>`
       update tasks set state = ${next.state}, reason_code = ${next.code}, reason = ${next.reason},
-        result = ${stored}, finished_at = ${finished ? now : null}, lease_expires_at = null${release}
+        result = ${stored}, finished_at = ${finished ? now : null}${release}
       where id = ${current.id} and state = 'leased' and fencing_token = ${fencingToken}
       returning *`);
     if (!updated) throw new LenixError('STALE_FENCING_TOKEN', 'the task changed hands before completion');

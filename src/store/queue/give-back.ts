@@ -21,7 +21,6 @@ export async function giveBack(
         attempts: sql<number>`attempts - 1`,
         lease_id: null,
         agent_id: null,
-        lease_expires_at: null,
       })
       .where('lease_id', '=', leaseId)
       .where('state', '=', 'leased')

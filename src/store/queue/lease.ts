@@ -65,8 +65,7 @@ async function leaseInTransaction(
           returning *`);
         const [updated] = await q.rows(sql<Selectable<Database['tasks']>>`
           update tasks set state = 'leased', fencing_token = ${fencing}, attempts = attempts + 1,
-            lease_id = ${lease!.id}, agent_id = ${agent.id}, lease_expires_at = ${expiresAt},
-            started_at = coalesce(started_at, ${now})
+            lease_id = ${lease!.id}, agent_id = ${agent.id}, started_at = coalesce(started_at, ${now})
           where id = ${candidate.id} and state = 'queued' and fencing_token = ${candidate.fencing_token}
           returning *`);
         if (!updated) throw new LostRace();
@@ -111,8 +110,7 @@ async function leaseInOneStatement(
         returning *
       ), task as (
         update tasks set state = 'leased', fencing_token = lease.fencing_token, attempts = tasks.attempts + 1,
-          lease_id = lease.id, agent_id = lease.agent_id, lease_expires_at = lease.expires_at,
-          started_at = coalesce(tasks.started_at, ${now})
+          lease_id = lease.id, agent_id = lease.agent_id, started_at = coalesce(tasks.started_at, ${now})
         from lease where tasks.id = lease.task_id
         returning tasks.*
       ), build as (

@@ -7,13 +7,19 @@ import type { Database } from '../schema.js';
 import { kyselyStatements } from '../statements.js';
 import { settleBuild } from './settle.js';
 
-/** Requeue (or fail, when attempts are used up) every task whose lease has expired. */
+/**
+ * Requeue (or fail, when attempts are used up) every task whose lease has expired. The open leases are read
+ * through their partial index (as many as tasks running); their tasks are changed only if still held by them.
+ */
 export async function reapExpired(db: Kysely<Database>, now: number): Promise<TaskRecord[]> {
   const expired = await db
-    .selectFrom('tasks')
-    .selectAll()
-    .where('state', '=', 'leased')
-    .where('lease_expires_at', '<', now)
+    .selectFrom('leases')
+    .innerJoin('tasks', 'tasks.id', 'leases.task_id')
+    .selectAll('tasks')
+    .where('leases.ended_at', 'is', null)
+    .where('leases.expires_at', '<', now)
+    .where('tasks.state', '=', 'leased')
+    .whereRef('tasks.lease_id', '=', 'leases.id')
     .limit(500)
     .execute();
   const changed: TaskRecord[] = [];
@@ -31,13 +37,11 @@ export async function reapExpired(db: Kysely<Database>, now: number): Promise<Ta
               state: 'queued',
               lease_id: null,
               agent_id: null,
-              lease_expires_at: null,
               reason_code: 'LEASE_EXPIRED',
               reason: `lease ${row.lease_id} expired; requeued`,
             }
           : {
               state: 'failed',
-              lease_expires_at: null,
               finished_at: now,
               reason_code: next.code,
               reason: next.reason,
