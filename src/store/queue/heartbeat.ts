@@ -101,10 +101,10 @@ const PADDING = { leaseId: 0, fencingToken: 0, agentTokenId: 0, expiresAt: 0, no
 /**
  * Extend the leases that pass their checks; the agent's id of each by its place in `beats` (from 1). Only
  * the lease is written: its expiry is in no index, so the new version stays on its page (PostgreSQL's "HOT"
- * update, no index entry added). Its task is read, not locked, to see that it is still held by this lease
- * (a completion, cancel, reap or give-back ends the lease in the same transaction as it changes the task,
- * after locking the lease, so a lease found open and locked here has its task still leased to it). The
- * batch lists the leases in the order of their ids.
+ * update, no index entry added). Its task is read, not locked, to see that it is still held by this lease:
+ * a completion, cancel, reap or give-back ends the lease in the same transaction as it changes the task, so
+ * the lease's row lock orders each heartbeat wholly before or after such an end. The batch lists the leases
+ * in the order of their ids.
  *
  * The heartbeats are a `values` list of a power-of-two length, not arrays: given arrays, PostgreSQL cannot
  * know their length in the prepared statement's generic plan, guesses it, and found that plan dearer than
