@@ -3,6 +3,7 @@ import { LenixError } from '../core/errors.js';
 import type { AgentRole } from '../scheduler/task-state.js';
 import type { TokenStore } from '../store/token-store.js';
 import type { TokenRecord } from '../store/records.js';
+import { Recent } from './recent.js';
 
 /**
  * Scopes: `admin` may do everything; `maintainer` manages sources, builds and the lookaside area; each agent
@@ -40,11 +41,13 @@ export function hasScope(caller: Caller, scope: Scope): boolean {
  * clears the cache at once (`forget`); other server processes see it within ttl.
  */
 export class TokenAuthority {
-  private readonly cache = new Map<string, { at: number; token: TokenRecord | null }>();
+  private readonly cache: Recent<string, TokenRecord | null>;
   constructor(
     private readonly tokens: Pick<TokenStore, 'findByHash'>,
-    private readonly ttlMs = 2000,
-  ) {}
+    ttlMs = 2000,
+  ) {
+    this.cache = new Recent(ttlMs);
+  }
 
   /** Drop cached look-ups, so that a revoked token fails on its next request. */
   forget(): void {
@@ -56,13 +59,7 @@ export class TokenAuthority {
     const m = /^Bearer ([A-Za-z0-9_\-.]{8,200})$/.exec(header.trim());
     if (!m) throw new LenixError('UNAUTHENTICATED', 'the Authorization header must be "Bearer <token>"');
     const hash = hashToken(m[1]!);
-    let hit = this.cache.get(hash);
-    if (!hit || now - hit.at > this.ttlMs) {
-      hit = { at: now, token: await this.tokens.findByHash(hash) };
-      if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(hash, hit);
-    }
-    const t = hit.token;
+    const t = await this.cache.get(hash, now, () => this.tokens.findByHash(hash));
     if (!t || t.revokedAt !== null) throw new LenixError('UNAUTHENTICATED', 'unknown or revoked token');
     if (t.expiresAt !== null && now >= t.expiresAt) throw new LenixError('UNAUTHENTICATED', 'the token has expired');
     return { tokenId: t.id, name: t.name, scopes: t.scopes.filter(isScope) };

@@ -19,6 +19,7 @@ import type { FollowUp } from '../../scheduler/task-state.js';
 import type { LeaseGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { DepsOf } from '../context.js';
+import { Recent } from '../recent.js';
 import type { Pipeline } from './pipeline.js';
 import { checkInstalled, targetPayload, testRepos } from './root-repos.js';
 
@@ -34,7 +35,7 @@ export class AgentService {
    * lease reads of one never changes but its arches, which a re-registration on this server updates here at
    * once and on another server within the ttl.
    */
-  private readonly known = new Map<number, { at: number; agent: AgentRecord }>();
+  private readonly known = new Recent<number, AgentRecord>(AGENT_TTL_MS);
   constructor(
     private readonly deps: DepsOf<
       'blobs' | 'clock' | 'config' | 'log' | 'notifier' | 'releases' | 'metrics',
@@ -56,23 +57,19 @@ export class AgentService {
   ): Promise<AgentRecord> {
     const now = this.deps.clock.now();
     const agent = await this.deps.store.agents.register({ ...a, tokenId: caller.tokenId }, now);
-    this.known.set(agent.id, { at: now, agent });
+    this.known.set(agent.id, agent, now);
     return agent;
   }
 
   async agentFor(caller: Caller, agentId: number): Promise<AgentRecord> {
-    const now = this.deps.clock.now();
-    let known = this.known.get(agentId);
-    if (!known || now - known.at >= AGENT_TTL_MS) {
-      const agent = await this.deps.store.agents.get(agentId);
-      if (!agent) throw new LenixError('AGENT_NOT_FOUND', `agent ${agentId} is not registered`);
-      if (this.known.size > 10_000) this.known.clear();
-      known = { at: now, agent };
-      this.known.set(agentId, known);
-    }
-    if (known.agent.tokenId !== caller.tokenId)
+    const agent = await this.known.get(agentId, this.deps.clock.now(), async () => {
+      const read = await this.deps.store.agents.get(agentId);
+      if (!read) throw new LenixError('AGENT_NOT_FOUND', `agent ${agentId} is not registered`);
+      return read;
+    });
+    if (agent.tokenId !== caller.tokenId)
       throw new LenixError('FORBIDDEN', `agent ${agentId} belongs to another token`);
-    return known.agent;
+    return agent;
   }
 
   /** Lease with long-poll: wait up to `waitMs` for work, waking when tasks are queued. */

@@ -110,7 +110,7 @@ export async function complete(
 }
 
 /**
- * The same on PostgreSQL, as one call of `lenix_complete` (migrations 0021 and 0022: the rules above in PL/pgSQL,
+ * The same on PostgreSQL, as one call of `lenix_complete` (migrations 0021–0023: the rules above in PL/pgSQL,
  * one round trip where the transaction takes ten). What needs no row is decided here and passed in; a report is
  * parsed by its task's kind first, read on its own (a lease's task and a task's kind never change).
  */
