@@ -594,4 +594,65 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     const states = await Promise.all(grants.map(async (g) => (await store.builds.get(g.task.buildId))!.state));
     assert.deepEqual(states, Array(12).fill('succeeded'));
   });
+
+  test("a completion that leases the agent's next task never takes one of its own build, and stands if that lease fails", async () => {
+    const store = await fresh();
+    await seed(store, 'one', 1);
+    await seed(store, 'two', 1);
+    const builder = await agent(store, 'b1', ['x86_64', 'aarch64', 'src']);
+    const first = (await store.tasks.lease(builder, 30_000, clock.now()))!;
+    const end = (g: typeof first, followUp: FollowUp, next: AgentRecord) =>
+      store.tasks.completeAndLease(
+        g.lease.id,
+        g.lease.fencingToken,
+        builder.tokenId,
+        ok,
+        BUILDROOT,
+        followUp,
+        clock.now(),
+        {
+          agent: next,
+          leaseMs: 30_000,
+        },
+      );
+    // The completion queues its build's binaries; the next task is the other build's SRPM, leased as a lease is.
+    const r = await end(first, twoArches, builder);
+    assert.equal(r.task.state, 'succeeded');
+    assert.equal(r.queuedNew, 2);
+    assert.equal(r.next.error, null);
+    const second = r.next.grant!;
+    assert.ok(second, 'the other build had a queued task');
+    assert.notEqual(second.task.buildId, first.task.buildId);
+    assert.equal(second.task.kind, 'srpm');
+    assert.equal(second.lease.agentId, builder.id);
+    assert.equal(second.lease.fencingToken, 1);
+    assert.equal(second.lease.expiresAt, clock.now() + 30_000);
+    assert.deepEqual(second.task, await store.tasks.get(second.task.id));
+    assert.deepEqual(second.build, await store.builds.get(second.task.buildId));
+    assert.equal(second.build.state, 'running');
+    const ownBinaries = (await store.tasks.listOfBuild(first.task.buildId)).filter((t) => t.kind === 'binary');
+    assert.deepEqual(
+      ownBinaries.map((t) => t.state),
+      ['queued', 'queued'],
+    );
+
+    // Only the completed task's own build has queued tasks: no next task, and no error.
+    const binary = (await store.tasks.lease(builder, 30_000, clock.now()))!;
+    assert.equal(binary.task.buildId, first.task.buildId);
+    const lone = await end(binary, { kind: 'none' }, builder);
+    assert.equal(lone.task.state, 'succeeded');
+    assert.deepEqual(lone.next, { grant: null, error: null });
+
+    // A lease that fails (here for an agent that does not exist) undoes itself only: the completion stands.
+    const failed = await end(second, twoArches, { ...builder, id: 999_999 });
+    assert.equal(failed.next.grant, null);
+    assert.ok(failed.next.error, 'the failed lease says why');
+    assert.equal((await store.tasks.get(second.task.id))!.state, 'succeeded');
+    assert.equal(failed.queuedNew, 2);
+    assert.equal((await store.tasks.listInState('leased')).length, 0);
+
+    // A refused completion leases nothing.
+    await rejectsWith(end(second, { kind: 'none' }, builder), 'LEASE_ENDED');
+    assert.equal((await store.tasks.listInState('leased')).length, 0);
+  });
 });

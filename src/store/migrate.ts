@@ -24,6 +24,7 @@ import * as m0021 from './migrations/0021-pg-complete-function.js';
 import * as m0022 from './migrations/0022-pg-complete-fewer-statements.js';
 import * as m0023 from './migrations/0023-pg-complete-four-statements.js';
 import * as m0024 from './migrations/0024-lease-expiry-on-leases.js';
+import * as m0025 from './migrations/0025-pg-lease-function.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -53,6 +54,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0022-pg-complete-fewer-statements': m0022,
   '0023-pg-complete-four-statements': m0023,
   '0024-lease-expiry-on-leases': m0024,
+  '0025-pg-lease-function': m0025,
 };
 
 /** Every migration's name, in the order they apply. */

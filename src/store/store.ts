@@ -19,7 +19,7 @@ import { HeaderDigestStore } from './header-store.js';
 export type { ArtifactStore, NewArtifact } from './artifact-store.js';
 export type { BuildFilter, BuildStore, NewBuild } from './build-store.js';
 export type { TargetFields, TargetStore } from './target-store.js';
-export type { CompleteResult, LeaseGrant, TaskQueue } from './queue/task-queue.js';
+export type { CompleteResult, LeaseGrant, NextGrant, TaskQueue } from './queue/task-queue.js';
 
 /**
  * The build spine's storage over both dialects, one room per concern on one Kysely handle: tokens, sources

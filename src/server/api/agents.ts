@@ -1,6 +1,8 @@
+import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
 import { LenixError } from '../../core/errors.js';
 import type { Services, ZodApp } from '../types.js';
+import type { Leased } from '../services/agents.js';
 import type { ServerDeps } from '../context.js';
 import { presentAgent, presentArtifact, presentTask } from './present.js';
 import type { Readable } from 'node:stream';
@@ -10,9 +12,6 @@ import { ARTIFACT_KINDS } from '../../store/records.js';
 import { security, positiveId } from './params.js';
 
 const LeaseParams = z.object({ lease: positiveId });
-
-/** A task the agent service leased, with its payload. */
-type Leased = NonNullable<Awaited<ReturnType<Services['agents']['lease']>>>;
 
 /** The signal of a lease that does not wait: never aborted. */
 const NEVER = new AbortController().signal;
@@ -209,35 +208,44 @@ export function registerAgentsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
           fencingToken: Fencing,
           outcome: OutcomeBody,
           result: z.record(z.string(), z.unknown()).nullable().default(null),
-          // The agent's next task in the same round trip: leased as POST /agent/lease with waitMs 0 would.
+          // The agent's next task in the same round trip, leased as POST /agent/lease with waitMs 0 would, but
+          // never one of the completed task's build (that stage's statement is recorded after the completion).
           next: z.object({ agentId: z.number().int().positive() }).optional(),
         }),
       },
     },
     async (req) => {
       if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
+      const next = req.body.next ? await nextAgent(req.caller, req.body.next.agentId, req.log) : undefined;
       const r2 = await s.agents.complete(
         req.caller,
         req.params.lease,
         req.body.fencingToken,
         req.body.outcome as Outcome,
         req.body.result,
+        next ?? undefined,
       );
       const answer = { task: presentTask(r2.task), buildState: r2.buildState, queuedNew: r2.queuedNew };
       if (!req.body.next) return answer;
-      // The completion is recorded: whatever goes wrong in leasing the next task answers no task (the agent then
-      // asks POST /agent/lease, which says why), never an error that would make the agent send its result again.
-      try {
-        const agent = await s.agents.agentFor(req.caller, req.body.next.agentId);
-        agentScope(req.caller, agent.role);
-        const got = await s.agents.lease(agent, 0, NEVER);
-        return { ...answer, next: got ? leaseAnswer(got) : null };
-      } catch (err) {
-        req.log.warn({ err: (err as Error).message }, 'no next task with the completion');
-        return { ...answer, next: null };
-      }
+      return { ...answer, next: r2.next ? leaseAnswer(r2.next) : null };
     },
   );
+
+  /**
+   * The agent whose next task a completion brings. The completion is recorded whatever is wrong with it: it
+   * then answers no task (the agent asks POST /agent/lease, which says why), never an error that would make the
+   * agent send its result again.
+   */
+  async function nextAgent(caller: Caller, agentId: number, log: FastifyBaseLogger) {
+    try {
+      const agent = await s.agents.agentFor(caller, agentId);
+      agentScope(caller, agent.role);
+      return agent;
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'no next task with the completion');
+      return null;
+    }
+  }
 
   function leaseAnswer(got: Leased) {
     return {

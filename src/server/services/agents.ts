@@ -16,12 +16,18 @@ import {
   type TaskRecord,
 } from '../../store/records.js';
 import type { FollowUp } from '../../scheduler/task-state.js';
-import type { LeaseGrant } from '../../store/store.js';
+import type { CompleteResult, LeaseGrant, NextGrant } from '../../store/store.js';
 import type { Caller } from '../auth.js';
 import type { DepsOf } from '../context.js';
 import { Recent } from '../recent.js';
 import type { Pipeline } from './pipeline.js';
 import { checkInstalled, targetPayload, testRepos } from './root-repos.js';
+
+/** A lease granted to an agent, with the payload it is sent. */
+export interface Leased {
+  readonly grant: LeaseGrant;
+  readonly payload: TaskPayload;
+}
 
 /** How long an agent's record read for a lease is used again before it is read anew. */
 const AGENT_TTL_MS = 2000;
@@ -73,11 +79,7 @@ export class AgentService {
   }
 
   /** Lease with long-poll: wait up to `waitMs` for work, waking when tasks are queued. */
-  async lease(
-    agent: AgentRecord,
-    waitMs: number,
-    signal: AbortSignal,
-  ): Promise<{ grant: LeaseGrant; payload: TaskPayload } | null> {
+  async lease(agent: AgentRecord, waitMs: number, signal: AbortSignal): Promise<Leased | null> {
     const deadline = this.deps.clock.now() + Math.min(waitMs, this.deps.config.longPollMaxMs);
     await this.touch(agent.id);
     // Expired leases are requeued by the server's reaper (every second), which also wakes waiters here.
@@ -85,21 +87,26 @@ export class AgentService {
       const t0 = performance.now();
       const grant = await this.deps.store.tasks.lease(agent, this.deps.config.leaseMs, this.deps.clock.now());
       this.deps.metrics.leaseSeconds.observe((performance.now() - t0) / 1000);
-      if (grant) {
-        try {
-          return { grant, payload: await this.payload(grant) };
-        } catch (err) {
-          // An earlier stage's statement is not in the ledger yet (its server is recording it, or a repair
-          // will): the task goes back to the queue without costing an attempt, and this agent is told to ask again.
-          if (!(err instanceof LenixError && err.code === 'STATEMENT_MISSING')) throw err;
-          await this.deps.store.tasks.giveBack(grant.lease.id, grant.lease.fencingToken, this.deps.clock.now());
-          this.deps.notifier.emit('queue');
-          return null;
-        }
-      }
+      if (grant) return this.withPayload(grant);
       const left = deadline - this.deps.clock.now();
       if (left <= 0 || signal.aborted) return null;
       await this.deps.notifier.wait('queue', Math.min(left, 1000), signal);
+    }
+  }
+
+  /**
+   * A granted lease with what its agent needs. When an earlier stage's statement is not in the ledger yet (its
+   * server is recording it, or a repair will), the task goes back to the queue without costing an attempt, and
+   * the agent is told to ask again (null).
+   */
+  private async withPayload(grant: LeaseGrant): Promise<Leased | null> {
+    try {
+      return { grant, payload: await this.payload(grant) };
+    } catch (err) {
+      if (!(err instanceof LenixError && err.code === 'STATEMENT_MISSING')) throw err;
+      await this.deps.store.tasks.giveBack(grant.lease.id, grant.lease.fencingToken, this.deps.clock.now());
+      this.deps.notifier.emit('queue');
+      return null;
     }
   }
 
@@ -325,13 +332,19 @@ export class AgentService {
     );
   }
 
+  /**
+   * End a lease. With `next`, the agent's next task is leased in the same call of the database (never one of
+   * the completed task's build: store/queue/complete.ts); the completion stands whatever happens to that
+   * lease, which then answers no task (the agent asks POST /agent/lease, which says why).
+   */
   async complete(
     caller: Caller,
     leaseId: number,
     fencingToken: number,
     outcome: Outcome,
     report: Record<string, unknown> | null,
-  ) {
+    next?: AgentRecord,
+  ): Promise<CompleteResult & { readonly next: Leased | null }> {
     const now = this.deps.clock.now();
     // Only a success needs the task first (to plan its follow-up); store.complete re-checks the lease in its
     // transaction and parses the report by the task's kind before storing it.
@@ -341,15 +354,16 @@ export class AgentService {
         : null;
     if (task?.kind === 'binary') await this.checkBuildroot(task, report);
     const followUp: FollowUp = task ? await this.followUp(task, leaseId) : { kind: 'none' };
-    const r = await this.deps.store.tasks.complete(
-      leaseId,
-      fencingToken,
-      caller.tokenId,
-      outcome,
-      report,
-      followUp,
-      now,
-    );
+    const tasks = this.deps.store.tasks;
+    const r = next
+      ? await tasks.completeAndLease(leaseId, fencingToken, caller.tokenId, outcome, report, followUp, now, {
+          agent: next,
+          leaseMs: this.deps.config.leaseMs,
+        })
+      : {
+          ...(await tasks.complete(leaseId, fencingToken, caller.tokenId, outcome, report, followUp, now)),
+          next: null,
+        };
     // A stage is complete once its statement is in the ledger: the pipeline records it before the next
     // stage's agents are woken and before we answer.
     await this.pipeline.emit({ kind: 'task.ended', task: r.task, buildState: r.buildState, batchId: r.batchId });
@@ -364,7 +378,22 @@ export class AgentService {
       { component: 'scheduler', task: r.task.id, build: r.task.buildId, state: r.task.state, buildState: r.buildState },
       'task completed',
     );
-    return r;
+    return { ...r, next: next && r.next ? await this.nextOf(next, r.next) : null };
+  }
+
+  /** The next task a completion leased, with its payload; none if leasing it failed (logged). */
+  private async nextOf(agent: AgentRecord, next: NextGrant): Promise<Leased | null> {
+    try {
+      await this.touch(agent.id);
+      if (next.error !== null) throw new Error(next.error);
+      return next.grant ? await this.withPayload(next.grant) : null;
+    } catch (err) {
+      this.deps.log.warn(
+        { component: 'scheduler', agent: agent.id, err: (err as Error).message },
+        'no next task with the completion',
+      );
+      return null;
+    }
   }
 
   /** A binary build of a target: its buildroot record's packages must be in the target's snapshots. */

@@ -11,11 +11,12 @@ import {
   taskEnd,
 } from '../../scheduler/task-state.js';
 import { recordEvent } from '../events.js';
-import type { TaskRecord } from '../records.js';
+import type { AgentRecord, TaskRecord } from '../records.js';
 import { json, toTask } from '../rows.js';
 import { inTransaction, type Statements, withStatements } from '../statements.js';
 import type { Database } from '../schema.js';
 import { checkLease } from './check-lease.js';
+import { archesOf, fromLeaseFunction, type LeaseFunctionRow, type LeaseGrant } from './lease.js';
 import { enqueueTasks } from './enqueue.js';
 import { settleBuild } from './settle.js';
 import { parseTaskResult } from '../../core/protocol.js';
@@ -27,6 +28,15 @@ export interface CompleteResult {
   readonly batchId: number | null;
   readonly queuedNew: number;
 }
+
+/** The agent whose next task a completion leases in the same call (`lenix_complete_and_lease` on PostgreSQL). */
+export interface NextLease {
+  readonly agent: AgentRecord;
+  readonly leaseMs: number;
+}
+
+/** What leasing the next task gave: a task, none, or why it failed (the completion stands either way). */
+export type NextGrant = { readonly grant: LeaseGrant | null; readonly error: string | null };
 
 /**
  * End a lease. Accepted once, for the current fencing token only. On success the follow-up (fan-out into
@@ -46,7 +56,8 @@ export async function complete(
   now: number,
 ): Promise<CompleteResult> {
   if (dialect === 'postgres')
-    return completeInOneCall(db, leaseId, fencingToken, agentTokenId, outcome, report, followUp, now);
+    return (await completeInOneCall(db, leaseId, fencingToken, agentTokenId, outcome, report, followUp, now, null))
+      .done;
   return inTransaction(db, async (q) => {
     const { task: current } = await checkLease(q, leaseId, fencingToken, agentTokenId, now);
     const result = parseTaskResult(current.kind, report);
@@ -110,9 +121,43 @@ export async function complete(
 }
 
 /**
- * The same on PostgreSQL, as one call of `lenix_complete` (migrations 0021–0023: the rules above in PL/pgSQL,
- * one round trip where the transaction takes ten). What needs no row is decided here and passed in; a report is
- * parsed by its task's kind first, read on its own (a lease's task and a task's kind never change).
+ * A completion, then the agent's next task, never one of the completed task's build: what the completion
+ * queues (the build's next stage) may be leased only once its statement is in the ledger, which the caller
+ * records after this returns. On PostgreSQL both in one call (`lenix_complete_and_lease`, migration 0025), the
+ * lease in a block of its own; on SQLite one transaction after the other. Whatever goes wrong in the lease
+ * leaves the completion recorded: it comes back as `next.error`.
+ */
+export async function completeAndLease(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  leaseId: number,
+  fencingToken: number,
+  agentTokenId: number,
+  outcome: Outcome,
+  report: unknown,
+  followUp: FollowUp,
+  now: number,
+  next: NextLease,
+  /** The next task's lease on SQLite (queue/lease.ts with its prepared read of the build). */
+  leaseOnSqlite: (skipBuild: number) => Promise<LeaseGrant | null>,
+): Promise<CompleteResult & { readonly next: NextGrant }> {
+  if (dialect === 'postgres') {
+    const r = await completeInOneCall(db, leaseId, fencingToken, agentTokenId, outcome, report, followUp, now, next);
+    return { ...r.done, next: r.next ?? { grant: null, error: null } };
+  }
+  const done = await complete(db, dialect, leaseId, fencingToken, agentTokenId, outcome, report, followUp, now);
+  try {
+    return { ...done, next: { grant: await leaseOnSqlite(done.task.buildId), error: null } };
+  } catch (err) {
+    return { ...done, next: { grant: null, error: (err as Error).message } };
+  }
+}
+
+/**
+ * The completion on PostgreSQL, as one call of `lenix_complete` (migrations 0021–0023: the rules above in
+ * PL/pgSQL, one round trip where the transaction takes ten), or of `lenix_complete_and_lease` with the agent's
+ * next lease. What needs no row is decided here and passed in; a report is parsed by its task's kind first,
+ * read on its own (a lease's task and a task's kind never change).
  */
 async function completeInOneCall(
   db: Kysely<Database>,
@@ -123,7 +168,8 @@ async function completeInOneCall(
   report: unknown,
   followUp: FollowUp,
   now: number,
-): Promise<CompleteResult> {
+  next: NextLease | null,
+): Promise<{ done: CompleteResult; next: NextGrant | null }> {
   return withStatements(db, async (q) => {
     let result: string | null = null;
     if (report !== null && report !== undefined) {
@@ -142,28 +188,43 @@ async function completeInOneCall(
     const reason = outcome.kind === 'success' ? null : outcome.reason;
     const fanOut = followUp.kind === 'fan-out' ? followUp : null;
     const failBuild = followUp.kind === 'fail-build' ? followUp : null;
-    const [row] = await q.rows(sql<{
-      error_code: string | null;
-      error_message: string | null;
-      build_state: BuildState;
-      queued_new: number;
-      task: Selectable<Database['tasks']>;
-      batch_id: number | null;
-    }>`
-      select error_code, error_message, build_state, queued_new, task, batch_id
-      from lenix_complete(
+    const args = sql`
         ${leaseId}::integer, ${fencingToken}::bigint, ${agentTokenId}::integer, ${now}::bigint,
         ${outcome.kind}::text, ${code}::text, ${reason}::text, ${result}::text,
         ${followUp.kind}::text, ${fanOut?.role ?? null}::text, ${fanOut?.taskKind ?? null}::text,
         ${fanOut ? [...fanOut.arches] : null}::text[], ${failBuild?.code ?? null}::text,
-        ${failBuild?.reason ?? null}::text, ${[...BUILD_KINDS]}::text[])`);
+        ${failBuild?.reason ?? null}::text, ${[...BUILD_KINDS]}::text[]`;
+    const call = next
+      ? sql`lenix_complete_and_lease(${args}, ${next.agent.id}::integer, ${next.agent.role}::text,
+          ${archesOf(next.agent)}::text[], ${next.leaseMs}::bigint)`
+      : sql`lenix_complete(${args})`;
+    const [row] = await q.rows(
+      sql<
+        {
+          error_code: string | null;
+          error_message: string | null;
+          build_state: BuildState;
+          queued_new: number;
+          task: Selectable<Database['tasks']>;
+          batch_id: number | null;
+        } & Partial<LeaseFunctionRow & { next_error: string | null }>
+      >`select * from ${call}`,
+    );
     if (!row) throw new LenixError('INTERNAL', 'lenix_complete answered no row');
     if (row.error_code !== null)
       throw new LenixError(
         isErrorCode(row.error_code) ? row.error_code : 'INTERNAL',
         row.error_message ?? row.error_code,
       );
-    return { task: toTask(row.task), buildState: row.build_state, batchId: row.batch_id, queuedNew: row.queued_new };
+    const done = {
+      task: toTask(row.task),
+      buildState: row.build_state,
+      batchId: row.batch_id,
+      queuedNew: row.queued_new,
+    };
+    if (!next) return { done, next: null };
+    const grant = fromLeaseFunction(row);
+    return { done, next: { grant, error: row.next_error ?? null } };
   });
 }
 

@@ -5,7 +5,6 @@ import type { AgentRecord, BuildRecord, LeaseRecord, TaskRecord } from '../recor
 import { type BuildRow, isSerializationFailure, toBuild, toLease, toTask } from '../rows.js';
 import type { Database } from '../schema.js';
 import { inTransaction, withStatements } from '../statements.js';
-import { fromLeaseRow, LEASE_COLUMNS, type LeaseRow } from './check-lease.js';
 
 export interface LeaseGrant {
   readonly lease: LeaseRecord;
@@ -19,8 +18,9 @@ class LostRace extends Error {}
 
 /**
  * Hand the next task to an agent: highest priority, then smallest fair-share virtual start (fair-share.ts),
- * among queued tasks of its role and architectures. The conditional update is the fence between processes.
- * On PostgreSQL, where server replicas lease side by side, the same in one statement (below).
+ * among queued tasks of its role and architectures, none of them of `skipBuild` (a completion's own build: see
+ * complete.ts). The conditional update is the fence between processes. On PostgreSQL, where server replicas
+ * lease side by side, the same in one call of `lenix_lease` (below).
  */
 export async function lease(
   db: Kysely<Database>,
@@ -30,15 +30,27 @@ export async function lease(
   now: number,
   /** The build's row by id (on SQLite, a prepared read: `readById`). */
   buildById: (id: number) => Promise<BuildRow | undefined>,
+  skipBuild: number | null = null,
 ): Promise<LeaseGrant | null> {
-  const arches = agent.arches.length > 0 ? agent.arches : ['-'];
-  if (dialect === 'postgres') return leaseInOneStatement(db, agent, arches, leaseMs, now);
-  const granted = await leaseInTransaction(db, agent, arches, leaseMs, now);
+  if (dialect === 'postgres') {
+    const [row] = await withStatements(db, (q) =>
+      q.rows(sql<LeaseFunctionRow>`
+        select * from lenix_lease(${agent.id}::integer, ${agent.role}::text, ${archesOf(agent)}::text[],
+          ${now}::bigint, ${leaseMs}::bigint, ${skipBuild}::integer)`),
+    );
+    return row ? fromLeaseFunction(row) : null;
+  }
+  const granted = await leaseInTransaction(db, agent, archesOf(agent), leaseMs, now, skipBuild);
   if (!granted) return null;
   // On SQLite a read by id after the transaction costs microseconds, in this process.
   const row = await buildById(granted.task.buildId);
   if (!row) throw new LenixError('BUILD_NOT_FOUND', `build ${granted.task.buildId} vanished`);
   return { ...granted, build: toBuild(row) };
+}
+
+/** The architectures an agent leases for (one that names none matches no task). */
+export function archesOf(agent: AgentRecord): string[] {
+  return agent.arches.length > 0 ? [...agent.arches] : ['-'];
 }
 
 async function leaseInTransaction(
@@ -47,13 +59,15 @@ async function leaseInTransaction(
   arches: readonly string[],
   leaseMs: number,
   now: number,
+  skipBuild: number | null,
 ): Promise<Omit<LeaseGrant, 'build'> | null> {
+  const skip = skipBuild === null ? sql`` : sql` and build_id <> ${skipBuild}`;
   for (let attempt = 0; attempt < 8; attempt++) {
     try {
       return await inTransaction(db, async (q) => {
         const [candidate] = await q.rows(sql<{ id: number; fencing_token: number }>`
           select id, fencing_token from tasks
-          where state = 'queued' and role = ${agent.role} and arch in (${sql.join(arches)})
+          where state = 'queued' and role = ${agent.role} and arch in (${sql.join(arches)})${skip}
           order by priority desc, vstart, id
           limit 1`);
         if (!candidate) return null;
@@ -83,50 +97,39 @@ async function leaseInTransaction(
 }
 
 /**
- * The same lease on PostgreSQL, as one statement: one round trip where the transaction above and the build's
- * read take seven (each costs both processes a write and a wake-up). The candidate is locked as it is chosen,
- * and a concurrent lease skips it (`for update skip locked`) rather than queueing behind it, so no other lease
- * can take it before the update; the statement commits on its own. The build comes back as one JSON object:
- * its row as the statement found it, with what the lease changed in it laid over (a statement's parts all see
- * the rows as they were when it began), and its source's name and commit beside.
+ * What `lenix_lease` (migration 0025) answers, and `lenix_complete_and_lease` beside its completion: the task,
+ * the lease and the build as the lease left them, as JSON rows, and the build's source and commit. The lease
+ * is one statement: the candidate is locked as it is chosen, and a concurrent lease skips it (`for update skip
+ * locked`) rather than queueing behind it, so no other lease can take it before the update.
  */
-async function leaseInOneStatement(
-  db: Kysely<Database>,
-  agent: AgentRecord,
-  arches: readonly string[],
-  leaseMs: number,
-  now: number,
-): Promise<LeaseGrant | null> {
-  const [row] = await withStatements(db, (q) =>
-    q.rows(sql<LeaseRow & { b_build: BuildRow }>`
-      with candidate as (
-        select id, fencing_token from tasks
-        where state = 'queued' and role = ${agent.role} and arch in (${sql.join(arches)})
-        order by priority desc, vstart, id
-        limit 1 for update skip locked
-      ), lease as (
-        insert into leases (task_id, agent_id, fencing_token, acquired_at, expires_at)
-        select id, ${agent.id}, fencing_token + 1, ${now}, ${now + leaseMs} from candidate
-        returning *
-      ), task as (
-        update tasks set state = 'leased', fencing_token = lease.fencing_token, attempts = tasks.attempts + 1,
-          lease_id = lease.id, agent_id = lease.agent_id, started_at = coalesce(tasks.started_at, ${now})
-        from lease where tasks.id = lease.task_id
-        returning tasks.*
-      ), build as (
-        update builds set state = 'running', started_at = coalesce(builds.started_at, ${now})
-        from task where builds.id = task.build_id and builds.state = 'queued'
-        returning builds.id, builds.state, builds.started_at
-      )
-      select tasks.*, ${LEASE_COLUMNS},
-        to_jsonb(b) || coalesce(to_jsonb(build), '{}') || jsonb_build_object('source_name', sources.name,
-          'commit_sha', commits.sha, 'commit_tree', commits.tree, 'commit_committed_at', commits.committed_at,
-          'commit_subject', commits.subject) as b_build
-      from task as tasks join lease as leases on leases.task_id = tasks.id
-      join builds as b on b.id = tasks.build_id
-      join sources on sources.id = b.source_id
-      join commits on commits.id = b.commit_id
-      left join build on build.id = b.id`),
-  );
-  return row ? { ...fromLeaseRow(row), build: toBuild(row.b_build) } : null;
+export interface LeaseFunctionRow {
+  o_task: Selectable<Database['tasks']> | null;
+  o_lease: Selectable<Database['leases']> | null;
+  o_build: Selectable<Database['builds']> | null;
+  o_source_name: string | null;
+  o_commit_sha: string | null;
+  o_commit_tree: string | null;
+  o_commit_committed_at: number | null;
+  o_commit_subject: string | null;
+}
+
+/** The grant in a `LeaseFunctionRow` (its columns absent or null when no task was leased), or null. */
+export function fromLeaseFunction(row: Partial<LeaseFunctionRow>): LeaseGrant | null {
+  const { o_task: task, o_lease: lease, o_build: build, o_source_name: sourceName, o_commit_sha: sha } = row;
+  if (!task) return null;
+  // One statement joins them: a task comes with all of them.
+  if (!lease || !build || !sourceName || !sha || !row.o_commit_tree)
+    throw new LenixError('INTERNAL', `the lease of task ${task.id} came back without its lease or build`);
+  return {
+    lease: toLease(lease),
+    task: toTask(task),
+    build: toBuild({
+      ...build,
+      source_name: sourceName,
+      commit_sha: sha,
+      commit_tree: row.o_commit_tree,
+      commit_committed_at: Number(row.o_commit_committed_at),
+      commit_subject: row.o_commit_subject ?? '',
+    }),
+  };
 }

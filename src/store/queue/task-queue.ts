@@ -1,19 +1,19 @@
 import type { Kysely } from 'kysely';
-import type { AgentRole, TaskKind, TaskState } from '../../scheduler/task-state.js';
+import type { AgentRole, FollowUp, Outcome, TaskKind, TaskState } from '../../scheduler/task-state.js';
 import type { Dialect } from '../dialect.js';
 import type { AgentRecord, TaskRecord } from '../records.js';
 import { buildQuery, taskById, toTask } from '../rows.js';
 import type { Database } from '../schema.js';
 import { readById, withStatements } from '../statements.js';
 import { checkLease } from './check-lease.js';
-import { type CompleteResult, complete } from './complete.js';
+import { type CompleteResult, complete, completeAndLease, type NextLease } from './complete.js';
 import { enqueueTask } from './enqueue.js';
 import { giveBack } from './give-back.js';
 import { heartbeat } from './heartbeat.js';
 import { type LeaseGrant, lease } from './lease.js';
 import { reapExpired } from './reap.js';
 
-export type { CompleteResult } from './complete.js';
+export type { CompleteResult, NextGrant, NextLease } from './complete.js';
 
 /** An operation's parameters after the database handle (the queue passes its own). */
 type AfterDb<F> = F extends (db: never, ...rest: infer R) => unknown ? R : never;
@@ -109,5 +109,31 @@ export class TaskQueue {
 
   complete(...a: AfterDialect<typeof complete>): Promise<CompleteResult> {
     return complete(this.db, this.dialect, ...a);
+  }
+
+  /** A completion that leases the agent's next task too (complete.ts). */
+  completeAndLease(
+    leaseId: number,
+    fencingToken: number,
+    agentTokenId: number,
+    outcome: Outcome,
+    report: unknown,
+    followUp: FollowUp,
+    now: number,
+    next: NextLease,
+  ): ReturnType<typeof completeAndLease> {
+    return completeAndLease(
+      this.db,
+      this.dialect,
+      leaseId,
+      fencingToken,
+      agentTokenId,
+      outcome,
+      report,
+      followUp,
+      now,
+      next,
+      (skip) => lease(this.db, this.dialect, next.agent, next.leaseMs, now, this.buildById, skip),
+    );
   }
 }
