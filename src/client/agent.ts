@@ -69,8 +69,8 @@ export class AgentClient {
 
   /**
    * End a lease with its outcome. With `nextFor` (this agent's id) the answer also holds the agent's next task,
-   * leased without waiting (null when there is none): one round trip for the end of one task and the start of
-   * the next.
+   * leased without waiting (null when there is none, and never a task of the same build: that one is leased on
+   * its own): one round trip for the end of one task and the start of the next.
    */
   async complete<P>(
     leaseId: number,
