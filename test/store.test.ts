@@ -603,6 +603,7 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     const first = (await store.tasks.lease(builder, 30_000, clock.now()))!;
     const end = (g: typeof first, followUp: FollowUp, next: AgentRecord) =>
       store.tasks.completeAndLease(
+        { agent: next, leaseMs: 30_000 },
         g.lease.id,
         g.lease.fencingToken,
         builder.tokenId,
@@ -610,10 +611,6 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
         BUILDROOT,
         followUp,
         clock.now(),
-        {
-          agent: next,
-          leaseMs: 30_000,
-        },
       );
     // The completion queues its build's binaries; the next task is the other build's SRPM, leased as a lease is.
     const r = await end(first, twoArches, builder);

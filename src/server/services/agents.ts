@@ -356,10 +356,16 @@ export class AgentService {
     const followUp: FollowUp = task ? await this.followUp(task, leaseId) : { kind: 'none' };
     const tasks = this.deps.store.tasks;
     const r = next
-      ? await tasks.completeAndLease(leaseId, fencingToken, caller.tokenId, outcome, report, followUp, now, {
-          agent: next,
-          leaseMs: this.deps.config.leaseMs,
-        })
+      ? await tasks.completeAndLease(
+          { agent: next, leaseMs: this.deps.config.leaseMs },
+          leaseId,
+          fencingToken,
+          caller.tokenId,
+          outcome,
+          report,
+          followUp,
+          now,
+        )
       : {
           ...(await tasks.complete(leaseId, fencingToken, caller.tokenId, outcome, report, followUp, now)),
           next: null,

@@ -130,28 +130,25 @@ export async function complete(
 export async function completeAndLease(
   db: Kysely<Database>,
   dialect: Dialect,
-  leaseId: number,
-  fencingToken: number,
-  agentTokenId: number,
-  outcome: Outcome,
-  report: unknown,
-  followUp: FollowUp,
-  now: number,
   next: NextLease,
   /** The next task's lease on SQLite (queue/lease.ts with its prepared read of the build). */
   leaseOnSqlite: (skipBuild: number) => Promise<LeaseGrant | null>,
+  ...completion: CompletionArgs
 ): Promise<CompleteResult & { readonly next: NextGrant }> {
   if (dialect === 'postgres') {
-    const r = await completeInOneCall(db, leaseId, fencingToken, agentTokenId, outcome, report, followUp, now, next);
+    const r = await completeInOneCall(db, ...completion, next);
     return { ...r.done, next: r.next ?? { grant: null, error: null } };
   }
-  const done = await complete(db, dialect, leaseId, fencingToken, agentTokenId, outcome, report, followUp, now);
+  const done = await complete(db, dialect, ...completion);
   try {
     return { ...done, next: { grant: await leaseOnSqlite(done.task.buildId), error: null } };
   } catch (err) {
     return { ...done, next: { grant: null, error: (err as Error).message } };
   }
 }
+
+/** `complete`'s arguments after the database and its dialect. */
+export type CompletionArgs = Parameters<typeof complete> extends [unknown, unknown, ...infer R] ? R : never;
 
 /**
  * The completion on PostgreSQL, as one call of `lenix_complete` (migrations 0021–0023: the rules above in

@@ -1,12 +1,12 @@
 import type { Kysely } from 'kysely';
-import type { AgentRole, FollowUp, Outcome, TaskKind, TaskState } from '../../scheduler/task-state.js';
+import type { AgentRole, TaskKind, TaskState } from '../../scheduler/task-state.js';
 import type { Dialect } from '../dialect.js';
 import type { AgentRecord, TaskRecord } from '../records.js';
 import { buildQuery, taskById, toTask } from '../rows.js';
 import type { Database } from '../schema.js';
 import { readById, withStatements } from '../statements.js';
 import { checkLease } from './check-lease.js';
-import { type CompleteResult, complete, completeAndLease, type NextLease } from './complete.js';
+import { type CompleteResult, type CompletionArgs, complete, completeAndLease, type NextLease } from './complete.js';
 import { enqueueTask } from './enqueue.js';
 import { giveBack } from './give-back.js';
 import { heartbeat } from './heartbeat.js';
@@ -112,28 +112,14 @@ export class TaskQueue {
   }
 
   /** A completion that leases the agent's next task too (complete.ts). */
-  completeAndLease(
-    leaseId: number,
-    fencingToken: number,
-    agentTokenId: number,
-    outcome: Outcome,
-    report: unknown,
-    followUp: FollowUp,
-    now: number,
-    next: NextLease,
-  ): ReturnType<typeof completeAndLease> {
+  completeAndLease(next: NextLease, ...completion: CompletionArgs): ReturnType<typeof completeAndLease> {
+    const now = completion[6]; // the completion's time, its last argument
     return completeAndLease(
       this.db,
       this.dialect,
-      leaseId,
-      fencingToken,
-      agentTokenId,
-      outcome,
-      report,
-      followUp,
-      now,
       next,
       (skip) => lease(this.db, this.dialect, next.agent, next.leaseMs, now, this.buildById, skip),
+      ...completion,
     );
   }
 }
