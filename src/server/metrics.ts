@@ -17,7 +17,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly leaseSeconds = new Histogram({
     name: 'lenix_lease_seconds',
-    help: 'Time to find and lease a task (the database part of a lease request)',
+    help: 'Time to find and lease a task (the database part of a lease request; a next task that a completion brings is leased inside the completion and not counted)',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
