@@ -220,8 +220,12 @@ async function completeInOneCall(
       queuedNew: row.queued_new,
     };
     if (!next) return { done, next: null };
-    const grant = fromLeaseFunction(row);
-    return { done, next: { grant, error: row.next_error ?? null } };
+    // The completion is committed: nothing about the next task may turn it into an error.
+    try {
+      return { done, next: { grant: fromLeaseFunction(row), error: row.next_error ?? null } };
+    } catch (err) {
+      return { done, next: { grant: null, error: (err as Error).message } };
+    }
   });
 }
 
