@@ -347,6 +347,36 @@ storeSuite('store conformance', ({ fresh, clock, seed, agent }) => {
     assert.equal(served[0], busy.source.id);
   });
 
+  test('fair share after the queue empties: the clock goes on from the largest virtual start, a source from its last', async () => {
+    const store = await fresh();
+    const a = await seed(store, 'early', 3);
+    const builder = await agent(store);
+    for (let i = 0; i < 3; i++)
+      await leaseAndEnd(store, builder, { kind: 'failure', code: 'BUILD_FAILED', reason: 'x' });
+    // The queue is empty; a newcomer queues three builds, then the early source one more.
+    await seed(store, 'late', 3);
+    const again = await store.builds.create(
+      {
+        sourceId: a.source.id,
+        commitId: a.commit.id,
+        ref: 'main',
+        priority: 0,
+        arches: ['x86_64'],
+        specPath: 'early.spec',
+        packageName: 'early',
+        packageEvr: '1-2',
+        createdBy: 'test',
+        maxAttempts: 2,
+      },
+      clock.now(),
+    );
+    const served: number[] = [];
+    for (let i = 0; i < 4; i++) served.push((await store.tasks.lease(builder, 30_000, clock.now()))!.task.buildId);
+    // The newcomer starts where the early source's history ended, not at zero, so the early source's new build
+    // comes second rather than after all three of the newcomer's.
+    assert.equal(served[1], again.build.id, `served ${served.join(',')}`);
+  });
+
   test('priority comes before fair share', async () => {
     const store = await fresh();
     await seed(store, 'low', 3);

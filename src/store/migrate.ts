@@ -25,6 +25,7 @@ import * as m0022 from './migrations/0022-pg-complete-fewer-statements.js';
 import * as m0023 from './migrations/0023-pg-complete-four-statements.js';
 import * as m0024 from './migrations/0024-lease-expiry-on-leases.js';
 import * as m0025 from './migrations/0025-pg-lease-function.js';
+import * as m0026 from './migrations/0026-role-vclock-index.js';
 
 type DialectMigration = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
@@ -55,6 +56,7 @@ const MIGRATIONS: Readonly<Record<string, DialectMigration>> = {
   '0023-pg-complete-four-statements': m0023,
   '0024-lease-expiry-on-leases': m0024,
   '0025-pg-lease-function': m0025,
+  '0026-role-vclock-index': m0026,
 };
 
 /** Every migration's name, in the order they apply. */

@@ -28,11 +28,13 @@ export async function enqueueTasks(
   const ids: number[] = [];
   for (const arch of t.arches) {
     // Each bound is the first entry of an index in its order (tasks_vqueue, tasks_vstart, tasks_source_vclock),
-    // spelled so: as min()/max(), PostgreSQL with the queue's statistics stale read the role's whole range.
+    // spelled so: as min()/max(), PostgreSQL with the queue's statistics stale read the role's whole range. The
+    // role's bound orders by `vstart + 0`, as tasks_vstart does (migration 0026), so that the source's bound
+    // cannot be answered by walking the role's tasks.
     const [clock] = await q.rows(sql<{ min_queued: number | null; max_all: number | null; last: number | null }>`
       select
         (select vstart from tasks where role = ${t.role} and state = 'queued' order by vstart limit 1) as min_queued,
-        (select vstart from tasks where role = ${t.role} order by vstart desc limit 1) as max_all,
+        (select vstart from tasks where role = ${t.role} order by vstart + 0 desc limit 1) as max_all,
         (select vstart from tasks where source_id = ${t.sourceId} and role = ${t.role} order by vstart desc limit 1)
           as last`);
     const now = currentVirtualTime(numOrNull(clock?.min_queued), numOrNull(clock?.max_all));
