@@ -216,14 +216,14 @@ export function registerAgentsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
     },
     async (req) => {
       if (!req.caller) throw new LenixError('UNAUTHENTICATED', 'agents must present their token');
-      const next = req.body.next ? await nextAgent(req.caller, req.body.next.agentId, req.log) : undefined;
+      const next = req.body.next && (await nextAgent(req.caller, req.body.next.agentId, req.log));
       const r2 = await s.agents.complete(
         req.caller,
         req.params.lease,
         req.body.fencingToken,
         req.body.outcome as Outcome,
         req.body.result,
-        next ?? undefined,
+        next,
       );
       const answer = { task: presentTask(r2.task), buildState: r2.buildState, queuedNew: r2.queuedNew };
       if (!req.body.next) return answer;
@@ -243,7 +243,7 @@ export function registerAgentsRoutes(r: ZodApp, deps: ServerDeps, s: Services): 
       return agent;
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'no next task with the completion');
-      return null;
+      return undefined;
     }
   }
 

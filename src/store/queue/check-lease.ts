@@ -6,7 +6,7 @@ import type { Database } from '../schema.js';
 import type { Statements } from '../statements.js';
 
 /** A task row with its lease's columns beside it (`LEASE_COLUMNS`, prefixed `l_`). */
-export type LeaseRow = Selectable<Database['tasks']> & {
+type LeaseRow = Selectable<Database['tasks']> & {
   l_id: number;
   l_task_id: number;
   l_agent_id: number;
@@ -18,11 +18,11 @@ export type LeaseRow = Selectable<Database['tasks']> & {
 };
 
 /** The lease's columns of a `LeaseRow`, selected from a table or CTE named `leases`. */
-export const LEASE_COLUMNS = sql`leases.id as l_id, leases.task_id as l_task_id, leases.agent_id as l_agent_id,
+const LEASE_COLUMNS = sql`leases.id as l_id, leases.task_id as l_task_id, leases.agent_id as l_agent_id,
   leases.fencing_token as l_fencing_token, leases.acquired_at as l_acquired_at,
   leases.expires_at as l_expires_at, leases.ended_at as l_ended_at, leases.outcome as l_outcome`;
 
-export function fromLeaseRow(row: LeaseRow): { lease: LeaseRecord; task: TaskRecord } {
+function fromLeaseRow(row: LeaseRow): { lease: LeaseRecord; task: TaskRecord } {
   const lease = toLease({
     id: row.l_id,
     task_id: row.l_task_id,
