@@ -2,6 +2,25 @@ import { MAKE_ROOT, SAY_TOOK } from '../kit/root-script.js';
 import { TEST_STAGE_LIMITS, type TestStage } from '../../core/protocol.js';
 
 /**
+ * Bash: `lint_result FILE STATUS` prints rpmlint's output (FILE) and reports the rpmlint stage through `result`
+ * (defined by the caller): failed if the run never reached its summary (killed, crashed: never a pass with no
+ * errors counted) or if any line is an error. Lines are read and counted in bash, so no cat or grep is started.
+ */
+export const LINT_RESULT = String.raw`lint_result() {
+  local line errors=0 warnings=0 summary=0
+  while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s\n' "$line"
+    [[ $line == *': E: '* ]] && errors=$((errors + 1))
+    [[ $line == *': W: '* ]] && warnings=$((warnings + 1))
+    [[ $line =~ [0-9]+\ packages\ and\ [0-9]+\ specfiles\ checked ]] && summary=1
+  done < "$1"
+  if [ "$summary" = 0 ]; then result rpmlint failed "rpmlint did not finish (exit $2)"
+  elif [ "$errors" -gt 0 ]; then result rpmlint failed "$errors errors, $warnings warnings"
+  else result rpmlint passed "0 errors, $warnings warnings"; fi
+}
+`;
+
+/**
  * The script that runs inside the tester's sandbox (bash, as root of the sandbox's own user namespace: its
  * capabilities reach nothing outside, and its ids map to an unprivileged host user). The tester's files are in
  * $W/in (signed packages, keys, the host-base repository, the source archive, repository files). Inputs come
@@ -25,18 +44,20 @@ fi
 # Each stage's time in the log.
 ${SAY_TOOK}stage() { echo "@@LENIX-STAGE $1"; stage_start=${'$'}{EPOCHREALTIME/[.,]/}; }
 result() { echo "@@LENIX-RESULT $1 $2 $3"; say_took "$1" "$stage_start"; }
-DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/$REPOS_D" --setopt=cachedir="$W/cache"
+${LINT_RESULT}DNF=(dnf -y --config="$W/in/dnf.conf" --installroot="$ROOT" --releasever=9 --setopt=reposdir="$W/in/$REPOS_D" --setopt=cachedir="$W/cache"
      ${'$'}{FORCEARCH:+--forcearch=$FORCEARCH}
      --setopt=install_weak_deps=0 --setopt=keepcache=0 --disableplugin='*')
 
 # warm_run NAME COMMAND ARGS...: COMMAND through the tool the sandbox's prepare step started and imported ahead
 # (testRootPrepare: dnf and rpmlint, whose Python imports are ~0.2 s each), or COMMAND itself where there is none.
 warm_run() {
-  local n="$W/warm-$1"; shift
-  if [ ! -f "$n.pid" ] || ! kill -0 "$(cat "$n.pid")" 2>/dev/null; then "$@"; return; fi
+  local n="$W/warm-$1" pid="" rc=""; shift
+  # Files are read with bash's read, not cat: each process start costs ~10 ms on a small VM.
+  [ -f "$n.pid" ] && read -r pid < "$n.pid"
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then "$@"; return; fi
   { printf '%s\0' "$PWD" "${'$'}{@:2}"; printf '\n'; } > "$n.req"
   cat "$n.out"
-  local rc; rc=$(cat "$n.rc" 2>/dev/null)
+  read -r rc 2>/dev/null < "$n.rc"
   [ -n "$rc" ] || { echo "lenix: $1 ended without an exit status"; rc=1; }
   return "$rc"
 }
@@ -44,7 +65,9 @@ warm_run() {
 # rpmlint reads only the package files, so it runs beside the root, install, tests and remove stages (its
 # Python start-up is the slowest single step); its stage reports when it has finished.
 # rpmlint checks signatures against an rpm database: give it one that knows the signing key.
-mkdir -p "$W/lint-home" && echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
+# A sandbox prepared ahead has made its folders (testRootPrepare).
+[ -d "$W/lint-home" ] || mkdir -p "$W/lint-home" "$W/tree" "$W/home"
+echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
 rpmkeys --dbpath "$W/lintdb" --import "$W/in/key.asc"
 if [ "$LINT" = 1 ]; then
   lint_start=${'$'}{EPOCHREALTIME/[.,]/}
@@ -54,10 +77,11 @@ fi
 
 stage root
 root_failed() { result root failed "$1"; exit 0; }
-for r in "$W/in/repo" $(for i in $(seq 0 $((EXTRA_REPOS - 1))); do echo "$W/in/target-$i"; done); do
+repos=("$W/in/repo"); for ((i = 0; i < EXTRA_REPOS; i++)); do repos+=("$W/in/target-$i"); done
+for r in "${'$'}{repos[@]}"; do
   if ! createrepo_c --quiet --no-database "$r"; then result root failed "createrepo_c refused the packages"; exit 0; fi
 done
-mkdir -p "$W/tree" "$W/home" && tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
+tar -x --no-same-owner -f "$W/in/source.tar" -C "$W/tree" 2>/dev/null
 echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
 ahead=""
 if [ -f "$W/.prepared" ]; then ahead=" (made before the task came)"; else
@@ -115,15 +139,7 @@ else result remove passed "removed cleanly"; fi
 stage rpmlint
 wait "$lint_pid"; rc=$?
 stage_start=$lint_start # its time is from its start beside the other stages
-out=$(cat "$W/rpmlint.out")
-echo "$out"
-errors=$(echo "$out" | grep -cE ': E: ' || true); warnings=$(echo "$out" | grep -cE ': W: ' || true)
-# rpmlint ran beside the package's own code: a run that did not reach its summary (killed, crashed) is a failure,
-# never a pass with no errors counted.
-if ! echo "$out" | grep -qE '[0-9]+ packages and [0-9]+ specfiles checked'; then
-  result rpmlint failed "rpmlint did not finish (exit $rc)";
-elif [ "$errors" -gt 0 ]; then result rpmlint failed "$errors errors, $warnings warnings";
-else result rpmlint passed "0 errors, $warnings warnings"; fi
+lint_result "$W/rpmlint.out" "$rc"
 `;
 }
 
@@ -195,20 +211,21 @@ export function testRootPrepare(): string {
 ROOT="$W/root"
 root_failed() { echo "lenix: $1"; exit 1; }
 ${MAKE_ROOT}: > "$W/.prepared"
-mkdir -p "$W/home" "$W/lint-home"
+mkdir -p "$W/home" "$W/lint-home" "$W/tree"
 echo '%_dbpath /var/lib/rpm' > "$W/home/.rpmmacros"
 echo "%_dbpath $W/lintdb" > "$W/lint-home/.rpmmacros"
-warm_code=$(cat <<'LENIX_WARM_TOOL'
+IFS= read -r -d '' warm_code <<'LENIX_WARM_TOOL'
 ${WARM_TOOL}LENIX_WARM_TOOL
-)
 # The interpreter dnf and rpmlint name, isolated (-I: no folder, user site or PYTHON* variable on its path).
 warm() {
-  mkfifo "$W/warm-$1.req" "$W/warm-$1.out" || return 0
   HOME="$2" /usr/bin/python3 -I -c "$warm_code" "$1" "$W/warm-$1" </dev/null >/dev/null 2>&1 &
   echo $! > "$W/warm-$1.pid"
 }
-warm dnf "$W/home"
-warm rpmlint "$W/lint-home"
+# Without their fifos the test script runs each tool itself (warm_run finds no pid).
+if mkfifo "$W/warm-dnf.req" "$W/warm-dnf.out" "$W/warm-rpmlint.req" "$W/warm-rpmlint.out"; then
+  warm dnf "$W/home"
+  warm rpmlint "$W/lint-home"
+fi
 `;
 }
 
