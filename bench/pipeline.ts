@@ -3,7 +3,7 @@
  * a plain shell script that runs the same tools one after the other (rpmbuild in bubblewrap, rpmsign, a dnf
  * install test, createrepo_c, gpg), in the same run; Lenix with one and with two build nodes.
  *
- *   npm run build && node dist/bench/pipeline.js [--packages 20]
+ *   npm run build && node dist/bench/pipeline.js [--packages 20] [--tester-jobs 2]
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -17,8 +17,12 @@ import { Proc, freePort, gitRepo, specWith } from '../test/support/cli.js';
 import { forksSinceBoot, liveChildrenCpu, median, processCpu } from './support/measure.js';
 
 const run = promisify(execFile);
-const { values: args } = parseArgs({ options: { packages: { type: 'string', default: '20' } } });
+const { values: args } = parseArgs({
+  options: { packages: { type: 'string', default: '20' }, 'tester-jobs': { type: 'string', default: '2' } },
+});
 const N = Number(args.packages);
+/** Test runs the tester takes at once (its `--jobs`). */
+const TESTER_JOBS = String(Math.max(1, Number(args['tester-jobs'])));
 
 async function sources(dir: string): Promise<string[]> {
   const repos: string[] = [];
@@ -195,7 +199,17 @@ async function lenixRun(
     );
     agents.push(
       new Proc(
-        ['tester', '--server', url, '--token', await token('agent:test'), '--work', path.join(d, 'tw'), '--jobs', '2'],
+        [
+          'tester',
+          '--server',
+          url,
+          '--token',
+          await token('agent:test'),
+          '--work',
+          path.join(d, 'tw'),
+          '--jobs',
+          TESTER_JOBS,
+        ],
         env,
       ),
     );
@@ -279,7 +293,7 @@ try {
   process.stderr.write(`lenix, 2 nodes…\n`);
   const two = await lenixRun(dir, repos, keys, 2);
   console.log(
-    `\nPipeline: ${N} small packages, commit → published signed repository (${os.cpus().length} cores, Node ${process.version})\n`,
+    `\nPipeline: ${N} small packages, commit → published signed repository (${os.cpus().length} cores, Node ${process.version}, tester --jobs ${TESTER_JOBS})\n`,
   );
   console.log('| run | seconds | ratio to the script |');
   console.log('| --- | ---: | ---: |');
