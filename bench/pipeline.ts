@@ -224,7 +224,8 @@ async function lenixRun(
     // Agents log "registered" at info; with LENIX_LOG_LEVEL=warn wait on the API instead.
     for (;;) {
       const { agents: list } = await api.json<{ agents: { online: boolean }[] }>('GET', '/api/v1/agents');
-      if (list.filter((a) => a.online).length === nodes + 3) break;
+      // The build nodes, the signer, and the tester's lanes (each registers as an agent of its own).
+      if (list.filter((a) => a.online).length === nodes + 1 + Number(TESTER_JOBS)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     for (const repo of repos) await api.json('POST', '/api/v1/sources', { name: path.basename(repo), url: repo });
