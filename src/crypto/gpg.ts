@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LenixError } from '../core/errors.js';
@@ -150,6 +150,35 @@ export async function inspectPublicKey(armored: string): Promise<KeyInfo> {
 }
 
 const perKey = new Map<string, Promise<string>>();
+/** Where keyFolder makes its folders (useKeyFolderBase); the system's temporary folder until one is given. */
+let folderBase: string | null = null;
+
+/**
+ * From now on keyFolder makes its folders in `DIR/key-folders` (the server's data folder, the signer's work
+ * folder) instead of the system's temporary folder, each named after the process that made it; folders there of
+ * processes no longer running (killed before their exit handler ran) are removed now. A folder of a process that
+ * still runs is left alone, so a server shutting down keeps its own while the next one starts.
+ */
+export async function useKeyFolderBase(dir: string): Promise<void> {
+  const base = path.join(dir, 'key-folders');
+  await mkdir(base, { recursive: true, mode: 0o700 });
+  for (const name of await readdir(base)) {
+    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || running(pid)) continue;
+    await rm(path.join(base, name), { recursive: true, force: true });
+  }
+  folderBase = base;
+}
+
+/** Whether a process with this id runs (one of another user's answers EPERM: it runs). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /**
  * A private folder for one public key (by its text) and one use, made and filled once in this process and
@@ -161,7 +190,9 @@ export function keyFolder(use: string, publicKey: string, fill: (dir: string) =>
   let folder = perKey.get(id);
   if (!folder) {
     folder = (async () => {
-      const dir = await mkdtemp(path.join(os.tmpdir(), `lenix-${use}-`));
+      const dir = await mkdtemp(
+        folderBase ? path.join(folderBase, `${process.pid}-${use}-`) : path.join(os.tmpdir(), `lenix-${use}-`),
+      );
       process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
       await chmod(dir, 0o700);
       await fill(dir);

@@ -9,6 +9,7 @@ import { openBlobStore, parseBlobStore } from '../store/blob-config.js';
 import { openDatabase, parseDatabaseUrl } from '../store/dialect.js';
 import { migrateToLatest, pendingMigrations } from '../store/migrate.js';
 import { LenixError } from '../core/errors.js';
+import { useKeyFolderBase } from '../crypto/gpg.js';
 import { useProcessStarter } from '../exec/exec.js';
 import { ReleaseStore } from '../store/release-store.js';
 import { Store } from '../store/store.js';
@@ -55,6 +56,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   useProcessStarter(fileURLToPath(new URL('../exec/starter-process.js', import.meta.url)));
   const log = opts.log ?? pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'server' } });
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  // The rpm databases that check signed uploads live in the data folder, where a killed server's are found again.
+  await useKeyFolderBase(opts.dataDir);
   let dbConfig = parseDatabaseUrl(opts.database ?? path.join(opts.dataDir, 'lenix.db'));
   if (opts.databaseRead) {
     if (dbConfig.dialect !== 'postgres' || parseDatabaseUrl(opts.databaseRead).dialect !== 'postgres')

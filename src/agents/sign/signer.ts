@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { LenixError } from '../../core/errors.js';
 import { parsePlainName } from '../../core/ids.js';
 import type { RepomdTaskPayload, SignTaskPayload } from '../../core/protocol.js';
-import { detachSign, exportPublicKey, listSecretKeys } from '../../crypto/gpg.js';
+import { detachSign, exportPublicKey, listSecretKeys, useKeyFolderBase } from '../../crypto/gpg.js';
 import { bothSignaturesOk, rpmCheckSignatures, rpmsign } from '../../rpm/tools.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
@@ -30,6 +30,8 @@ export interface SignerOptions {
  * tasks (detached signatures over repository metadata for a publish).
  */
 export async function runSigner(o: SignerOptions): Promise<void> {
+  // The rpm database that checks each package after signing lives in the work folder (see the server's).
+  await useKeyFolderBase(o.workRoot);
   const keys = await listSecretKeys(o.keysDir);
   if (keys.length === 0)
     throw new LenixError(
