@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -185,8 +185,15 @@ function running(pid: number): boolean {
  * removed when it exits, such as an rpm database that knows only that key. Checking a signature is
  * then one process start rather than an import and a check (each start costs a loaded 2-core machine 10–30 ms).
  */
-export function keyFolder(use: string, publicKey: string, fill: (dir: string) => Promise<void>): Promise<string> {
+export async function keyFolder(use: string, publicKey: string, fill: (dir: string) => Promise<void>): Promise<string> {
   const id = `${use}:${createHash('sha256').update(publicKey).digest('hex')}`;
+  const known = perKey.get(id);
+  if (known) {
+    // A folder removed while this process runs (its data folder deleted under it) is made again.
+    const dir = await known.catch(() => null);
+    if (dir !== null && existsSync(dir)) return dir;
+    if (perKey.get(id) === known) perKey.delete(id);
+  }
   let folder = perKey.get(id);
   if (!folder) {
     folder = (async () => {

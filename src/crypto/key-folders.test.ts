@@ -36,6 +36,12 @@ test("key folders live in the given folder; those of processes no longer running
     assert.equal((await stat(made)).mode & 0o777, 0o700);
     assert.equal(await keyFolder('test', key, async () => void fills++), made);
     assert.equal(fills, 1);
+    // Removed under the process (its data folder deleted while it runs): made and filled again.
+    await rm(made, { recursive: true });
+    const again = await keyFolder('test', key, async () => void fills++);
+    assert.notEqual(again, made);
+    assert.equal(path.dirname(again), base);
+    assert.equal(fills, 2);
   } finally {
     sleeper.kill();
     await rm(dir, { recursive: true, force: true });
