@@ -46,16 +46,6 @@ export interface StarterRequest {
 }
 
 const direct = promisify(execFile);
-
-/** Whether a process with this id runs on this machine (one of another user's answers EPERM: it runs). */
-export function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 let starter: ProcessStarter | null = null;
 
 /** Run `cmd` and collect its output; rejects as promisified `execFile` does (code, signal, stdout, stderr). */
