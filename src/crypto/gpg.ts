@@ -1,10 +1,10 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LenixError } from '../core/errors.js';
+import { execText } from '../exec/exec.js';
 
 /** Public-key work needs no gpg-agent: none is started (one per keyring would outlive the process). */
 const NO_AGENT = '--no-autostart';
@@ -22,22 +22,14 @@ export interface KeyInfo {
 const ALGOS: Record<string, string> = { '1': 'rsa', '17': 'dsa', '19': 'ecdsa', '22': 'eddsa' };
 
 async function gpg(home: string, args: string[], input?: string): Promise<string> {
-  const child = execFile('gpg', ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', ...args], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  const out = new Promise<string>((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) =>
-      code === 0
-        ? resolve(stdout)
-        : reject(Object.assign(new Error(stderr.trim().split('\n').pop() ?? `gpg exited ${code}`), { stderr })),
-    );
-  });
-  child.stdin!.end(input);
-  return out;
+  const argv = ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', ...args];
+  try {
+    return (await execText('gpg', argv, { maxBuffer: 16 * 1024 * 1024, input: input ?? '' })).stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; code?: unknown };
+    const stderr = e.stderr ?? '';
+    throw Object.assign(new Error(stderr.trim().split('\n').pop() || `gpg exited ${String(e.code)}`), { stderr });
+  }
 }
 
 /** A key folder with the permissions gpg insists on. */

@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { execText, stopProcessStarter, useProcessStarter } from './exec.js';
-
-const SCRIPT = fileURLToPath(new URL('./starter-process.js', import.meta.url));
 
 /** What a command answered, or how it failed, in the fields callers read. */
 async function outcome(cmd: string, args: string[], opts = {}) {
   try {
     return { ok: await execText(cmd, args, opts) };
   } catch (err) {
-    const e = err as { code?: unknown; stdout?: unknown; stderr?: unknown; killed?: unknown };
-    return { failed: { code: e.code, stdout: e.stdout, stderr: e.stderr } };
+    const e = err as { code?: unknown; stdout?: unknown; stderr?: unknown; killed?: unknown; signal?: unknown };
+    const failed = { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    return { failed: e.signal ? { ...failed, killed: e.killed, signal: e.signal } : failed };
   }
 }
 
@@ -21,15 +19,18 @@ const cases: [string, string[], object][] = [
   ['/nonexistent/command', [], {}],
   ['sh', ['-c', 'echo "$LENIX_T" "$(pwd)"'], { env: { LENIX_T: 'passed', PATH: '/usr/bin:/bin' }, cwd: '/tmp' }],
   ['sh', ['-c', 'head -c 5000 /dev/zero'], { maxBuffer: 1000 }],
+  ['sh', ['-c', 'echo started; exec sleep 20'], { timeout: 300 }],
+  ['sh', ['-c', 'cat; echo " and back"'], { input: 'fed in' }],
+  ['cat', [], {}],
 ];
 
 describe('commands through the process starter', () => {
   after(() => stopProcessStarter());
 
-  test('answer as execFile does: output, exit codes, a missing command, env and cwd, the output limit', async () => {
+  test('answer as execFile does: output, exit codes, a missing command, env and cwd, the output limit, a timeout, input', async () => {
     const directly = [];
     for (const [cmd, args, opts] of cases) directly.push(await outcome(cmd, args, opts));
-    const starter = useProcessStarter(SCRIPT);
+    const starter = useProcessStarter();
     const through = [];
     for (const [cmd, args, opts] of cases) through.push(await outcome(cmd, args, opts));
     assert.ok(starter.pid !== undefined && starter.pid !== process.pid, 'ran in the starter');
@@ -39,10 +40,15 @@ describe('commands through the process starter', () => {
     assert.equal((through[2] as { failed: { code: unknown } }).failed.code, 'ENOENT');
     assert.deepEqual(through[3], { ok: { stdout: 'passed /tmp\n', stderr: '' } });
     assert.equal((through[4] as { failed: { code: unknown } }).failed.code, 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER');
+    assert.deepEqual(through[5], {
+      failed: { code: null, stdout: 'started\n', stderr: '', killed: true, signal: 'SIGTERM' },
+    });
+    assert.deepEqual(through[6], { ok: { stdout: 'fed in and back\n', stderr: '' } });
+    assert.deepEqual(through[7], { ok: { stdout: '', stderr: '' } }, 'no input: an empty standard input');
   });
 
   test('many at once are answered each with its own output', async () => {
-    useProcessStarter(SCRIPT);
+    useProcessStarter();
     const outs = await Promise.all(
       Array.from({ length: 40 }, (_, i) => execText('sh', ['-c', `echo ${i}`]).then((r) => r.stdout)),
     );
@@ -53,7 +59,7 @@ describe('commands through the process starter', () => {
   });
 
   test('a starter that dies fails what it was running, and the next command starts a new one', async () => {
-    const starter = useProcessStarter(SCRIPT);
+    const starter = useProcessStarter();
     await execText('true', []);
     const first = starter.pid!;
     const running = execText('sleep', ['30']);

@@ -55,15 +55,34 @@ async function keyDatabase(publicKey: string): Promise<string> {
   return path.join(dir, 'db');
 }
 
-/** `rpmkeys -K` on packages against one public key, in a private rpm database that knows only that key. */
+/**
+ * `rpmkeys -K` on packages against one public key, in a private rpm database that knows only that key: one run
+ * for all of them, its output cut at each `FILE:` line it starts a package with (the files are named by the caller).
+ */
 export async function rpmCheckSignatures(publicKey: string, files: readonly string[]): Promise<Map<string, string>> {
   const db = await keyDatabase(publicKey);
   const results = new Map<string, string>();
+  if (files.length === 0) return results;
+  const { stdout } = await run('rpmkeys', ['--dbpath', db, '-Kv', ...files]).catch((e: { stdout?: string }) => ({
+    stdout: e.stdout ?? '',
+  }));
+  // Where each file's part starts: a line `FILE:`, in the order the files were given.
+  const starts: number[] = [];
+  let from = 0;
   for (const f of files) {
-    const { stdout } = await run('rpmkeys', ['--dbpath', db, '-Kv', f]).catch((e: { stdout?: string }) => ({
-      stdout: e.stdout ?? 'failed',
-    }));
-    results.set(f, stdout);
+    let start = from;
+    if (!stdout.startsWith(`${f}:`, from)) {
+      const nl = stdout.indexOf(`\n${f}:`, from);
+      start = nl < 0 ? -1 : nl + 1;
+    }
+    starts.push(start);
+    if (start >= 0) from = start + f.length + 1;
+  }
+  for (const [i, f] of files.entries()) {
+    const start = starts[i]!;
+    const end = starts.slice(i + 1).find((s) => s >= 0) ?? stdout.length;
+    // A file rpmkeys said nothing of gets no output: its check fails.
+    results.set(f, start < 0 ? 'failed' : stdout.slice(start, end));
   }
   return results;
 }

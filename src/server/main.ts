@@ -1,7 +1,6 @@
 import { hostArch } from '../rpm/arch.js';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { systemClock, type Clock } from '../core/clock.js';
 import { Watcher } from '../intake/watcher.js';
@@ -53,7 +52,7 @@ export interface RunningServer {
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // The server's commands (git, createrepo_c, rpmkeys) start from a small child process (exec/exec.ts).
-  useProcessStarter(fileURLToPath(new URL('../exec/starter-process.js', import.meta.url)));
+  useProcessStarter();
   const log = opts.log ?? pino({ level: process.env['LENIX_LOG_LEVEL'] ?? 'info', base: { role: 'server' } });
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   // The rpm databases that check signed uploads live in the data folder, where a killed server's are found again.

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { LenixError } from '../../core/errors.js';
+import { useProcessStarter } from '../../exec/exec.js';
 import type { AgentRole, Outcome } from '../../scheduler/task-state.js';
 import type { AgentClient, LeasedTask } from '../../client/agent.js';
 import { LogStreamer } from './log-streamer.js';
@@ -42,6 +43,8 @@ export interface AgentOptions<P> {
  * since the server would refuse it with 409 anyway.
  */
 export async function runAgent<P>(o: AgentOptions<P>): Promise<void> {
+  // The agent's commands (rpmsign, rpmkeys, gpg, createrepo_c) start from the process starter (exec/exec.ts).
+  useProcessStarter();
   let agentId: number | null = null;
   let backoff = 500;
   while (!o.stop.aborted) {

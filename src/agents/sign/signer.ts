@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { LenixError } from '../../core/errors.js';
 import { parsePlainName } from '../../core/ids.js';
 import type { RepomdTaskPayload, SignTaskPayload } from '../../core/protocol.js';
-import { detachSign, exportPublicKey, listSecretKeys, useKeyFolderBase } from '../../crypto/gpg.js';
+import { detachSign, exportPublicKey, type KeyInfo, listSecretKeys, useKeyFolderBase } from '../../crypto/gpg.js';
 import { bothSignaturesOk, rpmCheckSignatures, rpmsign } from '../../rpm/tools.js';
 import type { AgentClient } from '../../client/agent.js';
 import type { ApiClient } from '../../client/http.js';
@@ -90,13 +90,38 @@ function publicKeyOf(keysDir: string, fingerprint: string): Promise<string> {
   return pub;
 }
 
+/**
+ * The keyring's secret keys, listed by gpg again only when its files have changed (a key imported or removed
+ * changes pubring.kbx or the private-keys-v1.d folder): one gpg start fewer a task.
+ */
+const secretKeys = new Map<string, { stamp: string; keys: Promise<KeyInfo[]> }>();
+async function secretKeysOf(keysDir: string): Promise<KeyInfo[]> {
+  const stamps = await Promise.all(
+    ['pubring.kbx', 'private-keys-v1.d'].map((f) =>
+      stat(path.join(keysDir, f)).then(
+        (s) => `${s.ino}:${s.mtimeMs}:${s.size}`,
+        () => '-',
+      ),
+    ),
+  );
+  const stamp = stamps.join(' ');
+  const held = secretKeys.get(keysDir);
+  if (held?.stamp === stamp) return held.keys;
+  const keys = listSecretKeys(keysDir);
+  secretKeys.set(keysDir, { stamp, keys });
+  keys.catch(() => {
+    if (secretKeys.get(keysDir)?.keys === keys) secretKeys.delete(keysDir);
+  });
+  return keys;
+}
+
 async function signPackages(o: SignerOptions, ctx: TaskContext<SignTaskPayload>): Promise<TaskReport> {
   const t = ctx.task;
   const say = (line: string) => ctx.log.write(`lenix: ${line}\n`);
   const took = stepTimer(say);
   const work = await mkdtemp(path.join(o.workRoot, `sign-${t.taskId}-`));
   try {
-    const mine = await listSecretKeys(o.keysDir);
+    const mine = await secretKeysOf(o.keysDir);
     if (!mine.some((k) => k.fingerprint === t.keyFingerprint)) {
       return {
         outcome: {
