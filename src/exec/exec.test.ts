@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { execText, stopProcessStarter, useProcessStarter } from './exec.js';
+import { readFileSync } from 'node:fs';
+import { type StartedProcess, execText, startProcess, stopProcessStarter, useProcessStarter } from './exec.js';
 
 /** What a command answered, or how it failed, in the fields callers read. */
 async function outcome(cmd: string, args: string[], opts = {}) {
@@ -67,5 +68,91 @@ describe('commands through the process starter', () => {
     await assert.rejects(running, /the process starter exited/);
     assert.deepEqual(await execText('sh', ['-c', 'echo again']), { stdout: 'again\n', stderr: '' });
     assert.notEqual(starter.pid, first);
+  });
+});
+
+/** Everything a started process wrote on each of its streams, and how it ended. */
+async function outcomeOf(p: StartedProcess, feed: Record<number, string>) {
+  const read: Record<number, string> = {};
+  for (const [n, s] of p.stdio.entries()) {
+    if (!s) continue;
+    read[n] = '';
+    s.on('data', (d: Buffer) => {
+      read[n] += d.toString();
+    });
+    if (n in feed) s.end(feed[n]);
+  }
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve, reject) => {
+    p.on('close', (c, s) => resolve([c, s]));
+    p.on('error', reject);
+  });
+  return { code, signal, read };
+}
+
+/** Whether `pid` has ended (gone, or a zombie waiting for its parent). */
+function ended(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+describe('processes started with streams on chosen fds', () => {
+  after(() => stopProcessStarter());
+  const script =
+    'cat >&3; echo out; echo err >&2; read -r x <&5; echo "got $x" >&4; (echo quiet >&6) 2>/dev/null || echo "fd 6 closed" >&4; exit 7';
+  const stdio = ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'ignore'] as const;
+  const feed = { 0: 'in on fd 0', 5: 'five\n' };
+
+  test('through the starter as with spawn: each fd its stream, an ignored one closed, the exit code', async () => {
+    stopProcessStarter();
+    const direct = startProcess('sh', ['-c', script], { stdio });
+    const directly = await outcomeOf(direct, feed);
+    assert.deepEqual(directly, {
+      code: 7,
+      signal: null,
+      read: { 0: '', 1: 'out\n', 2: 'err\n', 3: 'in on fd 0', 4: 'got five\nfd 6 closed\n', 5: '' },
+    });
+    const starter = useProcessStarter();
+    assert.equal(await starter.whenReady(), true);
+    const through = startProcess('sh', ['-c', `echo $PPID >&2; ${script}`], { stdio });
+    const result = await outcomeOf(through, feed);
+    const [ppid, ...rest] = result.read[2]!.split('\n');
+    assert.equal(Number(ppid), starter.pid, 'started by the starter');
+    assert.deepEqual({ ...result, read: { ...result.read, 2: rest.join('\n') } }, directly);
+  });
+
+  test('a detached one is killed with its whole group, a signal sent before it has started included', async () => {
+    const starter = useProcessStarter();
+    assert.equal(await starter.whenReady(), true);
+    const p = startProcess('sh', ['-c', 'sleep 60 & echo $!; wait'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true,
+    });
+    const first = await new Promise<string>((resolve) =>
+      p.stdio[1]!.once('data', (d: Buffer) => resolve(d.toString())),
+    );
+    const background = Number(first.trim());
+    const closed = new Promise<string | null>((resolve) => p.on('close', (_c, s) => resolve(s)));
+    p.kill('SIGKILL');
+    assert.equal(await closed, 'SIGKILL');
+    const gone = () => ended(background);
+    for (let i = 0; i < 200 && !gone(); i++) await new Promise((r) => setImmediate(r));
+    assert.ok(gone(), 'the background sleep of its group is gone too');
+
+    const early = startProcess('sleep', ['60'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    early.kill('SIGTERM');
+    assert.equal(await new Promise((resolve) => early.on('close', (_c, s) => resolve(s))), 'SIGTERM');
+  });
+
+  test('a command that does not exist fails with ENOENT, with or without the starter', async () => {
+    for (const use of [true, false]) {
+      if (use) assert.equal(await useProcessStarter().whenReady(), true);
+      else stopProcessStarter();
+      const p = startProcess('/nonexistent/command', [], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const err = await new Promise<NodeJS.ErrnoException>((resolve) => p.on('error', resolve));
+      assert.equal(err.code, 'ENOENT');
+    }
   });
 });

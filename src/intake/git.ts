@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LenixError } from '../core/errors.js';
-import { execText } from '../exec/exec.js';
+import { execText, startProcess } from '../exec/exec.js';
 import { hasControlCharacter } from '../core/ids.js';
 
 /** git with no prompts and no hooks from the mirrored repository. */
@@ -190,8 +189,8 @@ export class GitMirror {
     const key = `${this.dir}\0${commit}\0archive`;
     const hit = isCommitId(commit) ? commitReads.get(key) : undefined;
     if (Buffer.isBuffer(hit)) return Readable.from([hit], { objectMode: false });
-    const child = spawn('git', ['archive', '--format=tar', commit], {
-      cwd: this.dir,
+    // Through the process starter when there is one (exec/exec.ts); -C, as it starts processes in its own folder.
+    const child = startProcess('git', ['-C', this.dir, 'archive', '--format=tar', commit], {
       env: GIT_ENV,
       stdio: ['ignore', 'pipe', 'ignore'],
     });
@@ -220,12 +219,12 @@ export class GitMirror {
         done();
       },
     });
-    child.once('error', (err) => recorder.destroy(err));
-    child.once('close', (code) => {
+    child.on('error', (err) => recorder.destroy(err));
+    child.on('close', (code) => {
       exitCode = code;
       store();
     });
-    pipeline(child.stdout, recorder, (err) => {
+    pipeline(child.stdio[1]!, recorder, (err) => {
       if (err) keep = false;
     });
     return recorder;
