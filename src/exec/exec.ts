@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createInterface } from 'node:readline';
@@ -48,6 +49,8 @@ interface StarterAnswer {
 }
 
 let starter: ProcessStarter | null = null;
+/** The system's Python (what dnf runs on), not whatever a PATH of the user's (pyenv shims) puts first. */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 /** Set once python3 could not be started: commands start directly from then on. */
 let noPython = false;
 
@@ -351,7 +354,7 @@ export class ProcessStarter {
       this.readyNow = resolve;
     });
     // -I: no user site, no PYTHON* variable; -S: no site module (nothing but the standard library is needed).
-    const child = spawn('python3', ['-I', '-S', '-c', STARTER_PY, this.socketName], {
+    const child = spawn(PYTHON, ['-I', '-S', '-c', STARTER_PY, this.socketName], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     child.stdin!.on('error', () => undefined);
