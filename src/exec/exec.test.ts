@@ -146,6 +146,15 @@ describe('processes started with streams on chosen fds', () => {
     assert.equal(await new Promise((resolve) => early.on('close', (_c, s) => resolve(s))), 'SIGTERM');
   });
 
+  test('it closes when a stream of it is never read, as with spawn', async () => {
+    for (const use of [true, false]) {
+      if (use) assert.equal(await useProcessStarter().whenReady(), true);
+      else stopProcessStarter();
+      const p = startProcess('sh', ['-c', 'echo unread; exit 4'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      assert.equal(await new Promise((resolve) => p.on('close', resolve)), 4);
+    }
+  });
+
   test('a command that does not exist fails with ENOENT, with or without the starter', async () => {
     for (const use of [true, false]) {
       if (use) assert.equal(await useProcessStarter().whenReady(), true);

@@ -188,6 +188,10 @@ class StarterProcess extends EventEmitter implements StartedProcess {
 
   exited(code: number | null, signal: NodeJS.Signals | null): void {
     this.exit ??= { code, signal };
+    // As Node's ChildProcess does at exit: a stream nobody reads is drained, so that it ends and closes.
+    for (const s of this.stdio)
+      if (s && s.readableFlowing === null && s.listenerCount('data') === 0 && s.listenerCount('readable') === 0)
+        s.resume();
     this.settle();
   }
 
