@@ -291,6 +291,7 @@ export class ProcessStarter {
   }
 
   start(cmd: string, args: readonly string[], opts: StartOptions): StartedProcess {
+    this.started();
     const id = this.nextId++;
     const streams = opts.stdio.map((kind, fd) => {
       if (kind !== 'pipe') return null;
