@@ -59,6 +59,19 @@ describe('commands through the process starter', () => {
     );
   });
 
+  test('without a working python3 commands run directly', async () => {
+    for (const python of ['/nonexistent/python3', '/bin/false']) {
+      stopProcessStarter();
+      const starter = useProcessStarter(python);
+      assert.equal(await starter.whenReady(), false, `${python} never gets ready`);
+      assert.deepEqual(await execText('sh', ['-c', 'echo still runs']), { stdout: 'still runs\n', stderr: '' });
+      assert.equal(starter.unusable, true);
+      const p = startProcess('sh', ['-c', 'exit 5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      assert.equal(await new Promise((resolve) => p.on('close', resolve)), 5);
+    }
+    stopProcessStarter();
+  });
+
   test('a starter that dies fails what it was running, and the next command starts a new one', async () => {
     const starter = useProcessStarter();
     await execText('true', []);

@@ -51,12 +51,10 @@ interface StarterAnswer {
 let starter: ProcessStarter | null = null;
 /** The system's Python (what dnf runs on), not whatever a PATH of the user's (pyenv shims) puts first. */
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-/** Set once python3 could not be started: commands start directly from then on. */
-let noPython = false;
 
 /** Run `cmd` and collect its output; rejects as promisified `execFile` does (code, signal, stdout, stderr). */
 export function execText(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  if (starter && !noPython) return starter.run(cmd, args, opts);
+  if (starter && !starter.unusable) return starter.run(cmd, args, opts);
   return directly(cmd, args, opts);
 }
 
@@ -73,9 +71,12 @@ function directly(cmd: string, args: readonly string[], opts: ExecOptions): Prom
   });
 }
 
-/** From now on this process starts commands through the process starter (started at once, in the background). */
-export function useProcessStarter(): ProcessStarter {
-  starter ??= new ProcessStarter();
+/**
+ * From now on this process starts commands through the process starter (started at once, in the background),
+ * run by `python` (the system's python3 unless a test names another).
+ */
+export function useProcessStarter(python = PYTHON): ProcessStarter {
+  starter ??= new ProcessStarter(python);
   starter.warm();
   return starter;
 }
@@ -114,7 +115,7 @@ export interface StartedProcess {
  * else with Node's spawn.
  */
 export function startProcess(cmd: string, args: readonly string[], opts: StartOptions): StartedProcess {
-  if (starter?.ready && !noPython) return starter.start(cmd, args, opts);
+  if (starter?.ready) return starter.start(cmd, args, opts);
   return new SpawnedProcess(cmd, args, opts);
 }
 
@@ -235,6 +236,8 @@ interface Waiter {
 
 export class ProcessStarter {
   private child: ChildProcess | null = null;
+  /** Set when python3 is missing or the starter ended before it was ready: commands start directly from then on. */
+  unusable = false;
   private nextId = 1;
   private readonly pending = new Map<number, Waiter>();
   /** The abstract Unix socket the starter listens on for a started process's streams (pid-checked there). */
@@ -245,6 +248,8 @@ export class ProcessStarter {
   private told = false;
   private readyNow: (ok: boolean) => void = () => undefined;
   private readyWhen: Promise<boolean> = Promise.resolve(false);
+
+  constructor(private readonly python: string) {}
 
   /** The starter's process id (started on first use). */
   get pid(): number | undefined {
@@ -281,8 +286,8 @@ export class ProcessStarter {
             return true;
           },
           fail: (err) => {
-            // No python3 on this host: what was asked runs directly (and so does everything after).
-            if (noPython) directly(cmd, args, opts).then(resolve, reject);
+            // No working python3 on this host: what was asked runs directly (and so does everything after).
+            if (this.unusable) directly(cmd, args, opts).then(resolve, reject);
             else reject(err);
           },
         },
@@ -359,7 +364,7 @@ export class ProcessStarter {
       this.readyNow = resolve;
     });
     // -I: no user site, no PYTHON* variable; -S: no site module (nothing but the standard library is needed).
-    const child = spawn(PYTHON, ['-I', '-S', '-c', STARTER_PY, this.socketName], {
+    const child = spawn(this.python, ['-I', '-S', '-c', STARTER_PY, this.socketName], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     child.stdin!.on('error', () => undefined);
@@ -377,16 +382,15 @@ export class ProcessStarter {
     });
     const gone = (why: string) => {
       if (this.child !== child) return;
+      // One that never got as far as listening will not do better next time.
+      if (!this.told) this.unusable = true;
       this.child = null;
       this.ready = false;
       this.readyNow(false);
       this.failAll(new Error(`the process starter ${why}`));
     };
     child.on('exit', (code, signal) => gone(`exited (${signal ?? code})`));
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') noPython = true;
-      gone(`failed: ${err.message}`);
-    });
+    child.on('error', (err) => gone(`failed: ${err.message}`));
     // Idle, it must not keep this process alive, nor the other way round (it exits when its stdin closes); it
     // does until it has said whether it is ready, which whenReady waits for.
     this.child = child;
