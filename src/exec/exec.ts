@@ -208,6 +208,8 @@ class StarterProcess extends EventEmitter implements StartedProcess {
   }
 
   kill(signal: NodeJS.Signals): void {
+    // Closed: it and every process that held its streams are gone, and its pid may be another's by now.
+    if (this.closed) return;
     if (this.pid === undefined) this.pendingSignal = signal;
     else signalGroup(this.pid, this.detached, signal);
   }
