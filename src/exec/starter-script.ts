@@ -30,6 +30,12 @@ def answer(a):
         sys.stdout.write(line)
         sys.stdout.flush()
 
+def signal_name(n):
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return 'SIG%d' % n
+
 def feed(pipe, data):
     try:
         pipe.write(data)
@@ -93,7 +99,7 @@ def run(r):
             'stdout': bufs[p.stdout].decode('utf-8', 'replace'),
             'stderr': bufs[p.stderr].decode('utf-8', 'replace'),
             'code': rc if rc >= 0 else None,
-            'signal': signal.Signals(-rc).name if rc < 0 else None,
+            'signal': signal_name(-rc) if rc < 0 else None,
             'killed': killed and overflow is None,
             'overflow': overflow})
 
@@ -183,10 +189,18 @@ def start(r):
     _, status = os.waitpid(pid, 0)
     rc = os.waitstatus_to_exitcode(status)
     answer({'id': rid, 'exited': True, 'code': rc if rc >= 0 else None,
-            'signal': signal.Signals(-rc).name if rc < 0 else None})
+            'signal': signal_name(-rc) if rc < 0 else None})
 
 threading.Thread(target=listen, args=('\0' + sys.argv[1],), daemon=True).start()
+def guarded(fn, r):
+    # Whatever goes wrong, the request gets an answer (a start already answered with its pid then ends killed).
+    try:
+        fn(r)
+    except Exception as e:
+        sys.stderr.write('lenix process starter: %s: %r\n' % (r.get('cmd'), e))
+        answer({'id': r.get('id'), 'spawnError': 'EIO', 'errno': errno.EIO})
+
 for line in sys.stdin:
     r = json.loads(line)
-    threading.Thread(target=start if r.get('op') == 'start' else run, args=(r,), daemon=True).start()
+    threading.Thread(target=guarded, args=(start if r.get('op') == 'start' else run, r), daemon=True).start()
 `;
