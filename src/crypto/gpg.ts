@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { LenixError } from '../core/errors.js';
-import { execText } from '../exec/exec.js';
+import { execText, processRuns } from '../exec/exec.js';
 
 /** Public-key work needs no gpg-agent: none is started (one per keyring would outlive the process). */
 const NO_AGENT = '--no-autostart';
@@ -156,20 +156,10 @@ export async function useKeyFolderBase(dir: string): Promise<void> {
   await mkdir(base, { recursive: true, mode: 0o700 });
   for (const name of await readdir(base)) {
     const pid = Number(/^(\d+)-/.exec(name)?.[1]);
-    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || running(pid)) continue;
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processRuns(pid)) continue;
     await rm(path.join(base, name), { recursive: true, force: true });
   }
   folderBase = base;
-}
-
-/** Whether a process with this id runs (one of another user's answers EPERM: it runs). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

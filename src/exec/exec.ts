@@ -87,7 +87,10 @@ export function stopProcessStarter(): void {
   starter = null;
 }
 
-/** How a started process's file descriptors 0, 1, 2, … are set up: a stream to this process, or /dev/null. */
+/**
+ * How a started process's file descriptors 0, 1, 2, … are set up: a stream to this process, or ignored (as with
+ * Node's spawn: /dev/null for 0, 1 and 2, a higher one left closed).
+ */
 export interface StartOptions {
   readonly stdio: readonly ('pipe' | 'ignore')[];
   /** In a process group (and session) of its own, which `kill` then signals as a whole. */
@@ -117,6 +120,16 @@ export interface StartedProcess {
 export function startProcess(cmd: string, args: readonly string[], opts: StartOptions): StartedProcess {
   if (starter?.ready) return starter.start(cmd, args, opts);
   return new SpawnedProcess(cmd, args, opts);
+}
+
+/** Whether a process with this id runs on this machine (one of another user's answers EPERM: it runs). */
+export function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function signalGroup(pid: number, detached: boolean, signal: NodeJS.Signals): void {

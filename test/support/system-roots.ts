@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ROOT_RECIPE } from '../../src/agents/kit/system-root.js';
+import { processRuns } from '../../src/exec/exec.js';
 import { lenix, until } from './cli.js';
 
 /**
@@ -42,7 +43,7 @@ async function cachedRoot(arch: string): Promise<string> {
       if (h) return h;
       // A lock left by a run that died (its process is gone) is taken over.
       const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-      if (holder > 0 && !alive(holder)) await rm(lock, { force: true });
+      if (holder > 0 && !processRuns(holder)) await rm(lock, { force: true });
       return null;
     },
     30 * 60_000,
@@ -58,14 +59,5 @@ async function cachedRoot(arch: string): Promise<string> {
   } finally {
     await handle.close();
     await rm(lock, { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
