@@ -63,7 +63,15 @@ describe('commands through the process starter', () => {
     for (const python of ['/nonexistent/python3', '/bin/false']) {
       stopProcessStarter();
       const starter = useProcessStarter(python);
+      // Asked before the interpreter has failed: runs directly when it never ran, fails when it ran.
+      const early = execText('sh', ['-c', 'echo early']).then(
+        (r) => r.stdout,
+        (err: Error) => err.message,
+      );
       assert.equal(await starter.whenReady(), false, `${python} never gets ready`);
+      if (python === '/bin/false')
+        assert.notEqual(await early, 'early\n', 'a command a starter that ran may have started is not run again');
+      else assert.equal(await early, 'early\n');
       assert.deepEqual(await execText('sh', ['-c', 'echo still runs']), { stdout: 'still runs\n', stderr: '' });
       assert.equal(starter.unusable, true);
       const p = startProcess('sh', ['-c', 'exit 5'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -74,6 +82,8 @@ describe('commands through the process starter', () => {
 
   test('a starter that dies fails what it was running, and the next command starts a new one', async () => {
     const starter = useProcessStarter();
+    // Ready first: one killed before it listens is not started again (the test above).
+    assert.equal(await starter.whenReady(), true);
     await execText('true', []);
     const first = starter.pid!;
     const running = execText('sleep', ['30']);

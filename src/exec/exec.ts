@@ -301,8 +301,9 @@ export class ProcessStarter {
             return true;
           },
           fail: (err) => {
-            // No working python3 on this host: what was asked runs directly (and so does everything after).
-            if (this.unusable) directly(cmd, args, opts).then(resolve, reject);
+            // No python3 to run the starter: nothing ran, so what was asked runs directly. A starter that ran may
+            // have started the command: it fails rather than runs twice.
+            if ((err as { neverRan?: boolean }).neverRan) directly(cmd, args, opts).then(resolve, reject);
             else reject(err);
           },
         },
@@ -395,6 +396,10 @@ export class ProcessStarter {
       }
       this.pending.get(m.id)?.answer(m);
     });
+    let ran = false;
+    child.once('spawn', () => {
+      ran = true;
+    });
     const gone = (why: string) => {
       if (this.child !== child) return;
       // One that never got as far as listening will not do better next time.
@@ -402,7 +407,7 @@ export class ProcessStarter {
       this.child = null;
       this.ready = false;
       this.readyNow(false);
-      this.failAll(new Error(`the process starter ${why}`));
+      this.failAll(Object.assign(new Error(`the process starter ${why}`), { neverRan: !ran }));
     };
     child.on('exit', (code, signal) => gone(`exited (${signal ?? code})`));
     child.on('error', (err) => gone(`failed: ${err.message}`));
